@@ -1,0 +1,109 @@
+//! Advisory file locks (`flock(2)`), released when the guard is dropped or
+//! the process dies, so a `kill -9` never leaves a lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{Error, IoContext};
+
+/// A held lock on a file in the store's `locks/` directory.
+#[derive(Debug)]
+pub struct LockGuard {
+    _flock: Flock<File>,
+    path: PathBuf,
+}
+
+/// Shared or exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Many holders at once.
+    Shared,
+    /// One holder.
+    Exclusive,
+}
+
+impl LockGuard {
+    /// Blocks until the lock at `path` is held in `mode`, creating the file.
+    pub fn acquire(path: &Path, mode: Mode) -> Result<LockGuard, Error> {
+        let arg = match mode {
+            Mode::Shared => FlockArg::LockShared,
+            Mode::Exclusive => FlockArg::LockExclusive,
+        };
+        Self::lock(path, arg)?.ok_or_else(|| unreachable_would_block(path))
+    }
+
+    /// Takes the lock if nobody holds a conflicting one; `None` otherwise.
+    pub fn try_acquire(path: &Path, mode: Mode) -> Result<Option<LockGuard>, Error> {
+        let arg = match mode {
+            Mode::Shared => FlockArg::LockSharedNonblock,
+            Mode::Exclusive => FlockArg::LockExclusiveNonblock,
+        };
+        Self::lock(path, arg)
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(path: &Path, arg: FlockArg) -> Result<Option<LockGuard>, Error> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .io_context("open lock file", path)?;
+        loop {
+            match Flock::lock(file.try_clone().io_context("open lock file", path)?, arg) {
+                Ok(flock) => {
+                    return Ok(Some(LockGuard {
+                        _flock: flock,
+                        path: path.to_owned(),
+                    }))
+                }
+                Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
+                Err((_, Errno::EINTR)) => continue,
+                Err((_, e)) => {
+                    return Err(std::io::Error::from(e)).io_context("lock", path);
+                }
+            }
+        }
+    }
+}
+
+fn unreachable_would_block(path: &Path) -> Error {
+    Error::Io {
+        op: "lock (blocking lock reported EWOULDBLOCK)".into(),
+        path: path.to_owned(),
+        source: std::io::Error::from(Errno::EWOULDBLOCK),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusive_excludes_and_releases_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let a = LockGuard::acquire(&p, Mode::Exclusive).unwrap();
+        // flock locks belong to the open file description, so a second open
+        // in the same process conflicts just like another process would.
+        assert!(LockGuard::try_acquire(&p, Mode::Exclusive)
+            .unwrap()
+            .is_none());
+        assert!(LockGuard::try_acquire(&p, Mode::Shared).unwrap().is_none());
+        drop(a);
+        let s1 = LockGuard::try_acquire(&p, Mode::Shared).unwrap().unwrap();
+        let _s2 = LockGuard::try_acquire(&p, Mode::Shared).unwrap().unwrap();
+        assert!(LockGuard::try_acquire(&p, Mode::Exclusive)
+            .unwrap()
+            .is_none());
+        assert_eq!(s1.path(), p);
+    }
+}

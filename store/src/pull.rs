@@ -1,0 +1,382 @@
+//! `pull`: resolve a reference to one platform's image and fetch what the
+//! store lacks, in parallel, verified, resumable; record the ref last.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::images::MAX_MANIFEST_SIZE;
+use crate::layout::{Put, Store};
+use crate::lock::Mode;
+use crate::media::{host_platform, Descriptor, Manifest, ManifestKind, Platform};
+use crate::reference::{Name, Reference};
+use crate::registry::client::RegistryClient;
+use crate::registry::RegistryOptions;
+use crate::RegistryError;
+
+/// What a blob is, for progress output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    /// The image config.
+    Config,
+    /// A layer.
+    Layer,
+}
+
+/// Pull events, for progress bars or log lines. Every method has a no-op
+/// default.
+pub trait PullProgress: Send + Sync {
+    /// About to contact the registry for `reference`.
+    fn trying(&self, _reference: &Reference) {}
+    /// A blob is already in the store; nothing is fetched.
+    fn blob_skipped(&self, _desc: &Descriptor, _kind: BlobKind) {}
+    /// A blob download starts (at `resumed_from` bytes if a partial was kept).
+    fn blob_started(&self, _desc: &Descriptor, _kind: BlobKind, _resumed_from: u64) {}
+    /// `bytes` of the blob are now held.
+    fn blob_progress(&self, _digest: &Digest, _bytes: u64) {}
+    /// A blob is verified and stored.
+    fn blob_done(&self, _desc: &Descriptor, _kind: BlobKind) {}
+    /// The ref is about to be written.
+    fn writing_manifest(&self) {}
+    /// A request failed and is retried after `delay`.
+    fn retrying(&self, _what: &str, _attempt: u32, _delay: Duration) {}
+    /// Something worth telling that is not an error.
+    fn warning(&self, _message: &str) {}
+}
+
+/// Progress that prints nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+impl PullProgress for Silent {}
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Registry access.
+    pub registry: RegistryOptions,
+    /// Platform to pick from an index (default: this host's).
+    pub platform: Option<Platform>,
+    /// Blobs downloaded at once.
+    pub jobs: usize,
+}
+
+impl PullOptions {
+    /// containers/image's default number of parallel blob copies.
+    pub const DEFAULT_JOBS: usize = 6;
+}
+
+/// What a pull produced.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The reference recorded.
+    pub reference: Reference,
+    /// The image id (config digest).
+    pub image_id: Digest,
+    /// The platform manifest's digest.
+    pub manifest_digest: Digest,
+    /// Blobs fetched (config and layers).
+    pub blobs_fetched: usize,
+    /// Bytes fetched.
+    pub bytes_fetched: u64,
+}
+
+/// Pulls `name`: a fully qualified reference directly; a short name from
+/// each search registry in turn until one has it.
+pub async fn pull_name(
+    store: &Store,
+    name: &str,
+    opts: &PullOptions,
+    progress: Arc<dyn PullProgress>,
+) -> Result<Pulled, Error> {
+    let parsed = Name::parse(name)?;
+    if !parsed.is_short() {
+        return pull(store, &parsed.qualify(""), opts, progress).await;
+    }
+    let search = &opts.registry.conf.search;
+    if search.is_empty() {
+        return Err(Error::Registry {
+            reference: name.to_owned(),
+            kind: RegistryError::Other(
+                "short name and no unqualified-search-registries in registries.conf: use a fully qualified name such as docker.io/library/debian".into(),
+            ),
+        });
+    }
+    let mut tried = Vec::new();
+    for registry in search {
+        let reference = parsed.qualify(registry);
+        match pull(store, &reference, opts, progress.clone()).await {
+            Ok(p) => return Ok(p),
+            Err(e @ Error::Registry { .. }) if search.len() > 1 => tried.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Registry {
+        reference: name.to_owned(),
+        kind: RegistryError::Other(format!(
+            "not found in any search registry: {}",
+            tried.join("; ")
+        )),
+    })
+}
+
+/// Pulls one fully qualified reference.
+pub async fn pull(
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: Arc<dyn PullProgress>,
+) -> Result<Pulled, Error> {
+    let s = store.clone();
+    let gc = tokio::task::spawn_blocking(move || s.gc_lock(Mode::Shared))
+        .await
+        .expect("lock task does not panic")?;
+    let new_blobs = Arc::new(Mutex::new(Vec::new()));
+    let result = pull_locked(store, reference, opts, progress, new_blobs.clone()).await;
+    drop(gc);
+    if result.is_err() {
+        let added = std::mem::take(&mut *new_blobs.lock().expect("not poisoned"));
+        discard_unreferenced(store, &added);
+    }
+    result
+}
+
+async fn pull_locked(
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: Arc<dyn PullProgress>,
+    new_blobs: Arc<Mutex<Vec<Digest>>>,
+) -> Result<Pulled, Error> {
+    progress.trying(reference);
+    let p = progress.clone();
+    let client = RegistryClient::connect(
+        reference,
+        &opts.registry,
+        Box::new(move |what, attempt, delay| p.retrying(what, attempt, delay)),
+    )
+    .await?;
+    let manifest_error = |source| Error::Manifest {
+        reference: reference.to_string(),
+        source,
+    };
+    let record = |d: &Digest, put: Put| {
+        if put == Put::Stored {
+            new_blobs.lock().expect("not poisoned").push(d.clone());
+        }
+    };
+
+    let (bytes, digest) = client.manifest(reference).await?;
+    let kind = ManifestKind::parse(&bytes, None).map_err(manifest_error)?;
+    let (desc, manifest, index_digest) = match kind {
+        ManifestKind::Image(m) => {
+            m.check_runnable().map_err(manifest_error)?;
+            let (_, put) = store.put_blob_bytes(&bytes, Some(&digest))?;
+            record(&digest, put);
+            let desc = Descriptor::new(m.effective_media_type(), digest, bytes.len() as u64);
+            (desc, m, None)
+        }
+        ManifestKind::Index(index) => {
+            let want = opts.platform.clone().unwrap_or_else(host_platform);
+            let entry = index.select(&want).ok_or_else(|| Error::NoPlatform {
+                reference: reference.to_string(),
+                want: want.to_string(),
+                offered: {
+                    let p = index.platforms();
+                    if p.is_empty() {
+                        "nothing".into()
+                    } else {
+                        p.join(", ")
+                    }
+                },
+            })?;
+            let entry = entry.clone();
+            let (_, put) = store.put_blob_bytes(&bytes, Some(&digest))?;
+            record(&digest, put);
+            let mbytes = if store.has_blob(&entry.digest) {
+                store.read_blob(&entry.digest, MAX_MANIFEST_SIZE)?
+            } else {
+                let (b, _) = client
+                    .manifest(&reference.with_digest(entry.digest.clone()))
+                    .await?;
+                if b.len() as u64 != entry.size {
+                    return Err(Error::SizeMismatch {
+                        what: format!("manifest of {reference}"),
+                        digest: entry.digest.clone(),
+                        expected: entry.size,
+                        got: b.len() as u64,
+                    });
+                }
+                let (_, put) = store.put_blob_bytes(&b, Some(&entry.digest))?;
+                record(&entry.digest, put);
+                b.to_vec()
+            };
+            let m = match ManifestKind::parse(&mbytes, None).map_err(manifest_error)? {
+                ManifestKind::Image(m) => m,
+                ManifestKind::Index(_) => {
+                    return Err(manifest_error(crate::media::ManifestError::Malformed(
+                        "an index entry points at another index".into(),
+                    )))
+                }
+            };
+            m.check_runnable().map_err(manifest_error)?;
+            let mut desc = entry;
+            if desc.media_type.is_empty() {
+                desc.media_type = m.effective_media_type().to_owned();
+            }
+            desc.annotations.clear();
+            (desc, m, Some(digest))
+        }
+    };
+
+    let (fetched, bytes_fetched) =
+        fetch_blobs(store, &client, &manifest, opts.jobs, &progress, &new_blobs).await?;
+
+    let (config, _) = store.config(&manifest.config.digest)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(manifest_error(crate::media::ManifestError::Malformed(
+            format!(
+                "the config lists {} layer diff ids, the manifest {} layers",
+                config.rootfs.diff_ids.len(),
+                manifest.layers.len()
+            ),
+        )));
+    }
+    let want = opts.platform.clone().unwrap_or_else(host_platform);
+    if (!config.os.is_empty() && config.os != want.os)
+        || (!config.architecture.is_empty() && config.architecture != want.architecture)
+    {
+        progress.warning(&format!(
+            "image platform ({}/{}) does not match the expected platform ({want})",
+            config.os, config.architecture
+        ));
+    }
+    progress.writing_manifest();
+    let mut desc = desc;
+    if desc.platform.is_none() && !config.os.is_empty() {
+        desc.platform = Some(Platform {
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone(),
+            os_version: None,
+        });
+    }
+    store.set_ref(reference, &desc, index_digest.as_ref())?;
+    Ok(Pulled {
+        reference: reference.clone(),
+        image_id: manifest.config.digest.clone(),
+        manifest_digest: desc.digest,
+        blobs_fetched: fetched,
+        bytes_fetched,
+    })
+}
+
+/// Downloads the config and the layers the store lacks, `jobs` at a time.
+/// The first failure cancels the rest (their partial files are removed).
+async fn fetch_blobs(
+    store: &Store,
+    client: &RegistryClient,
+    manifest: &Manifest,
+    jobs: usize,
+    progress: &Arc<dyn PullProgress>,
+    new_blobs: &Arc<Mutex<Vec<Digest>>>,
+) -> Result<(usize, u64), Error> {
+    let mut seen = BTreeSet::new();
+    let mut todo = Vec::new();
+    for (desc, kind) in std::iter::once((&manifest.config, BlobKind::Config))
+        .chain(manifest.layers.iter().map(|l| (l, BlobKind::Layer)))
+    {
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
+        if store.has_blob(&desc.digest) {
+            progress.blob_skipped(desc, kind);
+        } else {
+            todo.push((desc.clone(), kind));
+        }
+    }
+    let mut downloads = futures_util::stream::iter(todo)
+        .map(|(desc, kind)| fetch_one(store, client, desc, kind, progress, new_blobs))
+        .buffer_unordered(jobs.max(1));
+    let (mut count, mut bytes) = (0, 0);
+    while let Some(r) = downloads.next().await {
+        if let Some(n) = r? {
+            count += 1;
+            bytes += n;
+        }
+    }
+    Ok((count, bytes))
+}
+
+/// One blob: lock it (another process may be fetching it: then wait and
+/// use its result), resume a partial left by a killed pull, download,
+/// verify, commit. Returns the bytes fetched, `None` if someone else stored it.
+async fn fetch_one(
+    store: &Store,
+    client: &RegistryClient,
+    desc: Descriptor,
+    kind: BlobKind,
+    progress: &Arc<dyn PullProgress>,
+    new_blobs: &Arc<Mutex<Vec<Digest>>>,
+) -> Result<Option<u64>, Error> {
+    let s = store.clone();
+    let d = desc.digest.clone();
+    let lock = tokio::task::spawn_blocking(move || s.lock_blob(&d))
+        .await
+        .expect("lock task does not panic")?;
+    if lock.is_stored() {
+        progress.blob_skipped(&desc, kind);
+        return Ok(None);
+    }
+    let mut writer = lock.writer(Some(desc.size), true)?;
+    let resumed = writer.written();
+    progress.blob_started(&desc, kind, resumed);
+    let digest = desc.digest.clone();
+    let report = |n: u64| progress.blob_progress(&digest, n);
+    client.blob(&desc, &mut writer, &report).await?;
+    let (result, lock) = tokio::task::spawn_blocking(move || (writer.commit(), lock))
+        .await
+        .expect("commit task does not panic");
+    let put = match result {
+        Err(Error::DigestMismatch { .. }) if resumed > 0 => {
+            // The kept partial was bad (say, a crash before its data reached
+            // the disk): fetch the whole blob once more.
+            let mut writer = lock.writer(Some(desc.size), false)?;
+            progress.blob_started(&desc, kind, 0);
+            client.blob(&desc, &mut writer, &report).await?;
+            tokio::task::spawn_blocking(move || (writer.commit(), lock))
+                .await
+                .expect("commit task does not panic")
+                .0?
+        }
+        other => other?,
+    };
+    if put == Put::Stored {
+        new_blobs
+            .lock()
+            .expect("not poisoned")
+            .push(desc.digest.clone());
+    }
+    progress.blob_done(&desc, kind);
+    Ok(Some(desc.size - resumed))
+}
+
+/// After a failed pull: delete the blobs it added that no ref uses, if no
+/// other writer is running (else `prune` gets them later).
+fn discard_unreferenced(store: &Store, added: &[Digest]) {
+    if added.is_empty() {
+        return;
+    }
+    let Ok(Some(_gc)) = store.try_gc_lock(Mode::Exclusive) else {
+        return;
+    };
+    let Ok(live) = store.live_blobs() else { return };
+    for d in added {
+        if !live.contains(d) {
+            let _ = store.remove_blob(d);
+        }
+    }
+}
