@@ -1,0 +1,505 @@
+//! Image verbs: pull, images, rmi, tag, inspect, image prune, image exists.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use cairn_store::images::ImageError;
+use cairn_store::import::{import_oci_archive, import_oci_dir, Source};
+use cairn_store::media::{host_platform, Platform};
+use cairn_store::pull::{pull_name, PullOptions, PullProgress};
+use cairn_store::registry::{AuthFiles, Credentials, RegistryOptions};
+use cairn_store::{Image, Name, Removal};
+use serde_json::{json, Value};
+
+use crate::app::{ExistsArgs, ImagesArgs, InspectArgs, PruneArgs, PullArgs, RmiArgs, TagArgs};
+use crate::context::Context;
+use crate::exit;
+use crate::output::{self, Table};
+
+/// `cairn pull`.
+pub fn pull(ctx: &Context, a: PullArgs) -> anyhow::Result<u8> {
+    let store = ctx.store()?;
+    let platform = platform_of(&a)?;
+    let progress: Arc<dyn PullProgress> = Arc::from(crate::progress::for_pull(a.quiet));
+    let pulled = match Source::parse(&a.image) {
+        Source::Registry(name) => {
+            let mut registry = RegistryOptions::from_env()?;
+            registry.tls_verify = a.tls_verify;
+            registry.auth_files = AuthFiles::discover(a.authfile.as_deref());
+            if let Some(c) = &a.creds {
+                registry.credentials = Some(
+                    Credentials::parse(c)
+                        .map_err(|e| exit::with_code(exit::ENGINE, format!("--creds: {e}")))?,
+                );
+            }
+            if let Some(r) = a.retry {
+                registry.retries = r;
+            }
+            if let Some(d) = &a.retry_delay {
+                registry.retry_delay = Some(super::parse_duration(d).context("--retry-delay")?);
+            }
+            let opts = PullOptions {
+                registry,
+                platform,
+                jobs: a.jobs.max(1),
+            };
+            let rt = super::runtime()?;
+            rt.block_on(pull_name(&store, &name, &opts, progress))?
+        }
+        Source::OciDir { dir, reference } => import_oci_dir(
+            &store,
+            &dir,
+            reference.as_deref(),
+            platform.as_ref(),
+            progress,
+        )?,
+        Source::OciArchive { file, reference } => import_oci_archive(
+            &store,
+            &file,
+            reference.as_deref(),
+            platform.as_ref(),
+            progress,
+        )?,
+    };
+    println!("{}", pulled.image_id.hex());
+    Ok(0)
+}
+
+/// `--platform` then `--os/--arch/--variant` on top of it.
+fn platform_of(a: &PullArgs) -> anyhow::Result<Option<Platform>> {
+    if a.platform.is_none() && a.os.is_none() && a.arch.is_none() && a.variant.is_none() {
+        return Ok(None);
+    }
+    let mut p = match &a.platform {
+        Some(s) => Platform::parse(s).map_err(|e| exit::with_code(exit::ENGINE, e))?,
+        None => host_platform(),
+    };
+    if let Some(os) = &a.os {
+        p.os = os.clone();
+    }
+    if let Some(arch) = &a.arch {
+        p.architecture = arch.clone();
+        if a.variant.is_none() && a.platform.is_none() {
+            p.variant = None;
+        }
+    }
+    if let Some(v) = &a.variant {
+        p.variant = Some(v.clone());
+    }
+    Ok(Some(p))
+}
+
+/// A row of `cairn images`: one image under one name.
+struct Row<'a> {
+    image: &'a Image,
+    repository: String,
+    tag: String,
+}
+
+/// `cairn images`.
+pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
+    let store = ctx.store()?;
+    let mut images = store.images()?;
+    images.sort_by(|x, y| y.config.created.cmp(&x.config.created));
+    let mut dangling: Option<bool> = None;
+    let mut patterns: Vec<String> = a.reference.iter().cloned().collect();
+    for f in &a.filters {
+        match f.split_once('=') {
+            Some(("dangling", v)) => {
+                dangling = Some(v.parse().map_err(|_| {
+                    exit::with_code(
+                        exit::ENGINE,
+                        format!("invalid filter {f:?}: dangling takes true or false"),
+                    )
+                })?)
+            }
+            Some(("reference", v)) => patterns.push(v.to_owned()),
+            _ => return Err(exit::with_code(
+                exit::ENGINE,
+                format!(
+                    "invalid filter {f:?}: supported are dangling=true|false and reference=PATTERN"
+                ),
+            )),
+        }
+    }
+    let images: Vec<Image> = images
+        .into_iter()
+        .filter(|i| dangling.is_none_or(|d| d == i.names.is_empty()))
+        .filter(|i| patterns.is_empty() || patterns.iter().any(|p| matches_reference(i, p)))
+        .collect();
+
+    if a.quiet {
+        let mut seen = BTreeSet::new();
+        for i in &images {
+            if seen.insert(i.id().clone()) {
+                println!("{}", id_text(i, a.no_trunc));
+            }
+        }
+        return Ok(0);
+    }
+    match a.format.as_deref() {
+        Some("json") => {
+            let list: Vec<Value> = images.iter().map(summary_json).collect();
+            println!("{}", output::json_indent(&Value::Array(list), 4));
+            return Ok(0);
+        }
+        Some(f) if f != "table" => {
+            return Err(exit::with_code(
+                exit::ENGINE,
+                format!("unsupported --format {f:?}: use table or json"),
+            ))
+        }
+        _ => {}
+    }
+    let mut rows = Vec::new();
+    for image in &images {
+        if image.names.is_empty() {
+            rows.push(Row {
+                image,
+                repository: "<none>".into(),
+                tag: "<none>".into(),
+            });
+        }
+        for n in &image.names {
+            rows.push(Row {
+                image,
+                repository: n.name(),
+                tag: n.tag().unwrap_or("<none>").to_owned(),
+            });
+        }
+    }
+    let mut t = Table::default();
+    if !a.noheading {
+        let mut h = vec!["REPOSITORY", "TAG"];
+        if a.digests {
+            h.push("DIGEST");
+        }
+        h.extend(["IMAGE ID", "CREATED", "SIZE"]);
+        t.row(h);
+    }
+    for r in &rows {
+        let mut cells = vec![r.repository.clone(), r.tag.clone()];
+        if a.digests {
+            cells.push(r.image.digest().to_string());
+        }
+        cells.push(id_text(r.image, a.no_trunc));
+        cells.push(output::ago(r.image.config.created.as_deref()));
+        cells.push(output::size(r.image.size()));
+        t.row(cells);
+    }
+    print!("{}", t.render());
+    Ok(0)
+}
+
+fn id_text(i: &Image, no_trunc: bool) -> String {
+    if no_trunc {
+        i.id().to_string()
+    } else {
+        i.id().short().to_owned()
+    }
+}
+
+/// `reference=` filter: a glob over `registry/repo:tag`, or over the
+/// repository with or without registry.
+fn matches_reference(image: &Image, pattern: &str) -> bool {
+    image.names.iter().any(|n| {
+        let full = n.to_string();
+        let repo = n.name();
+        let without_registry = full.split_once('/').map_or(full.as_str(), |(_, r)| r);
+        [full.as_str(), repo.as_str(), without_registry]
+            .iter()
+            .any(|c| glob(pattern, c))
+            || (!pattern.contains(':')
+                && glob(pattern, repo.split_once('/').map_or(&repo, |(_, r)| r)))
+            || repo.ends_with(&format!("/{pattern}"))
+            || full.ends_with(&format!("/{pattern}"))
+    })
+}
+
+/// `*` and `?` glob, as Go's path.Match for names (no `/` inside `*`).
+fn glob(pattern: &str, s: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && go(p, &s[1..])),
+            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), s.as_bytes())
+}
+
+fn summary_json(i: &Image) -> Value {
+    let created = i.config.created.clone().unwrap_or_default();
+    let unix = chrono::DateTime::parse_from_rfc3339(&created)
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    let names: Vec<String> = i.names.iter().map(|n| n.to_string()).collect();
+    json!({
+        "Id": i.id().hex(),
+        "ParentId": "",
+        "RepoTags": null,
+        "RepoDigests": i.repo_digests(),
+        "Size": i.size(),
+        "SharedSize": 0,
+        "VirtualSize": i.size(),
+        "Labels": labels(i),
+        "Containers": 0,
+        "Names": names,
+        "Digest": i.digest().to_string(),
+        "History": names,
+        "Created": unix,
+        "CreatedAt": chrono::DateTime::parse_from_rfc3339(&created)
+            .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default(),
+    })
+}
+
+fn labels(i: &Image) -> Value {
+    match i.config.config.as_ref().and_then(|c| c.labels.as_ref()) {
+        Some(l) if !l.is_empty() => json!(l),
+        _ => Value::Null,
+    }
+}
+
+/// The `podman image inspect` document for an image.
+pub fn inspect_json(i: &Image) -> Value {
+    let tags: Vec<String> = i
+        .names
+        .iter()
+        .filter(|n| n.tag().is_some())
+        .map(|n| n.to_string())
+        .collect();
+    let raw = &i.config_raw;
+    let user = i
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .unwrap_or_default();
+    json!({
+        "Id": i.id().hex(),
+        "Digest": i.digest().to_string(),
+        "RepoTags": tags,
+        "RepoDigests": i.repo_digests(),
+        "Parent": "",
+        "Comment": raw.get("comment").cloned().unwrap_or(json!("")),
+        "Created": i.config.created.clone().unwrap_or_default(),
+        "Config": raw.get("config").cloned().unwrap_or(json!({})),
+        "Version": raw.get("docker_version").cloned().unwrap_or(json!("")),
+        "Author": i.config.author.clone().unwrap_or_default(),
+        "Architecture": i.config.architecture,
+        "Os": i.config.os,
+        "Size": i.size(),
+        "VirtualSize": i.size(),
+        "GraphDriver": {"Name": "cairn", "Data": {}},
+        "RootFS": {
+            "Type": if i.config.rootfs.kind.is_empty() { "layers" } else { i.config.rootfs.kind.as_str() },
+            "Layers": i.config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        },
+        "Labels": labels(i),
+        "Annotations": i.manifest.annotations,
+        "ManifestType": i.manifest_descriptor.media_type,
+        "User": user,
+        "History": i.config.history,
+        "NamesHistory": i.names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+    })
+}
+
+/// `cairn rmi`.
+pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
+    let store = ctx.store()?;
+    if a.all {
+        for r in store.remove_all_images()? {
+            print_removal(&r);
+        }
+        return Ok(0);
+    }
+    if a.images.is_empty() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            "image name or ID must be specified",
+        ));
+    }
+    let search = ctx.search_registries()?;
+    let mut code = 0;
+    for (spec, r) in a
+        .images
+        .iter()
+        .zip(store.remove_images(&a.images, &search, a.force)?)
+    {
+        match r {
+            Ok(removal) => print_removal(&removal),
+            Err(ImageError::NotKnown(_)) if a.ignore => {}
+            Err(e @ ImageError::NotKnown(_)) => {
+                eprintln!("Error: {e}");
+                code = code.max(1);
+            }
+            Err(e) => {
+                eprintln!("Error: {}", with_spec(spec, &e));
+                code = exit::ENGINE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn with_spec(spec: &str, e: &ImageError) -> String {
+    let s = e.to_string();
+    if s.contains(spec) {
+        s
+    } else {
+        format!("{spec}: {s}")
+    }
+}
+
+fn print_removal(r: &Removal) {
+    let mut out = std::io::stdout().lock();
+    match r {
+        Removal::Untagged(n) => {
+            let _ = writeln!(out, "Untagged: {n}");
+        }
+        Removal::Deleted { untagged, id } => {
+            for n in untagged {
+                let _ = writeln!(out, "Untagged: {n}");
+            }
+            let _ = writeln!(out, "Deleted: {}", id.hex());
+        }
+    }
+}
+
+/// `cairn tag`.
+pub fn tag(ctx: &Context, a: TagArgs) -> anyhow::Result<u8> {
+    let store = ctx.store()?;
+    let search = ctx.search_registries()?;
+    let image = find(&store, &a.image, &search)?;
+    for n in &a.names {
+        let name = Name::parse(n)?;
+        let reference = name.qualify("localhost");
+        if reference.digest().is_some() {
+            return Err(exit::with_code(
+                exit::ENGINE,
+                format!("{n}: a tag cannot be a digest"),
+            ));
+        }
+        store.set_ref(&reference, &image.manifest_descriptor, None)?;
+    }
+    Ok(0)
+}
+
+fn find(store: &cairn_store::Store, spec: &str, search: &[String]) -> anyhow::Result<Image> {
+    store.find_image(spec, search).map_err(|e| match e {
+        ImageError::NotKnown(_) => exit::with_code(exit::ENGINE, e.to_string()),
+        other => anyhow::Error::new(other),
+    })
+}
+
+/// `cairn inspect` / `cairn image inspect`.
+pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
+    let kind = a.kind.as_str();
+    if !matches!(kind, "image" | "container" | "all") {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!("invalid --type {kind:?}: use image, container or all"),
+        ));
+    }
+    let store = ctx.store()?;
+    let search = ctx.search_registries()?;
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for name in &a.names {
+        let found = if kind == "container" {
+            None
+        } else {
+            match store.find_image(name, &search) {
+                Ok(i) => Some(i),
+                Err(ImageError::NotKnown(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        match found {
+            Some(i) => docs.push(inspect_json(&i)),
+            None => errors.push(match kind {
+                "image" => format!("{name}: image not known"),
+                "container" => format!("no such container {name:?}"),
+                _ => format!("no such object: {name:?}"),
+            }),
+        }
+    }
+    match a.format.as_deref() {
+        None | Some("json") => println!("{}", output::json_indent(&Value::Array(docs), 5)),
+        Some(f) => {
+            return Err(exit::with_code(
+                exit::ENGINE,
+                format!("unsupported --format {f:?}: use json"),
+            ))
+        }
+    }
+    if let Some(last) = errors.pop() {
+        for e in errors {
+            eprintln!("Error: {e}");
+        }
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!("inspecting object: {last}"),
+        ));
+    }
+    Ok(0)
+}
+
+/// `cairn image prune`.
+pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
+    if !a.force
+        && !confirm(if a.all {
+            "WARNING! This command removes all images without at least one container associated with them."
+        } else {
+            "WARNING! This command removes all dangling images."
+        })?
+    {
+        return Ok(0);
+    }
+    let store = ctx.store()?;
+    let (removed, _freed) = store.prune_images(a.all)?;
+    for id in removed {
+        println!("{}", id.hex());
+    }
+    Ok(0)
+}
+
+/// Asks `[y/N]` on the terminal.
+pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+    eprintln!("{warning}");
+    eprint!("Are you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// `cairn image exists`.
+pub fn exists(ctx: &Context, a: ExistsArgs) -> anyhow::Result<u8> {
+    let store = ctx.store()?;
+    let search = ctx.search_registries()?;
+    match store.find_image(&a.image, &search) {
+        Ok(_) => Ok(0),
+        Err(ImageError::NotKnown(_)) => Ok(1),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob("docker.io/library/*", "docker.io/library/debian"));
+        assert!(!glob("docker.io/*", "docker.io/library/debian"));
+        assert!(glob("deb?an", "debian"));
+        assert!(glob("*:bookworm", "debian:bookworm"));
+        assert!(!glob("alpine", "debian"));
+    }
+}

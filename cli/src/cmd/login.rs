@@ -1,0 +1,136 @@
+//! `login` and `logout`: credentials in podman's auth file.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use cairn_store::registry::{verify_login, AuthFiles, Credentials, RegistryOptions};
+
+use crate::app::{LoginArgs, LogoutArgs};
+use crate::context::Context;
+use crate::exit;
+
+/// The registry part of what a user typed (`https://quay.io/v2/` → `quay.io`),
+/// or a `registry/namespace` key.
+fn registry_key(s: &str) -> String {
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let s = s.trim_end_matches('/');
+    let s = s
+        .strip_suffix("/v2")
+        .or_else(|| s.strip_suffix("/v1"))
+        .unwrap_or(s);
+    match s {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// `cairn login`.
+pub fn login(_ctx: &Context, a: LoginArgs) -> anyhow::Result<u8> {
+    let files = AuthFiles::discover(a.authfile.as_deref());
+    let key = registry_key(&a.registry);
+    let host = key.split('/').next().unwrap_or(&key).to_owned();
+    if a.get_login {
+        return match files.credentials_for_registry(&key)? {
+            Some(c) => {
+                println!("{}", c.username);
+                Ok(0)
+            }
+            None => Err(exit::with_code(
+                exit::ENGINE,
+                format!("not logged into {key}"),
+            )),
+        };
+    }
+    let username = match a.username {
+        Some(u) => u,
+        None => prompt("Username: ")?,
+    };
+    let password = match (a.password, a.password_stdin) {
+        (Some(_), true) => {
+            return Err(exit::with_code(
+                exit::ENGINE,
+                "--password and --password-stdin are mutually exclusive",
+            ))
+        }
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (None, false) => prompt("Password: ")?,
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            "username and password must not be empty",
+        ));
+    }
+    let creds = Credentials { username, password };
+    let mut opts = RegistryOptions::from_env()?;
+    opts.tls_verify = a.tls_verify;
+    opts.auth_files = files.clone();
+    super::runtime()?.block_on(verify_login(&host, &creds, &opts))?;
+    files.store(&key, &creds)?;
+    println!("Login Succeeded!");
+    Ok(0)
+}
+
+fn prompt(label: &str) -> anyhow::Result<String> {
+    if !std::io::stdin().is_terminal() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!(
+                "{} not given and standard input is not a terminal: pass -u/-p or --password-stdin",
+                label.trim_end_matches(": ").to_lowercase()
+            ),
+        ));
+    }
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// `cairn logout`.
+pub fn logout(_ctx: &Context, a: LogoutArgs) -> anyhow::Result<u8> {
+    let files = AuthFiles::discover(a.authfile.as_deref());
+    if a.all {
+        files.remove_all()?;
+        println!("Removed login credentials for all registries");
+        return Ok(0);
+    }
+    let Some(registry) = a.registry else {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            "registry must be given (or --all)",
+        ));
+    };
+    let key = registry_key(&registry);
+    if files.remove(&key)? {
+        println!("Removed login credentials for {key}");
+        Ok(0)
+    } else {
+        Err(exit::with_code(
+            exit::ENGINE,
+            format!("not logged into {key} (in {})", files.primary().display()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys() {
+        assert_eq!(
+            super::registry_key("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(super::registry_key("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(super::registry_key("http://quay.io/v2/"), "quay.io");
+        assert_eq!(super::registry_key("quay.io/org"), "quay.io/org");
+    }
+}

@@ -1,0 +1,206 @@
+//! `system df`, `system check`, `system prune`, `version`.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::app::{CheckArgs, DfArgs, PruneArgs, VersionArgs};
+use crate::context::Context;
+use crate::exit;
+use crate::output::{self, Table};
+
+/// `cairn system df`.
+pub fn df(ctx: &Context, a: DfArgs) -> anyhow::Result<u8> {
+    let store = ctx.store()?;
+    let usage = store.disk_usage()?;
+    let images = store.images()?;
+    // No image is used by a container yet, so every image is reclaimable.
+    let size = usage.stored_bytes + usage.reclaimable_bytes;
+    let reclaimable = size;
+    if a.format.as_deref() == Some("json") {
+        let v = json!([
+            {"Type": "Images", "Total": usage.images, "Active": 0, "Size": size,
+             "Reclaimable": reclaimable, "LogicalSize": usage.logical_bytes,
+             "StoredSize": usage.stored_bytes, "UnreferencedSize": usage.reclaimable_bytes},
+            {"Type": "Containers", "Total": 0, "Active": 0, "Size": 0, "Reclaimable": 0},
+            {"Type": "Local Volumes", "Total": 0, "Active": 0, "Size": 0, "Reclaimable": 0},
+        ]);
+        println!("{}", output::json_indent(&v, 4));
+        return Ok(0);
+    }
+    if a.verbose {
+        let mut users: BTreeMap<&cairn_store::Digest, usize> = BTreeMap::new();
+        for i in &images {
+            let mut seen = std::collections::BTreeSet::new();
+            for b in i.blobs() {
+                if seen.insert(b) {
+                    *users.entry(b).or_default() += 1;
+                }
+            }
+        }
+        println!("Images space usage:\n");
+        let mut t = Table::default();
+        t.row([
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ]);
+        for i in &images {
+            let mut shared = 0;
+            let mut unique = 0;
+            let mut seen = std::collections::BTreeSet::new();
+            for b in i.blobs() {
+                if !seen.insert(b) {
+                    continue;
+                }
+                let s = store.blob_size(b).unwrap_or(0);
+                if users.get(b).copied().unwrap_or(0) > 1 {
+                    shared += s;
+                } else {
+                    unique += s;
+                }
+            }
+            let (repo, tag) = match i.names.first() {
+                Some(n) => (n.name(), n.tag().unwrap_or("<none>").to_owned()),
+                None => ("<none>".into(), "<none>".into()),
+            };
+            t.row([
+                repo,
+                tag,
+                i.id().short().to_owned(),
+                output::ago(i.config.created.as_deref()),
+                output::size_compact(i.size()),
+                output::size_compact(shared),
+                output::size_compact(unique),
+                "0".into(),
+            ]);
+        }
+        print!("{}", t.render());
+        println!(
+            "\nLogical size {} (every image counted whole), stored {} (shared blobs once), unreferenced {}\n",
+            output::size_compact(usage.logical_bytes),
+            output::size_compact(usage.stored_bytes),
+            output::size_compact(usage.reclaimable_bytes),
+        );
+        return Ok(0);
+    }
+    let pct = |r: u64, s: u64| (r * 100 + s / 2).checked_div(s).unwrap_or(0);
+    let mut t = Table::default();
+    t.row(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    t.row([
+        "Images".to_owned(),
+        usage.images.to_string(),
+        "0".into(),
+        output::size_compact(size),
+        format!(
+            "{} ({}%)",
+            output::size_compact(reclaimable),
+            pct(reclaimable, size)
+        ),
+    ]);
+    t.row(["Containers", "0", "0", "0B", "0B (0%)"]);
+    t.row(["Local Volumes", "0", "0", "0B", "0B (0%)"]);
+    print!("{}", t.render());
+    Ok(0)
+}
+
+/// `cairn system check`.
+pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
+    let store = ctx.store()?;
+    let report = store.check(a.repair)?;
+    let root = store.root().display();
+    if report.is_clean() {
+        println!(
+            "{root}: {} blobs ({}) and {} refs verified: no problems found{}",
+            report.blobs_checked,
+            output::size_compact(report.bytes_checked),
+            report.refs_checked,
+            if report.partials > 0 {
+                format!(" ({} partial downloads kept for resuming)", report.partials)
+            } else {
+                String::new()
+            }
+        );
+        return Ok(0);
+    }
+    for d in &report.corrupt_blobs {
+        println!("corrupt blob: {d} (content does not match its digest)");
+    }
+    for f in &report.stray_files {
+        println!("stray file: {f} (not named by a digest)");
+    }
+    for (name, why) in &report.broken_refs {
+        println!("broken image: {name}: {why}");
+    }
+    if a.repair {
+        println!(
+            "repaired: removed {} corrupt blobs, {} stray files and {} broken refs",
+            report.corrupt_blobs.len(),
+            report.stray_files.len(),
+            report.broken_refs.len()
+        );
+        for (name, _) in &report.broken_refs {
+            if !name.starts_with("<none>") {
+                println!("to restore it: cairn pull {name}");
+            }
+        }
+        return Ok(0);
+    }
+    Err(exit::with_code(
+        1,
+        format!("{root}: the store has problems; `cairn system check --repair` removes the damaged parts"),
+    ))
+}
+
+/// `cairn system prune`.
+pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
+    if !a.force
+        && !super::image::confirm(if a.all {
+            "WARNING! This command removes:\n\t- all images without at least one container associated with them\n\t- unreferenced blobs and abandoned downloads"
+        } else {
+            "WARNING! This command removes:\n\t- all dangling images\n\t- unreferenced blobs and abandoned downloads"
+        })?
+    {
+        return Ok(0);
+    }
+    let store = ctx.store()?;
+    let (removed, freed) = store.prune_images(a.all)?;
+    if !removed.is_empty() {
+        println!("Deleted Images");
+        for id in removed {
+            println!("{}", id.hex());
+        }
+    }
+    println!("Total reclaimed space: {}", output::size_compact(freed));
+    Ok(0)
+}
+
+/// `cairn version`.
+pub fn version(a: VersionArgs) -> anyhow::Result<u8> {
+    let p = cairn_store::media::host_platform();
+    let version = env!("CARGO_PKG_VERSION");
+    match a.format.as_deref() {
+        Some("json") | Some("{{json .}}") => {
+            let v = json!({"Client": {"Version": version, "OsArch": format!("{}/{}", p.os, p.architecture)}});
+            println!("{}", output::json_indent(&v, 4));
+        }
+        None => {
+            let mut t = Table::default();
+            t.row(["Version:", version]);
+            t.row(["OS/Arch:", &format!("{}/{}", p.os, p.architecture)]);
+            print!("{}", t.render());
+        }
+        Some(f) => {
+            return Err(exit::with_code(
+                exit::ENGINE,
+                format!("unsupported --format {f:?}: use json"),
+            ))
+        }
+    }
+    Ok(0)
+}

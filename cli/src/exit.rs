@@ -1,0 +1,57 @@
+//! Exit codes as podman uses them: 125 for cairn's own failures, 126/127 for
+//! a command that cannot run, otherwise the command's code; some verbs
+//! (rmi) have their own small codes.
+
+/// cairn itself failed.
+pub const ENGINE: u8 = 125;
+
+/// An error that carries the exit code it must produce.
+#[derive(Debug)]
+pub struct Exit {
+    /// The process exit code.
+    pub code: u8,
+    /// The message for stderr (`Error: ` is prepended), if any.
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(m) => f.write_str(m),
+            None => write!(f, "exit status {}", self.code),
+        }
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Fails with `code` and `message`.
+pub fn with_code(code: u8, message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        code,
+        message: Some(message.into()),
+    }
+    .into()
+}
+
+/// Prints the error as podman does (`Error: …` on stderr) and returns its
+/// exit code.
+pub fn report(err: &anyhow::Error) -> u8 {
+    if let Some(exit) = err.downcast_ref::<Exit>() {
+        if let Some(m) = &exit.message {
+            eprintln!("Error: {m}");
+        }
+        return exit.code;
+    }
+    // Outer context first, then causes not already part of it.
+    let mut msg = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    eprintln!("Error: {msg}");
+    ENGINE
+}

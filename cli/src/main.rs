@@ -1,0 +1,19 @@
+//! `cairn`: a daemonless, podman-compatible container engine.
+#![forbid(unsafe_code)]
+
+mod app;
+mod cmd;
+mod context;
+mod exit;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let code = match app::run() {
+        Ok(code) => code,
+        Err(err) => exit::report(&err),
+    };
+    ExitCode::from(code)
+}
