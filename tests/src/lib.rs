@@ -9,6 +9,8 @@
 //! - [`faultproxy`]: an HTTP/1.1 reverse proxy injecting 429/5xx, truncation, corruption,
 //!   delays, dropped connections and ignored ranges, with a request log.
 //! - [`image`]: deterministic OCI layouts (single images and multi-platform indexes) to push.
+//! - [`cairn`]: the real `cairn` binary in an isolated environment.
+//! - [`fixtures`]: the real Debian test images, built once and cached.
 //! - [`util`]: free ports, port waits, temp dirs, running tools with their stderr in errors.
 //!
 //! External tools used: `docker-registry` (distribution 2.8; override with
@@ -17,13 +19,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cairn;
 mod certs;
 pub mod faultproxy;
+pub mod fixtures;
 pub mod image;
 pub mod registry;
 mod token;
 pub mod util;
 
+pub use cairn::{Cairn, Run};
 pub use faultproxy::{Action, FaultProxy, RequestRecord, Rule, RuleId};
 pub use image::{BuiltImage, BuiltIndex, ImageSpec, OciLayout, Platform};
 pub use registry::{Auth, RawManifest, Registry, RegistryOptions, TokenRequest};

@@ -1,0 +1,253 @@
+//! Running the real `cairn` binary against a private store, with a private
+//! auth file and registries.conf so the host's configuration never leaks in.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use anyhow::Context as _;
+
+/// The `cairn` binary the tests run: `$CAIRN_BIN`, else the one built next
+/// to the test executable (`target/<profile>/cairn`).
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CAIRN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("cairn");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build --bins` (the test script does)",
+        bin.display()
+    );
+    bin
+}
+
+/// One isolated cairn environment: a store root, an auth file, a
+/// registries.conf, a HOME.
+#[derive(Debug)]
+pub struct Cairn {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    extra_env: Vec<(String, String)>,
+    removed_env: Vec<String>,
+}
+
+/// A finished cairn run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Cairn {
+    /// A fresh environment with an empty store under a temp dir.
+    pub fn new() -> anyhow::Result<Cairn> {
+        let dir = crate::util::temp_dir("env")?;
+        let root = dir.path().join("store");
+        fs::create_dir_all(dir.path().join("home"))?;
+        fs::write(dir.path().join("registries.conf"), "")?;
+        Ok(Cairn {
+            dir,
+            root,
+            extra_env: Vec::new(),
+            removed_env: Vec::new(),
+        })
+    }
+
+    /// The store root (`--root`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Points the store somewhere else (e.g. a small tmpfs).
+    pub fn set_root(&mut self, root: &Path) {
+        self.root = root.to_owned();
+    }
+
+    /// The auth file cairn reads and login writes (`REGISTRY_AUTH_FILE`).
+    pub fn auth_file(&self) -> PathBuf {
+        self.dir.path().join("auth.json")
+    }
+
+    /// The registries.conf in effect (`CONTAINERS_REGISTRIES_CONF`).
+    pub fn registries_conf(&self) -> PathBuf {
+        self.dir.path().join("registries.conf")
+    }
+
+    /// Writes registries.conf.
+    pub fn write_registries_conf(&self, text: &str) -> anyhow::Result<()> {
+        fs::write(self.registries_conf(), text).context("write registries.conf")
+    }
+
+    /// A private scratch directory.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sets an extra environment variable for every run.
+    pub fn env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Leaves an environment variable the harness normally sets unset.
+    pub fn unset_env(&mut self, key: &str) {
+        self.removed_env.push(key.to_owned());
+    }
+
+    /// The command, environment prepared, not started.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new(binary());
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path().join("home"))
+            .env("CAIRN_ROOT", &self.root)
+            .env("REGISTRY_AUTH_FILE", self.auth_file())
+            .env("CONTAINERS_REGISTRIES_CONF", self.registries_conf())
+            .args(args)
+            .stdin(Stdio::null());
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        for k in &self.removed_env {
+            c.env_remove(k);
+        }
+        c
+    }
+
+    /// Runs cairn to completion.
+    pub fn run<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.command(args).output().expect("cairn binary runs");
+        Run::from(out)
+    }
+
+    /// Runs cairn and requires exit 0; returns stdout.
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let r = self.run(&args);
+        assert_eq!(
+            r.code, 0,
+            "cairn {:?} failed ({}):\nstdout: {}\nstderr: {}",
+            args, r.code, r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// Runs cairn and requires the exit code `code`; returns the run.
+    pub fn fails<I, S>(&self, code: i32, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let r = self.run(&args);
+        assert_eq!(
+            r.code, code,
+            "cairn {:?}: expected exit {code}, got {}:\nstdout: {}\nstderr: {}",
+            args, r.code, r.stdout, r.stderr
+        );
+        r
+    }
+
+    /// Starts cairn without waiting (for kill tests).
+    pub fn spawn<I, S>(&self, args: I) -> anyhow::Result<Child>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawn cairn")
+    }
+
+    /// Files under `blobs/sha256` of the store, sorted.
+    pub fn blobs(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.root.join("blobs/sha256"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Files under `tmp/` of the store.
+    pub fn temp_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.root.join("tmp"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Asserts `cairn system check` reports a clean store.
+    pub fn assert_clean(&self) {
+        let r = self.run(["system", "check"]);
+        assert_eq!(r.code, 0, "system check: {}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("no problems found"), "{}", r.stdout);
+    }
+
+    /// The parsed `index.json` of the store.
+    pub fn index(&self) -> serde_json::Value {
+        let bytes = fs::read(self.root.join("index.json")).expect("index.json exists");
+        serde_json::from_slice(&bytes).expect("index.json is JSON")
+    }
+
+    /// The ref names in `index.json`.
+    pub fn refs(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.index()["manifests"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| {
+                        d["annotations"]["org.opencontainers.image.ref.name"]
+                            .as_str()
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
