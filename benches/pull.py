@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Pull throughput: cairn vs skopeo vs podman, same registry, images and disk.
+
+Starts a CNCF distribution registry on 127.0.0.1, pushes the project's
+benchmark images (real Debian content built by tests/support/build-images.sh
+--bench), then times, for each image and each tool, a pull into fresh storage,
+with the page cache dropped before every timed run. Reports medians, ratios
+against skopeo (same run) and peak RSS, plus cairn's re-pull of a present
+image. Writes a Markdown report (default benches/results/pull.md).
+
+Run as root (drop_caches): benches/pull.py [--runs 5]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def timed(cmd, env=None):
+    """Wall seconds and peak RSS (MiB) of one command, via GNU time."""
+    start = time.perf_counter()
+    p = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *cmd],
+        env=env,
+        text=True,
+        capture_output=True,
+    )
+    wall = time.perf_counter() - start
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr}")
+    rss_kib = int(p.stderr.strip().splitlines()[-1])
+    return wall, rss_kib / 1024
+
+
+class Registry:
+    def __init__(self, work):
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        cfg = work / "registry.yml"
+        cfg.write_text(
+            "version: 0.1\nlog:\n  level: error\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {work / 'registry'}\n"
+            f"http:\n  addr: {self.host}\n"
+        )
+        self.log = open(work / "registry.log", "w")
+        self.proc = subprocess.Popen(
+            ["docker-registry", "serve", str(cfg)], stdout=self.log, stderr=self.log
+        )
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        sys.exit("registry did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--images", default="bench-one,bench-four")
+    ap.add_argument("--out", default=str(REPO / "benches/results/pull.md"))
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--tools", default="cairn,skopeo,podman")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: the page cache is dropped before every timed run")
+
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"], cwd=REPO, check=True)
+    cairn = str(REPO / "target/release/cairn")
+    layout = sh(str(REPO / "tests/support/build-images.sh"), "--bench").stdout.strip().splitlines()[-1]
+
+    work = Path(tempfile.mkdtemp(prefix="cairn-bench-", dir="/var/tmp"))
+    reg = Registry(work)
+    results = {}
+    repull = {}
+    sizes = {}
+    try:
+        images = args.images.split(",")
+        for img in images:
+            sh("skopeo", "copy", "--quiet", "--insecure-policy", "--dest-tls-verify=false",
+               f"oci:{layout}:{img}", f"docker://{reg.host}/{img}:latest")
+            raw = sh("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{reg.host}/{img}:latest").stdout
+            m = json.loads(raw)
+            sizes[img] = (len(m["layers"]), sum(l["size"] for l in m["layers"]))
+        tools = args.tools.split(",")
+        for img in images:
+            ref = f"{reg.host}/{img}:latest"
+            for run in range(args.runs):
+                # Rotate the order so no tool always runs first after a push.
+                order = tools[run % len(tools):] + tools[: run % len(tools)]
+                for tool in order:
+                    dest = work / f"{tool}-{img}-{run}"
+                    dest.mkdir()
+                    env = dict(os.environ)
+                    if tool == "cairn":
+                        env["CAIRN_ROOT"] = str(dest)
+                        cmd = [cairn, "pull", "-q", "--tls-verify=false", ref]
+                    elif tool == "skopeo":
+                        cmd = ["skopeo", "copy", "--quiet", "--insecure-policy", "--src-tls-verify=false",
+                               f"docker://{ref}", f"oci:{dest}:{img}"]
+                    else:
+                        cmd = ["podman", "--root", str(dest / "root"), "--runroot", str(dest / "run"),
+                               "pull", "-q", "--tls-verify=false", ref]
+                    drop_caches()
+                    wall, rss = timed(cmd, env)
+                    results.setdefault((img, tool), []).append((wall, rss))
+                    if tool == "cairn" and run == args.runs - 1:
+                        # Re-pull of a present image: warm cache, as a user would see it.
+                        for _ in range(max(args.runs, 10)):
+                            w, _ = timed(cmd, env)
+                            repull.setdefault(img, []).append(w)
+                    if tool == "podman":
+                        subprocess.run(["podman", "--root", str(dest / "root"), "--runroot", str(dest / "run"),
+                                        "system", "reset", "-f"], capture_output=True)
+                    shutil.rmtree(dest, ignore_errors=True)
+    finally:
+        reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    lines = []
+    lines.append("# Pull benchmark\n")
+    lines.append(f"Command: `benches/pull.py --runs {args.runs} --images {args.images}`  ")
+    lines.append(f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+                 f"{os.cpu_count()} cores, same registry (127.0.0.1), images and disk for every tool; "
+                 "page cache dropped before every timed run; fresh storage each run.\n")
+    versions = {
+        "cairn": sh(cairn, "--version").stdout.strip(),
+        "skopeo": sh("skopeo", "--version").stdout.strip(),
+        "podman": sh("podman", "--version").stdout.strip(),
+    }
+    lines.append("Tools: " + "; ".join(versions[t] for t in args.tools.split(",")) + "\n")
+    lines.append("podman pull also decompresses and applies every layer into its storage; "
+                 "cairn pull and skopeo copy store the compressed blobs.\n")
+    lines.append("| image | layers | compressed | tool | median s | min s | max s | peak RSS MiB | vs skopeo |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for img in args.images.split(","):
+        base = statistics.median(w for w, _ in results[(img, "skopeo")]) if (img, "skopeo") in results else None
+        for tool in args.tools.split(","):
+            runs = results[(img, tool)]
+            walls = [w for w, _ in runs]
+            med = statistics.median(walls)
+            rss = max(r for _, r in runs)
+            ratio = f"{med / base:.2f}x" if base else "-"
+            n, size = sizes[img]
+            lines.append(f"| {img} | {n} | {size / 1e6:.1f} MB | {tool} | {med:.3f} | {min(walls):.3f} | "
+                         f"{max(walls):.3f} | {rss:.1f} | {ratio} |")
+    lines.append("")
+    for img, walls in repull.items():
+        lines.append(f"cairn re-pull of present `{img}` (one manifest request): median "
+                     f"{statistics.median(walls) * 1000:.1f} ms over {len(walls)} runs")
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
