@@ -5,8 +5,10 @@ mod app;
 mod cmd;
 mod context;
 mod exit;
+mod format;
 mod output;
 mod progress;
+mod template;
 
 use std::process::ExitCode;
 

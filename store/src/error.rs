@@ -96,6 +96,15 @@ pub enum Error {
         /// What is damaged.
         message: String,
     },
+    /// An error while working on an image, prefixed with the image.
+    #[error("{context}: {source}")]
+    Context {
+        /// The image reference or source.
+        context: String,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// A configuration file (auth, registries.conf) is unusable.
     #[error("{}: {message}", path.display())]
     Config {
@@ -181,7 +190,30 @@ impl Error {
     /// Whether the error is a full disk (or quota), for callers that clean up
     /// differently then.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, Error::Io { source, .. }
-            if matches!(source.raw_os_error(), Some(c) if c == nix::libc::ENOSPC || c == nix::libc::EDQUOT))
+        match self {
+            Error::Io { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(c) if c == nix::libc::ENOSPC || c == nix::libc::EDQUOT
+            ),
+            Error::Context { source, .. } => source.is_disk_full(),
+            _ => false,
+        }
+    }
+
+    /// Prefixes the error with the image it concerns, unless it names it
+    /// already.
+    pub fn for_image(self, image: &str) -> Error {
+        match &self {
+            Error::Registry { .. }
+            | Error::Manifest { .. }
+            | Error::NoPlatform { .. }
+            | Error::Source { .. }
+            | Error::Context { .. } => self,
+            _ if self.to_string().contains(image) => self,
+            _ => Error::Context {
+                context: image.to_owned(),
+                source: Box::new(self),
+            },
+        }
     }
 }

@@ -76,7 +76,16 @@ pub fn import_oci_dir(
         root: dir.to_owned(),
         name: source_name.clone(),
     };
-    import_from(store, &src, &index, dir, reference, platform, &progress)
+    let name = path_name(dir)?;
+    import_from(
+        store,
+        &src,
+        &index,
+        reference,
+        Some(name),
+        platform,
+        &progress,
+    )
 }
 
 /// Imports an image from an OCI layout tar. The archive is read once:
@@ -152,9 +161,9 @@ pub fn import_oci_archive(
             root: store.root().to_owned(),
             name: source_name.clone(),
         };
-        let stem = file.with_extension("");
-        import_from(store, &src, &index, &stem, reference, platform, &progress)
+        import_from(store, &src, &index, reference, None, platform, &progress)
     })();
+    let result = result.map_err(|e| e.for_image(&source_name));
     drop(gc);
     // Blobs of other images in the archive, or of a failed import, go again.
     if let Ok(Some(_gc)) = store.try_gc_lock(Mode::Exclusive) {
@@ -245,8 +254,8 @@ fn import_from(
     store: &Store,
     src: &LayoutBlobs,
     index: &Index,
-    origin: &Path,
     reference: Option<&str>,
+    name: Option<Reference>,
     platform: Option<&Platform>,
     progress: &Arc<dyn PullProgress>,
 ) -> Result<Pulled, Error> {
@@ -329,7 +338,10 @@ fn import_from(
         count += 1;
         bytes_copied += layer.size;
     }
-    let name = local_name(origin, name_hint.as_deref())?;
+    let name = match name {
+        Some(n) => n,
+        None => archive_name(&src.name, name_hint.as_deref())?,
+    };
     progress.writing_manifest();
     let mut record = Descriptor::new(
         manifest.effective_media_type(),
@@ -399,14 +411,49 @@ fn ref_names(index: &Index) -> String {
     }
 }
 
-/// The local name of an imported image: a fully qualified ref name is kept;
-/// a short name goes under `localhost/`; a bare tag names the directory or
-/// archive (`localhost/<basename>:<tag>`), as podman does.
-fn local_name(origin: &Path, hint: Option<&str>) -> Result<Reference, Error> {
-    let base: String = origin
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default()
+/// podman's name for an image pulled from `oci:<dir>`: the directory's
+/// absolute path under `localhost/`, tag `latest` (`oci:/tmp/lay:x` becomes
+/// `localhost/tmp/lay:latest`), whatever ref was chosen inside it.
+fn path_name(dir: &Path) -> Result<Reference, Error> {
+    let abs = if dir.is_absolute() {
+        dir.to_owned()
+    } else {
+        std::env::current_dir()
+            .io_context("resolve current directory for", dir)?
+            .join(dir)
+    };
+    let parts: Vec<String> = abs
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(sanitize(&n.to_string_lossy())),
+            _ => None,
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    let path = if parts.is_empty() {
+        "image".to_owned()
+    } else {
+        parts.join("/")
+    };
+    Ok(Name::parse(&format!("{path}:latest"))?.qualify("localhost"))
+}
+
+/// podman's name for an image from `oci-archive:`: a fully qualified ref
+/// (given, or the entry's ref-name annotation) is kept, a short one goes
+/// under `localhost/`.
+fn archive_name(source: &str, hint: Option<&str>) -> Result<Reference, Error> {
+    let Some(hint) = hint else {
+        return Err(Error::Source {
+            source_name: source.to_owned(),
+            message: "the image has no ref name; name it: oci-archive:FILE:NAME".into(),
+        });
+    };
+    Ok(Name::parse(hint)?.qualify("localhost"))
+}
+
+fn sanitize(component: &str) -> String {
+    let lower: String = component
+        .to_ascii_lowercase()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
@@ -416,21 +463,9 @@ fn local_name(origin: &Path, hint: Option<&str>) -> Result<Reference, Error> {
             }
         })
         .collect();
-    let base = base
+    lower
         .trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_owned();
-    let base = if base.is_empty() {
-        "image".to_owned()
-    } else {
-        base
-    };
-    let is_tag = |h: &str| !h.contains(['/', ':', '@']);
-    let text = match hint {
-        Some(h) if is_tag(h) && Name::parse(&format!("x:{h}")).is_ok() => format!("{base}:{h}"),
-        Some(h) => h.to_owned(),
-        None => format!("{base}:latest"),
-    };
-    Ok(Name::parse(&text)?.qualify("localhost"))
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -462,14 +497,18 @@ mod tests {
 
     #[test]
     fn local_names() {
-        let n = |o: &str, h: Option<&str>| local_name(Path::new(o), h).unwrap().to_string();
-        assert_eq!(n("/x/My Layout", None), "localhost/my-layout:latest");
-        assert_eq!(n("/x/lay", Some("v1")), "localhost/lay:v1");
-        assert_eq!(n("/x/lay", Some("debian:12")), "localhost/debian:12");
         assert_eq!(
-            n("/x/lay", Some("127.0.0.1:5000/a:b")),
-            "127.0.0.1:5000/a:b"
+            path_name(Path::new("/tmp/My Layout")).unwrap().to_string(),
+            "localhost/tmp/my-layout:latest"
         );
-        assert!(local_name(Path::new("/x/lay"), Some("Bad Name!")).is_err());
+        let a = |h: Option<&str>| archive_name("oci-archive:x", h).map(|r| r.to_string());
+        assert_eq!(a(Some("t")).unwrap(), "localhost/t:latest");
+        assert_eq!(a(Some("debian:12")).unwrap(), "localhost/debian:12");
+        assert_eq!(
+            a(Some("docker.io/library/foo:1")).unwrap(),
+            "docker.io/library/foo:1"
+        );
+        assert!(a(Some("Bad Name!")).is_err());
+        assert!(a(None).is_err());
     }
 }

@@ -130,12 +130,11 @@ pub async fn pull(
     opts: &PullOptions,
     progress: Arc<dyn PullProgress>,
 ) -> Result<Pulled, Error> {
-    let s = store.clone();
-    let gc = tokio::task::spawn_blocking(move || s.gc_lock(Mode::Shared))
-        .await
-        .expect("lock task does not panic")?;
+    let gc = tokio::task::block_in_place(|| store.gc_lock(Mode::Shared))?;
     let new_blobs = Arc::new(Mutex::new(Vec::new()));
-    let result = pull_locked(store, reference, opts, progress, new_blobs.clone()).await;
+    let result = pull_locked(store, reference, opts, progress, new_blobs.clone())
+        .await
+        .map_err(|e| e.for_image(&reference.to_string()));
     drop(gc);
     if result.is_err() {
         let added = std::mem::take(&mut *new_blobs.lock().expect("not poisoned"));
@@ -322,11 +321,10 @@ async fn fetch_one(
     progress: &Arc<dyn PullProgress>,
     new_blobs: &Arc<Mutex<Vec<Digest>>>,
 ) -> Result<Option<u64>, Error> {
-    let s = store.clone();
-    let d = desc.digest.clone();
-    let lock = tokio::task::spawn_blocking(move || s.lock_blob(&d))
-        .await
-        .expect("lock task does not panic")?;
+    // Blocking calls run in place (block_in_place), not on another thread:
+    // a pull cancelled by a sibling's failure then never has a commit still
+    // running behind its back, so its cleanup knows every blob it stored.
+    let lock = tokio::task::block_in_place(|| store.lock_blob(&desc.digest))?;
     if lock.is_stored() {
         progress.blob_skipped(&desc, kind);
         return Ok(None);
@@ -337,23 +335,18 @@ async fn fetch_one(
     let digest = desc.digest.clone();
     let report = |n: u64| progress.blob_progress(&digest, n);
     client.blob(&desc, &mut writer, &report).await?;
-    let (result, lock) = tokio::task::spawn_blocking(move || (writer.commit(), lock))
-        .await
-        .expect("commit task does not panic");
-    let put = match result {
+    let put = match tokio::task::block_in_place(|| writer.commit()) {
         Err(Error::DigestMismatch { .. }) if resumed > 0 => {
             // The kept partial was bad (say, a crash before its data reached
             // the disk): fetch the whole blob once more.
             let mut writer = lock.writer(Some(desc.size), false)?;
             progress.blob_started(&desc, kind, 0);
             client.blob(&desc, &mut writer, &report).await?;
-            tokio::task::spawn_blocking(move || (writer.commit(), lock))
-                .await
-                .expect("commit task does not panic")
-                .0?
+            tokio::task::block_in_place(|| writer.commit())?
         }
         other => other?,
     };
+    drop(lock);
     if put == Put::Stored {
         new_blobs
             .lock()

@@ -193,13 +193,21 @@ fn layers_shared_between_images_are_fetched_and_stored_once() {
 #[test]
 fn pulls_zstd_uncompressed_and_docker_schema2_images() {
     let reg = registry();
-    push(&reg, refs::DEBIAN_MIN_ZSTD, "debian:zstd", &[]);
-    push(&reg, refs::DEBIAN_MIN_PLAIN, "debian:plain", &[]);
+    // Order matters: skopeo's blob-info cache would otherwise reuse the
+    // uncompressed layer, once in the registry, for the other pushes.
     push(
         &reg,
         refs::DEBIAN_MIN,
         "debian:docker",
         &["--format", "v2s2"],
+    );
+    push(&reg, refs::DEBIAN_MIN_ZSTD, "debian:zstd", &[]);
+    // skopeo compresses plain layers on push unless told to keep them.
+    push(
+        &reg,
+        refs::DEBIAN_MIN_PLAIN,
+        "debian:plain",
+        &["--preserve-digests"],
     );
     let cairn = Cairn::new().unwrap();
     let cases = [
@@ -417,7 +425,7 @@ fn a_tampered_or_truncated_registry_blob_is_refused_and_nothing_is_kept() {
     let r = cairn.fails(125, ["pull", "--tls-verify=false", &reference]);
     let line = error_line(&r.stderr);
     assert!(
-        line.contains("digest mismatch") && line.contains(&layer),
+        line.contains("digest mismatch") && line.contains(&layer) && line.contains(&reference),
         "{line}"
     );
     assert!(cairn.refs().is_empty());
@@ -438,7 +446,7 @@ fn a_tampered_or_truncated_registry_blob_is_refused_and_nothing_is_kept() {
     );
     let line = error_line(&r.stderr);
     assert!(
-        line.contains(&layer) && (line.contains("truncated") || line.contains("size")),
+        line.contains(&layer) && line.contains("truncated") && line.contains(&reference),
         "{line}"
     );
     assert!(cairn.refs().is_empty() && cairn.blobs().is_empty() && cairn.temp_files().is_empty());
@@ -884,18 +892,29 @@ fn kill_9_during_a_pull_then_the_same_pull_resumes_and_completes() {
         .path_contains(&layer)
         .times(1),
     );
+    let cairn = Cairn::new().unwrap();
+    let reference = format!("{}/debian:1", proxy.host());
+    let mut child = cairn
+        .spawn([
+            "pull",
+            "--tls-verify=false",
+            "--retry-delay",
+            "2s",
+            &reference,
+        ])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while proxy.requests_matching("GET", &layer).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", proxy.requests());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Only the resume request hangs: a rule added now applies to later requests.
     proxy.add_rule(
         Rule::new(Action::Delay { ms: 60_000 })
             .method("GET")
             .path_contains(&layer)
             .times(1),
     );
-    let cairn = Cairn::new().unwrap();
-    let reference = format!("{}/debian:1", proxy.host());
-    let mut child = cairn
-        .spawn(["pull", "--tls-verify=false", &reference])
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
     while proxy.requests_matching("GET", &layer).len() < 2 {
         assert!(Instant::now() < deadline, "{:?}", proxy.requests());
         std::thread::sleep(Duration::from_millis(20));
@@ -907,7 +926,8 @@ fn kill_9_during_a_pull_then_the_same_pull_resumes_and_completes() {
     let size = fs::metadata(cairn.root().join("tmp").join(&partials[0]))
         .unwrap()
         .len();
-    assert!(size >= 5_000_000, "{size}");
+    // What reached the disk before the kill (the writer buffers up to 1 MiB).
+    assert!(size >= 3_000_000, "{size}");
     assert!(
         cairn.refs().is_empty(),
         "no ref before the blobs are complete"
@@ -1051,6 +1071,32 @@ fn images_inspect_and_df_output_formats() {
     assert_eq!(
         inspect[0]["RepoDigests"][0],
         format!("{}/debian@{manifest_digest}", reg.host()).as_str()
+    );
+    // Go templates, as podman runs them.
+    let env = cairn.ok([
+        "inspect",
+        "--format",
+        r#"{{.Id}} {{len .RootFS.Layers}} {{range .Config.Env}}{{if and (ge (len .) 5) (eq (slice . 0 5) "PATH=")}}{{slice . 5 | printf "%q"}}{{end}}{{end}}"#,
+        &reference,
+    ]);
+    assert_eq!(
+        env,
+        format!("{id} 1 \"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"\n")
+    );
+    let table = cairn.ok([
+        "images",
+        "--format",
+        "table {{.ID}}\\t{{.Repository}}:{{.Tag}}",
+    ]);
+    assert_eq!(
+        table,
+        format!("IMAGE ID      REPOSITORY:TAG\n{}  {reference}\n", &id[..12])
+    );
+    let r = cairn.fails(125, ["inspect", "--format", "{{.Id", &reference]);
+    assert!(
+        error_line(&r.stderr).starts_with("Error: template: inspect:"),
+        "{}",
+        r.stderr
     );
     let r = cairn.fails(125, ["inspect", "nothing-here"]);
     assert!(error_line(&r.stderr).contains("no such object"));

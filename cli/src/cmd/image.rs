@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::app::{ExistsArgs, ImagesArgs, InspectArgs, PruneArgs, PullArgs, RmiArgs, TagArgs};
 use crate::context::Context;
 use crate::exit;
+use crate::format::Format;
 use crate::output::{self, Table};
 
 /// `cairn pull`.
@@ -116,12 +117,14 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
                 })?)
             }
             Some(("reference", v)) => patterns.push(v.to_owned()),
-            _ => return Err(exit::with_code(
-                exit::ENGINE,
-                format!(
+            _ => {
+                return Err(exit::with_code(
+                    exit::ENGINE,
+                    format!(
                     "invalid filter {f:?}: supported are dangling=true|false and reference=PATTERN"
                 ),
-            )),
+                ))
+            }
         }
     }
     let images: Vec<Image> = images
@@ -139,19 +142,11 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    match a.format.as_deref() {
-        Some("json") => {
-            let list: Vec<Value> = images.iter().map(summary_json).collect();
-            println!("{}", output::json_indent(&Value::Array(list), 4));
-            return Ok(0);
-        }
-        Some(f) if f != "table" => {
-            return Err(exit::with_code(
-                exit::ENGINE,
-                format!("unsupported --format {f:?}: use table or json"),
-            ))
-        }
-        _ => {}
+    let format = Format::parse(a.format.as_deref(), "")?;
+    if let Format::Json = format {
+        let list: Vec<Value> = images.iter().map(summary_json).collect();
+        println!("{}", output::json_indent(&Value::Array(list), 4));
+        return Ok(0);
     }
     let mut rows = Vec::new();
     for image in &images {
@@ -169,6 +164,13 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
                 tag: n.tag().unwrap_or("<none>").to_owned(),
             });
         }
+    }
+    if let Format::Template { .. } = format {
+        let data: Vec<Value> = rows.iter().map(|r| row_json(r, a.no_trunc)).collect();
+        let sample = data.first().cloned().unwrap_or_else(row_json_empty);
+        let headers = crate::format::headers(&sample, IMAGE_HEADERS);
+        print!("{}", format.render(&data, &headers, a.noheading)?);
+        return Ok(0);
     }
     let mut t = Table::default();
     if !a.noheading {
@@ -191,6 +193,65 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
     }
     print!("{}", t.render());
     Ok(0)
+}
+
+/// Header names podman gives the `images --format` fields.
+const IMAGE_HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Id", "IMAGE ID"),
+    ("CreatedSince", "CREATED"),
+    ("Created", "CREATED"),
+    ("ReadOnly", "R/O"),
+];
+
+/// The fields `images --format` templates see, as podman's image reporter
+/// offers them.
+fn row_json(r: &Row, no_trunc: bool) -> Value {
+    let i = r.image;
+    let created = i.config.created.as_deref();
+    let unix = created
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    let created_at = chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default();
+    let names: Vec<String> = i.names.iter().map(|n| n.to_string()).collect();
+    json!({
+        "ID": id_text(i, no_trunc),
+        "Id": i.id().hex(),
+        "ParentId": "",
+        "Repository": r.repository,
+        "Tag": r.tag,
+        "Digest": i.digest().to_string(),
+        "Digests": i.repo_digests(),
+        "CreatedSince": output::ago(created),
+        "Created": output::ago(created),
+        "CreatedAt": created_at,
+        "CreatedTime": unix,
+        "Size": output::size(i.size()),
+        "SharedSize": output::size(0),
+        "VirtualSize": output::size(i.size()),
+        "UniqueSize": output::size(i.size()),
+        "Dangling": i.names.is_empty(),
+        "Labels": i.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default(),
+        "Containers": 0,
+        "ReadOnly": false,
+        "IsReadOnly": false,
+        "History": names.join(", "),
+        "Names": names,
+    })
+}
+
+/// Field names for a header row when there is no image to take them from.
+fn row_json_empty() -> Value {
+    json!({
+        "ID": "", "Id": "", "ParentId": "", "Repository": "", "Tag": "", "Digest": "",
+        "Digests": [], "CreatedSince": "", "Created": "", "CreatedAt": "", "CreatedTime": 0,
+        "Size": "", "SharedSize": "", "VirtualSize": "", "UniqueSize": "", "Dangling": false,
+        "Labels": {}, "Containers": 0, "ReadOnly": false, "IsReadOnly": false, "History": "",
+        "Names": [],
+    })
 }
 
 fn id_text(i: &Image, no_trunc: bool) -> String {
@@ -429,14 +490,11 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
             }),
         }
     }
-    match a.format.as_deref() {
-        None | Some("json") => println!("{}", output::json_indent(&Value::Array(docs), 5)),
-        Some(f) => {
-            return Err(exit::with_code(
-                exit::ENGINE,
-                format!("unsupported --format {f:?}: use json"),
-            ))
+    match Format::parse_inspect(a.format.as_deref())? {
+        Format::Json | Format::Default => {
+            println!("{}", output::json_indent(&Value::Array(docs), 5))
         }
+        f => print!("{}", f.render_all(&Value::Array(docs))?),
     }
     if let Some(last) = errors.pop() {
         for e in errors {

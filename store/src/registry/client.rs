@@ -274,7 +274,16 @@ impl RegistryClient {
                     let chunk = chunk.map_err(|e| Failure::Retry {
                         detail: format!("reading blob {digest}: {}", chain(&e)),
                         rate_limited: false,
-                        fatal_if_exhausted: None,
+                        fatal_if_exhausted: Some(Error::SizeMismatch {
+                            what: format!(
+                                "blob from {} (connection lost: {})",
+                                self.reference.registry(),
+                                chain(&e)
+                            ),
+                            digest: desc.digest.clone(),
+                            expected: desc.size,
+                            got: writer.written(),
+                        }),
                     })?;
                     writer.write(&chunk).map_err(Failure::Fatal)?;
                     progress(writer.written());
@@ -307,7 +316,18 @@ impl RegistryClient {
                     fatal_if_exhausted,
                 }) => {
                     if attempt >= self.retries {
-                        return Err(fatal_if_exhausted.unwrap_or_else(|| {
+                        // Part of the blob arrived and the rest never did.
+                        let truncated = (writer.written() > 0).then(|| Error::SizeMismatch {
+                            what: format!(
+                                "blob from {} (gave up after {} attempts: {detail})",
+                                self.reference.registry(),
+                                attempt + 1
+                            ),
+                            digest: desc.digest.clone(),
+                            expected: desc.size,
+                            got: writer.written(),
+                        });
+                        return Err(fatal_if_exhausted.or(truncated).unwrap_or_else(|| {
                             self.error(RegistryError::GaveUp {
                                 registry: self.reference.registry().to_owned(),
                                 attempts: attempt + 1,

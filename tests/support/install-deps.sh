@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs (as root, with apt-get) every Debian package that cairn's tests, the test-image
+# build (tests/support/build-images.sh) and the benchmarks need. Idempotent: when everything is
+# already installed it does not touch apt at all and returns in a few milliseconds.
+# Not root: prints what is missing and exits 1 (0 when nothing is missing).
+#
+#   tests/support/install-deps.sh [--check]     --check: only report, never install
+set -euo pipefail
+
+# package               why
+PACKAGES=(
+  docker-registry       # registry for push/pull tests (distribution 2.8, "docker-registry serve")
+  skopeo                # copies OCI layouts into the registry
+  umoci                 # layer diffs for the test images, unpack checks
+  podman                # reference engine for comparisons/benchmarks
+  crun                  # podman's runtime here
+  catatonit             # podman --init
+  mmdebstrap            # Debian root filesystems for the test images (and mmtarfilter)
+  debian-archive-keyring # mmdebstrap verifies the Debian archive with it
+  arch-test             # mmdebstrap checks foreign architectures with it
+  uidmap                # newuidmap/newgidmap for rootless
+  zstd pigz gzip tar    # layer (de)compression
+  rsync                 # tree sync in tests
+  jq                    # JSON in scripts
+  python3               # OCI layout writer inside build-images.sh
+  openssl               # TLS and token certificates for the test registry
+  apache2-utils         # htpasswd for the registry's basic auth
+  time                  # /usr/bin/time -v in benchmarks
+  hyperfine             # benchmarks
+  util-linux            # unshare, nsenter, flock, mount
+  procps                # ps in tests
+  coreutils findutils
+)
+
+# commands that must work afterwards (a package can be "installed" yet broken)
+COMMANDS=(docker-registry skopeo umoci podman crun mmdebstrap mmtarfilter arch-test newuidmap
+  newgidmap zstd pigz gzip tar rsync jq python3 openssl htpasswd /usr/bin/time hyperfine unshare
+  nsenter flock mount umount ps sha256sum find)
+
+check_only=0
+for a in "$@"; do
+  case $a in
+    --check) check_only=1 ;;
+    -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install-deps.sh: unknown argument: $a" >&2; exit 2 ;;
+  esac
+done
+
+mapfile -t uniq < <(printf '%s\n' "${PACKAGES[@]}" | awk '!seen[$0]++')
+
+missing_pkgs() {
+  # one dpkg-query call for all packages (fast); unknown packages count as missing
+  local installed
+  installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${uniq[@]}" 2>/dev/null || true)
+  local p
+  for p in "${uniq[@]}"; do
+    grep -q "^$p ii" <<<"$installed" || echo "$p"
+  done
+}
+
+missing_cmds() {
+  local c
+  for c in "${COMMANDS[@]}"; do command -v "$c" >/dev/null 2>&1 || echo "$c"; done
+}
+
+mapfile -t mp < <(missing_pkgs)
+mapfile -t mc < <(missing_cmds)
+if [ ${#mp[@]} -eq 0 ] && [ ${#mc[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: missing packages: ${mp[*]:-none}; missing commands: ${mc[*]:-none}" >&2
+if [ "$check_only" = 1 ]; then
+  exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: not root; run as root: apt-get install ${uniq[*]}" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# reinstall everything listed when only a command is missing (a broken or diverted install)
+if [ ${#mp[@]} -eq 0 ]; then
+  apt-get install -y -qq --reinstall "${uniq[@]}" >&2
+else
+  apt-get install -y -qq "${uniq[@]}" >&2
+fi
+
+mapfile -t mp < <(missing_pkgs)
+mapfile -t mc < <(missing_cmds)
+if [ ${#mp[@]} -ne 0 ] || [ ${#mc[@]} -ne 0 ]; then
+  echo "install-deps: still missing after apt-get: packages: ${mp[*]:-none}; commands: ${mc[*]:-none}" >&2
+  exit 1
+fi
+echo "install-deps: ok" >&2
