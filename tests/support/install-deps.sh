@@ -41,7 +41,7 @@ check_only=0
 for a in "$@"; do
   case $a in
     --check) check_only=1 ;;
-    -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-deps.sh: unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -74,7 +74,7 @@ if [ "$check_only" = 1 ]; then
   exit 1
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "install-deps: not root; run as root: apt-get install ${uniq[*]}" >&2
+  echo "install-deps: not root; as root run: tests/support/install-deps.sh (apt-get install ${mp[*]:-${uniq[*]}})" >&2
   exit 1
 fi
 
