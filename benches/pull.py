@@ -131,7 +131,9 @@ def main():
                         cmd = ["skopeo", "copy", "--quiet", "--insecure-policy", "--src-tls-verify=false",
                                f"docker://{ref}", f"oci:{dest}:{img}"]
                     else:
-                        cmd = ["podman", "--root", str(dest / "root"), "--runroot", str(dest / "run"),
+                        # podman refuses a runroot path longer than 50 characters.
+                        runroot = f"/run/cairn-bench-{os.getpid()}"
+                        cmd = ["podman", "--root", str(dest / "root"), "--runroot", runroot,
                                "pull", "-q", "--tls-verify=false", ref]
                     drop_caches()
                     wall, rss = timed(cmd, env)
@@ -142,8 +144,9 @@ def main():
                             w, _ = timed(cmd, env)
                             repull.setdefault(img, []).append(w)
                     if tool == "podman":
-                        subprocess.run(["podman", "--root", str(dest / "root"), "--runroot", str(dest / "run"),
+                        subprocess.run(["podman", "--root", str(dest / "root"), "--runroot", runroot,
                                         "system", "reset", "-f"], capture_output=True)
+                        shutil.rmtree(runroot, ignore_errors=True)
                     shutil.rmtree(dest, ignore_errors=True)
     finally:
         reg.stop()

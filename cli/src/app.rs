@@ -114,6 +114,9 @@ pub struct PullArgs {
     /// Auth file to read credentials from.
     #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
     pub authfile: Option<PathBuf>,
+    /// Directory of CA certificates (*.crt) to trust for the registry.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
     /// Print only the image id.
     #[arg(short, long)]
     pub quiet: bool,
@@ -253,6 +256,9 @@ pub struct LoginArgs {
     /// Require HTTPS and verify certificates.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub tls_verify: Option<bool>,
+    /// Directory of CA certificates (*.crt) to trust for the registry.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
     /// Print the user name stored for the registry and exit.
     #[arg(long)]
     pub get_login: bool,

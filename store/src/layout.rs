@@ -40,6 +40,10 @@ const PARTIAL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 const WRITE_BUFFER: usize = 1 << 20;
 
+/// After this many bytes, a blob writer asks the kernel to start writing
+/// them back, so the fsync at commit waits for the tail only.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
 /// An open store root.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -484,6 +488,7 @@ impl BlobLock {
             size,
             done: false,
             keep_partial: false,
+            writeback_from: written,
         })
     }
 }
@@ -503,6 +508,7 @@ pub struct BlobWriter {
     size: Option<u64>,
     done: bool,
     keep_partial: bool,
+    writeback_from: u64,
 }
 
 impl BlobWriter {
@@ -525,6 +531,7 @@ impl BlobWriter {
         f.seek(SeekFrom::Start(0)).io_context("seek", &self.tmp)?;
         self.hasher = Hasher::new(self.digest.algorithm());
         self.written = 0;
+        self.writeback_from = 0;
         Ok(())
     }
 
@@ -546,6 +553,28 @@ impl BlobWriter {
             .io_context("write blob", &self.tmp)?;
         self.hasher.update(data);
         self.written = next;
+        if self.written - self.writeback_from >= WRITEBACK_STEP {
+            self.start_writeback()?;
+        }
+        Ok(())
+    }
+
+    /// Starts writing back what was written since the last call, without
+    /// waiting: `POSIX_FADV_DONTNEED` on a dirty range queues it for
+    /// writeback (`WB_SYNC_NONE`), so disk writes overlap the download
+    /// instead of all waiting for the commit's fsync.
+    fn start_writeback(&mut self) -> Result<(), Error> {
+        self.file.flush().io_context("write blob", &self.tmp)?;
+        let from = self.writeback_from;
+        let len = self.written - from;
+        // Advice only: a failure changes timing, never the result.
+        let _ = nix::fcntl::posix_fadvise(
+            self.file.get_ref(),
+            from as i64,
+            len as i64,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+        self.writeback_from = self.written;
         Ok(())
     }
 

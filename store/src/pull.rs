@@ -5,8 +5,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::images::MAX_MANIFEST_SIZE;
@@ -152,12 +150,14 @@ async fn pull_locked(
 ) -> Result<Pulled, Error> {
     progress.trying(reference);
     let p = progress.clone();
-    let client = RegistryClient::connect(
-        reference,
-        &opts.registry,
-        Box::new(move |what, attempt, delay| p.retrying(what, attempt, delay)),
-    )
-    .await?;
+    let client = Arc::new(
+        RegistryClient::connect(
+            reference,
+            &opts.registry,
+            Box::new(move |what, attempt, delay| p.retrying(what, attempt, delay)),
+        )
+        .await?,
+    );
     let manifest_error = |source| Error::Manifest {
         reference: reference.to_string(),
         source,
@@ -277,7 +277,7 @@ async fn pull_locked(
 /// The first failure cancels the rest (their partial files are removed).
 async fn fetch_blobs(
     store: &Store,
-    client: &RegistryClient,
+    client: &Arc<RegistryClient>,
     manifest: &Manifest,
     jobs: usize,
     progress: &Arc<dyn PullProgress>,
@@ -297,17 +297,54 @@ async fn fetch_blobs(
             todo.push((desc.clone(), kind));
         }
     }
-    let mut downloads = futures_util::stream::iter(todo)
-        .map(|(desc, kind)| fetch_one(store, client, desc, kind, progress, new_blobs))
-        .buffer_unordered(jobs.max(1));
+    // One task per blob, so downloads, hashing and fsyncs run on every
+    // worker thread and one blob's fsync does not stall the others.
+    let limit = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (desc, kind) in todo {
+        let (store, client, progress, new_blobs, limit) = (
+            store.clone(),
+            client.clone(),
+            progress.clone(),
+            new_blobs.clone(),
+            limit.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            fetch_one(&store, &client, desc, kind, &progress, &new_blobs).await
+        });
+    }
     let (mut count, mut bytes) = (0, 0);
-    while let Some(r) = downloads.next().await {
-        if let Some(n) = r? {
-            count += 1;
-            bytes += n;
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = match joined {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => continue,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        match result {
+            Ok(Some(n)) => {
+                count += 1;
+                bytes += n;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Stop the others and wait until they have: a commit in
+                // progress finishes and is recorded before the caller cleans up.
+                if failure.is_none() {
+                    failure = Some(e);
+                    tasks.abort_all();
+                }
+            }
         }
     }
-    Ok((count, bytes))
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((count, bytes)),
+    }
 }
 
 /// One blob: lock it (another process may be fetching it: then wait and
@@ -322,8 +359,8 @@ async fn fetch_one(
     new_blobs: &Arc<Mutex<Vec<Digest>>>,
 ) -> Result<Option<u64>, Error> {
     // Blocking calls run in place (block_in_place), not on another thread:
-    // a pull cancelled by a sibling's failure then never has a commit still
-    // running behind its back, so its cleanup knows every blob it stored.
+    // an aborted download task then never has a commit still running behind
+    // its back, so the pull's cleanup knows every blob it stored.
     let lock = tokio::task::block_in_place(|| store.lock_blob(&desc.digest))?;
     if lock.is_stored() {
         progress.blob_skipped(&desc, kind);

@@ -706,6 +706,21 @@ fn tls_registries_need_trust_or_tls_verify_false() {
     );
     cairn.ok(["pull", "--tls-verify=false", &reference]);
     cairn.ok(["rmi", &reference]);
+    // Trusting the registry's CA (podman's --cert-dir / certs.d) verifies for real.
+    let cert_dir = reg.cert_dir().unwrap().to_str().unwrap().to_owned();
+    cairn.ok(["pull", "--cert-dir", &cert_dir, &reference]);
+    cairn.ok(["rmi", &reference]);
+    let wrong = cairn.scratch().join("other-ca");
+    fs::create_dir(&wrong).unwrap();
+    let r = cairn.fails(
+        125,
+        ["pull", "--cert-dir", wrong.to_str().unwrap(), &reference],
+    );
+    assert!(
+        error_line(&r.stderr).contains("--tls-verify=false"),
+        "{}",
+        r.stderr
+    );
     cairn
         .write_registries_conf(&format!(
             "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",

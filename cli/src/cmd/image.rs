@@ -29,6 +29,7 @@ pub fn pull(ctx: &Context, a: PullArgs) -> anyhow::Result<u8> {
             let mut registry = RegistryOptions::from_env()?;
             registry.tls_verify = a.tls_verify;
             registry.auth_files = AuthFiles::discover(a.authfile.as_deref());
+            registry.cert_dir = a.cert_dir.clone();
             if let Some(c) = &a.creds {
                 registry.credentials = Some(
                     Credentials::parse(c)

@@ -72,6 +72,7 @@ pub fn login(_ctx: &Context, a: LoginArgs) -> anyhow::Result<u8> {
     let mut opts = RegistryOptions::from_env()?;
     opts.tls_verify = a.tls_verify;
     opts.auth_files = files.clone();
+    opts.cert_dir = a.cert_dir.clone();
     super::runtime()?.block_on(verify_login(&host, &creds, &opts))?;
     files.store(&key, &creds)?;
     println!("Login Succeeded!");

@@ -15,6 +15,7 @@ use oci_client::RegistryOperation;
 
 use super::auth::{AuthFiles, Credentials};
 use super::conf::RegistriesConf;
+use super::tls::Roots;
 use crate::digest::Digest;
 use crate::error::{Error, RegistryError};
 use crate::layout::BlobWriter;
@@ -39,6 +40,9 @@ pub struct RegistryOptions {
     /// Fixed delay between attempts (`--retry-delay`); default is
     /// exponential from [`RegistryOptions::BASE_DELAY`].
     pub retry_delay: Option<Duration>,
+    /// `--cert-dir`: CA certificates (`*.crt`) to trust for the registry,
+    /// instead of the `certs.d` directories.
+    pub cert_dir: Option<std::path::PathBuf>,
 }
 
 impl RegistryOptions {
@@ -60,6 +64,7 @@ impl RegistryOptions {
             conf: RegistriesConf::load()?,
             retries: Self::DEFAULT_RETRIES,
             retry_delay: None,
+            cert_dir: None,
         })
     }
 }
@@ -135,15 +140,20 @@ impl RegistryClient {
             Some(v) => !v,
             None => entry.is_some_and(|e| e.insecure),
         };
-        let raw = reqwest::Client::builder()
+        let roots = Roots::for_registry(reference.registry(), opts.cert_dir.as_deref())?;
+        let mut builder = reqwest::Client::builder()
             .danger_accept_invalid_certs(insecure)
             .connect_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|e| Error::Registry {
-                reference: reference.to_string(),
-                kind: RegistryError::Other(format!("cannot set up an HTTP client: {e}")),
-            })?;
+            .redirect(reqwest::redirect::Policy::limited(5));
+        builder = if roots.exclusive {
+            builder.tls_certs_only(roots.reqwest())
+        } else {
+            builder.tls_certs_merge(roots.reqwest())
+        };
+        let raw = builder.build().map_err(|e| Error::Registry {
+            reference: reference.to_string(),
+            kind: RegistryError::Other(format!("cannot set up an HTTP client: {e}")),
+        })?;
         let host = api_host(reference.registry()).to_owned();
         let scheme = if insecure {
             probe_scheme(&raw, &host).await
@@ -155,9 +165,16 @@ impl RegistryClient {
         } else {
             ClientProtocol::Https
         };
+        let (tls_certs_only, extra_root_certificates) = if roots.exclusive {
+            (roots.oci(), Vec::new())
+        } else {
+            (Vec::new(), roots.oci())
+        };
         let config = ClientConfig {
             protocol,
             accept_invalid_certificates: insecure,
+            tls_certs_only,
+            extra_root_certificates,
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(60)),

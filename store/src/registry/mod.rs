@@ -3,6 +3,7 @@
 pub mod auth;
 pub(crate) mod client;
 pub mod conf;
+mod tls;
 
 use std::time::Duration;
 
@@ -32,16 +33,21 @@ pub async fn verify_login(
         Some(v) => !v,
         None => opts.conf.is_insecure(&probe),
     };
-    let http = reqwest::Client::builder()
+    let roots = tls::Roots::for_registry(registry, opts.cert_dir.as_deref())?;
+    let builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(insecure)
         .connect_timeout(Duration::from_secs(30))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| {
-            fail(RegistryError::Other(format!(
-                "cannot set up an HTTP client: {e}"
-            )))
-        })?;
+        .timeout(Duration::from_secs(60));
+    let builder = if roots.exclusive {
+        builder.tls_certs_only(roots.reqwest())
+    } else {
+        builder.tls_certs_merge(roots.reqwest())
+    };
+    let http = builder.build().map_err(|e| {
+        fail(RegistryError::Other(format!(
+            "cannot set up an HTTP client: {e}"
+        )))
+    })?;
     let host = api_host(registry);
     let mut url = format!("https://{host}/v2/");
     let mut resp = http.get(&url).send().await;
