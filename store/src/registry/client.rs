@@ -140,7 +140,13 @@ impl RegistryClient {
             Some(v) => !v,
             None => entry.is_some_and(|e| e.insecure),
         };
-        let roots = Roots::for_registry(reference.registry(), opts.cert_dir.as_deref())?;
+        // Without verification there is nothing to trust: loading roots
+        // would only cost time.
+        let roots = if insecure {
+            Roots::default()
+        } else {
+            Roots::for_registry(reference.registry(), opts.cert_dir.as_deref())?
+        };
         let mut builder = reqwest::Client::builder()
             .danger_accept_invalid_certs(insecure)
             .connect_timeout(Duration::from_secs(30))

@@ -33,7 +33,11 @@ pub async fn verify_login(
         Some(v) => !v,
         None => opts.conf.is_insecure(&probe),
     };
-    let roots = tls::Roots::for_registry(registry, opts.cert_dir.as_deref())?;
+    let roots = if insecure {
+        tls::Roots::default()
+    } else {
+        tls::Roots::for_registry(registry, opts.cert_dir.as_deref())?
+    };
     let builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(insecure)
         .connect_timeout(Duration::from_secs(30))

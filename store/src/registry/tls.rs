@@ -1,11 +1,12 @@
 //! Trust roots for registry TLS.
 //!
 //! reqwest's platform verifier reads every file of `/etc/ssl/certs` (some
-//! 300 on Debian): 60-80 ms with a cold page cache, on every pull. The
-//! distribution's bundle holds the same roots in one file, so cairn reads
-//! that (`$SSL_CERT_FILE`, else the usual bundle paths) and hands it to both
-//! HTTP clients as their only roots. If no bundle is found, the platform
-//! verifier is left to do its job.
+//! 300 on Debian): 60-80 ms with a cold page cache, for every client built.
+//! cairn reads the roots once per process and hands them to its clients as
+//! their only roots: `$SSL_CERT_FILE`/`$SSL_CERT_DIR` when set (as rustls'
+//! native loader reads them), else the distribution's bundle, which holds
+//! the same certificates as the directory in one file. If nothing is found,
+//! the platform verifier is left to do its job.
 //!
 //! Per-registry CAs come from podman's `certs.d` directories:
 //! `--cert-dir`, else `/etc/containers/certs.d/<host[:port]>/`,
@@ -27,24 +28,59 @@ const BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
-/// The system roots as PEM blocks, read once per process; empty if no
-/// bundle file exists.
+/// The system roots as PEM blocks, read once per process; empty if none
+/// are found. `$SSL_CERT_FILE` and `$SSL_CERT_DIR` (colon-separated) are
+/// honored exactly as rustls' native loader does: if either is set, only
+/// they are read. Otherwise the distribution's bundle file.
 fn system_roots() -> &'static [Vec<u8>] {
     static ROOTS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     ROOTS.get_or_init(|| {
-        let explicit = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-        let candidates = explicit
-            .into_iter()
-            .chain(BUNDLES.iter().map(PathBuf::from));
-        for path in candidates {
-            if let Ok(text) = fs::read(&path) {
-                let blocks = pem_blocks(&text);
-                if !blocks.is_empty() {
-                    return blocks;
+        let file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+        let dirs: Vec<PathBuf> = std::env::var_os("SSL_CERT_DIR")
+            .map(|d| {
+                std::env::split_paths(&d)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if file.is_none() && dirs.is_empty() {
+            for path in BUNDLES {
+                if let Ok(text) = fs::read(path) {
+                    let blocks = pem_blocks(&text);
+                    if !blocks.is_empty() {
+                        return blocks;
+                    }
+                }
+            }
+            return Vec::new();
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut blocks = Vec::new();
+        let mut read = |path: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            let Ok(meta) = fs::metadata(path) else { return };
+            if !meta.is_file() || !seen.insert((meta.dev(), meta.ino())) {
+                return;
+            }
+            if let Ok(text) = fs::read(path) {
+                blocks.extend(pem_blocks(&text));
+            }
+        };
+        if let Some(f) = &file {
+            read(f);
+        }
+        for d in &dirs {
+            if let Ok(rd) = fs::read_dir(d) {
+                let mut paths: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+                paths.sort();
+                for p in paths {
+                    read(&p);
                 }
             }
         }
-        Vec::new()
+        blocks.sort();
+        blocks.dedup();
+        blocks
     })
 }
 
