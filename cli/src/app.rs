@@ -53,6 +53,8 @@ pub enum Command {
     /// Manage the store.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Unpack an image (or raw layer blobs) into a directory, like umoci unpack.
+    Unpack(UnpackArgs),
     /// Show version information.
     Version(VersionArgs),
 }
@@ -277,6 +279,29 @@ pub struct LogoutArgs {
     pub authfile: Option<PathBuf>,
 }
 
+/// `unpack` arguments.
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// IMAGE DIR, or with --layer: LAYER-FILE... DIR.
+    #[arg(required = true, num_args = 2.., value_name = "IMAGE|LAYER... DIR")]
+    pub args: Vec<String>,
+    /// Apply raw layer blobs (gzip, zstd or plain tar) in order instead of an image.
+    #[arg(long)]
+    pub layer: bool,
+    /// copy (a root you will change) or hardlink (read-only, shares the store's files).
+    #[arg(long, default_value = "copy", value_parser = ["copy", "hardlink"])]
+    pub mode: String,
+    /// UID map CONTAINER:HOST:SIZE (repeatable).
+    #[arg(long = "uidmap", value_name = "C:H:S")]
+    pub uidmap: Vec<String>,
+    /// GID map CONTAINER:HOST:SIZE (repeatable).
+    #[arg(long = "gidmap", value_name = "C:H:S")]
+    pub gidmap: Vec<String>,
+    /// Refuse a layer that expands beyond this many bytes (decompression bombs).
+    #[arg(long, value_name = "BYTES")]
+    pub max_layer_size: Option<u64>,
+}
+
 /// `version` flags.
 #[derive(Debug, Args)]
 pub struct VersionArgs {
@@ -318,6 +343,7 @@ pub fn run() -> anyhow::Result<u8> {
         Command::System(SystemCommand::Df(a)) => cmd::system::df(&ctx, a),
         Command::System(SystemCommand::Check(a)) => cmd::system::check(&ctx, a),
         Command::System(SystemCommand::Prune(a)) => cmd::system::prune(&ctx, a),
+        Command::Unpack(a) => cmd::unpack::unpack(&ctx, a),
         Command::Version(a) => cmd::system::version(a),
     }
 }

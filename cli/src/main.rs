@@ -9,6 +9,7 @@ mod format;
 mod output;
 mod progress;
 mod template;
+mod unpack;
 
 use std::process::ExitCode;
 

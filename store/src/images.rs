@@ -225,6 +225,11 @@ impl Store {
         Ok(out)
     }
 
+    /// The image whose manifest is `digest`, if it is in `index.json`.
+    pub fn image_by_manifest(&self, digest: &Digest) -> Result<Option<Image>, Error> {
+        Ok(self.images()?.into_iter().find(|i| i.digest() == digest))
+    }
+
     /// Finds a local image the way podman does: a full or prefix image id
     /// (`sha256:` optional, at least 3 hex characters), a manifest digest,
     /// a fully qualified name, or a short name matched against `localhost/`,

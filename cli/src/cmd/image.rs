@@ -23,7 +23,15 @@ use crate::output::{self, Table};
 pub fn pull(ctx: &Context, a: PullArgs) -> anyhow::Result<u8> {
     let store = ctx.store()?;
     let platform = platform_of(&a)?;
-    let progress: Arc<dyn PullProgress> = Arc::from(crate::progress::for_pull(a.quiet));
+    let unpacker = std::sync::Arc::new(cairn_unpacker::Unpacker::new(
+        &store,
+        super::unpack::unpacker_options(&[], &[], None)?,
+    )?);
+    let shown: Arc<dyn PullProgress> = Arc::from(crate::progress::for_pull(a.quiet));
+    let progress: Arc<dyn PullProgress> = Arc::new(crate::unpack::DecodeAsDownloaded::new(
+        shown,
+        unpacker.clone(),
+    ));
     let pulled = match Source::parse(&a.image) {
         Source::Registry(name) => {
             let mut registry = RegistryOptions::from_env()?;
@@ -65,6 +73,7 @@ pub fn pull(ctx: &Context, a: PullArgs) -> anyhow::Result<u8> {
             progress,
         )?,
     };
+    crate::unpack::finish(&store, &unpacker, &pulled)?;
     println!("{}", pulled.image_id.hex());
     Ok(0)
 }

@@ -3,6 +3,7 @@
 pub mod image;
 pub mod login;
 pub mod system;
+pub mod unpack;
 
 use std::time::Duration;
 

@@ -1,0 +1,472 @@
+//! Stage 1: one layer blob → a [`Changeset`], regular file contents into the
+//! object store. Compression is detected from magic bytes (gzip, possibly
+//! multi-member; zstd, possibly multi-frame with skippable frames; or a
+//! plain tar), the uncompressed stream is hashed to check the diff id and
+//! capped against decompression bombs, and `tar` is used as a parser only:
+//! nothing is written where the archive says, only objects by content.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use sha2::{Digest as _, Sha256};
+use tar::EntryType;
+
+use crate::changeset::{Change, Changeset, DeviceKind, Entry, Meta, ObjectId};
+use crate::error::Error;
+use crate::idmap::IdMap;
+use crate::objects::ObjectStore;
+use crate::path::{whiteout, RootPath, Whiteout};
+
+/// Options for decoding.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Uid mapping applied to every entry.
+    pub uid_map: IdMap,
+    /// Gid mapping applied to every entry.
+    pub gid_map: IdMap,
+    /// Largest uncompressed size accepted for one layer.
+    pub max_layer_size: u64,
+}
+
+impl DecodeOptions {
+    /// Default cap on a layer's uncompressed size: 64 GiB.
+    pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            uid_map: IdMap::identity(),
+            gid_map: IdMap::identity(),
+            max_layer_size: Self::DEFAULT_MAX_LAYER_SIZE,
+        }
+    }
+}
+
+/// The compression a stream starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detected {
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// zstd frame (`28 b5 2f fd`) or skippable frame (`5? 2a 4d 18`).
+    Zstd,
+    /// Anything else: a plain tar.
+    Plain,
+}
+
+/// Recognizes the compression from the first bytes.
+pub fn detect(head: &[u8]) -> Detected {
+    match head {
+        [0x1f, 0x8b, ..] => Detected::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Detected::Zstd,
+        [b, 0x2a, 0x4d, 0x18, ..] if b & 0xf0 == 0x50 => Detected::Zstd,
+        _ => Detected::Plain,
+    }
+}
+
+/// Marker inside an `io::Error` for the size cap.
+#[derive(Debug)]
+struct LimitExceeded;
+
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("layer size limit exceeded")
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// Hashes and counts the uncompressed stream, failing past the cap.
+struct Tap<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            return Err(io::Error::other(LimitExceeded));
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A decoded layer and the digest of its uncompressed stream.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The changes.
+    pub changeset: Changeset,
+    /// SHA-256 of the uncompressed tar: what the image config lists.
+    pub diff_id: cairn_store::Digest,
+}
+
+/// Decodes one layer. `layer` names it in errors; `diff_id` (from the image
+/// config), if given, must match the uncompressed stream.
+pub fn decode(
+    blob: impl Read,
+    layer: &str,
+    diff_id: Option<&cairn_store::Digest>,
+    objects: &ObjectStore,
+    opts: &DecodeOptions,
+) -> Result<Decoded, Error> {
+    let mut buffered = BufReader::with_capacity(1 << 16, blob);
+    let head = buffered
+        .fill_buf()
+        .map_err(|e| corrupt(layer, &e))?
+        .to_vec();
+    let stream: Box<dyn Read> = match detect(&head) {
+        Detected::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        Detected::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| corrupt(layer, &e))?,
+        ),
+        Detected::Plain => Box::new(buffered),
+    };
+    let tap = Tap {
+        inner: stream,
+        hasher: Sha256::new(),
+        count: 0,
+        limit: opts.max_layer_size,
+    };
+    let mut archive = tar::Archive::new(tap);
+    let mut cs = Changeset::default();
+    let result = read_entries(&mut archive, layer, objects, opts, &mut cs);
+    let mut tap = archive.into_inner();
+    let result = result.and_then(|()| {
+        // Whatever follows the end-of-archive blocks is part of the diff id.
+        io::copy(&mut tap, &mut io::sink())
+            .map(|_| ())
+            .map_err(|e| map_io(layer, e, opts))
+    });
+    result?;
+    let actual = cairn_store::Digest::from_parts(
+        cairn_store::Algorithm::Sha256,
+        &hex::encode(tap.hasher.finalize()),
+    )
+    .expect("a SHA-256 in hex is a digest");
+    if let Some(want) = diff_id {
+        if *want != actual {
+            return Err(Error::DiffIdMismatch {
+                layer: layer.to_owned(),
+                expected: want.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+    }
+    Ok(Decoded {
+        changeset: cs,
+        diff_id: actual,
+    })
+}
+
+fn corrupt(layer: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Corrupt {
+        layer: layer.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+fn map_io(layer: &str, e: io::Error, opts: &DecodeOptions) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<LimitExceeded>()) {
+        return Error::TooLarge {
+            layer: layer.to_owned(),
+            limit: opts.max_layer_size,
+        };
+    }
+    corrupt(layer, &e)
+}
+
+/// Small regular files are hashed and written by worker threads while the
+/// decoding thread goes on decompressing; larger ones are streamed inline.
+const PARALLEL_MAX: u64 = 256 << 10;
+/// Queued small files per layer (bounds memory to 16 MiB per layer).
+const QUEUE: usize = 64;
+
+struct Job {
+    index: usize,
+    shown: String,
+    content: Vec<u8>,
+    meta: Meta,
+}
+
+fn read_entries<R: Read>(
+    archive: &mut tar::Archive<R>,
+    layer: &str,
+    objects: &ObjectStore,
+    opts: &DecodeOptions,
+    cs: &mut Changeset,
+) -> Result<(), Error> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    std::thread::scope(|scope| {
+        let (res_tx, res_rx) = std::sync::mpsc::channel::<(usize, Result<ObjectId, Error>)>();
+        for _ in 0..workers {
+            let (job_rx, res_tx) = (&job_rx, res_tx.clone());
+            scope.spawn(move || loop {
+                let job = job_rx.lock().expect("not poisoned").recv();
+                let Ok(job) = job else { break };
+                let r = objects
+                    .put_bytes(&job.content, &job.meta)
+                    .map(|(id, _)| id)
+                    .map_err(|e| e.context(format!("layer {layer}, entry {}", job.shown)));
+                if res_tx.send((job.index, r)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(res_tx);
+        let produced = produce(archive, layer, objects, opts, cs, &job_tx);
+        drop(job_tx);
+        let mut first_err = None;
+        for (index, r) in res_rx {
+            match r {
+                Ok(id) => {
+                    if let Entry::File { object, .. } = &mut cs.changes[index].entry {
+                        *object = id;
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        produced.and(first_err.map_or(Ok(()), Err))
+    })
+}
+
+fn produce<R: Read>(
+    archive: &mut tar::Archive<R>,
+    layer: &str,
+    objects: &ObjectStore,
+    opts: &DecodeOptions,
+    cs: &mut Changeset,
+    jobs: &std::sync::mpsc::SyncSender<Job>,
+) -> Result<(), Error> {
+    let entries = archive.entries().map_err(|e| map_io(layer, e, opts))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| map_io(layer, e, opts))?;
+        let kind = entry.header().entry_type();
+        if matches!(kind, EntryType::XGlobalHeader) {
+            // PAX global headers carry defaults for tools; nothing to apply.
+            continue;
+        }
+        let raw_path = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        let unsupported = |detail: &str| Error::Unsupported {
+            layer: layer.to_owned(),
+            path: shown.clone(),
+            detail: detail.to_owned(),
+        };
+        let path = RootPath::normalize(&raw_path).map_err(|e| unsupported(&e.to_string()))?;
+        let pax = Pax::read(&mut entry).map_err(|e| map_io(layer, e, opts))?;
+        // The entry's view applies GNU long links and PAX linkpath.
+        let link = entry.link_name_bytes().map(|c| c.into_owned());
+        if pax.sparse {
+            return Err(unsupported(
+                "PAX sparse file (GNU.sparse.*): not supported; rebuild the layer without --sparse",
+            ));
+        }
+
+        // Whiteouts, whatever the entry type that carries them.
+        if let Some(name) = path.file_name() {
+            if let Some(w) = whiteout(name) {
+                let w =
+                    w.map_err(|_| unsupported("whiteout that names no file (.wh.. or similar)"))?;
+                let parent = path.parent();
+                let change = match w {
+                    Whiteout::Opaque => Change {
+                        path: parent,
+                        entry: Entry::Opaque,
+                    },
+                    Whiteout::Remove(target) => Change {
+                        path: parent.join(&target),
+                        entry: Entry::Whiteout,
+                    },
+                };
+                cs.changes.push(change);
+                continue;
+            }
+        }
+
+        let header = entry.header();
+        let mode = header.mode().map_err(|e| map_io(layer, e, opts))? & 0o7777;
+        let uid = header.uid().map_err(|e| map_io(layer, e, opts))?;
+        let gid = header.gid().map_err(|e| map_io(layer, e, opts))?;
+        let to_u32 = |v: u64, what: &str| {
+            u32::try_from(v).map_err(|_| unsupported(&format!("{what} {v} does not fit 32 bits")))
+        };
+        let mtime = pax
+            .mtime
+            .unwrap_or_else(|| header.mtime().unwrap_or(0) as i64);
+        let meta = Meta {
+            mode,
+            uid: opts.uid_map.to_host(to_u32(uid, "uid")?)?,
+            gid: opts.gid_map.to_host(to_u32(gid, "gid")?)?,
+            mtime,
+            xattrs: pax.xattrs,
+        };
+        let link_target = || -> Result<Vec<u8>, Error> {
+            link.clone()
+                .ok_or_else(|| unsupported("link without a target"))
+        };
+        let entry_kind = match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let size = if kind == EntryType::GNUSparse {
+                    header
+                        .as_gnu()
+                        .ok_or_else(|| unsupported("sparse entry without a GNU header"))?
+                        .real_size()
+                        .map_err(|e| map_io(layer, e, opts))?
+                } else {
+                    entry.size()
+                };
+                cs.content_bytes += size;
+                if size <= PARALLEL_MAX {
+                    let mut content = Vec::with_capacity(size as usize);
+                    (&mut entry)
+                        .take(size)
+                        .read_to_end(&mut content)
+                        .map_err(|e| map_io(layer, e, opts))?;
+                    if content.len() as u64 != size {
+                        return Err(corrupt(
+                            layer,
+                            &format!(
+                                "{shown}: content ends after {} of {size} bytes",
+                                content.len()
+                            ),
+                        ));
+                    }
+                    let index = cs.changes.len();
+                    cs.changes.push(Change {
+                        path,
+                        entry: Entry::File {
+                            meta: meta.clone(),
+                            object: ObjectId([0; 32]),
+                            size,
+                        },
+                    });
+                    // The workers stopped only if one failed: its error is reported.
+                    let _ = jobs.send(Job {
+                        index,
+                        shown,
+                        content,
+                        meta,
+                    });
+                    continue;
+                }
+                let (object, _) = objects.put(&mut entry, size, &meta).map_err(|e| match e {
+                    Error::Read(e) => map_io(layer, e, opts),
+                    Error::Truncated { .. } => corrupt(layer, &format!("{shown}: {e}")),
+                    other => other.context(format!("layer {layer}, entry {shown}")),
+                })?;
+                Entry::File { meta, object, size }
+            }
+            EntryType::Directory => Entry::Dir(meta),
+            EntryType::Symlink => Entry::Symlink {
+                meta,
+                target: link_target()?,
+            },
+            EntryType::Link => Entry::Hardlink {
+                target: RootPath::normalize(&link_target()?)
+                    .map_err(|e| unsupported(&e.to_string()))?,
+            },
+            EntryType::Char | EntryType::Block => {
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                Entry::Device {
+                    meta,
+                    kind: if kind == EntryType::Char {
+                        DeviceKind::Char
+                    } else {
+                        DeviceKind::Block
+                    },
+                    major,
+                    minor,
+                }
+            }
+            EntryType::Fifo => Entry::Fifo(meta),
+            other => {
+                return Err(unsupported(&format!(
+                    "tar entry type {:?} is not a file system object",
+                    other.as_byte() as char
+                )))
+            }
+        };
+        cs.changes.push(Change {
+            path,
+            entry: entry_kind,
+        });
+    }
+    Ok(())
+}
+
+/// The PAX records cairn reads itself.
+#[derive(Default)]
+struct Pax {
+    mtime: Option<i64>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    sparse: bool,
+}
+
+impl Pax {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Pax> {
+        let mut pax = Pax::default();
+        let Some(exts) = entry.pax_extensions()? else {
+            return Ok(pax);
+        };
+        for ext in exts {
+            let ext = ext?;
+            let key = ext.key_bytes();
+            if key == b"mtime" {
+                let v = String::from_utf8_lossy(ext.value_bytes()).into_owned();
+                let secs = v.split('.').next().unwrap_or("0");
+                pax.mtime = secs.parse().ok();
+            } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                if keep_xattr(name) {
+                    pax.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                }
+            } else if key.starts_with(b"GNU.sparse.") {
+                pax.sparse = true;
+            }
+        }
+        pax.xattrs.sort();
+        pax.xattrs.dedup_by(|a, b| a.0 == b.0);
+        Ok(pax)
+    }
+}
+
+/// `user.*` and file capabilities; not `security.selinux` (the host's
+/// policy labels files), not `trusted.*` (overlayfs' own), not ACLs.
+fn keep_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"user.") || name == b"security.capability"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_bytes() {
+        assert_eq!(detect(&[0x1f, 0x8b, 8, 0]), Detected::Gzip);
+        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd, 1]), Detected::Zstd);
+        assert_eq!(detect(&[0x50, 0x2a, 0x4d, 0x18]), Detected::Zstd);
+        assert_eq!(detect(&[0x5f, 0x2a, 0x4d, 0x18]), Detected::Zstd);
+        assert_eq!(detect(b"etc/passwd\0\0"), Detected::Plain);
+        assert_eq!(detect(&[]), Detected::Plain);
+    }
+
+    #[test]
+    fn xattr_filter() {
+        assert!(keep_xattr(b"user.foo"));
+        assert!(keep_xattr(b"security.capability"));
+        assert!(!keep_xattr(b"security.selinux"));
+        assert!(!keep_xattr(b"trusted.overlay.opaque"));
+        assert!(!keep_xattr(b"system.posix_acl_access"));
+    }
+}

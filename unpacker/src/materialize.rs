@@ -1,0 +1,413 @@
+//! Stage 3: write a [`Plan`] into an empty directory.
+//!
+//! Everything is created relative to directory fds opened with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, one component at a time, names
+//! that are single non-`.`/`..` components by construction; symlinks are
+//! created with their targets verbatim and never followed. Regular files are
+//! hardlinks to objects ([`Mode::Hardlink`], for read-only image roots) or
+//! copies ([`Mode::Copy`], for a root a user changes; hardlinks of the layer
+//! stay hardlinks). Directories get their owner, mode, xattrs and mtime
+//! after their contents, so a read-only or setgid directory is filled first.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode as FsMode, OFlags, ResolveFlags, Timespec, Timestamps};
+
+use crate::changeset::{DeviceKind, Meta};
+use crate::error::{Error, IoContext};
+use crate::objects::{apply_file_meta, ObjectStore, Ownership};
+use crate::plan::{Node, NodeKind, Plan};
+
+/// How regular files get into the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Hardlinks to the objects: instant, shared, must never be written to
+    /// (an overlay lower directory).
+    Hardlink,
+    /// Private copies (reflinked where the filesystem can).
+    Copy,
+}
+
+/// Options for [`materialize`].
+#[derive(Debug, Clone, Copy)]
+pub struct MaterializeOptions {
+    /// Hardlink or copy.
+    pub mode: Mode,
+    /// Apply owners (and `security.*` xattrs) or not.
+    pub ownership: Ownership,
+}
+
+/// What was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Directories.
+    pub dirs: u64,
+    /// Regular files linked to objects.
+    pub linked: u64,
+    /// Regular files copied.
+    pub copied: u64,
+    /// Symlinks.
+    pub symlinks: u64,
+    /// Device nodes and fifos created.
+    pub specials: u64,
+    /// Device nodes that could not be created (no CAP_MKNOD), by path.
+    pub skipped_devices: Vec<String>,
+}
+
+/// Writes `plan` into `target`, an existing empty directory.
+pub fn materialize(
+    plan: &Plan,
+    objects: &ObjectStore,
+    target: &Path,
+    opts: MaterializeOptions,
+) -> Result<Stats, Error> {
+    let root = rustix::fs::open(
+        target,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        FsMode::empty(),
+    )
+    .map_err(io::Error::from)
+    .io_context("open target directory", target)?;
+    let mut m = Materializer {
+        objects,
+        opts,
+        root_fd: root
+            .as_fd()
+            .try_clone_to_owned()
+            .io_context("dup", target)?,
+        target: target.to_owned(),
+        first_path: HashMap::new(),
+        stats: Stats::default(),
+    };
+    let NodeKind::Dir { meta, children } = &plan.root().kind else {
+        unreachable!("the plan root is a directory");
+    };
+    m.fill(&root, &PathBuf::new(), children)?;
+    m.dir_meta(&root, meta, Path::new("."))?;
+    Ok(m.stats)
+}
+
+struct Materializer<'a> {
+    objects: &'a ObjectStore,
+    opts: MaterializeOptions,
+    root_fd: OwnedFd,
+    target: PathBuf,
+    /// Copy mode: the first path written for each inode group.
+    first_path: HashMap<u64, PathBuf>,
+    stats: Stats,
+}
+
+fn name_of(name: &[u8]) -> &std::ffi::OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(name)
+}
+
+impl Materializer<'_> {
+    fn err_path(&self, rel: &Path) -> PathBuf {
+        self.target.join(rel)
+    }
+
+    fn fill(
+        &mut self,
+        dir: &OwnedFd,
+        rel: &Path,
+        children: &std::collections::BTreeMap<Vec<u8>, Node>,
+    ) -> Result<(), Error> {
+        for (name, node) in children {
+            let name_os = name_of(name);
+            let path = rel.join(name_os);
+            match &node.kind {
+                NodeKind::Dir { meta, children } => {
+                    rustix::fs::mkdirat(dir, name_os, FsMode::from_raw_mode(0o700))
+                        .map_err(io::Error::from)
+                        .io_context("create directory", &self.err_path(&path))?;
+                    let child = rustix::fs::openat2(
+                        dir,
+                        name_os,
+                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        FsMode::empty(),
+                        ResolveFlags::BENEATH
+                            | ResolveFlags::NO_SYMLINKS
+                            | ResolveFlags::NO_MAGICLINKS,
+                    )
+                    .map_err(io::Error::from)
+                    .io_context("open directory", &self.err_path(&path))?;
+                    self.fill(&child, &path, children)?;
+                    self.dir_meta(&child, meta, &path)?;
+                    self.stats.dirs += 1;
+                }
+                NodeKind::File {
+                    meta,
+                    object,
+                    inode,
+                    ..
+                } => {
+                    self.file(dir, name_os, &path, meta, object, *inode)?;
+                }
+                NodeKind::Symlink { meta, target } => {
+                    rustix::fs::symlinkat(name_of(target), dir, name_os)
+                        .map_err(io::Error::from)
+                        .io_context("create symlink", &self.err_path(&path))?;
+                    if self.opts.ownership == Ownership::Apply {
+                        rustix::fs::chownat(
+                            dir,
+                            name_os,
+                            Some(rustix::fs::Uid::from_raw(meta.uid)),
+                            Some(rustix::fs::Gid::from_raw(meta.gid)),
+                            AtFlags::SYMLINK_NOFOLLOW,
+                        )
+                        .map_err(io::Error::from)
+                        .io_context("chown symlink", &self.err_path(&path))?;
+                    }
+                    set_times(dir, name_os, meta.mtime)
+                        .io_context("set symlink mtime", &self.err_path(&path))?;
+                    self.stats.symlinks += 1;
+                }
+                NodeKind::Device {
+                    meta,
+                    kind,
+                    major,
+                    minor,
+                } => {
+                    let ft = match kind {
+                        DeviceKind::Char => rustix::fs::FileType::CharacterDevice,
+                        DeviceKind::Block => rustix::fs::FileType::BlockDevice,
+                    };
+                    let dev = rustix::fs::makedev(*major, *minor);
+                    match rustix::fs::mknodat(dir, name_os, ft, FsMode::from_raw_mode(0o600), dev) {
+                        Ok(()) => {
+                            self.special_meta(dir, name_os, meta, &path)?;
+                            self.stats.specials += 1;
+                        }
+                        Err(rustix::io::Errno::PERM)
+                            if self.opts.ownership == Ownership::Ignore || !is_root() =>
+                        {
+                            // No CAP_MKNOD (rootless): the runtime binds host
+                            // devices instead.
+                            self.stats
+                                .skipped_devices
+                                .push(format!("/{}", path.display()));
+                        }
+                        Err(e) => {
+                            return Err(io::Error::from(e))
+                                .io_context("create device node", &self.err_path(&path))
+                        }
+                    }
+                }
+                NodeKind::Fifo(meta) => {
+                    rustix::fs::mknodat(
+                        dir,
+                        name_os,
+                        rustix::fs::FileType::Fifo,
+                        FsMode::from_raw_mode(0o600),
+                        0,
+                    )
+                    .map_err(io::Error::from)
+                    .io_context("create fifo", &self.err_path(&path))?;
+                    self.special_meta(dir, name_os, meta, &path)?;
+                    self.stats.specials += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+        path: &Path,
+        meta: &Meta,
+        object: &crate::changeset::ObjectId,
+        inode: u64,
+    ) -> Result<(), Error> {
+        let rel_obj = ObjectStore::relative_path(object);
+        if self.opts.mode == Mode::Hardlink {
+            match rustix::fs::linkat(
+                self.objects.fd(),
+                rel_obj.as_str(),
+                dir,
+                name,
+                AtFlags::empty(),
+            ) {
+                Ok(()) => {
+                    self.stats.linked += 1;
+                    return Ok(());
+                }
+                // An object linked 65000 times (ext4's limit; an empty file
+                // in every image): this one gets a copy.
+                Err(rustix::io::Errno::MLINK) => {}
+                Err(e) => {
+                    return Err(io::Error::from(e)).io_context(
+                        &format!("link object {} to", object.hex()),
+                        &self.err_path(path),
+                    )
+                }
+            }
+        } else if let Some(first) = self.first_path.get(&inode) {
+            rustix::fs::linkat(&self.root_fd, first.as_path(), dir, name, AtFlags::empty())
+                .map_err(io::Error::from)
+                .io_context("hardlink", &self.err_path(path))?;
+            self.stats.linked += 1;
+            return Ok(());
+        }
+        let src = File::from(
+            rustix::fs::openat(
+                self.objects.fd(),
+                rel_obj.as_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                FsMode::empty(),
+            )
+            .map_err(io::Error::from)
+            .io_context("open object", &self.objects.path(object))?,
+        );
+        let dst = File::from(
+            rustix::fs::openat(
+                dir,
+                name,
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                FsMode::from_raw_mode(0o600),
+            )
+            .map_err(io::Error::from)
+            .io_context("create file", &self.err_path(path))?,
+        );
+        copy_all(&src, &dst).io_context("copy file", &self.err_path(path))?;
+        apply_file_meta(
+            &dst,
+            meta,
+            self.opts.ownership == Ownership::Apply,
+            self.opts.ownership == Ownership::Apply,
+        )
+        .io_context("set file metadata", &self.err_path(path))?;
+        self.first_path.insert(inode, path.to_owned());
+        self.stats.copied += 1;
+        Ok(())
+    }
+
+    fn special_meta(
+        &self,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+        meta: &Meta,
+        path: &Path,
+    ) -> Result<(), Error> {
+        if self.opts.ownership == Ownership::Apply {
+            rustix::fs::chownat(
+                dir,
+                name,
+                Some(rustix::fs::Uid::from_raw(meta.uid)),
+                Some(rustix::fs::Gid::from_raw(meta.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(io::Error::from)
+            .io_context("chown", &self.err_path(path))?;
+        }
+        // The node was just created by us in a directory nobody else
+        // writes; chmod cannot be told not to follow, but there is no link.
+        rustix::fs::chmodat(
+            dir,
+            name,
+            FsMode::from_raw_mode(meta.mode & 0o7777),
+            AtFlags::empty(),
+        )
+        .map_err(io::Error::from)
+        .io_context("chmod", &self.err_path(path))?;
+        set_times(dir, name, meta.mtime).io_context("set mtime", &self.err_path(path))
+    }
+
+    fn dir_meta(&self, fd: &OwnedFd, meta: &Meta, path: &Path) -> Result<(), Error> {
+        let p = self.err_path(path);
+        if self.opts.ownership == Ownership::Apply {
+            rustix::fs::fchown(
+                fd,
+                Some(rustix::fs::Uid::from_raw(meta.uid)),
+                Some(rustix::fs::Gid::from_raw(meta.gid)),
+            )
+            .map_err(io::Error::from)
+            .io_context("chown directory", &p)?;
+        }
+        rustix::fs::fchmod(fd, FsMode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(io::Error::from)
+            .io_context("chmod directory", &p)?;
+        for (name, value) in &meta.xattrs {
+            if self.opts.ownership == Ownership::Ignore && !name.starts_with(b"user.") {
+                continue;
+            }
+            rustix::fs::fsetxattr(fd, name.as_slice(), value, rustix::fs::XattrFlags::empty())
+                .map_err(io::Error::from)
+                .io_context(
+                    &format!("set xattr {} on", String::from_utf8_lossy(name)),
+                    &p,
+                )?;
+        }
+        let t = Timespec {
+            tv_sec: meta.mtime,
+            tv_nsec: 0,
+        };
+        rustix::fs::futimens(
+            fd,
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+        )
+        .map_err(io::Error::from)
+        .io_context("set directory mtime", &p)
+    }
+}
+
+fn set_times(dir: &OwnedFd, name: &std::ffi::OsStr, mtime: i64) -> io::Result<()> {
+    let t = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    rustix::fs::utimensat(
+        dir,
+        name,
+        &Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Copies a whole file in the kernel (`copy_file_range`, which reflinks on
+/// filesystems that can), falling back to read/write.
+fn copy_all(src: &File, dst: &File) -> io::Result<()> {
+    let len = src.metadata()?.len();
+    let mut done = 0u64;
+    while done < len {
+        match rustix::fs::copy_file_range(src, None, dst, None, (len - done) as usize) {
+            Ok(0) => break,
+            Ok(n) => done += n as u64,
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::INVAL,
+            ) => {
+                let mut s = src;
+                let mut d = dst;
+                io::copy(&mut s, &mut d)?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if done < len {
+        let mut s = src;
+        let mut d = dst;
+        io::copy(&mut s, &mut d)?;
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}

@@ -1,0 +1,416 @@
+//! The stages tied to a store.
+//!
+//! ```text
+//! <root>/objects/<2 hex>/<62 hex>          file objects (content + shared metadata)
+//! <root>/layers/<blob hex>[-<map>].cs      changeset of one layer blob (postcard),
+//!                                          its diff id and content size inside
+//! <root>/images/<manifest hex>[-<map>]/    rootfs/ (read-only image root, hardlinks
+//!                                          to objects) and info.json
+//! ```
+//!
+//! `<map>` tags the id map when it is not the identity: objects carry mapped
+//! owners, so every map has its own changesets and image roots. All three
+//! are derived from verified blobs and written atomically (rename, or
+//! `O_TMPFILE` + link) without fsync: a process crash leaves the old state or
+//! the new one, and after a power loss `cairn system check` finds and
+//! rebuilds what is damaged.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use cairn_store::{Digest, Image, LockGuard, LockMode, Store};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::changeset::Changeset;
+use crate::decode::{decode, DecodeOptions};
+use crate::error::{Error, IoContext};
+use crate::materialize::{materialize, MaterializeOptions, Mode, Stats};
+use crate::objects::{ObjectStore, Ownership};
+use crate::plan::Plan;
+
+const CHANGESET_MAGIC: &[u8] = b"cairn-changeset-v1\n";
+
+/// How the unpacker works on a store.
+#[derive(Debug, Clone)]
+pub struct UnpackerOptions {
+    /// Id maps and limits for decoding.
+    pub decode: DecodeOptions,
+    /// Apply owners or not (unprivileged, outside a user namespace).
+    pub ownership: Ownership,
+}
+
+impl Default for UnpackerOptions {
+    fn default() -> Self {
+        UnpackerOptions {
+            decode: DecodeOptions::default(),
+            ownership: if rustix::process::geteuid().is_root() {
+                Ownership::Apply
+            } else {
+                Ownership::Ignore
+            },
+        }
+    }
+}
+
+/// A materialized image root.
+#[derive(Debug, Clone)]
+pub struct ImageRoot {
+    /// The `rootfs` directory (read-only by contract).
+    pub path: PathBuf,
+    /// Its recorded facts.
+    pub info: RootInfo,
+    /// Whether it was built by this call (false: it existed).
+    pub built: bool,
+}
+
+/// `info.json` of an image root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootInfo {
+    /// Bytes of regular file content (each inode once).
+    pub size: u64,
+    /// Device nodes that could not be created.
+    #[serde(default)]
+    pub skipped_devices: Vec<String>,
+}
+
+/// The unpacker for one store and one id map.
+#[derive(Debug)]
+pub struct Unpacker {
+    store: Store,
+    objects: ObjectStore,
+    opts: UnpackerOptions,
+    tag: String,
+}
+
+/// A cached changeset file.
+#[derive(Serialize, Deserialize)]
+struct CachedLayer {
+    diff_id: String,
+    changeset: Changeset,
+}
+
+impl Unpacker {
+    /// An unpacker on `store`.
+    pub fn new(store: &Store, opts: UnpackerOptions) -> Result<Unpacker, Error> {
+        let objects = ObjectStore::open(store.root(), opts.ownership)?;
+        for d in ["layers", "images"] {
+            let p = store.root().join(d);
+            fs::create_dir_all(&p).io_context("create directory", &p)?;
+        }
+        let tag = if opts.decode.uid_map.is_identity() && opts.decode.gid_map.is_identity() {
+            String::new()
+        } else {
+            let h = Sha256::digest(format!("{}|{}", opts.decode.uid_map, opts.decode.gid_map));
+            format!("-{}", &hex::encode(h)[..12])
+        };
+        Ok(Unpacker {
+            store: store.clone(),
+            objects,
+            opts,
+            tag,
+        })
+    }
+
+    /// The object store.
+    pub fn objects(&self) -> &ObjectStore {
+        &self.objects
+    }
+
+    fn changeset_path(&self, blob: &Digest) -> PathBuf {
+        self.store
+            .root()
+            .join("layers")
+            .join(format!("{}{}.cs", blob.hex(), self.tag))
+    }
+
+    /// Where an image's root goes.
+    pub fn image_dir(&self, manifest: &Digest) -> PathBuf {
+        self.store
+            .root()
+            .join("images")
+            .join(format!("{}{}", manifest.hex(), self.tag))
+    }
+
+    fn lock(&self, name: &str) -> Result<LockGuard, Error> {
+        Ok(LockGuard::acquire(
+            &self.store.root().join("locks").join(name),
+            LockMode::Exclusive,
+        )?)
+    }
+
+    /// The changeset of a stored layer blob: from the cache if its objects
+    /// are all there, else decoded (once, whatever the number of processes
+    /// asking). Returns it with the layer's diff id.
+    pub fn layer(&self, blob: &Digest) -> Result<(Changeset, Digest), Error> {
+        if let Some(hit) = self.cached(blob)? {
+            return Ok(hit);
+        }
+        let _lock = self.lock(&format!("layer-{}{}", blob.hex(), self.tag))?;
+        if let Some(hit) = self.cached(blob)? {
+            return Ok(hit);
+        }
+        let name = blob.to_string();
+        let file = self.store.open_blob(blob)?;
+        let (changeset, diff_id) = decode_with_digest(
+            io::BufReader::with_capacity(1 << 20, file),
+            &name,
+            &self.objects,
+            &self.opts.decode,
+        )?;
+        self.save(blob, &changeset, &diff_id)?;
+        Ok((changeset, diff_id))
+    }
+
+    fn cached(&self, blob: &Digest) -> Result<Option<(Changeset, Digest)>, Error> {
+        let path = self.changeset_path(blob);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).io_context("read changeset", &path),
+        };
+        let Some(body) = bytes.strip_prefix(CHANGESET_MAGIC) else {
+            return Ok(None);
+        };
+        let Ok(cached) = postcard::from_bytes::<CachedLayer>(body) else {
+            return Ok(None);
+        };
+        let Ok(diff_id) = cached.diff_id.parse() else {
+            return Ok(None);
+        };
+        // Objects pruned or lost since: decode again.
+        if !cached.changeset.objects().all(|o| self.objects.contains(o)) {
+            return Ok(None);
+        }
+        Ok(Some((cached.changeset, diff_id)))
+    }
+
+    fn save(&self, blob: &Digest, changeset: &Changeset, diff_id: &Digest) -> Result<(), Error> {
+        let path = self.changeset_path(blob);
+        let cached = CachedLayer {
+            diff_id: diff_id.to_string(),
+            changeset: changeset.clone(),
+        };
+        let mut bytes = CHANGESET_MAGIC.to_vec();
+        bytes.extend(postcard::to_stdvec(&cached).expect("changesets serialize"));
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let mut f = fs::File::create(&tmp).io_context("create", &tmp)?;
+        f.write_all(&bytes).io_context("write changeset", &tmp)?;
+        drop(f);
+        fs::rename(&tmp, &path).io_context("rename changeset into place", &path)
+    }
+
+    /// Decodes every layer of `image` that is not decoded yet, in parallel,
+    /// and checks each against the config's diff ids.
+    pub fn layers_of(&self, image: &Image) -> Result<Vec<Changeset>, Error> {
+        let blobs: Vec<&Digest> = image.manifest.layers.iter().map(|l| &l.digest).collect();
+        let results: Vec<Result<(Changeset, Digest), Error>> =
+            blobs.par_iter().map(|b| self.layer(b)).collect();
+        let want = &image.config.rootfs.diff_ids;
+        let mut out = Vec::with_capacity(results.len());
+        for (i, r) in results.into_iter().enumerate() {
+            let (cs, diff_id) = r?;
+            match want.get(i) {
+                Some(w) if *w == diff_id => {}
+                Some(w) => {
+                    return Err(Error::DiffIdMismatch {
+                        layer: blobs[i].to_string(),
+                        expected: w.to_string(),
+                        actual: diff_id.to_string(),
+                    })
+                }
+                None => {
+                    return Err(Error::Corrupt {
+                        layer: blobs[i].to_string(),
+                        detail:
+                            "the image config lists fewer diff ids than the manifest has layers"
+                                .into(),
+                    })
+                }
+            }
+            out.push(cs);
+        }
+        Ok(out)
+    }
+
+    /// The image's read-only root (`images/<manifest>/rootfs`), built if it
+    /// is not there yet. Built in a temp directory and renamed into place, so
+    /// a half-built root is never visible.
+    pub fn image_root(&self, image: &Image) -> Result<ImageRoot, Error> {
+        let dir = self.image_dir(image.digest());
+        if let Some(root) = self.existing_root(&dir)? {
+            return Ok(root);
+        }
+        let _lock = self.lock(&format!("image-{}{}", image.digest().hex(), self.tag))?;
+        if let Some(root) = self.existing_root(&dir)? {
+            return Ok(root);
+        }
+        let layers = self.layers_of(image)?;
+        let plan = Plan::from_layers(&layers)?;
+        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let rootfs = tmp.join("rootfs");
+        fs::create_dir_all(&rootfs).io_context("create", &rootfs)?;
+        let stats = match materialize(
+            &plan,
+            &self.objects,
+            &rootfs,
+            MaterializeOptions {
+                mode: Mode::Hardlink,
+                ownership: self.opts.ownership,
+            },
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = remove_tree(&tmp);
+                return Err(e);
+            }
+        };
+        let info = RootInfo {
+            size: plan.content_bytes(),
+            skipped_devices: stats.skipped_devices.clone(),
+        };
+        let info_path = tmp.join("info.json");
+        fs::write(
+            &info_path,
+            serde_json::to_vec(&info).expect("info serializes"),
+        )
+        .io_context("write", &info_path)?;
+        fs::rename(&tmp, &dir).io_context("rename image root into place", &dir)?;
+        Ok(ImageRoot {
+            path: dir.join("rootfs"),
+            info,
+            built: true,
+        })
+    }
+
+    fn existing_root(&self, dir: &Path) -> Result<Option<ImageRoot>, Error> {
+        let info_path = dir.join("info.json");
+        match fs::read(&info_path) {
+            Ok(b) => {
+                let info: RootInfo = match serde_json::from_slice(&b) {
+                    Ok(i) => i,
+                    Err(_) => return Ok(None),
+                };
+                Ok(Some(ImageRoot {
+                    path: dir.join("rootfs"),
+                    info,
+                    built: false,
+                }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).io_context("read", &info_path),
+        }
+    }
+
+    /// `cairn unpack IMAGE DIR`: the image's root written to `target` (which
+    /// must not exist or be empty) in `mode`.
+    pub fn unpack_image(&self, image: &Image, target: &Path, mode: Mode) -> Result<Stats, Error> {
+        let layers = self.layers_of(image)?;
+        let plan = Plan::from_layers(&layers)?;
+        self.write_plan(&plan, target, mode)
+    }
+
+    /// `cairn unpack --layer FILE... DIR`: raw layer blobs applied in order.
+    pub fn unpack_files(
+        &self,
+        files: &[PathBuf],
+        target: &Path,
+        mode: Mode,
+    ) -> Result<Stats, Error> {
+        let decoded: Vec<Result<Changeset, Error>> = files
+            .par_iter()
+            .map(|f| {
+                let file = fs::File::open(f).io_context("open layer", f)?;
+                decode_with_digest(
+                    io::BufReader::with_capacity(1 << 20, file),
+                    &f.display().to_string(),
+                    &self.objects,
+                    &self.opts.decode,
+                )
+                .map(|(cs, _)| cs)
+            })
+            .collect();
+        let layers: Vec<Changeset> = decoded.into_iter().collect::<Result<_, _>>()?;
+        let plan = Plan::from_layers(&layers)?;
+        self.write_plan(&plan, target, mode)
+    }
+
+    fn write_plan(&self, plan: &Plan, target: &Path, mode: Mode) -> Result<Stats, Error> {
+        match fs::read_dir(target) {
+            Ok(mut rd) => {
+                if rd.next().is_some() {
+                    return Err(Error::Io {
+                        op: "unpack into".into(),
+                        path: target.to_owned(),
+                        source: io::Error::new(io::ErrorKind::AlreadyExists, "directory not empty"),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(target).io_context("create", target)?;
+            }
+            Err(e) => return Err(e).io_context("open", target),
+        }
+        let result = materialize(
+            plan,
+            &self.objects,
+            target,
+            MaterializeOptions {
+                mode,
+                ownership: self.opts.ownership,
+            },
+        );
+        if result.is_err() {
+            // Leave no half-built tree behind.
+            if let Ok(rd) = fs::read_dir(target) {
+                for e in rd.flatten() {
+                    let _ = remove_tree(&e.path());
+                }
+            }
+        }
+        result
+    }
+}
+
+fn decode_with_digest(
+    blob: impl io::Read,
+    layer: &str,
+    objects: &ObjectStore,
+    opts: &DecodeOptions,
+) -> Result<(Changeset, Digest), Error> {
+    let d = decode(blob, layer, None, objects, opts)?;
+    Ok((d.changeset, d.diff_id))
+}
+
+/// Removes a tree that may hold read-only directories.
+fn remove_tree(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walk_dirs(path) {
+        let _ = fs::set_permissions(&entry, fs::Permissions::from_mode(0o700));
+    }
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => fs::remove_file(path),
+        other => other,
+    }
+}
+
+fn walk_dirs(path: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![path.to_owned()];
+    while let Some(p) = todo.pop() {
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if !meta.is_dir() {
+            continue;
+        }
+        out.push(p.clone());
+        if let Ok(rd) = fs::read_dir(&p) {
+            todo.extend(rd.flatten().map(|e| e.path()));
+        }
+    }
+    out
+}
