@@ -148,6 +148,9 @@ impl Unpacker {
         if let Some(hit) = self.cached(blob)? {
             return Ok(hit);
         }
+        // Shared gc lock: objects written before the changeset names them
+        // must not look unreferenced to a concurrent prune.
+        let _gc = self.store.gc_lock(LockMode::Shared)?;
         let _lock = self.lock(&format!("layer-{}{}", blob.hex(), self.tag))?;
         if let Some(hit) = self.cached(blob)? {
             return Ok(hit);
@@ -243,6 +246,7 @@ impl Unpacker {
         if let Some(root) = self.existing_root(&dir)? {
             return Ok(root);
         }
+        let _gc = self.store.gc_lock(LockMode::Shared)?;
         let _lock = self.lock(&format!("image-{}{}", image.digest().hex(), self.tag))?;
         if let Some(root) = self.existing_root(&dir)? {
             return Ok(root);
@@ -284,6 +288,127 @@ impl Unpacker {
             info,
             built: true,
         })
+    }
+
+    /// Bytes of derived data: (objects, each stored once; changesets).
+    pub fn usage(&self) -> Result<(u64, u64), Error> {
+        let mut objects = 0;
+        for sub in read_dir(self.objects.dir())? {
+            if sub.file_name().len() != 2 {
+                continue;
+            }
+            for e in read_dir(&sub.path())? {
+                objects += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        let changesets = read_dir(&self.store.root().join("layers"))?
+            .iter()
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum();
+        Ok((objects, changesets))
+    }
+
+    /// The recorded facts of an image's root, if it is built.
+    pub fn root_info(&self, manifest: &Digest) -> Option<RootInfo> {
+        self.existing_root(&self.image_dir(manifest))
+            .ok()
+            .flatten()
+            .map(|r| r.info)
+    }
+
+    /// Deletes derived data nothing needs any more: image roots of images
+    /// no longer in the index, changesets of layer blobs no longer stored,
+    /// objects no remaining changeset names, and leftovers of interrupted
+    /// builds. With `wait`, blocks until running pulls are done; without,
+    /// does nothing while one runs. Holds the store's gc lock exclusively, so
+    /// nothing is deleted under a pull or an unpack. Returns bytes freed.
+    ///
+    /// Every id map's derived data is considered, not only this unpacker's.
+    pub fn collect_garbage(&self, wait: bool) -> Result<u64, Error> {
+        let _gc = if wait {
+            self.store.gc_lock(LockMode::Exclusive)?
+        } else {
+            match self.store.try_gc_lock(LockMode::Exclusive)? {
+                Some(g) => g,
+                None => return Ok(0),
+            }
+        };
+        let mut freed = 0;
+        let live_images: std::collections::HashSet<String> = self
+            .store
+            .images()?
+            .iter()
+            .map(|i| i.digest().hex().to_owned())
+            .collect();
+        let images_dir = self.store.root().join("images");
+        for e in read_dir(&images_dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = name.get(..64).unwrap_or("");
+            // Temp dirs belong to dead builders: live ones hold the gc lock shared.
+            let building = name.contains(".tmp-");
+            if !live_images.contains(hex) || building {
+                freed += tree_size(&e.path());
+                remove_tree(&e.path()).io_context("remove image root", &e.path())?;
+            }
+        }
+        let live_blobs: std::collections::HashSet<String> = self
+            .store
+            .live_blobs()?
+            .iter()
+            .map(|d| d.hex().to_owned())
+            .collect();
+        let layers_dir = self.store.root().join("layers");
+        let mut live_objects = std::collections::HashSet::new();
+        for e in read_dir(&layers_dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = name.get(..64).unwrap_or("");
+            let keep = live_blobs.contains(hex) && name.ends_with(".cs");
+            if !keep {
+                freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(e.path()).io_context("remove changeset", &e.path())?;
+                continue;
+            }
+            let bytes = fs::read(e.path()).io_context("read changeset", &e.path())?;
+            match bytes
+                .strip_prefix(CHANGESET_MAGIC)
+                .and_then(|b| postcard::from_bytes::<CachedLayer>(b).ok())
+            {
+                Some(c) => live_objects.extend(c.changeset.objects().copied()),
+                None => {
+                    // Unreadable: it would be decoded again anyway.
+                    fs::remove_file(e.path()).io_context("remove changeset", &e.path())?;
+                }
+            }
+        }
+        for sub in read_dir(self.objects.dir())? {
+            let sub_name = sub.file_name().to_string_lossy().into_owned();
+            if sub_name.len() != 2 {
+                // tmp-* files of a writer that died (the lock excludes live ones).
+                freed += sub.metadata().map(|m| m.len()).unwrap_or(0);
+                let _ = fs::remove_file(sub.path());
+                continue;
+            }
+            for e in read_dir(&sub.path())? {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let id = hex::decode(format!("{sub_name}{name}"))
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(crate::changeset::ObjectId);
+                if id.is_some_and(|id| live_objects.contains(&id)) {
+                    continue;
+                }
+                let meta = e.metadata().ok();
+                // Bytes are freed only when no image root links the inode.
+                if meta
+                    .as_ref()
+                    .is_some_and(|m| std::os::unix::fs::MetadataExt::nlink(m) == 1)
+                {
+                    freed += meta.map(|m| m.len()).unwrap_or(0);
+                }
+                fs::remove_file(e.path()).io_context("remove object", &e.path())?;
+            }
+        }
+        Ok(freed)
     }
 
     fn existing_root(&self, dir: &Path) -> Result<Option<ImageRoot>, Error> {
@@ -383,6 +508,35 @@ fn decode_with_digest(
 ) -> Result<(Changeset, Digest), Error> {
     let d = decode(blob, layer, None, objects, opts)?;
     Ok((d.changeset, d.diff_id))
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, Error> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd.collect::<io::Result<Vec<_>>>().io_context("list", dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).io_context("list", dir),
+    }
+}
+
+/// Bytes of regular files under `path` that no object shares.
+fn tree_size(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut todo = vec![path.to_owned()];
+    while let Some(p) = todo.pop() {
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(rd) = fs::read_dir(&p) {
+                todo.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file() && meta.nlink() == 1 {
+            // A private copy (objects are counted when they go).
+            total += meta.len();
+        }
+    }
+    total
 }
 
 /// Removes a tree that may hold read-only directories.

@@ -102,11 +102,29 @@ fn platform_of(a: &PullArgs) -> anyhow::Result<Option<Platform>> {
     Ok(Some(p))
 }
 
+/// podman's image size: the unpacked content once the image root is built
+/// (every pull builds it), else the stored blobs.
+pub fn image_size(store: &cairn_store::Store, i: &Image) -> u64 {
+    cairn_unpacker::Unpacker::new(store, cairn_unpacker::UnpackerOptions::default())
+        .ok()
+        .and_then(|u| u.root_info(i.digest()))
+        .map_or_else(|| i.size(), |info| info.size)
+}
+
+/// Where the image's read-only root is, if built.
+fn image_root_dir(store: &cairn_store::Store, i: &Image) -> Option<std::path::PathBuf> {
+    let u =
+        cairn_unpacker::Unpacker::new(store, cairn_unpacker::UnpackerOptions::default()).ok()?;
+    u.root_info(i.digest())?;
+    Some(u.image_dir(i.digest()).join("rootfs"))
+}
+
 /// A row of `cairn images`: one image under one name.
 struct Row<'a> {
     image: &'a Image,
     repository: String,
     tag: String,
+    size: u64,
 }
 
 /// `cairn images`.
@@ -154,7 +172,10 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
     }
     let format = Format::parse(a.format.as_deref(), "")?;
     if let Format::Json = format {
-        let list: Vec<Value> = images.iter().map(summary_json).collect();
+        let list: Vec<Value> = images
+            .iter()
+            .map(|i| summary_json(i, image_size(&store, i)))
+            .collect();
         println!("{}", output::json_indent(&Value::Array(list), 4));
         return Ok(0);
     }
@@ -165,6 +186,7 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
                 image,
                 repository: "<none>".into(),
                 tag: "<none>".into(),
+                size: image_size(&store, image),
             });
         }
         for n in &image.names {
@@ -172,6 +194,7 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
                 image,
                 repository: n.name(),
                 tag: n.tag().unwrap_or("<none>").to_owned(),
+                size: image_size(&store, image),
             });
         }
     }
@@ -198,7 +221,7 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
         }
         cells.push(id_text(r.image, a.no_trunc));
         cells.push(output::ago(r.image.config.created.as_deref()));
-        cells.push(output::size(r.image.size()));
+        cells.push(output::size(r.size));
         t.row(cells);
     }
     print!("{}", t.render());
@@ -239,10 +262,10 @@ fn row_json(r: &Row, no_trunc: bool) -> Value {
         "Created": output::ago(created),
         "CreatedAt": created_at,
         "CreatedTime": unix,
-        "Size": output::size(i.size()),
+        "Size": output::size(r.size),
         "SharedSize": output::size(0),
-        "VirtualSize": output::size(i.size()),
-        "UniqueSize": output::size(i.size()),
+        "VirtualSize": output::size(r.size),
+        "UniqueSize": output::size(r.size),
         "Dangling": i.names.is_empty(),
         "Labels": i.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default(),
         "Containers": 0,
@@ -303,7 +326,7 @@ fn glob(pattern: &str, s: &str) -> bool {
     go(pattern.as_bytes(), s.as_bytes())
 }
 
-fn summary_json(i: &Image) -> Value {
+fn summary_json(i: &Image, size: u64) -> Value {
     let created = i.config.created.clone().unwrap_or_default();
     let unix = chrono::DateTime::parse_from_rfc3339(&created)
         .map(|t| t.timestamp())
@@ -314,9 +337,9 @@ fn summary_json(i: &Image) -> Value {
         "ParentId": "",
         "RepoTags": null,
         "RepoDigests": i.repo_digests(),
-        "Size": i.size(),
+        "Size": size,
         "SharedSize": 0,
-        "VirtualSize": i.size(),
+        "VirtualSize": size,
         "Labels": labels(i),
         "Containers": 0,
         "Names": names,
@@ -337,7 +360,12 @@ fn labels(i: &Image) -> Value {
 }
 
 /// The `podman image inspect` document for an image.
-pub fn inspect_json(i: &Image) -> Value {
+pub fn inspect_json(store: &cairn_store::Store, i: &Image) -> Value {
+    let size = image_size(store, i);
+    let graph = match image_root_dir(store, i) {
+        Some(root) => json!({"Name": "cairn", "Data": {"LowerDir": root}}),
+        None => json!({"Name": "cairn", "Data": {}}),
+    };
     let tags: Vec<String> = i
         .names
         .iter()
@@ -364,9 +392,9 @@ pub fn inspect_json(i: &Image) -> Value {
         "Author": i.config.author.clone().unwrap_or_default(),
         "Architecture": i.config.architecture,
         "Os": i.config.os,
-        "Size": i.size(),
-        "VirtualSize": i.size(),
-        "GraphDriver": {"Name": "cairn", "Data": {}},
+        "Size": size,
+        "VirtualSize": size,
+        "GraphDriver": graph,
         "RootFS": {
             "Type": if i.config.rootfs.kind.is_empty() { "layers" } else { i.config.rootfs.kind.as_str() },
             "Layers": i.config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
@@ -387,6 +415,7 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
         for r in store.remove_all_images()? {
             print_removal(&r);
         }
+        derived_gc(&store, false)?;
         return Ok(0);
     }
     if a.images.is_empty() {
@@ -415,6 +444,7 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    derived_gc(&store, false)?;
     Ok(code)
 }
 
@@ -492,7 +522,7 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
             }
         };
         match found {
-            Some(i) => docs.push(inspect_json(&i)),
+            Some(i) => docs.push(inspect_json(&store, &i)),
             None => errors.push(match kind {
                 "image" => format!("{name}: image not known"),
                 "container" => format!("no such container {name:?}"),
@@ -531,10 +561,20 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
     }
     let store = ctx.store()?;
     let (removed, _freed) = store.prune_images(a.all)?;
+    derived_gc(&store, true)?;
     for id in removed {
         println!("{}", id.hex());
     }
     Ok(0)
+}
+
+/// Removes image roots, changesets and objects nothing needs any more
+/// (waiting for running pulls with `wait`, else skipping while one runs).
+/// Returns the bytes freed.
+pub fn derived_gc(store: &cairn_store::Store, wait: bool) -> anyhow::Result<u64> {
+    let unpacker =
+        cairn_unpacker::Unpacker::new(store, cairn_unpacker::UnpackerOptions::default())?;
+    Ok(unpacker.collect_garbage(wait)?)
 }
 
 /// Asks `[y/N]` on the terminal.

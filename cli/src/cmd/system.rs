@@ -14,14 +14,22 @@ pub fn df(ctx: &Context, a: DfArgs) -> anyhow::Result<u8> {
     let store = ctx.store()?;
     let usage = store.disk_usage()?;
     let images = store.images()?;
+    let unpacker =
+        cairn_unpacker::Unpacker::new(&store, cairn_unpacker::UnpackerOptions::default())?;
+    let (objects, changesets) = unpacker.usage()?;
+    let unpacked_logical: u64 = images
+        .iter()
+        .map(|i| super::image::image_size(&store, i))
+        .sum();
     // No image is used by a container yet, so every image is reclaimable.
-    let size = usage.stored_bytes + usage.reclaimable_bytes;
+    let size = usage.stored_bytes + usage.reclaimable_bytes + objects + changesets;
     let reclaimable = size;
     if a.format.as_deref() == Some("json") {
         let v = json!([
             {"Type": "Images", "Total": usage.images, "Active": 0, "Size": size,
              "Reclaimable": reclaimable, "LogicalSize": usage.logical_bytes,
-             "StoredSize": usage.stored_bytes, "UnreferencedSize": usage.reclaimable_bytes},
+             "StoredSize": usage.stored_bytes, "UnreferencedSize": usage.reclaimable_bytes,
+             "UnpackedLogicalSize": unpacked_logical, "UnpackedStoredSize": objects},
             {"Type": "Containers", "Total": 0, "Active": 0, "Size": 0, "Reclaimable": 0},
             {"Type": "Local Volumes", "Total": 0, "Active": 0, "Size": 0, "Reclaimable": 0},
         ]);
@@ -82,10 +90,15 @@ pub fn df(ctx: &Context, a: DfArgs) -> anyhow::Result<u8> {
         }
         print!("{}", t.render());
         println!(
-            "\nLogical size {} (every image counted whole), stored {} (shared blobs once), unreferenced {}\n",
+            "\nBlobs: logical {} (every image counted whole), stored {} (shared blobs once), unreferenced {}",
             output::size_compact(usage.logical_bytes),
             output::size_compact(usage.stored_bytes),
             output::size_compact(usage.reclaimable_bytes),
+        );
+        println!(
+            "Unpacked: logical {} (every image root counted whole), stored {} (identical files once)\n",
+            output::size_compact(unpacked_logical),
+            output::size_compact(objects),
         );
         return Ok(0);
     }
@@ -170,6 +183,7 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
     }
     let store = ctx.store()?;
     let (removed, freed) = store.prune_images(a.all)?;
+    let freed = freed + super::image::derived_gc(&store, true)?;
     if !removed.is_empty() {
         println!("Deleted Images");
         for id in removed {
