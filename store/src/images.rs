@@ -673,7 +673,9 @@ fn find_in(images: Vec<Image>, spec: &str, search: &[String]) -> Result<Image, I
     }
     if name.is_short() {
         // A short name also matches any repository ending in it, same tag.
-        let probe = name.qualify("localhost");
+        let Ok(probe) = name.qualify("localhost") else {
+            return Err(ImageError::NotKnown(spec.to_owned()));
+        };
         let suffix = format!("/{}", probe.repository());
         if let Some(i) = images.iter().find(|i| {
             i.names.iter().any(|n| {
@@ -690,13 +692,12 @@ fn find_in(images: Vec<Image>, spec: &str, search: &[String]) -> Result<Image, I
 
 fn candidates(name: &Name, search: &[String]) -> Vec<Reference> {
     if !name.is_short() {
-        return vec![name.qualify("")];
+        return name.qualify("").into_iter().collect();
     }
-    let mut out = vec![name.qualify("localhost")];
-    for reg in search {
-        out.push(name.qualify(reg));
-    }
-    out
+    std::iter::once("localhost")
+        .chain(search.iter().map(String::as_str))
+        .filter_map(|reg| name.qualify(reg).ok())
+        .collect()
 }
 
 /// The name of `image` that `spec` designates, if `spec` is a name.
@@ -708,7 +709,7 @@ fn matched_name(image: &Image, spec: &str, search: &[String]) -> Option<Referenc
         }
     }
     if name.is_short() {
-        let probe = name.qualify("localhost");
+        let probe = name.qualify("localhost").ok()?;
         let suffix = format!("/{}", probe.repository());
         return image
             .names

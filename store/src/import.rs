@@ -16,7 +16,7 @@ use crate::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::layout::{Put, Store, REF_NAME};
 use crate::lock::Mode;
 use crate::media::{host_platform, Descriptor, Index, ManifestKind, Platform};
-use crate::pull::{BlobKind, PullProgress, Pulled};
+use crate::progress::{BlobKind, PullProgress, Pulled};
 use crate::reference::{Name, Reference};
 
 /// Where an image comes from, parsed from a pull argument.
@@ -435,7 +435,7 @@ fn path_name(dir: &Path) -> Result<Reference, Error> {
     } else {
         parts.join("/")
     };
-    Ok(Name::parse(&format!("{path}:latest"))?.qualify("localhost"))
+    Ok(Name::parse(&format!("{path}:latest"))?.qualify("localhost")?)
 }
 
 /// podman's name for an image from `oci-archive:`: a fully qualified ref
@@ -448,7 +448,7 @@ fn archive_name(source: &str, hint: Option<&str>) -> Result<Reference, Error> {
             message: "the image has no ref name; name it: oci-archive:FILE:NAME".into(),
         });
     };
-    Ok(Name::parse(hint)?.qualify("localhost"))
+    Ok(Name::parse(hint)?.qualify("localhost")?)
 }
 
 fn sanitize(component: &str) -> String {

@@ -13,8 +13,11 @@ pub mod import;
 pub mod layout;
 mod lock;
 pub mod media;
+pub mod progress;
+#[cfg(feature = "registry")]
 pub mod pull;
 mod reference;
+#[cfg(feature = "registry")]
 pub mod registry;
 
 pub use digest::{Algorithm, Digest, DigestParseError, Hasher};

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::digest::Digest;
 use crate::error::Error;
@@ -11,45 +10,11 @@ use crate::images::MAX_MANIFEST_SIZE;
 use crate::layout::{Put, Store};
 use crate::lock::Mode;
 use crate::media::{host_platform, Descriptor, Manifest, ManifestKind, Platform};
+pub use crate::progress::{BlobKind, PullProgress, Pulled, Silent};
 use crate::reference::{Name, Reference};
 use crate::registry::client::RegistryClient;
 use crate::registry::RegistryOptions;
 use crate::RegistryError;
-
-/// What a blob is, for progress output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlobKind {
-    /// The image config.
-    Config,
-    /// A layer.
-    Layer,
-}
-
-/// Pull events, for progress bars or log lines. Every method has a no-op
-/// default.
-pub trait PullProgress: Send + Sync {
-    /// About to contact the registry for `reference`.
-    fn trying(&self, _reference: &Reference) {}
-    /// A blob is already in the store; nothing is fetched.
-    fn blob_skipped(&self, _desc: &Descriptor, _kind: BlobKind) {}
-    /// A blob download starts (at `resumed_from` bytes if a partial was kept).
-    fn blob_started(&self, _desc: &Descriptor, _kind: BlobKind, _resumed_from: u64) {}
-    /// `bytes` of the blob are now held.
-    fn blob_progress(&self, _digest: &Digest, _bytes: u64) {}
-    /// A blob is verified and stored.
-    fn blob_done(&self, _desc: &Descriptor, _kind: BlobKind) {}
-    /// The ref is about to be written.
-    fn writing_manifest(&self) {}
-    /// A request failed and is retried after `delay`.
-    fn retrying(&self, _what: &str, _attempt: u32, _delay: Duration) {}
-    /// Something worth telling that is not an error.
-    fn warning(&self, _message: &str) {}
-}
-
-/// Progress that prints nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Silent;
-impl PullProgress for Silent {}
 
 /// How to pull.
 #[derive(Debug, Clone)]
@@ -67,21 +32,6 @@ impl PullOptions {
     pub const DEFAULT_JOBS: usize = 6;
 }
 
-/// What a pull produced.
-#[derive(Debug, Clone)]
-pub struct Pulled {
-    /// The reference recorded.
-    pub reference: Reference,
-    /// The image id (config digest).
-    pub image_id: Digest,
-    /// The platform manifest's digest.
-    pub manifest_digest: Digest,
-    /// Blobs fetched (config and layers).
-    pub blobs_fetched: usize,
-    /// Bytes fetched.
-    pub bytes_fetched: u64,
-}
-
 /// Pulls `name`: a fully qualified reference directly; a short name from
 /// each search registry in turn until one has it.
 pub async fn pull_name(
@@ -92,7 +42,7 @@ pub async fn pull_name(
 ) -> Result<Pulled, Error> {
     let parsed = Name::parse(name)?;
     if !parsed.is_short() {
-        return pull(store, &parsed.qualify(""), opts, progress).await;
+        return pull(store, &parsed.qualify("")?, opts, progress).await;
     }
     let search = &opts.registry.conf.search;
     if search.is_empty() {
@@ -105,7 +55,7 @@ pub async fn pull_name(
     }
     let mut tried = Vec::new();
     for registry in search {
-        let reference = parsed.qualify(registry);
+        let reference = parsed.qualify(registry)?;
         match pull(store, &reference, opts, progress.clone()).await {
             Ok(p) => return Ok(p),
             Err(e @ Error::Registry { .. }) if search.len() > 1 => tried.push(e.to_string()),

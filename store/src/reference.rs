@@ -109,8 +109,9 @@ impl Name {
     }
 
     /// The reference this name denotes on `registry` (used for short names;
-    /// an explicit registry in the name wins).
-    pub fn qualify(&self, registry: &str) -> Reference {
+    /// an explicit registry in the name wins). Fails if the qualified name
+    /// (`registry/repository`) is longer than 255 characters.
+    pub fn qualify(&self, registry: &str) -> Result<Reference, ReferenceError> {
         let registry = normalize_registry(self.registry.as_deref().unwrap_or(registry));
         let repository = if registry == DOCKER_HUB && !self.path.contains('/') {
             format!("library/{}", self.path)
@@ -122,12 +123,19 @@ impl Name {
             (Some(t), None) => Some(t.clone()),
             (None, None) => Some("latest".to_owned()),
         };
-        Reference {
+        let r = Reference {
             registry: registry.to_owned(),
             repository,
             tag,
             digest: self.digest.clone(),
+        };
+        if r.name().len() > MAX_NAME_LEN {
+            return Err(ReferenceError::new(
+                &r.to_string(),
+                format!("repository name longer than {MAX_NAME_LEN} characters"),
+            ));
         }
+        Ok(r)
     }
 }
 
@@ -177,6 +185,7 @@ impl Reference {
     }
 
     /// The equivalent `oci_client` reference (tag or digest form).
+    #[cfg(feature = "registry")]
     pub(crate) fn to_oci(&self) -> oci_client::Reference {
         match &self.digest {
             Some(d) => oci_client::Reference::with_digest(
@@ -198,7 +207,7 @@ impl FromStr for Reference {
 
     /// Parses with docker's normalization: a short name means Docker Hub.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Name::parse(s)?.qualify(DOCKER_HUB))
+        Name::parse(s)?.qualify(DOCKER_HUB)
     }
 }
 
@@ -408,14 +417,25 @@ mod tests {
     fn short_names_qualify_against_search_registries() {
         let n = Name::parse("debian:12").unwrap();
         assert!(n.is_short());
-        assert_eq!(n.qualify("quay.io").to_string(), "quay.io/debian:12");
         assert_eq!(
-            n.qualify("docker.io").to_string(),
+            n.qualify("quay.io").unwrap().to_string(),
+            "quay.io/debian:12"
+        );
+        assert_eq!(
+            n.qualify("docker.io").unwrap().to_string(),
             "docker.io/library/debian:12"
         );
         let q = Name::parse("quay.io/x/y").unwrap();
         assert!(!q.is_short());
-        assert_eq!(q.qualify("docker.io").to_string(), "quay.io/x/y:latest");
+        assert_eq!(
+            q.qualify("docker.io").unwrap().to_string(),
+            "quay.io/x/y:latest"
+        );
+        // The length limit holds for the qualified name (found by fuzzing:
+        // a 250-character short name grows past 255 with docker.io/library/).
+        let long = "a".repeat(250);
+        assert!(Name::parse(&long).is_ok());
+        assert!(long.parse::<Reference>().is_err());
     }
 
     #[test]

@@ -479,7 +479,7 @@ pub fn tag(ctx: &Context, a: TagArgs) -> anyhow::Result<u8> {
     let image = find(&store, &a.image, &search)?;
     for n in &a.names {
         let name = Name::parse(n)?;
-        let reference = name.qualify("localhost");
+        let reference = name.qualify("localhost")?;
         if reference.digest().is_some() {
             return Err(exit::with_code(
                 exit::ENGINE,

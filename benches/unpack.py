@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Unpack throughput: cairn vs umoci vs podman vs sequential tar, one run.
+
+For each image (real Debian content from tests/support/build-images.sh
+--bench), timed with the page cache dropped before every run, fresh output
+each run, medians over several runs:
+
+  cairn unpack IMAGE DIR        decode from the stored blobs (no cached
+                                changesets or objects) + copy-mode root
+  cairn unpack --mode hardlink  the same into a hardlinked read-only root
+  umoci unpack                  from the same OCI layout
+  tar (sequential)              `tar -xzf` of each layer in order: the
+                                naive floor (no whiteouts, no diff ids)
+  podman load                   podman's layer application, from an
+                                oci-archive of the image (its own decode
+                                and apply path, no network)
+
+Then, against a local registry: `cairn pull` (download + decode + image
+root) vs `podman pull`, and the pull of an image sharing all but its top
+layer with one already pulled. Reports ratios and peak RSS; writes
+benches/results/unpack.md.
+
+Run as root: benches/unpack.py [--runs 5]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pull import REPO, Registry, drop_caches, sh, timed  # noqa: E402
+
+
+def layer_blobs(layout, ref):
+    index = json.loads((Path(layout) / "index.json").read_text())
+    desc = next(m for m in index["manifests"]
+                if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref)
+    blob = lambda d: Path(layout) / "blobs" / "sha256" / d.split(":")[1]
+    manifest = json.loads(blob(desc["digest"]).read_text())
+    return [blob(l["digest"]) for l in manifest["layers"]], manifest
+
+
+def rm(path):
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--images", default="bench-four,bench-one")
+    ap.add_argument("--out", default=str(REPO / "benches/results/unpack.md"))
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: the page cache is dropped before every timed run")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-p", "cairn-cli", "--quiet"], cwd=REPO, check=True)
+    cairn = str(REPO / "target/release/cairn")
+    layout = sh(str(REPO / "tests/support/build-images.sh"), "--bench").stdout.strip().splitlines()[-1]
+
+    work = Path(tempfile.mkdtemp(prefix="cairn-ubench-", dir="/var/tmp"))
+    results = {}
+    sizes = {}
+    runroot = f"/run/cairn-ubench-{os.getpid()}"
+    try:
+        for img in args.images.split(","):
+            blobs, manifest = layer_blobs(layout, img)
+            sizes[img] = (len(blobs), sum(b.stat().st_size for b in blobs))
+            store = work / f"store-{img}"
+            env = dict(os.environ, CAIRN_ROOT=str(store))
+            # Import the blobs once; the timed runs decode them from scratch.
+            sh(cairn, "pull", "-q", f"oci:{layout}:{img}", env=env)
+            image_id = sh(cairn, "images", "-q", env=env).stdout.split()[0]
+            archive = work / f"{img}.tar"
+            sh("skopeo", "copy", "--quiet", "--insecure-policy", f"oci:{layout}:{img}",
+               f"oci-archive:{archive}:{img}")
+            for run in range(args.runs):
+                cases = []
+                for mode in ("copy", "hardlink"):
+                    def prep(store=store):
+                        for d in ("objects", "layers", "images"):
+                            rm(store / d)
+                    cases.append((f"cairn unpack ({mode})", prep,
+                                  [cairn, "unpack", "--mode", mode, image_id], env))
+                cases.append(("umoci unpack", None,
+                              ["umoci", "unpack", "--image", f"{layout}:{img}"], None))
+                script = " && ".join(f"tar -xzf {b} -C \"$1\"" for b in blobs)
+                cases.append(("tar -xzf, layers in order", None, ["sh", "-c", script, "tar"], None))
+                cases.append(("podman load", None,
+                              ["podman", "--root", "ROOT", "--runroot", runroot, "load", "-q", "-i", str(archive)],
+                              None))
+                order = cases[run % len(cases):] + cases[: run % len(cases)]
+                for name, prep, cmd, cenv in order:
+                    out = work / "out"
+                    rm(out)
+                    if prep:
+                        prep()
+                    if name.startswith("podman"):
+                        cmd = [str(out / "root") if c == "ROOT" else c for c in cmd]
+                    elif name.startswith("tar"):
+                        out.mkdir()
+                        cmd = cmd + [str(out)]
+                    else:
+                        cmd = cmd + [str(out if not name.startswith("umoci") else out)]
+                    drop_caches()
+                    wall, rss = timed(cmd, cenv)
+                    results.setdefault((img, name), []).append((wall, rss))
+                    rm(out)
+                    shutil.rmtree(runroot, ignore_errors=True)
+
+        # Pull including unpack, against a registry, vs podman pull.
+        reg = Registry(work)
+        try:
+            pulls = ["bench-four", "multi", "multi-sibling"]
+            for img in pulls:
+                sh("skopeo", "copy", "--quiet", "--insecure-policy", "--dest-tls-verify=false",
+                   f"oci:{layout}:{img}", f"docker://{reg.host}/{img}:latest")
+            for run in range(args.runs):
+                for tool in ("cairn", "podman"):
+                    dest = work / f"pull-{tool}"
+                    rm(dest)
+                    env = dict(os.environ, CAIRN_ROOT=str(dest))
+                    def pull_cmd(img):
+                        ref = f"{reg.host}/{img}:latest"
+                        if tool == "cairn":
+                            return [cairn, "pull", "-q", "--tls-verify=false", ref]
+                        return ["podman", "--root", str(dest / "root"), "--runroot", runroot,
+                                "pull", "-q", "--tls-verify=false", ref]
+                    for img in pulls:
+                        drop_caches()
+                        wall, rss = timed(pull_cmd(img), env)
+                        results.setdefault((f"pull {img}", tool), []).append((wall, rss))
+                    rm(dest)
+                    shutil.rmtree(runroot, ignore_errors=True)
+        finally:
+            reg.stop()
+    finally:
+        shutil.rmtree(runroot, ignore_errors=True)
+        rm(work)
+
+    med = lambda key: statistics.median(w for w, _ in results[key])
+    lines = ["# Unpack benchmark\n",
+             f"Command: `benches/unpack.py --runs {args.runs} --images {args.images}`  ",
+             f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; page cache "
+             "dropped before every timed run; fresh output (and, for cairn, no cached changesets or objects) "
+             "each run.\n",
+             "Tools: " + "; ".join([sh(cairn, "--version").stdout.strip(), sh("umoci", "--version").stdout.strip(),
+                                    sh("podman", "--version").stdout.strip(),
+                                    sh("tar", "--version").stdout.splitlines()[0]]) + "\n",
+             "| image | layers | compressed | tool | median s | min s | max s | peak RSS MiB | vs umoci | vs tar |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for img in args.images.split(","):
+        base_u = med((img, "umoci unpack"))
+        base_t = med((img, "tar -xzf, layers in order"))
+        for name in ["cairn unpack (copy)", "cairn unpack (hardlink)", "umoci unpack",
+                     "tar -xzf, layers in order", "podman load"]:
+            runs = results[(img, name)]
+            walls = [w for w, _ in runs]
+            m = statistics.median(walls)
+            n, size = sizes[img]
+            lines.append(f"| {img} | {n} | {size / 1e6:.1f} MB | {name} | {m:.3f} | {min(walls):.3f} | "
+                         f"{max(walls):.3f} | {max(r for _, r in runs):.1f} | {m / base_u:.2f}x | {m / base_t:.2f}x |")
+    lines += ["", "Pull from a local registry into fresh storage, image ready to run (podman pull also "
+              "applies the layers into its storage):\n",
+              "| image | tool | median s | peak RSS MiB | cairn vs podman |", "|---|---|---|---|---|"]
+    for img in ["bench-four", "multi", "multi-sibling"]:
+        key = f"pull {img}"
+        for tool in ("cairn", "podman"):
+            runs = results[(key, tool)]
+            m = med((key, tool))
+            ratio = f"{m / med((key, 'podman')):.2f}x" if tool == "cairn" else ""
+            lines.append(f"| {img}{' (after multi)' if img == 'multi-sibling' else ''} | {tool} | {m:.3f} | "
+                         f"{max(r for _, r in runs):.1f} | {ratio} |")
+    lines.append("")
+    lines.append(f"cairn: pulling multi-sibling after multi (shares 3 of 4 layers) took "
+                 f"{med(('pull multi-sibling', 'cairn')) / med(('pull multi', 'cairn')):.2f}x of pulling multi.")
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
