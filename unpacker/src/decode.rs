@@ -13,7 +13,7 @@ use tar::EntryType;
 use crate::changeset::{Change, Changeset, DeviceKind, Entry, Meta, ObjectId};
 use crate::error::Error;
 use crate::idmap::IdMap;
-use crate::objects::ObjectStore;
+use crate::objects::{ObjectStore, PutOutcome};
 use crate::path::{whiteout, RootPath, Whiteout};
 
 /// Options for decoding.
@@ -133,33 +133,45 @@ pub fn decode(
     };
     let mut archive = tar::Archive::new(tap);
     let mut cs = Changeset::default();
-    let result = read_entries(&mut archive, layer, objects, opts, &mut cs);
+    let stored = std::sync::Mutex::new(Vec::new());
+    let result = read_entries(&mut archive, layer, objects, opts, &mut cs, &stored);
     let mut tap = archive.into_inner();
-    let result = result.and_then(|()| {
-        // Whatever follows the end-of-archive blocks is part of the diff id.
-        io::copy(&mut tap, &mut io::sink())
-            .map(|_| ())
-            .map_err(|e| map_io(layer, e, opts))
-    });
-    result?;
-    let actual = cairn_store::Digest::from_parts(
-        cairn_store::Algorithm::Sha256,
-        &hex::encode(tap.hasher.finalize()),
-    )
-    .expect("a SHA-256 in hex is a digest");
-    if let Some(want) = diff_id {
-        if *want != actual {
-            return Err(Error::DiffIdMismatch {
-                layer: layer.to_owned(),
-                expected: want.to_string(),
-                actual: actual.to_string(),
-            });
+    let result = result
+        .and_then(|()| {
+            // Whatever follows the end-of-archive blocks is part of the diff id.
+            io::copy(&mut tap, &mut io::sink())
+                .map(|_| ())
+                .map_err(|e| map_io(layer, e, opts))
+        })
+        .and_then(|()| {
+            let actual = cairn_store::Digest::from_parts(
+                cairn_store::Algorithm::Sha256,
+                &hex::encode(tap.hasher.finalize()),
+            )
+            .expect("a SHA-256 in hex is a digest");
+            match diff_id {
+                Some(want) if *want != actual => Err(Error::DiffIdMismatch {
+                    layer: layer.to_owned(),
+                    expected: want.to_string(),
+                    actual: actual.to_string(),
+                }),
+                _ => Ok(actual),
+            }
+        });
+    match result {
+        Ok(diff_id) => Ok(Decoded {
+            changeset: cs,
+            diff_id,
+        }),
+        Err(e) => {
+            // A failed layer leaves the store as it was: the objects it added
+            // go again (one found present was someone else's and stays).
+            for id in stored.into_inner().expect("not poisoned") {
+                objects.remove(&id);
+            }
+            Err(e)
         }
     }
-    Ok(Decoded {
-        changeset: cs,
-        diff_id: actual,
-    })
 }
 
 fn corrupt(layer: &str, e: &dyn std::fmt::Display) -> Error {
@@ -198,6 +210,7 @@ fn read_entries<R: Read>(
     objects: &ObjectStore,
     opts: &DecodeOptions,
     cs: &mut Changeset,
+    stored: &std::sync::Mutex<Vec<ObjectId>>,
 ) -> Result<(), Error> {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -213,7 +226,12 @@ fn read_entries<R: Read>(
                 let Ok(job) = job else { break };
                 let r = objects
                     .put_bytes(&job.content, &job.meta)
-                    .map(|(id, _)| id)
+                    .map(|(id, outcome)| {
+                        if outcome == PutOutcome::Stored {
+                            stored.lock().expect("not poisoned").push(id);
+                        }
+                        id
+                    })
                     .map_err(|e| e.context(format!("layer {layer}, entry {}", job.shown)));
                 if res_tx.send((job.index, r)).is_err() {
                     break;
@@ -221,7 +239,7 @@ fn read_entries<R: Read>(
             });
         }
         drop(res_tx);
-        let produced = produce(archive, layer, objects, opts, cs, &job_tx);
+        let produced = produce(archive, layer, objects, opts, cs, &job_tx, stored);
         drop(job_tx);
         let mut first_err = None;
         for (index, r) in res_rx {
@@ -247,6 +265,7 @@ fn produce<R: Read>(
     opts: &DecodeOptions,
     cs: &mut Changeset,
     jobs: &std::sync::mpsc::SyncSender<Job>,
+    stored: &std::sync::Mutex<Vec<ObjectId>>,
 ) -> Result<(), Error> {
     let entries = archive.entries().map_err(|e| map_io(layer, e, opts))?;
     for entry in entries {
@@ -360,11 +379,15 @@ fn produce<R: Read>(
                     });
                     continue;
                 }
-                let (object, _) = objects.put(&mut entry, size, &meta).map_err(|e| match e {
-                    Error::Read(e) => map_io(layer, e, opts),
-                    Error::Truncated { .. } => corrupt(layer, &format!("{shown}: {e}")),
-                    other => other.context(format!("layer {layer}, entry {shown}")),
-                })?;
+                let (object, outcome) =
+                    objects.put(&mut entry, size, &meta).map_err(|e| match e {
+                        Error::Read(e) => map_io(layer, e, opts),
+                        Error::Truncated { .. } => corrupt(layer, &format!("{shown}: {e}")),
+                        other => other.context(format!("layer {layer}, entry {shown}")),
+                    })?;
+                if outcome == PutOutcome::Stored {
+                    stored.lock().expect("not poisoned").push(object);
+                }
                 Entry::File { meta, object, size }
             }
             EntryType::Directory => Entry::Dir(meta),

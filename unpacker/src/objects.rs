@@ -171,6 +171,11 @@ impl ObjectStore {
         self.publish(f, tmp_name, id, meta)
     }
 
+    /// Removes an object (best effort: a failed layer cleaning up).
+    pub fn remove(&self, id: &ObjectId) {
+        let _ = rustix::fs::unlinkat(&self.fd, Self::relative_path(id).as_str(), AtFlags::empty());
+    }
+
     /// Stores in-memory content with `meta`.
     pub fn put_bytes(&self, content: &[u8], meta: &Meta) -> Result<(ObjectId, PutOutcome), Error> {
         let digest: [u8; 32] = *blake3::hash(content).as_bytes();
