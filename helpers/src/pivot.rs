@@ -1,0 +1,171 @@
+//! `cairn-pivot`: switch to the new root and become the container's process.
+//!
+//! `pivot_root(".", ".")` stacks the old root on top of the new one at `/`;
+//! a lazy unmount of `.` then drops it, with no directory to create or remove
+//! in the (possibly read-only) new root (the trick runc and LXC use;
+//! pivot_root(2), "NOTES").
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::error::{Context as _, Error, Result};
+use crate::process::{self, Creds, Env};
+use crate::spec::{PivotSpec, ProcessSpec};
+use crate::user;
+
+/// Whether `path` (canonical) is a mount point in this mount namespace.
+fn is_mount_point(path: &Path) -> Result<bool> {
+    let infos = crate::mountinfo::read_self().ctx("read", "/proc/self/mountinfo")?;
+    Ok(infos.iter().any(|m| Path::new(&m.mount_point) == path))
+}
+
+/// Pivot into `root`, then drop the old root entirely.
+pub fn pivot(root: &Path) -> Result<()> {
+    let root: PathBuf = std::fs::canonicalize(root).map_err(|e| {
+        Error::sys("resolve new root", root, e)
+            .hint("give the directory cairn-mount assembled (its --target)")
+    })?;
+    // Unmounting the old root must not propagate to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx("make / rprivate in", "this mount namespace")
+    .map_err(|e| {
+        e.hint(
+            "run cairn-pivot in a new mount namespace (unshare -m), as root or in a user namespace",
+        )
+    })?;
+    // pivot_root needs a mount point.
+    if !is_mount_point(&root)? {
+        mount(
+            Some(&root),
+            &root,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx("bind the new root onto itself", &root)?;
+    }
+    nix::unistd::chdir(&root).ctx("chdir into the new root", &root)?;
+    nix::unistd::pivot_root(".", ".").ctx("pivot_root into", &root).map_err(|e| {
+        e.hint("the new root must be a directory in this mount namespace, not the current root, and not under a shared mount")
+    })?;
+    umount2(".", MntFlags::MNT_DETACH).ctx("detach the old root from", &root)?;
+    nix::unistd::chdir("/").ctx("chdir", "/")?;
+    Ok(())
+}
+
+/// Read a file of the (new) root, `None` when missing.
+fn read_opt(path: &str) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::sys("read", path, e)),
+    }
+}
+
+/// Resolve the process part of a spec against the current root's files:
+/// identity (`default_user` when the spec names none, plus `more_groups`),
+/// kept capabilities (`base_caps` adjusted, unless privileged), environment.
+pub(crate) fn resolve_process(
+    p: &ProcessSpec,
+    default_user: &str,
+    more_groups: &[u32],
+    base_env: Env,
+    base_caps: u64,
+) -> Result<(Creds, Env)> {
+    let user = p.user.as_deref().unwrap_or(default_user);
+    let mut identity = user::resolve(
+        user,
+        &p.groups,
+        read_opt("/etc/passwd")?.as_deref(),
+        read_opt("/etc/group")?.as_deref(),
+    )?;
+    for g in more_groups {
+        if !identity.groups.contains(g) {
+            identity.groups.push(*g);
+        }
+    }
+    let caps = if p.privileged {
+        None
+    } else {
+        Some(crate::caps::adjust(base_caps, &p.cap_add, &p.cap_drop)?)
+    };
+    let pdeathsig = match &p.pdeathsig {
+        Some(s) => process::parse_signal(s)?,
+        None => Some(nix::sys::signal::Signal::SIGKILL),
+    };
+    let mut env = base_env;
+    env.apply(&p.env)?;
+    env.defaults(identity.home.as_deref());
+    Ok((
+        Creds {
+            identity,
+            caps,
+            no_new_privs: p.no_new_privs,
+            pdeathsig,
+            keep_fds: p.keep_fds,
+        },
+        env,
+    ))
+}
+
+/// Change to the working directory inside the container.
+pub(crate) fn chdir_workdir(workdir: &str) -> Result<()> {
+    nix::unistd::chdir(workdir).map_err(|e| {
+        Error::sys("chdir to the working directory", workdir, e).hint(
+            "it must exist in the container: create it in the image, or give another --workdir",
+        )
+    })
+}
+
+/// Everything `cairn-pivot` does; returns only on failure.
+pub fn run(spec: &PivotSpec) -> Error {
+    match prepare(spec) {
+        Ok((args, env)) => process::exec(&args, &env),
+        Err(e) => e,
+    }
+}
+
+fn prepare(spec: &PivotSpec) -> Result<(Vec<std::ffi::CString>, Vec<std::ffi::CString>)> {
+    let root = spec
+        .root
+        .as_deref()
+        .ok_or_else(|| Error::Usage("no new root: give --root DIR".into()))?;
+    let p = &spec.process;
+    if p.args.is_empty() {
+        return Err(Error::Usage(
+            "no command: give it after the options (-- CMD ARGS...)".into(),
+        ));
+    }
+    let args = process::cstrings(&p.args.iter().map(Into::into).collect::<Vec<_>>())?;
+    crate::linux::ensure_own_mount_namespace("cairn-pivot")?;
+    pivot(root)?;
+    if let Some(h) = &spec.hostname {
+        nix::unistd::sethostname(h)
+            .ctx("sethostname", h)
+            .map_err(|e| {
+                e.hint("needs a UTS namespace of our own (unshare --uts) and CAP_SYS_ADMIN in it")
+            })?;
+    }
+    let base = if p.preserve_env {
+        Env::current()
+    } else {
+        Env::default()
+    };
+    let (creds, env) = resolve_process(
+        p,
+        "0:0",
+        &[],
+        base,
+        crate::caps::mask(&crate::caps::DEFAULT),
+    )?;
+    chdir_workdir(p.workdir.as_deref().unwrap_or("/"))?;
+    process::become_process(&creds)?;
+    Ok((args, env.to_cstrings()))
+}

@@ -1,0 +1,696 @@
+//! The JSON specs the helpers read with `--spec FILE`, and the parsers of the
+//! short flag forms (`--bind SRC:DST:OPTS`, `--tmpfs DST:OPTS`) that produce
+//! the same values. Unknown fields are errors, so a typo never passes silently.
+//!
+//! The schemas are documented for users in the `--help` texts (see
+//! [`crate::cli`]); keep both in step.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, SpecError};
+use crate::path::InRoot;
+
+/// Read and parse a spec file.
+pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let spec = |source: SpecError| Error::Spec {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = std::fs::read(path).map_err(|e| spec(e.into()))?;
+    serde_json::from_slice(&text).map_err(|e| spec(e.into()))
+}
+
+/// What `cairn-mount` sets up. Every field has a default except the root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountSpec {
+    /// The container's root filesystem.
+    pub root: Option<Root>,
+    /// Host directory the root is assembled on (and then given to
+    /// `cairn-pivot --root`). Required for an overlay; for a bind root it
+    /// defaults to the bound directory itself.
+    #[serde(default)]
+    pub target: Option<PathBuf>,
+    /// Make the root mount read-only once everything is mounted.
+    #[serde(default)]
+    pub readonly: bool,
+    /// How `/proc` is provided.
+    #[serde(default)]
+    pub proc: ProcMode,
+    /// How `/dev` is provided.
+    #[serde(default)]
+    pub dev: DevMode,
+    /// How `/sys` is provided.
+    #[serde(default)]
+    pub sys: SysMode,
+    /// Mount a tmpfs on `/tmp` (nosuid, nodev, mode 1777).
+    #[serde(default)]
+    pub tmp: bool,
+    /// How `/run` is provided.
+    #[serde(default)]
+    pub run: RunMode,
+    /// `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`.
+    #[serde(default)]
+    pub etc: Etc,
+    /// Extra mounts, applied in order after the standard ones.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// Skip masking and read-only paths (a privileged container).
+    #[serde(default)]
+    pub privileged: bool,
+    /// Paths hidden from the container; `None` = [`DEFAULT_MASKED`].
+    #[serde(default)]
+    pub masked_paths: Option<Vec<InRoot>>,
+    /// Paths made read-only; `None` = [`DEFAULT_READONLY`].
+    #[serde(default)]
+    pub readonly_paths: Option<Vec<InRoot>>,
+}
+
+/// Masked unless privileged: files get `/dev/null` bound over them,
+/// directories an empty read-only tmpfs; missing ones are skipped.
+pub const DEFAULT_MASKED: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/acpi",
+    "/sys/firmware",
+];
+
+/// Read-only unless privileged (bound onto themselves, then remounted
+/// read-only); missing ones are skipped.
+pub const DEFAULT_READONLY: &[&str] = &[
+    "/proc/asound",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The container's root filesystem. JSON: `{"overlay": {...}}` or
+/// `{"bind": "/dir"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Root {
+    /// Kernel overlayfs.
+    Overlay(Overlay),
+    /// A plain (recursive) bind of a host directory.
+    Bind(PathBuf),
+}
+
+/// An overlayfs root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overlay {
+    /// Read-only layers, topmost first (overlayfs' `lowerdir` order).
+    pub lower: Vec<PathBuf>,
+    /// Writable layer; without it (and `work`) the overlay is read-only.
+    #[serde(default)]
+    pub upper: Option<PathBuf>,
+    /// Overlayfs work directory, on the same filesystem as `upper`.
+    #[serde(default)]
+    pub work: Option<PathBuf>,
+    /// Extra overlayfs options, such as `userxattr` in a user namespace.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// How `/proc` is provided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcMode {
+    /// A new procfs (nosuid, noexec, nodev) showing the caller's pid namespace.
+    #[default]
+    Private,
+    /// A recursive bind of the host's `/proc` (shared pid namespace).
+    Host,
+    /// Nothing.
+    None,
+}
+
+/// How `/dev` is provided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DevMode {
+    /// A tmpfs with bound host nodes (null, zero, full, random, urandom, tty),
+    /// the fd/stdio/ptmx symlinks, devpts, shm and mqueue.
+    #[default]
+    Minimal,
+    /// A recursive bind of the host's `/dev` (privileged containers).
+    Host,
+    /// Nothing.
+    None,
+}
+
+/// How `/sys` is provided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SysMode {
+    /// Read-only: a new sysfs, or a recursive read-only bind of the host's
+    /// when a new one is not allowed (no network namespace of our own).
+    #[default]
+    Ro,
+    /// Read-write (privileged containers).
+    Rw,
+    /// Nothing.
+    None,
+}
+
+/// How `/run` is provided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// A tmpfs when the image's `/run` is missing or empty, else the image's.
+    #[default]
+    Auto,
+    /// Always a tmpfs (nosuid, nodev, mode 0755).
+    Tmpfs,
+    /// The image's `/run` as it is.
+    None,
+}
+
+/// The three files every container expects in `/etc`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Etc {
+    /// `/etc/hostname`.
+    #[serde(default)]
+    pub hostname: Option<EtcFile>,
+    /// `/etc/hosts`.
+    #[serde(default)]
+    pub hosts: Option<EtcFile>,
+    /// `/etc/resolv.conf`.
+    #[serde(default, rename = "resolv.conf")]
+    pub resolv_conf: Option<EtcFile>,
+}
+
+impl Etc {
+    /// The configured files with their targets.
+    pub fn files(&self) -> Vec<(InRoot, &EtcFile)> {
+        let mut out = Vec::new();
+        for (name, file) in [
+            ("hostname", &self.hostname),
+            ("hosts", &self.hosts),
+            ("resolv.conf", &self.resolv_conf),
+        ] {
+            if let Some(f) = file {
+                out.push((InRoot::root().join("etc").join(name), f));
+            }
+        }
+        out
+    }
+}
+
+/// Where one `/etc` file comes from. JSON: `{"path": "/host/file"}` (bound,
+/// read-write like Docker's) or `{"content": "text"}` (generated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EtcFile {
+    /// Bind this host file.
+    Path(PathBuf),
+    /// Generate a file with this content.
+    Content(String),
+}
+
+/// An extra mount. JSON: `{"type": "bind", ...}` or `{"type": "tmpfs", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Mount {
+    /// A bind mount of a host path.
+    Bind(BindMount),
+    /// A tmpfs.
+    Tmpfs(TmpfsMount),
+}
+
+impl Mount {
+    /// Where it is mounted in the container.
+    pub fn target(&self) -> &InRoot {
+        match self {
+            Mount::Bind(b) => &b.target,
+            Mount::Tmpfs(t) => &t.target,
+        }
+    }
+}
+
+/// A bind mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindMount {
+    /// Host path (file or directory).
+    pub source: PathBuf,
+    /// Path inside the container.
+    pub target: InRoot,
+    /// Read-only (really: the bind is remounted read-only, recursively).
+    #[serde(default)]
+    pub readonly: bool,
+    /// Recursive bind (`rbind`), the default.
+    #[serde(default = "yes")]
+    pub recursive: bool,
+    /// Mount propagation of the new mount.
+    #[serde(default)]
+    pub propagation: Propagation,
+    /// `nosuid`.
+    #[serde(default)]
+    pub nosuid: bool,
+    /// `nodev`.
+    #[serde(default)]
+    pub nodev: bool,
+    /// `noexec`.
+    #[serde(default)]
+    pub noexec: bool,
+}
+
+/// A tmpfs mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TmpfsMount {
+    /// Path inside the container.
+    pub target: InRoot,
+    /// `size=` (bytes, or with a k/m/g suffix, or a percentage of RAM).
+    #[serde(default)]
+    pub size: Option<String>,
+    /// `mode=` in octal, such as `"1777"`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Read-only.
+    #[serde(default)]
+    pub readonly: bool,
+    /// `nosuid` (default true).
+    #[serde(default = "yes")]
+    pub nosuid: bool,
+    /// `nodev` (default true).
+    #[serde(default = "yes")]
+    pub nodev: bool,
+    /// `noexec` (default false).
+    #[serde(default)]
+    pub noexec: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Mount propagation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Propagation {
+    /// `rprivate` (default).
+    #[default]
+    Rprivate,
+    /// `private`.
+    Private,
+    /// `rslave`.
+    Rslave,
+    /// `slave`.
+    Slave,
+    /// `rshared`.
+    Rshared,
+    /// `shared`.
+    Shared,
+}
+
+impl Propagation {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "rprivate" => Propagation::Rprivate,
+            "private" => Propagation::Private,
+            "rslave" => Propagation::Rslave,
+            "slave" => Propagation::Slave,
+            "rshared" => Propagation::Rshared,
+            "shared" => Propagation::Shared,
+            _ => return None,
+        })
+    }
+}
+
+/// Parse `SRC:DST[:OPTS]`, OPTS a comma list of `ro`, `rw`, `rprivate`,
+/// `private`, `rslave`, `slave`, `rshared`, `shared`, `nosuid`, `nodev`,
+/// `noexec`, `norecursive` (plain `bind` instead of `rbind`).
+pub fn parse_bind(arg: &str) -> Result<BindMount> {
+    let bad = |why: &str| {
+        Error::Usage(format!("--bind {arg:?}: {why}; expected SRC:DST[:OPTS] with OPTS from ro, rw, rprivate, private, rslave, slave, rshared, shared, nosuid, nodev, noexec, norecursive"))
+    };
+    let mut parts = arg.splitn(3, ':');
+    let src = parts
+        .next()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("missing source"))?;
+    let dst = parts
+        .next()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("missing destination"))?;
+    if !src.starts_with('/') {
+        return Err(bad("the source must be an absolute host path"));
+    }
+    let mut m = BindMount {
+        source: src.into(),
+        target: InRoot::new(dst)?,
+        readonly: false,
+        recursive: true,
+        propagation: Propagation::default(),
+        nosuid: false,
+        nodev: false,
+        noexec: false,
+    };
+    for opt in parts
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter(|o| !o.is_empty())
+    {
+        match opt {
+            "ro" => m.readonly = true,
+            "rw" => m.readonly = false,
+            "nosuid" => m.nosuid = true,
+            "nodev" => m.nodev = true,
+            "noexec" => m.noexec = true,
+            "norecursive" | "bind" => m.recursive = false,
+            "rbind" => m.recursive = true,
+            p => {
+                m.propagation =
+                    Propagation::parse(p).ok_or_else(|| bad(&format!("unknown option {p:?}")))?
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// Parse `DST[:OPTS]`, OPTS a comma list of `size=N`, `mode=OCTAL`, `ro`,
+/// `rw`, `suid`, `nosuid`, `dev`, `nodev`, `exec`, `noexec`.
+pub fn parse_tmpfs(arg: &str) -> Result<TmpfsMount> {
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "--tmpfs {arg:?}: {why}; expected DST[:OPTS] with OPTS from size=N, mode=OCTAL, ro, rw, [no]suid, [no]dev, [no]exec"
+        ))
+    };
+    let (dst, opts) = arg.split_once(':').unwrap_or((arg, ""));
+    let mut m = TmpfsMount {
+        target: InRoot::new(dst)?,
+        size: None,
+        mode: None,
+        readonly: false,
+        nosuid: true,
+        nodev: true,
+        noexec: false,
+    };
+    for opt in opts.split(',').filter(|o| !o.is_empty()) {
+        match opt.split_once('=') {
+            Some(("size", v)) => m.size = Some(v.to_owned()),
+            Some(("mode", v)) => m.mode = Some(v.to_owned()),
+            Some(_) => return Err(bad(&format!("unknown option {opt:?}"))),
+            None => match opt {
+                "ro" => m.readonly = true,
+                "rw" => m.readonly = false,
+                "suid" => m.nosuid = false,
+                "nosuid" => m.nosuid = true,
+                "dev" => m.nodev = false,
+                "nodev" => m.nodev = true,
+                "exec" => m.noexec = false,
+                "noexec" => m.noexec = true,
+                _ => return Err(bad(&format!("unknown option {opt:?}"))),
+            },
+        }
+    }
+    m.validate()?;
+    Ok(m)
+}
+
+impl TmpfsMount {
+    /// Check `size` and `mode` (they end up in a mount data string, so a
+    /// comma must not smuggle in another option).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(size) = &self.size {
+            let digits = size.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
+            if digits.is_empty()
+                || !digits.bytes().all(|b| b.is_ascii_digit())
+                || size.len() - digits.len() > 1
+            {
+                return Err(Error::Usage(format!(
+                    "tmpfs {}: size {size:?} is not a number with an optional k, m, g or % suffix",
+                    self.target
+                )));
+            }
+        }
+        if let Some(mode) = &self.mode {
+            if u32::from_str_radix(mode, 8).map_or(true, |m| m > 0o7777) {
+                return Err(Error::Usage(format!(
+                    "tmpfs {}: mode {mode:?} is not an octal mode such as 1777",
+                    self.target
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the process-setup part of `cairn-pivot` and `cairn-enter` applies
+/// just before the exec (JSON object `process` of both specs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// The command and its arguments (the flags' form: everything after `--`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `USER[:GROUP]`, names or numbers, resolved in the container's
+    /// `/etc/passwd` and `/etc/group`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Extra supplementary groups (names or numbers).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Working directory inside the container.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `KEY=VALUE` entries, applied over the base environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Start from the caller's environment instead of an empty one
+    /// (`cairn-enter`: instead of the target's).
+    #[serde(default)]
+    pub preserve_env: bool,
+    /// Set `no_new_privs`.
+    #[serde(default)]
+    pub no_new_privs: bool,
+    /// Keep every capability.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Capabilities added to the default set (`CAP_NET_ADMIN` or `net_admin`, or `ALL`).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from the default set (or `ALL`).
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// Signal sent to the command when its parent dies (`KILL` by default,
+    /// `none` to not set one).
+    #[serde(default)]
+    pub pdeathsig: Option<String>,
+    /// Keep descriptors 3 .. 3+N open for the command (socket activation);
+    /// every other descriptor above 2 is closed at the exec.
+    #[serde(default)]
+    pub keep_fds: u32,
+}
+
+/// What `cairn-pivot` does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PivotSpec {
+    /// The new root (host path, as assembled by `cairn-mount`).
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// Host name to set (the caller must have made a UTS namespace).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The process to run.
+    #[serde(default)]
+    pub process: ProcessSpec,
+}
+
+/// Namespaces `cairn-enter` can join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Namespace {
+    /// User namespace (joined first).
+    User,
+    /// Cgroup namespace.
+    Cgroup,
+    /// IPC namespace.
+    Ipc,
+    /// UTS namespace.
+    Uts,
+    /// Network namespace.
+    Net,
+    /// PID namespace (the command is forked into it).
+    Pid,
+    /// Time namespace (like pid: applies to the forked command).
+    Time,
+    /// Mount namespace (joined last; then the target's root and cwd).
+    Mnt,
+}
+
+impl Namespace {
+    /// Every namespace, in the order they are joined.
+    pub const ALL: [Namespace; 8] = [
+        Namespace::User,
+        Namespace::Cgroup,
+        Namespace::Ipc,
+        Namespace::Uts,
+        Namespace::Net,
+        Namespace::Pid,
+        Namespace::Time,
+        Namespace::Mnt,
+    ];
+
+    /// The name under `/proc/PID/ns/`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Cgroup => "cgroup",
+            Namespace::Ipc => "ipc",
+            Namespace::Uts => "uts",
+            Namespace::Net => "net",
+            Namespace::Pid => "pid",
+            Namespace::Time => "time",
+            Namespace::Mnt => "mnt",
+        }
+    }
+}
+
+/// What `cairn-enter` does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnterSpec {
+    /// The process whose namespaces are joined.
+    #[serde(default)]
+    pub target: Option<i32>,
+    /// Which namespaces; empty = all of the target's that differ from ours.
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    /// The process to run.
+    #[serde(default)]
+    pub process: ProcessSpec,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_flag_forms() {
+        let m = parse_bind("/src:/dst").unwrap();
+        assert_eq!(
+            (m.readonly, m.recursive, m.propagation),
+            (false, true, Propagation::Rprivate)
+        );
+        let m = parse_bind("/src:/dst:ro,rslave,nosuid,nodev,noexec").unwrap();
+        assert!(m.readonly && m.nosuid && m.nodev && m.noexec);
+        assert_eq!(m.propagation, Propagation::Rslave);
+        let m = parse_bind("/src:/a//b/:rw,norecursive,shared").unwrap();
+        assert_eq!(m.target.as_str(), "/a/b");
+        assert!(!m.recursive && !m.readonly);
+        for bad in [
+            "",
+            "/src",
+            "/src:",
+            "rel:/dst",
+            "/src:/dst:rx",
+            "/src:../x",
+            "/src:/a/../b",
+        ] {
+            assert!(parse_bind(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn tmpfs_flag_forms() {
+        let m = parse_tmpfs("/tmp").unwrap();
+        assert!(m.nosuid && m.nodev && !m.noexec && !m.readonly && m.size.is_none());
+        let m = parse_tmpfs("/scratch:size=64m,mode=1777,noexec,ro,dev").unwrap();
+        assert_eq!(m.size.as_deref(), Some("64m"));
+        assert_eq!(m.mode.as_deref(), Some("1777"));
+        assert!(m.noexec && m.readonly && !m.nodev);
+        for bad in [
+            "tmp",
+            "/t:size=",
+            "/t:size=1x",
+            "/t:size=10mm",
+            "/t:mode=999",
+            "/t:mode=17777",
+            "/t:uid=0",
+        ] {
+            assert!(parse_tmpfs(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn mount_spec_json() {
+        let spec: MountSpec = serde_json::from_str(
+            r#"{
+              "root": {"overlay": {"lower": ["/l1", "/l2"], "upper": "/u", "work": "/w"}},
+              "target": "/r",
+              "readonly": true,
+              "proc": "host", "dev": "minimal", "sys": "none", "tmp": true, "run": "tmpfs",
+              "etc": {"hostname": {"content": "box\n"}, "resolv.conf": {"path": "/etc/resolv.conf"}},
+              "mounts": [
+                {"type": "bind", "source": "/data", "target": "/data", "readonly": true},
+                {"type": "tmpfs", "target": "/cache", "size": "1m"}
+              ],
+              "masked_paths": ["/proc/kcore"]
+            }"#,
+        )
+        .unwrap();
+        let Some(Root::Overlay(o)) = &spec.root else {
+            panic!("root {:?}", spec.root)
+        };
+        assert_eq!(o.lower, [PathBuf::from("/l1"), PathBuf::from("/l2")]);
+        assert_eq!(spec.proc, ProcMode::Host);
+        assert_eq!(spec.etc.files().len(), 2);
+        assert_eq!(spec.etc.files()[1].0.as_str(), "/etc/resolv.conf");
+        let Mount::Bind(b) = &spec.mounts[0] else {
+            panic!()
+        };
+        assert!(b.readonly && b.recursive);
+        let Mount::Tmpfs(t) = &spec.mounts[1] else {
+            panic!()
+        };
+        assert!(t.nosuid && t.nodev);
+
+        let bind: MountSpec = serde_json::from_str(r#"{"root": {"bind": "/rootfs"}}"#).unwrap();
+        assert_eq!(bind.root, Some(Root::Bind("/rootfs".into())));
+        assert_eq!(bind.proc, ProcMode::Private);
+
+        for bad in [
+            r#"{"rot": {"bind": "/r"}}"#,
+            r#"{"root": {"bind": "/r"}, "proc": "shared"}"#,
+            r#"{"mounts": [{"type": "bind", "source": "/a", "target": "/b", "ro": true}]}"#,
+            r#"{"mounts": [{"type": "bind", "source": "/a", "target": "/../b"}]}"#,
+            r#"{"mounts": [{"type": "nfs", "target": "/b"}]}"#,
+            r#"{"etc": {"hostname": {"text": "x"}}}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<MountSpec>(bad).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn process_specs_json() {
+        let p: PivotSpec = serde_json::from_str(
+            r#"{"root": "/r", "hostname": "h", "process": {"args": ["sh"], "user": "app:staff", "cap_add": ["NET_ADMIN"], "keep_fds": 2}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.process.user.as_deref(), Some("app:staff"));
+        assert_eq!(p.process.keep_fds, 2);
+        let e: EnterSpec =
+            serde_json::from_str(r#"{"target": 42, "namespaces": ["mnt", "pid"]}"#).unwrap();
+        assert_eq!(e.namespaces, [Namespace::Mnt, Namespace::Pid]);
+        assert!(
+            serde_json::from_str::<EnterSpec>(r#"{"target": 1, "namespaces": ["mount"]}"#).is_err()
+        );
+    }
+}
