@@ -14,6 +14,7 @@ mod unpack;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    cairn_helpers::restore_sigpipe();
     prefer_ca_bundle();
     let code = match app::run() {
         Ok(code) => code,

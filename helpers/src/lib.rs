@@ -43,6 +43,13 @@ use std::io::Write as _;
 
 pub use error::{Error, Result, EXIT_FAILURE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
 
+/// Gives SIGPIPE back its default action (Rust's runtime ignores it), so a
+/// command line tool writing into a closed pipe (`cairn images | head -1`)
+/// ends quietly, as C and Go tools do, instead of failing on `EPIPE`.
+pub fn restore_sigpipe() {
+    let _ = sys::default_disposition(&[nix::sys::signal::Signal::SIGPIPE]);
+}
+
 fn report(prog: &str, e: &Error) -> i32 {
     eprintln!("{prog}: {e}");
     e.exit_code()
