@@ -22,6 +22,11 @@ impl Context {
         Context { root }
     }
 
+    /// The store's root directory.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// Opens (creating if needed) the store.
     pub fn store(&self) -> anyhow::Result<Store> {
         Store::open(&self.root).with_context(|| {

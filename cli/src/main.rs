@@ -1,8 +1,10 @@
 //! `cairn`: a daemonless, podman-compatible container engine.
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
 
 mod app;
 mod cmd;
+mod container;
 mod context;
 mod exit;
 mod format;

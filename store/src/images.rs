@@ -315,11 +315,11 @@ impl Store {
         Ok(results)
     }
 
-    /// Removes every image (`rmi -a`).
-    pub fn remove_all_images(&self) -> Result<Vec<Removal>, Error> {
+    /// Removes every image (`rmi -a`) but those `keep` says are in use.
+    pub fn remove_all_images(&self, keep: impl Fn(&Image) -> bool) -> Result<Vec<Removal>, Error> {
         let images = self.images()?;
         let mut out = Vec::new();
-        for image in images {
+        for image in images.into_iter().filter(|i| !keep(i)) {
             let digest = image.digest().clone();
             self.update_index(|index| {
                 let before = index.manifests.len();
@@ -383,12 +383,16 @@ impl Store {
 
     /// `image prune`: removes dangling images (with `all`, every image), then
     /// unreferenced blobs and abandoned partial downloads, waiting for
-    /// running pulls to finish. Returns the removed image ids and the bytes
-    /// freed.
-    pub fn prune_images(&self, all: bool) -> Result<(Vec<Digest>, u64), Error> {
+    /// running pulls to finish. Images `keep` says are in use stay. Returns
+    /// the removed image ids and the bytes freed.
+    pub fn prune_images(
+        &self,
+        all: bool,
+        keep: impl Fn(&Image) -> bool,
+    ) -> Result<(Vec<Digest>, u64), Error> {
         let images = self.images()?;
         let mut removed = Vec::new();
-        for image in images {
+        for image in images.into_iter().filter(|i| !keep(i)) {
             if all || image.names.is_empty() {
                 let digest = image.digest().clone();
                 let changed = self.update_index(|index| {

@@ -21,8 +21,16 @@ use crate::output::{self, Table};
 
 /// `cairn pull`.
 pub fn pull(ctx: &Context, a: PullArgs) -> anyhow::Result<u8> {
+    let id = pull_image(ctx, &a)?;
+    println!("{id}");
+    Ok(0)
+}
+
+/// Pulls (or imports) `a.image` with progress on stderr and builds its
+/// image root; returns the image id (hex).
+pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
     let store = ctx.store()?;
-    let platform = platform_of(&a)?;
+    let platform = platform_of(a)?;
     let unpacker = std::sync::Arc::new(cairn_unpacker::Unpacker::new(
         &store,
         super::unpack::unpacker_options(&[], &[], None)?,
@@ -74,8 +82,7 @@ pub fn pull(ctx: &Context, a: PullArgs) -> anyhow::Result<u8> {
         )?,
     };
     crate::unpack::finish(&store, &unpacker, &pulled)?;
-    println!("{}", pulled.image_id.hex());
-    Ok(0)
+    Ok(pulled.image_id.hex().to_owned())
 }
 
 /// `--platform` then `--os/--arch/--variant` on top of it.
@@ -411,12 +418,28 @@ pub fn inspect_json(store: &cairn_store::Store, i: &Image) -> Value {
 /// `cairn rmi`.
 pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
     let store = ctx.store()?;
+    let containers = crate::container::Containers::new(ctx.root());
+    let in_use = containers.images_in_use()?;
     if a.all {
-        for r in store.remove_all_images()? {
+        let mut code = 0;
+        if a.force {
+            for c in containers.list()? {
+                remove_container_for_rmi(ctx, &c)?;
+            }
+        } else {
+            for i in store.images()? {
+                if in_use.contains(i.digest().hex()) {
+                    eprintln!("Error: {}", in_use_message(&containers, &i)?);
+                    code = 2;
+                }
+            }
+        }
+        let in_use = containers.images_in_use()?;
+        for r in store.remove_all_images(|i| in_use.contains(i.digest().hex()))? {
             print_removal(&r);
         }
         derived_gc(&store, false)?;
-        return Ok(0);
+        return Ok(code);
     }
     if a.images.is_empty() {
         return Err(exit::with_code(
@@ -426,10 +449,39 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
     }
     let search = ctx.search_registries()?;
     let mut code = 0;
-    for (spec, r) in a
-        .images
+    // podman refuses to remove an image a container uses, unless -f, which
+    // removes those containers first.
+    let mut specs = Vec::new();
+    for spec in &a.images {
+        let image = match store.find_image(spec, &search) {
+            Ok(i) => i,
+            Err(_) => {
+                specs.push(spec.clone());
+                continue;
+            }
+        };
+        let untag_only = image.names.len() > 1
+            && image
+                .names
+                .iter()
+                .any(|n| n.to_string() == *spec || n.to_string().ends_with(&format!("/{spec}")));
+        if in_use.contains(image.digest().hex()) && !untag_only {
+            if !a.force {
+                eprintln!("Error: {}", in_use_message(&containers, &image)?);
+                code = 2;
+                continue;
+            }
+            for c in containers.list()? {
+                if c.config.image.manifest == image.digest().hex() {
+                    remove_container_for_rmi(ctx, &c)?;
+                }
+            }
+        }
+        specs.push(spec.clone());
+    }
+    for (spec, r) in specs
         .iter()
-        .zip(store.remove_images(&a.images, &search, a.force)?)
+        .zip(store.remove_images(&specs, &search, a.force)?)
     {
         match r {
             Ok(removal) => print_removal(&removal),
@@ -446,6 +498,26 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
     }
     derived_gc(&store, false)?;
     Ok(code)
+}
+
+fn in_use_message(
+    containers: &crate::container::Containers,
+    image: &Image,
+) -> anyhow::Result<String> {
+    let users: Vec<String> = containers
+        .list()?
+        .into_iter()
+        .filter(|c| c.config.image.manifest == image.digest().hex())
+        .map(|c| c.config.id)
+        .collect();
+    Ok(format!(
+        "image used by {}: image is in use by a container: consider listing external containers and force-removing image",
+        users.join(", ")
+    ))
+}
+
+fn remove_container_for_rmi(ctx: &Context, c: &crate::container::Container) -> anyhow::Result<()> {
+    super::container::remove_forced(ctx, c)
 }
 
 fn with_spec(spec: &str, e: &ImageError) -> String {
@@ -511,7 +583,16 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
     let search = ctx.search_registries()?;
     let mut docs = Vec::new();
     let mut errors = Vec::new();
+    let containers = crate::container::Containers::new(ctx.root());
     for name in &a.names {
+        // podman looks for a container first, then an image.
+        if kind != "image" {
+            if let Some(c) = containers.try_find(name)? {
+                let live = c.live();
+                docs.push(crate::container::inspect::inspect_json(&c, &live));
+                continue;
+            }
+        }
         let found = if kind == "container" {
             None
         } else {
@@ -525,7 +606,7 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
             Some(i) => docs.push(inspect_json(&store, &i)),
             None => errors.push(match kind {
                 "image" => format!("{name}: image not known"),
-                "container" => format!("no such container {name:?}"),
+                "container" => format!("no such container {name}"),
                 _ => format!("no such object: {name:?}"),
             }),
         }
@@ -560,7 +641,8 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let store = ctx.store()?;
-    let (removed, _freed) = store.prune_images(a.all)?;
+    let in_use = crate::container::Containers::new(ctx.root()).images_in_use()?;
+    let (removed, _freed) = store.prune_images(a.all, |i| in_use.contains(i.digest().hex()))?;
     derived_gc(&store, true)?;
     for id in removed {
         println!("{}", id.hex());

@@ -1,5 +1,7 @@
 //! One module per group of verbs.
 
+pub mod container;
+pub mod cp;
 pub mod image;
 pub mod login;
 pub mod system;

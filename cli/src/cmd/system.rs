@@ -182,7 +182,25 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let store = ctx.store()?;
-    let (removed, freed) = store.prune_images(a.all)?;
+    let containers = crate::container::Containers::new(ctx.root());
+    let mut stopped = Vec::new();
+    for c in containers.list()? {
+        if !matches!(
+            c.live().status,
+            crate::container::Status::Running | crate::container::Status::Stopping
+        ) {
+            super::container::remove_forced(ctx, &c)?;
+            stopped.push(c.config.id);
+        }
+    }
+    if !stopped.is_empty() {
+        println!("Deleted Containers");
+        for id in &stopped {
+            println!("{id}");
+        }
+    }
+    let in_use = containers.images_in_use()?;
+    let (removed, freed) = store.prune_images(a.all, |i| in_use.contains(i.digest().hex()))?;
     let freed = freed + super::image::derived_gc(&store, true)?;
     if !removed.is_empty() {
         println!("Deleted Images");
@@ -217,4 +235,80 @@ pub fn version(a: VersionArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// `cairn info`: the host, the store and the containers, in podman's shape
+/// (YAML by default, `--format json` or a Go template).
+pub fn info(ctx: &Context, a: crate::app::InfoArgs) -> anyhow::Result<u8> {
+    let p = cairn_store::media::host_platform();
+    let store = ctx.store()?;
+    let containers = crate::container::Containers::new(ctx.root()).list()?;
+    let count =
+        |s: crate::container::Status| containers.iter().filter(|c| c.live().status == s).count();
+    let running = count(crate::container::Status::Running);
+    let uname = nix::sys::utsname::uname().ok();
+    let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uname
+            .as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let rootless = !nix::unistd::geteuid().is_root();
+    let v = json!({
+        "host": {
+            "arch": p.architecture,
+            "os": p.os,
+            "kernel": field(|u| u.release()),
+            "hostname": field(|u| u.nodename()),
+            "cgroupManager": "cgroupfs",
+            "ociRuntime": {"name": "cairn", "path": super::super::container::spec::helper("cairn-monitor").map(|p| p.display().to_string()).unwrap_or_default(), "version": env!("CARGO_PKG_VERSION")},
+            "security": {"rootless": rootless, "selinuxEnabled": false, "apparmorEnabled": false, "seccompEnabled": false},
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        },
+        "store": {
+            "graphRoot": ctx.root(),
+            "graphDriverName": "overlay",
+            "containerStore": {
+                "number": containers.len(),
+                "paused": 0,
+                "running": running,
+                "stopped": containers.len() - running,
+            },
+            "imageStore": {"number": store.images()?.len()},
+        },
+        "version": {
+            "APIVersion": env!("CARGO_PKG_VERSION"),
+            "Version": env!("CARGO_PKG_VERSION"),
+            "OsArch": format!("{}/{}", p.os, p.architecture),
+        },
+    });
+    match crate::format::Format::parse_inspect(a.format.as_deref()) {
+        _ if a.format.is_none() => print!("{}", yaml(&v, 0)),
+        Ok(crate::format::Format::Json | crate::format::Format::Default) => {
+            println!("{}", output::json_indent(&v, 2))
+        }
+        Ok(f) => print!("{}", f.render_all(&serde_json::Value::Array(vec![v]))?),
+        Err(e) => return Err(e),
+    }
+    Ok(0)
+}
+
+/// A small YAML rendering of JSON objects (what `podman info` prints).
+fn yaml(v: &serde_json::Value, depth: usize) -> String {
+    use serde_json::Value;
+    let pad = "  ".repeat(depth);
+    let mut out = String::new();
+    if let Value::Object(m) = v {
+        for (k, v) in m {
+            match v {
+                Value::Object(_) => {
+                    out.push_str(&format!("{pad}{k}:\n"));
+                    out.push_str(&yaml(v, depth + 1));
+                }
+                Value::String(s) => out.push_str(&format!("{pad}{k}: {s}\n")),
+                other => out.push_str(&format!("{pad}{k}: {other}\n")),
+            }
+        }
+    }
+    out
 }

@@ -1,0 +1,1680 @@
+//! Container verbs: create, run, start, stop, restart, kill, rm, exec, ps,
+//! logs, wait, rename, enter, top, container prune/exists.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Read as _, Seek as _, Write as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cairn_store::images::ImageError;
+use cairn_store::Image;
+use serde_json::Value;
+
+use crate::app::{
+    ContainerPruneArgs, CreateArgs, EnterArgs, ExecArgs, ExistsArgs, KillArgs, LogsArgs, PsArgs,
+    PullArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, WaitArgs,
+};
+use crate::container::config::{Config, MountConfig, Namespaces, Process, Ulimit};
+use crate::container::spec::{helper, Attach};
+use crate::container::{self, inspect, logs, runtime, Container, Containers, Status};
+use crate::context::Context;
+use crate::exit;
+use crate::format::{self, Format};
+use crate::output::Table;
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    exit::with_code(exit::ENGINE, msg)
+}
+
+/// `cairn create`: prints the new container's id.
+pub fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<u8> {
+    let c = create_container(ctx, &a, false)?;
+    println!("{}", c.config.id);
+    Ok(0)
+}
+
+/// `cairn run`.
+pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
+    let mut c = create_container(ctx, &a.create, a.detach)?;
+    let attach = if a.detach {
+        Attach::default()
+    } else {
+        Attach {
+            output: true,
+            stdin: a.create.interactive,
+        }
+    };
+    let started = match runtime::start(&mut c, attach) {
+        Ok(s) => s,
+        Err(e) => {
+            if c.config.auto_remove {
+                let _ = remove(ctx, &c, true, Duration::ZERO, true);
+            }
+            return Err(e);
+        }
+    };
+    if a.detach {
+        println!("{}", c.config.id);
+        if c.config.auto_remove {
+            spawn_reaper(ctx, &c)?;
+        }
+        return Ok(0);
+    }
+    let code = match started.monitor {
+        Some(m) => runtime::wait_attached(&c, m)?,
+        None => runtime::wait_exit(&c),
+    };
+    if c.config.auto_remove {
+        c.reload()?;
+        remove(ctx, &c, true, Duration::ZERO, true)?;
+    }
+    Ok(exit_code(code))
+}
+
+/// `run -d --rm`: a detached `cairn wait` + `rm` that removes the container
+/// once it exits (podman's conmon runs `podman container cleanup --rm`).
+fn spawn_reaper(ctx: &Context, c: &Container) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("find the cairn executable")?;
+    Command::new(exe)
+        .arg("--root")
+        .arg(ctx.root())
+        .args(["rm", "--ignore", "--time", "0", "--after-exit"])
+        .arg(&c.config.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("start the --rm cleanup process")?;
+    Ok(())
+}
+
+fn exit_code(code: i32) -> u8 {
+    code.clamp(0, 255) as u8
+}
+
+/// Finds `spec` in the store, pulling it as the policy says.
+fn resolve_image(ctx: &Context, spec: &str, a: &CreateArgs) -> anyhow::Result<Image> {
+    let store = ctx.store()?;
+    let search = ctx.search_registries()?;
+    let policy = a.pull.as_str();
+    if !matches!(policy, "always" | "missing" | "never" | "newer") {
+        return Err(usage(format!(
+            "invalid --pull {policy:?}: use always, missing, never or newer"
+        )));
+    }
+    let found = match store.find_image(spec, &search) {
+        Ok(i) => Some(i),
+        Err(ImageError::NotKnown(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let pull = match (policy, &found) {
+        ("always", _) => true,
+        (_, Some(_)) => false,
+        ("never", None) => {
+            return Err(usage(format!(
+                "{spec}: image not known (--pull never: pull it first with `cairn pull {spec}`)"
+            )))
+        }
+        (_, None) => true,
+    };
+    if !pull {
+        return Ok(found.expect("checked"));
+    }
+    let args = PullArgs {
+        image: spec.to_owned(),
+        platform: a.platform.clone(),
+        arch: None,
+        os: None,
+        variant: None,
+        tls_verify: a.tls_verify,
+        creds: None,
+        authfile: std::env::var_os("REGISTRY_AUTH_FILE").map(PathBuf::from),
+        cert_dir: None,
+        quiet: a.quiet,
+        retry: None,
+        retry_delay: None,
+        jobs: 6,
+    };
+    let id = super::image::pull_image(ctx, &args)?;
+    Ok(store.find_image(&id, &[])?)
+}
+
+fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Result<Container> {
+    let (image_spec, command) = a.args.split_first().expect("clap requires IMAGE");
+    if let Some(d) = &a.log_driver {
+        if !matches!(d.as_str(), "k8s-file" | "") {
+            return Err(usage(format!(
+                "--log-driver {d}: cairn writes k8s-file logs only"
+            )));
+        }
+    }
+    let image = resolve_image(ctx, image_spec, a)?;
+    let store = ctx.store()?;
+    let unpacker =
+        cairn_unpacker::Unpacker::new(&store, cairn_unpacker::UnpackerOptions::default())?;
+    let root = unpacker
+        .image_root(&image)
+        .with_context(|| format!("build the root of image {image_spec}"))?;
+    let id = container::new_id();
+    let containers = Containers::new(ctx.root());
+    let name = match &a.name {
+        Some(n) => {
+            validate_name(n)?;
+            n.clone()
+        }
+        None => random_name(&containers)?,
+    };
+    let rc = image.config.config.clone().unwrap_or_default();
+    let entrypoint: Vec<String> = match &a.entrypoint {
+        Some(e) => parse_entrypoint(e)?,
+        None => rc.entrypoint.clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !command.is_empty() {
+        command.to_vec()
+    } else if a.entrypoint.is_some() {
+        vec![]
+    } else {
+        rc.cmd.clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    if args.is_empty() {
+        return Err(usage(format!(
+            "no command or entrypoint provided, and no CMD or ENTRYPOINT from image {image_spec}: give a command"
+        )));
+    }
+    let namespaces = Namespaces {
+        network: ns_mode(
+            "network",
+            a.network.as_deref(),
+            "host",
+            &["host", "none", "private", "bridge", "slirp4netns", "pasta"],
+        )?,
+        pid: ns_mode("pid", a.pid.as_deref(), "private", &["host", "private"])?,
+        ipc: ns_mode(
+            "ipc",
+            a.ipc.as_deref(),
+            "private",
+            &["host", "private", "shareable", "none"],
+        )?,
+        uts: ns_mode("uts", a.uts.as_deref(), "private", &["host", "private"])?,
+        cgroup: ns_mode(
+            "cgroupns",
+            a.cgroupns.as_deref(),
+            "host",
+            &["host", "private"],
+        )?,
+    };
+    if let Some(u) = &a.userns {
+        if !matches!(u.as_str(), "" | "host") {
+            return Err(usage(format!(
+                "--userns {u}: user namespaces are not available yet in this cairn (rootless mode is the next milestone); use --userns host"
+            )));
+        }
+    }
+    let hostname = match &a.hostname {
+        Some(h) => h.clone(),
+        None if namespaces.uts == "host" => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        None => id[..12].to_owned(),
+    };
+    let tty = a.tty;
+    let env = build_env(
+        &rc.env.clone().unwrap_or_default(),
+        &a.env_file,
+        &a.env,
+        tty,
+        &hostname,
+    )?;
+    let mut labels = rc.labels.clone().unwrap_or_default();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    let mut annotations = BTreeMap::new();
+    for l in &a.annotation {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--annotation {l:?}: use KEY=VALUE")))?;
+        annotations.insert(k.to_owned(), v.to_owned());
+    }
+    let volumes_dir = ctx.root().join("volumes");
+    let mut mounts = Vec::new();
+    for v in &a.volume {
+        mounts.push(parse_volume(v, &volumes_dir)?);
+    }
+    for m in &a.mount {
+        mounts.push(parse_mount(m, &volumes_dir)?);
+    }
+    for t in &a.tmpfs {
+        mounts.push(parse_tmpfs(t)?);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for m in &mounts {
+        if !seen.insert(m.destination.clone()) {
+            return Err(usage(format!(
+                "{}: duplicate mount destination",
+                m.destination
+            )));
+        }
+    }
+    let mut no_new_privs = false;
+    for o in &a.security_opt {
+        match o.as_str() {
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                no_new_privs = true
+            }
+            o if o.starts_with("label=")
+                || o.starts_with("seccomp=")
+                || o.starts_with("apparmor=")
+                || o.starts_with("mask=")
+                || o.starts_with("unmask=")
+                || o.starts_with("no-new-privileges") => {}
+            o => return Err(usage(format!("--security-opt {o:?}: unknown option"))),
+        }
+    }
+    let mut ulimits = Vec::new();
+    for u in &a.ulimit {
+        ulimits.push(parse_ulimit(u)?);
+    }
+    let stop_signal = match &a.stop_signal {
+        Some(s) => s.clone(),
+        None => rc.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+    };
+    let sig = runtime::parse_signal(&stop_signal)
+        .ok_or_else(|| usage(format!("invalid stop signal {stop_signal:?}")))?;
+    let shm_size = a
+        .shm_size
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(|e| usage(format!("--shm-size: {e}")))?;
+    let config = Config {
+        id: id.clone(),
+        name,
+        created: container::now_rfc3339(),
+        image: container::config::ImageRef {
+            id: image.id().hex().to_owned(),
+            manifest: image.digest().hex().to_owned(),
+            name: image
+                .names
+                .iter()
+                .find(|n| n.to_string().ends_with(image_spec.as_str()))
+                .or(image.names.first())
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| image.id().hex().to_owned()),
+            root: root.path.to_string_lossy().into_owned(),
+        },
+        process: Process {
+            args,
+            entrypoint,
+            cmd,
+            env,
+            workdir: a
+                .workdir
+                .clone()
+                .or(rc.working_dir.clone())
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into()),
+            user: a.user.clone().or(rc.user.clone()).unwrap_or_default(),
+            tty,
+            interactive: a.interactive,
+        },
+        hostname,
+        labels,
+        annotations,
+        mounts,
+        namespaces,
+        privileged: a.privileged,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        security_opt: a.security_opt.clone(),
+        no_new_privs,
+        init: a.init,
+        stop_signal: format!("{sig}"),
+        stop_timeout: a.stop_timeout.unwrap_or(10),
+        read_only: a.read_only,
+        read_only_tmpfs: a.read_only_tmpfs,
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_option: a.dns_option.clone(),
+        add_hosts: a.add_host.clone(),
+        pids_limit: a.pids_limit,
+        ulimits,
+        systemd: a.systemd.clone(),
+        auto_remove: a.rm,
+        exposed_ports: rc.exposed_ports.clone().unwrap_or_default(),
+        group_add: a.group_add.clone(),
+        shm_size,
+        create_command: std::env::args().collect(),
+        userns: a.userns.clone().unwrap_or_default(),
+        tmpfs: a.tmpfs.clone(),
+        platform: a.platform.clone(),
+    };
+    let _ = detach;
+    if a.pids_limit.is_some() {
+        tracing::warn!(
+            "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
+        );
+    }
+    // Volumes: named and anonymous ones get their directory now.
+    for m in &config.mounts {
+        if m.kind == "volume" {
+            std::fs::create_dir_all(&m.source)
+                .with_context(|| format!("create volume directory {}", m.source))?;
+        }
+    }
+    let c = containers.create(&config, |_dir| Ok(()))?;
+    if let Some(f) = &a.cidfile {
+        std::fs::write(f, &config.id)
+            .with_context(|| format!("write --cidfile {}", f.display()))?;
+    }
+    Ok(c)
+}
+
+fn ns_mode(flag: &str, v: Option<&str>, default: &str, allowed: &[&str]) -> anyhow::Result<String> {
+    let v = v.unwrap_or(default);
+    let v = match v {
+        "" => default,
+        "slirp4netns" | "pasta" | "bridge" => "private",
+        "shareable" => "private",
+        other => other,
+    };
+    if !allowed.contains(&v) {
+        return Err(usage(format!(
+            "--{flag} {v:?}: use one of {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(v.to_owned())
+}
+
+fn validate_name(n: &str) -> anyhow::Result<()> {
+    let mut chars = n.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !ok {
+        return Err(usage(format!(
+            "container name {n:?} is invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+        )));
+    }
+    Ok(())
+}
+
+fn random_name(containers: &Containers) -> anyhow::Result<String> {
+    const ADJ: &[&str] = &[
+        "admiring",
+        "brave",
+        "clever",
+        "dreamy",
+        "eager",
+        "focused",
+        "gallant",
+        "happy",
+        "jolly",
+        "keen",
+        "lucid",
+        "modest",
+        "nifty",
+        "optimistic",
+        "practical",
+        "quirky",
+        "relaxed",
+        "sharp",
+        "tender",
+        "upbeat",
+        "vibrant",
+        "wizardly",
+        "youthful",
+        "zealous",
+    ];
+    const NOUN: &[&str] = &[
+        "albattani",
+        "babbage",
+        "curie",
+        "dijkstra",
+        "euclid",
+        "fermi",
+        "galois",
+        "hopper",
+        "ishango",
+        "jepsen",
+        "knuth",
+        "lovelace",
+        "mayer",
+        "noether",
+        "pascal",
+        "ritchie",
+        "shannon",
+        "thompson",
+        "turing",
+        "varahamihira",
+        "wozniak",
+        "yalow",
+        "zhukovsky",
+    ];
+    let taken: std::collections::BTreeSet<String> = containers
+        .list()?
+        .into_iter()
+        .map(|c| c.config.name)
+        .collect();
+    for _ in 0..100 {
+        let id = container::new_id();
+        let b = |i: usize| usize::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
+        let n = format!("{}_{}", ADJ[b(0) % ADJ.len()], NOUN[b(2) % NOUN.len()]);
+        if !taken.contains(&n) {
+            return Ok(n);
+        }
+    }
+    Ok(format!("cairn_{}", &container::new_id()[..12]))
+}
+
+fn parse_entrypoint(e: &str) -> anyhow::Result<Vec<String>> {
+    let t = e.trim();
+    if t.starts_with('[') {
+        return serde_json::from_str(t).map_err(|err| {
+            usage(format!(
+                "--entrypoint {e:?}: not a JSON array of strings ({err})"
+            ))
+        });
+    }
+    if t.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(vec![e.to_owned()])
+}
+
+/// The container's environment: PATH default, the image's, `--env-file`,
+/// `-e`, then what podman always sets.
+fn build_env(
+    image_env: &[String],
+    files: &[String],
+    flags: &[String],
+    tty: bool,
+    hostname: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| {
+        if let Some(e) = env.iter_mut().find(|(ek, _)| ek == k) {
+            e.1 = v.to_owned();
+        } else {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    };
+    set(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    for e in image_env {
+        let (k, v) = e.split_once('=').unwrap_or((e, ""));
+        set(k, v);
+    }
+    if tty {
+        set("TERM", "xterm");
+    }
+    let mut given = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| usage(format!("--env-file {f}: {e}")))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            given.push(line.to_owned());
+        }
+    }
+    given.extend(flags.iter().cloned());
+    for g in &given {
+        match g.split_once('=') {
+            Some((k, v)) => set(k, v),
+            None => {
+                if let Some(k) = g.strip_suffix('*') {
+                    for (hk, hv) in std::env::vars() {
+                        if hk.starts_with(k) {
+                            set(&hk, &hv);
+                        }
+                    }
+                } else if let Ok(v) = std::env::var(g) {
+                    set(g, &v);
+                }
+            }
+        }
+    }
+    set("container", "podman");
+    if !given.iter().any(|g| g.starts_with("HOSTNAME=")) {
+        set("HOSTNAME", hostname);
+    }
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// `-v [SRC:]DST[:OPTS]`; OPTS separated by commas or colons.
+fn parse_volume(v: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, opts): (Option<&str>, &str, Vec<&str>) = match parts.as_slice() {
+        [dst] => (None, dst, vec![]),
+        [a, b] if b.starts_with('/') => (Some(a), b, vec![]),
+        [dst, o] => (None, dst, vec![*o]),
+        [a, b, rest @ ..] => (Some(a), b, rest.to_vec()),
+        [] => return Err(usage("empty --volume")),
+    };
+    if !dst.starts_with('/') {
+        return Err(usage(format!(
+            "--volume {v:?}: the destination {dst:?} must be an absolute path"
+        )));
+    }
+    let mut m = MountConfig {
+        destination: clean_path(dst),
+        ..MountConfig::default()
+    };
+    match src {
+        Some(s) if s.starts_with('/') || s.starts_with('.') => {
+            let p = std::fs::canonicalize(s).map_err(|e| {
+                usage(format!(
+                    "--volume {v:?}: source {s}: {e} (create it first; cairn does not create bind sources)"
+                ))
+            })?;
+            m.kind = "bind".into();
+            m.source = p.to_string_lossy().into_owned();
+        }
+        Some(name) => {
+            validate_name(name).map_err(|_| {
+                usage(format!(
+                    "--volume {v:?}: {name:?} is neither an absolute path nor a valid volume name"
+                ))
+            })?;
+            m.kind = "volume".into();
+            m.name = Some(name.to_owned());
+            m.source = volumes
+                .join(name)
+                .join("_data")
+                .to_string_lossy()
+                .into_owned();
+        }
+        None => {
+            let name = container::new_id();
+            m.kind = "volume".into();
+            m.source = volumes
+                .join(&name)
+                .join("_data")
+                .to_string_lossy()
+                .into_owned();
+            m.name = Some(name);
+            m.anonymous = true;
+        }
+    }
+    for o in opts
+        .iter()
+        .flat_map(|o| o.split(','))
+        .filter(|o| !o.is_empty())
+    {
+        apply_bind_option(&mut m, o).map_err(|e| usage(format!("--volume {v:?}: {e}")))?;
+    }
+    Ok(m)
+}
+
+fn apply_bind_option(m: &mut MountConfig, o: &str) -> Result<(), String> {
+    match o {
+        "ro" | "readonly" => m.readonly = true,
+        "rw" => m.readonly = false,
+        "z" | "Z" | "U" | "copy" | "nocopy" | "consistent" | "cached" | "delegated" => {}
+        "rprivate" | "private" | "rshared" | "shared" | "rslave" | "slave" => {
+            m.propagation = o.to_owned()
+        }
+        "nosuid" => m.nosuid = true,
+        "suid" => m.nosuid = false,
+        "nodev" => m.nodev = true,
+        "dev" => m.nodev = false,
+        "noexec" => m.noexec = true,
+        "exec" => m.noexec = false,
+        "bind" => m.norecursive = true,
+        "rbind" => m.norecursive = false,
+        "O" => return Err("overlay volumes (O) are not supported".into()),
+        other => return Err(format!("unknown option {other:?}")),
+    }
+    m.options.push(o.to_owned());
+    Ok(())
+}
+
+/// `--mount type=bind,source=/a,target=/b,ro=true,…`.
+fn parse_mount(spec: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
+    let mut m = MountConfig::default();
+    let mut kind = String::from("volume");
+    let mut src = None;
+    for kv in spec.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => kind = v.to_owned(),
+            "source" | "src" => src = Some(v.to_owned()),
+            "target" | "destination" | "dst" => m.destination = clean_path(v),
+            "ro" | "readonly" => m.readonly = v.is_empty() || v == "true",
+            "rw" => m.readonly = !(v.is_empty() || v == "true"),
+            "bind-propagation" => m.propagation = v.to_owned(),
+            "tmpfs-size" => m.size = Some(v.to_owned()),
+            "tmpfs-mode" => m.mode = Some(v.to_owned()),
+            "bind-nonrecursive" => m.norecursive = v.is_empty() || v == "true",
+            "relabel" | "z" | "Z" | "U" | "chown" | "consistency" | "volume-nocopy" => {}
+            "nosuid" | "nodev" | "noexec" | "suid" | "dev" | "exec" => {
+                apply_bind_option(&mut m, k).map_err(|e| usage(format!("--mount {spec:?}: {e}")))?
+            }
+            _ => return Err(usage(format!("--mount {spec:?}: unknown option {k:?}"))),
+        }
+    }
+    if m.destination.is_empty() || !m.destination.starts_with('/') {
+        return Err(usage(format!(
+            "--mount {spec:?}: target= must be an absolute path"
+        )));
+    }
+    match kind.as_str() {
+        "bind" => {
+            let s = src.ok_or_else(|| {
+                usage(format!("--mount {spec:?}: source= is required for a bind"))
+            })?;
+            let p = std::fs::canonicalize(&s)
+                .map_err(|e| usage(format!("--mount {spec:?}: source {s}: {e}")))?;
+            m.source = p.to_string_lossy().into_owned();
+        }
+        "tmpfs" => {
+            m.source = String::new();
+        }
+        "volume" => {
+            let (name, anon) = match src.filter(|s| !s.is_empty()) {
+                Some(n) => (n, false),
+                None => (container::new_id(), true),
+            };
+            m.source = volumes
+                .join(&name)
+                .join("_data")
+                .to_string_lossy()
+                .into_owned();
+            m.name = Some(name);
+            m.anonymous = anon;
+        }
+        other => {
+            return Err(usage(format!(
+                "--mount {spec:?}: type {other:?} is not supported: use bind, tmpfs or volume"
+            )))
+        }
+    }
+    m.kind = kind;
+    Ok(m)
+}
+
+/// `--tmpfs /dst[:size=64m,mode=1777,…]`.
+fn parse_tmpfs(spec: &str) -> anyhow::Result<MountConfig> {
+    let (dst, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    if !dst.starts_with('/') {
+        return Err(usage(format!("--tmpfs {spec:?}: must start with /")));
+    }
+    let mut m = MountConfig {
+        kind: "tmpfs".into(),
+        destination: clean_path(dst),
+        ..MountConfig::default()
+    };
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => m.size = Some(v.to_owned()),
+            Some(("mode", v)) => m.mode = Some(v.to_owned()),
+            _ => match o {
+                "ro" => m.readonly = true,
+                "rw" => m.readonly = false,
+                "noexec" => m.noexec = true,
+                "exec" => m.noexec = false,
+                "nosuid" | "nodev" | "suid" | "dev" | "tmpcopyup" | "notmpcopyup" => {}
+                other => return Err(usage(format!("--tmpfs {spec:?}: unknown option {other:?}"))),
+            },
+        }
+        m.options.push(o.to_owned());
+    }
+    Ok(m)
+}
+
+fn clean_path(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+fn parse_ulimit(u: &str) -> anyhow::Result<Ulimit> {
+    let bad = || {
+        usage(format!(
+            "--ulimit {u:?}: use TYPE=SOFT[:HARD], e.g. nofile=1024:2048"
+        ))
+    };
+    let (name, vals) = u.split_once('=').ok_or_else(bad)?;
+    let num = |s: &str| -> anyhow::Result<i64> {
+        if s == "-1" || s == "unlimited" {
+            Ok(-1)
+        } else {
+            s.parse().map_err(|_| bad())
+        }
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => (num(vals)?, num(vals)?),
+    };
+    const KNOWN: &[&str] = &[
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
+    ];
+    if !KNOWN.contains(&name) {
+        return Err(usage(format!("--ulimit {u:?}: unknown resource {name:?}")));
+    }
+    Ok(Ulimit {
+        name: name.to_owned(),
+        soft,
+        hard,
+    })
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        Some('b') => (&s[..s.len() - 1], 1),
+        _ => (s.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("invalid size {s:?}"))
+}
+
+/// Containers named on the command line (or all), each found or reported.
+fn select(
+    containers: &Containers,
+    names: &[String],
+    all: bool,
+    ignore: bool,
+) -> anyhow::Result<(Vec<Container>, Vec<String>)> {
+    if all {
+        return Ok((containers.list()?, vec![]));
+    }
+    if names.is_empty() {
+        return Err(usage("give at least one container name or id, or --all"));
+    }
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for n in names {
+        match containers.try_find(n)? {
+            Some(c) => found.push(c),
+            None if ignore => {}
+            None => missing.push(n.clone()),
+        }
+    }
+    Ok((found, missing))
+}
+
+fn no_such(name: &str) -> String {
+    format!("no container with name or ID \"{name}\" found: no such container")
+}
+
+/// Prints errors for `missing` after the others succeeded; the exit code.
+fn finish(missing: &[String], failed: bool) -> anyhow::Result<u8> {
+    if missing.is_empty() && !failed {
+        return Ok(0);
+    }
+    let (last, rest) = match missing.split_last() {
+        Some(x) => x,
+        None => return Ok(exit::ENGINE),
+    };
+    for m in rest {
+        eprintln!("Error: {}", no_such(m));
+    }
+    Err(exit::with_code(exit::ENGINE, no_such(last)))
+}
+
+/// `cairn start`.
+pub fn start(ctx: &Context, a: StartArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let (found, missing) = select(&containers, &a.containers, a.all, false)?;
+    if (a.attach || a.interactive) && found.len() > 1 {
+        return Err(usage(
+            "you cannot attach to more than one container at a time",
+        ));
+    }
+    let mut failed = false;
+    for mut c in found {
+        if a.attach || a.interactive {
+            let attach = Attach {
+                output: true,
+                stdin: a.interactive,
+            };
+            let started = runtime::start(&mut c, attach)?;
+            let code = match started.monitor {
+                Some(m) => runtime::wait_attached(&c, m)?,
+                None => runtime::wait_exit(&c),
+            };
+            if c.config.auto_remove {
+                c.reload()?;
+                remove(ctx, &c, true, Duration::ZERO, true)?;
+            }
+            return Ok(exit_code(code));
+        }
+        match runtime::start(&mut c, Attach::default()) {
+            Ok(_) => {
+                println!(
+                    "{}",
+                    a.containers
+                        .iter()
+                        .find(|n| matches_container(&c, n))
+                        .cloned()
+                        .unwrap_or_else(|| c.config.name.clone())
+                );
+                if c.config.auto_remove {
+                    spawn_reaper(ctx, &c)?;
+                }
+            }
+            Err(e) => {
+                failed = true;
+                if missing.is_empty() && a.containers.len() <= 1 {
+                    return Err(e);
+                }
+                crate::exit::report(&e);
+            }
+        }
+    }
+    finish(&missing, failed)
+}
+
+fn matches_container(c: &Container, n: &str) -> bool {
+    c.config.name == n || c.config.id.starts_with(n)
+}
+
+/// `cairn stop`.
+pub fn stop(ctx: &Context, a: StopArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let (found, missing) = select(&containers, &a.containers, a.all, a.ignore)?;
+    let mut failed = false;
+    for mut c in found {
+        if a.all && !matches!(c.live().status, Status::Running | Status::Stopping) {
+            continue;
+        }
+        let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
+        match runtime::stop(&mut c, t) {
+            Ok(()) => println!("{}", shown_name(&a.containers, &c)),
+            Err(e) => {
+                failed = true;
+                crate::exit::report(&e);
+            }
+        }
+    }
+    finish(&missing, failed)
+}
+
+fn shown_name(given: &[String], c: &Container) -> String {
+    given
+        .iter()
+        .find(|n| matches_container(c, n))
+        .cloned()
+        .unwrap_or_else(|| c.config.id.clone())
+}
+
+/// `cairn restart`.
+pub fn restart(ctx: &Context, a: StopArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let (found, missing) = select(&containers, &a.containers, a.all, a.ignore)?;
+    let mut failed = false;
+    for mut c in found {
+        let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
+        let r = runtime::stop(&mut c, t).and_then(|()| runtime::start(&mut c, Attach::default()));
+        match r {
+            Ok(_) => println!("{}", shown_name(&a.containers, &c)),
+            Err(e) => {
+                failed = true;
+                crate::exit::report(&e);
+            }
+        }
+    }
+    finish(&missing, failed)
+}
+
+/// `cairn kill`.
+pub fn kill(ctx: &Context, a: KillArgs) -> anyhow::Result<u8> {
+    let sig = runtime::parse_signal(&a.signal)
+        .ok_or_else(|| usage(format!("invalid signal {:?}", a.signal)))?;
+    let containers = Containers::new(ctx.root());
+    let (found, missing) = select(&containers, &a.containers, a.all, false)?;
+    let mut failed = false;
+    for c in found {
+        if a.all && c.live().status != Status::Running {
+            continue;
+        }
+        match runtime::signal(&c, sig) {
+            Ok(()) => println!("{}", shown_name(&a.containers, &c)),
+            Err(e) => {
+                failed = true;
+                if a.containers.len() <= 1 && missing.is_empty() {
+                    return Err(e);
+                }
+                crate::exit::report(&e);
+            }
+        }
+    }
+    finish(&missing, failed)
+}
+
+/// Removes a container: stops it when `force`, then its directory and,
+/// with `volumes`, its anonymous volumes.
+fn remove(
+    ctx: &Context,
+    c: &Container,
+    force: bool,
+    timeout: Duration,
+    volumes: bool,
+) -> anyhow::Result<()> {
+    let mut c = c.clone();
+    if matches!(c.live().status, Status::Running | Status::Stopping) {
+        if !force {
+            return Err(exit::with_code(
+                2,
+                format!(
+                    "cannot remove container {} as it is running - running or paused containers cannot be removed without force: container state improper",
+                    c.config.id
+                ),
+            ));
+        }
+        runtime::stop(&mut c, timeout)?;
+    }
+    let containers = Containers::new(ctx.root());
+    let _names = containers.lock_names()?;
+    let _lock = c.lock()?;
+    // Disappear atomically, then delete at leisure.
+    let trash = containers.dir().join(format!(".rm-{}", c.config.id));
+    match std::fs::rename(&c.dir, &trash) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("remove container {}", c.dir.display())),
+    }
+    container::remove_tree(&trash).with_context(|| format!("remove {}", trash.display()))?;
+    if volumes {
+        for m in c.config.mounts.iter().filter(|m| m.anonymous) {
+            if let Some(vol) = Path::new(&m.source).parent() {
+                let _ = container::remove_tree(vol);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes a container whatever its state (rmi -f, system prune).
+pub fn remove_forced(ctx: &Context, c: &Container) -> anyhow::Result<()> {
+    remove(
+        ctx,
+        c,
+        true,
+        Duration::from_secs(c.config.stop_timeout),
+        true,
+    )
+}
+
+/// `cairn rm`.
+pub fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
+    if a.after_exit {
+        for id in &a.containers {
+            rm_after_exit(ctx, id)?;
+        }
+        return Ok(0);
+    }
+    let containers = Containers::new(ctx.root());
+    let (found, missing) = select(&containers, &a.containers, a.all, a.ignore)?;
+    let mut code = 0u8;
+    let mut errors = Vec::new();
+    for c in found {
+        let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
+        match remove(ctx, &c, a.force, t, a.volumes) {
+            Ok(()) => println!("{}", c.config.id),
+            Err(e) => {
+                code = e
+                    .downcast_ref::<exit::Exit>()
+                    .map_or(exit::ENGINE, |x| x.code);
+                errors.push(e);
+            }
+        }
+    }
+    for m in &missing {
+        errors.push(exit::with_code(1, no_such(m)));
+        if code == 0 {
+            code = 1;
+        }
+    }
+    if let Some(last) = errors.pop() {
+        for e in &errors {
+            crate::exit::report(e);
+        }
+        let msg = last.to_string();
+        return Err(exit::with_code(code, msg));
+    }
+    Ok(0)
+}
+
+/// `rm --after-exit` (internal, for `run -d --rm`): waits, then removes.
+fn rm_after_exit(ctx: &Context, id: &str) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let Some(c) = containers.try_find(id)? else {
+        return Ok(0);
+    };
+    runtime::wait_exit(&c);
+    remove(ctx, &c, true, Duration::ZERO, true)?;
+    Ok(0)
+}
+
+/// `cairn container prune`.
+pub fn prune(ctx: &Context, _a: ContainerPruneArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    for c in containers.list()? {
+        if matches!(c.live().status, Status::Exited | Status::Created) {
+            remove(ctx, &c, false, Duration::ZERO, true)?;
+            println!("{}", c.config.id);
+        }
+    }
+    Ok(0)
+}
+
+/// `cairn container exists`.
+pub fn exists(ctx: &Context, a: ExistsArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    Ok(if containers.try_find(&a.image)?.is_some() {
+        0
+    } else {
+        1
+    })
+}
+
+/// `cairn rename`.
+pub fn rename(ctx: &Context, a: RenameArgs) -> anyhow::Result<u8> {
+    validate_name(&a.name)?;
+    let containers = Containers::new(ctx.root());
+    let c = containers.find(&a.container)?;
+    let _names = containers.lock_names()?;
+    if let Some(other) = containers.list()?.iter().find(|o| o.config.name == a.name) {
+        if other.config.id != c.config.id {
+            return Err(usage(format!(
+                "the container name \"{}\" is already in use by {}: that name is already in use",
+                a.name, other.config.id
+            )));
+        }
+    }
+    let _lock = c.lock()?;
+    let mut c = Container::load(&c.dir)?;
+    c.config.name = a.name;
+    c.save_config()?;
+    Ok(0)
+}
+
+/// `cairn wait`.
+pub fn wait(ctx: &Context, a: WaitArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let (found, missing) = select(&containers, &a.containers, false, a.ignore)?;
+    for c in found {
+        let want_running = a.condition.iter().any(|s| s == "running");
+        if want_running {
+            while c.live().status != Status::Running {
+                std::thread::sleep(Duration::from_millis(10));
+                if Container::load(&c.dir).is_err() {
+                    break;
+                }
+            }
+            println!("-1");
+            continue;
+        }
+        let mut c = c;
+        loop {
+            let live = c.live();
+            if !matches!(
+                live.status,
+                Status::Running | Status::Stopping | Status::Created
+            ) {
+                println!("{}", live.exit_code);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(if live.status == Status::Created {
+                50
+            } else {
+                5
+            }));
+            if c.reload().is_err() {
+                // Removed while we waited (--rm): its exit code is gone.
+                println!("-1");
+                break;
+            }
+        }
+    }
+    finish(&missing, false)
+}
+
+/// The container's pid when running, or podman's error.
+fn running_pid(c: &Container) -> anyhow::Result<i32> {
+    let live = c.live();
+    if live.status != Status::Running {
+        return Err(usage(format!(
+            "can only create exec sessions on running containers: container state improper (container {} is {})",
+            c.config.name,
+            live.status.as_str()
+        )));
+    }
+    Ok(c.state.pid)
+}
+
+/// `cairn exec`: cairn-enter into the container's namespaces (we exec it,
+/// so its exit status is ours).
+pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let (name, command) = a.args.split_first().expect("clap requires two values");
+    let c = containers.find(name)?;
+    let pid = running_pid(&c)?;
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let text = std::fs::read_to_string(f).map_err(|e| usage(format!("--env-file {f}: {e}")))?;
+        env.extend(
+            text.lines()
+                .map(str::trim_start)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    env.extend(a.env.iter().cloned());
+    if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push(format!(
+            "TERM={}",
+            std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+        ));
+    }
+    let mut cmd = enter_command(
+        &c,
+        pid,
+        a.user.as_deref(),
+        a.workdir.as_deref(),
+        &env,
+        a.privileged,
+    )?;
+    cmd.arg("--").args(command);
+    if a.detach {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        cmd.spawn().context("start cairn-enter")?;
+        println!("{}", &container::new_id());
+        return Ok(0);
+    }
+    if !a.interactive {
+        cmd.stdin(Stdio::null());
+    }
+    let err = cmd.exec();
+    Err(usage(format!("exec cairn-enter: {err}")))
+}
+
+fn enter_command(
+    c: &Container,
+    pid: i32,
+    user: Option<&str>,
+    workdir: Option<&str>,
+    env: &[String],
+    privileged: bool,
+) -> anyhow::Result<Command> {
+    let mut cmd = Command::new(helper("cairn-enter")?);
+    cmd.arg("--target").arg(pid.to_string()).arg("--all");
+    let user = user.unwrap_or(&c.config.process.user);
+    if !user.is_empty() {
+        cmd.arg("--user").arg(user);
+    }
+    if let Some(w) = workdir {
+        cmd.arg("--workdir").arg(w);
+    } else if !c.config.process.workdir.is_empty() {
+        cmd.arg("--workdir").arg(&c.config.process.workdir);
+    }
+    for e in env {
+        cmd.arg("--env").arg(e);
+    }
+    if privileged || c.config.privileged {
+        cmd.arg("--privileged");
+    }
+    for cap in &c.config.cap_add {
+        cmd.arg("--cap-add").arg(cap);
+    }
+    Ok(cmd)
+}
+
+/// `cairn enter`: the user's login shell in the container, started if needed.
+pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let mut c = containers.find(&a.container)?;
+    if c.live().status != Status::Running {
+        runtime::start(&mut c, Attach::default())?;
+        c.reload()?;
+    }
+    let pid = running_pid(&c)?;
+    let user = a
+        .user
+        .clone()
+        .unwrap_or_else(|| c.config.process.user.clone());
+    let user_name = user.split(':').next().unwrap_or("").to_owned();
+    let passwd =
+        std::fs::read_to_string(format!("/proc/{pid}/root/etc/passwd")).unwrap_or_default();
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| {
+            f.len() >= 7
+                && (f[0] == user_name
+                    || (f[2] == user_name)
+                    || (user_name.is_empty() && f[2] == "0"))
+        });
+    let (home, shell) = match &entry {
+        Some(f) => (f[5].to_owned(), f[6].to_owned()),
+        None => ("/".to_owned(), "/bin/sh".to_owned()),
+    };
+    let shell = if shell.is_empty() || shell.ends_with("nologin") || shell.ends_with("false") {
+        "/bin/sh".to_owned()
+    } else {
+        shell
+    };
+    let mut env = vec![format!(
+        "TERM={}",
+        std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+    )];
+    env.push(format!("HOME={home}"));
+    env.push(format!("SHELL={shell}"));
+    if let Some(f) = &entry {
+        env.push(format!("USER={}", f[0]));
+        env.push(format!("LOGNAME={}", f[0]));
+    }
+    env.extend(a.env.iter().cloned());
+    let workdir = a.workdir.clone().unwrap_or(home);
+    let user_arg = if user.is_empty() {
+        None
+    } else {
+        Some(user.as_str())
+    };
+    let mut cmd = enter_command(&c, pid, user_arg, Some(&workdir), &env, false)?;
+    cmd.arg("--").arg(&shell).arg("-l");
+    let err = cmd.exec();
+    Err(usage(format!("exec cairn-enter: {err}")))
+}
+
+/// `cairn top`: `ps` of the container's processes (from the host's view of
+/// its pid namespace).
+pub fn top(ctx: &Context, a: TopArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let c = containers.find(&a.container)?;
+    let pid = running_pid(&c)?;
+    let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .with_context(|| format!("read the pid namespace of {pid}"))?;
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{p}/ns/pid"))
+            .ok()
+            .as_ref()
+            == Some(&ns)
+        {
+            pids.push(p.to_string());
+        }
+    }
+    let fields = if a.options.is_empty() {
+        vec![
+            "-o".to_owned(),
+            "user,pid,ppid,pcpu,etime,tty,time,args".to_owned(),
+        ]
+    } else {
+        a.options.clone()
+    };
+    let status = Command::new("ps")
+        .args(&fields)
+        .arg("-p")
+        .arg(pids.join(","))
+        .status()
+        .context("run ps(1) (install procps)")?;
+    Ok(exit_code(status.code().unwrap_or(125)))
+}
+
+/// `cairn ps`.
+pub fn ps(ctx: &Context, a: PsArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let mut list: Vec<(Container, container::Live)> = containers
+        .list()?
+        .into_iter()
+        .map(|c| {
+            let l = c.live();
+            (c, l)
+        })
+        .collect();
+    let mut filters = Vec::new();
+    for f in &a.filters {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| usage(format!("invalid filter {f:?}: use KEY=VALUE")))?;
+        if !matches!(
+            k,
+            "name" | "label" | "status" | "id" | "ancestor" | "exited" | "before" | "since"
+        ) {
+            return Err(usage(format!(
+                "invalid filter {k:?}: use name, label, status, id, ancestor, exited"
+            )));
+        }
+        filters.push((k.to_owned(), v.to_owned()));
+    }
+    let all = a.all || filters.iter().any(|(k, _)| k == "status" || k == "exited");
+    list.retain(|(c, l)| {
+        (all || matches!(l.status, Status::Running | Status::Stopping))
+            && filters.iter().all(|(k, v)| filter_matches(c, l, k, v))
+    });
+    if a.latest {
+        list = list.split_off(list.len().saturating_sub(1));
+    }
+    if let Some(n) = a.last {
+        list = list.split_off(list.len().saturating_sub(n));
+    }
+    if a.quiet {
+        for (c, _) in &list {
+            println!(
+                "{}",
+                if a.no_trunc {
+                    &c.config.id[..]
+                } else {
+                    &c.config.id[..12]
+                }
+            );
+        }
+        return Ok(0);
+    }
+    let format = Format::parse(a.format.as_deref(), "")?;
+    match format {
+        Format::Json => {
+            let docs: Vec<Value> = list.iter().map(|(c, l)| inspect::ps_json(c, l)).collect();
+            println!("{}", crate::output::json_indent(&Value::Array(docs), 4));
+        }
+        Format::Template { .. } => {
+            let rows: Vec<Value> = list
+                .iter()
+                .map(|(c, l)| inspect::ps_template(c, l, a.no_trunc))
+                .collect();
+            let sample = rows.first().cloned().unwrap_or_else(|| {
+                let dummy = Container {
+                    dir: PathBuf::new(),
+                    config: Config::default(),
+                    state: Default::default(),
+                };
+                inspect::ps_template(&dummy, &dummy.live(), true)
+            });
+            let headers = format::headers(
+                &sample,
+                &[
+                    ("ID", "CONTAINER ID"),
+                    ("Names", "NAMES"),
+                    ("CreatedHuman", "CREATED"),
+                    ("RunningFor", "CREATED"),
+                ],
+            );
+            print!("{}", format.render(&rows, &headers, a.noheading)?);
+        }
+        Format::Default => {
+            let mut t = Table::default();
+            if !a.noheading {
+                t.row([
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "PORTS",
+                    "NAMES",
+                ]);
+            }
+            for (c, l) in &list {
+                let v = inspect::ps_template(c, l, a.no_trunc);
+                let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+                t.row([
+                    s("ID"),
+                    s("Image"),
+                    s("Command"),
+                    s("CreatedHuman"),
+                    s("Status"),
+                    String::new(),
+                    s("Names"),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+    }
+    Ok(0)
+}
+
+fn filter_matches(c: &Container, l: &container::Live, k: &str, v: &str) -> bool {
+    let cfg = &c.config;
+    match k {
+        "name" => name_matches(&cfg.name, v),
+        "id" => cfg.id.starts_with(v),
+        "label" => match v.split_once('=') {
+            Some((lk, lv)) => cfg.labels.get(lk).is_some_and(|x| x == lv),
+            None => cfg.labels.contains_key(v),
+        },
+        "status" => {
+            let s = l.status.as_str();
+            s == v || (v == "stopped" && s == "exited")
+        }
+        "exited" => l.status == Status::Exited && v.parse::<i32>().is_ok_and(|n| n == l.exit_code),
+        "ancestor" => {
+            let v = v.trim_start_matches("sha256:");
+            cfg.image.id.starts_with(v)
+                || cfg.image.name == v
+                || cfg.image.name.ends_with(&format!("/{v}"))
+                || cfg.image.name.ends_with(&format!("/{v}:latest"))
+                || cfg.image.name.split(':').next() == Some(v)
+                || cfg.image.name.rsplit('/').next() == Some(v)
+        }
+        _ => true,
+    }
+}
+
+/// podman matches names by regular expression; cairn supports the common
+/// forms: exact, `^prefix`, `suffix$`, and substrings.
+fn name_matches(name: &str, pattern: &str) -> bool {
+    match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
+        (Some(p), _) if p.ends_with('$') => name == &p[..p.len() - 1],
+        (Some(p), _) => name.starts_with(p),
+        (None, Some(s)) => name.ends_with(s),
+        (None, None) => name.contains(pattern),
+    }
+}
+
+/// `cairn logs`.
+pub fn logs(ctx: &Context, a: LogsArgs) -> anyhow::Result<u8> {
+    let containers = Containers::new(ctx.root());
+    let opts = logs::Options {
+        since: a.since.as_deref().map(logs::parse_time).transpose()?,
+        until: a.until.as_deref().map(logs::parse_time).transpose()?,
+        tail: a.tail.and_then(|t| usize::try_from(t).ok()),
+        timestamps: a.timestamps,
+    };
+    let names = if a.latest {
+        containers
+            .list()?
+            .last()
+            .map(|c| vec![c.config.id.clone()])
+            .unwrap_or_default()
+    } else {
+        a.containers.clone()
+    };
+    for name in &names {
+        let c = containers.find(name)?;
+        let path = c.dir.join("ctr.log");
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !a.follow {
+                    continue;
+                }
+                // Not started yet: wait for the log to appear.
+                loop {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if let Ok(f) = std::fs::File::open(&path) {
+                        break f;
+                    }
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+        };
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)
+            .with_context(|| format!("read {}", path.display()))?;
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        let used = logs::print(&buf, &opts, &mut stdout.lock(), &mut stderr.lock())?;
+        if !a.follow {
+            continue;
+        }
+        let mut pending = buf.split_off(used);
+        let follow_opts = logs::Options {
+            tail: None,
+            ..opts.clone()
+        };
+        let mut pos = f.stream_position()?;
+        loop {
+            let live = Container::load(&c.dir).map(|c| c.live().status);
+            let done = !matches!(
+                live,
+                Ok(Status::Running | Status::Stopping | Status::Created)
+            );
+            let mut more = Vec::new();
+            f.seek(std::io::SeekFrom::Start(pos))?;
+            f.read_to_end(&mut more)?;
+            pos += more.len() as u64;
+            pending.extend_from_slice(&more);
+            let used = logs::print(
+                &pending,
+                &follow_opts,
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            )?;
+            pending.drain(..used);
+            if done && more.is_empty() {
+                break;
+            }
+            if more.is_empty() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().is_terminal();
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_as_scripts_write_them() {
+        let vols = Path::new("/s/volumes");
+        let m = parse_volume("/tmp:/data:ro,z", vols).unwrap();
+        assert_eq!((m.kind.as_str(), m.readonly), ("bind", true));
+        assert_eq!(m.options, vec!["ro", "z"]);
+        let m = parse_volume("/tmp:/data:ro:rslave", vols).unwrap();
+        assert_eq!((m.readonly, m.propagation.as_str()), (true, "rslave"));
+        let m = parse_volume("/tmp:/data:nosuid,nodev,noexec", vols).unwrap();
+        assert!(m.nosuid && m.nodev && m.noexec);
+        let m = parse_volume("cache:/var/cache", vols).unwrap();
+        assert_eq!(m.kind, "volume");
+        assert_eq!(m.source, "/s/volumes/cache/_data");
+        let m = parse_volume("/anon", vols).unwrap();
+        assert!(m.anonymous && m.kind == "volume");
+        assert!(parse_volume("/tmp:relative", vols).is_err());
+        assert!(parse_volume("/does/not/exist:/x", vols).is_err());
+        assert!(parse_volume("/tmp:/x:bogus", vols).is_err());
+    }
+
+    #[test]
+    fn mounts_and_tmpfs() {
+        let vols = Path::new("/v");
+        let m = parse_mount(
+            "type=bind,source=/tmp,target=/d,ro=true,bind-propagation=rslave",
+            vols,
+        )
+        .unwrap();
+        assert_eq!(
+            (m.kind.as_str(), m.readonly, m.propagation.as_str()),
+            ("bind", true, "rslave")
+        );
+        let m = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m", vols).unwrap();
+        assert_eq!(m.size.as_deref(), Some("1m"));
+        assert!(parse_mount("type=image,target=/x", vols).is_err());
+        let t = parse_tmpfs("/cache:size=10m,mode=700,noexec").unwrap();
+        assert_eq!(
+            (t.size.as_deref(), t.mode.as_deref(), t.noexec),
+            (Some("10m"), Some("700"), true)
+        );
+    }
+
+    #[test]
+    fn env_order_and_defaults() {
+        std::env::set_var("CAIRN_TEST_ENV_COPY", "copied");
+        let env = build_env(
+            &["PATH=/img/bin".into(), "A=1".into()],
+            &[],
+            &[
+                "A=2".into(),
+                "CAIRN_TEST_ENV_COPY".into(),
+                "UNSET_CAIRN_X".into(),
+            ],
+            true,
+            "host1",
+        )
+        .unwrap();
+        assert_eq!(
+            env,
+            vec![
+                "PATH=/img/bin",
+                "A=2",
+                "TERM=xterm",
+                "CAIRN_TEST_ENV_COPY=copied",
+                "container=podman",
+                "HOSTNAME=host1"
+            ]
+        );
+    }
+
+    #[test]
+    fn entrypoints_ulimits_names() {
+        assert_eq!(
+            parse_entrypoint("[\"/bin/sh\",\"-c\"]").unwrap(),
+            vec!["/bin/sh", "-c"]
+        );
+        assert_eq!(parse_entrypoint("/bin/echo").unwrap(), vec!["/bin/echo"]);
+        assert!(parse_entrypoint("").unwrap().is_empty());
+        assert!(parse_entrypoint("[1]").is_err());
+        assert_eq!(parse_ulimit("nofile=1024:2048").unwrap().hard, 2048);
+        assert_eq!(parse_ulimit("core=-1").unwrap().soft, -1);
+        assert!(parse_ulimit("bogus=1").is_err());
+        assert!(validate_name("web-1.a_b").is_ok());
+        assert!(validate_name("-x").is_err());
+        assert!(validate_name("a b").is_err());
+        assert!(name_matches("web1", "web"));
+        assert!(name_matches("web1", "^web1$"));
+        assert!(!name_matches("web12", "^web1$"));
+    }
+}

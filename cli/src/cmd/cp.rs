@@ -1,0 +1,350 @@
+//! `cairn cp`: files and directories between a container and the host.
+//!
+//! The container side is always handled by a child `cairn __cp` that has
+//! chrooted into the container's root (`/proc/PID/root` of a running
+//! container, or its overlay mounted in a private mount namespace when it is
+//! stopped), so a symlink in the container resolves the way the container
+//! sees it and can never lead to the host. The two sides talk tar over a pipe.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::Context as _;
+
+use crate::app::{CpArgs, CpChildArgs};
+use crate::container::{Container, Containers, Status};
+use crate::context::Context;
+use crate::exit;
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    exit::with_code(exit::ENGINE, msg)
+}
+
+/// `CONTAINER:PATH` → (container, path); a host path → None. A path that
+/// starts with `/` or `.` is always a host path, as in podman.
+fn split(ctx: &Context, s: &str) -> anyhow::Result<Option<(Container, String)>> {
+    if s.starts_with('/') || s.starts_with('.') {
+        return Ok(None);
+    }
+    let Some((name, path)) = s.split_once(':') else {
+        return Ok(None);
+    };
+    let c = Containers::new(ctx.root()).find(name)?;
+    let path = if path.is_empty() {
+        "/".into()
+    } else {
+        path.to_owned()
+    };
+    Ok(Some((c, path)))
+}
+
+/// `cairn cp`.
+pub fn cp(ctx: &Context, a: CpArgs) -> anyhow::Result<u8> {
+    let src = split(ctx, &a.source)?;
+    let dst = split(ctx, &a.destination)?;
+    match (src, dst) {
+        (Some(_), Some(_)) => Err(usage(
+            "copying between containers is not supported: copy to the host first",
+        )),
+        (None, None) => Err(usage(
+            "one of source and destination must be CONTAINER:PATH",
+        )),
+        (Some((c, path)), None) => copy_out(ctx, &c, &path, &a.destination),
+        (None, Some((c, path))) => copy_in(ctx, &c, &a.source, &path, a.archive),
+    }
+}
+
+fn child(
+    ctx: &Context,
+    c: &Container,
+    mode: &str,
+    path: &str,
+    name: &str,
+) -> anyhow::Result<Command> {
+    let exe = std::env::current_exe().context("find the cairn executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
+        .arg(ctx.root())
+        .arg("__cp")
+        .arg(mode)
+        .arg(&c.config.id)
+        .arg(path)
+        .arg(name);
+    Ok(cmd)
+}
+
+/// Container → host.
+fn copy_out(ctx: &Context, c: &Container, path: &str, dst: &str) -> anyhow::Result<u8> {
+    let contents = path.ends_with("/.");
+    let base = Path::new(path.trim_end_matches("/.").trim_end_matches('/'))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ".".into());
+    if dst == "-" {
+        let status = child(ctx, c, "out", path, &base)?
+            .stdout(Stdio::inherit())
+            .status()
+            .context("run the copy helper")?;
+        return Ok(status.code().unwrap_or(125) as u8);
+    }
+    let dst = PathBuf::from(dst);
+    let (dir, name) = if dst.is_dir() {
+        (dst.clone(), if contents { ".".to_owned() } else { base })
+    } else {
+        let parent = dst
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        if !parent.is_dir() {
+            return Err(usage(format!(
+                "{}: no such directory on the host",
+                parent.display()
+            )));
+        }
+        let name = dst
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| usage(format!("{}: not a file name", dst.display())))?;
+        (parent, name)
+    };
+    let mut proc = child(ctx, c, "out", path, &name)?
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("run the copy helper")?;
+    let out = proc.stdout.take().expect("piped");
+    let mut ar = tar::Archive::new(out);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(nix::unistd::geteuid().is_root());
+    ar.set_overwrite(true);
+    let unpacked = ar.unpack(&dir);
+    let status = proc.wait().context("wait for the copy helper")?;
+    if !status.success() {
+        return Ok(status.code().unwrap_or(125) as u8);
+    }
+    unpacked.with_context(|| format!("copy into {}", dir.display()))?;
+    Ok(0)
+}
+
+/// Host → container.
+fn copy_in(
+    ctx: &Context,
+    c: &Container,
+    src: &str,
+    path: &str,
+    archive: bool,
+) -> anyhow::Result<u8> {
+    let contents = src.ends_with("/.");
+    let src_path = PathBuf::from(src.trim_end_matches("/."));
+    let meta = fs::symlink_metadata(&src_path)
+        .map_err(|e| usage(format!("{}: {e}", src_path.display())))?;
+    let base = src_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ".".into());
+    let name = if contents { "/.".to_owned() } else { base };
+    let mut cmd = child(ctx, c, if archive { "in-chown" } else { "in" }, path, &name)?;
+    let mut proc = cmd
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("run the copy helper")?;
+    let stdin = proc.stdin.take().expect("piped");
+    let mut b = tar::Builder::new(io::BufWriter::new(stdin));
+    b.follow_symlinks(false);
+    let built = if meta.is_dir() {
+        b.append_dir_all(".", &src_path)
+    } else {
+        b.append_path_with_name(&src_path, ".")
+    }
+    .and_then(|()| b.into_inner().and_then(|mut w| w.flush()));
+    let status = proc.wait().context("wait for the copy helper")?;
+    if !status.success() {
+        return Ok(status.code().unwrap_or(125) as u8);
+    }
+    built.with_context(|| format!("read {}", src_path.display()))?;
+    Ok(0)
+}
+
+/// The hidden `cairn __cp MODE ID PATH NAME` child.
+pub fn child_main(ctx: &Context, a: CpChildArgs) -> anyhow::Result<u8> {
+    let c = Containers::new(ctx.root()).find(&a.id)?;
+    let live = c.live();
+    let root = if live.status == Status::Running {
+        PathBuf::from(format!("/proc/{}/root", c.state.pid))
+    } else {
+        mount_stopped(&c)?
+    };
+    // Resolve the user for chown before chroot hides nothing: we read the
+    // container's own files after chroot.
+    nix::unistd::chroot(&root).with_context(|| format!("chroot into {}", root.display()))?;
+    std::env::set_current_dir("/").context("chdir / in the container")?;
+    match a.mode.as_str() {
+        "out" => child_out(&a.path, &a.name),
+        "in" | "in-chown" => child_in(&c, &a.path, &a.name, a.mode == "in-chown"),
+        m => Err(usage(format!("unknown copy mode {m}"))),
+    }
+}
+
+/// A stopped container's root: its overlay, mounted in a mount namespace
+/// of our own (gone when we exit).
+fn mount_stopped(c: &Container) -> anyhow::Result<PathBuf> {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("create a mount namespace to mount the container's root (cp of a stopped container needs root)")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("make / private")?;
+    let target = c.dir.join("rootfs");
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        c.config.image.root,
+        c.dir.join("upper").display(),
+        c.dir.join("work").display()
+    );
+    mount(
+        Some("overlay"),
+        &target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .with_context(|| format!("mount the container's overlay on {}", target.display()))?;
+    Ok(target)
+}
+
+fn child_out(path: &str, name: &str) -> anyhow::Result<u8> {
+    let src = Path::new(path.trim_end_matches("/."));
+    let meta =
+        fs::symlink_metadata(src).map_err(|e| usage(format!("{path}: {e} (in the container)")))?;
+    let mut b = tar::Builder::new(io::BufWriter::new(io::stdout().lock()));
+    b.follow_symlinks(false);
+    if meta.is_dir() {
+        b.append_dir_all(name, src)
+    } else {
+        b.append_path_with_name(src, name)
+    }
+    .and_then(|()| b.into_inner().and_then(|mut w| w.flush()))
+    .with_context(|| format!("read {path} in the container"))?;
+    Ok(0)
+}
+
+fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Result<u8> {
+    let dst = Path::new(path);
+    let contents = name == "/.";
+    let (dir, newname) = match fs::metadata(dst) {
+        Ok(m) if m.is_dir() => (
+            dst.to_owned(),
+            if contents {
+                None
+            } else {
+                Some(name.to_owned())
+            },
+        ),
+        Ok(_) => (
+            dst.parent().unwrap_or(Path::new("/")).to_owned(),
+            Some(
+                dst.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+        ),
+        Err(_) => {
+            let parent = dst.parent().unwrap_or(Path::new("/"));
+            if !parent.is_dir() {
+                return Err(usage(format!(
+                    "{}: no such directory in the container",
+                    parent.display()
+                )));
+            }
+            (
+                parent.to_owned(),
+                Some(
+                    dst.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+            )
+        }
+    };
+    let owner = if chown {
+        Some(container_user(&c.config.process.user))
+    } else {
+        None
+    };
+    let mut ar = tar::Archive::new(io::stdin().lock());
+    ar.set_preserve_permissions(true);
+    ar.set_overwrite(true);
+    for entry in ar.entries().context("read the tar stream")? {
+        let mut entry = entry.context("read the tar stream")?;
+        let rel = entry.path().context("entry path")?.into_owned();
+        let rel = rel.strip_prefix(".").unwrap_or(&rel).to_owned();
+        if rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            continue;
+        }
+        let target = match &newname {
+            Some(n) => dir.join(n).join(&rel),
+            None => dir.join(&rel),
+        };
+        if target == dir {
+            continue;
+        }
+        entry
+            .unpack(&target)
+            .with_context(|| format!("write {} in the container", target.display()))?;
+        if let Some((uid, gid)) = owner {
+            let _ = nix::unistd::fchownat(
+                nix::fcntl::AT_FDCWD,
+                &target,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// uid and gid of `user[:group]` from the (chrooted) container's files.
+fn container_user(user: &str) -> (u32, u32) {
+    let (u, g) = user
+        .split_once(':')
+        .map_or((user, None), |(u, g)| (u, Some(g)));
+    let lookup = |file: &str, key: &str| -> Option<(u32, u32)> {
+        let text = fs::read_to_string(file).ok()?;
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 3 || (f[0] != key && f[2] != key) {
+                return None;
+            }
+            let id: u32 = f[2].parse().ok()?;
+            // passwd has the primary gid in field 4; group has members there.
+            let gid = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
+            Some((id, gid))
+        })
+    };
+    let (uid, mut gid) = if u.is_empty() {
+        (0, 0)
+    } else if let Ok(n) = u.parse::<u32>() {
+        lookup("/etc/passwd", u).unwrap_or((n, n))
+    } else {
+        lookup("/etc/passwd", u).unwrap_or((0, 0))
+    };
+    if let Some(g) = g {
+        gid = g
+            .parse()
+            .ok()
+            .or_else(|| lookup("/etc/group", g).map(|(gid, _)| gid))
+            .unwrap_or(gid);
+    }
+    (uid, gid)
+}

@@ -1,0 +1,191 @@
+//! A container's settings, fixed at create time (`config.json`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `create` decided. Field names are ours; `inspect` maps them to
+/// podman's shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// 64 hex digits.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// RFC 3339 with ns.
+    pub created: String,
+    /// The image it was created from.
+    pub image: ImageRef,
+    /// The process PID 1 runs.
+    pub process: Process,
+    /// Host name inside (UTS namespace).
+    pub hostname: String,
+    /// `--label`s over the image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `--annotation`s.
+    pub annotations: BTreeMap<String, String>,
+    /// Binds, tmpfs and volumes, in the order given.
+    pub mounts: Vec<MountConfig>,
+    /// Namespaces: host or private each.
+    pub namespaces: Namespaces,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--security-opt` as given.
+    pub security_opt: Vec<String>,
+    /// `no-new-privileges` was asked for.
+    pub no_new_privs: bool,
+    /// `--init`.
+    pub init: bool,
+    /// Signal name sent by `stop` (`SIGTERM` style).
+    pub stop_signal: String,
+    /// Seconds `stop` waits before SIGKILL.
+    pub stop_timeout: u64,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--read-only-tmpfs` (tmpfs on /tmp, /var/tmp, /run with --read-only).
+    pub read_only_tmpfs: bool,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_option: Vec<String>,
+    /// `--add-host` entries `name:ip`.
+    pub add_hosts: Vec<String>,
+    /// `--pids-limit` (recorded; applied when a cgroup is available).
+    pub pids_limit: Option<i64>,
+    /// `--ulimit type=soft[:hard]`.
+    pub ulimits: Vec<Ulimit>,
+    /// `--systemd` value.
+    pub systemd: String,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// Image's ExposedPorts (recorded).
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
+    /// `--group-add`.
+    pub group_add: Vec<String>,
+    /// `--shm-size` in bytes.
+    pub shm_size: Option<u64>,
+    /// The command line that created it (podman's CreateCommand).
+    pub create_command: Vec<String>,
+    /// Keep-id or other user namespace mode as given.
+    pub userns: String,
+    /// `--tmpfs` paths as given (also in mounts).
+    pub tmpfs: Vec<String>,
+    /// `--platform` as given.
+    pub platform: Option<String>,
+}
+
+/// The image a container runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageRef {
+    /// Image id: config digest hex.
+    pub id: String,
+    /// Manifest digest hex (what the image root is keyed by).
+    pub manifest: String,
+    /// The name the user gave, fully qualified (`docker.io/library/debian:bookworm`).
+    pub name: String,
+    /// The read-only image root (overlay lower dir).
+    pub root: String,
+}
+
+/// PID 1's process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Process {
+    /// argv: entrypoint + cmd.
+    pub args: Vec<String>,
+    /// The entrypoint part.
+    pub entrypoint: Vec<String>,
+    /// The cmd part.
+    pub cmd: Vec<String>,
+    /// `KEY=value`, image env then flags.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub workdir: String,
+    /// `user[:group]` as given (names resolved in the container's files).
+    pub user: String,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub interactive: bool,
+}
+
+/// A mount: bind, tmpfs or volume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct MountConfig {
+    /// `bind`, `tmpfs` or `volume`.
+    pub kind: String,
+    /// Host path (bind), volume directory (volume), empty for tmpfs.
+    pub source: String,
+    /// Path inside.
+    pub destination: String,
+    /// Volume name (named or anonymous volume).
+    pub name: Option<String>,
+    /// Read-only.
+    pub readonly: bool,
+    /// rprivate, rslave, rshared, private, slave, shared.
+    pub propagation: String,
+    /// nosuid.
+    pub nosuid: bool,
+    /// nodev.
+    pub nodev: bool,
+    /// noexec.
+    pub noexec: bool,
+    /// Not recursive (`bind` instead of `rbind`).
+    pub norecursive: bool,
+    /// tmpfs size option.
+    pub size: Option<String>,
+    /// tmpfs mode option (octal).
+    pub mode: Option<String>,
+    /// Options as given (podman's `.Mounts[].Options`).
+    pub options: Vec<String>,
+    /// An anonymous volume, removed by `rm -v`.
+    pub anonymous: bool,
+}
+
+/// Each namespace: `host` (shared with the host) or `private`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Namespaces {
+    /// `--network`: host, none or private.
+    pub network: String,
+    /// `--pid`.
+    pub pid: String,
+    /// `--ipc`.
+    pub ipc: String,
+    /// `--uts`.
+    pub uts: String,
+    /// `--cgroupns`.
+    pub cgroup: String,
+}
+
+impl Default for Namespaces {
+    fn default() -> Namespaces {
+        Namespaces {
+            network: "host".into(),
+            pid: "private".into(),
+            ipc: "private".into(),
+            uts: "private".into(),
+            cgroup: "host".into(),
+        }
+    }
+}
+
+/// `--ulimit nofile=1024:2048`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ulimit {
+    /// Resource name without `RLIMIT_` (nofile, nproc, core, ...).
+    pub name: String,
+    /// Soft limit (-1 unlimited).
+    pub soft: i64,
+    /// Hard limit (-1 unlimited).
+    pub hard: i64,
+}

@@ -1,0 +1,198 @@
+//! Reading the container log (podman's k8s-file format, written by
+//! cairn-monitor): `<RFC 3339 ns time> <stdout|stderr> <F|P> <text>` per
+//! line, `P` marking a piece of a line that continues in the next record.
+
+use std::io::Write;
+
+/// One record of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The time as written.
+    pub time: &'a str,
+    /// Nanoseconds since the epoch.
+    pub ns: i64,
+    /// stdout (true) or stderr.
+    pub stdout: bool,
+    /// Ends a line (`F`).
+    pub full: bool,
+    /// The text, without the newline.
+    pub text: &'a [u8],
+}
+
+/// Parses one line (without its newline); `None` for a malformed one.
+pub fn parse(line: &[u8]) -> Option<Record<'_>> {
+    let mut parts = line.splitn(4, |&b| b == b' ');
+    let time = std::str::from_utf8(parts.next()?).ok()?;
+    let stream = parts.next()?;
+    let tag = parts.next()?;
+    let text = parts.next().unwrap_or(b"");
+    let ns = chrono::DateTime::parse_from_rfc3339(time)
+        .ok()?
+        .timestamp_nanos_opt()?;
+    Some(Record {
+        time,
+        ns,
+        stdout: match stream {
+            b"stdout" => true,
+            b"stderr" => false,
+            _ => return None,
+        },
+        full: match tag {
+            b"F" => true,
+            b"P" => false,
+            _ => return None,
+        },
+        text,
+    })
+}
+
+/// What `logs` selects and how it prints.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only records at or after this time (ns).
+    pub since: Option<i64>,
+    /// Only records before this time (ns).
+    pub until: Option<i64>,
+    /// Only the last N lines.
+    pub tail: Option<usize>,
+    /// Prefix each line with its time.
+    pub timestamps: bool,
+}
+
+/// Prints the records of `data` selected by `opts` to `out`/`err`.
+/// Returns how many bytes of `data` were consumed (complete lines).
+pub fn print(
+    data: &[u8],
+    opts: &Options,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<usize> {
+    let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let records: Vec<Record<'_>> = data[..end]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(parse)
+        .filter(|r| opts.since.is_none_or(|s| r.ns >= s))
+        .filter(|r| opts.until.is_none_or(|u| r.ns < u))
+        .collect();
+    let start = match opts.tail {
+        Some(n) => {
+            // Count whole lines from the end.
+            let mut lines = 0;
+            let mut i = records.len();
+            while i > 0 {
+                if records[i - 1].full {
+                    if lines == n {
+                        break;
+                    }
+                    lines += 1;
+                }
+                i -= 1;
+            }
+            i
+        }
+        None => 0,
+    };
+    let mut line_start = true;
+    for r in &records[start..] {
+        let w: &mut dyn Write = if r.stdout { out } else { err };
+        if opts.timestamps && line_start {
+            w.write_all(r.time.as_bytes())?;
+            w.write_all(b" ")?;
+        }
+        w.write_all(r.text)?;
+        if r.full {
+            w.write_all(b"\n")?;
+        }
+        line_start = r.full;
+    }
+    out.flush()?;
+    err.flush()?;
+    Ok(end)
+}
+
+/// `--since`/`--until`: RFC 3339 time, a Unix timestamp, or a duration
+/// before now (`10m`, `2h`), as podman accepts them.
+pub fn parse_time(s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return t
+            .timestamp_nanos_opt()
+            .ok_or_else(|| anyhow::anyhow!("time {s:?} out of range"));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i64);
+    }
+    if let Ok(d) = crate::cmd::parse_duration(s) {
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        return Ok(now - d.as_nanos() as i64);
+    }
+    anyhow::bail!("invalid time {s:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &[u8] = b"2024-01-01T00:00:01.000000000+00:00 stdout F one\n\
+2024-01-01T00:00:02.000000000+00:00 stderr F oops\n\
+2024-01-01T00:00:03.000000000+00:00 stdout P par\n\
+2024-01-01T00:00:03.500000000+00:00 stdout F tial\n\
+2024-01-01T00:00:04.000000000+00:00 stdout F \n\
+2024-01-01T00:00:05.0";
+
+    fn run(opts: &Options) -> (String, String, usize) {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let n = print(LOG, opts, &mut o, &mut e).unwrap();
+        (
+            String::from_utf8(o).unwrap(),
+            String::from_utf8(e).unwrap(),
+            n,
+        )
+    }
+
+    #[test]
+    fn streams_partials_and_incomplete_tail() {
+        let (o, e, n) = run(&Options::default());
+        assert_eq!(o, "one\npartial\n\n");
+        assert_eq!(e, "oops\n");
+        assert_eq!(&LOG[n..], b"2024-01-01T00:00:05.0");
+    }
+
+    #[test]
+    fn tail_counts_lines_not_records() {
+        let (o, e, _) = run(&Options {
+            tail: Some(2),
+            ..Options::default()
+        });
+        assert_eq!((o.as_str(), e.as_str()), ("partial\n\n", ""));
+        let (o, _, _) = run(&Options {
+            tail: Some(0),
+            ..Options::default()
+        });
+        assert_eq!(o, "");
+    }
+
+    #[test]
+    fn since_until_and_timestamps() {
+        let since = parse_time("2024-01-01T00:00:02Z").unwrap();
+        let until = parse_time("2024-01-01T00:00:04Z").unwrap();
+        let (o, e, _) = run(&Options {
+            since: Some(since),
+            until: Some(until),
+            timestamps: true,
+            ..Options::default()
+        });
+        assert_eq!(o, "2024-01-01T00:00:03.000000000+00:00 partial\n");
+        assert_eq!(e, "2024-01-01T00:00:02.000000000+00:00 oops\n");
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped() {
+        assert!(parse(b"garbage").is_none());
+        assert!(parse(b"2024-01-01T00:00:01Z stdin F x").is_none());
+        assert_eq!(
+            parse(b"2024-01-01T00:00:01Z stdout F a b").unwrap().text,
+            b"a b"
+        );
+    }
+}

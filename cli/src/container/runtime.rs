@@ -1,0 +1,345 @@
+//! Starting, signalling, stopping and waiting for containers.
+//!
+//! `start` writes the helper specs, spawns `cairn-monitor` (its own session,
+//! so it outlives us) with a pipe on which the monitor reports the
+//! container's pid or why it did not start, and records the pid with its
+//! start time. Attached, we then wait for the monitor, which exits with the
+//! container's status, forwarding signals to the container as podman's
+//! sig-proxy does.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::Deserialize;
+
+use super::spec::{self, Attach, Helpers};
+use super::{now_rfc3339, proc_start_time, write_atomic, write_json, Container, Status};
+use crate::exit;
+
+/// What the monitor says on the sync pipe.
+#[derive(Debug, Deserialize)]
+struct Sync {
+    pid: i32,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    code: Option<i32>,
+}
+
+/// A started container.
+#[derive(Debug)]
+pub struct Started {
+    /// The monitor, when attached (we wait for it).
+    pub monitor: Option<std::process::Child>,
+}
+
+/// Starts `c`. The caller holds no lock; this takes the container's.
+pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
+    let _lock = c.lock()?;
+    c.reload()?;
+    if matches!(c.live().status, Status::Running | Status::Stopping) {
+        return Ok(Started { monitor: None });
+    }
+    let helpers = Helpers::find()?;
+    prepare_files(c)?;
+    write_json(
+        &c.dir.join("mount.json"),
+        &spec::mount_spec(&c.config, &c.dir),
+    )?;
+    write_json(
+        &c.dir.join("pivot.json"),
+        &spec::pivot_spec(&c.config, &c.dir),
+    )?;
+    let monitor_spec = spec::monitor_spec(&helpers, &c.config, &c.dir, attach);
+    write_json(&c.dir.join("monitor.json"), &monitor_spec)?;
+    let _ = fs::remove_file(c.dir.join("exit.json"));
+    // A leftover mount point from a crash is only a directory: the container's
+    // mounts live in its own mount namespace and die with it.
+    let (sync_r, sync_w) = nix::unistd::pipe().context("create the monitor's sync pipe")?;
+    nix::fcntl::fcntl(
+        &sync_r,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .context("set close-on-exec on the sync pipe")?;
+    let mut cmd = Command::new(&helpers.monitor);
+    cmd.arg("--spec")
+        .arg(c.dir.join("monitor.json"))
+        .arg("--sync-fd")
+        .arg(sync_w.as_raw_fd().to_string())
+        .stdin(if attach.stdin {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(if attach.output {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stderr(if attach.output {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("start {}", helpers.monitor.display()))?;
+    drop(sync_w);
+    let monitor_pid = child.id() as i32;
+    let sync = read_sync(sync_r);
+    let boot = super::boot_id();
+    let monitor_start = proc_start_time(monitor_pid).unwrap_or(0);
+    let sync = match sync {
+        Ok(s) => s,
+        Err(e) => {
+            let mut child = child;
+            let status = child.wait().ok();
+            let msg = format!(
+                "cairn-monitor for container {} ended without reporting ({e}; exit {:?}): run with --log-level debug and check {}",
+                c.config.name,
+                status.and_then(|s| s.code()),
+                c.dir.join("ctr.log").display()
+            );
+            record_failure(c, &msg, 125)?;
+            return Err(exit::with_code(exit::ENGINE, msg));
+        }
+    };
+    c.state.monitor_pid = monitor_pid;
+    c.state.monitor_start = monitor_start;
+    c.state.boot_id = boot;
+    if let Some(err) = sync.error {
+        let code = sync.code.unwrap_or(125);
+        // The monitor exits with the same code once the child is reaped.
+        let mut child = child;
+        let _ = child.wait();
+        record_failure(c, &err, code)?;
+        return Err(exit::with_code(code.clamp(0, 255) as u8, err));
+    }
+    c.state.pid = sync.pid;
+    c.state.pid_start = proc_start_time(sync.pid).unwrap_or(0);
+    c.state.started_at = Some(now_rfc3339());
+    c.state.error = None;
+    c.state.start_exit_code = None;
+    c.state.failed_at = None;
+    c.state.stopping = false;
+    c.state.starts += 1;
+    c.save_state()?;
+    Ok(Started {
+        monitor: if attach.output || attach.stdin {
+            Some(child)
+        } else {
+            // Detached: the monitor lives on in its own session; not reaping
+            // it here is fine, we exit and init adopts it.
+            drop(child);
+            None
+        },
+    })
+}
+
+fn read_sync(fd: OwnedFd) -> anyhow::Result<Sync> {
+    let mut line = String::new();
+    BufReader::new(fs::File::from(fd))
+        .read_line(&mut line)
+        .context("read the monitor's report")?;
+    if line.trim().is_empty() {
+        anyhow::bail!("no report");
+    }
+    serde_json::from_str(line.trim()).with_context(|| format!("bad report {line:?}"))
+}
+
+fn record_failure(c: &mut Container, msg: &str, code: i32) -> anyhow::Result<()> {
+    c.state.error = Some(msg.to_owned());
+    c.state.start_exit_code = Some(code);
+    c.state.failed_at = Some(now_rfc3339());
+    c.state.started_at = None;
+    c.save_state()
+}
+
+/// Writes the files bound into the container: hostname, hosts, resolv.conf,
+/// .containerenv (again on each start: the host's may have changed).
+pub fn prepare_files(c: &Container) -> anyhow::Result<()> {
+    let cfg = &c.config;
+    write_atomic(
+        &c.dir.join("hostname"),
+        format!("{}\n", cfg.hostname).as_bytes(),
+    )?;
+    let host_hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
+    write_atomic(
+        &c.dir.join("hosts"),
+        spec::hosts_file(cfg, &host_hosts).as_bytes(),
+    )?;
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write_atomic(
+        &c.dir.join("resolv.conf"),
+        spec::resolv_conf(cfg, &host_resolv).as_bytes(),
+    )?;
+    let rootless = !nix::unistd::geteuid().is_root();
+    write_atomic(
+        &c.dir.join("containerenv"),
+        spec::containerenv(cfg, rootless).as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Waits for an attached monitor, forwarding SIGINT, SIGTERM, SIGHUP,
+/// SIGQUIT, SIGUSR1 and SIGUSR2 to the container (podman's sig-proxy) and
+/// SIGWINCH to the monitor (which resizes the pty). Returns the container's
+/// exit code.
+pub fn wait_attached(c: &Container, mut monitor: std::process::Child) -> anyhow::Result<i32> {
+    use signal_hook::consts::*;
+    let mut signals = signal_hook::iterator::Signals::new([
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
+    ])
+    .context("install signal handlers")?;
+    let handle = signals.handle();
+    let pid = c.state.pid;
+    let pid_start = c.state.pid_start;
+    let monitor_pid = monitor.id() as i32;
+    let forwarder = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let Ok(s) = Signal::try_from(sig) else {
+                continue;
+            };
+            if s == Signal::SIGWINCH {
+                let _ = kill(Pid::from_raw(monitor_pid), s);
+            } else if proc_start_time(pid) == Some(pid_start) {
+                let _ = kill(Pid::from_raw(pid), s);
+            }
+        }
+    });
+    let status = monitor.wait().context("wait for cairn-monitor");
+    handle.close();
+    let _ = forwarder.join();
+    let status = status?;
+    if let Some(rec) = c.exit_record() {
+        return Ok(rec.exit_code);
+    }
+    Ok(status.code().unwrap_or(125))
+}
+
+/// Sends `sig` to the container's PID 1 if it runs.
+pub fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
+    if !c.pid_alive() || c.exit_record().is_some() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!(
+                "can only kill running containers. {} is in state {}: container state improper",
+                c.config.id,
+                c.live().status.as_str()
+            ),
+        ));
+    }
+    kill(Pid::from_raw(c.state.pid), sig).with_context(|| {
+        format!(
+            "send {sig} to container {} (pid {})",
+            c.config.name, c.state.pid
+        )
+    })
+}
+
+/// Stops `c`: its stop signal, then SIGKILL after `timeout`. A container
+/// that is not running is left alone.
+pub fn stop(c: &mut Container, timeout: Duration) -> anyhow::Result<()> {
+    let _lock = c.lock()?;
+    c.reload()?;
+    if !matches!(c.live().status, Status::Running | Status::Stopping) {
+        return Ok(());
+    }
+    c.state.stopping = true;
+    c.save_state()?;
+    let sig = parse_signal(&c.config.stop_signal).unwrap_or(Signal::SIGTERM);
+    let pid = Pid::from_raw(c.state.pid);
+    let _ = kill(pid, sig);
+    if !wait_dead(c, timeout) {
+        tracing::info!(
+            "container {} did not stop within {:?} after {sig}: sending SIGKILL",
+            c.config.name,
+            timeout
+        );
+        if c.pid_alive() {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        if !wait_dead(c, Duration::from_secs(10)) {
+            c.state.stopping = false;
+            c.save_state()?;
+            return Err(exit::with_code(
+                exit::ENGINE,
+                format!(
+                    "container {} (pid {}) did not die after SIGKILL: it may be stuck in the kernel (D state)",
+                    c.config.name, c.state.pid
+                ),
+            ));
+        }
+    }
+    // The monitor records the exit right after PID 1 ends.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while c.exit_record().is_none() && c.monitor_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    c.state.stopping = false;
+    c.save_state()
+}
+
+fn wait_dead(c: &Container, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut nap = Duration::from_micros(500);
+    loop {
+        if !c.pid_alive() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `c` is not running; returns its exit code.
+pub fn wait_exit(c: &Container) -> i32 {
+    let mut nap = Duration::from_millis(1);
+    loop {
+        let live = c.live();
+        if !matches!(live.status, Status::Running | Status::Stopping) {
+            return live.exit_code;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// `SIGTERM`, `TERM`, `term`, `15` → the signal.
+pub fn parse_signal(s: &str) -> Option<Signal> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("SIGTERM"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("term"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("9"), Some(Signal::SIGKILL));
+        assert_eq!(parse_signal("KILL"), Some(Signal::SIGKILL));
+        assert_eq!(parse_signal("SIGRTMIN"), None);
+        assert_eq!(parse_signal("nope"), None);
+    }
+}
