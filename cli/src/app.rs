@@ -846,6 +846,12 @@ pub fn run() -> anyhow::Result<u8> {
     };
     init_logging(&cli.log_level)?;
     let ctx = Context::new(cli.root.clone());
+    if !crate::userns::child_setup()?
+        && !nix::unistd::geteuid().is_root()
+        && needs_userns(&cli.command)
+    {
+        return crate::userns::reenter(ctx.root());
+    }
     match cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cmd::image::pull(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::List(a)) => cmd::image::images(&ctx, a),
@@ -912,6 +918,39 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Container(ContainerCommand::Prune(a)) => cmd::container::prune(&ctx, a),
         Command::CpChild(a) => cmd::cp::child_main(&ctx, a),
         Command::Container(ContainerCommand::Exists(a)) => cmd::container::exists(&ctx, a),
+    }
+}
+
+/// Whether a rootless `cairn` must run `command` in its user namespace: it
+/// writes files owned by mapped ids, mounts, or starts containers.
+fn needs_userns(command: &Command) -> bool {
+    match command {
+        Command::Pull(_)
+        | Command::Unpack(_)
+        | Command::Rmi(_)
+        | Command::Create(_)
+        | Command::Run(_)
+        | Command::Start(_)
+        | Command::Restart(_)
+        | Command::Rm(_)
+        | Command::Cp(_)
+        | Command::Enter(_)
+        | Command::CpChild(_) => true,
+        Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_)) => {
+            true
+        }
+        Command::System(SystemCommand::Prune(_) | SystemCommand::Check(_)) => true,
+        Command::Container(c) => matches!(
+            c,
+            ContainerCommand::Create(_)
+                | ContainerCommand::Run(_)
+                | ContainerCommand::Start(_)
+                | ContainerCommand::Restart(_)
+                | ContainerCommand::Rm(_)
+                | ContainerCommand::Cp(_)
+                | ContainerCommand::Prune(_)
+        ),
+        _ => false,
     }
 }
 

@@ -12,6 +12,7 @@ mod output;
 mod progress;
 mod template;
 mod unpack;
+mod userns;
 
 use std::process::ExitCode;
 

@@ -179,7 +179,7 @@ pub fn prepare_files(c: &Container) -> anyhow::Result<()> {
         &c.dir.join("resolv.conf"),
         spec::resolv_conf(cfg, &host_resolv).as_bytes(),
     )?;
-    let rootless = !nix::unistd::geteuid().is_root();
+    let rootless = crate::userns::rootless();
     write_atomic(
         &c.dir.join("containerenv"),
         spec::containerenv(cfg, rootless).as_bytes(),

@@ -102,11 +102,18 @@ pub fn mount_spec(c: &Config, dir: &Path) -> Value {
             etc.insert(name.into(), json!({"path": dir.join(file)}));
         }
     }
+    // In a user namespace overlayfs keeps its metadata in user.* xattrs.
+    let overlay_options: Vec<&str> = if crate::userns::rootless() {
+        vec!["userxattr"]
+    } else {
+        vec![]
+    };
     json!({
         "root": {"overlay": {
             "lower": [c.image.root],
             "upper": dir.join("upper"),
             "work": dir.join("work"),
+            "options": overlay_options,
         }},
         "target": dir.join("rootfs"),
         "readonly": c.read_only,

@@ -1,0 +1,302 @@
+//! Rootless mode: commands that create files owned by other ids (unpacked
+//! layers, container roots) run in a user namespace where the caller is
+//! root and the caller's subordinate ids (`/etc/subuid`, `/etc/subgid`, every
+//! range) are ids 1…N, as podman's rootless mode does. The maps are written
+//! by the system's setuid `newuidmap`/`newgidmap` (package `uidmap`); cairn
+//! installs nothing setuid.
+//!
+//! The parent `cairn` re-executes itself with the same arguments; the child
+//! unshares user and mount namespaces first thing in `main` (still
+//! single-threaded), says so on a pipe, and waits on another pipe while the
+//! parent runs `newuidmap`/`newgidmap` on it; then it becomes root in the
+//! namespace and runs the command. The parent exits with the child's status.
+
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
+
+use crate::exit;
+
+/// Set in the child: "fd-to-parent,fd-from-parent".
+const CHILD_ENV: &str = "_CAIRN_USERNS_CHILD";
+/// Set in the child after the maps are written (for `rootless` reporting).
+pub const ROOTLESS_ENV: &str = "_CAIRN_ROOTLESS";
+
+/// One subordinate range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// First host id.
+    pub start: u32,
+    /// How many.
+    pub count: u32,
+}
+
+/// Whether this process is cairn running rootless (outside or inside the
+/// re-entered namespace).
+pub fn rootless() -> bool {
+    std::env::var_os(ROOTLESS_ENV).is_some() || !nix::unistd::geteuid().is_root()
+}
+
+/// The ranges of `user` (name) or `uid` in a subuid/subgid file's text.
+pub fn ranges(text: &str, user: &str, uid: u32) -> Vec<Range> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.trim().split(':');
+            let who = f.next()?;
+            let start = f.next()?.trim().parse().ok()?;
+            let count = f.next()?.trim().parse().ok()?;
+            ((who == user || who.parse::<u32>().ok() == Some(uid)) && count > 0)
+                .then_some(Range { start, count })
+        })
+        .collect()
+}
+
+/// newuidmap's arguments: the caller is 0, the ranges follow from 1.
+pub fn map_args(own: u32, ranges: &[Range]) -> Vec<String> {
+    let mut args = vec!["0".to_owned(), own.to_string(), "1".to_owned()];
+    let mut next: u64 = 1;
+    for r in ranges {
+        args.push(next.to_string());
+        args.push(r.start.to_string());
+        args.push(r.count.to_string());
+        next += u64::from(r.count);
+    }
+    args
+}
+
+/// In the re-executed child: unshares and waits for the maps. Returns
+/// whether we are that child.
+pub fn child_setup() -> anyhow::Result<bool> {
+    let Some(v) = std::env::var_os(CHILD_ENV) else {
+        return Ok(false);
+    };
+    let v = v.to_string_lossy().into_owned();
+    let (to_parent, from_parent) = v
+        .split_once(',')
+        .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
+        .ok_or_else(|| anyhow::anyhow!("bad {CHILD_ENV}={v}"))?;
+    let (mut to_parent, mut from_parent) = (fd_file(to_parent)?, fd_file(from_parent)?);
+    std::env::remove_var(CHILD_ENV);
+    let r = nix::sched::unshare(
+        nix::sched::CloneFlags::CLONE_NEWUSER | nix::sched::CloneFlags::CLONE_NEWNS,
+    );
+    let status = match &r {
+        Ok(()) => b"u".as_slice(),
+        Err(_) => b"e".as_slice(),
+    };
+    to_parent.write_all(status).context("tell the parent")?;
+    drop(to_parent);
+    r.context("unshare a user namespace (is kernel.unprivileged_userns_clone or user.max_user_namespaces 0?)")?;
+    let mut ok = [0u8; 1];
+    from_parent
+        .read_exact(&mut ok)
+        .context("wait for the id maps")?;
+    if ok[0] != b'm' {
+        bail!("the parent could not write the id maps");
+    }
+    let root = nix::unistd::Uid::from_raw(0);
+    let root_g = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root_g, root_g, root_g).context("become gid 0 in the user namespace")?;
+    nix::unistd::setresuid(root, root, root).context("become uid 0 in the user namespace")?;
+    let _ = nix::unistd::setgroups(&[]);
+    // Mounts we make (cp of a stopped container) stay in here.
+    let _ = nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+        None::<&str>,
+    );
+    std::env::set_var(ROOTLESS_ENV, "1");
+    Ok(true)
+}
+
+fn fd_file(fd: i32) -> anyhow::Result<fs::File> {
+    // std offers no safe way to adopt an inherited descriptor number; go
+    // through /proc/self/fd, which reopens the same pipe.
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/self/fd/{fd}"))
+        .with_context(|| format!("open inherited descriptor {fd}"))?;
+    let _ = nix::unistd::close(fd);
+    Ok(f)
+}
+
+/// In the parent: runs this same command in the namespace and returns its
+/// exit code. `root` is passed down so the child uses the caller's store.
+pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
+    let uid = nix::unistd::getuid();
+    let gid = nix::unistd::getgid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    let subuid = fs::read_to_string("/etc/subuid").unwrap_or_default();
+    let subgid = fs::read_to_string("/etc/subgid").unwrap_or_default();
+    let uranges = ranges(&subuid, &user, uid.as_raw());
+    let granges = ranges(&subgid, &user, uid.as_raw());
+    if uranges.is_empty() || granges.is_empty() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!(
+                "no subordinate ids for user {user} (uid {uid}) in /etc/subuid and /etc/subgid: add ranges, e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}` (as root)"
+            ),
+        ));
+    }
+    let newuidmap = which("newuidmap")?;
+    let newgidmap = which("newgidmap")?;
+    let (from_child, to_parent) = nix::unistd::pipe().context("create a pipe")?;
+    let (from_parent, to_child) = nix::unistd::pipe().context("create a pipe")?;
+    cloexec(&from_child)?;
+    cloexec(&to_child)?;
+    let exe = std::env::current_exe().context("find the cairn executable")?;
+    let mut child = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("CAIRN_ROOT", root)
+        .env(
+            CHILD_ENV,
+            format!("{},{}", to_parent.as_raw_fd(), from_parent.as_raw_fd()),
+        )
+        .spawn()
+        .context("re-run cairn in a user namespace")?;
+    drop(to_parent);
+    drop(from_parent);
+    let mut from_child = fs::File::from(from_child);
+    let mut to_child = fs::File::from(to_child);
+    let mut b = [0u8; 1];
+    let got = from_child.read(&mut b).unwrap_or(0);
+    if got == 0 || b[0] != b'u' {
+        let status = child.wait()?;
+        return Ok(status.code().unwrap_or(125) as u8);
+    }
+    let pid = child.id().to_string();
+    let run = |prog: &std::path::Path, own: u32, ranges: &[Range]| -> anyhow::Result<()> {
+        let out = Command::new(prog)
+            .arg(&pid)
+            .args(map_args(own, ranges))
+            .output()
+            .with_context(|| format!("run {}", prog.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} failed ({}): {} — check /etc/subuid and /etc/subgid, and that {} is setuid root (package uidmap)",
+                prog.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                prog.display()
+            );
+        }
+        Ok(())
+    };
+    let mapped = run(&newuidmap, uid.as_raw(), &uranges)
+        .and_then(|()| run(&newgidmap, gid.as_raw(), &granges));
+    let _ = to_child.write_all(if mapped.is_ok() { b"m" } else { b"x" });
+    drop(to_child);
+    let status = wait_forwarding(&mut child)?;
+    mapped.map_err(|e| exit::with_code(exit::ENGINE, format!("{e:#}")))?;
+    Ok(status.code().unwrap_or(125) as u8)
+}
+
+/// Waits for the child. Signals a terminal sends to its foreground group
+/// (SIGINT, SIGQUIT) reach the child by themselves and are ignored here;
+/// those sent to us alone are passed on.
+fn wait_forwarding(child: &mut std::process::Child) -> anyhow::Result<std::process::ExitStatus> {
+    use signal_hook::consts::*;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])
+            .context("install signal handlers")?;
+    let handle = signals.handle();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let forwarder = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == SIGINT || sig == SIGQUIT {
+                continue;
+            }
+            if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
+                let _ = nix::sys::signal::kill(pid, s);
+            }
+        }
+    });
+    let status = child.wait().context("wait for cairn in the user namespace");
+    handle.close();
+    let _ = forwarder.join();
+    status
+}
+
+fn cloexec(fd: &OwnedFd) -> anyhow::Result<()> {
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .context("set close-on-exec")?;
+    Ok(())
+}
+
+fn which(prog: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/sbin".into()])
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            exit::with_code(
+                exit::ENGINE,
+                format!(
+                    "{prog} not found: rootless cairn needs it (Debian/Ubuntu: apt install uidmap)"
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subid_ranges_by_name_and_uid_all_of_them() {
+        let text = "alice:100000:65536\nbob:200000:1000\n1001:300000:10\nalice:400000:5\n#x\n";
+        assert_eq!(
+            ranges(text, "alice", 1000),
+            vec![
+                Range {
+                    start: 100000,
+                    count: 65536
+                },
+                Range {
+                    start: 400000,
+                    count: 5
+                }
+            ]
+        );
+        assert_eq!(
+            ranges(text, "carol", 1001),
+            vec![Range {
+                start: 300000,
+                count: 10
+            }]
+        );
+        assert!(ranges(text, "dave", 1002).is_empty());
+    }
+
+    #[test]
+    fn maps_stack_ranges_after_the_caller() {
+        let r = [
+            Range {
+                start: 100000,
+                count: 65536,
+            },
+            Range {
+                start: 400000,
+                count: 5,
+            },
+        ];
+        assert_eq!(
+            map_args(1000, &r),
+            ["0", "1000", "1", "1", "100000", "65536", "65537", "400000", "5"]
+        );
+    }
+}
