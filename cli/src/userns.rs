@@ -22,8 +22,55 @@ use crate::exit;
 
 /// Set in the child: "fd-to-parent,fd-from-parent".
 const CHILD_ENV: &str = "_CAIRN_USERNS_CHILD";
-/// Set in the child after the maps are written (for `rootless` reporting).
+/// Set in the child after the maps are written: `UID:GID:UIDS:GIDS`, the
+/// caller's ids outside and how many ids the namespace maps.
 pub const ROOTLESS_ENV: &str = "_CAIRN_ROOTLESS";
+
+/// Inside the re-entered namespace: the caller's uid and gid outside, and
+/// how many uids and gids the namespace maps (0 = the caller, then the
+/// subordinate ranges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rootless {
+    /// The caller's uid outside.
+    pub uid: u32,
+    /// The caller's gid outside.
+    pub gid: u32,
+    /// uids mapped (1 + subordinate uids).
+    pub uids: u32,
+    /// gids mapped.
+    pub gids: u32,
+}
+
+/// The namespace's facts when we run rootless inside it.
+pub fn rootless_ids() -> Option<Rootless> {
+    let v = std::env::var(ROOTLESS_ENV).ok()?;
+    let n: Vec<u32> = v.split(':').filter_map(|x| x.parse().ok()).collect();
+    match n.as_slice() {
+        [uid, gid, uids, gids] => Some(Rootless {
+            uid: *uid,
+            gid: *gid,
+            uids: *uids,
+            gids: *gids,
+        }),
+        _ => None,
+    }
+}
+
+/// podman's keep-id inside our namespace, as `container host size` triples
+/// (host = our namespace's ids): the caller's id `own` is itself inside
+/// (our 0), ids below it are our 1…own, ids above it are themselves.
+pub fn keep_id_triples(own: u32, mapped: u32) -> Vec<[u32; 3]> {
+    let subs = mapped.saturating_sub(1);
+    let mut t = vec![[own, 0, 1]];
+    let below = own.min(subs);
+    if below > 0 {
+        t.push([0, 1, below]);
+    }
+    if subs > own {
+        t.push([own + 1, own + 1, subs - own]);
+    }
+    t
+}
 
 /// One subordinate range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +121,11 @@ pub fn child_setup() -> anyhow::Result<bool> {
         return Ok(false);
     };
     let v = v.to_string_lossy().into_owned();
-    let (to_parent, from_parent) = v
+    let (fds, ids) = v
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("bad {CHILD_ENV}={v}"))?;
+    let ids = ids.to_owned();
+    let (to_parent, from_parent) = fds
         .split_once(',')
         .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
         .ok_or_else(|| anyhow::anyhow!("bad {CHILD_ENV}={v}"))?;
@@ -110,7 +161,7 @@ pub fn child_setup() -> anyhow::Result<bool> {
         nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
         None::<&str>,
     );
-    std::env::set_var(ROOTLESS_ENV, "1");
+    std::env::set_var(ROOTLESS_ENV, ids);
     Ok(true)
 }
 
@@ -160,7 +211,15 @@ pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
         .env("CAIRN_ROOT", root)
         .env(
             CHILD_ENV,
-            format!("{},{}", to_parent.as_raw_fd(), from_parent.as_raw_fd()),
+            format!(
+                "{},{}/{}:{}:{}:{}",
+                to_parent.as_raw_fd(),
+                from_parent.as_raw_fd(),
+                uid,
+                gid,
+                1 + uranges.iter().map(|r| r.count).sum::<u32>(),
+                1 + granges.iter().map(|r| r.count).sum::<u32>()
+            ),
         )
         .spawn()
         .context("re-run cairn in a user namespace")?;
@@ -280,6 +339,20 @@ mod tests {
             }]
         );
         assert!(ranges(text, "dave", 1002).is_empty());
+    }
+
+    #[test]
+    fn keep_id_puts_the_caller_at_its_own_id() {
+        assert_eq!(
+            keep_id_triples(1000, 65537),
+            vec![[1000, 0, 1], [0, 1, 1000], [1001, 1001, 64536]]
+        );
+        // Fewer subordinate ids than the caller's uid: nothing above it.
+        assert_eq!(
+            keep_id_triples(100000, 65537),
+            vec![[100000, 0, 1], [0, 1, 65536]]
+        );
+        assert_eq!(keep_id_triples(0, 10), vec![[0, 0, 1], [1, 1, 9]]);
     }
 
     #[test]

@@ -154,8 +154,15 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
     }
     let image = resolve_image(ctx, image_spec, a)?;
     let store = ctx.store()?;
-    let unpacker =
-        cairn_unpacker::Unpacker::new(&store, cairn_unpacker::UnpackerOptions::default())?;
+    let keep_id = keep_id(a.userns.as_deref())?;
+    let mut unpack_opts = cairn_unpacker::UnpackerOptions::default();
+    if let Some((maps, _)) = &keep_id {
+        // The image's files get the ownership the container's own user
+        // namespace needs: a second image root, built once per map.
+        unpack_opts.decode.uid_map = idmap(&maps.uid)?;
+        unpack_opts.decode.gid_map = idmap(&maps.gid)?;
+    }
+    let unpacker = cairn_unpacker::Unpacker::new(&store, unpack_opts)?;
     let root = unpacker
         .image_root(&image)
         .with_context(|| format!("build the root of image {image_spec}"))?;
@@ -208,13 +215,6 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
             &["host", "private"],
         )?,
     };
-    if let Some(u) = &a.userns {
-        if !matches!(u.as_str(), "" | "host") {
-            return Err(usage(format!(
-                "--userns {u}: user namespaces are not available yet in this cairn (rootless mode is the next milestone); use --userns host"
-            )));
-        }
-    }
     let hostname = match &a.hostname {
         Some(h) => h.clone(),
         None if namespaces.uts == "host" => nix::unistd::gethostname()
@@ -320,7 +320,16 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
                 .or(rc.working_dir.clone())
                 .filter(|w| !w.is_empty())
                 .unwrap_or_else(|| "/".into()),
-            user: a.user.clone().or(rc.user.clone()).unwrap_or_default(),
+            user: a
+                .user
+                .clone()
+                .or_else(|| {
+                    keep_id
+                        .as_ref()
+                        .map(|(_, r)| format!("{}:{}", r.uid, r.gid))
+                })
+                .or(rc.user.clone())
+                .unwrap_or_default(),
             tty,
             interactive: a.interactive,
         },
@@ -354,6 +363,7 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
         userns: a.userns.clone().unwrap_or_default(),
         tmpfs: a.tmpfs.clone(),
         platform: a.platform.clone(),
+        idmap: keep_id.as_ref().map(|(m, _)| m.clone()),
     };
     let _ = detach;
     if a.pids_limit.is_some() {
@@ -368,12 +378,123 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
                 .with_context(|| format!("create volume directory {}", m.source))?;
         }
     }
-    let c = containers.create(&config, |_dir| Ok(()))?;
+    let image_root = root.path.clone();
+    let c = containers.create(&config, |dir| match &keep_id {
+        Some((_, r)) => add_user(dir, &image_root, r),
+        None => Ok(()),
+    })?;
     if let Some(f) = &a.cidfile {
         std::fs::write(f, &config.id)
             .with_context(|| format!("write --cidfile {}", f.display()))?;
     }
     Ok(c)
+}
+
+/// `--userns`: None for the namespace cairn runs in; keep-id's maps.
+fn keep_id(
+    mode: Option<&str>,
+) -> anyhow::Result<Option<(crate::container::config::IdMaps, crate::userns::Rootless)>> {
+    match mode.unwrap_or("") {
+        "" | "host" => Ok(None),
+        m if m == "keep-id" || m.starts_with("keep-id:") => {
+            let r = crate::userns::rootless_ids().ok_or_else(|| {
+                usage("--userns keep-id is only supported in rootless mode (run cairn as a normal user)")
+            })?;
+            Ok(Some((
+                crate::container::config::IdMaps {
+                    uid: crate::userns::keep_id_triples(r.uid, r.uids),
+                    gid: crate::userns::keep_id_triples(r.gid, r.gids),
+                },
+                r,
+            )))
+        }
+        m => Err(usage(format!(
+            "--userns {m}: use host or keep-id (auto and private id maps are not supported)"
+        ))),
+    }
+}
+
+fn idmap(triples: &[[u32; 3]]) -> anyhow::Result<cairn_unpacker::IdMap> {
+    cairn_unpacker::IdMap::new(
+        triples
+            .iter()
+            .map(|t| cairn_unpacker::IdRange {
+                container: t[0],
+                host: t[1],
+                size: t[2],
+            })
+            .collect(),
+    )
+    .map_err(|e| usage(format!("keep-id map: {e}")))
+}
+
+/// keep-id: the caller exists in the container's /etc/passwd and
+/// /etc/group, written into the container's upper layer (not the image).
+fn add_user(dir: &Path, image_root: &Path, r: &crate::userns::Rootless) -> anyhow::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let host = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(r.uid))
+        .ok()
+        .flatten();
+    let name = host
+        .as_ref()
+        .map_or_else(|| format!("user{}", r.uid), |u| u.name.clone());
+    let home = host
+        .as_ref()
+        .map_or_else(|| "/".into(), |u| u.dir.to_string_lossy().into_owned());
+    let shell = host
+        .as_ref()
+        .map(|u| u.shell.to_string_lossy().into_owned())
+        .filter(|s| image_root.join(s.trim_start_matches('/')).exists())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let etc_lower = image_root.join("etc");
+    let Ok(etc_meta) = std::fs::metadata(&etc_lower) else {
+        return Ok(());
+    };
+    let etc = dir.join("upper/etc");
+    std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
+    std::fs::set_permissions(
+        &etc,
+        std::fs::Permissions::from_mode(etc_meta.mode() & 0o7777),
+    )?;
+    let own = |p: &Path, m: &std::fs::Metadata| {
+        nix::unistd::chown(
+            p,
+            Some(nix::unistd::Uid::from_raw(m.uid())),
+            Some(nix::unistd::Gid::from_raw(m.gid())),
+        )
+        .with_context(|| format!("chown {}", p.display()))
+    };
+    own(&etc, &etc_meta)?;
+    for (file, line, id) in [
+        (
+            "passwd",
+            format!("{name}:*:{}:{}:{name}:{home}:{shell}\n", r.uid, r.gid),
+            r.uid,
+        ),
+        ("group", format!("{name}:x:{}:\n", r.gid), r.gid),
+    ] {
+        let lower = etc_lower.join(file);
+        let Ok(meta) = std::fs::metadata(&lower) else {
+            continue;
+        };
+        let mut text = std::fs::read_to_string(&lower).unwrap_or_default();
+        let present = text.lines().any(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            f.len() > 2 && (f[0] == name || f[2].parse::<u32>().ok() == Some(id))
+        });
+        if present {
+            continue;
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        let path = etc.join(file);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        own(&path, &meta)?;
+    }
+    Ok(())
 }
 
 fn ns_mode(flag: &str, v: Option<&str>, default: &str, allowed: &[&str]) -> anyhow::Result<String> {

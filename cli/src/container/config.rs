@@ -79,6 +79,18 @@ pub struct Config {
     pub tmpfs: Vec<String>,
     /// `--platform` as given.
     pub platform: Option<String>,
+    /// A user namespace of the container's own (keep-id): `container host
+    /// size` triples, host being the ids of the namespace cairn runs in.
+    pub idmap: Option<IdMaps>,
+}
+
+/// uid and gid maps of a container's own user namespace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdMaps {
+    /// uid triples.
+    pub uid: Vec<[u32; 3]>,
+    /// gid triples.
+    pub gid: Vec<[u32; 3]>,
 }
 
 /// The image a container runs.

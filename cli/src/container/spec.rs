@@ -200,6 +200,9 @@ pub fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
 pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Value {
     let ns = &c.namespaces;
     let mut namespaces = vec!["mnt"];
+    if c.idmap.is_some() {
+        namespaces.insert(0, "user");
+    }
     for (mode, name) in [
         (&ns.uts, "uts"),
         (&ns.ipc, "ipc"),
@@ -216,7 +219,7 @@ pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Valu
         .iter()
         .map(|u| json!({"type": u.name, "soft": u.soft, "hard": u.hard}))
         .collect();
-    json!({
+    let mut spec = json!({
         "id": c.id,
         "args": chain_args(h, c, dir),
         "namespaces": namespaces,
@@ -228,7 +231,12 @@ pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Valu
         "log": dir.join("ctr.log"),
         "exit_file": dir.join("exit.json"),
         "pid_file": dir.join("pid"),
-    })
+    });
+    if let Some(m) = &c.idmap {
+        spec["uid_map"] = json!(m.uid);
+        spec["gid_map"] = json!(m.gid);
+    }
+    spec
 }
 
 /// `/etc/hosts` for the container: the host's own lines for a host network,
