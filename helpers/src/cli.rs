@@ -67,6 +67,9 @@ Extra mounts (after the standard ones; a mount on a standard path replaces it):
   --tmpfs DST[:OPTS]      OPTS: size=N[k|m|g|%], mode=OCTAL, ro, [no]suid,
                           [no]dev, [no]exec (default nosuid,nodev)
 
+  --error-fd N            on failure, also write {"code":C,"message":"..."}
+                          as one line to descriptor N, which stays open
+                          (inherited) for PROGRAM
   --spec FILE             read the settings from a JSON file (flags given too
                           apply on top)
   -h, --help              this text
@@ -97,7 +100,8 @@ JSON spec (every field optional but root; unknown fields are errors):
     ],
     "privileged": false,
     "masked_paths": ["/proc/kcore", ...],     (null: the defaults above)
-    "readonly_paths": ["/proc/sys", ...]      (null: the defaults above)
+    "readonly_paths": ["/proc/sys", ...],     (null: the defaults above)
+    "error_fd": 3
   }
 
 Exit status: PROGRAM's (it replaces cairn-mount); 125 if cairn-mount failed,
@@ -134,12 +138,26 @@ Options:
                          SETGID, SETPCAP, SETUID, SYS_CHROOT); ALL allowed
   --pdeathsig SIG        signal when the parent dies [KILL]; none to unset
   --keep-fds N           keep descriptors 3..3+N-1 open (socket activation)
+  --error-fd N           on failure (ours, or CMD not found or not
+                         executable), also write {"code":C,"message":"..."}
+                         as one line to descriptor N; the exec closes it
+  --console-socket FD    give CMD a terminal: open a pty in the container's
+                         devpts (/dev/ptmx), make its slave the controlling
+                         terminal and stdin, stdout and stderr (owned by the
+                         user, group tty), and send the master over the unix
+                         socket FD (SCM_RIGHTS)
+  --init                 stay as pid 1: fork, exec CMD in the child (its own
+                         process group, the terminal's foreground), forward
+                         SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
+                         and SIGWINCH to it, reap every zombie, exit with its
+                         status (128+N for signal N), like podman --init
   --spec FILE            read the settings from a JSON file (flags on top)
   -h, --help             this text
   --version              print the version
 
 JSON spec (unknown fields are errors):
-  {"root": "/c/rootfs", "hostname": "box",
+  {"root": "/c/rootfs", "hostname": "box", "error_fd": 3,
+   "console_socket": 4, "init": false,
    "process": {"args": ["/bin/sh", "-c", "echo hi"], "user": "app:staff",
                "groups": ["audio"], "workdir": "/", "env": ["K=V"],
                "preserve_env": false, "no_new_privs": false,
@@ -202,6 +220,65 @@ Exit status: CMD's; 125 if cairn-enter failed, 126 if CMD cannot be
 executed, 127 if it is not found.
 "#;
 
+/// `cairn-monitor --help`.
+pub const MONITOR_HELP: &str = r#"cairn-monitor: start a container's first process, log it, record its exit
+
+Usage: cairn-monitor --spec FILE [--sync-fd N]
+
+Run by the engine (conmon's role), with stdin, stdout and stderr either
+/dev/null (detached) or the user's terminal or pipes (attached). It starts
+its own session and ignores SIGHUP, SIGINT, SIGTERM, SIGQUIT and SIGPIPE, so
+it outlives its launcher; SIGWINCH makes it copy its terminal's window size
+to the container's pty.
+
+It clones the child into the new namespaces in one step (pid 1 of a new pid
+namespace), with descriptors 0 = /dev/null or (with "stdin" and no tty) our
+stdin, 1 and 2 = pipes to the monitor, 3 = the error pipe, 4 = the console
+socket (with "tty"); brings lo up, sets the limits, and execs args[0]
+(normally cairn-mount --error-fd 3 -- cairn-pivot --error-fd 3
+[--console-socket 4] ...). A failing helper writes {"code":C,"message":M} on
+descriptor 3; the final exec closes it. Then one line goes to the sync
+descriptor N, which is closed after it:
+  {"pid":1234}                                    the command runs
+  {"pid":1234,"error":"...","code":125|126|127}   it did not start
+  {"pid":0,"error":"...","code":125}              no process was created
+The child's output is appended to the log in podman's k8s-file format
+  2026-11-28T14:08:20.123456789+00:00 stdout F a full line
+  2026-11-28T14:08:20.123456789+00:00 stderr P a partial line
+and, with "attach", copied unchanged to our stdout and stderr (a pty's
+output is all stdout). With "tty" and "stdin" our stdin is copied to the
+pty (made raw while attached to a terminal; at its end the pty gets ^D).
+When the child ends, its output is drained, the exit file written
+(atomically) and the monitor exits with the child's code.
+
+Options:
+  --spec FILE       the settings (below)
+  --sync-fd N       inherited descriptor for the start report
+  -h, --help        this text
+  --version         print the version
+
+JSON spec (unknown fields are errors; "args" and "exit_file" required):
+  {
+    "id": "<container id>",
+    "args": ["/usr/libexec/cairn/cairn-mount", "--spec", "...", "--error-fd",
+             "3", "--", "/usr/libexec/cairn/cairn-pivot", ...],
+    "env": ["K=V", ...],              (null: the monitor's environment)
+    "namespaces": ["mnt", "uts", "ipc", "pid", "net", "cgroup"],
+    "loopback": true,                 (lo up, when "net" is new)
+    "rlimits": [{"type": "nofile", "soft": 1024, "hard": 1024}],
+                                      (-1: unlimited; failing is error 125)
+    "tty": false, "stdin": false, "attach": false,
+    "log": "/c/ctr.log",              (appended; null: no log)
+    "exit_file": "/c/exit.json",
+    "pid_file": "/c/pid"              (optional; decimal, no newline)
+  }
+exit_file: {"exit_code": N, "signal": S|null, "finished_ns": <unix ns>},
+exit_code 128+S when signal S killed the process.
+
+Exit status: the container's (as in the exit file); 125 if it could not be
+started at all.
+"#;
+
 /// One option a binary accepts.
 struct Opt {
     long: &'static str,
@@ -251,6 +328,7 @@ const MOUNT_OPTS: &[Opt] = &[
     val("unmask", None),
     val("bind", None),
     val("tmpfs", None),
+    val("error-fd", None),
 ];
 
 const PROCESS_OPTS: &[Opt] = &[
@@ -267,7 +345,15 @@ const PROCESS_OPTS: &[Opt] = &[
     val("keep-fds", None),
 ];
 
-const PIVOT_OPTS: &[Opt] = &[val("root", None), val("hostname", None)];
+const PIVOT_OPTS: &[Opt] = &[
+    val("root", None),
+    val("hostname", None),
+    val("error-fd", None),
+    val("console-socket", None),
+    flag("init", None),
+];
+
+const MONITOR_OPTS: &[Opt] = &[val("sync-fd", None)];
 
 const ENTER_OPTS: &[Opt] = &[
     val("target", Some('t')),
@@ -498,6 +584,7 @@ pub fn mount_args(argv: Vec<OsString>) -> Result<Action<(MountSpec, Vec<OsString
             }
             "bind" => s.mounts.push(Mount::Bind(spec::parse_bind(v)?)),
             "tmpfs" => s.mounts.push(Mount::Tmpfs(spec::parse_tmpfs(v)?)),
+            "error-fd" => s.error_fd = Some(fd_number(name, v)?),
             _ => {}
         }
     }
@@ -590,6 +677,9 @@ pub fn pivot_args(argv: Vec<OsString>) -> Result<Action<PivotSpec>> {
         match *name {
             "root" => s.root = Some(v.into()),
             "hostname" => s.hostname = Some(v.clone()),
+            "error-fd" => s.error_fd = Some(fd_number(name, v)?),
+            "console-socket" => s.console_socket = Some(fd_number(name, v)?),
+            "init" => s.init = true,
             _ => {}
         }
     }
@@ -598,6 +688,58 @@ pub fn pivot_args(argv: Vec<OsString>) -> Result<Action<PivotSpec>> {
         return Err(Error::Usage("no new root: give --root DIR".into()));
     }
     Ok(Action::Run(s))
+}
+
+/// A descriptor number given to `--NAME` (3 or more: 0-2 are stdio).
+fn fd_number(name: &str, v: &str) -> Result<i32> {
+    v.parse::<i32>().ok().filter(|&n| n > 2).ok_or_else(|| {
+        Error::Usage(format!(
+            "--{name} {v:?}: expected a descriptor number above 2"
+        ))
+    })
+}
+
+/// Where a helper's failure report goes, found in `argv` without parsing
+/// it fully (`--error-fd N` or `--error-fd=N` before the command), so that
+/// even a bad command line is reported there.
+pub fn error_fd_in(argv: &[OsString]) -> Option<i32> {
+    let mut it = argv.iter().map(|a| a.to_str().unwrap_or(""));
+    let mut found = None;
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--error-fd" {
+            found = it.next().and_then(|v| fd_number("error-fd", v).ok());
+        } else if let Some(v) = a.strip_prefix("--error-fd=") {
+            found = fd_number("error-fd", v).ok();
+        }
+    }
+    found
+}
+
+/// Parse `cairn-monitor`'s command line: the spec file and the sync fd.
+pub fn monitor_args(argv: Vec<OsString>) -> Result<Action<(PathBuf, Option<i32>)>> {
+    let p = parse("cairn-monitor", argv, &[COMMON, MONITOR_OPTS])?;
+    if let Some(a) = early(&p, MONITOR_HELP) {
+        return Ok(a);
+    }
+    if let Some(extra) = p.command.first() {
+        return Err(Error::Usage(format!(
+            "unexpected argument {extra:?}: the command goes in the spec's \"args\" (see cairn-monitor --help)"
+        )));
+    }
+    let mut spec = None;
+    let mut sync = None;
+    for (name, v) in &p.opts {
+        match *name {
+            "spec" => spec = Some(PathBuf::from(v)),
+            "sync-fd" => sync = Some(fd_number(name, v)?),
+            _ => {}
+        }
+    }
+    let spec = spec.ok_or_else(|| Error::Usage("no spec: give --spec FILE".into()))?;
+    Ok(Action::Run((spec, sync)))
 }
 
 /// Parse `cairn-enter`'s command line.
@@ -757,5 +899,54 @@ mod tests {
         ] {
             assert!(pivot_args(argv(bad)).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn monitor_and_error_fd_flags() {
+        let Action::Run((spec, sync)) = monitor_args(argv("--spec /c/m.json --sync-fd 5")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((spec, sync), (PathBuf::from("/c/m.json"), Some(5)));
+        let Action::Run((_, sync)) = monitor_args(argv("--spec=/m")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(sync, None);
+        for bad in [
+            "",
+            "--sync-fd 5",
+            "--spec /m --sync-fd 1",
+            "--spec /m --sync-fd x",
+            "--spec /m cmd",
+        ] {
+            assert!(monitor_args(argv(bad)).is_err(), "{bad:?} accepted");
+        }
+        assert!(
+            matches!(monitor_args(argv("--help")).unwrap(), Action::Print(t) if t.contains("--sync-fd N"))
+        );
+
+        let Action::Run(p) = pivot_args(argv(
+            "--root /r --error-fd 3 --console-socket 4 --init -- sh",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (p.error_fd, p.console_socket, p.init),
+            (Some(3), Some(4), true)
+        );
+        let Action::Run((m, _)) = mount_args(argv("--root /r --error-fd=3 -- x")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.error_fd, Some(3));
+        assert!(pivot_args(argv("--root /r --error-fd 2 sh")).is_err());
+
+        assert_eq!(
+            error_fd_in(&argv("--root /r --error-fd 7 --bogus")),
+            Some(7)
+        );
+        assert_eq!(error_fd_in(&argv("--error-fd=4 -- x")), Some(4));
+        assert_eq!(error_fd_in(&argv("--root /r -- sh --error-fd 5")), None);
+        assert_eq!(error_fd_in(&argv("--error-fd 1")), None);
     }
 }

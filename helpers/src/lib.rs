@@ -1,10 +1,12 @@
-//! cairn's runtime helpers: three small, single-threaded, setuid-free
-//! programs that realise a container's environment and compose by exec
-//! chaining, like `unshare`, `chroot` and `setpriv`:
+//! cairn's runtime helpers: small, single-threaded, setuid-free programs
+//! that realise a container's environment and compose by exec chaining,
+//! like `unshare`, `chroot` and `setpriv`, plus the monitor that starts and
+//! watches a container (conmon's role):
 //!
 //! ```text
 //! unshare -m -p -u -i -f  cairn-mount [opts] -- cairn-pivot [opts] -- CMD...
 //! cairn-enter --all --target PID [opts] -- CMD...
+//! cairn-monitor --spec FILE --sync-fd N   (clones, then execs the chain above)
 //! ```
 //!
 //! - `cairn-mount` ([`mount`]): a [`spec::MountSpec`] (flags or JSON) becomes
@@ -17,6 +19,9 @@
 //!   ([`caps`]), then [`process::exec`] with exit codes 125/126/127.
 //! - `cairn-enter` ([`enter`]): `setns` through a pidfd, fork for the pid
 //!   namespace, signal forwarding.
+//! - `cairn-monitor` ([`monitor`]): `clone` into new namespaces, the
+//!   error-pipe and sync-fd handshake, a [`k8s_log`] of the output, reaping,
+//!   the exit record.
 //!
 //! Every `unsafe` block is in one private module (`sys`); the rest of the
 //! crate denies `unsafe_code`.
@@ -27,7 +32,9 @@ pub mod caps;
 pub mod cli;
 pub mod enter;
 pub mod error;
+pub mod k8s_log;
 pub mod linux;
+pub mod monitor;
 pub mod mount;
 pub mod mountinfo;
 pub mod path;
@@ -40,6 +47,7 @@ pub mod user;
 
 use std::ffi::OsString;
 use std::io::Write as _;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 
 pub use error::{Error, Result, EXIT_FAILURE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
 
@@ -50,9 +58,32 @@ pub fn restore_sigpipe() {
     let _ = sys::default_disposition(&[nix::sys::signal::Signal::SIGPIPE]);
 }
 
-fn report(prog: &str, e: &Error) -> i32 {
-    eprintln!("{prog}: {e}");
+/// Let `cmd`'s program inherit `fd` under the same number (for
+/// `cairn-monitor --sync-fd`), without ever clearing its close-on-exec
+/// flag in this process, so programs other threads start meanwhile do not
+/// get it too. Returns the number to pass on the command line.
+pub fn inherit_fd(cmd: &mut std::process::Command, fd: &OwnedFd) -> i32 {
+    sys::inherit_fd(cmd, fd.as_raw_fd());
+    fd.as_raw_fd()
+}
+
+/// Print a helper's failure on stderr and, with an error descriptor, as one
+/// `{"code":C,"message":"..."}` line there too; the exit status.
+fn report_to(prog: &str, e: &Error, error_fd: Option<i32>) -> i32 {
+    let message = format!("{prog}: {e}");
+    eprintln!("{message}");
+    if let Some(fd) = error_fd {
+        let line = monitor::ErrorLine {
+            code: e.exit_code(),
+            message,
+        };
+        let _ = sys::write_raw(fd, &line.to_line());
+    }
     e.exit_code()
+}
+
+fn report(prog: &str, e: &Error) -> i32 {
+    report_to(prog, e, None)
 }
 
 fn print(text: &str) -> i32 {
@@ -63,11 +94,14 @@ fn print(text: &str) -> i32 {
 
 /// `cairn-mount`'s main: the exit status (when it does not exec).
 pub fn mount_main(argv: Vec<OsString>) -> i32 {
+    let early_fd = cli::error_fd_in(&argv);
     let (spec, command) = match cli::mount_args(argv) {
         Ok(cli::Action::Print(t)) => return print(t),
         Ok(cli::Action::Run(x)) => x,
-        Err(e) => return report("cairn-mount", &e),
+        Err(e) => return report_to("cairn-mount", &e, early_fd),
     };
+    // The descriptor stays open, without close-on-exec, for the next program.
+    let error_fd = spec.error_fd;
     let run = || -> Result<Error> {
         let args = process::cstrings(&command)?;
         let ops = mount::plan(&spec)?;
@@ -76,16 +110,58 @@ pub fn mount_main(argv: Vec<OsString>) -> i32 {
         Ok(process::exec(&args, &process::Env::current().to_cstrings()))
     };
     match run() {
-        Ok(e) | Err(e) => report("cairn-mount", &e),
+        Ok(e) | Err(e) => report_to("cairn-mount", &e, error_fd),
     }
 }
 
 /// `cairn-pivot`'s main: the exit status (when it does not exec).
 pub fn pivot_main(argv: Vec<OsString>) -> i32 {
+    let early_fd = cli::error_fd_in(&argv);
     match cli::pivot_args(argv) {
         Ok(cli::Action::Print(t)) => print(t),
-        Ok(cli::Action::Run(spec)) => report("cairn-pivot", &pivot::run(&spec)),
-        Err(e) => report("cairn-pivot", &e),
+        Ok(cli::Action::Run(spec)) => {
+            // Ours from now on, and close-on-exec: the command's exec closes
+            // it, which tells the monitor the command runs.
+            let error_fd = match spec.error_fd.map(sys::adopt_fd).transpose() {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let e = Error::Usage(format!(
+                        "--error-fd {}: not an open descriptor ({e})",
+                        spec.error_fd.unwrap_or(-1)
+                    ));
+                    return report("cairn-pivot", &e);
+                }
+            };
+            let e = pivot::run(&spec, error_fd.as_ref());
+            report_to("cairn-pivot", &e, error_fd.as_ref().map(|f| f.as_raw_fd()))
+        }
+        Err(e) => report_to("cairn-pivot", &e, early_fd),
+    }
+}
+
+/// `cairn-monitor`'s main: the container's exit status, or 125.
+pub fn monitor_main(argv: Vec<OsString>) -> i32 {
+    let (path, sync_fd) = match cli::monitor_args(argv) {
+        Ok(cli::Action::Print(t)) => return print(t),
+        Ok(cli::Action::Run(x)) => x,
+        Err(e) => return report("cairn-monitor", &e),
+    };
+    let sync = match sync_fd.map(sys::adopt_fd).transpose() {
+        Ok(fd) => fd,
+        Err(e) => {
+            let e = Error::Usage(format!(
+                "--sync-fd {}: not an open descriptor ({e}): the launcher must let the monitor inherit it",
+                sync_fd.unwrap_or(-1)
+            ));
+            return report("cairn-monitor", &e);
+        }
+    };
+    match spec::load::<spec::MonitorSpec>(&path).and_then(|s| s.validate().map(|()| s)) {
+        Ok(spec) => monitor::run(&spec, sync),
+        Err(e) => {
+            monitor::fail_before_start(sync, &e);
+            report("cairn-monitor", &e)
+        }
     }
 }
 

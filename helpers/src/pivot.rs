@@ -124,8 +124,14 @@ pub(crate) fn chdir_workdir(workdir: &str) -> Result<()> {
     })
 }
 
-/// Everything `cairn-pivot` does; returns only on failure.
-pub fn run(spec: &PivotSpec) -> Error {
+/// Everything `cairn-pivot` does; returns only on failure. `error_fd` is
+/// the (adopted, close-on-exec) `--error-fd`, which a forked command
+/// reports its own exec failure on.
+pub fn run(spec: &PivotSpec, error_fd: Option<&std::os::fd::OwnedFd>) -> Error {
+    let _ = error_fd;
+    if spec.console_socket.is_some() || spec.init {
+        return Error::Usage("--console-socket and --init are not implemented yet".into());
+    }
     match prepare(spec) {
         Ok((args, env)) => process::exec(&args, &env),
         Err(e) => e,

@@ -66,6 +66,10 @@ pub struct MountSpec {
     /// Paths made read-only; `None` = [`DEFAULT_READONLY`].
     #[serde(default)]
     pub readonly_paths: Option<Vec<InRoot>>,
+    /// On failure, also write `{"code":C,"message":"..."}` as one line to
+    /// this inherited descriptor (kept open for the next program).
+    #[serde(default)]
+    pub error_fd: Option<i32>,
 }
 
 /// Masked unless privileged: files get `/dev/null` bound over them,
@@ -508,6 +512,178 @@ pub struct PivotSpec {
     /// The process to run.
     #[serde(default)]
     pub process: ProcessSpec,
+    /// On failure, also write `{"code":C,"message":"..."}` as one line to
+    /// this inherited descriptor; it is closed by the exec on success.
+    #[serde(default)]
+    pub error_fd: Option<i32>,
+    /// A unix socket descriptor: give the command a new pty of the
+    /// container's devpts as its controlling terminal and stdio, and send
+    /// the pty's master over this socket (`SCM_RIGHTS`).
+    #[serde(default)]
+    pub console_socket: Option<i32>,
+    /// Stay as a minimal init (pid 1 reaper): fork, exec the command in the
+    /// child, forward signals to it, reap zombies, exit with its status.
+    #[serde(default)]
+    pub init: bool,
+}
+
+/// What `cairn-monitor` does: start the container's first process in new
+/// namespaces, report its pid, capture its output, record its exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    /// The container id, for messages.
+    #[serde(default)]
+    pub id: String,
+    /// The program and its arguments (normally the cairn-mount → cairn-pivot
+    /// chain).
+    pub args: Vec<String>,
+    /// The environment of `args[0]`, `KEY=VALUE`; `None` = the monitor's own.
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// Namespaces created for the child (`mnt`, `uts`, `ipc`, `pid`, `net`,
+    /// `cgroup`).
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    /// Bring `lo` up in a new network namespace.
+    #[serde(default)]
+    pub loopback: bool,
+    /// Resource limits set in the child before the exec.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    /// The container gets a pty (cairn-pivot's `--console-socket 4`).
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep stdin open for the container: without a tty the child's stdin
+    /// is the monitor's; with one, the monitor copies its stdin to the pty.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Copy the container's output to the monitor's stdout and stderr too.
+    #[serde(default)]
+    pub attach: bool,
+    /// The k8s-file log, appended to; `None` = no log.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+    /// Where the exit status is recorded (atomically) when the child ends.
+    pub exit_file: PathBuf,
+    /// Where the child's pid (host view) is written (atomically) once it runs.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// One resource limit (`setrlimit(2)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimit {
+    /// `nofile`, `nproc`, `core`, ... or `RLIMIT_NOFILE` (case ignored).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Soft limit; -1 = unlimited.
+    pub soft: RlimitValue,
+    /// Hard limit; -1 = unlimited.
+    pub hard: RlimitValue,
+}
+
+/// A limit value: a number, or -1 (or `"unlimited"`) for no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RlimitValue(pub u64);
+
+impl RlimitValue {
+    /// No limit (`RLIM_INFINITY`).
+    pub const UNLIMITED: RlimitValue = RlimitValue(u64::MAX);
+}
+
+impl Serialize for RlimitValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if *self == Self::UNLIMITED {
+            s.serialize_i64(-1)
+        } else {
+            s.serialize_u64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RlimitValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            U(u64),
+            I(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::U(v) => Ok(RlimitValue(v)),
+            Raw::I(-1) => Ok(Self::UNLIMITED),
+            Raw::S(s) if s == "unlimited" => Ok(Self::UNLIMITED),
+            _ => Err(serde::de::Error::custom(
+                "a limit is a non-negative number, or -1 or \"unlimited\" for none",
+            )),
+        }
+    }
+}
+
+impl Rlimit {
+    /// The resource named by `kind`.
+    pub fn resource(&self) -> Result<nix::sys::resource::Resource> {
+        use nix::sys::resource::Resource as R;
+        let lower = self.kind.to_ascii_lowercase();
+        let name = lower.strip_prefix("rlimit_").unwrap_or(&lower);
+        Ok(match name {
+            "as" => R::RLIMIT_AS,
+            "core" => R::RLIMIT_CORE,
+            "cpu" => R::RLIMIT_CPU,
+            "data" => R::RLIMIT_DATA,
+            "fsize" => R::RLIMIT_FSIZE,
+            "locks" => R::RLIMIT_LOCKS,
+            "memlock" => R::RLIMIT_MEMLOCK,
+            "msgqueue" => R::RLIMIT_MSGQUEUE,
+            "nice" => R::RLIMIT_NICE,
+            "nofile" => R::RLIMIT_NOFILE,
+            "nproc" => R::RLIMIT_NPROC,
+            "rss" => R::RLIMIT_RSS,
+            "rtprio" => R::RLIMIT_RTPRIO,
+            "rttime" => R::RLIMIT_RTTIME,
+            "sigpending" => R::RLIMIT_SIGPENDING,
+            "stack" => R::RLIMIT_STACK,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "rlimit type {:?}: expected one of as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack",
+                    self.kind
+                )))
+            }
+        })
+    }
+}
+
+impl MonitorSpec {
+    /// Check what serde cannot: a command, supported namespaces, known
+    /// rlimits with soft <= hard.
+    pub fn validate(&self) -> Result<()> {
+        if self.args.is_empty() || self.args[0].is_empty() {
+            return Err(Error::Usage(
+                "spec: \"args\" needs at least the program to run".into(),
+            ));
+        }
+        for ns in &self.namespaces {
+            if matches!(ns, Namespace::User | Namespace::Time) {
+                return Err(Error::Usage(format!(
+                    "spec: namespace {:?} is not supported by cairn-monitor: run the monitor inside the user namespace instead",
+                    ns.proc_name()
+                )));
+            }
+        }
+        for r in &self.rlimits {
+            r.resource()?;
+            if r.soft.0 > r.hard.0 {
+                return Err(Error::Usage(format!(
+                    "rlimit {}: soft limit {} above the hard limit {}",
+                    r.kind, r.soft.0, r.hard.0
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Namespaces `cairn-enter` can join.
@@ -692,5 +868,73 @@ mod tests {
         assert!(
             serde_json::from_str::<EnterSpec>(r#"{"target": 1, "namespaces": ["mount"]}"#).is_err()
         );
+    }
+
+    #[test]
+    fn monitor_spec_json() {
+        let s: MonitorSpec = serde_json::from_str(
+            r#"{"id": "c1", "args": ["/m", "--", "/p"], "env": ["A=1"],
+                "namespaces": ["mnt", "uts", "ipc", "pid", "net", "cgroup"],
+                "loopback": true,
+                "rlimits": [{"type": "nofile", "soft": 1024, "hard": 1024},
+                            {"type": "RLIMIT_CORE", "soft": -1, "hard": "unlimited"}],
+                "tty": true, "stdin": true, "attach": false,
+                "log": "/c/ctr.log", "exit_file": "/c/exit.json", "pid_file": "/c/pid"}"#,
+        )
+        .unwrap();
+        s.validate().unwrap();
+        assert_eq!(s.namespaces.len(), 6);
+        assert_eq!(s.rlimits[1].soft, RlimitValue::UNLIMITED);
+        assert_eq!(
+            s.rlimits[1].resource().unwrap(),
+            nix::sys::resource::Resource::RLIMIT_CORE
+        );
+        assert_eq!(s.log.as_deref(), Some(Path::new("/c/ctr.log")));
+
+        let min: MonitorSpec =
+            serde_json::from_str(r#"{"args": ["true"], "exit_file": "/e", "log": null}"#).unwrap();
+        min.validate().unwrap();
+        assert!(!min.tty && min.env.is_none() && min.log.is_none() && min.pid_file.is_none());
+        // Serialized and read back, it is the same spec.
+        let again: MonitorSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(again, s);
+
+        for bad in [
+            r#"{"args": ["true"]}"#,
+            r#"{"exit_file": "/e"}"#,
+            r#"{"args": ["true"], "exit_file": "/e", "ttY": true}"#,
+            r#"{"args": ["true"], "exit_file": "/e", "namespaces": ["mount"]}"#,
+            r#"{"args": ["true"], "exit_file": "/e", "rlimits": [{"type": "nofile", "soft": -2, "hard": 1}]}"#,
+            r#"{"args": ["true"], "exit_file": "/e", "rlimits": [{"type": "nofile", "soft": 1}]}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<MonitorSpec>(bad).is_err(),
+                "{bad} accepted"
+            );
+        }
+        for invalid in [
+            r#"{"args": [], "exit_file": "/e"}"#,
+            r#"{"args": ["true"], "exit_file": "/e", "namespaces": ["user"]}"#,
+            r#"{"args": ["true"], "exit_file": "/e", "rlimits": [{"type": "fly", "soft": 1, "hard": 1}]}"#,
+            r#"{"args": ["true"], "exit_file": "/e", "rlimits": [{"type": "nofile", "soft": 2, "hard": 1}]}"#,
+        ] {
+            let s: MonitorSpec = serde_json::from_str(invalid).unwrap();
+            assert!(s.validate().is_err(), "{invalid} valid");
+        }
+    }
+
+    #[test]
+    fn helper_error_fds_in_specs() {
+        let p: PivotSpec = serde_json::from_str(
+            r#"{"root": "/r", "error_fd": 3, "console_socket": 4, "init": true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.error_fd, p.console_socket, p.init),
+            (Some(3), Some(4), true)
+        );
+        let m: MountSpec =
+            serde_json::from_str(r#"{"root": {"bind": "/r"}, "error_fd": 3}"#).unwrap();
+        assert_eq!(m.error_fd, Some(3));
     }
 }

@@ -7,13 +7,20 @@
 //! - `prctl(2)` for the capability bounding and ambient sets.
 //! - `sigwaitinfo(2)` (nix's `SigSet::wait` drops the `siginfo_t`) and
 //!   resetting signal dispositions with `sigaction(2)`.
+//! - `clone(2)` as a fork that creates namespaces, and the descriptor
+//!   plumbing of the child before its exec (`dup2` onto fixed numbers).
+//! - Adopting a descriptor number given on the command line.
+//! - `SCM_RIGHTS` over a unix socket (nix's `socket` feature would add a
+//!   dependency to the lock file for two calls).
+//! - `ioctl(2)`: window size, controlling terminal, interface flags.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use nix::sched::CloneFlags;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::unistd::ForkResult;
+use nix::unistd::{ForkResult, Pid};
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret == -1 {
@@ -252,4 +259,326 @@ pub(crate) fn mount_setattr_recursive(
         )
     };
     check(ret).map(drop)
+}
+
+/// `clone(flags | SIGCHLD)` with no new stack: a `fork(2)` whose child is
+/// created in new namespaces in the same step (so with `CLONE_NEWPID` it is
+/// pid 1 of its namespace, and nothing has to fork again).
+///
+/// Only sound in a single-threaded process; every helper binary is.
+pub(crate) fn clone_fork(flags: CloneFlags) -> io::Result<ForkResult> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: without CLONE_VM and with a null stack pointer the child gets a
+    // copy-on-write copy of our address space and continues on (its copy of)
+    // the current stack, exactly like fork(2); the other pointer arguments
+    // (parent/child tid, tls) are null and unused without the flags that
+    // would read them. The process is single-threaded, so no lock can be
+    // held by a thread that does not exist in the child.
+    let ret =
+        check(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
+    Ok(if ret == 0 {
+        ForkResult::Child
+    } else {
+        ForkResult::Parent {
+            child: Pid::from_raw(ret as i32),
+        }
+    })
+}
+
+/// In a child about to exec: make each `(source, target)` descriptor
+/// `target` a copy of `source`, without close-on-exec. Sources are first
+/// copied above every target, so a source whose number is another pair's
+/// target is not clobbered before it is used.
+///
+/// Only for the child of [`clone_fork`] or [`fork`], between the fork and
+/// the exec: it replaces whatever the targets were, even descriptors some
+/// `OwnedFd` of the process believes it owns.
+pub(crate) fn install_fds(pairs: &[(RawFd, RawFd)]) -> io::Result<()> {
+    let floor = pairs.iter().map(|&(_, t)| t).max().unwrap_or(0) + 1;
+    let mut high = Vec::with_capacity(pairs.len());
+    for &(source, _) in pairs {
+        // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor (which we
+        // leak on purpose: it is close-on-exec and the process execs or
+        // exits soon); a bad `source` gives EBADF.
+        high.push(check(
+            unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, floor) } as libc::c_long
+        )? as RawFd);
+    }
+    for (&(_, target), &h) in pairs.iter().zip(&high) {
+        // SAFETY: dup2 replaces `target`. The caller is the child between fork
+        // and exec (see above); whatever `target` held is not used again by
+        // this process, which execs or exits right after. dup2 clears
+        // close-on-exec on `target`.
+        check(unsafe { libc::dup2(h, target) } as libc::c_long)?;
+    }
+    Ok(())
+}
+
+/// Take ownership of descriptor `fd`, given by number on the command line
+/// (`--sync-fd`, `--console-socket`, `--error-fd`), and mark it
+/// close-on-exec. Fails with `EBADF` when it is not open, and refuses 0-2.
+///
+/// The caller must adopt each number once (each helper parses its options
+/// once and adopts right away).
+pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd <= 2 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: F_GETFD/F_SETFD only read and change the descriptor's flags; a
+    // closed number gives EBADF.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as libc::c_long)?;
+    // SAFETY: as above.
+    check(
+        unsafe { libc::fcntl(fd, libc::F_SETFD, flags as libc::c_int | libc::FD_CLOEXEC) }
+            as libc::c_long,
+    )?;
+    // SAFETY: the descriptor is open (checked above) and was handed to us by
+    // number: std owns only 0-2, and the helpers open no other descriptor
+    // before parsing their options, so nothing else in the process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Write all of `data` to descriptor number `fd`, which this process may
+/// not own (cairn-mount's `--error-fd`, kept open for the next program).
+pub(crate) fn write_raw(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: write(2) reads `data.len()` bytes from a live slice; a bad
+        // descriptor gives EBADF, nothing else is touched.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        match check(n as libc::c_long) {
+            Ok(n) => data = &data[n as usize..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Set `signals` to be ignored (an ignored signal stays ignored across
+/// exec: the caller's child must reset them, see [`default_disposition`]).
+pub(crate) fn ignore_signals(signals: &[Signal]) -> io::Result<()> {
+    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    for &s in signals {
+        // SAFETY: SIG_IGN runs no handler code of ours.
+        unsafe { nix::sys::signal::sigaction(s, &ign) }.map_err(io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// A connected pair of unix stream sockets, both close-on-exec.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: the kernel writes two descriptors into the two-int array.
+    check(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } as libc::c_long)?;
+    // SAFETY: both are fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Room for one `SCM_RIGHTS` control message carrying one descriptor
+/// (`CMSG_SPACE(sizeof(int))` is 24 on 64-bit Linux), suitably aligned.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 64]);
+
+#[allow(dead_code)] // cairn-pivot --console-socket, next
+/// Send `fd` over the unix socket `sock` (`SCM_RIGHTS`, with one byte of
+/// payload so the receiver can tell it from end-of-file).
+pub(crate) fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut buf = CmsgBuf([0; 64]);
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buf.0.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points at `buf`, which is aligned and larger than
+    // `space`, so CMSG_FIRSTHDR returns a pointer inside it (non-null since
+    // msg_controllen >= sizeof(cmsghdr)); the writes stay within the first
+    // CMSG_SPACE(sizeof(int)) bytes. sendmsg only reads `msg`, `iov`, `byte`
+    // and `buf`, all alive for the call.
+    let n = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd.as_raw_fd());
+        libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+    };
+    check(n as libc::c_long).map(drop)
+}
+
+/// Receive one descriptor sent by [`send_fd`] (close-on-exec); `None` at
+/// end-of-file (the peer closed without sending).
+pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut buf = CmsgBuf([0; 64]);
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buf.0.as_mut_ptr().cast();
+    msg.msg_controllen = buf.0.len() as _;
+    let n = loop {
+        // SAFETY: the kernel writes at most `iov_len` bytes into `byte` and at
+        // most `msg_controllen` bytes into `buf`, both alive for the call.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        match check(n as libc::c_long) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut received = None;
+    // SAFETY: after recvmsg, msg_control/msg_controllen describe the control
+    // messages the kernel wrote into `buf`; CMSG_FIRSTHDR/CMSG_NXTHDR walk
+    // them within those bounds, and an SCM_RIGHTS message carries ints.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<libc::c_int>();
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<libc::c_int>();
+                for i in 0..count {
+                    // The kernel installed each descriptor for us: own them
+                    // all, keep the first, close any extra.
+                    let fd = OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i)));
+                    if received.is_none() {
+                        received = Some(fd);
+                    }
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    received.map(Some).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a message without a descriptor on the console socket",
+        )
+    })
+}
+
+/// A terminal's window size (`struct winsize`).
+pub(crate) type WinSize = libc::winsize;
+
+/// `ioctl(TIOCGWINSZ)`: the window size of the terminal `fd`.
+pub(crate) fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<WinSize> {
+    // SAFETY: an all-zero winsize is valid; the kernel fills it in.
+    let mut ws: WinSize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one struct winsize through the pointer, which
+    // points at `ws`, alive for the call.
+    check(
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws as *mut WinSize) }
+            as libc::c_long,
+    )?;
+    Ok(ws)
+}
+
+/// `ioctl(TIOCSWINSZ)`: set the window size of the terminal `fd` (the
+/// kernel sends SIGWINCH to its foreground process group).
+pub(crate) fn set_winsize(fd: BorrowedFd<'_>, ws: &WinSize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ reads one struct winsize through the pointer.
+    check(
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const WinSize) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
+#[allow(dead_code)] // cairn-pivot --console-socket, next
+/// `ioctl(TIOCSCTTY, 0)`: make the terminal `fd` the controlling terminal
+/// of this session (whose leader we must be, after `setsid`).
+pub(crate) fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument and touches no memory.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) } as libc::c_long)
+        .map(drop)
+}
+
+/// Bring the network interface `lo` of the current network namespace up
+/// (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS` with `IFF_UP`), as `ip link set lo
+/// up` does.
+pub(crate) fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket(2) takes integers and returns a new descriptor or -1.
+    let sock =
+        check(
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
+                as libc::c_long,
+        )?;
+    // SAFETY: a fresh descriptor nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock as RawFd) };
+    // SAFETY: an all-zero ifreq is valid (empty name, zero union).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: both ioctls read and write one struct ifreq through the pointer,
+    // which points at `req`, alive for the calls; reading the `ifru_flags`
+    // member of the union is valid for any bit pattern (a c_short).
+    unsafe {
+        check(libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS,
+            &mut req as *mut libc::ifreq,
+        ) as libc::c_long)?;
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        check(libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS,
+            &mut req as *mut libc::ifreq,
+        ) as libc::c_long)?;
+    }
+    Ok(())
+}
+
+/// Let the program `cmd` starts inherit `fd` under the same number: its
+/// close-on-exec flag is cleared in the child only, between fork and exec,
+/// so other programs started meanwhile by other threads never get it (as
+/// they would if it were opened without close-on-exec).
+pub(crate) fn inherit_fd(cmd: &mut std::process::Command, fd: RawFd) {
+    use std::os::unix::process::CommandExt as _;
+    let run = move || -> io::Result<()> {
+        // SAFETY: fcntl is async-signal-safe and only changes the flags of a
+        // descriptor; nothing here allocates or takes a lock.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it makes two fcntl calls, no
+    // allocation, no locks (io::Error::last_os_error builds an Os variant
+    // without allocating).
+    unsafe {
+        cmd.pre_exec(run);
+    }
+}
+
+/// `_exit(2)`: end the process now, without running exit handlers or
+/// flushing stdio buffers that a forked child shares with its parent.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and does not return.
+    unsafe { libc::_exit(code) }
 }

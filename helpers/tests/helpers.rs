@@ -5,6 +5,7 @@
 //! and IPC namespaces, so the test process's mount table is never touched,
 //! and every process is killed and reaped by the time a test returns.
 
+mod monitor;
 mod support;
 
 use std::collections::BTreeSet;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub const MOUNT: &str = env!("CARGO_BIN_EXE_cairn-mount");
 pub const PIVOT: &str = env!("CARGO_BIN_EXE_cairn-pivot");
 pub const ENTER: &str = env!("CARGO_BIN_EXE_cairn-enter");
+pub const MONITOR: &str = env!("CARGO_BIN_EXE_cairn-monitor");
 
 /// Timeout of every process a test waits for.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -291,15 +292,35 @@ impl Container {
         self
     }
 
-    /// The full command line for `cmd` inside the container.
-    pub fn command(&self, cmd: &[&str]) -> Command {
-        let rootfs = self.rootfs();
+    /// The cairn-mount → cairn-pivot → `cmd` chain, with `mount_extra`
+    /// and `pivot_extra` options added (`--error-fd 3`, ...).
+    pub fn chain(&self, cmd: &[&str], mount_extra: &[&str], pivot_extra: &[&str]) -> Vec<String> {
+        let rootfs = self.rootfs().display().to_string();
         let mut lowers: Vec<String> = self
             .layers
             .iter()
             .map(|p| p.display().to_string())
             .collect();
         lowers.push(image_root().display().to_string());
+        let mut c: Vec<String> = vec![MOUNT.into(), "--overlay".into(), lowers.join(":")];
+        c.extend(["--upper".into(), self.path("upper").display().to_string()]);
+        c.extend(["--work".into(), self.path("work").display().to_string()]);
+        c.extend(["--target".into(), rootfs.clone()]);
+        c.extend(self.mount_args.iter().cloned());
+        c.extend(mount_extra.iter().map(|s| s.to_string()));
+        c.push("--".into());
+        if !self.no_pivot {
+            c.extend([PIVOT.into(), "--root".into(), rootfs]);
+            c.extend(self.pivot_args.iter().cloned());
+            c.extend(pivot_extra.iter().map(|s| s.to_string()));
+            c.push("--".into());
+        }
+        c.extend(cmd.iter().map(|s| s.to_string()));
+        c
+    }
+
+    /// The full command line for `cmd` inside the container.
+    pub fn command(&self, cmd: &[&str]) -> Command {
         let mut c = Command::new("unshare");
         c.args([
             "--mount",
@@ -314,19 +335,7 @@ impl Container {
         if !self.pre.is_empty() {
             c.args(["sh", "-ec", &format!("{}\nexec \"$@\"", self.pre), "sh"]);
         }
-        c.arg(MOUNT);
-        c.args(["--overlay", &lowers.join(":")]);
-        c.args(["--upper", &self.path("upper").display().to_string()]);
-        c.args(["--work", &self.path("work").display().to_string()]);
-        c.args(["--target", &rootfs.display().to_string()]);
-        c.args(&self.mount_args);
-        c.arg("--");
-        if !self.no_pivot {
-            c.args([PIVOT, "--root", &rootfs.display().to_string()]);
-            c.args(&self.pivot_args);
-            c.arg("--");
-        }
-        c.args(cmd);
+        c.args(self.chain(cmd, &[], &[]));
         c
     }
 

@@ -1,0 +1,1013 @@
+//! `cairn-monitor`: a small conmon. It creates the container's first process
+//! in new namespaces with one `clone(2)` (so that process is pid 1 of a new
+//! pid namespace and nothing forks again), learns from an error pipe whether
+//! the exec chain (cairn-mount → cairn-pivot → command) got to the command,
+//! reports the pid or the failure on a sync descriptor, then copies the
+//! container's output into a k8s-file log (and to its own stdout/stderr when
+//! attached), reaps, and records the exit status atomically.
+//!
+//! Descriptors of the child: 0 `/dev/null` or the monitor's stdin, 1 and 2
+//! pipes to the monitor, [`ERROR_FD`] the error pipe, and with a tty
+//! [`CONSOLE_FD`] a unix socket on which cairn-pivot sends the master of the
+//! pty it made in the container's devpts. The error pipe is inherited along
+//! the exec chain and closed by the final exec (close-on-exec), so
+//! end-of-file without a `{"code":C,"message":M}` line means the command
+//! runs.
+//!
+//! One thread, one `poll(2)` loop: output pipes (or the pty master), stdin
+//! when it is copied to the pty, and a signalfd for SIGCHLD and SIGWINCH.
+//! Terminal signals and SIGPIPE are ignored so the monitor outlives its
+//! launcher and its terminal.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::termios::{self, SetArg, Termios};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context as _, Error, Result};
+use crate::k8s_log::{self, Stream};
+use crate::process::{self, Env};
+use crate::spec::{MonitorSpec, Namespace};
+
+/// The error pipe's descriptor in the child and along its exec chain
+/// (give it to cairn-mount and cairn-pivot as `--error-fd 3`).
+pub const ERROR_FD: RawFd = 3;
+/// The console socket's descriptor in the child when the spec asks for a
+/// tty (give it to cairn-pivot as `--console-socket 4`).
+pub const CONSOLE_FD: RawFd = 4;
+
+/// Bytes read from an output at a time; a longer line is logged as
+/// partial records.
+const CHUNK: usize = 16 * 1024;
+
+/// Signals the monitor ignores for itself (reset to the default in the child).
+const IGNORED: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGQUIT,
+    Signal::SIGPIPE,
+];
+
+/// A failure line on an error descriptor (`--error-fd`, the error pipe).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorLine {
+    /// 125 (the helper failed), 126 (not executable), 127 (not found).
+    pub code: i32,
+    /// What the helper printed on stderr.
+    pub message: String,
+}
+
+impl ErrorLine {
+    /// The line as written: JSON and a newline.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Parse what arrived on the error pipe: `None` for nothing (the command
+    /// runs); text that is not an error line still counts as a failure (125).
+    pub fn parse(bytes: &[u8]) -> Option<ErrorLine> {
+        let text = String::from_utf8_lossy(bytes);
+        let line = text.lines().find(|l| !l.trim().is_empty())?;
+        Some(serde_json::from_str(line).unwrap_or_else(|_| ErrorLine {
+            code: crate::EXIT_FAILURE,
+            message: line.trim().to_owned(),
+        }))
+    }
+}
+
+/// The one line written on the sync descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncLine {
+    /// Host pid of the container's first process (0 if none was created).
+    pub pid: i32,
+    /// Why the container did not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// 125, 126 or 127 when it did not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+}
+
+/// What the exit file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// The exit status, or 128 + N when signal N killed the process.
+    pub exit_code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    /// When it was reaped, nanoseconds since the Unix epoch.
+    pub finished_ns: u64,
+}
+
+/// `(exit_code, signal)` of a final wait status, podman's convention
+/// (128 + N for signal N); `None` for a stop or continue report.
+pub fn exit_code(status: WaitStatus) -> Option<(i32, Option<i32>)> {
+    match status {
+        WaitStatus::Exited(_, code) => Some((code, None)),
+        WaitStatus::Signaled(_, sig, _) => Some((128 + sig as i32, Some(sig as i32))),
+        _ => None,
+    }
+}
+
+/// The clone flag of a namespace the monitor can create.
+fn clone_flag(ns: Namespace) -> CloneFlags {
+    match ns {
+        Namespace::Mnt => CloneFlags::CLONE_NEWNS,
+        Namespace::Uts => CloneFlags::CLONE_NEWUTS,
+        Namespace::Ipc => CloneFlags::CLONE_NEWIPC,
+        Namespace::Pid => CloneFlags::CLONE_NEWPID,
+        Namespace::Net => CloneFlags::CLONE_NEWNET,
+        Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        // Refused by MonitorSpec::validate.
+        Namespace::User | Namespace::Time => CloneFlags::empty(),
+    }
+}
+
+/// Write `data` to `path` atomically: a temp file beside it, renamed over
+/// it (with `durable`, fsynced first and the directory after). A crash
+/// leaves the old file or the new one, and at worst a `.<name>.tmp-<pid>`.
+fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        if durable {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    if durable {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Write one sync line and close the descriptor.
+fn send_sync(sync: &mut Option<OwnedFd>, line: &SyncLine) {
+    if let Some(fd) = sync.take() {
+        let mut text = serde_json::to_vec(line).unwrap_or_default();
+        text.push(b'\n');
+        let _ = write_all_fd(fd.as_fd(), &text);
+    }
+}
+
+/// Report a failure before any child exists: a sync line with pid 0.
+pub(crate) fn fail_before_start(sync: Option<OwnedFd>, e: &Error) {
+    let mut sync = sync;
+    send_sync(
+        &mut sync,
+        &SyncLine {
+            pid: 0,
+            error: Some(format!("cairn-monitor: {e}")),
+            code: Some(e.exit_code()),
+        },
+    );
+}
+
+/// `write` all of `data`, waiting when the descriptor is non-blocking and
+/// full.
+fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let _ = poll(
+                    &mut [PollFd::new(fd, PollFlags::POLLOUT)],
+                    PollTimeout::NONE,
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn set_nonblocking(fd: &impl AsFd) -> nix::Result<()> {
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
+}
+
+/// Result of one non-blocking read.
+enum Read {
+    Data(usize),
+    /// Nothing now.
+    Empty,
+    /// End of file (or EIO from a pty master whose slaves are all closed).
+    End,
+}
+
+fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Read {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(0) => return Read::End,
+            Ok(n) => return Read::Data(n),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Read::Empty,
+            Err(_) => return Read::End,
+        }
+    }
+}
+
+/// Everything the child needs, prepared before the clone so that the child
+/// only makes system calls.
+struct ChildPlan {
+    args: Vec<CString>,
+    env: Vec<CString>,
+    /// `(source, target)` descriptors for the child.
+    fds: Vec<(RawFd, RawFd)>,
+    /// The error pipe's write end before it is moved to [`ERROR_FD`].
+    error_w: RawFd,
+    loopback: bool,
+    rlimits: Vec<(nix::sys::resource::Resource, u64, u64)>,
+}
+
+/// The child: descriptors, signals, loopback, limits, exec. Never returns.
+fn child_main(plan: &ChildPlan) -> ! {
+    let (fd, e) = match child_fds(plan) {
+        Err(e) => (plan.error_w, e),
+        Ok(()) => (
+            ERROR_FD,
+            match child_setup(plan) {
+                Ok(()) => process::exec(&plan.args, &plan.env),
+                Err(e) => e,
+            },
+        ),
+    };
+    let message = format!("cairn-monitor: {e}");
+    eprintln!("{message}");
+    let line = ErrorLine {
+        code: e.exit_code(),
+        message,
+    };
+    let _ = crate::sys::write_raw(fd, &line.to_line());
+    crate::sys::exit_now(e.exit_code())
+}
+
+fn child_fds(plan: &ChildPlan) -> Result<()> {
+    // The monitor blocks SIGCHLD and SIGWINCH (for its signalfd) and ignores
+    // terminal signals; a mask and ignored dispositions survive execve.
+    SigSet::empty()
+        .thread_set_mask()
+        .ctx("reset the signal mask of", "the container process")?;
+    let mut reset = IGNORED.to_vec();
+    reset.extend([Signal::SIGCHLD, Signal::SIGWINCH]);
+    crate::sys::default_disposition(&reset).ctx("reset signals of", "the container process")?;
+    crate::sys::install_fds(&plan.fds).ctx("set up the descriptors of", "the container process")
+}
+
+fn child_setup(plan: &ChildPlan) -> Result<()> {
+    let first_free = plan.fds.iter().map(|&(_, t)| t).max().unwrap_or(2) + 1;
+    crate::sys::cloexec_from(first_free as u32)
+        .ctx("close leaked descriptors of", "the container process")?;
+    if plan.loopback {
+        crate::sys::loopback_up()
+            .ctx("bring up", "the loopback interface lo")
+            .map_err(|e| e.hint("needs CAP_NET_ADMIN in the new network namespace"))?;
+    }
+    for &(res, soft, hard) in &plan.rlimits {
+        nix::sys::resource::setrlimit(res, soft, hard)
+            .map_err(|e| {
+                Error::sys(
+                    format!("setrlimit {res:?} {soft}:{hard} of"),
+                    "the container process",
+                    e,
+                )
+            })
+            .map_err(|e| {
+                e.hint("raising a hard limit needs CAP_SYS_RESOURCE: ask for at most the current hard limit")
+            })?;
+    }
+    Ok(())
+}
+
+/// The k8s-file log (or none).
+struct Log {
+    file: Option<File>,
+    path: String,
+    buf: Vec<u8>,
+}
+
+impl Log {
+    fn open(path: Option<&Path>) -> Result<Log> {
+        let file = match path {
+            None => None,
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(p)
+                    .ctx("open the log", p)?,
+            ),
+        };
+        Ok(Log {
+            file,
+            path: path.map(|p| p.display().to_string()).unwrap_or_default(),
+            buf: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, stream: Stream, data: &[u8]) {
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        self.buf.clear();
+        k8s_log::format(&mut self.buf, &k8s_log::now(), stream, data);
+        if let Err(e) = file.write_all(&self.buf) {
+            // Keep the container running; say it once.
+            eprintln!(
+                "cairn-monitor: write the log {}: {e}; logging stops",
+                self.path
+            );
+            self.file = None;
+        }
+    }
+}
+
+/// An output pipe of the child.
+struct Pipe {
+    fd: OwnedFd,
+    stream: Stream,
+}
+
+/// What a poll entry stands for.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    Signals,
+    ErrorPipe,
+    Console,
+    Pipe(usize),
+    Master,
+    Stdin,
+}
+
+struct Monitor<'a> {
+    spec: &'a MonitorSpec,
+    child: Pid,
+    status: Option<WaitStatus>,
+    sync: Option<OwnedFd>,
+    signals: SignalFd,
+    error_pipe: Option<OwnedFd>,
+    error_buf: Vec<u8>,
+    console: Option<OwnedFd>,
+    pipes: Vec<Pipe>,
+    master: Option<OwnedFd>,
+    /// Reading the master (false after EIO: no slave is open).
+    master_open: bool,
+    /// Copying stdin to the master.
+    stdin_open: bool,
+    /// Read from stdin, not yet written to the master.
+    pending: Vec<u8>,
+    /// Copy output to our stdout/stderr (false after a write error there).
+    attach_out: bool,
+    attach_err: bool,
+    /// The terminal settings of our stdin, while it is raw.
+    saved_termios: Option<Termios>,
+    log: Log,
+    buf: Vec<u8>,
+}
+
+/// Everything `cairn-monitor` does after parsing; returns the exit status
+/// (the container's, or 125 when it could not be started).
+pub fn run(spec: &MonitorSpec, sync: Option<OwnedFd>) -> i32 {
+    match start(spec) {
+        Ok(mut m) => {
+            m.sync = sync;
+            m.run()
+        }
+        Err(e) => {
+            eprintln!("cairn-monitor: {e}");
+            fail_before_start(sync, &e);
+            e.exit_code()
+        }
+    }
+}
+
+fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
+    spec.validate()?;
+    // Our own session, no controlling terminal: the launcher's terminal
+    // going away must not take us along. (EPERM: already a group leader;
+    // the ignored signals below still protect us.)
+    let _ = nix::unistd::setsid();
+    crate::sys::ignore_signals(IGNORED).ctx("ignore terminal signals in", "cairn-monitor")?;
+    // An ignored SIGCHLD inherited from the launcher would let the kernel
+    // reap the child before we read its status.
+    crate::sys::default_disposition(&[Signal::SIGCHLD, Signal::SIGWINCH])
+        .ctx("reset SIGCHLD of", "cairn-monitor")?;
+    // Orphans of the container (without a pid namespace) become ours to reap.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGWINCH);
+    mask.thread_block()
+        .ctx("block SIGCHLD and SIGWINCH in", "cairn-monitor")?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .ctx("create a signalfd in", "cairn-monitor")?;
+
+    let log = Log::open(spec.log.as_deref())?;
+    let args = process::cstrings(&spec.args.iter().map(Into::into).collect::<Vec<_>>())?;
+    let env = match &spec.env {
+        Some(entries) => entries
+            .iter()
+            .map(|e| {
+                CString::new(e.as_bytes())
+                    .map_err(|_| Error::Usage(format!("env entry {e:?} contains a NUL byte")))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Env::current().to_cstrings(),
+    };
+    let rlimits = spec
+        .rlimits
+        .iter()
+        .map(|r| Ok((r.resource()?, r.soft.0, r.hard.0)))
+        .collect::<Result<Vec<_>>>()?;
+    let flags = spec
+        .namespaces
+        .iter()
+        .fold(CloneFlags::empty(), |f, ns| f | clone_flag(*ns));
+
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("create a pipe in", "cairn-monitor");
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (error_r, error_w) = pipe()?;
+    let console = if spec.tty {
+        Some(crate::sys::socketpair().ctx("create the console socket in", "cairn-monitor")?)
+    } else {
+        None
+    };
+    // Without a tty, "stdin" gives the child our stdin itself; otherwise
+    // /dev/null (a pty replaces it later).
+    let dev_null = if spec.stdin && !spec.tty {
+        None
+    } else {
+        Some(
+            nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx("open", "/dev/null")?,
+        )
+    };
+    let stdin_src = dev_null.as_ref().map_or(0, |f| f.as_raw_fd());
+    let mut fds = vec![
+        (stdin_src, 0),
+        (out_w.as_raw_fd(), 1),
+        (err_w.as_raw_fd(), 2),
+        (error_w.as_raw_fd(), ERROR_FD),
+    ];
+    if let Some((_, theirs)) = &console {
+        fds.push((theirs.as_raw_fd(), CONSOLE_FD));
+    }
+    let plan = ChildPlan {
+        args,
+        env,
+        fds,
+        error_w: error_w.as_raw_fd(),
+        loopback: spec.loopback && spec.namespaces.contains(&Namespace::Net),
+        rlimits,
+    };
+
+    let child = match crate::sys::clone_fork(flags) {
+        Ok(ForkResult::Child) => child_main(&plan),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => {
+            return Err(Error::sys(
+                format!(
+                    "clone the first process of container {} (namespaces {:?}) in",
+                    spec.id,
+                    spec.namespaces
+                        .iter()
+                        .map(|n| n.proc_name())
+                        .collect::<Vec<_>>()
+                ),
+                "cairn-monitor",
+                e,
+            )
+            .hint("creating namespaces needs root (CAP_SYS_ADMIN) or a user namespace of our own"))
+        }
+    };
+    drop((out_w, err_w, error_w, dev_null));
+    let console = console.map(|(ours, _theirs)| ours);
+    for fd in [&out_r, &err_r, &error_r] {
+        let _ = set_nonblocking(fd);
+    }
+    if let Some(c) = &console {
+        let _ = set_nonblocking(c);
+    }
+    Ok(Monitor {
+        spec,
+        child,
+        status: None,
+        sync: None,
+        signals,
+        error_pipe: Some(error_r),
+        error_buf: Vec::new(),
+        console,
+        pipes: vec![
+            Pipe {
+                fd: out_r,
+                stream: Stream::Stdout,
+            },
+            Pipe {
+                fd: err_r,
+                stream: Stream::Stderr,
+            },
+        ],
+        master: None,
+        master_open: false,
+        stdin_open: spec.tty && spec.stdin,
+        pending: Vec::new(),
+        attach_out: spec.attach,
+        attach_err: spec.attach,
+        saved_termios: None,
+        log,
+        buf: vec![0; CHUNK],
+    })
+}
+
+impl Monitor<'_> {
+    fn run(&mut self) -> i32 {
+        while self.status.is_none() {
+            self.poll_once();
+        }
+        self.finish()
+    }
+
+    fn poll_once(&mut self) {
+        let stdin = std::io::stdin();
+        let mut srcs = vec![Src::Signals];
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(e) = &self.error_pipe {
+            srcs.push(Src::ErrorPipe);
+            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(c) = &self.console {
+            srcs.push(Src::Console);
+            fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+        }
+        for (i, p) in self.pipes.iter().enumerate() {
+            srcs.push(Src::Pipe(i));
+            fds.push(PollFd::new(p.fd.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(m) = self.master.as_ref().filter(|_| self.master_open) {
+            let mut ev = PollFlags::POLLIN;
+            if !self.pending.is_empty() {
+                ev |= PollFlags::POLLOUT;
+            }
+            srcs.push(Src::Master);
+            fds.push(PollFd::new(m.as_fd(), ev));
+        }
+        if self.stdin_open && self.master_open && self.pending.is_empty() {
+            srcs.push(Src::Stdin);
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => return,
+            Err(e) => {
+                // Cannot happen with valid descriptors; never spin on it.
+                eprintln!("cairn-monitor: poll: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return;
+            }
+        }
+        let ready: Vec<(Src, PollFlags)> = srcs
+            .into_iter()
+            .zip(
+                fds.iter()
+                    .map(|f| f.revents().unwrap_or(PollFlags::empty())),
+            )
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        drop(fds);
+        let mut closed = Vec::new();
+        for (src, revents) in ready {
+            match src {
+                Src::Signals => self.on_signals(),
+                Src::ErrorPipe => self.read_error_pipe(),
+                Src::Console => self.read_console(),
+                Src::Pipe(i) => {
+                    if !self.copy_pipe(i) {
+                        closed.push(i);
+                    }
+                }
+                Src::Master => {
+                    if revents.contains(PollFlags::POLLOUT) {
+                        self.flush_pending();
+                    }
+                    if revents
+                        .intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                    {
+                        self.copy_master();
+                    }
+                }
+                Src::Stdin => self.read_stdin(),
+            }
+        }
+        for i in closed.into_iter().rev() {
+            self.pipes.remove(i);
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let mut chld = false;
+        let mut winch = false;
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => chld = true,
+                Ok(Signal::SIGWINCH) => winch = true,
+                _ => {}
+            }
+        }
+        if winch {
+            self.resize();
+        }
+        if chld {
+            self.reap();
+        }
+    }
+
+    /// Reap every child that ended (orphans too); remember ours.
+    fn reap(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => return,
+                Ok(st) => {
+                    if st.pid() == Some(self.child) && exit_code(st).is_some() {
+                        self.status = Some(st);
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn read_error_pipe(&mut self) {
+        let Some(fd) = &self.error_pipe else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            match read_some(fd.as_fd(), &mut buf) {
+                Read::Data(n) => {
+                    // One line is all that matters; do not let a runaway
+                    // writer grow it.
+                    if self.error_buf.len() < 64 * 1024 {
+                        self.error_buf.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Read::Empty => return,
+                Read::End => {
+                    self.error_pipe = None;
+                    self.started();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The error pipe is closed: tell the launcher whether the command runs.
+    fn started(&mut self) {
+        let pid = self.child.as_raw();
+        let line = match ErrorLine::parse(&self.error_buf) {
+            Some(e) => SyncLine {
+                pid,
+                error: Some(e.message),
+                code: Some(e.code),
+            },
+            None => {
+                if let Some(p) = &self.spec.pid_file {
+                    if let Err(e) = write_atomic(p, pid.to_string().as_bytes(), false) {
+                        eprintln!("cairn-monitor: write the pid file {}: {e}", p.display());
+                    }
+                }
+                SyncLine {
+                    pid,
+                    error: None,
+                    code: None,
+                }
+            }
+        };
+        send_sync(&mut self.sync, &line);
+    }
+
+    fn read_console(&mut self) {
+        let Some(sock) = &self.console else {
+            return;
+        };
+        match crate::sys::recv_fd(sock.as_fd()) {
+            Ok(Some(master)) => {
+                self.console = None;
+                self.got_master(master);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Ok(None) => self.console = None,
+            Err(e) => {
+                eprintln!("cairn-monitor: receive the pty from the console socket: {e}");
+                self.console = None;
+            }
+        }
+    }
+
+    fn got_master(&mut self, master: OwnedFd) {
+        let _ = set_nonblocking(&master);
+        self.master = Some(master);
+        self.master_open = true;
+        self.resize();
+        let stdin = std::io::stdin();
+        if self.spec.attach
+            && self.spec.stdin
+            && nix::unistd::isatty(stdin.as_fd()).unwrap_or(false)
+        {
+            if let Ok(saved) = termios::tcgetattr(stdin.as_fd()) {
+                let mut raw = saved.clone();
+                termios::cfmakeraw(&mut raw);
+                if termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).is_ok() {
+                    self.saved_termios = Some(saved);
+                }
+            }
+        }
+    }
+
+    /// Give the pty the window size of our terminal (stdin, else stdout).
+    fn resize(&self) {
+        let Some(master) = &self.master else {
+            return;
+        };
+        let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+        let ours = [stdin.as_fd(), stdout.as_fd()];
+        if let Some(ws) = ours.iter().find_map(|fd| crate::sys::get_winsize(*fd).ok()) {
+            let _ = crate::sys::set_winsize(master.as_fd(), &ws);
+        }
+    }
+
+    /// Log (and copy) what one stream produced.
+    fn output(&mut self, stream: Stream, n: usize) {
+        let data = &self.buf[..n];
+        self.log.write(stream, data);
+        // A closed terminal or pipe (EPIPE, EIO) ends the copy, not the log.
+        match stream {
+            Stream::Stdout => {
+                self.attach_out =
+                    self.attach_out && write_all_fd(std::io::stdout().as_fd(), data).is_ok();
+            }
+            Stream::Stderr => {
+                self.attach_err =
+                    self.attach_err && write_all_fd(std::io::stderr().as_fd(), data).is_ok();
+            }
+        }
+    }
+
+    /// Copy what pipe `i` has; false at its end.
+    fn copy_pipe(&mut self, i: usize) -> bool {
+        loop {
+            let fd = self.pipes[i].fd.as_fd();
+            match read_some(fd, &mut self.buf) {
+                Read::Data(n) => {
+                    let stream = self.pipes[i].stream;
+                    self.output(stream, n);
+                    if n < self.buf.len() {
+                        return true;
+                    }
+                }
+                Read::Empty => return true,
+                Read::End => return false,
+            }
+        }
+    }
+
+    fn copy_master(&mut self) {
+        loop {
+            let Some(m) = &self.master else {
+                return;
+            };
+            match read_some(m.as_fd(), &mut self.buf) {
+                Read::Data(n) => {
+                    self.output(Stream::Stdout, n);
+                    if n < self.buf.len() {
+                        return;
+                    }
+                }
+                Read::Empty => return,
+                Read::End => {
+                    // Every slave is closed; the child may still run.
+                    self.master_open = false;
+                    self.pending.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read_stdin(&mut self) {
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(std::io::stdin().as_fd(), &mut buf) {
+            Ok(0) | Err(Errno::EIO) | Err(Errno::EBADF) => {
+                // End of our input: an end-of-file character for the
+                // container's terminal (read as end of file by a canonical
+                // reader at the start of a line), then no more.
+                self.stdin_open = false;
+                self.pending.push(4);
+            }
+            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        self.flush_pending();
+    }
+
+    fn flush_pending(&mut self) {
+        let Some(m) = &self.master else {
+            return;
+        };
+        while !self.pending.is_empty() {
+            match nix::unistd::write(m.as_fd(), &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return,
+                Err(_) => {
+                    self.pending.clear();
+                    self.stdin_open = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The child ended: take in what is left, record the exit, return its code.
+    fn finish(&mut self) -> i32 {
+        let status = self.status.expect("finish after the child ended");
+        if self.console.is_some() {
+            self.read_console();
+        }
+        if self.error_pipe.is_some() {
+            self.read_error_pipe();
+            if self.error_pipe.take().is_some() {
+                // Someone else still holds the write end; the child is gone,
+                // so whatever it wrote is all there is.
+                self.started();
+            }
+        }
+        for i in 0..self.pipes.len() {
+            self.copy_pipe(i);
+        }
+        if self.master_open {
+            self.copy_master();
+        }
+        if let Some(saved) = self.saved_termios.take() {
+            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &saved);
+        }
+        let (code, signal) = exit_code(status).unwrap_or((crate::EXIT_FAILURE, None));
+        let finished_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let record = ExitRecord {
+            exit_code: code,
+            signal,
+            finished_ns,
+        };
+        let mut text = serde_json::to_vec(&record).unwrap_or_default();
+        text.push(b'\n');
+        if let Err(e) = write_atomic(&self.spec.exit_file, &text, true) {
+            eprintln!(
+                "cairn-monitor: record the exit status in {}: {e}",
+                self.spec.exit_file.display()
+            );
+        }
+        code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_podman() {
+        let pid = Pid::from_raw(42);
+        assert_eq!(exit_code(WaitStatus::Exited(pid, 0)), Some((0, None)));
+        assert_eq!(exit_code(WaitStatus::Exited(pid, 3)), Some((3, None)));
+        assert_eq!(
+            exit_code(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            Some((137, Some(9)))
+        );
+        assert_eq!(
+            exit_code(WaitStatus::Signaled(pid, Signal::SIGTERM, true)),
+            Some((143, Some(15)))
+        );
+        assert_eq!(exit_code(WaitStatus::Stopped(pid, Signal::SIGSTOP)), None);
+        assert_eq!(exit_code(WaitStatus::Continued(pid)), None);
+    }
+
+    #[test]
+    fn error_lines() {
+        assert_eq!(ErrorLine::parse(b""), None);
+        assert_eq!(ErrorLine::parse(b"\n"), None);
+        let line = ErrorLine {
+            code: 127,
+            message: "cairn-pivot: exec nope: not found".into(),
+        };
+        let bytes = line.to_line();
+        assert_eq!(
+            bytes,
+            b"{\"code\":127,\"message\":\"cairn-pivot: exec nope: not found\"}\n"
+        );
+        assert_eq!(ErrorLine::parse(&bytes), Some(line));
+        assert_eq!(
+            ErrorLine::parse(b"garbage\n"),
+            Some(ErrorLine {
+                code: 125,
+                message: "garbage".into()
+            })
+        );
+    }
+
+    #[test]
+    fn sync_and_exit_lines() {
+        let ok = SyncLine {
+            pid: 7,
+            error: None,
+            code: None,
+        };
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"pid":7}"#);
+        let failed = SyncLine {
+            pid: 7,
+            error: Some("x".into()),
+            code: Some(127),
+        };
+        assert_eq!(
+            serde_json::to_string(&failed).unwrap(),
+            r#"{"pid":7,"error":"x","code":127}"#
+        );
+        let rec = ExitRecord {
+            exit_code: 137,
+            signal: Some(9),
+            finished_ns: 1,
+        };
+        assert_eq!(
+            serde_json::to_string(&rec).unwrap(),
+            r#"{"exit_code":137,"signal":9,"finished_ns":1}"#
+        );
+        let rec = ExitRecord {
+            exit_code: 3,
+            signal: None,
+            finished_ns: 1,
+        };
+        assert_eq!(
+            serde_json::to_string(&rec).unwrap(),
+            r#"{"exit_code":3,"signal":null,"finished_ns":1}"#
+        );
+    }
+
+    #[test]
+    fn atomic_writes_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("exit.json");
+        write_atomic(&p, b"one", true).unwrap();
+        write_atomic(&p, b"two", false).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp left"
+        );
+    }
+}
