@@ -292,6 +292,7 @@ fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Resul
             continue;
         }
         let target = match &newname {
+            Some(n) if rel.as_os_str().is_empty() => dir.join(n),
             Some(n) => dir.join(n).join(&rel),
             None => dir.join(&rel),
         };
