@@ -16,7 +16,8 @@
 //!   [`syscall::Recorder`] in tests.
 //! - `cairn-pivot` ([`pivot`]): `pivot_root`, old root detached, hostname,
 //!   user from the container's own files ([`user`]), capabilities
-//!   ([`caps`]), then [`process::exec`] with exit codes 125/126/127.
+//!   ([`caps`]), a terminal from the container's devpts, then
+//!   [`process::exec`] with exit codes 125/126/127.
 //! - `cairn-enter` ([`enter`]): `setns` through a pidfd, fork for the pid
 //!   namespace, signal forwarding.
 //! - `cairn-monitor` ([`monitor`]): `clone` into new namespaces, the
@@ -69,7 +70,7 @@ pub fn inherit_fd(cmd: &mut std::process::Command, fd: &OwnedFd) -> i32 {
 
 /// Print a helper's failure on stderr and, with an error descriptor, as one
 /// `{"code":C,"message":"..."}` line there too; the exit status.
-fn report_to(prog: &str, e: &Error, error_fd: Option<i32>) -> i32 {
+pub(crate) fn report_to(prog: &str, e: &Error, error_fd: Option<i32>) -> i32 {
     let message = format!("{prog}: {e}");
     eprintln!("{message}");
     if let Some(fd) = error_fd {
@@ -122,7 +123,7 @@ pub fn pivot_main(argv: Vec<OsString>) -> i32 {
         Ok(cli::Action::Run(spec)) => {
             // Ours from now on, and close-on-exec: the command's exec closes
             // it, which tells the monitor the command runs.
-            let error_fd = match spec.error_fd.map(sys::adopt_fd).transpose() {
+            let mut error_fd = match spec.error_fd.map(sys::adopt_fd).transpose() {
                 Ok(fd) => fd,
                 Err(e) => {
                     let e = Error::Usage(format!(
@@ -132,8 +133,11 @@ pub fn pivot_main(argv: Vec<OsString>) -> i32 {
                     return report("cairn-pivot", &e);
                 }
             };
-            let e = pivot::run(&spec, error_fd.as_ref());
-            report_to("cairn-pivot", &e, error_fd.as_ref().map(|f| f.as_raw_fd()))
+            match pivot::run(&spec, &mut error_fd) {
+                // --init: the command's status.
+                Ok(code) => code,
+                Err(e) => report_to("cairn-pivot", &e, error_fd.as_ref().map(|f| f.as_raw_fd())),
+            }
         }
         Err(e) => report_to("cairn-pivot", &e, early_fd),
     }

@@ -5,9 +5,13 @@
 //! in the (possibly read-only) new root (the trick runc and LXC use;
 //! pivot_root(2), "NOTES").
 
+use std::ffi::CString;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::signal::Signal;
 
 use crate::error::{Context as _, Error, Result};
 use crate::process::{self, Creds, Env};
@@ -124,21 +128,36 @@ pub(crate) fn chdir_workdir(workdir: &str) -> Result<()> {
     })
 }
 
-/// Everything `cairn-pivot` does; returns only on failure. `error_fd` is
-/// the (adopted, close-on-exec) `--error-fd`, which a forked command
-/// reports its own exec failure on.
-pub fn run(spec: &PivotSpec, error_fd: Option<&std::os::fd::OwnedFd>) -> Error {
-    let _ = error_fd;
-    if spec.console_socket.is_some() || spec.init {
-        return Error::Usage("--console-socket and --init are not implemented yet".into());
+/// Everything `cairn-pivot` does. Without `--init` it returns only on
+/// failure (the exec replaces it); with `--init`, the status to exit with
+/// once the command ended. `error_fd` is the (adopted, close-on-exec)
+/// `--error-fd`, left open for the caller's report: under `--init` the
+/// forked command reports its own exec failure on it, and the init closes
+/// (takes) its copy.
+pub fn run(spec: &PivotSpec, error_fd: &mut Option<OwnedFd>) -> Result<i32> {
+    // Ours right away, close-on-exec: nothing of it may reach the command.
+    if spec.init {
+        return Err(Error::Usage("--init is not implemented yet".into()));
     }
-    match prepare(spec) {
-        Ok((args, env)) => process::exec(&args, &env),
-        Err(e) => e,
-    }
+    let console = spec
+        .console_socket
+        .map(|fd| {
+            crate::sys::adopt_fd(fd).map_err(|e| {
+                Error::Usage(format!(
+                    "--console-socket {fd}: not an open descriptor ({e})"
+                ))
+            })
+        })
+        .transpose()?;
+    let (args, env, pdeathsig) = prepare(spec, console)?;
+    let _ = (error_fd, pdeathsig);
+    Err(process::exec(&args, &env))
 }
 
-fn prepare(spec: &PivotSpec) -> Result<(Vec<std::ffi::CString>, Vec<std::ffi::CString>)> {
+fn prepare(
+    spec: &PivotSpec,
+    console: Option<OwnedFd>,
+) -> Result<(Vec<CString>, Vec<CString>, Option<Signal>)> {
     let root = spec
         .root
         .as_deref()
@@ -171,7 +190,60 @@ fn prepare(spec: &PivotSpec) -> Result<(Vec<std::ffi::CString>, Vec<std::ffi::CS
         base,
         crate::caps::mask(&crate::caps::DEFAULT),
     )?;
+    if let Some(sock) = console {
+        // Before the user switch: the slave is chowned to the user.
+        attach_console(sock, creds.identity.uid)?;
+    }
     chdir_workdir(p.workdir.as_deref().unwrap_or("/"))?;
     process::become_process(&creds)?;
-    Ok((args, env.to_cstrings()))
+    Ok((args, env.to_cstrings(), creds.pdeathsig))
+}
+
+/// Give this process a terminal from the container's own devpts: open
+/// `/dev/ptmx` (after `pivot_root`, the container's), chown the slave to
+/// `uid` and the image's `tty` group (mode 0620, as devpts made it), send
+/// the master over `sock` (`SCM_RIGHTS`) to whoever watches the container,
+/// then start a session whose controlling terminal is the slave, and make
+/// the slave stdin, stdout and stderr.
+fn attach_console(sock: OwnedFd, uid: u32) -> Result<()> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master = posix_openpt(flags).map_err(|e| {
+        Error::sys("open", "/dev/ptmx", e)
+            .hint("the container needs its own devpts with a ptmx (cairn-mount --dev minimal)")
+    })?;
+    grantpt(&master).ctx("grantpt", "/dev/ptmx")?;
+    unlockpt(&master).ctx("unlockpt", "/dev/ptmx")?;
+    let name = ptsname_r(&master).ctx("ptsname", "/dev/ptmx")?;
+    let slave =
+        nix::fcntl::open(name.as_str(), flags, nix::sys::stat::Mode::empty()).ctx("open", &name)?;
+    let tty_gid = read_opt("/etc/group")?.and_then(|g| {
+        crate::user::parse_group(&g)
+            .into_iter()
+            .find(|g| g.name == "tty")
+            .map(|g| g.gid)
+    });
+    match nix::unistd::fchown(
+        &slave,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        tty_gid.map(nix::unistd::Gid::from_raw),
+    ) {
+        // EINVAL: the user (or tty group) is not mapped in this user
+        // namespace; the terminal stays root's, as devpts made it.
+        Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+        Err(e) => return Err(Error::sys("chown", &name, e)),
+    }
+    crate::sys::send_fd(sock.as_fd(), master.as_fd())
+        .ctx("send the pty master over", "the console socket")
+        .map_err(|e| e.hint("the console socket must be a connected unix socket"))?;
+    drop(master);
+    drop(sock);
+    nix::unistd::setsid().ctx("start a new session in", "cairn-pivot").map_err(|e| {
+        e.hint("cairn-pivot must not be a process group leader to take a terminal: start it from a forked child")
+    })?;
+    crate::sys::set_controlling_tty(slave.as_fd()).ctx("make the controlling terminal", &name)?;
+    nix::unistd::dup2_stdin(&slave).ctx("dup the terminal onto stdin", &name)?;
+    nix::unistd::dup2_stdout(&slave).ctx("dup the terminal onto stdout", &name)?;
+    nix::unistd::dup2_stderr(&slave).ctx("dup the terminal onto stderr", &name)?;
+    Ok(())
 }

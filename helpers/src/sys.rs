@@ -386,7 +386,6 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 #[repr(C, align(8))]
 struct CmsgBuf([u8; 64]);
 
-#[allow(dead_code)] // cairn-pivot --console-socket, next
 /// Send `fd` over the unix socket `sock` (`SCM_RIGHTS`, with one byte of
 /// payload so the receiver can tell it from end-of-file).
 pub(crate) fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -505,7 +504,6 @@ pub(crate) fn set_winsize(fd: BorrowedFd<'_>, ws: &WinSize) -> io::Result<()> {
     .map(drop)
 }
 
-#[allow(dead_code)] // cairn-pivot --console-socket, next
 /// `ioctl(TIOCSCTTY, 0)`: make the terminal `fd` the controlling terminal
 /// of this session (whose leader we must be, after `setsid`).
 pub(crate) fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -119,7 +119,8 @@ struct Record {
 
 /// Parse a log, checking every line's layout.
 fn records(log: &str) -> Vec<Record> {
-    log.lines()
+    // Split at \n only: a pty's \r stays in the text.
+    log.split_terminator('\n')
         .map(|l| {
             let mut it = l.splitn(4, ' ');
             let (time, stream, tag, text) = (
@@ -441,5 +442,124 @@ fn monitor_outlives_signals_and_records_a_kill() {
         (exit["exit_code"].as_i64(), exit["signal"].as_i64()),
         (Some(137), Some(9)),
         "{exit}"
+    );
+}
+
+/// With "tty", the command's stdio is a pty of the container's own devpts,
+/// its controlling terminal; the output (all of it "stdout") lands in the
+/// log.
+#[test]
+fn monitor_tty_from_the_containers_devpts() {
+    if root_or_skip() {
+        tty_in_container(false);
+    }
+}
+
+fn tty_in_container(init: bool) {
+    let script = "tty; test -t 0 && echo stdin-tty; test -t 2 && echo stderr-tty >&2; \
+                  stat -c '%U %G %a' $(tty); echo fg=$(cut -d' ' -f5,8 /proc/self/stat)";
+    let c = Container::new();
+    let mut pivot = vec!["--console-socket", "4"];
+    if init {
+        pivot.push("--init");
+    }
+    let spec = spec_for(&c, &["/bin/sh", "-c", script], &pivot, json!({"tty": true}));
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    m.pid();
+    assert_eq!(m.wait(), 0, "{}", log_of(&c));
+    let recs = records(&log_of(&c));
+    assert!(recs.iter().all(|r| r.stream == "stdout"), "{recs:?}");
+    let text: Vec<&str> = recs.iter().map(|r| r.text.trim_end_matches('\r')).collect();
+    assert_eq!(
+        &text[..4],
+        ["/dev/pts/0", "stdin-tty", "stderr-tty", "root tty 620"],
+        "init {init}"
+    );
+    let fg: Vec<&str> = text[4].trim_start_matches("fg=").split(' ').collect();
+    assert_eq!(
+        fg[0], fg[1],
+        "the command's group is in the foreground: {text:?}"
+    );
+}
+
+/// Attached to a terminal with "stdin": the terminal is raw while the
+/// container runs (and restored after), input reaches the container's pty,
+/// the window size follows the terminal's, at start and on SIGWINCH.
+#[test]
+fn monitor_tty_attached_to_a_terminal() {
+    if !root_or_skip() {
+        return;
+    }
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    let ws = nix::pty::Winsize {
+        ws_row: 30,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    let slave_path = std::fs::read_link(format!("/proc/self/fd/{}", {
+        use std::os::fd::AsRawFd as _;
+        pty.slave.as_raw_fd()
+    }))
+    .unwrap();
+    let c = Container::new();
+    let script = "stty size; trap 'stty size; exit 0' WINCH; echo ready; read line; \
+                  echo got:$line; while :; do sleep 0.02; done";
+    let spec = spec_for(
+        &c,
+        &["/bin/sh", "-c", script],
+        &["--console-socket", "4"],
+        json!({"tty": true, "stdin": true, "attach": true}),
+    );
+    let stdio = || Stdio::from(pty.slave.try_clone().unwrap());
+    let mut m = Monitor::start(&spec, stdio(), stdio(), stdio());
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut master = std::fs::File::from(pty.master);
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut expect = |want: &str| {
+        let start = Instant::now();
+        while !seen.contains(want) {
+            let left = TIMEOUT.saturating_sub(start.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                Err(_) => panic!("no {want:?} on the terminal; got {seen:?}"),
+            }
+        }
+    };
+    m.pid();
+    expect("30 100\r\nready\r\n");
+    let lflags = tcgetattr(&pty.slave).unwrap().local_flags;
+    assert!(!lflags.contains(LocalFlags::ICANON), "raw while attached");
+    master.write_all(b"hello\r").unwrap();
+    expect("got:hello\r\n");
+    let out = Command::new("stty")
+        .arg("-F")
+        .arg(&slave_path)
+        .args(["rows", "40", "cols", "120"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    kill(Pid::from_raw(m.child.id() as i32), Signal::SIGWINCH).unwrap();
+    expect("40 120\r\n");
+    assert_eq!(m.wait(), 0);
+    let lflags = tcgetattr(&pty.slave).unwrap().local_flags;
+    assert!(
+        lflags.contains(LocalFlags::ICANON),
+        "the terminal is restored"
+    );
+    let recs = records(&log_of(&c));
+    assert!(
+        recs.contains(&rec("stdout", "F", "got:hello\r")),
+        "{recs:?}"
     );
 }
