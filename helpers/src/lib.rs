@@ -17,7 +17,8 @@
 //! - `cairn-pivot` ([`pivot`]): `pivot_root`, old root detached, hostname,
 //!   user from the container's own files ([`user`]), capabilities
 //!   ([`caps`]), a terminal from the container's devpts, then
-//!   [`process::exec`] with exit codes 125/126/127.
+//!   [`process::exec`] with exit codes 125/126/127, or with `--init` a
+//!   minimal pid 1 ([`init`]) that forks the command.
 //! - `cairn-enter` ([`enter`]): `setns` through a pidfd, fork for the pid
 //!   namespace, signal forwarding.
 //! - `cairn-monitor` ([`monitor`]): `clone` into new namespaces, the
@@ -33,6 +34,7 @@ pub mod caps;
 pub mod cli;
 pub mod enter;
 pub mod error;
+pub mod init;
 pub mod k8s_log;
 pub mod linux;
 pub mod monitor;

@@ -136,9 +136,6 @@ pub(crate) fn chdir_workdir(workdir: &str) -> Result<()> {
 /// (takes) its copy.
 pub fn run(spec: &PivotSpec, error_fd: &mut Option<OwnedFd>) -> Result<i32> {
     // Ours right away, close-on-exec: nothing of it may reach the command.
-    if spec.init {
-        return Err(Error::Usage("--init is not implemented yet".into()));
-    }
     let console = spec
         .console_socket
         .map(|fd| {
@@ -150,8 +147,11 @@ pub fn run(spec: &PivotSpec, error_fd: &mut Option<OwnedFd>) -> Result<i32> {
         })
         .transpose()?;
     let (args, env, pdeathsig) = prepare(spec, console)?;
-    let _ = (error_fd, pdeathsig);
-    Err(process::exec(&args, &env))
+    if spec.init {
+        crate::init::run(&args, &env, error_fd, pdeathsig)
+    } else {
+        Err(process::exec(&args, &env))
+    }
 }
 
 fn prepare(

@@ -455,6 +455,15 @@ fn monitor_tty_from_the_containers_devpts() {
     }
 }
 
+/// The same under --init, where the command's group is the terminal's
+/// foreground.
+#[test]
+fn monitor_tty_with_init() {
+    if root_or_skip() {
+        tty_in_container(true);
+    }
+}
+
 fn tty_in_container(init: bool) {
     let script = "tty; test -t 0 && echo stdin-tty; test -t 2 && echo stderr-tty >&2; \
                   stat -c '%U %G %a' $(tty); echo fg=$(cut -d' ' -f5,8 /proc/self/stat)";
@@ -562,4 +571,47 @@ fn monitor_tty_attached_to_a_terminal() {
         recs.contains(&rec("stdout", "F", "got:hello\r")),
         "{recs:?}"
     );
+}
+
+/// --init: pid 1 forwards SIGTERM to the command (which then ends at once,
+/// 143), reaps orphans, and passes on an exec failure (127).
+#[test]
+fn monitor_with_init() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new();
+    let spec = spec_for(&c, &["sleep", "100"], &["--init"], json!({}));
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let pid = m.pid();
+    let t = Instant::now();
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    assert_eq!(m.wait(), 143);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let exit = exit_file(&c);
+    assert_eq!(
+        (exit["exit_code"].as_i64(), exit["signal"].as_i64()),
+        (Some(143), None),
+        "{exit}"
+    );
+
+    // Orphans are reaped: no zombie is left while the command runs on.
+    let script = "sh -c 'sleep 0.05 & exit 0'; sleep 0.3; \
+                  echo comm1=$(cat /proc/1/comm) self=$$; \
+                  grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l";
+    let spec = spec_for(&c, &["/bin/sh", "-c", script], &["--init"], json!({}));
+    let _ = std::fs::remove_file(c.path("ctr.log"));
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    m.pid();
+    assert_eq!(m.wait(), 0);
+    let text: Vec<String> = records(&log_of(&c)).into_iter().map(|r| r.text).collect();
+    assert_eq!(text, ["comm1=cairn-pivot self=2", "0"], "no zombies");
+
+    let spec = spec_for(&c, &["no-such-command"], &["--init"], json!({}));
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let s = m.sync();
+    assert_eq!(s["code"], 127, "{s}");
+    assert!(s["error"].as_str().unwrap().contains("not found"), "{s}");
+    assert_eq!(m.wait(), 127);
+    assert_eq!(exit_file(&c)["exit_code"], 127);
 }
