@@ -921,8 +921,11 @@ pub fn run() -> anyhow::Result<u8> {
     }
 }
 
-/// Whether a rootless `cairn` must run `command` in its user namespace: it
-/// writes files owned by mapped ids, mounts, or starts containers.
+/// Whether a rootless `cairn` must run `command` in a user namespace of its
+/// own: it writes files owned by mapped ids, mounts, or starts containers.
+/// Commands that reach into a running container (exec, enter, cp) join that
+/// container's namespace instead: a fresh one, although mapped the same, is
+/// a sibling without rights over it.
 fn needs_userns(command: &Command) -> bool {
     match command {
         Command::Pull(_)
@@ -932,10 +935,7 @@ fn needs_userns(command: &Command) -> bool {
         | Command::Run(_)
         | Command::Start(_)
         | Command::Restart(_)
-        | Command::Rm(_)
-        | Command::Cp(_)
-        | Command::Enter(_)
-        | Command::CpChild(_) => true,
+        | Command::Rm(_) => true,
         Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_)) => {
             true
         }
@@ -947,7 +947,6 @@ fn needs_userns(command: &Command) -> bool {
                 | ContainerCommand::Start(_)
                 | ContainerCommand::Restart(_)
                 | ContainerCommand::Rm(_)
-                | ContainerCommand::Cp(_)
                 | ContainerCommand::Prune(_)
         ),
         _ => false,

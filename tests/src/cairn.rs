@@ -37,6 +37,38 @@ pub struct Cairn {
     root: PathBuf,
     extra_env: Vec<(String, String)>,
     removed_env: Vec<String>,
+    user: Option<TestUser>,
+}
+
+/// The non-root user rootless runs use.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    /// Login name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+}
+
+impl TestUser {
+    /// `$CAIRN_TEST_USER` (default `cairntest`), created by
+    /// `tests/support/test-user.sh` with two subordinate ranges.
+    pub fn get() -> anyhow::Result<TestUser> {
+        let name = std::env::var("CAIRN_TEST_USER").unwrap_or_else(|_| "cairntest".into());
+        let id = |flag: &str| -> anyhow::Result<u32> {
+            let out =
+                crate::util::run(Command::new("id").arg(flag).arg(&name)).with_context(|| {
+                    format!("user {name} is missing: run tests/support/test-user.sh as root")
+                })?;
+            out.trim().parse().context("id output")
+        };
+        Ok(TestUser {
+            uid: id("-u")?,
+            gid: id("-g")?,
+            name,
+        })
+    }
 }
 
 /// A finished cairn run.
@@ -72,7 +104,30 @@ impl Cairn {
             root,
             extra_env: Vec::new(),
             removed_env: Vec::new(),
+            user: None,
         })
+    }
+
+    /// A fresh environment whose every run is the non-root test user's
+    /// (via `setpriv`): its temp dir, store, HOME and XDG_RUNTIME_DIR are
+    /// owned by that user, as a real user's would be.
+    pub fn rootless() -> anyhow::Result<Cairn> {
+        let user = TestUser::get()?;
+        let mut c = Cairn::new()?;
+        fs::create_dir_all(c.dir.path().join("run"))?;
+        crate::util::run(
+            Command::new("chown")
+                .arg("-R")
+                .arg(format!("{}:{}", user.uid, user.gid))
+                .arg(c.dir.path()),
+        )?;
+        c.user = Some(user);
+        Ok(c)
+    }
+
+    /// The user runs are made as (None: root).
+    pub fn user(&self) -> Option<&TestUser> {
+        self.user.as_ref()
     }
 
     /// The store root (`--root`).
@@ -121,9 +176,25 @@ impl Cairn {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = Command::new(binary());
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        let mut c = match &self.user {
+            None => Command::new(binary()),
+            Some(u) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={}", u.uid))
+                    .arg(format!("--regid={}", u.gid))
+                    .arg("--init-groups")
+                    .arg("--")
+                    .arg(binary());
+                c
+            }
+        };
+        c.env_clear();
+        if let Some(u) = &self.user {
+            c.env("USER", &u.name)
+                .env("LOGNAME", &u.name)
+                .env("XDG_RUNTIME_DIR", self.dir.path().join("run"));
+        }
+        c.env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path().join("home"))
             .env("CAIRN_ROOT", &self.root)
             .env("REGISTRY_AUTH_FILE", self.auth_file())

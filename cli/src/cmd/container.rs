@@ -1382,7 +1382,24 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
     let mut c = containers.find(&a.container)?;
     if c.live().status != Status::Running {
-        runtime::start(&mut c, Attach::default())?;
+        if nix::unistd::geteuid().is_root() {
+            runtime::start(&mut c, Attach::default())?;
+        } else {
+            // Rootless: `start` runs in a user namespace of its own; we
+            // then join the container's, which the caller owns.
+            let exe = std::env::current_exe().context("find the cairn executable")?;
+            let status = Command::new(exe)
+                .arg("--root")
+                .arg(ctx.root())
+                .arg("start")
+                .arg(&c.config.id)
+                .stdout(Stdio::null())
+                .status()
+                .context("start the container")?;
+            if !status.success() {
+                return Ok(exit_code(status.code().unwrap_or(125)));
+            }
+        }
         c.reload()?;
     }
     let pid = running_pid(&c)?;

@@ -170,8 +170,15 @@ fn copy_in(
 /// The hidden `cairn __cp MODE ID PATH NAME` child.
 pub fn child_main(ctx: &Context, a: CpChildArgs) -> anyhow::Result<u8> {
     let c = Containers::new(ctx.root()).find(&a.id)?;
-    let live = c.live();
-    let root = if live.status == Status::Running {
+    let running = c.live().status == Status::Running;
+    if !nix::unistd::geteuid().is_root() {
+        if !running {
+            // Mounting the stopped container's overlay needs a namespace.
+            return crate::userns::reenter(ctx.root());
+        }
+        join_userns(c.state.pid)?;
+    }
+    let root = if running {
         PathBuf::from(format!("/proc/{}/root", c.state.pid))
     } else {
         mount_stopped(&c)?
@@ -185,6 +192,22 @@ pub fn child_main(ctx: &Context, a: CpChildArgs) -> anyhow::Result<u8> {
         "in" | "in-chown" => child_in(&c, &a.path, &a.name, a.mode == "in-chown"),
         m => Err(usage(format!("unknown copy mode {m}"))),
     }
+}
+
+/// Rootless: becomes root in the running container's user namespace (the
+/// caller owns it), where its root may be entered.
+fn join_userns(pid: i32) -> anyhow::Result<()> {
+    let path = format!("/proc/{pid}/ns/user");
+    let ns = fs::File::open(&path).with_context(|| format!("open {path}"))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+        .with_context(|| format!("join the container's user namespace {path}"))?;
+    let root = nix::unistd::Uid::from_raw(0);
+    let root_g = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root_g, root_g, root_g)
+        .context("become gid 0 in the container's user namespace")?;
+    nix::unistd::setresuid(root, root, root)
+        .context("become uid 0 in the container's user namespace")?;
+    Ok(())
 }
 
 /// A stopped container's root: its overlay, mounted in a mount namespace
@@ -202,12 +225,15 @@ fn mount_stopped(c: &Container) -> anyhow::Result<PathBuf> {
     )
     .context("make / private")?;
     let target = c.dir.join("rootfs");
-    let data = format!(
+    let mut data = format!(
         "lowerdir={},upperdir={},workdir={}",
         c.config.image.root,
         c.dir.join("upper").display(),
         c.dir.join("work").display()
     );
+    if crate::userns::rootless() {
+        data.push_str(",userxattr");
+    }
     mount(
         Some("overlay"),
         &target,
