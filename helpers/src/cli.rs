@@ -145,7 +145,8 @@ Options:
                          devpts (/dev/ptmx), make its slave the controlling
                          terminal and stdin, stdout and stderr (owned by the
                          user, group tty), and send the master over the unix
-                         socket FD (SCM_RIGHTS)
+                         socket FD (SCM_RIGHTS); a {"rows":R,"cols":C} line
+                         already queued on FD sets the pty's window size
   --init                 stay as pid 1: fork, exec CMD in the child (its own
                          process group, the terminal's foreground), forward
                          SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
@@ -246,8 +247,11 @@ The child's output is appended to the log in podman's k8s-file format
   2026-11-28T14:08:20.123456789+00:00 stdout F a full line
   2026-11-28T14:08:20.123456789+00:00 stderr P a partial line
 and, with "attach", copied unchanged to our stdout and stderr (a pty's
-output is all stdout). With "tty" and "stdin" our stdin is copied to the
-pty (made raw while attached to a terminal; at its end the pty gets ^D).
+output is all stdout). With "tty", our terminal's size is queued on the
+console socket ({"rows":R,"cols":C}) before the child starts, so the pty has
+it from the start, and follows it on SIGWINCH; with "stdin" our stdin is
+copied to the pty (made raw while attached to a terminal; at its end the pty
+gets ^D).
 When the child ends, its output is drained, the exit file written
 (atomically) and the monitor exits with the child's code.
 

@@ -281,7 +281,7 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
                 },
                 Err(e) => e,
             };
-            eprintln!("cairn-enter: {e}");
+            crate::say(&format!("cairn-enter: {e}"));
             std::process::exit(e.exit_code());
         }
         ForkResult::Parent { child } => wait_forwarding(child, &set),

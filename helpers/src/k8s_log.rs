@@ -19,9 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     /// The container's stdout (and a pty's only output).
-    Stdout,
+    Stdout = 0,
     /// The container's stderr.
-    Stderr,
+    Stderr = 1,
 }
 
 impl Stream {
@@ -89,6 +89,37 @@ pub fn format(out: &mut Vec<u8>, time: &str, stream: Stream, chunk: &[u8]) {
     }
     if !rest.is_empty() {
         push(rest, "P");
+    }
+}
+
+/// What of a stream's output to log now. A read that filled its buffer
+/// usually stopped inside a line that the next read finishes: its tail is
+/// held back and joined to the next read, so lines are not split at buffer
+/// boundaries. A short read is logged whole (its tail as a partial record,
+/// as conmon does: a prompt appears in the log at once), and so is a tail
+/// that grew past `max`.
+#[derive(Debug, Default)]
+pub struct LineBuf {
+    held: Vec<u8>,
+}
+
+impl LineBuf {
+    /// The bytes to log for `data`; `full`: the read filled its buffer.
+    pub fn take(&mut self, data: &[u8], full: bool, max: usize) -> Vec<u8> {
+        let mut all = std::mem::take(&mut self.held);
+        all.extend_from_slice(data);
+        if full {
+            let cut = all.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if all.len() - cut <= max {
+                self.held = all.split_off(cut);
+            }
+        }
+        all
+    }
+
+    /// Whatever is held back (at the end of the stream).
+    pub fn flush(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
     }
 }
 
@@ -168,5 +199,24 @@ mod tests {
         let mut raw = Vec::new();
         format(&mut raw, "T", Stream::Stdout, b"x\r\n\xff");
         assert_eq!(raw, b"T stdout F x\r\nT stdout P \xff\n");
+    }
+
+    #[test]
+    fn lines_are_not_split_at_buffer_boundaries() {
+        let mut b = LineBuf::default();
+        // A full buffer ending inside a line: the tail waits for the rest.
+        assert_eq!(b.take(b"one\ntw", true, 100), b"one\n");
+        assert_eq!(b.take(b"o\nthr", false, 100), b"two\nthr");
+        // A full buffer with no newline at all is held too, up to `max`.
+        assert_eq!(b.take(b"abc", true, 4), b"");
+        assert_eq!(
+            b.take(b"de", true, 4),
+            b"abcde",
+            "past max: logged as partial"
+        );
+        assert_eq!(b.take(b"x\ny", true, 4), b"x\n");
+        assert_eq!(b.flush(), b"y");
+        assert_eq!(b.flush(), b"");
+        assert_eq!(b.take(b"", false, 4), b"");
     }
 }

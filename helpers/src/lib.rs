@@ -74,7 +74,7 @@ pub fn inherit_fd(cmd: &mut std::process::Command, fd: &OwnedFd) -> i32 {
 /// `{"code":C,"message":"..."}` line there too; the exit status.
 pub(crate) fn report_to(prog: &str, e: &Error, error_fd: Option<i32>) -> i32 {
     let message = format!("{prog}: {e}");
-    eprintln!("{message}");
+    say(&message);
     if let Some(fd) = error_fd {
         let line = monitor::ErrorLine {
             code: e.exit_code(),
@@ -83,6 +83,15 @@ pub(crate) fn report_to(prog: &str, e: &Error, error_fd: Option<i32>) -> i32 {
         let _ = sys::write_raw(fd, &line.to_line());
     }
     e.exit_code()
+}
+
+/// Print `line` on stderr in one `write(2)` (`eprintln!` makes one per
+/// piece), so a log reading the other end of a pipe gets it whole.
+pub(crate) fn say(line: &str) {
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 fn report(prog: &str, e: &Error) -> i32 {

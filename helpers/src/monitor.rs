@@ -38,7 +38,7 @@ use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context as _, Error, Result};
-use crate::k8s_log::{self, Stream};
+use crate::k8s_log::{self, LineBuf, Stream};
 use crate::process::{self, Env};
 use crate::spec::{MonitorSpec, Namespace};
 
@@ -53,13 +53,18 @@ pub const CONSOLE_FD: RawFd = 4;
 /// partial records.
 const CHUNK: usize = 16 * 1024;
 
-/// Signals the monitor ignores for itself (reset to the default in the child).
+/// Signals the monitor ignores for itself (the child resets every
+/// signal to its default). SIGTTIN and SIGTTOU matter only if `setsid`
+/// failed (started as a process group leader): a background monitor
+/// reading or configuring the terminal must not be stopped.
 const IGNORED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGQUIT,
     Signal::SIGPIPE,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
 ];
 
 /// A failure line on an error descriptor (`--error-fd`, the error pipe).
@@ -89,6 +94,43 @@ impl ErrorLine {
             message: line.trim().to_owned(),
         }))
     }
+}
+
+/// A window size, sent as one JSON line on the console socket before the
+/// pty exists: cairn-pivot gives it to the new pty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleSize {
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+impl ConsoleSize {
+    /// The line as sent: JSON and a newline.
+    pub fn to_line(self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(&self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// The first size line in what arrived, if any.
+    pub fn parse(bytes: &[u8]) -> Option<ConsoleSize> {
+        let text = String::from_utf8_lossy(bytes);
+        serde_json::from_str(text.lines().next()?).ok()
+    }
+}
+
+/// The size of our terminal (stdin, else stdout), if we have one.
+fn terminal_size() -> Option<ConsoleSize> {
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    [stdin.as_fd(), stdout.as_fd()]
+        .iter()
+        .find_map(|fd| crate::sys::get_winsize(*fd).ok())
+        .map(|ws| ConsoleSize {
+            rows: ws.ws_row,
+            cols: ws.ws_col,
+        })
 }
 
 /// The one line written on the sync descriptor.
@@ -268,7 +310,7 @@ fn child_main(plan: &ChildPlan) -> ! {
         ),
     };
     let message = format!("cairn-monitor: {e}");
-    eprintln!("{message}");
+    crate::say(&message);
     let line = ErrorLine {
         code: e.exit_code(),
         message,
@@ -279,13 +321,16 @@ fn child_main(plan: &ChildPlan) -> ! {
 
 fn child_fds(plan: &ChildPlan) -> Result<()> {
     // The monitor blocks SIGCHLD and SIGWINCH (for its signalfd) and ignores
-    // terminal signals; a mask and ignored dispositions survive execve.
+    // terminal signals, and the launcher may have ignored others: a mask
+    // and ignored dispositions survive execve. Every signal gets its
+    // default back (handlers of ours do not exist, so none is lost).
     SigSet::empty()
         .thread_set_mask()
         .ctx("reset the signal mask of", "the container process")?;
-    let mut reset = IGNORED.to_vec();
-    reset.extend([Signal::SIGCHLD, Signal::SIGWINCH]);
-    crate::sys::default_disposition(&reset).ctx("reset signals of", "the container process")?;
+    let all: Vec<Signal> = Signal::iterator()
+        .filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP))
+        .collect();
+    crate::sys::default_disposition(&all).ctx("reset signals of", "the container process")?;
     crate::sys::install_fds(&plan.fds).ctx("set up the descriptors of", "the container process")
 }
 
@@ -399,6 +444,8 @@ struct Monitor<'a> {
     /// The terminal settings of our stdin, while it is raw.
     saved_termios: Option<Termios>,
     log: Log,
+    /// Tails of full reads per stream (stdout, stderr), see [`LineBuf`].
+    held: [LineBuf; 2],
     buf: Vec<u8>,
 }
 
@@ -466,7 +513,15 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
     let (err_r, err_w) = pipe()?;
     let (error_r, error_w) = pipe()?;
     let console = if spec.tty {
-        Some(crate::sys::socketpair().ctx("create the console socket in", "cairn-monitor")?)
+        let (ours, theirs) =
+            crate::sys::socketpair().ctx("create the console socket in", "cairn-monitor")?;
+        // Our terminal's size, queued for cairn-pivot before the child even
+        // exists, so the pty has it before the command starts (a later
+        // TIOCSWINSZ would race with a command that reads it once).
+        if let Some(size) = terminal_size() {
+            let _ = write_all_fd(ours.as_fd(), &size.to_line());
+        }
+        Some((ours, theirs))
     } else {
         None
     };
@@ -557,6 +612,7 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
         attach_err: spec.attach,
         saved_termios: None,
         log,
+        held: Default::default(),
         buf: vec![0; CHUNK],
     })
 }
@@ -768,20 +824,20 @@ impl Monitor<'_> {
 
     /// Give the pty the window size of our terminal (stdin, else stdout).
     fn resize(&self) {
-        let Some(master) = &self.master else {
-            return;
-        };
-        let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
-        let ours = [stdin.as_fd(), stdout.as_fd()];
-        if let Some(ws) = ours.iter().find_map(|fd| crate::sys::get_winsize(*fd).ok()) {
-            let _ = crate::sys::set_winsize(master.as_fd(), &ws);
+        if let (Some(master), Some(size)) = (&self.master, terminal_size()) {
+            let _ =
+                crate::sys::set_winsize(master.as_fd(), &crate::sys::winsize(size.rows, size.cols));
         }
     }
 
     /// Log (and copy) what one stream produced.
     fn output(&mut self, stream: Stream, n: usize) {
         let data = &self.buf[..n];
-        self.log.write(stream, data);
+        let held = &mut self.held[stream as usize];
+        let whole = held.take(data, n == self.buf.len(), CHUNK);
+        if !whole.is_empty() {
+            self.log.write(stream, &whole);
+        }
         // A closed terminal or pipe (EPIPE, EIO) ends the copy, not the log.
         match stream {
             Stream::Stdout => {
@@ -808,8 +864,19 @@ impl Monitor<'_> {
                     }
                 }
                 Read::Empty => return true,
-                Read::End => return false,
+                Read::End => {
+                    self.flush_held(self.pipes[i].stream);
+                    return false;
+                }
             }
+        }
+    }
+
+    /// Log what a stream held back, at its end.
+    fn flush_held(&mut self, stream: Stream) {
+        let rest = self.held[stream as usize].flush();
+        if !rest.is_empty() {
+            self.log.write(stream, &rest);
         }
     }
 
@@ -828,6 +895,7 @@ impl Monitor<'_> {
                 Read::Empty => return,
                 Read::End => {
                     // Every slave is closed; the child may still run.
+                    self.flush_held(Stream::Stdout);
                     self.master_open = false;
                     self.pending.clear();
                     return;
@@ -892,6 +960,9 @@ impl Monitor<'_> {
         if self.master_open {
             self.copy_master();
         }
+        // Sources still open (an orphan holds a pipe) end here for the log.
+        self.flush_held(Stream::Stdout);
+        self.flush_held(Stream::Stderr);
         if let Some(saved) = self.saved_termios.take() {
             let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &saved);
         }
@@ -958,6 +1029,18 @@ mod tests {
                 message: "garbage".into()
             })
         );
+    }
+
+    #[test]
+    fn console_size_lines() {
+        let size = ConsoleSize {
+            rows: 30,
+            cols: 100,
+        };
+        assert_eq!(size.to_line(), b"{\"rows\":30,\"cols\":100}\n");
+        assert_eq!(ConsoleSize::parse(&size.to_line()), Some(size));
+        assert_eq!(ConsoleSize::parse(b""), None);
+        assert_eq!(ConsoleSize::parse(b"{\"rows\":-1}\n"), None);
     }
 
     #[test]

@@ -201,8 +201,10 @@ fn prepare(
 
 /// Give this process a terminal from the container's own devpts: open
 /// `/dev/ptmx` (after `pivot_root`, the container's), chown the slave to
-/// `uid` and the image's `tty` group (mode 0620, as devpts made it), send
-/// the master over `sock` (`SCM_RIGHTS`) to whoever watches the container,
+/// `uid` and the image's `tty` group (mode 0620, as devpts made it), give
+/// it the window size the watcher may have queued on `sock` (one
+/// `{"rows":R,"cols":C}` line), send the master over `sock` (`SCM_RIGHTS`)
+/// to whoever watches the container,
 /// then start a session whose controlling terminal is the slave, and make
 /// the slave stdin, stdout and stderr.
 fn attach_console(sock: OwnedFd, uid: u32) -> Result<()> {
@@ -232,6 +234,15 @@ fn attach_console(sock: OwnedFd, uid: u32) -> Result<()> {
         // namespace; the terminal stays root's, as devpts made it.
         Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
         Err(e) => return Err(Error::sys("chown", &name, e)),
+    }
+    // The size of the watcher's terminal, if it queued one before we ran.
+    let _ = nix::fcntl::fcntl(&sock, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    let mut buf = [0u8; 256];
+    if let Ok(n) = nix::unistd::read(&sock, &mut buf) {
+        if let Some(size) = crate::monitor::ConsoleSize::parse(&buf[..n]) {
+            let ws = crate::sys::winsize(size.rows, size.cols);
+            crate::sys::set_winsize(master.as_fd(), &ws).ctx("set the window size of", &name)?;
+        }
     }
     crate::sys::send_fd(sock.as_fd(), master.as_fd())
         .ctx("send the pty master over", "the console socket")

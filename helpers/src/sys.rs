@@ -480,6 +480,16 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
 /// A terminal's window size (`struct winsize`).
 pub(crate) type WinSize = libc::winsize;
 
+/// A window size of `rows` by `cols` (no pixel sizes).
+pub(crate) fn winsize(rows: u16, cols: u16) -> WinSize {
+    WinSize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
 /// `ioctl(TIOCGWINSZ)`: the window size of the terminal `fd`.
 pub(crate) fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<WinSize> {
     // SAFETY: an all-zero winsize is valid; the kernel fills it in.
