@@ -691,6 +691,11 @@ pub fn pivot_args(argv: Vec<OsString>) -> Result<Action<PivotSpec>> {
     if s.root.is_none() {
         return Err(Error::Usage("no new root: give --root DIR".into()));
     }
+    if s.console_socket.is_some() && s.console_socket == s.error_fd {
+        return Err(Error::Usage(
+            "--console-socket and --error-fd must be different descriptors".into(),
+        ));
+    }
     Ok(Action::Run(s))
 }
 
@@ -944,6 +949,7 @@ mod tests {
         };
         assert_eq!(m.error_fd, Some(3));
         assert!(pivot_args(argv("--root /r --error-fd 2 sh")).is_err());
+        assert!(pivot_args(argv("--root /r --error-fd 3 --console-socket 3 sh")).is_err());
 
         assert_eq!(
             error_fd_in(&argv("--root /r --error-fd 7 --bogus")),
