@@ -212,27 +212,31 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `cairn version`.
+/// `cairn version`: podman's Client section (cairn has no server), as a
+/// table, JSON, or a Go template (`{{.Client.Version}}`).
 pub fn version(a: VersionArgs) -> anyhow::Result<u8> {
     let p = cairn_store::media::host_platform();
     let version = env!("CARGO_PKG_VERSION");
-    match a.format.as_deref() {
-        Some("json") | Some("{{json .}}") => {
-            let v = json!({"Client": {"Version": version, "OsArch": format!("{}/{}", p.os, p.architecture)}});
-            println!("{}", output::json_indent(&v, 4));
-        }
-        None => {
+    let v = json!({"Client": {
+        "APIVersion": version,
+        "Version": version,
+        "GoVersion": "",
+        "GitCommit": "",
+        "BuiltTime": "",
+        "Built": 0,
+        "OsArch": format!("{}/{}", p.os, p.architecture),
+        "Os": p.os,
+    }});
+    match crate::format::Format::parse(a.format.as_deref(), "")? {
+        crate::format::Format::Default => {
             let mut t = Table::default();
             t.row(["Version:", version]);
+            t.row(["API Version:", version]);
             t.row(["OS/Arch:", &format!("{}/{}", p.os, p.architecture)]);
             print!("{}", t.render());
         }
-        Some(f) => {
-            return Err(exit::with_code(
-                exit::ENGINE,
-                format!("unsupported --format {f:?}: use json"),
-            ))
-        }
+        crate::format::Format::Json => println!("{}", output::json_indent(&v, 4)),
+        f => print!("{}", f.render(&[v], &json!({}), true)?),
     }
     Ok(0)
 }
