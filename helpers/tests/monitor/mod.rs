@@ -167,6 +167,24 @@ fn records(log: &str) -> Vec<Record> {
         .collect()
 }
 
+/// The logical lines of a log, as podman's reader makes them: a partial
+/// record joined with what follows on its stream. (A pty may hand over
+/// "text" and its "\r\n" in two reads.)
+fn lines(recs: Vec<Record>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut open: [Option<usize>; 2] = [None, None];
+    for r in recs {
+        let k = usize::from(r.stream == "stderr");
+        match open[k] {
+            Some(i) => out[i].1.push_str(&r.text),
+            None => out.push((r.stream.clone(), r.text.clone())),
+        }
+        let i = open[k].unwrap_or(out.len() - 1);
+        open[k] = (r.tag == "P").then_some(i);
+    }
+    out
+}
+
 fn rec(stream: &str, tag: &str, text: &str) -> Record {
     Record {
         stream: stream.into(),
@@ -389,9 +407,9 @@ fn monitor_namespaces_loopback_and_limits() {
         let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
         m.pid();
         assert_eq!(m.wait(), 0, "{}", log_of(&c));
-        records(&log_of(&c))
+        lines(records(&log_of(&c)))
             .into_iter()
-            .map(|r| r.text)
+            .map(|(_, text)| text)
             .collect::<Vec<_>>()
     };
     let ns = json!(["mnt", "pid", "uts", "ipc", "net", "cgroup"]);
@@ -444,8 +462,8 @@ fn monitor_resets_signals_for_the_container() {
     );
     m.pid();
     assert_eq!(m.wait(), 0);
-    for r in records(&log_of(&c)) {
-        let (name, mask) = r.text.split_once(":\t").unwrap();
+    for (_, text) in lines(records(&log_of(&c))) {
+        let (name, mask) = text.split_once(":\t").unwrap();
         let mask = u64::from_str_radix(mask, 16).unwrap();
         // Signals 1-31; glibc's posix_spawn in this multi-threaded test
         // process may leave its internal real-time ones ignored.
@@ -523,9 +541,9 @@ fn tty_in_container(init: bool) {
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
     m.pid();
     assert_eq!(m.wait(), 0, "{}", log_of(&c));
-    let recs = records(&log_of(&c));
-    assert!(recs.iter().all(|r| r.stream == "stdout"), "{recs:?}");
-    let text: Vec<&str> = recs.iter().map(|r| r.text.trim_end_matches('\r')).collect();
+    let recs = lines(records(&log_of(&c)));
+    assert!(recs.iter().all(|(s, _)| s == "stdout"), "{recs:?}");
+    let text: Vec<&str> = recs.iter().map(|(_, t)| t.trim_end_matches('\r')).collect();
     assert_eq!(
         &text[..4],
         ["/dev/pts/0", "stdin-tty", "stderr-tty", "root tty 620"],
@@ -613,9 +631,9 @@ fn monitor_tty_attached_to_a_terminal() {
         lflags.contains(LocalFlags::ICANON),
         "the terminal is restored"
     );
-    let recs = records(&log_of(&c));
+    let recs = lines(records(&log_of(&c)));
     assert!(
-        recs.contains(&rec("stdout", "F", "got:hello\r")),
+        recs.contains(&("stdout".into(), "got:hello\r".into())),
         "{recs:?}"
     );
 }
@@ -651,7 +669,10 @@ fn monitor_with_init() {
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
     m.pid();
     assert_eq!(m.wait(), 0);
-    let text: Vec<String> = records(&log_of(&c)).into_iter().map(|r| r.text).collect();
+    let text: Vec<String> = lines(records(&log_of(&c)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
     assert_eq!(text, ["comm1=cairn-pivot self=2", "0"], "no zombies");
 
     let spec = spec_for(&c, &["no-such-command"], &["--init"], json!({}));

@@ -377,9 +377,23 @@ impl Container {
             .into_iter()
             .next()
             .expect("unshare's child");
+        await_exec_sleep(init);
         Running {
             unshare: child,
             init,
+        }
+    }
+}
+
+/// Wait (a little) until `pid` has exec'd the `sleep` its script ends with:
+/// until then its `/proc` entries (environ, cmdline) may be the shell's or,
+/// in the middle of the exec, empty.
+fn await_exec_sleep(pid: i32) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            Ok(comm) if comm.trim() != "sleep" => std::thread::sleep(Duration::from_millis(2)),
+            _ => return,
         }
     }
 }
@@ -438,6 +452,7 @@ pub fn spawn_unshared(flags: &[&str], script: &str) -> Running {
         .into_iter()
         .next()
         .expect("unshare's child");
+    await_exec_sleep(init);
     Running {
         unshare: child,
         init,
