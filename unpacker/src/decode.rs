@@ -75,19 +75,25 @@ impl std::fmt::Display for LimitExceeded {
 
 impl std::error::Error for LimitExceeded {}
 
+/// Bytes a layer expands to so far: its uncompressed stream plus the holes
+/// of its sparse files, which the stream does not hold but the objects do
+/// (a few blocks of archive can declare a file of any size).
+type Expanded = std::rc::Rc<std::cell::Cell<u64>>;
+
 /// Hashes and counts the uncompressed stream, failing past the cap.
 struct Tap<R> {
     inner: R,
     hasher: Sha256,
-    count: u64,
+    expanded: Expanded,
     limit: u64,
 }
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        if self.count > self.limit {
+        let total = self.expanded.get() + n as u64;
+        self.expanded.set(total);
+        if total > self.limit {
             return Err(io::Error::other(LimitExceeded));
         }
         self.hasher.update(&buf[..n]);
@@ -125,16 +131,25 @@ pub fn decode(
         ),
         Detected::Plain => Box::new(buffered),
     };
+    let expanded = Expanded::default();
     let tap = Tap {
         inner: stream,
         hasher: Sha256::new(),
-        count: 0,
+        expanded: expanded.clone(),
         limit: opts.max_layer_size,
     };
     let mut archive = tar::Archive::new(tap);
     let mut cs = Changeset::default();
     let stored = std::sync::Mutex::new(Vec::new());
-    let result = read_entries(&mut archive, layer, objects, opts, &mut cs, &stored);
+    let result = read_entries(
+        &mut archive,
+        layer,
+        objects,
+        opts,
+        &mut cs,
+        &stored,
+        &expanded,
+    );
     let mut tap = archive.into_inner();
     let result = result
         .and_then(|()| {
@@ -211,6 +226,7 @@ fn read_entries<R: Read>(
     opts: &DecodeOptions,
     cs: &mut Changeset,
     stored: &std::sync::Mutex<Vec<ObjectId>>,
+    expanded: &Expanded,
 ) -> Result<(), Error> {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -239,7 +255,7 @@ fn read_entries<R: Read>(
             });
         }
         drop(res_tx);
-        let produced = produce(archive, layer, objects, opts, cs, &job_tx, stored);
+        let produced = produce(archive, layer, objects, opts, cs, &job_tx, stored, expanded);
         drop(job_tx);
         let mut first_err = None;
         for (index, r) in res_rx {
@@ -258,6 +274,8 @@ fn read_entries<R: Read>(
     })
 }
 
+// One decoder's state, split in two only for the scoped worker threads.
+#[allow(clippy::too_many_arguments)]
 fn produce<R: Read>(
     archive: &mut tar::Archive<R>,
     layer: &str,
@@ -266,6 +284,7 @@ fn produce<R: Read>(
     cs: &mut Changeset,
     jobs: &std::sync::mpsc::SyncSender<Job>,
     stored: &std::sync::Mutex<Vec<ObjectId>>,
+    expanded: &Expanded,
 ) -> Result<(), Error> {
     let entries = archive.entries().map_err(|e| map_io(layer, e, opts))?;
     for entry in entries {
@@ -337,11 +356,24 @@ fn produce<R: Read>(
         let entry_kind = match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let size = if kind == EntryType::GNUSparse {
-                    header
+                    let real = header
                         .as_gnu()
                         .ok_or_else(|| unsupported("sparse entry without a GNU header"))?
                         .real_size()
-                        .map_err(|e| map_io(layer, e, opts))?
+                        .map_err(|e| map_io(layer, e, opts))?;
+                    // The holes count against the cap like stream bytes.
+                    let in_archive = header.entry_size().map_err(|e| map_io(layer, e, opts))?;
+                    let total = expanded
+                        .get()
+                        .saturating_add(real.saturating_sub(in_archive));
+                    expanded.set(total);
+                    if total > opts.max_layer_size {
+                        return Err(Error::TooLarge {
+                            layer: layer.to_owned(),
+                            limit: opts.max_layer_size,
+                        });
+                    }
+                    real
                 } else {
                     entry.size()
                 };
