@@ -333,9 +333,12 @@ fn produce<R: Read>(
         }
 
         let header = entry.header();
-        let mode = header.mode().map_err(|e| map_io(layer, e, opts))? & 0o7777;
-        let uid = header.uid().map_err(|e| map_io(layer, e, opts))?;
-        let gid = header.gid().map_err(|e| map_io(layer, e, opts))?;
+        let old = header.as_old();
+        let mode = numeric(header.mode().map(u64::from), &old.mode)
+            .map_err(|e| map_io(layer, e, opts))? as u32
+            & 0o7777;
+        let uid = numeric(header.uid(), &old.uid).map_err(|e| map_io(layer, e, opts))?;
+        let gid = numeric(header.gid(), &old.gid).map_err(|e| map_io(layer, e, opts))?;
         let to_u32 = |v: u64, what: &str| {
             u32::try_from(v).map_err(|_| unsupported(&format!("{what} {v} does not fit 32 bits")))
         };
@@ -459,6 +462,16 @@ fn produce<R: Read>(
         });
     }
     Ok(())
+}
+
+/// A numeric header field as GNU tar, Go's `archive/tar` (docker,
+/// containerd, umoci) and Python's `tarfile` read it: all NUL bytes is 0,
+/// where tar-rs refuses it.
+fn numeric(parsed: io::Result<u64>, field: &[u8]) -> io::Result<u64> {
+    if field.iter().all(|&b| b == 0) {
+        return Ok(0);
+    }
+    parsed
 }
 
 /// The PAX records cairn reads itself.
