@@ -25,6 +25,13 @@ use crate::path::RootPath;
 /// Symlinks followed while resolving one path, as Linux's `MAXSYMLINKS`.
 const MAX_HOPS: usize = 40;
 
+/// Deepest node of an image root. Planning, materializing and dropping the
+/// tree recurse once per level and materializing holds a directory fd per
+/// level: without a cap a layer naming `d/d/d/…` 100000 deep overflows the
+/// stack and kills the process. 512 keeps the fds under the usual soft
+/// `RLIMIT_NOFILE` of 1024; real images stay under 100.
+const MAX_DEPTH: usize = 512;
+
 /// A node of the planned tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -111,6 +118,16 @@ pub enum PlanError {
     RootReplaced {
         /// Layer index.
         layer: usize,
+    },
+    /// A path nested deeper than an image root may be.
+    #[error("layer {layer}: {path}/...: nested deeper than {max} directories")]
+    TooDeep {
+        /// Layer index.
+        layer: usize,
+        /// The first components of the path (as resolved).
+        path: RootPath,
+        /// The limit.
+        max: usize,
     },
 }
 
@@ -233,6 +250,14 @@ impl Plan {
             }
             let last = todo.is_empty();
             out.push(c);
+            if out.len() > MAX_DEPTH {
+                // Before the walk below gets quadratic in the depth.
+                return Err(PlanError::TooDeep {
+                    layer,
+                    path: RootPath::from_components(out[..8].to_vec()),
+                    max: MAX_DEPTH,
+                });
+            }
             let here = RootPath::from_components(out.clone());
             if let Some(Node {
                 kind: NodeKind::Symlink { target, .. },
@@ -333,6 +358,13 @@ impl Plan {
         };
         let name = name.to_vec();
         let dir = self.resolve(layer, &c.path.parent(), true)?;
+        if dir.components().len() >= MAX_DEPTH {
+            return Err(PlanError::TooDeep {
+                layer,
+                path: RootPath::from_components(dir.components()[..8].to_vec()),
+                max: MAX_DEPTH,
+            });
+        }
         let kind = match &c.entry {
             Entry::Dir(meta) => {
                 self.ensure_dir(layer, &dir, &c.path)?;
@@ -608,6 +640,21 @@ mod tests {
             plan(&["f a 1", "f a/b 2"]),
             Err(PlanError::NotADirectory { .. })
         ));
+        // Depth: 512 levels at most, however the path is reached.
+        let deep = |n: usize| format!("{}f", "d/".repeat(n - 1));
+        assert!(plan(&[&format!("f {} 1", deep(MAX_DEPTH))]).is_ok());
+        for layers in [
+            vec![format!("f {} 1", deep(MAX_DEPTH + 1))],
+            vec![format!("d {}", deep(100_000))],
+            vec![format!("l a {}", deep(MAX_DEPTH)), "f a/x 1".to_owned()],
+        ] {
+            let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
+            assert!(
+                matches!(plan(&layers), Err(PlanError::TooDeep { max: 512, .. })),
+                "{:?}",
+                plan(&layers).map(|l| l.len())
+            );
+        }
         assert!(matches!(
             plan(&["h b nothing"]),
             Err(PlanError::DanglingHardlink { .. })
