@@ -27,49 +27,86 @@ const CHILD_ENV: &str = "_CAIRN_USERNS_CHILD";
 pub const ROOTLESS_ENV: &str = "_CAIRN_ROOTLESS";
 
 /// Inside the re-entered namespace: the caller's uid and gid outside, and
-/// how many uids and gids the namespace maps (0 = the caller, then the
-/// subordinate ranges).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// the sizes of the subordinate ranges the namespace maps after the caller
+/// (our id 0), in order: our ids 1…c1 are the first range, and so on.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rootless {
     /// The caller's uid outside.
     pub uid: u32,
     /// The caller's gid outside.
     pub gid: u32,
-    /// uids mapped (1 + subordinate uids).
-    pub uids: u32,
-    /// gids mapped.
-    pub gids: u32,
+    /// Sizes of the subordinate uid ranges.
+    pub uid_ranges: Vec<u32>,
+    /// Sizes of the subordinate gid ranges.
+    pub gid_ranges: Vec<u32>,
 }
 
 /// The namespace's facts when we run rootless inside it.
 pub fn rootless_ids() -> Option<Rootless> {
     let v = std::env::var(ROOTLESS_ENV).ok()?;
-    let n: Vec<u32> = v.split(':').filter_map(|x| x.parse().ok()).collect();
-    match n.as_slice() {
-        [uid, gid, uids, gids] => Some(Rootless {
-            uid: *uid,
-            gid: *gid,
-            uids: *uids,
-            gids: *gids,
-        }),
-        _ => None,
-    }
+    let mut f = v.split(':');
+    let uid = f.next()?.parse().ok()?;
+    let gid = f.next()?.parse().ok()?;
+    let sizes = |s: &str| -> Option<Vec<u32>> { s.split(',').map(|n| n.parse().ok()).collect() };
+    Some(Rootless {
+        uid,
+        gid,
+        uid_ranges: sizes(f.next()?)?,
+        gid_ranges: sizes(f.next()?)?,
+    })
+}
+
+/// The value of [`ROOTLESS_ENV`] for these ranges.
+fn rootless_env(uid: u32, gid: u32, u: &[Range], g: &[Range]) -> String {
+    let sizes = |r: &[Range]| {
+        r.iter()
+            .map(|r| r.count.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!("{uid}:{gid}:{}:{}", sizes(u), sizes(g))
 }
 
 /// podman's keep-id inside our namespace, as `container host size` triples
 /// (host = our namespace's ids): the caller's id `own` is itself inside
-/// (our 0), ids below it are our 1…own, ids above it are themselves.
-pub fn keep_id_triples(own: u32, mapped: u32) -> Vec<[u32; 3]> {
-    let subs = mapped.saturating_sub(1);
-    let mut t = vec![[own, 0, 1]];
+/// (our 0), ids below it are our 1…own, ids above it are themselves. A
+/// triple never spans two of our ranges (`sizes`, after our 0): the kernel
+/// requires each to fall in one extent of the parent's map.
+pub fn keep_id_triples(own: u32, sizes: &[u32]) -> Vec<[u32; 3]> {
+    let subs: u64 = sizes.iter().map(|&n| u64::from(n)).sum();
+    let subs = subs.min(u64::from(u32::MAX - 1)) as u32;
+    let mut coarse = vec![[own, 0, 1]];
     let below = own.min(subs);
     if below > 0 {
-        t.push([0, 1, below]);
+        coarse.push([0, 1, below]);
     }
     if subs > own {
-        t.push([own + 1, own + 1, subs - own]);
+        coarse.push([own + 1, own + 1, subs - own]);
     }
-    t
+    // Our extents: [0], then one per subordinate range.
+    let mut bounds = vec![1u64];
+    for &n in sizes {
+        let last = *bounds.last().expect("non-empty");
+        bounds.push(last + u64::from(n));
+    }
+    let mut out = Vec::new();
+    for [inside, host, size] in coarse {
+        let (mut inside, mut host, mut left) =
+            (u64::from(inside), u64::from(host), u64::from(size));
+        while left > 0 {
+            let next_bound = bounds
+                .iter()
+                .copied()
+                .find(|&b| b > host)
+                .unwrap_or(u64::MAX);
+            let take = left.min(next_bound - host);
+            out.push([inside as u32, host as u32, take as u32]);
+            inside += take;
+            host += take;
+            left -= take;
+        }
+    }
+    out
 }
 
 /// One subordinate range.
@@ -212,13 +249,10 @@ pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
         .env(
             CHILD_ENV,
             format!(
-                "{},{}/{}:{}:{}:{}",
+                "{},{}/{}",
                 to_parent.as_raw_fd(),
                 from_parent.as_raw_fd(),
-                uid,
-                gid,
-                1 + uranges.iter().map(|r| r.count).sum::<u32>(),
-                1 + granges.iter().map(|r| r.count).sum::<u32>()
+                rootless_env(uid.as_raw(), gid.as_raw(), &uranges, &granges)
             ),
         )
         .spawn()
@@ -344,15 +378,35 @@ mod tests {
     #[test]
     fn keep_id_puts_the_caller_at_its_own_id() {
         assert_eq!(
-            keep_id_triples(1000, 65537),
+            keep_id_triples(1000, &[65536]),
             vec![[1000, 0, 1], [0, 1, 1000], [1001, 1001, 64536]]
         );
         // Fewer subordinate ids than the caller's uid: nothing above it.
         assert_eq!(
-            keep_id_triples(100000, 65537),
+            keep_id_triples(100000, &[65536]),
             vec![[100000, 0, 1], [0, 1, 65536]]
         );
-        assert_eq!(keep_id_triples(0, 10), vec![[0, 0, 1], [1, 1, 9]]);
+        assert_eq!(keep_id_triples(0, &[9]), vec![[0, 0, 1], [1, 1, 9]]);
+        // Two ranges: a triple never crosses from one to the next (the
+        // kernel wants each inside one extent of our own map).
+        assert_eq!(
+            keep_id_triples(1001, &[65536, 65536]),
+            vec![
+                [1001, 0, 1],
+                [0, 1, 1001],
+                [1002, 1002, 64535],
+                [65537, 65537, 65536]
+            ]
+        );
+        assert_eq!(
+            keep_id_triples(70000, &[65536, 2000]),
+            vec![[70000, 0, 1], [0, 1, 65536], [65536, 65537, 2000]]
+        );
+        let r = |start, count| Range { start, count };
+        assert_eq!(
+            rootless_env(1000, 100, &[r(5, 7), r(50, 3)], &[r(9, 4)]),
+            "1000:100:7,3:4"
+        );
     }
 
     #[test]

@@ -176,8 +176,9 @@ fn clone_flag(ns: Namespace) -> CloneFlags {
         Namespace::Pid => CloneFlags::CLONE_NEWPID,
         Namespace::Net => CloneFlags::CLONE_NEWNET,
         Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        Namespace::User => CloneFlags::CLONE_NEWUSER,
         // Refused by MonitorSpec::validate.
-        Namespace::User | Namespace::Time => CloneFlags::empty(),
+        Namespace::Time => CloneFlags::empty(),
     }
 }
 
@@ -295,11 +296,14 @@ struct ChildPlan {
     error_w: RawFd,
     loopback: bool,
     rlimits: Vec<(nix::sys::resource::Resource, u64, u64)>,
+    /// With a new user namespace: the read end of the pipe on which the
+    /// monitor says "maps written" (`m`).
+    userns_gate: Option<OwnedFd>,
 }
 
 /// The child: descriptors, signals, loopback, limits, exec. Never returns.
 fn child_main(plan: &ChildPlan) -> ! {
-    let (fd, e) = match child_fds(plan) {
+    let (fd, e) = match enter_userns(plan).and_then(|()| child_fds(plan)) {
         Err(e) => (plan.error_w, e),
         Ok(()) => (
             ERROR_FD,
@@ -317,6 +321,49 @@ fn child_main(plan: &ChildPlan) -> ! {
     };
     let _ = crate::sys::write_raw(fd, &line.to_line());
     crate::sys::exit_now(e.exit_code())
+}
+
+/// In a new user namespace: wait until the monitor wrote our id maps, then
+/// become its root (caps survive the exec of cairn-mount only for uid 0).
+fn enter_userns(plan: &ChildPlan) -> Result<()> {
+    let Some(gate) = &plan.userns_gate else {
+        return Ok(());
+    };
+    let mut b = [0u8; 1];
+    let n =
+        nix::unistd::read(gate, &mut b).ctx("wait for the id maps of", "the container process")?;
+    if n != 1 || b[0] != b'm' {
+        return Err(Error::Usage(
+            "cairn-monitor could not write the container's id maps".into(),
+        ));
+    }
+    let root = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root, root, root)
+        .ctx("become gid 0 in", "the container's user namespace")?;
+    let root = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(root, root, root)
+        .ctx("become uid 0 in", "the container's user namespace")?;
+    nix::unistd::setgroups(&[]).ctx(
+        "drop supplementary groups in",
+        "the container's user namespace",
+    )?;
+    Ok(())
+}
+
+/// Writes a child's uid and gid maps (we hold CAP_SETUID and CAP_SETGID
+/// over the outside ids, so setgroups stays allowed).
+fn write_id_maps(child: Pid, spec: &MonitorSpec) -> Result<()> {
+    for (file, map) in [("uid_map", &spec.uid_map), ("gid_map", &spec.gid_map)] {
+        let text: String = map
+            .iter()
+            .map(|t| format!("{} {} {}\n", t[0], t[1], t[2]))
+            .collect();
+        let path = format!("/proc/{child}/{file}");
+        std::fs::write(&path, text.as_bytes())
+            .ctx("write", &path)
+            .map_err(|e| e.hint("every outside id of the map must be mapped in the monitor's own user namespace"))?;
+    }
+    Ok(())
 }
 
 fn child_fds(plan: &ChildPlan) -> Result<()> {
@@ -549,13 +596,23 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
     if let Some((_, theirs)) = &console {
         fds.push((theirs.as_raw_fd(), CONSOLE_FD));
     }
-    let plan = ChildPlan {
+    let gate = if spec.namespaces.contains(&Namespace::User) {
+        Some(pipe()?)
+    } else {
+        None
+    };
+    let (gate_r, gate_w) = match gate {
+        Some((r, w)) => (Some(r), Some(w)),
+        None => (None, None),
+    };
+    let mut plan = ChildPlan {
         args,
         env,
         fds,
         error_w: error_w.as_raw_fd(),
         loopback: spec.loopback && spec.namespaces.contains(&Namespace::Net),
         rlimits,
+        userns_gate: gate_r,
     };
 
     let child = match crate::sys::clone_fork(flags) {
@@ -577,7 +634,16 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
             .hint("creating namespaces needs root (CAP_SYS_ADMIN) or a user namespace of our own"))
         }
     };
-    drop((out_w, err_w, error_w, dev_null));
+    drop((out_w, err_w, error_w, dev_null, plan.userns_gate.take()));
+    if let Some(gate) = gate_w {
+        let mapped = write_id_maps(child, spec);
+        let _ = write_all_fd(gate.as_fd(), if mapped.is_ok() { b"m" } else { b"x" });
+        drop(gate);
+        // The child reports the failure on the error pipe and exits.
+        if let Err(e) = mapped {
+            crate::say(&format!("cairn-monitor: {e}"));
+        }
+    }
     let console = console.map(|(ours, _theirs)| ours);
     for fd in [&out_r, &err_r, &error_r] {
         let _ = set_nonblocking(fd);

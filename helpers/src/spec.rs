@@ -569,6 +569,14 @@ pub struct MonitorSpec {
     /// Where the child's pid (host view) is written (atomically) once it runs.
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
+    /// With `"user"` in `namespaces`: the new user namespace's uid map,
+    /// `[inside, outside, count]` triples (outside = the monitor's ids),
+    /// written by the monitor before the child goes on (podman's keep-id).
+    #[serde(default)]
+    pub uid_map: Vec<[u32; 3]>,
+    /// Its gid map, likewise.
+    #[serde(default)]
+    pub gid_map: Vec<[u32; 3]>,
 }
 
 /// One resource limit (`setrlimit(2)`).
@@ -666,12 +674,21 @@ impl MonitorSpec {
             ));
         }
         for ns in &self.namespaces {
-            if matches!(ns, Namespace::User | Namespace::Time) {
+            if matches!(ns, Namespace::Time) {
                 return Err(Error::Usage(format!(
-                    "spec: namespace {:?} is not supported by cairn-monitor: run the monitor inside the user namespace instead",
+                    "spec: namespace {:?} is not supported by cairn-monitor",
                     ns.proc_name()
                 )));
             }
+        }
+        let user = self.namespaces.contains(&Namespace::User);
+        if user != (!self.uid_map.is_empty() && !self.gid_map.is_empty()) {
+            return Err(Error::Usage(
+                "spec: a \"user\" namespace needs \"uid_map\" and \"gid_map\", and the maps need the \"user\" namespace".into(),
+            ));
+        }
+        if self.uid_map.iter().chain(&self.gid_map).any(|t| t[2] == 0) {
+            return Err(Error::Usage("spec: an id map range has count 0".into()));
         }
         for r in &self.rlimits {
             r.resource()?;

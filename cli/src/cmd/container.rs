@@ -402,8 +402,8 @@ fn keep_id(
             })?;
             Ok(Some((
                 crate::container::config::IdMaps {
-                    uid: crate::userns::keep_id_triples(r.uid, r.uids),
-                    gid: crate::userns::keep_id_triples(r.gid, r.gids),
+                    uid: crate::userns::keep_id_triples(r.uid, &r.uid_ranges),
+                    gid: crate::userns::keep_id_triples(r.gid, &r.gid_ranges),
                 },
                 r,
             )))
@@ -446,6 +446,23 @@ fn add_user(dir: &Path, image_root: &Path, r: &crate::userns::Rootless) -> anyho
         .map(|u| u.shell.to_string_lossy().into_owned())
         .filter(|s| image_root.join(s.trim_start_matches('/')).exists())
         .unwrap_or_else(|| "/bin/sh".into());
+    // The root of the merged tree shows the upper dir's owner: make it the
+    // image root's (root inside), not the caller's.
+    let root_meta =
+        std::fs::metadata(image_root).with_context(|| format!("stat {}", image_root.display()))?;
+    for d in ["upper", "work"] {
+        let p = dir.join(d);
+        nix::unistd::chown(
+            &p,
+            Some(nix::unistd::Uid::from_raw(root_meta.uid())),
+            Some(nix::unistd::Gid::from_raw(root_meta.gid())),
+        )
+        .with_context(|| format!("chown {}", p.display()))?;
+    }
+    std::fs::set_permissions(
+        dir.join("upper"),
+        std::fs::Permissions::from_mode(root_meta.mode() & 0o7777),
+    )?;
     let etc_lower = image_root.join("etc");
     let Ok(etc_meta) = std::fs::metadata(&etc_lower) else {
         return Ok(());

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::config::MountConfig;
 use super::{Container, Live, Status};
 use crate::output;
 
@@ -33,11 +34,84 @@ fn cap_name(c: &str) -> String {
     }
 }
 
-/// The capability set PID 1 gets (names, sorted), as podman reports it.
+/// Capability names by number (linux/capability.h), for the bounding set a
+/// privileged container inherits.
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The names of the capabilities in a `CapBnd:`-style hex mask, sorted.
+fn cap_names(mask: u64) -> Vec<String> {
+    let mut v: Vec<String> = CAP_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .map(|(_, n)| (*n).to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Our own bounding set: what a privileged container gets (cairn-pivot keeps
+/// every capability it has; here root may lack some, e.g. CAP_SYS_RESOURCE).
+fn own_bounding_caps() -> Vec<String> {
+    let mask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or((1 << CAP_NAMES.len()) - 1);
+    cap_names(mask)
+}
+
+/// The capability bounding set of PID 1 (names, sorted), as podman reports
+/// it.
 pub fn effective_caps(c: &Container) -> Vec<String> {
     let cfg = &c.config;
     if cfg.privileged {
-        return vec![];
+        return own_bounding_caps();
     }
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| (*s).to_owned()).collect();
     let drops: Vec<String> = cfg.cap_drop.iter().map(|s| cap_name(s)).collect();
@@ -55,35 +129,107 @@ pub fn effective_caps(c: &Container) -> Vec<String> {
     caps
 }
 
+/// Whether PID 1 runs as uid 0 (`--user` empty, `root`, `0`, with any group).
+fn runs_as_root(user: &str) -> bool {
+    let uid = user.split_once(':').map_or(user, |(u, _)| u);
+    matches!(uid, "" | "root" | "0")
+}
+
 fn signal_number(name: &str) -> i32 {
     super::runtime::parse_signal(name).map_or(15, |s| s as i32)
 }
 
+/// A mount's options as podman's spec has them (its `ProcessOptions`): the
+/// options given, then rw/ro, the propagation, nosuid and nodev for a tmpfs,
+/// and rbind/bind for a bind, each unless given. podman also adds `tmpcopyup`
+/// to a tmpfs; cairn does not copy the image's files up, so it does not
+/// claim it. podman adds nosuid/nodev/noexec of a bind source's file system
+/// too; those are not looked up here.
+fn spec_options(m: &MountConfig) -> Vec<String> {
+    let tmpfs = m.kind == "tmpfs";
+    let mut opts: Vec<String> = Vec::new();
+    if tmpfs {
+        // `--mount type=tmpfs,tmpfs-size=…` keeps these out of `options`.
+        for (key, value) in [("size", &m.size), ("mode", &m.mode)] {
+            if let Some(v) = value {
+                if !m.options.iter().any(|o| o.starts_with(&format!("{key}="))) {
+                    opts.push(format!("{key}={v}"));
+                }
+            }
+        }
+    }
+    opts.extend(m.options.iter().map(|o| match o.as_str() {
+        "readonly" => "ro".to_owned(),
+        _ => o.clone(),
+    }));
+    let has = |opts: &[String], any: &[&str]| opts.iter().any(|o| any.contains(&o.as_str()));
+    if !has(&opts, &["ro", "rw"]) {
+        opts.push(if m.readonly { "ro" } else { "rw" }.into());
+    }
+    if !has(&opts, PROPAGATIONS) {
+        opts.push(if m.propagation.is_empty() {
+            "rprivate".into()
+        } else {
+            m.propagation.clone()
+        });
+    }
+    if tmpfs {
+        if !has(&opts, &["suid", "nosuid"]) {
+            opts.push("nosuid".into());
+        }
+        if !has(&opts, &["dev", "nodev"]) {
+            opts.push("nodev".into());
+        }
+    } else if !has(&opts, &["bind", "rbind"]) {
+        opts.push(if m.norecursive { "bind" } else { "rbind" }.into());
+    }
+    opts
+}
+
+const PROPAGATIONS: &[&str] = &[
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
+/// `.Mounts`: binds and volumes (podman leaves tmpfs mounts to
+/// `.HostConfig.Tmpfs`), options split the way podman's
+/// `parseMountOptionsForInspect` does: ro/rw into RW, the propagation into
+/// Propagation, z/Z into Mode, the rest into Options.
 fn mounts_json(c: &Container) -> Vec<Value> {
     c.config
         .mounts
         .iter()
+        .filter(|m| m.kind != "tmpfs")
         .map(|m| {
-            let kind = if m.kind == "volume" {
-                "volume"
-            } else {
-                m.kind.as_str()
-            };
-            let mut opts = m.options.clone();
-            if m.kind == "bind" && !opts.iter().any(|o| o == "rbind" || o == "bind") {
-                opts.push(if m.norecursive { "bind" } else { "rbind" }.into());
+            let mut rw = true;
+            let mut propagation = "";
+            let mut mode = "";
+            let mut options = Vec::new();
+            let spec = spec_options(m);
+            for o in &spec {
+                match o.as_str() {
+                    "ro" => rw = false,
+                    "rw" => {}
+                    "z" | "Z" => mode = o,
+                    p if PROPAGATIONS.contains(&p) => propagation = p,
+                    _ => options.push(o.clone()),
+                }
             }
             let mut v = json!({
-                "Type": kind,
+                "Type": if m.kind == "volume" { "volume" } else { "bind" },
                 "Source": m.source,
                 "Destination": m.destination,
                 "Driver": if m.kind == "volume" { "local" } else { "" },
-                "Mode": "",
-                "Options": opts,
-                "RW": !m.readonly,
-                "Propagation": if m.kind == "bind" {
-                    if m.propagation.is_empty() { "rprivate" } else { m.propagation.as_str() }
-                } else { "" },
+                "Mode": mode,
+                "Options": options,
+                "RW": rw,
+                "Propagation": propagation,
             });
             if let Some(name) = &m.name {
                 v["Name"] = json!(name);
@@ -122,26 +268,22 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         .iter()
         .filter(|m| m.kind == "bind" || m.kind == "volume")
         .map(|m| {
-            let mut opts = m.options.clone();
-            if m.kind == "bind" && !opts.iter().any(|o| o == "rbind" || o == "bind") {
-                opts.push("rbind".into());
-            }
             let src = m.name.clone().unwrap_or_else(|| m.source.clone());
-            format!("{src}:{}:{}", m.destination, opts.join(","))
+            format!("{src}:{}:{}", m.destination, spec_options(m).join(","))
         })
         .collect();
     let tmpfs: Map<String, Value> = cfg
         .mounts
         .iter()
         .filter(|m| m.kind == "tmpfs")
-        .map(|m| (m.destination.clone(), json!(m.options.join(","))))
+        .map(|m| (m.destination.clone(), json!(spec_options(m).join(","))))
         .collect();
     let ulimits: Vec<Value> = cfg
         .ulimits
         .iter()
         .map(|u| json!({"Name": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "Soft": u.soft, "Hard": u.hard}))
         .collect();
-    json!({
+    let mut v = json!({
         "Id": cfg.id,
         "Created": cfg.created,
         "Path": path,
@@ -155,7 +297,6 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "OOMKilled": false,
             "Dead": false,
             "Pid": if running { c.state.pid } else { 0 },
-            "ConmonPid": if running { c.state.monitor_pid } else { 0 },
             "ExitCode": live.exit_code,
             "Error": live.error.clone().unwrap_or_default(),
             "StartedAt": c.state.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
@@ -183,14 +324,15 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "EffectiveCaps": caps,
+        // A non-root PID 1 keeps no capabilities (the kernel clears them on
+        // setuid): podman shows none.
+        "EffectiveCaps": if runs_as_root(&cfg.process.user) { json!(caps) } else { Value::Null },
         "BoundingCaps": caps,
         "ExecIDs": [],
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
                 "LowerDir": cfg.image.root,
-                "MergedDir": dir.join("rootfs"),
                 "UpperDir": dir.join("upper"),
                 "WorkDir": dir.join("work"),
             },
@@ -233,6 +375,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "StopTimeout": cfg.stop_timeout,
             "Passwd": true,
             "sdNotifyMode": "container",
+            "HealthcheckOnFailureAction": "none",
         },
         "HostConfig": {
             "Binds": binds,
@@ -272,15 +415,70 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "Isolation": "",
             "PidsLimit": cfg.pids_limit.unwrap_or(0),
             "Ulimits": ulimits,
-            "Init": cfg.init,
         },
-    })
+    });
+    // podman's omitempty fields: present only when set.
+    if running && c.state.monitor_pid != 0 {
+        v["State"]["ConmonPid"] = json!(c.state.monitor_pid);
+    }
+    if cfg.init {
+        v["HostConfig"]["Init"] = json!(true);
+    }
+    // podman shows MergedDir while the root is mounted on the host. cairn's
+    // overlay is mounted in the container's own mount namespace only; the
+    // way into it from the host is its PID 1's root.
+    if running && c.state.pid > 0 {
+        v["GraphDriver"]["Data"]["MergedDir"] = json!(format!("/proc/{}/root", c.state.pid));
+    }
+    // Resource limits cairn does not set, with the zero values podman shows
+    // for a container without limits, so templates reading them work.
+    let host = v["HostConfig"]
+        .as_object_mut()
+        .expect("HostConfig is an object");
+    for (key, zero) in [
+        ("BlkioDeviceReadBps", Value::Null),
+        ("BlkioDeviceReadIOps", Value::Null),
+        ("BlkioDeviceWriteBps", Value::Null),
+        ("BlkioDeviceWriteIOps", Value::Null),
+        ("BlkioWeight", json!(0)),
+        ("BlkioWeightDevice", Value::Null),
+        ("CgroupConf", Value::Null),
+        ("CgroupParent", json!("")),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("CpuPeriod", json!(0)),
+        ("CpuQuota", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("CpuShares", json!(0)),
+        ("CpusetCpus", json!("")),
+        ("CpusetMems", json!("")),
+        ("Devices", json!([])),
+        ("DiskQuota", json!(0)),
+        ("IOMaximumBandwidth", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("KernelMemory", json!(0)),
+        ("Memory", json!(0)),
+        ("MemoryReservation", json!(0)),
+        ("MemorySwap", json!(0)),
+        ("MemorySwappiness", json!(0)),
+        ("NanoCpus", json!(0)),
+        ("OomKillDisable", json!(false)),
+    ] {
+        host.insert(key.to_owned(), zero);
+    }
+    v
 }
+
+/// Go's zero `time.Time` as Unix seconds: what podman's ps shows for a
+/// time that never happened (StartedAt of a created container, ExitedAt of
+/// a running one).
+const ZERO_UNIX: i64 = -62_135_596_800;
 
 fn unix(rfc3339: Option<&str>) -> i64 {
     rfc3339
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map_or(0, |t| t.timestamp())
+        .map_or(ZERO_UNIX, |t| t.timestamp())
 }
 
 /// Go's `time.Time.String()` in UTC: `2006-01-02 15:04:05.999999999 +0000 UTC`.
@@ -338,7 +536,7 @@ pub fn ps_json(c: &Container, live: &Live) -> Value {
         "Size": null,
         "StartedAt": unix(c.state.started_at.as_deref()),
         "State": live.status.as_str(),
-        "Status": "",
+        "Status": status_text(c, live),
         "Created": unix(Some(&cfg.created)),
     })
 }
@@ -368,17 +566,13 @@ pub fn ps_template(c: &Container, live: &Live, no_trunc: bool) -> Value {
     o.insert("CreatedAt".into(), json!(go_time(&cfg.created)));
     o.insert("CreatedHuman".into(), json!(created_human));
     o.insert("RunningFor".into(), json!(created_human));
-    o.insert("Status".into(), json!(status_text(c, live)));
+    // podman 4's psReporter: State() is the same text as Status() (the
+    // raw state is only in JSON), Created a time.Time.
+    let status = status_text(c, live);
+    o.insert("State".into(), json!(status));
+    o.insert("Status".into(), json!(status));
+    o.insert("Created".into(), json!(go_time(&cfg.created)));
     o.insert("Names".into(), json!(cfg.name));
-    o.insert(
-        "Mounts".into(),
-        json!(cfg
-            .mounts
-            .iter()
-            .map(|m| m.destination.clone())
-            .collect::<Vec<_>>()
-            .join(",")),
-    );
     o.insert("Labels".into(), json!(cfg.labels));
     o.insert("Ports".into(), json!(""));
     o.insert("Networks".into(), json!(""));
@@ -419,5 +613,112 @@ mod tests {
         assert!(!caps.contains(&"CAP_CHOWN".to_string()));
         c.config.cap_drop = vec!["all".into()];
         assert_eq!(effective_caps(&c), vec!["CAP_NET_ADMIN".to_string()]);
+    }
+
+    #[test]
+    fn cap_masks_name_capabilities_sorted() {
+        assert_eq!(cap_names(0), Vec::<String>::new());
+        // podman's 11 defaults, as /proc/PID/status shows them in a container.
+        let defaults = cap_names(0x8004_05fb);
+        assert_eq!(
+            defaults,
+            effective_caps(&Container {
+                dir: "/x".into(),
+                config: super::super::Config::default(),
+                state: Default::default(),
+            })
+        );
+        assert_eq!(
+            cap_names(1 << 40),
+            vec!["CAP_CHECKPOINT_RESTORE".to_string()]
+        );
+    }
+
+    #[test]
+    fn root_users() {
+        for u in ["", "root", "0", "0:0", "root:wheel"] {
+            assert!(runs_as_root(u), "{u}");
+        }
+        for u in ["nobody", "1000", "1000:0", "rootless"] {
+            assert!(!runs_as_root(u), "{u}");
+        }
+    }
+
+    /// podman 4.3's spec options (seen with `podman inspect --format
+    /// '{{.HostConfig.Binds}} {{json .HostConfig.Tmpfs}}'`), less the
+    /// source file system's flags and tmpcopyup.
+    #[test]
+    fn spec_options_like_podman() {
+        let bind = |opts: &[&str]| MountConfig {
+            kind: "bind".into(),
+            readonly: opts.contains(&"ro"),
+            options: opts.iter().map(|s| (*s).to_owned()).collect(),
+            ..MountConfig::default()
+        };
+        let cases: [(MountConfig, &str); 6] = [
+            (bind(&["ro"]), "ro,rprivate,rbind"),
+            (bind(&["nosuid", "rshared"]), "nosuid,rshared,rw,rbind"),
+            (bind(&["z", "rw", "noexec"]), "z,rw,noexec,rprivate,rbind"),
+            (
+                // --mount type=bind,…,readonly keeps no option strings.
+                MountConfig {
+                    kind: "bind".into(),
+                    readonly: true,
+                    ..MountConfig::default()
+                },
+                "ro,rprivate,rbind",
+            ),
+            (
+                MountConfig {
+                    kind: "tmpfs".into(),
+                    options: vec!["size=1m".into(), "mode=700".into()],
+                    size: Some("1m".into()),
+                    mode: Some("700".into()),
+                    ..MountConfig::default()
+                },
+                "size=1m,mode=700,rw,rprivate,nosuid,nodev",
+            ),
+            (
+                MountConfig {
+                    kind: "tmpfs".into(),
+                    size: Some("2m".into()),
+                    ..MountConfig::default()
+                },
+                "size=2m,rw,rprivate,nosuid,nodev",
+            ),
+        ];
+        for (m, want) in cases {
+            assert_eq!(spec_options(&m).join(","), want, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn inspect_mounts_split_options_like_podman() {
+        let mut c = Container {
+            dir: "/x".into(),
+            config: super::super::Config::default(),
+            state: Default::default(),
+        };
+        c.config.mounts = vec![
+            MountConfig {
+                kind: "bind".into(),
+                source: "/src".into(),
+                destination: "/d3".into(),
+                options: vec!["z".into(), "rw".into(), "noexec".into()],
+                ..MountConfig::default()
+            },
+            MountConfig {
+                kind: "tmpfs".into(),
+                destination: "/t".into(),
+                ..MountConfig::default()
+            },
+        ];
+        assert_eq!(
+            mounts_json(&c),
+            vec![json!({
+                "Type": "bind", "Source": "/src", "Destination": "/d3", "Driver": "",
+                "Mode": "z", "Options": ["noexec", "rbind"], "RW": true, "Propagation": "rprivate",
+            })]
+        );
     }
 }

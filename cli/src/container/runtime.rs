@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::{BufRead as _, BufReader};
-use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,17 +61,16 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
     let _ = fs::remove_file(c.dir.join("exit.json"));
     // A leftover mount point from a crash is only a directory: the container's
     // mounts live in its own mount namespace and die with it.
-    let (sync_r, sync_w) = nix::unistd::pipe().context("create the monitor's sync pipe")?;
-    nix::fcntl::fcntl(
-        &sync_r,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .context("set close-on-exec on the sync pipe")?;
+    // Close-on-exec in this process; only the monitor inherits the write end
+    // (other threads may start programs meanwhile).
+    let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .context("create the monitor's sync pipe")?;
     let mut cmd = Command::new(&helpers.monitor);
+    let sync_fd = cairn_helpers::inherit_fd(&mut cmd, &sync_w);
     cmd.arg("--spec")
         .arg(c.dir.join("monitor.json"))
         .arg("--sync-fd")
-        .arg(sync_w.as_raw_fd().to_string())
+        .arg(sync_fd.to_string())
         .stdin(if attach.stdin {
             Stdio::inherit()
         } else {
