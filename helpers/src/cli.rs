@@ -267,7 +267,11 @@ JSON spec (unknown fields are errors; "args" and "exit_file" required):
     "args": ["/usr/libexec/cairn/cairn-mount", "--spec", "...", "--error-fd",
              "3", "--", "/usr/libexec/cairn/cairn-pivot", ...],
     "env": ["K=V", ...],              (null: the monitor's environment)
-    "namespaces": ["mnt", "uts", "ipc", "pid", "net", "cgroup"],
+    "namespaces": ["user", "mnt", "uts", "ipc", "pid", "net", "cgroup"],
+    "uid_map": [[1000, 0, 1], [0, 1, 1000]],   (with "user": [inside,
+    "gid_map": [[1000, 0, 1], [0, 1, 1000]],    outside, count] triples,
+                                      each inside one range of our own map;
+                                      the child becomes root in it)
     "loopback": true,                 (lo up, when "net" is new)
     "rlimits": [{"type": "nofile", "soft": 1024, "hard": 1024}],
                                       (-1: unlimited; failing is error 125)
