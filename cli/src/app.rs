@@ -604,7 +604,7 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Show disk usage.
     Df(DfArgs),
-    /// Verify every blob digest and every image reference in the store.
+    /// Verify blobs, refs, objects, changesets, image roots and containers.
     Check(CheckArgs),
     /// Remove unused images, blobs and abandoned downloads.
     Prune(PruneArgs),
@@ -753,9 +753,14 @@ pub struct DfArgs {
 /// `system check` flags.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Remove corrupt blobs and the refs that need them (nothing is refetched).
+    /// Remove what is corrupt (blobs and the refs that need them, objects,
+    /// changesets, image roots, container leftovers) and rebuild image roots
+    /// from stored blobs; nothing is fetched: it says what to pull.
     #[arg(short, long)]
     pub repair: bool,
+    /// Compare every entry of every image root with its plan (default: a sample).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// `login` flags.

@@ -32,4 +32,4 @@ pub use materialize::{materialize, MaterializeOptions, Mode, Stats};
 pub use objects::{ObjectStore, Ownership, PutOutcome};
 pub use path::{PathError, RootPath};
 pub use plan::{Node, NodeKind, Plan, PlanError};
-pub use unpacker::{ImageRoot, RootInfo, Unpacker, UnpackerOptions};
+pub use unpacker::{CheckOptions, DerivedReport, ImageRoot, RootInfo, Unpacker, UnpackerOptions};

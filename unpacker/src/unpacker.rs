@@ -31,6 +31,9 @@ use crate::materialize::{materialize, MaterializeOptions, Mode, Stats};
 use crate::objects::{ObjectStore, Ownership};
 use crate::plan::Plan;
 
+mod check;
+pub use check::{CheckOptions, DerivedReport};
+
 const CHANGESET_MAGIC: &[u8] = b"cairn-changeset-v1\n";
 
 /// How the unpacker works on a store.

@@ -127,12 +127,33 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
     let store = ctx.store()?;
     let report = store.check(a.repair)?;
     let root = store.root().display();
-    if report.is_clean() {
+    let unpacker =
+        cairn_unpacker::Unpacker::new(&store, cairn_unpacker::UnpackerOptions::default())?;
+    // A running container has its image root mounted: never replace it.
+    let busy = crate::container::Containers::new(ctx.root())
+        .list()?
+        .into_iter()
+        .filter(|c| c.live().status == crate::container::Status::Running)
+        .map(|c| std::path::PathBuf::from(c.config.image.root))
+        .collect();
+    let derived = unpacker.check(&cairn_unpacker::CheckOptions {
+        repair: a.repair,
+        full: a.full,
+        busy,
+    })?;
+    let containers = check_containers(ctx, &store, a.repair)?;
+    if report.is_clean() && derived.is_clean() && containers.problems.is_empty() {
         println!(
-            "{root}: {} blobs ({}) and {} refs verified: no problems found{}",
+            "{root}: {} blobs ({}) and {} refs verified, {} objects ({}) in {} changesets, {} entries of {} image roots, {} containers: no problems found{}",
             report.blobs_checked,
             output::size_compact(report.bytes_checked),
             report.refs_checked,
+            derived.objects_checked,
+            output::size_compact(derived.object_bytes),
+            derived.changesets_checked,
+            derived.entries_checked,
+            derived.roots_checked,
+            containers.checked,
             if report.partials > 0 {
                 format!(" ({} partial downloads kept for resuming)", report.partials)
             } else {
@@ -150,17 +171,42 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
     for (name, why) in &report.broken_refs {
         println!("broken image: {name}: {why}");
     }
+    for name in &derived.bad_changesets {
+        println!("unreadable changeset: layers/{name} (decoded again when needed)");
+    }
+    for (id, why) in &derived.corrupt_objects {
+        println!("corrupt object: objects/{}/{}: {why}", &id[..2], &id[2..]);
+    }
+    for (dir, why) in &derived.bad_roots {
+        println!("damaged image root: images/{dir}: {why}");
+    }
+    for p in &containers.problems {
+        println!("container: {p}");
+    }
     if a.repair {
         println!(
-            "repaired: removed {} corrupt blobs, {} stray files and {} broken refs",
+            "repaired: removed {} corrupt blobs, {} stray files, {} broken refs, {} corrupt objects, {} changesets; rebuilt {} image roots; {} container fixes",
             report.corrupt_blobs.len(),
             report.stray_files.len(),
-            report.broken_refs.len()
+            report.broken_refs.len(),
+            if derived.busy.is_empty() { derived.corrupt_objects.len() } else { 0 },
+            derived.bad_changesets.len(),
+            derived.rebuilt.len(),
+            containers.problems.len(),
         );
         for (name, _) in &report.broken_refs {
             if !name.starts_with("<none>") {
                 println!("to restore it: cairn pull {name}");
             }
+        }
+        if !derived.busy.is_empty() {
+            return Err(exit::with_code(
+                1,
+                format!(
+                    "image roots {} are damaged but in use by running containers: stop them and run `cairn system check --repair` again",
+                    derived.busy.join(", ")
+                ),
+            ));
         }
         return Ok(0);
     }
@@ -168,6 +214,103 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
         1,
         format!("{root}: the store has problems; `cairn system check --repair` removes the damaged parts"),
     ))
+}
+
+/// Containers' part of the check.
+struct ContainerCheck {
+    checked: usize,
+    problems: Vec<String>,
+}
+
+/// Each container's config and state parse, its image is in the store and
+/// its image root, upper and work dirs exist; leftovers of interrupted
+/// creates and removals. Repair removes leftovers and rebuilds missing
+/// image roots from stored blobs.
+fn check_containers(
+    ctx: &Context,
+    store: &cairn_store::Store,
+    repair: bool,
+) -> anyhow::Result<ContainerCheck> {
+    use crate::container::{Container, Containers};
+    let containers = Containers::new(ctx.root());
+    let mut out = ContainerCheck {
+        checked: 0,
+        problems: Vec::new(),
+    };
+    let Ok(entries) = std::fs::read_dir(containers.dir()) else {
+        return Ok(out);
+    };
+    let _names = containers.lock_names()?;
+    let images = store.images()?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") || name.starts_with(".rm-") {
+            out.problems.push(format!(
+                "{name}: left over by an interrupted create or rm{}",
+                if repair { " (removed)" } else { "" }
+            ));
+            if repair {
+                crate::container::remove_tree(&e.path())?;
+            }
+            continue;
+        }
+        if !crate::container::is_id(&name) {
+            continue;
+        }
+        out.checked += 1;
+        let c = match Container::load(&e.path()) {
+            Ok(c) => c,
+            Err(err) => {
+                out.problems.push(format!(
+                    "{name}: {err:#} (remove it with `cairn rm -f {name}`)"
+                ));
+                continue;
+            }
+        };
+        let cname = &c.config.name;
+        let Some(image) = images
+            .iter()
+            .find(|i| i.digest().hex() == c.config.image.manifest)
+        else {
+            out.problems.push(format!(
+                "{cname}: its image {} is not in the store: pull it again",
+                c.config.image.name
+            ));
+            continue;
+        };
+        for d in ["upper", "work"] {
+            if !c.dir.join(d).is_dir() {
+                out.problems.push(format!("{cname}: {d}/ is missing"));
+            }
+        }
+        if !std::path::Path::new(&c.config.image.root).is_dir() {
+            out.problems.push(format!(
+                "{cname}: image root {} is missing{}",
+                c.config.image.root,
+                if repair { " (rebuilt)" } else { "" }
+            ));
+            if repair {
+                let mut opts = cairn_unpacker::UnpackerOptions::default();
+                if let Some(m) = &c.config.idmap {
+                    let map = |t: &[[u32; 3]]| {
+                        cairn_unpacker::IdMap::new(
+                            t.iter()
+                                .map(|t| cairn_unpacker::IdRange {
+                                    container: t[0],
+                                    host: t[1],
+                                    size: t[2],
+                                })
+                                .collect(),
+                        )
+                    };
+                    opts.decode.uid_map = map(&m.uid)?;
+                    opts.decode.gid_map = map(&m.gid)?;
+                }
+                cairn_unpacker::Unpacker::new(store, opts)?.image_root(image)?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `cairn system prune`.

@@ -1,0 +1,360 @@
+//! fsck of the derived data: changesets parse, every object a changeset
+//! names hashes (content + metadata) to its name and still has that
+//! metadata on disk, and image roots match their plan (every entry, or a
+//! spot sample). Repair removes what is corrupt and rebuilds image roots
+//! from the stored blobs; it never fetches anything.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::io::{self, Read as _};
+use std::os::unix::ffi::OsStringExt as _;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::path::Path;
+
+use cairn_store::LockMode;
+
+use super::{read_dir, remove_tree, CachedLayer, Unpacker, CHANGESET_MAGIC};
+use crate::changeset::{Meta, ObjectId};
+use crate::error::{Error, IoContext as _};
+use crate::objects::{object_id, Ownership};
+use crate::plan::{NodeKind, Plan};
+
+/// How thoroughly, and whether to repair.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Remove what is corrupt, rebuild image roots from stored blobs.
+    pub repair: bool,
+    /// Compare every entry of every image root (default: a sample of about
+    /// 256 per root, objects always all).
+    pub full: bool,
+    /// Image roots (`…/rootfs` paths) a repair must not replace: running
+    /// containers have them mounted as their lower layer.
+    pub busy: Vec<std::path::PathBuf>,
+}
+
+/// What the check found.
+#[derive(Debug, Default, Clone)]
+pub struct DerivedReport {
+    /// Changesets parsed.
+    pub changesets_checked: usize,
+    /// Changesets that do not parse (`layers/` file names).
+    pub bad_changesets: Vec<String>,
+    /// Objects verified.
+    pub objects_checked: usize,
+    /// Their bytes.
+    pub object_bytes: u64,
+    /// Objects whose content or metadata no longer match their id, with why.
+    pub corrupt_objects: Vec<(String, String)>,
+    /// Image roots compared with their plan.
+    pub roots_checked: usize,
+    /// Entries compared.
+    pub entries_checked: usize,
+    /// Image roots that differ from their plan: (directory name, first difference).
+    pub bad_roots: Vec<(String, String)>,
+    /// Image roots rebuilt by a repair (directory names).
+    pub rebuilt: Vec<String>,
+    /// Damaged image roots a repair left alone because running containers
+    /// use them (directory names).
+    pub busy: Vec<String>,
+}
+
+impl DerivedReport {
+    /// Nothing wrong.
+    pub fn is_clean(&self) -> bool {
+        self.bad_changesets.is_empty()
+            && self.corrupt_objects.is_empty()
+            && self.bad_roots.is_empty()
+    }
+}
+
+impl Unpacker {
+    /// Checks (and with `repair`, fixes) changesets, objects and the image
+    /// roots of this unpacker's id map. Holds the store's gc lock (shared to
+    /// check, exclusive to repair), so it runs beside pulls but never beside
+    /// a prune.
+    pub fn check(&self, opts: &CheckOptions) -> Result<DerivedReport, Error> {
+        let mode = if opts.repair {
+            LockMode::Exclusive
+        } else {
+            LockMode::Shared
+        };
+        let gc = self.store.gc_lock(mode)?;
+        let mut report = DerivedReport::default();
+        // 1. Changesets, and the metadata each object must have.
+        let mut expected: HashMap<ObjectId, Meta> = HashMap::new();
+        let mut users: BTreeMap<ObjectId, BTreeSet<String>> = BTreeMap::new();
+        let layers = self.store.root().join("layers");
+        for e in read_dir(&layers)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".cs") {
+                continue;
+            }
+            report.changesets_checked += 1;
+            let bytes = fs::read(e.path()).io_context("read changeset", &e.path())?;
+            let parsed = bytes
+                .strip_prefix(CHANGESET_MAGIC)
+                .and_then(|b| postcard::from_bytes::<CachedLayer>(b).ok());
+            let Some(cached) = parsed else {
+                report.bad_changesets.push(name);
+                continue;
+            };
+            for c in &cached.changeset.changes {
+                if let crate::changeset::Entry::File { meta, object, .. } = &c.entry {
+                    expected.entry(*object).or_insert_with(|| meta.clone());
+                    users.entry(*object).or_default().insert(name.clone());
+                }
+            }
+        }
+        // 2. Objects.
+        let mut corrupt: BTreeSet<ObjectId> = BTreeSet::new();
+        let mut buf = vec![0u8; 1 << 20];
+        for (id, meta) in &expected {
+            let path = self.objects.path(id);
+            match verify_object(&path, id, meta, self.objects.ownership(), &mut buf) {
+                Ok(n) => {
+                    report.objects_checked += 1;
+                    report.object_bytes += n;
+                }
+                // Missing objects are not corruption: the changeset is
+                // decoded again when next needed.
+                Err(Problem::Missing) => {}
+                Err(Problem::Bad(why)) => {
+                    report.corrupt_objects.push((id.hex(), why));
+                    corrupt.insert(*id);
+                }
+            }
+        }
+        // Decoding a layer again (below) takes the gc lock shared itself.
+        drop(gc);
+        // 3. Image roots of this id map.
+        let images = self.store.images()?;
+        let mut to_rebuild = Vec::new();
+        for image in &images {
+            let dir = self.image_dir(image.digest());
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !dir.join("info.json").exists() {
+                continue;
+            }
+            report.roots_checked += 1;
+            let layers = match self.layers_of(image) {
+                Ok(l) => l,
+                Err(e) => {
+                    report
+                        .bad_roots
+                        .push((name, format!("its layers cannot be read: {e}")));
+                    to_rebuild.push((dir, image));
+                    continue;
+                }
+            };
+            let uses_corrupt = layers
+                .iter()
+                .flat_map(|l| l.objects())
+                .find(|o| corrupt.contains(o));
+            if let Some(o) = uses_corrupt {
+                report
+                    .bad_roots
+                    .push((name, format!("links corrupt object {}", o.hex())));
+                to_rebuild.push((dir, image));
+                continue;
+            }
+            let plan = match Plan::from_layers(&layers) {
+                Ok(p) => p,
+                Err(e) => {
+                    report.bad_roots.push((name, format!("no plan: {e}")));
+                    continue;
+                }
+            };
+            let (checked, diff) = self.compare_root(&plan, &dir.join("rootfs"), opts.full);
+            report.entries_checked += checked;
+            if let Some(why) = diff {
+                report.bad_roots.push((name, why));
+                to_rebuild.push((dir, image));
+            }
+        }
+        if !opts.repair {
+            return Ok(report);
+        }
+        to_rebuild.retain(|(dir, _)| {
+            let busy = opts.busy.iter().any(|b| *b == dir.join("rootfs"));
+            if busy {
+                report.busy.push(
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+            }
+            !busy
+        });
+        if !report.busy.is_empty() {
+            // The corrupt objects are how a later check finds the busy
+            // roots damaged: keep everything until those containers stop.
+            return Ok(report);
+        }
+        let gc = self.store.gc_lock(LockMode::Exclusive)?;
+        for id in &corrupt {
+            let _ = fs::remove_file(self.objects.path(id));
+            for cs in users.get(id).into_iter().flatten() {
+                let _ = fs::remove_file(layers.join(cs));
+            }
+        }
+        for name in &report.bad_changesets {
+            let _ = fs::remove_file(layers.join(name));
+        }
+        for (dir, _) in &to_rebuild {
+            remove_tree(dir).io_context("remove image root", dir)?;
+        }
+        drop(gc);
+        for (dir, image) in to_rebuild {
+            self.image_root(image)?;
+            report.rebuilt.push(
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(report)
+    }
+
+    /// Compares `rootfs` with `plan`: every entry with `full`, else an even
+    /// sample of about 256. Returns entries compared and the first difference.
+    fn compare_root(&self, plan: &Plan, rootfs: &Path, full: bool) -> (usize, Option<String>) {
+        let mut total = 0usize;
+        plan.walk(|_, _| total += 1);
+        let stride = if full { 1 } else { (total / 256).max(1) };
+        let mut i = 0usize;
+        let mut checked = 0usize;
+        let mut diff = None;
+        let owners = self.objects.ownership() == Ownership::Apply;
+        plan.walk(|path, node| {
+            i += 1;
+            if diff.is_some() || (i - 1) % stride != 0 || path.is_root() {
+                return;
+            }
+            checked += 1;
+            let rel = std::path::PathBuf::from(std::ffi::OsString::from_vec(path.to_bytes()));
+            let p = rootfs.join(&rel);
+            let shown = rel.display().to_string();
+            let meta = match fs::symlink_metadata(&p) {
+                Ok(m) => m,
+                Err(e) => {
+                    diff = Some(format!("/{shown}: {e}"));
+                    return;
+                }
+            };
+            let ft = meta.file_type();
+            let (want_meta, ok_type) = match &node.kind {
+                NodeKind::Dir { meta: m, .. } => (Some(m), ft.is_dir()),
+                NodeKind::File {
+                    meta: m,
+                    object,
+                    size,
+                    ..
+                } => {
+                    let same_inode = fs::metadata(self.objects.path(object))
+                        .map(|o| o.ino() == meta.ino() && o.dev() == meta.dev())
+                        .unwrap_or(false);
+                    if ft.is_file() && (meta.len() != *size || !same_inode) {
+                        diff = Some(format!(
+                            "/{shown}: not the object {} of {size} bytes",
+                            object.hex()
+                        ));
+                        return;
+                    }
+                    (Some(m), ft.is_file())
+                }
+                NodeKind::Symlink { target, .. } => {
+                    let ok = fs::read_link(&p)
+                        .map(|t| t.as_os_str().as_encoded_bytes() == target.as_slice())
+                        .unwrap_or(false);
+                    (None, ft.is_symlink() && ok)
+                }
+                // Devices may have been skipped (rootless): only a wrong type counts.
+                NodeKind::Device { meta: m, .. } => (
+                    Some(m),
+                    ft.is_char_device() || ft.is_block_device() || ft.is_file(),
+                ),
+                NodeKind::Fifo(m) => (Some(m), ft.is_fifo()),
+            };
+            if !ok_type {
+                diff = Some(format!("/{shown}: wrong type or link target"));
+                return;
+            }
+            if let Some(m) = want_meta {
+                if meta.mode() & 0o7777 != m.mode & 0o7777 {
+                    diff = Some(format!(
+                        "/{shown}: mode {:o}, the plan says {:o}",
+                        meta.mode() & 0o7777,
+                        m.mode & 0o7777
+                    ));
+                } else if owners && (meta.uid() != m.uid || meta.gid() != m.gid) {
+                    diff = Some(format!(
+                        "/{shown}: owner {}:{}, the plan says {}:{}",
+                        meta.uid(),
+                        meta.gid(),
+                        m.uid,
+                        m.gid
+                    ));
+                }
+            }
+        });
+        (checked, diff)
+    }
+}
+
+enum Problem {
+    Missing,
+    Bad(String),
+}
+
+/// Hashes an object and compares id and on-disk metadata; returns its size.
+fn verify_object(
+    path: &Path,
+    id: &ObjectId,
+    meta: &Meta,
+    ownership: Ownership,
+    buf: &mut [u8],
+) -> Result<u64, Problem> {
+    let mut f = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Problem::Missing),
+        Err(e) => return Err(Problem::Bad(format!("cannot open: {e}"))),
+    };
+    let mut h = blake3::Hasher::new();
+    let mut n = 0u64;
+    loop {
+        match f.read(buf) {
+            Ok(0) => break,
+            Ok(k) => {
+                h.update(&buf[..k]);
+                n += k as u64;
+            }
+            Err(e) => return Err(Problem::Bad(format!("cannot read: {e}"))),
+        }
+    }
+    if object_id(h.finalize().as_bytes(), meta) != *id {
+        return Err(Problem::Bad("content does not match its id".into()));
+    }
+    let st = f
+        .metadata()
+        .map_err(|e| Problem::Bad(format!("cannot stat: {e}")))?;
+    if st.mode() & 0o7777 != meta.mode & 0o7777 {
+        return Err(Problem::Bad(format!(
+            "mode {:o}, expected {:o}",
+            st.mode() & 0o7777,
+            meta.mode & 0o7777
+        )));
+    }
+    if ownership == Ownership::Apply && (st.uid() != meta.uid || st.gid() != meta.gid) {
+        return Err(Problem::Bad(format!(
+            "owner {}:{}, expected {}:{}",
+            st.uid(),
+            st.gid(),
+            meta.uid,
+            meta.gid
+        )));
+    }
+    Ok(n)
+}
