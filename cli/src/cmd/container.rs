@@ -1260,41 +1260,51 @@ pub fn rename(ctx: &Context, a: RenameArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `cairn wait`.
+/// `cairn wait`: until each container reaches one of the conditions
+/// (default: stopped); prints its exit code (-1 for a condition other than
+/// stopped, as podman does).
 pub fn wait(ctx: &Context, a: WaitArgs) -> anyhow::Result<u8> {
+    let mut want: Vec<Status> = Vec::new();
+    for cond in &a.condition {
+        for c in cond.split(',') {
+            want.push(match c.trim() {
+                "stopped" | "exited" => Status::Exited,
+                "running" => Status::Running,
+                "created" | "configured" | "initialized" => Status::Created,
+                "stopping" => Status::Stopping,
+                other => {
+                    return Err(usage(format!(
+                        "invalid --condition {other:?}: use stopped, exited, running, created or stopping"
+                    )))
+                }
+            });
+        }
+    }
+    if want.is_empty() {
+        want.push(Status::Exited);
+    }
     let containers = Containers::new(ctx.root());
     let (found, missing) = select(&containers, &a.containers, false, a.ignore)?;
-    for c in found {
-        let want_running = a.condition.iter().any(|s| s == "running");
-        if want_running {
-            while c.live().status != Status::Running {
-                std::thread::sleep(Duration::from_millis(10));
-                if Container::load(&c.dir).is_err() {
-                    break;
-                }
-            }
-            println!("-1");
-            continue;
-        }
-        let mut c = c;
+    for mut c in found {
+        let mut nap = Duration::from_millis(1);
         loop {
             let live = c.live();
-            if !matches!(
-                live.status,
-                Status::Running | Status::Stopping | Status::Created
-            ) {
-                println!("{}", live.exit_code);
+            if want.contains(&live.status) {
+                let code = if live.status == Status::Exited {
+                    live.exit_code
+                } else {
+                    -1
+                };
+                println!("{code}");
                 break;
             }
-            std::thread::sleep(Duration::from_millis(if live.status == Status::Created {
-                50
-            } else {
-                5
-            }));
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(50));
             if c.reload().is_err() {
-                // Removed while we waited (--rm): its exit code is gone.
-                println!("-1");
-                break;
+                return Err(exit::with_code(
+                    exit::ENGINE,
+                    format!("{}: the container was removed while waiting", c.config.name),
+                ));
             }
         }
     }
