@@ -24,6 +24,7 @@ mod certs;
 pub mod faultproxy;
 pub mod fixtures;
 pub mod image;
+pub mod podman;
 pub mod registry;
 mod token;
 pub mod util;
