@@ -106,6 +106,27 @@ fn own_bounding_caps() -> Vec<String> {
     cap_names(mask)
 }
 
+/// The highest capability number the kernel knows.
+fn last_cap() -> usize {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(CAP_NAMES.len() - 1)
+        .min(CAP_NAMES.len() - 1)
+}
+
+/// The cgroup a running container's PID 1 is in (the cgroup2 entry of
+/// /proc/PID/cgroup, else the first), as podman's `.State.CgroupPath`.
+fn cgroup_path(pid: i32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let path = |l: &str| l.splitn(3, ':').nth(2).unwrap_or_default().to_owned();
+    text.lines()
+        .find(|l| l.starts_with("0::"))
+        .or_else(|| text.lines().next())
+        .map(path)
+        .unwrap_or_default()
+}
+
 /// The capability bounding set of PID 1 (names, sorted), as podman reports
 /// it.
 pub fn effective_caps(c: &Container) -> Vec<String> {
@@ -144,8 +165,10 @@ fn signal_number(name: &str) -> i32 {
 /// and rbind/bind for a bind, each unless given. podman also adds `tmpcopyup`
 /// to a tmpfs; cairn does not copy the image's files up, so it does not
 /// claim it. podman adds nosuid/nodev/noexec of a bind source's file system
-/// too; those are not looked up here.
-fn spec_options(m: &MountConfig) -> Vec<String> {
+/// too; those are not looked up here. Once the container has started,
+/// podman's spec no longer has z/Z (the relabel happened, or SELinux is off
+/// and they did nothing), so neither does this (`started`).
+fn spec_options(m: &MountConfig, started: bool) -> Vec<String> {
     let tmpfs = m.kind == "tmpfs";
     let mut opts: Vec<String> = Vec::new();
     if tmpfs {
@@ -158,10 +181,15 @@ fn spec_options(m: &MountConfig) -> Vec<String> {
             }
         }
     }
-    opts.extend(m.options.iter().map(|o| match o.as_str() {
-        "readonly" => "ro".to_owned(),
-        _ => o.clone(),
-    }));
+    opts.extend(
+        m.options
+            .iter()
+            .filter(|o| !(started && matches!(o.as_str(), "z" | "Z")))
+            .map(|o| match o.as_str() {
+                "readonly" => "ro".to_owned(),
+                _ => o.clone(),
+            }),
+    );
     let has = |opts: &[String], any: &[&str]| opts.iter().any(|o| any.contains(&o.as_str()));
     if !has(&opts, &["ro", "rw"]) {
         opts.push(if m.readonly { "ro" } else { "rw" }.into());
@@ -202,6 +230,7 @@ const PROPAGATIONS: &[&str] = &[
 /// `parseMountOptionsForInspect` does: ro/rw into RW, the propagation into
 /// Propagation, z/Z into Mode, the rest into Options.
 fn mounts_json(c: &Container) -> Vec<Value> {
+    let started = c.state.starts > 0;
     c.config
         .mounts
         .iter()
@@ -211,7 +240,7 @@ fn mounts_json(c: &Container) -> Vec<Value> {
             let mut propagation = "";
             let mut mode = "";
             let mut options = Vec::new();
-            let spec = spec_options(m);
+            let spec = spec_options(m, started);
             for o in &spec {
                 match o.as_str() {
                     "ro" => rw = false,
@@ -252,11 +281,30 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
     let cfg = &c.config;
     let dir = &c.dir;
     let running = live.status == Status::Running || live.status == Status::Stopping;
+    let started = c.state.starts > 0;
+    // podman: Args are the arguments after Path, or Path itself when there
+    // are none.
     let (path, args) = match cfg.process.args.split_first() {
+        Some((p, [])) => (p.clone(), vec![p.clone()]),
         Some((p, rest)) => (p.clone(), rest.to_vec()),
         None => (String::new(), vec![]),
     };
     let caps = effective_caps(c);
+    // A privileged container gets every capability we have, whatever
+    // --cap-add/--cap-drop say (as with podman), and podman then reports
+    // the ones it lacks as dropped.
+    let (cap_add, cap_drop): (Vec<String>, Vec<String>) = if cfg.privileged {
+        let all = cap_names((1u64 << (last_cap() + 1)) - 1);
+        (
+            vec![],
+            all.into_iter().filter(|n| !caps.contains(n)).collect(),
+        )
+    } else {
+        (
+            cfg.cap_add.iter().map(|c| cap_name(c)).collect(),
+            cfg.cap_drop.iter().map(|c| cap_name(c)).collect(),
+        )
+    };
     let ns = &cfg.namespaces;
     let network_mode = match ns.network.as_str() {
         "host" => "host",
@@ -269,14 +317,23 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         .filter(|m| m.kind == "bind" || m.kind == "volume")
         .map(|m| {
             let src = m.name.clone().unwrap_or_else(|| m.source.clone());
-            format!("{src}:{}:{}", m.destination, spec_options(m).join(","))
+            format!(
+                "{src}:{}:{}",
+                m.destination,
+                spec_options(m, started).join(",")
+            )
         })
         .collect();
     let tmpfs: Map<String, Value> = cfg
         .mounts
         .iter()
         .filter(|m| m.kind == "tmpfs")
-        .map(|m| (m.destination.clone(), json!(spec_options(m).join(","))))
+        .map(|m| {
+            (
+                m.destination.clone(),
+                json!(spec_options(m, started).join(",")),
+            )
+        })
         .collect();
     let ulimits: Vec<Value> = cfg
         .ulimits
@@ -297,6 +354,11 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "OOMKilled": false,
             "Dead": false,
             "Pid": if running { c.state.pid } else { 0 },
+            // podman's JSON omits ConmonPid, CgroupPath and HostConfig.Init
+            // when zero, but its templates see them (struct fields): cairn's
+            // templates run over this JSON, so they are always here.
+            "ConmonPid": if running { c.state.monitor_pid } else { 0 },
+            "CgroupPath": if running { cgroup_path(c.state.pid) } else { String::new() },
             "ExitCode": live.exit_code,
             "Error": live.error.clone().unwrap_or_default(),
             "StartedAt": c.state.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
@@ -366,7 +428,10 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "WorkingDir": cfg.process.workdir,
             "Entrypoint": cfg.process.entrypoint.join(" "),
             "OnBuild": null,
-            "Labels": labels(c),
+            // A Go nil map prints as `map[]` and indexes to "" in podman's
+            // templates; JSON null would print `<no value>` and make `index`
+            // fail here, so no labels are an empty object.
+            "Labels": cfg.labels,
             "Annotations": cfg.annotations,
             "StopSignal": signal_number(&cfg.stop_signal),
             "CreateCommand": cfg.create_command,
@@ -389,8 +454,8 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "AutoRemove": cfg.auto_remove,
             "VolumeDriver": "",
             "VolumesFrom": null,
-            "CapAdd": cfg.cap_add.iter().map(|c| cap_name(c)).collect::<Vec<_>>(),
-            "CapDrop": cfg.cap_drop.iter().map(|c| cap_name(c)).collect::<Vec<_>>(),
+            "CapAdd": cap_add,
+            "CapDrop": cap_drop,
             "Dns": cfg.dns,
             "DnsOptions": cfg.dns_option,
             "DnsSearch": cfg.dns_search,
@@ -415,15 +480,9 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "Isolation": "",
             "PidsLimit": cfg.pids_limit.unwrap_or(0),
             "Ulimits": ulimits,
+            "Init": cfg.init,
         },
     });
-    // podman's omitempty fields: present only when set.
-    if running && c.state.monitor_pid != 0 {
-        v["State"]["ConmonPid"] = json!(c.state.monitor_pid);
-    }
-    if cfg.init {
-        v["HostConfig"]["Init"] = json!(true);
-    }
     // podman shows MergedDir while the root is mounted on the host. cairn's
     // overlay is mounted in the container's own mount namespace only; the
     // way into it from the host is its PID 1's root.
@@ -515,7 +574,8 @@ pub fn ps_json(c: &Container, live: &Live) -> Value {
     let running = matches!(live.status, Status::Running | Status::Stopping);
     json!({
         "AutoRemove": cfg.auto_remove,
-        "Command": cfg.process.args,
+        // podman's ps shows the command without the entrypoint.
+        "Command": cfg.process.cmd,
         "CreatedAt": output::ago(Some(&cfg.created)),
         "Exited": live.status == Status::Exited,
         "ExitedAt": unix(live.finished_at.as_deref()),
@@ -545,7 +605,7 @@ pub fn ps_json(c: &Container, live: &Live) -> Value {
 pub fn ps_template(c: &Container, live: &Live, no_trunc: bool) -> Value {
     let cfg = &c.config;
     let mut v = ps_json(c, live);
-    let command = cfg.process.args.join(" ");
+    let command = cfg.process.cmd.join(" ");
     let command = if !no_trunc && command.chars().count() > 17 {
         format!("{}...", command.chars().take(17).collect::<String>())
     } else {
@@ -688,7 +748,7 @@ mod tests {
             ),
         ];
         for (m, want) in cases {
-            assert_eq!(spec_options(&m).join(","), want, "{m:?}");
+            assert_eq!(spec_options(&m, false).join(","), want, "{m:?}");
         }
     }
 
