@@ -488,8 +488,10 @@ struct Monitor<'a> {
     /// Copy output to our stdout/stderr (false after a write error there).
     attach_out: bool,
     attach_err: bool,
-    /// The terminal settings of our stdin, while it is raw.
+    /// The terminal settings of our stdin (or stdout), while changed.
     saved_termios: Option<Termios>,
+    /// `saved_termios` belongs to stdout (output post-processing off).
+    termios_on_stdout: bool,
     log: Log,
     /// Tails of full reads per stream (stdout, stderr), see [`LineBuf`].
     held: [LineBuf; 2],
@@ -677,6 +679,7 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
         attach_out: spec.attach,
         attach_err: spec.attach,
         saved_termios: None,
+        termios_on_stdout: false,
         log,
         held: Default::default(),
         buf: vec![0; CHUNK],
@@ -874,6 +877,7 @@ impl Monitor<'_> {
         self.master_open = true;
         self.resize();
         let stdin = std::io::stdin();
+        let stdout = std::io::stdout();
         if self.spec.attach
             && self.spec.stdin
             && nix::unistd::isatty(stdin.as_fd()).unwrap_or(false)
@@ -883,6 +887,17 @@ impl Monitor<'_> {
                 termios::cfmakeraw(&mut raw);
                 if termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).is_ok() {
                     self.saved_termios = Some(saved);
+                }
+            }
+        } else if self.spec.attach && nix::unistd::isatty(stdout.as_fd()).unwrap_or(false) {
+            // Output only (-t without -i): the pty already turned \n into
+            // \r\n; our terminal must not do it again.
+            if let Ok(saved) = termios::tcgetattr(stdout.as_fd()) {
+                let mut t = saved.clone();
+                t.output_flags.remove(termios::OutputFlags::OPOST);
+                if termios::tcsetattr(stdout.as_fd(), SetArg::TCSANOW, &t).is_ok() {
+                    self.saved_termios = Some(saved);
+                    self.termios_on_stdout = true;
                 }
             }
         }
@@ -1030,7 +1045,11 @@ impl Monitor<'_> {
         self.flush_held(Stream::Stdout);
         self.flush_held(Stream::Stderr);
         if let Some(saved) = self.saved_termios.take() {
-            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &saved);
+            let _ = if self.termios_on_stdout {
+                termios::tcsetattr(std::io::stdout().as_fd(), SetArg::TCSANOW, &saved)
+            } else {
+                termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &saved)
+            };
         }
         let (code, signal) = exit_code(status).unwrap_or((crate::EXIT_FAILURE, None));
         let finished_ns = std::time::SystemTime::now()

@@ -223,12 +223,24 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
         None => id[..12].to_owned(),
     };
     let tty = a.tty;
+    let user = a
+        .user
+        .clone()
+        .or_else(|| {
+            keep_id
+                .as_ref()
+                .map(|(_, r)| format!("{}:{}", r.uid, r.gid))
+        })
+        .or(rc.user.clone())
+        .unwrap_or_default();
+    let home = home_of(&root.path, &user);
     let env = build_env(
         &rc.env.clone().unwrap_or_default(),
         &a.env_file,
         &a.env,
         tty,
         &hostname,
+        Some(&home),
     )?;
     let mut labels = rc.labels.clone().unwrap_or_default();
     for l in &a.label {
@@ -320,16 +332,7 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
                 .or(rc.working_dir.clone())
                 .filter(|w| !w.is_empty())
                 .unwrap_or_else(|| "/".into()),
-            user: a
-                .user
-                .clone()
-                .or_else(|| {
-                    keep_id
-                        .as_ref()
-                        .map(|(_, r)| format!("{}:{}", r.uid, r.gid))
-                })
-                .or(rc.user.clone())
-                .unwrap_or_default(),
+            user,
             tty,
             interactive: a.interactive,
         },
@@ -634,6 +637,7 @@ fn build_env(
     flags: &[String],
     tty: bool,
     hostname: &str,
+    home: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| {
@@ -651,9 +655,9 @@ fn build_env(
         let (k, v) = e.split_once('=').unwrap_or((e, ""));
         set(k, v);
     }
-    if tty {
-        set("TERM", "xterm");
-    }
+    // podman's containers.conf default env: TERM=xterm, with or without -t.
+    set("TERM", "xterm");
+    let _ = tty;
     let mut given = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f).map_err(|e| usage(format!("--env-file {f}: {e}")))?;
@@ -686,7 +690,29 @@ fn build_env(
     if !given.iter().any(|g| g.starts_with("HOSTNAME=")) {
         set("HOSTNAME", hostname);
     }
+    if let Some(home) = home {
+        if !env.iter().any(|(k, _)| k == "HOME") {
+            env.push(("HOME".into(), home.to_owned()));
+        }
+    }
     Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// The home directory of `user` (`name`, `uid`, `name:group`) in the
+/// image's /etc/passwd; `/` when it has none, as podman does.
+fn home_of(image_root: &Path, user: &str) -> String {
+    let name = user.split(':').next().unwrap_or("");
+    let name = if name.is_empty() { "0" } else { name };
+    std::fs::read_to_string(image_root.join("etc/passwd"))
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && (f[0] == name || f[2] == name)).then(|| f[5].to_owned())
+            })
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".into())
 }
 
 /// `-v [SRC:]DST[:OPTS]`; OPTS separated by commas or colons.
@@ -1175,13 +1201,18 @@ pub fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let containers = Containers::new(ctx.root());
+    // An rm killed after its rename left `.rm-<id>`: finish it.
+    {
+        let _names = containers.lock_names()?;
+        containers.sweep_temp();
+    }
     let (found, missing) = select(&containers, &a.containers, a.all, a.ignore)?;
     let mut code = 0u8;
     let mut errors = Vec::new();
     for c in found {
         let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
         match remove(ctx, &c, a.force, t, a.volumes) {
-            Ok(()) => println!("{}", c.config.id),
+            Ok(()) => println!("{}", shown_name(&a.containers, &c)),
             Err(e) => {
                 code = e
                     .downcast_ref::<exit::Exit>()
@@ -1808,6 +1839,7 @@ mod tests {
             ],
             true,
             "host1",
+            Some("/root"),
         )
         .unwrap();
         assert_eq!(
@@ -1818,7 +1850,8 @@ mod tests {
                 "TERM=xterm",
                 "CAIRN_TEST_ENV_COPY=copied",
                 "container=podman",
-                "HOSTNAME=host1"
+                "HOSTNAME=host1",
+                "HOME=/root"
             ]
         );
     }

@@ -615,7 +615,15 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
         Format::Json | Format::Default => {
             println!("{}", output::json_indent(&Value::Array(docs), 5))
         }
-        f => print!("{}", f.render_all(&Value::Array(docs))?),
+        f => {
+            // Go templates see podman's time.Time fields as Go prints them
+            // (`2024-01-02 15:04:05.5 +0000 UTC`); JSON keeps RFC 3339.
+            let mut docs = docs;
+            for d in &mut docs {
+                go_times(d);
+            }
+            print!("{}", f.render_all(&Value::Array(docs))?)
+        }
     }
     if let Some(last) = errors.pop() {
         for e in errors {
@@ -627,6 +635,35 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
         ));
     }
     Ok(0)
+}
+
+/// Rewrites the time.Time fields of an inspect document as Go's
+/// `time.Time.String()` prints them.
+fn go_times(doc: &mut Value) {
+    for path in [
+        "/Created",
+        "/State/StartedAt",
+        "/State/FinishedAt",
+        "/State/CheckpointedAt",
+        "/State/RestoredAt",
+    ] {
+        if let Some(v) = doc.pointer_mut(path) {
+            if let Some(t) = v.as_str().and_then(go_time) {
+                *v = Value::String(t);
+            }
+        }
+    }
+}
+
+/// Go's `time.Time.String()` of an RFC 3339 time, in UTC.
+fn go_time(rfc3339: &str) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()?
+        .with_timezone(&chrono::Utc);
+    let frac = t.format("%.9f").to_string();
+    let frac = frac.trim_end_matches('0');
+    let frac = if frac == "." { "" } else { frac };
+    Some(format!("{}{frac} +0000 UTC", t.format("%Y-%m-%d %H:%M:%S")))
 }
 
 /// `cairn image prune`.

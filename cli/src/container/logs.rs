@@ -97,7 +97,7 @@ pub fn print(
     for r in &records[start..] {
         let w: &mut dyn Write = if r.stdout { out } else { err };
         if opts.timestamps && line_start {
-            w.write_all(r.time.as_bytes())?;
+            w.write_all(rfc3339_nano(r.ns).as_bytes())?;
             w.write_all(b" ")?;
         }
         w.write_all(r.text)?;
@@ -109,6 +109,20 @@ pub fn print(
     out.flush()?;
     err.flush()?;
     Ok(end)
+}
+
+/// Go's `time.RFC3339Nano` in UTC, as `podman logs -t` prints: `Z`, and
+/// the fraction without trailing zeros.
+fn rfc3339_nano(ns: i64) -> String {
+    let t = chrono::DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap_or_default();
+    let frac = t.format("%.9f").to_string();
+    let frac = frac.trim_end_matches('0');
+    let frac = if frac == "." { "" } else { frac };
+    format!("{}{frac}Z", t.format("%Y-%m-%dT%H:%M:%S"))
 }
 
 /// `--since`/`--until`: RFC 3339 time, a Unix timestamp, or a duration
@@ -182,8 +196,8 @@ mod tests {
             timestamps: true,
             ..Options::default()
         });
-        assert_eq!(o, "2024-01-01T00:00:03.000000000+00:00 partial\n");
-        assert_eq!(e, "2024-01-01T00:00:02.000000000+00:00 oops\n");
+        assert_eq!(o, "2024-01-01T00:00:03Z partial\n");
+        assert_eq!(e, "2024-01-01T00:00:02Z oops\n");
     }
 
     #[test]

@@ -277,8 +277,10 @@ impl Containers {
         Container::load(&dir)
     }
 
-    /// Removes temp directories of creates and removals that died.
-    fn sweep_temp(&self) {
+    /// Removes temp directories of creates and removals that died (a live
+    /// create holds the names lock; a live rm deletes its `.rm-` itself,
+    /// and a second deleter does no harm).
+    pub fn sweep_temp(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
@@ -310,11 +312,46 @@ impl Container {
             Err(_) if !dir.join("state.json").exists() => State::default(),
             Err(e) => return Err(e),
         };
-        Ok(Container {
+        let mut c = Container {
             dir: dir.to_owned(),
             config,
             state,
-        })
+        };
+        c.adopt_interrupted_start();
+        Ok(c)
+    }
+
+    /// A `start` killed after spawning the monitor recorded the monitor but
+    /// not the container: the monitor's pid file has it. In memory only;
+    /// the next state change saves it.
+    fn adopt_interrupted_start(&mut self) {
+        if self.state.started_at.is_some()
+            || self.state.error.is_some()
+            || self.state.monitor_pid <= 0
+            || !self.monitor_alive()
+        {
+            return;
+        }
+        let Some(pid) = fs::read_to_string(self.dir.join("pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        if let Some(start) = proc_start_time(pid) {
+            self.state.pid = pid;
+            self.state.pid_start = start;
+            self.state.started_at = Some(now_rfc3339());
+        }
+    }
+
+    /// Whether a start is under way (the monitor runs, the container's pid
+    /// is not known yet).
+    pub fn starting(&self) -> bool {
+        self.state.started_at.is_none()
+            && self.state.error.is_none()
+            && self.monitor_alive()
+            && self.exit_record().is_none()
     }
 
     /// Re-reads the state.

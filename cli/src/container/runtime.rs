@@ -43,7 +43,16 @@ pub struct Started {
 pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
     let _lock = c.lock()?;
     c.reload()?;
+    // A start killed mid-way may have left a monitor that is still coming up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.starting() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        c.reload()?;
+    }
     if matches!(c.live().status, Status::Running | Status::Stopping) {
+        if c.state.started_at.is_some() && c.state.pid > 0 {
+            c.save_state()?;
+        }
         return Ok(Started { monitor: None });
     }
     let helpers = Helpers::find()?;
@@ -91,9 +100,18 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
         .with_context(|| format!("start {}", helpers.monitor.display()))?;
     drop(sync_w);
     let monitor_pid = child.id() as i32;
-    let sync = read_sync(sync_r);
+    // Recorded before anything else: if we are killed now, the next command
+    // finds the monitor (and, through its pid file, the container).
     let boot = super::boot_id();
     let monitor_start = proc_start_time(monitor_pid).unwrap_or(0);
+    c.state.monitor_pid = monitor_pid;
+    c.state.monitor_start = monitor_start;
+    c.state.boot_id = boot.clone();
+    c.state.started_at = None;
+    c.state.error = None;
+    c.state.pid = 0;
+    c.save_state()?;
+    let sync = read_sync(sync_r);
     let sync = match sync {
         Ok(s) => s,
         Err(e) => {

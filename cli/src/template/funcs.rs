@@ -260,8 +260,17 @@ fn index(a: Vec<Val<'_>>) -> Result<Val<'_>, String> {
                     None => return Err("reflect: string index out of range".into()),
                 }
             }
-            View::Object(_) => match idx.view() {
-                View::Str(k) => item.child(|v| v.get(k)),
+            // A missing key gives the map's zero value: "" for a map of
+            // strings (podman's labels and annotations are
+            // map[string]string), no value for a map of anything else.
+            View::Object(o) => match idx.view() {
+                View::Str(k) => {
+                    let strings = o.values().all(Value::is_string);
+                    match item.child(|v| v.get(k)) {
+                        Val::Missing if strings => Val::owned(Value::String(String::new())),
+                        found => found,
+                    }
+                }
                 v if v.is_nil() => return Err("value is nil; should be of type string".into()),
                 v => {
                     return Err(format!(
