@@ -772,8 +772,6 @@ fn a_pull_whose_layer_cannot_be_unpacked_leaves_no_derived_data() {
 /// A pull whose layer cannot be unpacked must not leave the image listed
 /// either (podman keeps no image it could not apply).
 #[test]
-#[ignore = "cairn pull records the image before building its root \
-            (cli/src/cmd/image.rs pull_image) and keeps it when that fails"]
 fn a_pull_whose_layer_cannot_be_unpacked_records_no_image() {
     let (blob, diff_id) = layer_breaking_late();
     let dir = tempfile::tempdir().unwrap();

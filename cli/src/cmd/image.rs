@@ -81,7 +81,15 @@ pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
             progress,
         )?,
     };
-    crate::unpack::finish(&store, &unpacker, &pulled)?;
+    if let Err(e) = crate::unpack::finish(&store, &unpacker, &pulled) {
+        // podman keeps no image it could not apply: drop the names this pull
+        // recorded (unless a container already uses the image).
+        let in_use = crate::container::Containers::new(ctx.root()).images_in_use()?;
+        if !in_use.contains(pulled.manifest_digest.hex()) {
+            let _ = store.remove_images(&[pulled.manifest_digest.to_string()], &[], true);
+        }
+        return Err(e);
+    }
     Ok(pulled.image_id.hex().to_owned())
 }
 
