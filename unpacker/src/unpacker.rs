@@ -158,6 +158,12 @@ impl Unpacker {
         if let Some(hit) = self.cached(blob)? {
             return Ok(hit);
         }
+        // A changeset temp file of this layer is a killed decoder's: the
+        // lock we hold excludes live ones.
+        sweep_temps(
+            &self.store.root().join("layers"),
+            &format!("{}{}.tmp-", blob.hex(), self.tag),
+        );
         let name = blob.to_string();
         let file = self.store.open_blob(blob)?;
         let (changeset, diff_id) = decode_with_digest(
@@ -254,10 +260,16 @@ impl Unpacker {
         if let Some(root) = self.existing_root(&dir)? {
             return Ok(root);
         }
+        // Half-built roots of this image are a killed builder's (the lock we
+        // hold excludes live ones) or a killed GC's: sweep them, so a crash
+        // leaves nothing once the image is built again.
+        sweep_temps(
+            &self.store.root().join("images"),
+            &format!("{}{}.tmp-", image.digest().hex(), self.tag),
+        );
         let layers = self.layers_of(image)?;
         let plan = Plan::from_layers(&layers)?;
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
         let rootfs = tmp.join("rootfs");
         fs::create_dir_all(&rootfs).io_context("create", &rootfs)?;
         let stats = match materialize(
@@ -351,7 +363,18 @@ impl Unpacker {
             let building = name.contains(".tmp-");
             if !live_images.contains(hex) || building {
                 freed += tree_size(&e.path());
-                remove_tree(&e.path()).io_context("remove image root", &e.path())?;
+                // A root disappears by rename before it is deleted: deleting
+                // it in place, a crash would leave `info.json` beside a
+                // half-deleted `rootfs/`, which the next pull of the image
+                // would take for a whole root.
+                let doomed = if building {
+                    e.path()
+                } else {
+                    let to = images_dir.join(format!("{name}.tmp-gc-{}", std::process::id()));
+                    fs::rename(e.path(), &to).io_context("remove image root", &e.path())?;
+                    to
+                };
+                remove_tree(&doomed).io_context("remove image root", &doomed)?;
             }
         }
         let live_blobs: std::collections::HashSet<String> = self
@@ -540,6 +563,21 @@ fn tree_size(path: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Removes the entries of `dir` whose names start with `prefix`: temp files
+/// and directories of writers that died. The caller holds the lock that
+/// excludes live writers of those names. Best effort: what cannot be removed
+/// now is left to the next sweep or `prune`.
+fn sweep_temps(dir: &Path, prefix: &str) {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = remove_tree(&e.path());
+        }
+    }
 }
 
 /// Removes a tree that may hold read-only directories.

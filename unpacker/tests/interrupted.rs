@@ -1,0 +1,209 @@
+//! Work interrupted by a crash (SIGKILL) is never taken for finished work,
+//! and its leftovers are swept by the next run of the same work:
+//!
+//! - an image root build that died leaves `images/<manifest>.tmp-*`, swept
+//!   when the image's root is built again;
+//! - a garbage collection killed while deleting an image root never leaves
+//!   a half-deleted root beside its `info.json` (the next build would take
+//!   it for a whole root): the root is renamed away before it is deleted;
+//!
+//! Found by the end-to-end crash tests (tests/tests/crash.rs).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_store::media::{types, Descriptor};
+use cairn_store::{Image, Store};
+use cairn_unpacker::{Mode, Unpacker, UnpackerOptions};
+use common::*;
+
+/// A store holding one single-layer image named `localhost/t:1`.
+fn store_with_image(root: &Path, layer_tar: &[u8]) -> (Store, Image) {
+    let store = Store::open(root).unwrap();
+    let layer = gzip(layer_tar);
+    let (layer_digest, _) = store.put_blob_bytes(&layer, None).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer_tar)]},
+    }))
+    .unwrap();
+    let (config_digest, _) = store.put_blob_bytes(&config, None).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": types::OCI_MANIFEST,
+        "config": {"mediaType": types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}],
+    }))
+    .unwrap();
+    let (manifest_digest, _) = store.put_blob_bytes(&manifest, None).unwrap();
+    store
+        .set_ref(
+            &"localhost/t:1".parse().unwrap(),
+            &Descriptor::new(
+                types::OCI_MANIFEST,
+                manifest_digest.clone(),
+                manifest.len() as u64,
+            ),
+            None,
+        )
+        .unwrap();
+    let image = store.image_by_manifest(&manifest_digest).unwrap().unwrap();
+    (store, image)
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A pid no process has (the highest one the kernel would hand out).
+fn dead_pid() -> u32 {
+    let max: u32 = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(32768);
+    (1..max)
+        .rev()
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .unwrap()
+}
+
+#[test]
+fn a_root_build_that_died_is_swept_when_the_image_is_built_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = Tar::new().file("etc/a", b"alpha").finish();
+    let (store, image) = store_with_image(&dir.path().join("store"), &tar);
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let hex = image.digest().hex().to_owned();
+    let images = store.root().join("images");
+    // What a builder killed mid-materialize leaves, and what a GC killed
+    // after renaming a root away leaves.
+    for leftover in [
+        format!("{hex}.tmp-{}", dead_pid()),
+        format!("{hex}.tmp-gc-1"),
+    ] {
+        fs::create_dir_all(images.join(&leftover).join("rootfs/etc")).unwrap();
+        fs::write(images.join(&leftover).join("rootfs/etc/a"), b"al").unwrap();
+    }
+    let root = u.image_root(&image).unwrap();
+    assert!(root.built);
+    assert_eq!(fs::read(root.path.join("etc/a")).unwrap(), b"alpha");
+    assert_eq!(names(&images), vec![hex]);
+}
+
+/// Run by [`a_gc_killed_while_deleting_a_root_never_leaves_it_looking_whole`]
+/// in a child process (it does nothing otherwise): collects the garbage of
+/// the store at `$CAIRN_TEST_GC_STORE`.
+#[test]
+fn gc_child() {
+    let Some(root) = std::env::var_os("CAIRN_TEST_GC_STORE") else {
+        return;
+    };
+    let store = Store::open(PathBuf::from(root)).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    u.collect_garbage(true).unwrap();
+}
+
+#[test]
+fn a_gc_killed_while_deleting_a_root_never_leaves_it_looking_whole() {
+    const FILES: usize = 8_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut tar = Tar::new().dir("d");
+    for i in 0..FILES {
+        tar = tar.file(format!("d/f{i}"), format!("{i}").as_bytes());
+    }
+    let tar = tar.finish();
+    let (store, image) = store_with_image(&dir.path().join("store"), &tar);
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let root_dir = store.root().join("images").join(image.digest().hex());
+    let mut killed_mid_delete = 0;
+    for attempt in 0..3 {
+        let root = u.image_root(&image).unwrap();
+        assert_eq!(names(&root.path.join("d")).len(), FILES);
+        // The image loses its last ref (what rmi does before collecting).
+        store
+            .update_index(|index| {
+                index.manifests.clear();
+                Ok(true)
+            })
+            .unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "gc_child", "--nocapture", "--test-threads=1"])
+            .env("CAIRN_TEST_GC_STORE", store.root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it once it is deleting files of the root (wherever the root
+        // is by then), or when it is done.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let deleting = || {
+            let mut dirs = vec![root_dir.join("rootfs/d")];
+            for n in names(&store.root().join("images")) {
+                dirs.push(store.root().join("images").join(n).join("rootfs/d"));
+            }
+            dirs.iter().any(|d| {
+                fs::read_dir(d)
+                    .map(|rd| rd.count() < FILES - 50 * (attempt + 1))
+                    .unwrap_or(false)
+            })
+        };
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if deleting() {
+                child.kill().unwrap();
+                killed_mid_delete += 1;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the GC child never started deleting"
+            );
+        }
+        child.wait().unwrap();
+        if root_dir.join("info.json").exists() {
+            assert_eq!(
+                names(&root_dir.join("rootfs/d")).len(),
+                FILES,
+                "attempt {attempt}: a half-deleted root beside its info.json"
+            );
+        }
+        // Back in the index: the next build must give a whole root.
+        store
+            .set_ref(
+                &"localhost/t:1".parse().unwrap(),
+                &Descriptor::new(
+                    types::OCI_MANIFEST,
+                    image.digest().clone(),
+                    store.blob_size(image.digest()).unwrap(),
+                ),
+                None,
+            )
+            .unwrap();
+        let root = u.image_root(&image).unwrap();
+        assert_eq!(
+            names(&root.path.join("d")).len(),
+            FILES,
+            "attempt {attempt}"
+        );
+        assert_eq!(
+            names(&store.root().join("images")),
+            vec![image.digest().hex().to_owned()],
+            "attempt {attempt}: leftovers swept by the build"
+        );
+    }
+    assert!(killed_mid_delete > 0, "no kill landed while the GC deleted");
+}
