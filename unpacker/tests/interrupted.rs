@@ -6,6 +6,8 @@
 //! - a garbage collection killed while deleting an image root never leaves
 //!   a half-deleted root beside its `info.json` (the next build would take
 //!   it for a whole root): the root is renamed away before it is deleted;
+//! - `unpack` into a directory, killed, leaves the directory as it was and a
+//!   hidden temp sibling that the same unpack, run again, sweeps.
 //!
 //! Found by the end-to-end crash tests (tests/tests/crash.rs).
 
@@ -100,6 +102,69 @@ fn a_root_build_that_died_is_swept_when_the_image_is_built_again() {
     assert!(root.built);
     assert_eq!(fs::read(root.path.join("etc/a")).unwrap(), b"alpha");
     assert_eq!(names(&images), vec![hex]);
+}
+
+#[test]
+fn an_unpack_that_died_is_completed_by_the_same_unpack_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = dir.path().join("layer.tar");
+    fs::write(
+        &layer,
+        Tar::new()
+            .file("etc/a", b"alpha")
+            .file("etc/b", b"bravo")
+            .finish(),
+    )
+    .unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let work = dir.path().join("work");
+    fs::create_dir(&work).unwrap();
+    // A killed unpack into `work/out` leaves a partial hidden sibling and no
+    // `out`; one into the existing empty `work/empty` leaves it empty.
+    let pid = dead_pid();
+    for name in ["out", "empty"] {
+        let partial = work.join(format!(".{name}.unpack-{pid}"));
+        fs::create_dir_all(partial.join("etc")).unwrap();
+        fs::write(partial.join("etc/a"), b"al").unwrap();
+    }
+    fs::create_dir(work.join("empty")).unwrap();
+    // A live unpack's sibling (this process's pid is alive) is left alone.
+    let live = work.join(format!(".other.unpack-{}", std::process::id()));
+    fs::create_dir(&live).unwrap();
+    for name in ["out", "empty"] {
+        let target = work.join(name);
+        u.unpack_files(std::slice::from_ref(&layer), &target, Mode::Copy)
+            .unwrap();
+        assert_eq!(listing(&target), tokens("etc/ etc/a=alpha etc/b=bravo"));
+    }
+    assert_eq!(
+        names(&work),
+        vec![
+            ".other.unpack-".to_owned() + &std::process::id().to_string(),
+            "empty".into(),
+            "out".into()
+        ]
+    );
+
+    // A target that cannot be renamed onto (a mount point) is written in
+    // place; that needs root to mount.
+    if is_root() {
+        let mnt = work.join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let r = u.unpack_files(std::slice::from_ref(&layer), &mnt, Mode::Copy);
+        let in_place = listing(&mnt);
+        let _ = Command::new("umount").arg(&mnt).status();
+        r.unwrap();
+        assert_eq!(in_place, tokens("etc/ etc/a=alpha etc/b=bravo"));
+        assert!(!names(&work).iter().any(|n| n.starts_with(".mnt.")));
+    }
 }
 
 /// Run by [`a_gc_killed_while_deleting_a_root_never_leaves_it_looking_whole`]
