@@ -264,7 +264,7 @@ impl Containers {
                     .with_context(|| format!("create {}", tmp.join(d).display()))?;
             }
             prepare(&tmp)?;
-            write_json(&tmp.join("config.json"), config)?;
+            write_json_durable(&tmp.join("config.json"), config)?;
             write_json(&tmp.join("state.json"), &State::default())?;
             Ok(())
         };
@@ -372,7 +372,7 @@ impl Container {
 
     /// Replaces config.json.
     pub fn save_config(&self) -> anyhow::Result<()> {
-        write_json(&self.dir.join("config.json"), &self.config)
+        write_json_durable(&self.dir.join("config.json"), &self.config)
     }
 
     /// The monitor's record of the last run's end, if it ended.
@@ -529,19 +529,31 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<
     serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
 }
 
-/// Writes a JSON file atomically (temp, fsync, rename).
+/// Writes a JSON file atomically (temp, rename): a crash leaves the old
+/// file or the new one. Not fsynced: for files a start rewrites anyway.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
-    write_atomic(path, &bytes)
+    write_file(path, &bytes, false)
 }
 
-/// Writes a file atomically (temp, fsync, rename).
+/// Like [`write_json`], fsynced before the rename: for what must survive a
+/// power cut (a container's config).
+pub fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
+    write_file(path, &bytes, true)
+}
+
+/// Writes a file atomically (temp, rename), not fsynced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_file(path, bytes, false)
+}
+
+fn write_file(path: &Path, bytes: &[u8], durable: bool) -> anyhow::Result<()> {
     use std::io::Write as _;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     f.write_all(bytes)
-        .and_then(|()| f.sync_all())
+        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
         .with_context(|| format!("write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("rename {} into place", path.display()))
 }
