@@ -63,13 +63,23 @@ pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
+    finish_attached(ctx, &mut c, started)
+}
+
+/// An attached run or `start -a`: waits for the container (through its
+/// monitor when we started it), removes it with `--rm`, returns its code.
+fn finish_attached(
+    ctx: &Context,
+    c: &mut Container,
+    started: runtime::Started,
+) -> anyhow::Result<u8> {
     let code = match started.monitor {
-        Some(m) => runtime::wait_attached(&c, m)?,
-        None => runtime::wait_exit(&c),
+        Some(m) => runtime::wait_attached(c, m)?,
+        None => runtime::wait_exit(c),
     };
     if c.config.auto_remove {
         c.reload()?;
-        remove(ctx, &c, true, Duration::ZERO, true)?;
+        remove(ctx, c, true, Duration::ZERO, true)?;
     }
     Ok(exit_code(code))
 }
@@ -1025,15 +1035,7 @@ pub fn start(ctx: &Context, a: StartArgs) -> anyhow::Result<u8> {
                 stdin: a.interactive,
             };
             let started = runtime::start(&mut c, attach)?;
-            let code = match started.monitor {
-                Some(m) => runtime::wait_attached(&c, m)?,
-                None => runtime::wait_exit(&c),
-            };
-            if c.config.auto_remove {
-                c.reload()?;
-                remove(ctx, &c, true, Duration::ZERO, true)?;
-            }
-            return Ok(exit_code(code));
+            return finish_attached(ctx, &mut c, started);
         }
         match runtime::start(&mut c, Attach::default()) {
             Ok(_) => {

@@ -110,6 +110,18 @@ pub struct ExitRecord {
     pub finished_ns: i64,
 }
 
+impl ExitRecord {
+    /// The status it means.
+    fn live(&self) -> Live {
+        Live {
+            status: Status::Exited,
+            exit_code: self.exit_code,
+            finished_at: Some(rfc3339_ns(self.finished_ns)),
+            error: None,
+        }
+    }
+}
+
 /// A container's live status, podman's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -415,12 +427,7 @@ impl Container {
             };
         }
         if let Some(rec) = self.exit_record() {
-            return Live {
-                status: Status::Exited,
-                exit_code: rec.exit_code,
-                finished_at: Some(rfc3339_ns(rec.finished_ns)),
-                error: None,
-            };
+            return rec.live();
         }
         if self.pid_alive() {
             return Live {
@@ -440,12 +447,7 @@ impl Container {
             for _ in 0..50 {
                 std::thread::sleep(std::time::Duration::from_millis(2));
                 if let Some(rec) = self.exit_record() {
-                    return Live {
-                        status: Status::Exited,
-                        exit_code: rec.exit_code,
-                        finished_at: Some(rfc3339_ns(rec.finished_ns)),
-                        error: None,
-                    };
+                    return rec.live();
                 }
             }
         }
