@@ -1,0 +1,818 @@
+//! Concurrency: eight cairn processes at once on one store, pulling images
+//! that share layers (`multi`, `multi-sibling` and `debian-min` share their
+//! 48 MB base layer), creating, starting, exec-ing into, stopping and
+//! removing containers of them, and pruning (`image prune -a`, `system
+//! prune [-a]`, `rmi`) under their feet. Afterwards:
+//!
+//! - `cairn system check` is clean;
+//! - every container that is left starts and runs `true` (none lost its
+//!   image root to a prune);
+//! - with the same images pulled into a store by one process at a time, the
+//!   two stores hold the same blobs, changesets and objects by name, and no
+//!   two object names share an inode: nothing was stored twice;
+//! - every command ended within its time limit (a watchdog kills a command
+//!   that hangs and fails the test, and bounds the whole run).
+//!
+//! A second test stalls one download and checks that the locks are per
+//! blob, image and container: other pulls and the container verbs go on.
+//!
+//! Every failed command is recorded with its stderr. Failures that are the
+//! right answer to a race (the image was pruned between a pull and a
+//! create, the container was pruned between two verbs) are allowed;
+//! anything else fails the test with the list.
+//!
+//! Three tests are known bugs in the CLI, kept as `#[ignore]`d repros: with
+//! `system prune` among the pruners a container being started is removed
+//! under its running process, and `image prune -a` racing a `create` can
+//! remove the image root the new container needs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cairn_tests::fixtures::{self, refs};
+use cairn_tests::{Action, Cairn, FaultProxy, Registry, RegistryOptions, Rule};
+
+/// A command that runs longer than this is killed and counts as hung.
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+/// The whole concurrent run must be over by then.
+const RUN_LIMIT: Duration = Duration::from_secs(420);
+
+// ---------------------------------------------------------------------------
+// Stores (on tmpfs when there is one: see crash.rs)
+
+struct Env {
+    cairn: Cairn,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Cairn;
+    fn deref(&self) -> &Cairn {
+        &self.cairn
+    }
+}
+
+/// `$CAIRN_TEST_STORE_DIR`, else `/dev/shm` when it is a tmpfs, else the
+/// temp dir: this VM's ext4 slows file creation 3-6x under load.
+fn store_base() -> PathBuf {
+    if let Some(d) = std::env::var_os("CAIRN_TEST_STORE_DIR") {
+        return PathBuf::from(d);
+    }
+    let shm = fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "));
+    if shm {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn env() -> Env {
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-concurrency-")
+        .tempdir_in(store_base())
+        .expect("store dir");
+    let mut cairn = Cairn::new().expect("cairn environment");
+    cairn.set_root(&dir.path().join("store"));
+    Env { cairn, _dir: dir }
+}
+
+// ---------------------------------------------------------------------------
+// Seeded randomness (the seed is printed; CAIRN_CONCURRENCY_SEED replays the
+// same choices, not the same interleaving)
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn seed() -> u64 {
+    let s = std::env::var("CAIRN_CONCURRENCY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("seed {s} (replay the same choices with CAIRN_CONCURRENCY_SEED={s})");
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Commands under a watchdog
+
+/// One finished command.
+#[derive(Debug, Clone)]
+struct Op {
+    worker: usize,
+    args: Vec<String>,
+    code: i32,
+    stderr: String,
+    took: Duration,
+    hung: bool,
+}
+
+impl Op {
+    fn ok(&self) -> bool {
+        self.code == 0
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "worker {} `cairn {}` exit {} after {:.1}s{}: {}",
+            self.worker,
+            self.args.join(" "),
+            self.code,
+            self.took.as_secs_f64(),
+            if self.hung { " (HUNG, killed)" } else { "" },
+            self.stderr.trim()
+        )
+    }
+}
+
+/// The commands running now (pid → start, command line) and every finished one.
+#[derive(Default)]
+struct Log {
+    running: Mutex<HashMap<u32, (Instant, String)>>,
+    hung: Mutex<BTreeSet<u32>>,
+    done: Mutex<Vec<Op>>,
+}
+
+impl Log {
+    /// Runs cairn `args` to completion (or until the watchdog kills it).
+    fn run(&self, c: &Cairn, worker: usize, args: &[&str]) -> Op {
+        let start = Instant::now();
+        let child = c
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cairn");
+        let pid = child.id();
+        self.running
+            .lock()
+            .unwrap()
+            .insert(pid, (start, args.join(" ")));
+        let out = child.wait_with_output().expect("wait for cairn");
+        self.running.lock().unwrap().remove(&pid);
+        let op = Op {
+            worker,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            code: out.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            took: start.elapsed(),
+            hung: self.hung.lock().unwrap().contains(&pid),
+        };
+        self.done.lock().unwrap().push(op.clone());
+        op
+    }
+
+    /// Kills commands past [`COMMAND_LIMIT`]; returns how many it killed.
+    fn watch(&self) -> usize {
+        let mut killed = 0;
+        for (pid, (start, cmd)) in self.running.lock().unwrap().iter() {
+            if start.elapsed() > COMMAND_LIMIT && self.hung.lock().unwrap().insert(*pid) {
+                eprintln!("watchdog: `cairn {cmd}` (pid {pid}) hangs; killing it");
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                killed += 1;
+            }
+        }
+        killed
+    }
+
+    fn kill_all(&self) {
+        for pid in self.running.lock().unwrap().keys() {
+            self.hung.lock().unwrap().insert(*pid);
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+
+/// Host processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains(needle) {
+            out.push((pid, cmd));
+        }
+    }
+    out
+}
+
+/// Removes a test's containers and kills what a bug left running (processes
+/// whose command line holds the test's marker or its store root: only what
+/// this test started).
+struct Cleanup<'a> {
+    cairn: &'a Cairn,
+    marker: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
+        let root = self.cairn.root().display().to_string();
+        for needle in [self.marker.as_str(), root.as_str()] {
+            for (pid, _) in processes_with(needle) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+fn names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Object names (`xx/yyyy…`), and the object names that share an inode
+/// with another object name.
+fn objects(root: &Path) -> (BTreeSet<String>, Vec<String>) {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut all = BTreeSet::new();
+    let mut by_inode: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
+    for sub in names(&root.join("objects")) {
+        for n in names(&root.join("objects").join(&sub)) {
+            let name = format!("{sub}/{n}");
+            let m = fs::symlink_metadata(root.join("objects").join(&name)).unwrap();
+            by_inode
+                .entry((m.dev(), m.ino()))
+                .or_default()
+                .push(name.clone());
+            all.insert(name);
+        }
+    }
+    let shared = by_inode
+        .into_values()
+        .filter(|v| v.len() > 1)
+        .flatten()
+        .collect();
+    (all, shared)
+}
+
+/// Blobs, changesets, image roots and objects of a store, by name.
+fn contents(root: &Path) -> BTreeMap<&'static str, BTreeSet<String>> {
+    let mut m = BTreeMap::new();
+    m.insert("blobs", names(&root.join("blobs/sha256")));
+    m.insert("layers", names(&root.join("layers")));
+    m.insert("images", names(&root.join("images")));
+    m.insert("objects", objects(root).0);
+    m
+}
+
+fn assert_clean(c: &Cairn, what: &str) {
+    let r = c.run(["system", "check"]);
+    assert!(
+        r.code == 0 && r.stdout.contains("no problems found"),
+        "{what}: system check:\n{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// Failures that are the right answer to a race with another worker.
+fn expected_race(op: &Op) -> bool {
+    let verb = op.args[0].as_str();
+    let e = op.stderr.as_str();
+    let container_gone = e.contains("no such container");
+    let image_gone = e.contains("image not known") || e.contains("no such image");
+    match verb {
+        // A system prune removed the stopped or created container.
+        "start" | "exec" | "stop" | "rm" | "inspect" => container_gone,
+        // A prune removed the image between the worker's pull and this.
+        "create" | "run" => image_gone,
+        // The image is in use by a container, or already removed.
+        "rmi" => image_gone || e.contains("in use"),
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The tests
+
+struct Images {
+    reg: Registry,
+    refs: Vec<String>,
+}
+
+fn registry() -> Images {
+    let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
+    let mut out = Vec::new();
+    for (fixture, dest) in [
+        (refs::MULTI, "multi:1"),
+        (refs::MULTI_SIBLING, "sibling:1"),
+        (refs::DEBIAN_MIN, "debian:1"),
+    ] {
+        reg.push(&fixtures::oci_ref(fixture), dest, &[])
+            .unwrap_or_else(|e| panic!("push {fixture}: {e:#}"));
+        out.push(format!("{}/{dest}", reg.host()));
+    }
+    Images { reg, refs: out }
+}
+
+/// Eight workers on one store: three pullers (all three images), three
+/// container workers (`run -d`, or `pull` + `create` + `start`; `exec`,
+/// `stop`, `rm`, every third container left stopped) on `multi` and
+/// `debian-min`, two pruners (`image prune [-a]`, `rmi` of any of the
+/// three). A stopped container of `multi` and one of `debian-min` exist
+/// from the start, so the prunes never race a create for an image root
+/// (that race is the known bug below): they remove `multi-sibling` (its
+/// top layer and root; its other layers are shared) again and again under
+/// the pulls and the containers of its siblings.
+#[test]
+fn eight_processes_pulling_running_and_pruning_images_at_once_corrupt_nothing() {
+    concurrent_run(false);
+}
+
+/// Unprotected: no keeper containers, containers of all three images, and
+/// `system prune [-a]` (which also removes stopped containers) among the
+/// pruners.
+#[test]
+#[ignore = "BUG: system prune (and rm -f) check a container's status before taking its lock, so a starting container is removed under its running process; image prune -a racing create removes the new container's image root"]
+fn eight_processes_with_system_prune_and_no_keepers_orphan_no_container() {
+    concurrent_run(true);
+}
+
+/// The race the test above hits, alone: `system prune -f` while a created
+/// container starts. Either the container survives, running, or it is
+/// removed and none of its processes run.
+#[test]
+#[ignore = "BUG: system prune removes a container that is starting (status read before its lock); its process keeps running with no container"]
+fn system_prune_while_a_container_starts_never_orphans_its_process() {
+    let c = env();
+    let mut rng = Rng::new(seed());
+    let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
+    let _cleanup = Cleanup {
+        cairn: &c,
+        marker: mark.clone(),
+    };
+    let image = c.ok(["pull", "-q", &fixtures::oci_ref(refs::DEBIAN_MIN)]);
+    let image = image.trim();
+    for i in 0..10 {
+        let name = format!("p{i}");
+        c.ok(["create", "--name", &name, image, "sleep", &mark]);
+        let spawn = |args: &[&str]| {
+            c.command(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut start = spawn(&["start", &name]);
+        sleep(Duration::from_millis(rng.below(30)));
+        let mut prune = spawn(&["system", "prune", "-f"]);
+        start.wait().unwrap();
+        prune.wait().unwrap();
+        let exists = c.run(["inspect", &name]).code == 0;
+        let procs = processes_with(&mark);
+        if exists {
+            c.ok(["exec", &name, "true"]);
+            c.ok(["rm", "-f", "-t", "0", &name]);
+        } else {
+            assert!(
+                procs.is_empty(),
+                "round {i}: {name} was removed while it started, its process runs on: {procs:?}"
+            );
+        }
+        assert!(processes_with(&mark).is_empty(), "round {i}");
+    }
+}
+
+/// `image prune -a` while a container of the image is created: either the
+/// prune sees the container and keeps the image, or the image goes and the
+/// create fails; never a container whose image root was removed.
+#[test]
+#[ignore = "BUG: create resolves the image root, then image prune -a (in-use set computed before the container exists) removes image and root; the container cannot start"]
+fn image_prune_while_a_container_is_created_never_removes_its_root() {
+    let c = env();
+    let mut rng = Rng::new(seed());
+    let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
+    let _cleanup = Cleanup {
+        cairn: &c,
+        marker: mark.clone(),
+    };
+    let source = fixtures::oci_ref(refs::DEBIAN_MIN);
+    let (mut kept, mut pruned) = (0, 0);
+    for i in 0..10 {
+        let image = c.ok(["pull", "-q", &source]);
+        let image = image.trim().to_owned();
+        let name = format!("k{i}");
+        let spawn = |args: &[&str]| {
+            c.command(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let create = spawn(&[
+            "create",
+            "--pull=never",
+            "--name",
+            &name,
+            &image,
+            "sleep",
+            &mark,
+        ]);
+        sleep(Duration::from_millis(rng.below(40)));
+        let prune = spawn(&["image", "prune", "-a", "-f"]);
+        let created = create.wait_with_output().unwrap();
+        assert!(prune.wait_with_output().unwrap().status.success());
+        if created.status.success() {
+            kept += 1;
+            let r = c.run(["start", &name]);
+            assert_eq!(
+                r.code, 0,
+                "round {i}: {name} was created but cannot start (its image root pruned?): {}",
+                r.stderr
+            );
+            c.ok(["exec", &name, "true"]);
+            c.ok(["rm", "-f", "-t", "0", &name]);
+            c.ok(["rmi", &image]);
+        } else {
+            pruned += 1;
+            let e = String::from_utf8_lossy(&created.stderr);
+            assert!(e.contains("image not known"), "round {i}: {e}");
+        }
+        assert_clean(&c, &format!("round {i}"));
+    }
+    eprintln!("create won {kept} times, prune {pruned} times");
+}
+
+fn concurrent_run(chaos: bool) {
+    let started = Instant::now();
+    let mut rng = Rng::new(seed());
+    let images = registry();
+    let c = env();
+    let log = Log::default();
+    let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
+    let _cleanup = Cleanup {
+        cairn: &c,
+        marker: mark.clone(),
+    };
+    // Each worker's own choices, drawn now so a seed replays them.
+    let seeds: Vec<u64> = (0..8).map(|_| rng.next()).collect();
+    // The images containers are made of: in the protected run, multi and
+    // debian-min, each kept in use by a stopped container from the start.
+    let container_images: Vec<&String> = if chaos {
+        images.refs.iter().collect()
+    } else {
+        vec![&images.refs[0], &images.refs[2]]
+    };
+    if !chaos {
+        for (i, r) in container_images.iter().enumerate() {
+            c.ok([
+                "create",
+                "--tls-verify=false",
+                "--name",
+                &format!("keeper{i}"),
+                r,
+                "sleep",
+                &mark,
+            ]);
+        }
+    }
+    let pull = |w: usize, r: &str| log.run(&c, w, &["pull", "-q", "--tls-verify=false", r]);
+
+    let outcome = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (w, seed) in seeds.iter().enumerate() {
+            let (images, log, c, mark, pull) = (&images, &log, &*c, &mark, &pull);
+            let container_images = &container_images;
+            let mut rng = Rng::new(*seed);
+            handles.push(s.spawn(move || match w {
+                // Pullers: the three images in random order, again and again
+                // (a pruned image is fetched and unpacked again).
+                0..=2 => {
+                    for _ in 0..8 {
+                        let r = &images.refs[rng.below(3) as usize];
+                        pull(w, r);
+                    }
+                }
+                // Container workers.
+                3..=5 => {
+                    for round in 0..12 {
+                        let r = container_images[rng.below(container_images.len() as u64) as usize];
+                        let name = format!("w{w}-{round}");
+                        let created = if round % 2 == 0 {
+                            log.run(
+                                c,
+                                w,
+                                &[
+                                    "run",
+                                    "-d",
+                                    "--tls-verify=false",
+                                    "--name",
+                                    &name,
+                                    r,
+                                    "sleep",
+                                    mark,
+                                ],
+                            )
+                            .ok()
+                        } else {
+                            pull(w, r);
+                            log.run(
+                                c,
+                                w,
+                                &[
+                                    "create",
+                                    "--tls-verify=false",
+                                    "--name",
+                                    &name,
+                                    r,
+                                    "sleep",
+                                    mark,
+                                ],
+                            )
+                            .ok()
+                                && log.run(c, w, &["start", &name]).ok()
+                        };
+                        if !created {
+                            continue;
+                        }
+                        log.run(c, w, &["exec", &name, "true"]);
+                        log.run(c, w, &["stop", "-t", "0", &name]);
+                        // Leave every third container behind, stopped.
+                        if rng.below(3) != 0 {
+                            log.run(c, w, &["rm", &name]);
+                        }
+                    }
+                }
+                // Pruners.
+                _ => {
+                    for _ in 0..10 {
+                        sleep(Duration::from_millis(rng.below(1500)));
+                        match rng.below(4) {
+                            0 | 1 if !chaos => log.run(c, w, &["image", "prune", "-a", "-f"]),
+                            0 => log.run(c, w, &["image", "prune", "-a", "-f"]),
+                            1 => log.run(c, w, &["system", "prune", "-f"]),
+                            2 if chaos => log.run(c, w, &["system", "prune", "-a", "-f"]),
+                            2 => log.run(c, w, &["image", "prune", "-f"]),
+                            _ => {
+                                let r = &images.refs[rng.below(3) as usize];
+                                log.run(c, w, &["rmi", r])
+                            }
+                        };
+                    }
+                }
+            }));
+        }
+        let mut hung = 0;
+        loop {
+            if handles.iter().all(|h| h.is_finished()) {
+                break;
+            }
+            hung += log.watch();
+            if started.elapsed() > RUN_LIMIT {
+                log.kill_all();
+                return Err(format!(
+                    "the concurrent run passed {RUN_LIMIT:?}; still running: {:?}",
+                    log.running
+                        .lock()
+                        .unwrap()
+                        .values()
+                        .map(|v| v.1.clone())
+                        .collect::<Vec<_>>()
+                ));
+            }
+            sleep(Duration::from_millis(100));
+        }
+        for h in handles {
+            if let Err(p) = h.join() {
+                std::panic::resume_unwind(p);
+            }
+        }
+        if hung > 0 {
+            return Err(format!("{hung} commands hung"));
+        }
+        Ok(())
+    });
+    let ops = log.done.lock().unwrap().clone();
+    let concurrent = started.elapsed();
+    let mut by_verb: BTreeMap<String, (usize, usize, Duration)> = BTreeMap::new();
+    for op in &ops {
+        let verb = if op.args[0] == "image" || op.args[0] == "system" {
+            format!("{} {}", op.args[0], op.args[1])
+        } else {
+            op.args[0].clone()
+        };
+        let e = by_verb.entry(verb).or_default();
+        e.0 += 1;
+        e.1 += usize::from(!op.ok());
+        e.2 = e.2.max(op.took);
+    }
+    eprintln!(
+        "{} commands by 8 workers in {:.1}s (verb: runs, failures, longest): {by_verb:?}",
+        ops.len(),
+        concurrent.as_secs_f64()
+    );
+    let unexpected: Vec<String> = ops
+        .iter()
+        .filter(|o| !o.ok() && (o.hung || !expected_race(o)))
+        .map(Op::line)
+        .collect();
+    let races: Vec<String> = ops
+        .iter()
+        .filter(|o| !o.ok() && !o.hung && expected_race(o))
+        .map(Op::line)
+        .collect();
+    eprintln!("{} failures that answer a race:", races.len());
+    for r in &races {
+        eprintln!("  {r}");
+    }
+    if let Err(e) = outcome {
+        panic!("{e}\nfailures: {unexpected:#?}");
+    }
+    assert!(
+        unexpected.is_empty(),
+        "unexpected failures: {unexpected:#?}"
+    );
+
+    // 1. No corruption.
+    assert_clean(&c, "after the concurrent run");
+    // 2. No container lost its image root: each one left starts and runs.
+    let left = c.ok(["ps", "-a", "--format", "{{.Names}}"]);
+    let left: Vec<&str> = left.lines().collect();
+    eprintln!("{} containers left: {left:?}", left.len());
+    for name in &left {
+        let r = c.run(["start", name]);
+        assert_eq!(r.code, 0, "start {name} (left by the run): {}", r.stderr);
+        c.ok(["exec", name, "true"]);
+    }
+    c.ok(["rm", "-a", "-f", "-t", "0"]);
+    let procs = processes_with(&mark);
+    assert!(procs.is_empty(), "container processes left: {procs:?}");
+    // 3. Nothing stored twice: the same images pulled one at a time give
+    // the same blobs, changesets, roots and objects, by name.
+    for r in &images.refs {
+        c.ok(["pull", "-q", "--tls-verify=false", r]);
+    }
+    c.ok(["system", "prune", "-f"]);
+    assert_clean(&c, "after pulling the three images again");
+    let reference = env();
+    for r in &images.refs {
+        reference.ok(["pull", "-q", "--tls-verify=false", r]);
+    }
+    reference.ok(["system", "prune", "-f"]);
+    let (got, want) = (contents(c.root()), contents(reference.root()));
+    for (what, want_names) in &want {
+        let got_names = &got[what];
+        assert_eq!(
+            got_names.len(),
+            want_names.len(),
+            "{what}: {} in the concurrent store, {} pulled one at a time; extra {:?}, missing {:?}",
+            got_names.len(),
+            want_names.len(),
+            got_names.difference(want_names).take(5).collect::<Vec<_>>(),
+            want_names.difference(got_names).take(5).collect::<Vec<_>>()
+        );
+        assert_eq!(got_names, want_names, "{what}");
+    }
+    let (objects, shared) = objects(c.root());
+    assert!(
+        shared.is_empty(),
+        "object names sharing an inode: {shared:?}"
+    );
+    eprintln!(
+        "stores equal: {} blobs, {} changesets, {} image roots, {} objects (one inode each); {:.1}s in all",
+        got["blobs"].len(),
+        got["layers"].len(),
+        got["images"].len(),
+        objects.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let _ = &images.reg;
+}
+
+/// One download stalls (the proxy holds the big layer for 10 s); meanwhile
+/// pulls of images that do not need that blob, and the container verbs on
+/// a present image, are not held up: locks are per blob, image and
+/// container. `rmi` does not wait either (it leaves the blobs to prune);
+/// `image prune` waits for the pull (it takes the gc lock exclusively) and
+/// its wait is reported.
+#[test]
+fn a_stalled_download_holds_up_only_what_needs_its_blob() {
+    let images = registry();
+    let zstd_ref = {
+        images
+            .reg
+            .push(&fixtures::oci_ref(refs::DEBIAN_MIN_ZSTD), "zstd:1", &[])
+            .expect("push zstd");
+        format!("{}/zstd:1", images.reg.host())
+    };
+    let proxy = FaultProxy::start(images.reg.host()).expect("proxy");
+    let c = env();
+    // A present image for the container verbs, and one to rmi.
+    c.ok(["pull", "-q", "--tls-verify=false", &images.refs[2]]);
+    let stalled = format!("{}/multi:1", proxy.host());
+    let big_layer = {
+        let m: serde_json::Value =
+            serde_json::from_slice(&images.reg.manifest("multi:1").expect("manifest").bytes)
+                .unwrap();
+        m["layers"][1]["digest"].as_str().unwrap().to_owned()
+    };
+    // multi's second layer is not in debian-min: only multi's pull waits.
+    proxy.add_rule(
+        Rule::new(Action::Delay { ms: 10_000 })
+            .method("GET")
+            .path_contains(&big_layer)
+            .times(1),
+    );
+    let t0 = Instant::now();
+    let mut stalled_pull = c
+        .command(["pull", "-q", "--tls-verify=false", &stalled])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while proxy.requests_matching("GET", &big_layer).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the stalled pull never asked for the layer"
+        );
+        sleep(Duration::from_millis(20));
+    }
+    let timed = |args: &[&str]| {
+        let t = Instant::now();
+        let out = c.ok(args);
+        (t.elapsed(), out)
+    };
+    let mut took = BTreeMap::new();
+    took.insert(
+        "pull of another image",
+        timed(&["pull", "-q", "--tls-verify=false", &zstd_ref]).0,
+    );
+    took.insert(
+        "run -d",
+        timed(&["run", "-d", "--name", "bg", &images.refs[2], "sleep", "100"]).0,
+    );
+    took.insert("exec", timed(&["exec", "bg", "true"]).0);
+    took.insert("stop", timed(&["stop", "-t", "0", "bg"]).0);
+    took.insert("rm", timed(&["rm", "bg"]).0);
+    took.insert("images", timed(&["images"]).0);
+    took.insert("rmi", timed(&["rmi", &zstd_ref]).0);
+    let in_the_stall = t0.elapsed();
+    let prune_start = Instant::now();
+    let mut prune = c
+        .command(["image", "prune", "-f"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pull_out = stalled_pull.wait().unwrap();
+    let pull_done = t0.elapsed();
+    let prune_out = prune.wait().unwrap();
+    let prune_waited = prune_start.elapsed();
+    eprintln!(
+        "during a 10 s stalled download: {took:?}; all done {in_the_stall:?} after the stall began; \
+         the stalled pull ended after {pull_done:?}; image prune started then took {prune_waited:?}"
+    );
+    assert!(pull_out.success() && prune_out.success());
+    assert!(
+        in_the_stall < Duration::from_secs(9),
+        "the other commands waited for the stalled download: {took:?}"
+    );
+    assert_clean(&c, "after the stall");
+}
