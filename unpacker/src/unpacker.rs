@@ -208,10 +208,17 @@ impl Unpacker {
         let mut bytes = CHANGESET_MAGIC.to_vec();
         bytes.extend(postcard::to_stdvec(&cached).expect("changesets serialize"));
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        let mut f = fs::File::create(&tmp).io_context("create", &tmp)?;
-        f.write_all(&bytes).io_context("write changeset", &tmp)?;
-        drop(f);
-        fs::rename(&tmp, &path).io_context("rename changeset into place", &path)
+        let written = fs::File::create(&tmp)
+            .io_context("create", &tmp)
+            .and_then(|mut f| f.write_all(&bytes).io_context("write changeset", &tmp))
+            .and_then(|()| {
+                fs::rename(&tmp, &path).io_context("rename changeset into place", &path)
+            });
+        if written.is_err() {
+            // A full disk, typically: leave no temp file behind.
+            let _ = fs::remove_file(&tmp);
+        }
+        written
     }
 
     /// Decodes every layer of `image` that is not decoded yet, in parallel,
@@ -270,39 +277,44 @@ impl Unpacker {
         let layers = self.layers_of(image)?;
         let plan = Plan::from_layers(&layers)?;
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-        let rootfs = tmp.join("rootfs");
-        fs::create_dir_all(&rootfs).io_context("create", &rootfs)?;
-        let stats = match materialize(
-            &plan,
-            &self.objects,
-            &rootfs,
-            MaterializeOptions {
-                mode: Mode::Hardlink,
-                ownership: self.opts.ownership,
-            },
-        ) {
-            Ok(s) => s,
+        let build = || -> Result<RootInfo, Error> {
+            let rootfs = tmp.join("rootfs");
+            fs::create_dir_all(&rootfs).io_context("create", &rootfs)?;
+            let stats = materialize(
+                &plan,
+                &self.objects,
+                &rootfs,
+                MaterializeOptions {
+                    mode: Mode::Hardlink,
+                    ownership: self.opts.ownership,
+                },
+            )?;
+            let info = RootInfo {
+                size: plan.content_bytes(),
+                skipped_devices: stats.skipped_devices,
+            };
+            let info_path = tmp.join("info.json");
+            fs::write(
+                &info_path,
+                serde_json::to_vec(&info).expect("info serializes"),
+            )
+            .io_context("write", &info_path)?;
+            fs::rename(&tmp, &dir).io_context("rename image root into place", &dir)?;
+            Ok(info)
+        };
+        match build() {
+            Ok(info) => Ok(ImageRoot {
+                path: dir.join("rootfs"),
+                info,
+                built: true,
+            }),
             Err(e) => {
+                // Whatever failed (a full disk writing info.json, too), no
+                // half-built root stays behind.
                 let _ = remove_tree(&tmp);
-                return Err(e);
+                Err(e)
             }
-        };
-        let info = RootInfo {
-            size: plan.content_bytes(),
-            skipped_devices: stats.skipped_devices.clone(),
-        };
-        let info_path = tmp.join("info.json");
-        fs::write(
-            &info_path,
-            serde_json::to_vec(&info).expect("info serializes"),
-        )
-        .io_context("write", &info_path)?;
-        fs::rename(&tmp, &dir).io_context("rename image root into place", &dir)?;
-        Ok(ImageRoot {
-            path: dir.join("rootfs"),
-            info,
-            built: true,
-        })
+        }
     }
 
     /// Bytes of derived data: (objects, each stored once; changesets).

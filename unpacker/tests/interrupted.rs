@@ -9,7 +9,11 @@
 //! - `unpack` into a directory, killed, leaves the directory as it was and a
 //!   hidden temp sibling that the same unpack, run again, sweeps.
 //!
-//! Found by the end-to-end crash tests (tests/tests/crash.rs).
+//! - a full disk while a changeset or an image root's `info.json` is
+//!   written leaves no temp file or half-built root.
+//!
+//! Found by the end-to-end crash and disk-full tests (tests/tests/crash.rs,
+//! tests/tests/diskfull.rs).
 
 mod common;
 
@@ -271,4 +275,71 @@ fn a_gc_killed_while_deleting_a_root_never_leaves_it_looking_whole() {
         );
     }
     assert!(killed_mid_delete > 0, "no kill landed while the GC deleted");
+}
+
+/// A tmpfs of `size` at `dir` (root only), unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Tmpfs(dir.to_owned())
+    }
+
+    /// Writes zeros until the filesystem is full.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut f = fs::File::create(self.0.join("filler")).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_no_changeset_temp_file_and_no_half_built_root() {
+    if !is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("mnt"), "4m");
+    let mut tar = Tar::new().dir("d");
+    for i in 0..50 {
+        tar = tar.file(format!("d/f{i}"), format!("{i}").as_bytes());
+    }
+    let (store, image) = store_with_image(&disk.0.join("store"), &tar.finish());
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    u.image_root(&image).unwrap();
+    let images = store.root().join("images");
+    let layers = store.root().join("layers");
+    fs::remove_dir_all(images.join(image.digest().hex())).unwrap();
+    for n in names(&layers) {
+        fs::remove_file(layers.join(n)).unwrap();
+    }
+    disk.fill();
+    // The objects are there: decoding again writes only the changeset, and
+    // that fails; then building the root writes only info.json (links and
+    // directories take no space on tmpfs), and that fails.
+    let blob = &image.manifest.layers[0].digest;
+    let err = u.layer(blob).unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert!(names(&layers).is_empty(), "{:?}", names(&layers));
+    fs::remove_file(disk.0.join("filler")).unwrap();
+    u.layer(blob).unwrap();
+    disk.fill();
+    let err = u.image_root(&image).unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert!(names(&images).is_empty(), "{:?}", names(&images));
+    drop(disk);
 }
