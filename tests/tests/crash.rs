@@ -39,13 +39,15 @@ const GC_KILLS: usize = 8;
 
 /// What a container of an image sees: os-release, then a digest of the
 /// listing of /usr, /etc (less the files cairn binds in per container) and
-/// /var/lib with every entry's type, size, mode, owner and link target,
+/// /var/lib with every entry's type, size (not of directories: that depends
+/// on the filesystem), mode, owner and link target,
 /// then the content digests of a few large files. A root missing files, or
 /// with files cut short, shows here; content cannot differ at the same size
 /// without a blob or object failing `system check`.
 const CONTENT_SCRIPT: &str = "cat /etc/os-release; cd / && \
     find usr etc var/lib -xdev ! -path etc/hostname ! -path etc/hosts ! -path etc/resolv.conf \
-    -printf '%p %y %s %m %U:%G %l\\n' | LC_ALL=C sort | md5sum; \
+    \\( \\( -type d -printf '%p d %m %U:%G\\n' \\) -o -printf '%p %y %s %m %U:%G %l\\n' \\) \
+    | LC_ALL=C sort | md5sum; \
     md5sum usr/bin/bash usr/lib/x86_64-linux-gnu/libc.so.6 usr/bin/perl etc/passwd";
 
 // ---------------------------------------------------------------------------
