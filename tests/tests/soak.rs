@@ -1,0 +1,446 @@
+//! Soak: many container cycles (`run -d`, `exec`, `stop -t 0`, `rm`) and
+//! many pull/prune cycles (`pull`, `rmi -a`, `system prune -a -f`), then:
+//!
+//! - no leaked mounts: the mount table has as many lines as before and none
+//!   names the store;
+//! - no leftover processes: none whose command line names the store (a
+//!   `cairn-monitor`) or carries the test's marker (a container's command);
+//! - no descriptor growth in the test process;
+//! - no store growth: after the last prune the store holds as many files,
+//!   and within a few KiB as many bytes, as after the first.
+//!
+//! The cycle counts default to the figures and can be changed:
+//! `CAIRN_SOAK_CONTAINER_CYCLES` (1000), `CAIRN_SOAK_PULL_CYCLES` (100),
+//! `CAIRN_SOAK_BIG_EVERY` (10: every tenth pull cycle pulls the real
+//! 48 MB / 121 MB debian-min from a local registry; the others import a
+//! small three-layer image, a new one each cycle, from an OCI layout).
+//!
+//! As root the test re-runs itself in a private mount namespace
+//! (`unshare -m`), so that mounts other processes on the machine make do
+//! not change the table it counts; otherwise it checks that no mount names
+//! the store. Stores go on /dev/shm when it is a tmpfs (see crash.rs;
+//! `CAIRN_TEST_STORE_DIR` overrides).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use cairn_tests::fixtures::{self, refs};
+use cairn_tests::{Cairn, ImageSpec, OciLayout, Registry, RegistryOptions};
+
+const IN_NAMESPACE: &str = "CAIRN_SOAK_IN_MOUNT_NAMESPACE";
+
+fn count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------
+// Stores
+
+struct Env {
+    cairn: Cairn,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Cairn;
+    fn deref(&self) -> &Cairn {
+        &self.cairn
+    }
+}
+
+fn store_base() -> PathBuf {
+    if let Some(d) = std::env::var_os("CAIRN_TEST_STORE_DIR") {
+        return PathBuf::from(d);
+    }
+    let shm = fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "));
+    if shm {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn env() -> Env {
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-soak-")
+        .tempdir_in(store_base())
+        .expect("store dir");
+    let mut cairn = Cairn::new().expect("cairn environment");
+    cairn.set_root(&dir.path().join("store"));
+    Env { cairn, _dir: dir }
+}
+
+// ---------------------------------------------------------------------------
+// What leaks
+
+/// Host processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains(needle) {
+            out.push((pid, cmd));
+        }
+    }
+    out
+}
+
+/// Children of this process that are zombies (never reaped).
+fn zombie_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.first() == Some(&"Z") && f.get(1) == Some(&me.as_str()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn fd_count() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn mountinfo() -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Files and directories under `root` (less `locks/`), the bytes of its
+/// regular files, and the number of lock files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Usage {
+    entries: usize,
+    bytes: u64,
+    locks: usize,
+}
+
+fn usage(root: &Path) -> Usage {
+    let mut u = Usage {
+        entries: 0,
+        bytes: 0,
+        locks: fs::read_dir(root.join("locks"))
+            .map(|r| r.count())
+            .unwrap_or(0),
+    };
+    let mut todo = vec![root.to_owned()];
+    while let Some(p) = todo.pop() {
+        for e in fs::read_dir(&p).unwrap().flatten() {
+            if p == root && e.file_name() == "locks" {
+                continue;
+            }
+            let m = e.path().symlink_metadata().unwrap();
+            u.entries += 1;
+            if m.is_dir() {
+                todo.push(e.path());
+            } else if m.is_file() {
+                u.bytes += m.len();
+            }
+        }
+    }
+    u
+}
+
+/// One sample of the process-level figures.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: usize,
+    fds: usize,
+    mounts: usize,
+}
+
+/// Removes the containers and kills what a failure left (only processes
+/// this test started: their command line holds the marker or the store).
+struct Cleanup<'a> {
+    cairn: &'a Cairn,
+    marker: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
+        let root = self.cairn.root().display().to_string();
+        for needle in [self.marker.as_str(), root.as_str()] {
+            for (pid, _) in processes_with(needle) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The test
+
+#[test]
+fn soak_container_and_pull_prune_cycles_leak_nothing() {
+    if is_root() && std::env::var_os(IN_NAMESPACE).is_none() {
+        // Re-run this test alone in a private mount namespace.
+        let st = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "soak_container_and_pull_prune_cycles_leak_nothing",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(IN_NAMESPACE, "1")
+            .stdin(Stdio::null())
+            .status()
+            .expect("unshare runs");
+        assert!(st.success(), "the soak run in its mount namespace failed");
+        return;
+    }
+    soak();
+}
+
+fn soak() {
+    let started = Instant::now();
+    let container_cycles = count("CAIRN_SOAK_CONTAINER_CYCLES", 1000);
+    let pull_cycles = count("CAIRN_SOAK_PULL_CYCLES", 100);
+    let big_every = count("CAIRN_SOAK_BIG_EVERY", 10).max(1);
+    let counted_mounts = std::env::var_os(IN_NAMESPACE).is_some();
+    eprintln!(
+        "soak: {container_cycles} container cycles, {pull_cycles} pull/prune cycles (debian-min every {big_every}); mount table counted: {counted_mounts}"
+    );
+
+    // Everything the test needs is set up before the first sample.
+    let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
+    reg.push(&fixtures::oci_ref(refs::DEBIAN_MIN), "debian:1", &[])
+        .expect("push debian-min");
+    let big = format!("{}/debian:1", reg.host());
+    let layouts = cairn_tests::util::temp_dir("soak-layout").unwrap();
+    let layout = OciLayout::create(layouts.path()).unwrap();
+    let base: Vec<(String, Vec<u8>)> = (0..200)
+        .map(|i| {
+            (
+                format!("usr/share/base/f{i}"),
+                format!("base {i}").into_bytes(),
+            )
+        })
+        .collect();
+    let base: Vec<(&str, &[u8])> = base
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_slice()))
+        .collect();
+    let mut small = Vec::new();
+    for i in 0..pull_cycles {
+        let top = format!("cycle {i}");
+        let spec = ImageSpec::new()
+            .layer(&base)
+            .layer(&[("etc/middle", b"the same in every image")])
+            .layer(&[
+                ("etc/cycle", top.as_bytes()),
+                ("srv/big", &vec![i as u8; 256 << 10]),
+            ]);
+        small.push(
+            layout
+                .add_image(&format!("small-{i}"), &spec)
+                .unwrap()
+                .skopeo_ref,
+        );
+    }
+
+    let c = env();
+    let p = env();
+    let marker = format!("{}", 3_000_000_000u64 + u64::from(std::process::id()));
+    let _cleanup = Cleanup {
+        cairn: &c,
+        marker: marker.clone(),
+    };
+    let image = c.ok(["pull", "-q", &fixtures::oci_ref(refs::DEBIAN_MIN)]);
+    let image = image.trim().to_owned();
+    // Warm up: the first cycle of each kind creates what stays (lock files,
+    // object directories), then the baselines are taken.
+    let container_cycle = |name: &str| {
+        c.ok(["run", "-d", "--name", name, &image, "sleep", &marker]);
+        assert_eq!(c.ok(["exec", name, "sh", "-c", "echo ok"]), "ok\n");
+        c.ok(["stop", "-t", "0", name]);
+        c.ok(["rm", name]);
+    };
+    container_cycle("warmup");
+    let pull_cycle = |i: usize| {
+        let r = if i % big_every == 0 {
+            big.as_str()
+        } else {
+            small[i].as_str()
+        };
+        p.ok(["pull", "-q", "--tls-verify=false", r]);
+        p.ok(["rmi", "-a"]);
+        p.ok(["system", "prune", "-a", "-f"]);
+    };
+    pull_cycle(0);
+    let container_base = usage(c.root());
+    let pull_base = usage(p.root());
+    let fds0 = fd_count();
+    let mounts0 = mountinfo();
+    let mut samples = vec![Sample {
+        at: 0,
+        fds: fds0,
+        mounts: mounts0.len(),
+    }];
+    let store_paths = [
+        c.root().display().to_string(),
+        p.root().display().to_string(),
+    ];
+    let check_leaks = |at: usize, samples: &mut Vec<Sample>| {
+        let mounts = mountinfo();
+        let ours: Vec<&String> = mounts
+            .iter()
+            .filter(|l| store_paths.iter().any(|s| l.contains(s.as_str())))
+            .collect();
+        assert!(
+            ours.is_empty(),
+            "after {at}: mounts of the stores: {ours:?}"
+        );
+        let procs: Vec<(u32, String)> = processes_with(&marker)
+            .into_iter()
+            .chain(store_paths.iter().flat_map(|s| processes_with(s)))
+            .collect();
+        assert!(procs.is_empty(), "after {at}: processes left: {procs:?}");
+        let z = zombie_children();
+        assert!(z.is_empty(), "after {at}: unreaped children {z:?}");
+        samples.push(Sample {
+            at,
+            fds: fd_count(),
+            mounts: mounts.len(),
+        });
+    };
+
+    // 1. Container cycles, two at a time (the machine has two cores).
+    let t = Instant::now();
+    let step = 100.min(container_cycles.max(1));
+    let mut done = 0;
+    while done < container_cycles {
+        let batch = step.min(container_cycles - done);
+        std::thread::scope(|s| {
+            for w in 0..2 {
+                let container_cycle = &container_cycle;
+                s.spawn(move || {
+                    for i in (done + w..done + batch).step_by(2) {
+                        container_cycle(&format!("c{i}"));
+                    }
+                });
+            }
+        });
+        done += batch;
+        check_leaks(done, &mut samples);
+    }
+    let container_time = t.elapsed();
+    let after_containers = usage(c.root());
+    eprintln!(
+        "{container_cycles} container cycles in {:.1}s ({:.0} ms each, two at a time); store {container_base:?} -> {after_containers:?}",
+        container_time.as_secs_f64(),
+        container_time.as_secs_f64() * 1000.0 / container_cycles.max(1) as f64,
+    );
+
+    // 2. Pull/prune cycles.
+    let t = Instant::now();
+    let mut sizes = BTreeMap::new();
+    for i in 1..pull_cycles.max(1) {
+        pull_cycle(i);
+        if i % 10 == 0 || i + 1 == pull_cycles {
+            let u = usage(p.root());
+            sizes.insert(i, u);
+            check_leaks(container_cycles + i, &mut samples);
+        }
+    }
+    let pull_time = t.elapsed();
+    let after_pulls = usage(p.root());
+    eprintln!(
+        "{pull_cycles} pull/prune cycles in {:.1}s; store after each tenth: {:?}",
+        pull_time.as_secs_f64(),
+        sizes
+            .iter()
+            .map(|(i, u)| (i, u.entries, u.bytes, u.locks))
+            .collect::<Vec<_>>()
+    );
+    eprintln!(
+        "samples (cycle, fds, mount lines): {:?}",
+        samples
+            .iter()
+            .map(|s| (s.at, s.fds, s.mounts))
+            .collect::<Vec<_>>()
+    );
+    eprintln!(
+        "soak done in {:.1}s: pull store {pull_base:?} -> {after_pulls:?}",
+        started.elapsed().as_secs_f64()
+    );
+
+    // No descriptor growth (a descriptor of the test's own runtime may
+    // close on the way), no mount growth.
+    let most = samples
+        .iter()
+        .map(|s| s.fds)
+        .max()
+        .unwrap_or(0)
+        .max(fd_count());
+    assert!(
+        most <= fds0,
+        "descriptors of the test process grew: {samples:?}"
+    );
+    if counted_mounts {
+        let mounts = mountinfo();
+        assert_eq!(
+            mounts.len(),
+            mounts0.len(),
+            "mount table: before {mounts0:#?}\nafter {mounts:#?}"
+        );
+    }
+    // No store growth.
+    let close = |a: u64, b: u64| a.abs_diff(b) <= 8 << 10;
+    assert!(
+        after_containers.entries == container_base.entries
+            && close(after_containers.bytes, container_base.bytes),
+        "container store grew: {container_base:?} -> {after_containers:?}"
+    );
+    assert!(
+        after_pulls.entries == pull_base.entries && close(after_pulls.bytes, pull_base.bytes),
+        "pull store grew after prune: {pull_base:?} -> {after_pulls:?}"
+    );
+    c.ok(["system", "check"]);
+    p.ok(["system", "check"]);
+}
