@@ -365,6 +365,8 @@ fn environment_is_image_env_then_flags_and_workdir_applies() {
             "FROM_CALLER=caller-value",
             "HOME=/root",
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            // podman's default (containers.conf env), also without -t.
+            "TERM=xterm",
             "container=podman",
         ],
         "{out}"
@@ -1139,8 +1141,9 @@ fn run_t_gives_the_container_a_real_pty() {
     assert_eq!(c.ok(["ps", "-a", "-q"]), "");
 }
 
+/// A regression test: the caller's terminal added a \r to the pty's \r\n
+/// (fixed in 07ad571).
 #[test]
-#[ignore = "BUG: run -t leaves the caller's terminal cooked: the pty's \\r\\n becomes \\r\\r\\n (podman sets raw mode)"]
 fn run_t_passes_the_pty_bytes_through_unchanged() {
     let c = env();
     let out = through_pty(&c, &format!("run --rm -t {IMAGE} tty"));
