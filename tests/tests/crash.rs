@@ -12,8 +12,9 @@
 //! The kill times come from a seeded generator: the seed is printed at the
 //! start of each test (shown when it fails) and `CAIRN_CRASH_SEED=N`
 //! replays the same delays. Kill times are fractions of the command's own
-//! uninterrupted duration measured first on this machine, so the kills
-//! spread over the whole run however fast the build is. A kill that comes
+//! uninterrupted duration measured first on this machine (and lowered to
+//! the duration seen when a kill comes after the command ended), so the
+//! kills spread over the whole run however fast the build and the machine. A kill that comes
 //! after the command ended does not count; each test goes on until its
 //! quota of kills landed on a running process.
 
@@ -495,6 +496,10 @@ fn pull_killed_mid_download_through_a_slow_proxy_resumes_and_completes() {
         let delay = rng.fraction_of(base, 0.02, 1.0);
         let k = kill_after(&c, &args, delay);
         tally.add(&k);
+        if !k.landed {
+            // It ran faster than measured: aim the next kills earlier.
+            baseline = Some(k.after);
+        }
         let what = format!(
             "seed {seed}, kill {i} of pull {reference} (blob delay {delay_ms} ms, cut at {}) after {:?} (landed: {})",
             if cut { cut_at.to_string() } else { "-".into() },
@@ -520,7 +525,7 @@ fn pull_killed_at_random_points_then_pulled_again_is_whole() {
     let (mut rng, seed) = Rng::for_test("pull_direct");
     let reg = registry_with_multi_and_sibling();
     let multi = format!("{}/multi:1", reg.host());
-    let base = ok_timed(&env(), &["pull", "-q", "--tls-verify=false", &multi]);
+    let mut base = ok_timed(&env(), &["pull", "-q", "--tls-verify=false", &multi]);
     eprintln!("uninterrupted pull: {base:?}");
     let mut tally = Tally::default();
     let mut i = 0;
@@ -539,6 +544,10 @@ fn pull_killed_at_random_points_then_pulled_again_is_whole() {
         let delay = rng.fraction_of(base, 0.0, 1.0);
         let k = kill_after(&c, &args, delay);
         tally.add(&k);
+        if !k.landed {
+            // It ran faster than measured: aim the next kills earlier.
+            base = k.after;
+        }
         let what = format!(
             "seed {seed}, kill {i} of pull {reference} after {:?} (landed: {})",
             k.after, k.landed
@@ -684,6 +693,10 @@ fn unpack_killed_at_random_points_then_unpacked_again_is_whole() {
         let delay = rng.fraction_of(baselines[&layers], 0.0, 1.0);
         let k = kill_after(c, &args, delay);
         tally.add(&k);
+        if !k.landed {
+            // It ran faster than measured: aim the next kills earlier.
+            baselines.insert(layers, k.after);
+        }
         let what = format!(
             "seed {seed}, kill {i} of unpack (--layer: {layers}) after {:?} (landed: {})",
             k.after, k.landed
@@ -777,6 +790,10 @@ fn create_killed_at_random_points_then_created_again_runs() {
         let delay = rng.fraction_of(baselines[&rebuild], 0.0, 1.2);
         let k = kill_after(&c, &args, delay);
         tally.add(&k);
+        if !k.landed {
+            // It ran faster than measured: aim the next kills earlier.
+            baselines.insert(rebuild, k.after);
+        }
         let what = format!(
             "seed {seed}, kill {i} of create (image root rebuilt: {rebuild}) after {:?} (landed: {})",
             k.after, k.landed
@@ -817,7 +834,7 @@ fn start_killed_at_random_points_then_started_again_leaves_one_container() {
         marker: mark.clone(),
     };
     c.ok(["create", "--name", "base", &id, "sleep", &mark]);
-    let base = ok_timed(&c, &["start", "base"]);
+    let mut base = ok_timed(&c, &["start", "base"]);
     eprintln!("uninterrupted start: {base:?}");
     c.ok(["rm", "-f", "-t", "0", "base"]);
     let mut tally = Tally::default();
@@ -829,6 +846,10 @@ fn start_killed_at_random_points_then_started_again_leaves_one_container() {
         let delay = rng.fraction_of(base, 0.0, 1.2);
         let k = kill_after(&c, &["start", &name], delay);
         tally.add(&k);
+        if !k.landed {
+            // It ran faster than measured: aim the next kills earlier.
+            base = k.after;
+        }
         let what = format!(
             "seed {seed}, kill {i} of start after {:?} (landed: {})",
             k.after, k.landed
@@ -949,7 +970,7 @@ fn rm_killed_at_random_points_then_removed_again_leaves_nothing() {
         marker: mark.clone(),
     };
     run_written(&c, &id, "base", &mark);
-    let base = ok_timed(&c, &["rm", "-f", "-t", "0", "base"]);
+    let mut base = ok_timed(&c, &["rm", "-f", "-t", "0", "base"]);
     eprintln!("uninterrupted rm -f: {base:?}");
     let mut tally = Tally::default();
     let mut i = 0;
@@ -961,6 +982,10 @@ fn rm_killed_at_random_points_then_removed_again_leaves_nothing() {
         let delay = rng.fraction_of(base, 0.0, 1.1);
         let k = kill_after(&c, &args, delay);
         tally.add(&k);
+        if !k.landed {
+            // It ran faster than measured: aim the next kills earlier.
+            base = k.after;
+        }
         let what = format!(
             "seed {seed}, kill {i} of rm -f after {:?} (landed: {})",
             k.after, k.landed
@@ -1043,7 +1068,7 @@ fn rmi_killed_at_random_points_then_removed_again_and_repulled_is_whole() {
     for r in [&multi, &sibling] {
         c.ok(["pull", "-q", "--tls-verify=false", r]);
     }
-    let base = ok_timed(&c, &["rmi", &multi]);
+    let mut base = ok_timed(&c, &["rmi", &multi]);
     eprintln!("uninterrupted rmi: {base:?}");
     c.ok(["pull", "-q", "--tls-verify=false", &multi]);
     let mut tally = Tally::default();
@@ -1058,6 +1083,10 @@ fn rmi_killed_at_random_points_then_removed_again_and_repulled_is_whole() {
         let delay = rng.fraction_of(base, 0.0, 1.2);
         let k = kill_after(&c, &["rmi", target], delay);
         tally.add(&k);
+        if !k.landed {
+            // It ran faster than measured: aim the next kills earlier.
+            base = k.after;
+        }
         let what = format!(
             "seed {seed}, kill {i} of rmi {target} after {:?} (landed: {})",
             k.after, k.landed
@@ -1118,6 +1147,10 @@ fn prune_killed_at_random_points_then_pruned_again_and_repulled_is_whole() {
         let delay = rng.fraction_of(baselines[cmd], 0.0, 1.1);
         let k = kill_after(&c, &args, delay);
         tally.add(&k);
+        if !k.landed {
+            // It ran faster than measured: aim the next kills earlier.
+            baselines.insert(cmd, k.after);
+        }
         let what = format!(
             "seed {seed}, kill {i} of {cmd} prune -a after {:?} (landed: {})",
             k.after, k.landed
