@@ -531,10 +531,13 @@ impl Unpacker {
         let Some(tmp) = self.unpack_temp(target, exists)? else {
             return write_in_place(plan, &self.objects, target, opts);
         };
-        let result = materialize(plan, &self.objects, &tmp, opts).and_then(|stats| {
-            fs::rename(&tmp, target).io_context("rename the unpacked tree into place", target)?;
-            Ok(stats)
-        });
+        let result = materialize(plan, &self.objects, &tmp, opts)
+            .map_err(|e| under_target(e, &tmp, target))
+            .and_then(|stats| {
+                fs::rename(&tmp, target)
+                    .io_context("rename the unpacked tree into place", target)?;
+                Ok(stats)
+            });
         if result.is_err() {
             let _ = remove_tree(&tmp);
         }
@@ -589,6 +592,21 @@ impl Unpacker {
             }
         }
         Ok(Some(tmp))
+    }
+}
+
+/// An error about a path in the hidden build directory `tmp`, told about
+/// the same path under `target`: what the user asked for.
+fn under_target(e: Error, tmp: &Path, target: &Path) -> Error {
+    match e {
+        Error::Io { op, path, source } => {
+            let path = match path.strip_prefix(tmp) {
+                Ok(rel) => target.join(rel),
+                Err(_) => path,
+            };
+            Error::Io { op, path, source }
+        }
+        other => other,
     }
 }
 
