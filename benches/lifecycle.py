@@ -165,7 +165,9 @@ def main():
 
     med = {k: statistics.median(v) for k, v in results.items()}
     load = os.getloadavg()
-    cairn_version = run_ok([binary, "--version"]).strip()
+    # The working tree is shared with other work in progress: say what was built.
+    commit = run_ok(["git", "-C", str(REPO), "describe", "--always", "--dirty"]).strip()
+    cairn_version = run_ok([binary, "--version"]).strip() + f" at {commit}"
     podman_version = run_ok(["podman", "--version"]).strip()
     crun_version = run_ok(["crun", "--version"]).splitlines()[0]
     lines = [
