@@ -69,6 +69,16 @@ def ensure_hugetlb_v1():
     run_ok(["mount", "-t", "cgroup", "-o", "hugetlb", "cgroup", "/sys/fs/cgroup/hugetlb"])
 
 
+def unmount_under(path):
+    """Unmounts what is still mounted under `path`, deepest first: podman's
+    overlay driver keeps a private bind mount of its storage/overlay, which
+    would make the temp dir impossible to remove."""
+    prefix = str(path) + "/"
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for m in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], check=False)
+
+
 class Podman:
     def __init__(self, d):
         self.d = d
@@ -161,6 +171,7 @@ def main():
     finally:
         for tool in tools.values():
             subprocess.run(tool.argv("rm", "-a", "-f", "-t", "0"), env=tool.env, capture_output=True)
+        unmount_under(work)
         shutil.rmtree(work, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in results.items()}

@@ -196,6 +196,20 @@ impl Drop for Podman {
         // Stops (SIGKILL at once) and removes every container, so no conmon or container
         // process outlives the test and no overlay stays mounted under the temp dir.
         let _ = self.command(["rm", "-af", "-t", "0"]).output();
+        // podman's overlay driver may keep a private bind mount of its
+        // storage/overlay; unmounted here, or the temp dir cannot go.
+        let prefix = format!("{}/", self.dir.path().display());
+        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|m| m.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").arg("-l").arg(&m).output();
+        }
     }
 }
 
