@@ -185,10 +185,7 @@ pub fn child_setup() -> anyhow::Result<bool> {
     if ok[0] != b'm' {
         bail!("the parent could not write the id maps");
     }
-    let root = nix::unistd::Uid::from_raw(0);
-    let root_g = nix::unistd::Gid::from_raw(0);
-    nix::unistd::setresgid(root_g, root_g, root_g).context("become gid 0 in the user namespace")?;
-    nix::unistd::setresuid(root, root, root).context("become uid 0 in the user namespace")?;
+    become_root("the user namespace")?;
     let _ = nix::unistd::setgroups(&[]);
     // Mounts we make (cp of a stopped container) stay in here.
     let _ = nix::mount::mount(
@@ -200,6 +197,15 @@ pub fn child_setup() -> anyhow::Result<bool> {
     );
     std::env::set_var(ROOTLESS_ENV, ids);
     Ok(true)
+}
+
+/// Becomes uid and gid 0 of the user namespace we are in (`what` names it
+/// in errors).
+pub fn become_root(what: &str) -> anyhow::Result<()> {
+    let g = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(g, g, g).with_context(|| format!("become gid 0 in {what}"))?;
+    let u = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(u, u, u).with_context(|| format!("become uid 0 in {what}"))
 }
 
 fn fd_file(fd: i32) -> anyhow::Result<fs::File> {

@@ -201,12 +201,7 @@ fn join_userns(pid: i32) -> anyhow::Result<()> {
     let ns = fs::File::open(&path).with_context(|| format!("open {path}"))?;
     nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWUSER)
         .with_context(|| format!("join the container's user namespace {path}"))?;
-    let root = nix::unistd::Uid::from_raw(0);
-    let root_g = nix::unistd::Gid::from_raw(0);
-    nix::unistd::setresgid(root_g, root_g, root_g)
-        .context("become gid 0 in the container's user namespace")?;
-    nix::unistd::setresuid(root, root, root)
-        .context("become uid 0 in the container's user namespace")?;
+    crate::userns::become_root("the container's user namespace")?;
     Ok(())
 }
 

@@ -656,22 +656,14 @@ fn go_times(doc: &mut Value) {
         "/State/RestoredAt",
     ] {
         if let Some(v) = doc.pointer_mut(path) {
-            if let Some(t) = v.as_str().and_then(go_time) {
+            if let Some(t) = v
+                .as_str()
+                .and_then(crate::container::inspect::parse_go_time)
+            {
                 *v = Value::String(t);
             }
         }
     }
-}
-
-/// Go's `time.Time.String()` of an RFC 3339 time, in UTC.
-fn go_time(rfc3339: &str) -> Option<String> {
-    let t = chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .ok()?
-        .with_timezone(&chrono::Utc);
-    let frac = t.format("%.9f").to_string();
-    let frac = frac.trim_end_matches('0');
-    let frac = if frac == "." { "" } else { frac };
-    Some(format!("{}{frac} +0000 UTC", t.format("%Y-%m-%d %H:%M:%S")))
 }
 
 /// `cairn image prune`.

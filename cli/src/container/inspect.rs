@@ -540,18 +540,21 @@ fn unix(rfc3339: Option<&str>) -> i64 {
         .map_or(ZERO_UNIX, |t| t.timestamp())
 }
 
-/// Go's `time.Time.String()` in UTC: `2006-01-02 15:04:05.999999999 +0000 UTC`.
+/// Go's `time.Time.String()` in UTC: `2006-01-02 15:04:05.999999999 +0000 UTC`
+/// (the input as it is when it is not RFC 3339).
 fn go_time(rfc3339: &str) -> String {
-    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
-        Ok(t) => {
-            let t = t.with_timezone(&chrono::Utc);
-            let frac = t.format("%.9f").to_string();
-            let frac = frac.trim_end_matches('0');
-            let frac = if frac == "." { "" } else { frac };
-            format!("{}{frac} +0000 UTC", t.format("%Y-%m-%d %H:%M:%S"))
-        }
-        Err(_) => rfc3339.to_owned(),
-    }
+    parse_go_time(rfc3339).unwrap_or_else(|| rfc3339.to_owned())
+}
+
+/// Go's `time.Time.String()` of an RFC 3339 time, in UTC; None if unparsable.
+pub fn parse_go_time(rfc3339: &str) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()?
+        .with_timezone(&chrono::Utc);
+    let frac = t.format("%.9f").to_string();
+    let frac = frac.trim_end_matches('0');
+    let frac = if frac == "." { "" } else { frac };
+    Some(format!("{}{frac} +0000 UTC", t.format("%Y-%m-%d %H:%M:%S")))
 }
 
 /// podman's `ps` status column: `Up 5 seconds ago`, `Exited (0) 2 minutes ago`, `Created`.
