@@ -38,6 +38,8 @@ pub struct Cairn {
     extra_env: Vec<(String, String)>,
     removed_env: Vec<String>,
     user: Option<TestUser>,
+    /// The directory of a store placed by [`Cairn::on_fast_store`].
+    _store_dir: Option<tempfile::TempDir>,
 }
 
 /// The non-root user rootless runs use.
@@ -105,7 +107,21 @@ impl Cairn {
             extra_env: Vec::new(),
             removed_env: Vec::new(),
             user: None,
+            _store_dir: None,
         })
+    }
+
+    /// A fresh environment whose store is in a temp dir (named `prefix…`)
+    /// under [`crate::util::fast_store_base`], removed on drop.
+    pub fn on_fast_store(prefix: &str) -> anyhow::Result<Cairn> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(crate::util::fast_store_base())
+            .context("create the store dir")?;
+        let mut cairn = Cairn::new()?;
+        cairn.set_root(&dir.path().join("store"));
+        cairn._store_dir = Some(dir);
+        Ok(cairn)
     }
 
     /// A fresh environment whose every run is the non-root test user's

@@ -58,6 +58,27 @@ pub fn temp_dir(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("create temp dir for {prefix}"))
 }
 
+/// Where stores that must be fast go: `$CAIRN_TEST_STORE_DIR`, else
+/// `/dev/shm` when it is a tmpfs, else the temp dir. This VM's ext4 slows
+/// file creation down 3-6x under other load (DESIGN.md), which alone takes
+/// the crash, concurrency and soak suites past their time budget; a SIGKILL
+/// leaves the same state on tmpfs as on ext4 (the page cache outlives the
+/// process either way). Set `CAIRN_TEST_STORE_DIR=/var/tmp` to run on disk.
+pub fn fast_store_base() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("CAIRN_TEST_STORE_DIR") {
+        return std::path::PathBuf::from(d);
+    }
+    let shm = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "));
+    if shm {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// Runs `cmd` to completion with stdin closed and returns its stdout as UTF-8 (lossy).
 ///
 /// A non-zero exit is an error whose message holds the command line, the exit status and the

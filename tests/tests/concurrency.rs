@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::thread::sleep;
@@ -45,43 +45,11 @@ const RUN_LIMIT: Duration = Duration::from_secs(420);
 // ---------------------------------------------------------------------------
 // Stores (on tmpfs when there is one: see crash.rs)
 
-struct Env {
-    cairn: Cairn,
-    _dir: tempfile::TempDir,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-/// `$CAIRN_TEST_STORE_DIR`, else `/dev/shm` when it is a tmpfs, else the
-/// temp dir: this VM's ext4 slows file creation 3-6x under load.
-fn store_base() -> PathBuf {
-    if let Some(d) = std::env::var_os("CAIRN_TEST_STORE_DIR") {
-        return PathBuf::from(d);
-    }
-    let shm = fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "));
-    if shm {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    }
-}
+/// A cairn environment whose store is under [`store_base`].
+type Env = Cairn;
 
 fn env() -> Env {
-    let dir = tempfile::Builder::new()
-        .prefix("cairn-concurrency-")
-        .tempdir_in(store_base())
-        .expect("store dir");
-    let mut cairn = Cairn::new().expect("cairn environment");
-    cairn.set_root(&dir.path().join("store"));
-    Env { cairn, _dir: dir }
+    Cairn::on_fast_store("cairn-concurrency-").expect("cairn environment")
 }
 
 // ---------------------------------------------------------------------------
@@ -518,7 +486,7 @@ fn concurrent_run(chaos: bool) {
     let outcome = std::thread::scope(|s| {
         let mut handles = Vec::new();
         for (w, seed) in seeds.iter().enumerate() {
-            let (images, log, c, mark, pull) = (&images, &log, &*c, &mark, &pull);
+            let (images, log, c, mark, pull) = (&images, &log, &c, &mark, &pull);
             let container_images = &container_images;
             let mut rng = Rng::new(*seed);
             handles.push(s.spawn(move || match w {

@@ -27,6 +27,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_tests::fixtures::{self, refs};
+use cairn_tests::util::fast_store_base as store_base;
 use cairn_tests::{Action, Cairn, FaultProxy, Registry, RegistryOptions, Rule, Run};
 use sha2::{Digest as _, Sha256};
 
@@ -104,47 +105,10 @@ impl Rng {
 // Stores
 
 /// A cairn environment whose store is under [`store_base`].
-struct Env {
-    cairn: Cairn,
-    _dir: tempfile::TempDir,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-/// Where the stores go: `$CAIRN_TEST_STORE_DIR`, else `/dev/shm` when it is
-/// a tmpfs, else the temp dir. This VM's ext4 slows file creation down 3-6x
-/// under other load (DESIGN.md), which alone would take these tests past
-/// their time budget; a SIGKILL leaves the same state on tmpfs as on ext4
-/// (the page cache outlives the process either way). Set
-/// `CAIRN_TEST_STORE_DIR=/var/tmp` to run them on disk.
-fn store_base() -> PathBuf {
-    if let Some(d) = std::env::var_os("CAIRN_TEST_STORE_DIR") {
-        return PathBuf::from(d);
-    }
-    let shm = fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "));
-    if shm {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    }
-}
+type Env = Cairn;
 
 fn env() -> Env {
-    let dir = tempfile::Builder::new()
-        .prefix("cairn-crash-")
-        .tempdir_in(store_base())
-        .expect("store dir");
-    let mut cairn = Cairn::new().expect("cairn environment");
-    cairn.set_root(&dir.path().join("store"));
-    Env { cairn, _dir: dir }
+    Cairn::on_fast_store("cairn-crash-").expect("cairn environment")
 }
 
 // ---------------------------------------------------------------------------

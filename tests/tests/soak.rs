@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -53,41 +53,11 @@ fn is_root() -> bool {
 // ---------------------------------------------------------------------------
 // Stores
 
-struct Env {
-    cairn: Cairn,
-    _dir: tempfile::TempDir,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-fn store_base() -> PathBuf {
-    if let Some(d) = std::env::var_os("CAIRN_TEST_STORE_DIR") {
-        return PathBuf::from(d);
-    }
-    let shm = fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "));
-    if shm {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    }
-}
+/// A cairn environment whose store is under [`store_base`].
+type Env = Cairn;
 
 fn env() -> Env {
-    let dir = tempfile::Builder::new()
-        .prefix("cairn-soak-")
-        .tempdir_in(store_base())
-        .expect("store dir");
-    let mut cairn = Cairn::new().expect("cairn environment");
-    cairn.set_root(&dir.path().join("store"));
-    Env { cairn, _dir: dir }
+    Cairn::on_fast_store("cairn-soak-").expect("cairn environment")
 }
 
 // ---------------------------------------------------------------------------
