@@ -1062,7 +1062,11 @@ fn enter_forwards_signals() {
     let running = c.spawn("echo ready; exec sleep 1000");
     let pid = running.init.to_string();
     let start = |script: &str| {
-        let mut child = Command::new(ENTER)
+        // Signals ignored by whoever runs the tests (nohup ignores SIGHUP)
+        // stay ignored through every exec: start from default dispositions.
+        let mut child = Command::new("env")
+            .arg("--default-signal")
+            .arg(ENTER)
             .args(["--all", "--target", &pid, "--", "/bin/sh", "-c", script])
             .stdout(std::process::Stdio::piped())
             .spawn()
