@@ -1176,7 +1176,13 @@ fn remove(
     if volumes {
         for m in c.config.mounts.iter().filter(|m| m.anonymous) {
             if let Some(vol) = Path::new(&m.source).parent() {
-                let _ = container::remove_tree(vol);
+                if let Err(e) = container::remove_tree(vol) {
+                    eprintln!(
+                        "WARN: container {} removed, but not its anonymous volume {}: {e}",
+                        c.config.name,
+                        vol.display()
+                    );
+                }
             }
         }
     }

@@ -324,13 +324,16 @@ fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Resul
             .unpack(&target)
             .with_context(|| format!("write {} in the container", target.display()))?;
         if let Some((uid, gid)) = owner {
-            let _ = nix::unistd::fchownat(
+            nix::unistd::fchownat(
                 nix::fcntl::AT_FDCWD,
                 &target,
                 Some(nix::unistd::Uid::from_raw(uid)),
                 Some(nix::unistd::Gid::from_raw(gid)),
                 nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            );
+            )
+            .with_context(|| {
+                format!("chown {} to {uid}:{gid} in the container", target.display())
+            })?;
         }
     }
     Ok(0)
