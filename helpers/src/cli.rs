@@ -224,7 +224,7 @@ executed, 127 if it is not found.
 /// `cairn-monitor --help`.
 pub const MONITOR_HELP: &str = r#"cairn-monitor: start a container's first process, log it, record its exit
 
-Usage: cairn-monitor --spec FILE [--sync-fd N]
+Usage: cairn-monitor --spec FILE [--sync-fd N] [--lock-fd N]
 
 Run by the engine (conmon's role), with stdin, stdout and stderr either
 /dev/null (detached) or the user's terminal or pipes (attached). It starts
@@ -258,6 +258,10 @@ When the child ends, its output is drained, the exit file written
 Options:
   --spec FILE       the settings (below)
   --sync-fd N       inherited descriptor for the start report
+  --lock-fd N       inherited descriptor of a file the launcher flock(2)ed:
+                    the monitor writes its pid there and keeps it open (so
+                    the lock held) until it exits; a launcher killed before
+                    it could record the monitor finds it through the file
   -h, --help        this text
   --version         print the version
 
@@ -361,7 +365,7 @@ const PIVOT_OPTS: &[Opt] = &[
     flag("init", None),
 ];
 
-const MONITOR_OPTS: &[Opt] = &[val("sync-fd", None)];
+const MONITOR_OPTS: &[Opt] = &[val("sync-fd", None), val("lock-fd", None)];
 
 const ENTER_OPTS: &[Opt] = &[
     val("target", Some('t')),
@@ -731,8 +735,19 @@ pub fn error_fd_in(argv: &[OsString]) -> Option<i32> {
     found
 }
 
-/// Parse `cairn-monitor`'s command line: the spec file and the sync fd.
-pub fn monitor_args(argv: Vec<OsString>) -> Result<Action<(PathBuf, Option<i32>)>> {
+/// `cairn-monitor`'s options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorArgs {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// Where the start report goes.
+    pub sync_fd: Option<i32>,
+    /// The launcher's locked file, held for the monitor's lifetime.
+    pub lock_fd: Option<i32>,
+}
+
+/// Parse `cairn-monitor`'s command line.
+pub fn monitor_args(argv: Vec<OsString>) -> Result<Action<MonitorArgs>> {
     let p = parse("cairn-monitor", argv, &[COMMON, MONITOR_OPTS])?;
     if let Some(a) = early(&p, MONITOR_HELP) {
         return Ok(a);
@@ -743,16 +758,27 @@ pub fn monitor_args(argv: Vec<OsString>) -> Result<Action<(PathBuf, Option<i32>)
         )));
     }
     let mut spec = None;
-    let mut sync = None;
+    let mut sync_fd = None;
+    let mut lock_fd = None;
     for (name, v) in &p.opts {
         match *name {
             "spec" => spec = Some(PathBuf::from(v)),
-            "sync-fd" => sync = Some(fd_number(name, v)?),
+            "sync-fd" => sync_fd = Some(fd_number(name, v)?),
+            "lock-fd" => lock_fd = Some(fd_number(name, v)?),
             _ => {}
         }
     }
     let spec = spec.ok_or_else(|| Error::Usage("no spec: give --spec FILE".into()))?;
-    Ok(Action::Run((spec, sync)))
+    if sync_fd.is_some() && sync_fd == lock_fd {
+        return Err(Error::Usage(
+            "--sync-fd and --lock-fd must be different descriptors".into(),
+        ));
+    }
+    Ok(Action::Run(MonitorArgs {
+        spec,
+        sync_fd,
+        lock_fd,
+    }))
 }
 
 /// Parse `cairn-enter`'s command line.
@@ -916,20 +942,30 @@ mod tests {
 
     #[test]
     fn monitor_and_error_fd_flags() {
-        let Action::Run((spec, sync)) = monitor_args(argv("--spec /c/m.json --sync-fd 5")).unwrap()
+        let Action::Run(m) =
+            monitor_args(argv("--spec /c/m.json --sync-fd 5 --lock-fd 6")).unwrap()
         else {
             panic!()
         };
-        assert_eq!((spec, sync), (PathBuf::from("/c/m.json"), Some(5)));
-        let Action::Run((_, sync)) = monitor_args(argv("--spec=/m")).unwrap() else {
+        assert_eq!(
+            m,
+            MonitorArgs {
+                spec: PathBuf::from("/c/m.json"),
+                sync_fd: Some(5),
+                lock_fd: Some(6)
+            }
+        );
+        let Action::Run(m) = monitor_args(argv("--spec=/m")).unwrap() else {
             panic!()
         };
-        assert_eq!(sync, None);
+        assert_eq!((m.sync_fd, m.lock_fd), (None, None));
         for bad in [
             "",
             "--sync-fd 5",
             "--spec /m --sync-fd 1",
             "--spec /m --sync-fd x",
+            "--spec /m --lock-fd 2",
+            "--spec /m --sync-fd 5 --lock-fd 5",
             "--spec /m cmd",
         ] {
             assert!(monitor_args(argv(bad)).is_err(), "{bad:?} accepted");

@@ -156,28 +156,52 @@ pub fn pivot_main(argv: Vec<OsString>) -> i32 {
 
 /// `cairn-monitor`'s main: the container's exit status, or 125.
 pub fn monitor_main(argv: Vec<OsString>) -> i32 {
-    let (path, sync_fd) = match cli::monitor_args(argv) {
+    let args = match cli::monitor_args(argv) {
         Ok(cli::Action::Print(t)) => return print(t),
         Ok(cli::Action::Run(x)) => x,
         Err(e) => return report("cairn-monitor", &e),
     };
-    let sync = match sync_fd.map(sys::adopt_fd).transpose() {
+    let adopt = |flag: &str, fd: Option<i32>| {
+        fd.map(sys::adopt_fd).transpose().map_err(|e| {
+            Error::Usage(format!(
+                "--{flag} {}: not an open descriptor ({e}): the launcher must let the monitor inherit it",
+                fd.unwrap_or(-1)
+            ))
+        })
+    };
+    let sync = match adopt("sync-fd", args.sync_fd) {
         Ok(fd) => fd,
+        Err(e) => return report("cairn-monitor", &e),
+    };
+    // Held (open) until we exit: the launcher's flock lives on with it.
+    let _lock = match adopt("lock-fd", args.lock_fd).and_then(|fd| {
+        fd.map(|fd| {
+            record_pid(fd).map_err(|e| Error::Usage(format!("--lock-fd: write our pid: {e}")))
+        })
+        .transpose()
+    }) {
+        Ok(f) => f,
         Err(e) => {
-            let e = Error::Usage(format!(
-                "--sync-fd {}: not an open descriptor ({e}): the launcher must let the monitor inherit it",
-                sync_fd.unwrap_or(-1)
-            ));
+            monitor::fail_before_start(sync, &e);
             return report("cairn-monitor", &e);
         }
     };
-    match spec::load::<spec::MonitorSpec>(&path).and_then(|s| s.validate().map(|()| s)) {
+    match spec::load::<spec::MonitorSpec>(&args.spec).and_then(|s| s.validate().map(|()| s)) {
         Ok(spec) => monitor::run(&spec, sync),
         Err(e) => {
             monitor::fail_before_start(sync, &e);
             report("cairn-monitor", &e)
         }
     }
+}
+
+/// Replaces the content of the launcher's lock file with our pid.
+fn record_pid(fd: OwnedFd) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::from(fd);
+    f.set_len(0)?;
+    f.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)?;
+    Ok(f)
 }
 
 /// `cairn-enter`'s main: the command's exit status, or ours.

@@ -9,7 +9,7 @@ use std::io::Read;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext};
 use crate::layout::{Store, REF_NAME};
-use crate::lock::Mode;
+use crate::lock::{LockGuard, Mode};
 use crate::media::{types, Descriptor, ImageConfig, Index, Manifest, ManifestKind};
 use crate::reference::{Name, Reference};
 
@@ -315,11 +315,31 @@ impl Store {
         Ok(results)
     }
 
-    /// Removes every image (`rmi -a`) but those `keep` says are in use.
+    /// Takes the lock that ties image `digest` to its users: a creator of a
+    /// container holds it shared from the moment it has resolved the image
+    /// until its container is on disk; a remover holds it exclusively while
+    /// it checks that no container uses the image and removes it. So a
+    /// container never ends up with an image removed under it.
+    pub fn lock_image_use(&self, digest: &Digest, mode: Mode) -> Result<LockGuard, Error> {
+        LockGuard::acquire(
+            &self
+                .root()
+                .join("locks")
+                .join(format!("use-{}", digest.hex())),
+            mode,
+        )
+    }
+
+    /// Removes every image (`rmi -a`) but those `keep` says are in use
+    /// (asked under the image's use lock, see [`Store::lock_image_use`]).
     pub fn remove_all_images(&self, keep: impl Fn(&Image) -> bool) -> Result<Vec<Removal>, Error> {
         let images = self.images()?;
         let mut out = Vec::new();
-        for image in images.into_iter().filter(|i| !keep(i)) {
+        for image in images {
+            let _use = self.lock_image_use(image.digest(), Mode::Exclusive)?;
+            if keep(&image) {
+                continue;
+            }
             let digest = image.digest().clone();
             self.update_index(|index| {
                 let before = index.manifests.len();
@@ -383,7 +403,8 @@ impl Store {
 
     /// `image prune`: removes dangling images (with `all`, every image), then
     /// unreferenced blobs and abandoned partial downloads, waiting for
-    /// running pulls to finish. Images `keep` says are in use stay. Returns
+    /// running pulls to finish. Images `keep` says are in use (asked under
+    /// the image's use lock) stay. Returns
     /// the removed image ids and the bytes freed.
     pub fn prune_images(
         &self,
@@ -392,8 +413,12 @@ impl Store {
     ) -> Result<(Vec<Digest>, u64), Error> {
         let images = self.images()?;
         let mut removed = Vec::new();
-        for image in images.into_iter().filter(|i| !keep(i)) {
+        for image in images {
             if all || image.names.is_empty() {
+                let _use = self.lock_image_use(image.digest(), Mode::Exclusive)?;
+                if keep(&image) {
+                    continue;
+                }
                 let digest = image.digest().clone();
                 let changed = self.update_index(|index| {
                     let before = index.manifests.len();
@@ -423,6 +448,7 @@ impl Store {
                 None => return Ok(0),
             }
         };
+        self.sweep_pins()?;
         let live = self.live_blobs()?;
         let mut freed = 0;
         for blob in self.blobs()? {
@@ -431,17 +457,47 @@ impl Store {
             }
         }
         freed += self.sweep_partials(wait)?;
+        self.sweep_locks(&live)?;
         Ok(freed)
     }
 
-    /// Blobs reachable from `index.json`: manifests, their configs and
-    /// layers, indexes and their children, recorded source indexes.
-    /// Missing or unreadable blobs are skipped (that is `check`'s business),
-    /// so a damaged store never makes GC delete more.
+    /// Deletes the lock files of blobs and images that are gone
+    /// (`<kind>-[<alg>-]<hex>[-<map>]` whose blob is not live), unless
+    /// somebody holds them.
+    fn sweep_locks(&self, live: &BTreeSet<Digest>) -> Result<(), Error> {
+        let live: BTreeSet<&str> = live.iter().map(|d| d.hex()).collect();
+        let dir = self.root().join("locks");
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = ["blob-sha256-", "blob-sha512-", "use-", "layer-", "image-"]
+                .iter()
+                .find_map(|p| name.strip_prefix(p))
+            else {
+                continue;
+            };
+            let hex = rest.split('-').next().unwrap_or("");
+            if live.contains(hex) || !(hex.len() == 64 || hex.len() == 128) {
+                continue;
+            }
+            if let Some(g) = LockGuard::try_acquire(&e.path(), Mode::Exclusive)? {
+                g.remove()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Blobs reachable from `index.json` or from the pins of live writers:
+    /// manifests, their configs and layers, indexes and their children,
+    /// recorded source indexes. Missing or unreadable blobs are skipped
+    /// (that is `check`'s business), so a damaged store never makes GC
+    /// delete more.
     pub fn live_blobs(&self) -> Result<BTreeSet<Digest>, Error> {
         let index = self.index()?;
         let mut live = BTreeSet::new();
-        let mut todo: Vec<Digest> = Vec::new();
+        let mut todo: Vec<Digest> = self.pinned()?.into_iter().collect();
         for d in &index.manifests {
             todo.push(d.digest.clone());
             if let Some(i) = d.annotations.get(INDEX_DIGEST).and_then(|s| s.parse().ok()) {
@@ -450,6 +506,10 @@ impl Store {
         }
         while let Some(d) = todo.pop() {
             if !live.insert(d.clone()) {
+                continue;
+            }
+            // Pinned layers are not manifests: not even read.
+            if self.blob_size(&d).is_none_or(|n| n > MAX_MANIFEST_SIZE) {
                 continue;
             }
             let Ok(bytes) = self.read_blob(&d, MAX_MANIFEST_SIZE) else {
@@ -505,11 +565,9 @@ impl Store {
     /// With `repair`, corrupt blobs and refs that cannot be satisfied are
     /// removed (nothing is fetched).
     pub fn check(&self, repair: bool) -> Result<CheckReport, Error> {
-        let _gc = self.gc_lock(if repair {
-            Mode::Exclusive
-        } else {
-            Mode::Shared
-        })?;
+        // Shared while reading (no collection deletes under us; pulls go
+        // on), exclusive only to remove what is corrupt.
+        let gc = self.gc_lock(Mode::Shared)?;
         let mut report = CheckReport::default();
         let mut buf = vec![0u8; 1 << 20];
         for alg in ["sha256", "sha512"] {
@@ -563,6 +621,8 @@ impl Store {
             })
             .unwrap_or(0);
         if repair {
+            drop(gc);
+            let _gc = self.gc_lock(Mode::Exclusive)?;
             for blob in &report.corrupt_blobs {
                 self.remove_blob(blob)?;
             }

@@ -16,6 +16,7 @@ use crate::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::layout::{Put, Store, REF_NAME};
 use crate::lock::Mode;
 use crate::media::{host_platform, Descriptor, Index, ManifestKind, Platform};
+use crate::pin::Pin;
 use crate::progress::{BlobKind, PullProgress, Pulled};
 use crate::reference::{Name, Reference};
 
@@ -70,7 +71,7 @@ pub fn import_oci_dir(
     progress: Arc<dyn PullProgress>,
 ) -> Result<Pulled, Error> {
     let source_name = format!("oci:{}", dir.display());
-    let _gc = store.gc_lock(Mode::Shared)?;
+    let pin = store.pin()?;
     let index = read_layout_index(dir, &source_name)?;
     let src = LayoutBlobs {
         root: dir.to_owned(),
@@ -85,6 +86,7 @@ pub fn import_oci_dir(
         Some(name),
         platform,
         &progress,
+        &pin,
     )
 }
 
@@ -103,7 +105,7 @@ pub fn import_oci_archive(
         source_name: source_name.clone(),
         message: m,
     };
-    let gc = store.gc_lock(Mode::Shared)?;
+    let pin = store.pin()?;
     let f = File::open(file).io_context("open archive", file)?;
     let mut archive = tar::Archive::new(f);
     let mut index_bytes = None;
@@ -138,6 +140,7 @@ pub fn import_oci_archive(
                         bad(format!("blob name {} is not a digest", path.display()))
                     })?;
                     let size = entry.header().size().io_context("read archive", file)?;
+                    pin.add([&digest])?;
                     if store.has_blob(&digest) {
                         continue;
                     }
@@ -161,10 +164,12 @@ pub fn import_oci_archive(
             root: store.root().to_owned(),
             name: source_name.clone(),
         };
-        import_from(store, &src, &index, reference, None, platform, &progress)
+        import_from(
+            store, &src, &index, reference, None, platform, &progress, &pin,
+        )
     })();
     let result = result.map_err(|e| e.for_image(&source_name));
-    drop(gc);
+    drop(pin);
     // Blobs of other images in the archive, or of a failed import, go again.
     if let Ok(Some(_gc)) = store.try_gc_lock(Mode::Exclusive) {
         if let Ok(live) = store.live_blobs() {
@@ -250,6 +255,8 @@ fn read_layout_index(dir: &Path, name: &str) -> Result<Index, Error> {
     serde_json::from_slice(&bytes).map_err(|e| bad(format!("index.json is not an OCI index: {e}")))
 }
 
+// Private, two callers; the arguments are the import's own parameters.
+#[allow(clippy::too_many_arguments)]
 fn import_from(
     store: &Store,
     src: &LayoutBlobs,
@@ -258,6 +265,7 @@ fn import_from(
     name: Option<Reference>,
     platform: Option<&Platform>,
     progress: &Arc<dyn PullProgress>,
+    pin: &Pin,
 ) -> Result<Pulled, Error> {
     let entry = match reference {
         Some(r) => index
@@ -301,6 +309,7 @@ fn import_from(
                     want: want.to_string(),
                     offered: i.platforms().join(", "),
                 })?;
+                pin.add([&entry.digest])?;
                 store.put_blob_bytes(&bytes, Some(&entry.digest))?;
                 let b = src.read_small(e, MAX_MANIFEST_SIZE)?;
                 let m =
@@ -315,6 +324,11 @@ fn import_from(
         };
     manifest.check_runnable().map_err(manifest_error)?;
     let config = src.read_small(&manifest.config, MAX_CONFIG_SIZE)?;
+    pin.add(
+        [&desc.digest, &manifest.config.digest]
+            .into_iter()
+            .chain(manifest.layers.iter().map(|l| &l.digest)),
+    )?;
     store.put_blob_bytes(&manifest_bytes, Some(&desc.digest))?;
     store.put_blob_bytes(&config, Some(&manifest.config.digest))?;
     let (mut count, mut bytes_copied) = (0, 0);
@@ -349,6 +363,7 @@ fn import_from(
         desc.size,
     );
     record.platform = desc.platform.clone();
+    let in_use = store.lock_image_use(&desc.digest, Mode::Shared)?;
     store.set_ref(&name, &record, index_digest.as_ref())?;
     Ok(Pulled {
         reference: name,
@@ -356,6 +371,7 @@ fn import_from(
         manifest_digest: desc.digest,
         blobs_fetched: count,
         bytes_fetched: bytes_copied,
+        in_use: std::sync::Arc::new(in_use),
     })
 }
 

@@ -9,7 +9,11 @@
 //!   tmp/index.json.tmp         the next index.json, guarded by the index lock
 //!   locks/blob-<alg>-<hex>     flock: one writer per blob across processes
 //!   locks/index                flock: index.json read-modify-write
-//!   locks/gc                   flock: shared by writers, exclusive to deleters of blobs
+//!   locks/gc                   flock: exclusive to a collection while it decides and
+//!                              deletes; shared for a moment to create or fill a pin
+//!   locks/use-<hex>            flock: shared by a create using image <hex>, exclusive
+//!                              to rmi/prune checking that no container uses it
+//!   pins/<pid>-<n>             blobs a live writer needs (see [`crate::pin`])
 //! ```
 //!
 //! Crash rules: a blob appears under `blobs/` only by `rename(2)` after its
@@ -235,10 +239,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Takes the garbage-collection lock: writers that add blobs hold it
-    /// shared for their whole run; deleting unreferenced blobs needs it
-    /// exclusive, so a blob cannot vanish between a pull seeing it and the
-    /// pull's ref being written.
+    /// Takes the garbage-collection lock: a collection holds it exclusive
+    /// while it decides what is unreferenced and deletes it; writers take it
+    /// shared only for a moment, to create or add to their [`crate::Pin`]
+    /// (never across a download).
     pub fn gc_lock(&self, mode: Mode) -> Result<LockGuard, Error> {
         LockGuard::acquire(&self.lock_path("gc"), mode)
     }

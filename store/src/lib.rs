@@ -13,6 +13,7 @@ pub mod import;
 pub mod layout;
 mod lock;
 pub mod media;
+pub mod pin;
 pub mod progress;
 #[cfg(feature = "registry")]
 pub mod pull;
@@ -25,4 +26,5 @@ pub use error::{Error, RegistryError};
 pub use images::{CheckReport, DiskUsage, Image, ImageError, Removal};
 pub use layout::{BlobLock, BlobWriter, Put, Store, REF_NAME};
 pub use lock::{LockGuard, Mode as LockMode};
+pub use pin::Pin;
 pub use reference::{Name, Reference, ReferenceError, DOCKER_HUB};

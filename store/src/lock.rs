@@ -60,10 +60,15 @@ impl LockGuard {
         loop {
             match Flock::lock(file.try_clone().io_context("open lock file", path)?, arg) {
                 Ok(flock) => {
+                    // Removed (see `remove`) while we waited: we hold a lock
+                    // nobody else can see. Take the one at the path now.
+                    if !same_file(&flock, path)? {
+                        return Self::lock(path, arg);
+                    }
                     return Ok(Some(LockGuard {
                         _flock: flock,
                         path: path.to_owned(),
-                    }))
+                    }));
                 }
                 Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
                 Err((_, Errno::EINTR)) => continue,
@@ -72,6 +77,29 @@ impl LockGuard {
                 }
             }
         }
+    }
+
+    /// Deletes the lock file while holding the lock, so lock files of
+    /// things that are gone do not pile up. Safe against waiters: whoever
+    /// got the lock on the deleted file sees it is not the one at the path
+    /// any more and locks that one instead.
+    pub fn remove(self) -> Result<(), Error> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).io_context("remove lock file", &self.path),
+        }
+    }
+}
+
+/// Whether the open lock file is still the file at `path`.
+fn same_file(f: &File, path: &Path) -> Result<bool, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let open = f.metadata().io_context("stat lock file", path)?;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.dev() == open.dev() && m.ino() == open.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).io_context("stat lock file", path),
     }
 }
 
@@ -105,5 +133,33 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(s1.path(), p);
+    }
+
+    #[test]
+    fn a_waiter_on_a_removed_lock_file_takes_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let held = LockGuard::acquire(&p, Mode::Exclusive).unwrap();
+        let p2 = p.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let g = LockGuard::acquire(&p2, Mode::Exclusive).unwrap();
+            tx.send(()).unwrap();
+            // Hold it until the main thread has checked exclusion.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(g);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        held.remove().unwrap();
+        rx.recv().unwrap();
+        // The waiter holds the lock at the path, so nobody else gets it.
+        assert!(p.exists());
+        assert!(LockGuard::try_acquire(&p, Mode::Exclusive)
+            .unwrap()
+            .is_none());
+        waiter.join().unwrap();
+        assert!(LockGuard::try_acquire(&p, Mode::Exclusive)
+            .unwrap()
+            .is_some());
     }
 }

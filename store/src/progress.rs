@@ -55,4 +55,8 @@ pub struct Pulled {
     pub blobs_fetched: usize,
     /// Bytes fetched.
     pub bytes_fetched: u64,
+    /// The image's use lock, held shared from before its ref was written
+    /// (see [`crate::Store::lock_image_use`]): until the last clone is
+    /// dropped, rmi and prune wait, so the caller can still use the image.
+    pub in_use: std::sync::Arc<crate::LockGuard>,
 }

@@ -10,6 +10,7 @@ use crate::images::MAX_MANIFEST_SIZE;
 use crate::layout::{Put, Store};
 use crate::lock::Mode;
 use crate::media::{host_platform, Descriptor, Manifest, ManifestKind, Platform};
+use crate::pin::Pin;
 pub use crate::progress::{BlobKind, PullProgress, Pulled, Silent};
 use crate::reference::{Name, Reference};
 use crate::registry::client::RegistryClient;
@@ -78,12 +79,13 @@ pub async fn pull(
     opts: &PullOptions,
     progress: Arc<dyn PullProgress>,
 ) -> Result<Pulled, Error> {
-    let gc = tokio::task::block_in_place(|| store.gc_lock(Mode::Shared))?;
+    // No store-wide lock across the download: the blobs are pinned.
+    let pin = tokio::task::block_in_place(|| store.pin())?;
     let new_blobs = Arc::new(Mutex::new(Vec::new()));
-    let result = pull_locked(store, reference, opts, progress, new_blobs.clone())
+    let result = pull_pinned(store, reference, opts, progress, new_blobs.clone(), &pin)
         .await
         .map_err(|e| e.for_image(&reference.to_string()));
-    drop(gc);
+    drop(pin);
     if result.is_err() {
         let added = std::mem::take(&mut *new_blobs.lock().expect("not poisoned"));
         discard_unreferenced(store, &added);
@@ -91,13 +93,17 @@ pub async fn pull(
     result
 }
 
-async fn pull_locked(
+async fn pull_pinned(
     store: &Store,
     reference: &Reference,
     opts: &PullOptions,
     progress: Arc<dyn PullProgress>,
     new_blobs: Arc<Mutex<Vec<Digest>>>,
+    pin: &Pin,
 ) -> Result<Pulled, Error> {
+    // Pinned before the store is asked what it has (see `crate::pin`).
+    let pin_now =
+        |digests: &[&Digest]| tokio::task::block_in_place(|| pin.add(digests.iter().copied()));
     progress.trying(reference);
     let p = progress.clone();
     let client = Arc::new(
@@ -123,6 +129,7 @@ async fn pull_locked(
     let (desc, manifest, index_digest) = match kind {
         ManifestKind::Image(m) => {
             m.check_runnable().map_err(manifest_error)?;
+            pin_now(&[&digest])?;
             let (_, put) = store.put_blob_bytes(&bytes, Some(&digest))?;
             record(&digest, put);
             let desc = Descriptor::new(m.effective_media_type(), digest, bytes.len() as u64);
@@ -143,6 +150,7 @@ async fn pull_locked(
                 },
             })?;
             let entry = entry.clone();
+            pin_now(&[&digest, &entry.digest])?;
             let (_, put) = store.put_blob_bytes(&bytes, Some(&digest))?;
             record(&digest, put);
             let mbytes = if store.has_blob(&entry.digest) {
@@ -181,6 +189,9 @@ async fn pull_locked(
         }
     };
 
+    let mut wanted = vec![&manifest.config.digest];
+    wanted.extend(manifest.layers.iter().map(|l| &l.digest));
+    pin_now(&wanted)?;
     let (fetched, bytes_fetched) =
         fetch_blobs(store, &client, &manifest, opts.jobs, &progress, &new_blobs).await?;
 
@@ -213,6 +224,7 @@ async fn pull_locked(
             os_version: None,
         });
     }
+    let in_use = tokio::task::block_in_place(|| store.lock_image_use(&desc.digest, Mode::Shared))?;
     store.set_ref(reference, &desc, index_digest.as_ref())?;
     Ok(Pulled {
         reference: reference.clone(),
@@ -220,6 +232,7 @@ async fn pull_locked(
         manifest_digest: desc.digest,
         blobs_fetched: fetched,
         bytes_fetched,
+        in_use: Arc::new(in_use),
     })
 }
 

@@ -273,7 +273,7 @@ fn soak() {
     };
     container_cycle("warmup");
     let pull_cycle = |i: usize| {
-        let r = if i % big_every == 0 {
+        let r = if i.is_multiple_of(big_every) {
             big.as_str()
         } else {
             small[i].as_str()

@@ -144,6 +144,25 @@ impl Unpacker {
         )?)
     }
 
+    /// The object store's lock: shared by whoever writes objects not yet
+    /// named by a saved changeset (a decoder) or links them (an image root
+    /// builder), exclusive to the collection deleting unnamed objects and
+    /// to `check --repair`. Held across local work only, never a download.
+    fn objects_lock(&self, mode: LockMode) -> Result<LockGuard, Error> {
+        Ok(LockGuard::acquire(
+            &self.store.root().join("locks").join("objects"),
+            mode,
+        )?)
+    }
+
+    fn layer_lock_name(&self, blob: &Digest) -> String {
+        format!("layer-{}{}", blob.hex(), self.tag)
+    }
+
+    fn image_lock_name(&self, manifest: &Digest) -> String {
+        format!("image-{}{}", manifest.hex(), self.tag)
+    }
+
     /// The changeset of a stored layer blob: from the cache if its objects
     /// are all there, else decoded (once, whatever the number of processes
     /// asking). Returns it with the layer's diff id.
@@ -151,13 +170,16 @@ impl Unpacker {
         if let Some(hit) = self.cached(blob)? {
             return Ok(hit);
         }
-        // Shared gc lock: objects written before the changeset names them
-        // must not look unreferenced to a concurrent prune.
-        let _gc = self.store.gc_lock(LockMode::Shared)?;
-        let _lock = self.lock(&format!("layer-{}{}", blob.hex(), self.tag))?;
+        // The blob pinned: a collection keeps it and its changeset.
+        let pin = self.store.pin()?;
+        pin.add([blob])?;
+        let _lock = self.lock(&self.layer_lock_name(blob))?;
         if let Some(hit) = self.cached(blob)? {
             return Ok(hit);
         }
+        // Objects written before the changeset names them must not look
+        // unreferenced to a concurrent collection.
+        let _objects = self.objects_lock(LockMode::Shared)?;
         // A changeset temp file of this layer is a killed decoder's: the
         // lock we hold excludes live ones.
         sweep_temps(
@@ -262,8 +284,11 @@ impl Unpacker {
         if let Some(root) = self.existing_root(&dir)? {
             return Ok(root);
         }
-        let _gc = self.store.gc_lock(LockMode::Shared)?;
-        let _lock = self.lock(&format!("image-{}{}", image.digest().hex(), self.tag))?;
+        // The manifest pinned: a collection keeps its blobs, changesets
+        // and root (and leaves our temp root alone: we hold the image lock).
+        let pin = self.store.pin()?;
+        pin.add([image.digest()])?;
+        let _lock = self.lock(&self.image_lock_name(image.digest()))?;
         if let Some(root) = self.existing_root(&dir)? {
             return Ok(root);
         }
@@ -276,6 +301,8 @@ impl Unpacker {
         );
         let layers = self.layers_of(image)?;
         let plan = Plan::from_layers(&layers)?;
+        // The objects we link must stay until the root holds them.
+        let _objects = self.objects_lock(LockMode::Shared)?;
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
         let build = || -> Result<RootInfo, Error> {
             let rootfs = tmp.join("rootfs");
@@ -344,15 +371,17 @@ impl Unpacker {
     }
 
     /// Deletes derived data nothing needs any more: image roots of images
-    /// no longer in the index, changesets of layer blobs no longer stored,
-    /// objects no remaining changeset names, and leftovers of interrupted
-    /// builds. With `wait`, blocks until running pulls are done; without,
-    /// does nothing while one runs. Holds the store's gc lock exclusively, so
-    /// nothing is deleted under a pull or an unpack. Returns bytes freed.
+    /// neither in the index nor pinned, changesets of layer blobs no longer
+    /// live, objects no remaining changeset names, and leftovers of
+    /// interrupted builds. With `wait`, blocks until a running collection is
+    /// done; without, does nothing while one runs. First under the store's
+    /// gc lock (roots and changesets), then under the objects lock (objects:
+    /// waits for running decoders and root builders, never for a download).
+    /// Returns bytes freed.
     ///
     /// Every id map's derived data is considered, not only this unpacker's.
     pub fn collect_garbage(&self, wait: bool) -> Result<u64, Error> {
-        let _gc = if wait {
+        let gc = if wait {
             self.store.gc_lock(LockMode::Exclusive)?
         } else {
             match self.store.try_gc_lock(LockMode::Exclusive)? {
@@ -361,52 +390,88 @@ impl Unpacker {
             }
         };
         let mut freed = 0;
-        let live_images: std::collections::HashSet<String> = self
-            .store
-            .images()?
-            .iter()
-            .map(|i| i.digest().hex().to_owned())
-            .collect();
-        let images_dir = self.store.root().join("images");
-        for e in read_dir(&images_dir)? {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let hex = name.get(..64).unwrap_or("");
-            // Temp dirs belong to dead builders: live ones hold the gc lock shared.
-            let building = name.contains(".tmp-");
-            if !live_images.contains(hex) || building {
-                freed += tree_size(&e.path());
-                // A root disappears by rename before it is deleted: deleting
-                // it in place, a crash would leave `info.json` beside a
-                // half-deleted `rootfs/`, which the next pull of the image
-                // would take for a whole root.
-                let doomed = if building {
-                    e.path()
-                } else {
-                    let to = images_dir.join(format!("{name}.tmp-gc-{}", std::process::id()));
-                    fs::rename(e.path(), &to).io_context("remove image root", &e.path())?;
-                    to
-                };
-                remove_tree(&doomed).io_context("remove image root", &doomed)?;
-            }
-        }
         let live_blobs: std::collections::HashSet<String> = self
             .store
             .live_blobs()?
             .iter()
             .map(|d| d.hex().to_owned())
             .collect();
+        let held = |lock: &str| -> Result<bool, Error> {
+            let path = self.store.root().join("locks").join(lock);
+            Ok(LockGuard::try_acquire(&path, LockMode::Exclusive)?.is_none())
+        };
+        let images_dir = self.store.root().join("images");
+        for e in read_dir(&images_dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = name.get(..64).unwrap_or("");
+            // `<hex><tag>.tmp-<pid>`: a builder's, alive while it holds the
+            // image lock, else dead.
+            let building = name
+                .split_once(".tmp-")
+                .map(|(stem, _)| format!("image-{stem}"));
+            if let Some(lock) = &building {
+                if held(lock)? {
+                    continue;
+                }
+            } else if live_blobs.contains(hex) {
+                continue;
+            }
+            freed += tree_size(&e.path());
+            // A root disappears by rename before it is deleted: deleting it
+            // in place, a crash would leave `info.json` beside a
+            // half-deleted `rootfs/`, which the next pull of the image would
+            // take for a whole root.
+            let doomed = if building.is_some() {
+                e.path()
+            } else {
+                let to = images_dir.join(format!("{name}.tmp-gc-{}", std::process::id()));
+                fs::rename(e.path(), &to).io_context("remove image root", &e.path())?;
+                to
+            };
+            remove_tree(&doomed).io_context("remove image root", &doomed)?;
+        }
         let layers_dir = self.store.root().join("layers");
-        let mut live_objects = std::collections::HashSet::new();
         for e in read_dir(&layers_dir)? {
             let name = e.file_name().to_string_lossy().into_owned();
             let hex = name.get(..64).unwrap_or("");
-            let keep = live_blobs.contains(hex) && name.ends_with(".cs");
-            if !keep {
-                freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(e.path()).io_context("remove changeset", &e.path())?;
+            // `<hex><tag>.tmp-<pid>`: a decoder's, alive while it holds the
+            // layer lock.
+            if let Some((stem, _)) = name.split_once(".tmp-") {
+                if held(&format!("layer-{stem}"))? {
+                    continue;
+                }
+            } else if live_blobs.contains(hex) && name.ends_with(".cs") {
                 continue;
             }
-            let bytes = fs::read(e.path()).io_context("read changeset", &e.path())?;
+            freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(e.path()).io_context("remove changeset", &e.path())?;
+        }
+        drop(gc);
+        // Objects: decoders and builders hold this lock shared, so every
+        // object on disk now is named by a saved changeset or by none.
+        let _objects = if wait {
+            self.objects_lock(LockMode::Exclusive)?
+        } else {
+            match LockGuard::try_acquire(
+                &self.store.root().join("locks").join("objects"),
+                LockMode::Exclusive,
+            )? {
+                Some(g) => g,
+                None => return Ok(freed),
+            }
+        };
+        let mut live_objects = std::collections::HashSet::new();
+        for e in read_dir(&layers_dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".cs") {
+                continue;
+            }
+            let bytes = match fs::read(e.path()) {
+                Ok(b) => b,
+                // Removed since the listing (by a collection of blobs).
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err).io_context("read changeset", &e.path()),
+            };
             match bytes
                 .strip_prefix(CHANGESET_MAGIC)
                 .and_then(|b| postcard::from_bytes::<CachedLayer>(b).ok())
@@ -414,7 +479,7 @@ impl Unpacker {
                 Some(c) => live_objects.extend(c.changeset.objects().copied()),
                 None => {
                     // Unreadable: it would be decoded again anyway.
-                    fs::remove_file(e.path()).io_context("remove changeset", &e.path())?;
+                    let _ = fs::remove_file(e.path());
                 }
             }
         }

@@ -51,7 +51,7 @@ pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
         Ok(s) => s,
         Err(e) => {
             if c.config.auto_remove {
-                let _ = remove(ctx, &c, true, Duration::ZERO, true);
+                let _ = remove(ctx, &c, IfRunning::Stop, Duration::ZERO, true);
             }
             return Err(e);
         }
@@ -79,7 +79,7 @@ fn finish_attached(
     };
     if c.config.auto_remove {
         c.reload()?;
-        remove(ctx, c, true, Duration::ZERO, true)?;
+        remove(ctx, c, IfRunning::Stop, Duration::ZERO, true)?;
     }
     Ok(exit_code(code))
 }
@@ -164,6 +164,17 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
     }
     let image = resolve_image(ctx, image_spec, a)?;
     let store = ctx.store()?;
+    // Held until the container is on disk: rmi and prune, which check for
+    // users under this lock, wait for us and then see the container.
+    let _use = store.lock_image_use(image.digest(), cairn_store::LockMode::Shared)?;
+    if store.image_by_manifest(image.digest())?.is_none() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!(
+                "{image_spec}: image not known: it was removed (rmi or prune) while the container was being created: pull it again"
+            ),
+        ));
+    }
     let keep_id = keep_id(a.userns.as_deref())?;
     let mut unpack_opts = cairn_unpacker::UnpackerOptions::default();
     if let Some((maps, _)) = &keep_id {
@@ -1142,34 +1153,72 @@ pub fn kill(ctx: &Context, a: KillArgs) -> anyhow::Result<u8> {
 
 /// Removes a container: stops it when `force`, then its directory and,
 /// with `volumes`, its anonymous volumes.
+/// What [`remove`] does with a container that runs (checked under its
+/// lock, so a start racing the removal is seen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfRunning {
+    /// Fail like podman's rm without -f.
+    Refuse,
+    /// Stop it first (`rm -f`).
+    Stop,
+    /// Leave it (prune): `Ok(false)`.
+    Skip,
+}
+
+/// Removes `c`; `Ok(false)` when it runs and `if_running` is `Skip`, or it
+/// is gone already.
 fn remove(
     ctx: &Context,
     c: &Container,
-    force: bool,
+    if_running: IfRunning,
     timeout: Duration,
     volumes: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut c = c.clone();
-    if matches!(c.live().status, Status::Running | Status::Stopping) {
-        if !force {
+    let containers = Containers::new(ctx.root());
+    let mut stops = 0;
+    let (_names, _lock) = loop {
+        let names = containers.lock_names()?;
+        let lock = c.lock()?;
+        if !c.dir.join("config.json").exists() {
+            return Ok(false);
+        }
+        c.reload()?;
+        if !matches!(c.live().status, Status::Running | Status::Stopping) {
+            break (names, lock);
+        }
+        match if_running {
+            IfRunning::Skip => return Ok(false),
+            IfRunning::Refuse => {
+                return Err(exit::with_code(
+                    2,
+                    format!(
+                        "cannot remove container {} as it is running - running or paused containers cannot be removed without force: container state improper",
+                        c.config.id
+                    ),
+                ))
+            }
+            IfRunning::Stop => {}
+        }
+        // Started again each time we stopped it: somebody insists.
+        if stops == 3 {
             return Err(exit::with_code(
-                2,
+                exit::ENGINE,
                 format!(
-                    "cannot remove container {} as it is running - running or paused containers cannot be removed without force: container state improper",
-                    c.config.id
+                    "container {} was started again each of the 3 times rm stopped it: stop whatever starts it, then rm again",
+                    c.config.name
                 ),
             ));
         }
+        stops += 1;
+        drop((lock, names));
         runtime::stop(&mut c, timeout)?;
-    }
-    let containers = Containers::new(ctx.root());
-    let _names = containers.lock_names()?;
-    let _lock = c.lock()?;
+    };
     // Disappear atomically, then delete at leisure.
     let trash = containers.dir().join(format!(".rm-{}", c.config.id));
     match std::fs::rename(&c.dir, &trash) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e).with_context(|| format!("remove container {}", c.dir.display())),
     }
     container::remove_tree(&trash).with_context(|| format!("remove {}", trash.display()))?;
@@ -1186,18 +1235,25 @@ fn remove(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
-/// Removes a container whatever its state (rmi -f, system prune).
+/// Removes a container whatever its state (rmi -f).
 pub fn remove_forced(ctx: &Context, c: &Container) -> anyhow::Result<()> {
     remove(
         ctx,
         c,
-        true,
+        IfRunning::Stop,
         Duration::from_secs(c.config.stop_timeout),
         true,
     )
+    .map(drop)
+}
+
+/// Removes a container unless it runs (checked under its lock): whether it
+/// was removed (system prune).
+pub fn remove_unless_running(ctx: &Context, c: &Container) -> anyhow::Result<bool> {
+    remove(ctx, c, IfRunning::Skip, Duration::ZERO, true)
 }
 
 /// `cairn rm`.
@@ -1219,8 +1275,13 @@ pub fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
     let mut errors = Vec::new();
     for c in found {
         let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
-        match remove(ctx, &c, a.force, t, a.volumes) {
-            Ok(()) => println!("{}", shown_name(&a.containers, &c)),
+        let if_running = if a.force {
+            IfRunning::Stop
+        } else {
+            IfRunning::Refuse
+        };
+        match remove(ctx, &c, if_running, t, a.volumes) {
+            Ok(_) => println!("{}", shown_name(&a.containers, &c)),
             Err(e) => {
                 code = e
                     .downcast_ref::<exit::Exit>()
@@ -1252,7 +1313,7 @@ fn rm_after_exit(ctx: &Context, id: &str) -> anyhow::Result<u8> {
         return Ok(0);
     };
     runtime::wait_exit(&c);
-    remove(ctx, &c, true, Duration::ZERO, true)?;
+    remove(ctx, &c, IfRunning::Stop, Duration::ZERO, true)?;
     Ok(0)
 }
 
@@ -1260,8 +1321,9 @@ fn rm_after_exit(ctx: &Context, id: &str) -> anyhow::Result<u8> {
 pub fn prune(ctx: &Context, _a: ContainerPruneArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
     for c in containers.list()? {
-        if matches!(c.live().status, Status::Exited | Status::Created) {
-            remove(ctx, &c, false, Duration::ZERO, true)?;
+        if matches!(c.live().status, Status::Exited | Status::Created)
+            && remove(ctx, &c, IfRunning::Skip, Duration::ZERO, true)?
+        {
             println!("{}", c.config.id);
         }
     }

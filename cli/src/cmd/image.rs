@@ -442,8 +442,7 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
                 }
             }
         }
-        let in_use = containers.images_in_use()?;
-        for r in store.remove_all_images(|i| in_use.contains(i.digest().hex()))? {
+        for r in store.remove_all_images(|i| in_use_now(&containers, i))? {
             print_removal(&r);
         }
         derived_gc(&store, false)?;
@@ -458,8 +457,10 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
     let search = ctx.search_registries()?;
     let mut code = 0;
     // podman refuses to remove an image a container uses, unless -f, which
-    // removes those containers first.
+    // removes those containers first. The use locks, held until the images
+    // are gone, keep creates from adding users meanwhile.
     let mut specs = Vec::new();
+    let mut use_locks = Vec::new();
     for spec in &a.images {
         let image = match store.find_image(spec, &search) {
             Ok(i) => i,
@@ -468,6 +469,11 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
                 continue;
             }
         };
+        if !use_locks.iter().any(|(d, _)| d == image.digest()) {
+            let lock = store.lock_image_use(image.digest(), cairn_store::LockMode::Exclusive)?;
+            use_locks.push((image.digest().clone(), lock));
+        }
+        let in_use = containers.images_in_use()?;
         let untag_only = image.names.len() > 1
             && image
                 .names
@@ -504,8 +510,17 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    drop(use_locks);
     derived_gc(&store, false)?;
     Ok(code)
+}
+
+/// Whether a container uses `image`, read now (callers hold the image's use
+/// lock, so no create can add one meanwhile). Unreadable: in use.
+pub fn in_use_now(containers: &crate::container::Containers, image: &Image) -> bool {
+    containers
+        .images_in_use()
+        .map_or(true, |u| u.contains(image.digest().hex()))
 }
 
 fn in_use_message(
@@ -678,8 +693,8 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let store = ctx.store()?;
-    let in_use = crate::container::Containers::new(ctx.root()).images_in_use()?;
-    let (removed, _freed) = store.prune_images(a.all, |i| in_use.contains(i.digest().hex()))?;
+    let containers = crate::container::Containers::new(ctx.root());
+    let (removed, _freed) = store.prune_images(a.all, |i| in_use_now(&containers, i))?;
     derived_gc(&store, true)?;
     for id in removed {
         println!("{}", id.hex());

@@ -331,8 +331,8 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
         if !matches!(
             c.live().status,
             crate::container::Status::Running | crate::container::Status::Stopping
-        ) {
-            super::container::remove_forced(ctx, &c)?;
+        ) && super::container::remove_unless_running(ctx, &c)?
+        {
             stopped.push(c.config.id);
         }
     }
@@ -342,8 +342,8 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
             println!("{id}");
         }
     }
-    let in_use = containers.images_in_use()?;
-    let (removed, freed) = store.prune_images(a.all, |i| in_use.contains(i.digest().hex()))?;
+    let (removed, freed) =
+        store.prune_images(a.all, |i| super::image::in_use_now(&containers, i))?;
     let freed = freed + super::image::derived_gc(&store, true)?;
     if !removed.is_empty() {
         println!("Deleted Images");

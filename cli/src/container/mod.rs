@@ -12,6 +12,9 @@
 //!   hostname hosts resolv.conf containerenv   files bound into the container
 //!   monitor.json mount.json pivot.json        the helper specs of the last start
 //!   lock            flock: one state change at a time
+//!   monitor.lock    flock held by the running cairn-monitor (start locks it and
+//!                   hands it over), holding the monitor's pid: a start killed
+//!                   before it recorded the monitor cannot lose it
 //! <root>/locks/containers   flock: names are unique (create, rename, rm)
 //! ```
 //!
@@ -337,11 +340,23 @@ impl Container {
     /// not the container: the monitor's pid file has it. In memory only;
     /// the next state change saves it.
     fn adopt_interrupted_start(&mut self) {
-        if self.state.started_at.is_some()
-            || self.state.error.is_some()
-            || self.state.monitor_pid <= 0
-            || !self.monitor_alive()
-        {
+        if !self.monitor_alive() {
+            // Killed before it saved the monitor's pid: the monitor holds
+            // monitor.lock and wrote its pid there.
+            let Some(pid) = self.monitor_holding_lock() else {
+                return;
+            };
+            let Some(start) = proc_start_time(pid) else {
+                return;
+            };
+            self.state.monitor_pid = pid;
+            self.state.monitor_start = start;
+            self.state.boot_id = boot_id();
+            self.state.started_at = None;
+            self.state.error = None;
+            self.state.pid = 0;
+        }
+        if self.state.started_at.is_some() || self.state.error.is_some() {
             return;
         }
         let Some(pid) = fs::read_to_string(self.dir.join("pid"))
@@ -354,6 +369,23 @@ impl Container {
             self.state.pid = pid;
             self.state.pid_start = start;
             self.state.started_at = Some(now_rfc3339());
+        }
+    }
+
+    /// The pid of the live monitor holding `monitor.lock`, if one does and
+    /// has written its pid there.
+    pub fn monitor_holding_lock(&self) -> Option<i32> {
+        let f = File::open(self.dir.join("monitor.lock")).ok()?;
+        // Shared: two readers never mistake each other for a monitor.
+        match f.try_lock_shared() {
+            Ok(()) => None,
+            Err(fs::TryLockError::WouldBlock) => fs::read_to_string(self.dir.join("monitor.lock"))
+                .ok()?
+                .trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|p| *p > 0 && proc_start_time(*p).is_some()),
+            Err(fs::TryLockError::Error(_)) => None,
         }
     }
 

@@ -43,6 +43,13 @@ pub struct Started {
 pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
     let _lock = c.lock()?;
     c.reload()?;
+    // The monitor lock: free unless a monitor runs (possibly one of a start
+    // killed before it could record it, which `reload` adopts once the
+    // monitor has written its pid).
+    let monitor_lock = lock_monitor(c, true)?;
+    if monitor_lock.is_none() {
+        c.reload()?;
+    }
     // A start killed mid-way may have left a monitor that is still coming up.
     let deadline = Instant::now() + Duration::from_secs(5);
     while c.starting() && Instant::now() < deadline {
@@ -55,6 +62,13 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
         }
         return Ok(Started { monitor: None });
     }
+    let monitor_lock = match monitor_lock {
+        Some(l) => l,
+        // Its container has ended; the monitor is finishing (draining the
+        // output, writing the exit record).
+        None => lock_monitor(c, false)?.expect("waits until the lock is taken"),
+    };
+    c.reload()?;
     let helpers = Helpers::find()?;
     prepare_files(c)?;
     write_json(
@@ -68,6 +82,8 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
     let monitor_spec = spec::monitor_spec(&helpers, &c.config, &c.dir, attach);
     write_json(&c.dir.join("monitor.json"), &monitor_spec)?;
     let _ = fs::remove_file(c.dir.join("exit.json"));
+    // The monitor writes the new one; a stale one must not be adopted.
+    let _ = fs::remove_file(c.dir.join("pid"));
     // A leftover mount point from a crash is only a directory: the container's
     // mounts live in its own mount namespace and die with it.
     // Close-on-exec in this process; only the monitor inherits the write end
@@ -76,10 +92,13 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
         .context("create the monitor's sync pipe")?;
     let mut cmd = Command::new(&helpers.monitor);
     let sync_fd = cairn_helpers::inherit_fd(&mut cmd, &sync_w);
+    let lock_fd = cairn_helpers::inherit_fd(&mut cmd, &monitor_lock);
     cmd.arg("--spec")
         .arg(c.dir.join("monitor.json"))
         .arg("--sync-fd")
         .arg(sync_fd.to_string())
+        .arg("--lock-fd")
+        .arg(lock_fd.to_string())
         .stdin(if attach.stdin {
             Stdio::inherit()
         } else {
@@ -99,6 +118,8 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
         .spawn()
         .with_context(|| format!("start {}", helpers.monitor.display()))?;
     drop(sync_w);
+    // Closed, not unlocked: the monitor's copy keeps the lock.
+    drop(monitor_lock);
     let monitor_pid = child.id() as i32;
     // Recorded before anything else: if we are killed now, the next command
     // finds the monitor (and, through its pid file, the container).
@@ -157,6 +178,52 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
             None
         },
     })
+}
+
+/// Takes `monitor.lock` exclusively, emptied for the next monitor's pid.
+/// A live monitor holds it: with `adopt`, `None` as soon as its pid is
+/// there (so the caller adopts it); without, waits for it to exit. Either
+/// way for 5 s at most.
+fn lock_monitor(c: &Container, adopt: bool) -> anyhow::Result<Option<OwnedFd>> {
+    let path = c.dir.join("monitor.lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match f.try_lock() {
+            Ok(()) => {
+                f.set_len(0)
+                    .with_context(|| format!("truncate {}", path.display()))?;
+                return Ok(Some(OwnedFd::from(f)));
+            }
+            // Held by a monitor, or for an instant by a reader (shared).
+            Err(fs::TryLockError::WouldBlock) => {
+                let monitor = c.monitor_holding_lock();
+                if adopt && monitor.is_some() {
+                    return Ok(None);
+                }
+                if Instant::now() > deadline {
+                    let msg = format!(
+                        "container {}: cairn-monitor {} still holds {} after 5 s: try again, or stop it with `cairn rm -f {}`",
+                        c.config.name,
+                        monitor.map_or_else(|| "(pid not known)".to_owned(), |p| p.to_string()),
+                        path.display(),
+                        c.config.name
+                    );
+                    return Err(exit::with_code(exit::ENGINE, msg));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("lock {}", path.display()))
+            }
+        }
+    }
 }
 
 fn read_sync(fd: OwnedFd) -> anyhow::Result<Sync> {

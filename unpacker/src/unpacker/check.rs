@@ -69,16 +69,11 @@ impl DerivedReport {
 
 impl Unpacker {
     /// Checks (and with `repair`, fixes) changesets, objects and the image
-    /// roots of this unpacker's id map. Holds the store's gc lock (shared to
-    /// check, exclusive to repair), so it runs beside pulls but never beside
-    /// a prune.
+    /// roots of this unpacker's id map. Holds the objects lock shared while
+    /// it reads changesets and objects (so a collection deletes none under
+    /// it) and exclusively while it removes what is corrupt.
     pub fn check(&self, opts: &CheckOptions) -> Result<DerivedReport, Error> {
-        let mode = if opts.repair {
-            LockMode::Exclusive
-        } else {
-            LockMode::Shared
-        };
-        let gc = self.store.gc_lock(mode)?;
+        let objects_lock = self.objects_lock(LockMode::Shared)?;
         let mut report = DerivedReport::default();
         // 1. Changesets, and the metadata each object must have.
         let mut expected: HashMap<ObjectId, Meta> = HashMap::new();
@@ -124,8 +119,8 @@ impl Unpacker {
                 }
             }
         }
-        // Decoding a layer again (below) takes the gc lock shared itself.
-        drop(gc);
+        // Decoding a layer again (below) takes the objects lock itself.
+        drop(objects_lock);
         // 3. Image roots of this id map.
         let images = self.store.images()?;
         let mut to_rebuild = Vec::new();
@@ -193,7 +188,7 @@ impl Unpacker {
             // roots damaged: keep everything until those containers stop.
             return Ok(report);
         }
-        let gc = self.store.gc_lock(LockMode::Exclusive)?;
+        let objects_lock = self.objects_lock(LockMode::Exclusive)?;
         for id in &corrupt {
             let _ = fs::remove_file(self.objects.path(id));
             for cs in users.get(id).into_iter().flatten() {
@@ -206,7 +201,7 @@ impl Unpacker {
         for (dir, _) in &to_rebuild {
             remove_tree(dir).io_context("remove image root", dir)?;
         }
-        drop(gc);
+        drop(objects_lock);
         for (dir, image) in to_rebuild {
             self.image_root(image)?;
             report.rebuilt.push(
@@ -230,7 +225,7 @@ impl Unpacker {
         let owners = self.objects.ownership() == Ownership::Apply;
         plan.walk(|path, node| {
             i += 1;
-            if diff.is_some() || (i - 1) % stride != 0 || path.is_root() {
+            if diff.is_some() || !(i - 1).is_multiple_of(stride) || path.is_root() {
                 return;
             }
             checked += 1;
