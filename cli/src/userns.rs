@@ -14,7 +14,7 @@
 use std::fs;
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsRawFd as _, OwnedFd};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _};
 
@@ -274,12 +274,21 @@ pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
         return Ok(status.code().unwrap_or(125) as u8);
     }
     let pid = child.id().to_string();
-    let run = |prog: &std::path::Path, own: u32, ranges: &[Range]| -> anyhow::Result<()> {
-        let out = Command::new(prog)
+    // Both at once: they write different files of the same process.
+    let spawn = |prog: &std::path::Path, own: u32, ranges: &[Range]| {
+        Command::new(prog)
             .arg(&pid)
             .args(map_args(own, ranges))
-            .output()
-            .with_context(|| format!("run {}", prog.display()))?;
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("run {}", prog.display()))
+    };
+    let finish = |prog: &std::path::Path, c: std::process::Child| -> anyhow::Result<()> {
+        let out = c
+            .wait_with_output()
+            .with_context(|| format!("wait for {}", prog.display()))?;
         if !out.status.success() {
             bail!(
                 "{} failed ({}): {} — check /etc/subuid and /etc/subgid, and that {} is setuid root (package uidmap)",
@@ -291,8 +300,21 @@ pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
         }
         Ok(())
     };
-    let mapped = run(&newuidmap, uid.as_raw(), &uranges)
-        .and_then(|()| run(&newgidmap, gid.as_raw(), &granges));
+    let uidmap = spawn(&newuidmap, uid.as_raw(), &uranges);
+    let gidmap = spawn(&newgidmap, gid.as_raw(), &granges);
+    let mapped = match (uidmap, gidmap) {
+        (Ok(u), Ok(g)) => {
+            let u = finish(&newuidmap, u);
+            let g = finish(&newgidmap, g);
+            u.and(g)
+        }
+        (Err(e), other) | (other @ Ok(_), Err(e)) => {
+            if let Ok(mut c) = other {
+                let _ = c.wait();
+            }
+            Err(e)
+        }
+    };
     let _ = to_child.write_all(if mapped.is_ok() { b"m" } else { b"x" });
     drop(to_child);
     let status = wait_forwarding(&mut child)?;

@@ -379,8 +379,24 @@ impl Unpacker {
     /// waits for running decoders and root builders, never for a download).
     /// Returns bytes freed.
     ///
+    /// Objects: those named by the changesets this collection removes are
+    /// deleted unless a remaining changeset names them, so the work is in
+    /// proportion to what goes plus the live images' changesets, not to the
+    /// size of the object store. [`Unpacker::collect_all_garbage`] walks
+    /// every object as well (for objects a killed decoder left unnamed).
+    ///
     /// Every id map's derived data is considered, not only this unpacker's.
     pub fn collect_garbage(&self, wait: bool) -> Result<u64, Error> {
+        self.collect(wait, false)
+    }
+
+    /// [`Unpacker::collect_garbage`], then every object no changeset names
+    /// (`system prune`): time in proportion to the object store.
+    pub fn collect_all_garbage(&self, wait: bool) -> Result<u64, Error> {
+        self.collect(wait, true)
+    }
+
+    fn collect(&self, wait: bool, walk_all: bool) -> Result<u64, Error> {
         let gc = if wait {
             self.store.gc_lock(LockMode::Exclusive)?
         } else {
@@ -431,6 +447,8 @@ impl Unpacker {
             remove_tree(&doomed).io_context("remove image root", &doomed)?;
         }
         let layers_dir = self.store.root().join("layers");
+        let mut walk_all = walk_all;
+        let mut candidates = std::collections::HashSet::new();
         for e in read_dir(&layers_dir)? {
             let name = e.file_name().to_string_lossy().into_owned();
             let hex = name.get(..64).unwrap_or("");
@@ -442,11 +460,20 @@ impl Unpacker {
                 }
             } else if live_blobs.contains(hex) && name.ends_with(".cs") {
                 continue;
+            } else if name.ends_with(".cs") {
+                // Its objects become candidates; unreadable, every object is.
+                match read_changeset(&e.path()) {
+                    Some(c) => candidates.extend(c.changeset.objects().copied()),
+                    None => walk_all = true,
+                }
             }
             freed += e.metadata().map(|m| m.len()).unwrap_or(0);
             fs::remove_file(e.path()).io_context("remove changeset", &e.path())?;
         }
         drop(gc);
+        if candidates.is_empty() && !walk_all {
+            return Ok(freed);
+        }
         // Objects: decoders and builders hold this lock shared, so every
         // object on disk now is named by a saved changeset or by none.
         let _objects = if wait {
@@ -466,22 +493,38 @@ impl Unpacker {
             if !name.ends_with(".cs") {
                 continue;
             }
-            let bytes = match fs::read(e.path()) {
-                Ok(b) => b,
-                // Removed since the listing (by a collection of blobs).
+            match fs::metadata(e.path()) {
+                // Removed since the listing (by another collection).
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err).io_context("read changeset", &e.path()),
-            };
-            match bytes
-                .strip_prefix(CHANGESET_MAGIC)
-                .and_then(|b| postcard::from_bytes::<CachedLayer>(b).ok())
-            {
+                _ => {}
+            }
+            match read_changeset(&e.path()) {
                 Some(c) => live_objects.extend(c.changeset.objects().copied()),
                 None => {
                     // Unreadable: it would be decoded again anyway.
                     let _ = fs::remove_file(e.path());
                 }
             }
+        }
+        if !walk_all {
+            for id in candidates.difference(&live_objects) {
+                let path = self.objects.path(id);
+                let meta = match fs::symlink_metadata(&path) {
+                    Ok(m) => m,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(err).io_context("stat object", &path),
+                };
+                // Bytes are freed only when no image root links the inode.
+                if std::os::unix::fs::MetadataExt::nlink(&meta) == 1 {
+                    freed += meta.len();
+                }
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err).io_context("remove object", &path),
+                }
+            }
+            return Ok(freed);
         }
         for sub in read_dir(self.objects.dir())? {
             let sub_name = sub.file_name().to_string_lossy().into_owned();
@@ -693,6 +736,12 @@ fn write_in_place(
         }
     }
     result
+}
+
+/// A changeset file, if it reads and parses.
+fn read_changeset(path: &Path) -> Option<CachedLayer> {
+    let bytes = fs::read(path).ok()?;
+    postcard::from_bytes::<CachedLayer>(bytes.strip_prefix(CHANGESET_MAGIC)?).ok()
 }
 
 fn decode_with_digest(

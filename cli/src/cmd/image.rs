@@ -711,6 +711,14 @@ pub fn derived_gc(store: &cairn_store::Store, wait: bool) -> anyhow::Result<u64>
     Ok(unpacker.collect_garbage(wait)?)
 }
 
+/// [`derived_gc`] that also walks every object (`system prune`): sweeps
+/// objects a killed decoder left unnamed.
+pub fn derived_gc_all(store: &cairn_store::Store) -> anyhow::Result<u64> {
+    let unpacker =
+        cairn_unpacker::Unpacker::new(store, cairn_unpacker::UnpackerOptions::default())?;
+    Ok(unpacker.collect_all_garbage(true)?)
+}
+
 /// Asks `[y/N]` on the terminal.
 pub fn confirm(warning: &str) -> anyhow::Result<bool> {
     eprintln!("{warning}");

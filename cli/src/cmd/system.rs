@@ -344,7 +344,7 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
     }
     let (removed, freed) =
         store.prune_images(a.all, |i| super::image::in_use_now(&containers, i))?;
-    let freed = freed + super::image::derived_gc(&store, true)?;
+    let freed = freed + super::image::derived_gc_all(&store)?;
     if !removed.is_empty() {
         println!("Deleted Images");
         for id in removed {

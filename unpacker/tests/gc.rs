@@ -1,0 +1,201 @@
+//! Garbage collection of derived data: what an image needs stays, what
+//! only a removed image needed goes, and the work follows what is removed
+//! (the changesets of removed layers), not the size of the object store;
+//! `collect_all_garbage` also sweeps objects no changeset names (what a
+//! killed decoder leaves). A pinned image keeps its root while it is not
+//! in the index yet.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cairn_store::media::{types, Descriptor};
+use cairn_store::{Digest, Image, Store};
+use cairn_unpacker::{Unpacker, UnpackerOptions};
+use common::*;
+
+/// Stores a one-layer image built from `tar`; named `name` if given.
+fn add_image(store: &Store, name: Option<&str>, tar: &[u8]) -> Digest {
+    let layer = gzip(tar);
+    let (layer_digest, _) = store.put_blob_bytes(&layer, None).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]},
+    }))
+    .unwrap();
+    let (config_digest, _) = store.put_blob_bytes(&config, None).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": types::OCI_MANIFEST,
+        "config": {"mediaType": types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}],
+    }))
+    .unwrap();
+    let (manifest_digest, _) = store.put_blob_bytes(&manifest, None).unwrap();
+    if let Some(name) = name {
+        store
+            .set_ref(
+                &name.parse().unwrap(),
+                &Descriptor::new(
+                    types::OCI_MANIFEST,
+                    manifest_digest.clone(),
+                    manifest.len() as u64,
+                ),
+                None,
+            )
+            .unwrap();
+    }
+    manifest_digest
+}
+
+fn image(store: &Store, d: &Digest) -> Image {
+    store.image_by_manifest(d).unwrap().unwrap()
+}
+
+/// Every object file.
+fn objects(u: &Unpacker) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in fs::read_dir(u.objects().dir()).unwrap() {
+        let sub = sub.unwrap().path();
+        if sub.is_dir() {
+            for e in fs::read_dir(&sub).unwrap() {
+                out.push(e.unwrap().path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn read(root: &Path, p: &str) -> String {
+    fs::read_to_string(root.join(p)).unwrap()
+}
+
+#[test]
+fn a_removed_image_takes_only_its_own_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let shared = b"the same in both images\n";
+    let a = add_image(
+        &store,
+        Some("localhost/a:1"),
+        &Tar::new()
+            .file("shared", shared)
+            .file("only-a", b"a alone\n")
+            .finish(),
+    );
+    let b = add_image(
+        &store,
+        Some("localhost/b:1"),
+        &Tar::new()
+            .file("shared", shared)
+            .file("only-b", b"b alone\n")
+            .finish(),
+    );
+    let root_b = u.image_root(&image(&store, &b)).unwrap().path;
+    u.image_root(&image(&store, &a)).unwrap();
+    assert_eq!(objects(&u).len(), 3, "shared, only-a, only-b");
+
+    // Nothing removed: nothing to do, and nothing goes.
+    assert_eq!(u.collect_garbage(true).unwrap(), 0);
+    assert_eq!(objects(&u).len(), 3);
+
+    store
+        .remove_images(&["localhost/a:1".to_owned()], &[], false)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
+    store.collect_garbage(true).unwrap();
+    let freed = u.collect_garbage(true).unwrap();
+    assert!(freed > 0, "a's root and changeset and only-a freed");
+    let left = objects(&u);
+    assert_eq!(left.len(), 2, "only-a's object went: {left:?}");
+    assert!(!u.image_dir(&a).exists());
+    assert_eq!(read(&root_b, "shared"), String::from_utf8_lossy(shared));
+    assert_eq!(read(&root_b, "only-b"), "b alone\n");
+    // b still builds from its changeset and objects (nothing decoded again).
+    fs::remove_dir_all(u.image_dir(&b)).unwrap();
+    let again = u.image_root(&image(&store, &b)).unwrap();
+    assert_eq!(read(&again.path, "only-b"), "b alone\n");
+}
+
+#[test]
+fn an_unnamed_object_goes_only_in_a_full_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let a = add_image(
+        &store,
+        Some("localhost/a:1"),
+        &Tar::new().file("f", b"kept\n").finish(),
+    );
+    u.image_root(&image(&store, &a)).unwrap();
+    // What a decoder killed before saving its changeset leaves: an object
+    // no changeset names.
+    let orphan = u.objects().dir().join("ab").join("c".repeat(62));
+    fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    fs::write(&orphan, b"orphan").unwrap();
+    // Another image decoded, then removed: its changeset's object goes,
+    // the orphan is no removed changeset's object.
+    let b = add_image(
+        &store,
+        Some("localhost/b:1"),
+        &Tar::new().file("g", b"gone\n").finish(),
+    );
+    u.layers_of(&image(&store, &b)).unwrap();
+    store
+        .remove_images(&["localhost/b:1".to_owned()], &[], false)
+        .unwrap();
+    store.collect_garbage(true).unwrap();
+    u.collect_garbage(true).unwrap();
+    assert!(
+        orphan.exists(),
+        "a proportional collection does not walk the objects"
+    );
+    assert_eq!(
+        objects(&u).len(),
+        2,
+        "g's object went, f's and the orphan stay"
+    );
+    u.collect_all_garbage(true).unwrap();
+    assert!(!orphan.exists());
+    assert_eq!(objects(&u).len(), 1);
+}
+
+#[test]
+fn a_pinned_image_keeps_its_blobs_changesets_and_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    // Not in the index: what a pull has fetched but not named yet.
+    let a = add_image(&store, None, &Tar::new().file("f", b"pinned\n").finish());
+    let pin = store.pin().unwrap();
+    pin.add([&a]).unwrap();
+    let manifest = store.manifest(&a).unwrap();
+    let (config, config_raw) = store.config(&manifest.config.digest).unwrap();
+    let size = store.blob_size(&a).unwrap();
+    let img = Image {
+        manifest_descriptor: Descriptor::new(types::OCI_MANIFEST, a.clone(), size),
+        manifest,
+        config,
+        config_raw,
+        names: Vec::new(),
+        index_digests: Vec::new(),
+    };
+    let root = u.image_root(&img).unwrap().path;
+    store.collect_garbage(true).unwrap();
+    u.collect_all_garbage(true).unwrap();
+    assert_eq!(read(&root, "f"), "pinned\n");
+    assert!(store.has_blob(&a));
+    drop(pin);
+    store.collect_garbage(true).unwrap();
+    u.collect_all_garbage(true).unwrap();
+    assert!(!store.has_blob(&a));
+    assert!(!root.exists());
+    assert!(objects(&u).is_empty());
+}
