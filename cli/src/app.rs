@@ -651,6 +651,11 @@ pub struct PullArgs {
     /// Blobs downloaded in parallel.
     #[arg(long, value_name = "N", env = "CAIRN_PULL_JOBS", default_value_t = 6)]
     pub jobs: usize,
+    /// Decode the layers and build the image root while downloading (false:
+    /// store the blobs only, like `skopeo copy`; the first create builds the
+    /// root).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub unpack: bool,
 }
 
 /// `images` flags.

@@ -52,6 +52,18 @@ pub fn report(err: &anyhow::Error) -> u8 {
             msg.push_str(&c);
         }
     }
+    if !msg.contains("free some space") && is_disk_full(err) {
+        msg.push_str("; free some space (`cairn system prune -a` removes unused images) or point --root at a larger filesystem");
+    }
     eprintln!("Error: {msg}");
     ENGINE
+}
+
+/// Whether an I/O error in the chain is a full disk or quota.
+fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|e| e.raw_os_error())
+            .is_some_and(|code| code == nix::libc::ENOSPC || code == nix::libc::EDQUOT)
+    })
 }

@@ -26,24 +26,39 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Points rustls' native root loading at the distribution's CA bundle.
+/// Points rustls' native root loading at one file.
 ///
-/// Without `SSL_CERT_FILE`/`SSL_CERT_DIR`, every reqwest client (oci-client
-/// builds a throw-away default one per registry client) reads each of the
-/// ~300 files in `/etc/ssl/certs`: 60-80 ms per pull with a cold page cache.
-/// The bundle holds the same certificates in one file. A user's own
-/// `SSL_CERT_FILE` or `SSL_CERT_DIR` is left alone. Runs first in `main`,
-/// before any thread exists, so changing the environment is safe.
+/// oci-client builds a throw-away default reqwest client per registry
+/// client, whose platform verifier reads every root when it is built: with
+/// `SSL_CERT_DIR` set (CI images often export it) or neither variable set,
+/// that is each of the ~300 files in `/etc/ssl/certs`, 60-80 ms with a cold
+/// page cache, for a client that never verifies anything. So, first in
+/// `main` (before any thread exists, so changing the environment is safe):
+/// a user's `SSL_CERT_FILE`/`SSL_CERT_DIR` are kept in `CAIRN_SSL_CERT_FILE`
+/// and `CAIRN_SSL_CERT_DIR`, where cairn's own root loading (which decides
+/// what its registry clients trust) and re-executed cairns read them, and
+/// the platform verifier is left the distribution's bundle. Other programs
+/// cairn starts do no TLS.
 fn prefer_ca_bundle() {
-    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
-        return;
-    }
     const BUNDLES: &[&str] = &[
         "/etc/ssl/certs/ca-certificates.crt",
         "/etc/pki/tls/certs/ca-bundle.crt",
         "/etc/ssl/ca-bundle.pem",
     ];
-    if let Some(bundle) = BUNDLES.iter().find(|p| std::path::Path::new(p).is_file()) {
-        std::env::set_var("SSL_CERT_FILE", bundle);
+    let Some(bundle) = BUNDLES.iter().find(|p| std::path::Path::new(p).is_file()) else {
+        return;
+    };
+    let saved = cairn_store::registry::tls::SAVED_DIR;
+    if std::env::var_os(saved).is_none() {
+        let dir = std::env::var_os("SSL_CERT_DIR").unwrap_or_default();
+        let file = std::env::var_os("SSL_CERT_FILE").unwrap_or_default();
+        if dir.is_empty() && !file.is_empty() {
+            // One file already: nothing to narrow.
+            return;
+        }
+        std::env::set_var(saved, dir);
+        std::env::set_var(cairn_store::registry::tls::SAVED_FILE, file);
     }
+    std::env::remove_var("SSL_CERT_DIR");
+    std::env::set_var("SSL_CERT_FILE", bundle);
 }

@@ -125,6 +125,10 @@ fn assert_disk_full(r: &Run, names: &[&str], what: &str) -> String {
         names.iter().any(|n| line.contains(n)),
         "{what}: names one of {names:?}: {line}"
     );
+    assert!(
+        line.contains("free some space"),
+        "{what}: says what to do: {line}"
+    );
     line.to_owned()
 }
 

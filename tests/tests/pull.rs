@@ -152,6 +152,44 @@ fn repulling_a_present_image_makes_one_manifest_request_and_nothing_else() {
     assert_eq!(id.trim().len(), 64);
 }
 
+/// `pull --unpack=false` stores the blobs only (what skopeo copy does):
+/// no changeset, object or image root; the first create builds them, and
+/// the container sees the image.
+#[test]
+fn pull_without_unpack_stores_blobs_only_and_create_builds_the_root() {
+    let reg = registry();
+    push(&reg, refs::DEBIAN_MIN, "debian:bookworm", &[]);
+    let cairn = Cairn::new().unwrap();
+    let reference = format!("{}/debian:bookworm", reg.host());
+    let id = cairn.ok([
+        "pull",
+        "-q",
+        "--tls-verify=false",
+        "--unpack=false",
+        &reference,
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let entries = |d: &str| {
+        std::fs::read_dir(cairn.root().join(d))
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(entries("images"), 0, "no image root");
+    assert_eq!(entries("layers"), 0, "no changeset");
+    assert_eq!(blob_count(cairn.root()), 3, "manifest, config, one layer");
+    let out = cairn.ok(["run", "--rm", &reference, "cat", "/etc/debian_version"]);
+    assert!(out.trim().starts_with("12"), "{out}");
+    assert_eq!(entries("images"), 1, "create built the root");
+    let r = cairn.run(["pull", "--unpack=maybe", &reference]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+}
+
+fn blob_count(root: &Path) -> usize {
+    std::fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .count()
+}
+
 #[test]
 fn layers_shared_between_images_are_fetched_and_stored_once() {
     let reg = registry();
@@ -710,6 +748,21 @@ fn tls_registries_need_trust_or_tls_verify_false() {
     let cert_dir = reg.cert_dir().unwrap().to_str().unwrap().to_owned();
     cairn.ok(["pull", "--cert-dir", &cert_dir, &reference]);
     cairn.ok(["rmi", &reference]);
+    // So does the user's SSL_CERT_DIR (cairn narrows it only for the
+    // throw-away clients that verify nothing), alone or with a file.
+    for file in [None, Some("/etc/ssl/certs/ca-certificates.crt")] {
+        let mut own = Cairn::new().unwrap();
+        own.env("SSL_CERT_DIR", &cert_dir);
+        match file {
+            Some(f) if Path::new(f).exists() => own.env("SSL_CERT_FILE", f),
+            _ => own.unset_env("SSL_CERT_FILE"),
+        }
+        own.ok(["pull", "-q", &reference]);
+        let mut other = Cairn::new().unwrap();
+        other.env("SSL_CERT_DIR", wrong_ca_dir(&own).to_str().unwrap());
+        other.unset_env("SSL_CERT_FILE");
+        other.fails(125, ["pull", &reference]);
+    }
     let wrong = cairn.scratch().join("other-ca");
     fs::create_dir(&wrong).unwrap();
     let r = cairn.fails(
@@ -741,6 +794,13 @@ fn tls_registries_need_trust_or_tls_verify_false() {
         ))
         .unwrap();
     cairn.ok(["pull", &format!("{}/plain:1", plain.host())]);
+}
+
+/// An empty directory of roots.
+fn wrong_ca_dir(c: &Cairn) -> std::path::PathBuf {
+    let d = c.scratch().join("no-ca");
+    fs::create_dir_all(&d).unwrap();
+    d
 }
 
 #[test]

@@ -148,6 +148,7 @@ fn resolve_image(ctx: &Context, spec: &str, a: &CreateArgs) -> anyhow::Result<Im
         retry: None,
         retry_delay: None,
         jobs: 6,
+        unpack: true,
     };
     let id = super::image::pull_image(ctx, &args)?;
     Ok(store.find_image(&id, &[])?)

@@ -36,10 +36,14 @@ pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
         super::unpack::unpacker_options(&[], &[], None)?,
     )?);
     let shown: Arc<dyn PullProgress> = Arc::from(crate::progress::for_pull(a.quiet));
-    let progress: Arc<dyn PullProgress> = Arc::new(crate::unpack::DecodeAsDownloaded::new(
-        shown,
-        unpacker.clone(),
-    ));
+    let progress: Arc<dyn PullProgress> = if a.unpack {
+        Arc::new(crate::unpack::DecodeAsDownloaded::new(
+            shown,
+            unpacker.clone(),
+        ))
+    } else {
+        shown
+    };
     let pulled = match Source::parse(&a.image) {
         Source::Registry(name) => {
             let mut registry = RegistryOptions::from_env()?;
@@ -81,6 +85,9 @@ pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
             progress,
         )?,
     };
+    if !a.unpack {
+        return Ok(pulled.image_id.hex().to_owned());
+    }
     if let Err(e) = crate::unpack::finish(&store, &unpacker, &pulled) {
         // podman keeps no image it could not apply: drop the names this pull
         // recorded (unless a container already uses the image).

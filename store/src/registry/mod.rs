@@ -3,7 +3,7 @@
 pub mod auth;
 pub(crate) mod client;
 pub mod conf;
-mod tls;
+pub mod tls;
 
 use std::time::Duration;
 

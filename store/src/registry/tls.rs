@@ -28,6 +28,13 @@ const BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
+/// Where a program that narrows `SSL_CERT_DIR`/`SSL_CERT_FILE` for its
+/// throw-away clients (the cli does, first thing) keeps the user's values
+/// (empty: unset); when `SAVED_DIR` is present, they are what counts here.
+pub const SAVED_DIR: &str = "CAIRN_SSL_CERT_DIR";
+/// See [`SAVED_DIR`].
+pub const SAVED_FILE: &str = "CAIRN_SSL_CERT_FILE";
+
 /// The system roots as PEM blocks, read once per process; empty if none
 /// are found. `$SSL_CERT_FILE` and `$SSL_CERT_DIR` (colon-separated) are
 /// honored exactly as rustls' native loader does: if either is set, only
@@ -35,8 +42,17 @@ const BUNDLES: &[&str] = &[
 fn system_roots() -> &'static [Vec<u8>] {
     static ROOTS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     ROOTS.get_or_init(|| {
-        let file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-        let dirs: Vec<PathBuf> = std::env::var_os("SSL_CERT_DIR")
+        // The user's own values, if the cli moved them (see SAVED_DIR).
+        let saved = std::env::var_os(SAVED_DIR).is_some();
+        let var = |name: &str, saved_name: &str| {
+            if saved {
+                std::env::var_os(saved_name).filter(|v| !v.is_empty())
+            } else {
+                std::env::var_os(name)
+            }
+        };
+        let file = var("SSL_CERT_FILE", SAVED_FILE).map(PathBuf::from);
+        let dirs: Vec<PathBuf> = var("SSL_CERT_DIR", SAVED_DIR)
             .map(|d| {
                 std::env::split_paths(&d)
                     .filter(|p| !p.as_os_str().is_empty())
