@@ -99,6 +99,17 @@ fn hint(e: &io::Error) -> &'static str {
 }
 
 impl Error {
+    /// Whether materializing found an object of a saved changeset missing.
+    pub fn is_missing_object(&self) -> bool {
+        match self {
+            Error::Io { op, source, .. } => {
+                op.starts_with(LINK_OBJECT) && source.kind() == io::ErrorKind::NotFound
+            }
+            Error::Context { source, .. } => source.is_missing_object(),
+            _ => false,
+        }
+    }
+
     /// Prefixes with a layer or image name.
     pub fn context(self, context: impl Into<String>) -> Error {
         Error::Context {
@@ -107,6 +118,9 @@ impl Error {
         }
     }
 }
+
+/// The start of the `op` of a failed object link.
+pub(crate) const LINK_OBJECT: &str = "link object";
 
 /// Attaches an operation and a path to I/O results.
 pub(crate) trait IoContext<T> {

@@ -14,7 +14,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use rayon::prelude::*;
 use rustix::fs::{AtFlags, Mode as FsMode, OFlags, ResolveFlags, Timespec, Timestamps};
 
 use crate::changeset::{DeviceKind, Meta};
@@ -72,7 +74,7 @@ pub fn materialize(
     )
     .map_err(io::Error::from)
     .io_context("open target directory", target)?;
-    let mut m = Materializer {
+    let m = Materializer {
         objects,
         opts,
         root_fd: root
@@ -80,15 +82,26 @@ pub fn materialize(
             .try_clone_to_owned()
             .io_context("dup", target)?,
         target: target.to_owned(),
-        first_path: HashMap::new(),
-        stats: Stats::default(),
+        first_path: Mutex::new(HashMap::new()),
+        stats: Mutex::new(Stats::default()),
     };
     let NodeKind::Dir { meta, children } = &plan.root().kind else {
         unreachable!("the plan root is a directory");
     };
     m.fill(&root, &PathBuf::new(), children)?;
     m.dir_meta(&root, meta, Path::new("."))?;
-    Ok(m.stats)
+    let mut stats = m.stats.into_inner().expect("not poisoned");
+    // Filled in parallel: in path order, whatever the threads did.
+    stats.skipped_devices.sort();
+    Ok(stats)
+}
+
+/// A directory created and waiting to be filled.
+struct Pending<'p> {
+    name: &'p std::ffi::OsStr,
+    path: PathBuf,
+    meta: &'p Meta,
+    children: &'p std::collections::BTreeMap<Vec<u8>, Node>,
 }
 
 struct Materializer<'a> {
@@ -97,8 +110,8 @@ struct Materializer<'a> {
     root_fd: OwnedFd,
     target: PathBuf,
     /// Copy mode: the first path written for each inode group.
-    first_path: HashMap<u64, PathBuf>,
-    stats: Stats,
+    first_path: Mutex<HashMap<u64, PathBuf>>,
+    stats: Mutex<Stats>,
 }
 
 fn name_of(name: &[u8]) -> &std::ffi::OsStr {
@@ -111,12 +124,22 @@ impl Materializer<'_> {
         self.target.join(rel)
     }
 
+    fn count(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.stats.lock().expect("not poisoned"));
+    }
+
+    /// Creates `children` in `dir`. In hardlink mode, subdirectories are
+    /// filled in parallel (every file is a link to its own object, so
+    /// nothing depends on the order); copy mode keeps the order, because
+    /// later members of a hardlink group link to the first one copied.
     fn fill(
-        &mut self,
+        &self,
         dir: &OwnedFd,
         rel: &Path,
         children: &std::collections::BTreeMap<Vec<u8>, Node>,
     ) -> Result<(), Error> {
+        let parallel = self.opts.mode == Mode::Hardlink;
+        let mut subdirs = Vec::new();
         for (name, node) in children {
             let name_os = name_of(name);
             let path = rel.join(name_os);
@@ -125,20 +148,17 @@ impl Materializer<'_> {
                     rustix::fs::mkdirat(dir, name_os, FsMode::from_raw_mode(0o700))
                         .map_err(io::Error::from)
                         .io_context("create directory", &self.err_path(&path))?;
-                    let child = rustix::fs::openat2(
-                        dir,
-                        name_os,
-                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        FsMode::empty(),
-                        ResolveFlags::BENEATH
-                            | ResolveFlags::NO_SYMLINKS
-                            | ResolveFlags::NO_MAGICLINKS,
-                    )
-                    .map_err(io::Error::from)
-                    .io_context("open directory", &self.err_path(&path))?;
-                    self.fill(&child, &path, children)?;
-                    self.dir_meta(&child, meta, &path)?;
-                    self.stats.dirs += 1;
+                    let pending = Pending {
+                        name: name_os,
+                        path,
+                        meta,
+                        children,
+                    };
+                    if parallel {
+                        subdirs.push(pending);
+                    } else {
+                        self.subdir(dir, &pending)?;
+                    }
                 }
                 NodeKind::File {
                     meta,
@@ -165,7 +185,7 @@ impl Materializer<'_> {
                     }
                     set_times(dir, name_os, meta.mtime)
                         .io_context("set symlink mtime", &self.err_path(&path))?;
-                    self.stats.symlinks += 1;
+                    self.count(|s| s.symlinks += 1);
                 }
                 NodeKind::Device {
                     meta,
@@ -181,16 +201,14 @@ impl Materializer<'_> {
                     match rustix::fs::mknodat(dir, name_os, ft, FsMode::from_raw_mode(0o600), dev) {
                         Ok(()) => {
                             self.special_meta(dir, name_os, meta, &path)?;
-                            self.stats.specials += 1;
+                            self.count(|s| s.specials += 1);
                         }
                         Err(rustix::io::Errno::PERM)
                             if self.opts.ownership == Ownership::Ignore || !is_root() =>
                         {
                             // No CAP_MKNOD (rootless): the runtime binds host
                             // devices instead.
-                            self.stats
-                                .skipped_devices
-                                .push(format!("/{}", path.display()));
+                            self.count(|s| s.skipped_devices.push(format!("/{}", path.display())));
                         }
                         Err(e) => {
                             return Err(io::Error::from(e))
@@ -209,15 +227,35 @@ impl Materializer<'_> {
                     .map_err(io::Error::from)
                     .io_context("create fifo", &self.err_path(&path))?;
                     self.special_meta(dir, name_os, meta, &path)?;
-                    self.stats.specials += 1;
+                    self.count(|s| s.specials += 1);
                 }
             }
         }
+        // Opened inside the task, so open descriptors stay a few per
+        // thread and level, however wide the directory.
+        subdirs.par_iter().try_for_each(|p| self.subdir(dir, p))
+    }
+
+    /// Opens a created directory (beneath `dir`, no symlinks), fills it,
+    /// then gives it its metadata.
+    fn subdir(&self, dir: &OwnedFd, p: &Pending<'_>) -> Result<(), Error> {
+        let child = rustix::fs::openat2(
+            dir,
+            p.name,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            FsMode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(io::Error::from)
+        .io_context("open directory", &self.err_path(&p.path))?;
+        self.fill(&child, &p.path, p.children)?;
+        self.dir_meta(&child, p.meta, &p.path)?;
+        self.count(|s| s.dirs += 1);
         Ok(())
     }
 
     fn file(
-        &mut self,
+        &self,
         dir: &OwnedFd,
         name: &std::ffi::OsStr,
         path: &Path,
@@ -235,7 +273,7 @@ impl Materializer<'_> {
                 AtFlags::empty(),
             ) {
                 Ok(()) => {
-                    self.stats.linked += 1;
+                    self.count(|s| s.linked += 1);
                     return Ok(());
                 }
                 // An object linked 65000 times (ext4's limit; an empty file
@@ -243,16 +281,22 @@ impl Materializer<'_> {
                 Err(rustix::io::Errno::MLINK) => {}
                 Err(e) => {
                     return Err(io::Error::from(e)).io_context(
-                        &format!("link object {} to", object.hex()),
+                        &format!("{} {} to", crate::error::LINK_OBJECT, object.hex()),
                         &self.err_path(path),
                     )
                 }
             }
-        } else if let Some(first) = self.first_path.get(&inode) {
+        } else if let Some(first) = self
+            .first_path
+            .lock()
+            .expect("not poisoned")
+            .get(&inode)
+            .cloned()
+        {
             rustix::fs::linkat(&self.root_fd, first.as_path(), dir, name, AtFlags::empty())
                 .map_err(io::Error::from)
                 .io_context("hardlink", &self.err_path(path))?;
-            self.stats.linked += 1;
+            self.count(|s| s.linked += 1);
             return Ok(());
         }
         let src = File::from(
@@ -283,8 +327,11 @@ impl Materializer<'_> {
             self.opts.ownership == Ownership::Apply,
         )
         .io_context("set file metadata", &self.err_path(path))?;
-        self.first_path.insert(inode, path.to_owned());
-        self.stats.copied += 1;
+        self.first_path
+            .lock()
+            .expect("not poisoned")
+            .insert(inode, path.to_owned());
+        self.count(|s| s.copied += 1);
         Ok(())
     }
 

@@ -167,14 +167,21 @@ impl Unpacker {
     /// are all there, else decoded (once, whatever the number of processes
     /// asking). Returns it with the layer's diff id.
     pub fn layer(&self, blob: &Digest) -> Result<(Changeset, Digest), Error> {
-        if let Some(hit) = self.cached(blob)? {
+        self.layer_with(blob, true)
+    }
+
+    /// [`Unpacker::layer`]; without `verify`, a saved changeset is trusted
+    /// to have all its objects (the store keeps that true: objects go only
+    /// after their changesets), sparing a stat per file.
+    fn layer_with(&self, blob: &Digest, verify: bool) -> Result<(Changeset, Digest), Error> {
+        if let Some(hit) = self.cached(blob, verify)? {
             return Ok(hit);
         }
         // The blob pinned: a collection keeps it and its changeset.
         let pin = self.store.pin()?;
         pin.add([blob])?;
         let _lock = self.lock(&self.layer_lock_name(blob))?;
-        if let Some(hit) = self.cached(blob)? {
+        if let Some(hit) = self.cached(blob, true)? {
             return Ok(hit);
         }
         // Objects written before the changeset names them must not look
@@ -198,7 +205,7 @@ impl Unpacker {
         Ok((changeset, diff_id))
     }
 
-    fn cached(&self, blob: &Digest) -> Result<Option<(Changeset, Digest)>, Error> {
+    fn cached(&self, blob: &Digest, verify: bool) -> Result<Option<(Changeset, Digest)>, Error> {
         let path = self.changeset_path(blob);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -214,8 +221,8 @@ impl Unpacker {
         let Ok(diff_id) = cached.diff_id.parse() else {
             return Ok(None);
         };
-        // Objects pruned or lost since: decode again.
-        if !cached.changeset.objects().all(|o| self.objects.contains(o)) {
+        // Objects lost since (a power loss, a hand): decode again.
+        if verify && !cached.changeset.objects().all(|o| self.objects.contains(o)) {
             return Ok(None);
         }
         Ok(Some((cached.changeset, diff_id)))
@@ -246,9 +253,15 @@ impl Unpacker {
     /// Decodes every layer of `image` that is not decoded yet, in parallel,
     /// and checks each against the config's diff ids.
     pub fn layers_of(&self, image: &Image) -> Result<Vec<Changeset>, Error> {
+        self.layers_with(image, true)
+    }
+
+    fn layers_with(&self, image: &Image, verify: bool) -> Result<Vec<Changeset>, Error> {
         let blobs: Vec<&Digest> = image.manifest.layers.iter().map(|l| &l.digest).collect();
-        let results: Vec<Result<(Changeset, Digest), Error>> =
-            blobs.par_iter().map(|b| self.layer(b)).collect();
+        let results: Vec<Result<(Changeset, Digest), Error>> = blobs
+            .par_iter()
+            .map(|b| self.layer_with(b, verify))
+            .collect();
         let want = &image.config.rootfs.diff_ids;
         let mut out = Vec::with_capacity(results.len());
         for (i, r) in results.into_iter().enumerate() {
@@ -299,11 +312,29 @@ impl Unpacker {
             &self.store.root().join("images"),
             &format!("{}{}.tmp-", image.digest().hex(), self.tag),
         );
-        let layers = self.layers_of(image)?;
+        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        // Saved changesets trusted first; a missing object (lost to a power
+        // loss, say) sends us back to check them all and decode again.
+        match self.build_root(image, &dir, &tmp, false) {
+            Err(e) if e.is_missing_object() => {
+                tracing::warn!("{e}: checking the image's changesets and decoding again");
+                self.build_root(image, &dir, &tmp, true)
+            }
+            r => r,
+        }
+    }
+
+    fn build_root(
+        &self,
+        image: &Image,
+        dir: &Path,
+        tmp: &Path,
+        verify: bool,
+    ) -> Result<ImageRoot, Error> {
+        let layers = self.layers_with(image, verify)?;
         let plan = Plan::from_layers(&layers)?;
         // The objects we link must stay until the root holds them.
         let _objects = self.objects_lock(LockMode::Shared)?;
-        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
         let build = || -> Result<RootInfo, Error> {
             let rootfs = tmp.join("rootfs");
             fs::create_dir_all(&rootfs).io_context("create", &rootfs)?;
@@ -326,7 +357,7 @@ impl Unpacker {
                 serde_json::to_vec(&info).expect("info serializes"),
             )
             .io_context("write", &info_path)?;
-            fs::rename(&tmp, &dir).io_context("rename image root into place", &dir)?;
+            fs::rename(tmp, dir).io_context("rename image root into place", dir)?;
             Ok(info)
         };
         match build() {
@@ -338,7 +369,7 @@ impl Unpacker {
             Err(e) => {
                 // Whatever failed (a full disk writing info.json, too), no
                 // half-built root stays behind.
-                let _ = remove_tree(&tmp);
+                let _ = remove_tree(tmp);
                 Err(e)
             }
         }
