@@ -903,6 +903,7 @@ fn start_killed_right_after_spawning_the_monitor_then_started_again_leaves_one_c
         landed >= 3,
         "seed {seed}: only {landed} kills landed as the monitor was spawned"
     );
+    eprintln!("start at monitor spawn: {landed} of 6 kills landed with the monitor alive");
 }
 
 /// Runs a detached container of `id` and writes to its upper layer (so an
@@ -1031,6 +1032,7 @@ fn rm_killed_while_deleting_then_removed_again_sweeps_at_once() {
             trash.display()
         );
     }
+    eprintln!("rm while deleting: {in_window} kills landed in {i} attempts");
 }
 
 // ---------------------------------------------------------------------------
