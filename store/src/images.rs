@@ -249,6 +249,9 @@ impl Store {
         index_digest: Option<&Digest>,
     ) -> Result<(), Error> {
         let name_str = name.to_string();
+        // The blobs this ref reaches were renamed into place without a
+        // directory fsync each: one here, before the ref makes them count.
+        self.sync_blob_dirs()?;
         self.update_index(|index| {
             let mut entry = desc.clone();
             entry.platform = desc.platform.clone();

@@ -18,7 +18,9 @@
 //!
 //! Crash rules: a blob appears under `blobs/` only by `rename(2)` after its
 //! digest and size were verified and its data fsynced, so a crash leaves at
-//! most a `.partial` in `tmp/` (resumed or swept later). `index.json` is
+//! most a `.partial` in `tmp/` (resumed or swept later); the directory is
+//! fsynced before a ref naming the blob is written, so a power loss can take
+//! back only blobs nothing references yet. `index.json` is
 //! replaced by rename after an fsync, so a reader sees the old or the new
 //! one. Refs are written last by a pull, so a ref never names a blob that is
 //! not there.
@@ -412,6 +414,19 @@ fn hash(alg: Algorithm, data: &[u8]) -> Digest {
     h.finish()
 }
 
+impl Store {
+    /// Makes the renames of committed blobs durable (before a ref names them).
+    pub(crate) fn sync_blob_dirs(&self) -> Result<(), Error> {
+        for alg in ["sha256", "sha512"] {
+            let dir = self.root.join("blobs").join(alg);
+            if dir.is_dir() {
+                sync_dir(&dir)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -625,7 +640,8 @@ impl BlobWriter {
             return Ok(Put::AlreadyPresent);
         }
         fs::rename(&self.tmp, &dest).io_context("rename blob into place", &dest)?;
-        sync_dir(dir)?;
+        // The directory is fsynced once per ref (`Store::set_ref`), not per
+        // blob: a blob a power loss takes back was not referenced yet.
         Ok(Put::Stored)
     }
 }
