@@ -123,14 +123,18 @@ struct Kill {
     after: Duration,
 }
 
-/// Runs cairn `args` and SIGKILLs it `delay` after the spawn.
-fn kill_after(c: &Cairn, args: &[&str], delay: Duration) -> Kill {
-    let mut child = c
-        .command(args)
+/// Starts cairn `args` with its output discarded.
+fn spawn_quiet(c: &Cairn, args: &[&str]) -> std::process::Child {
+    c.command(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn cairn");
+        .expect("spawn cairn")
+}
+
+/// Runs cairn `args` and SIGKILLs it `delay` after the spawn.
+fn kill_after(c: &Cairn, args: &[&str], delay: Duration) -> Kill {
+    let mut child = spawn_quiet(c, args);
     let start = Instant::now();
     loop {
         if child.try_wait().expect("try_wait").is_some() {
@@ -857,12 +861,7 @@ fn start_killed_right_after_spawning_the_monitor_then_started_again_leaves_one_c
     for i in 0..6 {
         let name = format!("m{i}");
         c.ok(["create", "--name", &name, &id, "sleep", &mark]);
-        let mut child = c
-            .command(["start", &name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_quiet(&c, &["start", &name]);
         let pid = child.id();
         let children = format!("/proc/{pid}/task/{pid}/children");
         let t = Instant::now();
@@ -997,12 +996,7 @@ fn rm_killed_while_deleting_then_removed_again_sweeps_at_once() {
             .join("containers")
             .join(format!(".rm-{}", cid.trim()));
         let args = ["rm", "-f", "-t", "0", name.as_str()];
-        let mut child = c
-            .command(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn cairn");
+        let mut child = spawn_quiet(&c, &args);
         let t = Instant::now();
         let landed = loop {
             if trash.exists() {

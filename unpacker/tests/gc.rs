@@ -15,40 +15,12 @@ use cairn_store::{Digest, Image, Store};
 use cairn_unpacker::{Unpacker, UnpackerOptions};
 use common::*;
 
-/// Stores a one-layer image built from `tar`; named `name` if given.
-fn add_image(store: &Store, name: Option<&str>, tar: &[u8]) -> Digest {
-    let layer = gzip(tar);
-    let (layer_digest, _) = store.put_blob_bytes(&layer, None).unwrap();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]},
-    }))
-    .unwrap();
-    let (config_digest, _) = store.put_blob_bytes(&config, None).unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": types::OCI_MANIFEST,
-        "config": {"mediaType": types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}],
-    }))
-    .unwrap();
-    let (manifest_digest, _) = store.put_blob_bytes(&manifest, None).unwrap();
-    if let Some(name) = name {
-        store
-            .set_ref(
-                &name.parse().unwrap(),
-                &Descriptor::new(
-                    types::OCI_MANIFEST,
-                    manifest_digest.clone(),
-                    manifest.len() as u64,
-                ),
-                None,
-            )
-            .unwrap();
-    }
-    manifest_digest
+/// A fresh store and its unpacker (the tempdir holds them).
+fn setup() -> (tempfile::TempDir, Store, Unpacker) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    (dir, store, u)
 }
 
 fn image(store: &Store, d: &Digest) -> Image {
@@ -76,9 +48,7 @@ fn read(root: &Path, p: &str) -> String {
 
 #[test]
 fn a_removed_image_takes_only_its_own_objects() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("s")).unwrap();
-    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let (_dir, store, u) = setup();
     let shared = b"the same in both images\n";
     let a = add_image(
         &store,
@@ -126,9 +96,7 @@ fn a_removed_image_takes_only_its_own_objects() {
 
 #[test]
 fn an_unnamed_object_goes_only_in_a_full_collection() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("s")).unwrap();
-    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let (_dir, store, u) = setup();
     let a = add_image(
         &store,
         Some("localhost/a:1"),
@@ -169,9 +137,7 @@ fn an_unnamed_object_goes_only_in_a_full_collection() {
 
 #[test]
 fn a_pinned_image_keeps_its_blobs_changesets_and_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("s")).unwrap();
-    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let (_dir, store, u) = setup();
     // Not in the index: what a pull has fetched but not named yet.
     let a = add_image(&store, None, &Tar::new().file("f", b"pinned\n").finish());
     let pin = store.pin().unwrap();
@@ -205,9 +171,7 @@ fn a_pinned_image_keeps_its_blobs_changesets_and_root() {
 /// changesets and decode the layer again, not fail.
 #[test]
 fn a_lost_object_is_decoded_again_when_a_root_is_built() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("s")).unwrap();
-    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let (_dir, store, u) = setup();
     let a = add_image(
         &store,
         Some("localhost/a:1"),

@@ -30,36 +30,8 @@ use common::*;
 /// A store holding one single-layer image named `localhost/t:1`.
 fn store_with_image(root: &Path, layer_tar: &[u8]) -> (Store, Image) {
     let store = Store::open(root).unwrap();
-    let layer = gzip(layer_tar);
-    let (layer_digest, _) = store.put_blob_bytes(&layer, None).unwrap();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer_tar)]},
-    }))
-    .unwrap();
-    let (config_digest, _) = store.put_blob_bytes(&config, None).unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": types::OCI_MANIFEST,
-        "config": {"mediaType": types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}],
-    }))
-    .unwrap();
-    let (manifest_digest, _) = store.put_blob_bytes(&manifest, None).unwrap();
-    store
-        .set_ref(
-            &"localhost/t:1".parse().unwrap(),
-            &Descriptor::new(
-                types::OCI_MANIFEST,
-                manifest_digest.clone(),
-                manifest.len() as u64,
-            ),
-            None,
-        )
-        .unwrap();
-    let image = store.image_by_manifest(&manifest_digest).unwrap().unwrap();
+    let manifest = add_image(&store, Some("localhost/t:1"), layer_tar);
+    let image = store.image_by_manifest(&manifest).unwrap().unwrap();
     (store, image)
 }
 

@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use cairn_store::media::{types, Descriptor};
 use cairn_unpacker::{
     decode, materialize, DecodeOptions, Error, MaterializeOptions, Mode, ObjectStore, Ownership,
     Plan, PlanError, Stats,
@@ -674,4 +675,45 @@ pub fn empty_or_missing(p: &Path) -> bool {
         Ok(mut rd) => rd.next().is_none(),
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
+}
+
+/// Stores a one-layer gzip image built from `tar` (amd64 config); named
+/// `name` if given. Returns the manifest digest.
+pub fn add_image(
+    store: &cairn_store::Store,
+    name: Option<&str>,
+    tar: &[u8],
+) -> cairn_store::Digest {
+    let layer = gzip(tar);
+    let (layer_digest, _) = store.put_blob_bytes(&layer, None).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]},
+    }))
+    .unwrap();
+    let (config_digest, _) = store.put_blob_bytes(&config, None).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": types::OCI_MANIFEST,
+        "config": {"mediaType": types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}],
+    }))
+    .unwrap();
+    let (manifest_digest, _) = store.put_blob_bytes(&manifest, None).unwrap();
+    if let Some(name) = name {
+        store
+            .set_ref(
+                &name.parse().unwrap(),
+                &Descriptor::new(
+                    types::OCI_MANIFEST,
+                    manifest_digest.clone(),
+                    manifest.len() as u64,
+                ),
+                None,
+            )
+            .unwrap();
+    }
+    manifest_digest
 }
