@@ -187,6 +187,15 @@ impl<T> IoContext<T> for io::Result<T> {
 }
 
 impl Error {
+    /// Whether a file was not there (a blob removed, say).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            Error::Context { source, .. } => source.is_not_found(),
+            _ => false,
+        }
+    }
+
     /// Whether the error is a full disk (or quota), for callers that clean up
     /// differently then.
     pub fn is_disk_full(&self) -> bool {

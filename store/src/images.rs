@@ -210,8 +210,17 @@ impl Store {
         let mut out = Vec::with_capacity(order.len());
         for digest in order {
             let (desc, mut names, index_digests) = by_digest.remove(&digest).expect("inserted");
-            let manifest = self.manifest(&digest)?;
-            let (config, config_raw) = self.config(&manifest.config.digest)?;
+            let read = self.manifest(&digest).and_then(|m| {
+                let (c, raw) = self.config(&m.config.digest)?;
+                Ok((m, c, raw))
+            });
+            let (manifest, config, config_raw) = match read {
+                Ok(x) => x,
+                // Removed (ref, then blobs) by a concurrent rmi or prune
+                // since index.json was read: not an image any more.
+                Err(e) if e.is_not_found() && !self.index_names(&digest)? => continue,
+                Err(e) => return Err(e),
+            };
             names.sort_by_key(|r| r.to_string());
             out.push(Image {
                 manifest_descriptor: desc,
@@ -223,6 +232,11 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Whether `index.json` (read now) has an entry for manifest `digest`.
+    fn index_names(&self, digest: &Digest) -> Result<bool, Error> {
+        Ok(self.index()?.manifests.iter().any(|d| &d.digest == digest))
     }
 
     /// The image whose manifest is `digest`, if it is in `index.json`.

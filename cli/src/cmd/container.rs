@@ -1180,7 +1180,12 @@ fn remove(
     let mut stops = 0;
     let (_names, _lock) = loop {
         let names = containers.lock_names()?;
-        let lock = c.lock()?;
+        // Removed by someone else meanwhile: done.
+        let lock = match c.lock() {
+            Ok(l) => l,
+            Err(_) if !c.dir.join("config.json").exists() => return Ok(false),
+            Err(e) => return Err(e),
+        };
         if !c.dir.join("config.json").exists() {
             return Ok(false);
         }

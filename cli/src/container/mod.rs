@@ -194,8 +194,9 @@ impl Containers {
             }
             match Container::load(&e.path()) {
                 Ok(c) => out.push(c),
-                // Removed between readdir and load by a concurrent rm.
-                Err(err) if !e.path().exists() => drop(err),
+                // Removed between readdir and load by a concurrent rm (or
+                // a directory that never was a container: no config).
+                Err(err) if !e.path().join("config.json").exists() => drop(err),
                 Err(err) => return Err(err),
             }
         }
@@ -321,7 +322,18 @@ impl Containers {
 impl Container {
     /// Reads `dir`'s config and state.
     pub fn load(dir: &Path) -> anyhow::Result<Container> {
-        let config: Config = read_json(&dir.join("config.json"))?;
+        let config: Config = match read_json(&dir.join("config.json")) {
+            Ok(c) => c,
+            // Removed (renamed away) by a concurrent rm or prune.
+            Err(_) if !dir.join("config.json").exists() => {
+                let id = dir.file_name().unwrap_or_default().to_string_lossy();
+                bail!(exit::with_code(
+                    ENGINE,
+                    format!("no container with name or ID \"{id}\" found: no such container"),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         let state: State = match read_json(&dir.join("state.json")) {
             Ok(s) => s,
             Err(_) if !dir.join("state.json").exists() => State::default(),
@@ -406,6 +418,17 @@ impl Container {
 
     /// Takes the container's lock (state changes).
     pub fn lock(&self) -> anyhow::Result<Flock<File>> {
+        // Never creates the directory: a container removed meanwhile stays
+        // removed (its lock cannot be had, so nothing is done to it).
+        if !self.dir.is_dir() {
+            bail!(exit::with_code(
+                ENGINE,
+                format!(
+                    "no container with name or ID \"{}\" found: no such container",
+                    self.config.name
+                ),
+            ));
+        }
         lock_file(&self.dir.join("lock"))
     }
 

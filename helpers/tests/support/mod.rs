@@ -387,12 +387,16 @@ impl Container {
 
 /// Wait (a little) until `pid` has exec'd the `sleep` its script ends with:
 /// until then its `/proc` entries (environ, cmdline) may be the shell's or,
-/// in the middle of the exec, empty.
+/// in the middle of the exec, empty. `comm` changes early in the exec, the
+/// argument and environment areas late (they are empty in between), so the
+/// command line is what is waited for.
 fn await_exec_sleep(pid: i32) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
-        match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-            Ok(comm) if comm.trim() != "sleep" => std::thread::sleep(Duration::from_millis(2)),
+        match std::fs::read(format!("/proc/{pid}/cmdline")) {
+            Ok(cmdline) if !cmdline.starts_with(b"sleep\0") => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
             _ => return,
         }
     }
