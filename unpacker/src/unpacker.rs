@@ -524,15 +524,16 @@ impl Unpacker {
             if !name.ends_with(".cs") {
                 continue;
             }
-            match fs::metadata(e.path()) {
+            let bytes = match fs::read(e.path()) {
+                Ok(b) => b,
                 // Removed since the listing (by another collection).
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                _ => {}
-            }
-            match read_changeset(&e.path()) {
+                Err(err) => return Err(err).io_context("read changeset", &e.path()),
+            };
+            match parse_changeset(&bytes) {
                 Some(c) => live_objects.extend(c.changeset.objects().copied()),
                 None => {
-                    // Unreadable: it would be decoded again anyway.
+                    // Not a changeset: it would be decoded again anyway.
                     let _ = fs::remove_file(e.path());
                 }
             }
@@ -771,7 +772,11 @@ fn write_in_place(
 
 /// A changeset file, if it reads and parses.
 fn read_changeset(path: &Path) -> Option<CachedLayer> {
-    let bytes = fs::read(path).ok()?;
+    parse_changeset(&fs::read(path).ok()?)
+}
+
+/// A changeset file's bytes, if they parse.
+fn parse_changeset(bytes: &[u8]) -> Option<CachedLayer> {
     postcard::from_bytes::<CachedLayer>(bytes.strip_prefix(CHANGESET_MAGIC)?).ok()
 }
 
