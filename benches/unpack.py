@@ -25,18 +25,18 @@ Run as root: benches/unpack.py [--runs 5] [--cairn PATH]
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pull import REPO, Registry, drop_caches, sh, timed  # noqa: E402
+from pull import FS_HELP, REPO, Registry, bench_fs, drop_caches, sh, timed  # noqa: E402
 
 
 def layer_blobs(layout, ref):
@@ -73,6 +73,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--images", default="bench-four,bench-one")
     ap.add_argument("--out", default=str(REPO / "benches/results/unpack.md"))
+    ap.add_argument("--fs", default="ext4", choices=["ext4", "here"], help=FS_HELP)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--cairn", help="the cairn binary to time (default: a release build of this "
                     "tree, in $CARGO_TARGET_DIR or target/)")
@@ -86,14 +87,19 @@ def main():
             subprocess.run(["cargo", "build", "--release", "-p", "cairn-cli", "--quiet"], cwd=REPO, check=True)
         target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
         cairn = str(target / "release/cairn")
-    layout = sh(str(REPO / "tests/support/build-images.sh"), "--bench").stdout.strip().splitlines()[-1]
+    cache = sh(str(REPO / "tests/support/build-images.sh"), "--bench").stdout.strip().splitlines()[-1]
 
     load_start = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="cairn-ubench-", dir="/var/tmp"))
+    fs = contextlib.ExitStack()
+    work, fs_desc = fs.enter_context(bench_fs(args.fs, "cairn-ubench-"))
     results = {}
     sizes = {}
     runroot = f"/run/cairn-ubench-{os.getpid()}"
     try:
+        # Every tool reads the layers from, and writes to, the same filesystem.
+        layout = str(work / "layout")
+        for img in sorted(set(args.images.split(",")) | {"bench-four", "multi", "multi-sibling"}):
+            sh("skopeo", "copy", "--quiet", "--insecure-policy", f"oci:{cache}:{img}", f"oci:{layout}:{img}")
         for img in args.images.split(","):
             blobs, manifest = layer_blobs(layout, img)
             sizes[img] = (len(blobs), sum(b.stat().st_size for b in blobs))
@@ -175,13 +181,14 @@ def main():
     finally:
         shutil.rmtree(runroot, ignore_errors=True)
         rm(work)
+        fs.close()
 
     med = lambda key: statistics.median(w for w, _ in results[key])
     lines = ["# Unpack benchmark\n",
              f"Command: `benches/unpack.py {' '.join(sys.argv[1:])}`  ",
              f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; page cache "
              "dropped before every timed run; fresh output (and, for cairn, no cached changesets or objects) "
-             "each run. Load average (1, 5, 15 min) at the start "
+             f"each run. Layouts, stores and outputs on {fs_desc}. Load average (1, 5, 15 min) at the start "
              f"{' '.join(f'{x:.1f}' for x in load_start)}, at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
              " (other processes share the machine).\n",
              "Tools: " + "; ".join([sh(cairn, "--version").stdout.strip(), sh("umoci", "--version").stdout.strip(),
@@ -231,7 +238,7 @@ def main():
     ]
     lines += ["", "Targets (issue 3):\n", "| target | measured | limit | met |", "|---|---|---|---|"]
     for what, got, limit in targets:
-        lines.append(f"| {what} | {got:.2f}x | {limit}x | {'yes' if got <= limit else 'no'} |")
+        lines.append(f"| {what} | {got:.3f}x | {limit}x | {'yes' if got <= limit else 'no'} |")
     lines.append(f"| cairn peak RSS, any run above | {rss:.1f} MiB | 200 MiB | {'yes' if rss < 200 else 'no'} |")
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
