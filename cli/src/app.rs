@@ -977,11 +977,16 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
             ))
         }
     };
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_target(false);
+    if level >= tracing::Level::DEBUG {
+        // Debugging what takes long: seconds since the command started.
+        fmt.with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    } else {
+        fmt.without_time().init();
+    }
     Ok(())
 }
