@@ -26,9 +26,10 @@
 //! not there.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::digest::{Algorithm, Digest, Hasher};
@@ -508,7 +509,87 @@ impl BlobLock {
             done: false,
             keep_partial: false,
             writeback_from: written,
+            tail: None,
         })
+    }
+}
+
+/// What a blob writer tells the streams following it.
+#[derive(Debug, Default)]
+struct Tail {
+    state: Mutex<TailState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct TailState {
+    /// Bytes of the file that are written (not buffered) and may be read.
+    readable: u64,
+    /// Set once: the blob is verified and stored, or why it is not.
+    end: Option<Result<(), String>>,
+}
+
+impl Tail {
+    fn publish(&self, readable: u64) {
+        self.state.lock().expect("not poisoned").readable = readable;
+        self.changed.notify_all();
+    }
+
+    fn end(&self, end: Result<(), String>) {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .end
+            .get_or_insert(end);
+        self.changed.notify_all();
+    }
+}
+
+/// A blob read while it is being downloaded ([`BlobWriter::stream`]): reads
+/// what is written so far, then waits for more. It reaches its end only once
+/// the blob is verified and stored; a blob that fails verification, or a
+/// download that stops or restarts, fails the read with the reason. So what
+/// a reader builds from it before the end is unverified, and must be thrown
+/// away unless the end is reached.
+#[derive(Debug)]
+pub struct BlobStream {
+    file: File,
+    tail: Arc<Tail>,
+    pos: u64,
+}
+
+impl Read for BlobStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let available = {
+            let mut s = self.tail.state.lock().expect("not poisoned");
+            loop {
+                if let Some(Err(why)) = &s.end {
+                    return Err(io::Error::other(why.clone()));
+                }
+                if s.readable > self.pos {
+                    break s.readable - self.pos;
+                }
+                if s.end.is_some() {
+                    return Ok(0);
+                }
+                s = self.tail.changed.wait(s).expect("not poisoned");
+            }
+        };
+        let want = buf
+            .len()
+            .min(usize::try_from(available).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the blob's download file is shorter than what was written to it",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -528,9 +609,36 @@ pub struct BlobWriter {
     done: bool,
     keep_partial: bool,
     writeback_from: u64,
+    /// Set once someone follows the download ([`BlobWriter::stream`]).
+    tail: Option<Arc<Tail>>,
 }
 
 impl BlobWriter {
+    /// A reader of this blob as it is written, from its first byte (a
+    /// resumed partial's included); see [`BlobStream`].
+    pub fn stream(&mut self) -> Result<BlobStream, Error> {
+        let file = File::open(&self.tmp).io_context("open", &self.tmp)?;
+        let on_disk = self.on_disk();
+        let tail = self.tail.get_or_insert_with(Arc::default).clone();
+        tail.publish(on_disk);
+        Ok(BlobStream { file, tail, pos: 0 })
+    }
+
+    /// Bytes in the file itself, not in the write buffer.
+    fn on_disk(&self) -> u64 {
+        self.written - self.file.buffer().len() as u64
+    }
+
+    /// Tells the streams following this writer how far they may read.
+    fn publish(&self) {
+        if let Some(t) = &self.tail {
+            let on_disk = self.on_disk();
+            if t.state.lock().expect("not poisoned").readable != on_disk {
+                t.publish(on_disk);
+            }
+        }
+    }
+
     /// Bytes accepted so far (including resumed ones).
     pub fn written(&self) -> u64 {
         self.written
@@ -551,6 +659,12 @@ impl BlobWriter {
         self.hasher = Hasher::new(self.digest.algorithm());
         self.written = 0;
         self.writeback_from = 0;
+        if let Some(t) = self.tail.take() {
+            t.end(Err(format!(
+                "the download of {} restarted from its first byte",
+                self.digest
+            )));
+        }
         Ok(())
     }
 
@@ -575,6 +689,7 @@ impl BlobWriter {
         if self.written - self.writeback_from >= WRITEBACK_STEP {
             self.start_writeback()?;
         }
+        self.publish();
         Ok(())
     }
 
@@ -605,6 +720,12 @@ impl BlobWriter {
         if result.is_err() {
             let _ = fs::remove_file(&self.tmp);
         }
+        if let Some(t) = &self.tail {
+            t.end(match &result {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            });
+        }
         result
     }
 
@@ -628,6 +749,7 @@ impl BlobWriter {
             });
         }
         self.file.flush().io_context("write blob", &self.tmp)?;
+        self.publish();
         let file = self.file.get_ref();
         file.sync_all().io_context("fsync blob", &self.tmp)?;
         file.set_permissions(fs::Permissions::from_mode(0o444))
@@ -650,6 +772,12 @@ impl Drop for BlobWriter {
     fn drop(&mut self) {
         if !self.done && !self.keep_partial {
             let _ = fs::remove_file(&self.tmp);
+        }
+        if let Some(t) = &self.tail {
+            t.end(Err(format!(
+                "the download of {} stopped before it completed",
+                self.digest
+            )));
         }
     }
 }
@@ -736,6 +864,80 @@ mod tests {
         ));
         assert!(!s.has_blob(&d));
         assert_eq!(fs::read_dir(s.root().join("tmp")).unwrap().count(), 0);
+    }
+
+    /// Reads `stream` to its end in another thread.
+    fn read_in_thread(mut stream: BlobStream) -> std::thread::JoinHandle<io::Result<Vec<u8>>> {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            stream.read_to_end(&mut out).map(|_| out)
+        })
+    }
+
+    #[test]
+    fn a_stream_reads_the_download_as_it_arrives_and_ends_only_when_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        // More than the write buffer, in pieces, with a resumed head.
+        let data: Vec<u8> = (0..3 * WRITE_BUFFER as u32 + 17)
+            .map(|i| (i * 7) as u8)
+            .collect();
+        let d = Digest::sha256_of(&data);
+        let lock = s.lock_blob(&d).unwrap();
+        let mut w = lock.writer(Some(data.len() as u64), true).unwrap();
+        w.write(&data[..1000]).unwrap();
+        w.keep_partial(true);
+        drop(w);
+        let mut w = lock.writer(Some(data.len() as u64), true).unwrap();
+        let reader = read_in_thread(w.stream().unwrap());
+        for piece in data[1000..].chunks(100_000) {
+            w.write(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Every byte written, not yet verified: the reader must still wait.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !reader.is_finished(),
+            "the stream ended before the blob was stored"
+        );
+        assert_eq!(w.commit().unwrap(), Put::Stored);
+        assert_eq!(reader.join().unwrap().unwrap(), data);
+    }
+
+    #[test]
+    fn a_stream_fails_when_its_blob_does_not_verify_or_its_download_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let data = b"0123456789".repeat(1000);
+        let d = Digest::sha256_of(&data);
+        let lock = s.lock_blob(&d).unwrap();
+
+        // Wrong content: the digest check fails, so does the stream.
+        let mut w = lock.writer(Some(data.len() as u64), false).unwrap();
+        let reader = read_in_thread(w.stream().unwrap());
+        w.write(&b"x".repeat(data.len())).unwrap();
+        assert!(w.commit().is_err());
+        let err = reader.join().unwrap().unwrap_err().to_string();
+        assert!(err.contains("digest"), "{err}");
+
+        // Dropped mid-way (a failed or cancelled download).
+        let mut w = lock.writer(Some(data.len() as u64), false).unwrap();
+        let reader = read_in_thread(w.stream().unwrap());
+        w.write(&data[..10]).unwrap();
+        drop(w);
+        let err = reader.join().unwrap().unwrap_err().to_string();
+        assert!(err.contains("stopped before it completed"), "{err}");
+
+        // Restarted from the first byte: what was read may not be the blob.
+        let mut w = lock.writer(Some(data.len() as u64), false).unwrap();
+        let reader = read_in_thread(w.stream().unwrap());
+        w.write(&data[..10]).unwrap();
+        w.restart().unwrap();
+        let err = reader.join().unwrap().unwrap_err().to_string();
+        assert!(err.contains("restarted"), "{err}");
+        w.write(&data).unwrap();
+        assert_eq!(w.commit().unwrap(), Put::Stored);
+        assert_eq!(s.read_blob(&d, 1 << 20).unwrap(), data);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod registry;
 pub use digest::{Algorithm, Digest, DigestParseError, Hasher};
 pub use error::{Error, RegistryError};
 pub use images::{CheckReport, DiskUsage, Image, ImageError, Removal};
-pub use layout::{BlobLock, BlobWriter, Put, Store, REF_NAME};
+pub use layout::{BlobLock, BlobStream, BlobWriter, Put, Store, REF_NAME};
 pub use lock::{LockGuard, Mode as LockMode};
 pub use pin::Pin;
 pub use reference::{Name, Reference, ReferenceError, DOCKER_HUB};

@@ -25,6 +25,15 @@ pub trait PullProgress: Send + Sync {
     fn blob_skipped(&self, _desc: &Descriptor, _kind: BlobKind) {}
     /// A blob download starts (at `resumed_from` bytes if a partial was kept).
     fn blob_started(&self, _desc: &Descriptor, _kind: BlobKind, _resumed_from: u64) {}
+    /// Whether to hand this blob's download to [`PullProgress::blob_stream`]
+    /// as it arrives. Default: no.
+    fn wants_stream(&self, _desc: &Descriptor, _kind: BlobKind) -> bool {
+        false
+    }
+    /// A download starts, readable while it arrives (see
+    /// [`crate::BlobStream`]: it ends only once the blob is verified and
+    /// stored). A download retried from its first byte starts a new stream.
+    fn blob_stream(&self, _desc: &Descriptor, _kind: BlobKind, _stream: crate::BlobStream) {}
     /// `bytes` of the blob are now held.
     fn blob_progress(&self, _digest: &Digest, _bytes: u64) {}
     /// A blob is verified and stored.

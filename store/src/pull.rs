@@ -260,6 +260,10 @@ async fn fetch_blobs(
             todo.push((desc.clone(), kind));
         }
     }
+    // The config first (small, and the image needs it), then the largest
+    // layers: they take longest to fetch and to decode, and a decoder
+    // following the downloads takes them in the order they start.
+    todo.sort_by_key(|(d, k)| (*k != BlobKind::Config, std::cmp::Reverse(d.size)));
     // One task per blob, so downloads, hashing and fsyncs run on every
     // worker thread and one blob's fsync does not stall the others.
     let limit = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
@@ -329,9 +333,11 @@ async fn fetch_one(
         progress.blob_skipped(&desc, kind);
         return Ok(None);
     }
+    let started = std::time::Instant::now();
     let mut writer = lock.writer(Some(desc.size), true)?;
     let resumed = writer.written();
     progress.blob_started(&desc, kind, resumed);
+    offer_stream(progress, &desc, kind, &mut writer);
     let digest = desc.digest.clone();
     let report = |n: u64| progress.blob_progress(&digest, n);
     client.blob(&desc, &mut writer, &report).await?;
@@ -341,6 +347,7 @@ async fn fetch_one(
             // the disk): fetch the whole blob once more.
             let mut writer = lock.writer(Some(desc.size), false)?;
             progress.blob_started(&desc, kind, 0);
+            offer_stream(progress, &desc, kind, &mut writer);
             client.blob(&desc, &mut writer, &report).await?;
             tokio::task::block_in_place(|| writer.commit())?
         }
@@ -353,8 +360,30 @@ async fn fetch_one(
             .expect("not poisoned")
             .push(desc.digest.clone());
     }
+    tracing::debug!(
+        "{}: {} bytes fetched, verified and stored in {:?}",
+        desc.digest,
+        desc.size - resumed,
+        started.elapsed()
+    );
     progress.blob_done(&desc, kind);
     Ok(Some(desc.size - resumed))
+}
+
+/// Hands the download to whoever reads blobs as they arrive (the pull's
+/// decoder). A stream that cannot be opened only costs that overlap.
+fn offer_stream(
+    progress: &Arc<dyn PullProgress>,
+    desc: &Descriptor,
+    kind: BlobKind,
+    writer: &mut crate::BlobWriter,
+) {
+    if progress.wants_stream(desc, kind) {
+        match writer.stream() {
+            Ok(stream) => progress.blob_stream(desc, kind, stream),
+            Err(e) => tracing::debug!("{}: not read while downloading: {e}", desc.digest),
+        }
+    }
 }
 
 /// After a failed pull: delete the blobs it added that no ref uses, if no

@@ -36,6 +36,10 @@ pub use check::{CheckOptions, DerivedReport};
 
 const CHANGESET_MAGIC: &[u8] = b"cairn-changeset-v1\n";
 
+/// `objects/gc-pending`: ids of objects a collection could not delete while
+/// decoders ran, one hex id per line, for the next collection.
+const PENDING_OBJECTS: &str = "gc-pending";
+
 /// How the unpacker works on a store.
 #[derive(Debug, Clone)]
 pub struct UnpackerOptions {
@@ -174,6 +178,28 @@ impl Unpacker {
     /// to have all its objects (the store keeps that true: objects go only
     /// after their changesets), sparing a stat per file.
     fn layer_with(&self, blob: &Digest, verify: bool) -> Result<(Changeset, Digest), Error> {
+        self.layer_from(blob, verify, None)
+    }
+
+    /// [`Unpacker::layer`] of a blob still downloading, decoded from
+    /// `stream` as it arrives (a [`cairn_store::BlobStream`]): the changeset
+    /// is kept only if the stream reaches its end, i.e. the blob was
+    /// verified and stored; otherwise the objects it added go again and the
+    /// layer is decoded from the stored blob when it is asked for.
+    pub fn layer_streaming(
+        &self,
+        blob: &Digest,
+        stream: impl io::Read,
+    ) -> Result<(Changeset, Digest), Error> {
+        self.layer_from(blob, true, Some(Box::new(stream)))
+    }
+
+    fn layer_from(
+        &self,
+        blob: &Digest,
+        verify: bool,
+        stream: Option<Box<dyn io::Read + '_>>,
+    ) -> Result<(Changeset, Digest), Error> {
         if let Some(hit) = self.cached(blob, verify)? {
             return Ok(hit);
         }
@@ -193,15 +219,26 @@ impl Unpacker {
             &self.store.root().join("layers"),
             &format!("{}{}.tmp-", blob.hex(), self.tag),
         );
+        let started = std::time::Instant::now();
         let name = blob.to_string();
-        let file = self.store.open_blob(blob)?;
+        let streaming = stream.is_some();
+        let source: Box<dyn io::Read> = match stream {
+            Some(s) => s,
+            None => Box::new(self.store.open_blob(blob)?),
+        };
         let (changeset, diff_id) = decode_with_digest(
-            io::BufReader::with_capacity(1 << 20, file),
+            io::BufReader::with_capacity(1 << 20, source),
             &name,
             &self.objects,
             &self.opts.decode,
         )?;
         self.save(blob, &changeset, &diff_id)?;
+        tracing::debug!(
+            "layer {blob}: decoded{}, {} entries, in {:?}",
+            if streaming { " while downloading" } else { "" },
+            changeset.changes.len(),
+            started.elapsed()
+        );
         Ok((changeset, diff_id))
     }
 
@@ -331,8 +368,11 @@ impl Unpacker {
         tmp: &Path,
         verify: bool,
     ) -> Result<ImageRoot, Error> {
+        let started = std::time::Instant::now();
         let layers = self.layers_with(image, verify)?;
+        let decoded = started.elapsed();
         let plan = Plan::from_layers(&layers)?;
+        let planned = started.elapsed();
         // The objects we link must stay until the root holds them.
         let _objects = self.objects_lock(LockMode::Shared)?;
         let build = || -> Result<RootInfo, Error> {
@@ -358,6 +398,15 @@ impl Unpacker {
             )
             .io_context("write", &info_path)?;
             fs::rename(tmp, dir).io_context("rename image root into place", dir)?;
+            tracing::debug!(
+                "image {}: layers ready after {decoded:?}, planned after {planned:?}, root built \
+                 after {:?} ({} linked, {} copied, {} directories)",
+                image.digest(),
+                started.elapsed(),
+                stats.linked,
+                stats.copied,
+                stats.dirs
+            );
             Ok(info)
         };
         match build() {
@@ -406,8 +455,11 @@ impl Unpacker {
     /// live, objects no remaining changeset names, and leftovers of
     /// interrupted builds. With `wait`, blocks until a running collection is
     /// done; without, does nothing while one runs. First under the store's
-    /// gc lock (roots and changesets), then under the objects lock (objects:
-    /// waits for running decoders and root builders, never for a download).
+    /// gc lock (roots and changesets), then under the objects lock, taken
+    /// only if no decoder or root builder holds it (a decoder may be
+    /// following a download, which nothing should wait for); if one does,
+    /// the objects to delete are recorded (`objects/gc-pending`) and the
+    /// next collection that gets the lock deletes those still unnamed.
     /// Returns bytes freed.
     ///
     /// Objects: those named by the changesets this collection removes are
@@ -501,23 +553,53 @@ impl Unpacker {
             freed += e.metadata().map(|m| m.len()).unwrap_or(0);
             fs::remove_file(e.path()).io_context("remove changeset", &e.path())?;
         }
-        drop(gc);
-        if candidates.is_empty() && !walk_all {
+        let pending = self.objects.dir().join(PENDING_OBJECTS);
+        if candidates.is_empty() && !walk_all && !pending.exists() {
             return Ok(freed);
         }
         // Objects: decoders and builders hold this lock shared, so every
-        // object on disk now is named by a saved changeset or by none.
-        let _objects = if wait {
-            self.objects_lock(LockMode::Exclusive)?
-        } else {
-            match LockGuard::try_acquire(
-                &self.store.root().join("locks").join("objects"),
-                LockMode::Exclusive,
-            )? {
-                Some(g) => g,
-                None => return Ok(freed),
+        // object on disk now is named by a saved changeset or by none. A
+        // decoder may be following a download (a pull decodes while it
+        // downloads), so this never waits for it: the candidates are left
+        // for the next collection that gets the lock (appended while we hold
+        // the gc lock, which the one taking them holds too).
+        let Some(_objects) = LockGuard::try_acquire(
+            &self.store.root().join("locks").join("objects"),
+            LockMode::Exclusive,
+        )?
+        else {
+            if !candidates.is_empty() {
+                let mut text = String::new();
+                for id in &candidates {
+                    text.push_str(&id.hex());
+                    text.push('\n');
+                }
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&pending)
+                    .and_then(|mut f| f.write_all(text.as_bytes()))
+                    .io_context("record objects to collect later", &pending)?;
             }
+            tracing::debug!("objects not collected now: a decoder is running");
+            return Ok(freed);
         };
+        match fs::read_to_string(&pending) {
+            Ok(text) => {
+                candidates.extend(text.lines().filter_map(|l| {
+                    hex::decode(l)
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .map(crate::changeset::ObjectId)
+                }));
+                // Taken: if this collection fails, they are only left unnamed,
+                // for `system prune`'s walk.
+                fs::remove_file(&pending).io_context("remove", &pending)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).io_context("read", &pending),
+        }
+        drop(gc);
         let mut live_objects = std::collections::HashSet::new();
         for e in read_dir(&layers_dir)? {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -560,6 +642,9 @@ impl Unpacker {
         }
         for sub in read_dir(self.objects.dir())? {
             let sub_name = sub.file_name().to_string_lossy().into_owned();
+            if sub_name == PENDING_OBJECTS {
+                continue;
+            }
             if sub_name.len() != 2 {
                 // tmp-* files of a writer that died (the lock excludes live ones).
                 freed += sub.metadata().map(|m| m.len()).unwrap_or(0);

@@ -192,3 +192,48 @@ fn a_lost_object_is_decoded_again_when_a_root_is_built() {
     assert_eq!(read(&again.path, "g"), "second\n");
     assert_eq!(objects(&u).len(), 2);
 }
+
+#[test]
+fn a_collection_never_waits_for_a_decoder_and_the_next_one_deletes_what_it_left() {
+    let (_dir, store, u) = setup();
+    let a = add_image(
+        &store,
+        Some("localhost/a:1"),
+        &Tar::new().file("only-a", b"a alone\n").finish(),
+    );
+    u.image_root(&image(&store, &a)).unwrap();
+    assert_eq!(objects(&u).len(), 1);
+    store
+        .remove_images(&["localhost/a:1".to_owned()], &[], false)
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
+    store.collect_garbage(true).unwrap();
+
+    // A decoder (one following a stalled download, say) holds the objects
+    // lock: the collection removes the root and changeset, and returns
+    // without waiting, the object recorded for later.
+    let decoder = cairn_store::LockGuard::acquire(
+        &store.root().join("locks/objects"),
+        cairn_store::LockMode::Shared,
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    u.collect_garbage(true).unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    assert!(!u.image_dir(&a).exists());
+    assert_eq!(objects(&u).len(), 1, "the object waits for the lock");
+    let pending = u.objects().dir().join("gc-pending");
+    assert_eq!(fs::read_to_string(&pending).unwrap().lines().count(), 1);
+    // A full collection cannot walk either.
+    u.collect_all_garbage(true).unwrap();
+    assert_eq!(objects(&u).len(), 1);
+
+    // The decoder done, the next collection (with nothing of its own to
+    // remove) deletes it, unless a changeset names it meanwhile.
+    drop(decoder);
+    u.collect_garbage(true).unwrap();
+    assert!(objects(&u).is_empty());
+    assert!(!pending.exists());
+}
