@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, Mode as FsMode, OFlags, ResolveFlags, Timespec, Timestamps};
@@ -83,6 +83,7 @@ pub fn materialize(
             .io_context("dup", target)?,
         target: target.to_owned(),
         first_path: Mutex::new(HashMap::new()),
+        group_done: Condvar::new(),
         stats: Mutex::new(Stats::default()),
     };
     let NodeKind::Dir { meta, children } = &plan.root().kind else {
@@ -104,13 +105,25 @@ struct Pending<'p> {
     children: &'p std::collections::BTreeMap<Vec<u8>, Node>,
 }
 
+/// Copy mode: the state of one hardlink group's file.
+enum Group {
+    /// A thread is copying it; the other names wait, then link to it.
+    Copying,
+    /// Copied, at this path below the target.
+    Done(PathBuf),
+    /// The copy failed (the copying thread reports why).
+    Failed,
+}
+
 struct Materializer<'a> {
     objects: &'a ObjectStore,
     opts: MaterializeOptions,
     root_fd: OwnedFd,
     target: PathBuf,
-    /// Copy mode: the first path written for each inode group.
-    first_path: Mutex<HashMap<u64, PathBuf>>,
+    /// Copy mode: each inode group's file, once a thread claimed it.
+    first_path: Mutex<HashMap<u64, Group>>,
+    /// Signalled when a group's file is copied (or failed to be).
+    group_done: Condvar,
     stats: Mutex<Stats>,
 }
 
@@ -128,17 +141,16 @@ impl Materializer<'_> {
         f(&mut self.stats.lock().expect("not poisoned"));
     }
 
-    /// Creates `children` in `dir`. In hardlink mode, subdirectories are
-    /// filled in parallel (every file is a link to its own object, so
-    /// nothing depends on the order); copy mode keeps the order, because
-    /// later members of a hardlink group link to the first one copied.
+    /// Creates `children` in `dir`, then fills its subdirectories in
+    /// parallel. Nothing depends on the order: in hardlink mode every file
+    /// is a link to its own object; in copy mode the first name of a
+    /// hardlink group to be reached is copied and the others link to it.
     fn fill(
         &self,
         dir: &OwnedFd,
         rel: &Path,
         children: &std::collections::BTreeMap<Vec<u8>, Node>,
     ) -> Result<(), Error> {
-        let parallel = self.opts.mode == Mode::Hardlink;
         let mut subdirs = Vec::new();
         for (name, node) in children {
             let name_os = name_of(name);
@@ -154,11 +166,7 @@ impl Materializer<'_> {
                         meta,
                         children,
                     };
-                    if parallel {
-                        subdirs.push(pending);
-                    } else {
-                        self.subdir(dir, &pending)?;
-                    }
+                    subdirs.push(pending);
                 }
                 NodeKind::File {
                     meta,
@@ -286,19 +294,67 @@ impl Materializer<'_> {
                     )
                 }
             }
-        } else if let Some(first) = self
-            .first_path
-            .lock()
-            .expect("not poisoned")
-            .get(&inode)
-            .cloned()
-        {
-            rustix::fs::linkat(&self.root_fd, first.as_path(), dir, name, AtFlags::empty())
-                .map_err(io::Error::from)
-                .io_context("hardlink", &self.err_path(path))?;
-            self.count(|s| s.linked += 1);
-            return Ok(());
+        } else {
+            let mut groups = self.first_path.lock().expect("not poisoned");
+            loop {
+                match groups.get(&inode) {
+                    None => {
+                        // Ours to copy; the other names wait for it.
+                        groups.insert(inode, Group::Copying);
+                        break;
+                    }
+                    Some(Group::Copying) => {
+                        groups = self.group_done.wait(groups).expect("not poisoned");
+                    }
+                    Some(Group::Done(first)) => {
+                        let first = first.clone();
+                        drop(groups);
+                        rustix::fs::linkat(
+                            &self.root_fd,
+                            first.as_path(),
+                            dir,
+                            name,
+                            AtFlags::empty(),
+                        )
+                        .map_err(io::Error::from)
+                        .io_context("hardlink", &self.err_path(path))?;
+                        self.count(|s| s.linked += 1);
+                        return Ok(());
+                    }
+                    Some(Group::Failed) => {
+                        return Err(Error::Io {
+                            op: "hardlink (the file of its group failed to copy)".into(),
+                            path: self.err_path(path),
+                            source: io::Error::other("copying the group's first name failed"),
+                        });
+                    }
+                }
+            }
         }
+        let copied = self.copy_file(dir, name, path, meta, object);
+        if self.opts.mode == Mode::Copy {
+            self.first_path.lock().expect("not poisoned").insert(
+                inode,
+                match copied {
+                    Ok(()) => Group::Done(path.to_owned()),
+                    Err(_) => Group::Failed,
+                },
+            );
+            self.group_done.notify_all();
+        }
+        copied
+    }
+
+    /// Writes a copy of `object` as `name` in `dir`.
+    fn copy_file(
+        &self,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+        path: &Path,
+        meta: &Meta,
+        object: &crate::changeset::ObjectId,
+    ) -> Result<(), Error> {
+        let rel_obj = ObjectStore::relative_path(object);
         let src = File::from(
             rustix::fs::openat(
                 self.objects.fd(),
@@ -327,10 +383,6 @@ impl Materializer<'_> {
             self.opts.ownership == Ownership::Apply,
         )
         .io_context("set file metadata", &self.err_path(path))?;
-        self.first_path
-            .lock()
-            .expect("not poisoned")
-            .insert(inode, path.to_owned());
         self.count(|s| s.copied += 1);
         Ok(())
     }
