@@ -338,3 +338,26 @@ impl Cairn {
         v
     }
 }
+
+/// On drop, removes a test's containers (`rm -a -f -t 0`) and kills what a bug may have left
+/// running: processes whose command line holds `marker` or the store root, i.e. only what this
+/// test started.
+#[derive(Debug)]
+pub struct Cleanup<'a> {
+    /// The test's cairn.
+    pub cairn: &'a Cairn,
+    /// A string only this test's container commands carry (a `sleep` argument, say).
+    pub marker: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
+        let root = self.cairn.root().display().to_string();
+        for needle in [self.marker.as_str(), root.as_str()] {
+            for (pid, _) in crate::util::processes_with(needle) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}

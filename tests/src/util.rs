@@ -311,6 +311,29 @@ pub fn http_get(host: &str, path: &str, headers: &[(&str, &str)]) -> anyhow::Res
     })
 }
 
+/// Host processes (other than this one) whose command line contains `needle`, with that command
+/// line (arguments joined by spaces).
+pub fn processes_with(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains(needle) {
+            out.push((pid, cmd));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

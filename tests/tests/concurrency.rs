@@ -34,7 +34,9 @@ use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cairn_tests::cairn::Cleanup;
 use cairn_tests::fixtures::{self, refs};
+use cairn_tests::util::processes_with;
 use cairn_tests::{Action, Cairn, FaultProxy, Registry, RegistryOptions, Rule};
 
 /// A command that runs longer than this is killed and counts as hung.
@@ -182,48 +184,6 @@ impl Log {
 
 // ---------------------------------------------------------------------------
 // Checks
-
-/// Host processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<(u32, String)> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(needle) {
-            out.push((pid, cmd));
-        }
-    }
-    out
-}
-
-/// Removes a test's containers and kills what a bug left running (processes
-/// whose command line holds the test's marker or its store root: only what
-/// this test started).
-struct Cleanup<'a> {
-    cairn: &'a Cairn,
-    marker: String,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-        let root = self.cairn.root().display().to_string();
-        for needle in [self.marker.as_str(), root.as_str()] {
-            for (pid, _) in processes_with(needle) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
-    }
-}
 
 fn names(dir: &Path) -> BTreeSet<String> {
     fs::read_dir(dir)

@@ -26,8 +26,10 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cairn_tests::cairn::Cleanup;
 use cairn_tests::fixtures::{self, refs};
 use cairn_tests::util::fast_store_base as store_base;
+use cairn_tests::util::processes_with;
 use cairn_tests::{Action, Cairn, FaultProxy, Registry, RegistryOptions, Rule, Run};
 use sha2::{Digest as _, Sha256};
 
@@ -267,48 +269,6 @@ fn assert_content(c: &Cairn, image: &str, fixture: &str, what: &str) {
         expected(fixture),
         "{what}: a container of {image} does not see what a clean pull gives"
     );
-}
-
-/// Host processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<(u32, String)> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(needle) {
-            out.push((pid, cmd));
-        }
-    }
-    out
-}
-
-/// Removes a test's containers, and kills what a bug may have left running
-/// (only processes this test's containers started: their command line holds
-/// the test's marker or its store root).
-struct Cleanup<'a> {
-    cairn: &'a Cairn,
-    marker: String,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-        let root = self.cairn.root().display().to_string();
-        for needle in [self.marker.as_str(), root.as_str()] {
-            for (pid, _) in processes_with(needle) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
-    }
 }
 
 /// A `sleep` argument no other test uses, so the container's processes can

@@ -27,7 +27,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use cairn_tests::cairn::Cleanup;
 use cairn_tests::fixtures::{self, refs};
+use cairn_tests::util::processes_with;
 use cairn_tests::{Cairn, ImageSpec, OciLayout, Registry, RegistryOptions};
 
 const IN_NAMESPACE: &str = "CAIRN_SOAK_IN_MOUNT_NAMESPACE";
@@ -62,28 +64,6 @@ fn env() -> Env {
 
 // ---------------------------------------------------------------------------
 // What leaks
-
-/// Host processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<(u32, String)> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(raw) = fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(needle) {
-            out.push((pid, cmd));
-        }
-    }
-    out
-}
 
 /// Children of this process that are zombies (never reaped).
 fn zombie_children() -> Vec<u32> {
@@ -160,25 +140,6 @@ struct Sample {
     at: usize,
     fds: usize,
     mounts: usize,
-}
-
-/// Removes the containers and kills what a failure left (only processes
-/// this test started: their command line holds the marker or the store).
-struct Cleanup<'a> {
-    cairn: &'a Cairn,
-    marker: String,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-        let root = self.cairn.root().display().to_string();
-        for needle in [self.marker.as_str(), root.as_str()] {
-            for (pid, _) in processes_with(needle) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
