@@ -107,14 +107,25 @@ def timed(cmd, env=None):
     return wall, rss_kib / 1024
 
 
+REGISTRY_HELP = ("where the registry keeps its blobs: 'ram' (default) a directory in /dev/shm, as a "
+                 "remote registry whose disk is not the client's; 'fs' the work directory, so the "
+                 "registry's cold reads and the client's writes share one disk")
+
+
 class Registry:
-    def __init__(self, work):
+    def __init__(self, work, storage="fs"):
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
+        self.ram = None
+        if storage == "ram":
+            self.ram = Path(tempfile.mkdtemp(prefix="cairn-bench-registry-", dir="/dev/shm"))
+            root = self.ram
+        else:
+            root = work / "registry"
         cfg = work / "registry.yml"
         cfg.write_text(
             "version: 0.1\nlog:\n  level: error\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {work / 'registry'}\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root}\n"
             f"http:\n  addr: {self.host}\n"
         )
         self.log = open(work / "registry.log", "w")
@@ -132,6 +143,8 @@ class Registry:
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
+        if self.ram:
+            shutil.rmtree(self.ram, ignore_errors=True)
 
 
 def main():
@@ -142,6 +155,7 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--tools", default="cairn-download,skopeo,cairn,podman")
     ap.add_argument("--fs", default="ext4", choices=["ext4", "here"], help=FS_HELP)
+    ap.add_argument("--registry-storage", default="ram", choices=["ram", "fs"], help=REGISTRY_HELP)
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the page cache is dropped before every timed run")
@@ -153,7 +167,7 @@ def main():
 
     fs = contextlib.ExitStack()
     work, fs_desc = fs.enter_context(bench_fs(args.fs, "cairn-bench-"))
-    reg = Registry(work)
+    reg = Registry(work, args.registry_storage)
     results = {}
     repull = {}
     sizes = {}
@@ -211,7 +225,9 @@ def main():
     lines.append(f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                  f"{os.cpu_count()} cores, same registry (127.0.0.1), images and disk for every tool; "
                  "page cache dropped before every timed run; fresh storage each run. "
-                 f"Registry storage and every store on {fs_desc}.\n")
+                 f"Every store on {fs_desc}; the registry's storage "
+                 + ("in /dev/shm (a remote registry's disk is not the client's)" if args.registry_storage == "ram"
+                    else "there too (its cold reads share the disk with the stores' writes)") + ".\n")
     versions = {
         "cairn": sh(cairn, "--version").stdout.strip(),
         "cairn-download": sh(cairn, "--version").stdout.strip() + " (--unpack=false)",

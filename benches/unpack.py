@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pull import FS_HELP, REPO, Registry, bench_fs, drop_caches, sh, timed  # noqa: E402
+from pull import FS_HELP, REGISTRY_HELP, REPO, Registry, bench_fs, drop_caches, sh, timed  # noqa: E402
 
 
 def layer_blobs(layout, ref):
@@ -74,6 +74,7 @@ def main():
     ap.add_argument("--images", default="bench-four,bench-one")
     ap.add_argument("--out", default=str(REPO / "benches/results/unpack.md"))
     ap.add_argument("--fs", default="ext4", choices=["ext4", "here"], help=FS_HELP)
+    ap.add_argument("--registry-storage", default="ram", choices=["ram", "fs"], help=REGISTRY_HELP)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--cairn", help="the cairn binary to time (default: a release build of this "
                     "tree, in $CARGO_TARGET_DIR or target/)")
@@ -151,7 +152,7 @@ def main():
         # cannot apply `multi` (its edge-case layer hardlinks files of lower
         # layers: "processing tar file(no such file or directory)"), so the
         # sibling image is timed for cairn only.
-        reg = Registry(work)
+        reg = Registry(work, args.registry_storage)
         try:
             pulls = {"cairn": ["bench-four", "multi", "multi-sibling"], "podman": ["bench-four"]}
             for img in pulls["cairn"]:
@@ -208,7 +209,9 @@ def main():
             lines.append(f"| {img} | {n} | {size / 1e6:.1f} MB | {name} | {m:.3f} | {min(walls):.3f} | "
                          f"{max(walls):.3f} | {max(r for _, r in runs):.1f} | {m / base_u:.2f}x | {m / base_t:.2f}x |")
     lines += ["", "Pull from a local registry into fresh storage, image ready to run (podman pull also "
-              "applies the layers into its storage):\n",
+              "applies the layers into its storage); the registry's storage "
+              + ("in /dev/shm (a remote registry's disk is not the client's):\n" if args.registry_storage == "ram"
+                 else "on the same filesystem:\n"),
               "| image | tool | median s | peak RSS MiB | cairn vs podman |", "|---|---|---|---|---|"]
     for img in ["bench-four", "multi", "multi-sibling"]:
         key = f"pull {img}"
