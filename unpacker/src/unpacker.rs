@@ -515,7 +515,7 @@ impl Unpacker {
             } else if live_blobs.contains(hex) {
                 continue;
             }
-            freed += tree_size(&e.path());
+            let size = tree_size(&e.path());
             // A root disappears by rename before it is deleted: deleting it
             // in place, a crash would leave `info.json` beside a
             // half-deleted `rootfs/`, which the next pull of the image would
@@ -527,7 +527,13 @@ impl Unpacker {
                 fs::rename(e.path(), &to).io_context("remove image root", &e.path())?;
                 to
             };
-            remove_tree(&doomed).io_context("remove image root", &doomed)?;
+            match remove_tree(&doomed) {
+                Ok(()) => freed += size,
+                // A builder that held its lock when we listed, and has
+                // renamed its root into place since (it lets go after).
+                Err(err) if building.is_some() && err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).io_context("remove image root", &doomed),
+            }
         }
         let layers_dir = self.store.root().join("layers");
         let mut walk_all = walk_all;
@@ -550,8 +556,14 @@ impl Unpacker {
                     None => walk_all = true,
                 }
             }
-            freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(e.path()).io_context("remove changeset", &e.path())?;
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            match fs::remove_file(e.path()) {
+                Ok(()) => freed += size,
+                // A decoder's temp file, renamed into place since we listed
+                // (the decoder lets go of its lock after).
+                Err(err) if name.contains(".tmp-") && err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).io_context("remove changeset", &e.path()),
+            }
         }
         let pending = self.objects.dir().join(PENDING_OBJECTS);
         if candidates.is_empty() && !walk_all && !pending.exists() {
