@@ -8,7 +8,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cairn_store::media::{types, Descriptor};
 use cairn_store::{Digest, Image, Store};
@@ -25,21 +25,6 @@ fn setup() -> (tempfile::TempDir, Store, Unpacker) {
 
 fn image(store: &Store, d: &Digest) -> Image {
     store.image_by_manifest(d).unwrap().unwrap()
-}
-
-/// Every object file.
-fn objects(u: &Unpacker) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in fs::read_dir(u.objects().dir()).unwrap() {
-        let sub = sub.unwrap().path();
-        if sub.is_dir() {
-            for e in fs::read_dir(&sub).unwrap() {
-                out.push(e.unwrap().path());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn read(root: &Path, p: &str) -> String {

@@ -6,24 +6,13 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
 use cairn_store::{Digest, Put, Store};
 use cairn_unpacker::{Unpacker, UnpackerOptions};
 use common::*;
-
-fn objects(u: &Unpacker) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in fs::read_dir(u.objects().dir()).unwrap() {
-        let sub = sub.unwrap();
-        if sub.file_name().len() == 2 {
-            out.extend(fs::read_dir(sub.path()).unwrap().map(|e| e.unwrap().path()));
-        }
-    }
-    out
-}
 
 fn changesets(root: &Path) -> usize {
     fs::read_dir(root.join("layers")).map_or(0, |d| d.count())

@@ -717,3 +717,18 @@ pub fn add_image(
     }
     manifest_digest
 }
+
+/// Every object file of `u`'s store, sorted.
+pub fn objects(u: &cairn_unpacker::Unpacker) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for sub in fs::read_dir(u.objects().dir()).unwrap() {
+        let sub = sub.unwrap().path();
+        if sub.is_dir() {
+            for e in fs::read_dir(&sub).unwrap() {
+                out.push(e.unwrap().path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
