@@ -11,6 +11,7 @@
 //! - [`image`]: deterministic OCI layouts (single images and multi-platform indexes) to push.
 //! - [`cairn`]: the real `cairn` binary in an isolated environment.
 //! - [`fixtures`]: the real Debian test images, built once and cached.
+//! - [`roots`]: image roots in a store (layer stacks), found or mounted as a container sees them.
 //! - [`util`]: free ports, port waits, temp dirs, running tools with their stderr in errors.
 //!
 //! External tools used: `docker-registry` (distribution 2.8; override with
@@ -26,6 +27,7 @@ pub mod fixtures;
 pub mod image;
 pub mod podman;
 pub mod registry;
+pub mod roots;
 mod token;
 pub mod util;
 

@@ -226,6 +226,7 @@ fn contents(root: &Path) -> BTreeMap<&'static str, BTreeSet<String>> {
     m.insert("blobs", names(&root.join("blobs/sha256")));
     m.insert("layers", names(&root.join("layers")));
     m.insert("images", names(&root.join("images")));
+    m.insert("chains", names(&root.join("chains")));
     m.insert("objects", objects(root).0);
     m
 }

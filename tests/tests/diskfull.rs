@@ -156,6 +156,11 @@ fn partial_state(root: &Path) -> Vec<String> {
             .map(|n| format!("images/{n}")),
     );
     out.extend(
+        names(&root.join("chains"))
+            .into_iter()
+            .map(|n| format!("chains/{n}")),
+    );
+    out.extend(
         names(&root.join("layers"))
             .into_iter()
             .filter(|n| !n.ends_with(".cs"))
@@ -360,6 +365,7 @@ fn create_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
         let what = format!("create on a full 16 MiB disk (image root built by create: {rebuild})");
         if rebuild {
             fs::remove_dir_all(c.root().join("images").join(manifest_hex)).unwrap();
+            fs::remove_dir_all(c.root().join("chains")).unwrap();
             // The changeset too: create must decode the layer again.
             for n in names(&c.root().join("layers")) {
                 fs::remove_file(c.root().join("layers").join(n)).unwrap();
@@ -371,7 +377,7 @@ fn create_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
         eprintln!("{what}: {line}");
         let left: Vec<String> = partial_state(c.root())
             .into_iter()
-            .filter(|p| !p.starts_with("images/") || rebuild)
+            .filter(|p| !(p.starts_with("images/") || p.starts_with("chains/")) || rebuild)
             .collect();
         assert!(left.is_empty(), "{what}: partial state left: {left:?}");
         assert_eq!(c.ok(["ps", "-a", "-q"]), "", "{what}");
@@ -379,9 +385,10 @@ fn create_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
         fs::remove_file(filler).unwrap();
         c.ok(["create", "--name", "full", &id, "true"]);
         assert_clean(&c, &format!("{what}, then created with room"));
-        let root = c.root().join("images").join(manifest_hex).join("rootfs");
-        assert_eq!(fs::read(root.join("srv/big")).unwrap(), big, "{what}");
-        assert_eq!(names(&root.join("srv/data")).len(), 40, "{what}");
+        let lowers = cairn_tests::roots::lowers(c.root(), manifest_hex);
+        let find = |p: &str| cairn_tests::roots::find(&lowers, p).unwrap();
+        assert_eq!(fs::read(find("srv/big")).unwrap(), big, "{what}");
+        assert_eq!(names(&find("srv/data")).len(), 40, "{what}");
         c.ok(["rm", "full"]);
     }
 }

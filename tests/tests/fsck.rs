@@ -21,15 +21,9 @@ fn with_image() -> (Cairn, String) {
 /// An object of the image root that `path` (inside the image) links.
 fn object_of(c: &Cairn, path: &str) -> PathBuf {
     use std::os::unix::fs::MetadataExt as _;
-    let images = c.root().join("images");
-    let root = fs::read_dir(&images)
-        .unwrap()
-        .flatten()
-        .find(|e| e.path().join("info.json").exists())
-        .unwrap()
-        .path()
-        .join("rootfs");
-    let ino = fs::metadata(root.join(path)).unwrap().ino();
+    let lowers = cairn_tests::roots::lowers(c.root(), "");
+    let found = cairn_tests::roots::find(&lowers, path).expect("in the image root");
+    let ino = fs::metadata(found).unwrap().ino();
     for sub in fs::read_dir(c.root().join("objects")).unwrap().flatten() {
         if !sub.file_type().unwrap().is_dir() {
             continue;

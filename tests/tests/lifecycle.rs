@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::sleep;
@@ -1040,22 +1040,27 @@ fn containers_of_one_image_share_its_root_and_rmi_respects_them() {
         assert_eq!(fs::read_dir(dir.join("upper")).unwrap().count(), 0);
     }
     assert!(lowers.iter().all(|l| l == &lowers[0]), "{lowers:?}");
+    // The image root: the image's layer directories, topmost first.
+    let stack: Vec<PathBuf> = lowers[0].split(':').map(PathBuf::from).collect();
     assert!(
-        Path::new(&lowers[0]).join("etc/debian_version").exists(),
+        cairn_tests::roots::find(&stack, "etc/debian_version").is_some(),
         "{}",
         lowers[0]
     );
-    assert_eq!(
-        Path::new(&lowers[0]).parent().unwrap().parent().unwrap(),
-        c.root().join("images"),
-        "the one image root of the store"
-    );
+    for dir in &stack {
+        assert_eq!(
+            dir.parent().unwrap().parent().unwrap(),
+            c.root().join("chains"),
+            "layer directories of the store"
+        );
+    }
+    assert_eq!(stack, cairn_tests::roots::lowers(c.root(), ""));
 
     // Writes stay in each container's own upper layer.
     c.ok(["start", "c0", "c1"]);
     c.ok(["exec", "c0", "sh", "-c", "echo mine > /etc/only-c0"]);
     c.fails(1, ["exec", "c1", "test", "-e", "/etc/only-c0"]);
-    assert!(!Path::new(&lowers[0]).join("etc/only-c0").exists());
+    assert!(cairn_tests::roots::find(&stack, "etc/only-c0").is_none());
 
     // rmi of an image in use: exit 2, nothing removed.
     let r = c.fails(2, ["rmi", IMAGE]);

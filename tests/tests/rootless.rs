@@ -27,14 +27,10 @@ fn rootless_with_image() -> (Cairn, String) {
     (c, image)
 }
 
-fn image_root(c: &Cairn) -> std::path::PathBuf {
-    let images = c.root().join("images");
-    let dir = fs::read_dir(&images)
-        .expect("images/")
-        .flatten()
-        .find(|e| e.path().join("info.json").exists())
-        .expect("an image root");
-    dir.path().join("rootfs")
+/// Where `rel` is in the image root of the store's one image.
+fn in_root(c: &Cairn, rel: &str) -> std::path::PathBuf {
+    let lowers = cairn_tests::roots::lowers(c.root(), "");
+    cairn_tests::roots::find(&lowers, rel).unwrap_or_else(|| panic!("/{rel} in {lowers:?}"))
 }
 
 fn user_uid(c: &Cairn) -> u32 {
@@ -50,11 +46,10 @@ fn pulls_from_a_registry_with_image_owners_shifted() {
     let reference = format!("{}/debian:min", reg.host());
     c.ok(["pull", "-q", "--tls-verify=false", &reference]);
     let uid = user_uid(&c);
-    let root = image_root(&c);
     // Outside: image root 0 is the user; image gid 42 (shadow) is SUB+41.
-    let shadow = fs::symlink_metadata(root.join("etc/shadow")).unwrap();
+    let shadow = fs::symlink_metadata(in_root(&c, "etc/shadow")).unwrap();
     assert_eq!((shadow.uid(), shadow.gid()), (uid, SUB + 41));
-    let passwd = fs::symlink_metadata(root.join("usr/bin/passwd")).unwrap();
+    let passwd = fs::symlink_metadata(in_root(&c, "usr/bin/passwd")).unwrap();
     assert_eq!(passwd.uid(), uid);
     assert_eq!(passwd.mode() & 0o7777, 0o4755, "setuid bit kept");
     // Inside: the image's own owners.
@@ -201,7 +196,7 @@ fn keep_id_keeps_the_callers_ids_and_host_files_stay_the_users() {
     let made = fs::metadata(work.join("made-inside")).unwrap();
     assert_eq!((made.uid(), made.gid()), (user.uid, user.gid));
     // The user was added to the container's upper layer, not the image.
-    let image_passwd = fs::read_to_string(image_root(&c).join("etc/passwd")).unwrap();
+    let image_passwd = fs::read_to_string(in_root(&c, "etc/passwd")).unwrap();
     assert!(!image_passwd.contains(&format!("{}:", user.name)));
 }
 

@@ -19,6 +19,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use cairn_tests::fixtures::{self, refs};
+use cairn_tests::roots::{self, Merged};
 use cairn_tests::util::{run, sha256_digest};
 use cairn_tests::Cairn;
 use serde_json::{json, Value};
@@ -281,12 +282,9 @@ fn pull(cairn: &Cairn, name: &str) -> String {
     fixture(name).0
 }
 
-fn image_root(cairn: &Cairn, manifest: &str) -> PathBuf {
-    cairn
-        .root()
-        .join("images")
-        .join(hex_of(manifest))
-        .join("rootfs")
+/// The image root pull built, mounted as a container's lower layers.
+fn image_root(cairn: &Cairn, manifest: &str) -> Merged {
+    Merged::mount(&roots::lowers(cairn.root(), hex_of(manifest)))
 }
 
 fn unpack(cairn: &Cairn, image: &str, mode: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
@@ -316,7 +314,7 @@ fn debian_min_gzip_zstd_and_plain_unpack_like_umoci() {
         assert_same(
             &format!("{name} image root"),
             want,
-            &scan(&image_root(&cairn, &manifest)),
+            &scan(image_root(&cairn, &manifest).path()),
             false,
         );
     }
@@ -356,7 +354,7 @@ fn multi_layer_image_with_edge_cases_unpacks_like_umoci() {
     assert_same(
         "multi image root",
         want,
-        &scan(&image_root(&cairn, &manifest)),
+        &scan(image_root(&cairn, &manifest).path()),
         false,
     );
 }
@@ -437,6 +435,11 @@ fn a_sibling_image_costs_only_its_top_layer() {
     let objects_a = count_files(&cairn.root().join("objects"));
     let changesets_a = count_files(&cairn.root().join("layers"));
     let blobs_a = cairn.blobs().len();
+    let chains = || fs::read_dir(cairn.root().join("chains")).unwrap().count();
+    let chains_a = chains();
+    let dirs_a: BTreeSet<PathBuf> = roots::lowers(cairn.root(), hex_of(&a))
+        .into_iter()
+        .collect();
 
     let b = pull(&cairn, refs::MULTI_SIBLING);
     let (_, layers_a) = fixture(refs::MULTI);
@@ -466,9 +469,19 @@ fn a_sibling_image_costs_only_its_top_layer() {
         blobs_a + 3,
         "manifest, config, top layer"
     );
+    // The sibling's root stacks the first image's lower layer directories
+    // and builds only its top one.
+    assert_eq!(chains(), chains_a + 1, "one new layer directory");
+    let dirs_b = roots::lowers(cairn.root(), hex_of(&b));
+    assert_eq!(dirs_b.len(), layers_b.len());
+    assert!(dirs_b[1..].iter().all(|d| dirs_a.contains(d)), "{dirs_b:?}");
+    assert!(!dirs_a.contains(&dirs_b[0]));
 
     // Shared files are one inode in both image roots.
-    let (ra, rb) = (scan(&image_root(&cairn, &a)), scan(&image_root(&cairn, &b)));
+    let (ra, rb) = (
+        scan(image_root(&cairn, &a).path()),
+        scan(image_root(&cairn, &b).path()),
+    );
     let mut same_path_same_file = 0;
     for (p, e) in &rb.entries {
         if e.kind == 'f' && ra.entries.get(p) == Some(e) {

@@ -56,6 +56,8 @@ pub struct Stats {
     pub symlinks: u64,
     /// Device nodes and fifos created.
     pub specials: u64,
+    /// Whiteouts created (layer diffs only).
+    pub whiteouts: u64,
     /// Device nodes that could not be created (no CAP_MKNOD), by path.
     pub skipped_devices: Vec<String>,
 }
@@ -223,6 +225,20 @@ impl Materializer<'_> {
                                 .io_context("create device node", &self.err_path(&path))
                         }
                     }
+                }
+                NodeKind::Whiteout => {
+                    // Overlayfs' whiteout: a 0/0 character device, which
+                    // the kernel lets anyone create (5.8 and later).
+                    rustix::fs::mknodat(
+                        dir,
+                        name_os,
+                        rustix::fs::FileType::CharacterDevice,
+                        FsMode::empty(),
+                        0,
+                    )
+                    .map_err(io::Error::from)
+                    .io_context("create whiteout", &self.err_path(&path))?;
+                    self.count(|s| s.whiteouts += 1);
                 }
                 NodeKind::Fifo(meta) => {
                     rustix::fs::mknodat(

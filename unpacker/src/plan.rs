@@ -82,6 +82,9 @@ pub enum NodeKind {
     },
     /// A fifo.
     Fifo(Meta),
+    /// In a layer diff only ([`Plan::diff`]): the name is gone, whatever
+    /// the layers below have there (overlayfs' 0/0 character device).
+    Whiteout,
 }
 
 /// Why a layer cannot be applied.
@@ -442,6 +445,40 @@ impl Plan {
         go(&RootPath::root(), &self.root, &mut f);
     }
 
+    /// What this plan changes over `below`, the plan of the layers under
+    /// its top one (`below` + the top changeset = `self`), as an overlayfs
+    /// lower directory: stacked over the diffs of the layers below, it
+    /// shows exactly `self`. It holds every node the top layer created or
+    /// replaced, a [`NodeKind::Whiteout`] for every name it removed
+    /// (opaque directories included: the names below are listed, so no
+    /// overlay xattr is needed), and the directories leading to them with
+    /// their metadata in `self`. Parents are resolved paths (the plan has
+    /// followed the layer's symlinked parents), so the diff never puts a
+    /// name under a symlink.
+    pub fn diff(&self, below: &Plan) -> Plan {
+        let top = self.layers;
+        let NodeKind::Dir { meta, children } = &self.root.kind else {
+            unreachable!("the plan root is a directory");
+        };
+        let children = match &below.root.kind {
+            NodeKind::Dir {
+                children: lower, ..
+            } => diff_children(children, lower, top),
+            _ => children.clone(),
+        };
+        Plan {
+            root: Node {
+                layer: self.root.layer,
+                kind: NodeKind::Dir {
+                    meta: meta.clone(),
+                    children,
+                },
+            },
+            next_inode: self.next_inode,
+            layers: top,
+        }
+    }
+
     /// Bytes of regular file content, each inode counted once.
     pub fn content_bytes(&self) -> u64 {
         let mut seen = std::collections::HashSet::new();
@@ -454,6 +491,54 @@ impl Plan {
             }
         });
         total
+    }
+}
+
+/// [`Plan::diff`] of one directory present in both plans.
+fn diff_children(
+    upper: &BTreeMap<Vec<u8>, Node>,
+    lower: &BTreeMap<Vec<u8>, Node>,
+    top: usize,
+) -> BTreeMap<Vec<u8>, Node> {
+    let mut out = BTreeMap::new();
+    for (name, node) in upper {
+        if let Some(d) = diff_node(node, lower.get(name), top) {
+            out.insert(name.clone(), d);
+        }
+    }
+    for name in lower.keys() {
+        if !upper.contains_key(name) {
+            out.insert(
+                name.clone(),
+                Node {
+                    layer: top,
+                    kind: NodeKind::Whiteout,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// [`Plan::diff`] of the node `upper` over `lower`, the node at its path
+/// below the top layer; `None` when the top layer left it as it was.
+fn diff_node(upper: &Node, lower: Option<&Node>, top: usize) -> Option<Node> {
+    match (&upper.kind, lower.map(|l| &l.kind)) {
+        // Overlayfs merges a directory with the directory below it: keep
+        // what changed inside, and the metadata if the top layer set it.
+        (NodeKind::Dir { meta, children }, Some(NodeKind::Dir { children: lc, .. })) => {
+            let children = diff_children(children, lc, top);
+            (upper.layer == top || !children.is_empty()).then(|| Node {
+                layer: upper.layer,
+                kind: NodeKind::Dir {
+                    meta: meta.clone(),
+                    children,
+                },
+            })
+        }
+        // Anything else hides what is below it (a directory over a
+        // non-directory too): created by the top layer, all of it is new.
+        _ => (upper.layer == top).then(|| upper.clone()),
     }
 }
 
@@ -533,6 +618,7 @@ mod tests {
                 }
                 NodeKind::Fifo(_) => format!("{p}|"),
                 NodeKind::Device { .. } => format!("{p}!"),
+                NodeKind::Whiteout => format!("{p}~"),
             });
         });
         out
@@ -599,6 +685,113 @@ mod tests {
         for (layers, want) in cases {
             assert_eq!(ok(layers), *want, "{layers:?}");
         }
+    }
+
+    /// What overlayfs shows for `upper` stacked over `lower`.
+    fn overlay(upper: &Node, lower: Option<&Node>) -> Option<Node> {
+        match (&upper.kind, lower.map(|l| &l.kind)) {
+            (NodeKind::Whiteout, _) => None,
+            (NodeKind::Dir { meta, children }, Some(NodeKind::Dir { children: lc, .. })) => {
+                let mut out = BTreeMap::new();
+                for (name, l) in lc {
+                    if !children.contains_key(name) {
+                        out.insert(name.clone(), l.clone());
+                    }
+                }
+                for (name, u) in children {
+                    if let Some(n) = overlay(u, lc.get(name)) {
+                        out.insert(name.clone(), n);
+                    }
+                }
+                Some(Node {
+                    layer: upper.layer,
+                    kind: NodeKind::Dir {
+                        meta: meta.clone(),
+                        children: out,
+                    },
+                })
+            }
+            // Not merged: whiteouts inside hide nothing.
+            (NodeKind::Dir { meta, children }, _) => Some(Node {
+                layer: upper.layer,
+                kind: NodeKind::Dir {
+                    meta: meta.clone(),
+                    children: children
+                        .iter()
+                        .filter_map(|(n, c)| overlay(c, None).map(|c| (n.clone(), c)))
+                        .collect(),
+                },
+            }),
+            _ => Some(upper.clone()),
+        }
+    }
+
+    /// Every layer's diff against the plan below it, stacked as overlayfs
+    /// would, shows the whole plan: on every case of the rule tables.
+    #[test]
+    fn layer_diffs_stacked_show_the_plan() {
+        let mut cases: Vec<Vec<&str>> = vec![
+            vec!["f a/x 1; f a/y 2", "w a/x"],
+            vec!["d a; f a/b/c 1", "w a"],
+            vec!["f a 1", "w a; f a 2"],
+            vec!["f a 1", "f a 2; w a"],
+            vec!["f d/old 1; f d/keep 2", "f d/new 3; o d"],
+            vec!["f d/old 1", "o d; f d/new 3"],
+            vec!["f d/old 1; d d/sub; f d/sub/x 2", "w d; d d; f d/n 3"],
+            vec!["f a 1", "d a; f a/b 2"],
+            vec!["f a/b 1; f a/c 2", "f a 3"],
+            vec!["l a x", "d a"],
+            vec!["f a/b 1", "d a"],
+            vec!["f lib/x 1", "h y lib/x"],
+            vec![
+                "d usr/lib; l lib usr/lib",
+                "f lib/ld.so 1",
+                "w lib/ld.so; f usr/lib/b 2",
+            ],
+            vec!["f etc/passwd 1; l link /etc/passwd", "f link 2"],
+            vec!["f etc/x 1; l e /etc", "w e/x"],
+            vec![
+                "f a/b/c 1; f a/b/d 2",
+                "f a/b/e 3",
+                "o a; f a/z 4",
+                "f a/b/c 5",
+            ],
+            vec!["d a; d a/b", "f a/b 1", "d a/b; f a/b/c 2", "w a"],
+        ];
+        // A quiet top layer (a sibling's tiny one) over all of them.
+        let more: Vec<Vec<&str>> = cases
+            .iter()
+            .map(|c| [c.as_slice(), &["f top 9"]].concat())
+            .collect();
+        cases.extend(more);
+        for layers in &cases {
+            let sets: Vec<Changeset> = layers.iter().map(|l| layer(l)).collect();
+            let mut below = Plan::new();
+            let mut stacked: Option<Node> = None;
+            for cs in &sets {
+                let mut plan = below.clone();
+                plan.apply(cs).unwrap();
+                let diff = plan.diff(&below);
+                stacked = overlay(diff.root(), stacked.as_ref());
+                assert_eq!(
+                    stacked.as_ref(),
+                    Some(plan.root()),
+                    "{layers:?}, after {cs:?}"
+                );
+                below = plan;
+            }
+        }
+        // What a diff holds: the changes and the directories to them.
+        let sets: Vec<Changeset> = ["f a/b/c 1; f a/b/d 2; f x 3", "w a/b/c; f a/n 4; o q"]
+            .iter()
+            .map(|l| layer(l))
+            .collect();
+        let below = Plan::from_layers(&sets[..1]).unwrap();
+        let all = Plan::from_layers(&sets).unwrap();
+        assert_eq!(
+            listing(&all.diff(&below)),
+            ["a/", "a/b/", "a/b/c~", "a/n=4#4"]
+        );
     }
 
     #[test]

@@ -4,9 +4,19 @@
 //! <root>/objects/<2 hex>/<62 hex>          file objects (content + shared metadata)
 //! <root>/layers/<blob hex>[-<map>].cs      changeset of one layer blob (postcard),
 //!                                          its diff id and content size inside
-//! <root>/images/<manifest hex>[-<map>]/    rootfs/ (read-only image root, hardlinks
-//!                                          to objects) and info.json
+//! <root>/chains/<chain id hex>[-<map>]/    diff/: one layer's changes over the layers
+//!                                          below it (an overlayfs lower directory:
+//!                                          hardlinks to objects, whiteouts as 0/0
+//!                                          character devices) and info.json
+//! <root>/images/<manifest hex>[-<map>]/    info.json: the image's chains, lowest
+//!                                          first; rootfs/ instead when the stack is
+//!                                          too long for one overlayfs mount
 //! ```
+//!
+//! A layer's diff is keyed by its OCI chain id (the diff ids of it and of
+//! every layer below), as what it holds depends on the layers below: two
+//! images sharing their lower layers share those directories, and a second
+//! image that differs in its top layer builds only that one.
 //!
 //! `<map>` tags the id map when it is not the identity: objects carry mapped
 //! owners, so every map has its own changesets and image roots. All three
@@ -47,6 +57,9 @@ pub struct UnpackerOptions {
     pub decode: DecodeOptions,
     /// Apply owners or not (unprivileged, outside a user namespace).
     pub ownership: Ownership,
+    /// Bytes of lower directory paths one image root may stack (each with a
+    /// separator); an image with more layers gets one flattened directory.
+    pub max_stack_bytes: usize,
 }
 
 impl Default for UnpackerOptions {
@@ -58,15 +71,21 @@ impl Default for UnpackerOptions {
             } else {
                 Ownership::Ignore
             },
+            max_stack_bytes: STACK_BUDGET,
         }
     }
 }
 
+/// Lower directories, with their separators, that one overlayfs mount can
+/// take beside its upper and work directories: its options are one page.
+const STACK_BUDGET: usize = 4096 - 2 * 200 - 200;
+
 /// A materialized image root.
 #[derive(Debug, Clone)]
 pub struct ImageRoot {
-    /// The `rootfs` directory (read-only by contract).
-    pub path: PathBuf,
+    /// Its read-only directories as overlayfs lower directories, topmost
+    /// first: each layer's diff, or one flattened `rootfs` directory.
+    pub lowers: Vec<PathBuf>,
     /// Its recorded facts.
     pub info: RootInfo,
     /// Whether it was built by this call (false: it existed).
@@ -74,15 +93,87 @@ pub struct ImageRoot {
 }
 
 /// `info.json` of an image root.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootInfo {
     /// Bytes of regular file content (each inode once).
     pub size: u64,
     /// Device nodes that could not be created.
     #[serde(default)]
     pub skipped_devices: Vec<String>,
+    /// The layers' diff directories (`chains/` names), lowest first; empty
+    /// when the root is one flattened `rootfs/` directory.
+    #[serde(default)]
+    pub chains: Vec<String>,
 }
 
+/// `chains/<name>/info.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ChainInfo {
+    #[serde(default)]
+    skipped_devices: Vec<String>,
+}
+
+impl ImageRoot {
+    /// Where `rel`, a path inside the image, is in the stack, as the
+    /// merged root would show it: in the topmost directory that has it,
+    /// unless one above hides it (a whiteout, a non-directory on the way).
+    /// Symlinks are followed inside the image, as in a chroot (absolute
+    /// targets start at its root, `..` stops there), so the result is
+    /// never outside the stack; `None` when it does not exist.
+    pub fn find(&self, rel: &Path) -> Option<PathBuf> {
+        use std::ffi::OsString;
+        use std::os::unix::fs::FileTypeExt as _;
+        use std::os::unix::fs::MetadataExt as _;
+        fn push_all(out: &mut Vec<OsString>, p: &Path) {
+            for c in p.components() {
+                match c {
+                    std::path::Component::Normal(n) => out.push(n.to_owned()),
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut parts = Vec::new();
+        push_all(&mut parts, rel);
+        let mut hops = 0;
+        'restart: loop {
+            'layers: for lower in &self.lowers {
+                let mut p = lower.clone();
+                for i in 0..parts.len() {
+                    p.push(&parts[i]);
+                    let Ok(meta) = fs::symlink_metadata(&p) else {
+                        // Not in this layer: maybe below.
+                        continue 'layers;
+                    };
+                    let ft = meta.file_type();
+                    if ft.is_char_device() && meta.rdev() == 0 {
+                        return None;
+                    }
+                    if ft.is_symlink() {
+                        hops += 1;
+                        let target = fs::read_link(&p).ok().filter(|_| hops <= 40)?;
+                        let mut next = if target.is_absolute() {
+                            Vec::new()
+                        } else {
+                            parts[..i].to_vec()
+                        };
+                        push_all(&mut next, &target);
+                        next.extend(parts[i + 1..].iter().cloned());
+                        parts = next;
+                        continue 'restart;
+                    }
+                    if i + 1 < parts.len() && !ft.is_dir() {
+                        return None;
+                    }
+                }
+                return Some(p);
+            }
+            return None;
+        }
+    }
+}
 /// The unpacker for one store and one id map.
 #[derive(Debug)]
 pub struct Unpacker {
@@ -103,7 +194,7 @@ impl Unpacker {
     /// An unpacker on `store`.
     pub fn new(store: &Store, opts: UnpackerOptions) -> Result<Unpacker, Error> {
         let objects = ObjectStore::open(store.root(), opts.ownership)?;
-        for d in ["layers", "images"] {
+        for d in ["layers", "images", "chains"] {
             let p = store.root().join(d);
             fs::create_dir_all(&p).io_context("create directory", &p)?;
         }
@@ -133,6 +224,34 @@ impl Unpacker {
             .join(format!("{}{}.cs", blob.hex(), self.tag))
     }
 
+    /// `chains/`, where the layers' diff directories are.
+    pub fn chains_dir(&self) -> PathBuf {
+        self.store.root().join("chains")
+    }
+
+    /// The `chains/` names of an image's layers, lowest first: OCI chain
+    /// ids (`sha256(chain below + " " + diff id)`) and the id map's tag.
+    pub fn chain_names(&self, image: &Image) -> Vec<String> {
+        let mut chain: Option<String> = None;
+        let mut out = Vec::new();
+        for d in &image.config.rootfs.diff_ids {
+            let id = match &chain {
+                None => d.to_string(),
+                Some(below) => format!(
+                    "sha256:{}",
+                    hex::encode(Sha256::digest(format!("{below} {d}")))
+                ),
+            };
+            out.push(format!(
+                "{}{}",
+                id.split_once(':').map_or(id.as_str(), |x| x.1),
+                self.tag
+            ));
+            chain = Some(id);
+        }
+        out
+    }
+
     /// Where an image's root goes.
     pub fn image_dir(&self, manifest: &Digest) -> PathBuf {
         self.store
@@ -142,9 +261,13 @@ impl Unpacker {
     }
 
     fn lock(&self, name: &str) -> Result<LockGuard, Error> {
+        self.lock_in(name, LockMode::Exclusive)
+    }
+
+    fn lock_in(&self, name: &str, mode: LockMode) -> Result<LockGuard, Error> {
         Ok(LockGuard::acquire(
             &self.store.root().join("locks").join(name),
-            LockMode::Exclusive,
+            mode,
         )?)
     }
 
@@ -371,25 +494,39 @@ impl Unpacker {
         let started = std::time::Instant::now();
         let layers = self.layers_with(image, verify)?;
         let decoded = started.elapsed();
-        let plan = Plan::from_layers(&layers)?;
-        let planned = started.elapsed();
+        let chains = self.chain_names(image);
+        let stacked = chains
+            .iter()
+            .map(|c| self.chains_dir().join(c).join("diff").as_os_str().len() + 1)
+            .sum::<usize>()
+            <= self.opts.max_stack_bytes;
         // The objects we link must stay until the root holds them.
         let _objects = self.objects_lock(LockMode::Shared)?;
-        let build = || -> Result<RootInfo, Error> {
-            let rootfs = tmp.join("rootfs");
-            fs::create_dir_all(&rootfs).io_context("create", &rootfs)?;
-            let stats = materialize(
-                &plan,
-                &self.objects,
-                &rootfs,
-                MaterializeOptions {
-                    mode: Mode::Hardlink,
-                    ownership: self.opts.ownership,
-                },
-            )?;
-            let info = RootInfo {
-                size: plan.content_bytes(),
-                skipped_devices: stats.skipped_devices,
+        // With the chains' locks held (shared) until the root is in place,
+        // so a collection deletes none of them in between.
+        let build = || -> Result<(RootInfo, Vec<LockGuard>, Stats), Error> {
+            fs::create_dir_all(tmp).io_context("create", tmp)?;
+            let (info, guards, stats) = if stacked {
+                self.build_chains(&layers, &chains)?
+            } else {
+                let plan = Plan::from_layers(&layers)?;
+                let rootfs = tmp.join("rootfs");
+                fs::create_dir_all(&rootfs).io_context("create", &rootfs)?;
+                let stats = materialize(
+                    &plan,
+                    &self.objects,
+                    &rootfs,
+                    MaterializeOptions {
+                        mode: Mode::Hardlink,
+                        ownership: self.opts.ownership,
+                    },
+                )?;
+                let info = RootInfo {
+                    size: plan.content_bytes(),
+                    skipped_devices: stats.skipped_devices.clone(),
+                    chains: Vec::new(),
+                };
+                (info, Vec::new(), stats)
             };
             let info_path = tmp.join("info.json");
             fs::write(
@@ -397,24 +534,36 @@ impl Unpacker {
                 serde_json::to_vec(&info).expect("info serializes"),
             )
             .io_context("write", &info_path)?;
+            // One whose chains went missing (a hand, a power loss) is
+            // replaced; we hold the image lock.
+            if dir.exists() {
+                let stale = dir.with_extension(format!("tmp-{}-stale", std::process::id()));
+                fs::rename(dir, &stale).io_context("remove damaged image root", dir)?;
+                remove_tree(&stale).io_context("remove damaged image root", &stale)?;
+            }
             fs::rename(tmp, dir).io_context("rename image root into place", dir)?;
-            tracing::debug!(
-                "image {}: layers ready after {decoded:?}, planned after {planned:?}, root built \
-                 after {:?} ({} linked, {} copied, {} directories)",
-                image.digest(),
-                started.elapsed(),
-                stats.linked,
-                stats.copied,
-                stats.dirs
-            );
-            Ok(info)
+            Ok((info, guards, stats))
         };
         match build() {
-            Ok(info) => Ok(ImageRoot {
-                path: dir.join("rootfs"),
-                info,
-                built: true,
-            }),
+            Ok((info, guards, stats)) => {
+                drop(guards);
+                tracing::debug!(
+                    "image {}: layers ready after {decoded:?}, root built after {:?} ({} layer \
+                     directories, {} linked, {} copied, {} directories, {} whiteouts)",
+                    image.digest(),
+                    started.elapsed(),
+                    info.chains.len(),
+                    stats.linked,
+                    stats.copied,
+                    stats.dirs,
+                    stats.whiteouts
+                );
+                Ok(ImageRoot {
+                    lowers: self.lowers(dir, &info),
+                    info,
+                    built: true,
+                })
+            }
             Err(e) => {
                 // Whatever failed (a full disk writing info.json, too), no
                 // half-built root stays behind.
@@ -422,6 +571,113 @@ impl Unpacker {
                 Err(e)
             }
         }
+    }
+
+    /// Makes sure every layer's diff directory of an image is in
+    /// `chains/`, building the missing ones (each layer's plan diffed with
+    /// the plan below it), and returns the image's info, the chains' locks
+    /// (held shared) and what this call wrote.
+    fn build_chains(
+        &self,
+        layers: &[Changeset],
+        chains: &[String],
+    ) -> Result<(RootInfo, Vec<LockGuard>, Stats), Error> {
+        let chains_dir = self.chains_dir();
+        let mut plan = Plan::new();
+        let mut guards = Vec::new();
+        let mut skipped = Vec::new();
+        let mut stats = Stats::default();
+        for (k, (cs, name)) in layers.iter().zip(chains).enumerate() {
+            let path = chains_dir.join(name);
+            let mut below = (!path.exists()).then(|| plan.clone());
+            plan.apply(cs)?;
+            let lock = format!("chain-{name}");
+            let guard = loop {
+                let shared = self.lock_in(&lock, LockMode::Shared)?;
+                if path.exists() {
+                    break shared;
+                }
+                drop(shared);
+                let _building = self.lock(&lock)?;
+                if path.exists() {
+                    continue;
+                }
+                // Temps of this chain are a killed builder's (or a killed
+                // collection's): our lock excludes live ones.
+                sweep_temps(&chains_dir, &format!("{name}.tmp-"));
+                let below = match below.take() {
+                    Some(b) => b,
+                    // Deleted since we looked (a collection): plan again.
+                    None => Plan::from_layers(&layers[..k])?,
+                };
+                let diff = plan.diff(&below);
+                let tmp = chains_dir.join(format!("{name}.tmp-{}", std::process::id()));
+                let built = (|| -> Result<Stats, Error> {
+                    let target = tmp.join("diff");
+                    fs::create_dir_all(&target).io_context("create", &target)?;
+                    let st = materialize(
+                        &diff,
+                        &self.objects,
+                        &target,
+                        MaterializeOptions {
+                            mode: Mode::Hardlink,
+                            ownership: self.opts.ownership,
+                        },
+                    )?;
+                    let info = ChainInfo {
+                        skipped_devices: st.skipped_devices.clone(),
+                    };
+                    let info_path = tmp.join("info.json");
+                    fs::write(&info_path, serde_json::to_vec(&info).expect("serializes"))
+                        .io_context("write", &info_path)?;
+                    fs::rename(&tmp, &path)
+                        .io_context("rename layer directory into place", &path)?;
+                    Ok(st)
+                })();
+                match built {
+                    Ok(st) => {
+                        stats.dirs += st.dirs;
+                        stats.linked += st.linked;
+                        stats.copied += st.copied;
+                        stats.symlinks += st.symlinks;
+                        stats.specials += st.specials;
+                        stats.whiteouts += st.whiteouts;
+                    }
+                    Err(e) => {
+                        let _ = remove_tree(&tmp);
+                        return Err(e);
+                    }
+                }
+            };
+            let info_path = path.join("info.json");
+            let info: ChainInfo = fs::read(&info_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            skipped.extend(info.skipped_devices);
+            guards.push(guard);
+        }
+        skipped.sort();
+        skipped.dedup();
+        let info = RootInfo {
+            size: plan.content_bytes(),
+            skipped_devices: skipped,
+            chains: chains.to_vec(),
+        };
+        Ok((info, guards, stats))
+    }
+
+    /// An image root's lower directories, topmost first.
+    fn lowers(&self, dir: &Path, info: &RootInfo) -> Vec<PathBuf> {
+        if info.chains.is_empty() {
+            return vec![dir.join("rootfs")];
+        }
+        let chains = self.chains_dir();
+        info.chains
+            .iter()
+            .rev()
+            .map(|c| chains.join(c).join("diff"))
+            .collect()
     }
 
     /// Bytes of derived data: (objects, each stored once; changesets).
@@ -440,6 +696,11 @@ impl Unpacker {
             .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
             .sum();
         Ok((objects, changesets))
+    }
+
+    /// An image's root, if it is built.
+    pub fn root(&self, manifest: &Digest) -> Option<ImageRoot> {
+        self.existing_root(&self.image_dir(manifest)).ok().flatten()
     }
 
     /// The recorded facts of an image's root, if it is built.
@@ -535,6 +796,7 @@ impl Unpacker {
                 Err(err) => return Err(err).io_context("remove image root", &doomed),
             }
         }
+        freed += self.collect_chains()?;
         let layers_dir = self.store.root().join("layers");
         let mut walk_all = walk_all;
         let mut candidates = std::collections::HashSet::new();
@@ -686,23 +948,98 @@ impl Unpacker {
         Ok(freed)
     }
 
-    fn existing_root(&self, dir: &Path) -> Result<Option<ImageRoot>, Error> {
+    /// The chains the image roots in `images/` stack, whatever their id map.
+    fn chains_in_use(&self) -> Result<std::collections::HashSet<String>, Error> {
+        let mut used = std::collections::HashSet::new();
+        for e in read_dir(&self.store.root().join("images"))? {
+            let info_path = e.path().join("info.json");
+            let info: RootInfo = match fs::read(&info_path) {
+                Ok(b) => match serde_json::from_slice(&b) {
+                    Ok(i) => i,
+                    Err(_) => continue,
+                },
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err).io_context("read", &info_path),
+            };
+            used.extend(info.chains);
+        }
+        Ok(used)
+    }
+
+    /// Deletes layer directories no image root stacks and leftovers of
+    /// builds that died. A builder holds its chains' locks (shared) until
+    /// its root's `info.json` is in place, so the candidates are locked
+    /// first and the roots read again after. Returns bytes freed.
+    fn collect_chains(&self) -> Result<u64, Error> {
+        let dir = self.chains_dir();
+        let locks = self.store.root().join("locks");
+        let mut freed = 0;
+        let used = self.chains_in_use()?;
+        let mut doomed = Vec::new();
+        for e in read_dir(&dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.split_once(".tmp-").map_or(name.as_str(), |x| x.0);
+            if name == stem && used.contains(&name) {
+                continue;
+            }
+            let lock = locks.join(format!("chain-{stem}"));
+            let Some(guard) = LockGuard::try_acquire(&lock, LockMode::Exclusive)? else {
+                continue;
+            };
+            doomed.push((name.clone(), e.path(), guard));
+        }
+        let used = self.chains_in_use()?;
+        for (name, path, guard) in doomed {
+            if used.contains(&name) {
+                continue;
+            }
+            let size = tree_size(&path);
+            // Renamed first, as image roots are: a crash mid-delete leaves a
+            // temp, never a partial directory under the chain's name.
+            let gone = if name.contains(".tmp-") {
+                path
+            } else {
+                let to = dir.join(format!("{name}.tmp-gc-{}", std::process::id()));
+                fs::rename(&path, &to).io_context("remove layer directory", &path)?;
+                to
+            };
+            match remove_tree(&gone) {
+                Ok(()) => freed += size,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).io_context("remove layer directory", &gone),
+            }
+            if !name.contains(".tmp-") {
+                guard.remove()?;
+            }
+        }
+        Ok(freed)
+    }
+
+    /// An image root's `info.json`, if it is there and parses.
+    fn read_info(&self, dir: &Path) -> Result<Option<RootInfo>, Error> {
         let info_path = dir.join("info.json");
         match fs::read(&info_path) {
-            Ok(b) => {
-                let info: RootInfo = match serde_json::from_slice(&b) {
-                    Ok(i) => i,
-                    Err(_) => return Ok(None),
-                };
-                Ok(Some(ImageRoot {
-                    path: dir.join("rootfs"),
-                    info,
-                    built: false,
-                }))
-            }
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).io_context("read", &info_path),
         }
+    }
+
+    fn existing_root(&self, dir: &Path) -> Result<Option<ImageRoot>, Error> {
+        let Some(info) = self.read_info(dir)? else {
+            return Ok(None);
+        };
+        let lowers = self.lowers(dir, &info);
+        // A layer directory gone (by hand, or a power loss): build the root
+        // again.
+        if !lowers.iter().all(|l| l.is_dir()) {
+            return Ok(None);
+        }
+        Ok(Some(ImageRoot {
+            lowers,
+            info,
+            built: false,
+        }))
     }
 
     /// `cairn unpack IMAGE DIR`: the image's root written to `target` (which

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use cairn_store::media::{types, Descriptor};
 use cairn_store::{Digest, Image, Store};
-use cairn_unpacker::{Unpacker, UnpackerOptions};
+use cairn_unpacker::{ImageRoot, Unpacker, UnpackerOptions};
 use common::*;
 
 /// A fresh store and its unpacker (the tempdir holds them).
@@ -27,8 +27,8 @@ fn image(store: &Store, d: &Digest) -> Image {
     store.image_by_manifest(d).unwrap().unwrap()
 }
 
-fn read(root: &Path, p: &str) -> String {
-    fs::read_to_string(root.join(p)).unwrap()
+fn read(root: &ImageRoot, p: &str) -> String {
+    fs::read_to_string(root.find(Path::new(p)).unwrap()).unwrap()
 }
 
 #[test]
@@ -51,9 +51,10 @@ fn a_removed_image_takes_only_its_own_objects() {
             .file("only-b", b"b alone\n")
             .finish(),
     );
-    let root_b = u.image_root(&image(&store, &b)).unwrap().path;
-    u.image_root(&image(&store, &a)).unwrap();
+    let root_b = u.image_root(&image(&store, &b)).unwrap();
+    let root_a = u.image_root(&image(&store, &a)).unwrap();
     assert_eq!(objects(&u).len(), 3, "shared, only-a, only-b");
+    assert_eq!(names(&u.chains_dir()).len(), 2, "one layer directory each");
 
     // Nothing removed: nothing to do, and nothing goes.
     assert_eq!(u.collect_garbage(true).unwrap(), 0);
@@ -71,12 +72,14 @@ fn a_removed_image_takes_only_its_own_objects() {
     let left = objects(&u);
     assert_eq!(left.len(), 2, "only-a's object went: {left:?}");
     assert!(!u.image_dir(&a).exists());
+    assert!(!root_a.lowers[0].exists(), "a's layer directory went");
+    assert_eq!(names(&u.chains_dir()).len(), 1);
     assert_eq!(read(&root_b, "shared"), String::from_utf8_lossy(shared));
     assert_eq!(read(&root_b, "only-b"), "b alone\n");
     // b still builds from its changeset and objects (nothing decoded again).
     fs::remove_dir_all(u.image_dir(&b)).unwrap();
     let again = u.image_root(&image(&store, &b)).unwrap();
-    assert_eq!(read(&again.path, "only-b"), "b alone\n");
+    assert_eq!(read(&again, "only-b"), "b alone\n");
 }
 
 #[test]
@@ -138,7 +141,7 @@ fn a_pinned_image_keeps_its_blobs_changesets_and_root() {
         names: Vec::new(),
         index_digests: Vec::new(),
     };
-    let root = u.image_root(&img).unwrap().path;
+    let root = u.image_root(&img).unwrap();
     store.collect_garbage(true).unwrap();
     u.collect_all_garbage(true).unwrap();
     assert_eq!(read(&root, "f"), "pinned\n");
@@ -147,7 +150,8 @@ fn a_pinned_image_keeps_its_blobs_changesets_and_root() {
     store.collect_garbage(true).unwrap();
     u.collect_all_garbage(true).unwrap();
     assert!(!store.has_blob(&a));
-    assert!(!root.exists());
+    assert!(!root.lowers[0].exists());
+    assert!(names(&u.chains_dir()).is_empty());
     assert!(objects(&u).is_empty());
 }
 
@@ -168,13 +172,15 @@ fn a_lost_object_is_decoded_again_when_a_root_is_built() {
     let first = u.image_root(&image(&store, &a)).unwrap();
     assert!(first.built);
     fs::remove_dir_all(u.image_dir(&a)).unwrap();
+    fs::remove_dir_all(u.chains_dir()).unwrap();
+    fs::create_dir(u.chains_dir()).unwrap();
     for o in objects(&u) {
         fs::remove_file(o).unwrap();
     }
     let again = u.image_root(&image(&store, &a)).unwrap();
     assert!(again.built);
-    assert_eq!(read(&again.path, "f"), "first\n");
-    assert_eq!(read(&again.path, "g"), "second\n");
+    assert_eq!(read(&again, "f"), "first\n");
+    assert_eq!(read(&again, "g"), "second\n");
     assert_eq!(objects(&u).len(), 2);
 }
 

@@ -35,16 +35,6 @@ fn store_with_image(root: &Path, layer_tar: &[u8]) -> (Store, Image) {
     (store, image)
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// A pid no process has (the highest one the kernel would hand out).
 fn dead_pid() -> u32 {
     let max: u32 = fs::read_to_string("/proc/sys/kernel/pid_max")
@@ -65,19 +55,27 @@ fn a_root_build_that_died_is_swept_when_the_image_is_built_again() {
     let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
     let hex = image.digest().hex().to_owned();
     let images = store.root().join("images");
+    let chains = store.root().join("chains");
+    let chain = u.chain_names(&image).remove(0);
     // What a builder killed mid-materialize leaves, and what a GC killed
-    // after renaming a root away leaves.
-    for leftover in [
-        format!("{hex}.tmp-{}", dead_pid()),
-        format!("{hex}.tmp-gc-1"),
-    ] {
-        fs::create_dir_all(images.join(&leftover).join("rootfs/etc")).unwrap();
-        fs::write(images.join(&leftover).join("rootfs/etc/a"), b"al").unwrap();
+    // after renaming a root or a layer directory away leaves.
+    for (dir, stem, sub) in [(&images, &hex, "rootfs"), (&chains, &chain, "diff")] {
+        for leftover in [
+            format!("{stem}.tmp-{}", dead_pid()),
+            format!("{stem}.tmp-gc-1"),
+        ] {
+            fs::create_dir_all(dir.join(&leftover).join(sub).join("etc")).unwrap();
+            fs::write(dir.join(&leftover).join(sub).join("etc/a"), b"al").unwrap();
+        }
     }
     let root = u.image_root(&image).unwrap();
     assert!(root.built);
-    assert_eq!(fs::read(root.path.join("etc/a")).unwrap(), b"alpha");
+    assert_eq!(
+        fs::read(root.find(Path::new("etc/a")).unwrap()).unwrap(),
+        b"alpha"
+    );
     assert_eq!(names(&images), vec![hex]);
+    assert_eq!(names(&chains), vec![chain]);
 }
 
 #[test]
@@ -167,11 +165,12 @@ fn a_gc_killed_while_deleting_a_root_never_leaves_it_looking_whole() {
     let tar = tar.finish();
     let (store, image) = store_with_image(&dir.path().join("store"), &tar);
     let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
-    let root_dir = store.root().join("images").join(image.digest().hex());
+    let chains = store.root().join("chains");
+    let chain = u.chain_names(&image).remove(0);
     let mut killed_mid_delete = 0;
     for attempt in 0..3 {
         let root = u.image_root(&image).unwrap();
-        assert_eq!(names(&root.path.join("d")).len(), FILES);
+        assert_eq!(names(&root.find(Path::new("d")).unwrap()).len(), FILES);
         // The image loses its last ref (what rmi does before collecting).
         store
             .update_index(|index| {
@@ -186,14 +185,14 @@ fn a_gc_killed_while_deleting_a_root_never_leaves_it_looking_whole() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Kill it once it is deleting files of the root (wherever the root
-        // is by then), or when it is done.
+        // Kill it once it is deleting files of the layer directory
+        // (wherever it is by then), or when it is done.
         let deadline = Instant::now() + Duration::from_secs(60);
         let deleting = || {
-            let mut dirs = vec![root_dir.join("rootfs/d")];
-            for n in names(&store.root().join("images")) {
-                dirs.push(store.root().join("images").join(n).join("rootfs/d"));
-            }
+            let dirs: Vec<PathBuf> = names(&chains)
+                .iter()
+                .map(|n| chains.join(n).join("diff/d"))
+                .collect();
             dirs.iter().any(|d| {
                 fs::read_dir(d)
                     .map(|rd| rd.count() < FILES - 50 * (attempt + 1))
@@ -215,11 +214,11 @@ fn a_gc_killed_while_deleting_a_root_never_leaves_it_looking_whole() {
             );
         }
         child.wait().unwrap();
-        if root_dir.join("info.json").exists() {
+        if chains.join(&chain).exists() {
             assert_eq!(
-                names(&root_dir.join("rootfs/d")).len(),
+                names(&chains.join(&chain).join("diff/d")).len(),
                 FILES,
-                "attempt {attempt}: a half-deleted root beside its info.json"
+                "attempt {attempt}: a half-deleted layer directory under its name"
             );
         }
         // Back in the index: the next build must give a whole root.
@@ -236,7 +235,7 @@ fn a_gc_killed_while_deleting_a_root_never_leaves_it_looking_whole() {
             .unwrap();
         let root = u.image_root(&image).unwrap();
         assert_eq!(
-            names(&root.path.join("d")).len(),
+            names(&root.find(Path::new("d")).unwrap()).len(),
             FILES,
             "attempt {attempt}"
         );
@@ -274,7 +273,8 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // Lazily: the unpacker under test may still hold a directory open.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 

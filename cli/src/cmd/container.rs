@@ -255,7 +255,7 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
         })
         .or(rc.user.clone())
         .unwrap_or_default();
-    let home = home_of(&root.path, &user);
+    let home = home_of(&root, &user);
     let env = build_env(
         &rc.env.clone().unwrap_or_default(),
         &a.env_file,
@@ -341,7 +341,12 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
                 .or(image.names.first())
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| image.id().hex().to_owned()),
-            root: root.path.to_string_lossy().into_owned(),
+            lowers: root
+                .lowers
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            root: String::new(),
         },
         process: Process {
             args,
@@ -403,9 +408,8 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
                 .with_context(|| format!("create volume directory {}", m.source))?;
         }
     }
-    let image_root = root.path.clone();
     let c = containers.create(&config, |dir| match &keep_id {
-        Some((_, r)) => add_user(dir, &image_root, r),
+        Some((_, r)) => add_user(dir, &root, r),
         None => Ok(()),
     })?;
     if let Some(f) = &a.cidfile {
@@ -455,7 +459,11 @@ fn idmap(triples: &[[u32; 3]]) -> anyhow::Result<cairn_unpacker::IdMap> {
 
 /// keep-id: the caller exists in the container's /etc/passwd and
 /// /etc/group, written into the container's upper layer (not the image).
-fn add_user(dir: &Path, image_root: &Path, r: &crate::userns::Rootless) -> anyhow::Result<()> {
+fn add_user(
+    dir: &Path,
+    image_root: &cairn_unpacker::ImageRoot,
+    r: &crate::userns::Rootless,
+) -> anyhow::Result<()> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let host = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(r.uid))
         .ok()
@@ -469,12 +477,12 @@ fn add_user(dir: &Path, image_root: &Path, r: &crate::userns::Rootless) -> anyho
     let shell = host
         .as_ref()
         .map(|u| u.shell.to_string_lossy().into_owned())
-        .filter(|s| image_root.join(s.trim_start_matches('/')).exists())
+        .filter(|s| image_root.find(Path::new(s)).is_some())
         .unwrap_or_else(|| "/bin/sh".into());
     // The root of the merged tree shows the upper dir's owner: make it the
     // image root's (root inside), not the caller's.
-    let root_meta =
-        std::fs::metadata(image_root).with_context(|| format!("stat {}", image_root.display()))?;
+    let top = &image_root.lowers[0];
+    let root_meta = std::fs::metadata(top).with_context(|| format!("stat {}", top.display()))?;
     for d in ["upper", "work"] {
         let p = dir.join(d);
         nix::unistd::chown(
@@ -488,8 +496,11 @@ fn add_user(dir: &Path, image_root: &Path, r: &crate::userns::Rootless) -> anyho
         dir.join("upper"),
         std::fs::Permissions::from_mode(root_meta.mode() & 0o7777),
     )?;
-    let etc_lower = image_root.join("etc");
-    let Ok(etc_meta) = std::fs::metadata(&etc_lower) else {
+    let Some(etc_meta) = image_root
+        .find(Path::new("etc"))
+        .and_then(|p| std::fs::metadata(p).ok())
+        .filter(|m| m.is_dir())
+    else {
         return Ok(());
     };
     let etc = dir.join("upper/etc");
@@ -515,7 +526,9 @@ fn add_user(dir: &Path, image_root: &Path, r: &crate::userns::Rootless) -> anyho
         ),
         ("group", format!("{name}:x:{}:\n", r.gid), r.gid),
     ] {
-        let lower = etc_lower.join(file);
+        let Some(lower) = image_root.find(&Path::new("etc").join(file)) else {
+            continue;
+        };
         let Ok(meta) = std::fs::metadata(&lower) else {
             continue;
         };
@@ -722,11 +735,12 @@ fn build_env(
 
 /// The home directory of `user` (`name`, `uid`, `name:group`) in the
 /// image's /etc/passwd; `/` when it has none, as podman does.
-fn home_of(image_root: &Path, user: &str) -> String {
+fn home_of(image_root: &cairn_unpacker::ImageRoot, user: &str) -> String {
     let name = user.split(':').next().unwrap_or("");
     let name = if name.is_empty() { "0" } else { name };
-    std::fs::read_to_string(image_root.join("etc/passwd"))
-        .ok()
+    image_root
+        .find(Path::new("etc/passwd"))
+        .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|text| {
             text.lines().find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();

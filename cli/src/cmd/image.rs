@@ -133,12 +133,11 @@ pub fn image_size(store: &cairn_store::Store, i: &Image) -> u64 {
         .map_or_else(|| i.size(), |info| info.size)
 }
 
-/// Where the image's read-only root is, if built.
-fn image_root_dir(store: &cairn_store::Store, i: &Image) -> Option<std::path::PathBuf> {
-    let u =
-        cairn_unpacker::Unpacker::new(store, cairn_unpacker::UnpackerOptions::default()).ok()?;
-    u.root_info(i.digest())?;
-    Some(u.image_dir(i.digest()).join("rootfs"))
+/// The image's read-only root, if built.
+fn image_root(store: &cairn_store::Store, i: &Image) -> Option<cairn_unpacker::ImageRoot> {
+    cairn_unpacker::Unpacker::new(store, cairn_unpacker::UnpackerOptions::default())
+        .ok()?
+        .root(i.digest())
 }
 
 /// A row of `cairn images`: one image under one name.
@@ -384,9 +383,24 @@ fn labels(i: &Image) -> Value {
 /// The `podman image inspect` document for an image.
 pub fn inspect_json(store: &cairn_store::Store, i: &Image) -> Value {
     let size = image_size(store, i);
-    let graph = match image_root_dir(store, i) {
-        Some(root) => json!({"Name": "cairn", "Data": {"LowerDir": root}}),
-        None => json!({"Name": "cairn", "Data": {}}),
+    // As podman's: the top layer's directory is UpperDir, those below it
+    // LowerDir (topmost first).
+    let graph = match image_root(store, i) {
+        Some(root) => {
+            let dirs: Vec<String> = root
+                .lowers
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            match dirs.split_first() {
+                Some((upper, lower)) if !lower.is_empty() => json!({"Name": "overlay", "Data": {
+                    "LowerDir": lower.join(":"),
+                    "UpperDir": upper,
+                }}),
+                _ => json!({"Name": "overlay", "Data": {"UpperDir": dirs.first()}}),
+            }
+        }
+        None => json!({"Name": "overlay", "Data": {}}),
     };
     let tags: Vec<String> = i
         .names

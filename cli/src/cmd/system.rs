@@ -134,7 +134,8 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
         .list()?
         .into_iter()
         .filter(|c| c.live().status == crate::container::Status::Running)
-        .map(|c| std::path::PathBuf::from(c.config.image.root))
+        .flat_map(|c| c.config.image.lower_dirs())
+        .map(std::path::PathBuf::from)
         .collect();
     let derived = unpacker.check(&cairn_unpacker::CheckOptions {
         repair: a.repair,
@@ -283,10 +284,10 @@ fn check_containers(
                 out.problems.push(format!("{cname}: {d}/ is missing"));
             }
         }
-        if !std::path::Path::new(&c.config.image.root).is_dir() {
+        let lowers = c.config.image.lower_dirs();
+        if let Some(missing) = lowers.iter().find(|l| !std::path::Path::new(l).is_dir()) {
             out.problems.push(format!(
-                "{cname}: image root {} is missing{}",
-                c.config.image.root,
+                "{cname}: image root {missing} is missing{}",
                 if repair { " (rebuilt)" } else { "" }
             ));
             if repair {

@@ -103,8 +103,22 @@ pub struct ImageRef {
     pub manifest: String,
     /// The name the user gave, fully qualified (`docker.io/library/debian:bookworm`).
     pub name: String,
-    /// The read-only image root (overlay lower dir).
+    /// The read-only image root: overlayfs lower directories, topmost first.
+    pub lowers: Vec<String>,
+    /// Written by cairn before image roots were stacked: the one lower
+    /// directory (read, never written now).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub root: String,
+}
+
+impl ImageRef {
+    /// The image root's lower directories, topmost first.
+    pub fn lower_dirs(&self) -> Vec<String> {
+        if self.lowers.is_empty() && !self.root.is_empty() {
+            return vec![self.root.clone()];
+        }
+        self.lowers.clone()
+    }
 }
 
 /// PID 1's process.

@@ -394,7 +394,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
-                "LowerDir": cfg.image.root,
+                "LowerDir": cfg.image.lower_dirs().join(":"),
                 "UpperDir": dir.join("upper"),
                 "WorkDir": dir.join("work"),
             },

@@ -110,7 +110,7 @@ pub fn mount_spec(c: &Config, dir: &Path) -> Value {
     };
     json!({
         "root": {"overlay": {
-            "lower": [c.image.root],
+            "lower": c.image.lower_dirs(),
             "upper": dir.join("upper"),
             "work": dir.join("work"),
             "options": overlay_options,
@@ -312,7 +312,7 @@ mod tests {
             hostname: "aaaaaaaaaaaa".into(),
             ..Config::default()
         };
-        c.image.root = "/s/images/x/rootfs".into();
+        c.image.lowers = vec!["/s/chains/b/diff".into(), "/s/chains/a/diff".into()];
         c.process.args = vec!["sh".into()];
         c
     }

@@ -27,8 +27,8 @@ pub struct CheckOptions {
     /// Compare every entry of every image root (default: a sample of about
     /// 256 per root, objects always all).
     pub full: bool,
-    /// Image roots (`…/rootfs` paths) a repair must not replace: running
-    /// containers have them mounted as their lower layer.
+    /// Lower directories (`…/rootfs` or `…/chains/<name>/diff`) a repair
+    /// must not replace: running containers have them mounted.
     pub busy: Vec<std::path::PathBuf>,
 }
 
@@ -124,6 +124,7 @@ impl Unpacker {
         // 3. Image roots of this id map.
         let images = self.store.images()?;
         let mut to_rebuild = Vec::new();
+        let mut chains_seen = std::collections::HashSet::new();
         for image in &images {
             let dir = self.image_dir(image.digest());
             let name = dir
@@ -140,7 +141,7 @@ impl Unpacker {
                     report
                         .bad_roots
                         .push((name, format!("its layers cannot be read: {e}")));
-                    to_rebuild.push((dir, image));
+                    to_rebuild.push((dir, image, Vec::new()));
                     continue;
                 }
             };
@@ -152,28 +153,63 @@ impl Unpacker {
                 report
                     .bad_roots
                     .push((name, format!("links corrupt object {}", o.hex())));
-                to_rebuild.push((dir, image));
+                to_rebuild.push((dir, image, self.dirs_with(image, o)));
                 continue;
             }
-            let plan = match Plan::from_layers(&layers) {
-                Ok(p) => p,
-                Err(e) => {
-                    report.bad_roots.push((name, format!("no plan: {e}")));
-                    continue;
+            let info = self.read_info(&dir).ok().flatten().unwrap_or_default();
+            if info.chains.is_empty() {
+                let plan = match Plan::from_layers(&layers) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        report.bad_roots.push((name, format!("no plan: {e}")));
+                        continue;
+                    }
+                };
+                let rootfs = dir.join("rootfs");
+                let (checked, diff) = self.compare_root(&plan, &rootfs, opts.full);
+                report.entries_checked += checked;
+                if let Some(why) = diff {
+                    report.bad_roots.push((name, why));
+                    to_rebuild.push((dir, image, vec![rootfs]));
                 }
-            };
-            let (checked, diff) = self.compare_root(&plan, &dir.join("rootfs"), opts.full);
-            report.entries_checked += checked;
-            if let Some(why) = diff {
-                report.bad_roots.push((name, why));
-                to_rebuild.push((dir, image));
+                continue;
+            }
+            // Each layer directory against its layer's diff, once however
+            // many images stack it.
+            let mut plan = Plan::new();
+            let mut damaged = Vec::new();
+            for (cs, chain) in layers.iter().zip(&info.chains) {
+                let below = (!chains_seen.contains(chain)).then(|| plan.clone());
+                if let Err(e) = plan.apply(cs) {
+                    damaged.push((chain.clone(), format!("no plan: {e}")));
+                    break;
+                }
+                let Some(below) = below else { continue };
+                chains_seen.insert(chain.clone());
+                let diff_dir = self.chains_dir().join(chain).join("diff");
+                let (checked, diff) = self.compare_root(&plan.diff(&below), &diff_dir, opts.full);
+                report.entries_checked += checked;
+                if let Some(why) = diff {
+                    damaged.push((chain.clone(), why));
+                }
+            }
+            if !damaged.is_empty() {
+                let (chain, why) = &damaged[0];
+                report
+                    .bad_roots
+                    .push((name, format!("layer directory chains/{chain}: {why}")));
+                let dirs = damaged
+                    .iter()
+                    .map(|(c, _)| self.chains_dir().join(c).join("diff"))
+                    .collect();
+                to_rebuild.push((dir, image, dirs));
             }
         }
         if !opts.repair {
             return Ok(report);
         }
-        to_rebuild.retain(|(dir, _)| {
-            let busy = opts.busy.iter().any(|b| *b == dir.join("rootfs"));
+        to_rebuild.retain(|(dir, _, damaged)| {
+            let busy = damaged.iter().any(|d| opts.busy.contains(d));
             if busy {
                 report.busy.push(
                     dir.file_name()
@@ -198,11 +234,25 @@ impl Unpacker {
         for name in &report.bad_changesets {
             let _ = fs::remove_file(layers.join(name));
         }
-        for (dir, _) in &to_rebuild {
+        for (dir, _, damaged) in &to_rebuild {
+            // A layer directory `…/chains/<name>/diff` goes with its chain.
+            for d in damaged {
+                let gone = if d.ends_with("diff") {
+                    d.parent().unwrap_or(d)
+                } else {
+                    d
+                };
+                match remove_tree(gone) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(e).io_context("remove damaged layer directory", gone)
+                    }
+                    _ => {}
+                }
+            }
             remove_tree(dir).io_context("remove image root", dir)?;
         }
         drop(objects_lock);
-        for (dir, image) in to_rebuild {
+        for (dir, image, _) in to_rebuild {
             self.image_root(image)?;
             report.rebuilt.push(
                 dir.file_name()
@@ -211,6 +261,20 @@ impl Unpacker {
             );
         }
         Ok(report)
+    }
+
+    /// The directories of `image`'s root that may link `object`: every
+    /// layer directory (the object may be in any), or its `rootfs`.
+    fn dirs_with(&self, image: &cairn_store::Image, _object: &ObjectId) -> Vec<std::path::PathBuf> {
+        let dir = self.image_dir(image.digest());
+        match self.read_info(&dir).ok().flatten() {
+            Some(info) if !info.chains.is_empty() => info
+                .chains
+                .iter()
+                .map(|c| self.chains_dir().join(c).join("diff"))
+                .collect(),
+            _ => vec![dir.join("rootfs")],
+        }
     }
 
     /// Compares `rootfs` with `plan`: every entry with `full`, else an even
@@ -272,6 +336,7 @@ impl Unpacker {
                     ft.is_char_device() || ft.is_block_device() || ft.is_file(),
                 ),
                 NodeKind::Fifo(m) => (Some(m), ft.is_fifo()),
+                NodeKind::Whiteout => (None, ft.is_char_device() && meta.rdev() == 0),
             };
             if !ok_type {
                 diff = Some(format!("/{shown}: wrong type or link target"));

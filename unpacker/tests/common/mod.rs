@@ -732,3 +732,14 @@ pub fn objects(u: &cairn_unpacker::Unpacker) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
