@@ -684,13 +684,29 @@ pub fn add_image(
     name: Option<&str>,
     tar: &[u8],
 ) -> cairn_store::Digest {
-    let layer = gzip(tar);
-    let (layer_digest, _) = store.put_blob_bytes(&layer, None).unwrap();
+    add_layered_image(store, name, &[tar])
+}
+
+/// [`add_image`] with several layers, lowest first.
+pub fn add_layered_image(
+    store: &cairn_store::Store,
+    name: Option<&str>,
+    tars: &[&[u8]],
+) -> cairn_store::Digest {
+    let mut layers = Vec::new();
+    for tar in tars {
+        let layer = gzip(tar);
+        let (digest, _) = store.put_blob_bytes(&layer, None).unwrap();
+        layers.push(serde_json::json!({
+            "mediaType": types::OCI_LAYER_GZIP, "digest": digest.to_string(), "size": layer.len(),
+        }));
+    }
+    let diff_ids: Vec<String> = tars.iter().map(|t| sha256_digest(t)).collect();
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }))
     .unwrap();
     let (config_digest, _) = store.put_blob_bytes(&config, None).unwrap();
@@ -698,7 +714,7 @@ pub fn add_image(
         "schemaVersion": 2,
         "mediaType": types::OCI_MANIFEST,
         "config": {"mediaType": types::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": types::OCI_LAYER_GZIP, "digest": layer_digest.to_string(), "size": layer.len()}],
+        "layers": layers,
     }))
     .unwrap();
     let (manifest_digest, _) = store.put_blob_bytes(&manifest, None).unwrap();

@@ -1,0 +1,199 @@
+//! Image roots as stacks of layer directories: what each layer's directory
+//! holds (its changes, whiteouts for what it removed), that the stack
+//! mounted by overlayfs is the image's tree, how `ImageRoot::find` looks
+//! through it, that images sharing lower layers share their directories,
+//! and the flattened root of a stack too long for one mount.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::path::Path;
+use std::process::Command;
+
+use cairn_store::{Image, Store};
+use cairn_unpacker::{Mode, Unpacker, UnpackerOptions};
+use common::*;
+
+fn lower_layer() -> Vec<u8> {
+    Tar::new()
+        .dir("etc")
+        .file("etc/a", b"a1")
+        .file("etc/b", b"b1")
+        .dir("d")
+        .file("d/x", b"x")
+        .dir("d/sub")
+        .file("d/sub/y", b"y")
+        .dir("usr")
+        .dir("usr/lib")
+        .file("usr/lib/l", b"l1")
+        .symlink("lib", "usr/lib")
+        .finish()
+}
+
+fn top_layer(marker: &[u8]) -> Vec<u8> {
+    Tar::new()
+        .whiteout("etc/.wh.b")
+        .file("etc/a", b"a2")
+        .whiteout("d/.wh..wh..opq")
+        .file("d/z", b"z")
+        .file("lib/m", b"m")
+        .file("top", marker)
+        .finish()
+}
+
+fn image(store: &Store, name: &str, layers: &[&[u8]]) -> Image {
+    let m = add_layered_image(store, Some(name), layers);
+    store.image_by_manifest(&m).unwrap().unwrap()
+}
+
+fn read(root: &cairn_unpacker::ImageRoot, p: &str) -> Option<String> {
+    root.find(Path::new(p))
+        .map(|f| String::from_utf8(fs::read(f).unwrap()).unwrap())
+}
+
+#[test]
+fn each_layer_directory_holds_its_changes_and_the_stack_is_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let (lower, top) = (lower_layer(), top_layer(b"one"));
+    let img = image(&store, "localhost/a:1", &[&lower, &top]);
+    let root = u.image_root(&img).unwrap();
+    assert_eq!(root.lowers.len(), 2);
+    let names = u.chain_names(&img);
+    assert_eq!(root.lowers[0], u.chains_dir().join(&names[1]).join("diff"));
+    assert_eq!(root.lowers[1], u.chains_dir().join(&names[0]).join("diff"));
+
+    // The top directory: what the layer wrote (through the symlinked
+    // parent, resolved), parents with their metadata, whiteouts for what
+    // it removed, opaque d's lower names included.
+    assert_eq!(
+        listing(&root.lowers[0]),
+        tokens("d/ d/sub!c0:0 d/x!c0:0 d/z=z etc/ etc/a=a2 etc/b!c0:0 top=one usr/ usr/lib/ usr/lib/m=m")
+    );
+    let wh = fs::symlink_metadata(root.lowers[0].join("etc/b")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+
+    // Looked up as a container sees it.
+    assert_eq!(read(&root, "etc/a").as_deref(), Some("a2"));
+    assert_eq!(read(&root, "etc/b"), None);
+    assert_eq!(read(&root, "d/x"), None);
+    assert_eq!(read(&root, "d/sub/y"), None);
+    assert_eq!(read(&root, "d/z").as_deref(), Some("z"));
+    assert_eq!(read(&root, "usr/lib/l").as_deref(), Some("l1"));
+    // Symlinks followed inside the image only.
+    assert_eq!(read(&root, "lib/m").as_deref(), Some("m"));
+    assert_eq!(read(&root, "/lib/../lib/l").as_deref(), Some("l1"));
+    assert_eq!(read(&root, "nothing"), None);
+
+    // Mounted by overlayfs, the stack is the tree `unpack` writes.
+    let want = dir.path().join("want");
+    u.unpack_image(&img, &want, Mode::Copy).unwrap();
+    if is_root() {
+        let mnt = dir.path().join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        let lowers: Vec<String> = root
+            .lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!("ro,lowerdir={}", lowers.join(":")))
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let got = listing(&mnt);
+        let modes: Vec<(String, u32)> = ["etc", "etc/a", "d", "usr/lib/m"]
+            .iter()
+            .map(|p| (p.to_string(), mode_of(&mnt.join(p))))
+            .collect();
+        let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+        assert_eq!(got, listing(&want));
+        let want_modes: Vec<(String, u32)> = ["etc", "etc/a", "d", "usr/lib/m"]
+            .iter()
+            .map(|p| (p.to_string(), mode_of(&want.join(p))))
+            .collect();
+        assert_eq!(modes, want_modes);
+    }
+}
+
+#[test]
+fn images_sharing_lower_layers_share_their_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let lower = lower_layer();
+    let (t1, t2) = (top_layer(b"one"), top_layer(b"two"));
+    let a = u
+        .image_root(&image(&store, "localhost/a:1", &[&lower, &t1]))
+        .unwrap();
+    let before = names(&u.chains_dir());
+    let b = u
+        .image_root(&image(&store, "localhost/b:1", &[&lower, &t2]))
+        .unwrap();
+    assert_eq!(
+        a.lowers[1], b.lowers[1],
+        "one directory for the shared layer"
+    );
+    assert_ne!(a.lowers[0], b.lowers[0]);
+    assert_eq!(names(&u.chains_dir()).len(), before.len() + 1);
+    assert_eq!(read(&b, "top").as_deref(), Some("two"));
+    assert_eq!(read(&a, "top").as_deref(), Some("one"));
+    // The same layer over a different one is another directory: what it
+    // holds depends on what is below.
+    let c = u
+        .image_root(&image(&store, "localhost/c:1", &[&t1]))
+        .unwrap();
+    assert_eq!(c.lowers.len(), 1);
+    assert!(!a.lowers.contains(&c.lowers[0]));
+    assert_eq!(read(&c, "etc/b"), None);
+    assert_eq!(read(&c, "lib/m").as_deref(), Some("m"));
+}
+
+#[test]
+fn a_stack_too_long_for_one_mount_is_one_flattened_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let opts = UnpackerOptions {
+        max_stack_bytes: 0,
+        ..UnpackerOptions::default()
+    };
+    let u = Unpacker::new(&store, opts).unwrap();
+    let img = image(
+        &store,
+        "localhost/a:1",
+        &[&lower_layer(), &top_layer(b"one")],
+    );
+    let root = u.image_root(&img).unwrap();
+    assert_eq!(root.lowers, vec![u.image_dir(img.digest()).join("rootfs")]);
+    assert!(root.info.chains.is_empty());
+    assert!(names(&u.chains_dir()).is_empty());
+    let want = dir.path().join("want");
+    u.unpack_image(&img, &want, Mode::Copy).unwrap();
+    assert_eq!(listing(&root.lowers[0]), listing(&want));
+    // Found again as it is.
+    let again = u.image_root(&img).unwrap();
+    assert!(!again.built);
+    assert_eq!(again.lowers, root.lowers);
+}
+
+#[test]
+fn a_missing_layer_directory_is_built_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let img = image(
+        &store,
+        "localhost/a:1",
+        &[&lower_layer(), &top_layer(b"one")],
+    );
+    let root = u.image_root(&img).unwrap();
+    fs::remove_dir_all(root.lowers[1].parent().unwrap()).unwrap();
+    let again = u.image_root(&img).unwrap();
+    assert!(again.built);
+    assert_eq!(read(&again, "usr/lib/l").as_deref(), Some("l1"));
+    assert_eq!(names(&store.root().join("images")).len(), 1);
+}
