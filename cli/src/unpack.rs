@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_store::media::Descriptor;
+use cairn_store::media::{Descriptor, Manifest};
 use cairn_store::pull::{BlobKind, PullProgress, Pulled};
 use cairn_store::{BlobStream, Digest, Reference, Store};
 use cairn_unpacker::{ImageRoot, Unpacker};
@@ -85,6 +85,13 @@ impl DecodeAsDownloaded {
 impl PullProgress for DecodeAsDownloaded {
     fn trying(&self, r: &Reference) {
         self.inner.trying(r)
+    }
+    fn manifest(&self, m: &Manifest) {
+        self.inner.manifest(m);
+        // The layers already stored (a sibling's lower ones) are planned
+        // while the others download.
+        self.unpacker
+            .prepare(m.layers.iter().map(|l| l.digest.clone()).collect());
     }
     fn blob_skipped(&self, d: &Descriptor, k: BlobKind) {
         self.inner.blob_skipped(d, k)

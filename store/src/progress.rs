@@ -21,6 +21,8 @@ pub enum BlobKind {
 pub trait PullProgress: Send + Sync {
     /// About to contact the registry for `reference`.
     fn trying(&self, _reference: &Reference) {}
+    /// The image manifest is resolved (and pinned); its blobs come next.
+    fn manifest(&self, _manifest: &crate::media::Manifest) {}
     /// A blob is already in the store; nothing is fetched.
     fn blob_skipped(&self, _desc: &Descriptor, _kind: BlobKind) {}
     /// A blob download starts (at `resumed_from` bytes if a partial was kept).

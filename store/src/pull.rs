@@ -124,15 +124,18 @@ async fn pull_pinned(
         }
     };
 
+    // Manifests are stored (an fsync each) while the blobs download: only
+    // the ref, written last, needs them.
+    let mut manifests: Vec<(bytes::Bytes, Digest)> = Vec::new();
     let (bytes, digest) = client.manifest(reference).await?;
     let kind = ManifestKind::parse(&bytes, None).map_err(manifest_error)?;
     let (desc, manifest, index_digest) = match kind {
         ManifestKind::Image(m) => {
             m.check_runnable().map_err(manifest_error)?;
             pin_now(&[&digest])?;
-            let (_, put) = store.put_blob_bytes(&bytes, Some(&digest))?;
-            record(&digest, put);
-            let desc = Descriptor::new(m.effective_media_type(), digest, bytes.len() as u64);
+            let desc =
+                Descriptor::new(m.effective_media_type(), digest.clone(), bytes.len() as u64);
+            manifests.push((bytes, digest));
             (desc, m, None)
         }
         ManifestKind::Index(index) => {
@@ -151,8 +154,7 @@ async fn pull_pinned(
             })?;
             let entry = entry.clone();
             pin_now(&[&digest, &entry.digest])?;
-            let (_, put) = store.put_blob_bytes(&bytes, Some(&digest))?;
-            record(&digest, put);
+            manifests.push((bytes, digest.clone()));
             let mbytes = if store.has_blob(&entry.digest) {
                 store.read_blob(&entry.digest, MAX_MANIFEST_SIZE)?
             } else {
@@ -167,8 +169,7 @@ async fn pull_pinned(
                         got: b.len() as u64,
                     });
                 }
-                let (_, put) = store.put_blob_bytes(&b, Some(&entry.digest))?;
-                record(&entry.digest, put);
+                manifests.push((b.clone(), entry.digest.clone()));
                 b.to_vec()
             };
             let m = match ManifestKind::parse(&mbytes, None).map_err(manifest_error)? {
@@ -192,8 +193,35 @@ async fn pull_pinned(
     let mut wanted = vec![&manifest.config.digest];
     wanted.extend(manifest.layers.iter().map(|l| &l.digest));
     pin_now(&wanted)?;
-    let (fetched, bytes_fetched) =
-        fetch_blobs(store, &client, &manifest, opts.jobs, &progress, &new_blobs).await?;
+    progress.manifest(&manifest);
+    let puts: Vec<_> = manifests
+        .into_iter()
+        .map(|(bytes, digest)| {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                store
+                    .put_blob_bytes(&bytes, Some(&digest))
+                    .map(|(_, put)| (digest, put))
+            })
+        })
+        .collect();
+    let fetched = fetch_blobs(store, &client, &manifest, opts.jobs, &progress, &new_blobs).await;
+    // Every put awaited, whatever failed, so a failed pull's cleanup sees
+    // what they stored.
+    let mut put_error = None;
+    for put in puts {
+        match put.await {
+            Ok(Ok((d, put))) => record(&d, put),
+            Ok(Err(e)) => {
+                put_error.get_or_insert(e);
+            }
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    let (fetched, bytes_fetched) = fetched?;
+    if let Some(e) = put_error {
+        return Err(e);
+    }
 
     let (config, _) = store.config(&manifest.config.digest)?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {

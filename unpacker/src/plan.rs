@@ -240,32 +240,43 @@ impl Plan {
         path: &RootPath,
         follow_last: bool,
     ) -> Result<RootPath, PlanError> {
+        if self.is_plain(path, follow_last) {
+            return Ok(path.clone());
+        }
         let mut out: Vec<Vec<u8>> = Vec::new();
         let mut todo: VecDeque<Vec<u8>> = path.components().iter().cloned().collect();
         let mut hops = 0;
+        // The node at each prefix of `out` (the root first; `None` under
+        // a missing name or a non-directory), so each step is one lookup.
+        let mut nodes: Vec<Option<&Node>> = vec![Some(&self.root)];
         while let Some(c) = todo.pop_front() {
             if c == b".." {
-                out.pop();
+                if out.pop().is_some() {
+                    nodes.pop();
+                }
                 continue;
             }
             if c.is_empty() || c == b"." {
                 continue;
             }
             let last = todo.is_empty();
+            let node = match nodes.last().copied().flatten().map(|n| &n.kind) {
+                Some(NodeKind::Dir { children, .. }) => children.get(&c),
+                _ => None,
+            };
             out.push(c);
             if out.len() > MAX_DEPTH {
-                // Before the walk below gets quadratic in the depth.
+                // Deeper than any tree may be: stop before walking it.
                 return Err(PlanError::TooDeep {
                     layer,
                     path: RootPath::from_components(out[..8].to_vec()),
                     max: MAX_DEPTH,
                 });
             }
-            let here = RootPath::from_components(out.clone());
             if let Some(Node {
                 kind: NodeKind::Symlink { target, .. },
                 ..
-            }) = self.get(&here)
+            }) = node
             {
                 if last && !follow_last {
                     break;
@@ -280,13 +291,47 @@ impl Plan {
                 out.pop();
                 if target.first() == Some(&b'/') {
                     out.clear();
+                    nodes.truncate(1);
                 }
                 for t in target.split(|&b| b == b'/').rev() {
                     todo.push_front(t.to_vec());
                 }
+                continue;
             }
+            nodes.push(node);
         }
         Ok(RootPath::from_components(out))
+    }
+
+    /// Whether `path` resolves to itself: no symlink to follow (a missing
+    /// name ends the lookups: nothing below it exists), no `.`, `..` or
+    /// empty component, not too deep. The common case, and one lookup per
+    /// component without allocating.
+    fn is_plain(&self, path: &RootPath, follow_last: bool) -> bool {
+        let comps = path.components();
+        if comps.len() > MAX_DEPTH {
+            return false;
+        }
+        let mut node = Some(&self.root);
+        for (i, c) in comps.iter().enumerate() {
+            if c.is_empty() || c == b"." || c == b".." {
+                return false;
+            }
+            node = match node.map(|n| &n.kind) {
+                Some(NodeKind::Dir { children, .. }) => children.get(c.as_slice()),
+                _ => None,
+            };
+            if let Some(Node {
+                kind: NodeKind::Symlink { .. },
+                ..
+            }) = node
+            {
+                if follow_last || i + 1 < comps.len() {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Makes every component of `dir` a directory (creating missing ones),
@@ -305,9 +350,11 @@ impl Plan {
                     path: for_path.clone(),
                 });
             };
-            node = children
-                .entry(c.clone())
-                .or_insert_with(|| implicit_dir(layer));
+            // Looked up first: most exist, and `entry` would copy the name.
+            if !children.contains_key(c) {
+                children.insert(c.clone(), implicit_dir(layer));
+            }
+            node = children.get_mut(c).expect("inserted above");
         }
         match node.kind {
             NodeKind::Dir { .. } => Ok(()),
@@ -481,16 +528,25 @@ impl Plan {
 
     /// Bytes of regular file content, each inode counted once.
     pub fn content_bytes(&self) -> u64 {
-        let mut seen = std::collections::HashSet::new();
-        let mut total = 0;
-        self.walk(|_, n| {
-            if let NodeKind::File { size, inode, .. } = n.kind {
-                if seen.insert(inode) {
-                    total += size;
+        fn go(node: &Node, seen: &mut [bool]) -> u64 {
+            match &node.kind {
+                NodeKind::Dir { children, .. } => children.values().map(|c| go(c, seen)).sum(),
+                NodeKind::File { size, inode, .. } => {
+                    // Inodes are numbered 1..=next_inode as files are added.
+                    match seen.get_mut(*inode as usize) {
+                        Some(s) if !*s => {
+                            *s = true;
+                            *size
+                        }
+                        Some(_) => 0,
+                        None => *size,
+                    }
                 }
+                _ => 0,
             }
-        });
-        total
+        }
+        let mut seen = vec![false; self.next_inode as usize + 1];
+        go(&self.root, &mut seen)
     }
 }
 

@@ -181,6 +181,28 @@ pub struct Unpacker {
     objects: ObjectStore,
     opts: UnpackerOptions,
     tag: String,
+    /// What [`Unpacker::prepare`] planned ahead.
+    ahead: std::sync::Mutex<Ahead>,
+    ahead_done: std::sync::Condvar,
+}
+
+/// [`Unpacker::prepare`]'s state.
+#[derive(Debug, Default)]
+struct Ahead {
+    /// A thread is planning.
+    pending: bool,
+    ready: Option<Prepared>,
+}
+
+/// The lower layers of an image planned ahead: their blobs, cached
+/// changesets and diff ids (lowest first), the plan of them all, and a copy
+/// of it for the diff of the next layer.
+#[derive(Debug)]
+struct Prepared {
+    blobs: Vec<Digest>,
+    layers: Vec<(Changeset, Digest)>,
+    plan: Plan,
+    spare: Option<Plan>,
 }
 
 /// A cached changeset file.
@@ -209,6 +231,8 @@ impl Unpacker {
             objects,
             opts,
             tag,
+            ahead: std::sync::Mutex::default(),
+            ahead_done: std::sync::Condvar::new(),
         })
     }
 
@@ -410,6 +434,71 @@ impl Unpacker {
         written
     }
 
+    /// Plans, in a background thread, the layers of an image about to be
+    /// pulled (`blobs`, lowest first) whose changesets are already cached,
+    /// up to the first that is not: while the others download, so the
+    /// image root then only applies and writes the new ones (a sibling
+    /// image: its top layer). The next [`Unpacker::image_root`] of an image
+    /// with these layers waits for it and starts from it; others ignore it.
+    pub fn prepare(self: &std::sync::Arc<Self>, blobs: Vec<Digest>) {
+        self.ahead.lock().expect("not poisoned").pending = true;
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cairn-plan".into())
+            .spawn(move || {
+                let ready = me.plan_cached(blobs);
+                let mut ahead = me.ahead.lock().expect("not poisoned");
+                ahead.pending = false;
+                ahead.ready = ready;
+                me.ahead_done.notify_all();
+            });
+        if spawned.is_err() {
+            self.ahead.lock().expect("not poisoned").pending = false;
+        }
+    }
+
+    fn plan_cached(&self, blobs: Vec<Digest>) -> Option<Prepared> {
+        // Those cached now: a layer decoded while this runs (the new top
+        // one) is the one whose directory is built, from a copy of the
+        // plan below it.
+        let cached = blobs
+            .iter()
+            .take_while(|b| self.changeset_path(b).exists())
+            .count();
+        let mut layers = Vec::new();
+        let mut plan = Plan::new();
+        for b in &blobs[..cached] {
+            match self.cached(b, false) {
+                Ok(Some(hit)) => {
+                    plan.apply(&hit.0).ok()?;
+                    layers.push(hit);
+                }
+                _ => break,
+            }
+        }
+        if layers.is_empty() {
+            return None;
+        }
+        let spare = (layers.len() < blobs.len()).then(|| plan.clone());
+        Some(Prepared {
+            blobs,
+            layers,
+            plan,
+            spare,
+        })
+    }
+
+    /// What [`Unpacker::prepare`] planned for `image`, once it is done.
+    fn take_prepared(&self, image: &Image) -> Option<Prepared> {
+        let mut ahead = self.ahead.lock().expect("not poisoned");
+        while ahead.pending {
+            ahead = self.ahead_done.wait(ahead).expect("not poisoned");
+        }
+        let p = ahead.ready.take()?;
+        let blobs: Vec<&Digest> = image.manifest.layers.iter().map(|l| &l.digest).collect();
+        (p.blobs.iter().collect::<Vec<_>>() == blobs).then_some(p)
+    }
+
     /// Decodes every layer of `image` that is not decoded yet, in parallel,
     /// and checks each against the config's diff ids.
     pub fn layers_of(&self, image: &Image) -> Result<Vec<Changeset>, Error> {
@@ -417,11 +506,26 @@ impl Unpacker {
     }
 
     fn layers_with(&self, image: &Image, verify: bool) -> Result<Vec<Changeset>, Error> {
+        self.layers_from(image, verify, Vec::new())
+    }
+
+    /// [`Unpacker::layers_with`], the lowest layers' changesets given.
+    fn layers_from(
+        &self,
+        image: &Image,
+        verify: bool,
+        known: Vec<(Changeset, Digest)>,
+    ) -> Result<Vec<Changeset>, Error> {
         let blobs: Vec<&Digest> = image.manifest.layers.iter().map(|l| &l.digest).collect();
-        let results: Vec<Result<(Changeset, Digest), Error>> = blobs
-            .par_iter()
-            .map(|b| self.layer_with(b, verify))
-            .collect();
+        let have = known.len();
+        let mut results: Vec<Result<(Changeset, Digest), Error>> =
+            known.into_iter().map(Ok).collect();
+        results.extend(
+            blobs[have.min(blobs.len())..]
+                .par_iter()
+                .map(|b| self.layer_with(b, verify))
+                .collect::<Vec<_>>(),
+        );
         let want = &image.config.rootfs.diff_ids;
         let mut out = Vec::with_capacity(results.len());
         for (i, r) in results.into_iter().enumerate() {
@@ -473,12 +577,13 @@ impl Unpacker {
             &format!("{}{}.tmp-", image.digest().hex(), self.tag),
         );
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        let prepared = self.take_prepared(image);
         // Saved changesets trusted first; a missing object (lost to a power
         // loss, say) sends us back to check them all and decode again.
-        match self.build_root(image, &dir, &tmp, false) {
+        match self.build_root(image, &dir, &tmp, false, prepared) {
             Err(e) if e.is_missing_object() => {
                 tracing::warn!("{e}: checking the image's changesets and decoding again");
-                self.build_root(image, &dir, &tmp, true)
+                self.build_root(image, &dir, &tmp, true, None)
             }
             r => r,
         }
@@ -490,9 +595,18 @@ impl Unpacker {
         dir: &Path,
         tmp: &Path,
         verify: bool,
+        prepared: Option<Prepared>,
     ) -> Result<ImageRoot, Error> {
         let started = std::time::Instant::now();
-        let layers = self.layers_with(image, verify)?;
+        let (known, start) = match prepared {
+            Some(p) => {
+                let n = p.layers.len();
+                (p.layers, Some((n, p.plan, p.spare)))
+            }
+            None => (Vec::new(), None),
+        };
+        let ahead = start.as_ref().map_or(0, |s| s.0);
+        let layers = self.layers_from(image, verify, known)?;
         let decoded = started.elapsed();
         let chains = self.chain_names(image);
         let stacked = chains
@@ -507,7 +621,7 @@ impl Unpacker {
         let build = || -> Result<(RootInfo, Vec<LockGuard>, Stats), Error> {
             fs::create_dir_all(tmp).io_context("create", tmp)?;
             let (info, guards, stats) = if stacked {
-                self.build_chains(&layers, &chains)?
+                self.build_chains(&layers, &chains, start)?
             } else {
                 let plan = Plan::from_layers(&layers)?;
                 let rootfs = tmp.join("rootfs");
@@ -548,8 +662,9 @@ impl Unpacker {
             Ok((info, guards, stats)) => {
                 drop(guards);
                 tracing::debug!(
-                    "image {}: layers ready after {decoded:?}, root built after {:?} ({} layer \
-                     directories, {} linked, {} copied, {} directories, {} whiteouts)",
+                    "image {}: layers ready after {decoded:?} ({ahead} planned ahead), root built \
+                     after {:?} ({} layer directories, {} linked, {} copied, {} directories, {} \
+                     whiteouts)",
                     image.digest(),
                     started.elapsed(),
                     info.chains.len(),
@@ -581,16 +696,28 @@ impl Unpacker {
         &self,
         layers: &[Changeset],
         chains: &[String],
+        start: Option<(usize, Plan, Option<Plan>)>,
     ) -> Result<(RootInfo, Vec<LockGuard>, Stats), Error> {
         let chains_dir = self.chains_dir();
-        let mut plan = Plan::new();
+        // `plan` has the first `applied` layers (more than `k + 1` when
+        // planned ahead: then a lower chain that must be built after all is
+        // planned apart).
+        let (mut applied, mut plan, mut spare) = start.unwrap_or((0, Plan::new(), None));
         let mut guards = Vec::new();
         let mut skipped = Vec::new();
         let mut stats = Stats::default();
         for (k, (cs, name)) in layers.iter().zip(chains).enumerate() {
             let path = chains_dir.join(name);
-            let mut below = (!path.exists()).then(|| plan.clone());
-            plan.apply(cs)?;
+            let mut below = None;
+            if applied == k {
+                // The copy made ahead is of the plan as it is now only here.
+                let spare = spare.take();
+                if !path.exists() {
+                    below = Some(spare.unwrap_or_else(|| plan.clone()));
+                }
+                plan.apply(cs)?;
+                applied += 1;
+            }
             let lock = format!("chain-{name}");
             let guard = loop {
                 let shared = self.lock_in(&lock, LockMode::Shared)?;
@@ -605,12 +732,16 @@ impl Unpacker {
                 // Temps of this chain are a killed builder's (or a killed
                 // collection's): our lock excludes live ones.
                 sweep_temps(&chains_dir, &format!("{name}.tmp-"));
-                let below = match below.take() {
-                    Some(b) => b,
-                    // Deleted since we looked (a collection): plan again.
-                    None => Plan::from_layers(&layers[..k])?,
+                let diff = if applied == k + 1 {
+                    let below = match below.take() {
+                        Some(b) => b,
+                        // Deleted since we looked (a collection): plan again.
+                        None => Plan::from_layers(&layers[..k])?,
+                    };
+                    plan.diff(&below)
+                } else {
+                    Plan::from_layers(&layers[..=k])?.diff(&Plan::from_layers(&layers[..k])?)
                 };
-                let diff = plan.diff(&below);
                 let tmp = chains_dir.join(format!("{name}.tmp-{}", std::process::id()));
                 let built = (|| -> Result<Stats, Error> {
                     let target = tmp.join("diff");

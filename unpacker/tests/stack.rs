@@ -197,3 +197,50 @@ fn a_missing_layer_directory_is_built_again() {
     assert_eq!(read(&again, "usr/lib/l").as_deref(), Some("l1"));
     assert_eq!(names(&store.root().join("images")).len(), 1);
 }
+
+/// `prepare` plans the cached lower layers ahead; the image root starts
+/// from that plan, whatever is built already and whatever is not.
+#[test]
+fn a_root_built_from_a_plan_made_ahead_is_the_same_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = std::sync::Arc::new(Unpacker::new(&store, UnpackerOptions::default()).unwrap());
+    let lower = lower_layer();
+    let (t1, t2, t3) = (top_layer(b"one"), top_layer(b"two"), top_layer(b"three"));
+    let a = image(&store, "localhost/a:1", &[&lower, &t1]);
+    u.image_root(&a).unwrap();
+    let blobs =
+        |i: &Image| -> Vec<_> { i.manifest.layers.iter().map(|l| l.digest.clone()).collect() };
+
+    // A sibling: its lower layer planned ahead, its top one new.
+    let b = image(&store, "localhost/b:1", &[&lower, &t2]);
+    u.prepare(blobs(&b));
+    let rb = u.image_root(&b).unwrap();
+    assert_eq!(read(&rb, "top").as_deref(), Some("two"));
+    assert_eq!(read(&rb, "etc/b"), None);
+    assert_eq!(read(&rb, "d/x"), None);
+    assert_eq!(
+        listing(&rb.lowers[0]),
+        tokens("d/ d/sub!c0:0 d/x!c0:0 d/z=z etc/ etc/a=a2 etc/b!c0:0 top=two usr/ usr/lib/ usr/lib/m=m")
+    );
+
+    // Every layer cached, the lower layer's directory gone: it is built
+    // again from its own plan, not from the one made ahead.
+    let c = image(&store, "localhost/c:1", &[&lower, &t3]);
+    u.layer(&c.manifest.layers[1].digest).unwrap();
+    fs::remove_dir_all(u.chains_dir().join(&u.chain_names(&c)[0])).unwrap();
+    u.prepare(blobs(&c));
+    let rc = u.image_root(&c).unwrap();
+    assert_eq!(read(&rc, "top").as_deref(), Some("three"));
+    assert_eq!(
+        listing(&rc.lowers[1]),
+        tokens("d/ d/sub/ d/sub/y=y d/x=x etc/ etc/a=a1 etc/b=b1 lib->usr/lib usr/ usr/lib/ usr/lib/l=l1")
+    );
+
+    // Planned ahead for another image: ignored.
+    let d = image(&store, "localhost/d:1", &[&t1, &lower]);
+    u.prepare(blobs(&a));
+    let rd = u.image_root(&d).unwrap();
+    assert_eq!(read(&rd, "etc/b").as_deref(), Some("b1"));
+    assert_eq!(read(&rd, "top").as_deref(), Some("one"));
+}
