@@ -516,46 +516,71 @@ impl Unpacker {
         verify: bool,
         known: Vec<(Changeset, Digest)>,
     ) -> Result<Vec<Changeset>, Error> {
-        let blobs: Vec<&Digest> = image.manifest.layers.iter().map(|l| &l.digest).collect();
-        let have = known.len();
-        let mut results: Vec<Result<(Changeset, Digest), Error>> =
-            known.into_iter().map(Ok).collect();
-        results.extend(
-            blobs[have.min(blobs.len())..]
-                .par_iter()
-                .map(|b| self.layer_with(b, verify))
-                .collect::<Vec<_>>(),
-        );
-        let want = &image.config.rootfs.diff_ids;
-        let mut out = Vec::with_capacity(results.len());
-        for (i, r) in results.into_iter().enumerate() {
-            let (cs, diff_id) = r?;
-            match want.get(i) {
-                Some(w) if *w == diff_id => {}
-                Some(w) => {
-                    return Err(Error::DiffIdMismatch {
-                        layer: blobs[i].to_string(),
-                        expected: w.to_string(),
-                        actual: diff_id.to_string(),
-                    })
-                }
-                None => {
-                    return Err(Error::Corrupt {
-                        layer: blobs[i].to_string(),
-                        detail:
-                            "the image config lists fewer diff ids than the manifest has layers"
-                                .into(),
-                    })
-                }
-            }
-            out.push(cs);
-        }
-        Ok(out)
+        self.layers_in_order(image, verify, known, |_, _| Ok(()))
     }
 
-    /// The image's read-only root (`images/<manifest>/rootfs`), built if it
-    /// is not there yet. Built in a temp directory and renamed into place, so
-    /// a half-built root is never visible.
+    /// The image's changesets, decoded in parallel (those not `known`),
+    /// each checked against the config's diff id and handed to `each` with
+    /// those below it as soon as it and every layer below it are ready, so
+    /// the caller works on the lower layers while the upper ones decode.
+    fn layers_in_order(
+        &self,
+        image: &Image,
+        verify: bool,
+        known: Vec<(Changeset, Digest)>,
+        mut each: impl FnMut(usize, &[Changeset]) -> Result<(), Error>,
+    ) -> Result<Vec<Changeset>, Error> {
+        let blobs: Vec<&Digest> = image.manifest.layers.iter().map(|l| &l.digest).collect();
+        let have = known.len().min(blobs.len());
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..blobs.len())
+            .map(|_| std::sync::mpsc::sync_channel::<Result<(Changeset, Digest), Error>>(1))
+            .unzip();
+        for (k, tx) in known.into_iter().zip(&senders) {
+            let _ = tx.send(Ok(k));
+        }
+        let want = &image.config.rootfs.diff_ids;
+        std::thread::scope(|scope| {
+            let todo: Vec<_> = blobs[have..].iter().zip(&senders[have..]).collect();
+            scope.spawn(|| {
+                todo.into_par_iter().for_each(|(b, tx)| {
+                    let _ = tx.send(self.layer_with(b, verify));
+                });
+            });
+            let mut out = Vec::with_capacity(blobs.len());
+            for (i, rx) in receivers.iter().enumerate() {
+                let (cs, diff_id) = rx.recv().map_err(|_| Error::Corrupt {
+                    layer: blobs[i].to_string(),
+                    detail: "its decoder stopped without a result".into(),
+                })??;
+                match want.get(i) {
+                    Some(w) if *w == diff_id => {}
+                    Some(w) => {
+                        return Err(Error::DiffIdMismatch {
+                            layer: blobs[i].to_string(),
+                            expected: w.to_string(),
+                            actual: diff_id.to_string(),
+                        })
+                    }
+                    None => {
+                        return Err(Error::Corrupt {
+                            layer: blobs[i].to_string(),
+                            detail:
+                                "the image config lists fewer diff ids than the manifest has layers"
+                                    .into(),
+                        })
+                    }
+                }
+                out.push(cs);
+                each(i, &out)?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// The image's read-only root (its layers' directories in `chains/`,
+    /// or a flattened `images/<manifest>/rootfs`), built if it is not there
+    /// yet. Everything is built in temp directories and renamed into place,
+    /// so a half-built root or layer directory is never visible.
     pub fn image_root(&self, image: &Image) -> Result<ImageRoot, Error> {
         let dir = self.image_dir(image.digest());
         if let Some(root) = self.existing_root(&dir)? {
@@ -606,8 +631,6 @@ impl Unpacker {
             None => (Vec::new(), None),
         };
         let ahead = start.as_ref().map_or(0, |s| s.0);
-        let layers = self.layers_from(image, verify, known)?;
-        let decoded = started.elapsed();
         let chains = self.chain_names(image);
         let stacked = chains
             .iter()
@@ -616,13 +639,23 @@ impl Unpacker {
             <= self.opts.max_stack_bytes;
         // The objects we link must stay until the root holds them.
         let _objects = self.objects_lock(LockMode::Shared)?;
+        let mut decoded = std::time::Duration::ZERO;
         // With the chains' locks held (shared) until the root is in place,
         // so a collection deletes none of them in between.
         let build = || -> Result<(RootInfo, Vec<LockGuard>, Stats), Error> {
             fs::create_dir_all(tmp).io_context("create", tmp)?;
             let (info, guards, stats) = if stacked {
-                self.build_chains(&layers, &chains, start)?
+                // Each layer's directory as soon as it and those below it
+                // are decoded.
+                let mut chain_builder = ChainBuilder::new(self, start);
+                self.layers_in_order(image, verify, known, |k, layers| {
+                    chain_builder.add(k, layers, &chains[k])
+                })?;
+                decoded = started.elapsed();
+                chain_builder.finish(&chains)
             } else {
+                let layers = self.layers_from(image, verify, known)?;
+                decoded = started.elapsed();
                 let plan = Plan::from_layers(&layers)?;
                 let rootfs = tmp.join("rootfs");
                 fs::create_dir_all(&rootfs).io_context("create", &rootfs)?;
@@ -662,9 +695,9 @@ impl Unpacker {
             Ok((info, guards, stats)) => {
                 drop(guards);
                 tracing::debug!(
-                    "image {}: layers ready after {decoded:?} ({ahead} planned ahead), root built \
-                     after {:?} ({} layer directories, {} linked, {} copied, {} directories, {} \
-                     whiteouts)",
+                    "image {}: last layer ready after {decoded:?} ({ahead} planned ahead), root \
+                     built after {:?} ({} layer directories, {} linked, {} copied, {} \
+                     directories, {} whiteouts)",
                     image.digest(),
                     started.elapsed(),
                     info.chains.len(),
@@ -686,116 +719,6 @@ impl Unpacker {
                 Err(e)
             }
         }
-    }
-
-    /// Makes sure every layer's diff directory of an image is in
-    /// `chains/`, building the missing ones (each layer's plan diffed with
-    /// the plan below it), and returns the image's info, the chains' locks
-    /// (held shared) and what this call wrote.
-    fn build_chains(
-        &self,
-        layers: &[Changeset],
-        chains: &[String],
-        start: Option<(usize, Plan, Option<Plan>)>,
-    ) -> Result<(RootInfo, Vec<LockGuard>, Stats), Error> {
-        let chains_dir = self.chains_dir();
-        // `plan` has the first `applied` layers (more than `k + 1` when
-        // planned ahead: then a lower chain that must be built after all is
-        // planned apart).
-        let (mut applied, mut plan, mut spare) = start.unwrap_or((0, Plan::new(), None));
-        let mut guards = Vec::new();
-        let mut skipped = Vec::new();
-        let mut stats = Stats::default();
-        for (k, (cs, name)) in layers.iter().zip(chains).enumerate() {
-            let path = chains_dir.join(name);
-            let mut below = None;
-            if applied == k {
-                // The copy made ahead is of the plan as it is now only here.
-                let spare = spare.take();
-                if !path.exists() {
-                    below = Some(spare.unwrap_or_else(|| plan.clone()));
-                }
-                plan.apply(cs)?;
-                applied += 1;
-            }
-            let lock = format!("chain-{name}");
-            let guard = loop {
-                let shared = self.lock_in(&lock, LockMode::Shared)?;
-                if path.exists() {
-                    break shared;
-                }
-                drop(shared);
-                let _building = self.lock(&lock)?;
-                if path.exists() {
-                    continue;
-                }
-                // Temps of this chain are a killed builder's (or a killed
-                // collection's): our lock excludes live ones.
-                sweep_temps(&chains_dir, &format!("{name}.tmp-"));
-                let diff = if applied == k + 1 {
-                    let below = match below.take() {
-                        Some(b) => b,
-                        // Deleted since we looked (a collection): plan again.
-                        None => Plan::from_layers(&layers[..k])?,
-                    };
-                    plan.diff(&below)
-                } else {
-                    Plan::from_layers(&layers[..=k])?.diff(&Plan::from_layers(&layers[..k])?)
-                };
-                let tmp = chains_dir.join(format!("{name}.tmp-{}", std::process::id()));
-                let built = (|| -> Result<Stats, Error> {
-                    let target = tmp.join("diff");
-                    fs::create_dir_all(&target).io_context("create", &target)?;
-                    let st = materialize(
-                        &diff,
-                        &self.objects,
-                        &target,
-                        MaterializeOptions {
-                            mode: Mode::Hardlink,
-                            ownership: self.opts.ownership,
-                        },
-                    )?;
-                    let info = ChainInfo {
-                        skipped_devices: st.skipped_devices.clone(),
-                    };
-                    let info_path = tmp.join("info.json");
-                    fs::write(&info_path, serde_json::to_vec(&info).expect("serializes"))
-                        .io_context("write", &info_path)?;
-                    fs::rename(&tmp, &path)
-                        .io_context("rename layer directory into place", &path)?;
-                    Ok(st)
-                })();
-                match built {
-                    Ok(st) => {
-                        stats.dirs += st.dirs;
-                        stats.linked += st.linked;
-                        stats.copied += st.copied;
-                        stats.symlinks += st.symlinks;
-                        stats.specials += st.specials;
-                        stats.whiteouts += st.whiteouts;
-                    }
-                    Err(e) => {
-                        let _ = remove_tree(&tmp);
-                        return Err(e);
-                    }
-                }
-            };
-            let info_path = path.join("info.json");
-            let info: ChainInfo = fs::read(&info_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            skipped.extend(info.skipped_devices);
-            guards.push(guard);
-        }
-        skipped.sort();
-        skipped.dedup();
-        let info = RootInfo {
-            size: plan.content_bytes(),
-            skipped_devices: skipped,
-            chains: chains.to_vec(),
-        };
-        Ok((info, guards, stats))
     }
 
     /// An image root's lower directories, topmost first.
@@ -1297,6 +1220,136 @@ impl Unpacker {
             }
         }
         Ok(Some(tmp))
+    }
+}
+
+/// Builds the missing layer directories of an image root, lowest first,
+/// each from its layer's plan diffed with the plan below it, and holds
+/// every chain's lock (shared) until dropped.
+struct ChainBuilder<'u> {
+    u: &'u Unpacker,
+    /// The first `applied` layers (more than `k + 1` when planned ahead:
+    /// then a lower chain that must be built after all is planned apart).
+    applied: usize,
+    plan: Plan,
+    /// A copy of `plan` made ahead, for the next layer's diff.
+    spare: Option<Plan>,
+    guards: Vec<LockGuard>,
+    skipped: Vec<String>,
+    stats: Stats,
+}
+
+impl<'u> ChainBuilder<'u> {
+    fn new(u: &'u Unpacker, start: Option<(usize, Plan, Option<Plan>)>) -> ChainBuilder<'u> {
+        let (applied, plan, spare) = start.unwrap_or((0, Plan::new(), None));
+        ChainBuilder {
+            u,
+            applied,
+            plan,
+            spare,
+            guards: Vec::new(),
+            skipped: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Layer `k` (the last of `layers`): its directory `name` is there
+    /// when this returns, and locked.
+    fn add(&mut self, k: usize, layers: &[Changeset], name: &str) -> Result<(), Error> {
+        let chains_dir = self.u.chains_dir();
+        let path = chains_dir.join(name);
+        let mut below = None;
+        if self.applied == k {
+            // The copy made ahead is of the plan as it is now only here.
+            let spare = self.spare.take();
+            if !path.exists() {
+                below = Some(spare.unwrap_or_else(|| self.plan.clone()));
+            }
+            self.plan.apply(&layers[k])?;
+            self.applied += 1;
+        }
+        let lock = format!("chain-{name}");
+        let guard = loop {
+            let shared = self.u.lock_in(&lock, LockMode::Shared)?;
+            if path.exists() {
+                break shared;
+            }
+            drop(shared);
+            let _building = self.u.lock(&lock)?;
+            if path.exists() {
+                continue;
+            }
+            // Temps of this chain are a killed builder's (or a killed
+            // collection's): our lock excludes live ones.
+            sweep_temps(&chains_dir, &format!("{name}.tmp-"));
+            let diff = if self.applied == k + 1 {
+                let below = match below.take() {
+                    Some(b) => b,
+                    // Deleted since we looked (a collection): plan again.
+                    None => Plan::from_layers(&layers[..k])?,
+                };
+                self.plan.diff(&below)
+            } else {
+                Plan::from_layers(&layers[..=k])?.diff(&Plan::from_layers(&layers[..k])?)
+            };
+            let tmp = chains_dir.join(format!("{name}.tmp-{}", std::process::id()));
+            let built = (|| -> Result<Stats, Error> {
+                let target = tmp.join("diff");
+                fs::create_dir_all(&target).io_context("create", &target)?;
+                let st = materialize(
+                    &diff,
+                    &self.u.objects,
+                    &target,
+                    MaterializeOptions {
+                        mode: Mode::Hardlink,
+                        ownership: self.u.opts.ownership,
+                    },
+                )?;
+                let info = ChainInfo {
+                    skipped_devices: st.skipped_devices.clone(),
+                };
+                let info_path = tmp.join("info.json");
+                fs::write(&info_path, serde_json::to_vec(&info).expect("serializes"))
+                    .io_context("write", &info_path)?;
+                fs::rename(&tmp, &path).io_context("rename layer directory into place", &path)?;
+                Ok(st)
+            })();
+            match built {
+                Ok(st) => {
+                    let s = &mut self.stats;
+                    s.dirs += st.dirs;
+                    s.linked += st.linked;
+                    s.copied += st.copied;
+                    s.symlinks += st.symlinks;
+                    s.specials += st.specials;
+                    s.whiteouts += st.whiteouts;
+                }
+                Err(e) => {
+                    let _ = remove_tree(&tmp);
+                    return Err(e);
+                }
+            }
+        };
+        let info_path = path.join("info.json");
+        let info: ChainInfo = fs::read(&info_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        self.skipped.extend(info.skipped_devices);
+        self.guards.push(guard);
+        Ok(())
+    }
+
+    /// The root's info, the chains' locks and what was written.
+    fn finish(mut self, chains: &[String]) -> (RootInfo, Vec<LockGuard>, Stats) {
+        self.skipped.sort();
+        self.skipped.dedup();
+        let info = RootInfo {
+            size: self.plan.content_bytes(),
+            skipped_devices: self.skipped,
+            chains: chains.to_vec(),
+        };
+        (info, self.guards, self.stats)
     }
 }
 
