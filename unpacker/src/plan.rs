@@ -240,7 +240,7 @@ impl Plan {
         path: &RootPath,
         follow_last: bool,
     ) -> Result<RootPath, PlanError> {
-        if self.is_plain(path, follow_last) {
+        if self.is_plain(path.components(), follow_last) {
             return Ok(path.clone());
         }
         let mut out: Vec<Vec<u8>> = Vec::new();
@@ -307,8 +307,7 @@ impl Plan {
     /// name ends the lookups: nothing below it exists), no `.`, `..` or
     /// empty component, not too deep. The common case, and one lookup per
     /// component without allocating.
-    fn is_plain(&self, path: &RootPath, follow_last: bool) -> bool {
-        let comps = path.components();
+    fn is_plain(&self, comps: &[Vec<u8>], follow_last: bool) -> bool {
         if comps.len() > MAX_DEPTH {
             return false;
         }
@@ -335,15 +334,16 @@ impl Plan {
     }
 
     /// Makes every component of `dir` a directory (creating missing ones),
-    /// failing on a non-directory in the way. `dir` is resolved already.
+    /// failing on a non-directory in the way, and returns its children.
+    /// `dir` is resolved already.
     fn ensure_dir(
         &mut self,
         layer: usize,
-        dir: &RootPath,
+        dir: &[Vec<u8>],
         for_path: &RootPath,
-    ) -> Result<(), PlanError> {
+    ) -> Result<&mut BTreeMap<Vec<u8>, Node>, PlanError> {
         let mut node = &mut self.root;
-        for c in dir.components() {
+        for c in dir {
             let NodeKind::Dir { children, .. } = &mut node.kind else {
                 return Err(PlanError::NotADirectory {
                     layer,
@@ -356,8 +356,8 @@ impl Plan {
             }
             node = children.get_mut(c).expect("inserted above");
         }
-        match node.kind {
-            NodeKind::Dir { .. } => Ok(()),
+        match &mut node.kind {
+            NodeKind::Dir { children, .. } => Ok(children),
             _ => Err(PlanError::NotADirectory {
                 layer,
                 path: for_path.clone(),
@@ -407,18 +407,27 @@ impl Plan {
             };
         };
         let name = name.to_vec();
-        let dir = self.resolve(layer, &c.path.parent(), true)?;
-        if dir.components().len() >= MAX_DEPTH {
+        // The parent as written when nothing is to be followed on the way
+        // (no copy), else resolved.
+        let comps = c.path.components();
+        let parent = &comps[..comps.len() - 1];
+        let resolved;
+        let dir: &[Vec<u8>] = if self.is_plain(parent, true) {
+            parent
+        } else {
+            resolved = self.resolve(layer, &RootPath::from_components(parent.to_vec()), true)?;
+            resolved.components()
+        };
+        if dir.len() >= MAX_DEPTH {
             return Err(PlanError::TooDeep {
                 layer,
-                path: RootPath::from_components(dir.components()[..8].to_vec()),
+                path: RootPath::from_components(dir[..8].to_vec()),
                 max: MAX_DEPTH,
             });
         }
         let kind = match &c.entry {
             Entry::Dir(meta) => {
-                self.ensure_dir(layer, &dir, &c.path)?;
-                let children = self.children_mut(&dir).expect("ensured above");
+                let children = self.ensure_dir(layer, dir, &c.path)?;
                 if let Some(Node {
                     kind: NodeKind::Dir { meta: m, .. },
                     layer: l,
@@ -473,9 +482,8 @@ impl Plan {
             }
             Entry::Whiteout | Entry::Opaque => unreachable!("handled in the removal pass"),
         };
-        self.ensure_dir(layer, &dir, &c.path)?;
-        let children = self.children_mut(&dir).expect("ensured above");
-        children.insert(name, Node { layer, kind });
+        self.ensure_dir(layer, dir, &c.path)?
+            .insert(name, Node { layer, kind });
         Ok(())
     }
 

@@ -446,7 +446,13 @@ impl Unpacker {
         let spawned = std::thread::Builder::new()
             .name("cairn-plan".into())
             .spawn(move || {
+                let started = std::time::Instant::now();
                 let ready = me.plan_cached(blobs);
+                tracing::debug!(
+                    "planned {} cached layers ahead in {:?}",
+                    ready.as_ref().map_or(0, |r| r.layers.len()),
+                    started.elapsed()
+                );
                 let mut ahead = me.ahead.lock().expect("not poisoned");
                 ahead.pending = false;
                 ahead.ready = ready;
