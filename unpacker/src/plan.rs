@@ -32,6 +32,12 @@ const MAX_HOPS: usize = 40;
 /// `RLIMIT_NOFILE` of 1024; real images stay under 100.
 const MAX_DEPTH: usize = 512;
 
+/// A directory's children by name, shared copy-on-write: a plan's copy
+/// costs nothing, the next layer copies only the directories it changes,
+/// and [`Plan::diff`] skips every directory still shared with the plan
+/// below.
+pub type Children = std::sync::Arc<BTreeMap<Vec<u8>, Node>>;
+
 /// A node of the planned tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -49,7 +55,7 @@ pub enum NodeKind {
         /// Metadata.
         meta: Meta,
         /// Children.
-        children: BTreeMap<Vec<u8>, Node>,
+        children: Children,
     },
     /// A regular file.
     File {
@@ -156,7 +162,7 @@ fn implicit_dir(layer: usize) -> Node {
                 mode: 0o755,
                 ..Meta::default()
             },
-            children: BTreeMap::new(),
+            children: Children::default(),
         },
     }
 }
@@ -222,7 +228,7 @@ impl Plan {
         let mut node = &mut self.root;
         for c in path.components() {
             match &mut node.kind {
-                NodeKind::Dir { children, .. } => node = children.get_mut(c)?,
+                NodeKind::Dir { children, .. } => node = Children::make_mut(children).get_mut(c)?,
                 _ => return None,
             }
         }
@@ -350,6 +356,7 @@ impl Plan {
                     path: for_path.clone(),
                 });
             };
+            let children = Children::make_mut(children);
             // Looked up first: most exist, and `entry` would copy the name.
             if !children.contains_key(c) {
                 children.insert(c.clone(), implicit_dir(layer));
@@ -357,7 +364,7 @@ impl Plan {
             node = children.get_mut(c).expect("inserted above");
         }
         match &mut node.kind {
-            NodeKind::Dir { children, .. } => Ok(children),
+            NodeKind::Dir { children, .. } => Ok(Children::make_mut(children)),
             _ => Err(PlanError::NotADirectory {
                 layer,
                 path: for_path.clone(),
@@ -367,7 +374,7 @@ impl Plan {
 
     fn children_mut(&mut self, dir: &RootPath) -> Option<&mut BTreeMap<Vec<u8>, Node>> {
         match &mut self.get_mut(dir)?.kind {
-            NodeKind::Dir { children, .. } => Some(children),
+            NodeKind::Dir { children, .. } => Some(Children::make_mut(children)),
             _ => None,
         }
     }
@@ -439,7 +446,7 @@ impl Plan {
                 }
                 NodeKind::Dir {
                     meta: meta.clone(),
-                    children: BTreeMap::new(),
+                    children: Children::default(),
                 }
             }
             Entry::File { meta, object, size } => {
@@ -492,7 +499,7 @@ impl Plan {
         fn go(path: &RootPath, node: &Node, f: &mut dyn FnMut(&RootPath, &Node)) {
             f(path, node);
             if let NodeKind::Dir { children, .. } = &node.kind {
-                for (name, child) in children {
+                for (name, child) in children.iter() {
                     go(&path.join(name), child, f);
                 }
             }
@@ -518,7 +525,10 @@ impl Plan {
         let children = match &below.root.kind {
             NodeKind::Dir {
                 children: lower, ..
-            } => diff_children(children, lower, top),
+            } if Children::ptr_eq(children, lower) => Children::default(),
+            NodeKind::Dir {
+                children: lower, ..
+            } => Children::new(diff_children(children, lower, top)),
             _ => children.clone(),
         };
         Plan {
@@ -591,12 +601,17 @@ fn diff_node(upper: &Node, lower: Option<&Node>, top: usize) -> Option<Node> {
         // Overlayfs merges a directory with the directory below it: keep
         // what changed inside, and the metadata if the top layer set it.
         (NodeKind::Dir { meta, children }, Some(NodeKind::Dir { children: lc, .. })) => {
-            let children = diff_children(children, lc, top);
+            // Still shared with the plan below: nothing inside changed.
+            let children = if Children::ptr_eq(children, lc) {
+                BTreeMap::new()
+            } else {
+                diff_children(children, lc, top)
+            };
             (upper.layer == top || !children.is_empty()).then(|| Node {
                 layer: upper.layer,
                 kind: NodeKind::Dir {
                     meta: meta.clone(),
-                    children,
+                    children: Children::new(children),
                 },
             })
         }
@@ -757,12 +772,12 @@ mod tests {
             (NodeKind::Whiteout, _) => None,
             (NodeKind::Dir { meta, children }, Some(NodeKind::Dir { children: lc, .. })) => {
                 let mut out = BTreeMap::new();
-                for (name, l) in lc {
+                for (name, l) in lc.iter() {
                     if !children.contains_key(name) {
                         out.insert(name.clone(), l.clone());
                     }
                 }
-                for (name, u) in children {
+                for (name, u) in children.iter() {
                     if let Some(n) = overlay(u, lc.get(name)) {
                         out.insert(name.clone(), n);
                     }
@@ -771,7 +786,7 @@ mod tests {
                     layer: upper.layer,
                     kind: NodeKind::Dir {
                         meta: meta.clone(),
-                        children: out,
+                        children: Children::new(out),
                     },
                 })
             }
@@ -780,10 +795,12 @@ mod tests {
                 layer: upper.layer,
                 kind: NodeKind::Dir {
                     meta: meta.clone(),
-                    children: children
-                        .iter()
-                        .filter_map(|(n, c)| overlay(c, None).map(|c| (n.clone(), c)))
-                        .collect(),
+                    children: Children::new(
+                        children
+                            .iter()
+                            .filter_map(|(n, c)| overlay(c, None).map(|c| (n.clone(), c)))
+                            .collect(),
+                    ),
                 },
             }),
             _ => Some(upper.clone()),
@@ -821,6 +838,9 @@ mod tests {
                 "f a/b/c 5",
             ],
             vec!["d a; d a/b", "f a/b 1", "d a/b; f a/b/c 2", "w a"],
+            // Removed and made again empty in one layer: nothing below shows.
+            vec!["f d/old 1; d d/sub; f d/sub/x 2", "w d; d d"],
+            vec!["f d/sub/x 1", "d d; w d/sub; d d/sub"],
         ];
         // A quiet top layer (a sibling's tiny one) over all of them.
         let more: Vec<Vec<&str>> = cases
@@ -836,6 +856,11 @@ mod tests {
                 let mut plan = below.clone();
                 plan.apply(cs).unwrap();
                 let diff = plan.diff(&below);
+                // Planned apart (nothing shared), the diff is the same.
+                let apart = Plan::from_layers(&sets[..=below.layers])
+                    .unwrap()
+                    .diff(&Plan::from_layers(&sets[..below.layers]).unwrap());
+                assert_eq!(listing(&apart), listing(&diff), "{layers:?}");
                 stacked = overlay(diff.root(), stacked.as_ref());
                 assert_eq!(
                     stacked.as_ref(),
