@@ -436,7 +436,8 @@ impl Unpacker {
 
     /// Plans, in a background thread, the layers of an image about to be
     /// pulled (`blobs`, lowest first) whose changesets are already cached,
-    /// up to the first that is not: while the others download, so the
+    /// up to the first that is not (nothing when all are: a re-pull, whose
+    /// root is most likely built): while the others download, so the
     /// image root then only applies and writes the new ones (a sibling
     /// image: its top layer). The next [`Unpacker::image_root`] of an image
     /// with these layers waits for it and starts from it; others ignore it.
@@ -471,6 +472,10 @@ impl Unpacker {
             .iter()
             .take_while(|b| self.changeset_path(b).exists())
             .count();
+        // All cached: a re-pull, whose root is most likely built already.
+        if cached == blobs.len() {
+            return None;
+        }
         let mut layers = Vec::new();
         let mut plan = Plan::new();
         for b in &blobs[..cached] {
