@@ -447,17 +447,24 @@ impl Unpacker {
         let spawned = std::thread::Builder::new()
             .name("cairn-plan".into())
             .spawn(move || {
+                // Whatever happens here (a panic too), the waiter is let go.
+                struct Done<'a>(&'a Unpacker, Option<Prepared>);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        let mut ahead = self.0.ahead.lock().unwrap_or_else(|e| e.into_inner());
+                        ahead.pending = false;
+                        ahead.ready = self.1.take();
+                        self.0.ahead_done.notify_all();
+                    }
+                }
+                let mut done = Done(&me, None);
                 let started = std::time::Instant::now();
-                let ready = me.plan_cached(blobs);
+                done.1 = me.plan_cached(blobs);
                 tracing::debug!(
                     "planned {} cached layers ahead in {:?}",
-                    ready.as_ref().map_or(0, |r| r.layers.len()),
+                    done.1.as_ref().map_or(0, |r| r.layers.len()),
                     started.elapsed()
                 );
-                let mut ahead = me.ahead.lock().expect("not poisoned");
-                ahead.pending = false;
-                ahead.ready = ready;
-                me.ahead_done.notify_all();
             });
         if spawned.is_err() {
             self.ahead.lock().expect("not poisoned").pending = false;
@@ -501,9 +508,12 @@ impl Unpacker {
 
     /// What [`Unpacker::prepare`] planned for `image`, once it is done.
     fn take_prepared(&self, image: &Image) -> Option<Prepared> {
-        let mut ahead = self.ahead.lock().expect("not poisoned");
+        let mut ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
         while ahead.pending {
-            ahead = self.ahead_done.wait(ahead).expect("not poisoned");
+            ahead = self
+                .ahead_done
+                .wait(ahead)
+                .unwrap_or_else(|e| e.into_inner());
         }
         let p = ahead.ready.take()?;
         let blobs: Vec<&Digest> = image.manifest.layers.iter().map(|l| &l.digest).collect();

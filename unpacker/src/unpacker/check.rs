@@ -153,7 +153,7 @@ impl Unpacker {
                 report
                     .bad_roots
                     .push((name, format!("links corrupt object {}", o.hex())));
-                to_rebuild.push((dir, image, self.dirs_with(image, o)));
+                to_rebuild.push((dir, image, self.root_dirs(image)));
                 continue;
             }
             let info = self.read_info(&dir).ok().flatten().unwrap_or_default();
@@ -263,9 +263,9 @@ impl Unpacker {
         Ok(report)
     }
 
-    /// The directories of `image`'s root that may link `object`: every
-    /// layer directory (the object may be in any), or its `rootfs`.
-    fn dirs_with(&self, image: &cairn_store::Image, _object: &ObjectId) -> Vec<std::path::PathBuf> {
+    /// The directories of `image`'s root: every layer directory, or its
+    /// `rootfs`.
+    fn root_dirs(&self, image: &cairn_store::Image) -> Vec<std::path::PathBuf> {
         let dir = self.image_dir(image.digest());
         match self.read_info(&dir).ok().flatten() {
             Some(info) if !info.chains.is_empty() => info
