@@ -81,7 +81,7 @@ impl RootPath {
     }
 }
 
-fn valid_component(c: &[u8]) -> bool {
+pub(crate) fn valid_component(c: &[u8]) -> bool {
     !c.is_empty() && c != b"." && c != b".." && !c.contains(&b'/') && !c.contains(&0)
 }
 

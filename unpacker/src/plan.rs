@@ -19,6 +19,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use crate::changeset::{Change, Changeset, DeviceKind, Entry, Meta, ObjectId};
 use crate::path::RootPath;
 
@@ -39,7 +41,7 @@ const MAX_DEPTH: usize = 512;
 pub type Children = std::sync::Arc<BTreeMap<Vec<u8>, Node>>;
 
 /// A node of the planned tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
     /// Index of the layer that created it (whiteouts only remove lower ones).
     pub layer: usize,
@@ -48,13 +50,14 @@ pub struct Node {
 }
 
 /// The node types of an image root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
     /// A directory and its children by name.
     Dir {
         /// Metadata.
         meta: Meta,
         /// Children.
+        #[serde(with = "children_in_order")]
         children: Children,
     },
     /// A regular file.
@@ -140,8 +143,9 @@ pub enum PlanError {
     },
 }
 
-/// The planned image root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The planned image root. Serializable, so a store can keep the plan of
+/// a layer and those below it and skip applying them again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     root: Node,
     next_inode: u64,
@@ -621,6 +625,50 @@ fn diff_node(upper: &Node, lower: Option<&Node>, top: usize) -> Option<Node> {
     }
 }
 
+/// A directory's children as a sequence in name order, read back into a
+/// map built in one pass (no search per name), each name checked as a
+/// path component must be.
+mod children_in_order {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::sync::Arc;
+
+    use serde::de::{Error as _, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::{Children, Node};
+    use crate::path::valid_component;
+
+    pub fn serialize<S: Serializer>(children: &Children, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(children.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Children, D::Error> {
+        struct InOrder;
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = Children;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a directory's children in name order")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Children, A::Error> {
+                let mut v: Vec<(Vec<u8>, Node)> =
+                    Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some((name, node)) = seq.next_element::<(Vec<u8>, Node)>()? {
+                    if !valid_component(&name) {
+                        return Err(A::Error::custom("a child's name is not a path component"));
+                    }
+                    if v.last().is_some_and(|(last, _)| *last >= name) {
+                        return Err(A::Error::custom("children out of name order"));
+                    }
+                    v.push((name, node));
+                }
+                Ok(Arc::new(BTreeMap::from_iter(v)))
+            }
+        }
+        d.deserialize_seq(InOrder)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,9 +857,10 @@ mod tests {
 
     /// Every layer's diff against the plan below it, stacked as overlayfs
     /// would, shows the whole plan: on every case of the rule tables.
-    #[test]
-    fn layer_diffs_stacked_show_the_plan() {
-        let mut cases: Vec<Vec<&str>> = vec![
+    /// Layer stacks covering every rule, each also with a quiet top layer
+    /// (a sibling's tiny one) over it.
+    fn stacking_cases() -> Vec<Vec<&'static str>> {
+        let mut cases: Vec<Vec<&'static str>> = vec![
             vec!["f a/x 1; f a/y 2", "w a/x"],
             vec!["d a; f a/b/c 1", "w a"],
             vec!["f a 1", "w a; f a 2"],
@@ -848,6 +897,12 @@ mod tests {
             .map(|c| [c.as_slice(), &["f top 9"]].concat())
             .collect();
         cases.extend(more);
+        cases
+    }
+
+    #[test]
+    fn layer_diffs_stacked_show_the_plan() {
+        let cases = stacking_cases();
         for layers in &cases {
             let sets: Vec<Changeset> = layers.iter().map(|l| layer(l)).collect();
             let mut below = Plan::new();
@@ -881,6 +936,44 @@ mod tests {
             listing(&all.diff(&below)),
             ["a/", "a/b/", "a/b/c~", "a/n=4#4"]
         );
+    }
+
+    /// A plan read back (a chain's saved plan) is the plan, and the next
+    /// layer applies to it as to the plan itself.
+    #[test]
+    fn a_plan_read_back_is_the_plan() {
+        for layers in stacking_cases() {
+            let sets: Vec<Changeset> = layers.iter().map(|l| layer(l)).collect();
+            for k in 1..sets.len() {
+                let plan = Plan::from_layers(&sets[..k]).unwrap();
+                let bytes = postcard::to_stdvec(&plan).unwrap();
+                let mut back: Plan = postcard::from_bytes(&bytes).unwrap();
+                assert_eq!(back, plan, "{layers:?}");
+                let mut next = plan.clone();
+                next.apply(&sets[k]).unwrap();
+                back.apply(&sets[k]).unwrap();
+                assert_eq!(back, next, "{layers:?}, layer {k}");
+                assert_eq!(listing(&back.diff(&plan)), listing(&next.diff(&plan)));
+            }
+        }
+        // Names that are no path component, or out of order: refused.
+        let plan = Plan::from_layers(&[layer("f ab 1; f ac 2")]).unwrap();
+        let bytes = postcard::to_stdvec(&plan).unwrap();
+        let at = |needle: &[u8]| {
+            bytes
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap()
+        };
+        let (ab, ac) = (at(b"\x02ab"), at(b"\x02ac"));
+        for (i, to) in [(ab + 2, b'/'), (ab + 1, b'.'), (ac + 2, b'a')] {
+            let mut bad = bytes.clone();
+            bad[i] = to;
+            if to == b'.' {
+                bad[i + 1] = b'.';
+            }
+            assert!(postcard::from_bytes::<Plan>(&bad).is_err(), "{i} {to}");
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! <root>/chains/<chain id hex>[-<map>]/    diff/: one layer's changes over the layers
 //!                                          below it (an overlayfs lower directory:
 //!                                          hardlinks to objects, whiteouts as 0/0
-//!                                          character devices) and info.json
+//!                                          character devices), info.json, and
+//!                                          plan: the plan of it and the layers below
 //! <root>/images/<manifest hex>[-<map>]/    info.json: the image's chains, lowest
 //!                                          first; rootfs/ instead when the stack is
 //!                                          too long for one overlayfs mount
@@ -45,6 +46,13 @@ mod check;
 pub use check::{CheckOptions, DerivedReport};
 
 const CHANGESET_MAGIC: &[u8] = b"cairn-changeset-v1\n";
+
+/// `chains/<name>/plan`: the plan of that layer and every layer below it
+/// (postcard, after its BLAKE3), so an image that adds layers over it (a
+/// sibling) plans only its own. A chain id names the layers, not the
+/// planner that read them: bump the version whenever what a plan holds or
+/// means changes, and older plans are planned again.
+const PLAN_MAGIC: &[u8] = b"cairn-plan-v1\n";
 
 /// `objects/gc-pending`: ids of objects a collection could not delete while
 /// decoders ran, one hex id per line, for the next collection.
@@ -196,11 +204,14 @@ struct Ahead {
 
 /// The lower layers of an image planned ahead: their blobs, cached
 /// changesets and diff ids (lowest first), the plan of them all, and a copy
-/// of it for the diff of the next layer.
+/// of it for the diff of the next layer. The lowest `saved` layers come
+/// from a chain's saved plan: their changesets were not read (empty here),
+/// so their directories must be there.
 #[derive(Debug)]
 struct Prepared {
     blobs: Vec<Digest>,
     layers: Vec<(Changeset, Digest)>,
+    saved: usize,
     plan: Plan,
     spare: Option<Plan>,
 }
@@ -256,9 +267,13 @@ impl Unpacker {
     /// The `chains/` names of an image's layers, lowest first: OCI chain
     /// ids (`sha256(chain below + " " + diff id)`) and the id map's tag.
     pub fn chain_names(&self, image: &Image) -> Vec<String> {
+        self.chain_names_of(&image.config.rootfs.diff_ids)
+    }
+
+    fn chain_names_of(&self, diff_ids: &[Digest]) -> Vec<String> {
         let mut chain: Option<String> = None;
         let mut out = Vec::new();
-        for d in &image.config.rootfs.diff_ids {
+        for d in diff_ids {
             let id = match &chain {
                 None => d.to_string(),
                 Some(below) => format!(
@@ -412,6 +427,21 @@ impl Unpacker {
         Ok(Some((cached.changeset, diff_id)))
     }
 
+    /// The diff id a cached changeset records, read from the head of its
+    /// file only.
+    fn cached_diff_id(&self, blob: &Digest) -> Option<Digest> {
+        use io::Read as _;
+        let mut head = Vec::with_capacity(256);
+        fs::File::open(self.changeset_path(blob))
+            .ok()?
+            .take(256)
+            .read_to_end(&mut head)
+            .ok()?;
+        let body = head.strip_prefix(CHANGESET_MAGIC)?;
+        let (id, _) = postcard::take_from_bytes::<&str>(body).ok()?;
+        id.parse().ok()
+    }
+
     fn save(&self, blob: &Digest, changeset: &Changeset, diff_id: &Digest) -> Result<(), Error> {
         let path = self.changeset_path(blob);
         let cached = CachedLayer {
@@ -461,8 +491,9 @@ impl Unpacker {
                 let started = std::time::Instant::now();
                 done.1 = me.plan_cached(blobs);
                 tracing::debug!(
-                    "planned {} cached layers ahead in {:?}",
+                    "planned {} cached layers ahead ({} from a saved plan) in {:?}",
                     done.1.as_ref().map_or(0, |r| r.layers.len()),
+                    done.1.as_ref().map_or(0, |r| r.saved),
                     started.elapsed()
                 );
             });
@@ -483,9 +514,26 @@ impl Unpacker {
         if cached == blobs.len() {
             return None;
         }
-        let mut layers = Vec::new();
-        let mut plan = Plan::new();
-        for b in &blobs[..cached] {
+        // The highest of their chains whose plan is saved is where planning
+        // starts: a sibling of an image pulled before reads one file and
+        // applies nothing.
+        let diff_ids: Vec<Digest> = blobs[..cached]
+            .iter()
+            .map_while(|b| self.cached_diff_id(b))
+            .collect();
+        let names = self.chain_names_of(&diff_ids);
+        let chains = self.chains_dir();
+        let (mut plan, mut layers, saved) = (0..names.len())
+            .rev()
+            .find_map(|i| Some((i + 1, load_plan(&chains.join(&names[i]).join("plan"))?)))
+            .map_or((Plan::new(), Vec::new(), 0), |(n, plan)| {
+                let layers = diff_ids[..n]
+                    .iter()
+                    .map(|d| (Changeset::default(), d.clone()))
+                    .collect();
+                (plan, layers, n)
+            });
+        for b in &blobs[saved..cached] {
             match self.cached(b, false) {
                 Ok(Some(hit)) => {
                     plan.apply(&hit.0).ok()?;
@@ -501,6 +549,7 @@ impl Unpacker {
         Some(Prepared {
             blobs,
             layers,
+            saved,
             plan,
             spare,
         })
@@ -644,20 +693,42 @@ impl Unpacker {
         prepared: Option<Prepared>,
     ) -> Result<ImageRoot, Error> {
         let started = std::time::Instant::now();
-        let (known, start) = match prepared {
-            Some(p) => {
-                let n = p.layers.len();
-                (p.layers, Some((n, p.plan, p.spare)))
-            }
-            None => (Vec::new(), None),
-        };
-        let ahead = start.as_ref().map_or(0, |s| s.0);
         let chains = self.chain_names(image);
         let stacked = chains
             .iter()
             .map(|c| self.chains_dir().join(c).join("diff").as_os_str().len() + 1)
             .sum::<usize>()
             <= self.opts.max_stack_bytes;
+        // Layers planned from a saved plan have no changesets here, so no
+        // directory below the new layers can be built: they must all be
+        // there, and stay (locked, so a collection leaves them), else
+        // everything is planned again.
+        // (Let go otherwise: building one of them takes its lock exclusive.)
+        let mut saved_locks = Vec::new();
+        let prepared = prepared.filter(|p| {
+            let there = p.saved == 0
+                || stacked
+                    && chains.len() >= p.layers.len()
+                    && chains[..p.layers.len()].iter().all(|c| {
+                        let Ok(lock) = self.lock_in(&format!("chain-{c}"), LockMode::Shared) else {
+                            return false;
+                        };
+                        saved_locks.push(lock);
+                        self.chains_dir().join(c).exists()
+                    });
+            if !there {
+                saved_locks.clear();
+            }
+            there
+        });
+        let (known, start, saved) = match prepared {
+            Some(p) => {
+                let n = p.layers.len();
+                (p.layers, Some((n, p.plan, p.spare)), p.saved)
+            }
+            None => (Vec::new(), None, 0),
+        };
+        let ahead = start.as_ref().map_or(0, |s| s.0);
         // The objects we link must stay until the root holds them.
         let _objects = self.objects_lock(LockMode::Shared)?;
         let mut decoded = std::time::Duration::ZERO;
@@ -668,7 +739,7 @@ impl Unpacker {
             let (info, guards, stats) = if stacked {
                 // Each layer's directory as soon as it and those below it
                 // are decoded.
-                let mut chain_builder = ChainBuilder::new(self, start);
+                let mut chain_builder = ChainBuilder::new(self, start, saved);
                 self.layers_in_order(image, verify, known, |k, layers| {
                     chain_builder.add(k, layers, &chains[k])
                 })?;
@@ -1255,19 +1326,26 @@ struct ChainBuilder<'u> {
     plan: Plan,
     /// A copy of `plan` made ahead, for the next layer's diff.
     spare: Option<Plan>,
+    /// The lowest layers, planned from a saved plan: no changesets.
+    saved: usize,
     guards: Vec<LockGuard>,
     skipped: Vec<String>,
     stats: Stats,
 }
 
 impl<'u> ChainBuilder<'u> {
-    fn new(u: &'u Unpacker, start: Option<(usize, Plan, Option<Plan>)>) -> ChainBuilder<'u> {
+    fn new(
+        u: &'u Unpacker,
+        start: Option<(usize, Plan, Option<Plan>)>,
+        saved: usize,
+    ) -> ChainBuilder<'u> {
         let (applied, plan, spare) = start.unwrap_or((0, Plan::new(), None));
         ChainBuilder {
             u,
             applied,
             plan,
             spare,
+            saved,
             guards: Vec::new(),
             skipped: Vec::new(),
             stats: Stats::default(),
@@ -1281,11 +1359,9 @@ impl<'u> ChainBuilder<'u> {
         let path = chains_dir.join(name);
         let mut below = None;
         if self.applied == k {
-            // The copy made ahead is of the plan as it is now only here.
-            let spare = self.spare.take();
-            if !path.exists() {
-                below = Some(spare.unwrap_or_else(|| self.plan.clone()));
-            }
+            // The copy made ahead is of the plan as it is now only here (a
+            // copy costs little: directories are shared until changed).
+            below = Some(self.spare.take().unwrap_or_else(|| self.plan.clone()));
             self.plan.apply(&layers[k])?;
             self.applied += 1;
         }
@@ -1303,15 +1379,29 @@ impl<'u> ChainBuilder<'u> {
             // Temps of this chain are a killed builder's (or a killed
             // collection's): our lock excludes live ones.
             sweep_temps(&chains_dir, &format!("{name}.tmp-"));
-            let diff = if self.applied == k + 1 {
+            // This layer's plan (with those below) and its diff. Planning
+            // it apart needs the changesets below, which a saved plan
+            // replaced: the root builder saw every directory under the new
+            // layers there and locked them, so only a hand removed this one.
+            let removed = || Error::Corrupt {
+                layer: name.to_owned(),
+                detail: "its layer directory was removed while the image root was built; pull \
+                         again"
+                    .into(),
+            };
+            let (apart, diff) = if self.applied == k + 1 {
                 let below = match below.take() {
                     Some(b) => b,
-                    // Deleted since we looked (a collection): plan again.
-                    None => Plan::from_layers(&layers[..k])?,
+                    None if self.saved == 0 => Plan::from_layers(&layers[..k])?,
+                    None => return Err(removed()),
                 };
-                self.plan.diff(&below)
+                (None, self.plan.diff(&below))
+            } else if self.saved > 0 {
+                return Err(removed());
             } else {
-                Plan::from_layers(&layers[..=k])?.diff(&Plan::from_layers(&layers[..k])?)
+                let plan = Plan::from_layers(&layers[..=k])?;
+                let diff = plan.diff(&Plan::from_layers(&layers[..k])?);
+                (Some(plan), diff)
             };
             let tmp = chains_dir.join(format!("{name}.tmp-{}", std::process::id()));
             let built = (|| -> Result<Stats, Error> {
@@ -1332,6 +1422,7 @@ impl<'u> ChainBuilder<'u> {
                 let info_path = tmp.join("info.json");
                 fs::write(&info_path, serde_json::to_vec(&info).expect("serializes"))
                     .io_context("write", &info_path)?;
+                save_plan(&tmp.join("plan"), apart.as_ref().unwrap_or(&self.plan))?;
                 fs::rename(&tmp, &path).io_context("rename layer directory into place", &path)?;
                 Ok(st)
             })();
@@ -1410,6 +1501,42 @@ fn write_in_place(
 }
 
 /// A changeset file, if it reads and parses.
+fn save_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
+    let body = postcard::to_stdvec(plan).expect("plans serialize");
+    let mut bytes = Vec::with_capacity(PLAN_MAGIC.len() + 32 + body.len());
+    bytes.extend_from_slice(PLAN_MAGIC);
+    bytes.extend_from_slice(blake3::hash(&body).as_bytes());
+    bytes.extend_from_slice(&body);
+    fs::write(path, bytes).io_context("write", path)
+}
+
+impl Unpacker {
+    /// Whether chain `name`'s saved plan is `plan`, or it has none (one
+    /// of an older version counts as none: it is not read).
+    fn saved_plan_is(&self, name: &str, plan: &Plan) -> bool {
+        let path = self.chains_dir().join(name).join("plan");
+        match fs::read(path) {
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+            Ok(b) if !b.starts_with(PLAN_MAGIC) && b.starts_with(b"cairn-plan-") => true,
+            Ok(b) => parse_plan(&b).as_ref() == Some(plan),
+        }
+    }
+}
+
+/// A chain's saved plan, if it is whole (it is written without fsync: a
+/// power loss may tear it) and of this version.
+fn load_plan(path: &Path) -> Option<Plan> {
+    parse_plan(&fs::read(path).ok()?)
+}
+
+fn parse_plan(bytes: &[u8]) -> Option<Plan> {
+    let (sum, body) = bytes.strip_prefix(PLAN_MAGIC)?.split_at_checked(32)?;
+    if blake3::hash(body).as_bytes() != sum {
+        return None;
+    }
+    postcard::from_bytes(body).ok()
+}
+
 fn read_changeset(path: &Path) -> Option<CachedLayer> {
     parse_changeset(&fs::read(path).ok()?)
 }

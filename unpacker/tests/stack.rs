@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cairn_store::{Image, Store};
-use cairn_unpacker::{Mode, Unpacker, UnpackerOptions};
+use cairn_unpacker::{CheckOptions, Mode, Unpacker, UnpackerOptions};
 use common::*;
 
 fn lower_layer() -> Vec<u8> {
@@ -243,4 +243,85 @@ fn a_root_built_from_a_plan_made_ahead_is_the_same_root() {
     let rd = u.image_root(&d).unwrap();
     assert_eq!(read(&rd, "etc/b").as_deref(), Some("b1"));
     assert_eq!(read(&rd, "top").as_deref(), Some("one"));
+}
+
+/// Each layer directory keeps the plan of its layer and those below, and
+/// a sibling's new layer is planned over the saved plan below it, not over
+/// the changesets (so `check` verifies saved plans); a torn one, or one
+/// whose directories below are gone, is planned again from the changesets.
+#[test]
+fn a_sibling_is_planned_over_the_saved_plan_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = std::sync::Arc::new(Unpacker::new(&store, UnpackerOptions::default()).unwrap());
+    let (lower, mid) = (
+        lower_layer(),
+        Tar::new().dir("m").file("m/f", b"f").finish(),
+    );
+    let top = |marker: &[u8]| Tar::new().whiteout("m/.wh.f").file("top", marker).finish();
+    let blobs =
+        |i: &Image| -> Vec<_> { i.manifest.layers.iter().map(|l| l.digest.clone()).collect() };
+    let sibling = |name: &str, marker: &str| {
+        let img = image(&store, name, &[&lower, &mid, &top(marker.as_bytes())]);
+        u.prepare(blobs(&img));
+        let root = u.image_root(&img).unwrap();
+        assert_eq!(read(&root, "top").as_deref(), Some(marker));
+        (img, listing(&root.lowers[0]))
+    };
+    let (a, _) = sibling("localhost/a:1", "a");
+    let chains: Vec<_> = u
+        .chain_names(&a)
+        .iter()
+        .map(|c| u.chains_dir().join(c))
+        .collect();
+    assert!(chains.iter().all(|c| c.join("plan").is_file()));
+    let clean = |u: &Unpacker| {
+        let opts = CheckOptions {
+            full: true,
+            ..CheckOptions::default()
+        };
+        u.check(&opts).unwrap().bad_roots
+    };
+    assert_eq!(clean(&u), vec![]);
+
+    let (_, b) = sibling("localhost/b:1", "b");
+    assert_eq!(b, tokens("m/ m/f!c0:0 top=b"));
+
+    // The lowest layer's plan saved as the middle one's: trusted, so the
+    // next sibling's whiteout of m/f (which only the middle layer has) is
+    // planned away; `check` finds the saved plan wrong, and the sibling's
+    // directory, and a repair rebuilds both.
+    fs::copy(chains[0].join("plan"), chains[1].join("plan")).unwrap();
+    let (_, c) = sibling("localhost/c:1", "c");
+    assert!(!c.contains(&"m/f!c0:0".to_string()), "{c:?}");
+    let bad = clean(&u);
+    assert!(
+        bad.iter().any(|(_, why)| why.contains("saved plan")),
+        "{bad:?}"
+    );
+    let opts = CheckOptions {
+        full: true,
+        repair: true,
+        ..CheckOptions::default()
+    };
+    assert!(!u.check(&opts).unwrap().rebuilt.is_empty());
+    assert_eq!(clean(&u), vec![]);
+
+    // Torn: planned from the changesets.
+    let saved = fs::read(chains[1].join("plan")).unwrap();
+    fs::write(chains[1].join("plan"), &saved[..saved.len() / 2]).unwrap();
+    let (_, d) = sibling("localhost/d:1", "d");
+    assert_eq!(d, tokens("m/ m/f!c0:0 top=d"));
+
+    // Whole, but a directory below it is gone: planned from the changesets,
+    // and the directory built again.
+    fs::write(chains[1].join("plan"), &saved).unwrap();
+    fs::remove_dir_all(&chains[0]).unwrap();
+    let (e, listed) = sibling("localhost/e:1", "e");
+    assert_eq!(listed, tokens("m/ m/f!c0:0 top=e"));
+    let root = u.image_root(&e).unwrap();
+    assert_eq!(read(&root, "usr/lib/l").as_deref(), Some("l1"));
+    assert_eq!(read(&root, "m/f"), None);
+    assert!(chains[0].join("plan").is_file());
+    assert_eq!(clean(&u), vec![]);
 }

@@ -191,6 +191,12 @@ impl Unpacker {
                 report.entries_checked += checked;
                 if let Some(why) = diff {
                     damaged.push((chain.clone(), why));
+                } else if !self.saved_plan_is(chain, &plan) {
+                    // What a sibling's layer would be planned over.
+                    damaged.push((
+                        chain.clone(),
+                        "its saved plan is torn or is not its layers' plan".into(),
+                    ));
                 }
             }
             if !damaged.is_empty() {
