@@ -855,8 +855,6 @@ mod tests {
         }
     }
 
-    /// Every layer's diff against the plan below it, stacked as overlayfs
-    /// would, shows the whole plan: on every case of the rule tables.
     /// Layer stacks covering every rule, each also with a quiet top layer
     /// (a sibling's tiny one) over it.
     fn stacking_cases() -> Vec<Vec<&'static str>> {
@@ -900,6 +898,8 @@ mod tests {
         cases
     }
 
+    /// Every layer's diff against the plan below it, stacked as overlayfs
+    /// would, shows the whole plan: on every case of the rule tables.
     #[test]
     fn layer_diffs_stacked_show_the_plan() {
         let cases = stacking_cases();

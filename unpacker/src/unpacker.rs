@@ -1500,7 +1500,7 @@ fn write_in_place(
     result
 }
 
-/// A changeset file, if it reads and parses.
+/// Writes a chain's plan (into its temp directory, renamed with it).
 fn save_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
     let body = postcard::to_stdvec(plan).expect("plans serialize");
     let mut bytes = Vec::with_capacity(PLAN_MAGIC.len() + 32 + body.len());
@@ -1537,6 +1537,7 @@ fn parse_plan(bytes: &[u8]) -> Option<Plan> {
     postcard::from_bytes(body).ok()
 }
 
+/// A changeset file, if it reads and parses.
 fn read_changeset(path: &Path) -> Option<CachedLayer> {
     parse_changeset(&fs::read(path).ok()?)
 }
