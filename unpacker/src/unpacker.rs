@@ -489,7 +489,7 @@ impl Unpacker {
                 }
                 let mut done = Done(&me, None);
                 let started = std::time::Instant::now();
-                done.1 = me.plan_cached(blobs);
+                done.1 = me.plan_cached(blobs, false);
                 tracing::debug!(
                     "planned {} cached layers ahead ({} from a saved plan) in {:?}",
                     done.1.as_ref().map_or(0, |r| r.layers.len()),
@@ -502,7 +502,10 @@ impl Unpacker {
         }
     }
 
-    fn plan_cached(&self, blobs: Vec<Digest>) -> Option<Prepared> {
+    /// With `saved_only`, nothing unless a saved plan is found (planning
+    /// the cached layers from their changesets first would only hold back
+    /// the decoding of the others, which the root builder overlaps).
+    fn plan_cached(&self, blobs: Vec<Digest>, saved_only: bool) -> Option<Prepared> {
         // Those cached now: a layer decoded while this runs (the new top
         // one) is the one whose directory is built, from a copy of the
         // plan below it.
@@ -533,6 +536,9 @@ impl Unpacker {
                     .collect();
                 (plan, layers, n)
             });
+        if saved_only && saved == 0 {
+            return None;
+        }
         for b in &blobs[saved..cached] {
             match self.cached(b, false) {
                 Ok(Some(hit)) => {
@@ -672,7 +678,12 @@ impl Unpacker {
             &format!("{}{}.tmp-", image.digest().hex(), self.tag),
         );
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-        let prepared = self.take_prepared(image);
+        // Not planned ahead (`create` of an image pulled without its root,
+        // say): the lower layers of a sibling from their saved plan still.
+        let prepared = self.take_prepared(image).or_else(|| {
+            let blobs = image.manifest.layers.iter().map(|l| l.digest.clone());
+            self.plan_cached(blobs.collect(), true)
+        });
         // Saved changesets trusted first; a missing object (lost to a power
         // loss, say) sends us back to check them all and decode again.
         match self.build_root(image, &dir, &tmp, false, prepared) {

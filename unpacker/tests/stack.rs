@@ -325,3 +325,37 @@ fn a_sibling_is_planned_over_the_saved_plan_below_it() {
     assert!(chains[0].join("plan").is_file());
     assert_eq!(clean(&u), vec![]);
 }
+
+/// Without a plan made ahead (`create` of a sibling pulled without its
+/// root), the root builder still starts from the saved plan below the new
+/// layers: shown, as above, by a planted plan being trusted.
+#[test]
+fn a_root_built_without_planning_ahead_starts_from_a_saved_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let (lower, mid) = (
+        lower_layer(),
+        Tar::new().dir("m").file("m/f", b"f").finish(),
+    );
+    let top = |marker: &[u8]| Tar::new().whiteout("m/.wh.f").file("top", marker).finish();
+    let a = image(&store, "localhost/a:1", &[&lower, &mid, &top(b"a")]);
+    u.image_root(&a).unwrap();
+    let b = image(&store, "localhost/b:1", &[&lower, &mid, &top(b"b")]);
+    let rb = u.image_root(&b).unwrap();
+    assert_eq!(listing(&rb.lowers[0]), tokens("m/ m/f!c0:0 top=b"));
+    let chains: Vec<_> = u
+        .chain_names(&a)
+        .iter()
+        .map(|c| u.chains_dir().join(c))
+        .collect();
+    fs::copy(chains[0].join("plan"), chains[1].join("plan")).unwrap();
+    let c = image(&store, "localhost/c:1", &[&lower, &mid, &top(b"c")]);
+    let rc = u.image_root(&c).unwrap();
+    assert_eq!(listing(&rc.lowers[0]), tokens("top=c"));
+    // Every layer decoded already: planned from the changesets.
+    let d = image(&store, "localhost/d:1", &[&lower, &mid, &top(b"d")]);
+    u.layers_of(&d).unwrap();
+    let rd = u.image_root(&d).unwrap();
+    assert_eq!(listing(&rd.lowers[0]), tokens("m/ m/f!c0:0 top=d"));
+}
