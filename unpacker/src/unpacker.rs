@@ -1370,9 +1370,13 @@ impl<'u> ChainBuilder<'u> {
         let path = chains_dir.join(name);
         let mut below = None;
         if self.applied == k {
-            // The copy made ahead is of the plan as it is now only here (a
-            // copy costs little: directories are shared until changed).
-            below = Some(self.spare.take().unwrap_or_else(|| self.plan.clone()));
+            // The copy made ahead is of the plan as it is now only here.
+            // Kept only for a directory to build: while a copy is held,
+            // applying the layer copies every directory it changes.
+            let spare = self.spare.take();
+            if !path.exists() {
+                below = Some(spare.unwrap_or_else(|| self.plan.clone()));
+            }
             self.plan.apply(&layers[k])?;
             self.applied += 1;
         }
@@ -1403,6 +1407,7 @@ impl<'u> ChainBuilder<'u> {
             let (apart, diff) = if self.applied == k + 1 {
                 let below = match below.take() {
                     Some(b) => b,
+                    // Deleted since we looked (a collection): plan again.
                     None if self.saved == 0 => Plan::from_layers(&layers[..k])?,
                     None => return Err(removed()),
                 };
@@ -1519,19 +1524,6 @@ fn save_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
     bytes.extend_from_slice(blake3::hash(&body).as_bytes());
     bytes.extend_from_slice(&body);
     fs::write(path, bytes).io_context("write", path)
-}
-
-impl Unpacker {
-    /// Whether chain `name`'s saved plan is `plan`, or it has none (one
-    /// of an older version counts as none: it is not read).
-    fn saved_plan_is(&self, name: &str, plan: &Plan) -> bool {
-        let path = self.chains_dir().join(name).join("plan");
-        match fs::read(path) {
-            Err(e) => e.kind() == io::ErrorKind::NotFound,
-            Ok(b) if !b.starts_with(PLAN_MAGIC) && b.starts_with(b"cairn-plan-") => true,
-            Ok(b) => parse_plan(&b).as_ref() == Some(plan),
-        }
-    }
 }
 
 /// A chain's saved plan, if it is whole (it is written without fsync: a

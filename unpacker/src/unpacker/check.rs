@@ -269,6 +269,17 @@ impl Unpacker {
         Ok(report)
     }
 
+    /// Whether chain `name`'s saved plan is `plan`, or it has none (one
+    /// of an older version counts as none: it is not read).
+    fn saved_plan_is(&self, name: &str, plan: &Plan) -> bool {
+        let path = self.chains_dir().join(name).join("plan");
+        match fs::read(path) {
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+            Ok(b) if !b.starts_with(super::PLAN_MAGIC) && b.starts_with(b"cairn-plan-") => true,
+            Ok(b) => super::parse_plan(&b).as_ref() == Some(plan),
+        }
+    }
+
     /// The directories of `image`'s root: every layer directory, or its
     /// `rootfs`.
     fn root_dirs(&self, image: &cairn_store::Image) -> Vec<std::path::PathBuf> {
