@@ -119,13 +119,16 @@ pub fn decode(
     objects: &ObjectStore,
     opts: &DecodeOptions,
 ) -> Result<Decoded, Error> {
-    let mut buffered = BufReader::with_capacity(1 << 16, blob);
+    // The one buffer between the source and the decompressor: the gzip and
+    // zstd decoders read from it in place (their `bufread` forms), so the
+    // compressed stream is copied once, not once per reader wrapping it.
+    let mut buffered = BufReader::with_capacity(1 << 20, blob);
     let head = buffered
         .fill_buf()
         .map_err(|e| corrupt(layer, &e))?
         .to_vec();
     let stream: Box<dyn Read> = match detect(&head) {
-        Detected::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        Detected::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
         Detected::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| corrupt(layer, &e))?,
         ),

@@ -277,16 +277,7 @@ impl ObjectStore {
         let rel = Self::relative_path(id);
         self.ensure_subdir(id.0[0])?;
         let linked = match tmp_name {
-            None => {
-                let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(f));
-                rustix::fs::linkat(
-                    rustix::fs::CWD,
-                    proc_path.as_str(),
-                    &self.fd,
-                    rel.as_str(),
-                    AtFlags::SYMLINK_FOLLOW,
-                )
-            }
+            None => self.link_unnamed(f, &rel),
             Some(name) => rustix::fs::renameat_with(
                 &self.fd,
                 name.as_str(),
@@ -302,6 +293,34 @@ impl ObjectStore {
             Err(rustix::io::Errno::EXIST) => Ok(PutOutcome::Present),
             Err(e) => Err(io::Error::from(e)).io_context("link object", &self.dir.join(rel)),
         }
+    }
+}
+
+/// Whether `linkat(fd, "", AT_EMPTY_PATH)` was refused once: it needs
+/// `CAP_DAC_READ_SEARCH` before Linux 6.10 (since then, opening the file
+/// oneself is enough). The fallback, `/proc/self/fd/N`, costs a walk
+/// through procfs per object.
+static EMPTY_PATH_REFUSED: AtomicBool = AtomicBool::new(false);
+
+impl ObjectStore {
+    /// Names an `O_TMPFILE` inode `rel`.
+    fn link_unnamed(&self, f: &File, rel: &str) -> rustix::io::Result<()> {
+        if !EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
+            match rustix::fs::linkat(f, "", &self.fd, rel, AtFlags::EMPTY_PATH) {
+                Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT) => {
+                    EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed)
+                }
+                other => return other,
+            }
+        }
+        let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(f));
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            &self.fd,
+            rel,
+            AtFlags::SYMLINK_FOLLOW,
+        )
     }
 }
 

@@ -388,12 +388,8 @@ impl Unpacker {
             Some(s) => s,
             None => Box::new(self.store.open_blob(blob)?),
         };
-        let (changeset, diff_id) = decode_with_digest(
-            io::BufReader::with_capacity(1 << 20, source),
-            &name,
-            &self.objects,
-            &self.opts.decode,
-        )?;
+        let (changeset, diff_id) =
+            decode_with_digest(source, &name, &self.objects, &self.opts.decode)?;
         self.save(blob, &changeset, &diff_id)?;
         tracing::debug!(
             "layer {blob}: decoded{}, {} entries, in {:?}",
@@ -1219,7 +1215,7 @@ impl Unpacker {
             .map(|f| {
                 let file = fs::File::open(f).io_context("open layer", f)?;
                 decode_with_digest(
-                    io::BufReader::with_capacity(1 << 20, file),
+                    file,
                     &f.display().to_string(),
                     &self.objects,
                     &self.opts.decode,
