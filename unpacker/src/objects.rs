@@ -468,4 +468,25 @@ mod tests {
             big.len() as u64
         );
     }
+
+    /// `AT_EMPTY_PATH` where the kernel allows it, and the `/proc/self/fd`
+    /// fallback (only taken on older kernels otherwise) name the same file.
+    /// The switch is process-wide: other tests running meanwhile take the
+    /// fallback for a while, which is as correct.
+    #[test]
+    fn an_unnamed_file_is_named_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ObjectStore::open(dir.path(), Ownership::Apply).unwrap();
+        for (refused, name) in [(false, "empty-path"), (true, "proc")] {
+            let (fd, tmp) = s.new_file(None).unwrap();
+            assert!(tmp.is_none(), "O_TMPFILE is expected to work here");
+            let mut f = File::from(fd);
+            f.write_all(name.as_bytes()).unwrap();
+            let was = EMPTY_PATH_REFUSED.swap(refused, Ordering::Relaxed);
+            let linked = s.link_unnamed(&f, name);
+            EMPTY_PATH_REFUSED.store(was, Ordering::Relaxed);
+            linked.unwrap();
+            assert_eq!(std::fs::read(s.dir().join(name)).unwrap(), name.as_bytes());
+        }
+    }
 }
