@@ -1,6 +1,7 @@
 //! Pull leaves images ready to run, as podman's does: each layer is decoded
 //! while it downloads (its changeset kept only once the blob is verified),
-//! largest first, then the image root is built from the cached changesets.
+//! largest first, then the image root is built from those changesets (handed
+//! over in memory; they are cached on disk as well).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -70,10 +71,11 @@ impl DecodeAsDownloaded {
                         }
                     }
                 };
-                let _ = match largest {
-                    (_, digest, Some(stream)) => unpacker.layer_streaming(&digest, stream),
-                    (_, digest, None) => unpacker.layer(&digest),
-                };
+                let (_, digest, stream) = largest;
+                let _ = unpacker.decode_ahead(
+                    &digest,
+                    stream.map(|s| Box::new(s) as Box<dyn std::io::Read>),
+                );
             });
         // No thread: the image root decodes the layer when it needs it.
         if started.is_ok() {

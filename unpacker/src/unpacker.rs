@@ -26,6 +26,7 @@
 //! the new one, and after a power loss `cairn system check` finds and
 //! rebuilds what is damaged.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -192,6 +193,10 @@ pub struct Unpacker {
     /// What [`Unpacker::prepare`] planned ahead.
     ahead: std::sync::Mutex<Ahead>,
     ahead_done: std::sync::Condvar,
+    /// Layers [`Unpacker::decode_ahead`] decoded, kept in memory for the
+    /// image root: reading back the changeset just written, and checking
+    /// every object it names is there, would only cost time.
+    decoded: std::sync::Mutex<HashMap<Digest, (Changeset, Digest)>>,
 }
 
 /// [`Unpacker::prepare`]'s state.
@@ -244,6 +249,7 @@ impl Unpacker {
             tag,
             ahead: std::sync::Mutex::default(),
             ahead_done: std::sync::Condvar::new(),
+            decoded: std::sync::Mutex::default(),
         })
     }
 
@@ -340,7 +346,8 @@ impl Unpacker {
     /// to have all its objects (the store keeps that true: objects go only
     /// after their changesets), sparing a stat per file.
     fn layer_with(&self, blob: &Digest, verify: bool) -> Result<(Changeset, Digest), Error> {
-        self.layer_from(blob, verify, None)
+        self.layer_from(blob, verify, None, false)
+            .map(|d| d.expect("returned unless kept"))
     }
 
     /// [`Unpacker::layer`] of a blob still downloading, decoded from
@@ -353,24 +360,59 @@ impl Unpacker {
         blob: &Digest,
         stream: impl io::Read,
     ) -> Result<(Changeset, Digest), Error> {
-        self.layer_from(blob, true, Some(Box::new(stream)))
+        self.layer_from(blob, true, Some(Box::new(stream)), false)
+            .map(|d| d.expect("returned unless kept"))
     }
 
+    /// Decodes a layer (from `stream` if given, as in
+    /// [`Unpacker::layer_streaming`], else from the stored blob) for an
+    /// image root this unpacker builds next: its changeset is cached as
+    /// [`Unpacker::layer`]'s, and also kept in memory until the root takes
+    /// it. A layer cached already is left as it is.
+    pub fn decode_ahead(
+        &self,
+        blob: &Digest,
+        stream: Option<Box<dyn io::Read + '_>>,
+    ) -> Result<(), Error> {
+        self.layer_from(blob, true, stream, true).map(|_| ())
+    }
+
+    /// A layer [`Unpacker::decode_ahead`] kept, taken.
+    fn take_decoded(&self, blob: &Digest) -> Option<(Changeset, Digest)> {
+        self.decoded.lock().expect("not poisoned").remove(blob)
+    }
+
+    /// Returns the layer, or keeps it for [`Unpacker::take_decoded`] (then
+    /// `None`) if `keep` and it was decoded here.
     fn layer_from(
         &self,
         blob: &Digest,
         verify: bool,
         stream: Option<Box<dyn io::Read + '_>>,
-    ) -> Result<(Changeset, Digest), Error> {
+        keep: bool,
+    ) -> Result<Option<(Changeset, Digest)>, Error> {
+        if keep && self.changeset_path(blob).exists() {
+            return Ok(None);
+        }
+        if let Some(hit) = self.take_decoded(blob) {
+            return Ok(Some(hit));
+        }
         if let Some(hit) = self.cached(blob, verify)? {
-            return Ok(hit);
+            return Ok(Some(hit));
         }
         // The blob pinned: a collection keeps it and its changeset.
         let pin = self.store.pin()?;
         pin.add([blob])?;
         let _lock = self.lock(&self.layer_lock_name(blob))?;
+        // Kept while we waited for the lock (by a decoder of this process).
+        if keep && self.changeset_path(blob).exists() {
+            return Ok(None);
+        }
+        if let Some(hit) = self.take_decoded(blob) {
+            return Ok(Some(hit));
+        }
         if let Some(hit) = self.cached(blob, true)? {
-            return Ok(hit);
+            return Ok(Some(hit));
         }
         // Objects written before the changeset names them must not look
         // unreferenced to a concurrent collection.
@@ -397,7 +439,16 @@ impl Unpacker {
             changeset.changes.len(),
             started.elapsed()
         );
-        Ok((changeset, diff_id))
+        if keep {
+            // Before the lock goes: a root builder waiting for it finds
+            // the layer here.
+            self.decoded
+                .lock()
+                .expect("not poisoned")
+                .insert(blob.clone(), (changeset, diff_id));
+            return Ok(None);
+        }
+        Ok(Some((changeset, diff_id)))
     }
 
     fn cached(&self, blob: &Digest, verify: bool) -> Result<Option<(Changeset, Digest)>, Error> {

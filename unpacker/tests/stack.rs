@@ -198,6 +198,40 @@ fn a_missing_layer_directory_is_built_again() {
     assert_eq!(names(&store.root().join("images")).len(), 1);
 }
 
+/// A layer decoded ahead for the root (as `pull` does while downloading)
+/// reaches the root builder in memory: its changeset file, planted here
+/// with another layer's, is not read back.
+#[test]
+fn a_layer_decoded_ahead_reaches_the_root_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let img = image(
+        &store,
+        "localhost/a:1",
+        &[&lower_layer(), &top_layer(b"one")],
+    );
+    let blobs: Vec<_> = img.manifest.layers.iter().map(|l| &l.digest).collect();
+    for b in &blobs {
+        u.decode_ahead(b, None).unwrap();
+    }
+    let cs = |b: &cairn_store::Digest| store.root().join("layers").join(format!("{}.cs", b.hex()));
+    assert!(
+        cs(blobs[0]).is_file() && cs(blobs[1]).is_file(),
+        "cached as well"
+    );
+    fs::copy(cs(blobs[0]), cs(blobs[1])).unwrap();
+    let root = u.image_root(&img).unwrap();
+    assert_eq!(read(&root, "top").as_deref(), Some("one"));
+    assert_eq!(read(&root, "etc/a").as_deref(), Some("a2"));
+    assert_eq!(read(&root, "etc/b"), None);
+    // Taken once: the next root reads the cache (here the planted one, which
+    // records the other layer's diff id and is refused).
+    fs::remove_dir_all(root.lowers[0].parent().unwrap()).unwrap();
+    let err = u.image_root(&img).unwrap_err().to_string();
+    assert!(err.contains("the image config says"), "{err}");
+}
+
 /// `prepare` plans the cached lower layers ahead; the image root starts
 /// from that plan, whatever is built already and whatever is not.
 #[test]
