@@ -228,6 +228,14 @@ struct CachedLayer {
     changeset: Changeset,
 }
 
+/// [`CachedLayer`] as written: the same fields, borrowed (a changeset is
+/// not copied to be saved).
+#[derive(Serialize)]
+struct CachedLayerRef<'a> {
+    diff_id: &'a str,
+    changeset: &'a Changeset,
+}
+
 impl Unpacker {
     /// An unpacker on `store`.
     pub fn new(store: &Store, opts: UnpackerOptions) -> Result<Unpacker, Error> {
@@ -491,9 +499,10 @@ impl Unpacker {
 
     fn save(&self, blob: &Digest, changeset: &Changeset, diff_id: &Digest) -> Result<(), Error> {
         let path = self.changeset_path(blob);
-        let cached = CachedLayer {
-            diff_id: diff_id.to_string(),
-            changeset: changeset.clone(),
+        let diff_id = diff_id.to_string();
+        let cached = CachedLayerRef {
+            diff_id: &diff_id,
+            changeset,
         };
         let mut bytes = CHANGESET_MAGIC.to_vec();
         bytes.extend(postcard::to_stdvec(&cached).expect("changesets serialize"));
@@ -1467,6 +1476,7 @@ impl<'u> ChainBuilder<'u> {
                 (Some(plan), diff)
             };
             let tmp = chains_dir.join(format!("{name}.tmp-{}", std::process::id()));
+            let started = std::time::Instant::now();
             let built = (|| -> Result<Stats, Error> {
                 let target = tmp.join("diff");
                 fs::create_dir_all(&target).io_context("create", &target)?;
@@ -1485,8 +1495,17 @@ impl<'u> ChainBuilder<'u> {
                 let info_path = tmp.join("info.json");
                 fs::write(&info_path, serde_json::to_vec(&info).expect("serializes"))
                     .io_context("write", &info_path)?;
+                let materialized = started.elapsed();
                 save_plan(&tmp.join("plan"), apart.as_ref().unwrap_or(&self.plan))?;
                 fs::rename(&tmp, &path).io_context("rename layer directory into place", &path)?;
+                tracing::debug!(
+                    "layer directory {name} (layer {k}): {} linked, {} directories in {:?}, \
+                     its plan saved after {:?}",
+                    st.linked,
+                    st.dirs,
+                    materialized,
+                    started.elapsed()
+                );
                 Ok(st)
             })();
             match built {
