@@ -375,8 +375,9 @@ impl Unpacker {
     /// Decodes a layer (from `stream` if given, as in
     /// [`Unpacker::layer_streaming`], else from the stored blob) for an
     /// image root this unpacker builds next: its changeset is cached as
-    /// [`Unpacker::layer`]'s, and also kept in memory until the root takes
-    /// it. A layer cached already is left as it is.
+    /// [`Unpacker::layer`]'s, and also kept in memory until a root (or
+    /// [`Unpacker::layer`]) takes it, or the unpacker goes. A layer cached
+    /// already is left as it is.
     pub fn decode_ahead(
         &self,
         blob: &Digest,
@@ -402,7 +403,7 @@ impl Unpacker {
         if keep && self.changeset_path(blob).exists() {
             return Ok(None);
         }
-        if let Some(hit) = self.take_decoded(blob) {
+        if let Some(hit) = (!keep).then(|| self.take_decoded(blob)).flatten() {
             return Ok(Some(hit));
         }
         if let Some(hit) = self.cached(blob, verify)? {
@@ -412,11 +413,11 @@ impl Unpacker {
         let pin = self.store.pin()?;
         pin.add([blob])?;
         let _lock = self.lock(&self.layer_lock_name(blob))?;
-        // Kept while we waited for the lock (by a decoder of this process).
         if keep && self.changeset_path(blob).exists() {
             return Ok(None);
         }
-        if let Some(hit) = self.take_decoded(blob) {
+        // Kept while we waited for the lock (by a decoder of this process).
+        if let Some(hit) = (!keep).then(|| self.take_decoded(blob)).flatten() {
             return Ok(Some(hit));
         }
         if let Some(hit) = self.cached(blob, true)? {
