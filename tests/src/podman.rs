@@ -199,13 +199,15 @@ impl Drop for Podman {
         // conmon starts `podman container cleanup` when a container exits, on its own time;
         // one still running would mount storage/overlay again after the pass below (a leaked
         // mount under /tmp/cpm-* was seen). Waited for, a few seconds at most.
-        let prefix = format!("{}/", self.dir.path().display());
+        let dir = self.dir.path().display().to_string();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while podman_processes_under(&prefix) && std::time::Instant::now() < deadline {
+        while !crate::util::processes_with(&dir).is_empty() && std::time::Instant::now() < deadline
+        {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         // podman's overlay driver may keep a private bind mount of its
         // storage/overlay; unmounted here, or the temp dir cannot go.
+        let prefix = format!("{dir}/");
         let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
             .lines()
@@ -218,26 +220,6 @@ impl Drop for Podman {
             let _ = Command::new("umount").arg("-l").arg(&m).output();
         }
     }
-}
-
-/// Whether a process other than this one has an argument under `prefix` (a podman, conmon or
-/// `podman container cleanup` of this temp dir).
-fn podman_processes_under(prefix: &str) -> bool {
-    let me = std::process::id().to_string();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return false;
-    };
-    procs.flatten().any(|p| {
-        let name = p.file_name();
-        let name = name.to_string_lossy();
-        name.bytes().all(|b| b.is_ascii_digit())
-            && name != me
-            && fs::read(p.path().join("cmdline")).is_ok_and(|c| {
-                c.split(|&b| b == 0).any(|a| {
-                    a.starts_with(prefix.as_bytes()) || a == prefix.trim_end_matches('/').as_bytes()
-                })
-            })
-    })
 }
 
 /// Mounts the hugetlb controller as cgroup v1 when this is a hybrid host (cgroup2 at
