@@ -215,11 +215,45 @@ const PARALLEL_MAX: u64 = 256 << 10;
 /// Queued small files per layer (bounds memory to 16 MiB per layer).
 const QUEUE: usize = 64;
 
+/// The largest buffer kept for reuse.
+const SPARE_MAX: usize = 64 << 10;
+
 struct Job {
     index: usize,
     shown: String,
-    content: Vec<u8>,
+    /// The file's content is `buf[..len]`; `buf` goes back to the spares.
+    buf: Vec<u8>,
+    len: usize,
     meta: Meta,
+}
+
+/// Buffers of finished jobs, for the next ones: reading a file into a
+/// reused buffer costs no allocation and no zeroing (a fresh `Vec` is
+/// zeroed before `Read` may write into it).
+#[derive(Default)]
+struct Spares(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl Spares {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        // Only small buffers are kept: any job may take any spare, so each
+        // grows to the largest file it held, and a queue full of
+        // `PARALLEL_MAX` buffers would quadruple the queue's memory.
+        if buf.len() > SPARE_MAX {
+            return;
+        }
+        let mut spares = self.0.lock().expect("not poisoned");
+        if spares.len() < QUEUE {
+            spares.push(buf);
+        }
+    }
 }
 
 fn read_entries<R: Read>(
@@ -236,15 +270,16 @@ fn read_entries<R: Read>(
         .clamp(1, 8);
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
     let job_rx = std::sync::Mutex::new(job_rx);
+    let spares = Spares::default();
     std::thread::scope(|scope| {
         let (res_tx, res_rx) = std::sync::mpsc::channel::<(usize, Result<ObjectId, Error>)>();
         for _ in 0..workers {
-            let (job_rx, res_tx) = (&job_rx, res_tx.clone());
+            let (job_rx, res_tx, spares) = (&job_rx, res_tx.clone(), &spares);
             scope.spawn(move || loop {
                 let job = job_rx.lock().expect("not poisoned").recv();
                 let Ok(job) = job else { break };
                 let r = objects
-                    .put_bytes(&job.content, &job.meta)
+                    .put_bytes(&job.buf[..job.len], &job.meta)
                     .map(|(id, outcome)| {
                         if outcome == PutOutcome::Stored {
                             stored.lock().expect("not poisoned").push(id);
@@ -252,13 +287,16 @@ fn read_entries<R: Read>(
                         id
                     })
                     .map_err(|e| e.context(format!("layer {layer}, entry {}", job.shown)));
+                spares.give(job.buf);
                 if res_tx.send((job.index, r)).is_err() {
                     break;
                 }
             });
         }
         drop(res_tx);
-        let produced = produce(archive, layer, objects, opts, cs, &job_tx, stored, expanded);
+        let produced = produce(
+            archive, layer, objects, opts, cs, &job_tx, &spares, stored, expanded,
+        );
         drop(job_tx);
         let mut first_err = None;
         for (index, r) in res_rx {
@@ -286,9 +324,12 @@ fn produce<R: Read>(
     opts: &DecodeOptions,
     cs: &mut Changeset,
     jobs: &std::sync::mpsc::SyncSender<Job>,
+    spares: &Spares,
     stored: &std::sync::Mutex<Vec<ObjectId>>,
     expanded: &Expanded,
 ) -> Result<(), Error> {
+    // The buffer of files stored inline (see `ObjectStore::put_using`).
+    let mut scratch = Vec::new();
     let entries = archive.entries().map_err(|e| map_io(layer, e, opts))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| map_io(layer, e, opts))?;
@@ -385,18 +426,17 @@ fn produce<R: Read>(
                 };
                 cs.content_bytes += size;
                 if size <= PARALLEL_MAX {
-                    let mut content = Vec::with_capacity(size as usize);
-                    (&mut entry)
-                        .take(size)
-                        .read_to_end(&mut content)
+                    let len = size as usize;
+                    let mut buf = spares.take();
+                    if buf.len() < len {
+                        buf.resize(len, 0);
+                    }
+                    let got = crate::objects::fill(&mut entry, &mut buf[..len])
                         .map_err(|e| map_io(layer, e, opts))?;
-                    if content.len() as u64 != size {
+                    if got != len {
                         return Err(corrupt(
                             layer,
-                            &format!(
-                                "{shown}: content ends after {} of {size} bytes",
-                                content.len()
-                            ),
+                            &format!("{shown}: content ends after {got} of {size} bytes"),
                         ));
                     }
                     let index = cs.changes.len();
@@ -412,13 +452,15 @@ fn produce<R: Read>(
                     let _ = jobs.send(Job {
                         index,
                         shown,
-                        content,
+                        buf,
+                        len,
                         meta,
                     });
                     continue;
                 }
-                let (object, outcome) =
-                    objects.put(&mut entry, size, &meta).map_err(|e| match e {
+                let (object, outcome) = objects
+                    .put_using(&mut entry, size, &meta, &mut scratch)
+                    .map_err(|e| match e {
                         Error::Read(e) => map_io(layer, e, opts),
                         Error::Truncated { .. } => corrupt(layer, &format!("{shown}: {e}")),
                         other => other.context(format!("layer {layer}, entry {shown}")),

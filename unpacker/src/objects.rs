@@ -22,6 +22,22 @@ use crate::error::{Error, IoContext};
 /// Files up to this size are read into memory first, so an object that
 /// exists already costs no write at all.
 const SMALL: u64 = 4 << 20;
+/// Larger files are hashed and written in chunks of this size.
+const CHUNK: usize = 1 << 20;
+
+/// Reads into `buf` until it is full or `r` ends; how many bytes it read.
+pub(crate) fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
 
 /// The object directory of a store.
 #[derive(Debug)]
@@ -122,29 +138,48 @@ impl ObjectStore {
         size: u64,
         meta: &Meta,
     ) -> Result<(ObjectId, PutOutcome), Error> {
+        self.put_using(content, size, meta, &mut Vec::new())
+    }
+
+    /// [`put`](Self::put) with `scratch` as its buffer. A caller storing
+    /// many files passes the same one each time: it is grown (and zeroed)
+    /// once, instead of a buffer allocated and zeroed per file. Its
+    /// contents on return are unspecified.
+    pub fn put_using(
+        &self,
+        content: &mut dyn Read,
+        size: u64,
+        meta: &Meta,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(ObjectId, PutOutcome), Error> {
         if size <= SMALL {
-            let mut buf = Vec::with_capacity(size as usize);
-            content
-                .take(size + 1)
-                .read_to_end(&mut buf)
-                .map_err(Error::Read)?;
-            if buf.len() as u64 != size {
+            let n = size as usize;
+            if scratch.len() < n {
+                scratch.resize(n, 0);
+            }
+            let got = fill(content, &mut scratch[..n]).map_err(Error::Read)?;
+            let more = got == n && fill(content, &mut [0u8]).map_err(Error::Read)? > 0;
+            if got < n || more {
                 return Err(Error::Truncated {
                     expected: size,
-                    got: buf.len() as u64,
+                    got: got as u64 + u64::from(more),
                 });
             }
-            return self.put_bytes(&buf, meta);
+            return self.put_bytes(&scratch[..n], meta);
         }
         let (file, tmp_name) = self.new_file(None)?;
         let mut f = File::from(file);
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
+        if scratch.len() < CHUNK {
+            scratch.resize(CHUNK, 0);
+        }
+        let buf = &mut scratch[..CHUNK];
         let mut left = size;
         while left > 0 {
             let want = buf.len().min(left as usize);
             let n = match content.read(&mut buf[..want]) {
                 Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.discard(tmp_name);
                     return Err(Error::Read(e));
@@ -488,5 +523,59 @@ mod tests {
             linked.unwrap();
             assert_eq!(std::fs::read(s.dir().join(name)).unwrap(), name.as_bytes());
         }
+    }
+
+    /// A scratch buffer reused across puts never lends one file's bytes to
+    /// the next: each object holds exactly its own content, and content
+    /// shorter than announced is refused even where the buffer still holds
+    /// an earlier, longer file.
+    #[test]
+    fn a_reused_buffer_stores_each_file_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ObjectStore::open(dir.path(), Ownership::Apply).unwrap();
+        let mut scratch = Vec::new();
+        let large = vec![b'L'; (SMALL + 3) as usize];
+        for content in [
+            &b"first file, the longer one"[..],
+            b"short",
+            &large,
+            b"tiny",
+        ] {
+            let (id, _) = s
+                .put_using(
+                    &mut &content[..],
+                    content.len() as u64,
+                    &meta(0o644),
+                    &mut scratch,
+                )
+                .unwrap();
+            assert_eq!(std::fs::read(s.path(&id)).unwrap(), content);
+        }
+        let err = s
+            .put_using(&mut &b"abc"[..], 12, &meta(0o644), &mut scratch)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Truncated {
+                    expected: 12,
+                    got: 3
+                }
+            ),
+            "{err}"
+        );
+        let err = s
+            .put_using(&mut &b"abcdef"[..], 4, &meta(0o644), &mut scratch)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Truncated {
+                    expected: 4,
+                    got: 5
+                }
+            ),
+            "{err}"
+        );
     }
 }

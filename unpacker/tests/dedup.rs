@@ -451,3 +451,28 @@ fn an_object_past_the_filesystem_link_limit_falls_back_to_copies() {
         assert_ne!(ino_of(&first), ino_of(&last));
     }
 }
+
+/// Buffers are reused from file to file as a layer is decoded (in-memory
+/// jobs, and the inline path of larger files): every object still holds
+/// exactly its own file, whatever the sizes before it.
+#[test]
+fn each_file_gets_its_own_bytes_whatever_came_before() {
+    let sizes = [70_000usize, 3, 0, 65_537, 300_000, 5, 5 << 20, 2, 65_536, 1];
+    let content =
+        |i: usize, n: usize| -> Vec<u8> { (0..n).map(|j| (i * 31 + j % 251) as u8).collect() };
+    let mut tar = Tar::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        tar = tar.file(format!("f{i}"), &content(i, n));
+    }
+    let layer = gzip(&tar.finish());
+    let dir = tempfile::tempdir().unwrap();
+    let objects = ObjectStore::open(dir.path(), cairn_unpacker::Ownership::Apply).unwrap();
+    for (i, &n) in sizes.iter().enumerate() {
+        let object = object_of(std::slice::from_ref(&layer), &objects, &format!("f{i}"));
+        assert_eq!(
+            fs::read(&object).unwrap(),
+            content(i, n),
+            "f{i} ({n} bytes)"
+        );
+    }
+}
