@@ -1137,7 +1137,10 @@ fn logs_match_podman() {
         IMAGE,
         "sh",
         "-c",
-        "for i in 1 2 3; do echo out$i; echo err$i >&2; done",
+        // Pauses make the order the lines are written in the order each
+        // engine's logger reads them in (without, both pipes are read
+        // whenever the scheduler gets to them, and `--tail` differs).
+        "for i in 1 2 3; do echo out$i; sleep 0.1; echo err$i >&2; sleep 0.1; done",
     ]);
     for args in [
         vec!["logs", "talk"],
