@@ -180,18 +180,29 @@ Usage: cairn-enter --target PID (--all | NAMESPACES...) [OPTIONS] [--] CMD [ARGS
 
 Joins the namespaces of PID (with a pidfd, all at once; user namespace
 first), skipping those it already shares, takes the target's root and
-working directory with its mount namespace, forks once when joining a pid or
-time namespace so CMD is inside it, becomes the configured user, and execs
-CMD. Works on any process, not only cairn containers. The parent forwards
-SIGINT, SIGTERM, SIGWINCH, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to it
-(signals a terminal sends to the foreground group already reach CMD) and
-exits with CMD's status, 128+N if a signal N killed it.
+working directory with its mount namespace, forks once (so CMD is in a pid
+or time namespace it joined), becomes the configured user, and execs CMD.
+Works on any process, not only cairn containers.
+
+CMD never gets our descriptors or terminal (a terminal can be typed into
+with TIOCSTI): it runs in a session of its own, with stdin /dev/null (or,
+with --stdin, a pipe) and stdout and stderr pipes, or with --tty a new pty
+of the target's /dev/pts (its own devpts, checked) as controlling terminal.
+The parent stays outside the target's pid namespace, copies our stdin to
+CMD and its output to our stdout and stderr (with --tty our terminal is raw
+while attached, and the pty follows its size), forwards SIGINT, SIGTERM,
+SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2, and exits with CMD's status, 128+N if
+a signal N killed it.
 
 Namespaces:
   -t, --target PID   the process whose namespaces are joined
   -a, --all          every namespace of PID that differs from ours
   -m, --mount  -u, --uts  -i, --ipc  -n, --net  -p, --pid  -C, --cgroup
   -U, --userns  -T, --time
+
+Terminal:
+  --tty                a new pty for CMD (podman exec -t)
+  --stdin              copy our stdin to CMD (podman exec -i)
 
 Process (defaults follow the target, like podman exec):
   --user USER[:GROUP]  names or numbers from the container's /etc/passwd and
@@ -215,7 +226,8 @@ Process (defaults follow the target, like podman exec):
 
 JSON spec (unknown fields are errors; "namespaces" empty or absent = all):
   {"target": 1234, "namespaces": ["user", "cgroup", "ipc", "uts", "net",
-   "pid", "time", "mnt"], "process": { ...as in cairn-pivot --help... }}
+   "pid", "time", "mnt"], "tty": false, "stdin": false,
+   "process": { ...as in cairn-pivot --help... }}
 
 Exit status: CMD's; 125 if cairn-enter failed, 126 if CMD cannot be
 executed, 127 if it is not found.
@@ -233,8 +245,8 @@ it outlives its launcher; SIGWINCH makes it copy its terminal's window size
 to the container's pty.
 
 It clones the child into the new namespaces in one step (pid 1 of a new pid
-namespace), with descriptors 0 = /dev/null or (with "stdin" and no tty) our
-stdin, 1 and 2 = pipes to the monitor, 3 = the error pipe, 4 = the console
+namespace), with descriptors 0 = /dev/null or (with "stdin" and no tty) a
+pipe from the monitor (never our stdin itself), 1 and 2 = pipes to the monitor, 3 = the error pipe, 4 = the console
 socket (with "tty"); brings lo up, sets the limits, and execs args[0]
 (normally cairn-mount --error-fd 3 -- cairn-pivot --error-fd 3
 [--console-socket 4] ...). A failing helper writes {"code":C,"message":M} on
@@ -251,7 +263,7 @@ output is all stdout). With "tty", our terminal's size is queued on the
 console socket ({"rows":R,"cols":C}) before the child starts, so the pty has
 it from the start, and follows it on SIGWINCH; with "stdin" our stdin is
 copied to the pty (made raw while attached to a terminal; at its end the pty
-gets ^D).
+gets ^D) or, without "tty", to the stdin pipe (closed at its end).
 When the child ends, its output is drained, the exit file written
 (atomically) and the monitor exits with the child's code.
 
@@ -378,6 +390,8 @@ const ENTER_OPTS: &[Opt] = &[
     flag("cgroup", Some('C')),
     flag("userns", Some('U')),
     flag("time", Some('T')),
+    flag("tty", None),
+    flag("stdin", None),
 ];
 
 /// Parsed command line: options in order, then the command.
@@ -801,6 +815,14 @@ pub fn enter_args(argv: Vec<OsString>) -> Result<Action<EnterSpec>> {
             }
             "all" => {
                 all = true;
+                continue;
+            }
+            "tty" => {
+                s.tty = true;
+                continue;
+            }
+            "stdin" => {
+                s.stdin = true;
                 continue;
             }
             "mount" => Namespace::Mnt,

@@ -7,9 +7,12 @@
 //! (Linux 5.8); otherwise each `/proc/PID/ns/*` is opened up front and joined
 //! in order, user first and mount last. After the mount namespace the root
 //! and working directory become the target's. Joining a pid (or time)
-//! namespace only applies to children, so the command is forked; the parent
-//! forwards signals and exits with the child's status.
+//! namespace only applies to children, and the command must not get our
+//! stdio, so it is always forked, in a session of its own on pipes or a pty
+//! of the container's devpts ([`console`]); the parent copies between those
+//! and its stdio, forwards signals and exits with the child's status.
 
+use std::ffi::CString;
 use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
@@ -17,15 +20,16 @@ use nix::fcntl::{openat, OFlag};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::ForkResult;
 
+use crate::console;
 use crate::error::{Context as _, Error, Result};
 use crate::pivot::{chdir_workdir, resolve_process};
 use crate::process::{self, status_field, Env};
 use crate::spec::{EnterSpec, Namespace};
 
-/// Signals the parent passes on to the command.
+/// Signals the parent takes (from a signalfd): SIGWINCH resizes the pty,
+/// the others are passed on to the command.
 const FORWARDED: &[Signal] = &[
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -251,66 +255,61 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     creds.no_new_privs |= field("NoNewPrivs") == "1";
     let env = env.to_cstrings();
 
-    let fork = namespaces
-        .iter()
-        .any(|n| matches!(n, Namespace::Pid | Namespace::Time));
-    if !fork {
-        // Without a fork the parent is our caller, not cairn-enter: tie the
-        // command to it only when asked.
-        if p.pdeathsig.is_none() {
-            creds.pdeathsig = None;
-        }
-        process::become_process(&creds)?;
-        return Err(process::exec(&args, &env));
-    }
+    // The command's terminal comes from the devpts of the root we now have
+    // (the container's), opened before the fork so its size is set before
+    // the command can read it.
+    let pty = if spec.tty {
+        let pty = console::Pty::open()?;
+        pty.give_to(creds.identity.uid, crate::pivot::tty_group()?)?;
+        pty.size_like_caller();
+        Some(pty)
+    } else {
+        None
+    };
+    let plan = console::Plan {
+        tty: spec.tty,
+        stdin: spec.stdin,
+    };
+    let (command_io, caller_io) = console::prepare(plan, pty)?;
 
     let mut set: SigSet = FORWARDED.iter().copied().collect();
     set.add(Signal::SIGCHLD);
     let old = set
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
         .ctx("block signals of", "this process")?;
+    // Always forked, also when no pid namespace is joined: the command
+    // gets its own session and stdio, which the parent copies.
     match crate::sys::fork().ctx("fork into the pid namespace of", format!("/proc/{pid}"))? {
-        ForkResult::Child => {
-            let e = match old
-                .thread_set_mask()
-                .ctx("restore the signal mask of", "the command")
-            {
-                Ok(()) => match process::become_process(&creds) {
-                    Ok(()) => process::exec(&args, &env),
-                    Err(e) => e,
-                },
-                Err(e) => e,
-            };
-            crate::say(&format!("cairn-enter: {e}"));
-            std::process::exit(e.exit_code());
+        ForkResult::Child => command_main(&old, &command_io, &creds, &args, &env),
+        ForkResult::Parent { child } => {
+            drop(command_io);
+            console::attach(caller_io, child, &set)
         }
-        ForkResult::Parent { child } => wait_forwarding(child, &set),
     }
 }
 
-/// Wait for `child`, passing on the forwarded signals; its exit code, or
-/// 128 + N when a signal killed it (like a shell).
-fn wait_forwarding(child: Pid, set: &SigSet) -> Result<i32> {
-    loop {
-        let caught = crate::sys::sigwaitinfo(set).ctx("wait for signals in", "this process")?;
-        if caught.signo == Signal::SIGCHLD as i32 {
-            loop {
-                match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                    Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                    // Still running (or a stop/continue report): wait on.
-                    Ok(_) => break,
-                    Err(Errno::EINTR) => continue,
-                    Err(e) => return Err(Error::sys("wait for", format!("pid {child}"), e)),
-                }
-            }
-        } else if !caught.from_kernel {
-            // A terminal's SIGINT, SIGQUIT, SIGHUP or SIGWINCH went to the
-            // whole foreground process group, the command included: passing
-            // it on would deliver it twice. kill(2)s are passed on.
-            let _ = nix::sys::signal::kill(child, Signal::try_from(caught.signo).ok());
-        }
-    }
+/// The forked command: the signal mask it had, its own session and stdio,
+/// the configured identity, then the exec. Never returns.
+fn command_main(
+    mask: &SigSet,
+    io: &console::CommandIo,
+    creds: &process::Creds,
+    args: &[CString],
+    env: &[CString],
+) -> ! {
+    let setup = || -> Result<()> {
+        mask.thread_set_mask()
+            .ctx("restore the signal mask of", "the command")?;
+        io.install()?;
+        process::become_process(creds)
+    };
+    let e = match setup() {
+        Ok(()) => process::exec(args, env),
+        Err(e) => e,
+    };
+    // On the command's stderr: the pipe or pty the parent copies.
+    crate::say(&format!("cairn-enter: {e}"));
+    crate::sys::exit_now(e.exit_code())
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@
 //!   [`process::exec`] with exit codes 125/126/127, or with `--init` a
 //!   minimal pid 1 ([`init`]) that forks the command.
 //! - `cairn-enter` ([`enter`]): `setns` through a pidfd, fork for the pid
-//!   namespace, signal forwarding.
+//!   namespace, the command in its own session on pipes or a pty of the
+//!   container's devpts, copied to the caller's stdio with signal
+//!   forwarding ([`console`]).
 //! - `cairn-monitor` ([`monitor`]): `clone` into new namespaces, the
 //!   error-pipe and sync-fd handshake, a [`k8s_log`] of the output, reaping,
 //!   the exit record.
@@ -32,6 +34,7 @@
 
 pub mod caps;
 pub mod cli;
+pub mod console;
 pub mod enter;
 pub mod error;
 pub mod init;

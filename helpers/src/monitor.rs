@@ -6,16 +6,22 @@
 //! container's output into a k8s-file log (and to its own stdout/stderr when
 //! attached), reaps, and records the exit status atomically.
 //!
-//! Descriptors of the child: 0 `/dev/null` or the monitor's stdin, 1 and 2
-//! pipes to the monitor, [`ERROR_FD`] the error pipe, and with a tty
+//! Descriptors of the child: 0 `/dev/null` or (with stdin) a pipe from the
+//! monitor, 1 and 2 pipes to the monitor, [`ERROR_FD`] the error pipe, and with a tty
 //! [`CONSOLE_FD`] a unix socket on which cairn-pivot sends the master of the
 //! pty it made in the container's devpts. The error pipe is inherited along
 //! the exec chain and closed by the final exec (close-on-exec), so
 //! end-of-file without a `{"code":C,"message":M}` line means the command
 //! runs.
 //!
+//! The container never gets a descriptor of the caller's: a terminal
+//! handed in could be typed into with `TIOCSTI` (CVE-2016-7545 class), so
+//! its stdin is the pty or a pipe, and the monitor copies its own stdin to
+//! that.
+//!
 //! One thread, one `poll(2)` loop: output pipes (or the pty master), stdin
-//! when it is copied to the pty, and a signalfd for SIGCHLD and SIGWINCH.
+//! when it is copied to the pty or the stdin pipe, and a signalfd for
+//! SIGCHLD and SIGWINCH.
 //! Terminal signals and SIGPIPE are ignored so the monitor outlives its
 //! launcher and its terminal.
 
@@ -122,7 +128,7 @@ impl ConsoleSize {
 }
 
 /// The size of our terminal (stdin, else stdout), if we have one.
-fn terminal_size() -> Option<ConsoleSize> {
+pub(crate) fn terminal_size() -> Option<ConsoleSize> {
     let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
     [stdin.as_fd(), stdout.as_fd()]
         .iter()
@@ -242,7 +248,7 @@ pub(crate) fn fail_before_start(sync: Option<OwnedFd>, e: &Error) {
 
 /// `write` all of `data`, waiting when the descriptor is non-blocking and
 /// full.
-fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         match nix::unistd::write(fd, data) {
             Ok(n) => data = &data[n..],
@@ -259,13 +265,13 @@ fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn set_nonblocking(fd: &impl AsFd) -> nix::Result<()> {
+pub(crate) fn set_nonblocking(fd: &impl AsFd) -> nix::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }
 
 /// Result of one non-blocking read.
-enum Read {
+pub(crate) enum Read {
     Data(usize),
     /// Nothing now.
     Empty,
@@ -273,7 +279,7 @@ enum Read {
     End,
 }
 
-fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Read {
+pub(crate) fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Read {
     loop {
         match nix::unistd::read(fd, buf) {
             Ok(0) => return Read::End,
@@ -466,6 +472,7 @@ enum Src {
     Pipe(usize),
     Master,
     Stdin,
+    StdinPipe,
 }
 
 struct Monitor<'a> {
@@ -481,9 +488,11 @@ struct Monitor<'a> {
     master: Option<OwnedFd>,
     /// Reading the master (false after EIO: no slave is open).
     master_open: bool,
-    /// Copying stdin to the master.
+    /// Without a tty: the write end of the child's stdin pipe, while open.
+    stdin_pipe: Option<OwnedFd>,
+    /// Copying stdin to the master or the stdin pipe.
     stdin_open: bool,
-    /// Read from stdin, not yet written to the master.
+    /// Read from stdin, not yet written to the master or the pipe.
     pending: Vec<u8>,
     /// Copy output to our stdout/stderr (false after a write error there).
     attach_out: bool,
@@ -574,23 +583,22 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
     } else {
         None
     };
-    // Without a tty, "stdin" gives the child our stdin itself; otherwise
-    // /dev/null (a pty replaces it later).
-    let dev_null = if spec.stdin && !spec.tty {
-        None
+    // Without a tty, "stdin" gives the child a pipe we copy our stdin to,
+    // never our stdin itself; otherwise /dev/null (a pty replaces it later).
+    let (stdin_src, stdin_pipe) = if spec.stdin && !spec.tty {
+        let (r, w) = pipe()?;
+        (r, Some(w))
     } else {
-        Some(
-            nix::fcntl::open(
-                "/dev/null",
-                OFlag::O_RDWR | OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ctx("open", "/dev/null")?,
+        let null = nix::fcntl::open(
+            "/dev/null",
+            OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
         )
+        .ctx("open", "/dev/null")?;
+        (null, None)
     };
-    let stdin_src = dev_null.as_ref().map_or(0, |f| f.as_raw_fd());
     let mut fds = vec![
-        (stdin_src, 0),
+        (stdin_src.as_raw_fd(), 0),
         (out_w.as_raw_fd(), 1),
         (err_w.as_raw_fd(), 2),
         (error_w.as_raw_fd(), ERROR_FD),
@@ -636,7 +644,7 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
             .hint("creating namespaces needs root (CAP_SYS_ADMIN) or a user namespace of our own"))
         }
     };
-    drop((out_w, err_w, error_w, dev_null, plan.userns_gate.take()));
+    drop((out_w, err_w, error_w, stdin_src, plan.userns_gate.take()));
     if let Some(gate) = gate_w {
         let mapped = write_id_maps(child, spec);
         let _ = write_all_fd(gate.as_fd(), if mapped.is_ok() { b"m" } else { b"x" });
@@ -647,7 +655,7 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
         }
     }
     let console = console.map(|(ours, _theirs)| ours);
-    for fd in [&out_r, &err_r, &error_r] {
+    for fd in [&out_r, &err_r, &error_r].into_iter().chain(&stdin_pipe) {
         let _ = set_nonblocking(fd);
     }
     if let Some(c) = &console {
@@ -674,7 +682,8 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
         ],
         master: None,
         master_open: false,
-        stdin_open: spec.tty && spec.stdin,
+        stdin_pipe,
+        stdin_open: spec.stdin,
         pending: Vec::new(),
         attach_out: spec.attach,
         attach_err: spec.attach,
@@ -718,7 +727,16 @@ impl Monitor<'_> {
             srcs.push(Src::Master);
             fds.push(PollFd::new(m.as_fd(), ev));
         }
-        if self.stdin_open && self.master_open && self.pending.is_empty() {
+        if let Some(p) = self
+            .stdin_pipe
+            .as_ref()
+            .filter(|_| !self.pending.is_empty())
+        {
+            srcs.push(Src::StdinPipe);
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLOUT));
+        }
+        let sink = self.master_open || self.stdin_pipe.is_some();
+        if self.stdin_open && sink && self.pending.is_empty() {
             srcs.push(Src::Stdin);
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
@@ -763,6 +781,7 @@ impl Monitor<'_> {
                     }
                 }
                 Src::Stdin => self.read_stdin(),
+                Src::StdinPipe => self.flush_pending(),
             }
         }
         for i in closed.into_iter().rev() {
@@ -991,9 +1010,12 @@ impl Monitor<'_> {
             Ok(0) | Err(Errno::EIO) | Err(Errno::EBADF) => {
                 // End of our input: an end-of-file character for the
                 // container's terminal (read as end of file by a canonical
-                // reader at the start of a line), then no more.
+                // reader at the start of a line), then no more; without
+                // one, the pipe is closed once written out.
                 self.stdin_open = false;
-                self.pending.push(4);
+                if self.stdin_pipe.is_none() {
+                    self.pending.push(4);
+                }
             }
             Ok(n) => self.pending.extend_from_slice(&buf[..n]),
             Err(_) => {}
@@ -1001,12 +1023,15 @@ impl Monitor<'_> {
         self.flush_pending();
     }
 
+    /// Write what stdin gave to the master or the stdin pipe; close the
+    /// pipe when our stdin ended and everything is written (or the child
+    /// closed its end: EPIPE).
     fn flush_pending(&mut self) {
-        let Some(m) = &self.master else {
+        let Some(sink) = self.stdin_pipe.as_ref().or(self.master.as_ref()) else {
             return;
         };
         while !self.pending.is_empty() {
-            match nix::unistd::write(m.as_fd(), &self.pending) {
+            match nix::unistd::write(sink.as_fd(), &self.pending) {
                 Ok(n) => {
                     self.pending.drain(..n);
                 }
@@ -1015,9 +1040,12 @@ impl Monitor<'_> {
                 Err(_) => {
                     self.pending.clear();
                     self.stdin_open = false;
-                    return;
+                    break;
                 }
             }
+        }
+        if !self.stdin_open {
+            self.stdin_pipe = None;
         }
     }
 

@@ -199,55 +199,44 @@ fn prepare(
     Ok((args, env.to_cstrings(), creds.pdeathsig))
 }
 
-/// Give this process a terminal from the container's own devpts: open
-/// `/dev/ptmx` (after `pivot_root`, the container's), chown the slave to
-/// `uid` and the image's `tty` group (mode 0620, as devpts made it), give
-/// it the window size the watcher may have queued on `sock` (one
-/// `{"rows":R,"cols":C}` line), send the master over `sock` (`SCM_RIGHTS`)
-/// to whoever watches the container,
-/// then start a session whose controlling terminal is the slave, and make
-/// the slave stdin, stdout and stderr.
-fn attach_console(sock: OwnedFd, uid: u32) -> Result<()> {
-    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let master = posix_openpt(flags).map_err(|e| {
-        Error::sys("open", "/dev/ptmx", e)
-            .hint("the container needs its own devpts with a ptmx (cairn-mount --dev minimal)")
-    })?;
-    grantpt(&master).ctx("grantpt", "/dev/ptmx")?;
-    unlockpt(&master).ctx("unlockpt", "/dev/ptmx")?;
-    let name = ptsname_r(&master).ctx("ptsname", "/dev/ptmx")?;
-    let slave =
-        nix::fcntl::open(name.as_str(), flags, nix::sys::stat::Mode::empty()).ctx("open", &name)?;
-    let tty_gid = read_opt("/etc/group")?.and_then(|g| {
+/// The gid of the `tty` group in the current root's `/etc/group`, if any:
+/// the group a terminal's slave is given, as devpts's `gid=` option does.
+pub(crate) fn tty_group() -> Result<Option<u32>> {
+    Ok(read_opt("/etc/group")?.and_then(|g| {
         crate::user::parse_group(&g)
             .into_iter()
             .find(|g| g.name == "tty")
             .map(|g| g.gid)
-    });
-    match nix::unistd::fchown(
-        &slave,
-        Some(nix::unistd::Uid::from_raw(uid)),
-        tty_gid.map(nix::unistd::Gid::from_raw),
-    ) {
-        // EINVAL: the user (or tty group) is not mapped in this user
-        // namespace; the terminal stays root's, as devpts made it.
-        Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
-        Err(e) => return Err(Error::sys("chown", &name, e)),
-    }
+    }))
+}
+
+/// Give this process a terminal from the container's own devpts
+/// ([`crate::console::Pty::open`], after `pivot_root` the container's),
+/// chown the slave to `uid` and the image's `tty` group (mode 0620, as
+/// devpts made it), give it the window size the watcher may have queued on
+/// `sock` (one `{"rows":R,"cols":C}` line), send the master over `sock`
+/// (`SCM_RIGHTS`) to whoever watches the container, then start a session
+/// whose controlling terminal is the slave, and make the slave stdin,
+/// stdout and stderr.
+fn attach_console(sock: OwnedFd, uid: u32) -> Result<()> {
+    let pty = crate::console::Pty::open()?;
+    let name = pty.name();
+    pty.give_to(uid, tty_group()?)?;
     // The size of the watcher's terminal, if it queued one before we ran.
     let _ = nix::fcntl::fcntl(&sock, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
     let mut buf = [0u8; 256];
     if let Ok(n) = nix::unistd::read(&sock, &mut buf) {
         if let Some(size) = crate::monitor::ConsoleSize::parse(&buf[..n]) {
             let ws = crate::sys::winsize(size.rows, size.cols);
-            crate::sys::set_winsize(master.as_fd(), &ws).ctx("set the window size of", &name)?;
+            crate::sys::set_winsize(pty.master.as_fd(), &ws)
+                .ctx("set the window size of", &name)?;
         }
     }
-    crate::sys::send_fd(sock.as_fd(), master.as_fd())
+    crate::sys::send_fd(sock.as_fd(), pty.master.as_fd())
         .ctx("send the pty master over", "the console socket")
         .map_err(|e| e.hint("the console socket must be a connected unix socket"))?;
-    drop(master);
+    let slave = pty.slave;
+    drop(pty.master);
     drop(sock);
     nix::unistd::setsid().ctx("start a new session in", "cairn-pivot").map_err(|e| {
         e.hint("cairn-pivot must not be a process group leader to take a terminal: start it from a forked child")

@@ -763,6 +763,12 @@ pub struct EnterSpec {
     /// Which namespaces; empty = all of the target's that differ from ours.
     #[serde(default)]
     pub namespaces: Vec<Namespace>,
+    /// A new pty of the target's devpts for the command (else pipes).
+    #[serde(default)]
+    pub tty: bool,
+    /// Copy our stdin to the command (else it reads `/dev/null`).
+    #[serde(default)]
+    pub stdin: bool,
     /// The process to run.
     #[serde(default)]
     pub process: ProcessSpec,

@@ -1446,7 +1446,9 @@ fn running_pid(c: &Container) -> anyhow::Result<i32> {
 }
 
 /// `cairn exec`: cairn-enter into the container's namespaces (we exec it,
-/// so its exit status is ours).
+/// so its exit status is ours). The command runs in a session of its own on
+/// a pty of the container's devpts (`-t`) or pipes, never on the caller's
+/// terminal (which it could type into with TIOCSTI).
 pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
     let (name, command) = a.args.split_first().expect("clap requires two values");
@@ -1477,6 +1479,14 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
         &env,
         a.privileged,
     )?;
+    // Its own pty (-t) or pipes, never our terminal or descriptors:
+    // cairn-enter copies between them and ours.
+    if a.tty {
+        cmd.arg("--tty");
+    }
+    if a.interactive && !a.detach {
+        cmd.arg("--stdin");
+    }
     cmd.arg("--").args(command);
     if a.detach {
         cmd.stdin(Stdio::null())
@@ -1594,7 +1604,11 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
         Some(user.as_str())
     };
     let mut cmd = enter_command(&c, pid, user_arg, Some(&workdir), &env, false)?;
-    cmd.arg("--").arg(&shell).arg("-l");
+    // A login shell: a pty of its own when we have a terminal, else pipes.
+    if std::io::stdin().is_terminal() {
+        cmd.arg("--tty");
+    }
+    cmd.arg("--stdin").arg("--").arg(&shell).arg("-l");
     let err = cmd.exec();
     Err(usage(format!("exec cairn-enter: {err}")))
 }
