@@ -1156,7 +1156,6 @@ fn run_t_passes_the_pty_bytes_through_unchanged() {
 }
 
 #[test]
-#[ignore = "BUG: exec -t allocates no pty (tty prints \"not a tty\"; podman prints /dev/pts/0)"]
 fn exec_t_gives_a_real_pty() {
     let c = env();
     c.ok(["run", "-d", "--name", "bg", IMAGE, "sleep", "100"]);
