@@ -222,6 +222,13 @@ fn stdio_is_the_containers_own(e: &Env) {
     assert_eq!(lines[4], "/dev/pts/0", "0-2 are the pty only: {out}");
     let ids: Vec<&str> = lines[5].split(' ').collect();
     assert_eq!(ids[0], ids[1], "exec -t: not a session leader: {out}");
+    // The pty follows the caller's window: a resize there (SIGWINCH to the
+    // caller's foreground group, cairn included) reaches the command.
+    let out = through_pty(
+        c,
+        "(sleep 1; stty rows 22 cols 77 </dev/tty) & CAIRN exec -t bg sh -c 'stty size; sleep 2; stty size'",
+    );
+    assert_eq!(out, "31 101\n22 77\n", "resize not passed on");
     // The caller's terminal is put back as it was (raw while attached).
     let out = through_pty(c, "stty -g; CAIRN exec -it bg true; stty -g");
     let lines: Vec<&str> = out.lines().collect();
