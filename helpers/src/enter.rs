@@ -65,15 +65,12 @@ impl Target {
         )
     }
 
+    /// A file of the target's `/proc` directory, bounded: the target
+    /// controls the size of its `environ`.
     fn read(&self, name: &str) -> Result<Vec<u8>> {
-        use std::io::Read as _;
         let path = format!("/proc/{}/{name}", self.pid);
         let fd = self.open(name, OFlag::O_RDONLY).ctx("open", &path)?;
-        let mut buf = Vec::new();
-        std::fs::File::from(fd)
-            .read_to_end(&mut buf)
-            .ctx("read", &path)?;
-        Ok(buf)
+        process::read_capped(std::fs::File::from(fd), &path)
     }
 }
 
@@ -250,6 +247,14 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     let (mut creds, env) = resolve_process(p, &default_user, &groups, base_env, bounding)?;
     creds.no_new_privs |= field("NoNewPrivs") == "1";
     let env = env.to_cstrings();
+    // Nothing of the host may reach the container: the target's /proc
+    // directory, its pidfd and its root and cwd (each a way out through
+    // /proc/N/fd/F/..) are closed before the fork, and the child closes
+    // whatever else it inherited (the process is non-dumpable meanwhile:
+    // sealed::ensure).
+    drop(t);
+    drop(pidfd);
+    drop(dirs);
 
     let fork = namespaces
         .iter()
@@ -271,6 +276,11 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
         .ctx("block signals of", "this process")?;
     match crate::sys::fork().ctx("fork into the pid namespace of", format!("/proc/{pid}"))? {
         ForkResult::Child => {
+            // In the container's pid namespace from here on.
+            if let Err(e) = crate::sys::close_from(3 + p.keep_fds) {
+                crate::say(&format!("cairn-enter: close inherited descriptors: {e}"));
+                crate::sys::exit_now(crate::EXIT_FAILURE);
+            }
             let e = match old
                 .thread_set_mask()
                 .ctx("restore the signal mask of", "the command")
