@@ -532,7 +532,7 @@ fn add_user(
         let Ok(meta) = std::fs::metadata(&lower) else {
             continue;
         };
-        let mut text = std::fs::read_to_string(&lower).unwrap_or_default();
+        let mut text = container::files::read_resolved(&lower)?.unwrap_or_default();
         let present = text.lines().any(|l| {
             let f: Vec<&str> = l.split(':').collect();
             f.len() > 2 && (f[0] == name || f[2].parse::<u32>().ok() == Some(id))
@@ -740,7 +740,7 @@ fn home_of(image_root: &cairn_unpacker::ImageRoot, user: &str) -> String {
     let name = if name.is_empty() { "0" } else { name };
     image_root
         .find(Path::new("etc/passwd"))
-        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|p| container::files::read_resolved(&p).ok().flatten())
         .and_then(|text| {
             text.lines().find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
@@ -766,8 +766,13 @@ fn parse_volume(v: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
             "--volume {v:?}: the destination {dst:?} must be an absolute path"
         )));
     }
+    // nosuid and nodev unless `suid`/`dev` ask (podman's defaults for
+    // volumes): a device node or setuid file made in a volume by the
+    // container's root gives nothing.
     let mut m = MountConfig {
         destination: clean_path(dst),
+        nosuid: true,
+        nodev: true,
         ..MountConfig::default()
     };
     match src {
@@ -841,7 +846,12 @@ fn apply_bind_option(m: &mut MountConfig, o: &str) -> Result<(), String> {
 
 /// `--mount type=bind,source=/a,target=/b,ro=true,…`.
 fn parse_mount(spec: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
-    let mut m = MountConfig::default();
+    // nosuid and nodev as for `-v` (a tmpfs gets them anyway).
+    let mut m = MountConfig {
+        nosuid: true,
+        nodev: true,
+        ..MountConfig::default()
+    };
     let mut kind = String::from("volume");
     let mut src = None;
     for kv in spec.split(',') {
@@ -1556,8 +1566,8 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| c.config.process.user.clone());
     let user_name = user.split(':').next().unwrap_or("").to_owned();
-    let passwd =
-        std::fs::read_to_string(format!("/proc/{pid}/root/etc/passwd")).unwrap_or_default();
+    // Inside the container's root, bounded, never a device or FIFO.
+    let passwd = container::files::read_in_container(pid, "etc/passwd")?.unwrap_or_default();
     let entry = passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
