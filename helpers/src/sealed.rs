@@ -82,6 +82,11 @@ pub fn ensure(name: &str) -> Result<()> {
             // Single-threaded: nothing reads the environment concurrently.
             std::env::remove_var(GUARD);
         }
+        // The exec named us after the memfd ("memfd:cairn-piv"): `ps`, `top`
+        // and /proc/PID/comm show the helper's own name again.
+        if let Ok(comm) = CString::new(name) {
+            let _ = nix::sys::prctl::set_name(&comm);
+        }
         return hide();
     }
     if guarded {
