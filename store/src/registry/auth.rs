@@ -347,6 +347,11 @@ fn read_json(file: &Path) -> Result<Option<Value>, Error> {
     }
 }
 
+/// Replaces `file` with `doc`: written to a new temp file in the same
+/// directory (a random name, `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600, so a
+/// symlink or file someone planted at a predictable name is never written
+/// through), fsynced, renamed over `file`, and the directory fsynced. A crash
+/// leaves the old file or the new one, plus at worst a stray `.NAME.*.tmp`.
 fn write_json(file: &Path, doc: &Value) -> Result<(), Error> {
     let io = |op: &str, p: &Path, e| Error::Io {
         op: op.to_owned(),
@@ -359,25 +364,46 @@ fn write_json(file: &Path, doc: &Value) -> Result<(), Error> {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| io("chmod", dir, e))?;
     }
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        file.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("auth.json")
-    ));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| io("create", &tmp, e))?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("auth.json");
+    let (tmp, mut f) = create_temp(dir, name).map_err(|(p, e)| io("create", &p, e))?;
     let bytes = serde_json::to_vec_pretty(doc).expect("JSON values serialize");
-    f.write_all(&bytes)
+    let written = f
+        .write_all(&bytes)
         .and_then(|_| f.write_all(b"\n"))
         .and_then(|_| f.sync_all())
-        .map_err(|e| io("write", &tmp, e))?;
-    fs::rename(&tmp, file).map_err(|e| io("rename into place", file, e))
+        .map_err(|e| io("write", &tmp, e))
+        .and_then(|_| fs::rename(&tmp, file).map_err(|e| io("rename into place", file, e)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("fsync directory", dir, e))
+}
+
+/// A new file `.NAME.RANDOM.tmp` in `dir`, created exclusively and without
+/// following a symlink (open(2): `O_EXCL` with `O_CREAT` fails on any
+/// existing path, a symlink included; `O_NOFOLLOW` says so twice).
+fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, fs::File), (PathBuf, std::io::Error)> {
+    let mut attempt = 0;
+    loop {
+        let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err((tmp, e)),
+        }
+    }
 }
 
 #[cfg(test)]
