@@ -50,7 +50,10 @@ fn small_image(cairn: &Cairn) -> String {
             .arg(&dir))
         .unwrap();
     }
-    cairn.ok(["pull", "-q", &image.skopeo_ref]).trim().to_owned()
+    cairn
+        .ok(["pull", "-q", &image.skopeo_ref])
+        .trim()
+        .to_owned()
 }
 
 fn no_containers(who: &str, cairn: &Cairn) {
