@@ -275,3 +275,99 @@ fn endless_error_bodies_are_read_no_further_than_their_cap() {
         assert_refused(&format!("{who}, layer 404"), &cairn, &proxy, &["HTTP 404"]);
     }
 }
+
+/// A manifest whose config, or an index whose entry, declares a terabyte:
+/// refused from the declared size, before a byte of it is fetched (the
+/// download would otherwise go on until the disk is full).
+#[test]
+fn declared_sizes_over_the_caps_are_refused_before_fetching() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_reg, proxy, image) = hostile_registry(dir.path());
+    let huge: u64 = 1 << 40;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": image.config_digest,
+            "size": huge,
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": image.layer_digests[0],
+            "size": 1000,
+        }],
+    });
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": image.manifest_digest,
+            "size": huge,
+            "platform": {"architecture": arch, "os": "linux"},
+        }],
+    });
+    for (what, body, expect) in [
+        (
+            "config",
+            manifest.to_string(),
+            format!("the config {} declares {huge} bytes", image.config_digest),
+        ),
+        (
+            "index entry",
+            index.to_string(),
+            format!(
+                "the index entry {} declares {huge} bytes",
+                image.manifest_digest
+            ),
+        ),
+    ] {
+        for (who, cairn) in environments() {
+            proxy.clear_rules();
+            proxy.clear_requests();
+            proxy.add_rule(
+                Rule::new(Action::Status {
+                    code: 200,
+                    retry_after: None,
+                    body: body.clone(),
+                })
+                .method("GET")
+                .path_contains("/manifests/latest"),
+            );
+            assert_refused(&format!("{who}, {what}"), &cairn, &proxy, &[&expect]);
+            let fetched: Vec<_> = proxy
+                .requests()
+                .into_iter()
+                .filter(|r| r.path.contains("/blobs/") || r.path.contains("/manifests/sha256:"))
+                .collect();
+            assert!(fetched.is_empty(), "{who}, {what}: fetched {fetched:?}");
+        }
+    }
+}
+
+/// An endless layer: like the config, cut at its declared size.
+#[test]
+fn endless_layer_is_cut_at_its_declared_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_reg, proxy, image) = hostile_registry(dir.path());
+    let layer = image.layer_digests[0].clone();
+    for (who, cairn) in environments() {
+        proxy.clear_rules();
+        proxy.add_rule(
+            Rule::new(Action::Flood {
+                code: 200,
+                content_type: "application/octet-stream".into(),
+                length: None,
+            })
+            .method("GET")
+            .path_contains(&layer),
+        );
+        assert_refused(who, &cairn, &proxy, &[&layer, "size mismatch"]);
+    }
+}
