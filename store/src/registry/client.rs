@@ -854,6 +854,102 @@ fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Serves one HTTP response on 127.0.0.1: `head`, then `body_len`
+    /// bytes of spaces (`None`: until the client hangs up). Returns the
+    /// URL and a handle yielding how many body bytes were written.
+    async fn serve(head: String, body_len: Option<u64>) -> (String, tokio::task::JoinHandle<u64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 4096];
+            let _ = conn.read(&mut req).await;
+            conn.write_all(head.as_bytes()).await.unwrap();
+            let chunk = vec![b' '; 64 << 10];
+            let mut sent = 0u64;
+            loop {
+                let n = match body_len {
+                    Some(len) if sent >= len => break,
+                    Some(len) => (len - sent).min(chunk.len() as u64) as usize,
+                    None => chunk.len(),
+                };
+                if conn.write_all(&chunk[..n]).await.is_err() {
+                    break;
+                }
+                sent += n as u64;
+            }
+            sent
+        });
+        (url, task)
+    }
+
+    async fn get(url: &str) -> reqwest::Response {
+        install_crypto_provider();
+        reqwest::Client::new().get(url).send().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_read_no_further_than_the_cap() {
+        let (url, server) =
+            serve("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(), None).await;
+        let cap = 1 << 20;
+        let r = read_capped(get(&url).await, cap).await.unwrap();
+        assert!(matches!(r, Capped::TooLarge), "{r:?}");
+        // The server could write what the socket buffers hold, no more.
+        let sent = server.await.unwrap();
+        assert!(
+            sent < cap + (16 << 20),
+            "the client kept reading: {sent} bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_content_length_over_the_cap_fails_before_the_body_is_read() {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            5u64 << 30
+        );
+        let (url, server) = serve(head, Some(5 << 30)).await;
+        let r = read_capped(get(&url).await, 4 << 20).await.unwrap();
+        assert!(matches!(r, Capped::TooLarge), "{r:?}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn bodies_up_to_the_cap_are_read_whole() {
+        for len in [0u64, 1, 4 << 20] {
+            let head =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+            let (url, _server) = serve(head, Some(len)).await;
+            match read_capped(get(&url).await, 4 << 20).await.unwrap() {
+                Capped::Whole(b) => assert_eq!(b.len() as u64, len),
+                Capped::TooLarge => panic!("{len} bytes refused"),
+            }
+        }
+        // No length (the body ends when the connection closes): one byte over is refused.
+        let (url, _server) = serve(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(),
+            Some((4 << 20) + 1),
+        )
+        .await;
+        let r = read_capped(get(&url).await, 4 << 20).await.unwrap();
+        assert!(matches!(r, Capped::TooLarge), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn an_endless_error_body_yields_at_most_its_cap() {
+        let (url, server) = serve(
+            "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n".into(),
+            None,
+        )
+        .await;
+        let body = error_body(get(&url).await).await;
+        assert_eq!(body.len() as u64, Caps::ERROR_BODY);
+        server.abort();
+        assert!(shorten(&format!("x{body}x")).chars().count() <= MAX_DETAIL_CHARS + 1);
+    }
 
     #[test]
     fn retry_after_forms() {
