@@ -518,4 +518,41 @@ mod tests {
         assert!(Credentials::parse(":x").is_err());
         assert!(!format!("{:?}", creds("a", "secret")).contains("secret"));
     }
+
+    #[test]
+    fn write_json_never_writes_through_a_planted_temp_path() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        // A symlink at the temp name write_json used to use.
+        std::os::unix::fs::symlink(&victim, dir.path().join(".auth.json.tmp")).unwrap();
+        let file = dir.path().join("auth.json");
+        for i in 0..3 {
+            write_json(&file, &json!({"auths": {"r": {"auth": i.to_string()}}})).unwrap();
+        }
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        let meta = fs::symlink_metadata(&file).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert!(fs::read_to_string(&file).unwrap().contains("\"2\""));
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn temp_files_are_exclusive_and_random() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = create_temp(dir.path(), "auth.json").unwrap();
+        let (b, _) = create_temp(dir.path(), "auth.json").unwrap();
+        assert_ne!(a, b);
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with(".auth.json.") && name.ends_with(".tmp"),
+            "{name}"
+        );
+    }
 }
