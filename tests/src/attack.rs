@@ -686,3 +686,92 @@ pub fn run_measured(cmd: &Command, timeout: Duration, as_limit: u64) -> anyhow::
         timed_out: code == 137 && elapsed >= timeout,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_tar_writes_each_entry_kind() {
+        let tar = layer_tar(&[
+            Entry::Dir("devs/".into()),
+            Entry::File("devs/f".into(), 0o600, b"hi".to_vec()),
+            Entry::Block("devs/disk".into(), 7, 3),
+            Entry::Char("devs/zero".into(), 1, 5),
+            Entry::Symlink("etc/passwd".into(), "/dev/zero".into()),
+            Entry::Fifo("etc/group".into()),
+        ])
+        .unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let got: Vec<(
+            String,
+            tar::EntryType,
+            Option<u32>,
+            Option<u32>,
+            Option<String>,
+        )> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    String::from_utf8(e.path_bytes().to_vec()).unwrap(),
+                    h.entry_type(),
+                    h.device_major().ok().flatten(),
+                    h.device_minor().ok().flatten(),
+                    h.link_name()
+                        .unwrap()
+                        .map(|l| l.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        use tar::EntryType as T;
+        assert_eq!(got[0].0, "devs/");
+        assert_eq!(got[0].1, T::Directory);
+        assert_eq!(got[1].1, T::Regular);
+        assert_eq!((got[2].1, got[2].2, got[2].3), (T::Block, Some(7), Some(3)));
+        assert_eq!((got[3].1, got[3].2, got[3].3), (T::Char, Some(1), Some(5)));
+        assert_eq!(
+            (got[4].1, got[4].4.as_deref()),
+            (T::Symlink, Some("/dev/zero"))
+        );
+        assert_eq!(got[5].1, T::Fifo);
+    }
+
+    #[test]
+    fn race_log_parses_every_line_kind() {
+        let log = RaceLog::parse(
+            "ROOT 42 7\n\
+             REACH 4 cwd 42 7 /\n\
+             REACH 9 fd/4 65024 2 /proc/7621\n\
+             ESCAPE 9 fd/4 65024 2 /proc/7621\n\
+             MARKER /cairn-attack-x ok\n\
+             CWD (unreachable)/\n\
+             LS etc proc\n\
+             EXE 8 65024 5 14070832 /work/target/debug/cairn-enter (deleted)\n\
+             EXEREAD 65024 5 14070832\n\
+             EXEWRITE 65024 5 Text file busy\n\
+             DONE pids=36 walks=370 escapes=12 exes=1\n",
+        );
+        assert_eq!(log.root, Some((42, 7)));
+        assert_eq!(log.reached.len(), 2);
+        assert_eq!(log.foreign_dirs().len(), 1, "only the host's / is foreign");
+        assert_eq!(log.escapes.len(), 4);
+        assert_eq!(
+            log.exes,
+            vec![(
+                8,
+                (65024, 5),
+                14070832,
+                "/work/target/debug/cairn-enter (deleted)".to_owned()
+            )]
+        );
+        assert_eq!(log.exe_reads, vec![((65024, 5), "14070832".to_owned())]);
+        assert_eq!(
+            log.exe_writes,
+            vec![((65024, 5), "Text file busy".to_owned())]
+        );
+        assert_eq!((log.pids_seen, log.walks, log.escape_count), (36, 370, 12));
+    }
+}
