@@ -703,13 +703,15 @@ mod tests {
         ])
         .unwrap();
         let mut archive = tar::Archive::new(&tar[..]);
-        let got: Vec<(
+        // (path, type, device major, device minor, link target)
+        type Seen = (
             String,
             tar::EntryType,
             Option<u32>,
             Option<u32>,
             Option<String>,
-        )> = archive
+        );
+        let got: Vec<Seen> = archive
             .entries()
             .unwrap()
             .map(|e| {
