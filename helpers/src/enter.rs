@@ -69,15 +69,12 @@ impl Target {
         )
     }
 
+    /// A file of the target's `/proc` directory, bounded: the target
+    /// controls the size of its `environ`.
     fn read(&self, name: &str) -> Result<Vec<u8>> {
-        use std::io::Read as _;
         let path = format!("/proc/{}/{name}", self.pid);
         let fd = self.open(name, OFlag::O_RDONLY).ctx("open", &path)?;
-        let mut buf = Vec::new();
-        std::fs::File::from(fd)
-            .read_to_end(&mut buf)
-            .ctx("read", &path)?;
-        Ok(buf)
+        process::read_capped(std::fs::File::from(fd), &path)
     }
 }
 
@@ -254,6 +251,14 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     let (mut creds, env) = resolve_process(p, &default_user, &groups, base_env, bounding)?;
     creds.no_new_privs |= field("NoNewPrivs") == "1";
     let env = env.to_cstrings();
+    // Nothing of the host may reach the container: the target's /proc
+    // directory, its pidfd and its root and cwd (each a way out through
+    // /proc/N/fd/F/..) are closed before the fork, and the child closes
+    // whatever else it inherited (the process is non-dumpable meanwhile:
+    // sealed::ensure).
+    drop(t);
+    drop(pidfd);
+    drop(dirs);
 
     // The command's terminal comes from the devpts of the root we now have
     // (the container's), opened before the fork so its size is set before
@@ -288,8 +293,9 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     }
 }
 
-/// The forked command: the signal mask it had, its own session and stdio,
-/// the configured identity, then the exec. Never returns.
+/// The forked command: its own session and stdio, no other descriptor,
+/// the signal mask it had, the configured identity, then the exec. Never
+/// returns.
 fn command_main(
     mask: &SigSet,
     io: &console::CommandIo,
@@ -297,10 +303,15 @@ fn command_main(
     args: &[CString],
     env: &[CString],
 ) -> ! {
+    // In the container's pid namespace from here on: the command's own
+    // stdio on 0-2 first, then every other descriptor closed (but the
+    // --keep-fds ones).
     let setup = || -> Result<()> {
+        io.install()?;
+        crate::sys::close_from(3 + creds.keep_fds)
+            .ctx("close the inherited descriptors of", "the command")?;
         mask.thread_set_mask()
             .ctx("restore the signal mask of", "the command")?;
-        io.install()?;
         process::become_process(creds)
     };
     let e = match setup() {

@@ -46,6 +46,7 @@ pub mod mountinfo;
 pub mod path;
 pub mod pivot;
 pub mod process;
+pub mod sealed;
 pub mod spec;
 mod sys;
 pub mod syscall;
@@ -110,6 +111,9 @@ fn print(text: &str) -> i32 {
 /// `cairn-mount`'s main: the exit status (when it does not exec).
 pub fn mount_main(argv: Vec<OsString>) -> i32 {
     let early_fd = cli::error_fd_in(&argv);
+    if let Err(e) = sealed::ensure("cairn-mount") {
+        return report_to("cairn-mount", &e, early_fd);
+    }
     let (spec, command) = match cli::mount_args(argv) {
         Ok(cli::Action::Print(t)) => return print(t),
         Ok(cli::Action::Run(x)) => x,
@@ -132,6 +136,9 @@ pub fn mount_main(argv: Vec<OsString>) -> i32 {
 /// `cairn-pivot`'s main: the exit status (when it does not exec).
 pub fn pivot_main(argv: Vec<OsString>) -> i32 {
     let early_fd = cli::error_fd_in(&argv);
+    if let Err(e) = sealed::ensure("cairn-pivot") {
+        return report_to("cairn-pivot", &e, early_fd);
+    }
     match cli::pivot_args(argv) {
         Ok(cli::Action::Print(t)) => print(t),
         Ok(cli::Action::Run(spec)) => {
@@ -209,6 +216,9 @@ fn record_pid(fd: OwnedFd) -> std::io::Result<std::fs::File> {
 
 /// `cairn-enter`'s main: the command's exit status, or ours.
 pub fn enter_main(argv: Vec<OsString>) -> i32 {
+    if let Err(e) = sealed::ensure("cairn-enter") {
+        return report("cairn-enter", &e);
+    }
     match cli::enter_args(argv) {
         Ok(cli::Action::Print(t)) => print(t),
         Ok(cli::Action::Run(spec)) => match enter::run(&spec) {

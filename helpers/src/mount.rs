@@ -131,6 +131,10 @@ pub enum Op {
     Mask(InRoot),
     /// Bind a path onto itself, read-only; skipped when missing.
     ReadOnly(InRoot),
+    /// Remount the root (and every mount under it so far) `nodev`: device
+    /// nodes of the image or made in the container by its root (it has
+    /// `CAP_MKNOD`) open nothing. Not for privileged containers.
+    RootNodev,
     /// Remount the root read-only.
     RootReadOnly,
 }
@@ -356,14 +360,18 @@ fn root_ops(spec: &MountSpec) -> Result<Vec<Op>> {
         }
     };
 
-    Ok(vec![
+    let mut ops = vec![
         Op::PrivatizeHost,
         Op::Root {
             source,
             target: target.clone(),
         },
         Op::EnterRoot(target),
-    ])
+    ];
+    if !spec.privileged {
+        ops.push(Op::RootNodev);
+    }
+    Ok(ops)
 }
 
 /// The `/etc` files, each with whether a caller's mount may replace it.
@@ -433,10 +441,13 @@ fn standard_ops(spec: &MountSpec) -> Vec<Op> {
 
     match spec.dev {
         DevMode::Minimal => {
+            // nodev: the nodes below are binds of the host's (mounts of
+            // their own, which keep their flags) and devpts; a node the
+            // container's root makes here with mknod opens nothing.
             ops.push(Op::Fs {
                 fstype: "tmpfs",
                 target: p("/dev"),
-                flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
                 data: Some(DEV_DATA.into()),
                 fallback: Fallback::None,
             });
@@ -713,6 +724,7 @@ fn apply_one(op: &Op, sys: &mut dyn Syscall) -> Result<()> {
                 sys,
             )
         }
+        Op::RootNodev => sys.remount_bind(&InRoot::root(), MsFlags::MS_NODEV, true),
         Op::RootReadOnly => sys.remount_bind(&InRoot::root(), MsFlags::MS_RDONLY, false),
     }
 }
@@ -787,8 +799,10 @@ mod tests {
             &[
                 "host-mount overlay /c/rootfs overlay - lowerdir=/img/l2:/img/l1,upperdir=/c/upper,workdir=/c/work",
                 "enter-root /c/rootfs",
+                // device nodes of the image or the container's mknod open nothing
+                "remount / nodev,remount,bind recursive",
                 "mount proc /proc proc nosuid,nodev,noexec -",
-                "mount tmpfs /dev tmpfs nosuid,strictatime mode=755,size=65536k",
+                "mount tmpfs /dev tmpfs nosuid,nodev,strictatime mode=755,size=65536k",
                 "create file /dev/null",
                 "mount host:/dev/null /dev/null - bind -",
                 "mount host:/dev/tty /dev/tty - bind -",
@@ -800,8 +814,8 @@ mod tests {
                 "mount mqueue /dev/mqueue mqueue nosuid,nodev,noexec -",
                 "mount sysfs /sys sysfs ro,nosuid,nodev,noexec -",
                 // masks: file → /dev/null, dir → empty ro tmpfs, missing → nothing
-                "mount host:/dev/null /proc/kcore - bind -",
                 "mount tmpfs /proc/acpi tmpfs ro,nosuid,nodev,noexec size=0k,nr_inodes=1,mode=555",
+                "mount host:/dev/null /proc/kcore - bind -",
                 "mount tmpfs /sys/firmware tmpfs ro,nosuid,nodev,noexec size=0k,nr_inodes=1,mode=555",
                 // read-only paths: bound onto themselves, then really read-only
                 "mount root:/proc/sys /proc/sys - bind,rec -",
@@ -821,7 +835,7 @@ mod tests {
             || c.contains("sched_debug")
             || c.contains("/proc/scsi")));
         assert!(
-            !calls.iter().any(|c| c.contains("remount / ")),
+            !calls.iter().any(|c| c.starts_with("remount / ro")),
             "root stays writable"
         );
     }
@@ -841,7 +855,7 @@ mod tests {
                 edit: |s| s.privileged = true,
                 fs: |r| r,
                 present: &["mount proc /proc proc nosuid,nodev,noexec -"],
-                absent: &["mount host:/dev/null /proc/kcore - bind -", "remount /proc/sys ro,remount,bind recursive"],
+                absent: &["mount host:/dev/null /proc/kcore - bind -", "remount /proc/sys ro,remount,bind recursive", "remount / nodev,remount,bind recursive"],
             },
             Case {
                 name: "no tty group: devpts without gid",
@@ -859,7 +873,7 @@ mod tests {
                 },
                 fs: |r| r,
                 present: &["mount host:/proc /proc - bind,rec -", "mount host:/dev /dev - bind,rec -"],
-                absent: &["mount proc /proc proc nosuid,nodev,noexec -", "mount tmpfs /dev tmpfs nosuid,strictatime mode=755,size=65536k", "sysfs"],
+                absent: &["mount proc /proc proc nosuid,nodev,noexec -", "mount tmpfs /dev tmpfs nosuid,nodev,strictatime mode=755,size=65536k", "sysfs"],
             },
             Case {
                 name: "empty /run gets a tmpfs, /tmp when asked",
@@ -916,7 +930,7 @@ mod tests {
                 edit: |s| s.mounts.push(Mount::Bind(parse_bind("/mydev:/dev").unwrap())),
                 fs: |r| r.host_path("/mydev", Kind::Dir),
                 present: &["mount host:/mydev /dev - bind,rec -"],
-                absent: &["mount tmpfs /dev tmpfs nosuid,strictatime mode=755,size=65536k", "/dev/null - bind", "devpts", "symlink /dev/fd -> /proc/self/fd"],
+                absent: &["mount tmpfs /dev tmpfs nosuid,nodev,strictatime mode=755,size=65536k", "/dev/null - bind", "devpts", "symlink /dev/fd -> /proc/self/fd"],
             },
             Case {
                 name: "generated and bound /etc files; staging detached before procfs",

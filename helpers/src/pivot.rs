@@ -64,13 +64,10 @@ pub fn pivot(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Read a file of the (new) root, `None` when missing.
+/// Read a file of the (new) root, `None` when missing; bounded and never
+/// through a device or FIFO ([`process::read_container_file`]).
 fn read_opt(path: &str) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::sys("read", path, e)),
-    }
+    Ok(process::read_container_file(path)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// Resolve the process part of a spec against the current root's files:

@@ -238,6 +238,56 @@ pub fn become_process(c: &Creds) -> Result<()> {
     Ok(())
 }
 
+/// The most cairn reads of a file the container controls (`/etc/passwd`,
+/// `/etc/group`, `/proc/PID/environ`): more is refused, never buffered.
+pub const MAX_CONTAINER_FILE: u64 = 16 << 20;
+
+/// Read at most [`MAX_CONTAINER_FILE`] bytes of `file` (`what` names it in
+/// errors); a longer one is an error, read no further than one byte past
+/// the cap.
+pub(crate) fn read_capped(file: std::fs::File, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    file.take(MAX_CONTAINER_FILE + 1)
+        .read_to_end(&mut buf)
+        .ctx("read", what)?;
+    if buf.len() as u64 > MAX_CONTAINER_FILE {
+        return Err(Error::Usage(format!(
+            "refusing to read {what} of the container: it is larger than {} MiB; make it smaller in the container",
+            MAX_CONTAINER_FILE >> 20
+        )));
+    }
+    Ok(buf)
+}
+
+/// A regular file of the container (as the current root sees it, symlinks
+/// followed inside it), read with [`read_capped`]; `None` when missing. A
+/// device, FIFO, socket or directory in its place counts as missing, and is
+/// neither read nor waited on: `/etc/passwd` as a link to `/dev/zero` or a FIFO
+/// must neither exhaust memory nor hang us.
+pub(crate) fn read_container_file(path: &str) -> Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::sys("open", path, e)),
+    };
+    let kind = file.metadata().ctx("stat", path)?.file_type();
+    if !kind.is_file() {
+        // As if missing (numeric ids still work, names do not resolve), so
+        // `exec -u 0` can still repair such a container.
+        crate::say(&format!(
+            "warning: ignoring {path} of the container: not a regular file (a device, FIFO, socket or directory)"
+        ));
+        return Ok(None);
+    }
+    read_capped(file, path).map(Some)
+}
+
 /// Turn arguments into C strings.
 pub fn cstrings(args: &[OsString]) -> Result<Vec<CString>> {
     args.iter()

@@ -75,14 +75,19 @@ pub struct MountSpec {
 /// Masked unless privileged: files get `/dev/null` bound over them,
 /// directories an empty read-only tmpfs; missing ones are skipped.
 pub const DEFAULT_MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
     "/proc/timer_list",
     "/proc/sched_debug",
     "/proc/scsi",
-    "/proc/acpi",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
     "/sys/firmware",
+    "/sys/fs/selinux",
+    "/sys/dev/block",
 ];
 
 /// Read-only unless privileged (bound onto themselves, then remounted

@@ -93,6 +93,33 @@ pub(crate) fn cloexec_from(first: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `close_range(first, ~0, 0)`: close every descriptor from `first` on
+/// (Linux 5.9), else each one listed in `/proc/self/fd`. For a forked child
+/// that holds no `OwnedFd` of that range it will use again: callers drop
+/// or forget theirs first.
+pub(crate) fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range takes integers only; the caller guarantees that no
+    // live OwnedFd of this process refers to a descriptor in the range (the
+    // helpers' forked children exec or exit without using them), so nothing
+    // is closed twice or used after close.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    if check(ret).is_ok() {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: as above; the read_dir's own descriptor is closed already
+        // (EBADF, ignored).
+        unsafe {
+            libc::close(fd);
+        }
+    }
+    Ok(())
+}
+
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 #[repr(C)]

@@ -151,6 +151,18 @@ pub enum RegistryError {
         /// The last error.
         detail: String,
     },
+    /// A response longer than cairn reads of its kind: reading stopped at
+    /// the first byte past the cap.
+    #[error("the {what} is larger than {cap} bytes, the most cairn reads; stopped reading there and stored nothing: registry {registry} is broken or hostile, check the image reference or tell the registry's operator")]
+    TooLarge {
+        /// What was being read and from where ("manifest latest from
+        /// HOST", "token response from URL").
+        what: String,
+        /// The registry host.
+        registry: String,
+        /// The cap in bytes.
+        cap: u64,
+    },
     /// Anything else the registry said.
     #[error("{0}")]
     Other(String),

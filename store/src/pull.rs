@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::images::MAX_MANIFEST_SIZE;
+use crate::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::layout::{Put, Store};
 use crate::lock::Mode;
 use crate::media::{host_platform, Descriptor, Manifest, ManifestKind, Platform};
@@ -155,6 +155,12 @@ async fn pull_pinned(
             let entry = entry.clone();
             pin_now(&[&digest, &entry.digest])?;
             manifests.push((bytes, digest.clone()));
+            if entry.size > MAX_MANIFEST_SIZE {
+                return Err(manifest_error(crate::media::ManifestError::Malformed(format!(
+                    "the index entry {} declares {} bytes, more than the {MAX_MANIFEST_SIZE} a manifest may have",
+                    entry.digest, entry.size
+                ))));
+            }
             let mbytes = if store.has_blob(&entry.digest) {
                 store.read_blob(&entry.digest, MAX_MANIFEST_SIZE)?
             } else {
@@ -190,6 +196,16 @@ async fn pull_pinned(
         }
     };
 
+    // The config is downloaded as a blob, capped at its declared size:
+    // refuse a size the store would not read back before fetching a byte.
+    if manifest.config.size > MAX_CONFIG_SIZE {
+        return Err(manifest_error(crate::media::ManifestError::Malformed(
+            format!(
+                "the config {} declares {} bytes, more than the {MAX_CONFIG_SIZE} cairn reads",
+                manifest.config.digest, manifest.config.size
+            ),
+        )));
+    }
     let mut wanted = vec![&manifest.config.digest];
     wanted.extend(manifest.layers.iter().map(|l| &l.digest));
     pin_now(&wanted)?;

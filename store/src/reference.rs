@@ -183,23 +183,6 @@ impl Reference {
             digest: Some(digest),
         }
     }
-
-    /// The equivalent `oci_client` reference (tag or digest form).
-    #[cfg(feature = "registry")]
-    pub(crate) fn to_oci(&self) -> oci_client::Reference {
-        match &self.digest {
-            Some(d) => oci_client::Reference::with_digest(
-                self.registry.clone(),
-                self.repository.clone(),
-                d.to_string(),
-            ),
-            None => oci_client::Reference::with_tag(
-                self.registry.clone(),
-                self.repository.clone(),
-                self.tag_or_digest(),
-            ),
-        }
-    }
 }
 
 impl FromStr for Reference {

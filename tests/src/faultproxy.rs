@@ -82,6 +82,25 @@ pub enum Action {
     /// Remove `Range` and `If-Range` before forwarding, so the upstream answers 200 with the
     /// full body.
     IgnoreRange,
+    /// Answer with this status and a body of spaces (valid JSON whitespace, so a parser
+    /// never finds its end) without contacting the upstream: endless (chunked, no
+    /// `Content-Length`) when `length` is `None`, else exactly `length` bytes with that
+    /// `Content-Length`. What a hostile registry sends to exhaust a client's memory.
+    Flood {
+        /// HTTP status code.
+        code: u16,
+        /// `Content-Type` of the response.
+        content_type: String,
+        /// Body length; `None` for a body that never ends.
+        length: Option<u64>,
+    },
+    /// Answer 401 with `WWW-Authenticate: Bearer realm="<realm>",service="cairn-hostile"`
+    /// without contacting the upstream: sends the client to a token endpoint of the test's
+    /// choosing (e.g. one on this proxy that floods).
+    BearerChallenge {
+        /// The token endpoint's URL.
+        realm: String,
+    },
 }
 
 impl Action {
@@ -105,7 +124,13 @@ impl Action {
 
     /// Whether this action answers the request itself (later rules are then not consulted).
     fn is_terminal(&self) -> bool {
-        matches!(self, Action::Status { .. } | Action::CloseConnection)
+        matches!(
+            self,
+            Action::Status { .. }
+                | Action::CloseConnection
+                | Action::Flood { .. }
+                | Action::BearerChallenge { .. }
+        )
     }
 }
 
@@ -438,6 +463,29 @@ async fn handle(
                 shared.set_status(index, code);
                 return Ok(status_response(code, retry_after.as_deref(), body));
             }
+            Action::Flood {
+                code,
+                content_type,
+                length,
+            } => {
+                shared.set_status(index, code);
+                return Ok(flood_response(code, &content_type, length));
+            }
+            Action::BearerChallenge { realm } => {
+                shared.set_status(index, 401);
+                let mut r = status_response(
+                    401,
+                    None,
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                        .to_owned(),
+                );
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    r#"Bearer realm="{realm}",service="cairn-hostile""#
+                )) {
+                    r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+                }
+                return Ok(r);
+            }
         }
     }
 
@@ -504,6 +552,57 @@ fn status_response(code: u16, retry_after: Option<&str>, body: String) -> Respon
         headers.insert(hyper::header::RETRY_AFTER, v);
     }
     r
+}
+
+fn flood_response(code: u16, content_type: &str, length: Option<u64>) -> Response<ProxyBody> {
+    let mut r = Response::new(Flood { left: length }.boxed());
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// Spaces, 64 KiB a frame, forever or until `left` runs out.
+struct Flood {
+    left: Option<u64>,
+}
+
+/// One frame of a [`Flood`].
+static FLOOD_FRAME: [u8; 64 << 10] = [b' '; 64 << 10];
+
+impl Body for Flood {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = FLOOD_FRAME.len() as u64;
+        let n = match self.left {
+            Some(0) => return Poll::Ready(None),
+            Some(left) => left.min(frame),
+            None => frame,
+        };
+        if let Some(left) = self.left.as_mut() {
+            *left -= n;
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+            &FLOOD_FRAME[..n as usize],
+        )))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == Some(0)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.left {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
 }
 
 /// Removes the headers that describe one hop (RFC 9110 section 7.6.1); hyper frames the body

@@ -12,6 +12,7 @@
 //! - [`cairn`]: the real `cairn` binary in an isolated environment.
 //! - [`fixtures`]: the real Debian test images, built once and cached.
 //! - [`roots`]: image roots in a store (layer stacks), found or mounted as a container sees them.
+//! - [`attack`]: the attack suite's probe program, hostile images, host fingerprints.
 //! - [`util`]: free ports, port waits, temp dirs, running tools with their stderr in errors.
 //!
 //! External tools used: `docker-registry` (distribution 2.8; override with
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod attack;
 pub mod cairn;
 mod certs;
 pub mod faultproxy;

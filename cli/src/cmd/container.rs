@@ -154,7 +154,74 @@ fn resolve_image(ctx: &Context, spec: &str, a: &CreateArgs) -> anyhow::Result<Im
     Ok(store.find_image(&id, &[])?)
 }
 
+/// Creates the container, claiming `--cidfile` first: podman's order, so
+/// a file already there (or a symlink planted there) stops the create
+/// before anything exists, and a failed create removes the file it claimed.
 fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Result<Container> {
+    let cidfile = a.cidfile.as_deref().map(CidFile::claim).transpose()?;
+    let c = match build_container(ctx, a, detach) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(f) = cidfile {
+                f.abandon();
+            }
+            return Err(e);
+        }
+    };
+    if let Some(f) = cidfile {
+        if let Err(e) = f.write(&c.config.id) {
+            let _ = remove(ctx, &c, IfRunning::Stop, Duration::ZERO, true);
+            return Err(e);
+        }
+    }
+    Ok(c)
+}
+
+/// A `--cidfile` this run created: `O_CREAT|O_EXCL|O_NOFOLLOW`, so an
+/// existing file is never overwritten and a symlink never followed (as
+/// podman: "container id file exists").
+struct CidFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl CidFile {
+    fn claim(path: &Path) -> anyhow::Result<CidFile> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .mode(0o644)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => usage(format!(
+                    "container id file exists. Ensure another container is not using it or delete {}",
+                    path.display()
+                )),
+                _ => usage(format!("--cidfile {}: create: {e}", path.display())),
+            })?;
+        Ok(CidFile {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    fn write(mut self, id: &str) -> anyhow::Result<()> {
+        self.file
+            .write_all(id.as_bytes())
+            .and_then(|_| self.file.sync_all())
+            .map_err(|e| usage(format!("--cidfile {}: write: {e}", self.path.display())))
+    }
+
+    /// Removes the file this run created (the create failed).
+    fn abandon(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Result<Container> {
     let (image_spec, command) = a.args.split_first().expect("clap requires IMAGE");
     if let Some(d) = &a.log_driver {
         if !matches!(d.as_str(), "k8s-file" | "") {
@@ -412,10 +479,6 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
         Some((_, r)) => add_user(dir, &root, r),
         None => Ok(()),
     })?;
-    if let Some(f) = &a.cidfile {
-        std::fs::write(f, &config.id)
-            .with_context(|| format!("write --cidfile {}", f.display()))?;
-    }
     Ok(c)
 }
 
@@ -532,7 +595,7 @@ fn add_user(
         let Ok(meta) = std::fs::metadata(&lower) else {
             continue;
         };
-        let mut text = std::fs::read_to_string(&lower).unwrap_or_default();
+        let mut text = container::files::read_resolved(&lower)?.unwrap_or_default();
         let present = text.lines().any(|l| {
             let f: Vec<&str> = l.split(':').collect();
             f.len() > 2 && (f[0] == name || f[2].parse::<u32>().ok() == Some(id))
@@ -740,7 +803,7 @@ fn home_of(image_root: &cairn_unpacker::ImageRoot, user: &str) -> String {
     let name = if name.is_empty() { "0" } else { name };
     image_root
         .find(Path::new("etc/passwd"))
-        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|p| container::files::read_resolved(&p).ok().flatten())
         .and_then(|text| {
             text.lines().find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
@@ -766,8 +829,13 @@ fn parse_volume(v: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
             "--volume {v:?}: the destination {dst:?} must be an absolute path"
         )));
     }
+    // nosuid and nodev unless `suid`/`dev` ask (podman's defaults for
+    // volumes): a device node or setuid file made in a volume by the
+    // container's root gives nothing.
     let mut m = MountConfig {
         destination: clean_path(dst),
+        nosuid: true,
+        nodev: true,
         ..MountConfig::default()
     };
     match src {
@@ -781,18 +849,13 @@ fn parse_volume(v: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
             m.source = p.to_string_lossy().into_owned();
         }
         Some(name) => {
-            validate_name(name).map_err(|_| {
+            m.source = volume_source(volumes, name).map_err(|e| {
                 usage(format!(
-                    "--volume {v:?}: {name:?} is neither an absolute path nor a valid volume name"
+                    "--volume {v:?}: {name:?} is neither an absolute path nor a valid volume name ({e})"
                 ))
             })?;
             m.kind = "volume".into();
             m.name = Some(name.to_owned());
-            m.source = volumes
-                .join(name)
-                .join("_data")
-                .to_string_lossy()
-                .into_owned();
         }
         None => {
             let name = container::new_id();
@@ -839,9 +902,34 @@ fn apply_bind_option(m: &mut MountConfig, o: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The data directory of the named volume `name` under `volumes`. The name
+/// is joined to a host path, so it must be a plain name (podman's rule,
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`): `../..` or `/etc` would put the "volume"
+/// anywhere on the host.
+fn volume_source(volumes: &Path, name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let plain = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !plain {
+        return Err(format!(
+            "volume name {name:?} is invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+        ));
+    }
+    Ok(volumes
+        .join(name)
+        .join("_data")
+        .to_string_lossy()
+        .into_owned())
+}
+
 /// `--mount type=bind,source=/a,target=/b,ro=true,…`.
 fn parse_mount(spec: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
-    let mut m = MountConfig::default();
+    // nosuid and nodev as for `-v` (a tmpfs gets them anyway).
+    let mut m = MountConfig {
+        nosuid: true,
+        nodev: true,
+        ..MountConfig::default()
+    };
     let mut kind = String::from("volume");
     let mut src = None;
     for kv in spec.split(',') {
@@ -885,11 +973,11 @@ fn parse_mount(spec: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
                 Some(n) => (n, false),
                 None => (container::new_id(), true),
             };
-            m.source = volumes
-                .join(&name)
-                .join("_data")
-                .to_string_lossy()
-                .into_owned();
+            m.source = volume_source(volumes, &name).map_err(|e| {
+                usage(format!(
+                    "--mount {spec:?}: {e}; for a host directory use type=bind"
+                ))
+            })?;
             m.name = Some(name);
             m.anonymous = anon;
         }
@@ -1566,8 +1654,8 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| c.config.process.user.clone());
     let user_name = user.split(':').next().unwrap_or("").to_owned();
-    let passwd =
-        std::fs::read_to_string(format!("/proc/{pid}/root/etc/passwd")).unwrap_or_default();
+    // Inside the container's root, bounded, never a device or FIFO.
+    let passwd = container::files::read_in_container(pid, "etc/passwd")?.unwrap_or_default();
     let entry = passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())

@@ -345,7 +345,11 @@ fn container_user(user: &str) -> (u32, u32) {
         .split_once(':')
         .map_or((user, None), |(u, g)| (u, Some(g)));
     let lookup = |file: &str, key: &str| -> Option<(u32, u32)> {
-        let text = fs::read_to_string(file).ok()?;
+        // The container's file: bounded, never a device or FIFO.
+        let root = fs::File::open("/").ok()?;
+        let rel = file.trim_start_matches('/');
+        let text = crate::container::files::read_in_root(&root, Path::new(rel), Path::new(file))
+            .ok()??;
         text.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             if f.len() < 3 || (f[0] != key && f[2] != key) {

@@ -347,6 +347,11 @@ fn read_json(file: &Path) -> Result<Option<Value>, Error> {
     }
 }
 
+/// Replaces `file` with `doc`: written to a new temp file in the same
+/// directory (a random name, `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600, so a
+/// symlink or file someone planted at a predictable name is never written
+/// through), fsynced, renamed over `file`, and the directory fsynced. A crash
+/// leaves the old file or the new one, plus at worst a stray `.NAME.*.tmp`.
 fn write_json(file: &Path, doc: &Value) -> Result<(), Error> {
     let io = |op: &str, p: &Path, e| Error::Io {
         op: op.to_owned(),
@@ -359,25 +364,46 @@ fn write_json(file: &Path, doc: &Value) -> Result<(), Error> {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| io("chmod", dir, e))?;
     }
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        file.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("auth.json")
-    ));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| io("create", &tmp, e))?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("auth.json");
+    let (tmp, mut f) = create_temp(dir, name).map_err(|(p, e)| io("create", &p, e))?;
     let bytes = serde_json::to_vec_pretty(doc).expect("JSON values serialize");
-    f.write_all(&bytes)
+    let written = f
+        .write_all(&bytes)
         .and_then(|_| f.write_all(b"\n"))
         .and_then(|_| f.sync_all())
-        .map_err(|e| io("write", &tmp, e))?;
-    fs::rename(&tmp, file).map_err(|e| io("rename into place", file, e))
+        .map_err(|e| io("write", &tmp, e))
+        .and_then(|_| fs::rename(&tmp, file).map_err(|e| io("rename into place", file, e)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("fsync directory", dir, e))
+}
+
+/// A new file `.NAME.RANDOM.tmp` in `dir`, created exclusively and without
+/// following a symlink (open(2): `O_EXCL` with `O_CREAT` fails on any
+/// existing path, a symlink included; `O_NOFOLLOW` says so twice).
+fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, fs::File), (PathBuf, std::io::Error)> {
+    let mut attempt = 0;
+    loop {
+        let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err((tmp, e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -491,5 +517,42 @@ mod tests {
         assert!(Credentials::parse("nocolon").is_err());
         assert!(Credentials::parse(":x").is_err());
         assert!(!format!("{:?}", creds("a", "secret")).contains("secret"));
+    }
+
+    #[test]
+    fn write_json_never_writes_through_a_planted_temp_path() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        // A symlink at the temp name write_json used to use.
+        std::os::unix::fs::symlink(&victim, dir.path().join(".auth.json.tmp")).unwrap();
+        let file = dir.path().join("auth.json");
+        for i in 0..3 {
+            write_json(&file, &json!({"auths": {"r": {"auth": i.to_string()}}})).unwrap();
+        }
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        let meta = fs::symlink_metadata(&file).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert!(fs::read_to_string(&file).unwrap().contains("\"2\""));
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn temp_files_are_exclusive_and_random() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = create_temp(dir.path(), "auth.json").unwrap();
+        let (b, _) = create_temp(dir.path(), "auth.json").unwrap();
+        assert_ne!(a, b);
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with(".auth.json.") && name.ends_with(".tmp"),
+            "{name}"
+        );
     }
 }

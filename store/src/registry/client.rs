@@ -1,17 +1,22 @@
-//! A registry connection: `oci-client` for manifests, blobs and the auth
-//! flows, plus what it lacks — retries with backoff that honor
-//! `Retry-After`, resumable blob downloads into the store, credentials from
-//! auth files, plain-HTTP fallback for insecure registries.
+//! A registry connection over the distribution API (reqwest): manifests,
+//! blobs and the token flow, every response body bounded while it streams
+//! (see [`Caps`]), retries with backoff that honor `Retry-After`, resumable
+//! blob downloads into the store, credentials from auth files, plain-HTTP
+//! fallback for insecure registries.
+//!
+//! Nothing a registry sends is buffered before its size is known to be
+//! within a cap: a body is read chunk by chunk and the read stops at the
+//! first byte over the cap (a `Content-Length` over it fails before any
+//! byte is read). Blobs are written to the store, never held, and the
+//! writer refuses a byte past the descriptor's size.
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::StreamExt;
-use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::RegistryOperation;
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, ACCEPT, RANGE, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::StatusCode;
 
 use super::auth::{AuthFiles, Credentials};
 use super::conf::RegistriesConf;
@@ -69,25 +74,68 @@ impl RegistryOptions {
     }
 }
 
+/// The most cairn reads of each kind of registry response, as
+/// containers/image's `iolimits` (the manifest cap is also what the store
+/// accepts, [`crate::images::MAX_MANIFEST_SIZE`]).
+pub struct Caps;
+
+impl Caps {
+    /// A manifest or index.
+    pub const MANIFEST: u64 = crate::images::MAX_MANIFEST_SIZE;
+    /// A token endpoint's answer (`iolimits.MaxAuthTokenBodySize`).
+    pub const TOKEN: u64 = 1 << 20;
+    /// The body of an error response: only read for its message, and
+    /// whatever is past this is dropped, not an error (`MaxErrorBodySize`).
+    pub const ERROR_BODY: u64 = 1 << 20;
+}
+
 /// Something that failed and may be worth another attempt.
 #[derive(Debug)]
 enum Failure {
     Retry {
         detail: String,
+        /// A 429: wait `retry_after` (the registry's `Retry-After`) if it
+        /// said, else the backoff.
         rate_limited: bool,
+        retry_after: Option<Duration>,
         fatal_if_exhausted: Option<Error>,
     },
     Fatal(Error),
+    /// A 416 to a Range request: the registry holds nothing past the
+    /// offset asked for (only blob downloads send a Range).
+    RangeNotSatisfiable(String),
+}
+
+impl Failure {
+    fn retry(detail: String) -> Failure {
+        Failure::Retry {
+            detail,
+            rate_limited: false,
+            retry_after: None,
+            fatal_if_exhausted: None,
+        }
+    }
 }
 
 /// Called before each retry with what failed, the attempt number and the delay.
 pub(crate) type RetryHook = Box<dyn Fn(&str, u32, Duration) + Send + Sync>;
 
+/// How requests are authorized, learnt from the registry's first 401.
+#[derive(Debug, Clone)]
+enum Authorization {
+    /// Nothing sent (yet).
+    None,
+    /// `Authorization: Basic` with the credentials (a Basic challenge).
+    Basic,
+    /// `Authorization: Bearer` with a token from the challenge's realm.
+    Bearer(String),
+}
+
 /// A connection to one registry for one image.
 pub(crate) struct RegistryClient {
-    client: oci_client::Client,
     raw: reqwest::Client,
-    auth: RegistryAuth,
+    creds: Option<Credentials>,
+    authorization: Mutex<Authorization>,
     scheme: &'static str,
     reference: Reference,
     insecure: bool,
@@ -108,6 +156,84 @@ pub(crate) fn api_host(registry: &str) -> &str {
     match registry {
         "docker.io" => "index.docker.io",
         r => r,
+    }
+}
+
+/// A body read no further than its cap.
+#[derive(Debug)]
+pub(crate) enum Capped {
+    /// The whole body, at most the cap.
+    Whole(Bytes),
+    /// The body (or its `Content-Length`) is longer than the cap; reading
+    /// stopped at the first byte past it.
+    TooLarge,
+}
+
+/// Reads `resp`'s body, stopping at `cap + 1` bytes: a body is never held
+/// whole before its size is known to be within `cap`.
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: u64,
+) -> Result<Capped, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Ok(Capped::TooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Ok(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Capped::Whole(body.freeze()))
+}
+
+/// Up to [`Caps::ERROR_BODY`] of an error response, lossily as text; the
+/// rest is not read.
+async fn error_body(mut resp: reqwest::Response) -> String {
+    let mut body = BytesMut::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = Caps::ERROR_BODY as usize - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() as u64 >= Caps::ERROR_BODY {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The error envelope of the distribution spec.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    errors: Vec<EnvelopeError>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct EnvelopeError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// A token endpoint's answer (docker token spec: `token`, or OAuth2's `access_token`).
+#[derive(Debug, serde::Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    access_token: String,
+}
+
+/// At most this many characters of a registry's words go into an error line.
+const MAX_DETAIL_CHARS: usize = 300;
+
+fn shorten(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
     }
 }
 
@@ -150,6 +276,9 @@ impl RegistryClient {
         let mut builder = reqwest::Client::builder()
             .danger_accept_invalid_certs(insecure)
             .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+            // reqwest drops `Authorization` on a redirect to another host.
             .redirect(reqwest::redirect::Policy::limited(5));
         builder = if roots.exclusive {
             builder.tls_certs_only(roots.reqwest())
@@ -166,43 +295,14 @@ impl RegistryClient {
         } else {
             "https"
         };
-        let protocol = if scheme == "http" {
-            ClientProtocol::HttpsExcept(vec![host.clone()])
-        } else {
-            ClientProtocol::Https
-        };
-        let (tls_certs_only, extra_root_certificates) = if roots.exclusive {
-            (roots.oci(), Vec::new())
-        } else {
-            (Vec::new(), roots.oci())
-        };
-        let config = ClientConfig {
-            protocol,
-            accept_invalid_certificates: insecure,
-            tls_certs_only,
-            extra_root_certificates,
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(60)),
-            user_agent: concat!("cairn/", env!("CARGO_PKG_VERSION")),
-            ..Default::default()
-        };
-        let client = oci_client::Client::try_from(config).map_err(|e| Error::Registry {
-            reference: reference.to_string(),
-            kind: RegistryError::Other(format!("cannot set up the registry client: {e}")),
-        })?;
         let creds = match &opts.credentials {
             Some(c) => Some(c.clone()),
             None => opts.auth_files.credentials_for(reference)?,
         };
-        let auth = match creds {
-            Some(c) => RegistryAuth::Basic(c.username, c.password),
-            None => RegistryAuth::Anonymous,
-        };
         Ok(RegistryClient {
-            client,
             raw,
-            auth,
+            creds,
+            authorization: Mutex::new(Authorization::None),
             scheme,
             reference: reference.clone(),
             insecure,
@@ -213,26 +313,36 @@ impl RegistryClient {
         })
     }
 
+    fn url(&self, kind: &str, id: &str) -> String {
+        format!(
+            "{}://{}/v2/{}/{kind}/{id}",
+            self.scheme,
+            api_host(self.reference.registry()),
+            self.reference.repository()
+        )
+    }
+
     /// Fetches a manifest or index by the reference's tag or digest: exact
-    /// bytes, their digest (verified against a digest reference), size-capped.
+    /// bytes, their digest (verified against a digest reference), read no
+    /// further than [`Caps::MANIFEST`].
     pub(crate) async fn manifest(&self, reference: &Reference) -> Result<(Bytes, Digest), Error> {
-        let oci_ref = reference.to_oci();
-        let what = format!("manifest {}", reference.tag_or_digest());
-        let (bytes, _) = self
-            .with_retries(&what, "manifests", &reference.tag_or_digest(), || async {
-                self.client
-                    .pull_manifest_raw(&oci_ref, &self.auth, types::ACCEPTED_MANIFESTS)
-                    .await
-                    .map_err(|e| self.classify(e))
+        let id = reference.tag_or_digest();
+        let what = format!("manifest {id}");
+        let url = self.url("manifests", &id);
+        let accept = types::ACCEPTED_MANIFESTS.join(", ");
+        let bytes = self
+            .with_retries(&what, || async {
+                let resp = self.get(&url, Some(&accept), None).await?;
+                match read_capped(resp, Caps::MANIFEST).await {
+                    Ok(Capped::Whole(b)) => Ok(b),
+                    Ok(Capped::TooLarge) => Err(Failure::Fatal(self.too_large(
+                        &format!("{what} from {}", self.reference.registry()),
+                        Caps::MANIFEST,
+                    ))),
+                    Err(e) => Err(self.classify_transport(&e)),
+                }
             })
             .await?;
-        if bytes.len() as u64 > crate::images::MAX_MANIFEST_SIZE {
-            return Err(self.error(RegistryError::Other(format!(
-                "manifest is {} bytes, more than the {} allowed",
-                bytes.len(),
-                crate::images::MAX_MANIFEST_SIZE
-            ))));
-        }
         let actual = Digest::sha256_of(&bytes);
         if let Some(want) = reference.digest() {
             let ok = match want.algorithm() {
@@ -255,22 +365,144 @@ impl RegistryClient {
         Ok((bytes, actual))
     }
 
+    /// The one-line error for a response over its cap.
+    fn too_large(&self, what: &str, cap: u64) -> Error {
+        self.error(RegistryError::TooLarge {
+            what: what.to_owned(),
+            registry: self.reference.registry().to_owned(),
+            cap,
+        })
+    }
+
+    /// GET `url` with the authorization learnt so far; on a 401 with a
+    /// challenge, authorizes (Basic, or a token from the realm) and asks
+    /// once more. A success comes back unread; anything else is a
+    /// [`Failure`] (its body read at most [`Caps::ERROR_BODY`]).
+    async fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        range_from: Option<u64>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut challenged = false;
+        loop {
+            let mut req = self.raw.get(url);
+            if let Some(a) = accept {
+                req = req.header(ACCEPT, a);
+            }
+            if let Some(from) = range_from {
+                req = req.header(RANGE, format!("bytes={from}-"));
+            }
+            let authorization = self.authorization.lock().expect("not poisoned").clone();
+            req = match (&authorization, &self.creds) {
+                (Authorization::Basic, Some(c)) => req.basic_auth(&c.username, Some(&c.password)),
+                (Authorization::Bearer(t), _) => req.bearer_auth(t),
+                _ => req,
+            };
+            let resp = req.send().await.map_err(|e| self.classify_transport(&e))?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            if status == StatusCode::UNAUTHORIZED && !challenged {
+                if let Some(challenge) = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                {
+                    if self.authorize(&challenge).await? {
+                        challenged = true;
+                        continue;
+                    }
+                }
+            }
+            return Err(self
+                .classify_status(status, resp.headers().clone(), resp)
+                .await);
+        }
+    }
+
+    /// Answers a `WWW-Authenticate` challenge; false if there is nothing
+    /// to answer it with (a Basic challenge and no credentials).
+    async fn authorize(&self, challenge: &str) -> Result<bool, Failure> {
+        if let Some(params) = challenge.strip_prefix("Bearer ") {
+            let token = self.token(params).await?;
+            *self.authorization.lock().expect("not poisoned") = Authorization::Bearer(token);
+            return Ok(true);
+        }
+        if challenge.starts_with("Basic") && self.creds.is_some() {
+            *self.authorization.lock().expect("not poisoned") = Authorization::Basic;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A pull token from a Bearer challenge's realm (the docker token
+    /// protocol), with the credentials if there are any; the answer is read
+    /// no further than [`Caps::TOKEN`].
+    async fn token(&self, params: &str) -> Result<String, Failure> {
+        let realm = super::param(params, "realm").ok_or_else(|| {
+            Failure::Fatal(self.error(RegistryError::Other(format!(
+                "bearer challenge without realm: {}",
+                shorten(params)
+            ))))
+        })?;
+        let scope = format!("repository:{}:pull", self.reference.repository());
+        let mut req = self.raw.get(&realm).query(&[("scope", scope.as_str())]);
+        if let Some(service) = super::param(params, "service") {
+            req = req.query(&[("service", service.as_str())]);
+        }
+        if let Some(c) = &self.creds {
+            req = req
+                .basic_auth(&c.username, Some(&c.password))
+                .query(&[("account", c.username.as_str())]);
+        }
+        let resp = req.send().await.map_err(|e| self.classify_transport(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let headers = resp.headers().clone();
+            return Err(match status.as_u16() {
+                401 | 403 => {
+                    let body = error_body(resp).await;
+                    self.unauthorized(format!("token request refused: {}", shorten(&body)))
+                }
+                _ => self.classify_status(status, headers, resp).await,
+            });
+        }
+        let what = format!("token response from {realm}");
+        let body = match read_capped(resp, Caps::TOKEN).await {
+            Ok(Capped::Whole(b)) => b,
+            Ok(Capped::TooLarge) => return Err(Failure::Fatal(self.too_large(&what, Caps::TOKEN))),
+            Err(e) => return Err(self.classify_transport(&e)),
+        };
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            Failure::Fatal(self.error(RegistryError::Other(format!(
+                "the {what} is not a token: {e}"
+            ))))
+        })?;
+        match (t.token, t.access_token) {
+            (t, _) if !t.is_empty() => Ok(t),
+            (_, t) if !t.is_empty() => Ok(t),
+            _ => Err(Failure::Fatal(self.error(RegistryError::Other(format!(
+                "the {what} holds no token"
+            ))))),
+        }
+    }
+
     /// Downloads a blob into `writer`, continuing from what it already holds
     /// (a resumed partial) with a Range request, retrying and resuming
     /// after connection drops, 429s and 5xx. Calls `progress` with the total
-    /// bytes held after each chunk. The caller commits the writer.
+    /// bytes held after each chunk. The caller commits the writer, which
+    /// refuses any byte past `desc.size`: an endless blob fails there.
     pub(crate) async fn blob(
         &self,
         desc: &Descriptor,
         writer: &mut BlobWriter,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), Error> {
-        let oci_ref = self.reference.to_oci();
         let digest = desc.digest.to_string();
-        let layer = oci_client::client::LayerDescriptor {
-            digest: &digest,
-            urls: &None,
-        };
+        let url = self.url("blobs", &digest);
         let mut attempt = 0u32;
         loop {
             let offset = writer.written();
@@ -278,36 +510,33 @@ impl RegistryClient {
                 if offset == desc.size && desc.size > 0 {
                     return Ok(());
                 }
-                let response = self
-                    .client
-                    .pull_blob_stream_partial(&oci_ref, &layer, offset, None)
-                    .await
-                    .map_err(|e| self.classify(e))?;
-                let mut stream = match response {
-                    BlobResponse::Partial(s) => s,
-                    BlobResponse::Full(s) => {
-                        if offset > 0 {
-                            // The server ignored the Range: start over.
-                            writer.restart().map_err(Failure::Fatal)?;
+                let mut response = self.get(&url, None, Some(offset)).await?;
+                if offset > 0 && response.status() != StatusCode::PARTIAL_CONTENT {
+                    // The server ignored the Range: start over.
+                    writer.restart().map_err(Failure::Fatal)?;
+                }
+                loop {
+                    let chunk = match response.chunk().await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(e) => {
+                            return Err(Failure::Retry {
+                                detail: format!("reading blob {digest}: {}", chain(&e)),
+                                rate_limited: false,
+                                retry_after: None,
+                                fatal_if_exhausted: Some(Error::SizeMismatch {
+                                    what: format!(
+                                        "blob from {} (connection lost: {})",
+                                        self.reference.registry(),
+                                        chain(&e)
+                                    ),
+                                    digest: desc.digest.clone(),
+                                    expected: desc.size,
+                                    got: writer.written(),
+                                }),
+                            })
                         }
-                        s
-                    }
-                };
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| Failure::Retry {
-                        detail: format!("reading blob {digest}: {}", chain(&e)),
-                        rate_limited: false,
-                        fatal_if_exhausted: Some(Error::SizeMismatch {
-                            what: format!(
-                                "blob from {} (connection lost: {})",
-                                self.reference.registry(),
-                                chain(&e)
-                            ),
-                            digest: desc.digest.clone(),
-                            expected: desc.size,
-                            got: writer.written(),
-                        }),
-                    })?;
+                    };
                     writer.write(&chunk).map_err(Failure::Fatal)?;
                     progress(writer.written());
                 }
@@ -319,6 +548,7 @@ impl RegistryClient {
                             desc.size
                         ),
                         rate_limited: false,
+                        retry_after: None,
                         fatal_if_exhausted: Some(Error::SizeMismatch {
                             what: format!("blob from {}", self.reference.registry()),
                             digest: desc.digest.clone(),
@@ -333,9 +563,23 @@ impl RegistryClient {
             match result {
                 Ok(()) => return Ok(()),
                 Err(Failure::Fatal(e)) => return Err(self.rename_blob_error(e)),
+                Err(Failure::RangeNotSatisfiable(detail)) => {
+                    // Asked to resume at `offset`, the registry says there
+                    // is nothing there: its blob is shorter than declared.
+                    return Err(Error::SizeMismatch {
+                        what: format!(
+                            "blob from {} (it has nothing past byte {offset}: {detail})",
+                            self.reference.registry()
+                        ),
+                        digest: desc.digest.clone(),
+                        expected: desc.size,
+                        got: writer.written(),
+                    });
+                }
                 Err(Failure::Retry {
                     detail,
                     rate_limited,
+                    retry_after,
                     fatal_if_exhausted,
                 }) => {
                     if attempt >= self.retries {
@@ -358,7 +602,7 @@ impl RegistryClient {
                             })
                         }));
                     }
-                    let delay = self.delay(attempt, rate_limited, "blobs", &digest).await?;
+                    let delay = self.delay(attempt, rate_limited, retry_after)?;
                     (self.on_retry)(&detail, attempt + 1, delay);
                     tokio::time::sleep(delay).await;
                     attempt += 1;
@@ -384,13 +628,7 @@ impl RegistryClient {
         }
     }
 
-    async fn with_retries<T, F, Fut>(
-        &self,
-        what: &str,
-        kind: &str,
-        id: &str,
-        mut op: F,
-    ) -> Result<T, Error>
+    async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
@@ -400,9 +638,13 @@ impl RegistryClient {
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::RangeNotSatisfiable(detail)) => {
+                    return Err(self.error(RegistryError::Other(detail)))
+                }
                 Err(Failure::Retry {
                     detail,
                     rate_limited,
+                    retry_after,
                     fatal_if_exhausted,
                 }) => {
                     if attempt >= self.retries {
@@ -414,7 +656,7 @@ impl RegistryClient {
                             })
                         }));
                     }
-                    let delay = self.delay(attempt, rate_limited, kind, id).await?;
+                    let delay = self.delay(attempt, rate_limited, retry_after)?;
                     (self.on_retry)(&format!("{what}: {detail}"), attempt + 1, delay);
                     tokio::time::sleep(delay).await;
                     attempt += 1;
@@ -424,14 +666,12 @@ impl RegistryClient {
     }
 
     /// The wait before the next attempt: the registry's `Retry-After` after
-    /// a 429 (asked for again with a HEAD, since oci-client does not keep
-    /// response headers), else `--retry-delay`, else exponential backoff.
-    async fn delay(
+    /// a 429, else `--retry-delay`, else exponential backoff.
+    fn delay(
         &self,
         attempt: u32,
         rate_limited: bool,
-        kind: &str,
-        id: &str,
+        retry_after: Option<Duration>,
     ) -> Result<Duration, Error> {
         let backoff = self.retry_delay.unwrap_or_else(|| {
             RegistryOptions::BASE_DELAY
@@ -441,7 +681,7 @@ impl RegistryClient {
         if !rate_limited {
             return Ok(backoff);
         }
-        match self.retry_after(kind, id).await {
+        match retry_after {
             Some(d) if d > RegistryOptions::MAX_RETRY_AFTER => {
                 Err(self.error(RegistryError::Other(format!(
                     "rate limited (429): the registry asks to retry after {}s, longer than the {}s cairn waits; try again later",
@@ -454,55 +694,6 @@ impl RegistryClient {
         }
     }
 
-    async fn retry_after(&self, kind: &str, id: &str) -> Option<Duration> {
-        let url = format!(
-            "{}://{}/v2/{}/{kind}/{id}",
-            self.scheme,
-            api_host(self.reference.registry()),
-            self.reference.repository()
-        );
-        let mut req = self.raw.head(&url);
-        match &self.auth {
-            RegistryAuth::Basic(u, p) => {
-                let token = self
-                    .client
-                    .auth(
-                        &self.reference.to_oci(),
-                        &self.auth,
-                        RegistryOperation::Pull,
-                    )
-                    .await
-                    .ok()
-                    .flatten();
-                req = match token {
-                    Some(t) => req.bearer_auth(t),
-                    None => req.basic_auth(u, Some(p)),
-                };
-            }
-            RegistryAuth::Bearer(t) => req = req.bearer_auth(t),
-            RegistryAuth::Anonymous => {
-                if let Ok(Some(t)) = self
-                    .client
-                    .auth(
-                        &self.reference.to_oci(),
-                        &self.auth,
-                        RegistryOperation::Pull,
-                    )
-                    .await
-                {
-                    req = req.bearer_auth(t);
-                }
-            }
-        }
-        let resp = req.send().await.ok()?;
-        let value = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)?
-            .to_str()
-            .ok()?;
-        parse_retry_after(value, std::time::SystemTime::now())
-    }
-
     fn error(&self, kind: RegistryError) -> Error {
         Error::Registry {
             reference: self.reference.to_string(),
@@ -510,98 +701,99 @@ impl RegistryClient {
         }
     }
 
-    fn classify(&self, e: OciDistributionError) -> Failure {
-        let registry = self.reference.registry().to_owned();
-        let unauthorized = |detail: String| {
-            Failure::Fatal(self.error(RegistryError::Unauthorized {
-                registry: registry.clone(),
-                detail,
-                auth_file: self.auth_file.clone(),
-            }))
-        };
-        let retry = |detail: String, rate_limited: bool| Failure::Retry {
+    fn unauthorized(&self, detail: String) -> Failure {
+        Failure::Fatal(self.error(RegistryError::Unauthorized {
+            registry: self.reference.registry().to_owned(),
             detail,
-            rate_limited,
-            fatal_if_exhausted: None,
-        };
-        match e {
-            OciDistributionError::RequestError(re) => {
-                let detail = chain(&re);
-                let tls = looks_like_tls(&detail);
-                if tls {
-                    return Failure::Fatal(self.error(RegistryError::Unreachable {
-                        registry,
-                        detail,
-                        tls_hint: !self.insecure,
-                    }));
-                }
-                if re.is_connect() {
-                    return Failure::Retry {
-                        detail: detail.clone(),
-                        rate_limited: false,
-                        fatal_if_exhausted: Some(self.error(RegistryError::Unreachable {
-                            registry,
-                            detail,
-                            tls_hint: false,
-                        })),
-                    };
-                }
-                retry(detail, false)
-            }
-            OciDistributionError::IoError(io) => retry(chain(&io), false),
-            OciDistributionError::ServerError { code, message, .. } => {
-                let detail = format!("HTTP {code}: {}", message.trim());
-                match code {
-                    429 => retry(detail, true),
-                    408 | 500..=599 => retry(detail, false),
-                    401 | 403 => unauthorized(detail),
-                    404 => Failure::Fatal(self.error(RegistryError::NotFound(detail))),
-                    _ => Failure::Fatal(self.error(RegistryError::Other(detail))),
-                }
-            }
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                let detail = envelope
+            auth_file: self.auth_file.clone(),
+        }))
+    }
+
+    /// A request that got no (complete) response.
+    fn classify_transport(&self, re: &reqwest::Error) -> Failure {
+        let registry = self.reference.registry().to_owned();
+        let detail = chain(re);
+        if looks_like_tls(&detail) {
+            return Failure::Fatal(self.error(RegistryError::Unreachable {
+                registry,
+                detail,
+                tls_hint: !self.insecure,
+            }));
+        }
+        if re.is_connect() {
+            return Failure::Retry {
+                detail: detail.clone(),
+                rate_limited: false,
+                retry_after: None,
+                fatal_if_exhausted: Some(self.error(RegistryError::Unreachable {
+                    registry,
+                    detail,
+                    tls_hint: false,
+                })),
+            };
+        }
+        Failure::retry(detail)
+    }
+
+    /// A response that is not a success: its status, `Retry-After` and
+    /// error envelope (read at most [`Caps::ERROR_BODY`]).
+    async fn classify_status(
+        &self,
+        status: StatusCode,
+        headers: HeaderMap,
+        resp: reqwest::Response,
+    ) -> Failure {
+        let body = error_body(resp).await;
+        let envelope: Envelope = serde_json::from_str(&body).unwrap_or_default();
+        let codes: Vec<&str> = envelope.errors.iter().map(|e| e.code.as_str()).collect();
+        let detail = if envelope.errors.is_empty() {
+            format!("HTTP {}: {}", status.as_u16(), shorten(&body))
+        } else {
+            shorten(
+                &envelope
                     .errors
                     .iter()
-                    .map(|e| format!("{:?}: {}", e.code, e.message))
+                    .map(|e| format!("{}: {}", e.code, e.message))
                     .collect::<Vec<_>>()
-                    .join("; ");
-                if codes.iter().any(|c| matches!(c, OciErrorCode::Toomanyrequests)) {
-                    return retry(detail, true);
-                }
-                if codes
-                    .iter()
-                    .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-                {
-                    return unauthorized(detail);
-                }
-                if codes.iter().any(|c| {
-                    matches!(
-                        c,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::BlobUnknown
-                            | OciErrorCode::NotFound
-                    )
-                }) {
-                    return Failure::Fatal(self.error(RegistryError::NotFound(detail)));
-                }
-                Failure::Fatal(self.error(RegistryError::Other(detail)))
-            }
-            OciDistributionError::UnauthorizedError { .. } => {
-                unauthorized("HTTP 401 Unauthorized".into())
-            }
-            OciDistributionError::AuthenticationFailure(m) => {
-                unauthorized(format!("token request refused: {}", m.trim()))
-            }
-            OciDistributionError::DigestError(d) => {
-                Failure::Fatal(self.error(RegistryError::Other(format!(
-                    "content does not match its digest ({d}); the registry serves corrupt or tampered data"
-                ))))
-            }
-            other => Failure::Fatal(self.error(RegistryError::Other(chain(&other)))),
+                    .join("; "),
+            )
+        };
+        let fatal = |kind| Failure::Fatal(self.error(kind));
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Failure::RangeNotSatisfiable(detail);
         }
+        if status == StatusCode::TOO_MANY_REQUESTS || codes.contains(&"TOOMANYREQUESTS") {
+            return Failure::Retry {
+                detail,
+                rate_limited: true,
+                retry_after: headers
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
+                fatal_if_exhausted: None,
+            };
+        }
+        if status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
+            return Failure::retry(detail);
+        }
+        if matches!(status.as_u16(), 401 | 403)
+            || codes
+                .iter()
+                .any(|c| matches!(*c, "UNAUTHORIZED" | "DENIED"))
+        {
+            return self.unauthorized(detail);
+        }
+        if status == StatusCode::NOT_FOUND
+            || codes.iter().any(|c| {
+                matches!(
+                    *c,
+                    "MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "BLOB_UNKNOWN" | "NOT_FOUND"
+                )
+            })
+        {
+            return fatal(RegistryError::NotFound(detail));
+        }
+        fatal(RegistryError::Other(detail))
     }
 }
 
@@ -662,6 +854,102 @@ fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Serves one HTTP response on 127.0.0.1: `head`, then `body_len`
+    /// bytes of spaces (`None`: until the client hangs up). Returns the
+    /// URL and a handle yielding how many body bytes were written.
+    async fn serve(head: String, body_len: Option<u64>) -> (String, tokio::task::JoinHandle<u64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 4096];
+            let _ = conn.read(&mut req).await;
+            conn.write_all(head.as_bytes()).await.unwrap();
+            let chunk = vec![b' '; 64 << 10];
+            let mut sent = 0u64;
+            loop {
+                let n = match body_len {
+                    Some(len) if sent >= len => break,
+                    Some(len) => (len - sent).min(chunk.len() as u64) as usize,
+                    None => chunk.len(),
+                };
+                if conn.write_all(&chunk[..n]).await.is_err() {
+                    break;
+                }
+                sent += n as u64;
+            }
+            sent
+        });
+        (url, task)
+    }
+
+    async fn get(url: &str) -> reqwest::Response {
+        install_crypto_provider();
+        reqwest::Client::new().get(url).send().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_read_no_further_than_the_cap() {
+        let (url, server) =
+            serve("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(), None).await;
+        let cap = 1 << 20;
+        let r = read_capped(get(&url).await, cap).await.unwrap();
+        assert!(matches!(r, Capped::TooLarge), "{r:?}");
+        // The server could write what the socket buffers hold, no more.
+        let sent = server.await.unwrap();
+        assert!(
+            sent < cap + (16 << 20),
+            "the client kept reading: {sent} bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_content_length_over_the_cap_fails_before_the_body_is_read() {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            5u64 << 30
+        );
+        let (url, server) = serve(head, Some(5 << 30)).await;
+        let r = read_capped(get(&url).await, 4 << 20).await.unwrap();
+        assert!(matches!(r, Capped::TooLarge), "{r:?}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn bodies_up_to_the_cap_are_read_whole() {
+        for len in [0u64, 1, 4 << 20] {
+            let head =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+            let (url, _server) = serve(head, Some(len)).await;
+            match read_capped(get(&url).await, 4 << 20).await.unwrap() {
+                Capped::Whole(b) => assert_eq!(b.len() as u64, len),
+                Capped::TooLarge => panic!("{len} bytes refused"),
+            }
+        }
+        // No length (the body ends when the connection closes): one byte over is refused.
+        let (url, _server) = serve(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(),
+            Some((4 << 20) + 1),
+        )
+        .await;
+        let r = read_capped(get(&url).await, 4 << 20).await.unwrap();
+        assert!(matches!(r, Capped::TooLarge), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn an_endless_error_body_yields_at_most_its_cap() {
+        let (url, server) = serve(
+            "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n".into(),
+            None,
+        )
+        .await;
+        let body = error_body(get(&url).await).await;
+        assert_eq!(body.len() as u64, Caps::ERROR_BODY);
+        server.abort();
+        assert!(shorten(&format!("x{body}x")).chars().count() <= MAX_DETAIL_CHARS + 1);
+    }
 
     #[test]
     fn retry_after_forms() {

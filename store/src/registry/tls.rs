@@ -17,8 +17,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use oci_client::client::{Certificate, CertificateEncoding};
-
 use crate::error::Error;
 
 const BUNDLES: &[&str] = &[
@@ -162,17 +160,6 @@ impl Roots {
             }
         }
         Ok(Roots { pem, exclusive })
-    }
-
-    /// As oci-client wants them.
-    pub(crate) fn oci(&self) -> Vec<Certificate> {
-        self.pem
-            .iter()
-            .map(|p| Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: p.clone(),
-            })
-            .collect()
     }
 
     /// As reqwest wants them (unparsable blocks are skipped, as the platform

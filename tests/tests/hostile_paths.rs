@@ -1,0 +1,236 @@
+//! End-to-end: paths cairn writes that someone else may have prepared.
+//! A symlink planted where `--cidfile` or the credentials temp file go
+//! must not be written through; an existing cidfile is not overwritten;
+//! a volume name that is a path (`../..`, `/etc`) is refused before
+//! anything is created. As root and as the rootless test user, asserting
+//! the file a symlink points at is untouched and nothing was created.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::Path;
+use std::process::Command;
+
+use cairn_tests::util::run;
+use cairn_tests::{Auth, Cairn, ImageSpec, OciLayout, Registry, RegistryOptions};
+
+const PRECIOUS: &str = "the host's own content\n";
+
+fn environments() -> Vec<(&'static str, Cairn)> {
+    vec![
+        ("root", Cairn::new().expect("env")),
+        ("rootless", Cairn::rootless().expect("rootless env")),
+    ]
+}
+
+/// A file the user running cairn may write (so a followed symlink would
+/// really overwrite it), holding [`PRECIOUS`].
+fn victim(cairn: &Cairn, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("victim");
+    fs::write(&path, PRECIOUS).unwrap();
+    if let Some(u) = cairn.user() {
+        run(Command::new("chown")
+            .arg(format!("{}:{}", u.uid, u.gid))
+            .arg(&path))
+        .unwrap();
+    }
+    path
+}
+
+/// A small image pulled into `cairn`'s store from an OCI layout; its id.
+fn small_image(cairn: &Cairn) -> String {
+    let dir = cairn.scratch().join("layout");
+    let layout = OciLayout::create(&dir).expect("layout");
+    let image = layout
+        .add_image("latest", &ImageSpec::new().layer(&[("etc/payload", b"x")]))
+        .expect("image");
+    if let Some(u) = cairn.user() {
+        run(Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", u.uid, u.gid))
+            .arg(&dir))
+        .unwrap();
+    }
+    cairn
+        .ok(["pull", "-q", &image.skopeo_ref])
+        .trim()
+        .to_owned()
+}
+
+fn no_containers(who: &str, cairn: &Cairn) {
+    let ps = cairn.ok(["ps", "-a", "-q"]);
+    assert!(ps.trim().is_empty(), "{who}: containers left: {ps}");
+}
+
+/// `--cidfile` at an existing file, or at a symlink to a file the user can
+/// write: refused with podman's words, exit 125, nothing created, the file
+/// and the symlink's target untouched.
+#[test]
+fn cidfile_is_never_overwritten_nor_followed() {
+    for (who, cairn) in environments() {
+        let image = small_image(&cairn);
+        let target = victim(&cairn, cairn.scratch());
+        let existing = cairn.scratch().join("existing.cid");
+        fs::write(&existing, PRECIOUS).unwrap();
+        let link = cairn.scratch().join("link.cid");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let dangling = cairn.scratch().join("dangling.cid");
+        let dangling_target = cairn.scratch().join("created-through-the-link");
+        std::os::unix::fs::symlink(&dangling_target, &dangling).unwrap();
+
+        for (what, cidfile) in [
+            ("existing file", &existing),
+            ("symlink to a file", &link),
+            ("dangling symlink", &dangling),
+        ] {
+            for verb in ["create", "run"] {
+                let cid = cidfile.to_str().unwrap();
+                let r = cairn.fails(125, [verb, "--cidfile", cid, &image, "true"]);
+                assert!(
+                    r.stderr.contains(&format!(
+                        "container id file exists. Ensure another container is not using it or delete {cid}"
+                    )),
+                    "{who}, {what}, {verb}: {}",
+                    r.stderr
+                );
+                no_containers(who, &cairn);
+            }
+        }
+        assert_eq!(fs::read_to_string(&existing).unwrap(), PRECIOUS, "{who}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), PRECIOUS, "{who}");
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink(), "{who}");
+        assert!(!dangling_target.exists(), "{who}: written through the link");
+
+        // A free path still works, and a failed create removes its cidfile.
+        let fresh = cairn.scratch().join("fresh.cid");
+        let id = cairn.ok([
+            "create",
+            "--cidfile",
+            fresh.to_str().unwrap(),
+            &image,
+            "true",
+        ]);
+        assert_eq!(fs::read_to_string(&fresh).unwrap(), id.trim(), "{who}");
+        let failed = cairn.scratch().join("failed.cid");
+        cairn.fails(
+            125,
+            [
+                "create",
+                "--cidfile",
+                failed.to_str().unwrap(),
+                "--mount",
+                "type=nonsense,target=/x",
+                &image,
+            ],
+        );
+        assert!(!failed.exists(), "{who}: a failed create leaves no cidfile");
+        cairn.ok(["rm", "-a", "-f"]);
+    }
+}
+
+/// A volume name is a plain name: `../..`, `/etc` or `a/../../x` as one
+/// (through `--mount type=volume` and `-v NAME:/dst`) is refused with exit
+/// 125 before anything is created, and nothing appears where the path
+/// would have led.
+#[test]
+fn volume_names_that_are_paths_are_refused() {
+    for (who, cairn) in environments() {
+        let image = small_image(&cairn);
+        let store_parent = cairn.root().parent().unwrap().to_owned();
+        let before = fs::read_dir(&store_parent).unwrap().count();
+        for args in [
+            vec!["--mount", "type=volume,source=../..,target=/data"],
+            vec!["--mount", "type=volume,src=/etc,target=/data"],
+            vec!["--mount", "source=../../escape,target=/data"],
+            vec!["-v", "a/../../escape:/data"],
+        ] {
+            for verb in ["create", "run"] {
+                let mut full = vec![verb];
+                full.extend(&args);
+                full.extend([image.as_str(), "true"]);
+                let r = cairn.fails(125, &full);
+                assert!(
+                    r.stderr
+                        .contains("names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
+                    "{who}, {args:?}: {}",
+                    r.stderr
+                );
+                no_containers(who, &cairn);
+            }
+        }
+        assert!(
+            !Path::new("/etc/_data").exists(),
+            "{who}: /etc/_data created"
+        );
+        assert!(!store_parent.join("_data").exists(), "{who}");
+        assert!(!store_parent.join("escape").exists(), "{who}");
+        assert_eq!(
+            fs::read_dir(&store_parent).unwrap().count(),
+            before,
+            "{who}: something appeared beside the store"
+        );
+        let volumes = cairn.root().join("volumes");
+        let left = fs::read_dir(&volumes).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "{who}: volume directories created");
+        // A plain name still works, both ways.
+        cairn.ok([
+            "create",
+            "--mount",
+            "type=volume,source=data_1.x,target=/data",
+            &image,
+        ]);
+        cairn.ok(["create", "-v", "data_1.x:/data", &image]);
+        assert!(volumes.join("data_1.x/_data").is_dir(), "{who}");
+        cairn.ok(["rm", "-a", "-f"]);
+    }
+}
+
+/// `login` writes the auth file through a temp file: a symlink planted at
+/// the name it used to use (`.auth.json.tmp`) is not written through, and
+/// the new auth file is a regular file, mode 0600.
+#[test]
+fn login_does_not_write_through_a_planted_temp_file_symlink() {
+    let reg =
+        Registry::start(RegistryOptions::default().with_auth(Auth::htpasswd("alice", "s3cret")))
+            .expect("registry");
+    for (who, cairn) in environments() {
+        let dir = cairn.auth_file().parent().unwrap().to_owned();
+        let target = victim(&cairn, &dir.join("home"));
+        let planted = dir.join(".auth.json.tmp");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        for _ in 0..2 {
+            cairn.ok([
+                "login",
+                "--tls-verify=false",
+                "-u",
+                "alice",
+                "-p",
+                "s3cret",
+                reg.host(),
+            ]);
+        }
+        assert_eq!(fs::read_to_string(&target).unwrap(), PRECIOUS, "{who}");
+        assert!(
+            fs::symlink_metadata(&planted).unwrap().is_symlink(),
+            "{who}"
+        );
+        let meta = fs::symlink_metadata(cairn.auth_file()).unwrap();
+        assert!(meta.is_file(), "{who}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{who}");
+        if let Some(u) = cairn.user() {
+            assert_eq!(meta.uid(), u.uid, "{who}");
+        }
+        assert!(fs::read_to_string(cairn.auth_file())
+            .unwrap()
+            .contains(reg.host()));
+        // No temp file left beside it, apart from the planted link.
+        let strays: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n != ".auth.json.tmp")
+            .collect();
+        assert!(strays.is_empty(), "{who}: {strays:?}");
+        cairn.ok(["logout", reg.host()]);
+        assert_eq!(fs::read_to_string(&target).unwrap(), PRECIOUS, "{who}");
+    }
+}
