@@ -161,6 +161,12 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
         ));
     }
     let args = process::cstrings(&p.args.iter().map(Into::into).collect::<Vec<_>>())?;
+    // A host path: read before joining the mount namespace.
+    let filter = p
+        .seccomp
+        .as_deref()
+        .map(|f| crate::seccomp::Filter::read(f, &p.seccomp_flags))
+        .transpose()?;
     // An inherited ignored SIGCHLD would let the kernel reap our child
     // before we read its status.
     crate::sys::default_disposition(&[Signal::SIGCHLD]).ctx("reset SIGCHLD of", "this process")?;
@@ -260,7 +266,7 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
         if p.pdeathsig.is_none() {
             creds.pdeathsig = None;
         }
-        process::become_process(&creds)?;
+        crate::seccomp::confine(&creds, filter.as_ref())?;
         return Err(process::exec(&args, &env));
     }
 
@@ -275,7 +281,7 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
                 .thread_set_mask()
                 .ctx("restore the signal mask of", "the command")
             {
-                Ok(()) => match process::become_process(&creds) {
+                Ok(()) => match crate::seccomp::confine(&creds, filter.as_ref()) {
                     Ok(()) => process::exec(&args, &env),
                     Err(e) => e,
                 },

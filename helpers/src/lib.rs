@@ -43,6 +43,7 @@ pub mod mountinfo;
 pub mod path;
 pub mod pivot;
 pub mod process;
+pub mod seccomp;
 pub mod spec;
 mod sys;
 pub mod syscall;

@@ -30,6 +30,8 @@ pub mod config;
 pub mod inspect;
 pub mod logs;
 pub mod runtime;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 
 use std::fs::{self, File};
