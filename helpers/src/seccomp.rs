@@ -36,7 +36,12 @@ pub struct Filter {
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Filter({} instructions, flags {:#x})", self.prog.len(), self.flags)
+        write!(
+            f,
+            "Filter({} instructions, flags {:#x})",
+            self.prog.len(),
+            self.flags
+        )
     }
 }
 
@@ -97,7 +102,8 @@ impl Filter {
                 MAX_INSNS * 8
             )));
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::sys("read the seccomp filter", path, e))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::sys("read the seccomp filter", path, e))?;
         Filter::parse(&bytes, flags)
             .map_err(|why| Error::Usage(format!("--seccomp {}: {why}", path.display())))
     }
@@ -106,7 +112,10 @@ impl Filter {
     /// (`EINVAL`) are dropped and the call retried, as crun does.
     pub fn install(&self) -> Result<()> {
         let mut r = crate::sys::seccomp_set_mode_filter(&self.prog, self.flags);
-        if self.flags != 0 && r.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL)) {
+        if self.flags != 0
+            && r.as_ref()
+                .is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL))
+        {
             r = crate::sys::seccomp_set_mode_filter(&self.prog, 0);
         }
         r.map_err(|e| {
@@ -163,8 +172,11 @@ mod tests {
         assert!(Filter::parse(&vec![0; 8 * 4097], 0).is_err());
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            flag_bits(&names(&["SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"]))
-                .unwrap(),
+            flag_bits(&names(&[
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                "SECCOMP_FILTER_FLAG_LOG"
+            ]))
+            .unwrap(),
             6
         );
         assert!(flag_bits(&names(&["SECCOMP_FILTER_FLAG_NOPE"])).is_err());

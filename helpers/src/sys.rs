@@ -597,8 +597,7 @@ pub(crate) fn exit_now(code: i32) -> ! {
 /// filter on the calling thread (the helpers are single-threaded, so on the
 /// process); it stays across `fork` and `execve` (seccomp(2)).
 pub(crate) fn seccomp_set_mode_filter(prog: &[libc::sock_filter], flags: u32) -> io::Result<()> {
-    let len = u16::try_from(prog.len())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let fprog = libc::sock_fprog {
         len,
         filter: prog.as_ptr().cast_mut(),

@@ -6,8 +6,9 @@
  * the same lines.
  *
  *   seccomp-probe            every probe
- *   seccomp-probe keyread D  print the payload of the key "user" D found from the user
- *                            keyring (exit 0), or the errno name of the failing step (exit 1)
+ *   seccomp-probe keyread D  print the payload of the key "user" D found from the session or
+ *                            the user keyring (exit 0), or the errno name of each failing
+ *                            step (exit 1)
  *   seccomp-probe status     print the Seccomp: and NoNewPrivs: lines of /proc/self/status
  */
 #define _GNU_SOURCE
@@ -30,6 +31,7 @@
 
 #define KEY_SPEC_USER_KEYRING (-4)
 #define KEY_SPEC_PROCESS_KEYRING (-2)
+#define KEY_SPEC_SESSION_KEYRING (-3)
 #define KEYCTL_GET_KEYRING_ID 0
 #define KEYCTL_READ 11
 #define KEYCTL_SEARCH 10
@@ -248,26 +250,28 @@ static const struct probe PROBES[] = {
 #endif
 };
 
+/* The key "user" DESC as a process finds it: searched (recursively) from the session keyring,
+ * then from the user keyring; its payload printed when readable. */
 static int keyread(const char *desc) {
-    long ring = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0);
-    if (ring < 0) {
-        printf("keyring %s\n", errname(errno));
-        return 1;
+    const long rings[] = {KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING};
+    const char *names[] = {"session", "user"};
+    for (int i = 0; i < 2; i++) {
+        long key = syscall(SYS_keyctl, KEYCTL_SEARCH, rings[i], "user", desc, 0);
+        if (key < 0) {
+            printf("%s-search %s\n", names[i], errname(errno));
+            continue;
+        }
+        char buf[256];
+        long n = syscall(SYS_keyctl, KEYCTL_READ, key, buf, sizeof buf - 1);
+        if (n < 0) {
+            printf("%s-read %s\n", names[i], errname(errno));
+            continue;
+        }
+        buf[n < (long)sizeof buf - 1 ? n : (long)sizeof buf - 1] = 0;
+        printf("payload %s\n", buf);
+        return 0;
     }
-    long key = syscall(SYS_keyctl, KEYCTL_SEARCH, ring, "user", desc, 0);
-    if (key < 0) {
-        printf("search %s\n", errname(errno));
-        return 1;
-    }
-    char buf[256];
-    long n = syscall(SYS_keyctl, KEYCTL_READ, key, buf, sizeof buf - 1);
-    if (n < 0) {
-        printf("read %s\n", errname(errno));
-        return 1;
-    }
-    buf[n < (long)sizeof buf - 1 ? n : (long)sizeof buf - 1] = 0;
-    printf("payload %s\n", buf);
-    return 0;
+    return 1;
 }
 
 static int status(void) {

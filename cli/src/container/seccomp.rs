@@ -281,8 +281,9 @@ impl Host {
             .release()
             .to_string_lossy()
             .into_owned();
-        let kernel = parse_kernel(&release)
-            .with_context(|| format!("kernel release {release:?} does not start with major.minor"))?;
+        let kernel = parse_kernel(&release).with_context(|| {
+            format!("kernel release {release:?} does not start with major.minor")
+        })?;
         let (arch, scmp_arch) = native_arch();
         Ok(Host {
             arch,
@@ -332,7 +333,10 @@ fn applies(s: &Syscall, host: &Host) -> bool {
     let has_cap = |c: &String| host.caps.iter().any(|h| h.eq_ignore_ascii_case(c));
     let kernel_at_least = |v: &str| parse_kernel(v).is_some_and(|min| host.kernel >= min);
     if let Some(ex) = &s.excludes {
-        if ex.arches.as_ref().is_some_and(|a| a.iter().any(|a| a == host.arch))
+        if ex
+            .arches
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|a| a == host.arch))
             || ex.caps.as_ref().is_some_and(|c| c.iter().any(has_cap))
             || ex.min_kernel.as_deref().is_some_and(kernel_at_least)
         {
@@ -345,7 +349,10 @@ fn applies(s: &Syscall, host: &Host) -> bool {
             .as_ref()
             .is_some_and(|a| !a.is_empty() && !a.iter().any(|a| a == host.arch))
             || inc.caps.as_ref().is_some_and(|c| !c.iter().all(has_cap))
-            || inc.min_kernel.as_deref().is_some_and(|v| !kernel_at_least(v))
+            || inc
+                .min_kernel
+                .as_deref()
+                .is_some_and(|v| !kernel_at_least(v))
         {
             return false;
         }
@@ -356,7 +363,9 @@ fn applies(s: &Syscall, host: &Host) -> bool {
 /// Step 1: the profile for this host and container (see the module doc).
 pub fn resolve(p: &Profile, host: &Host) -> anyhow::Result<Resolved> {
     if p.listener_path.as_deref().is_some_and(|l| !l.is_empty()) {
-        bail!("listenerPath: cairn does not run seccomp-notify listeners; remove it from the profile");
+        bail!(
+            "listenerPath: cairn does not run seccomp-notify listeners; remove it from the profile"
+        );
     }
     let archs = p.architectures.clone().unwrap_or_default();
     let map = p.arch_map.clone().unwrap_or_default();
@@ -375,11 +384,14 @@ pub fn resolve(p: &Profile, host: &Host) -> anyhow::Result<Resolved> {
         if !applies(s, host) {
             continue;
         }
-        let action = Action::parse(&s.action, s.errno_ret)
-            .with_context(|| format!("syscalls[{i}]"))?;
+        let action =
+            Action::parse(&s.action, s.errno_ret).with_context(|| format!("syscalls[{i}]"))?;
         let args = s.args.clone().unwrap_or_default();
         if let Some(a) = args.iter().find(|a| a.index > 5) {
-            bail!("syscalls[{i}]: argument index {} is out of range 0..=5", a.index);
+            bail!(
+                "syscalls[{i}]: argument index {} is out of range 0..=5",
+                a.index
+            );
         }
         let mut names: Vec<String> = s.name.iter().cloned().collect();
         names.extend(s.names.iter().flatten().cloned());
@@ -446,25 +458,28 @@ pub fn compile(r: &Resolved) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
             } else if !repeated {
                 ctx.add_rule_conditional(action, sys, &cmps)
             } else {
-                cmps.iter().try_for_each(|c| {
-                    ctx.add_rule_conditional(action, sys, std::slice::from_ref(c))
-                        .map(|_| ())
-                })
-                .map(|()| &mut ctx)
+                cmps.iter()
+                    .try_for_each(|c| {
+                        ctx.add_rule_conditional(action, sys, std::slice::from_ref(c))
+                            .map(|_| ())
+                    })
+                    .map(|()| &mut ctx)
             };
             added.with_context(|| format!("seccomp_rule_add {name} ({:?})", rule.action))?;
         }
     }
     // libseccomp 2.5 (Debian 12) exports to a descriptor only.
-    let fd = nix::sys::memfd::memfd_create(c"cairn-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-        .context("memfd_create for the seccomp filter")?;
+    let fd =
+        nix::sys::memfd::memfd_create(c"cairn-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .context("memfd_create for the seccomp filter")?;
     ctx.export_bpf(&fd).context("seccomp_export_bpf")?;
     let mut file = std::fs::File::from(fd);
     let mut bpf = Vec::new();
     {
         use std::io::{Read as _, Seek as _};
         file.rewind().context("rewind the seccomp filter")?;
-        file.read_to_end(&mut bpf).context("read the seccomp filter back")?;
+        file.read_to_end(&mut bpf)
+            .context("read the seccomp filter back")?;
     }
     Ok((bpf, unknown))
 }
@@ -485,7 +500,9 @@ pub fn default_profile() -> anyhow::Result<(String, Option<PathBuf>)> {
     match std::fs::read_to_string(DEFAULT_PROFILE_PATH) {
         Ok(t) => Ok((t, Some(DEFAULT_PROFILE_PATH.into()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((EMBEDDED_PROFILE.into(), None)),
-        Err(e) => Err(e).with_context(|| format!("read the seccomp profile {DEFAULT_PROFILE_PATH}")),
+        Err(e) => {
+            Err(e).with_context(|| format!("read the seccomp profile {DEFAULT_PROFILE_PATH}"))
+        }
     }
 }
 
@@ -545,17 +562,22 @@ pub fn for_container(choice: &Choice, caps: u64) -> anyhow::Result<Option<Compil
             let (t, from) = default_profile()?;
             (
                 t,
-                from.map_or_else(|| "the embedded default profile".into(), |p| p.display().to_string()),
+                from.map_or_else(
+                    || "the embedded default profile".into(),
+                    |p| p.display().to_string(),
+                ),
             )
         }
         Choice::File(p) => (read_profile(p)?, p.display().to_string()),
     };
-    let profile: Profile = serde_json::from_str(&text)
-        .with_context(|| format!("seccomp profile {origin}: not a containers-common seccomp.json"))?;
+    let profile: Profile = serde_json::from_str(&text).with_context(|| {
+        format!("seccomp profile {origin}: not a containers-common seccomp.json")
+    })?;
     let resolved = resolve(&profile, &Host::current(caps)?)
         .with_context(|| format!("seccomp profile {origin}"))?;
     if let Some(f) = &resolved.flags {
-        cairn_helpers::seccomp::flag_bits(f).with_context(|| format!("seccomp profile {origin}: flags"))?;
+        cairn_helpers::seccomp::flag_bits(f)
+            .with_context(|| format!("seccomp profile {origin}: flags"))?;
     }
     let (bpf, unknown) =
         compile(&resolved).with_context(|| format!("seccomp profile {origin}: compile"))?;
@@ -600,9 +622,9 @@ mod tests {
             ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
         );
         let allowed = |name: &str| {
-            r.rules
-                .iter()
-                .any(|x| x.action == Action::Allow && x.args.is_empty() && x.names.iter().any(|n| n == name))
+            r.rules.iter().any(|x| {
+                x.action == Action::Allow && x.args.is_empty() && x.names.iter().any(|n| n == name)
+            })
         };
         assert!(allowed("read") && allowed("execve") && allowed("arch_prctl"));
         // podman's choices: keyctl and unshare allowed (crun gives each
@@ -610,9 +632,15 @@ mod tests {
         // allowed for podman in podman), add_key not.
         assert!(allowed("keyctl") && allowed("unshare") && !allowed("add_key"));
         assert!(!allowed("bpf"), "only with CAP_SYS_ADMIN");
-        assert!(!allowed("s390_runtime_instr"), "other architectures' blocks are dropped");
+        assert!(
+            !allowed("s390_runtime_instr"),
+            "other architectures' blocks are dropped"
+        );
         let r = resolve(&p, &host(&["CAP_SYS_ADMIN"])).unwrap();
-        assert!(r.rules.iter().any(|x| x.action == Action::Allow && x.names.contains(&"bpf".into())));
+        assert!(r
+            .rules
+            .iter()
+            .any(|x| x.action == Action::Allow && x.names.contains(&"bpf".into())));
         let (bpf, _) = compile(&r).unwrap();
         assert_eq!(bpf.len() % 8, 0);
         assert!(bpf.len() / 8 < 4096, "BPF_MAXINSNS");
@@ -643,13 +671,20 @@ mod tests {
         assert_eq!(names(&[]), ["b", "g"]);
         let r = resolve(&p, &host(&[])).unwrap();
         assert_eq!(r.rules[1].action, Action::Errno(13));
-        assert_eq!(r.rules[0].action, Action::Errno(EPERM), "errnoRet defaults to EPERM");
+        assert_eq!(
+            r.rules[0].action,
+            Action::Errno(EPERM),
+            "errnoRet defaults to EPERM"
+        );
     }
 
     #[test]
     fn refusals() {
         let bad = |json: &str| resolve(&profile(json), &host(&[])).unwrap_err().to_string();
-        assert!(bad(r#"{"defaultAction":"SCMP_ACT_ALLOW","defaultErrnoRet":1}"#).contains("defaultAction"));
+        assert!(
+            bad(r#"{"defaultAction":"SCMP_ACT_ALLOW","defaultErrnoRet":1}"#)
+                .contains("defaultAction")
+        );
         assert!(bad(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#).contains("defaultAction"));
         assert!(bad(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#).contains("archMap"));
         assert!(bad(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_NOTIFY"}]}"#).contains("syscalls[0]"));

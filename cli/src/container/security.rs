@@ -177,17 +177,14 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 /// podman's `shouldMask`: false when an `unmask` entry is `ALL` or one of
 /// its `:`-separated globs matches `path`.
 pub fn should_mask(path: &str, unmask: &[String]) -> bool {
-    !unmask.iter().any(|u| {
-        u.eq_ignore_ascii_case("all") || u.split(':').any(|g| glob_match(g, path))
-    })
+    !unmask
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case("all") || u.split(':').any(|g| glob_match(g, path)))
 }
 
 /// The masked and read-only paths: the defaults not unmasked, then `mask`.
 /// `None` for both when neither option was given (cairn-mount's defaults).
-pub fn path_lists(
-    mask: &[String],
-    unmask: &[String],
-) -> Option<(Vec<String>, Vec<String>)> {
+pub fn path_lists(mask: &[String], unmask: &[String]) -> Option<(Vec<String>, Vec<String>)> {
     if mask.is_empty() && unmask.is_empty() {
         return None;
     }
@@ -221,7 +218,13 @@ mod tests {
     #[test]
     fn podman_forms() {
         assert_eq!(opts(&[]).unwrap(), SecurityOpts::default());
-        let s = opts(&["seccomp=unconfined", "no-new-privileges", "label=disable", "apparmor=unconfined"]).unwrap();
+        let s = opts(&[
+            "seccomp=unconfined",
+            "no-new-privileges",
+            "label=disable",
+            "apparmor=unconfined",
+        ])
+        .unwrap();
         assert_eq!(s.seccomp, Choice::Unconfined);
         assert!(s.no_new_privs);
         assert!(!opts(&["no-new-privileges=false"]).unwrap().no_new_privs);
@@ -231,10 +234,22 @@ mod tests {
             opts(&["seccomp=/p.json"]).unwrap().seccomp,
             Choice::File("/p.json".into())
         );
-        let s = opts(&["mask=/proc/a:/proc/b", "unmask=/proc/kcore", "systempaths=unconfined"]).unwrap();
+        let s = opts(&[
+            "mask=/proc/a:/proc/b",
+            "unmask=/proc/kcore",
+            "systempaths=unconfined",
+        ])
+        .unwrap();
         assert_eq!(s.mask, ["/proc/a", "/proc/b"]);
         assert_eq!(s.unmask, ["/proc/kcore", "ALL"]);
-        for bad in ["mask=rel", "bogus=1", "bogus", "proc-opts=x", "systempaths=x", "seccomp="] {
+        for bad in [
+            "mask=rel",
+            "bogus=1",
+            "bogus",
+            "proc-opts=x",
+            "systempaths=x",
+            "seccomp=",
+        ] {
             let e = opts(&[bad]).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
