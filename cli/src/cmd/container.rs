@@ -313,8 +313,12 @@ fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resu
         .map_err(|e| usage(e.to_string()))?
     };
     // Compiled now, so a bad profile fails the create, not every start.
-    let seccomp = container::seccomp::for_container(&seccomp_choice, bounding)
-        .map_err(|e| usage(format!("{e:#}")))?;
+    let seccomp = container::seccomp::for_container(
+        &seccomp_choice,
+        bounding,
+        Some(&ctx.root().join("cache/seccomp")),
+    )
+    .map_err(|e| usage(format!("{e:#}")))?;
     let no_new_privs = security.no_new_privs;
     let mut ulimits = Vec::new();
     for u in &a.ulimit {

@@ -553,9 +553,61 @@ pub struct Compiled {
     pub flags: Vec<String>,
 }
 
+/// The cache file of a resolved profile: named by the SHA-256 of
+/// everything the BPF depends on (the resolved rules, which already folded
+/// in the host's architecture, kernel and the container's capabilities; the
+/// libseccomp and cairn versions).
+fn cache_name(r: &Resolved) -> String {
+    let lib = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    let key = format!("cairn {} libseccomp {lib} {r:?}", env!("CARGO_PKG_VERSION"));
+    format!(
+        "{}.bpf",
+        cairn_store::Digest::sha256_of(key.as_bytes()).hex()
+    )
+}
+
+/// `compile`, through a cache in `dir`: libseccomp needs 40-90 ms here for
+/// podman's profile (three architectures), every `create`; crun keeps such
+/// a cache too. A cache entry is written to a temp file and renamed, so a
+/// crash leaves either no entry or a whole one; one that is not a whole
+/// BPF program is compiled again. Failing to write the cache is not an error.
+fn compile_cached(r: &Resolved, dir: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    let path = dir.map(|d| d.join(cache_name(r)));
+    if let Some(bpf) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        if !bpf.is_empty() && bpf.len() % 8 == 0 && bpf.len() <= 4096 * 8 {
+            return Ok(bpf);
+        }
+    }
+    let (bpf, unknown) = compile(r)?;
+    if !unknown.is_empty() {
+        tracing::debug!(
+            "seccomp: syscalls this libseccomp does not know, skipped: {}",
+            unknown.join(" ")
+        );
+    }
+    if let (Some(dir), Some(path)) = (dir, &path) {
+        let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+        let stored = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&tmp, &bpf))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = stored {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::debug!("seccomp cache {}: {e}", dir.display());
+        }
+    }
+    Ok(bpf)
+}
+
 /// The filter of a container whose bounding set is `caps`; `None` when
-/// unconfined.
-pub fn for_container(choice: &Choice, caps: u64) -> anyhow::Result<Option<Compiled>> {
+/// unconfined. `cache` is a directory for compiled filters (the store's
+/// `cache/seccomp`).
+pub fn for_container(
+    choice: &Choice,
+    caps: u64,
+    cache: Option<&Path>,
+) -> anyhow::Result<Option<Compiled>> {
     let (text, origin) = match choice {
         Choice::Unconfined => return Ok(None),
         Choice::Default => {
@@ -579,14 +631,8 @@ pub fn for_container(choice: &Choice, caps: u64) -> anyhow::Result<Option<Compil
         cairn_helpers::seccomp::flag_bits(f)
             .with_context(|| format!("seccomp profile {origin}: flags"))?;
     }
-    let (bpf, unknown) =
-        compile(&resolved).with_context(|| format!("seccomp profile {origin}: compile"))?;
-    if !unknown.is_empty() {
-        tracing::debug!(
-            "seccomp profile {origin}: syscalls this libseccomp does not know, skipped: {}",
-            unknown.join(" ")
-        );
-    }
+    let bpf = compile_cached(&resolved, cache)
+        .with_context(|| format!("seccomp profile {origin}: compile"))?;
     Ok(Some(Compiled {
         bpf,
         flags: resolved
