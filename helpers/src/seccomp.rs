@@ -69,7 +69,7 @@ impl Filter {
     /// Parse a program: 8-byte `struct sock_filter` entries in native byte
     /// order, 1 to 4096 of them.
     pub fn parse(bytes: &[u8], flags: u32) -> std::result::Result<Filter, String> {
-        if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > MAX_INSNS {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(8) || bytes.len() / 8 > MAX_INSNS {
             return Err(format!(
                 "{} bytes is not a BPF program (a multiple of 8 bytes, 1 to {MAX_INSNS} instructions)",
                 bytes.len()

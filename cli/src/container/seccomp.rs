@@ -576,7 +576,7 @@ fn cache_name(r: &Resolved) -> String {
 fn compile_cached(r: &Resolved, dir: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     let path = dir.map(|d| d.join(cache_name(r)));
     if let Some(bpf) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
-        if !bpf.is_empty() && bpf.len() % 8 == 0 && bpf.len() <= 4096 * 8 {
+        if !bpf.is_empty() && bpf.len().is_multiple_of(8) && bpf.len() <= 4096 * 8 {
             return Ok(bpf);
         }
     }
