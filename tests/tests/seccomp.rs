@@ -466,6 +466,32 @@ fn security_opts_as_podman() {
         "i",
     ]);
     assert_eq!(opts.trim(), r#"["seccomp=unconfined"]"#);
+    // podman 4.3.1 printed exactly this for the same options.
+    c.ok([
+        "create",
+        "--name",
+        "j",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "label=disable",
+        "--security-opt",
+        "mask=/etc/x",
+        "--security-opt",
+        "no-new-privileges=true",
+        &image,
+        "true",
+    ]);
+    let opts = c.ok([
+        "inspect",
+        "--format",
+        "{{json .HostConfig.SecurityOpt}}",
+        "j",
+    ]);
+    assert_eq!(
+        opts.trim(),
+        r#"["no-new-privileges","label=disable","seccomp=unconfined"]"#
+    );
 }
 
 /// The probes' answers, `NAME RESULT` lines.

@@ -113,6 +113,26 @@ pub fn parse(opts: &[String]) -> Result<SecurityOpts, String> {
     Ok(s)
 }
 
+/// `.HostConfig.SecurityOpt` as podman 4 shows it: `no-new-privileges` when
+/// in force, then the last `label=`, `seccomp=` and `apparmor=` given;
+/// `mask=`, `unmask=` and a `--privileged` unconfined profile are not shown.
+pub fn inspect_list(security_opt: &[String], no_new_privs: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if no_new_privs {
+        out.push("no-new-privileges".to_owned());
+    }
+    for key in ["label", "seccomp", "apparmor"] {
+        let last = security_opt.iter().rev().find_map(|o| {
+            o.strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix('=').or_else(|| rest.strip_prefix(':')))
+        });
+        if let Some(v) = last {
+            out.push(format!("{key}={v}"));
+        }
+    }
+    out
+}
+
 /// Go's `filepath.Match` for `/`-separated paths: `*` (no `/`), `?`,
 /// `[...]` classes with ranges and `^`/`!` negation, `\` escapes.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
@@ -253,6 +273,34 @@ mod tests {
             let e = opts(&[bad]).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
+    }
+
+    #[test]
+    fn inspect_as_podman() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // podman 4.3.1 here printed exactly this for these options.
+        let given = s(&[
+            "seccomp=/tmp/deny.json",
+            "label=disable",
+            "apparmor=unconfined",
+            "mask=/etc/x",
+            "unmask=ALL",
+            "no-new-privileges=true",
+        ]);
+        assert_eq!(
+            inspect_list(&given, true),
+            s(&[
+                "no-new-privileges",
+                "label=disable",
+                "seccomp=/tmp/deny.json",
+                "apparmor=unconfined"
+            ])
+        );
+        assert!(inspect_list(
+            &s(&["no-new-privileges=false", "systempaths=unconfined"]),
+            false
+        )
+        .is_empty());
     }
 
     #[test]
