@@ -427,6 +427,11 @@ fn comparison(a: &Arg) -> ScmpArgCompare {
 pub fn compile(r: &Resolved) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
     let default = r.default.to_scmp()?;
     let mut ctx = ScmpFilterContext::new(default).context("seccomp_init")?;
+    // A binary search over syscall numbers instead of a linear chain: the
+    // same decisions, fewer instructions run per syscall (podman's profile
+    // lists some 400 calls).
+    ctx.set_ctl_optimize(2)
+        .context("seccomp_attr_set SCMP_FLTATR_CTL_OPTIMIZE")?;
     for a in &r.architectures {
         let arch: ScmpArch = a
             .parse()
@@ -561,7 +566,11 @@ fn cache_name(r: &Resolved) -> String {
     let lib = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
-    let key = format!("cairn {} libseccomp {lib} {r:?}", env!("CARGO_PKG_VERSION"));
+    // "opt2": the compile options of [`compile`]; change it with them.
+    let key = format!(
+        "cairn {} libseccomp {lib} opt2 {r:?}",
+        env!("CARGO_PKG_VERSION")
+    );
     format!(
         "{}.bpf",
         cairn_store::Digest::sha256_of(key.as_bytes()).hex()
