@@ -138,6 +138,13 @@ Options:
                          SETGID, SETPCAP, SETUID, SYS_CHROOT); ALL allowed
   --pdeathsig SIG        signal when the parent dies [KILL]; none to unset
   --keep-fds N           keep descriptors 3..3+N-1 open (socket activation)
+  --seccomp FILE         install this seccomp filter (classic BPF as
+                         libseccomp's seccomp_export_bpf writes it): before
+                         the user and capability change, or last with
+                         --no-new-privs; the command also gets a new
+                         session keyring either way
+  --seccomp-flag NAME    SECCOMP_FILTER_FLAG_LOG, _SPEC_ALLOW, _TSYNC or
+                         _WAIT_KILLABLE_RECV for --seccomp (repeatable)
   --error-fd N           on failure (ours, or CMD not found or not
                          executable), also write {"code":C,"message":"..."}
                          as one line to descriptor N; the exec closes it
@@ -163,7 +170,9 @@ JSON spec (unknown fields are errors):
                "groups": ["audio"], "workdir": "/", "env": ["K=V"],
                "preserve_env": false, "no_new_privs": false,
                "privileged": false, "cap_add": [], "cap_drop": [],
-               "pdeathsig": "KILL", "keep_fds": 0}}
+               "pdeathsig": "KILL", "keep_fds": 0,
+               "seccomp": "/c/seccomp.bpf",
+               "seccomp_flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]}}
 
 Capabilities: the bounding set is cut to the kept set, permitted and
 effective are set to it, inheritable and ambient are emptied; a non-root
@@ -220,6 +229,8 @@ Process (defaults follow the target, like podman exec):
   --pdeathsig SIG      signal to CMD when its parent dies [KILL when forked,
                        none otherwise]; none
   --keep-fds N         keep descriptors 3..3+N-1 open
+  --seccomp FILE       install this seccomp filter (see cairn-pivot --help)
+  --seccomp-flag NAME  its SECCOMP_FILTER_FLAG_* flags (repeatable)
   --spec FILE          read the settings from a JSON file (flags on top)
   -h, --help           this text
   --version            print the version
@@ -367,6 +378,8 @@ const PROCESS_OPTS: &[Opt] = &[
     val("cap-drop", None),
     val("pdeathsig", None),
     val("keep-fds", None),
+    val("seccomp", None),
+    val("seccomp-flag", None),
 ];
 
 const PIVOT_OPTS: &[Opt] = &[
@@ -664,6 +677,11 @@ fn process_opts(p: &Parsed, proc: &mut ProcessSpec) -> Result<()> {
             "pdeathsig" => {
                 crate::process::parse_signal(v)?;
                 proc.pdeathsig = Some(v.clone());
+            }
+            "seccomp" => proc.seccomp = Some(v.into()),
+            "seccomp-flag" => {
+                crate::seccomp::flag_bits(std::slice::from_ref(v))?;
+                proc.seccomp_flags.push(v.clone());
             }
             "keep-fds" => {
                 proc.keep_fds = v

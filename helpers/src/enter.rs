@@ -162,6 +162,12 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
         ));
     }
     let args = process::cstrings(&p.args.iter().map(Into::into).collect::<Vec<_>>())?;
+    // A host path: read before joining the mount namespace.
+    let filter = p
+        .seccomp
+        .as_deref()
+        .map(|f| crate::seccomp::Filter::read(f, &p.seccomp_flags))
+        .transpose()?;
     // An inherited ignored SIGCHLD would let the kernel reap our child
     // before we read its status.
     crate::sys::default_disposition(&[Signal::SIGCHLD]).ctx("reset SIGCHLD of", "this process")?;
@@ -285,7 +291,7 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     // Always forked, also when no pid namespace is joined: the command
     // gets its own session and stdio, which the parent copies.
     match crate::sys::fork().ctx("fork into the pid namespace of", format!("/proc/{pid}"))? {
-        ForkResult::Child => command_main(&old, &command_io, &creds, &args, &env),
+        ForkResult::Child => command_main(&old, &command_io, &creds, filter.as_ref(), &args, &env),
         ForkResult::Parent { child } => {
             drop(command_io);
             console::attach(caller_io, child, &set)
@@ -300,6 +306,7 @@ fn command_main(
     mask: &SigSet,
     io: &console::CommandIo,
     creds: &process::Creds,
+    filter: Option<&crate::seccomp::Filter>,
     args: &[CString],
     env: &[CString],
 ) -> ! {
@@ -312,7 +319,7 @@ fn command_main(
             .ctx("close the inherited descriptors of", "the command")?;
         mask.thread_set_mask()
             .ctx("restore the signal mask of", "the command")?;
-        process::become_process(creds)
+        crate::seccomp::confine(creds, filter)
     };
     let e = match setup() {
         Ok(()) => process::exec(args, env),

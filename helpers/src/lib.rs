@@ -47,6 +47,7 @@ pub mod path;
 pub mod pivot;
 pub mod process;
 pub mod sealed;
+pub mod seccomp;
 pub mod spec;
 mod sys;
 pub mod syscall;

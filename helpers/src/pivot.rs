@@ -167,6 +167,12 @@ fn prepare(
     }
     let args = process::cstrings(&p.args.iter().map(Into::into).collect::<Vec<_>>())?;
     crate::linux::ensure_own_mount_namespace("cairn-pivot")?;
+    // A host path: read before the root changes.
+    let filter = p
+        .seccomp
+        .as_deref()
+        .map(|f| crate::seccomp::Filter::read(f, &p.seccomp_flags))
+        .transpose()?;
     pivot(root)?;
     if let Some(h) = &spec.hostname {
         nix::unistd::sethostname(h)
@@ -192,7 +198,8 @@ fn prepare(
         attach_console(sock, creds.identity.uid)?;
     }
     chdir_workdir(p.workdir.as_deref().unwrap_or("/"))?;
-    process::become_process(&creds)?;
+    // The init (with --init) and the command run under the filter.
+    crate::seccomp::confine(&creds, filter.as_ref())?;
     Ok((args, env.to_cstrings(), creds.pdeathsig))
 }
 

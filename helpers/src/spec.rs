@@ -502,6 +502,13 @@ pub struct ProcessSpec {
     /// every other descriptor above 2 is closed at the exec.
     #[serde(default)]
     pub keep_fds: u32,
+    /// A seccomp filter to install (classic BPF, host path; see
+    /// [`crate::seccomp`]); none = no filter.
+    #[serde(default)]
+    pub seccomp: Option<PathBuf>,
+    /// `SECCOMP_FILTER_FLAG_*` names to install `seccomp` with.
+    #[serde(default)]
+    pub seccomp_flags: Vec<String>,
 }
 
 /// What `cairn-pivot` does.

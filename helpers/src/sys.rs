@@ -14,6 +14,8 @@
 //!   dependency to the lock file for two calls).
 //! - `ioctl(2)`: window size, controlling terminal, pty unlock, number and
 //!   peer (`TIOCGPTPEER`), interface flags.
+//! - `seccomp(2)` to install a filter and `keyctl(2)` for a new session
+//!   keyring (neither is wrapped by nix).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -652,4 +654,44 @@ pub(crate) fn inherit_fd(cmd: &mut std::process::Command, fd: RawFd) {
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit takes an integer and does not return.
     unsafe { libc::_exit(code) }
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: install a classic BPF
+/// filter on the calling thread (the helpers are single-threaded, so on the
+/// process); it stays across `fork` and `execve` (seccomp(2)).
+pub(crate) fn seccomp_set_mode_filter(prog: &[libc::sock_filter], flags: u32) -> io::Result<()> {
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` initialised sock_filter entries that
+    // live for the whole call; the kernel copies the program before it
+    // returns and never writes through the pointer.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    })
+    .map(drop)
+}
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`: give the calling process a
+/// new anonymous session keyring, so keys of the caller's session (and the
+/// user keyring linked from it) are no longer possessed (keyrings(7)).
+pub(crate) fn join_new_session_keyring() -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: with a NULL name keyctl reads no memory of ours; it takes
+    // integers only and returns the new keyring's serial or -1.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    })
+    .map(drop)
 }

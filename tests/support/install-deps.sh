@@ -30,12 +30,15 @@ PACKAGES=(
   util-linux            # unshare, nsenter, flock, mount
   procps                # ps in tests
   coreutils findutils
+  libseccomp-dev        # cairn links libseccomp to compile seccomp profiles (build dependency)
+  keyutils              # keyctl: the keyring attack in tests/tests/seccomp.rs
+  gcc libc6-dev         # cc -static builds the syscall probe of tests/tests/seccomp.rs
 )
 
 # commands that must work afterwards (a package can be "installed" yet broken)
 COMMANDS=(docker-registry skopeo umoci podman crun mmdebstrap mmtarfilter arch-test newuidmap
   newgidmap zstd pigz gzip tar rsync jq python3 openssl htpasswd /usr/bin/time hyperfine unshare
-  nsenter flock mount umount ps sha256sum find)
+  nsenter flock mount umount ps sha256sum find keyctl cc)
 
 check_only=0
 for a in "$@"; do

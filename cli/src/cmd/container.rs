@@ -363,21 +363,30 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
             )));
         }
     }
-    let mut no_new_privs = false;
-    for o in &a.security_opt {
-        match o.as_str() {
-            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
-                no_new_privs = true
-            }
-            o if o.starts_with("label=")
-                || o.starts_with("seccomp=")
-                || o.starts_with("apparmor=")
-                || o.starts_with("mask=")
-                || o.starts_with("unmask=")
-                || o.starts_with("no-new-privileges") => {}
-            o => return Err(usage(format!("--security-opt {o:?}: unknown option"))),
-        }
-    }
+    let security = container::security::parse(&a.security_opt).map_err(usage)?;
+    let seccomp_choice = if a.privileged {
+        container::seccomp::Choice::Unconfined
+    } else {
+        security.seccomp.clone()
+    };
+    let bounding = if a.privileged {
+        u64::MAX
+    } else {
+        cairn_helpers::caps::adjust(
+            cairn_helpers::caps::mask(&cairn_helpers::caps::DEFAULT),
+            &a.cap_add,
+            &a.cap_drop,
+        )
+        .map_err(|e| usage(e.to_string()))?
+    };
+    // Compiled now, so a bad profile fails the create, not every start.
+    let seccomp = container::seccomp::for_container(
+        &seccomp_choice,
+        bounding,
+        Some(&ctx.root().join("cache/seccomp")),
+    )
+    .map_err(|e| usage(format!("{e:#}")))?;
+    let no_new_privs = security.no_new_privs;
     let mut ulimits = Vec::new();
     for u in &a.ulimit {
         ulimits.push(parse_ulimit(u)?);
@@ -440,6 +449,18 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
         no_new_privs,
+        seccomp_profile: match &seccomp_choice {
+            container::seccomp::Choice::Default => String::new(),
+            container::seccomp::Choice::Unconfined => "unconfined".into(),
+            container::seccomp::Choice::File(p) => p.to_string_lossy().into_owned(),
+        },
+        seccomp_filter: seccomp.is_some(),
+        seccomp_flags: seccomp
+            .as_ref()
+            .map(|s| s.flags.clone())
+            .unwrap_or_default(),
+        mask: security.mask.clone(),
+        unmask: security.unmask.clone(),
         init: a.init,
         stop_signal: format!("{sig}"),
         stop_timeout: a.stop_timeout.unwrap_or(10),
@@ -475,9 +496,16 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
                 .with_context(|| format!("create volume directory {}", m.source))?;
         }
     }
-    let c = containers.create(&config, |dir| match &keep_id {
-        Some((_, r)) => add_user(dir, &root, r),
-        None => Ok(()),
+    let c = containers.create(&config, |dir| {
+        if let Some(s) = &seccomp {
+            let path = dir.join(container::seccomp::BPF_FILE);
+            std::fs::write(&path, &s.bpf)
+                .with_context(|| format!("write the seccomp filter {}", path.display()))?;
+        }
+        match &keep_id {
+            Some((_, r)) => add_user(dir, &root, r),
+            None => Ok(()),
+        }
     })?;
     Ok(c)
 }
@@ -1619,6 +1647,14 @@ fn enter_command(
     }
     for cap in &c.config.cap_add {
         cmd.arg("--cap-add").arg(cap);
+    }
+    // The container's own filter, as crun exec applies it.
+    if c.config.seccomp_filter {
+        cmd.arg("--seccomp")
+            .arg(c.dir.join(container::seccomp::BPF_FILE));
+        for f in &c.config.seccomp_flags {
+            cmd.arg("--seccomp-flag").arg(f);
+        }
     }
     Ok(cmd)
 }

@@ -410,7 +410,13 @@ pub fn info(ctx: &Context, a: crate::app::InfoArgs) -> anyhow::Result<u8> {
             "hostname": field(|u| u.nodename()),
             "cgroupManager": "cgroupfs",
             "ociRuntime": {"name": "cairn", "path": super::super::container::spec::helper("cairn-monitor").map(|p| p.display().to_string()).unwrap_or_default(), "version": env!("CARGO_PKG_VERSION")},
-            "security": {"rootless": rootless, "selinuxEnabled": false, "apparmorEnabled": false, "seccompEnabled": false},
+            "security": {
+                "rootless": rootless,
+                "selinuxEnabled": false,
+                "apparmorEnabled": false,
+                "seccompEnabled": crate::container::seccomp::kernel_supports(),
+                "seccompProfilePath": crate::container::seccomp::default_profile_path(),
+            },
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         },
         "store": {

@@ -39,6 +39,18 @@ pub struct Config {
     pub security_opt: Vec<String>,
     /// `no-new-privileges` was asked for.
     pub no_new_privs: bool,
+    /// The seccomp profile as podman records it: the file compiled, `""`
+    /// for the default one, or `unconfined` (also with `--privileged`).
+    pub seccomp_profile: String,
+    /// `seccomp.bpf` in the container's directory holds the compiled filter
+    /// (false: unconfined, or a container made before cairn had seccomp).
+    pub seccomp_filter: bool,
+    /// `SECCOMP_FILTER_FLAG_*` names to install it with.
+    pub seccomp_flags: Vec<String>,
+    /// `--security-opt mask=` paths.
+    pub mask: Vec<String>,
+    /// `--security-opt unmask=` entries.
+    pub unmask: Vec<String>,
     /// `--init`.
     pub init: bool,
     /// Signal name sent by `stop` (`SIGTERM` style).

@@ -470,7 +470,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "Privileged": cfg.privileged,
             "PublishAllPorts": false,
             "ReadonlyRootfs": cfg.read_only,
-            "SecurityOpt": cfg.security_opt,
+            "SecurityOpt": super::security::inspect_list(&cfg.security_opt, cfg.no_new_privs),
             "Tmpfs": tmpfs,
             "UTSMode": if ns.uts == "host" { "host" } else { "private" },
             "UsernsMode": cfg.userns,

@@ -31,6 +31,8 @@ pub mod files;
 pub mod inspect;
 pub mod logs;
 pub mod runtime;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 
 use std::fs::{self, File};

@@ -108,7 +108,7 @@ pub fn mount_spec(c: &Config, dir: &Path) -> Value {
     } else {
         vec![]
     };
-    json!({
+    let mut spec = json!({
         "root": {"overlay": {
             "lower": c.image.lower_dirs(),
             "upper": dir.join("upper"),
@@ -125,7 +125,12 @@ pub fn mount_spec(c: &Config, dir: &Path) -> Value {
         "etc": etc,
         "mounts": mounts,
         "privileged": c.privileged,
-    })
+    });
+    if let Some((masked, readonly)) = super::security::path_lists(&c.mask, &c.unmask) {
+        spec["masked_paths"] = json!(masked);
+        spec["readonly_paths"] = json!(readonly);
+    }
+    spec
 }
 
 fn mount_json(m: &MountConfig) -> Value {
@@ -168,6 +173,10 @@ pub fn pivot_spec(c: &Config, dir: &Path) -> Value {
     });
     if c.namespaces.uts != "host" {
         spec["hostname"] = json!(c.hostname);
+    }
+    if c.seccomp_filter {
+        spec["process"]["seccomp"] = json!(dir.join(super::seccomp::BPF_FILE));
+        spec["process"]["seccomp_flags"] = json!(c.seccomp_flags);
     }
     spec
 }
