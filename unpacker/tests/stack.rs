@@ -393,3 +393,105 @@ fn a_root_built_without_planning_ahead_starts_from_a_saved_plan() {
     let rd = u.image_root(&d).unwrap();
     assert_eq!(listing(&rd.lowers[0]), tokens("m/ m/f!c0:0 top=d"));
 }
+
+/// Mounts `lowers` (topmost first) read-only with overlayfs in a new user
+/// and mount namespace (`unshare -Urm`, as a rootless container's root is
+/// mounted: `userxattr`, so overlayfs reads `user.overlay.*`) or, with
+/// `userxattr` false, in a new mount namespace as root (`trusted.overlay.*`);
+/// returns what `sh -c script` printed there, run in the mount's directory.
+fn in_overlay(lowers: &[std::path::PathBuf], userxattr: bool, script: &str) -> String {
+    let mnt = tempfile::tempdir().unwrap();
+    let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    let opts = format!(
+        "ro,{}lowerdir={}",
+        if userxattr { "userxattr," } else { "" },
+        lowers.join(":")
+    );
+    let ns = if userxattr { "-Urm" } else { "-m" };
+    let out = Command::new("unshare")
+        .args([ns, "sh", "-ec"])
+        .arg(format!(
+            "mount -t overlay overlay -o {opts} {m}; cd {m}; {script}",
+            m = mnt.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "overlay mount ({opts}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A layer forging overlayfs' own xattrs (`user.overlay.opaque` on a
+/// directory: a rootless `userxattr` mount would take it as opaque and hide
+/// the lower layer's files; `trusted.overlay.*` for a root mount; a
+/// `redirect` on a file) gets none of them onto disk: the layer directories
+/// hold no overlay xattr, and mounted either way the lower file shows.
+#[test]
+fn forged_overlay_xattrs_in_a_layer_are_dropped() {
+    if !is_root() {
+        eprintln!("skipped: mounting overlayfs needs root here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let lower = Tar::new()
+        .dir("d")
+        .file("d/lower", b"from the lower layer")
+        .finish();
+    let forged: &[(&[u8], &[u8])] = &[
+        (b"SCHILY.xattr.user.overlay.opaque", b"y"),
+        (b"SCHILY.xattr.trusted.overlay.opaque", b"y"),
+        (b"SCHILY.xattr.user.overlay.redirect", b"/d/lower"),
+        (b"SCHILY.xattr.user.kept", b"k"),
+    ];
+    let top = Tar::new()
+        .pax(forged)
+        .dir("d")
+        .pax(forged)
+        .file("d/upper", b"from the top layer")
+        .finish();
+    let img = image(&store, "localhost/forged:1", &[&lower, &top]);
+    let root = u.image_root(&img).unwrap();
+    assert_eq!(root.lowers.len(), 2);
+    // What a container sees: the lower file, whichever xattrs overlayfs reads.
+    for userxattr in [true, false] {
+        assert_eq!(
+            in_overlay(&root.lowers, userxattr, "ls d; cat d/lower"),
+            "lower\nupper\nfrom the lower layer",
+            "userxattr: {userxattr}"
+        );
+    }
+    for l in &root.lowers {
+        for p in ["d", "d/lower", "d/upper"] {
+            let p = l.join(p);
+            if fs::symlink_metadata(&p).is_err() {
+                continue;
+            }
+            let names: Vec<String> = xattrs(&p).into_iter().map(|(n, _)| n).collect();
+            assert!(
+                !names.iter().any(|n| n.contains(".overlay.")),
+                "{}: {names:?}",
+                p.display()
+            );
+        }
+    }
+    // A plain user.* xattr of the same entries is kept: the filter is exact.
+    assert_eq!(
+        xattr(&root.lowers[0].join("d"), "user.kept").as_deref(),
+        Some(&b"k"[..])
+    );
+    // And `unpack` writes no overlay xattr either.
+    let t = dir.path().join("t");
+    u.unpack_image(&img, &t, Mode::Copy).unwrap();
+    for p in ["d", "d/lower", "d/upper"] {
+        let names: Vec<String> = xattrs(&t.join(p)).into_iter().map(|(n, _)| n).collect();
+        assert!(
+            !names.iter().any(|n| n.contains(".overlay.")),
+            "{p}: {names:?}"
+        );
+    }
+}
