@@ -107,9 +107,9 @@ struct Pending<'p> {
     children: &'p std::collections::BTreeMap<Vec<u8>, Node>,
 }
 
-/// Copy mode: the state of one hardlink group's file.
+/// The state of one hardlink group's first name.
 enum Group {
-    /// A thread is copying it; the other names wait, then link to it.
+    /// A thread is writing it; the other names wait, then link to it.
     Copying,
     /// Copied, at this path below the target.
     Done(PathBuf),
@@ -122,7 +122,8 @@ struct Materializer<'a> {
     opts: MaterializeOptions,
     root_fd: OwnedFd,
     target: PathBuf,
-    /// Copy mode: each inode group's file, once a thread claimed it.
+    /// Each inode group's first name once a thread claimed it: files' in
+    /// copy mode, symlinks' (with hardlinks) in both modes.
     first_path: Mutex<HashMap<u64, Group>>,
     /// Signalled when a group's file is copied (or failed to be).
     group_done: Condvar,
@@ -178,11 +179,26 @@ impl Materializer<'_> {
                 } => {
                     self.file(dir, name_os, &path, meta, object, *inode)?;
                 }
-                NodeKind::Symlink { meta, target } => {
-                    rustix::fs::symlinkat(name_of(target), dir, name_os)
+                NodeKind::Symlink {
+                    meta,
+                    target,
+                    inode,
+                } => {
+                    // A symlink with hardlinks: its names are one inode.
+                    if *inode != 0 && self.link_to_group(*inode, dir, name_os, &path)? {
+                        self.count(|s| s.symlinks += 1);
+                        continue;
+                    }
+                    let made = rustix::fs::symlinkat(name_of(target), dir, name_os)
                         .map_err(io::Error::from)
-                        .io_context("create symlink", &self.err_path(&path))?;
-                    self.node_meta(dir, name_os, meta, &path, FileType::Symlink)?;
+                        .io_context("create symlink", &self.err_path(&path))
+                        .and_then(|()| {
+                            self.node_meta(dir, name_os, meta, &path, FileType::Symlink)
+                        });
+                    if *inode != 0 {
+                        self.settle_group(*inode, &path, made.is_ok());
+                    }
+                    made?;
                     self.count(|s| s.symlinks += 1);
                 }
                 NodeKind::Device {
@@ -308,55 +324,69 @@ impl Materializer<'_> {
                     )
                 }
             }
-        } else {
-            let mut groups = self.first_path.lock().expect("not poisoned");
-            loop {
-                match groups.get(&inode) {
-                    None => {
-                        // Ours to copy; the other names wait for it.
-                        groups.insert(inode, Group::Copying);
-                        break;
-                    }
-                    Some(Group::Copying) => {
-                        groups = self.group_done.wait(groups).expect("not poisoned");
-                    }
-                    Some(Group::Done(first)) => {
-                        let first = first.clone();
-                        drop(groups);
-                        rustix::fs::linkat(
-                            &self.root_fd,
-                            first.as_path(),
-                            dir,
-                            name,
-                            AtFlags::empty(),
-                        )
-                        .map_err(io::Error::from)
-                        .io_context("hardlink", &self.err_path(path))?;
-                        self.count(|s| s.linked += 1);
-                        return Ok(());
-                    }
-                    Some(Group::Failed) => {
-                        return Err(Error::Io {
-                            op: "hardlink (the file of its group failed to copy)".into(),
-                            path: self.err_path(path),
-                            source: io::Error::other("copying the group's first name failed"),
-                        });
-                    }
-                }
-            }
+        } else if self.link_to_group(inode, dir, name, path)? {
+            self.count(|s| s.linked += 1);
+            return Ok(());
         }
         let copied = self.copy_file(dir, name, path, meta, object);
         if self.opts.mode == Mode::Copy {
-            self.first_path.lock().expect("not poisoned").insert(
-                inode,
-                match copied {
-                    Ok(()) => Group::Done(path.to_owned()),
-                    Err(_) => Group::Failed,
-                },
-            );
-            self.group_done.notify_all();
+            self.settle_group(inode, path, copied.is_ok());
         }
         copied
+    }
+
+    /// A name of inode group `inode`: linked (`linkat` without
+    /// `AT_SYMLINK_FOLLOW`: a symlink is linked itself) to the group's
+    /// first name once that is written, returning true; false if this name
+    /// is the first, to be written by the caller, who then calls
+    /// [`Materializer::settle_group`] (the group's other names wait).
+    fn link_to_group(
+        &self,
+        inode: u64,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+        path: &Path,
+    ) -> Result<bool, Error> {
+        let mut groups = self.first_path.lock().expect("not poisoned");
+        loop {
+            match groups.get(&inode) {
+                None => {
+                    groups.insert(inode, Group::Copying);
+                    return Ok(false);
+                }
+                Some(Group::Copying) => {
+                    groups = self.group_done.wait(groups).expect("not poisoned");
+                }
+                Some(Group::Done(first)) => {
+                    let first = first.clone();
+                    drop(groups);
+                    rustix::fs::linkat(&self.root_fd, first.as_path(), dir, name, AtFlags::empty())
+                        .map_err(io::Error::from)
+                        .io_context("hardlink", &self.err_path(path))?;
+                    return Ok(true);
+                }
+                Some(Group::Failed) => {
+                    return Err(Error::Io {
+                        op: "hardlink (the first name of its group failed)".into(),
+                        path: self.err_path(path),
+                        source: io::Error::other("writing the group's first name failed"),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The first name of group `inode`, at `path`, is written (or failed).
+    fn settle_group(&self, inode: u64, path: &Path, ok: bool) {
+        self.first_path.lock().expect("not poisoned").insert(
+            inode,
+            if ok {
+                Group::Done(path.to_owned())
+            } else {
+                Group::Failed
+            },
+        );
+        self.group_done.notify_all();
     }
 
     /// Writes a copy of `object` as `name` in `dir`.

@@ -539,6 +539,28 @@ fn hardlinks_never_reach_outside() {
             ]
         })
         .tree("f=x s->{JABS}/sentinel {JDIRS} {J}/sentinel/ {J}/sentinel/h=x"),
+        // A hardlink to a symlink is a name of the link itself (as umoci
+        // and `linkat` without AT_SYMLINK_FOLLOW make it), never a link to
+        // what it points at, in its layer and across layers.
+        case("hardlink to a symlink pointing outside", |j| {
+            vec![
+                Tar::new()
+                    .symlink("s", format!("{}/sentinel/secret", j.abs()))
+                    .hardlink("h", "s")
+                    .finish(),
+                Tar::new().dir("d").hardlink("d/h2", "h").finish(),
+            ]
+        })
+        .tree("d/ d/h2->{JABS}/sentinel/secret h->{JABS}/sentinel/secret s->{JABS}/sentinel/secret")
+        .check(|j, _, stats| {
+            let t = j.target();
+            let s = fs::symlink_metadata(t.join("s")).unwrap();
+            assert!(s.file_type().is_symlink());
+            assert_eq!(s.nlink(), 3, "one symlink inode, three names");
+            assert_eq!(ino_of(&t.join("h")), s.ino());
+            assert_eq!(ino_of(&t.join("d/h2")), s.ino());
+            assert_eq!(stats.symlinks, 3);
+        }),
         case("hardlink to a directory", |_| {
             one(Tar::new().dir("d").hardlink("h", "d"))
         })

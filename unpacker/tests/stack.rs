@@ -495,3 +495,138 @@ fn forged_overlay_xattrs_in_a_layer_are_dropped() {
         );
     }
 }
+
+fn file_at(name: &str, mtime: u64) -> Hdr {
+    let mut h = Hdr::new(name.as_bytes(), b'0');
+    h.mtime = mtime;
+    h
+}
+
+fn mtime_in(root: &cairn_unpacker::ImageRoot, p: &str) -> i64 {
+    let f = root
+        .find(Path::new(p))
+        .unwrap_or_else(|| panic!("/{p} in the root"));
+    fs::symlink_metadata(f).unwrap().mtime()
+}
+
+/// Files with one content and different mtimes, in one layer, across
+/// layers and across images, each show their own layer's mtime in the
+/// image roots (stacked and flattened) and in `unpack`'s hardlink mode,
+/// whichever image was built first; a tar hardlink shares its target's.
+/// (Keyed without the mtime, every name showed the first stored one's.)
+#[test]
+fn every_path_shows_its_layers_mtime_whatever_was_built_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    // Built first: the same contents, other mtimes.
+    let other = Tar::new()
+        .file_hdr(file_at("x", 1_500_000_000), b"same")
+        .file_hdr(file_at("y", 1_500_000_001), b"same")
+        .finish();
+    let lower = Tar::new()
+        .file_hdr(file_at("a", 1_000_000_001), b"same")
+        .file_hdr(file_at("b", 1_000_000_002), b"same")
+        .hardlink("a-link", "a")
+        .finish();
+    let top = Tar::new()
+        .file_hdr(file_at("c", 1_000_000_003), b"same")
+        .file_hdr(file_at("b", 1_000_000_004), b"same")
+        .finish();
+    let first = u
+        .image_root(&image(&store, "localhost/other:1", &[&other]))
+        .unwrap();
+    let img = image(&store, "localhost/img:1", &[&lower, &top]);
+    let want = [
+        ("a", 1_000_000_001),
+        ("a-link", 1_000_000_001),
+        ("b", 1_000_000_004),
+        ("c", 1_000_000_003),
+    ];
+    let root = u.image_root(&img).unwrap();
+    assert_eq!(root.lowers.len(), 2);
+    for (p, t) in want {
+        assert_eq!(mtime_in(&root, p), t, "/{p} in the stacked root");
+    }
+    assert_eq!(mtime_in(&first, "x"), 1_500_000_000);
+    assert_eq!(mtime_in(&first, "y"), 1_500_000_001);
+    // The lower layer's own directory keeps its b (hidden above).
+    assert_eq!(
+        fs::metadata(root.lowers[1].join("b")).unwrap().mtime(),
+        1_000_000_002
+    );
+    // A tar hardlink is one inode; same content with the same mtime is
+    // still shared (one object).
+    assert_eq!(
+        fs::metadata(root.find(Path::new("a")).unwrap())
+            .unwrap()
+            .ino(),
+        fs::metadata(root.find(Path::new("a-link")).unwrap())
+            .unwrap()
+            .ino()
+    );
+    let t = dir.path().join("t");
+    u.unpack_image(&img, &t, Mode::Hardlink).unwrap();
+    for (p, m) in want {
+        assert_eq!(fs::metadata(t.join(p)).unwrap().mtime(), m, "/{p} unpacked");
+    }
+    // Flattened, the same.
+    let flat = Unpacker::new(
+        &store,
+        UnpackerOptions {
+            max_stack_bytes: 0,
+            ..UnpackerOptions::default()
+        },
+    )
+    .unwrap();
+    let img2 = image(&store, "localhost/img2:1", &[&top, &lower]);
+    let root2 = flat.image_root(&img2).unwrap();
+    assert_eq!(root2.lowers.len(), 1);
+    for (p, m) in [
+        ("a", 1_000_000_001),
+        ("b", 1_000_000_002),
+        ("c", 1_000_000_003),
+    ] {
+        assert_eq!(mtime_in(&root2, p), m, "/{p} in the flattened root");
+    }
+    assert!(u.check(&CheckOptions::default()).unwrap().is_clean());
+}
+
+/// An image root written before objects were keyed with their mtime
+/// (`info.json` without `format`) is not used: it is reported by `check`
+/// and built again, in layer directories of the current key's names.
+#[test]
+fn a_root_of_an_older_format_is_built_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let img = image(
+        &store,
+        "localhost/a:1",
+        &[&lower_layer(), &top_layer(b"one")],
+    );
+    let root = u.image_root(&img).unwrap();
+    let info_path = u.image_dir(img.digest()).join("info.json");
+    let mut info: serde_json::Value =
+        serde_json::from_slice(&fs::read(&info_path).unwrap()).unwrap();
+    assert_eq!(info["format"], 2);
+    info.as_object_mut().unwrap().remove("format");
+    fs::write(&info_path, serde_json::to_vec(&info).unwrap()).unwrap();
+    let report = u.check(&CheckOptions::default()).unwrap();
+    assert!(
+        report
+            .bad_roots
+            .iter()
+            .any(|(_, why)| why.contains("older cairn")),
+        "{:?}",
+        report.bad_roots
+    );
+    let again = u.image_root(&img).unwrap();
+    assert!(again.built, "built again");
+    assert_eq!(again.lowers, root.lowers);
+    assert_eq!(read(&again, "top").as_deref(), Some("one"));
+    assert!(u.check(&CheckOptions::default()).unwrap().is_clean());
+    for name in u.chain_names(&img) {
+        assert!(name.ends_with("-v3"), "{name}");
+    }
+}
