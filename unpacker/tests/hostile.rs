@@ -1643,9 +1643,9 @@ fn a_node_swapped_for_a_symlink_mid_unpack_never_redirects_a_chmod() {
                 while !stop.load(Ordering::Relaxed) {
                     let r = rustix::fs::renameat_with(
                         rustix::fs::CWD,
-                        &links.join(&name),
+                        links.join(&name),
                         rustix::fs::CWD,
-                        &target.join(&name),
+                        target.join(&name),
                         rustix::fs::RenameFlags::EXCHANGE,
                     );
                     if r.is_ok() {
