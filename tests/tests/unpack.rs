@@ -883,6 +883,8 @@ fn mtimes_are_umocis_after_an_image_sharing_content_with_other_mtimes() {
     );
     let (_d, hl) = unpack(&cairn, &manifest, "hardlink", &[]);
     assert_same("debian-min hardlink", want, &scan(&hl), false);
+    // In a running container, every regular file of the image.
+    assert_container_mtimes_are(&cairn, &manifest, want);
     // And the later image keeps its own.
     let later_root = scan(image_root(&cairn, &later_manifest).path());
     for p in [
@@ -895,6 +897,59 @@ fn mtimes_are_umocis_after_an_image_sharing_content_with_other_mtimes() {
             "/{p} in the later image"
         );
     }
+}
+
+/// Every regular file of `image` has umoci's mtime in a running container
+/// (the runtime's own /etc/hosts, hostname and resolv.conf aside).
+fn assert_container_mtimes_are(cairn: &Cairn, image: &str, want: &Scan) {
+    let listed = cairn.ok([
+        "run",
+        "--rm",
+        image,
+        "find",
+        "/",
+        "-xdev",
+        "-type",
+        "f",
+        "-printf",
+        "%Ts %p\\n",
+    ]);
+    let mut seen = 0;
+    let mut differ = Vec::new();
+    for line in listed.lines() {
+        let (t, p) = line.split_once(' ').unwrap();
+        let Some(w) = want.entries.get(p.trim_start_matches('/')) else {
+            continue;
+        };
+        seen += 1;
+        if w.mtime != t.parse::<i64>().unwrap()
+            && !["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].contains(&p)
+        {
+            differ.push(format!("{p}: umoci {}, in the container {t}", w.mtime));
+        }
+    }
+    assert!(seen > 5000, "{seen} files listed in the container");
+    assert!(differ.is_empty(), "{} differ: {differ:#?}", differ.len());
+}
+
+/// [`mtimes_are_umocis_after_an_image_sharing_content_with_other_mtimes`]
+/// rootless: in the container only (owners are shifted outside it).
+#[test]
+fn mtimes_are_umocis_in_a_rootless_container_after_an_image_sharing_content() {
+    let want = umoci(refs::DEBIAN_MIN);
+    let (_, layers) = fixture(refs::DEBIAN_MIN);
+    let mut tar = Vec::new();
+    flate2::read::MultiGzDecoder::new(fs::File::open(blob_path(&layers[0])).unwrap())
+        .read_to_end(&mut tar)
+        .unwrap();
+    let later = shift_file_mtimes(tar, 12345);
+    let dir = tempfile::tempdir().unwrap();
+    layout_tagged(dir.path(), &gzip(&later), &sha256_digest(&later), "later");
+    run(Command::new("chmod").arg("-R").arg("a+rX").arg(dir.path())).unwrap();
+    let cairn = Cairn::rootless().expect("rootless environment");
+    cairn.ok(["pull", "-q", &format!("oci:{}:later", dir.path().display())]);
+    let manifest = pull(&cairn, refs::DEBIAN_MIN);
+    assert_container_mtimes_are(&cairn, &manifest, want);
 }
 
 /// A layer whose hardlinks name symlinks (in its directory and beside it),
