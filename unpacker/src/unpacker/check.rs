@@ -332,6 +332,13 @@ impl Unpacker {
             let shown = rel.display().to_string();
             let meta = match fs::symlink_metadata(&p) {
                 Ok(m) => m,
+                // A device node skipped (rootless: no CAP_MKNOD).
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        && matches!(node.kind, NodeKind::Device { .. }) =>
+                {
+                    return
+                }
                 Err(e) => {
                     diff = Some(format!("/{shown}: {e}"));
                     return;
