@@ -36,10 +36,13 @@ struct Entry {
     what: String,
     /// `user.*` and `security.capability`, hex values.
     xattrs: Vec<(String, String)>,
+    /// Modification time, seconds.
+    mtime: i64,
 }
 
 /// A scanned tree: entries by path (root = ""), hardlink groups of regular
-/// files (paths sharing an inode, more than one), inode by path.
+/// files and of symlinks (paths sharing an inode, more than one), inode by
+/// path.
 #[derive(Debug, Default)]
 struct Scan {
     entries: BTreeMap<String, Entry>,
@@ -80,6 +83,8 @@ fn scan(root: &Path) -> Scan {
             s.inodes.insert(rel.clone(), m.ino());
             ('f', format!("{} {}", m.len(), hex::encode(h.finalize())))
         } else if ft.is_symlink() {
+            by_ino.entry(m.ino()).or_default().push(rel.clone());
+            s.inodes.insert(rel.clone(), m.ino());
             let t = fs::read_link(&p).unwrap();
             (
                 'l',
@@ -103,6 +108,7 @@ fn scan(root: &Path) -> Scan {
                 gid: m.gid(),
                 what,
                 xattrs: xattrs.get(&rel).cloned().unwrap_or_default(),
+                mtime: m.mtime(),
             },
         );
     }
@@ -595,8 +601,14 @@ fn error_line(stderr: &str) -> &str {
 
 /// An OCI layout with one image whose single layer blob is `blob` (stored
 /// and named by its own digest, so the store accepts it) and whose config
-/// lists `diff_id`. Returns the layer's and the manifest's digests.
+/// lists `diff_id`, tagged `bad`. Returns the layer's and the manifest's
+/// digests.
 fn layout_with_layer(dir: &Path, blob: &[u8], diff_id: &str) -> (String, String) {
+    layout_tagged(dir, blob, diff_id, "bad")
+}
+
+/// [`layout_with_layer`], tagged `tag`.
+fn layout_tagged(dir: &Path, blob: &[u8], diff_id: &str, tag: &str) -> (String, String) {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
     let put = |bytes: &[u8]| -> String {
@@ -629,7 +641,7 @@ fn layout_with_layer(dir: &Path, blob: &[u8], diff_id: &str) -> (String, String)
             "schemaVersion": 2,
             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                            "digest": manifest_digest, "size": manifest.len(),
-                           "annotations": {"org.opencontainers.image.ref.name": "bad"}}],
+                           "annotations": {"org.opencontainers.image.ref.name": tag}}],
         }))
         .unwrap(),
     )
@@ -800,4 +812,314 @@ fn a_pull_whose_layer_cannot_be_unpacked_records_no_image() {
         "image listed after a failed pull: {listed}"
     );
     assert!(cairn.refs().is_empty(), "{:?}", cairn.refs());
+}
+
+/// `umoci unpack` of `oci:<layout>:<tag>`, scanned.
+fn umoci_of(layout: &Path, tag: &str) -> Scan {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    run(Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(&bundle))
+    .unwrap();
+    scan(&bundle.join("rootfs"))
+}
+
+/// `tar` with every regular file's header mtime moved by `by` seconds (the
+/// fixture layers carry no PAX mtimes), checksums recomputed.
+fn shift_file_mtimes(mut tar: Vec<u8>, by: i64) -> Vec<u8> {
+    let octal = |f: &[u8]| {
+        let s = String::from_utf8_lossy(f);
+        let s = s.trim_matches(|c: char| c == '\0' || c == ' ');
+        u64::from_str_radix(s, 8).unwrap_or(0)
+    };
+    let mut at = 0;
+    let mut shifted = 0;
+    while at + 512 <= tar.len() && tar[at..at + 512].iter().any(|&b| b != 0) {
+        let h = &mut tar[at..at + 512];
+        let size = octal(&h[124..136]);
+        if matches!(h[156], b'0' | 0) {
+            let mtime = octal(&h[136..148]) as i64 + by;
+            h[136..148].copy_from_slice(format!("{mtime:011o}\0").as_bytes());
+            h[148..156].copy_from_slice(b"        ");
+            let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+            h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            shifted += 1;
+        }
+        at += 512 + size.div_ceil(512) as usize * 512;
+    }
+    assert!(shifted > 1000, "{shifted} files shifted");
+    tar
+}
+
+/// Every path of an image root (mounted as a container's lower layers)
+/// and of `unpack` has the mtime `umoci unpack` gives it, also when an
+/// image holding the same files with other mtimes was pulled first: here
+/// debian-min's own layer with every file 12345 s later. (Objects keyed
+/// without the mtime gave each file the mtime of whichever image stored
+/// its content first.)
+#[test]
+fn mtimes_are_umocis_after_an_image_sharing_content_with_other_mtimes() {
+    let want = umoci(refs::DEBIAN_MIN);
+    let (_, layers) = fixture(refs::DEBIAN_MIN);
+    let mut tar = Vec::new();
+    flate2::read::MultiGzDecoder::new(fs::File::open(blob_path(&layers[0])).unwrap())
+        .read_to_end(&mut tar)
+        .unwrap();
+    let later = shift_file_mtimes(tar, 12345);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, later_manifest) =
+        layout_tagged(dir.path(), &gzip(&later), &sha256_digest(&later), "later");
+    let cairn = Cairn::new().unwrap();
+    cairn.ok(["pull", "-q", &format!("oci:{}:later", dir.path().display())]);
+    let manifest = pull(&cairn, refs::DEBIAN_MIN);
+    assert_same(
+        "debian-min image root, pulled after the later one",
+        want,
+        &scan(image_root(&cairn, &manifest).path()),
+        false,
+    );
+    let (_d, hl) = unpack(&cairn, &manifest, "hardlink", &[]);
+    assert_same("debian-min hardlink", want, &scan(&hl), false);
+    // In a running container, every regular file of the image.
+    assert_container_mtimes_are(&cairn, &manifest, want);
+    // And the later image keeps its own.
+    let later_root = scan(image_root(&cairn, &later_manifest).path());
+    for p in [
+        "usr/share/base-passwd/group.master",
+        "usr/share/base-passwd/passwd.master",
+    ] {
+        assert_eq!(
+            later_root.entries[p].mtime,
+            want.entries[p].mtime + 12345,
+            "/{p} in the later image"
+        );
+    }
+}
+
+/// Every regular file of `image` has umoci's mtime in a running container
+/// (the runtime's own /etc/hosts, hostname and resolv.conf aside).
+fn assert_container_mtimes_are(cairn: &Cairn, image: &str, want: &Scan) {
+    let listed = cairn.ok([
+        "run",
+        "--rm",
+        image,
+        "find",
+        "/",
+        "-xdev",
+        "-type",
+        "f",
+        "-printf",
+        "%Ts %p\\n",
+    ]);
+    let mut seen = 0;
+    let mut differ = Vec::new();
+    for line in listed.lines() {
+        let (t, p) = line.split_once(' ').unwrap();
+        let Some(w) = want.entries.get(p.trim_start_matches('/')) else {
+            continue;
+        };
+        seen += 1;
+        if w.mtime != t.parse::<i64>().unwrap()
+            && !["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].contains(&p)
+        {
+            differ.push(format!("{p}: umoci {}, in the container {t}", w.mtime));
+        }
+    }
+    assert!(seen > 5000, "{seen} files listed in the container");
+    assert!(differ.is_empty(), "{} differ: {differ:#?}", differ.len());
+}
+
+/// [`mtimes_are_umocis_after_an_image_sharing_content_with_other_mtimes`]
+/// rootless: in the container only (owners are shifted outside it).
+#[test]
+fn mtimes_are_umocis_in_a_rootless_container_after_an_image_sharing_content() {
+    let want = umoci(refs::DEBIAN_MIN);
+    let (_, layers) = fixture(refs::DEBIAN_MIN);
+    let mut tar = Vec::new();
+    flate2::read::MultiGzDecoder::new(fs::File::open(blob_path(&layers[0])).unwrap())
+        .read_to_end(&mut tar)
+        .unwrap();
+    let later = shift_file_mtimes(tar, 12345);
+    let dir = tempfile::tempdir().unwrap();
+    layout_tagged(dir.path(), &gzip(&later), &sha256_digest(&later), "later");
+    run(Command::new("chmod").arg("-R").arg("a+rX").arg(dir.path())).unwrap();
+    let cairn = Cairn::rootless().expect("rootless environment");
+    cairn.ok(["pull", "-q", &format!("oci:{}:later", dir.path().display())]);
+    let manifest = pull(&cairn, refs::DEBIAN_MIN);
+    assert_container_mtimes_are(&cairn, &manifest, want);
+}
+
+/// A layer whose hardlinks name symlinks (in its directory and beside it),
+/// unpacked by cairn (copy, hardlink, image root) as by umoci: each
+/// hardlink is a name of the symlink itself, one inode, not a second
+/// symlink.
+#[test]
+fn hardlinks_to_symlinks_unpack_like_umoci() {
+    let mut b = tar::Builder::new(Vec::new());
+    let header = |kind: tar::EntryType, mode: u32, mtime: u64| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(mtime);
+        h.set_size(0);
+        h
+    };
+    let mut h = header(tar::EntryType::Directory, 0o755, 1_600_000_000);
+    b.append_data(&mut h, "etc/", &[][..]).unwrap();
+    let mut h = header(tar::EntryType::Regular, 0o644, 1_600_000_001);
+    h.set_size(5);
+    b.append_data(&mut h, "etc/real", &b"real\n"[..]).unwrap();
+    for (name, target) in [("etc/rel", "real"), ("etc/abs", "/etc/real")] {
+        let mut h = header(tar::EntryType::Symlink, 0o777, 1_600_000_002);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    for (name, target) in [
+        ("etc/rel-link", "etc/rel"),
+        ("abs-link", "etc/abs"),
+        ("etc/rel-link2", "etc/rel"),
+    ] {
+        let mut h = header(tar::EntryType::Link, 0o777, 1_600_000_003);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, manifest) = layout_tagged(dir.path(), &gzip(&tar), &sha256_digest(&tar), "links");
+    let want = umoci_of(dir.path(), "links");
+    // umoci's tree has the groups compared below.
+    for g in [
+        vec!["abs-link", "etc/abs"],
+        vec!["etc/rel", "etc/rel-link", "etc/rel-link2"],
+    ] {
+        let g: Vec<String> = g.into_iter().map(String::from).collect();
+        assert!(
+            want.groups.contains(&g),
+            "umoci group {g:?}: {:?}",
+            want.groups
+        );
+    }
+    let cairn = Cairn::new().unwrap();
+    cairn.ok(["pull", "-q", &format!("oci:{}:links", dir.path().display())]);
+    let (_d1, copy) = unpack(&cairn, &manifest, "copy", &[]);
+    let (_d2, hl) = unpack(&cairn, &manifest, "hardlink", &[]);
+    let root = image_root(&cairn, &manifest);
+    for (what, got) in [
+        ("copy", scan(&copy)),
+        ("hardlink", scan(&hl)),
+        ("image root", scan(root.path())),
+    ] {
+        let d = differences(&want, &got, true);
+        assert!(d.is_empty(), "{what}: {d:#?}");
+    }
+}
+
+/// A layer with a character and a block device (a loop device's numbers,
+/// as an attack on the host would use) and a regular file. Returns the
+/// layout directory (readable by everyone) and the manifest digest.
+fn layout_with_devices() -> (tempfile::TempDir, String) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    h.set_mtime(1_600_000_000);
+    b.append_data(&mut h, "dev/", &[][..]).unwrap();
+    for (name, kind, major, minor) in [
+        ("dev/null", tar::EntryType::Char, 1, 3),
+        ("dev/loop0", tar::EntryType::Block, 7, 0),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(0o660);
+        h.set_size(0);
+        h.set_mtime(1_600_000_000);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        b.append_data(&mut h, name, &[][..]).unwrap();
+    }
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(0o644);
+    h.set_size(3);
+    h.set_mtime(1_600_000_000);
+    b.append_data(&mut h, "dev/file", &b"abc"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, manifest) = layout_tagged(dir.path(), &gzip(&tar), &sha256_digest(&tar), "devices");
+    run(Command::new("chmod").arg("-R").arg("a+rX").arg(dir.path())).unwrap();
+    (dir, manifest)
+}
+
+/// Rootless, `pull` and `unpack` of an image holding device nodes skip
+/// the devices (the kernel refuses them to a user namespace) and write the
+/// rest, where they failed with `create device node ...: Operation not
+/// permitted`; as root the devices are created with their numbers.
+#[test]
+fn device_nodes_are_skipped_rootless_and_created_as_root() {
+    let (layout, manifest) = layout_with_devices();
+    let source = format!("oci:{}:devices", layout.path().display());
+    for rootless in [true, false] {
+        let cairn = if rootless {
+            Cairn::rootless().expect("rootless environment")
+        } else {
+            Cairn::new().unwrap()
+        };
+        cairn.ok(["pull", "-q", &source]);
+        let lowers = roots::lowers(cairn.root(), hex_of(&manifest));
+        let root_file = roots::find(&lowers, "dev/file").expect("/dev/file in the root");
+        assert_eq!(fs::read(root_file).unwrap(), b"abc");
+        let target = cairn.scratch().join(format!("unpacked-{rootless}"));
+        cairn.ok([
+            "unpack",
+            "--mode",
+            "copy",
+            &manifest,
+            target.to_str().unwrap(),
+        ]);
+        assert_eq!(fs::read(target.join("dev/file")).unwrap(), b"abc");
+        // The store checks clean: a skipped device is no damage.
+        cairn.ok(["system", "check", "--full"]);
+        for (p, block, rdev) in [("dev/null", false, (1, 3)), ("dev/loop0", true, (7, 0))] {
+            let in_root = roots::find(&lowers, p);
+            let unpacked = fs::symlink_metadata(target.join(p));
+            if rootless {
+                assert!(in_root.is_none(), "rootless: /{p} in the image root");
+                assert!(unpacked.is_err(), "rootless: /{p} unpacked");
+            } else {
+                for m in [
+                    fs::symlink_metadata(in_root.expect("root: the device in the image root"))
+                        .unwrap(),
+                    unpacked.unwrap(),
+                ] {
+                    let ft = m.file_type();
+                    assert!(
+                        if block {
+                            ft.is_block_device()
+                        } else {
+                            ft.is_char_device()
+                        },
+                        "/{p}: {ft:?}"
+                    );
+                    let dev = m.rdev();
+                    assert_eq!(
+                        (libc_major(dev), libc_minor(dev)),
+                        rdev,
+                        "/{p} device numbers"
+                    );
+                    assert_eq!(m.mode() & 0o7777, 0o660);
+                }
+            }
+        }
+    }
+}
+
+fn libc_major(dev: u64) -> u64 {
+    ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)
+}
+
+fn libc_minor(dev: u64) -> u64 {
+    ((dev >> 12) & 0xffff_ff00) | (dev & 0xff)
 }

@@ -23,8 +23,9 @@ pub struct Meta {
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// A regular file's identity in the object store: SHA-256 over the content
-/// digest and the metadata a hardlink shares (mode, uid, gid, xattrs).
+/// A regular file's identity in the object store: BLAKE3 over the content's
+/// BLAKE3 and the metadata an inode carries (mode, uid, gid, mtime,
+/// xattrs); see `object_id`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectId(pub [u8; 32]);
 

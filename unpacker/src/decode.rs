@@ -555,9 +555,16 @@ impl Pax {
 }
 
 /// `user.*` and file capabilities; not `security.selinux` (the host's
-/// policy labels files), not `trusted.*` (overlayfs' own), not ACLs.
+/// policy labels files), not `trusted.*`, not ACLs, and not
+/// `user.overlay.*`: overlayfs reads its own state from `trusted.overlay.*`
+/// (root) or, mounted with `userxattr` (rootless), `user.overlay.*`, so a
+/// layer that ships a forged `user.overlay.opaque=y` on a directory would
+/// hide the lower layers' content under it, and `redirect`, `origin` or
+/// `metacopy` would make the kernel look elsewhere. Layer content is
+/// attacker input: overlayfs' names never come from it.
 fn keep_xattr(name: &[u8]) -> bool {
-    name.starts_with(b"user.") || name == b"security.capability"
+    (name.starts_with(b"user.") && !name.starts_with(b"user.overlay."))
+        || name == b"security.capability"
 }
 
 #[cfg(test)]
@@ -580,6 +587,11 @@ mod tests {
         assert!(keep_xattr(b"security.capability"));
         assert!(!keep_xattr(b"security.selinux"));
         assert!(!keep_xattr(b"trusted.overlay.opaque"));
+        assert!(!keep_xattr(b"trusted.overlay.redirect"));
+        assert!(!keep_xattr(b"user.overlay.opaque"));
+        assert!(!keep_xattr(b"user.overlay.redirect"));
+        assert!(!keep_xattr(b"user.overlay."));
+        assert!(keep_xattr(b"user.overlayfoo"));
         assert!(!keep_xattr(b"system.posix_acl_access"));
     }
 }

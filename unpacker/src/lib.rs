@@ -2,7 +2,8 @@
 //!
 //! 1. [`decode`]: a layer blob (gzip, zstd or plain tar, detected from its
 //!    bytes) becomes a [`Changeset`]; regular file contents go once into the
-//!    [`ObjectStore`], keyed by content and the metadata a hardlink shares.
+//!    [`ObjectStore`], keyed by content and the metadata an inode carries
+//!    (mode, owner, mtime, xattrs), so every name shows its own layer's.
 //! 2. [`Plan`]: changesets applied in order to an in-memory tree (whiteouts,
 //!    opaque directories, replacements, hardlinks, symlinked parents), pure.
 //! 3. [`materialize`]: the tree written to a directory relative to directory

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
-use rustix::fs::{AtFlags, Mode as FsMode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode as FsMode, OFlags, ResolveFlags, Timespec, Timestamps};
 
 use crate::changeset::{DeviceKind, Meta};
 use crate::error::{Error, IoContext};
@@ -107,9 +107,9 @@ struct Pending<'p> {
     children: &'p std::collections::BTreeMap<Vec<u8>, Node>,
 }
 
-/// Copy mode: the state of one hardlink group's file.
+/// The state of one hardlink group's first name.
 enum Group {
-    /// A thread is copying it; the other names wait, then link to it.
+    /// A thread is writing it; the other names wait, then link to it.
     Copying,
     /// Copied, at this path below the target.
     Done(PathBuf),
@@ -122,7 +122,8 @@ struct Materializer<'a> {
     opts: MaterializeOptions,
     root_fd: OwnedFd,
     target: PathBuf,
-    /// Copy mode: each inode group's file, once a thread claimed it.
+    /// Each inode group's first name once a thread claimed it: files' in
+    /// copy mode, symlinks' (with hardlinks) in both modes.
     first_path: Mutex<HashMap<u64, Group>>,
     /// Signalled when a group's file is copied (or failed to be).
     group_done: Condvar,
@@ -178,23 +179,26 @@ impl Materializer<'_> {
                 } => {
                     self.file(dir, name_os, &path, meta, object, *inode)?;
                 }
-                NodeKind::Symlink { meta, target } => {
-                    rustix::fs::symlinkat(name_of(target), dir, name_os)
-                        .map_err(io::Error::from)
-                        .io_context("create symlink", &self.err_path(&path))?;
-                    if self.opts.ownership == Ownership::Apply {
-                        rustix::fs::chownat(
-                            dir,
-                            name_os,
-                            Some(rustix::fs::Uid::from_raw(meta.uid)),
-                            Some(rustix::fs::Gid::from_raw(meta.gid)),
-                            AtFlags::SYMLINK_NOFOLLOW,
-                        )
-                        .map_err(io::Error::from)
-                        .io_context("chown symlink", &self.err_path(&path))?;
+                NodeKind::Symlink {
+                    meta,
+                    target,
+                    inode,
+                } => {
+                    // A symlink with hardlinks: its names are one inode.
+                    if *inode != 0 && self.link_to_group(*inode, dir, name_os, &path)? {
+                        self.count(|s| s.symlinks += 1);
+                        continue;
                     }
-                    set_times(dir, name_os, meta.mtime)
-                        .io_context("set symlink mtime", &self.err_path(&path))?;
+                    let made = rustix::fs::symlinkat(name_of(target), dir, name_os)
+                        .map_err(io::Error::from)
+                        .io_context("create symlink", &self.err_path(&path))
+                        .and_then(|()| {
+                            self.node_meta(dir, name_os, meta, &path, FileType::Symlink)
+                        });
+                    if *inode != 0 {
+                        self.settle_group(*inode, &path, made.is_ok());
+                    }
+                    made?;
                     self.count(|s| s.symlinks += 1);
                 }
                 NodeKind::Device {
@@ -204,20 +208,30 @@ impl Materializer<'_> {
                     minor,
                 } => {
                     let ft = match kind {
-                        DeviceKind::Char => rustix::fs::FileType::CharacterDevice,
-                        DeviceKind::Block => rustix::fs::FileType::BlockDevice,
+                        DeviceKind::Char => FileType::CharacterDevice,
+                        DeviceKind::Block => FileType::BlockDevice,
                     };
                     let dev = rustix::fs::makedev(*major, *minor);
                     match rustix::fs::mknodat(dir, name_os, ft, FsMode::from_raw_mode(0o600), dev) {
                         Ok(()) => {
-                            self.special_meta(dir, name_os, meta, &path)?;
+                            self.node_meta(dir, name_os, meta, &path, ft)?;
                             self.count(|s| s.specials += 1);
                         }
+                        // No CAP_MKNOD where it counts (a normal user, or
+                        // root of a user namespace: the kernel refuses
+                        // device nodes to every namespace but the first):
+                        // skipped, as the README says; the runtime binds
+                        // host devices instead. Root of the host gets its
+                        // errors, and mounts image roots `nodev`.
                         Err(rustix::io::Errno::PERM)
-                            if self.opts.ownership == Ownership::Ignore || !is_root() =>
+                            if self.opts.ownership == Ownership::Ignore
+                                || !may_create_devices() =>
                         {
-                            // No CAP_MKNOD (rootless): the runtime binds host
-                            // devices instead.
+                            tracing::debug!(
+                                "skipped device node /{} ({kind:?} {major}:{minor}): no CAP_MKNOD \
+                                 in the initial user namespace",
+                                path.display()
+                            );
                             self.count(|s| s.skipped_devices.push(format!("/{}", path.display())));
                         }
                         Err(e) => {
@@ -244,13 +258,13 @@ impl Materializer<'_> {
                     rustix::fs::mknodat(
                         dir,
                         name_os,
-                        rustix::fs::FileType::Fifo,
+                        FileType::Fifo,
                         FsMode::from_raw_mode(0o600),
                         0,
                     )
                     .map_err(io::Error::from)
                     .io_context("create fifo", &self.err_path(&path))?;
-                    self.special_meta(dir, name_os, meta, &path)?;
+                    self.node_meta(dir, name_os, meta, &path, FileType::Fifo)?;
                     self.count(|s| s.specials += 1);
                 }
             }
@@ -310,55 +324,69 @@ impl Materializer<'_> {
                     )
                 }
             }
-        } else {
-            let mut groups = self.first_path.lock().expect("not poisoned");
-            loop {
-                match groups.get(&inode) {
-                    None => {
-                        // Ours to copy; the other names wait for it.
-                        groups.insert(inode, Group::Copying);
-                        break;
-                    }
-                    Some(Group::Copying) => {
-                        groups = self.group_done.wait(groups).expect("not poisoned");
-                    }
-                    Some(Group::Done(first)) => {
-                        let first = first.clone();
-                        drop(groups);
-                        rustix::fs::linkat(
-                            &self.root_fd,
-                            first.as_path(),
-                            dir,
-                            name,
-                            AtFlags::empty(),
-                        )
-                        .map_err(io::Error::from)
-                        .io_context("hardlink", &self.err_path(path))?;
-                        self.count(|s| s.linked += 1);
-                        return Ok(());
-                    }
-                    Some(Group::Failed) => {
-                        return Err(Error::Io {
-                            op: "hardlink (the file of its group failed to copy)".into(),
-                            path: self.err_path(path),
-                            source: io::Error::other("copying the group's first name failed"),
-                        });
-                    }
-                }
-            }
+        } else if self.link_to_group(inode, dir, name, path)? {
+            self.count(|s| s.linked += 1);
+            return Ok(());
         }
         let copied = self.copy_file(dir, name, path, meta, object);
         if self.opts.mode == Mode::Copy {
-            self.first_path.lock().expect("not poisoned").insert(
-                inode,
-                match copied {
-                    Ok(()) => Group::Done(path.to_owned()),
-                    Err(_) => Group::Failed,
-                },
-            );
-            self.group_done.notify_all();
+            self.settle_group(inode, path, copied.is_ok());
         }
         copied
+    }
+
+    /// A name of inode group `inode`: linked (`linkat` without
+    /// `AT_SYMLINK_FOLLOW`: a symlink is linked itself) to the group's
+    /// first name once that is written, returning true; false if this name
+    /// is the first, to be written by the caller, who then calls
+    /// [`Materializer::settle_group`] (the group's other names wait).
+    fn link_to_group(
+        &self,
+        inode: u64,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+        path: &Path,
+    ) -> Result<bool, Error> {
+        let mut groups = self.first_path.lock().expect("not poisoned");
+        loop {
+            match groups.get(&inode) {
+                None => {
+                    groups.insert(inode, Group::Copying);
+                    return Ok(false);
+                }
+                Some(Group::Copying) => {
+                    groups = self.group_done.wait(groups).expect("not poisoned");
+                }
+                Some(Group::Done(first)) => {
+                    let first = first.clone();
+                    drop(groups);
+                    rustix::fs::linkat(&self.root_fd, first.as_path(), dir, name, AtFlags::empty())
+                        .map_err(io::Error::from)
+                        .io_context("hardlink", &self.err_path(path))?;
+                    return Ok(true);
+                }
+                Some(Group::Failed) => {
+                    return Err(Error::Io {
+                        op: "hardlink (the first name of its group failed)".into(),
+                        path: self.err_path(path),
+                        source: io::Error::other("writing the group's first name failed"),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The first name of group `inode`, at `path`, is written (or failed).
+    fn settle_group(&self, inode: u64, path: &Path, ok: bool) {
+        self.first_path.lock().expect("not poisoned").insert(
+            inode,
+            if ok {
+                Group::Done(path.to_owned())
+            } else {
+                Group::Failed
+            },
+        );
+        self.group_done.notify_all();
     }
 
     /// Writes a copy of `object` as `name` in `dir`.
@@ -403,35 +431,80 @@ impl Materializer<'_> {
         Ok(())
     }
 
-    fn special_meta(
+    /// Owner, mode (not for a symlink: Linux has none) and mtime of the
+    /// node just created as `name` in `dir`, never through a symlink: the
+    /// node is opened `O_PATH | O_NOFOLLOW` and checked to be of the type
+    /// created, and every change goes through that descriptor. `unpack`
+    /// may write into a directory others can write to (a target it cannot
+    /// rename onto); by name, `chmod(2)` follows symlinks (`fchmodat`'s
+    /// `AT_SYMLINK_NOFOLLOW` needs `fchmodat2`, Linux 6.6), so a name
+    /// swapped for a symlink between `mknodat` and the chmod would move the
+    /// mode onto any file the link names.
+    fn node_meta(
         &self,
         dir: &OwnedFd,
         name: &std::ffi::OsStr,
         meta: &Meta,
         path: &Path,
+        created: FileType,
     ) -> Result<(), Error> {
-        if self.opts.ownership == Ownership::Apply {
-            rustix::fs::chownat(
-                dir,
-                name,
-                Some(rustix::fs::Uid::from_raw(meta.uid)),
-                Some(rustix::fs::Gid::from_raw(meta.gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(io::Error::from)
-            .io_context("chown", &self.err_path(path))?;
-        }
-        // The node was just created by us in a directory nobody else
-        // writes; chmod cannot be told not to follow, but there is no link.
-        rustix::fs::chmodat(
+        let p = self.err_path(path);
+        let fd = rustix::fs::openat(
             dir,
             name,
-            FsMode::from_raw_mode(meta.mode & 0o7777),
-            AtFlags::empty(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            FsMode::empty(),
         )
         .map_err(io::Error::from)
-        .io_context("chmod", &self.err_path(path))?;
-        set_times(dir, name, meta.mtime).io_context("set mtime", &self.err_path(path))
+        .io_context("open to set metadata", &p)?;
+        let found = rustix::fs::fstat(&fd)
+            .map_err(io::Error::from)
+            .io_context("stat", &p)?;
+        let found = FileType::from_raw_mode(found.st_mode);
+        if found != created {
+            return Err(Error::Io {
+                op: format!("set metadata of the {created:?} created as"),
+                path: p,
+                source: io::Error::other(format!(
+                    "it was replaced by a {found:?} while unpacking (someone else writes into \
+                     the target directory); unpack into a directory only you can write"
+                )),
+            });
+        }
+        if self.opts.ownership == Ownership::Apply {
+            rustix::fs::chownat(
+                &fd,
+                "",
+                Some(rustix::fs::Uid::from_raw(meta.uid)),
+                Some(rustix::fs::Gid::from_raw(meta.gid)),
+                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(io::Error::from)
+            .io_context("chown", &p)?;
+        }
+        if created != FileType::Symlink {
+            // The descriptor's own inode: `/proc/self/fd/N` is a magic link
+            // to it, not a path to resolve again.
+            let by_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+            rustix::fs::chmod(by_fd.as_str(), FsMode::from_raw_mode(meta.mode & 0o7777))
+                .map_err(io::Error::from)
+                .io_context("chmod (through /proc/self/fd)", &p)?;
+        }
+        let t = Timespec {
+            tv_sec: meta.mtime,
+            tv_nsec: 0,
+        };
+        rustix::fs::utimensat(
+            &fd,
+            "",
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+            AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(io::Error::from)
+        .io_context("set mtime", &p)
     }
 
     fn dir_meta(&self, fd: &OwnedFd, meta: &Meta, path: &Path) -> Result<(), Error> {
@@ -475,23 +548,6 @@ impl Materializer<'_> {
     }
 }
 
-fn set_times(dir: &OwnedFd, name: &std::ffi::OsStr, mtime: i64) -> io::Result<()> {
-    let t = Timespec {
-        tv_sec: mtime,
-        tv_nsec: 0,
-    };
-    rustix::fs::utimensat(
-        dir,
-        name,
-        &Timestamps {
-            last_access: t,
-            last_modification: t,
-        },
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(io::Error::from)
-}
-
 /// Copies a whole file in the kernel (`copy_file_range`, which reflinks on
 /// filesystems that can), falling back to read/write.
 fn copy_all(src: &File, dst: &File) -> io::Result<()> {
@@ -523,6 +579,20 @@ fn copy_all(src: &File, dst: &File) -> io::Result<()> {
     Ok(())
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+/// Whether this process can make device nodes: root of the initial user
+/// namespace. Root of any other (a rootless unpack) is refused them by the
+/// kernel whatever its capabilities; `/proc/self/uid_map` of the initial
+/// namespace maps all 2^32 - 1 ids onto themselves.
+fn may_create_devices() -> bool {
+    if !rustix::process::geteuid().is_root() {
+        return false;
+    }
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => {
+            let fields: Vec<&str> = map.split_whitespace().collect();
+            fields == ["0", "0", "4294967295"]
+        }
+        // No procfs: assume the host's root, whose errors are reported.
+        Err(_) => true,
+    }
 }

@@ -15,7 +15,10 @@
 //!   absolute targets start at the image root, `..` stops at it), so
 //!   merged-/usr images work and nothing can point outside.
 //! - A hardlink names an existing path (resolved likewise, its last
-//!   component not followed); regular files share the target's inode.
+//!   component not followed); regular files share the target's inode, and
+//!   so do symlinks (a hardlink to a symlink is a second name of the link
+//!   itself, as `linkat(2)` without `AT_SYMLINK_FOLLOW` makes it, and as
+//!   umoci does), not a second symlink.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -77,6 +80,10 @@ pub enum NodeKind {
         meta: Meta,
         /// Target, verbatim.
         target: Vec<u8>,
+        /// Inode group, shared with [`NodeKind::File`]'s numbering, when a
+        /// hardlink names the symlink (the names are one inode); 0 for a
+        /// symlink with one name.
+        inode: u64,
     },
     /// A device node.
     Device {
@@ -465,6 +472,7 @@ impl Plan {
             Entry::Symlink { meta, target } => NodeKind::Symlink {
                 meta: meta.clone(),
                 target: target.clone(),
+                inode: 0,
             },
             Entry::Device {
                 meta,
@@ -480,6 +488,27 @@ impl Plan {
             Entry::Fifo(meta) => NodeKind::Fifo(meta.clone()),
             Entry::Hardlink { target } => {
                 let resolved = self.resolve(layer, target, false)?;
+                // A symlink's first hardlink makes it an inode group (looked
+                // up first: `get_mut` copies the shared directories on the
+                // way, which only a change needs).
+                let ungrouped = matches!(
+                    self.get(&resolved),
+                    Some(Node {
+                        kind: NodeKind::Symlink { inode: 0, .. },
+                        ..
+                    })
+                );
+                if ungrouped {
+                    let next = self.next_inode + 1;
+                    if let Some(Node {
+                        kind: NodeKind::Symlink { inode, .. },
+                        ..
+                    }) = self.get_mut(&resolved)
+                    {
+                        *inode = next;
+                        self.next_inode = next;
+                    }
+                }
                 match self.get(&resolved) {
                     Some(n) if !matches!(n.kind, NodeKind::Dir { .. }) => n.kind.clone(),
                     _ => {
@@ -740,8 +769,13 @@ mod tests {
             out.push(match &node.kind {
                 NodeKind::Dir { .. } => format!("{p}/"),
                 NodeKind::File { object, inode, .. } => format!("{p}={}#{inode}", object.0[0]),
-                NodeKind::Symlink { target, .. } => {
+                NodeKind::Symlink {
+                    target, inode: 0, ..
+                } => {
                     format!("{p}->{}", String::from_utf8_lossy(target))
+                }
+                NodeKind::Symlink { target, inode, .. } => {
+                    format!("{p}->{}#{inode}", String::from_utf8_lossy(target))
                 }
                 NodeKind::Fifo(_) => format!("{p}|"),
                 NodeKind::Device { .. } => format!("{p}!"),
@@ -790,6 +824,18 @@ mod tests {
             // Hardlinks within a layer and across layers share the inode.
             (&["f a 1; h b a"], "a=1#1 b=1#1"),
             (&["f lib/x 1", "h y lib/x"], "lib/ lib/x=1#1 y=1#1"),
+            // A hardlink to a symlink is a name of the link itself (one
+            // inode), in its layer or across layers; a hardlink through a
+            // symlinked parent still names the link, not its target.
+            (&["l s target; h t s"], "s->target#1 t->target#1"),
+            (
+                &["f a 1; l s a", "h t s; h u t"],
+                "a=1#1 s->a#2 t->a#2 u->a#2",
+            ),
+            (
+                &["d real; l real/s ../a; l d real", "h t d/s"],
+                "d->real real/ real/s->../a#1 t->../a#1",
+            ),
             // Parent through a symlink, absolute or relative (merged /usr).
             (
                 &["d usr/lib; l lib usr/lib", "f lib/ld.so 1"],

@@ -1,10 +1,11 @@
 //! The stages tied to a store.
 //!
 //! ```text
-//! <root>/objects/<2 hex>/<62 hex>          file objects (content + shared metadata)
+//! <root>/objects/<2 hex>/<62 hex>          file objects (content + the metadata of the
+//!                                          inode, mtime included: key v3)
 //! <root>/layers/<blob hex>[-<map>].cs      changeset of one layer blob (postcard),
 //!                                          its diff id and content size inside
-//! <root>/chains/<chain id hex>[-<map>]/    diff/: one layer's changes over the layers
+//! <root>/chains/<chain id hex>[-<map>]-v3/ diff/: one layer's changes over the layers
 //!                                          below it (an overlayfs lower directory:
 //!                                          hardlinks to objects, whiteouts as 0/0
 //!                                          character devices), info.json, and
@@ -13,6 +14,13 @@
 //!                                          first; rootfs/ instead when the stack is
 //!                                          too long for one overlayfs mount
 //! ```
+//!
+//! Every file names its format: changesets and plans start with a magic
+//! line, image roots' `info.json` has a `format`, layer directories end in
+//! the object key's version. One written by an older cairn (objects keyed
+//! without the mtime) is never read as current: a changeset is decoded
+//! again, a plan planned again, an image root and its layer directories
+//! built again under new names (the old ones go with the next collection).
 //!
 //! A layer's diff is keyed by its OCI chain id (the diff ids of it and of
 //! every layer below), as what it holds depends on the layers below: two
@@ -46,14 +54,26 @@ use crate::plan::Plan;
 mod check;
 pub use check::{CheckOptions, DerivedReport};
 
-const CHANGESET_MAGIC: &[u8] = b"cairn-changeset-v1\n";
+/// `layers/*.cs`: bump whenever what a changeset holds or means changes
+/// (v2: object ids keyed with the mtime, no `user.overlay.*` xattrs); an
+/// older one is decoded again from its blob when next needed.
+const CHANGESET_MAGIC: &[u8] = b"cairn-changeset-v2\n";
 
 /// `chains/<name>/plan`: the plan of that layer and every layer below it
 /// (postcard, after its BLAKE3), so an image that adds layers over it (a
 /// sibling) plans only its own. A chain id names the layers, not the
 /// planner that read them: bump the version whenever what a plan holds or
 /// means changes, and older plans are planned again.
-const PLAN_MAGIC: &[u8] = b"cairn-plan-v1\n";
+const PLAN_MAGIC: &[u8] = b"cairn-plan-v2\n";
+
+/// `format` of an image root's `info.json`: 2 since objects are keyed with
+/// their mtime. A root of another format is built again when next used.
+const ROOT_FORMAT: u32 = 2;
+
+/// Ends every layer directory's name: the object key version its files
+/// link to. Layer directories of an older key are never stacked again (a
+/// root built again names new ones), so a collection removes them.
+const CHAIN_SUFFIX: &str = "-v3";
 
 /// `objects/gc-pending`: ids of objects a collection could not delete while
 /// decoders ran, one hex id per line, for the next collection.
@@ -104,6 +124,10 @@ pub struct ImageRoot {
 /// `info.json` of an image root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootInfo {
+    /// The layout of the root and of what it links to ([`ROOT_FORMAT`];
+    /// 0 in roots written before it was recorded).
+    #[serde(default)]
+    pub format: u32,
     /// Bytes of regular file content (each inode once).
     pub size: u64,
     /// Device nodes that could not be created.
@@ -279,7 +303,8 @@ impl Unpacker {
     }
 
     /// The `chains/` names of an image's layers, lowest first: OCI chain
-    /// ids (`sha256(chain below + " " + diff id)`) and the id map's tag.
+    /// ids (`sha256(chain below + " " + diff id)`), the id map's tag and
+    /// the object key version.
     pub fn chain_names(&self, image: &Image) -> Vec<String> {
         self.chain_names_of(&image.config.rootfs.diff_ids)
     }
@@ -296,7 +321,7 @@ impl Unpacker {
                 ),
             };
             out.push(format!(
-                "{}{}",
+                "{}{}{CHAIN_SUFFIX}",
                 id.split_once(':').map_or(id.as_str(), |x| x.1),
                 self.tag
             ));
@@ -829,6 +854,7 @@ impl Unpacker {
                     },
                 )?;
                 let info = RootInfo {
+                    format: ROOT_FORMAT,
                     size: plan.content_bytes(),
                     skipped_devices: stats.skipped_devices.clone(),
                     chains: Vec::new(),
@@ -1243,6 +1269,11 @@ impl Unpacker {
         let Some(info) = self.read_info(dir)? else {
             return Ok(None);
         };
+        // Built by an older cairn (files keyed without their mtime): built
+        // again, over the old one.
+        if info.format != ROOT_FORMAT {
+            return Ok(None);
+        }
         let lowers = self.lowers(dir, &info);
         // A layer directory gone (by hand, or a power loss): build the root
         // again.
@@ -1540,6 +1571,7 @@ impl<'u> ChainBuilder<'u> {
         self.skipped.sort();
         self.skipped.dedup();
         let info = RootInfo {
+            format: ROOT_FORMAT,
             size: self.plan.content_bytes(),
             skipped_devices: self.skipped,
             chains: chains.to_vec(),

@@ -1,4 +1,4 @@
-//! File-level dedup: identical files (same content, mode, owner, xattrs)
+//! File-level dedup: identical files (same content, mode, owner, xattrs, mtime)
 //! share one inode across layers and image roots in hardlink mode, so an
 //! image sharing all but its top layer with another costs only that layer;
 //! copy mode gives private files and keeps only the hardlinks the layers

@@ -539,6 +539,28 @@ fn hardlinks_never_reach_outside() {
             ]
         })
         .tree("f=x s->{JABS}/sentinel {JDIRS} {J}/sentinel/ {J}/sentinel/h=x"),
+        // A hardlink to a symlink is a name of the link itself (as umoci
+        // and `linkat` without AT_SYMLINK_FOLLOW make it), never a link to
+        // what it points at, in its layer and across layers.
+        case("hardlink to a symlink pointing outside", |j| {
+            vec![
+                Tar::new()
+                    .symlink("s", format!("{}/sentinel/secret", j.abs()))
+                    .hardlink("h", "s")
+                    .finish(),
+                Tar::new().dir("d").hardlink("d/h2", "h").finish(),
+            ]
+        })
+        .tree("d/ d/h2->{JABS}/sentinel/secret h->{JABS}/sentinel/secret s->{JABS}/sentinel/secret")
+        .check(|j, _, stats| {
+            let t = j.target();
+            let s = fs::symlink_metadata(t.join("s")).unwrap();
+            assert!(s.file_type().is_symlink());
+            assert_eq!(s.nlink(), 3, "one symlink inode, three names");
+            assert_eq!(ino_of(&t.join("h")), s.ino());
+            assert_eq!(ino_of(&t.join("d/h2")), s.ino());
+            assert_eq!(stats.symlinks, 3);
+        }),
         case("hardlink to a directory", |_| {
             one(Tar::new().dir("d").hardlink("h", "d"))
         })
@@ -1581,5 +1603,85 @@ fn id_maps_apply_to_every_entry_and_unmapped_ids_are_refused() {
             assert!(e.to_string().contains("70000"), "{e}");
         }
         other => panic!("want an id map error, got {other:?}"),
+    }
+}
+
+/// `unpack` into a directory someone else can write to: an attacker swaps
+/// each fifo the unpacker creates, as soon as it is there, for a symlink to
+/// a file outside (`renameat2(RENAME_EXCHANGE)`, spinning until the name
+/// exists). The mode the layer gives the fifo must never land on the
+/// outside file, however the race goes: a swapped node is refused, not
+/// followed.
+#[test]
+fn a_node_swapped_for_a_symlink_mid_unpack_never_redirects_a_chmod() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const N: usize = 300;
+    let j = Jail::new();
+    let outside = j.sentinel().join("secret");
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).unwrap();
+    let target = j.target();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o777)).unwrap();
+    let mut tar = Tar::new();
+    for i in 0..N {
+        tar = tar.fifo(format!("p{i:03}"), 0o4777);
+    }
+    let layer = tar.finish();
+    let objects = ObjectStore::open(&j.store(), ownership()).unwrap();
+    // The attacker's links, one per name, beside the target.
+    let links = j.path().join("links");
+    fs::create_dir(&links).unwrap();
+    for i in 0..N {
+        std::os::unix::fs::symlink(&outside, links.join(format!("p{i:03}"))).unwrap();
+    }
+    let stop = AtomicBool::new(false);
+    let swapped = AtomicUsize::new(0);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..N {
+                let name = format!("p{i:03}");
+                while !stop.load(Ordering::Relaxed) {
+                    let r = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        links.join(&name),
+                        rustix::fs::CWD,
+                        target.join(&name),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                    if r.is_ok() {
+                        swapped.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+        });
+        let r = unpack(
+            &[layer],
+            &[],
+            &objects,
+            &DecodeOptions::default(),
+            &target,
+            Mode::Hardlink,
+        );
+        stop.store(true, Ordering::Relaxed);
+        r
+    });
+    let mode = fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        mode,
+        0o600,
+        "the outside file got the fifo's mode ({} swaps, unpack: {:?})",
+        swapped.load(Ordering::Relaxed),
+        result.as_ref().map(|_| ())
+    );
+    assert_eq!(fs::read(&outside).unwrap(), b"secret");
+    assert!(
+        swapped.load(Ordering::Relaxed) > 0,
+        "the attacker never swapped a node: the test proved nothing"
+    );
+    // A swap the unpacker saw is refused, naming the node.
+    if let Err(Failure::Materialize(e)) = &result {
+        let e = e.to_string();
+        assert!(e.contains("replaced by a Symlink"), "{e}");
     }
 }

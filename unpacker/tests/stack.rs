@@ -393,3 +393,240 @@ fn a_root_built_without_planning_ahead_starts_from_a_saved_plan() {
     let rd = u.image_root(&d).unwrap();
     assert_eq!(listing(&rd.lowers[0]), tokens("m/ m/f!c0:0 top=d"));
 }
+
+/// Mounts `lowers` (topmost first) read-only with overlayfs in a new user
+/// and mount namespace (`unshare -Urm`, as a rootless container's root is
+/// mounted: `userxattr`, so overlayfs reads `user.overlay.*`) or, with
+/// `userxattr` false, in a new mount namespace as root (`trusted.overlay.*`);
+/// returns what `sh -c script` printed there, run in the mount's directory.
+fn in_overlay(lowers: &[std::path::PathBuf], userxattr: bool, script: &str) -> String {
+    let mnt = tempfile::tempdir().unwrap();
+    let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    let opts = format!(
+        "ro,{}lowerdir={}",
+        if userxattr { "userxattr," } else { "" },
+        lowers.join(":")
+    );
+    let ns = if userxattr { "-Urm" } else { "-m" };
+    let out = Command::new("unshare")
+        .args([ns, "sh", "-ec"])
+        .arg(format!(
+            "mount -t overlay overlay -o {opts} {m}; cd {m}; {script}",
+            m = mnt.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "overlay mount ({opts}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A layer forging overlayfs' own xattrs (`user.overlay.opaque` on a
+/// directory: a rootless `userxattr` mount would take it as opaque and hide
+/// the lower layer's files; `trusted.overlay.*` for a root mount; a
+/// `redirect` on a file) gets none of them onto disk: the layer directories
+/// hold no overlay xattr, and mounted either way the lower file shows.
+#[test]
+fn forged_overlay_xattrs_in_a_layer_are_dropped() {
+    if !is_root() {
+        eprintln!("skipped: mounting overlayfs needs root here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let lower = Tar::new()
+        .dir("d")
+        .file("d/lower", b"from the lower layer")
+        .finish();
+    let forged: &[(&[u8], &[u8])] = &[
+        (b"SCHILY.xattr.user.overlay.opaque", b"y"),
+        (b"SCHILY.xattr.trusted.overlay.opaque", b"y"),
+        (b"SCHILY.xattr.user.overlay.redirect", b"/d/lower"),
+        (b"SCHILY.xattr.user.kept", b"k"),
+    ];
+    let top = Tar::new()
+        .pax(forged)
+        .dir("d")
+        .pax(forged)
+        .file("d/upper", b"from the top layer")
+        .finish();
+    let img = image(&store, "localhost/forged:1", &[&lower, &top]);
+    let root = u.image_root(&img).unwrap();
+    assert_eq!(root.lowers.len(), 2);
+    // What a container sees: the lower file, whichever xattrs overlayfs reads.
+    for userxattr in [true, false] {
+        assert_eq!(
+            in_overlay(&root.lowers, userxattr, "ls d; cat d/lower"),
+            "lower\nupper\nfrom the lower layer",
+            "userxattr: {userxattr}"
+        );
+    }
+    for l in &root.lowers {
+        for p in ["d", "d/lower", "d/upper"] {
+            let p = l.join(p);
+            if fs::symlink_metadata(&p).is_err() {
+                continue;
+            }
+            let names: Vec<String> = xattrs(&p).into_iter().map(|(n, _)| n).collect();
+            assert!(
+                !names.iter().any(|n| n.contains(".overlay.")),
+                "{}: {names:?}",
+                p.display()
+            );
+        }
+    }
+    // A plain user.* xattr of the same entries is kept: the filter is exact.
+    assert_eq!(
+        xattr(&root.lowers[0].join("d"), "user.kept").as_deref(),
+        Some(&b"k"[..])
+    );
+    // And `unpack` writes no overlay xattr either.
+    let t = dir.path().join("t");
+    u.unpack_image(&img, &t, Mode::Copy).unwrap();
+    for p in ["d", "d/lower", "d/upper"] {
+        let names: Vec<String> = xattrs(&t.join(p)).into_iter().map(|(n, _)| n).collect();
+        assert!(
+            !names.iter().any(|n| n.contains(".overlay.")),
+            "{p}: {names:?}"
+        );
+    }
+}
+
+fn file_at(name: &str, mtime: u64) -> Hdr {
+    let mut h = Hdr::new(name.as_bytes(), b'0');
+    h.mtime = mtime;
+    h
+}
+
+fn mtime_in(root: &cairn_unpacker::ImageRoot, p: &str) -> i64 {
+    let f = root
+        .find(Path::new(p))
+        .unwrap_or_else(|| panic!("/{p} in the root"));
+    fs::symlink_metadata(f).unwrap().mtime()
+}
+
+/// Files with one content and different mtimes, in one layer, across
+/// layers and across images, each show their own layer's mtime in the
+/// image roots (stacked and flattened) and in `unpack`'s hardlink mode,
+/// whichever image was built first; a tar hardlink shares its target's.
+/// (Keyed without the mtime, every name showed the first stored one's.)
+#[test]
+fn every_path_shows_its_layers_mtime_whatever_was_built_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    // Built first: the same contents, other mtimes.
+    let other = Tar::new()
+        .file_hdr(file_at("x", 1_500_000_000), b"same")
+        .file_hdr(file_at("y", 1_500_000_001), b"same")
+        .finish();
+    let lower = Tar::new()
+        .file_hdr(file_at("a", 1_000_000_001), b"same")
+        .file_hdr(file_at("b", 1_000_000_002), b"same")
+        .hardlink("a-link", "a")
+        .finish();
+    let top = Tar::new()
+        .file_hdr(file_at("c", 1_000_000_003), b"same")
+        .file_hdr(file_at("b", 1_000_000_004), b"same")
+        .finish();
+    let first = u
+        .image_root(&image(&store, "localhost/other:1", &[&other]))
+        .unwrap();
+    let img = image(&store, "localhost/img:1", &[&lower, &top]);
+    let want = [
+        ("a", 1_000_000_001),
+        ("a-link", 1_000_000_001),
+        ("b", 1_000_000_004),
+        ("c", 1_000_000_003),
+    ];
+    let root = u.image_root(&img).unwrap();
+    assert_eq!(root.lowers.len(), 2);
+    for (p, t) in want {
+        assert_eq!(mtime_in(&root, p), t, "/{p} in the stacked root");
+    }
+    assert_eq!(mtime_in(&first, "x"), 1_500_000_000);
+    assert_eq!(mtime_in(&first, "y"), 1_500_000_001);
+    // The lower layer's own directory keeps its b (hidden above).
+    assert_eq!(
+        fs::metadata(root.lowers[1].join("b")).unwrap().mtime(),
+        1_000_000_002
+    );
+    // A tar hardlink is one inode; same content with the same mtime is
+    // still shared (one object).
+    assert_eq!(
+        fs::metadata(root.find(Path::new("a")).unwrap())
+            .unwrap()
+            .ino(),
+        fs::metadata(root.find(Path::new("a-link")).unwrap())
+            .unwrap()
+            .ino()
+    );
+    let t = dir.path().join("t");
+    u.unpack_image(&img, &t, Mode::Hardlink).unwrap();
+    for (p, m) in want {
+        assert_eq!(fs::metadata(t.join(p)).unwrap().mtime(), m, "/{p} unpacked");
+    }
+    // Flattened, the same.
+    let flat = Unpacker::new(
+        &store,
+        UnpackerOptions {
+            max_stack_bytes: 0,
+            ..UnpackerOptions::default()
+        },
+    )
+    .unwrap();
+    let img2 = image(&store, "localhost/img2:1", &[&top, &lower]);
+    let root2 = flat.image_root(&img2).unwrap();
+    assert_eq!(root2.lowers.len(), 1);
+    for (p, m) in [
+        ("a", 1_000_000_001),
+        ("b", 1_000_000_002),
+        ("c", 1_000_000_003),
+    ] {
+        assert_eq!(mtime_in(&root2, p), m, "/{p} in the flattened root");
+    }
+    assert!(u.check(&CheckOptions::default()).unwrap().is_clean());
+}
+
+/// An image root written before objects were keyed with their mtime
+/// (`info.json` without `format`) is not used: it is reported by `check`
+/// and built again, in layer directories of the current key's names.
+#[test]
+fn a_root_of_an_older_format_is_built_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let u = Unpacker::new(&store, UnpackerOptions::default()).unwrap();
+    let img = image(
+        &store,
+        "localhost/a:1",
+        &[&lower_layer(), &top_layer(b"one")],
+    );
+    let root = u.image_root(&img).unwrap();
+    let info_path = u.image_dir(img.digest()).join("info.json");
+    let mut info: serde_json::Value =
+        serde_json::from_slice(&fs::read(&info_path).unwrap()).unwrap();
+    assert_eq!(info["format"], 2);
+    info.as_object_mut().unwrap().remove("format");
+    fs::write(&info_path, serde_json::to_vec(&info).unwrap()).unwrap();
+    let report = u.check(&CheckOptions::default()).unwrap();
+    assert!(
+        report
+            .bad_roots
+            .iter()
+            .any(|(_, why)| why.contains("older cairn")),
+        "{:?}",
+        report.bad_roots
+    );
+    let again = u.image_root(&img).unwrap();
+    assert!(again.built, "built again");
+    assert_eq!(again.lowers, root.lowers);
+    assert_eq!(read(&again, "top").as_deref(), Some("one"));
+    assert!(u.check(&CheckOptions::default()).unwrap().is_clean());
+    for name in u.chain_names(&img) {
+        assert!(name.ends_with("-v3"), "{name}");
+    }
+}
