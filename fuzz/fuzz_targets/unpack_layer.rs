@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         MaterializeOptions {
             mode: Mode::Copy,
             ownership: Ownership::Ignore,
+            devices: cairn_unpacker::Devices::Create,
         },
     );
     // Only the store, the target and the sentinel (unchanged) may exist.

@@ -59,6 +59,7 @@ fn plan_and_materialize(c: &mut Criterion) {
                     let o = MaterializeOptions {
                         mode,
                         ownership: common::ownership(),
+                        devices: cairn_unpacker::Devices::Create,
                     };
                     materialize(&plan, &objects, &target, o).unwrap();
                     // Returned: the tree is removed outside the timing.
@@ -79,6 +80,7 @@ fn plan_and_materialize(c: &mut Criterion) {
         MaterializeOptions {
             mode: Mode::Hardlink,
             ownership: common::ownership(),
+            devices: cairn_unpacker::Devices::Create,
         },
     )
     .unwrap();

@@ -29,7 +29,7 @@ pub use changeset::{Change, Changeset, DeviceKind, Entry, Meta, ObjectId};
 pub use decode::{decode, DecodeOptions, Decoded};
 pub use error::Error;
 pub use idmap::{IdMap, IdMapError, IdRange};
-pub use materialize::{materialize, MaterializeOptions, Mode, Stats};
+pub use materialize::{materialize, Devices, MaterializeOptions, Mode, Stats};
 pub use objects::{ObjectStore, Ownership, PutOutcome};
 pub use path::{PathError, RootPath};
 pub use plan::{Node, NodeKind, Plan, PlanError};

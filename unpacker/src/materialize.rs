@@ -41,6 +41,23 @@ pub struct MaterializeOptions {
     pub mode: Mode,
     /// Apply owners (and `security.*` xattrs) or not.
     pub ownership: Ownership,
+    /// Create the layers' device nodes, or skip them.
+    pub devices: Devices,
+}
+
+/// What becomes of a layer's block and character devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Devices {
+    /// Created where the kernel allows it (`cairn unpack` as root, as
+    /// umoci does); skipped where it refuses (a user namespace).
+    Create,
+    /// Never created: image roots in the store. A device node of an image
+    /// is attacker input (a major/minor of the host's disk, owned by root
+    /// on the host's filesystem); skipped, and in a layer directory a
+    /// whiteout takes its place, so the path is absent in the container
+    /// instead of showing a lower layer's file of that name. The runtime
+    /// binds the host's few standard devices instead.
+    Skip,
 }
 
 /// What was created.
@@ -212,6 +229,28 @@ impl Materializer<'_> {
                         DeviceKind::Block => FileType::BlockDevice,
                     };
                     let dev = rustix::fs::makedev(*major, *minor);
+                    if self.opts.devices == Devices::Skip {
+                        tracing::debug!(
+                            "skipped device node /{} ({kind:?} {major}:{minor}): image roots hold none",
+                            path.display()
+                        );
+                        // Hides a lower layer's entry of that name (in a
+                        // flattened root there is none: harmless).
+                        rustix::fs::mknodat(
+                            dir,
+                            name_os,
+                            FileType::CharacterDevice,
+                            FsMode::empty(),
+                            0,
+                        )
+                        .map_err(io::Error::from)
+                        .io_context(
+                            "create whiteout for a skipped device",
+                            &self.err_path(&path),
+                        )?;
+                        self.count(|s| s.skipped_devices.push(format!("/{}", path.display())));
+                        continue;
+                    }
                     match rustix::fs::mknodat(dir, name_os, ft, FsMode::from_raw_mode(0o600), dev) {
                         Ok(()) => {
                             self.node_meta(dir, name_os, meta, &path, ft)?;

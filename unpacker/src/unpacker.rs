@@ -47,7 +47,7 @@ use sha2::{Digest as _, Sha256};
 use crate::changeset::Changeset;
 use crate::decode::{decode, DecodeOptions};
 use crate::error::{Error, IoContext};
-use crate::materialize::{materialize, MaterializeOptions, Mode, Stats};
+use crate::materialize::{materialize, Devices, MaterializeOptions, Mode, Stats};
 use crate::objects::{ObjectStore, Ownership};
 use crate::plan::Plan;
 
@@ -851,6 +851,7 @@ impl Unpacker {
                     MaterializeOptions {
                         mode: Mode::Hardlink,
                         ownership: self.opts.ownership,
+                        devices: Devices::Skip,
                     },
                 )?;
                 let info = RootInfo {
@@ -1346,6 +1347,7 @@ impl Unpacker {
         let opts = MaterializeOptions {
             mode,
             ownership: self.opts.ownership,
+            devices: Devices::Create,
         };
         let Some(tmp) = self.unpack_temp(target, exists)? else {
             return write_in_place(plan, &self.objects, target, opts);
@@ -1519,6 +1521,7 @@ impl<'u> ChainBuilder<'u> {
                     MaterializeOptions {
                         mode: Mode::Hardlink,
                         ownership: self.u.opts.ownership,
+                        devices: Devices::Skip,
                     },
                 )?;
                 let info = ChainInfo {

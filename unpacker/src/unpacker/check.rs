@@ -332,7 +332,7 @@ impl Unpacker {
             let shown = rel.display().to_string();
             let meta = match fs::symlink_metadata(&p) {
                 Ok(m) => m,
-                // A device node skipped (rootless: no CAP_MKNOD).
+                // A device node skipped (rootless, before whiteouts stood in).
                 Err(e)
                     if e.kind() == io::ErrorKind::NotFound
                         && matches!(node.kind, NodeKind::Device { .. }) =>
@@ -345,6 +345,16 @@ impl Unpacker {
                 }
             };
             let ft = meta.file_type();
+            if let NodeKind::Device { .. } = node.kind {
+                // Image roots never hold a layer's device nodes: a whiteout
+                // stands in its place (or, rootless, nothing).
+                if !(ft.is_char_device() && meta.rdev() == 0) {
+                    diff = Some(format!(
+                        "/{shown}: a device node of the image in its root (image roots hold none)"
+                    ));
+                }
+                return;
+            }
             let (want_meta, ok_type) = match &node.kind {
                 NodeKind::Dir { meta: m, .. } => (Some(m), ft.is_dir()),
                 NodeKind::File {
@@ -371,11 +381,7 @@ impl Unpacker {
                         .unwrap_or(false);
                     (None, ft.is_symlink() && ok)
                 }
-                // Devices may have been skipped (rootless): only a wrong type counts.
-                NodeKind::Device { meta: m, .. } => (
-                    Some(m),
-                    ft.is_char_device() || ft.is_block_device() || ft.is_file(),
-                ),
+                NodeKind::Device { .. } => unreachable!("handled above"),
                 NodeKind::Fifo(m) => (Some(m), ft.is_fifo()),
                 NodeKind::Whiteout => (None, ft.is_char_device() && meta.rdev() == 0),
             };

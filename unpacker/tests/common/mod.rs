@@ -418,6 +418,7 @@ pub fn unpack(
         MaterializeOptions {
             mode,
             ownership: objects.ownership(),
+            devices: cairn_unpacker::Devices::Create,
         },
     )
     .map_err(Failure::Materialize)
