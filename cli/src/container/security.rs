@@ -327,6 +327,15 @@ mod tests {
         let (m, r) = path_lists(&[], &s(&["ALL"])).unwrap();
         assert!(m.is_empty() && r.is_empty());
         let (m, _) = path_lists(&[], &s(&["/proc/*"])).unwrap();
-        assert_eq!(m, ["/sys/firmware"]);
+        assert_eq!(
+            m,
+            [
+                "/sys/devices/virtual/powercap",
+                "/sys/firmware",
+                "/sys/fs/selinux",
+                "/sys/dev/block"
+            ],
+            "every /proc path unmasked, the /sys ones kept"
+        );
     }
 }
