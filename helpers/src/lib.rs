@@ -112,7 +112,11 @@ fn print(text: &str) -> i32 {
 /// `cairn-mount`'s main: the exit status (when it does not exec).
 pub fn mount_main(argv: Vec<OsString>) -> i32 {
     let early_fd = cli::error_fd_in(&argv);
-    if let Err(e) = sealed::ensure("cairn-mount") {
+    // No process of the container exists while cairn-mount runs (it is the
+    // first, and execs the next helper before any command), so it needs no
+    // sealed copy of itself; the program it starts does: it is executed
+    // from one (sealed::exec_copy_of).
+    if let Err(e) = sealed::hide() {
         return report_to("cairn-mount", &e, early_fd);
     }
     let (spec, command) = match cli::mount_args(argv) {
@@ -127,7 +131,10 @@ pub fn mount_main(argv: Vec<OsString>) -> i32 {
         let ops = mount::plan(&spec)?;
         linux::ensure_own_mount_namespace("cairn-mount")?;
         mount::apply(&ops, &mut linux::Linux::new())?;
-        Ok(process::exec(&args, &process::Env::current().to_cstrings()))
+        Ok(sealed::exec_copy_of(
+            &args,
+            &process::Env::current().to_cstrings(),
+        ))
     };
     match run() {
         Ok(e) | Err(e) => report_to("cairn-mount", &e, error_fd),

@@ -25,7 +25,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsFd as _, OwnedFd};
-use std::os::unix::ffi::OsStringExt as _;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
@@ -66,6 +66,62 @@ fn sealed_copy(name: &str, exe: &mut File) -> Result<OwnedFd> {
     std::io::copy(exe, &mut copy).ctx("copy into a sealed memfd", "/proc/self/exe")?;
     fcntl(&copy, FcntlArg::F_ADD_SEALS(seals())).ctx("seal the memfd copy of", "/proc/self/exe")?;
     Ok(copy.into())
+}
+
+/// A sealed memfd copy of the program at `path` (close-on-exec) and the
+/// path that executes it, `/proc/self/fd/N`: a launcher runs a helper from
+/// it (`execve` opens the file before it closes close-on-exec descriptors),
+/// so the helper starts sealed and [`ensure`] has nothing to re-execute
+/// (one `execve` saved, about a millisecond). Keep the descriptor open
+/// until the exec (or spawn); set `argv[0]` to `path` for `ps`.
+pub fn copy_of(path: &std::path::Path) -> Result<(OwnedFd, String)> {
+    let mut file = File::open(path).ctx("open", path)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("cairn-helper");
+    let fd = sealed_copy(name, &mut file).map_err(|e| match e {
+        Error::Sys {
+            op, source, hint, ..
+        } => Error::Sys {
+            op,
+            path: path.to_owned(),
+            source,
+            hint,
+        },
+        e => e,
+    })?;
+    let exec_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    Ok((fd, exec_path))
+}
+
+/// Exec the program at `path` (absolute) from a sealed copy: `cairn-mount`
+/// starts `cairn-pivot`, which the container can see, this way. Returns
+/// only on failure, with exit codes as [`crate::process::exec`].
+pub fn exec_copy_of(args: &[CString], env: &[CString]) -> Error {
+    let Some(program) = args.first() else {
+        return Error::Usage("no command given".into());
+    };
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(program.as_bytes()));
+    if !path.is_absolute() {
+        return crate::process::exec(args, env);
+    }
+    let copy = match File::open(path) {
+        Ok(mut f) => match sealed_copy(&program.to_string_lossy(), &mut f) {
+            Ok(c) => c,
+            Err(e) => return e,
+        },
+        // Not found, not readable...: the plain exec reports it as a
+        // shell would (127, 126).
+        Err(_) => return crate::process::exec(args, env),
+    };
+    let _ = crate::sys::default_disposition(&[nix::sys::signal::Signal::SIGPIPE]);
+    let e = nix::unistd::fexecve(copy.as_fd(), args, env).unwrap_err();
+    Error::Exec {
+        program: program.to_string_lossy().into_owned(),
+        reason: format!("cannot execute its sealed copy ({e})"),
+        code: crate::EXIT_NOT_EXECUTABLE,
+    }
 }
 
 /// Re-execute from a sealed copy unless already running from one; returns

@@ -1587,7 +1587,7 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
             std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
         ));
     }
-    let mut cmd = enter_command(
+    let (mut cmd, _sealed) = enter_command(
         &c,
         pid,
         a.user.as_deref(),
@@ -1627,8 +1627,14 @@ fn enter_command(
     workdir: Option<&str>,
     env: &[String],
     privileged: bool,
-) -> anyhow::Result<Command> {
-    let mut cmd = Command::new(helper("cairn-enter")?);
+) -> anyhow::Result<(Command, std::os::fd::OwnedFd)> {
+    // Started from a sealed copy: its forked child is seen by the
+    // container before it execs (see cairn_helpers::sealed).
+    let path = helper("cairn-enter")?;
+    let (sealed, exec_path) =
+        cairn_helpers::sealed::copy_of(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut cmd = Command::new(exec_path);
+    cmd.arg0(&path);
     cmd.arg("--target").arg(pid.to_string()).arg("--all");
     let user = user.unwrap_or(&c.config.process.user);
     if !user.is_empty() {
@@ -1656,7 +1662,7 @@ fn enter_command(
             cmd.arg("--seccomp-flag").arg(f);
         }
     }
-    Ok(cmd)
+    Ok((cmd, sealed))
 }
 
 /// `cairn enter`: the user's login shell in the container, started if needed.
@@ -1727,7 +1733,7 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
     } else {
         Some(user.as_str())
     };
-    let mut cmd = enter_command(&c, pid, user_arg, Some(&workdir), &env, false)?;
+    let (mut cmd, _sealed) = enter_command(&c, pid, user_arg, Some(&workdir), &env, false)?;
     // A login shell: a pty of its own when we have a terminal, else pipes.
     if std::io::stdin().is_terminal() {
         cmd.arg("--tty");
