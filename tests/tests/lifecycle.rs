@@ -1172,3 +1172,38 @@ fn tmpfs_starts_with_the_images_files() {
     ]);
     assert!(out.lines().any(|l| l == "apt.conf.d"), "{out:?}");
 }
+
+/// Regression: the caller's environment never reaches a container. The
+/// monitor's child used to inherit `cairn`'s whole environment, so under
+/// `--init` pid 1 (cairn-pivot) carried it, and `exec`, which takes its
+/// defaults from pid 1's environ, handed the caller's variables (secrets
+/// included) to every exec'd command.
+#[test]
+fn the_callers_environment_never_reaches_the_container() {
+    let mut c = env();
+    c.cairn.env("CAIRN_TEST_HOST_SECRET", "host-secret-5f3a");
+    for init in [false, true] {
+        let name = format!("envleak-{init}");
+        let mut args = vec!["run", "-d", "--name", &name, "-e", "MINE=1"];
+        if init {
+            args.push("--init");
+        }
+        args.extend([IMAGE, "sleep", "1000"]);
+        c.ok(args);
+        let out = c.ok(["exec", &name, "env"]);
+        assert!(
+            out.contains("MINE=1\n"),
+            "init={init}: the container's env: {out}"
+        );
+        assert!(
+            !out.contains("host-secret"),
+            "init={init}: the caller's env in exec: {out}"
+        );
+        let run = c.ok(["run", "--rm", IMAGE, "env"]);
+        assert!(
+            !run.contains("host-secret"),
+            "the caller's env in run: {run}"
+        );
+        c.ok(["rm", "-f", "-t", "0", &name]);
+    }
+}

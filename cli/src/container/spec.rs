@@ -231,6 +231,10 @@ pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Valu
     let mut spec = json!({
         "id": c.id,
         "args": chain_args(h, c, dir),
+        // The helpers' own environment is the container's, never the
+        // caller's: under --init, cairn-pivot stays as pid 1 with it, and
+        // `exec` takes its defaults from pid 1's environ.
+        "env": c.process.env,
         "namespaces": namespaces,
         "loopback": ns.network != "host",
         "rlimits": rlimits,
