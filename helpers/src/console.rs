@@ -248,8 +248,14 @@ struct Output {
 
 /// The descriptors for `plan`: with a tty, `pty` (opened by the caller with
 /// [`Pty::open`] in the container's mount namespace); otherwise pipes and,
-/// without stdin, `/dev/null`.
-pub(crate) fn prepare(plan: Plan, pty: Option<Pty>) -> Result<(CommandIo, CallerIo)> {
+/// without stdin, `null`: the host's `/dev/null`, opened before joining
+/// (a path opened afterwards would be the container's to choose: a FIFO
+/// that blocks us, a link to the caller's terminal).
+pub(crate) fn prepare(
+    plan: Plan,
+    pty: Option<Pty>,
+    null: OwnedFd,
+) -> Result<(CommandIo, CallerIo)> {
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("create a pipe in", "cairn-enter");
     if let Some(pty) = pty {
         let dup = |fd: &OwnedFd| fd.try_clone().ctx("dup", pty.name());
@@ -279,14 +285,8 @@ pub(crate) fn prepare(plan: Plan, pty: Option<Pty>) -> Result<(CommandIo, Caller
         set_nonblocking(&w).ctx("set O_NONBLOCK on", "the stdin pipe")?;
         (r, Some(w))
     } else {
-        // The host's null device: reopening it through /proc/self/fd/0
-        // gives nothing but another /dev/null.
-        let null = nix::fcntl::open(
-            "/dev/null",
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx("open", "/dev/null")?;
+        // Reopening it through /proc/self/fd/0 gives nothing but another
+        // /dev/null.
         (null, None)
     };
     let (out_r, out_w) = pipe()?;

@@ -192,15 +192,27 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     };
     let namespaces = namespaces_to_join(&t, &wanted, explicit)?;
     let mnt = namespaces.contains(&Namespace::Mnt);
-    let dirs = if mnt {
-        let open = |name: &str| {
-            t.open(name, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                .ctx("open", format!("/proc/{pid}/{name}"))
-        };
-        Some((open("root")?, open("cwd")?))
+    // Only the target's working directory: the root is the mount
+    // namespace's own (setns puts us there), never the target's current
+    // one, which its process may have moved with chroot (CAP_SYS_CHROOT is
+    // a default capability) into a tree of its choosing, where every path
+    // we open would be its to pick.
+    let cwd = if mnt {
+        Some(
+            t.open("cwd", OFlag::O_PATH | OFlag::O_DIRECTORY)
+                .ctx("open", format!("/proc/{pid}/cwd"))?,
+        )
     } else {
         None
     };
+    // The host's null device, for a command without stdin: opened before
+    // joining, so no path of the container is ever opened for it.
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx("open", "/dev/null")?;
     // The environment is read before joining: afterwards the target's
     // environ may be unreadable to the joined user namespace's root.
     let base_env = if p.preserve_env {
@@ -218,9 +230,9 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
 
     join(&t, pidfd.as_ref(), &namespaces)?;
 
-    if let Some((root, cwd)) = &dirs {
-        nix::unistd::fchdir(root).ctx("chdir to the root of", format!("/proc/{pid}/root"))?;
-        nix::unistd::chroot(".").ctx("chroot into", format!("/proc/{pid}/root"))?;
+    if let Some(cwd) = &cwd {
+        // setns(CLONE_NEWNS) made the namespace's root (the container's,
+        // after cairn-pivot's pivot_root) our root and cwd.
         if p.workdir.is_none() {
             nix::unistd::fchdir(cwd).ctx(
                 "chdir to the working directory of",
@@ -258,13 +270,13 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     creds.no_new_privs |= field("NoNewPrivs") == "1";
     let env = env.to_cstrings();
     // Nothing of the host may reach the container: the target's /proc
-    // directory, its pidfd and its root and cwd (each a way out through
+    // directory, its pidfd and its cwd (each a way out through
     // /proc/N/fd/F/..) are closed before the fork, and the child closes
     // whatever else it inherited (the process is non-dumpable meanwhile:
     // sealed::ensure).
     drop(t);
     drop(pidfd);
-    drop(dirs);
+    drop(cwd);
 
     // The command's terminal comes from the devpts of the root we now have
     // (the container's), opened before the fork so its size is set before
@@ -281,7 +293,7 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
         tty: spec.tty,
         stdin: spec.stdin,
     };
-    let (command_io, caller_io) = console::prepare(plan, pty)?;
+    let (command_io, caller_io) = console::prepare(plan, pty, null)?;
 
     let mut set: SigSet = FORWARDED.iter().copied().collect();
     set.add(Signal::SIGCHLD);
