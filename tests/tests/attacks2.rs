@@ -13,6 +13,11 @@
 //! - PID 1 chroots into a directory where `dev/null` is a FIFO: `cairn-enter`, as host root,
 //!   blocks in `open(2)` forever.
 //!
+//! - With `--cap-add SYS_PTRACE` (root): the container's root ptraces `cairn-enter`'s forked
+//!   child, which is in the container's pid namespace from the fork until its `execve` and holds
+//!   every capability and the caller's stdio until it confines itself; it makes the child call
+//!   `ioctl(1, TIOCSTI, ..)` on the caller's terminal (`tests/support/attack-ptrace-inject.c`).
+//!
 //! Run as root and as the real user `cairntest` (`Cairn::rootless()`); each test asserts the
 //! host (the caller's terminal, a host file, the caller's process) is untouched.
 
@@ -336,4 +341,74 @@ fn exec_does_not_block_on_a_fifo_root() {
 #[test]
 fn exec_does_not_block_on_a_fifo_rootless() {
     exec_does_not_block_on_a_fifo(true);
+}
+
+/// The injector (`tests/support/attack-ptrace-inject.c`), compiled with `cc -static` into `dir`.
+fn build_injector(dir: &Path) -> PathBuf {
+    let src = dir.join("inject.c");
+    let bin = dir.join("inject");
+    fs::write(&src, include_str!("../support/attack-ptrace-inject.c")).unwrap();
+    let out = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("run cc (Debian: gcc, libc6-dev)");
+    assert!(
+        out.status.success(),
+        "cc -static attack-ptrace-inject.c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// Attack: a container with `--cap-add SYS_PTRACE` (root mode; podman users add it for strace
+/// and gdb) seizes each `cairn-enter` child that appears in its pid namespace during 30
+/// `cairn exec CTR /bin/true` run from the caller's terminal, and makes the child (still host
+/// root with every capability, its fds 1 and 2 still the caller's terminal) push
+/// `touch HOST_FILE` into that terminal with TIOCSTI; after the loop an interactive shell reads
+/// the terminal, as the caller's would. Defence expected: nothing of the host (the caller's
+/// descriptors, capabilities beyond the container's) is ever in a process the container can
+/// see. Asserted: the host file never appears.
+#[test]
+fn exec_child_cannot_be_ptraced_into_the_callers_terminal_root() {
+    let tag = attack::unique_tag("ptrace");
+    let mut e = env(false, &tag);
+    let name = format!("ptrace-{tag}");
+    let tools = attack::user_dir(&e.c, &format!("inject-{tag}")).expect("dir");
+    build_injector(&tools);
+    let owned = e.c.scratch().join(format!("owned-{tag}"));
+    let vol = format!("{}:/inject", tools.display());
+    let payload = format!("touch {}\n", owned.display());
+    e.names.push(name.clone());
+    e.c.ok([
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--cap-add",
+        "SYS_PTRACE",
+        "-v",
+        &vol,
+        &e.image,
+        "/inject/inject",
+        "/inject/log",
+        &payload,
+        "120",
+    ]);
+    let out = through_pty(
+        &e.c,
+        &format!(
+            "for i in $(seq 1 30); do CAIRN exec {name} /bin/true 2>/dev/null; done; echo rc=$?; \
+             timeout --foreground -s KILL 3 sh -i; echo caller-done"
+        ),
+        "",
+    );
+    let log = fs::read_to_string(tools.join("log")).unwrap_or_default();
+    assert!(
+        !owned.exists(),
+        "the container ptraced cairn-enter's child and made it type `touch {}` into the caller's terminal; the caller's shell ran it as host root:\n{log}\nterminal:\n{out}",
+        owned.display()
+    );
 }
