@@ -15,8 +15,12 @@
 //!   `TIOCGPTPEER`, with no path lookup at all; or
 //! - pipes: stdin a pipe (`--stdin`) or `/dev/null`, stdout and stderr pipes.
 //!
-//! `cairn-enter`'s parent, which stays outside the container's pid
-//! namespace, copies between these and its own stdio in one `poll(2)` loop
+//! `cairn-enter` itself never joins the container: it keeps the caller's
+//! stdio and forks a joiner that has none of it ([`split`],
+//! [`JoinerSide::take_over`]: a session of its own, the host's `/dev/null`
+//! or pipes on 0-2), which joins, opens the pty and hands its master back
+//! over a socket, and forks the command. `cairn-enter` copies between the
+//! command's terminal or pipes and its own stdio in one `poll(2)` loop
 //! that also takes signals from a signalfd: SIGCHLD ends it, SIGWINCH
 //! gives the pty the caller's window size, the others are passed on to the
 //! command (which, in its own session, no longer gets the caller's
@@ -177,16 +181,6 @@ impl Pty {
             Err(e) => Err(Error::sys("chown", self.name(), e)),
         }
     }
-
-    /// Set the slave's window size to the caller's terminal's, if it has one.
-    pub(crate) fn size_like_caller(&self) {
-        if let Some(size) = terminal_size() {
-            let _ = crate::sys::set_winsize(
-                self.master.as_fd(),
-                &crate::sys::winsize(size.rows, size.cols),
-            );
-        }
-    }
 }
 
 /// `Err(why)` unless `fd` is the character device `dev`.
@@ -246,47 +240,36 @@ struct Output {
     to_stderr: bool,
 }
 
-/// The descriptors for `plan`: with a tty, `pty` (opened by the caller with
-/// [`Pty::open`] in the container's mount namespace); otherwise pipes and,
-/// without stdin, `null`: the host's `/dev/null`, opened before joining
-/// (a path opened afterwards would be the container's to choose: a FIFO
-/// that blocks us, a link to the caller's terminal).
-pub(crate) fn prepare(
+/// The joiner's side of a [`split`]: its own stdio (stdin the host's
+/// `/dev/null` or a pipe, stdout and stderr pipes) and, with a tty, the
+/// socket on which it hands the pty's master back.
+pub(crate) struct JoinerSide {
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    sock: Option<OwnedFd>,
+}
+
+/// The caller's side of a [`split`]: the other ends, kept by the process
+/// that holds the caller's stdio and never joins anything.
+pub(crate) struct CallerSide {
     plan: Plan,
-    pty: Option<Pty>,
-    null: OwnedFd,
-) -> Result<(CommandIo, CallerIo)> {
+    out: OwnedFd,
+    err: OwnedFd,
+    input: Option<OwnedFd>,
+    sock: Option<OwnedFd>,
+}
+
+/// Everything `cairn-enter` creates before it forks the process that joins
+/// the container (all of it before any path of the container can be
+/// opened): `null`, the host's `/dev/null`; pipes; a socket for the pty.
+pub(crate) fn split(plan: Plan, null: OwnedFd) -> Result<(CallerSide, JoinerSide)> {
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("create a pipe in", "cairn-enter");
-    if let Some(pty) = pty {
-        let dup = |fd: &OwnedFd| fd.try_clone().ctx("dup", pty.name());
-        let input = if plan.stdin {
-            Some(dup(&pty.master)?)
-        } else {
-            None
-        };
-        let command = CommandIo {
-            stdout: dup(&pty.slave)?,
-            stderr: dup(&pty.slave)?,
-            stdin: pty.slave,
-            tty: true,
-        };
-        let caller = CallerIo {
-            outputs: vec![Output {
-                fd: pty.master,
-                to_stderr: false,
-            }],
-            input,
-            tty: true,
-        };
-        return Ok((command, caller));
-    }
-    let (stdin, input) = if plan.stdin {
+    let (stdin, input) = if plan.stdin && !plan.tty {
         let (r, w) = pipe()?;
         set_nonblocking(&w).ctx("set O_NONBLOCK on", "the stdin pipe")?;
         (r, Some(w))
     } else {
-        // Reopening it through /proc/self/fd/0 gives nothing but another
-        // /dev/null.
         (null, None)
     };
     let (out_r, out_w) = pipe()?;
@@ -294,28 +277,132 @@ pub(crate) fn prepare(
     for fd in [&out_r, &err_r] {
         set_nonblocking(fd).ctx("set O_NONBLOCK on", "an output pipe")?;
     }
+    let (ours, theirs) = if plan.tty {
+        let (a, b) = crate::sys::socketpair().ctx("create a socket pair in", "cairn-enter")?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
     Ok((
-        CommandIo {
+        CallerSide {
+            plan,
+            out: out_r,
+            err: err_r,
+            input,
+            sock: ours,
+        },
+        JoinerSide {
             stdin,
             stdout: out_w,
             stderr: err_w,
-            tty: false,
-        },
-        CallerIo {
-            outputs: vec![
-                Output {
-                    fd: out_r,
-                    to_stderr: false,
-                },
-                Output {
-                    fd: err_r,
-                    to_stderr: true,
-                },
-            ],
-            input,
-            tty: false,
+            sock: theirs,
         },
     ))
+}
+
+impl JoinerSide {
+    /// In the forked joiner, first thing: a session of its own (no
+    /// controlling terminal), its stdio on 0-2, the socket (if any) on
+    /// `3 + keep`, every other descriptor closed. Returns the socket.
+    pub(crate) fn take_over(self, keep: u32) -> Result<Option<OwnedFd>> {
+        nix::unistd::setsid().ctx("start a new session for", "cairn-enter")?;
+        let sock_at = 3 + keep as i32;
+        let mut pairs = vec![
+            (self.stdin.as_raw_fd(), 0),
+            (self.stdout.as_raw_fd(), 1),
+            (self.stderr.as_raw_fd(), 2),
+        ];
+        if let Some(sock) = &self.sock {
+            pairs.push((sock.as_raw_fd(), sock_at));
+        }
+        crate::sys::install_fds(&pairs).ctx("set up the descriptors of", "cairn-enter")?;
+        let has_sock = self.sock.is_some();
+        // Their old numbers are closed below or now hold the installed ones.
+        std::mem::forget(self);
+        let first_closed = if has_sock { sock_at + 1 } else { sock_at };
+        crate::sys::close_from(first_closed as u32)
+            .ctx("close the inherited descriptors of", "cairn-enter")?;
+        if has_sock {
+            crate::sys::adopt_fd(sock_at)
+                .map(Some)
+                .ctx("adopt the console socket of", "cairn-enter")
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+impl CommandIo {
+    /// The command's stdio: the joiner's own 0, 1 and 2 (see
+    /// [`JoinerSide::take_over`]), or the pty's slave.
+    pub(crate) fn new(pty: Option<&Pty>) -> Result<CommandIo> {
+        let dup = |fd: BorrowedFd<'_>| {
+            fd.try_clone_to_owned()
+                .ctx("dup a descriptor of", "cairn-enter")
+        };
+        match pty {
+            Some(p) => Ok(CommandIo {
+                stdin: dup(p.slave.as_fd())?,
+                stdout: dup(p.slave.as_fd())?,
+                stderr: dup(p.slave.as_fd())?,
+                tty: true,
+            }),
+            None => Ok(CommandIo {
+                stdin: dup(std::io::stdin().as_fd())?,
+                stdout: dup(std::io::stdout().as_fd())?,
+                stderr: dup(std::io::stderr().as_fd())?,
+                tty: false,
+            }),
+        }
+    }
+}
+
+impl CallerSide {
+    /// What [`attach`] copies: with a tty, the master the joiner sends
+    /// (given the caller's window size before the joiner goes on; none if
+    /// the joiner failed before it had one), then the joiner's own output
+    /// pipes (its error messages), and the stdin pipe.
+    pub(crate) fn receive(self) -> Result<CallerIo> {
+        let mut outputs = Vec::new();
+        let mut input = self.input;
+        let mut tty = false;
+        if let Some(sock) = &self.sock {
+            if let Some(master) = crate::sys::recv_fd(sock.as_fd())
+                .ctx("receive the pty from", "cairn-enter's joiner")?
+            {
+                set_nonblocking(&master).ctx("set O_NONBLOCK on", "the pty master")?;
+                if let Some(size) = terminal_size() {
+                    let _ = crate::sys::set_winsize(
+                        master.as_fd(),
+                        &crate::sys::winsize(size.rows, size.cols),
+                    );
+                }
+                if self.plan.stdin {
+                    input = Some(master.try_clone().ctx("dup", "the pty master")?);
+                }
+                outputs.push(Output {
+                    fd: master,
+                    to_stderr: false,
+                });
+                tty = true;
+            }
+            // The joiner goes on once the size is set (or we are gone).
+            let _ = nix::unistd::write(sock, b"k");
+        }
+        outputs.push(Output {
+            fd: self.out,
+            to_stderr: false,
+        });
+        outputs.push(Output {
+            fd: self.err,
+            to_stderr: true,
+        });
+        Ok(CallerIo {
+            outputs,
+            input,
+            tty,
+        })
+    }
 }
 
 /// Which of the caller's descriptors had its terminal settings changed.

@@ -13,7 +13,7 @@
 //! and its stdio, forwards signals and exits with the child's status.
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
@@ -172,6 +172,75 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     // before we read its status.
     crate::sys::default_disposition(&[Signal::SIGCHLD]).ctx("reset SIGCHLD of", "this process")?;
 
+    // This process keeps the caller's stdio and never joins anything: it
+    // forks a joiner with nothing of the caller's (its own session, the
+    // host's /dev/null or pipes on 0-2, every other descriptor closed),
+    // which joins the container and forks the command. So no process the
+    // container can see, even one it may ptrace (--cap-add SYS_PTRACE),
+    // ever holds a descriptor or the controlling terminal of the caller.
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx("open", "/dev/null")?;
+    let plan = console::Plan {
+        tty: spec.tty,
+        stdin: spec.stdin,
+    };
+    let (caller, joiner) = console::split(plan, null)?;
+    let mut set: SigSet = FORWARDED.iter().copied().collect();
+    set.add(Signal::SIGCHLD);
+    let old = set
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .ctx("block signals of", "this process")?;
+    let us = nix::unistd::getpid();
+    match crate::sys::fork().ctx("fork the process that joins", format!("/proc/{pid}"))? {
+        ForkResult::Child => {
+            // Ends with us (and the command with it: its parent-death
+            // signal), as the command did when it was our child.
+            let tied = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                .ctx("set the parent-death signal of", "cairn-enter's joiner")
+                .and_then(|()| {
+                    if nix::unistd::getppid() == us {
+                        Ok(())
+                    } else {
+                        Err(Error::Usage("cairn-enter exited during setup".into()))
+                    }
+                });
+            let code = match tied
+                .and_then(|()| joiner.take_over(p.keep_fds))
+                .and_then(|sock| {
+                    join_and_start(spec, pid, &args, filter.as_ref(), sock, &old, &set)
+                }) {
+                Ok(code) => code,
+                // On the joiner's stderr: a pipe the caller's side copies.
+                Err(e) => crate::report("cairn-enter", &e),
+            };
+            crate::sys::exit_now(code)
+        }
+        ForkResult::Parent { child } => {
+            drop(joiner);
+            let io = caller.receive()?;
+            console::attach(io, child, &set)
+        }
+    }
+}
+
+/// The joiner: joins the target's namespaces, prepares the command (its
+/// pty, handed to the caller's side over `sock`), gives up what the
+/// command must not have, forks it into the pid namespace and passes on
+/// signals until it ends; its exit status.
+fn join_and_start(
+    spec: &EnterSpec,
+    pid: i32,
+    args: &[CString],
+    filter: Option<&crate::seccomp::Filter>,
+    sock: Option<OwnedFd>,
+    old: &SigSet,
+    set: &SigSet,
+) -> Result<i32> {
+    let p = &spec.process;
     // Pin the target before looking at it.
     let pidfd = crate::sys::pidfd_open(pid).ok();
     let proc_dir = nix::fcntl::open(
@@ -205,14 +274,6 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     } else {
         None
     };
-    // The host's null device, for a command without stdin: opened before
-    // joining, so no path of the container is ever opened for it.
-    let null = nix::fcntl::open(
-        "/dev/null",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx("open", "/dev/null")?;
     // The environment is read before joining: afterwards the target's
     // environ may be unreadable to the joined user namespace's root.
     let base_env = if p.preserve_env {
@@ -279,34 +340,69 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
     drop(cwd);
 
     // The command's terminal comes from the devpts of the root we now have
-    // (the container's), opened before the fork so its size is set before
-    // the command can read it.
+    // (the container's); its master goes to the caller's side, which gives
+    // it the caller's window size before the command starts.
     let pty = if spec.tty {
         let pty = console::Pty::open()?;
         pty.give_to(creds.identity.uid, crate::pivot::tty_group()?)?;
-        pty.size_like_caller();
+        if let Some(sock) = &sock {
+            crate::sys::send_fd(sock.as_fd(), pty.master.as_fd())
+                .ctx("hand the pty to", "cairn-enter's caller side")?;
+            let mut ack = [0u8; 1];
+            let _ = nix::unistd::read(sock, &mut ack);
+        }
         Some(pty)
     } else {
         None
     };
-    let plan = console::Plan {
-        tty: spec.tty,
-        stdin: spec.stdin,
-    };
-    let (command_io, caller_io) = console::prepare(plan, pty, null)?;
+    let command_io = console::CommandIo::new(pty.as_ref())?;
+    drop(pty);
+    drop(sock);
 
-    let mut set: SigSet = FORWARDED.iter().copied().collect();
-    set.add(Signal::SIGCHLD);
-    let old = set
-        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-        .ctx("block signals of", "this process")?;
-    // Always forked, also when no pid namespace is joined: the command
-    // gets its own session and stdio, which the parent copies.
+    // What a process of the container could take over before the command
+    // confines itself (it is visible, and ptrace-able with CAP_SYS_PTRACE):
+    // a new session keyring; the seccomp filter now, unless it must wait
+    // for no_new_privs; capabilities cut to the command's, plus what
+    // becoming its user takes.
+    crate::seccomp::new_session_keyring()?;
+    let late_filter = match filter {
+        Some(f) if !creds.no_new_privs => {
+            f.install()?;
+            None
+        }
+        other => other,
+    };
+    if let Some(keep) = creds.caps {
+        process::limit_capabilities(keep)?;
+    }
+
     match crate::sys::fork().ctx("fork into the pid namespace of", format!("/proc/{pid}"))? {
-        ForkResult::Child => command_main(&old, &command_io, &creds, filter.as_ref(), &args, &env),
+        ForkResult::Child => command_main(old, &command_io, &creds, late_filter, args, &env),
         ForkResult::Parent { child } => {
             drop(command_io);
-            console::attach(caller_io, child, &set)
+            wait_forwarding(child, set)
+        }
+    }
+}
+
+/// Wait for `child`, passing on every forwarded signal; its exit code, or
+/// 128 + N when signal N killed it.
+fn wait_forwarding(child: nix::unistd::Pid, set: &SigSet) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        let caught = crate::sys::sigwaitinfo(set).ctx("wait for signals in", "cairn-enter")?;
+        if caught.signo != Signal::SIGCHLD as i32 {
+            let _ = nix::sys::signal::kill(child, Signal::try_from(caught.signo).ok());
+            continue;
+        }
+        loop {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                Ok(_) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("wait for", format!("pid {child}"), e)),
+            }
         }
     }
 }
@@ -331,7 +427,13 @@ fn command_main(
             .ctx("close the inherited descriptors of", "the command")?;
         mask.thread_set_mask()
             .ctx("restore the signal mask of", "the command")?;
-        crate::seccomp::confine(creds, filter)
+        process::become_process(creds)?;
+        // With no_new_privs the filter comes last (the joiner installed
+        // it otherwise).
+        match filter {
+            Some(f) => f.install(),
+            None => Ok(()),
+        }
     };
     let e = match setup() {
         Ok(()) => process::exec(args, env),

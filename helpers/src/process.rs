@@ -155,6 +155,39 @@ pub(crate) fn status_field<'a>(status: &'a str, field: &str) -> Option<&'a str> 
         .map(str::trim)
 }
 
+/// Before a process the container can see is forked: the bounding set cut
+/// to `keep`, and the effective and permitted sets to `keep` plus
+/// CAP_SETUID, CAP_SETGID and CAP_SETPCAP ([`become_process`] still needs
+/// them to switch user and drop the rest), none inheritable. What such a
+/// process could then be made to do (ptrace), or gain by executing a file
+/// with capabilities, stays within the command's own capabilities.
+pub fn limit_capabilities(keep: u64) -> Result<()> {
+    const SETGID: u64 = 1 << 6;
+    const SETUID: u64 = 1 << 7;
+    const SETPCAP: u64 = 1 << 8;
+    let last = crate::caps::last_cap();
+    for cap in 0..=last.min(63) {
+        if keep & (1 << cap) == 0 && crate::sys::capbset_has(cap) {
+            crate::sys::capbset_drop(cap).map_err(|e| {
+                Error::sys(
+                    format!(
+                        "drop capability {} from the bounding set of",
+                        crate::caps::NAMES.get(cap as usize).unwrap_or(&"?")
+                    ),
+                    "this process",
+                    e,
+                )
+            })?;
+        }
+    }
+    let permitted = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| status_field(&s, "CapPrm").and_then(|v| u64::from_str_radix(v, 16).ok()))
+        .unwrap_or(u64::MAX);
+    let set = (keep | SETGID | SETUID | SETPCAP) & permitted;
+    crate::sys::capset(set, set, 0).ctx("capset on", "this process")
+}
+
 /// Become the configured process: drop bounding capabilities, switch
 /// groups, gid and uid (keeping capabilities across the uid change), set the
 /// kept capabilities, `no_new_privs`, the parent-death signal (after the uid

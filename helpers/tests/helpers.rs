@@ -1112,7 +1112,12 @@ fn enter_forwards_signals() {
     let inner = {
         let deadline = std::time::Instant::now() + TIMEOUT;
         loop {
-            if let Some(p) = children_of(child.id() as i32).first() {
+            // cairn-enter's joiner's child.
+            let grandchildren: Vec<i32> = children_of(child.id() as i32)
+                .iter()
+                .flat_map(|c| children_of(*c))
+                .collect();
+            if let Some(p) = grandchildren.first() {
                 if std::fs::read_to_string(format!("/proc/{p}/cmdline"))
                     .unwrap_or_default()
                     .starts_with("sleep")
