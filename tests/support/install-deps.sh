@@ -32,11 +32,12 @@ PACKAGES=(
   coreutils findutils
   libseccomp-dev        # cairn links libseccomp to compile seccomp profiles (build dependency)
   keyutils              # keyctl: the keyring attack in tests/tests/seccomp.rs
-  gcc libc6-dev         # cc -static builds the syscall probe of tests/tests/seccomp.rs
+  gcc libc6-dev         # cc -static builds the probes of tests/tests/seccomp.rs and attacks*.rs
+  attr                  # getfattr: xattrs compared with umoci in tests/tests/unpack.rs
 )
 
 # commands that must work afterwards (a package can be "installed" yet broken)
-COMMANDS=(docker-registry skopeo umoci podman crun mmdebstrap mmtarfilter arch-test newuidmap
+COMMANDS=(docker-registry skopeo umoci podman crun mmdebstrap mmtarfilter arch-test newuidmap getfattr
   newgidmap zstd pigz gzip tar rsync jq python3 openssl htpasswd /usr/bin/time hyperfine unshare
   nsenter flock mount umount ps sha256sum find keyctl cc)
 
