@@ -39,7 +39,7 @@ IMAGE = lifecycle.IMAGE
 
 
 def build(tree, target):
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cairn-cli", "-p", "cairn-helpers"],
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cairn-cli", "-p", "cairn-runtime"],
                    cwd=tree, check=True, env={**os.environ, "CARGO_TARGET_DIR": str(target)})
     return str(target / "release/cairn")
 

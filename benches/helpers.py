@@ -87,7 +87,7 @@ def image_root():
 def build():
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     print("building release binaries ...", file=sys.stderr)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn-helpers"], cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn-runtime"], cwd=REPO, check=True)
     return target / "release"
 
 

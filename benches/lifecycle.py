@@ -128,7 +128,7 @@ def main():
         sys.exit("run as root (podman and cairn as root, hugetlb cgroup mount)")
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cairn-cli", "-p", "cairn-helpers"],
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cairn-cli", "-p", "cairn-runtime"],
                        cwd=REPO, check=True)
     binary = str(target / "release/cairn")
     layout = run_ok([str(REPO / "tests/support/build-images.sh"), "--bench"]).strip().splitlines()[-1]

@@ -95,7 +95,7 @@ def main():
     subprocess.run([str(REPO / "tests/support/test-user.sh")], check=True)
     user = User(os.environ.get("CAIRN_TEST_USER", "cairntest"))
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cairn-cli", "-p", "cairn-helpers"],
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cairn-cli", "-p", "cairn-runtime"],
                        cwd=REPO, check=True)
     cairn = str(REPO / "target/release/cairn")
     layout = sh(str(REPO / "tests/support/build-images.sh"), "--bench").stdout.strip().splitlines()[-1]

@@ -17,7 +17,7 @@ mod userns;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cairn_helpers::restore_sigpipe();
+    cairn_runtime::restore_sigpipe();
     prefer_ca_bundle();
     let code = match app::run() {
         Ok(code) => code,

@@ -372,8 +372,8 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
     let bounding = if a.privileged {
         u64::MAX
     } else {
-        cairn_helpers::caps::adjust(
-            cairn_helpers::caps::mask(&cairn_helpers::caps::DEFAULT),
+        cairn_runtime::caps::adjust(
+            cairn_runtime::caps::mask(&cairn_runtime::caps::DEFAULT),
             &a.cap_add,
             &a.cap_drop,
         )
@@ -1629,10 +1629,10 @@ fn enter_command(
     privileged: bool,
 ) -> anyhow::Result<(Command, std::os::fd::OwnedFd)> {
     // Started from a sealed copy: its forked child is seen by the
-    // container before it execs (see cairn_helpers::sealed).
+    // container before it execs (see cairn_runtime::sealed).
     let path = helper("cairn-enter")?;
     let (sealed, exec_path) =
-        cairn_helpers::sealed::copy_of(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cairn_runtime::sealed::copy_of(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut cmd = Command::new(exec_path);
     cmd.arg0(&path);
     cmd.arg("--target").arg(pid.to_string()).arg("--all");

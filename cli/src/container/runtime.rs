@@ -91,8 +91,8 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
     let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .context("create the monitor's sync pipe")?;
     let mut cmd = Command::new(&helpers.monitor);
-    let sync_fd = cairn_helpers::inherit_fd(&mut cmd, &sync_w);
-    let lock_fd = cairn_helpers::inherit_fd(&mut cmd, &monitor_lock);
+    let sync_fd = cairn_runtime::inherit_fd(&mut cmd, &sync_w);
+    let lock_fd = cairn_runtime::inherit_fd(&mut cmd, &monitor_lock);
     cmd.arg("--spec")
         .arg(c.dir.join("monitor.json"))
         .arg("--sync-fd")

@@ -296,7 +296,7 @@ impl Host {
 
 /// `CAP_*` names of a capability mask.
 pub fn cap_names(mask: u64) -> Vec<String> {
-    cairn_helpers::caps::NAMES
+    cairn_runtime::caps::NAMES
         .iter()
         .enumerate()
         .filter(|(i, _)| mask & (1u64 << i) != 0)
@@ -637,7 +637,7 @@ pub fn for_container(
     let resolved = resolve(&profile, &Host::current(caps)?)
         .with_context(|| format!("seccomp profile {origin}"))?;
     if let Some(f) = &resolved.flags {
-        cairn_helpers::seccomp::flag_bits(f)
+        cairn_runtime::seccomp::flag_bits(f)
             .with_context(|| format!("seccomp profile {origin}: flags"))?;
     }
     let bpf = compile_cached(&resolved, cache)

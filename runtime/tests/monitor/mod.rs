@@ -60,7 +60,7 @@ impl Monitor {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let mut cmd = Command::new(launcher[0]);
         cmd.args(&launcher[1..]);
-        let n = cairn_helpers::inherit_fd(&mut cmd, &w);
+        let n = cairn_runtime::inherit_fd(&mut cmd, &w);
         cmd.arg("--spec")
             .arg(spec)
             .arg("--sync-fd")

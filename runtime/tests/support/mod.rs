@@ -465,7 +465,7 @@ pub fn spawn_unshared(flags: &[&str], script: &str) -> Running {
 
 /// Mount points of a mountinfo text, in order.
 pub fn mount_points(mountinfo: &str) -> Vec<String> {
-    cairn_helpers::mountinfo::parse(mountinfo)
+    cairn_runtime::mountinfo::parse(mountinfo)
         .into_iter()
         .map(|m| m.mount_point)
         .collect()

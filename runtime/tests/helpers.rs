@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use cairn_helpers::mountinfo::{self, MountInfo};
-use cairn_helpers::spec::{DEFAULT_MASKED, DEFAULT_READONLY};
+use cairn_runtime::mountinfo::{self, MountInfo};
+use cairn_runtime::spec::{DEFAULT_MASKED, DEFAULT_READONLY};
 use support::*;
 
 fn find<'a>(mounts: &'a [MountInfo], point: &str) -> &'a MountInfo {

@@ -1,0 +1,8 @@
+//! `cairn-monitor`: see `cairn-monitor --help` and the `cairn_runtime` crate docs.
+#![forbid(unsafe_code)]
+
+fn main() {
+    std::process::exit(cairn_runtime::monitor_main(
+        std::env::args_os().skip(1).collect(),
+    ));
+}
