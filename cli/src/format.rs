@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::exit;
 use crate::output::Table;
-use crate::template::Template;
+use cairn_gotemplate::Template;
 
 /// What `--format` asks for.
 #[derive(Debug)]

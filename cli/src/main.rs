@@ -10,7 +10,6 @@ mod exit;
 mod format;
 mod output;
 mod progress;
-mod template;
 mod unpack;
 mod userns;
 

@@ -1,12 +1,10 @@
 //! Go text/template parsing and execution (`--format`): never panics, never
 //! recurses without bound, whatever the template and the data.
 #![no_main]
-#![allow(dead_code)]
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../cli/src/template/mod.rs"]
-mod template;
+use cairn_gotemplate as template;
 
 fuzz_target!(|data: &[u8]| {
     // TEMPLATE \0 JSON: the data part is optional.
