@@ -764,25 +764,80 @@ fn int_from_arg(args: &[Val<'_>], arg_num: &mut usize) -> Option<i64> {
 /// Go's `fmt.Sprintf`, including its in-band error notation
 /// (`%!d(string=x)`, `%!s(MISSING)`, `%!(EXTRA int=1)`).
 pub(super) fn sprintf(format: &str, args: &[Val<'_>]) -> String {
-    let f = format.as_bytes();
-    let end = f.len();
-    let mut p = Printer { buf: String::new() };
-    let mut arg_num = 0usize;
-    let mut reordered = false;
-    let mut i = 0usize;
-    while i < end {
-        let last = i;
-        while i < end && f[i] != b'%' {
-            i += 1;
-        }
-        p.buf.push_str(&format[last..i]);
-        if i >= end {
+    let mut run = Sprintf {
+        format,
+        args,
+        p: Printer { buf: String::new() },
+        i: 0,
+        arg_num: 0,
+        reordered: false,
+        good_arg_num: true,
+    };
+    while run.copy_literal() {
+        // Past the `%`.
+        run.i += 1;
+        if !run.directive() {
             break;
         }
-        i += 1;
+    }
+    run.extra_args();
+    run.p.buf
+}
+
+/// One `Sprintf` call in progress: the state Go's `pp.doPrintf` keeps while
+/// it walks the format.
+struct Sprintf<'s, 'v> {
+    format: &'s str,
+    args: &'s [Val<'v>],
+    p: Printer,
+    /// Next byte of `format` to read.
+    i: usize,
+    /// The argument the next verb (or `*`) consumes.
+    arg_num: usize,
+    /// Whether an explicit `[n]` index appeared: Go then reports no
+    /// `%!(EXTRA …)` for unused arguments.
+    reordered: bool,
+    /// False once an index of the current directive was bad or misplaced.
+    good_arg_num: bool,
+}
+
+impl Sprintf<'_, '_> {
+    /// Copies the text up to the next `%`; false at the end of the format.
+    fn copy_literal(&mut self) -> bool {
+        let f = self.format.as_bytes();
+        let last = self.i;
+        while self.i < f.len() && f[self.i] != b'%' {
+            self.i += 1;
+        }
+        self.p.buf.push_str(&self.format[last..self.i]);
+        self.i < f.len()
+    }
+
+    /// Formats one directive, the `%` already read: flags, argument index,
+    /// width, precision, verb. False when the format ends before the verb.
+    fn directive(&mut self) -> bool {
+        let mut sp = self.flags();
+        self.good_arg_num = true;
+        let after_index = self.arg_index();
+        let after_index = self.width(&mut sp, after_index);
+        let after_index = self.precision(&mut sp, after_index);
+        if !after_index {
+            self.arg_index();
+        }
+        if self.i >= self.format.len() {
+            self.p.buf.push_str("%!(NOVERB)");
+            return false;
+        }
+        self.verb(sp);
+        true
+    }
+
+    /// The flags `#0+- ` after the `%`.
+    fn flags(&mut self) -> Spec {
+        let f = self.format.as_bytes();
         let mut sp = Spec::default();
-        while i < end {
-            match f[i] {
+        while self.i < f.len() {
+            match f[self.i] {
                 b'#' => sp.sharp = true,
                 b'0' => sp.zero = !sp.minus,
                 b'+' => sp.plus = true,
@@ -793,40 +848,48 @@ pub(super) fn sprintf(format: &str, args: &[Val<'_>]) -> String {
                 b' ' => sp.space = true,
                 _ => break,
             }
-            i += 1;
+            self.i += 1;
         }
-        let mut good_arg_num = true;
-        let mut arg_index = |i: &mut usize, arg_num: &mut usize, good: &mut bool| -> bool {
-            if *i >= end || f[*i] != b'[' {
-                return false;
-            }
-            reordered = true;
-            match format[*i..].find(']') {
-                Some(close) => {
-                    let idx = format[*i + 1..*i + close].parse::<usize>().ok();
-                    *i += close + 1;
-                    match idx {
-                        Some(n) if n >= 1 && n - 1 < args.len() => {
-                            *arg_num = n - 1;
-                            true
-                        }
-                        _ => {
-                            *good = false;
-                            idx.is_some()
-                        }
-                    }
-                }
-                None => {
-                    *i += 1;
-                    *good = false;
-                    false
-                }
-            }
+        sp
+    }
+
+    /// An explicit argument index `[n]`, like Go's `argNumber`: true when
+    /// one was read and names an argument (or is a number out of range).
+    fn arg_index(&mut self) -> bool {
+        let f = self.format.as_bytes();
+        if self.i >= f.len() || f[self.i] != b'[' {
+            return false;
+        }
+        self.reordered = true;
+        let Some(close) = self.format[self.i..].find(']') else {
+            self.i += 1;
+            self.good_arg_num = false;
+            return false;
         };
-        let mut after_index = arg_index(&mut i, &mut arg_num, &mut good_arg_num);
-        if i < end && f[i] == b'*' {
-            i += 1;
-            match int_from_arg(args, &mut arg_num) {
+        let idx = self.format[self.i + 1..self.i + close]
+            .parse::<usize>()
+            .ok();
+        self.i += close + 1;
+        match idx {
+            Some(n) if n >= 1 && n - 1 < self.args.len() => {
+                self.arg_num = n - 1;
+                true
+            }
+            _ => {
+                self.good_arg_num = false;
+                idx.is_some()
+            }
+        }
+    }
+
+    /// The width: digits, or `*` to take it from the next argument (a
+    /// negative one left-justifies). Returns whether an index directly
+    /// precedes what follows.
+    fn width(&mut self, sp: &mut Spec, after_index: bool) -> bool {
+        let f = self.format.as_bytes();
+        if self.i < f.len() && f[self.i] == b'*' {
+            self.i += 1;
+            match int_from_arg(self.args, &mut self.arg_num) {
                 Some(w) => {
                     if w < 0 {
                         sp.minus = true;
@@ -834,52 +897,59 @@ pub(super) fn sprintf(format: &str, args: &[Val<'_>]) -> String {
                     }
                     sp.width = Some(w.unsigned_abs() as usize);
                 }
-                None => p.buf.push_str("%!(BADWIDTH)"),
+                None => self.p.buf.push_str("%!(BADWIDTH)"),
             }
-            after_index = false;
-        } else {
-            let (w, ni) = parse_num(f, i);
-            sp.width = w;
-            i = ni;
-            if after_index && w.is_some() {
-                good_arg_num = false;
+            return false;
+        }
+        let (w, ni) = parse_num(f, self.i);
+        sp.width = w;
+        self.i = ni;
+        if after_index && w.is_some() {
+            // `%[1]2d`: an index must come right before the verb or a `*`.
+            self.good_arg_num = false;
+        }
+        after_index
+    }
+
+    /// The precision after a `.`: digits (none means 0), or `*` to take it
+    /// from the next argument, optionally preceded by an index. Returns
+    /// whether an index directly precedes what follows.
+    fn precision(&mut self, sp: &mut Spec, after_index: bool) -> bool {
+        let f = self.format.as_bytes();
+        if !(self.i + 1 < f.len() && f[self.i] == b'.') {
+            return after_index;
+        }
+        self.i += 1;
+        if after_index {
+            self.good_arg_num = false;
+        }
+        let after_index = self.arg_index();
+        if self.i < f.len() && f[self.i] == b'*' {
+            self.i += 1;
+            match int_from_arg(self.args, &mut self.arg_num) {
+                Some(pr) if pr >= 0 => sp.prec = Some(pr as usize),
+                _ => self.p.buf.push_str("%!(BADPREC)"),
             }
+            return false;
         }
-        if i + 1 < end && f[i] == b'.' {
-            i += 1;
-            if after_index {
-                good_arg_num = false;
-            }
-            after_index = arg_index(&mut i, &mut arg_num, &mut good_arg_num);
-            if i < end && f[i] == b'*' {
-                i += 1;
-                match int_from_arg(args, &mut arg_num) {
-                    Some(pr) if pr >= 0 => sp.prec = Some(pr as usize),
-                    _ => p.buf.push_str("%!(BADPREC)"),
-                }
-                after_index = false;
-            } else {
-                let (pr, ni) = parse_num(f, i);
-                sp.prec = Some(pr.unwrap_or(0));
-                i = ni;
-            }
-        }
-        if !after_index {
-            arg_index(&mut i, &mut arg_num, &mut good_arg_num);
-        }
-        if i >= end {
-            p.buf.push_str("%!(NOVERB)");
-            break;
-        }
-        let verb = format[i..].chars().next().unwrap_or('?');
-        i += verb.len_utf8();
+        let (pr, ni) = parse_num(f, self.i);
+        sp.prec = Some(pr.unwrap_or(0));
+        self.i = ni;
+        after_index
+    }
+
+    /// Reads the verb and prints its argument, or Go's `%!v(BADINDEX)` /
+    /// `%!v(MISSING)` in its place.
+    fn verb(&mut self, mut sp: Spec) {
+        let verb = self.format[self.i..].chars().next().unwrap_or('?');
+        self.i += verb.len_utf8();
         match verb {
-            '%' => p.buf.push('%'),
-            _ if !good_arg_num => {
-                let _ = write!(p.buf, "%!{verb}(BADINDEX)");
+            '%' => self.p.buf.push('%'),
+            _ if !self.good_arg_num => {
+                let _ = write!(self.p.buf, "%!{verb}(BADINDEX)");
             }
-            _ if arg_num >= args.len() => {
-                let _ = write!(p.buf, "%!{verb}(MISSING)");
+            _ if self.arg_num >= self.args.len() => {
+                let _ = write!(self.p.buf, "%!{verb}(MISSING)");
             }
             _ => {
                 if verb == 'v' {
@@ -887,27 +957,32 @@ pub(super) fn sprintf(format: &str, args: &[Val<'_>]) -> String {
                     sp.sharp = false;
                     sp.plus = false;
                 }
-                p.print(&args[arg_num].view(), verb, &sp, 0);
-                arg_num += 1;
+                self.p.print(&self.args[self.arg_num].view(), verb, &sp, 0);
+                self.arg_num += 1;
             }
         }
     }
-    if !reordered && arg_num < args.len() {
-        p.buf.push_str("%!(EXTRA ");
-        for (k, a) in args[arg_num..].iter().enumerate() {
+
+    /// Go's `%!(EXTRA type=value, …)` for arguments no verb used, unless
+    /// the format chose arguments by index.
+    fn extra_args(&mut self) {
+        if self.reordered || self.arg_num >= self.args.len() {
+            return;
+        }
+        self.p.buf.push_str("%!(EXTRA ");
+        for (k, a) in self.args[self.arg_num..].iter().enumerate() {
             if k > 0 {
-                p.buf.push_str(", ");
+                self.p.buf.push_str(", ");
             }
             let v = a.view();
             if v.is_nil() {
-                p.buf.push_str("<nil>");
+                self.p.buf.push_str("<nil>");
             } else {
-                p.buf.push_str(v.type_name());
-                p.buf.push('=');
-                p.print(&v, 'v', &Spec::default(), 0);
+                self.p.buf.push_str(v.type_name());
+                self.p.buf.push('=');
+                self.p.print(&v, 'v', &Spec::default(), 0);
             }
         }
-        p.buf.push(')');
+        self.p.buf.push(')');
     }
-    p.buf
 }

@@ -1,7 +1,7 @@
 //! Go `text/template` for `--format` flags, executed over JSON data.
 //!
 //! podman's `--format` is Go's `text/template` plus a few helper functions;
-//! this module reproduces it closely enough that format strings written for
+//! this crate reproduces it closely enough that format strings written for
 //! podman give the same output and the same error messages:
 //!
 //! * syntax of Go 1.19 (what podman 4.3 is built with): text and actions,

@@ -1962,3 +1962,46 @@ fn deep_nesting_is_an_error() {
         "{err}"
     );
 }
+
+/// Go's `fmt` tests of explicit argument indexes (`reorderTests` in
+/// `fmt/fmt_test.go`), through `printf`: where an index may stand (before a
+/// `*` width or precision, or the verb), what a misplaced or bad one prints,
+/// and that indexes turn off `%!(EXTRA …)`.
+#[test]
+fn printf_argument_indexes_as_go() {
+    let cases: &[(&str, &str)] = &[
+        (r#"{{printf "%[2]*[1]d" 2 5}}"#, "    2"),
+        (r#"{{printf "%[3]*.[2]*[1]f" 12.0 2 6}}"#, " 12.00"),
+        (r#"{{printf "%[1]*.[2]*[3]f" 6 2 12.0}}"#, " 12.00"),
+        (r#"{{printf "%[1]*[3]f" 10 99 12.0}}"#, " 12.000000"),
+        (r#"{{printf "%.[1]*[3]f" 6 99 12.0}}"#, "12.000000"),
+        (r#"{{printf "%[1]*.[3]f" 6 3 12.0}}"#, "    12"),
+        (
+            r#"{{printf "%d %d %d %#[1]o %#o %#o" 11 12 13}}"#,
+            "11 12 13 013 014 015",
+        ),
+        (r#"{{printf "%[d" 2 1}}"#, "%!d(BADINDEX)"),
+        (r#"{{printf "%[]d" 2 1}}"#, "%!d(BADINDEX)"),
+        (r#"{{printf "%[-3]d" 2 1}}"#, "%!d(BADINDEX)"),
+        (r#"{{printf "%[99]d" 2 1}}"#, "%!d(BADINDEX)"),
+        (r#"{{printf "%[3]" 2 1}}"#, "%!(NOVERB)"),
+        (r#"{{printf "%[1].2d" 5 6}}"#, "%!d(BADINDEX)"),
+        (r#"{{printf "%[1]2d" 2 1}}"#, "%!d(BADINDEX)"),
+        (r#"{{printf "%3.[2]d" 7}}"#, "%!d(BADINDEX)"),
+        (r#"{{printf "%.[2]d" 7}}"#, "%!d(BADINDEX)"),
+        (
+            r#"{{printf "%d %d %d %#[1]o %#o %#o %#o" 11 12 13}}"#,
+            "11 12 13 013 014 015 %!o(MISSING)",
+        ),
+        (r#"{{printf "%[5]d %[2]d %d" 1 2 3}}"#, "%!d(BADINDEX) 2 3"),
+        (r#"{{printf "%d %[3]d %d" 1 2}}"#, "1 %!d(BADINDEX) 2"),
+    ];
+    let mut failures = Vec::new();
+    for (text, want) in cases {
+        let got = run(text);
+        if got.as_deref() != Ok(*want) {
+            failures.push(format!("{text}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
