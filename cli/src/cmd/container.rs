@@ -13,10 +13,7 @@ use cairn_store::images::ImageError;
 use cairn_store::Image;
 use serde_json::Value;
 
-use crate::app::{
-    ContainerPruneArgs, CreateArgs, EnterArgs, ExecArgs, ExistsArgs, KillArgs, LogsArgs, PsArgs,
-    PullArgs, RenameArgs, RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, WaitArgs,
-};
+use super::image::{ExistsArgs, PullArgs};
 use crate::container::config::{Config, MountConfig, Namespaces, Process, Ulimit};
 use crate::container::spec::{helper, Attach};
 use crate::container::{self, inspect, logs, runtime, Container, Containers, Status};
@@ -24,6 +21,13 @@ use crate::context::Context;
 use crate::exit;
 use crate::format::{self, Format};
 use crate::output::Table;
+
+mod args;
+
+pub use args::{
+    ContainerPruneArgs, CreateArgs, EnterArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RenameArgs,
+    RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, WaitArgs,
+};
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
     exit::with_code(exit::ENGINE, msg)

@@ -12,11 +12,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::Context as _;
+use clap::Args;
 
-use crate::app::{CpArgs, CpChildArgs};
 use crate::container::{Container, Containers, Status};
 use crate::context::Context;
 use crate::exit;
+
+/// `__cp` arguments (internal).
+#[derive(Debug, Args)]
+pub struct CpChildArgs {
+    /// out, in or in-chown.
+    pub mode: String,
+    /// Container id.
+    pub id: String,
+    /// Path in the container.
+    pub path: String,
+    /// Name of the copied top-level entry.
+    pub name: String,
+}
+
+/// `cp` arguments.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// SRC: a host path or CONTAINER:PATH.
+    pub source: String,
+    /// DST: a host path or CONTAINER:PATH (`-` for a tar stream on stdout).
+    pub destination: String,
+    /// Archive mode: keep owners (the default for copies into a container).
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub archive: bool,
+    /// Accepted for podman compatibility.
+    #[arg(long)]
+    pub overwrite: bool,
+}
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
     exit::with_code(exit::ENGINE, msg)

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -11,13 +12,147 @@ use cairn_store::media::{host_platform, Platform};
 use cairn_store::pull::{pull_name, PullOptions, PullProgress};
 use cairn_store::registry::{AuthFiles, Credentials, RegistryOptions};
 use cairn_store::{Image, Name, Removal};
+use clap::Args;
 use serde_json::{json, Value};
 
-use crate::app::{ExistsArgs, ImagesArgs, InspectArgs, PruneArgs, PullArgs, RmiArgs, TagArgs};
 use crate::context::Context;
 use crate::exit;
 use crate::format::Format;
 use crate::output::{self, Table};
+
+/// `pull` flags.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Image reference: [docker://]NAME[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF].
+    pub image: String,
+    /// Platform to pull from a multi-platform image: OS/ARCH[/VARIANT].
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Architecture to pull (overrides the platform's).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Operating system to pull (overrides the platform's).
+    #[arg(long)]
+    pub os: Option<String>,
+    /// CPU variant to pull (overrides the platform's).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Require HTTPS and verify certificates (false: allow plain HTTP and self-signed).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Credentials USERNAME:PASSWORD for the registry.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub creds: Option<String>,
+    /// Auth file to read credentials from.
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Directory of CA certificates (*.crt) to trust for the registry.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Print only the image id.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Retries after a failed request (connection errors, 429, 5xx).
+    #[arg(long, value_name = "N")]
+    pub retry: Option<u32>,
+    /// Fixed delay between retries (e.g. 2s, 500ms); default exponential backoff.
+    #[arg(long, value_name = "DURATION")]
+    pub retry_delay: Option<String>,
+    /// Blobs downloaded in parallel.
+    #[arg(long, value_name = "N", env = "CAIRN_PULL_JOBS", default_value_t = 6)]
+    pub jobs: usize,
+    /// Decode the layers and build the image root while downloading (false:
+    /// store the blobs only, like `skopeo copy`; the first create builds the
+    /// root).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub unpack: bool,
+}
+
+/// `images` flags.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only images matching this reference (a name, optionally with tag).
+    pub reference: Option<String>,
+    /// Show all images (cairn has no intermediate images; accepted for podman compatibility).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Print only image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Do not truncate ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Omit the table header.
+    #[arg(short, long = "noheading")]
+    pub noheading: bool,
+    /// Output format: table, json, or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter: dangling=true|false, reference=PATTERN.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+}
+
+/// `rmi` flags.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Images to remove (names or ids).
+    pub images: Vec<String>,
+    /// Remove all images.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Remove an image with several names by id.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not fail for images that do not exist.
+    #[arg(short, long)]
+    pub ignore: bool,
+}
+
+/// `tag` arguments.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image.
+    pub image: String,
+    /// New names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `inspect` flags.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Images to inspect.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// What to inspect: image, container or all.
+    #[arg(short, long = "type", default_value = "all")]
+    pub kind: String,
+    /// Go template applied to each result, or json.
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+/// `prune` flags.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all images without containers, not only dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `image exists` arguments.
+#[derive(Debug, Args)]
+pub struct ExistsArgs {
+    /// The image.
+    pub image: String,
+}
 
 /// `cairn pull`.
 pub fn pull(ctx: &Context, a: PullArgs) -> anyhow::Result<u8> {

@@ -1,12 +1,54 @@
 //! `login` and `logout`: credentials in podman's auth file.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 
 use cairn_store::registry::{verify_login, AuthFiles, Credentials, RegistryOptions};
+use clap::Args;
 
-use crate::app::{LoginArgs, LogoutArgs};
 use crate::context::Context;
 use crate::exit;
+
+/// `login` flags.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry host[:port].
+    pub registry: String,
+    /// User name.
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Auth file to write.
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Require HTTPS and verify certificates.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Directory of CA certificates (*.crt) to trust for the registry.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Print the user name stored for the registry and exit.
+    #[arg(long)]
+    pub get_login: bool,
+}
+
+/// `logout` flags.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry host[:port].
+    pub registry: Option<String>,
+    /// Remove all stored credentials.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Auth file to edit.
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+}
 
 /// The registry part of what a user typed (`https://quay.io/v2/` → `quay.io`),
 /// or a `registry/namespace` key.

@@ -2,12 +2,53 @@
 
 use std::collections::BTreeMap;
 
+use clap::Args;
 use serde_json::json;
 
-use crate::app::{CheckArgs, DfArgs, PruneArgs, VersionArgs};
+use super::image::PruneArgs;
 use crate::context::Context;
 use crate::exit;
 use crate::output::{self, Table};
+
+/// `system df` flags.
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show logical and stored bytes per image.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Output format: table or json.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `system check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Remove what is corrupt (blobs and the refs that need them, objects,
+    /// changesets, image roots, container leftovers) and rebuild image roots
+    /// from stored blobs; nothing is fetched: it says what to pull.
+    #[arg(short, long)]
+    pub repair: bool,
+    /// Compare every entry of every image root with its plan (default: a sample).
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// `version` flags.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Output format: json.
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+/// `info` flags.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Output format: json or a Go template.
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
 
 /// `cairn system df`.
 pub fn df(ctx: &Context, a: DfArgs) -> anyhow::Result<u8> {
@@ -387,7 +428,7 @@ pub fn version(a: VersionArgs) -> anyhow::Result<u8> {
 
 /// `cairn info`: the host, the store and the containers, in podman's shape
 /// (YAML by default, `--format json` or a Go template).
-pub fn info(ctx: &Context, a: crate::app::InfoArgs) -> anyhow::Result<u8> {
+pub fn info(ctx: &Context, a: InfoArgs) -> anyhow::Result<u8> {
     let p = cairn_store::media::host_platform();
     let store = ctx.store()?;
     let containers = crate::container::Containers::new(ctx.root()).list()?;

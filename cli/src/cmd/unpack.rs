@@ -3,10 +3,33 @@
 use std::path::PathBuf;
 
 use cairn_unpacker::{DecodeOptions, IdMap, Mode, Unpacker, UnpackerOptions};
+use clap::Args;
 
-use crate::app::UnpackArgs;
 use crate::context::Context;
 use crate::exit;
+
+/// `unpack` arguments.
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// IMAGE DIR, or with --layer: LAYER-FILE... DIR.
+    #[arg(required = true, num_args = 2.., value_name = "IMAGE|LAYER... DIR")]
+    pub args: Vec<String>,
+    /// Apply raw layer blobs (gzip, zstd or plain tar) in order instead of an image.
+    #[arg(long)]
+    pub layer: bool,
+    /// copy (a root you will change) or hardlink (read-only, shares the store's files).
+    #[arg(long, default_value = "copy", value_parser = ["copy", "hardlink"])]
+    pub mode: String,
+    /// UID map CONTAINER:HOST:SIZE (repeatable).
+    #[arg(long = "uidmap", value_name = "C:H:S")]
+    pub uidmap: Vec<String>,
+    /// GID map CONTAINER:HOST:SIZE (repeatable).
+    #[arg(long = "gidmap", value_name = "C:H:S")]
+    pub gidmap: Vec<String>,
+    /// Refuse a layer that expands beyond this many bytes (decompression bombs).
+    #[arg(long, value_name = "BYTES")]
+    pub max_layer_size: Option<u64>,
+}
 
 /// Unpacker options from the shared flags.
 pub fn unpacker_options(

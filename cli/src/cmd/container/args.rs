@@ -1,0 +1,407 @@
+//! The container verbs' flags and arguments (clap definitions), beside
+//! their handlers in the parent module.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `create` flags (also `run`'s).
+#[derive(Debug, Args, Clone)]
+pub struct CreateArgs {
+    /// IMAGE, then the command and its arguments (flags after IMAGE belong to the command).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND [ARG...]]"
+    )]
+    pub args: Vec<String>,
+    /// Container name (default: a random adjective_noun).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Host name inside the container (default: the first 12 characters of the id).
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// USER[:GROUP], names or numbers from the container's /etc/passwd and /etc/group.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Set environment variables (KEY=VALUE; KEY alone copies ours).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE per line).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<String>,
+    /// Set metadata labels (KEY=VALUE).
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Bind a host path or volume: [SRC:]DST[:OPTS] (ro, rw, z, Z, [r]shared, [r]slave, [r]private, nosuid, nodev, noexec).
+    #[arg(short, long = "volume", value_name = "[SRC:]DST[:OPTS]")]
+    pub volume: Vec<String>,
+    /// Attach a mount: type=bind|tmpfs|volume,source=…,target=…[,ro][,…].
+    #[arg(long = "mount", value_name = "type=TYPE,…")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs: DST[:OPTS].
+    #[arg(long = "tmpfs", value_name = "DST[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Override the image's entrypoint: a string or a JSON array.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Give the container all capabilities, the host's devices, no masked paths.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Network namespace: host, none or private.
+    #[arg(long, alias = "net", value_name = "MODE")]
+    pub network: Option<String>,
+    /// PID namespace: host or private.
+    #[arg(long, value_name = "MODE")]
+    pub pid: Option<String>,
+    /// IPC namespace: host or private.
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// UTS namespace: host or private.
+    #[arg(long, value_name = "MODE")]
+    pub uts: Option<String>,
+    /// cgroup namespace: host or private.
+    #[arg(long, value_name = "MODE")]
+    pub cgroupns: Option<String>,
+    /// User namespace: host, keep-id or private (see the README for rootless mode).
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
+    /// Security options: label=disable, no-new-privileges, seccomp=unconfined, …
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Add capabilities.
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop capabilities.
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Add supplementary groups.
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Run a tiny init as PID 1 that forwards signals and reaps zombies.
+    #[arg(long)]
+    pub init: bool,
+    /// Signal that stops the container (default: the image's, else SIGTERM).
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds to wait after the stop signal before SIGKILL.
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
+    /// Pull the image: always, missing, never, newer.
+    #[arg(long, default_value = "missing", value_name = "POLICY")]
+    pub pull: String,
+    /// Mount the container's root read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// With --read-only, tmpfs on /run, /tmp and /var/tmp.
+    #[arg(long = "read-only-tmpfs", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub read_only_tmpfs: bool,
+    /// DNS servers.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// DNS search domains.
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// DNS options.
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPT")]
+    pub dns_option: Vec<String>,
+    /// Add NAME:IP to /etc/hosts.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// Limit the number of processes (recorded; needs a delegated cgroup to apply).
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// Resource limits: TYPE=SOFT[:HARD] (nofile, nproc, core, …).
+    #[arg(long, value_name = "TYPE=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// Annotations (KEY=VALUE).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub annotation: Vec<String>,
+    /// Platform of the image to pull: OS/ARCH[/VARIANT].
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// systemd mode: true, false or always (accepted; cairn sets no systemd-specific mounts).
+    #[arg(long, default_value = "true", value_name = "MODE")]
+    pub systemd: String,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Size of /dev/shm (e.g. 64m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// Suppress pull progress.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Require HTTPS when pulling.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Log driver (k8s-file is what cairn writes; others are refused).
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Write the container id to this file.
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
+    /// Accepted for podman compatibility: publish ports (cairn uses the host network by default).
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Accepted for podman compatibility: hooks, cgroup and device options cairn does not apply.
+    #[arg(long = "device", value_name = "DEVICE")]
+    pub device: Vec<String>,
+    /// Print help (-h is --hostname, as in podman).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// `run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// `start` flags.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Containers (names or ids).
+    pub containers: Vec<String>,
+    /// Attach to the container's output and wait for it.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach stdin.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Start every container.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `stop` and `restart` flags.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Containers (names or ids).
+    pub containers: Vec<String>,
+    /// Seconds to wait before SIGKILL (default: the container's stop timeout).
+    #[arg(
+        short = 't',
+        long = "time",
+        visible_alias = "timeout",
+        value_name = "SECONDS"
+    )]
+    pub time: Option<u64>,
+    /// Every running container.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not fail for containers that do not exist.
+    #[arg(short, long)]
+    pub ignore: bool,
+}
+
+/// `kill` flags.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Containers (names or ids).
+    pub containers: Vec<String>,
+    /// Signal to send.
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    /// Every running container.
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+/// `rm` flags.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Containers (names or ids).
+    pub containers: Vec<String>,
+    /// Stop running containers first.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes too.
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Every container.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not fail for containers that do not exist.
+    #[arg(short, long)]
+    pub ignore: bool,
+    /// Seconds to wait for a stop before SIGKILL.
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub time: Option<u64>,
+    /// Internal (`run -d --rm`): wait for the container to exit, then remove it.
+    #[arg(long, hide = true)]
+    pub after_exit: bool,
+}
+
+/// `exec` flags.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// CONTAINER, then the command and its arguments.
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    pub args: Vec<String>,
+    /// Run in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// USER[:GROUP] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Environment variables.
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Environment files.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<String>,
+    /// All capabilities.
+    #[arg(long)]
+    pub privileged: bool,
+}
+
+/// `ps` flags.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers, not only running ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Print only ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not truncate ids and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: table, json, or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter: name=, label=KEY[=VALUE], status=, id=, ancestor=, exited=.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Omit the table header.
+    #[arg(short = 'n', long = "noheading")]
+    pub noheading: bool,
+    /// Show the latest container only.
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Show the last N containers.
+    #[arg(long)]
+    pub last: Option<usize>,
+    /// Accepted for podman compatibility (no sizes computed).
+    #[arg(short, long)]
+    pub size: bool,
+    /// Accepted for podman compatibility (no pods).
+    #[arg(short, long)]
+    pub pod: bool,
+    /// Accepted for podman compatibility (no external containers).
+    #[arg(long)]
+    pub external: bool,
+    /// Accepted for podman compatibility (sort field).
+    #[arg(long)]
+    pub sort: Option<String>,
+}
+
+/// `logs` flags.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Containers (names or ids).
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Follow the log until the container stops.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show timestamps.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only lines at or after this time (RFC 3339, Unix time, or a duration like 10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines before this time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only the last N lines (-1: all).
+    #[arg(long, allow_negative_numbers = true)]
+    pub tail: Option<i64>,
+    /// Prefix lines with the container name (several containers).
+    #[arg(short, long)]
+    pub names: bool,
+    /// Show the latest container's log.
+    #[arg(short, long)]
+    pub latest: bool,
+}
+
+/// `wait` flags.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Containers (names or ids).
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+    /// Conditions to wait for (stopped, exited, running, …).
+    #[arg(long = "condition", value_name = "STATE")]
+    pub condition: Vec<String>,
+    /// Do not fail for containers that do not exist.
+    #[arg(short, long)]
+    pub ignore: bool,
+}
+
+/// `rename` arguments.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The container.
+    pub container: String,
+    /// Its new name.
+    pub name: String,
+}
+
+/// `enter` arguments.
+#[derive(Debug, Args)]
+pub struct EnterArgs {
+    /// The container.
+    pub container: String,
+    /// The user whose login shell to run (default: the container's user).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Extra environment variables.
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory (default: the user's home).
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+}
+
+/// `top` arguments.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The container.
+    pub container: String,
+    /// ps(1) options (as for podman top, only descriptors are not supported: plain ps options).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub options: Vec<String>,
+}
+
+/// `container prune` flags.
+#[derive(Debug, Args)]
+pub struct ContainerPruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
