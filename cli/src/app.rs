@@ -334,3 +334,16 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap's consistency checks (clashing flags, defaults a parser rejects,
+    /// …) over every verb: at run time they only check the verb a command
+    /// line names, so a broken definition of another would go unnoticed.
+    #[test]
+    fn every_verb_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
