@@ -52,11 +52,72 @@ pub fn report(err: &anyhow::Error) -> u8 {
             msg.push_str(&c);
         }
     }
+    if let Some(hint) = hint(err) {
+        if !msg.contains(hint) {
+            msg.push_str(hint);
+        }
+    }
     if !msg.contains("free some space") && is_disk_full(err) {
         msg.push_str("; free some space (`cairn system prune -a` removes unused images) or point --root at a larger filesystem");
     }
     eprintln!("Error: {msg}");
     ENGINE
+}
+
+/// What the user can do about a library error, in terms of cairn's flags
+/// (the libraries do not know them): the first cause in the chain that
+/// has a hint decides.
+fn hint(err: &anyhow::Error) -> Option<&'static str> {
+    err.chain().find_map(|cause| {
+        if let Some(e) = downcast::<cairn_registry::Error>(cause) {
+            registry_hint(e)
+        } else if let Some(e) = downcast::<cairn_store::Error>(cause) {
+            store_hint(e)
+        } else if let Some(cairn_unpacker::Error::Store(e)) = downcast(cause) {
+            store_hint(e)
+        } else {
+            None
+        }
+    })
+}
+
+/// `cause` as a `T`, also where it is a boxed one (a boxed source).
+fn downcast<'a, T: std::error::Error + 'static>(
+    cause: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    cause
+        .downcast_ref::<T>()
+        .or_else(|| cause.downcast_ref::<Box<T>>().map(|b| &**b))
+}
+
+fn registry_hint(e: &cairn_registry::Error) -> Option<&'static str> {
+    use cairn_registry::RegistryError;
+    if let Some(RegistryError::Unreachable { tls_hint: true, .. }) = e.registry_error() {
+        return Some("; for a plain-HTTP or self-signed registry pass --tls-verify=false or mark it insecure in registries.conf");
+    }
+    if let Some(store) = e.store_error() {
+        return store_hint(store);
+    }
+    e.io_error().and_then(io_hint)
+}
+
+fn store_hint(e: &cairn_store::Error) -> Option<&'static str> {
+    if let cairn_store::Error::NoPlatform { .. } = e {
+        return Some("; choose one with --platform");
+    }
+    e.io_error().and_then(io_hint)
+}
+
+/// For a file operation of the store or of a configuration file: where
+/// `--root` can help.
+fn io_hint(e: &cairn_store::PathError) -> Option<&'static str> {
+    use nix::libc::{EACCES, EDQUOT, ENOSPC, EPERM, EROFS};
+    match e.source.raw_os_error()? {
+        ENOSPC | EDQUOT => Some("; free some space or point --root at a larger filesystem"),
+        EACCES | EPERM => Some("; check the permissions, or point --root at a directory you own"),
+        EROFS => Some("; the filesystem is read-only: point --root at a writable one"),
+        _ => None,
+    }
 }
 
 /// Whether an I/O error in the chain is a full disk or quota.

@@ -4,18 +4,16 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use crate::digest::Digest;
-use crate::error::Error;
-use crate::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
-use crate::layout::{Put, Store};
-use crate::lock::Mode;
-use crate::media::{host_platform, Descriptor, Manifest, ManifestKind, Platform};
-use crate::pin::Pin;
-pub use crate::progress::{BlobKind, PullProgress, Pulled, Silent};
-use crate::reference::{Name, Reference};
-use crate::registry::client::RegistryClient;
-use crate::registry::RegistryOptions;
-use crate::RegistryError;
+use bytes::Bytes;
+use cairn_store::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
+use cairn_store::media::{
+    host_platform, Descriptor, ImageConfig, Index, Manifest, ManifestError, ManifestKind, Platform,
+};
+pub use cairn_store::progress::{BlobKind, PullProgress, Pulled, Silent};
+use cairn_store::{BlobWriter, Digest, LockMode, Name, Pin, Put, Reference, Store};
+
+use crate::client::{RegistryClient, RegistryOptions};
+use crate::error::{Error, RegistryError};
 
 /// How to pull.
 #[derive(Debug, Clone)]
@@ -82,7 +80,15 @@ pub async fn pull(
     // No store-wide lock across the download: the blobs are pinned.
     let pin = tokio::task::block_in_place(|| store.pin())?;
     let new_blobs = Arc::new(Mutex::new(Vec::new()));
-    let result = pull_pinned(store, reference, opts, progress, new_blobs.clone(), &pin)
+    let job = Pulling {
+        store,
+        reference,
+        opts,
+        progress,
+        new_blobs: new_blobs.clone(),
+        pin: &pin,
+    };
+    let result = pull_pinned(job)
         .await
         .map_err(|e| e.for_image(&reference.to_string()));
     drop(pin);
@@ -93,55 +99,179 @@ pub async fn pull(
     result
 }
 
-async fn pull_pinned(
-    store: &Store,
-    reference: &Reference,
-    opts: &PullOptions,
+/// One pull of one reference, its blobs pinned by `pin`: the steps from
+/// the registry's manifest to the ref.
+struct Pulling<'a> {
+    store: &'a Store,
+    reference: &'a Reference,
+    opts: &'a PullOptions,
     progress: Arc<dyn PullProgress>,
+    /// Blobs this pull stored, for the cleanup of a failed one.
     new_blobs: Arc<Mutex<Vec<Digest>>>,
-    pin: &Pin,
-) -> Result<Pulled, Error> {
-    // Pinned before the store is asked what it has (see `crate::pin`).
-    let pin_now =
-        |digests: &[&Digest]| tokio::task::block_in_place(|| pin.add(digests.iter().copied()));
-    progress.trying(reference);
-    let p = progress.clone();
-    let client = Arc::new(
+    pin: &'a Pin,
+}
+
+/// The image a reference resolved to.
+struct Resolved {
+    /// The platform manifest's descriptor, as the ref will record it.
+    desc: Descriptor,
+    manifest: Manifest,
+    /// The index the manifest was chosen from, if there was one.
+    index_digest: Option<Digest>,
+    /// Manifests fetched from the registry, to store beside the blobs.
+    fetched: Vec<(Bytes, Digest)>,
+}
+
+async fn pull_pinned(job: Pulling<'_>) -> Result<Pulled, Error> {
+    job.progress.trying(job.reference);
+    let client = Arc::new(job.connect().await?);
+    let resolved = job.resolve(&client).await?;
+    let manifest = &resolved.manifest;
+    // The config is downloaded as a blob, capped at its declared size:
+    // refuse a size the store would not read back before fetching a byte.
+    if manifest.config.size > MAX_CONFIG_SIZE {
+        return Err(job.malformed(format!(
+            "the config {} declares {} bytes, more than the {MAX_CONFIG_SIZE} cairn reads",
+            manifest.config.digest, manifest.config.size
+        )));
+    }
+    let mut wanted = vec![&manifest.config.digest];
+    wanted.extend(manifest.layers.iter().map(|l| &l.digest));
+    job.pin_now(&wanted)?;
+    job.progress.manifest(manifest);
+    let (blobs_fetched, bytes_fetched) = job.fetch(&client, &resolved).await?;
+    let config = job.checked_config(manifest)?;
+    job.progress.writing_manifest();
+    job.record_ref(resolved, &config, blobs_fetched, bytes_fetched)
+}
+
+impl Pulling<'_> {
+    /// Sets up the registry connection, retries reported as progress.
+    async fn connect(&self) -> Result<RegistryClient, Error> {
+        let p = self.progress.clone();
         RegistryClient::connect(
-            reference,
-            &opts.registry,
+            self.reference,
+            &self.opts.registry,
             Box::new(move |what, attempt, delay| p.retrying(what, attempt, delay)),
         )
-        .await?,
-    );
-    let manifest_error = |source| Error::Manifest {
-        reference: reference.to_string(),
-        source,
-    };
-    let record = |d: &Digest, put: Put| {
-        if put == Put::Stored {
-            new_blobs.lock().expect("not poisoned").push(d.clone());
-        }
-    };
+        .await
+    }
 
-    // Manifests are stored (an fsync each) while the blobs download: only
-    // the ref, written last, needs them.
-    let mut manifests: Vec<(bytes::Bytes, Digest)> = Vec::new();
-    let (bytes, digest) = client.manifest(reference).await?;
-    let kind = ManifestKind::parse(&bytes, None).map_err(manifest_error)?;
-    let (desc, manifest, index_digest) = match kind {
-        ManifestKind::Image(m) => {
-            m.check_runnable().map_err(manifest_error)?;
-            pin_now(&[&digest])?;
-            let desc =
-                Descriptor::new(m.effective_media_type(), digest.clone(), bytes.len() as u64);
-            manifests.push((bytes, digest));
-            (desc, m, None)
+    /// Pins blobs before the store is asked whether it has them (see
+    /// [`cairn_store::pin`]).
+    fn pin_now(&self, digests: &[&Digest]) -> Result<(), Error> {
+        tokio::task::block_in_place(|| self.pin.add(digests.iter().copied()))?;
+        Ok(())
+    }
+
+    fn manifest_error(&self, source: ManifestError) -> Error {
+        cairn_store::Error::Manifest {
+            reference: self.reference.to_string(),
+            source,
         }
-        ManifestKind::Index(index) => {
-            let want = opts.platform.clone().unwrap_or_else(host_platform);
-            let entry = index.select(&want).ok_or_else(|| Error::NoPlatform {
-                reference: reference.to_string(),
+        .into()
+    }
+
+    fn malformed(&self, why: String) -> Error {
+        self.manifest_error(ManifestError::Malformed(why))
+    }
+
+    fn platform(&self) -> Platform {
+        self.opts.platform.clone().unwrap_or_else(host_platform)
+    }
+
+    /// Fetches the reference's manifest; for an index, the entry for the
+    /// wanted platform and its manifest (from the store if it has it).
+    async fn resolve(&self, client: &RegistryClient) -> Result<Resolved, Error> {
+        let (bytes, digest) = client.manifest(self.reference).await?;
+        let kind = ManifestKind::parse(&bytes, None).map_err(|e| self.manifest_error(e))?;
+        match kind {
+            ManifestKind::Image(manifest) => {
+                manifest
+                    .check_runnable()
+                    .map_err(|e| self.manifest_error(e))?;
+                self.pin_now(&[&digest])?;
+                let desc = Descriptor::new(
+                    manifest.effective_media_type(),
+                    digest.clone(),
+                    bytes.len() as u64,
+                );
+                Ok(Resolved {
+                    desc,
+                    manifest,
+                    index_digest: None,
+                    fetched: vec![(bytes, digest)],
+                })
+            }
+            ManifestKind::Index(index) => self.resolve_index(client, &index, bytes, digest).await,
+        }
+    }
+
+    /// The platform's manifest of an index (`bytes`, `digest`).
+    async fn resolve_index(
+        &self,
+        client: &RegistryClient,
+        index: &Index,
+        bytes: Bytes,
+        digest: Digest,
+    ) -> Result<Resolved, Error> {
+        let entry = self.select(index)?;
+        self.pin_now(&[&digest, &entry.digest])?;
+        let mut fetched = vec![(bytes, digest.clone())];
+        if entry.size > MAX_MANIFEST_SIZE {
+            return Err(self.malformed(format!(
+                "the index entry {} declares {} bytes, more than the {MAX_MANIFEST_SIZE} a manifest may have",
+                entry.digest, entry.size
+            )));
+        }
+        let mbytes = if self.store.has_blob(&entry.digest) {
+            self.store.read_blob(&entry.digest, MAX_MANIFEST_SIZE)?
+        } else {
+            let (b, _) = client
+                .manifest(&self.reference.with_digest(entry.digest.clone()))
+                .await?;
+            if b.len() as u64 != entry.size {
+                return Err(cairn_store::Error::SizeMismatch {
+                    what: format!("manifest of {}", self.reference),
+                    digest: entry.digest.clone(),
+                    expected: entry.size,
+                    got: b.len() as u64,
+                }
+                .into());
+            }
+            fetched.push((b.clone(), entry.digest.clone()));
+            b.to_vec()
+        };
+        let manifest =
+            match ManifestKind::parse(&mbytes, None).map_err(|e| self.manifest_error(e))? {
+                ManifestKind::Image(m) => m,
+                ManifestKind::Index(_) => {
+                    return Err(self.malformed("an index entry points at another index".into()))
+                }
+            };
+        manifest
+            .check_runnable()
+            .map_err(|e| self.manifest_error(e))?;
+        let mut desc = entry;
+        if desc.media_type.is_empty() {
+            desc.media_type = manifest.effective_media_type().to_owned();
+        }
+        desc.annotations.clear();
+        Ok(Resolved {
+            desc,
+            manifest,
+            index_digest: Some(digest),
+            fetched,
+        })
+    }
+
+    /// The index entry for the wanted platform.
+    fn select(&self, index: &Index) -> Result<Descriptor, Error> {
+        let want = self.platform();
+        let entry = index
+            .select(&want)
+            .ok_or_else(|| cairn_store::Error::NoPlatform {
+                reference: self.reference.to_string(),
                 want: want.to_string(),
                 offered: {
                     let p = index.platforms();
@@ -152,132 +282,122 @@ async fn pull_pinned(
                     }
                 },
             })?;
-            let entry = entry.clone();
-            pin_now(&[&digest, &entry.digest])?;
-            manifests.push((bytes, digest.clone()));
-            if entry.size > MAX_MANIFEST_SIZE {
-                return Err(manifest_error(crate::media::ManifestError::Malformed(format!(
-                    "the index entry {} declares {} bytes, more than the {MAX_MANIFEST_SIZE} a manifest may have",
-                    entry.digest, entry.size
-                ))));
-            }
-            let mbytes = if store.has_blob(&entry.digest) {
-                store.read_blob(&entry.digest, MAX_MANIFEST_SIZE)?
-            } else {
-                let (b, _) = client
-                    .manifest(&reference.with_digest(entry.digest.clone()))
-                    .await?;
-                if b.len() as u64 != entry.size {
-                    return Err(Error::SizeMismatch {
-                        what: format!("manifest of {reference}"),
-                        digest: entry.digest.clone(),
-                        expected: entry.size,
-                        got: b.len() as u64,
-                    });
-                }
-                manifests.push((b.clone(), entry.digest.clone()));
-                b.to_vec()
-            };
-            let m = match ManifestKind::parse(&mbytes, None).map_err(manifest_error)? {
-                ManifestKind::Image(m) => m,
-                ManifestKind::Index(_) => {
-                    return Err(manifest_error(crate::media::ManifestError::Malformed(
-                        "an index entry points at another index".into(),
-                    )))
-                }
-            };
-            m.check_runnable().map_err(manifest_error)?;
-            let mut desc = entry;
-            if desc.media_type.is_empty() {
-                desc.media_type = m.effective_media_type().to_owned();
-            }
-            desc.annotations.clear();
-            (desc, m, Some(digest))
-        }
-    };
-
-    // The config is downloaded as a blob, capped at its declared size:
-    // refuse a size the store would not read back before fetching a byte.
-    if manifest.config.size > MAX_CONFIG_SIZE {
-        return Err(manifest_error(crate::media::ManifestError::Malformed(
-            format!(
-                "the config {} declares {} bytes, more than the {MAX_CONFIG_SIZE} cairn reads",
-                manifest.config.digest, manifest.config.size
-            ),
-        )));
+        Ok(entry.clone())
     }
-    let mut wanted = vec![&manifest.config.digest];
-    wanted.extend(manifest.layers.iter().map(|l| &l.digest));
-    pin_now(&wanted)?;
-    progress.manifest(&manifest);
-    let puts: Vec<_> = manifests
-        .into_iter()
-        .map(|(bytes, digest)| {
-            let store = store.clone();
-            tokio::task::spawn_blocking(move || {
-                store
-                    .put_blob_bytes(&bytes, Some(&digest))
-                    .map(|(_, put)| (digest, put))
+
+    /// Stores the fetched manifests (an fsync each) while the blobs
+    /// download: only the ref, written last, needs them. Returns the blobs
+    /// and bytes downloaded.
+    async fn fetch(
+        &self,
+        client: &Arc<RegistryClient>,
+        resolved: &Resolved,
+    ) -> Result<(usize, u64), Error> {
+        let puts: Vec<_> = resolved
+            .fetched
+            .iter()
+            .cloned()
+            .map(|(bytes, digest)| {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    store
+                        .put_blob_bytes(&bytes, Some(&digest))
+                        .map(|(_, put)| (digest, put))
+                })
             })
-        })
-        .collect();
-    let fetched = fetch_blobs(store, &client, &manifest, opts.jobs, &progress, &new_blobs).await;
-    // Every put awaited, whatever failed, so a failed pull's cleanup sees
-    // what they stored.
-    let mut put_error = None;
-    for put in puts {
-        match put.await {
-            Ok(Ok((d, put))) => record(&d, put),
-            Ok(Err(e)) => {
-                put_error.get_or_insert(e);
+            .collect();
+        let fetched = fetch_blobs(
+            self.store,
+            client,
+            &resolved.manifest,
+            self.opts.jobs,
+            &self.progress,
+            &self.new_blobs,
+        )
+        .await;
+        // Every put awaited, whatever failed, so a failed pull's cleanup sees
+        // what they stored.
+        let mut put_error = None;
+        for put in puts {
+            match put.await {
+                Ok(Ok((d, put))) => {
+                    if put == Put::Stored {
+                        self.new_blobs.lock().expect("not poisoned").push(d);
+                    }
+                }
+                Ok(Err(e)) => {
+                    put_error.get_or_insert(e);
+                }
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+        let fetched = fetched?;
+        match put_error {
+            Some(e) => Err(e.into()),
+            None => Ok(fetched),
         }
     }
-    let (fetched, bytes_fetched) = fetched?;
-    if let Some(e) = put_error {
-        return Err(e);
-    }
 
-    let (config, _) = store.config(&manifest.config.digest)?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(manifest_error(crate::media::ManifestError::Malformed(
-            format!(
+    /// The stored config, checked against the manifest; a platform other
+    /// than the wanted one is only warned about.
+    fn checked_config(&self, manifest: &Manifest) -> Result<ImageConfig, Error> {
+        let (config, _) = self.store.config(&manifest.config.digest)?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(self.malformed(format!(
                 "the config lists {} layer diff ids, the manifest {} layers",
                 config.rootfs.diff_ids.len(),
                 manifest.layers.len()
-            ),
-        )));
+            )));
+        }
+        let want = self.platform();
+        if (!config.os.is_empty() && config.os != want.os)
+            || (!config.architecture.is_empty() && config.architecture != want.architecture)
+        {
+            self.progress.warning(&format!(
+                "image platform ({}/{}) does not match the expected platform ({want})",
+                config.os, config.architecture
+            ));
+        }
+        Ok(config)
     }
-    let want = opts.platform.clone().unwrap_or_else(host_platform);
-    if (!config.os.is_empty() && config.os != want.os)
-        || (!config.architecture.is_empty() && config.architecture != want.architecture)
-    {
-        progress.warning(&format!(
-            "image platform ({}/{}) does not match the expected platform ({want})",
-            config.os, config.architecture
-        ));
+
+    /// Writes the ref (its platform from the config where the registry
+    /// gave none), holding the image's use lock from before.
+    fn record_ref(
+        &self,
+        resolved: Resolved,
+        config: &ImageConfig,
+        blobs_fetched: usize,
+        bytes_fetched: u64,
+    ) -> Result<Pulled, Error> {
+        let Resolved {
+            mut desc,
+            manifest,
+            index_digest,
+            ..
+        } = resolved;
+        if desc.platform.is_none() && !config.os.is_empty() {
+            desc.platform = Some(Platform {
+                os: config.os.clone(),
+                architecture: config.architecture.clone(),
+                variant: config.variant.clone(),
+                os_version: None,
+            });
+        }
+        let in_use = tokio::task::block_in_place(|| {
+            self.store.lock_image_use(&desc.digest, LockMode::Shared)
+        })?;
+        self.store
+            .set_ref(self.reference, &desc, index_digest.as_ref())?;
+        Ok(Pulled {
+            reference: self.reference.clone(),
+            image_id: manifest.config.digest.clone(),
+            manifest_digest: desc.digest,
+            blobs_fetched,
+            bytes_fetched,
+            in_use: Arc::new(in_use),
+        })
     }
-    progress.writing_manifest();
-    let mut desc = desc;
-    if desc.platform.is_none() && !config.os.is_empty() {
-        desc.platform = Some(Platform {
-            os: config.os.clone(),
-            architecture: config.architecture.clone(),
-            variant: config.variant.clone(),
-            os_version: None,
-        });
-    }
-    let in_use = tokio::task::block_in_place(|| store.lock_image_use(&desc.digest, Mode::Shared))?;
-    store.set_ref(reference, &desc, index_digest.as_ref())?;
-    Ok(Pulled {
-        reference: reference.clone(),
-        image_id: manifest.config.digest.clone(),
-        manifest_digest: desc.digest,
-        blobs_fetched: fetched,
-        bytes_fetched,
-        in_use: Arc::new(in_use),
-    })
 }
 
 /// Downloads the config and the layers the store lacks, `jobs` at a time.
@@ -386,7 +506,7 @@ async fn fetch_one(
     let report = |n: u64| progress.blob_progress(&digest, n);
     client.blob(&desc, &mut writer, &report).await?;
     let put = match tokio::task::block_in_place(|| writer.commit()) {
-        Err(Error::DigestMismatch { .. }) if resumed > 0 => {
+        Err(cairn_store::Error::DigestMismatch { .. }) if resumed > 0 => {
             // The kept partial was bad (say, a crash before its data reached
             // the disk): fetch the whole blob once more.
             let mut writer = lock.writer(Some(desc.size), false)?;
@@ -420,7 +540,7 @@ fn offer_stream(
     progress: &Arc<dyn PullProgress>,
     desc: &Descriptor,
     kind: BlobKind,
-    writer: &mut crate::BlobWriter,
+    writer: &mut BlobWriter,
 ) {
     if progress.wants_stream(desc, kind) {
         match writer.stream() {
@@ -436,7 +556,7 @@ fn discard_unreferenced(store: &Store, added: &[Digest]) {
     if added.is_empty() {
         return;
     }
-    let Ok(Some(_gc)) = store.try_gc_lock(Mode::Exclusive) else {
+    let Ok(Some(_gc)) = store.try_gc_lock(LockMode::Exclusive) else {
         return;
     };
     let Ok(live) = store.live_blobs() else { return };

@@ -6,7 +6,8 @@
 //!   index.json                 refs: one manifest descriptor per name
 //!   blobs/sha256/<hex>         manifests, configs, layers; mode 0444, never rewritten
 //!   tmp/<alg>-<hex>.partial    a blob being written (resumable), guarded by its blob lock
-//!   tmp/index.json.tmp         the next index.json, guarded by the index lock
+//!   .index.json.<pid>-<n>.tmp  the next index.json (or oci-layout), guarded by the index
+//!                              lock; one a killed writer left is removed by the next
 //!   locks/blob-<alg>-<hex>     flock: one writer per blob across processes
 //!   locks/index                flock: index.json read-modify-write
 //!   locks/gc                   flock: exclusive to a collection while it decides and
@@ -33,9 +34,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::error::{Error, IoContext};
-use crate::lock::{LockGuard, Mode};
+use cairn_fsutil::IoContext as _;
+
+use crate::error::Error;
 use crate::media::{types, Index};
+use cairn_fsutil::{Durability, LockGuard, LockMode, PathError};
 
 /// The annotation that names a ref in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -104,7 +107,7 @@ impl Store {
                     store.write_atomic(&layout, LAYOUT_VERSION.as_bytes())?;
                 }
             }
-            Err(e) => return Err(e).io_context("read", &layout),
+            Err(e) => return Err(PathError::new("read", &layout, e).into()),
         }
         if !store.root.join("index.json").exists() {
             store.update_index(|_| Ok(true))?;
@@ -162,7 +165,7 @@ impl Store {
     /// Opens a stored blob for streaming (not verified here).
     pub fn open_blob(&self, digest: &Digest) -> Result<File, Error> {
         let path = self.blob_path(digest);
-        File::open(&path).io_context("open blob", &path)
+        Ok(File::open(&path).io_context("open blob", &path)?)
     }
 
     /// Takes the per-blob write lock, blocking while another process holds it.
@@ -172,7 +175,7 @@ impl Store {
             digest.algorithm().as_str(),
             digest.hex()
         ));
-        let guard = LockGuard::acquire(&path, Mode::Exclusive)?;
+        let guard = LockGuard::acquire(&path, LockMode::Exclusive)?;
         Ok(BlobLock {
             store: self.clone(),
             digest: digest.clone(),
@@ -217,7 +220,7 @@ impl Store {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(empty_index()),
-            Err(e) => return Err(e).io_context("read", &path),
+            Err(e) => return Err(PathError::new("read", &path, e).into()),
         };
         serde_json::from_slice(&bytes)
             .map_err(|e| self.corrupt(format!("index.json is not a valid OCI index ({e})")))
@@ -246,13 +249,13 @@ impl Store {
     /// while it decides what is unreferenced and deletes it; writers take it
     /// shared only for a moment, to create or add to their [`crate::Pin`]
     /// (never across a download).
-    pub fn gc_lock(&self, mode: Mode) -> Result<LockGuard, Error> {
-        LockGuard::acquire(&self.lock_path("gc"), mode)
+    pub fn gc_lock(&self, mode: LockMode) -> Result<LockGuard, Error> {
+        Ok(LockGuard::acquire(&self.lock_path("gc"), mode)?)
     }
 
     /// Non-blocking [`Store::gc_lock`].
-    pub fn try_gc_lock(&self, mode: Mode) -> Result<Option<LockGuard>, Error> {
-        LockGuard::try_acquire(&self.lock_path("gc"), mode)
+    pub fn try_gc_lock(&self, mode: LockMode) -> Result<Option<LockGuard>, Error> {
+        Ok(LockGuard::try_acquire(&self.lock_path("gc"), mode)?)
     }
 
     /// Removes a blob (caller holds the gc lock exclusively and has checked
@@ -262,12 +265,12 @@ impl Store {
         let size = match fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e).io_context("stat blob", &path),
+            Err(e) => return Err(PathError::new("stat blob", &path, e).into()),
         };
         match fs::remove_file(&path) {
             Ok(()) => Ok(size),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(e).io_context("remove blob", &path),
+            Err(e) => Err(PathError::new("remove blob", path, e).into()),
         }
     }
 
@@ -280,7 +283,7 @@ impl Store {
             let rd = match fs::read_dir(&dir) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).io_context("list", &dir),
+                Err(e) => return Err(PathError::new("list", &dir, e).into()),
             };
             for entry in rd {
                 let entry = entry.io_context("list", &dir)?;
@@ -303,7 +306,7 @@ impl Store {
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e).io_context("list", &dir),
+            Err(e) => return Err(PathError::new("list", &dir, e).into()),
         };
         let mut freed = 0;
         for entry in rd {
@@ -319,7 +322,7 @@ impl Store {
                 digest.hex()
             ));
             // Someone is writing it right now: leave it.
-            let Some(_g) = LockGuard::try_acquire(&lock_path, Mode::Exclusive)? else {
+            let Some(_g) = LockGuard::try_acquire(&lock_path, LockMode::Exclusive)? else {
                 continue;
             };
             let meta = match entry.metadata() {
@@ -336,7 +339,7 @@ impl Store {
                 match fs::remove_file(&p) {
                     Ok(()) => freed += meta.len(),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).io_context("remove partial download", &p),
+                    Err(e) => return Err(PathError::new("remove partial download", &p, e).into()),
                 }
             }
         }
@@ -356,30 +359,47 @@ impl Store {
     }
 
     fn lock_index(&self) -> Result<LockGuard, Error> {
-        LockGuard::acquire(&self.lock_path("index"), Mode::Exclusive)
+        Ok(LockGuard::acquire(
+            &self.lock_path("index"),
+            LockMode::Exclusive,
+        )?)
     }
 
-    /// Writes `path` by temp file + fsync + rename + directory fsync. The
-    /// caller holds the lock guarding `path`.
+    /// Replaces `path` durably ([`cairn_fsutil::write_atomic`]). The caller
+    /// holds the index lock, which guards every file written this way, so
+    /// a temp file beside `path` is a killed writer's: it is removed first.
     fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<(), Error> {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("store files have names");
-        let tmp = self.root.join("tmp").join(format!("{name}.tmp"));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .io_context("create", &tmp)?;
-        f.write_all(data).io_context("write", &tmp)?;
-        f.sync_all().io_context("fsync", &tmp)?;
-        drop(f);
-        fs::rename(&tmp, path).io_context("rename into place", path)?;
-        sync_dir(path.parent().expect("store files have a parent"))
+        remove_stale_temps(path)?;
+        cairn_fsutil::write_atomic(path, data, 0o644, Durability::Durable)?;
+        Ok(())
     }
+}
+
+/// Removes the temp files [`cairn_fsutil::write_atomic`] leaves beside
+/// `path` when its process is killed (`.NAME.*.tmp`).
+fn remove_stale_temps(path: &Path) -> Result<(), Error> {
+    let dir = path.parent().expect("store files have a parent");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("store files have names");
+    let prefix = format!(".{name}.");
+    for entry in fs::read_dir(dir).io_context("list", dir)? {
+        let entry = entry.io_context("list", dir)?;
+        let stale = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".tmp"));
+        if stale {
+            let p = entry.path();
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(PathError::new("remove stale temp file", p, e).into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether an `update_index` closure changed the index.
@@ -431,7 +451,8 @@ impl Store {
 fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .io_context("fsync directory", dir)
+        .io_context("fsync directory", dir)?;
+    Ok(())
 }
 
 fn partial_name(digest: &Digest) -> String {

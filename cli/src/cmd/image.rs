@@ -5,11 +5,12 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use cairn_registry::pull::{pull_name, PullOptions};
+use cairn_registry::{AuthFiles, Credentials, RegistryOptions};
 use cairn_store::images::ImageError;
 use cairn_store::import::{import_oci_archive, import_oci_dir, Source};
 use cairn_store::media::{host_platform, Platform};
-use cairn_store::pull::{pull_name, PullOptions, PullProgress};
-use cairn_store::registry::{AuthFiles, Credentials, RegistryOptions};
+use cairn_store::progress::PullProgress;
 use cairn_store::{Image, Name, Removal};
 use serde_json::{json, Value};
 

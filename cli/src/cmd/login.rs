@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use cairn_store::registry::{verify_login, AuthFiles, Credentials, RegistryOptions};
+use cairn_registry::{verify_login, AuthFiles, Credentials, RegistryOptions};
 
 use crate::app::{LoginArgs, LogoutArgs};
 use crate::context::Context;
