@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 
-use crate::digest::Digest;
-use cairn_fsutil::IoContext as _;
+use cairn_fsutil::{IoContext as _, LockGuard, LockMode};
 
+use crate::digest::Digest;
+use crate::dirs::StoreDir;
 use crate::error::Error;
 use crate::layout::{Store, REF_NAME};
 use crate::media::{types, Descriptor, ImageConfig, Index, Manifest, ManifestKind};
 use crate::reference::{Name, Reference};
-use cairn_fsutil::{LockGuard, LockMode};
 
 /// Annotation on a ref: the digest of the index it was resolved from.
 pub const INDEX_DIGEST: &str = "io.cairn.image.index.digest";
@@ -342,8 +342,7 @@ impl Store {
     pub fn lock_image_use(&self, digest: &Digest, mode: LockMode) -> Result<LockGuard, Error> {
         Ok(LockGuard::acquire(
             &self
-                .root()
-                .join("locks")
+                .dir(StoreDir::Locks)
                 .join(format!("use-{}", digest.hex())),
             mode,
         )?)
@@ -485,7 +484,7 @@ impl Store {
     /// somebody holds them.
     fn sweep_locks(&self, live: &BTreeSet<Digest>) -> Result<(), Error> {
         let live: BTreeSet<&str> = live.iter().map(|d| d.hex()).collect();
-        let dir = self.root().join("locks");
+        let dir = self.dir(StoreDir::Locks);
         let Ok(rd) = fs::read_dir(&dir) else {
             return Ok(());
         };
@@ -568,7 +567,7 @@ impl Store {
                 usage.reclaimable_bytes += size;
             }
         }
-        let tmp = self.root().join("tmp");
+        let tmp = self.dir(StoreDir::Tmp);
         if let Ok(rd) = fs::read_dir(&tmp) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().ends_with(".partial") {
@@ -590,7 +589,7 @@ impl Store {
         let mut report = CheckReport::default();
         let mut buf = vec![0u8; 1 << 20];
         for alg in ["sha256", "sha512"] {
-            let dir = self.root().join("blobs").join(alg);
+            let dir = self.dir(StoreDir::Blobs).join(alg);
             let Ok(rd) = fs::read_dir(&dir) else { continue };
             for e in rd {
                 let e = e.io_context("list", &dir)?;
@@ -632,7 +631,7 @@ impl Store {
                 broken_digests.insert(d.digest.clone());
             }
         }
-        report.partials = fs::read_dir(self.root().join("tmp"))
+        report.partials = fs::read_dir(self.dir(StoreDir::Tmp))
             .map(|rd| {
                 rd.flatten()
                     .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))

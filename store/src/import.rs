@@ -10,9 +10,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::digest::{Digest, Hasher};
-use cairn_fsutil::IoContext as _;
+use cairn_fsutil::{IoContext as _, LockMode};
 
+use crate::digest::{Digest, Hasher};
 use crate::error::Error;
 use crate::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::layout::{Put, Store, REF_NAME};
@@ -20,7 +20,6 @@ use crate::media::{host_platform, Descriptor, Index, ManifestKind, Platform};
 use crate::pin::Pin;
 use crate::progress::{BlobKind, PullProgress, Pulled};
 use crate::reference::{Name, Reference};
-use cairn_fsutil::LockMode;
 
 /// Where an image comes from, parsed from a pull argument.
 #[derive(Debug, Clone, PartialEq, Eq)]

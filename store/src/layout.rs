@@ -33,12 +33,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::digest::{Algorithm, Digest, Hasher};
-use cairn_fsutil::IoContext as _;
+use cairn_fsutil::{Durability, IoContext as _, LockGuard, LockMode, PathError};
 
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::dirs::StoreDir;
 use crate::error::Error;
 use crate::media::{types, Index};
-use cairn_fsutil::{Durability, LockGuard, LockMode, PathError};
 
 /// The annotation that names a ref in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -86,8 +86,8 @@ impl Store {
                 .io_context("chmod store directory", &root)?;
         }
         let store = Store { root };
-        for dir in ["blobs/sha256", "tmp", "locks"] {
-            let p = store.root.join(dir);
+        let sha256 = store.dir(StoreDir::Blobs).join(Algorithm::Sha256.as_str());
+        for p in [sha256, store.dir(StoreDir::Tmp), store.dir(StoreDir::Locks)] {
             fs::create_dir_all(&p).io_context("create directory", &p)?;
         }
         let layout = store.root.join("oci-layout");
@@ -120,10 +120,14 @@ impl Store {
         &self.root
     }
 
+    /// One of the root's subdirectories.
+    pub fn dir(&self, dir: StoreDir) -> PathBuf {
+        dir.under(&self.root)
+    }
+
     /// Where a blob lives (whether or not it is there).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("blobs")
+        self.dir(StoreDir::Blobs)
             .join(digest.algorithm().as_str())
             .join(digest.hex())
     }
@@ -279,7 +283,7 @@ impl Store {
     pub fn blobs(&self) -> Result<Vec<Digest>, Error> {
         let mut out = Vec::new();
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
-            let dir = self.root.join("blobs").join(alg.as_str());
+            let dir = self.dir(StoreDir::Blobs).join(alg.as_str());
             let rd = match fs::read_dir(&dir) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -302,7 +306,7 @@ impl Store {
     /// and those older than a day (or all unlocked ones with `all`).
     /// Returns the bytes freed.
     pub fn sweep_partials(&self, all: bool) -> Result<u64, Error> {
-        let dir = self.root.join("tmp");
+        let dir = self.dir(StoreDir::Tmp);
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -355,7 +359,7 @@ impl Store {
     }
 
     fn lock_path(&self, name: &str) -> PathBuf {
-        self.root.join("locks").join(name)
+        self.dir(StoreDir::Locks).join(name)
     }
 
     fn lock_index(&self) -> Result<LockGuard, Error> {
@@ -439,7 +443,7 @@ impl Store {
     /// Makes the renames of committed blobs durable (before a ref names them).
     pub(crate) fn sync_blob_dirs(&self) -> Result<(), Error> {
         for alg in ["sha256", "sha512"] {
-            let dir = self.root.join("blobs").join(alg);
+            let dir = self.dir(StoreDir::Blobs).join(alg);
             if dir.is_dir() {
                 sync_dir(&dir)?;
             }
@@ -489,7 +493,10 @@ impl BlobLock {
     /// caller continues from [`BlobWriter::written`]; otherwise they are
     /// discarded. `size` caps what is accepted.
     pub fn writer(&self, size: Option<u64>, resume: bool) -> Result<BlobWriter, Error> {
-        let tmp = self.store.root.join("tmp").join(partial_name(&self.digest));
+        let tmp = self
+            .store
+            .dir(StoreDir::Tmp)
+            .join(partial_name(&self.digest));
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

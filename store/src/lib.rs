@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod digest;
+mod dirs;
 mod error;
 pub mod images;
 pub mod import;
@@ -19,6 +20,7 @@ mod reference;
 
 pub use cairn_fsutil::{LockGuard, LockMode, PathError};
 pub use digest::{Algorithm, Digest, DigestParseError, Hasher};
+pub use dirs::StoreDir;
 pub use error::Error;
 pub use images::{CheckReport, DiskUsage, Image, ImageError, Removal};
 pub use layout::{BlobLock, BlobStream, BlobWriter, Put, Store, REF_NAME};

@@ -25,12 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::digest::Digest;
-use cairn_fsutil::{IoContext as _, PathError};
+use cairn_fsutil::{IoContext as _, LockMode, PathError};
 
+use crate::digest::Digest;
+use crate::dirs::StoreDir;
 use crate::error::Error;
 use crate::layout::Store;
-use cairn_fsutil::LockMode;
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
@@ -45,7 +45,7 @@ pub struct Pin {
 
 impl Store {
     fn pins_dir(&self) -> PathBuf {
-        self.root().join("pins")
+        self.dir(StoreDir::Pins)
     }
 
     /// A new pin, empty.
