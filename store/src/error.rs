@@ -76,8 +76,8 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// The store itself is damaged.
-    #[error("store {}: {message}; run `cairn system check --repair`", root.display())]
+    /// The store itself is damaged. (The CLI adds how to repair it.)
+    #[error("store {}: {message}", root.display())]
     Corrupt {
         /// The store root.
         root: PathBuf,

@@ -527,7 +527,8 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
                 code = code.max(1);
             }
             Err(e) => {
-                eprintln!("Error: {}", with_spec(spec, &e));
+                let hint = exit::hint_for(&e).unwrap_or("");
+                eprintln!("Error: {}{hint}", with_spec(spec, &e));
                 code = exit::ENGINE;
             }
         }
