@@ -122,6 +122,8 @@ struct Resolved {
     fetched: Vec<(Bytes, Digest)>,
 }
 
+/// Resolves the reference to a manifest, pins and fetches what the store
+/// lacks, checks the config and writes the ref, in that order.
 async fn pull_pinned(job: Pulling<'_>) -> Result<Pulled, Error> {
     job.progress.trying(job.reference);
     let client = Arc::new(job.connect().await?);
