@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use cairn_store::registry::RegistriesConf;
+use cairn_registry::RegistriesConf;
 use cairn_store::Store;
 
 /// Per-invocation settings shared by the commands.

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cairn_store::media::Descriptor;
-use cairn_store::pull::{BlobKind, PullProgress};
+use cairn_store::progress::{BlobKind, PullProgress};
 use cairn_store::{Digest, Reference};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_store::media::{Descriptor, Manifest};
-use cairn_store::pull::{BlobKind, PullProgress, Pulled};
+use cairn_store::progress::{BlobKind, PullProgress, Pulled};
 use cairn_store::{BlobStream, Digest, Reference, Store};
 use cairn_unpacker::{ImageRoot, Unpacker};
 

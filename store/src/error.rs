@@ -1,27 +1,22 @@
 //! The store's errors: each names the operation and the path or reference,
 //! and says what to do where there is something to do.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use cairn_fsutil::PathError;
 
 use crate::digest::{Digest, DigestParseError};
 use crate::media::ManifestError;
 use crate::reference::ReferenceError;
 
-/// Everything the store and the puller can fail with.
+/// Everything the store can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A filesystem operation failed.
-    #[error("{op} {}: {source}{}", path.display(), io_hint(source))]
-    Io {
-        /// What was being done ("write blob", "rename", …).
-        op: String,
-        /// The path it was done to.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    /// A filesystem operation failed. (The CLI adds what to do about a
+    /// full disk, a permission or a read-only filesystem: it knows where
+    /// the store can be moved to.)
+    #[error("{0}")]
+    Io(#[from] PathError),
     /// A malformed image reference.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
@@ -31,14 +26,6 @@ pub enum Error {
     /// No local image matches the name or id.
     #[error("{0}: image not known")]
     ImageNotKnown(String),
-    /// A registry request failed.
-    #[error("{reference}: {kind}")]
-    Registry {
-        /// The image being pulled.
-        reference: String,
-        /// What went wrong.
-        kind: RegistryError,
-    },
     /// Content did not hash to its digest.
     #[error("{what} {expected}: digest mismatch (content hashes to {actual}); the source serves corrupt or tampered data, nothing was stored")]
     DigestMismatch {
@@ -71,7 +58,8 @@ pub enum Error {
         source: ManifestError,
     },
     /// An index with no entry for the wanted platform.
-    #[error("{reference}: no image for platform {want} in the index (it offers: {offered}); choose one with --platform")]
+    /// (The CLI adds how to choose one.)
+    #[error("{reference}: no image for platform {want} in the index (it offers: {offered})")]
     NoPlatform {
         /// The image.
         reference: String,
@@ -88,8 +76,8 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// The store itself is damaged.
-    #[error("store {}: {message}; run `cairn system check --repair`", root.display())]
+    /// The store itself is damaged. (The CLI adds how to repair it.)
+    #[error("store {}: {message}", root.display())]
     Corrupt {
         /// The store root.
         root: PathBuf,
@@ -105,106 +93,25 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    /// A configuration file (auth, registries.conf) is unusable.
-    #[error("{}: {message}", path.display())]
-    Config {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-/// Why a registry request failed, worded for the user.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    /// The repository, tag or digest does not exist.
-    #[error("manifest unknown: the registry has no such image or tag ({0})")]
-    NotFound(String),
-    /// 401/403.
-    #[error("access denied by {registry} ({detail}); log in with `cairn login {registry}` or check the credentials in {auth_file}")]
-    Unauthorized {
-        /// The registry host.
-        registry: String,
-        /// The registry's words.
-        detail: String,
-        /// Where credentials are read from.
-        auth_file: String,
-    },
-    /// Cannot connect, DNS failure, TLS failure.
-    #[error("cannot reach registry {registry}: {detail}{}", if *tls_hint { "; for a plain-HTTP or self-signed registry pass --tls-verify=false or mark it insecure in registries.conf" } else { "" })]
-    Unreachable {
-        /// The registry host.
-        registry: String,
-        /// The underlying error.
-        detail: String,
-        /// Whether TLS is a likely cause.
-        tls_hint: bool,
-    },
-    /// Retries exhausted on 429/5xx/connection resets.
-    #[error("registry {registry} kept failing after {attempts} attempts: {detail}")]
-    GaveUp {
-        /// The registry host.
-        registry: String,
-        /// Attempts made.
-        attempts: u32,
-        /// The last error.
-        detail: String,
-    },
-    /// A response longer than cairn reads of its kind: reading stopped at
-    /// the first byte past the cap.
-    #[error("the {what} is larger than {cap} bytes, the most cairn reads; stopped reading there and stored nothing: registry {registry} is broken or hostile, check the image reference or tell the registry's operator")]
-    TooLarge {
-        /// What was being read and from where ("manifest latest from
-        /// HOST", "token response from URL").
-        what: String,
-        /// The registry host.
-        registry: String,
-        /// The cap in bytes.
-        cap: u64,
-    },
-    /// Anything else the registry said.
-    #[error("{0}")]
-    Other(String),
-}
-
-fn io_hint(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(code) if code == nix::libc::ENOSPC || code == nix::libc::EDQUOT => {
-            "; free some space or point --root at a larger filesystem"
-        }
-        Some(code) if code == nix::libc::EACCES || code == nix::libc::EPERM => {
-            "; check the permissions, or point --root at a directory you own"
-        }
-        Some(code) if code == nix::libc::EROFS => {
-            "; the filesystem is read-only: point --root at a writable one"
-        }
-        _ => "",
-    }
-}
-
-/// Attaches an operation and a path to I/O results.
-pub(crate) trait IoContext<T> {
-    fn io_context(self, op: &str, path: &Path) -> Result<T, Error>;
-}
-
-impl<T> IoContext<T> for io::Result<T> {
-    fn io_context(self, op: &str, path: &Path) -> Result<T, Error> {
-        self.map_err(|source| Error::Io {
-            op: op.to_owned(),
-            path: path.to_owned(),
-            source,
-        })
-    }
 }
 
 impl Error {
     /// Whether a file was not there (a blob removed, say).
     pub fn is_not_found(&self) -> bool {
         match self {
-            Error::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            Error::Io(e) => e.is_not_found(),
             Error::Context { source, .. } => source.is_not_found(),
             _ => false,
+        }
+    }
+
+    /// The failed file operation, if that is what this is (under any
+    /// image context).
+    pub fn io_error(&self) -> Option<&PathError> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Context { source, .. } => source.io_error(),
+            _ => None,
         }
     }
 
@@ -212,10 +119,7 @@ impl Error {
     /// differently then.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            Error::Io { source, .. } => matches!(
-                source.raw_os_error(),
-                Some(c) if c == nix::libc::ENOSPC || c == nix::libc::EDQUOT
-            ),
+            Error::Io(e) => e.is_disk_full(),
             Error::Context { source, .. } => source.is_disk_full(),
             _ => false,
         }
@@ -225,8 +129,7 @@ impl Error {
     /// already.
     pub fn for_image(self, image: &str) -> Error {
         match &self {
-            Error::Registry { .. }
-            | Error::Manifest { .. }
+            Error::Manifest { .. }
             | Error::NoPlatform { .. }
             | Error::Source { .. }
             | Error::Context { .. } => self,

@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 
+use cairn_fsutil::{IoContext as _, LockGuard, LockMode};
+
 use crate::digest::Digest;
-use crate::error::{Error, IoContext};
+use crate::dirs::StoreDir;
+use crate::error::Error;
 use crate::layout::{Store, REF_NAME};
-use crate::lock::{LockGuard, Mode};
 use crate::media::{types, Descriptor, ImageConfig, Index, Manifest, ManifestKind};
 use crate::reference::{Name, Reference};
 
@@ -337,14 +339,13 @@ impl Store {
     /// until its container is on disk; a remover holds it exclusively while
     /// it checks that no container uses the image and removes it. So a
     /// container never ends up with an image removed under it.
-    pub fn lock_image_use(&self, digest: &Digest, mode: Mode) -> Result<LockGuard, Error> {
-        LockGuard::acquire(
+    pub fn lock_image_use(&self, digest: &Digest, mode: LockMode) -> Result<LockGuard, Error> {
+        Ok(LockGuard::acquire(
             &self
-                .root()
-                .join("locks")
+                .dir(StoreDir::Locks)
                 .join(format!("use-{}", digest.hex())),
             mode,
-        )
+        )?)
     }
 
     /// Removes every image (`rmi -a`) but those `keep` says are in use
@@ -353,7 +354,7 @@ impl Store {
         let images = self.images()?;
         let mut out = Vec::new();
         for image in images {
-            let _use = self.lock_image_use(image.digest(), Mode::Exclusive)?;
+            let _use = self.lock_image_use(image.digest(), LockMode::Exclusive)?;
             if keep(&image) {
                 continue;
             }
@@ -432,7 +433,7 @@ impl Store {
         let mut removed = Vec::new();
         for image in images {
             if all || image.names.is_empty() {
-                let _use = self.lock_image_use(image.digest(), Mode::Exclusive)?;
+                let _use = self.lock_image_use(image.digest(), LockMode::Exclusive)?;
                 if keep(&image) {
                     continue;
                 }
@@ -458,9 +459,9 @@ impl Store {
     /// bytes freed.
     pub fn collect_garbage(&self, wait: bool) -> Result<u64, Error> {
         let _gc = if wait {
-            self.gc_lock(Mode::Exclusive)?
+            self.gc_lock(LockMode::Exclusive)?
         } else {
-            match self.try_gc_lock(Mode::Exclusive)? {
+            match self.try_gc_lock(LockMode::Exclusive)? {
                 Some(g) => g,
                 None => return Ok(0),
             }
@@ -483,7 +484,7 @@ impl Store {
     /// somebody holds them.
     fn sweep_locks(&self, live: &BTreeSet<Digest>) -> Result<(), Error> {
         let live: BTreeSet<&str> = live.iter().map(|d| d.hex()).collect();
-        let dir = self.root().join("locks");
+        let dir = self.dir(StoreDir::Locks);
         let Ok(rd) = fs::read_dir(&dir) else {
             return Ok(());
         };
@@ -499,7 +500,7 @@ impl Store {
             if live.contains(hex) || !(hex.len() == 64 || hex.len() == 128) {
                 continue;
             }
-            if let Some(g) = LockGuard::try_acquire(&e.path(), Mode::Exclusive)? {
+            if let Some(g) = LockGuard::try_acquire(&e.path(), LockMode::Exclusive)? {
                 g.remove()?;
             }
         }
@@ -566,7 +567,7 @@ impl Store {
                 usage.reclaimable_bytes += size;
             }
         }
-        let tmp = self.root().join("tmp");
+        let tmp = self.dir(StoreDir::Tmp);
         if let Ok(rd) = fs::read_dir(&tmp) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().ends_with(".partial") {
@@ -584,11 +585,11 @@ impl Store {
     pub fn check(&self, repair: bool) -> Result<CheckReport, Error> {
         // Shared while reading (no collection deletes under us; pulls go
         // on), exclusive only to remove what is corrupt.
-        let gc = self.gc_lock(Mode::Shared)?;
+        let gc = self.gc_lock(LockMode::Shared)?;
         let mut report = CheckReport::default();
         let mut buf = vec![0u8; 1 << 20];
         for alg in ["sha256", "sha512"] {
-            let dir = self.root().join("blobs").join(alg);
+            let dir = self.dir(StoreDir::Blobs).join(alg);
             let Ok(rd) = fs::read_dir(&dir) else { continue };
             for e in rd {
                 let e = e.io_context("list", &dir)?;
@@ -630,7 +631,7 @@ impl Store {
                 broken_digests.insert(d.digest.clone());
             }
         }
-        report.partials = fs::read_dir(self.root().join("tmp"))
+        report.partials = fs::read_dir(self.dir(StoreDir::Tmp))
             .map(|rd| {
                 rd.flatten()
                     .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
@@ -639,7 +640,7 @@ impl Store {
             .unwrap_or(0);
         if repair {
             drop(gc);
-            let _gc = self.gc_lock(Mode::Exclusive)?;
+            let _gc = self.gc_lock(LockMode::Exclusive)?;
             for blob in &report.corrupt_blobs {
                 self.remove_blob(blob)?;
             }

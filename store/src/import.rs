@@ -10,11 +10,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cairn_fsutil::{IoContext as _, LockMode};
+
 use crate::digest::{Digest, Hasher};
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::layout::{Put, Store, REF_NAME};
-use crate::lock::Mode;
 use crate::media::{host_platform, Descriptor, Index, ManifestKind, Platform};
 use crate::pin::Pin;
 use crate::progress::{BlobKind, PullProgress, Pulled};
@@ -171,7 +172,7 @@ pub fn import_oci_archive(
     let result = result.map_err(|e| e.for_image(&source_name));
     drop(pin);
     // Blobs of other images in the archive, or of a failed import, go again.
-    if let Ok(Some(_gc)) = store.try_gc_lock(Mode::Exclusive) {
+    if let Ok(Some(_gc)) = store.try_gc_lock(LockMode::Exclusive) {
         if let Ok(live) = store.live_blobs() {
             for d in &added {
                 if !live.contains(d) {
@@ -363,7 +364,7 @@ fn import_from(
         desc.size,
     );
     record.platform = desc.platform.clone();
-    let in_use = store.lock_image_use(&desc.digest, Mode::Shared)?;
+    let in_use = store.lock_image_use(&desc.digest, LockMode::Shared)?;
     store.set_ref(&name, &record, index_digest.as_ref())?;
     Ok(Pulled {
         reference: name,

@@ -6,7 +6,8 @@
 //!   index.json                 refs: one manifest descriptor per name
 //!   blobs/sha256/<hex>         manifests, configs, layers; mode 0444, never rewritten
 //!   tmp/<alg>-<hex>.partial    a blob being written (resumable), guarded by its blob lock
-//!   tmp/index.json.tmp         the next index.json, guarded by the index lock
+//!   .index.json.<pid>-<n>.tmp  the next index.json (or oci-layout), guarded by the index
+//!                              lock; one a killed writer left is removed by the next
 //!   locks/blob-<alg>-<hex>     flock: one writer per blob across processes
 //!   locks/index                flock: index.json read-modify-write
 //!   locks/gc                   flock: exclusive to a collection while it decides and
@@ -32,9 +33,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
+use cairn_fsutil::{Durability, IoContext as _, LockGuard, LockMode, PathError};
+
 use crate::digest::{Algorithm, Digest, Hasher};
-use crate::error::{Error, IoContext};
-use crate::lock::{LockGuard, Mode};
+use crate::dirs::StoreDir;
+use crate::error::Error;
 use crate::media::{types, Index};
 
 /// The annotation that names a ref in `index.json`.
@@ -83,8 +86,8 @@ impl Store {
                 .io_context("chmod store directory", &root)?;
         }
         let store = Store { root };
-        for dir in ["blobs/sha256", "tmp", "locks"] {
-            let p = store.root.join(dir);
+        let sha256 = store.dir(StoreDir::Blobs).join(Algorithm::Sha256.as_str());
+        for p in [sha256, store.dir(StoreDir::Tmp), store.dir(StoreDir::Locks)] {
             fs::create_dir_all(&p).io_context("create directory", &p)?;
         }
         let layout = store.root.join("oci-layout");
@@ -104,7 +107,7 @@ impl Store {
                     store.write_atomic(&layout, LAYOUT_VERSION.as_bytes())?;
                 }
             }
-            Err(e) => return Err(e).io_context("read", &layout),
+            Err(e) => return Err(PathError::new("read", &layout, e).into()),
         }
         if !store.root.join("index.json").exists() {
             store.update_index(|_| Ok(true))?;
@@ -117,10 +120,14 @@ impl Store {
         &self.root
     }
 
+    /// One of the root's subdirectories.
+    pub fn dir(&self, dir: StoreDir) -> PathBuf {
+        dir.under(&self.root)
+    }
+
     /// Where a blob lives (whether or not it is there).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("blobs")
+        self.dir(StoreDir::Blobs)
             .join(digest.algorithm().as_str())
             .join(digest.hex())
     }
@@ -162,7 +169,7 @@ impl Store {
     /// Opens a stored blob for streaming (not verified here).
     pub fn open_blob(&self, digest: &Digest) -> Result<File, Error> {
         let path = self.blob_path(digest);
-        File::open(&path).io_context("open blob", &path)
+        Ok(File::open(&path).io_context("open blob", &path)?)
     }
 
     /// Takes the per-blob write lock, blocking while another process holds it.
@@ -172,7 +179,7 @@ impl Store {
             digest.algorithm().as_str(),
             digest.hex()
         ));
-        let guard = LockGuard::acquire(&path, Mode::Exclusive)?;
+        let guard = LockGuard::acquire(&path, LockMode::Exclusive)?;
         Ok(BlobLock {
             store: self.clone(),
             digest: digest.clone(),
@@ -217,7 +224,7 @@ impl Store {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(empty_index()),
-            Err(e) => return Err(e).io_context("read", &path),
+            Err(e) => return Err(PathError::new("read", &path, e).into()),
         };
         serde_json::from_slice(&bytes)
             .map_err(|e| self.corrupt(format!("index.json is not a valid OCI index ({e})")))
@@ -246,13 +253,13 @@ impl Store {
     /// while it decides what is unreferenced and deletes it; writers take it
     /// shared only for a moment, to create or add to their [`crate::Pin`]
     /// (never across a download).
-    pub fn gc_lock(&self, mode: Mode) -> Result<LockGuard, Error> {
-        LockGuard::acquire(&self.lock_path("gc"), mode)
+    pub fn gc_lock(&self, mode: LockMode) -> Result<LockGuard, Error> {
+        Ok(LockGuard::acquire(&self.lock_path("gc"), mode)?)
     }
 
     /// Non-blocking [`Store::gc_lock`].
-    pub fn try_gc_lock(&self, mode: Mode) -> Result<Option<LockGuard>, Error> {
-        LockGuard::try_acquire(&self.lock_path("gc"), mode)
+    pub fn try_gc_lock(&self, mode: LockMode) -> Result<Option<LockGuard>, Error> {
+        Ok(LockGuard::try_acquire(&self.lock_path("gc"), mode)?)
     }
 
     /// Removes a blob (caller holds the gc lock exclusively and has checked
@@ -262,12 +269,12 @@ impl Store {
         let size = match fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e).io_context("stat blob", &path),
+            Err(e) => return Err(PathError::new("stat blob", &path, e).into()),
         };
         match fs::remove_file(&path) {
             Ok(()) => Ok(size),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(e).io_context("remove blob", &path),
+            Err(e) => Err(PathError::new("remove blob", path, e).into()),
         }
     }
 
@@ -276,11 +283,11 @@ impl Store {
     pub fn blobs(&self) -> Result<Vec<Digest>, Error> {
         let mut out = Vec::new();
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
-            let dir = self.root.join("blobs").join(alg.as_str());
+            let dir = self.dir(StoreDir::Blobs).join(alg.as_str());
             let rd = match fs::read_dir(&dir) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).io_context("list", &dir),
+                Err(e) => return Err(PathError::new("list", &dir, e).into()),
             };
             for entry in rd {
                 let entry = entry.io_context("list", &dir)?;
@@ -299,11 +306,11 @@ impl Store {
     /// and those older than a day (or all unlocked ones with `all`).
     /// Returns the bytes freed.
     pub fn sweep_partials(&self, all: bool) -> Result<u64, Error> {
-        let dir = self.root.join("tmp");
+        let dir = self.dir(StoreDir::Tmp);
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e).io_context("list", &dir),
+            Err(e) => return Err(PathError::new("list", &dir, e).into()),
         };
         let mut freed = 0;
         for entry in rd {
@@ -319,7 +326,7 @@ impl Store {
                 digest.hex()
             ));
             // Someone is writing it right now: leave it.
-            let Some(_g) = LockGuard::try_acquire(&lock_path, Mode::Exclusive)? else {
+            let Some(_g) = LockGuard::try_acquire(&lock_path, LockMode::Exclusive)? else {
                 continue;
             };
             let meta = match entry.metadata() {
@@ -336,7 +343,7 @@ impl Store {
                 match fs::remove_file(&p) {
                     Ok(()) => freed += meta.len(),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).io_context("remove partial download", &p),
+                    Err(e) => return Err(PathError::new("remove partial download", &p, e).into()),
                 }
             }
         }
@@ -352,34 +359,51 @@ impl Store {
     }
 
     fn lock_path(&self, name: &str) -> PathBuf {
-        self.root.join("locks").join(name)
+        self.dir(StoreDir::Locks).join(name)
     }
 
     fn lock_index(&self) -> Result<LockGuard, Error> {
-        LockGuard::acquire(&self.lock_path("index"), Mode::Exclusive)
+        Ok(LockGuard::acquire(
+            &self.lock_path("index"),
+            LockMode::Exclusive,
+        )?)
     }
 
-    /// Writes `path` by temp file + fsync + rename + directory fsync. The
-    /// caller holds the lock guarding `path`.
+    /// Replaces `path` durably ([`cairn_fsutil::write_atomic`]). The caller
+    /// holds the index lock, which guards every file written this way, so
+    /// a temp file beside `path` is a killed writer's: it is removed first.
     fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<(), Error> {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("store files have names");
-        let tmp = self.root.join("tmp").join(format!("{name}.tmp"));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .io_context("create", &tmp)?;
-        f.write_all(data).io_context("write", &tmp)?;
-        f.sync_all().io_context("fsync", &tmp)?;
-        drop(f);
-        fs::rename(&tmp, path).io_context("rename into place", path)?;
-        sync_dir(path.parent().expect("store files have a parent"))
+        remove_stale_temps(path)?;
+        cairn_fsutil::write_atomic(path, data, 0o644, Durability::Durable)?;
+        Ok(())
     }
+}
+
+/// Removes the temp files [`cairn_fsutil::write_atomic`] leaves beside
+/// `path` when its process is killed (`.NAME.*.tmp`).
+fn remove_stale_temps(path: &Path) -> Result<(), Error> {
+    let dir = path.parent().expect("store files have a parent");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("store files have names");
+    let prefix = format!(".{name}.");
+    for entry in fs::read_dir(dir).io_context("list", dir)? {
+        let entry = entry.io_context("list", dir)?;
+        let stale = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".tmp"));
+        if stale {
+            let p = entry.path();
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(PathError::new("remove stale temp file", p, e).into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether an `update_index` closure changed the index.
@@ -419,7 +443,7 @@ impl Store {
     /// Makes the renames of committed blobs durable (before a ref names them).
     pub(crate) fn sync_blob_dirs(&self) -> Result<(), Error> {
         for alg in ["sha256", "sha512"] {
-            let dir = self.root.join("blobs").join(alg);
+            let dir = self.dir(StoreDir::Blobs).join(alg);
             if dir.is_dir() {
                 sync_dir(&dir)?;
             }
@@ -431,7 +455,8 @@ impl Store {
 fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .io_context("fsync directory", dir)
+        .io_context("fsync directory", dir)?;
+    Ok(())
 }
 
 fn partial_name(digest: &Digest) -> String {
@@ -468,7 +493,10 @@ impl BlobLock {
     /// caller continues from [`BlobWriter::written`]; otherwise they are
     /// discarded. `size` caps what is accepted.
     pub fn writer(&self, size: Option<u64>, resume: bool) -> Result<BlobWriter, Error> {
-        let tmp = self.store.root.join("tmp").join(partial_name(&self.digest));
+        let tmp = self
+            .store
+            .dir(StoreDir::Tmp)
+            .join(partial_name(&self.digest));
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

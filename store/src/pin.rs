@@ -25,10 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use cairn_fsutil::{IoContext as _, LockMode, PathError};
+
 use crate::digest::Digest;
-use crate::error::{Error, IoContext};
+use crate::dirs::StoreDir;
+use crate::error::Error;
 use crate::layout::Store;
-use crate::lock::Mode;
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
@@ -43,7 +45,7 @@ pub struct Pin {
 
 impl Store {
     fn pins_dir(&self) -> PathBuf {
-        self.root().join("pins")
+        self.dir(StoreDir::Pins)
     }
 
     /// A new pin, empty.
@@ -51,7 +53,7 @@ impl Store {
         let dir = self.pins_dir();
         // Created and locked under the gc lock: a collection never sees a
         // pin file that is not locked yet (and would take it for a dead one).
-        let _gc = self.gc_lock(Mode::Shared)?;
+        let _gc = self.gc_lock(LockMode::Shared)?;
         let path = dir.join(format!(
             "{}-{}",
             std::process::id(),
@@ -71,13 +73,16 @@ impl Store {
             Err(fs::TryLockError::WouldBlock) => {
                 // Only a pin of a dead process with our pid and number
                 // could be there, and nobody would hold its lock.
-                return Err(Error::Io {
-                    op: "lock new pin (held by another process)".into(),
+                return Err(PathError::new(
+                    "lock new pin (held by another process)",
                     path,
-                    source: io::Error::from(io::ErrorKind::WouldBlock),
-                });
+                    io::Error::from(io::ErrorKind::WouldBlock),
+                )
+                .into());
             }
-            Err(fs::TryLockError::Error(e)) => return Err(e).io_context("lock pin", &path),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(PathError::new("lock pin", &path, e).into())
+            }
         }
         // A dead process with our pid and number left it: not ours.
         file.set_len(0).io_context("truncate pin", &path)?;
@@ -114,7 +119,7 @@ impl Store {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).io_context("remove dead pin", &path),
+                    Err(e) => return Err(PathError::new("remove dead pin", &path, e).into()),
                 }
             }
         }
@@ -127,7 +132,7 @@ impl Store {
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).io_context("list", &dir),
+            Err(e) => return Err(PathError::new("list", &dir, e).into()),
         };
         let mut out = Vec::new();
         for e in rd {
@@ -145,12 +150,12 @@ fn held(path: &Path) -> Result<bool, Error> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).io_context("open pin", path),
+        Err(e) => return Err(PathError::new("open pin", path, e).into()),
     };
     match f.try_lock_shared() {
         Ok(()) => Ok(false),
         Err(fs::TryLockError::WouldBlock) => Ok(true),
-        Err(fs::TryLockError::Error(e)) => Err(e).io_context("probe pin", path),
+        Err(fs::TryLockError::Error(e)) => Err(PathError::new("probe pin", path, e).into()),
     }
 }
 
@@ -166,10 +171,11 @@ impl Pin {
         if text.is_empty() {
             return Ok(());
         }
-        let _gc = self.store.gc_lock(Mode::Shared)?;
+        let _gc = self.store.gc_lock(LockMode::Shared)?;
         let mut f = self.file.lock().expect("not poisoned");
         f.write_all(text.as_bytes())
-            .io_context("write pin", &self.path)
+            .io_context("write pin", &self.path)?;
+        Ok(())
     }
 
     /// The pin file.

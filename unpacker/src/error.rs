@@ -98,6 +98,14 @@ fn hint(e: &io::Error) -> &'static str {
     }
 }
 
+/// A store lock (`cairn_store::LockGuard`) that could not be taken: a
+/// store error, as before the guard moved to cairn-fsutil.
+impl From<cairn_store::PathError> for Error {
+    fn from(e: cairn_store::PathError) -> Error {
+        Error::Store(e.into())
+    }
+}
+
 impl Error {
     /// Whether materializing found an object of a saved changeset missing.
     pub fn is_missing_object(&self) -> bool {

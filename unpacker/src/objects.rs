@@ -79,7 +79,7 @@ pub enum PutOutcome {
 impl ObjectStore {
     /// Opens (creating) `<store root>/objects`.
     pub fn open(store_root: &Path, owner: Ownership) -> Result<ObjectStore, Error> {
-        let dir = store_root.join("objects");
+        let dir = cairn_store::StoreDir::Objects.under(store_root);
         std::fs::create_dir_all(&dir).io_context("create object directory", &dir)?;
         let fd = rustix::fs::open(
             &dir,

@@ -39,7 +39,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use cairn_store::{Digest, Image, LockGuard, LockMode, Store};
+use cairn_store::{Digest, Image, LockGuard, LockMode, Store, StoreDir};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -264,8 +264,8 @@ impl Unpacker {
     /// An unpacker on `store`.
     pub fn new(store: &Store, opts: UnpackerOptions) -> Result<Unpacker, Error> {
         let objects = ObjectStore::open(store.root(), opts.ownership)?;
-        for d in ["layers", "images", "chains"] {
-            let p = store.root().join(d);
+        for d in [StoreDir::Layers, StoreDir::Images, StoreDir::Chains] {
+            let p = store.dir(d);
             fs::create_dir_all(&p).io_context("create directory", &p)?;
         }
         let tag = if opts.decode.uid_map.is_identity() && opts.decode.gid_map.is_identity() {
@@ -292,14 +292,13 @@ impl Unpacker {
 
     fn changeset_path(&self, blob: &Digest) -> PathBuf {
         self.store
-            .root()
-            .join("layers")
+            .dir(StoreDir::Layers)
             .join(format!("{}{}.cs", blob.hex(), self.tag))
     }
 
     /// `chains/`, where the layers' diff directories are.
     pub fn chains_dir(&self) -> PathBuf {
-        self.store.root().join("chains")
+        self.store.dir(StoreDir::Chains)
     }
 
     /// The `chains/` names of an image's layers, lowest first: OCI chain
@@ -333,8 +332,7 @@ impl Unpacker {
     /// Where an image's root goes.
     pub fn image_dir(&self, manifest: &Digest) -> PathBuf {
         self.store
-            .root()
-            .join("images")
+            .dir(StoreDir::Images)
             .join(format!("{}{}", manifest.hex(), self.tag))
     }
 
@@ -344,7 +342,7 @@ impl Unpacker {
 
     fn lock_in(&self, name: &str, mode: LockMode) -> Result<LockGuard, Error> {
         Ok(LockGuard::acquire(
-            &self.store.root().join("locks").join(name),
+            &self.store.dir(StoreDir::Locks).join(name),
             mode,
         )?)
     }
@@ -355,7 +353,7 @@ impl Unpacker {
     /// to `check --repair`. Held across local work only, never a download.
     fn objects_lock(&self, mode: LockMode) -> Result<LockGuard, Error> {
         Ok(LockGuard::acquire(
-            &self.store.root().join("locks").join("objects"),
+            &self.store.dir(StoreDir::Locks).join("objects"),
             mode,
         )?)
     }
@@ -454,7 +452,7 @@ impl Unpacker {
         // A changeset temp file of this layer is a killed decoder's: the
         // lock we hold excludes live ones.
         sweep_temps(
-            &self.store.root().join("layers"),
+            &self.store.dir(StoreDir::Layers),
             &format!("{}{}.tmp-", blob.hex(), self.tag),
         );
         let started = std::time::Instant::now();
@@ -756,7 +754,7 @@ impl Unpacker {
         // hold excludes live ones) or a killed GC's: sweep them, so a crash
         // leaves nothing once the image is built again.
         sweep_temps(
-            &self.store.root().join("images"),
+            &self.store.dir(StoreDir::Images),
             &format!("{}{}.tmp-", image.digest().hex(), self.tag),
         );
         let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
@@ -932,7 +930,7 @@ impl Unpacker {
                 objects += e.metadata().map(|m| m.len()).unwrap_or(0);
             }
         }
-        let changesets = read_dir(&self.store.root().join("layers"))?
+        let changesets = read_dir(&self.store.dir(StoreDir::Layers))?
             .iter()
             .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
             .sum();
@@ -998,10 +996,10 @@ impl Unpacker {
             .map(|d| d.hex().to_owned())
             .collect();
         let held = |lock: &str| -> Result<bool, Error> {
-            let path = self.store.root().join("locks").join(lock);
+            let path = self.store.dir(StoreDir::Locks).join(lock);
             Ok(LockGuard::try_acquire(&path, LockMode::Exclusive)?.is_none())
         };
-        let images_dir = self.store.root().join("images");
+        let images_dir = self.store.dir(StoreDir::Images);
         for e in read_dir(&images_dir)? {
             let name = e.file_name().to_string_lossy().into_owned();
             let hex = name.get(..64).unwrap_or("");
@@ -1038,7 +1036,7 @@ impl Unpacker {
             }
         }
         freed += self.collect_chains()?;
-        let layers_dir = self.store.root().join("layers");
+        let layers_dir = self.store.dir(StoreDir::Layers);
         let mut walk_all = walk_all;
         let mut candidates = std::collections::HashSet::new();
         for e in read_dir(&layers_dir)? {
@@ -1079,7 +1077,7 @@ impl Unpacker {
         // for the next collection that gets the lock (appended while we hold
         // the gc lock, which the one taking them holds too).
         let Some(_objects) = LockGuard::try_acquire(
-            &self.store.root().join("locks").join("objects"),
+            &self.store.dir(StoreDir::Locks).join("objects"),
             LockMode::Exclusive,
         )?
         else {
@@ -1192,7 +1190,7 @@ impl Unpacker {
     /// The chains the image roots in `images/` stack, whatever their id map.
     fn chains_in_use(&self) -> Result<std::collections::HashSet<String>, Error> {
         let mut used = std::collections::HashSet::new();
-        for e in read_dir(&self.store.root().join("images"))? {
+        for e in read_dir(&self.store.dir(StoreDir::Images))? {
             let info_path = e.path().join("info.json");
             let info: RootInfo = match fs::read(&info_path) {
                 Ok(b) => match serde_json::from_slice(&b) {
@@ -1213,7 +1211,7 @@ impl Unpacker {
     /// first and the roots read again after. Returns bytes freed.
     fn collect_chains(&self) -> Result<u64, Error> {
         let dir = self.chains_dir();
-        let locks = self.store.root().join("locks");
+        let locks = self.store.dir(StoreDir::Locks);
         let mut freed = 0;
         let used = self.chains_in_use()?;
         let mut doomed = Vec::new();

@@ -347,7 +347,7 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
             .ok_or_else(|| usage(format!("--annotation {l:?}: use KEY=VALUE")))?;
         annotations.insert(k.to_owned(), v.to_owned());
     }
-    let volumes_dir = ctx.root().join("volumes");
+    let volumes_dir = cairn_store::StoreDir::Volumes.under(ctx.root());
     let mut mounts = Vec::new();
     for v in &a.volume {
         mounts.push(parse_volume(v, &volumes_dir)?);
@@ -387,7 +387,11 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
     let seccomp = container::seccomp::for_container(
         &seccomp_choice,
         bounding,
-        Some(&ctx.root().join("cache/seccomp")),
+        Some(
+            &cairn_store::StoreDir::Cache
+                .under(ctx.root())
+                .join("seccomp"),
+        ),
     )
     .map_err(|e| usage(format!("{e:#}")))?;
     let no_new_privs = security.no_new_privs;

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use cairn_registry::pull::{pull_name, PullOptions};
+use cairn_registry::{AuthFiles, Credentials, RegistryOptions};
 use cairn_store::images::ImageError;
 use cairn_store::import::{import_oci_archive, import_oci_dir, Source};
 use cairn_store::media::{host_platform, Platform};
-use cairn_store::pull::{pull_name, PullOptions, PullProgress};
-use cairn_store::registry::{AuthFiles, Credentials, RegistryOptions};
+use cairn_store::progress::PullProgress;
 use cairn_store::{Image, Name, Removal};
 use clap::Args;
 use serde_json::{json, Value};
@@ -661,7 +662,8 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
                 code = code.max(1);
             }
             Err(e) => {
-                eprintln!("Error: {}", with_spec(spec, &e));
+                let hint = exit::hint_for(&e).unwrap_or("");
+                eprintln!("Error: {}{hint}", with_spec(spec, &e));
                 code = exit::ENGINE;
             }
         }

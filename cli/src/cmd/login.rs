@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use cairn_store::registry::{verify_login, AuthFiles, Credentials, RegistryOptions};
+use cairn_registry::{verify_login, AuthFiles, Credentials, RegistryOptions};
 use clap::Args;
 
 use crate::context::Context;

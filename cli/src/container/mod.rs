@@ -40,6 +40,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use cairn_store::StoreDir;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -170,8 +171,8 @@ impl Containers {
     /// The containers of the store at `root`.
     pub fn new(root: &Path) -> Containers {
         Containers {
-            dir: root.join("containers"),
-            locks: root.join("locks"),
+            dir: StoreDir::Containers.under(root),
+            locks: StoreDir::Locks.under(root),
         }
     }
 

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::Path;
 
-use cairn_store::LockMode;
+use cairn_store::{LockMode, StoreDir};
 
 use super::{read_dir, remove_tree, CachedLayer, Unpacker, CHANGESET_MAGIC};
 use crate::changeset::{Meta, ObjectId};
@@ -78,7 +78,7 @@ impl Unpacker {
         // 1. Changesets, and the metadata each object must have.
         let mut expected: HashMap<ObjectId, Meta> = HashMap::new();
         let mut users: BTreeMap<ObjectId, BTreeSet<String>> = BTreeMap::new();
-        let layers = self.store.root().join("layers");
+        let layers = self.store.dir(StoreDir::Layers);
         for e in read_dir(&layers)? {
             let name = e.file_name().to_string_lossy().into_owned();
             if !name.ends_with(".cs") {

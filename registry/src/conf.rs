@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use cairn_fsutil::IoContext as _;
+
 use crate::error::Error;
-use crate::reference::{Reference, DOCKER_HUB};
+use cairn_store::{Reference, DOCKER_HUB};
 
 /// One `[[registry]]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -134,11 +136,8 @@ impl RegistriesConf {
             files.extend(extra);
         }
         for file in files {
-            let text = fs::read_to_string(&file).map_err(|e| Error::Io {
-                op: "read registries configuration".into(),
-                path: file.clone(),
-                source: e,
-            })?;
+            let text =
+                fs::read_to_string(&file).io_context("read registries configuration", &file)?;
             let parsed: FileV2 = toml::from_str(&text).map_err(|e| Error::Config {
                 path: file.clone(),
                 message: format!("invalid registries.conf: {}", e.message()),

@@ -17,6 +17,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use cairn_fsutil::IoContext as _;
+
 use crate::error::Error;
 
 const BUNDLES: &[&str] = &[
@@ -144,11 +146,7 @@ impl Roots {
                 .collect();
             files.sort();
             for f in files {
-                let text = fs::read(&f).map_err(|e| Error::Io {
-                    op: "read registry CA certificate".into(),
-                    path: f.clone(),
-                    source: e,
-                })?;
+                let text = fs::read(&f).io_context("read registry CA certificate", &f)?;
                 let blocks = pem_blocks(&text);
                 if blocks.is_empty() {
                     return Err(Error::Config {

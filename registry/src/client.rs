@@ -18,14 +18,16 @@ use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, ACCEPT, RANGE, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 
-use super::auth::{AuthFiles, Credentials};
-use super::conf::RegistriesConf;
-use super::tls::Roots;
-use crate::digest::Digest;
+use crate::auth::{AuthFiles, Credentials};
+use crate::conf::RegistriesConf;
+use crate::tls::Roots;
+use cairn_store::Digest;
+use cairn_store::Error as StoreError;
+
 use crate::error::{Error, RegistryError};
-use crate::layout::BlobWriter;
-use crate::media::{types, Descriptor};
-use crate::reference::Reference;
+use cairn_store::media::{types, Descriptor};
+use cairn_store::BlobWriter;
+use cairn_store::Reference;
 
 /// How to talk to registries.
 #[derive(Debug, Clone)]
@@ -76,12 +78,12 @@ impl RegistryOptions {
 
 /// The most cairn reads of each kind of registry response, as
 /// containers/image's `iolimits` (the manifest cap is also what the store
-/// accepts, [`crate::images::MAX_MANIFEST_SIZE`]).
+/// accepts, [`cairn_store::images::MAX_MANIFEST_SIZE`]).
 pub struct Caps;
 
 impl Caps {
     /// A manifest or index.
-    pub const MANIFEST: u64 = crate::images::MAX_MANIFEST_SIZE;
+    pub const MANIFEST: u64 = cairn_store::images::MAX_MANIFEST_SIZE;
     /// A token endpoint's answer (`iolimits.MaxAuthTokenBodySize`).
     pub const TOKEN: u64 = 1 << 20;
     /// The body of an error response: only read for its message, and
@@ -346,19 +348,20 @@ impl RegistryClient {
         let actual = Digest::sha256_of(&bytes);
         if let Some(want) = reference.digest() {
             let ok = match want.algorithm() {
-                crate::digest::Algorithm::Sha256 => &actual == want,
+                cairn_store::Algorithm::Sha256 => &actual == want,
                 alg => {
-                    let mut h = crate::digest::Hasher::new(alg);
+                    let mut h = cairn_store::Hasher::new(alg);
                     h.update(&bytes);
                     &h.finish() == want
                 }
             };
             if !ok {
-                return Err(Error::DigestMismatch {
+                return Err(StoreError::DigestMismatch {
                     what: format!("manifest of {reference}"),
                     expected: want.clone(),
                     actual,
-                });
+                }
+                .into());
             }
             return Ok((bytes, want.clone()));
         }
@@ -442,7 +445,7 @@ impl RegistryClient {
     /// protocol), with the credentials if there are any; the answer is read
     /// no further than [`Caps::TOKEN`].
     async fn token(&self, params: &str) -> Result<String, Failure> {
-        let realm = super::param(params, "realm").ok_or_else(|| {
+        let realm = crate::login::param(params, "realm").ok_or_else(|| {
             Failure::Fatal(self.error(RegistryError::Other(format!(
                 "bearer challenge without realm: {}",
                 shorten(params)
@@ -450,7 +453,7 @@ impl RegistryClient {
         })?;
         let scope = format!("repository:{}:pull", self.reference.repository());
         let mut req = self.raw.get(&realm).query(&[("scope", scope.as_str())]);
-        if let Some(service) = super::param(params, "service") {
+        if let Some(service) = crate::login::param(params, "service") {
             req = req.query(&[("service", service.as_str())]);
         }
         if let Some(c) = &self.creds {
@@ -513,7 +516,7 @@ impl RegistryClient {
                 let mut response = self.get(&url, None, Some(offset)).await?;
                 if offset > 0 && response.status() != StatusCode::PARTIAL_CONTENT {
                     // The server ignored the Range: start over.
-                    writer.restart().map_err(Failure::Fatal)?;
+                    writer.restart().map_err(|e| Failure::Fatal(e.into()))?;
                 }
                 loop {
                     let chunk = match response.chunk().await {
@@ -524,20 +527,23 @@ impl RegistryClient {
                                 detail: format!("reading blob {digest}: {}", chain(&e)),
                                 rate_limited: false,
                                 retry_after: None,
-                                fatal_if_exhausted: Some(Error::SizeMismatch {
-                                    what: format!(
-                                        "blob from {} (connection lost: {})",
-                                        self.reference.registry(),
-                                        chain(&e)
-                                    ),
-                                    digest: desc.digest.clone(),
-                                    expected: desc.size,
-                                    got: writer.written(),
-                                }),
+                                fatal_if_exhausted: Some(
+                                    StoreError::SizeMismatch {
+                                        what: format!(
+                                            "blob from {} (connection lost: {})",
+                                            self.reference.registry(),
+                                            chain(&e)
+                                        ),
+                                        digest: desc.digest.clone(),
+                                        expected: desc.size,
+                                        got: writer.written(),
+                                    }
+                                    .into(),
+                                ),
                             })
                         }
                     };
-                    writer.write(&chunk).map_err(Failure::Fatal)?;
+                    writer.write(&chunk).map_err(|e| Failure::Fatal(e.into()))?;
                     progress(writer.written());
                 }
                 if writer.written() < desc.size {
@@ -549,12 +555,15 @@ impl RegistryClient {
                         ),
                         rate_limited: false,
                         retry_after: None,
-                        fatal_if_exhausted: Some(Error::SizeMismatch {
-                            what: format!("blob from {}", self.reference.registry()),
-                            digest: desc.digest.clone(),
-                            expected: desc.size,
-                            got: writer.written(),
-                        }),
+                        fatal_if_exhausted: Some(
+                            StoreError::SizeMismatch {
+                                what: format!("blob from {}", self.reference.registry()),
+                                digest: desc.digest.clone(),
+                                expected: desc.size,
+                                got: writer.written(),
+                            }
+                            .into(),
+                        ),
                     });
                 }
                 Ok(())
@@ -566,7 +575,7 @@ impl RegistryClient {
                 Err(Failure::RangeNotSatisfiable(detail)) => {
                     // Asked to resume at `offset`, the registry says there
                     // is nothing there: its blob is shorter than declared.
-                    return Err(Error::SizeMismatch {
+                    return Err(StoreError::SizeMismatch {
                         what: format!(
                             "blob from {} (it has nothing past byte {offset}: {detail})",
                             self.reference.registry()
@@ -574,7 +583,8 @@ impl RegistryClient {
                         digest: desc.digest.clone(),
                         expected: desc.size,
                         got: writer.written(),
-                    });
+                    }
+                    .into());
                 }
                 Err(Failure::Retry {
                     detail,
@@ -584,15 +594,17 @@ impl RegistryClient {
                 }) => {
                     if attempt >= self.retries {
                         // Part of the blob arrived and the rest never did.
-                        let truncated = (writer.written() > 0).then(|| Error::SizeMismatch {
-                            what: format!(
-                                "blob from {} (gave up after {} attempts: {detail})",
-                                self.reference.registry(),
-                                attempt + 1
-                            ),
-                            digest: desc.digest.clone(),
-                            expected: desc.size,
-                            got: writer.written(),
+                        let truncated = (writer.written() > 0).then(|| {
+                            Error::from(StoreError::SizeMismatch {
+                                what: format!(
+                                    "blob from {} (gave up after {} attempts: {detail})",
+                                    self.reference.registry(),
+                                    attempt + 1
+                                ),
+                                digest: desc.digest.clone(),
+                                expected: desc.size,
+                                got: writer.written(),
+                            })
                         });
                         return Err(fatal_if_exhausted.or(truncated).unwrap_or_else(|| {
                             self.error(RegistryError::GaveUp {
@@ -611,19 +623,21 @@ impl RegistryClient {
         }
     }
 
+    /// A size error from the blob writer, said to come from the registry.
     fn rename_blob_error(&self, e: Error) -> Error {
         match e {
-            Error::SizeMismatch {
+            Error::Store(StoreError::SizeMismatch {
                 digest,
                 expected,
                 got,
                 ..
-            } => Error::SizeMismatch {
+            }) => StoreError::SizeMismatch {
                 what: format!("blob from {}", self.reference.registry()),
                 digest,
                 expected,
                 got,
-            },
+            }
+            .into(),
             other => other,
         }
     }

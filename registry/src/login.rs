@@ -1,18 +1,11 @@
-//! Talking to registries: configuration, credentials, the client, login.
-
-pub mod auth;
-pub(crate) mod client;
-pub mod conf;
-pub mod tls;
+//! `login`: checking credentials against a registry before they are stored.
 
 use std::time::Duration;
 
-pub use auth::{AuthFiles, Credentials};
-pub use client::RegistryOptions;
-pub use conf::{RegistriesConf, RegistryEntry};
-
+use crate::auth::Credentials;
+use crate::client::{api_host, chain, install_crypto_provider, RegistryOptions};
 use crate::error::{Error, RegistryError};
-use client::{api_host, chain, install_crypto_provider};
+use crate::tls;
 
 /// Checks `creds` against `registry` the way `podman login` does: ping
 /// `/v2/`, then answer its challenge (Basic, or a token request for Bearer).
@@ -26,9 +19,7 @@ pub async fn verify_login(
         reference: registry.to_owned(),
         kind,
     };
-    let probe: crate::Reference = format!("{registry}/cairn-login-probe")
-        .parse()
-        .map_err(Error::Reference)?;
+    let probe: cairn_store::Reference = format!("{registry}/cairn-login-probe").parse()?;
     let insecure = match opts.tls_verify {
         Some(v) => !v,
         None => opts.conf.is_insecure(&probe),
@@ -131,7 +122,7 @@ pub async fn verify_login(
 }
 
 /// A `key="value"` parameter of a WWW-Authenticate challenge.
-fn param(params: &str, key: &str) -> Option<String> {
+pub(crate) fn param(params: &str, key: &str) -> Option<String> {
     let mut rest = params;
     while let Some(i) = rest.find(&format!("{key}=\"")) {
         let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b',' | b' ');
@@ -151,13 +142,16 @@ mod tests {
     fn challenge_params() {
         let c = r#"realm="https://auth.example/token",service="registry.example",scope="repository:a:pull""#;
         assert_eq!(
-            super::param(c, "realm").unwrap(),
+            crate::login::param(c, "realm").unwrap(),
             "https://auth.example/token"
         );
-        assert_eq!(super::param(c, "service").unwrap(), "registry.example");
-        assert_eq!(super::param(c, "missing"), None);
         assert_eq!(
-            super::param(r#"xrealm="a",realm="b""#, "realm").unwrap(),
+            crate::login::param(c, "service").unwrap(),
+            "registry.example"
+        );
+        assert_eq!(crate::login::param(c, "missing"), None);
+        assert_eq!(
+            crate::login::param(r#"xrealm="a",realm="b""#, "realm").unwrap(),
             "b"
         );
     }

@@ -10,15 +10,16 @@
 use std::fmt;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
+use cairn_fsutil::{Durability, IoContext as _, PathError};
 use serde_json::{json, Map, Value};
 
 use crate::error::Error;
-use crate::reference::{Reference, DOCKER_HUB};
+use cairn_store::{Reference, DOCKER_HUB};
 
 /// A username and password (or token) for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -339,71 +340,25 @@ fn read_json(file: &Path) -> Result<Option<Value>, Error> {
                 message: format!("invalid auth file: {e}"),
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io {
-            op: "read auth file".into(),
-            path: file.to_owned(),
-            source: e,
-        }),
+        Err(e) => Err(PathError::new("read auth file", file, e).into()),
     }
 }
 
-/// Replaces `file` with `doc`: written to a new temp file in the same
-/// directory (a random name, `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600, so a
-/// symlink or file someone planted at a predictable name is never written
-/// through), fsynced, renamed over `file`, and the directory fsynced. A crash
-/// leaves the old file or the new one, plus at worst a stray `.NAME.*.tmp`.
+/// Replaces `file` with `doc`, mode 0600, durably
+/// ([`cairn_fsutil::write_atomic`]: a temp file beside it, created without
+/// following a planted symlink, fsynced and renamed over it). A crash
+/// leaves the old file or the new one. A missing directory is created
+/// private (0700).
 fn write_json(file: &Path, doc: &Value) -> Result<(), Error> {
-    let io = |op: &str, p: &Path, e| Error::Io {
-        op: op.to_owned(),
-        path: p.to_owned(),
-        source: e,
-    };
     let dir = file.parent().unwrap_or(Path::new("."));
     if !dir.exists() {
-        fs::create_dir_all(dir).map_err(|e| io("create directory", dir, e))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| io("chmod", dir, e))?;
+        fs::create_dir_all(dir).io_context("create directory", dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).io_context("chmod", dir)?;
     }
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("auth.json");
-    let (tmp, mut f) = create_temp(dir, name).map_err(|(p, e)| io("create", &p, e))?;
-    let bytes = serde_json::to_vec_pretty(doc).expect("JSON values serialize");
-    let written = f
-        .write_all(&bytes)
-        .and_then(|_| f.write_all(b"\n"))
-        .and_then(|_| f.sync_all())
-        .map_err(|e| io("write", &tmp, e))
-        .and_then(|_| fs::rename(&tmp, file).map_err(|e| io("rename into place", file, e)));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("fsync directory", dir, e))
-}
-
-/// A new file `.NAME.RANDOM.tmp` in `dir`, created exclusively and without
-/// following a symlink (open(2): `O_EXCL` with `O_CREAT` fails on any
-/// existing path, a symlink included; `O_NOFOLLOW` says so twice).
-fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, fs::File), (PathBuf, std::io::Error)> {
-    let mut attempt = 0;
-    loop {
-        let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
-            Err(e) => return Err((tmp, e)),
-        }
-    }
+    let mut bytes = serde_json::to_vec_pretty(doc).expect("JSON values serialize");
+    bytes.push(b'\n');
+    cairn_fsutil::write_atomic(file, &bytes, 0o600, Durability::Durable)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -541,18 +496,5 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 3, "no temp file left: {names:?}");
-    }
-
-    #[test]
-    fn temp_files_are_exclusive_and_random() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, _) = create_temp(dir.path(), "auth.json").unwrap();
-        let (b, _) = create_temp(dir.path(), "auth.json").unwrap();
-        assert_ne!(a, b);
-        let name = a.file_name().unwrap().to_str().unwrap();
-        assert!(
-            name.starts_with(".auth.json.") && name.ends_with(".tmp"),
-            "{name}"
-        );
     }
 }
