@@ -325,16 +325,19 @@ pub enum Propagation {
     Shared,
 }
 
-impl Propagation {
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
+impl std::str::FromStr for Propagation {
+    type Err = OptionError;
+
+    /// `rprivate`, `private`, `rslave`, `slave`, `rshared` or `shared`.
+    fn from_str(s: &str) -> std::result::Result<Self, OptionError> {
+        Ok(match s {
             "rprivate" => Propagation::Rprivate,
             "private" => Propagation::Private,
             "rslave" => Propagation::Rslave,
             "slave" => Propagation::Slave,
             "rshared" => Propagation::Rshared,
             "shared" => Propagation::Shared,
-            _ => return None,
+            _ => return Err(OptionError::Unknown(s.to_owned())),
         })
     }
 }
@@ -391,9 +394,7 @@ pub fn parse_bind_option(opt: &str) -> std::result::Result<BindOption, OptionErr
             BindOption::NoEffect
         }
         "O" => return Err(OptionError::OverlayVolume),
-        other => BindOption::Propagation(
-            Propagation::parse(other).ok_or_else(|| OptionError::Unknown(other.to_owned()))?,
-        ),
+        other => BindOption::Propagation(other.parse()?),
     })
 }
 
