@@ -27,6 +27,10 @@
 //!   error-pipe and sync-fd handshake, a [`k8s_log`] of the output, reaping,
 //!   the exit record.
 //!
+//! What a launcher shares with the helpers (the specs, the mount option
+//! vocabulary, the error, sync and exit lines) is defined once, in
+//! [`protocol`].
+//!
 //! Every `unsafe` block is in one private module (`sys`); the rest of the
 //! crate denies `unsafe_code`.
 #![deny(missing_docs)]

@@ -43,6 +43,9 @@ use anyhow::{bail, Context as _};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+/// What the monitor writes in `exit.json` when the container's PID 1 ends
+/// (the runtime's protocol type).
+pub use cairn_runtime::protocol::ExitRecord;
 pub use config::Config;
 
 use crate::exit;
@@ -106,10 +109,6 @@ pub struct State {
     #[serde(default)]
     pub starts: u32,
 }
-
-/// What the monitor writes when the container's PID 1 ends (the runtime's
-/// protocol type, read from `exit.json`).
-pub use cairn_runtime::protocol::ExitRecord;
 
 /// The status an exit record means.
 fn exited(rec: &ExitRecord) -> Live {
