@@ -9,7 +9,7 @@
 //! cairn-monitor --spec FILE --sync-fd N   (clones, then execs the chain above)
 //! ```
 //!
-//! - `cairn-mount` ([`mount`]): a [`spec::MountSpec`] (flags or JSON) becomes
+//! - `cairn-mount` ([`mount`]): a [`protocol::MountSpec`] (flags or JSON) becomes
 //!   an ordered plan of [`mount::Op`]s, carried out through the
 //!   [`syscall::Syscall`] seam: [`linux::Linux`] for real, with every target
 //!   resolved inside the root by `openat2(RESOLVE_IN_ROOT)`, or
@@ -26,6 +26,10 @@
 //! - `cairn-monitor` ([`monitor`]): `clone` into new namespaces, the
 //!   error-pipe and sync-fd handshake, a [`k8s_log`] of the output, reaping,
 //!   the exit record.
+//!
+//! What a launcher shares with the helpers (the specs, the mount option
+//! vocabulary, the error, sync and exit lines) is defined once, in
+//! [`protocol`].
 //!
 //! Every `unsafe` block is in one private module (`sys`); the rest of the
 //! crate denies `unsafe_code`.
@@ -46,9 +50,10 @@ pub mod mountinfo;
 pub mod path;
 pub mod pivot;
 pub mod process;
+pub mod protocol;
 pub mod sealed;
 pub mod seccomp;
-pub mod spec;
+mod spec;
 mod sys;
 pub mod syscall;
 pub mod user;
@@ -81,7 +86,7 @@ pub(crate) fn report_to(prog: &str, e: &Error, error_fd: Option<i32>) -> i32 {
     let message = format!("{prog}: {e}");
     say(&message);
     if let Some(fd) = error_fd {
-        let line = monitor::ErrorLine {
+        let line = protocol::ErrorLine {
             code: e.exit_code(),
             message,
         };

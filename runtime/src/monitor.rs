@@ -46,14 +46,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Context as _, Error, Result};
 use crate::k8s_log::{self, LineBuf, Stream};
 use crate::process::{self, Env};
-use crate::spec::{MonitorSpec, Namespace};
-
-/// The error pipe's descriptor in the child and along its exec chain
-/// (give it to cairn-mount and cairn-pivot as `--error-fd 3`).
-pub const ERROR_FD: RawFd = 3;
-/// The console socket's descriptor in the child when the spec asks for a
-/// tty (give it to cairn-pivot as `--console-socket 4`).
-pub const CONSOLE_FD: RawFd = 4;
+use crate::protocol::{
+    ErrorLine, ExitRecord, MonitorSpec, Namespace, SyncLine, CONSOLE_FD, ERROR_FD,
+};
 
 /// Bytes read from an output at a time; a longer line is logged as
 /// partial records.
@@ -72,35 +67,6 @@ const IGNORED: &[Signal] = &[
     Signal::SIGTTIN,
     Signal::SIGTTOU,
 ];
-
-/// A failure line on an error descriptor (`--error-fd`, the error pipe).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorLine {
-    /// 125 (the helper failed), 126 (not executable), 127 (not found).
-    pub code: i32,
-    /// What the helper printed on stderr.
-    pub message: String,
-}
-
-impl ErrorLine {
-    /// The line as written: JSON and a newline.
-    pub fn to_line(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec(self).unwrap_or_default();
-        v.push(b'\n');
-        v
-    }
-
-    /// Parse what arrived on the error pipe: `None` for nothing (the command
-    /// runs); text that is not an error line still counts as a failure (125).
-    pub fn parse(bytes: &[u8]) -> Option<ErrorLine> {
-        let text = String::from_utf8_lossy(bytes);
-        let line = text.lines().find(|l| !l.trim().is_empty())?;
-        Some(serde_json::from_str(line).unwrap_or_else(|_| ErrorLine {
-            code: crate::EXIT_FAILURE,
-            message: line.trim().to_owned(),
-        }))
-    }
-}
 
 /// A window size, sent as one JSON line on the console socket before the
 /// pty exists: cairn-pivot gives it to the new pty.
@@ -137,30 +103,6 @@ pub(crate) fn terminal_size() -> Option<ConsoleSize> {
             rows: ws.ws_row,
             cols: ws.ws_col,
         })
-}
-
-/// The one line written on the sync descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncLine {
-    /// Host pid of the container's first process (0 if none was created).
-    pub pid: i32,
-    /// Why the container did not start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// 125, 126 or 127 when it did not start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<i32>,
-}
-
-/// What the exit file holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExitRecord {
-    /// The exit status, or 128 + N when signal N killed the process.
-    pub exit_code: i32,
-    /// The signal that killed it, if one did.
-    pub signal: Option<i32>,
-    /// When it was reaped, nanoseconds since the Unix epoch.
-    pub finished_ns: u64,
 }
 
 /// `(exit_code, signal)` of a final wait status, podman's convention
@@ -227,9 +169,7 @@ fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
 /// Write one sync line and close the descriptor.
 fn send_sync(sync: &mut Option<OwnedFd>, line: &SyncLine) {
     if let Some(fd) = sync.take() {
-        let mut text = serde_json::to_vec(line).unwrap_or_default();
-        text.push(b'\n');
-        let _ = write_all_fd(fd.as_fd(), &text);
+        let _ = write_all_fd(fd.as_fd(), &line.to_line());
     }
 }
 
@@ -1088,9 +1028,7 @@ impl Monitor<'_> {
             signal,
             finished_ns,
         };
-        let mut text = serde_json::to_vec(&record).unwrap_or_default();
-        text.push(b'\n');
-        if let Err(e) = write_atomic(&self.spec.exit_file, &text, true) {
+        if let Err(e) = write_atomic(&self.spec.exit_file, &record.to_line(), true) {
             eprintln!(
                 "cairn-monitor: record the exit status in {}: {e}",
                 self.spec.exit_file.display()
@@ -1122,29 +1060,6 @@ mod tests {
     }
 
     #[test]
-    fn error_lines() {
-        assert_eq!(ErrorLine::parse(b""), None);
-        assert_eq!(ErrorLine::parse(b"\n"), None);
-        let line = ErrorLine {
-            code: 127,
-            message: "cairn-pivot: exec nope: not found".into(),
-        };
-        let bytes = line.to_line();
-        assert_eq!(
-            bytes,
-            b"{\"code\":127,\"message\":\"cairn-pivot: exec nope: not found\"}\n"
-        );
-        assert_eq!(ErrorLine::parse(&bytes), Some(line));
-        assert_eq!(
-            ErrorLine::parse(b"garbage\n"),
-            Some(ErrorLine {
-                code: 125,
-                message: "garbage".into()
-            })
-        );
-    }
-
-    #[test]
     fn console_size_lines() {
         let size = ConsoleSize {
             rows: 30,
@@ -1154,43 +1069,6 @@ mod tests {
         assert_eq!(ConsoleSize::parse(&size.to_line()), Some(size));
         assert_eq!(ConsoleSize::parse(b""), None);
         assert_eq!(ConsoleSize::parse(b"{\"rows\":-1}\n"), None);
-    }
-
-    #[test]
-    fn sync_and_exit_lines() {
-        let ok = SyncLine {
-            pid: 7,
-            error: None,
-            code: None,
-        };
-        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"pid":7}"#);
-        let failed = SyncLine {
-            pid: 7,
-            error: Some("x".into()),
-            code: Some(127),
-        };
-        assert_eq!(
-            serde_json::to_string(&failed).unwrap(),
-            r#"{"pid":7,"error":"x","code":127}"#
-        );
-        let rec = ExitRecord {
-            exit_code: 137,
-            signal: Some(9),
-            finished_ns: 1,
-        };
-        assert_eq!(
-            serde_json::to_string(&rec).unwrap(),
-            r#"{"exit_code":137,"signal":9,"finished_ns":1}"#
-        );
-        let rec = ExitRecord {
-            exit_code: 3,
-            signal: None,
-            finished_ns: 1,
-        };
-        assert_eq!(
-            serde_json::to_string(&rec).unwrap(),
-            r#"{"exit_code":3,"signal":null,"finished_ns":1}"#
-        );
     }
 
     #[test]

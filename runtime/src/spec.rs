@@ -1,6 +1,8 @@
-//! The JSON specs the helpers read with `--spec FILE`, and the parsers of the
-//! short flag forms (`--bind SRC:DST:OPTS`, `--tmpfs DST:OPTS`) that produce
-//! the same values. Unknown fields are errors, so a typo never passes silently.
+//! The JSON specs the helpers read with `--spec FILE`, the mount option
+//! vocabulary, and the parsers of the short flag forms (`--bind
+//! SRC:DST:OPTS`, `--tmpfs DST:OPTS`) that produce the same values. Unknown
+//! fields are errors, so a typo never passes silently. Launchers reach all
+//! of it through [`crate::protocol`].
 //!
 //! The schemas are documented for users in the `--help` texts (see
 //! [`crate::cli`]); keep both in step.
@@ -323,23 +325,154 @@ pub enum Propagation {
     Shared,
 }
 
-impl Propagation {
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
+impl std::str::FromStr for Propagation {
+    type Err = OptionError;
+
+    /// `rprivate`, `private`, `rslave`, `slave`, `rshared` or `shared`.
+    fn from_str(s: &str) -> std::result::Result<Self, OptionError> {
+        Ok(match s {
             "rprivate" => Propagation::Rprivate,
             "private" => Propagation::Private,
             "rslave" => Propagation::Rslave,
             "slave" => Propagation::Slave,
             "rshared" => Propagation::Rshared,
             "shared" => Propagation::Shared,
-            _ => return None,
+            _ => return Err(OptionError::Unknown(s.to_owned())),
         })
     }
 }
 
-/// Parse `SRC:DST[:OPTS]`, OPTS a comma list of `ro`, `rw`, `rprivate`,
-/// `private`, `rslave`, `slave`, `rshared`, `shared`, `nosuid`, `nodev`,
-/// `noexec`, `norecursive` (plain `bind` instead of `rbind`).
+/// Why a mount option was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    /// Not an option of this kind of mount.
+    #[error("unknown option {0:?}")]
+    Unknown(String),
+    /// podman's `O` (an overlay over the bound directory).
+    #[error("overlay volumes (O) are not supported")]
+    OverlayVolume,
+}
+
+/// One option of a bind mount's comma list, as podman's `-v SRC:DST:OPTS`
+/// and `--mount type=bind,...`, and `cairn-mount --bind SRC:DST:OPTS`,
+/// spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindOption {
+    /// `ro` or `readonly` (true), `rw` (false).
+    ReadOnly(bool),
+    /// `nosuid` (true), `suid` (false).
+    Nosuid(bool),
+    /// `nodev` (true), `dev` (false).
+    Nodev(bool),
+    /// `noexec` (true), `exec` (false).
+    Noexec(bool),
+    /// `rbind` (true), `bind` or `norecursive` (false).
+    Recursive(bool),
+    /// `rprivate`, `private`, `rslave`, `slave`, `rshared` or `shared`.
+    Propagation(Propagation),
+    /// Accepted for podman's sake, without effect here: `z` and `Z`
+    /// (SELinux relabelling), `U` (chown to the container's user), `copy`
+    /// and `nocopy` (a new volume's copy-up), `consistent`, `cached` and
+    /// `delegated` (Docker's consistency hints).
+    NoEffect,
+}
+
+/// Read one bind option (see [`BindOption`]).
+pub fn parse_bind_option(opt: &str) -> std::result::Result<BindOption, OptionError> {
+    Ok(match opt {
+        "ro" | "readonly" => BindOption::ReadOnly(true),
+        "rw" => BindOption::ReadOnly(false),
+        "nosuid" => BindOption::Nosuid(true),
+        "suid" => BindOption::Nosuid(false),
+        "nodev" => BindOption::Nodev(true),
+        "dev" => BindOption::Nodev(false),
+        "noexec" => BindOption::Noexec(true),
+        "exec" => BindOption::Noexec(false),
+        "rbind" => BindOption::Recursive(true),
+        "bind" | "norecursive" => BindOption::Recursive(false),
+        "z" | "Z" | "U" | "copy" | "nocopy" | "consistent" | "cached" | "delegated" => {
+            BindOption::NoEffect
+        }
+        "O" => return Err(OptionError::OverlayVolume),
+        other => BindOption::Propagation(other.parse()?),
+    })
+}
+
+/// One option of a tmpfs' comma list, as podman's `--tmpfs DST:OPTS` and
+/// `cairn-mount --tmpfs DST:OPTS` spell it. As in podman, a tmpfs is
+/// `nosuid` and `nodev` unless `suid` or `dev` say otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TmpfsOption {
+    /// `size=N`, checked by [`TmpfsMount::validate`].
+    Size(String),
+    /// `mode=OCTAL`, checked by [`TmpfsMount::validate`].
+    Mode(String),
+    /// `ro` (true), `rw` (false).
+    ReadOnly(bool),
+    /// `nosuid` (true), `suid` (false).
+    Nosuid(bool),
+    /// `nodev` (true), `dev` (false).
+    Nodev(bool),
+    /// `noexec` (true), `exec` (false).
+    Noexec(bool),
+    /// `tmpcopyup` and `notmpcopyup`, accepted for podman's sake: cairn
+    /// never copies the image's files up into a tmpfs.
+    NoEffect,
+}
+
+/// Read one tmpfs option (see [`TmpfsOption`]).
+pub fn parse_tmpfs_option(opt: &str) -> std::result::Result<TmpfsOption, OptionError> {
+    Ok(match opt.split_once('=') {
+        Some(("size", v)) => TmpfsOption::Size(v.to_owned()),
+        Some(("mode", v)) => TmpfsOption::Mode(v.to_owned()),
+        Some(_) => return Err(OptionError::Unknown(opt.to_owned())),
+        None => match opt {
+            "ro" => TmpfsOption::ReadOnly(true),
+            "rw" => TmpfsOption::ReadOnly(false),
+            "nosuid" => TmpfsOption::Nosuid(true),
+            "suid" => TmpfsOption::Nosuid(false),
+            "nodev" => TmpfsOption::Nodev(true),
+            "dev" => TmpfsOption::Nodev(false),
+            "noexec" => TmpfsOption::Noexec(true),
+            "exec" => TmpfsOption::Noexec(false),
+            "tmpcopyup" | "notmpcopyup" => TmpfsOption::NoEffect,
+            _ => return Err(OptionError::Unknown(opt.to_owned())),
+        },
+    })
+}
+
+impl BindMount {
+    /// A recursive, read-write, `rprivate` bind of `source` on `target`,
+    /// with no other flag: what [`BindMount::apply`] starts from.
+    pub fn new(source: PathBuf, target: InRoot) -> BindMount {
+        BindMount {
+            source,
+            target,
+            readonly: false,
+            recursive: true,
+            propagation: Propagation::default(),
+            nosuid: false,
+            nodev: false,
+            noexec: false,
+        }
+    }
+
+    /// Apply one option; a later option overrides an earlier one.
+    pub fn apply(&mut self, opt: BindOption) {
+        match opt {
+            BindOption::ReadOnly(v) => self.readonly = v,
+            BindOption::Nosuid(v) => self.nosuid = v,
+            BindOption::Nodev(v) => self.nodev = v,
+            BindOption::Noexec(v) => self.noexec = v,
+            BindOption::Recursive(v) => self.recursive = v,
+            BindOption::Propagation(p) => self.propagation = p,
+            BindOption::NoEffect => {}
+        }
+    }
+}
+
+/// Parse `SRC:DST[:OPTS]`, OPTS a comma list of the options
+/// [`parse_bind_option`] reads.
 pub fn parse_bind(arg: &str) -> Result<BindMount> {
     let bad = |why: &str| {
         Error::Usage(format!("--bind {arg:?}: {why}; expected SRC:DST[:OPTS] with OPTS from ro, rw, rprivate, private, rslave, slave, rshared, shared, nosuid, nodev, noexec, norecursive"))
@@ -356,41 +489,20 @@ pub fn parse_bind(arg: &str) -> Result<BindMount> {
     if !src.starts_with('/') {
         return Err(bad("the source must be an absolute host path"));
     }
-    let mut m = BindMount {
-        source: src.into(),
-        target: InRoot::new(dst)?,
-        readonly: false,
-        recursive: true,
-        propagation: Propagation::default(),
-        nosuid: false,
-        nodev: false,
-        noexec: false,
-    };
+    let mut m = BindMount::new(src.into(), InRoot::new(dst)?);
     for opt in parts
         .next()
         .unwrap_or("")
         .split(',')
         .filter(|o| !o.is_empty())
     {
-        match opt {
-            "ro" => m.readonly = true,
-            "rw" => m.readonly = false,
-            "nosuid" => m.nosuid = true,
-            "nodev" => m.nodev = true,
-            "noexec" => m.noexec = true,
-            "norecursive" | "bind" => m.recursive = false,
-            "rbind" => m.recursive = true,
-            p => {
-                m.propagation =
-                    Propagation::parse(p).ok_or_else(|| bad(&format!("unknown option {p:?}")))?
-            }
-        }
+        m.apply(parse_bind_option(opt).map_err(|e| bad(&e.to_string()))?);
     }
     Ok(m)
 }
 
-/// Parse `DST[:OPTS]`, OPTS a comma list of `size=N`, `mode=OCTAL`, `ro`,
-/// `rw`, `suid`, `nosuid`, `dev`, `nodev`, `exec`, `noexec`.
+/// Parse `DST[:OPTS]`, OPTS a comma list of the options
+/// [`parse_tmpfs_option`] reads.
 pub fn parse_tmpfs(arg: &str) -> Result<TmpfsMount> {
     let bad = |why: &str| {
         Error::Usage(format!(
@@ -398,38 +510,43 @@ pub fn parse_tmpfs(arg: &str) -> Result<TmpfsMount> {
         ))
     };
     let (dst, opts) = arg.split_once(':').unwrap_or((arg, ""));
-    let mut m = TmpfsMount {
-        target: InRoot::new(dst)?,
-        size: None,
-        mode: None,
-        readonly: false,
-        nosuid: true,
-        nodev: true,
-        noexec: false,
-    };
+    let mut m = TmpfsMount::new(InRoot::new(dst)?);
     for opt in opts.split(',').filter(|o| !o.is_empty()) {
-        match opt.split_once('=') {
-            Some(("size", v)) => m.size = Some(v.to_owned()),
-            Some(("mode", v)) => m.mode = Some(v.to_owned()),
-            Some(_) => return Err(bad(&format!("unknown option {opt:?}"))),
-            None => match opt {
-                "ro" => m.readonly = true,
-                "rw" => m.readonly = false,
-                "suid" => m.nosuid = false,
-                "nosuid" => m.nosuid = true,
-                "dev" => m.nodev = false,
-                "nodev" => m.nodev = true,
-                "exec" => m.noexec = false,
-                "noexec" => m.noexec = true,
-                _ => return Err(bad(&format!("unknown option {opt:?}"))),
-            },
-        }
+        m.apply(parse_tmpfs_option(opt).map_err(|e| bad(&e.to_string()))?);
     }
     m.validate()?;
     Ok(m)
 }
 
 impl TmpfsMount {
+    /// A read-write tmpfs on `target`, `nosuid` and `nodev` (podman's
+    /// defaults), of the kernel's default size and mode: what
+    /// [`TmpfsMount::apply`] starts from.
+    pub fn new(target: InRoot) -> TmpfsMount {
+        TmpfsMount {
+            target,
+            size: None,
+            mode: None,
+            readonly: false,
+            nosuid: true,
+            nodev: true,
+            noexec: false,
+        }
+    }
+
+    /// Apply one option; a later option overrides an earlier one.
+    pub fn apply(&mut self, opt: TmpfsOption) {
+        match opt {
+            TmpfsOption::Size(v) => self.size = Some(v),
+            TmpfsOption::Mode(v) => self.mode = Some(v),
+            TmpfsOption::ReadOnly(v) => self.readonly = v,
+            TmpfsOption::Nosuid(v) => self.nosuid = v,
+            TmpfsOption::Nodev(v) => self.nodev = v,
+            TmpfsOption::Noexec(v) => self.noexec = v,
+            TmpfsOption::NoEffect => {}
+        }
+    }
+
     /// Check `size` and `mode` (they end up in a mount data string, so a
     /// comma must not smuggle in another option).
     pub fn validate(&self) -> Result<()> {
@@ -834,6 +951,47 @@ mod tests {
             "/t:uid=0",
         ] {
             assert!(parse_tmpfs(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    /// One vocabulary for podman's `-v`/`--mount`/`--tmpfs` lists and
+    /// cairn-mount's `--bind`/`--tmpfs`: every negation, podman's no-effect
+    /// options, and the same refusals.
+    #[test]
+    fn mount_option_vocabulary() {
+        let mut m = parse_bind("/src:/dst:nosuid,suid,dev,exec,readonly,bind,z,U,nocopy").unwrap();
+        assert!(m.readonly && !m.nosuid && !m.nodev && !m.noexec && !m.recursive);
+        m.apply(parse_bind_option("rbind").unwrap());
+        assert!(m.recursive);
+        assert_eq!(
+            parse_bind_option("O"),
+            Err(OptionError::OverlayVolume),
+            "an overlay volume is not a bind"
+        );
+        assert_eq!(
+            parse_bind_option("runbindable").unwrap_err().to_string(),
+            "unknown option \"runbindable\""
+        );
+        assert_eq!(
+            parse_bind_option("rslave"),
+            Ok(BindOption::Propagation(Propagation::Rslave))
+        );
+
+        // podman: a tmpfs is nosuid and nodev unless suid or dev ask.
+        let t = parse_tmpfs("/t:suid,dev,tmpcopyup").unwrap();
+        assert!(!t.nosuid && !t.nodev && !t.noexec);
+        let t = parse_tmpfs("/t:suid,nosuid,notmpcopyup").unwrap();
+        assert!(t.nosuid && t.nodev);
+        assert_eq!(
+            parse_tmpfs_option("size=1g"),
+            Ok(TmpfsOption::Size("1g".into()))
+        );
+        for bad in ["size", "uid=0", "bind", "rslave", "z"] {
+            assert_eq!(
+                parse_tmpfs_option(bad),
+                Err(OptionError::Unknown(bad.into())),
+                "{bad:?}"
+            );
         }
     }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cairn_runtime::mountinfo::{self, MountInfo};
-use cairn_runtime::spec::{DEFAULT_MASKED, DEFAULT_READONLY};
+use cairn_runtime::protocol::{DEFAULT_MASKED, DEFAULT_READONLY};
 use support::*;
 
 fn find<'a>(mounts: &'a [MountInfo], point: &str) -> &'a MountInfo {

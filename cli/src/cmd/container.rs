@@ -9,6 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use cairn_runtime::protocol::{
+    parse_bind_option, parse_tmpfs_option, BindOption, OptionError, TmpfsOption,
+};
 use cairn_store::images::ImageError;
 use cairn_store::Image;
 use serde_json::Value;
@@ -915,24 +918,17 @@ fn parse_volume(v: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
     Ok(m)
 }
 
-fn apply_bind_option(m: &mut MountConfig, o: &str) -> Result<(), String> {
-    match o {
-        "ro" | "readonly" => m.readonly = true,
-        "rw" => m.readonly = false,
-        "z" | "Z" | "U" | "copy" | "nocopy" | "consistent" | "cached" | "delegated" => {}
-        "rprivate" | "private" | "rshared" | "shared" | "rslave" | "slave" => {
-            m.propagation = o.to_owned()
-        }
-        "nosuid" => m.nosuid = true,
-        "suid" => m.nosuid = false,
-        "nodev" => m.nodev = true,
-        "dev" => m.nodev = false,
-        "noexec" => m.noexec = true,
-        "exec" => m.noexec = false,
-        "bind" => m.norecursive = true,
-        "rbind" => m.norecursive = false,
-        "O" => return Err("overlay volumes (O) are not supported".into()),
-        other => return Err(format!("unknown option {other:?}")),
+/// One option of a `-v` or `--mount` list, in the runtime's vocabulary,
+/// recorded in `m.options` as given.
+fn apply_bind_option(m: &mut MountConfig, o: &str) -> Result<(), OptionError> {
+    match parse_bind_option(o)? {
+        BindOption::ReadOnly(v) => m.readonly = v,
+        BindOption::Nosuid(v) => m.nosuid = v,
+        BindOption::Nodev(v) => m.nodev = v,
+        BindOption::Noexec(v) => m.noexec = v,
+        BindOption::Recursive(v) => m.norecursive = !v,
+        BindOption::Propagation(_) => m.propagation = o.to_owned(),
+        BindOption::NoEffect => {}
     }
     m.options.push(o.to_owned());
     Ok(())
@@ -1027,7 +1023,8 @@ fn parse_mount(spec: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
     Ok(m)
 }
 
-/// `--tmpfs /dst[:size=64m,mode=1777,…]`.
+/// `--tmpfs /dst[:size=64m,mode=1777,…]`: nosuid and nodev unless `suid`
+/// or `dev` ask (podman's defaults).
 fn parse_tmpfs(spec: &str) -> anyhow::Result<MountConfig> {
     let (dst, opts) = spec.split_once(':').unwrap_or((spec, ""));
     if !dst.starts_with('/') {
@@ -1036,20 +1033,19 @@ fn parse_tmpfs(spec: &str) -> anyhow::Result<MountConfig> {
     let mut m = MountConfig {
         kind: "tmpfs".into(),
         destination: clean_path(dst),
+        nosuid: true,
+        nodev: true,
         ..MountConfig::default()
     };
     for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o.split_once('=') {
-            Some(("size", v)) => m.size = Some(v.to_owned()),
-            Some(("mode", v)) => m.mode = Some(v.to_owned()),
-            _ => match o {
-                "ro" => m.readonly = true,
-                "rw" => m.readonly = false,
-                "noexec" => m.noexec = true,
-                "exec" => m.noexec = false,
-                "nosuid" | "nodev" | "suid" | "dev" | "tmpcopyup" | "notmpcopyup" => {}
-                other => return Err(usage(format!("--tmpfs {spec:?}: unknown option {other:?}"))),
-            },
+        match parse_tmpfs_option(o).map_err(|e| usage(format!("--tmpfs {spec:?}: {e}")))? {
+            TmpfsOption::Size(v) => m.size = Some(v),
+            TmpfsOption::Mode(v) => m.mode = Some(v),
+            TmpfsOption::ReadOnly(v) => m.readonly = v,
+            TmpfsOption::Nosuid(v) => m.nosuid = v,
+            TmpfsOption::Nodev(v) => m.nodev = v,
+            TmpfsOption::Noexec(v) => m.noexec = v,
+            TmpfsOption::NoEffect => {}
         }
         m.options.push(o.to_owned());
     }
@@ -2065,6 +2061,39 @@ mod tests {
         assert_eq!(
             (t.size.as_deref(), t.mode.as_deref(), t.noexec),
             (Some("10m"), Some("700"), true)
+        );
+        // podman's tmpfs: nosuid and nodev unless suid or dev ask.
+        assert!(t.nosuid && t.nodev);
+        let t = parse_tmpfs("/t:suid,dev,tmpcopyup").unwrap();
+        assert!(!t.nosuid && !t.nodev);
+        assert_eq!(t.options, ["suid", "dev", "tmpcopyup"]);
+        let m = parse_mount("type=tmpfs,target=/t,suid", vols).unwrap();
+        assert!(!m.nosuid && m.nodev);
+    }
+
+    /// The options the runtime's vocabulary refuses keep their messages.
+    #[test]
+    fn refused_mount_options() {
+        let vols = Path::new("/v");
+        let msg = |r: anyhow::Result<MountConfig>| format!("{:#}", r.unwrap_err());
+        assert_eq!(
+            msg(parse_volume("/tmp:/x:bogus", vols)),
+            r#"--volume "/tmp:/x:bogus": unknown option "bogus""#
+        );
+        assert_eq!(
+            msg(parse_volume("/tmp:/x:O", vols)),
+            r#"--volume "/tmp:/x:O": overlay volumes (O) are not supported"#
+        );
+        assert_eq!(
+            msg(parse_tmpfs("/t:uid=0")),
+            r#"--tmpfs "/t:uid=0": unknown option "uid=0""#
+        );
+        assert_eq!(
+            msg(parse_mount(
+                "type=bind,source=/tmp,target=/x,nosuid,O",
+                vols
+            )),
+            r#"--mount "type=bind,source=/tmp,target=/x,nosuid,O": unknown option "O""#
         );
     }
 

@@ -44,6 +44,9 @@ use cairn_store::StoreDir;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+/// What the monitor writes in `exit.json` when the container's PID 1 ends
+/// (the runtime's protocol type).
+pub use cairn_runtime::protocol::ExitRecord;
 pub use config::Config;
 
 use crate::exit;
@@ -108,24 +111,16 @@ pub struct State {
     pub starts: u32,
 }
 
-/// What the monitor writes when the container's PID 1 ends.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ExitRecord {
-    /// Status, or 128 + signal.
-    pub exit_code: i32,
-    /// When, in ns since the epoch.
-    pub finished_ns: i64,
-}
-
-impl ExitRecord {
-    /// The status it means.
-    fn live(&self) -> Live {
-        Live {
-            status: Status::Exited,
-            exit_code: self.exit_code,
-            finished_at: Some(rfc3339_ns(self.finished_ns)),
-            error: None,
-        }
+/// The status an exit record means.
+fn exited(rec: &ExitRecord) -> Live {
+    Live {
+        status: Status::Exited,
+        exit_code: rec.exit_code,
+        // Past i64 (year 2262) the time is out of range anyway.
+        finished_at: Some(rfc3339_ns(
+            i64::try_from(rec.finished_ns).unwrap_or(i64::MAX),
+        )),
+        error: None,
     }
 }
 
@@ -449,7 +444,7 @@ impl Container {
     /// The monitor's record of the last run's end, if it ended.
     pub fn exit_record(&self) -> Option<ExitRecord> {
         let bytes = fs::read(self.dir.join("exit.json")).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        ExitRecord::parse(&bytes).ok()
     }
 
     /// Whether the recorded PID 1 is alive (same start time, same boot).
@@ -486,7 +481,7 @@ impl Container {
             };
         }
         if let Some(rec) = self.exit_record() {
-            return rec.live();
+            return exited(&rec);
         }
         if self.pid_alive() {
             return Live {
@@ -506,7 +501,7 @@ impl Container {
             for _ in 0..50 {
                 std::thread::sleep(std::time::Duration::from_millis(2));
                 if let Some(rec) = self.exit_record() {
-                    return rec.live();
+                    return exited(&rec);
                 }
             }
         }
@@ -656,6 +651,46 @@ mod tests {
         let t = proc_start_time(me).expect("our own stat");
         assert_eq!(proc_start_time(me), Some(t));
         assert_eq!(proc_start_time(i32::MAX), None);
+    }
+
+    /// A container that ran under an earlier binary keeps its exit: the
+    /// record its monitor left is read as the status it means.
+    #[test]
+    fn exit_records_left_by_earlier_monitors() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Container {
+            dir: dir.path().to_owned(),
+            config: Config::default(),
+            state: State {
+                started_at: Some("2023-11-14T22:13:00Z".into()),
+                ..State::default()
+            },
+        };
+        assert!(c.exit_record().is_none());
+        fs::write(
+            dir.path().join("exit.json"),
+            "{\"exit_code\":137,\"signal\":9,\"finished_ns\":1700000000123456789}\n",
+        )
+        .unwrap();
+        let rec = c.exit_record().expect("the record is read");
+        assert_eq!((rec.exit_code, rec.signal), (137, Some(9)));
+        let live = c.live();
+        assert_eq!((live.status, live.exit_code), (Status::Exited, 137));
+        assert_eq!(
+            live.finished_at.as_deref(),
+            Some("2023-11-14T22:13:20.123456789Z")
+        );
+        fs::write(
+            dir.path().join("exit.json"),
+            "{\"exit_code\":3,\"finished_ns\":0}",
+        )
+        .unwrap();
+        let live = c.live();
+        assert_eq!((live.status, live.exit_code), (Status::Exited, 3));
+        assert_eq!(
+            live.finished_at.as_deref(),
+            Some("1970-01-01T00:00:00.000000000Z")
+        );
     }
 
     #[test]

@@ -14,23 +14,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use cairn_runtime::protocol::{MonitorSpec, MountSpec, PivotSpec, SyncLine};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde::Deserialize;
 
 use super::spec::{self, Attach, Helpers};
 use super::{now_rfc3339, proc_start_time, write_atomic, write_json, Container, Status};
 use crate::exit;
-
-/// What the monitor says on the sync pipe.
-#[derive(Debug, Deserialize)]
-struct Sync {
-    pid: i32,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    code: Option<i32>,
-}
 
 /// A started container.
 #[derive(Debug)]
@@ -71,19 +61,10 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
     c.reload()?;
     let helpers = Helpers::find()?;
     prepare_files(c)?;
-    write_json(
-        &c.dir.join("mount.json"),
-        &spec::mount_spec(&c.config, &c.dir),
-    )?;
-    write_json(
-        &c.dir.join("pivot.json"),
-        &spec::pivot_spec(&c.config, &c.dir),
-    )?;
-    let monitor_spec = spec::monitor_spec(&helpers, &c.config, &c.dir, attach);
-    write_json(&c.dir.join("monitor.json"), &monitor_spec)?;
     let _ = fs::remove_file(c.dir.join("exit.json"));
     // The monitor writes the new one; a stale one must not be adopted.
     let _ = fs::remove_file(c.dir.join("pid"));
+    write_specs(c, &helpers, attach)?;
     // A leftover mount point from a crash is only a directory: the container's
     // mounts live in its own mount namespace and die with it.
     // Close-on-exec in this process; only the monitor inherits the write end
@@ -180,6 +161,29 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
     })
 }
 
+/// Writes the three helpers' specs for starting `c`. What the runtime
+/// would refuse fails the start as its refusal did: recorded, status 125.
+fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> anyhow::Result<()> {
+    let specs = || -> anyhow::Result<(MountSpec, PivotSpec, MonitorSpec)> {
+        Ok((
+            spec::mount_spec(&c.config, &c.dir)?,
+            spec::pivot_spec(&c.config, &c.dir),
+            spec::monitor_spec(helpers, &c.config, &c.dir, attach)?,
+        ))
+    };
+    let (mount, pivot, monitor) = match specs() {
+        Ok(specs) => specs,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            record_failure(c, &msg, 125)?;
+            return Err(exit::with_code(exit::ENGINE, msg));
+        }
+    };
+    write_json(&c.dir.join("mount.json"), &mount)?;
+    write_json(&c.dir.join("pivot.json"), &pivot)?;
+    write_json(&c.dir.join("monitor.json"), &monitor)
+}
+
 /// Takes `monitor.lock` exclusively, emptied for the next monitor's pid.
 /// A live monitor holds it: with `adopt`, `None` as soon as its pid is
 /// there (so the caller adopts it); without, waits for it to exit. Either
@@ -226,7 +230,7 @@ fn lock_monitor(c: &Container, adopt: bool) -> anyhow::Result<Option<OwnedFd>> {
     }
 }
 
-fn read_sync(fd: OwnedFd) -> anyhow::Result<Sync> {
+fn read_sync(fd: OwnedFd) -> anyhow::Result<SyncLine> {
     let mut line = String::new();
     BufReader::new(fs::File::from(fd))
         .read_line(&mut line)
@@ -234,7 +238,7 @@ fn read_sync(fd: OwnedFd) -> anyhow::Result<Sync> {
     if line.trim().is_empty() {
         anyhow::bail!("no report");
     }
-    serde_json::from_str(line.trim()).with_context(|| format!("bad report {line:?}"))
+    SyncLine::parse(&line).with_context(|| format!("bad report {line:?}"))
 }
 
 fn record_failure(c: &mut Container, msg: &str, code: i32) -> anyhow::Result<()> {

@@ -208,7 +208,7 @@ pub fn path_lists(mask: &[String], unmask: &[String]) -> Option<(Vec<String>, Ve
     if mask.is_empty() && unmask.is_empty() {
         return None;
     }
-    use cairn_runtime::spec::{DEFAULT_MASKED, DEFAULT_READONLY};
+    use cairn_runtime::protocol::{DEFAULT_MASKED, DEFAULT_READONLY};
     let mut masked: Vec<String> = DEFAULT_MASKED
         .iter()
         .filter(|p| should_mask(p, unmask))

@@ -1,17 +1,18 @@
 //! From a container's [`Config`] to the specs of the helpers that realise it:
 //! `cairn-monitor` → clone(namespaces) → `cairn-mount` → `cairn-pivot` → PID 1.
-//! Pure functions of the config and the container directory, so they are
+//! The specs are the runtime's own types ([`cairn_runtime::protocol`]), built
+//! by pure functions of the config and the container directory, so they are
 //! tested without running anything.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use cairn_runtime::protocol::{
+    self, BindMount, DevMode, Etc, EtcFile, InRoot, MonitorSpec, Mount, MountSpec, Namespace,
+    Overlay, PivotSpec, ProcMode, ProcessSpec, Propagation, Rlimit, RlimitValue, Root, RunMode,
+    SysMode, TmpfsMount,
+};
 
 use super::config::{Config, MountConfig};
-
-/// Fixed descriptor numbers in the monitor's child (see `cairn-monitor --help`).
-const ERROR_FD: &str = "3";
-const CONSOLE_FD: &str = "4";
 
 /// Where the helper binaries are: `$CAIRN_HELPER_DIR`, next to the running
 /// `cairn`, `/usr/libexec/cairn`, `/usr/local/libexec/cairn`, then `$PATH`.
@@ -72,132 +73,189 @@ pub struct Attach {
     pub stdin: bool,
 }
 
-/// cairn-mount's spec.
-pub fn mount_spec(c: &Config, dir: &Path) -> Value {
+/// cairn-mount's spec. Fails on what the runtime would refuse: a container
+/// path that is not absolute or climbs with `..`, an unknown propagation.
+pub fn mount_spec(c: &Config, dir: &Path) -> anyhow::Result<MountSpec> {
     let ns = &c.namespaces;
-    let mut mounts: Vec<Value> = c.mounts.iter().map(mount_json).collect();
-    mounts.push(json!({
-        "type": "bind", "source": dir.join("containerenv"), "target": "/run/.containerenv",
-        "readonly": true, "recursive": false,
-    }));
+    let mut mounts = c
+        .mounts
+        .iter()
+        .map(mount)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut containerenv =
+        BindMount::new(dir.join("containerenv"), InRoot::new("/run/.containerenv")?);
+    containerenv.readonly = true;
+    containerenv.recursive = false;
+    mounts.push(Mount::Bind(containerenv));
     if c.read_only && c.read_only_tmpfs {
         for t in ["/tmp", "/var/tmp"] {
             if !c.mounts.iter().any(|m| m.destination == t) {
-                mounts.push(json!({"type": "tmpfs", "target": t, "mode": "1777",
-                    "nosuid": true, "nodev": true}));
+                let mut tmp = TmpfsMount::new(InRoot::new(t)?);
+                tmp.mode = Some("1777".into());
+                mounts.push(Mount::Tmpfs(tmp));
             }
         }
     }
-    let mut etc = serde_json::Map::new();
-    for (name, file) in [
-        ("hostname", "hostname"),
-        ("hosts", "hosts"),
-        ("resolv.conf", "resolv.conf"),
-    ] {
-        if !c
-            .mounts
-            .iter()
-            .any(|m| m.destination == format!("/etc/{name}"))
-        {
-            etc.insert(name.into(), json!({"path": dir.join(file)}));
-        }
-    }
+    // A user's bind on one of the files replaces the generated one.
+    let etc_file = |name: &str| {
+        let target = format!("/etc/{name}");
+        (!c.mounts.iter().any(|m| m.destination == target)).then(|| EtcFile::Path(dir.join(name)))
+    };
+    let etc = Etc {
+        hostname: etc_file("hostname"),
+        hosts: etc_file("hosts"),
+        resolv_conf: etc_file("resolv.conf"),
+    };
     // In a user namespace overlayfs keeps its metadata in user.* xattrs.
-    let overlay_options: Vec<&str> = if crate::userns::rootless() {
-        vec!["userxattr"]
+    let overlay_options = if crate::userns::rootless() {
+        vec!["userxattr".to_owned()]
     } else {
         vec![]
     };
-    let mut spec = json!({
-        "root": {"overlay": {
-            "lower": c.image.lower_dirs(),
-            "upper": dir.join("upper"),
-            "work": dir.join("work"),
-            "options": overlay_options,
-        }},
-        "target": dir.join("rootfs"),
-        "readonly": c.read_only,
-        "proc": if ns.pid == "host" { "host" } else { "private" },
-        "dev": if c.privileged { "host" } else { "minimal" },
-        "sys": if c.privileged { "rw" } else { "ro" },
-        "tmp": false,
-        "run": if c.read_only && c.read_only_tmpfs { "tmpfs" } else { "auto" },
-        "etc": etc,
-        "mounts": mounts,
-        "privileged": c.privileged,
-    });
-    if let Some((masked, readonly)) = super::security::path_lists(&c.mask, &c.unmask) {
-        spec["masked_paths"] = json!(masked);
-        spec["readonly_paths"] = json!(readonly);
-    }
-    spec
+    let (masked_paths, readonly_paths) = match super::security::path_lists(&c.mask, &c.unmask) {
+        Some((masked, readonly)) => (Some(in_root(&masked)?), Some(in_root(&readonly)?)),
+        None => (None, None),
+    };
+    Ok(MountSpec {
+        root: Some(Root::Overlay(Overlay {
+            lower: c
+                .image
+                .lower_dirs()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            upper: Some(dir.join("upper")),
+            work: Some(dir.join("work")),
+            options: overlay_options,
+        })),
+        target: Some(dir.join("rootfs")),
+        readonly: c.read_only,
+        proc: if ns.pid == "host" {
+            ProcMode::Host
+        } else {
+            ProcMode::Private
+        },
+        dev: if c.privileged {
+            DevMode::Host
+        } else {
+            DevMode::Minimal
+        },
+        sys: if c.privileged {
+            SysMode::Rw
+        } else {
+            SysMode::Ro
+        },
+        tmp: false,
+        run: if c.read_only && c.read_only_tmpfs {
+            RunMode::Tmpfs
+        } else {
+            RunMode::Auto
+        },
+        etc,
+        mounts,
+        privileged: c.privileged,
+        masked_paths,
+        readonly_paths,
+        error_fd: None,
+    })
 }
 
-fn mount_json(m: &MountConfig) -> Value {
-    match m.kind.as_str() {
-        "tmpfs" => {
-            let mut v = json!({
-                "type": "tmpfs", "target": m.destination, "readonly": m.readonly,
-                "nosuid": true, "nodev": true, "noexec": m.noexec,
-            });
-            if let Some(s) = &m.size {
-                v["size"] = json!(s);
-            }
-            v["mode"] = json!(m.mode.clone().unwrap_or_else(|| "1777".into()));
-            v
-        }
-        _ => json!({
-            "type": "bind", "source": m.source, "target": m.destination,
-            "readonly": m.readonly, "recursive": !m.norecursive,
-            "propagation": if m.propagation.is_empty() { "rprivate" } else { m.propagation.as_str() },
-            "nosuid": m.nosuid, "nodev": m.nodev, "noexec": m.noexec,
-        }),
+fn in_root(paths: &[String]) -> anyhow::Result<Vec<InRoot>> {
+    Ok(paths
+        .iter()
+        .map(|p| InRoot::new(p))
+        .collect::<Result<_, _>>()?)
+}
+
+/// One `-v`, `--mount` or `--tmpfs` mount as cairn-mount takes it.
+fn mount(m: &MountConfig) -> anyhow::Result<Mount> {
+    let target = InRoot::new(&m.destination)?;
+    if m.kind == "tmpfs" {
+        // nosuid and nodev unless the options asked for suid or dev (podman's
+        // rule). Configs written while `--tmpfs` ignored both left the flags
+        // false, so the options decide when they name neither.
+        let asked = |o: &str| m.options.iter().any(|given| given == o);
+        return Ok(Mount::Tmpfs(TmpfsMount {
+            size: m.size.clone(),
+            mode: Some(m.mode.clone().unwrap_or_else(|| "1777".into())),
+            readonly: m.readonly,
+            nosuid: m.nosuid || !asked("suid"),
+            nodev: m.nodev || !asked("dev"),
+            noexec: m.noexec,
+            target,
+        }));
     }
+    let propagation = if m.propagation.is_empty() {
+        Propagation::default()
+    } else {
+        m.propagation.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "mount {}: propagation {:?} is not one of rprivate, private, rslave, slave, rshared, shared",
+                m.destination,
+                m.propagation
+            )
+        })?
+    };
+    Ok(Mount::Bind(BindMount {
+        source: PathBuf::from(&m.source),
+        target,
+        readonly: m.readonly,
+        recursive: !m.norecursive,
+        propagation,
+        nosuid: m.nosuid,
+        nodev: m.nodev,
+        noexec: m.noexec,
+    }))
 }
 
 /// cairn-pivot's spec.
-pub fn pivot_spec(c: &Config, dir: &Path) -> Value {
-    let mut spec = json!({
-        "root": dir.join("rootfs"),
-        "process": {
-            "args": c.process.args,
-            "user": if c.process.user.is_empty() { "0:0" } else { c.process.user.as_str() },
-            "groups": c.group_add,
-            "workdir": if c.process.workdir.is_empty() { "/" } else { c.process.workdir.as_str() },
-            "env": c.process.env,
-            "no_new_privs": c.no_new_privs,
-            "privileged": c.privileged,
-            "cap_add": c.cap_add,
-            "cap_drop": c.cap_drop,
+pub fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
+    let or = |value: &str, default: &str| {
+        Some(if value.is_empty() { default } else { value }.to_owned())
+    };
+    PivotSpec {
+        root: Some(dir.join("rootfs")),
+        hostname: (c.namespaces.uts != "host").then(|| c.hostname.clone()),
+        process: ProcessSpec {
+            args: c.process.args.clone(),
+            user: or(&c.process.user, "0:0"),
+            groups: c.group_add.clone(),
+            workdir: or(&c.process.workdir, "/"),
+            env: c.process.env.clone(),
+            no_new_privs: c.no_new_privs,
+            privileged: c.privileged,
+            cap_add: c.cap_add.clone(),
+            cap_drop: c.cap_drop.clone(),
+            seccomp: c.seccomp_filter.then(|| dir.join(super::seccomp::BPF_FILE)),
+            seccomp_flags: if c.seccomp_filter {
+                c.seccomp_flags.clone()
+            } else {
+                Vec::new()
+            },
+            ..ProcessSpec::default()
         },
-    });
-    if c.namespaces.uts != "host" {
-        spec["hostname"] = json!(c.hostname);
+        ..PivotSpec::default()
     }
-    if c.seccomp_filter {
-        spec["process"]["seccomp"] = json!(dir.join(super::seccomp::BPF_FILE));
-        spec["process"]["seccomp_flags"] = json!(c.seccomp_flags);
-    }
-    spec
 }
 
 /// The argv the monitor's child execs: cairn-mount → cairn-pivot → PID 1.
 pub fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
+    let error_fd = protocol::ERROR_FD.to_string();
     let mut args = vec![
         h.mount.to_string_lossy().into_owned(),
         "--spec".into(),
         dir.join("mount.json").to_string_lossy().into_owned(),
         "--error-fd".into(),
-        ERROR_FD.into(),
+        error_fd.clone(),
         "--".into(),
         h.pivot.to_string_lossy().into_owned(),
         "--spec".into(),
         dir.join("pivot.json").to_string_lossy().into_owned(),
         "--error-fd".into(),
-        ERROR_FD.into(),
+        error_fd,
     ];
     if c.process.tty {
-        args.extend(["--console-socket".into(), CONSOLE_FD.into()]);
+        args.extend(["--console-socket".into(), protocol::CONSOLE_FD.to_string()]);
     }
     if c.init {
         args.push("--init".into());
@@ -205,51 +263,75 @@ pub fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
     args
 }
 
-/// cairn-monitor's spec.
-pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Value {
+/// cairn-monitor's spec. Fails on a limit below -1.
+pub fn monitor_spec(
+    h: &Helpers,
+    c: &Config,
+    dir: &Path,
+    attach: Attach,
+) -> anyhow::Result<MonitorSpec> {
     let ns = &c.namespaces;
-    let mut namespaces = vec!["mnt"];
+    let mut namespaces = vec![Namespace::Mnt];
     if c.idmap.is_some() {
-        namespaces.insert(0, "user");
+        namespaces.insert(0, Namespace::User);
     }
     for (mode, name) in [
-        (&ns.uts, "uts"),
-        (&ns.ipc, "ipc"),
-        (&ns.pid, "pid"),
-        (&ns.network, "net"),
-        (&ns.cgroup, "cgroup"),
+        (&ns.uts, Namespace::Uts),
+        (&ns.ipc, Namespace::Ipc),
+        (&ns.pid, Namespace::Pid),
+        (&ns.network, Namespace::Net),
+        (&ns.cgroup, Namespace::Cgroup),
     ] {
         if mode != "host" {
             namespaces.push(name);
         }
     }
-    let rlimits: Vec<Value> = c
+    let rlimits = c
         .ulimits
         .iter()
-        .map(|u| json!({"type": u.name, "soft": u.soft, "hard": u.hard}))
-        .collect();
-    let mut spec = json!({
-        "id": c.id,
-        "args": chain_args(h, c, dir),
+        .map(|u| {
+            Ok(Rlimit {
+                kind: u.name.clone(),
+                soft: limit(&u.name, u.soft)?,
+                hard: limit(&u.name, u.hard)?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (uid_map, gid_map) = c
+        .idmap
+        .as_ref()
+        .map(|m| (m.uid.clone(), m.gid.clone()))
+        .unwrap_or_default();
+    Ok(MonitorSpec {
+        id: c.id.clone(),
+        args: chain_args(h, c, dir),
         // The helpers' own environment is the container's, never the
         // caller's: under --init, cairn-pivot stays as pid 1 with it, and
         // `exec` takes its defaults from pid 1's environ.
-        "env": c.process.env,
-        "namespaces": namespaces,
-        "loopback": ns.network != "host",
-        "rlimits": rlimits,
-        "tty": c.process.tty,
-        "stdin": attach.stdin,
-        "attach": attach.output,
-        "log": dir.join("ctr.log"),
-        "exit_file": dir.join("exit.json"),
-        "pid_file": dir.join("pid"),
-    });
-    if let Some(m) = &c.idmap {
-        spec["uid_map"] = json!(m.uid);
-        spec["gid_map"] = json!(m.gid);
+        env: Some(c.process.env.clone()),
+        namespaces,
+        loopback: ns.network != "host",
+        rlimits,
+        tty: c.process.tty,
+        stdin: attach.stdin,
+        attach: attach.output,
+        log: Some(dir.join("ctr.log")),
+        exit_file: dir.join("exit.json"),
+        pid_file: Some(dir.join("pid")),
+        uid_map,
+        gid_map,
+    })
+}
+
+/// A `--ulimit` value (-1 for none) as a resource limit.
+fn limit(name: &str, value: i64) -> anyhow::Result<RlimitValue> {
+    match u64::try_from(value) {
+        Ok(v) => Ok(RlimitValue(v)),
+        Err(_) if value == -1 => Ok(RlimitValue::UNLIMITED),
+        Err(_) => anyhow::bail!(
+            "rlimit {name}: a limit is a non-negative number, or -1 or \"unlimited\" for none"
+        ),
     }
-    spec
 }
 
 /// `/etc/hosts` for the container: the host's own lines for a host network,
@@ -316,6 +398,7 @@ pub fn containerenv(c: &Config, rootless: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::config::Ulimit;
     use super::*;
 
     fn config() -> Config {
@@ -342,14 +425,22 @@ mod tests {
     fn default_namespaces_and_chain() {
         let c = config();
         let dir = Path::new("/s/containers/a");
-        let m = monitor_spec(&helpers(), &c, dir, Attach::default());
-        assert_eq!(m["namespaces"], json!(["mnt", "uts", "ipc", "pid"]));
-        assert_eq!(m["loopback"], json!(false));
-        let args: Vec<String> = serde_json::from_value(m["args"].clone()).unwrap();
-        assert_eq!(args[0], "/h/cairn-mount");
-        assert_eq!(args[5], "--");
-        assert_eq!(args[6], "/h/cairn-pivot");
-        assert!(!args.contains(&"--init".to_string()));
+        let m = monitor_spec(&helpers(), &c, dir, Attach::default()).unwrap();
+        assert_eq!(
+            m.namespaces,
+            [
+                Namespace::Mnt,
+                Namespace::Uts,
+                Namespace::Ipc,
+                Namespace::Pid
+            ]
+        );
+        assert!(!m.loopback);
+        assert_eq!(m.args[0], "/h/cairn-mount");
+        assert_eq!(m.args[3..5], ["--error-fd", "3"]);
+        assert_eq!(m.args[5], "--");
+        assert_eq!(m.args[6], "/h/cairn-pivot");
+        assert!(!m.args.contains(&"--init".to_string()));
     }
 
     #[test]
@@ -360,12 +451,21 @@ mod tests {
         c.init = true;
         c.process.tty = true;
         let dir = Path::new("/s/containers/a");
-        let m = monitor_spec(&helpers(), &c, dir, Attach::default());
-        assert_eq!(m["namespaces"], json!(["mnt", "uts", "ipc", "net"]));
-        assert_eq!(m["loopback"], json!(true));
-        let args: Vec<String> = serde_json::from_value(m["args"].clone()).unwrap();
-        assert!(args.ends_with(&["--console-socket".into(), "4".into(), "--init".into()]));
-        assert_eq!(mount_spec(&c, dir)["proc"], json!("host"));
+        let m = monitor_spec(&helpers(), &c, dir, Attach::default()).unwrap();
+        assert_eq!(
+            m.namespaces,
+            [
+                Namespace::Mnt,
+                Namespace::Uts,
+                Namespace::Ipc,
+                Namespace::Net
+            ]
+        );
+        assert!(m.loopback);
+        assert!(m
+            .args
+            .ends_with(&["--console-socket".into(), "4".into(), "--init".into()]));
+        assert_eq!(mount_spec(&c, dir).unwrap().proc, ProcMode::Host);
     }
 
     #[test]
@@ -378,15 +478,103 @@ mod tests {
             readonly: true,
             ..MountConfig::default()
         });
-        let m = mount_spec(&c, Path::new("/d"));
-        assert!(
-            m["etc"].get("hosts").is_none(),
-            "a user bind replaces the generated file"
-        );
-        assert_eq!(m["etc"]["hostname"]["path"], json!("/d/hostname"));
-        assert_eq!(m["mounts"][0]["readonly"], json!(true));
-        assert_eq!(m["mounts"][0]["propagation"], json!("rprivate"));
-        assert_eq!(m["mounts"][1]["target"], json!("/run/.containerenv"));
+        let m = mount_spec(&c, Path::new("/d")).unwrap();
+        assert_eq!(m.etc.hosts, None, "a user bind replaces the generated file");
+        assert_eq!(m.etc.hostname, Some(EtcFile::Path("/d/hostname".into())));
+        let Mount::Bind(b) = &m.mounts[0] else {
+            panic!("{:?}", m.mounts[0])
+        };
+        assert!(b.readonly && b.recursive);
+        assert_eq!(b.propagation, Propagation::Rprivate);
+        let Mount::Bind(env) = &m.mounts[1] else {
+            panic!("{:?}", m.mounts[1])
+        };
+        assert_eq!(env.target.as_str(), "/run/.containerenv");
+        assert!(env.readonly && !env.recursive);
+    }
+
+    /// A tmpfs is nosuid and nodev unless its options ask for suid or dev
+    /// (podman's rule), including one of a config written while `--tmpfs`
+    /// left both flags false.
+    #[test]
+    fn tmpfs_flags() {
+        let tmpfs = |nosuid: bool, options: &[&str]| MountConfig {
+            kind: "tmpfs".into(),
+            destination: "/t".into(),
+            nosuid,
+            nodev: nosuid,
+            options: options.iter().map(|o| o.to_string()).collect(),
+            ..MountConfig::default()
+        };
+        for (m, suid) in [
+            (tmpfs(false, &[]), false),
+            (tmpfs(false, &["size=1m"]), false),
+            (tmpfs(false, &["suid", "dev"]), true),
+            (tmpfs(true, &["suid", "nosuid", "dev", "nodev"]), false),
+        ] {
+            let Mount::Tmpfs(t) = mount(&m).unwrap() else {
+                panic!("{m:?} is not a tmpfs")
+            };
+            assert_eq!((t.nosuid, t.nodev), (!suid, !suid), "{:?}", m.options);
+            assert_eq!(t.mode.as_deref(), Some("1777"));
+        }
+    }
+
+    /// What the CLI builds is what the runtime reads: each spec survives
+    /// its JSON (which the helpers parse refusing unknown fields), and the
+    /// monitor's passes its validation.
+    #[test]
+    fn specs_read_back_by_the_runtime() {
+        let mut c = config();
+        c.read_only = true;
+        c.read_only_tmpfs = true;
+        c.ulimits = vec![Ulimit {
+            name: "nofile".into(),
+            soft: 1024,
+            hard: -1,
+        }];
+        c.mask = vec!["/proc/secret".into()];
+        let dir = Path::new("/s/containers/a");
+        let mount = mount_spec(&c, dir).unwrap();
+        let text = serde_json::to_string(&mount).unwrap();
+        assert_eq!(serde_json::from_str::<MountSpec>(&text).unwrap(), mount);
+        assert_eq!(mount.run, RunMode::Tmpfs);
+        let masked = mount.masked_paths.as_deref().unwrap();
+        assert!(masked.iter().any(|p| p.as_str() == "/proc/secret"));
+        let pivot = pivot_spec(&c, dir);
+        let text = serde_json::to_string(&pivot).unwrap();
+        assert_eq!(serde_json::from_str::<PivotSpec>(&text).unwrap(), pivot);
+        assert_eq!(pivot.process.user.as_deref(), Some("0:0"));
+        let monitor = monitor_spec(&helpers(), &c, dir, Attach::default()).unwrap();
+        let text = serde_json::to_string(&monitor).unwrap();
+        assert!(text.contains(r#""soft":1024,"hard":-1"#), "{text}");
+        let read: MonitorSpec = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, monitor);
+        read.validate().unwrap();
+    }
+
+    /// What the runtime would refuse fails here, before anything starts.
+    #[test]
+    fn refused_specs() {
+        let mut c = config();
+        c.mounts.push(MountConfig {
+            kind: "bind".into(),
+            source: "/data".into(),
+            destination: "/a/../etc".into(),
+            ..MountConfig::default()
+        });
+        assert!(mount_spec(&c, Path::new("/d")).is_err());
+        c.mounts[0].destination = "/data".into();
+        c.mounts[0].propagation = "unbindable".into();
+        let e = mount_spec(&c, Path::new("/d")).unwrap_err();
+        assert!(e.to_string().contains("\"unbindable\""), "{e}");
+        let mut c = config();
+        c.ulimits = vec![Ulimit {
+            name: "nproc".into(),
+            soft: -2,
+            hard: 1,
+        }];
+        assert!(monitor_spec(&helpers(), &c, Path::new("/d"), Attach::default()).is_err());
     }
 
     #[test]
