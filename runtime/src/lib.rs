@@ -9,55 +9,65 @@
 //! cairn-monitor --spec FILE --sync-fd N   (clones, then execs the chain above)
 //! ```
 //!
-//! - `cairn-mount` ([`mount`]): a [`spec::MountSpec`] (flags or JSON) becomes
-//!   an ordered plan of [`mount::Op`]s, carried out through the
-//!   [`syscall::Syscall`] seam: [`linux::Linux`] for real, with every target
-//!   resolved inside the root by `openat2(RESOLVE_IN_ROOT)`, or
-//!   [`syscall::Recorder`] in tests.
-//! - `cairn-pivot` ([`pivot`]): `pivot_root`, old root detached, hostname,
-//!   user from the container's own files ([`user`]), capabilities
-//!   ([`caps`]), a terminal from the container's devpts, then
-//!   [`process::exec`] with exit codes 125/126/127, or with `--init` a
-//!   minimal pid 1 ([`init`]) that forks the command.
-//! - `cairn-enter` ([`enter`]): `setns` through a pidfd, fork for the pid
+//! - `cairn-mount` (module `mount`): a [`spec::MountSpec`] (flags or JSON)
+//!   becomes an ordered plan of mount operations, carried out through the
+//!   `Syscall` seam (module `syscall`): the real implementation (`linux`)
+//!   resolves every target inside the root by `openat2(RESOLVE_IN_ROOT)`,
+//!   a recording one stands in for it in tests.
+//! - `cairn-pivot` (`pivot`): `pivot_root`, old root detached, hostname,
+//!   user from the container's own files (`user`), capabilities
+//!   ([`caps`]), a terminal from the container's devpts, then the exec
+//!   with exit codes 125/126/127 (`process`), or with `--init` a minimal
+//!   pid 1 (`init`) that forks the command.
+//! - `cairn-enter` (`enter`): `setns` through a pidfd, fork for the pid
 //!   namespace, the command in its own session on pipes or a pty of the
 //!   container's devpts, copied to the caller's stdio with signal
-//!   forwarding ([`console`]).
-//! - `cairn-monitor` ([`monitor`]): `clone` into new namespaces, the
+//!   forwarding (`console`).
+//! - `cairn-monitor` (`monitor`): `clone` into new namespaces, the
 //!   error-pipe and sync-fd handshake, a [`k8s_log`] of the output, reaping,
 //!   the exit record.
+//!
+//! The public surface is what the launcher and the tests need: the typed
+//! specs ([`spec`]), capability names and sets ([`caps`]), seccomp flag
+//! names ([`seccomp::flag_bits`]), sealed copies of the helpers
+//! ([`sealed::copy_of`]), the k8s-file log format ([`k8s_log`]), mountinfo
+//! parsing ([`mountinfo`]), [`inherit_fd`], [`restore_sigpipe`], and the
+//! four binaries' mains. Everything else is private to the crate.
 //!
 //! Every `unsafe` block is in one private module (`sys`); the rest of the
 //! crate denies `unsafe_code`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+// Public: what the launcher (`cairn`) and the tests need.
 pub mod caps;
-pub mod cli;
-pub mod console;
-pub mod enter;
-pub mod error;
-pub mod init;
 pub mod k8s_log;
-pub mod linux;
-pub mod monitor;
-pub mod mount;
 pub mod mountinfo;
-pub mod path;
-pub mod pivot;
-pub mod process;
 pub mod sealed;
 pub mod seccomp;
 pub mod spec;
+
+// Private: the helpers themselves.
+mod cli;
+mod console;
+mod enter;
+mod error;
+mod init;
+mod linux;
+mod monitor;
+mod mount;
+mod path;
+mod pivot;
+mod process;
 mod sys;
-pub mod syscall;
-pub mod user;
+mod syscall;
+mod user;
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::fd::{AsRawFd as _, OwnedFd};
 
-pub use error::{Error, Result, EXIT_FAILURE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
+pub use error::{Error, Result, SpecError, EXIT_FAILURE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
 
 /// Gives SIGPIPE back its default action (Rust's runtime ignores it), so a
 /// command line tool writing into a closed pipe (`cairn images | head -1`)
