@@ -109,6 +109,13 @@ pub(crate) fn say(line: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
+/// The proof a helper that forks needs (see [`sys::SingleThreaded`]),
+/// taken before it does anything else; fails in a threaded program, which
+/// must run the helper binary instead of calling its main.
+fn single_threaded() -> Result<sys::SingleThreaded> {
+    sys::SingleThreaded::check().map_err(|e| Error::sys("refusing to fork in", "this process", e))
+}
+
 fn report(prog: &str, e: &Error) -> i32 {
     report_to(prog, e, None)
 }
@@ -151,9 +158,15 @@ pub fn mount_main(argv: Vec<OsString>) -> i32 {
     }
 }
 
-/// `cairn-pivot`'s main: the exit status (when it does not exec).
+/// `cairn-pivot`'s main: the exit status (when it does not exec). It forks
+/// under `--init`: in a process with more than one thread it refuses to
+/// run (exit 125).
 pub fn pivot_main(argv: Vec<OsString>) -> i32 {
     let early_fd = cli::error_fd_in(&argv);
+    let single = match single_threaded() {
+        Ok(single) => single,
+        Err(e) => return report_to("cairn-pivot", &e, early_fd),
+    };
     if let Err(e) = sealed::ensure("cairn-pivot") {
         return report_to("cairn-pivot", &e, early_fd);
     }
@@ -172,7 +185,7 @@ pub fn pivot_main(argv: Vec<OsString>) -> i32 {
                     return report("cairn-pivot", &e);
                 }
             };
-            match pivot::run(&spec, &mut error_fd) {
+            match pivot::run(&spec, &mut error_fd, &single) {
                 // --init: the command's status.
                 Ok(code) => code,
                 Err(e) => report_to("cairn-pivot", &e, error_fd.as_ref().map(|f| f.as_raw_fd())),
@@ -182,8 +195,13 @@ pub fn pivot_main(argv: Vec<OsString>) -> i32 {
     }
 }
 
-/// `cairn-monitor`'s main: the container's exit status, or 125.
+/// `cairn-monitor`'s main: the container's exit status, or 125. It forks:
+/// in a process with more than one thread it refuses to run.
 pub fn monitor_main(argv: Vec<OsString>) -> i32 {
+    let single = match single_threaded() {
+        Ok(single) => single,
+        Err(e) => return report("cairn-monitor", &e),
+    };
     let args = match cli::monitor_args(argv) {
         Ok(cli::Action::Print(t)) => return print(t),
         Ok(cli::Action::Run(x)) => x,
@@ -215,7 +233,7 @@ pub fn monitor_main(argv: Vec<OsString>) -> i32 {
         }
     };
     match spec::load::<spec::MonitorSpec>(&args.spec).and_then(|s| s.validate().map(|()| s)) {
-        Ok(spec) => monitor::run(&spec, sync),
+        Ok(spec) => monitor::run(&spec, sync, &single),
         Err(e) => {
             monitor::fail_before_start(sync, &e);
             report("cairn-monitor", &e)
@@ -232,14 +250,19 @@ fn record_pid(fd: OwnedFd) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
-/// `cairn-enter`'s main: the command's exit status, or ours.
+/// `cairn-enter`'s main: the command's exit status, or ours. It forks: in
+/// a process with more than one thread it refuses to run (exit 125).
 pub fn enter_main(argv: Vec<OsString>) -> i32 {
+    let single = match single_threaded() {
+        Ok(single) => single,
+        Err(e) => return report("cairn-enter", &e),
+    };
     if let Err(e) = sealed::ensure("cairn-enter") {
         return report("cairn-enter", &e);
     }
     match cli::enter_args(argv) {
         Ok(cli::Action::Print(t)) => print(t),
-        Ok(cli::Action::Run(spec)) => match enter::run(&spec) {
+        Ok(cli::Action::Run(spec)) => match enter::run(&spec, &single) {
             Ok(code) => code,
             Err(e) => report("cairn-enter", &e),
         },

@@ -47,6 +47,7 @@ use crate::error::{Context as _, Error, Result};
 use crate::k8s_log::{self, LineBuf, Stream};
 use crate::process::{self, Env};
 use crate::spec::{MonitorSpec, Namespace};
+use crate::sys::SingleThreaded;
 
 /// The error pipe's descriptor in the child and along its exec chain
 /// (give it to cairn-mount and cairn-pivot as `--error-fd 3`).
@@ -509,8 +510,8 @@ struct Monitor<'a> {
 
 /// Everything `cairn-monitor` does after parsing; returns the exit status
 /// (the container's, or 125 when it could not be started).
-pub fn run(spec: &MonitorSpec, sync: Option<OwnedFd>) -> i32 {
-    match start(spec) {
+pub(crate) fn run(spec: &MonitorSpec, sync: Option<OwnedFd>, single: &SingleThreaded) -> i32 {
+    match start(spec, single) {
         Ok(mut m) => {
             m.sync = sync;
             m.run()
@@ -523,7 +524,7 @@ pub fn run(spec: &MonitorSpec, sync: Option<OwnedFd>) -> i32 {
     }
 }
 
-fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
+fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'a>> {
     spec.validate()?;
     // Our own session, no controlling terminal: the launcher's terminal
     // going away must not take us along. (EPERM: already a group leader;
@@ -625,7 +626,7 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
         userns_gate: gate_r,
     };
 
-    let child = match crate::sys::clone_fork(flags) {
+    let child = match crate::sys::clone_fork(single, flags) {
         Ok(ForkResult::Child) => child_main(&plan),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
