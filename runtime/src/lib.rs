@@ -52,6 +52,7 @@ mod cli;
 mod console;
 mod enter;
 mod error;
+mod fdio;
 mod init;
 mod linux;
 mod monitor;

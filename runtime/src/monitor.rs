@@ -28,12 +28,12 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write as _};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
@@ -43,7 +43,10 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
+use cairn_fsutil::{write_atomic, Durability};
+
 use crate::error::{Context as _, Error, Result};
+use crate::fdio::{read_some, set_nonblocking, write_all_fd, write_pending, Drained, Read};
 use crate::k8s_log::{self, LineBuf, Stream};
 use crate::process::{self, Env};
 use crate::spec::{MonitorSpec, Namespace};
@@ -189,42 +192,6 @@ fn clone_flag(ns: Namespace) -> CloneFlags {
     }
 }
 
-/// Write `data` to `path` atomically: a temp file beside it, renamed over
-/// it (with `durable`, fsynced first and the directory after). A crash
-/// leaves the old file or the new one, and at worst a `.<name>.tmp-<pid>`.
-fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        if durable {
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    if durable {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
 /// Write one sync line and close the descriptor.
 fn send_sync(sync: &mut Option<OwnedFd>, line: &SyncLine) {
     if let Some(fd) = sync.take() {
@@ -245,51 +212,6 @@ pub(crate) fn fail_before_start(sync: Option<OwnedFd>, e: &Error) {
             code: Some(e.exit_code()),
         },
     );
-}
-
-/// `write` all of `data`, waiting when the descriptor is non-blocking and
-/// full.
-pub(crate) fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => {
-                let _ = poll(
-                    &mut [PollFd::new(fd, PollFlags::POLLOUT)],
-                    PollTimeout::NONE,
-                );
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn set_nonblocking(fd: &impl AsFd) -> nix::Result<()> {
-    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
-}
-
-/// Result of one non-blocking read.
-pub(crate) enum Read {
-    Data(usize),
-    /// Nothing now.
-    Empty,
-    /// End of file (or EIO from a pty master whose slaves are all closed).
-    End,
-}
-
-pub(crate) fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Read {
-    loop {
-        match nix::unistd::read(fd, buf) {
-            Ok(0) => return Read::End,
-            Ok(n) => return Read::Data(n),
-            Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => return Read::Empty,
-            Err(_) => return Read::End,
-        }
-    }
 }
 
 /// Everything the child needs, prepared before the clone so that the child
@@ -859,8 +781,13 @@ impl Monitor<'_> {
             },
             None => {
                 if let Some(p) = &self.spec.pid_file {
-                    if let Err(e) = write_atomic(p, pid.to_string().as_bytes(), false) {
-                        eprintln!("cairn-monitor: write the pid file {}: {e}", p.display());
+                    let pid = pid.to_string();
+                    if let Err(e) = write_atomic(p, pid.as_bytes(), 0o644, Durability::Volatile) {
+                        eprintln!(
+                            "cairn-monitor: write the pid file {}: {}",
+                            p.display(),
+                            e.source
+                        );
                     }
                 }
                 SyncLine {
@@ -1031,19 +958,10 @@ impl Monitor<'_> {
         let Some(sink) = self.stdin_pipe.as_ref().or(self.master.as_ref()) else {
             return;
         };
-        while !self.pending.is_empty() {
-            match nix::unistd::write(sink.as_fd(), &self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return,
-                Err(_) => {
-                    self.pending.clear();
-                    self.stdin_open = false;
-                    break;
-                }
-            }
+        match write_pending(sink.as_fd(), &mut self.pending) {
+            Drained::Blocked => return,
+            Drained::Broken => self.stdin_open = false,
+            Drained::All => {}
         }
         if !self.stdin_open {
             self.stdin_pipe = None;
@@ -1091,10 +1009,11 @@ impl Monitor<'_> {
         };
         let mut text = serde_json::to_vec(&record).unwrap_or_default();
         text.push(b'\n');
-        if let Err(e) = write_atomic(&self.spec.exit_file, &text, true) {
+        if let Err(e) = write_atomic(&self.spec.exit_file, &text, 0o644, Durability::Durable) {
             eprintln!(
-                "cairn-monitor: record the exit status in {}: {e}",
-                self.spec.exit_file.display()
+                "cairn-monitor: record the exit status in {}: {}",
+                self.spec.exit_file.display(),
+                e.source
             );
         }
         code
@@ -1191,20 +1110,6 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&rec).unwrap(),
             r#"{"exit_code":3,"signal":null,"finished_ns":1}"#
-        );
-    }
-
-    #[test]
-    fn atomic_writes_replace() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("exit.json");
-        write_atomic(&p, b"one", true).unwrap();
-        write_atomic(&p, b"two", false).unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp left"
         );
     }
 }
