@@ -446,80 +446,22 @@ pub(crate) fn run(spec: &MonitorSpec, sync: Option<OwnedFd>, single: &SingleThre
     }
 }
 
+/// Sets the monitor up, clones the container's first process and returns
+/// the monitor ready for its loop.
 fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'a>> {
     spec.validate()?;
-    // Our own session, no controlling terminal: the launcher's terminal
-    // going away must not take us along. (EPERM: already a group leader;
-    // the ignored signals below still protect us.)
-    let _ = nix::unistd::setsid();
-    crate::sys::ignore_signals(IGNORED).ctx("ignore terminal signals in", "cairn-monitor")?;
-    // An ignored SIGCHLD inherited from the launcher would let the kernel
-    // reap the child before we read its status.
-    crate::sys::default_disposition(&[Signal::SIGCHLD, Signal::SIGWINCH])
-        .ctx("reset SIGCHLD of", "cairn-monitor")?;
-    // Orphans of the container (without a pid namespace) become ours to reap.
-    let _ = nix::sys::prctl::set_child_subreaper(true);
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    mask.add(Signal::SIGWINCH);
-    mask.thread_block()
-        .ctx("block SIGCHLD and SIGWINCH in", "cairn-monitor")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .ctx("create a signalfd in", "cairn-monitor")?;
-
+    let signals = detach_and_watch_signals()?;
     let log = Log::open(spec.log.as_deref())?;
-    let args = process::cstrings(&spec.args.iter().map(Into::into).collect::<Vec<_>>())?;
-    let env = match &spec.env {
-        Some(entries) => entries
-            .iter()
-            .map(|e| {
-                CString::new(e.as_bytes())
-                    .map_err(|_| Error::Usage(format!("env entry {e:?} contains a NUL byte")))
-            })
-            .collect::<Result<Vec<_>>>()?,
-        None => Env::current().to_cstrings(),
-    };
-    let rlimits = spec
-        .rlimits
-        .iter()
-        .map(|r| Ok((r.resource()?, r.soft.0, r.hard.0)))
-        .collect::<Result<Vec<_>>>()?;
-    let flags = spec
-        .namespaces
-        .iter()
-        .fold(CloneFlags::empty(), |f, ns| f | clone_flag(*ns));
-
-    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("create a pipe in", "cairn-monitor");
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (error_r, error_w) = pipe()?;
-    let console = if spec.tty {
-        let (ours, theirs) =
-            crate::sys::socketpair().ctx("create the console socket in", "cairn-monitor")?;
-        // Our terminal's size, queued for cairn-pivot before the child even
-        // exists, so the pty has it before the command starts (a later
-        // TIOCSWINSZ would race with a command that reads it once).
-        if let Some(size) = terminal_size() {
-            let _ = write_all_fd(ours.as_fd(), &size.to_line());
-        }
-        Some((ours, theirs))
-    } else {
-        None
-    };
-    // Without a tty, "stdin" gives the child a pipe we copy our stdin to,
-    // never our stdin itself; otherwise /dev/null (a pty replaces it later).
-    let (stdin_src, stdin_pipe) = if spec.stdin && !spec.tty {
-        let (r, w) = pipe()?;
-        (r, Some(w))
-    } else {
-        let null = nix::fcntl::open(
-            "/dev/null",
-            OFlag::O_RDWR | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .ctx("open", "/dev/null")?;
-        (null, None)
-    };
+    let (args, env, rlimits) = exec_parts(spec)?;
+    let Wiring {
+        out: (out_r, out_w),
+        err: (err_r, err_w),
+        error: (error_r, error_w),
+        console,
+        stdin_src,
+        stdin_pipe,
+        gate,
+    } = Wiring::new(spec)?;
     let mut fds = vec![
         (stdin_src.as_raw_fd(), 0),
         (out_w.as_raw_fd(), 1),
@@ -529,11 +471,6 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
     if let Some((_, theirs)) = &console {
         fds.push((theirs.as_raw_fd(), CONSOLE_FD));
     }
-    let gate = if spec.namespaces.contains(&Namespace::User) {
-        Some(pipe()?)
-    } else {
-        None
-    };
     let (gate_r, gate_w) = match gate {
         Some((r, w)) => (Some(r), Some(w)),
         None => (None, None),
@@ -547,42 +484,18 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         rlimits,
         userns_gate: gate_r,
     };
-
-    let child = match crate::sys::clone_fork(single, flags) {
-        Ok(ForkResult::Child) => child_main(&plan),
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => {
-            return Err(Error::sys(
-                format!(
-                    "clone the first process of container {} (namespaces {:?}) in",
-                    spec.id,
-                    spec.namespaces
-                        .iter()
-                        .map(|n| n.proc_name())
-                        .collect::<Vec<_>>()
-                ),
-                "cairn-monitor",
-                e,
-            )
-            .hint("creating namespaces needs root (CAP_SYS_ADMIN) or a user namespace of our own"))
-        }
-    };
+    let child = clone_child(spec, &plan, single)?;
     drop((out_w, err_w, error_w, stdin_src, plan.userns_gate.take()));
     if let Some(gate) = gate_w {
-        let mapped = write_id_maps(child, spec);
-        let _ = write_all_fd(gate.as_fd(), if mapped.is_ok() { b"m" } else { b"x" });
-        drop(gate);
-        // The child reports the failure on the error pipe and exits.
-        if let Err(e) = mapped {
-            crate::say(&format!("cairn-monitor: {e}"));
-        }
+        map_ids_and_open_gate(child, spec, gate);
     }
     let console = console.map(|(ours, _theirs)| ours);
-    for fd in [&out_r, &err_r, &error_r].into_iter().chain(&stdin_pipe) {
+    for fd in [&out_r, &err_r, &error_r]
+        .into_iter()
+        .chain(&stdin_pipe)
+        .chain(&console)
+    {
         let _ = set_nonblocking(fd);
-    }
-    if let Some(c) = &console {
-        let _ = set_nonblocking(c);
     }
     Ok(Monitor {
         spec,
@@ -616,6 +529,163 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         held: Default::default(),
         buf: vec![0; CHUNK],
     })
+}
+
+/// Our own session and signal handling: terminal signals ignored, SIGCHLD
+/// and SIGWINCH blocked and read from the returned signalfd, orphans of the
+/// container ours to reap.
+fn detach_and_watch_signals() -> Result<SignalFd> {
+    // Our own session, no controlling terminal: the launcher's terminal
+    // going away must not take us along. (EPERM: already a group leader;
+    // the ignored signals below still protect us.)
+    let _ = nix::unistd::setsid();
+    crate::sys::ignore_signals(IGNORED).ctx("ignore terminal signals in", "cairn-monitor")?;
+    // An ignored SIGCHLD inherited from the launcher would let the kernel
+    // reap the child before we read its status.
+    crate::sys::default_disposition(&[Signal::SIGCHLD, Signal::SIGWINCH])
+        .ctx("reset SIGCHLD of", "cairn-monitor")?;
+    // Orphans of the container (without a pid namespace) become ours to reap.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGWINCH);
+    mask.thread_block()
+        .ctx("block SIGCHLD and SIGWINCH in", "cairn-monitor")?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .ctx("create a signalfd in", "cairn-monitor")
+}
+
+/// A resource limit for the child: `(resource, soft, hard)`.
+type Rlimit = (nix::sys::resource::Resource, u64, u64);
+
+/// The child's command line, environment (the spec's, else ours) and
+/// resource limits, checked before anything is created.
+fn exec_parts(spec: &MonitorSpec) -> Result<(Vec<CString>, Vec<CString>, Vec<Rlimit>)> {
+    let args = process::cstrings(&spec.args.iter().map(Into::into).collect::<Vec<_>>())?;
+    let env = match &spec.env {
+        Some(entries) => entries
+            .iter()
+            .map(|e| {
+                CString::new(e.as_bytes())
+                    .map_err(|_| Error::Usage(format!("env entry {e:?} contains a NUL byte")))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Env::current().to_cstrings(),
+    };
+    let rlimits = spec
+        .rlimits
+        .iter()
+        .map(|r| Ok((r.resource()?, r.soft.0, r.hard.0)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((args, env, rlimits))
+}
+
+/// Every descriptor between the monitor and the child, as `(ours,
+/// theirs)` or `(read, write)` pairs, all close-on-exec until the child
+/// installs its own on fixed numbers.
+struct Wiring {
+    /// The child's stdout pipe.
+    out: (OwnedFd, OwnedFd),
+    /// The child's stderr pipe.
+    err: (OwnedFd, OwnedFd),
+    /// The error pipe of the exec chain.
+    error: (OwnedFd, OwnedFd),
+    /// With a tty: the console socket, ours and the child's end.
+    console: Option<(OwnedFd, OwnedFd)>,
+    /// The child's stdin: the read end of the stdin pipe, or `/dev/null`.
+    stdin_src: OwnedFd,
+    /// Our end of the stdin pipe, when the child gets one.
+    stdin_pipe: Option<OwnedFd>,
+    /// With a new user namespace: the pipe on which we say "maps written".
+    gate: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl Wiring {
+    fn new(spec: &MonitorSpec) -> Result<Wiring> {
+        let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("create a pipe in", "cairn-monitor");
+        let out = pipe()?;
+        let err = pipe()?;
+        let error = pipe()?;
+        let console = if spec.tty {
+            let (ours, theirs) =
+                crate::sys::socketpair().ctx("create the console socket in", "cairn-monitor")?;
+            // Our terminal's size, queued for cairn-pivot before the child
+            // even exists, so the pty has it before the command starts (a
+            // later TIOCSWINSZ would race with a command that reads it once).
+            if let Some(size) = terminal_size() {
+                let _ = write_all_fd(ours.as_fd(), &size.to_line());
+            }
+            Some((ours, theirs))
+        } else {
+            None
+        };
+        // Without a tty, "stdin" gives the child a pipe we copy our stdin
+        // to, never our stdin itself; otherwise /dev/null (a pty replaces it
+        // later).
+        let (stdin_src, stdin_pipe) = if spec.stdin && !spec.tty {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            let null = nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx("open", "/dev/null")?;
+            (null, None)
+        };
+        let gate = if spec.namespaces.contains(&Namespace::User) {
+            Some(pipe()?)
+        } else {
+            None
+        };
+        Ok(Wiring {
+            out,
+            err,
+            error,
+            console,
+            stdin_src,
+            stdin_pipe,
+            gate,
+        })
+    }
+}
+
+/// `clone(2)` the container's first process into the spec's namespaces;
+/// the child runs [`child_main`] and never returns here.
+fn clone_child(spec: &MonitorSpec, plan: &ChildPlan, single: &SingleThreaded) -> Result<Pid> {
+    let flags = spec
+        .namespaces
+        .iter()
+        .fold(CloneFlags::empty(), |f, ns| f | clone_flag(*ns));
+    match crate::sys::clone_fork(single, flags) {
+        Ok(ForkResult::Child) => child_main(plan),
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Err(e) => Err(Error::sys(
+            format!(
+                "clone the first process of container {} (namespaces {:?}) in",
+                spec.id,
+                spec.namespaces
+                    .iter()
+                    .map(|n| n.proc_name())
+                    .collect::<Vec<_>>()
+            ),
+            "cairn-monitor",
+            e,
+        )
+        .hint("creating namespaces needs root (CAP_SYS_ADMIN) or a user namespace of our own")),
+    }
+}
+
+/// Write the child's id maps, then tell it through `gate` whether that
+/// worked; on failure the child reports on the error pipe and exits.
+fn map_ids_and_open_gate(child: Pid, spec: &MonitorSpec, gate: OwnedFd) {
+    let mapped = write_id_maps(child, spec);
+    let _ = write_all_fd(gate.as_fd(), if mapped.is_ok() { b"m" } else { b"x" });
+    drop(gate);
+    if let Err(e) = mapped {
+        crate::say(&format!("cairn-monitor: {e}"));
+    }
 }
 
 impl Monitor<'_> {
