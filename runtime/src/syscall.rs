@@ -1,7 +1,10 @@
 //! The seam between the mount plan and the kernel: [`Syscall`], implemented
-//! for real by [`crate::linux::Linux`] and by [`Recorder`], which records
-//! every call against a small fake file tree so the plan's logic is tested
-//! without root (see `mount.rs`' tests).
+//! for real by [`crate::linux::Linux`] and, in tests, by `Recorder`, which
+//! records every call against a small fake file tree so the plan's logic is
+//! tested without root (see `mount.rs`' tests).
+//!
+//! Safe code only: a trait and its test double. The system calls that need
+//! `unsafe` are wrapped in `sys`, the crate's one unsafe module.
 //!
 //! Paths inside the container are [`InRoot`] values: the real implementation
 //! resolves them against a descriptor of the root with
