@@ -64,7 +64,7 @@ pub const DEFAULT: [&str; 11] = [
 ];
 
 /// A capability number from `CAP_NET_ADMIN`, `net_admin` or `12`.
-pub fn parse(name: &str) -> Result<u32> {
+pub(crate) fn parse(name: &str) -> Result<u32> {
     let upper = name.to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
     if let Some(i) = NAMES.iter().position(|n| *n == bare) {
@@ -85,7 +85,7 @@ pub fn mask(names: &[&str]) -> u64 {
 }
 
 /// The highest capability this kernel knows.
-pub fn last_cap() -> u32 {
+pub(crate) fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -98,7 +98,7 @@ pub fn last_cap() -> u32 {
 }
 
 /// Every capability of this kernel.
-pub fn all() -> u64 {
+pub(crate) fn all() -> u64 {
     let last = last_cap().min(63);
     if last == 63 {
         u64::MAX

@@ -41,7 +41,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Context as _, Error, Result};
-use crate::monitor::{read_some, set_nonblocking, terminal_size, write_all_fd, Read};
+use crate::fdio::{read_some, set_nonblocking, write_all_fd, write_pending, Drained, Read};
+use crate::monitor::terminal_size;
 
 /// Bytes copied at a time.
 const CHUNK: usize = 16 * 1024;
@@ -704,25 +705,19 @@ impl Session {
             self.pending.clear();
             return;
         };
-        while !self.pending.is_empty() {
-            match nix::unistd::write(input, &self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return,
-                Err(_) => {
-                    // The command closed its stdin (EPIPE) or the pty is
-                    // gone (EIO): stop copying.
-                    self.pending.clear();
-                    self.stdin_open = false;
+        match write_pending(input.as_fd(), &mut self.pending) {
+            Drained::Blocked => {}
+            // The command closed its stdin (EPIPE) or the pty is gone (EIO):
+            // stop copying.
+            Drained::Broken => {
+                self.stdin_open = false;
+                self.input = None;
+            }
+            Drained::All => {
+                if !self.stdin_open && !self.tty {
                     self.input = None;
-                    return;
                 }
             }
-        }
-        if !self.stdin_open && !self.tty {
-            self.input = None;
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::error::{Context as _, Error, Result};
 use crate::pivot::{chdir_workdir, resolve_process};
 use crate::process::{self, status_field, Env};
 use crate::spec::{EnterSpec, Namespace};
+use crate::sys::SingleThreaded;
 
 /// Signals the parent takes (from a signalfd): SIGWINCH resizes the pty,
 /// the others are passed on to the command.
@@ -147,9 +148,17 @@ fn join(t: &Target, pidfd: Option<&OwnedFd>, namespaces: &[Namespace]) -> Result
     Ok(())
 }
 
+/// The signal masks around the forks: the set blocked and taken with
+/// `sigwaitinfo(2)` (or a signalfd), and the mask before it was blocked,
+/// which the command gets back.
+struct Masks {
+    forwarded: SigSet,
+    before: SigSet,
+}
+
 /// Everything `cairn-enter` does. Returns the exit status to end with (the
 /// command's, when it was forked), or an error (exit 125).
-pub fn run(spec: &EnterSpec) -> Result<i32> {
+pub(crate) fn run(spec: &EnterSpec, single: &SingleThreaded) -> Result<i32> {
     let pid = match spec.target {
         Some(p) if p > 0 => p,
         Some(p) => return Err(Error::Usage(format!("--target {p}: not a process id"))),
@@ -189,13 +198,14 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
         stdin: spec.stdin,
     };
     let (caller, joiner) = console::split(plan, null)?;
-    let mut set: SigSet = FORWARDED.iter().copied().collect();
-    set.add(Signal::SIGCHLD);
-    let old = set
+    let mut forwarded: SigSet = FORWARDED.iter().copied().collect();
+    forwarded.add(Signal::SIGCHLD);
+    let before = forwarded
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
         .ctx("block signals of", "this process")?;
+    let masks = Masks { forwarded, before };
     let us = nix::unistd::getpid();
-    match crate::sys::fork().ctx("fork the process that joins", format!("/proc/{pid}"))? {
+    match crate::sys::fork(single).ctx("fork the process that joins", format!("/proc/{pid}"))? {
         ForkResult::Child => {
             // Ends with us (and the command with it: its parent-death
             // signal), as the command did when it was our child.
@@ -211,7 +221,7 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
             let code = match tied
                 .and_then(|()| joiner.take_over(p.keep_fds))
                 .and_then(|sock| {
-                    join_and_start(spec, pid, &args, filter.as_ref(), sock, &old, &set)
+                    join_and_start(spec, pid, &args, filter.as_ref(), sock, &masks, single)
                 }) {
                 Ok(code) => code,
                 // On the joiner's stderr: a pipe the caller's side copies.
@@ -222,7 +232,7 @@ pub fn run(spec: &EnterSpec) -> Result<i32> {
         ForkResult::Parent { child } => {
             drop(joiner);
             let io = caller.receive()?;
-            console::attach(io, child, &set)
+            console::attach(io, child, &masks.forwarded)
         }
     }
 }
@@ -237,8 +247,8 @@ fn join_and_start(
     args: &[CString],
     filter: Option<&crate::seccomp::Filter>,
     sock: Option<OwnedFd>,
-    old: &SigSet,
-    set: &SigSet,
+    masks: &Masks,
+    single: &SingleThreaded,
 ) -> Result<i32> {
     let p = &spec.process;
     // Pin the target before looking at it.
@@ -376,11 +386,13 @@ fn join_and_start(
         process::limit_capabilities(keep)?;
     }
 
-    match crate::sys::fork().ctx("fork into the pid namespace of", format!("/proc/{pid}"))? {
-        ForkResult::Child => command_main(old, &command_io, &creds, late_filter, args, &env),
+    match crate::sys::fork(single).ctx("fork into the pid namespace of", format!("/proc/{pid}"))? {
+        ForkResult::Child => {
+            command_main(&masks.before, &command_io, &creds, late_filter, args, &env)
+        }
         ForkResult::Parent { child } => {
             drop(command_io);
-            wait_forwarding(child, set)
+            wait_forwarding(child, &masks.forwarded)
         }
     }
 }

@@ -22,6 +22,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::error::{Context as _, Result};
 use crate::process;
+use crate::sys::SingleThreaded;
 
 /// Signals passed on to the command.
 pub const FORWARDED: &[Signal] = &[
@@ -38,11 +39,12 @@ pub const FORWARDED: &[Signal] = &[
 /// command's status (or an error from before the fork). `error_fd` goes to
 /// the child, which reports its exec failure there; the parent closes
 /// (takes) its copy so that the command's exec alone ends the error pipe.
-pub fn run(
+pub(crate) fn run(
     args: &[CString],
     env: &[CString],
     error_fd: &mut Option<OwnedFd>,
     pdeathsig: Option<Signal>,
+    single: &SingleThreaded,
 ) -> Result<i32> {
     crate::sys::default_disposition(&[Signal::SIGCHLD]).ctx("reset SIGCHLD of", "the init")?;
     // Without a pid namespace of our own, orphans still come to us.
@@ -53,7 +55,7 @@ pub fn run(
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
         .ctx("block signals of", "the init")?;
     let init = nix::unistd::getpid();
-    match crate::sys::fork().ctx("fork the command from", "the init")? {
+    match crate::sys::fork(single).ctx("fork the command from", "the init")? {
         ForkResult::Child => {
             let raw = error_fd.as_ref().map(|f| f.as_raw_fd());
             let e = match child_setup(init, &old, pdeathsig) {

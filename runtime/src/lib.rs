@@ -9,21 +9,21 @@
 //! cairn-monitor --spec FILE --sync-fd N   (clones, then execs the chain above)
 //! ```
 //!
-//! - `cairn-mount` ([`mount`]): a [`protocol::MountSpec`] (flags or JSON) becomes
-//!   an ordered plan of [`mount::Op`]s, carried out through the
-//!   [`syscall::Syscall`] seam: [`linux::Linux`] for real, with every target
+//! - `cairn-mount` (module `mount`): a [`protocol::MountSpec`] (flags or JSON) becomes
+//!   an ordered plan of mount operations, carried out through the
+//!   `Syscall` seam (module `syscall`): the real implementation (`linux`), with every target
 //!   resolved inside the root by `openat2(RESOLVE_IN_ROOT)`, or
-//!   [`syscall::Recorder`] in tests.
-//! - `cairn-pivot` ([`pivot`]): `pivot_root`, old root detached, hostname,
-//!   user from the container's own files ([`user`]), capabilities
+//!   a recording one in tests.
+//! - `cairn-pivot` (`pivot`): `pivot_root`, old root detached, hostname,
+//!   user from the container's own files (`user`), capabilities
 //!   ([`caps`]), a terminal from the container's devpts, then
-//!   [`process::exec`] with exit codes 125/126/127, or with `--init` a
-//!   minimal pid 1 ([`init`]) that forks the command.
-//! - `cairn-enter` ([`enter`]): `setns` through a pidfd, fork for the pid
+//!   the exec (`process`) with exit codes 125/126/127, or with `--init` a
+//!   minimal pid 1 (`init`) that forks the command.
+//! - `cairn-enter` (`enter`): `setns` through a pidfd, fork for the pid
 //!   namespace, the command in its own session on pipes or a pty of the
 //!   container's devpts, copied to the caller's stdio with signal
-//!   forwarding ([`console`]).
-//! - `cairn-monitor` ([`monitor`]): `clone` into new namespaces, the
+//!   forwarding (`console`).
+//! - `cairn-monitor` (`monitor`): `clone` into new namespaces, the
 //!   error-pipe and sync-fd handshake, a [`k8s_log`] of the output, reaping,
 //!   the exit record.
 //!
@@ -31,38 +31,49 @@
 //! vocabulary, the error, sync and exit lines) is defined once, in
 //! [`protocol`].
 //!
+//! The public surface is what the launcher and the tests need: the protocol
+//! ([`protocol`]), capability names and sets ([`caps`]), seccomp flag
+//! names ([`seccomp::flag_bits`]), sealed copies of the helpers
+//! ([`sealed::copy_of`]), the k8s-file log format ([`k8s_log`]), mountinfo
+//! parsing ([`mountinfo`]), [`inherit_fd`], [`restore_sigpipe`], and the
+//! four binaries' mains. Everything else is private to the crate.
+//!
 //! Every `unsafe` block is in one private module (`sys`); the rest of the
 //! crate denies `unsafe_code`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+// Public: what the launcher (`cairn`) and the tests need.
 pub mod caps;
-pub mod cli;
-pub mod console;
-pub mod enter;
-pub mod error;
-pub mod init;
 pub mod k8s_log;
-pub mod linux;
-pub mod monitor;
-pub mod mount;
 pub mod mountinfo;
-pub mod path;
-pub mod pivot;
-pub mod process;
 pub mod protocol;
 pub mod sealed;
 pub mod seccomp;
+
+// Private: the helpers themselves.
+mod cli;
+mod console;
+mod enter;
+mod error;
+mod fdio;
+mod init;
+mod linux;
+mod monitor;
+mod mount;
+mod path;
+mod pivot;
+mod process;
 mod spec;
 mod sys;
-pub mod syscall;
-pub mod user;
+mod syscall;
+mod user;
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::fd::{AsRawFd as _, OwnedFd};
 
-pub use error::{Error, Result, EXIT_FAILURE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
+pub use error::{Error, Result, SpecError, EXIT_FAILURE, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
 
 /// Gives SIGPIPE back its default action (Rust's runtime ignores it), so a
 /// command line tool writing into a closed pipe (`cairn images | head -1`)
@@ -102,6 +113,13 @@ pub(crate) fn say(line: &str) {
     text.push_str(line);
     text.push('\n');
     let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// The proof a helper that forks needs (see [`sys::SingleThreaded`]),
+/// taken before it does anything else; fails in a threaded program, which
+/// must run the helper binary instead of calling its main.
+fn single_threaded() -> Result<sys::SingleThreaded> {
+    sys::SingleThreaded::check().map_err(|e| Error::sys("refusing to fork in", "this process", e))
 }
 
 fn report(prog: &str, e: &Error) -> i32 {
@@ -146,9 +164,15 @@ pub fn mount_main(argv: Vec<OsString>) -> i32 {
     }
 }
 
-/// `cairn-pivot`'s main: the exit status (when it does not exec).
+/// `cairn-pivot`'s main: the exit status (when it does not exec). It forks
+/// under `--init`: in a process with more than one thread it refuses to
+/// run (exit 125).
 pub fn pivot_main(argv: Vec<OsString>) -> i32 {
     let early_fd = cli::error_fd_in(&argv);
+    let single = match single_threaded() {
+        Ok(single) => single,
+        Err(e) => return report_to("cairn-pivot", &e, early_fd),
+    };
     if let Err(e) = sealed::ensure("cairn-pivot") {
         return report_to("cairn-pivot", &e, early_fd);
     }
@@ -167,7 +191,7 @@ pub fn pivot_main(argv: Vec<OsString>) -> i32 {
                     return report("cairn-pivot", &e);
                 }
             };
-            match pivot::run(&spec, &mut error_fd) {
+            match pivot::run(&spec, &mut error_fd, &single) {
                 // --init: the command's status.
                 Ok(code) => code,
                 Err(e) => report_to("cairn-pivot", &e, error_fd.as_ref().map(|f| f.as_raw_fd())),
@@ -177,8 +201,13 @@ pub fn pivot_main(argv: Vec<OsString>) -> i32 {
     }
 }
 
-/// `cairn-monitor`'s main: the container's exit status, or 125.
+/// `cairn-monitor`'s main: the container's exit status, or 125. It forks:
+/// in a process with more than one thread it refuses to run.
 pub fn monitor_main(argv: Vec<OsString>) -> i32 {
+    let single = match single_threaded() {
+        Ok(single) => single,
+        Err(e) => return report("cairn-monitor", &e),
+    };
     let args = match cli::monitor_args(argv) {
         Ok(cli::Action::Print(t)) => return print(t),
         Ok(cli::Action::Run(x)) => x,
@@ -210,7 +239,7 @@ pub fn monitor_main(argv: Vec<OsString>) -> i32 {
         }
     };
     match spec::load::<spec::MonitorSpec>(&args.spec).and_then(|s| s.validate().map(|()| s)) {
-        Ok(spec) => monitor::run(&spec, sync),
+        Ok(spec) => monitor::run(&spec, sync, &single),
         Err(e) => {
             monitor::fail_before_start(sync, &e);
             report("cairn-monitor", &e)
@@ -227,14 +256,19 @@ fn record_pid(fd: OwnedFd) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
-/// `cairn-enter`'s main: the command's exit status, or ours.
+/// `cairn-enter`'s main: the command's exit status, or ours. It forks: in
+/// a process with more than one thread it refuses to run (exit 125).
 pub fn enter_main(argv: Vec<OsString>) -> i32 {
+    let single = match single_threaded() {
+        Ok(single) => single,
+        Err(e) => return report("cairn-enter", &e),
+    };
     if let Err(e) = sealed::ensure("cairn-enter") {
         return report("cairn-enter", &e);
     }
     match cli::enter_args(argv) {
         Ok(cli::Action::Print(t)) => print(t),
-        Ok(cli::Action::Run(spec)) => match enter::run(&spec) {
+        Ok(cli::Action::Run(spec)) => match enter::run(&spec, &single) {
             Ok(code) => code,
             Err(e) => report("cairn-enter", &e),
         },

@@ -181,6 +181,16 @@ fn src_string(src: &Source<'_>, keep: &mut Vec<OwnedFd>, sys: &Linux) -> Result<
     })
 }
 
+/// How a failed `mount(2)` names what it tried: a new filesystem, a bind,
+/// or a propagation change.
+fn mount_op(source: &Source<'_>, fstype: Option<&str>, flags: MsFlags) -> String {
+    match fstype {
+        Some(t) => format!("mount {t} on"),
+        None if flags.contains(MsFlags::MS_BIND) => format!("bind-mount {source} on"),
+        None => format!("set propagation {} of", crate::syscall::flag_names(flags)),
+    }
+}
+
 impl Syscall for Linux {
     fn mount_host(
         &mut self,
@@ -192,12 +202,8 @@ impl Syscall for Linux {
     ) -> Result<()> {
         let mut keep = Vec::new();
         let src = src_string(&source, &mut keep, self)?;
-        let op = match fstype {
-            Some(t) => format!("mount {t} on"),
-            None if flags.contains(MsFlags::MS_BIND) => format!("bind-mount {source} on"),
-            None => format!("set propagation {} of", crate::syscall::flag_names(flags)),
-        };
-        mount(src.as_deref(), target, fstype, flags, data).ctx(&op, target)
+        mount(src.as_deref(), target, fstype, flags, data)
+            .ctx(&mount_op(&source, fstype, flags), target)
     }
 
     fn enter_root(&mut self, root: &Path) -> Result<()> {
@@ -332,11 +338,7 @@ impl Syscall for Linux {
         let src = src_string(&source, &mut keep, self)?;
         let dst = self.resolve(target)?;
         mount(src.as_deref(), fd_path(&dst).as_str(), fstype, flags, data).map_err(|e| {
-            let op = match fstype {
-                Some(t) => format!("mount {t} on"),
-                None if flags.contains(MsFlags::MS_BIND) => format!("bind-mount {source} on"),
-                None => format!("set propagation {} of", crate::syscall::flag_names(flags)),
-            };
+            let op = mount_op(&source, fstype, flags);
             let hint = match e {
                 Errno::EPERM => "not permitted: run as root, or in a user namespace that owns this mount namespace (and, for sysfs/mqueue/proc, the matching net/ipc/pid namespace)",
                 Errno::ENODEV => "this kernel lacks the filesystem type",

@@ -28,12 +28,12 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write as _};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
@@ -43,12 +43,16 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
+use cairn_fsutil::{write_atomic, Durability};
+
 use crate::error::{Context as _, Error, Result};
+use crate::fdio::{read_some, set_nonblocking, write_all_fd, write_pending, Drained, Read};
 use crate::k8s_log::{self, LineBuf, Stream};
 use crate::process::{self, Env};
 use crate::protocol::{
     ErrorLine, ExitRecord, MonitorSpec, Namespace, SyncLine, CONSOLE_FD, ERROR_FD,
 };
+use crate::sys::SingleThreaded;
 
 /// Bytes read from an output at a time; a longer line is logged as
 /// partial records.
@@ -130,42 +134,6 @@ fn clone_flag(ns: Namespace) -> CloneFlags {
     }
 }
 
-/// Write `data` to `path` atomically: a temp file beside it, renamed over
-/// it (with `durable`, fsynced first and the directory after). A crash
-/// leaves the old file or the new one, and at worst a `.<name>.tmp-<pid>`.
-fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        if durable {
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    if durable {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
 /// Write one sync line and close the descriptor.
 fn send_sync(sync: &mut Option<OwnedFd>, line: &SyncLine) {
     if let Some(fd) = sync.take() {
@@ -184,51 +152,6 @@ pub(crate) fn fail_before_start(sync: Option<OwnedFd>, e: &Error) {
             code: Some(e.exit_code()),
         },
     );
-}
-
-/// `write` all of `data`, waiting when the descriptor is non-blocking and
-/// full.
-pub(crate) fn write_all_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => {
-                let _ = poll(
-                    &mut [PollFd::new(fd, PollFlags::POLLOUT)],
-                    PollTimeout::NONE,
-                );
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn set_nonblocking(fd: &impl AsFd) -> nix::Result<()> {
-    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
-}
-
-/// Result of one non-blocking read.
-pub(crate) enum Read {
-    Data(usize),
-    /// Nothing now.
-    Empty,
-    /// End of file (or EIO from a pty master whose slaves are all closed).
-    End,
-}
-
-pub(crate) fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Read {
-    loop {
-        match nix::unistd::read(fd, buf) {
-            Ok(0) => return Read::End,
-            Ok(n) => return Read::Data(n),
-            Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => return Read::Empty,
-            Err(_) => return Read::End,
-        }
-    }
 }
 
 /// Everything the child needs, prepared before the clone so that the child
@@ -449,8 +372,8 @@ struct Monitor<'a> {
 
 /// Everything `cairn-monitor` does after parsing; returns the exit status
 /// (the container's, or 125 when it could not be started).
-pub fn run(spec: &MonitorSpec, sync: Option<OwnedFd>) -> i32 {
-    match start(spec) {
+pub(crate) fn run(spec: &MonitorSpec, sync: Option<OwnedFd>, single: &SingleThreaded) -> i32 {
+    match start(spec, single) {
         Ok(mut m) => {
             m.sync = sync;
             m.run()
@@ -463,80 +386,22 @@ pub fn run(spec: &MonitorSpec, sync: Option<OwnedFd>) -> i32 {
     }
 }
 
-fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
+/// Sets the monitor up, clones the container's first process and returns
+/// the monitor ready for its loop.
+fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'a>> {
     spec.validate()?;
-    // Our own session, no controlling terminal: the launcher's terminal
-    // going away must not take us along. (EPERM: already a group leader;
-    // the ignored signals below still protect us.)
-    let _ = nix::unistd::setsid();
-    crate::sys::ignore_signals(IGNORED).ctx("ignore terminal signals in", "cairn-monitor")?;
-    // An ignored SIGCHLD inherited from the launcher would let the kernel
-    // reap the child before we read its status.
-    crate::sys::default_disposition(&[Signal::SIGCHLD, Signal::SIGWINCH])
-        .ctx("reset SIGCHLD of", "cairn-monitor")?;
-    // Orphans of the container (without a pid namespace) become ours to reap.
-    let _ = nix::sys::prctl::set_child_subreaper(true);
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    mask.add(Signal::SIGWINCH);
-    mask.thread_block()
-        .ctx("block SIGCHLD and SIGWINCH in", "cairn-monitor")?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .ctx("create a signalfd in", "cairn-monitor")?;
-
+    let signals = detach_and_watch_signals()?;
     let log = Log::open(spec.log.as_deref())?;
-    let args = process::cstrings(&spec.args.iter().map(Into::into).collect::<Vec<_>>())?;
-    let env = match &spec.env {
-        Some(entries) => entries
-            .iter()
-            .map(|e| {
-                CString::new(e.as_bytes())
-                    .map_err(|_| Error::Usage(format!("env entry {e:?} contains a NUL byte")))
-            })
-            .collect::<Result<Vec<_>>>()?,
-        None => Env::current().to_cstrings(),
-    };
-    let rlimits = spec
-        .rlimits
-        .iter()
-        .map(|r| Ok((r.resource()?, r.soft.0, r.hard.0)))
-        .collect::<Result<Vec<_>>>()?;
-    let flags = spec
-        .namespaces
-        .iter()
-        .fold(CloneFlags::empty(), |f, ns| f | clone_flag(*ns));
-
-    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("create a pipe in", "cairn-monitor");
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (error_r, error_w) = pipe()?;
-    let console = if spec.tty {
-        let (ours, theirs) =
-            crate::sys::socketpair().ctx("create the console socket in", "cairn-monitor")?;
-        // Our terminal's size, queued for cairn-pivot before the child even
-        // exists, so the pty has it before the command starts (a later
-        // TIOCSWINSZ would race with a command that reads it once).
-        if let Some(size) = terminal_size() {
-            let _ = write_all_fd(ours.as_fd(), &size.to_line());
-        }
-        Some((ours, theirs))
-    } else {
-        None
-    };
-    // Without a tty, "stdin" gives the child a pipe we copy our stdin to,
-    // never our stdin itself; otherwise /dev/null (a pty replaces it later).
-    let (stdin_src, stdin_pipe) = if spec.stdin && !spec.tty {
-        let (r, w) = pipe()?;
-        (r, Some(w))
-    } else {
-        let null = nix::fcntl::open(
-            "/dev/null",
-            OFlag::O_RDWR | OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .ctx("open", "/dev/null")?;
-        (null, None)
-    };
+    let (args, env, rlimits) = exec_parts(spec)?;
+    let Wiring {
+        out: (out_r, out_w),
+        err: (err_r, err_w),
+        error: (error_r, error_w),
+        console,
+        stdin_src,
+        stdin_pipe,
+        gate,
+    } = Wiring::new(spec)?;
     let mut fds = vec![
         (stdin_src.as_raw_fd(), 0),
         (out_w.as_raw_fd(), 1),
@@ -546,11 +411,6 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
     if let Some((_, theirs)) = &console {
         fds.push((theirs.as_raw_fd(), CONSOLE_FD));
     }
-    let gate = if spec.namespaces.contains(&Namespace::User) {
-        Some(pipe()?)
-    } else {
-        None
-    };
     let (gate_r, gate_w) = match gate {
         Some((r, w)) => (Some(r), Some(w)),
         None => (None, None),
@@ -564,42 +424,18 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
         rlimits,
         userns_gate: gate_r,
     };
-
-    let child = match crate::sys::clone_fork(flags) {
-        Ok(ForkResult::Child) => child_main(&plan),
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => {
-            return Err(Error::sys(
-                format!(
-                    "clone the first process of container {} (namespaces {:?}) in",
-                    spec.id,
-                    spec.namespaces
-                        .iter()
-                        .map(|n| n.proc_name())
-                        .collect::<Vec<_>>()
-                ),
-                "cairn-monitor",
-                e,
-            )
-            .hint("creating namespaces needs root (CAP_SYS_ADMIN) or a user namespace of our own"))
-        }
-    };
+    let child = clone_child(spec, &plan, single)?;
     drop((out_w, err_w, error_w, stdin_src, plan.userns_gate.take()));
     if let Some(gate) = gate_w {
-        let mapped = write_id_maps(child, spec);
-        let _ = write_all_fd(gate.as_fd(), if mapped.is_ok() { b"m" } else { b"x" });
-        drop(gate);
-        // The child reports the failure on the error pipe and exits.
-        if let Err(e) = mapped {
-            crate::say(&format!("cairn-monitor: {e}"));
-        }
+        map_ids_and_open_gate(child, spec, gate);
     }
     let console = console.map(|(ours, _theirs)| ours);
-    for fd in [&out_r, &err_r, &error_r].into_iter().chain(&stdin_pipe) {
+    for fd in [&out_r, &err_r, &error_r]
+        .into_iter()
+        .chain(&stdin_pipe)
+        .chain(&console)
+    {
         let _ = set_nonblocking(fd);
-    }
-    if let Some(c) = &console {
-        let _ = set_nonblocking(c);
     }
     Ok(Monitor {
         spec,
@@ -633,6 +469,163 @@ fn start(spec: &MonitorSpec) -> Result<Monitor<'_>> {
         held: Default::default(),
         buf: vec![0; CHUNK],
     })
+}
+
+/// Our own session and signal handling: terminal signals ignored, SIGCHLD
+/// and SIGWINCH blocked and read from the returned signalfd, orphans of the
+/// container ours to reap.
+fn detach_and_watch_signals() -> Result<SignalFd> {
+    // Our own session, no controlling terminal: the launcher's terminal
+    // going away must not take us along. (EPERM: already a group leader;
+    // the ignored signals below still protect us.)
+    let _ = nix::unistd::setsid();
+    crate::sys::ignore_signals(IGNORED).ctx("ignore terminal signals in", "cairn-monitor")?;
+    // An ignored SIGCHLD inherited from the launcher would let the kernel
+    // reap the child before we read its status.
+    crate::sys::default_disposition(&[Signal::SIGCHLD, Signal::SIGWINCH])
+        .ctx("reset SIGCHLD of", "cairn-monitor")?;
+    // Orphans of the container (without a pid namespace) become ours to reap.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGWINCH);
+    mask.thread_block()
+        .ctx("block SIGCHLD and SIGWINCH in", "cairn-monitor")?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .ctx("create a signalfd in", "cairn-monitor")
+}
+
+/// A resource limit for the child: `(resource, soft, hard)`.
+type Rlimit = (nix::sys::resource::Resource, u64, u64);
+
+/// The child's command line, environment (the spec's, else ours) and
+/// resource limits, checked before anything is created.
+fn exec_parts(spec: &MonitorSpec) -> Result<(Vec<CString>, Vec<CString>, Vec<Rlimit>)> {
+    let args = process::cstrings(&spec.args.iter().map(Into::into).collect::<Vec<_>>())?;
+    let env = match &spec.env {
+        Some(entries) => entries
+            .iter()
+            .map(|e| {
+                CString::new(e.as_bytes())
+                    .map_err(|_| Error::Usage(format!("env entry {e:?} contains a NUL byte")))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Env::current().to_cstrings(),
+    };
+    let rlimits = spec
+        .rlimits
+        .iter()
+        .map(|r| Ok((r.resource()?, r.soft.0, r.hard.0)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((args, env, rlimits))
+}
+
+/// Every descriptor between the monitor and the child, as `(ours,
+/// theirs)` or `(read, write)` pairs, all close-on-exec until the child
+/// installs its own on fixed numbers.
+struct Wiring {
+    /// The child's stdout pipe.
+    out: (OwnedFd, OwnedFd),
+    /// The child's stderr pipe.
+    err: (OwnedFd, OwnedFd),
+    /// The error pipe of the exec chain.
+    error: (OwnedFd, OwnedFd),
+    /// With a tty: the console socket, ours and the child's end.
+    console: Option<(OwnedFd, OwnedFd)>,
+    /// The child's stdin: the read end of the stdin pipe, or `/dev/null`.
+    stdin_src: OwnedFd,
+    /// Our end of the stdin pipe, when the child gets one.
+    stdin_pipe: Option<OwnedFd>,
+    /// With a new user namespace: the pipe on which we say "maps written".
+    gate: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl Wiring {
+    fn new(spec: &MonitorSpec) -> Result<Wiring> {
+        let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("create a pipe in", "cairn-monitor");
+        let out = pipe()?;
+        let err = pipe()?;
+        let error = pipe()?;
+        let console = if spec.tty {
+            let (ours, theirs) =
+                crate::sys::socketpair().ctx("create the console socket in", "cairn-monitor")?;
+            // Our terminal's size, queued for cairn-pivot before the child
+            // even exists, so the pty has it before the command starts (a
+            // later TIOCSWINSZ would race with a command that reads it once).
+            if let Some(size) = terminal_size() {
+                let _ = write_all_fd(ours.as_fd(), &size.to_line());
+            }
+            Some((ours, theirs))
+        } else {
+            None
+        };
+        // Without a tty, "stdin" gives the child a pipe we copy our stdin
+        // to, never our stdin itself; otherwise /dev/null (a pty replaces it
+        // later).
+        let (stdin_src, stdin_pipe) = if spec.stdin && !spec.tty {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            let null = nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx("open", "/dev/null")?;
+            (null, None)
+        };
+        let gate = if spec.namespaces.contains(&Namespace::User) {
+            Some(pipe()?)
+        } else {
+            None
+        };
+        Ok(Wiring {
+            out,
+            err,
+            error,
+            console,
+            stdin_src,
+            stdin_pipe,
+            gate,
+        })
+    }
+}
+
+/// `clone(2)` the container's first process into the spec's namespaces;
+/// the child runs [`child_main`] and never returns here.
+fn clone_child(spec: &MonitorSpec, plan: &ChildPlan, single: &SingleThreaded) -> Result<Pid> {
+    let flags = spec
+        .namespaces
+        .iter()
+        .fold(CloneFlags::empty(), |f, ns| f | clone_flag(*ns));
+    match crate::sys::clone_fork(single, flags) {
+        Ok(ForkResult::Child) => child_main(plan),
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Err(e) => Err(Error::sys(
+            format!(
+                "clone the first process of container {} (namespaces {:?}) in",
+                spec.id,
+                spec.namespaces
+                    .iter()
+                    .map(|n| n.proc_name())
+                    .collect::<Vec<_>>()
+            ),
+            "cairn-monitor",
+            e,
+        )
+        .hint("creating namespaces needs root (CAP_SYS_ADMIN) or a user namespace of our own")),
+    }
+}
+
+/// Write the child's id maps, then tell it through `gate` whether that
+/// worked; on failure the child reports on the error pipe and exits.
+fn map_ids_and_open_gate(child: Pid, spec: &MonitorSpec, gate: OwnedFd) {
+    let mapped = write_id_maps(child, spec);
+    let _ = write_all_fd(gate.as_fd(), if mapped.is_ok() { b"m" } else { b"x" });
+    drop(gate);
+    if let Err(e) = mapped {
+        crate::say(&format!("cairn-monitor: {e}"));
+    }
 }
 
 impl Monitor<'_> {
@@ -798,8 +791,13 @@ impl Monitor<'_> {
             },
             None => {
                 if let Some(p) = &self.spec.pid_file {
-                    if let Err(e) = write_atomic(p, pid.to_string().as_bytes(), false) {
-                        eprintln!("cairn-monitor: write the pid file {}: {e}", p.display());
+                    let pid = pid.to_string();
+                    if let Err(e) = write_atomic(p, pid.as_bytes(), 0o644, Durability::Volatile) {
+                        eprintln!(
+                            "cairn-monitor: write the pid file {}: {}",
+                            p.display(),
+                            e.source
+                        );
                     }
                 }
                 SyncLine {
@@ -970,19 +968,10 @@ impl Monitor<'_> {
         let Some(sink) = self.stdin_pipe.as_ref().or(self.master.as_ref()) else {
             return;
         };
-        while !self.pending.is_empty() {
-            match nix::unistd::write(sink.as_fd(), &self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => return,
-                Err(_) => {
-                    self.pending.clear();
-                    self.stdin_open = false;
-                    break;
-                }
-            }
+        match write_pending(sink.as_fd(), &mut self.pending) {
+            Drained::Blocked => return,
+            Drained::Broken => self.stdin_open = false,
+            Drained::All => {}
         }
         if !self.stdin_open {
             self.stdin_pipe = None;
@@ -1028,10 +1017,16 @@ impl Monitor<'_> {
             signal,
             finished_ns,
         };
-        if let Err(e) = write_atomic(&self.spec.exit_file, &record.to_line(), true) {
+        if let Err(e) = write_atomic(
+            &self.spec.exit_file,
+            &record.to_line(),
+            0o644,
+            Durability::Durable,
+        ) {
             eprintln!(
-                "cairn-monitor: record the exit status in {}: {e}",
-                self.spec.exit_file.display()
+                "cairn-monitor: record the exit status in {}: {}",
+                self.spec.exit_file.display(),
+                e.source
             );
         }
         code
@@ -1069,19 +1064,5 @@ mod tests {
         assert_eq!(ConsoleSize::parse(&size.to_line()), Some(size));
         assert_eq!(ConsoleSize::parse(b""), None);
         assert_eq!(ConsoleSize::parse(b"{\"rows\":-1}\n"), None);
-    }
-
-    #[test]
-    fn atomic_writes_replace() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("exit.json");
-        write_atomic(&p, b"one", true).unwrap();
-        write_atomic(&p, b"two", false).unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp left"
-        );
     }
 }

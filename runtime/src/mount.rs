@@ -603,89 +603,15 @@ fn apply_one(op: &Op, sys: &mut dyn Syscall) -> Result<()> {
             .map_err(|e| e.hint("the root and the target must be existing directories")),
         Op::EnterRoot(dir) => sys.enter_root(dir),
         Op::Fs { fstype, target, flags, data, fallback } => {
-            sys.create(target, Kind::Dir)?;
-            match sys.mount(Source::Fs(fstype), target, Some(fstype), *flags, data.as_deref()) {
-                Err(e) if e.errno() == Some(libc::EPERM) && *fallback != Fallback::None => {
-                    let Fallback::BindHost { path, readonly, optional } = fallback else { unreachable!() };
-                    if *optional && sys.host_kind(path).is_err() {
-                        return Ok(());
-                    }
-                    let mut flags = MsFlags::empty();
-                    flags.set(MsFlags::MS_RDONLY, *readonly);
-                    apply_one(
-                        &Op::Bind {
-                            source: BindSource::Host(path.clone()),
-                            target: target.clone(),
-                            recursive: true,
-                            flags,
-                            propagation: Propagation::Rprivate,
-                        },
-                        sys,
-                    )
-                }
-                other => other,
-            }
+            apply_fs(fstype, target, *flags, data.as_deref(), fallback, sys)
         }
         Op::Bind { source, target, recursive, flags, propagation } => {
-            let kind = match source {
-                BindSource::Host(path) => sys.host_kind(path)?,
-                BindSource::InRoot(path) => sys.kind(path)?.ok_or_else(|| Error::Refused {
-                    path: path.as_str().into(),
-                    reason: "the bind source does not exist inside the root".into(),
-                })?,
-            };
-            sys.create(target, kind)?;
-            let src = match source {
-                BindSource::Host(path) => Source::Host(path),
-                BindSource::InRoot(path) => Source::InRoot(path),
-            };
-            let mut bind = MsFlags::MS_BIND;
-            bind.set(MsFlags::MS_REC, *recursive);
-            sys.mount(src, target, None, bind, None)?;
-            // MS_BIND ignores MS_RDONLY and friends: a second mount with
-            // MS_REMOUNT | MS_BIND makes them effective (mount(8), "bind mount
-            // operation"); for an rbind, on every mount below too.
-            if !flags.is_empty() {
-                sys.remount_bind(target, *flags, *recursive)?;
-            }
-            // `/` was made rprivate first, so a new bind is already private;
-            // only the other propagation types need a call.
-            let prop = match propagation {
-                Propagation::Rprivate | Propagation::Private => None,
-                Propagation::Rslave => Some(MsFlags::MS_SLAVE | MsFlags::MS_REC),
-                Propagation::Slave => Some(MsFlags::MS_SLAVE),
-                Propagation::Rshared => Some(MsFlags::MS_SHARED | MsFlags::MS_REC),
-                Propagation::Shared => Some(MsFlags::MS_SHARED),
-            };
-            if let Some(prop) = prop {
-                sys.mount(Source::None, target, None, prop, None)?;
-            }
-            Ok(())
+            apply_bind(source, target, *recursive, *flags, propagation, sys)
         }
         Op::Symlink { link, to } => sys.symlink(to, link),
         Op::Write { path, content } => sys.write(path, content.as_bytes()),
         Op::Unmount(path) => sys.unmount(path),
-        Op::Devpts => {
-            let target = p("/dev/pts");
-            sys.create(&target, Kind::Dir)?;
-            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-            let base = "newinstance,ptmxmode=0666,mode=0620";
-            let gid = sys.read(&p("/etc/group"))?.as_deref().and_then(tty_gid);
-            match gid {
-                Some(gid) => {
-                    let data = format!("{base},gid={gid}");
-                    match sys.mount(Source::Fs("devpts"), &target, Some("devpts"), flags, Some(&data)) {
-                        // The tty gid is not mapped in this user namespace:
-                        // ptys then belong to our own gid, as with podman.
-                        Err(e) if e.errno() == Some(libc::EINVAL) => {
-                            sys.mount(Source::Fs("devpts"), &target, Some("devpts"), flags, Some(base))
-                        }
-                        other => other,
-                    }
-                }
-                None => sys.mount(Source::Fs("devpts"), &target, Some("devpts"), flags, Some(base)),
-            }
-        }
+        Op::Devpts => apply_devpts(sys),
         Op::RunIfEmpty => {
             let run = p("/run");
             let empty = match sys.kind(&run)? {
@@ -726,6 +652,134 @@ fn apply_one(op: &Op, sys: &mut dyn Syscall) -> Result<()> {
         }
         Op::RootNodev => sys.remount_bind(&InRoot::root(), MsFlags::MS_NODEV, true),
         Op::RootReadOnly => sys.remount_bind(&InRoot::root(), MsFlags::MS_RDONLY, false),
+    }
+}
+
+/// A new filesystem on `target` (created as a directory); where the
+/// kernel refuses it (`EPERM`: sysfs or mqueue without the matching
+/// namespace), the fallback bind of the host's, if the op has one.
+fn apply_fs(
+    fstype: &str,
+    target: &InRoot,
+    flags: MsFlags,
+    data: Option<&str>,
+    fallback: &Fallback,
+    sys: &mut dyn Syscall,
+) -> Result<()> {
+    sys.create(target, Kind::Dir)?;
+    match sys.mount(Source::Fs(fstype), target, Some(fstype), flags, data) {
+        Err(e) if e.errno() == Some(libc::EPERM) && *fallback != Fallback::None => {
+            let Fallback::BindHost {
+                path,
+                readonly,
+                optional,
+            } = fallback
+            else {
+                unreachable!()
+            };
+            if *optional && sys.host_kind(path).is_err() {
+                return Ok(());
+            }
+            let mut flags = MsFlags::empty();
+            flags.set(MsFlags::MS_RDONLY, *readonly);
+            apply_one(
+                &Op::Bind {
+                    source: BindSource::Host(path.clone()),
+                    target: target.clone(),
+                    recursive: true,
+                    flags,
+                    propagation: Propagation::Rprivate,
+                },
+                sys,
+            )
+        }
+        other => other,
+    }
+}
+
+/// A bind mount: the target created like its source, then the flags made
+/// effective by a remount and the propagation set.
+fn apply_bind(
+    source: &BindSource,
+    target: &InRoot,
+    recursive: bool,
+    flags: MsFlags,
+    propagation: &Propagation,
+    sys: &mut dyn Syscall,
+) -> Result<()> {
+    let kind = match source {
+        BindSource::Host(path) => sys.host_kind(path)?,
+        BindSource::InRoot(path) => sys.kind(path)?.ok_or_else(|| Error::Refused {
+            path: path.as_str().into(),
+            reason: "the bind source does not exist inside the root".into(),
+        })?,
+    };
+    sys.create(target, kind)?;
+    let src = match source {
+        BindSource::Host(path) => Source::Host(path),
+        BindSource::InRoot(path) => Source::InRoot(path),
+    };
+    let mut bind = MsFlags::MS_BIND;
+    bind.set(MsFlags::MS_REC, recursive);
+    sys.mount(src, target, None, bind, None)?;
+    // MS_BIND ignores MS_RDONLY and friends: a second mount with
+    // MS_REMOUNT | MS_BIND makes them effective (mount(8), "bind mount
+    // operation"); for an rbind, on every mount below too.
+    if !flags.is_empty() {
+        sys.remount_bind(target, flags, recursive)?;
+    }
+    // `/` was made rprivate first, so a new bind is already private;
+    // only the other propagation types need a call.
+    let prop = match propagation {
+        Propagation::Rprivate | Propagation::Private => None,
+        Propagation::Rslave => Some(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+        Propagation::Slave => Some(MsFlags::MS_SLAVE),
+        Propagation::Rshared => Some(MsFlags::MS_SHARED | MsFlags::MS_REC),
+        Propagation::Shared => Some(MsFlags::MS_SHARED),
+    };
+    if let Some(prop) = prop {
+        sys.mount(Source::None, target, None, prop, None)?;
+    }
+    Ok(())
+}
+
+/// The container's own devpts instance, its ptys owned by the image's
+/// `tty` group when it has one that this user namespace maps.
+fn apply_devpts(sys: &mut dyn Syscall) -> Result<()> {
+    let target = p("/dev/pts");
+    sys.create(&target, Kind::Dir)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let base = "newinstance,ptmxmode=0666,mode=0620";
+    let gid = sys.read(&p("/etc/group"))?.as_deref().and_then(tty_gid);
+    match gid {
+        Some(gid) => {
+            let data = format!("{base},gid={gid}");
+            match sys.mount(
+                Source::Fs("devpts"),
+                &target,
+                Some("devpts"),
+                flags,
+                Some(&data),
+            ) {
+                // The tty gid is not mapped in this user namespace:
+                // ptys then belong to our own gid, as with podman.
+                Err(e) if e.errno() == Some(libc::EINVAL) => sys.mount(
+                    Source::Fs("devpts"),
+                    &target,
+                    Some("devpts"),
+                    flags,
+                    Some(base),
+                ),
+                other => other,
+            }
+        }
+        None => sys.mount(
+            Source::Fs("devpts"),
+            &target,
+            Some("devpts"),
+            flags,
+            Some(base),
+        ),
     }
 }
 
@@ -841,6 +895,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines)] // a table of cases, one entry each
     fn table_of_spec_variants() {
         struct Case {
             name: &'static str,

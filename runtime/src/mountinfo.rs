@@ -101,7 +101,7 @@ fn parse_line(line: &str) -> Option<MountInfo> {
 }
 
 /// Read and parse `/proc/self/mountinfo`.
-pub fn read_self() -> std::io::Result<Vec<MountInfo>> {
+pub(crate) fn read_self() -> std::io::Result<Vec<MountInfo>> {
     Ok(parse(&std::fs::read_to_string("/proc/self/mountinfo")?))
 }
 

@@ -16,6 +16,7 @@ use nix::sys::signal::Signal;
 use crate::error::{Context as _, Error, Result};
 use crate::process::{self, Creds, Env};
 use crate::spec::{PivotSpec, ProcessSpec};
+use crate::sys::SingleThreaded;
 use crate::user;
 
 /// Whether `path` (canonical) is a mount point in this mount namespace.
@@ -131,7 +132,11 @@ pub(crate) fn chdir_workdir(workdir: &str) -> Result<()> {
 /// `--error-fd`, left open for the caller's report: under `--init` the
 /// forked command reports its own exec failure on it, and the init closes
 /// (takes) its copy.
-pub fn run(spec: &PivotSpec, error_fd: &mut Option<OwnedFd>) -> Result<i32> {
+pub(crate) fn run(
+    spec: &PivotSpec,
+    error_fd: &mut Option<OwnedFd>,
+    single: &SingleThreaded,
+) -> Result<i32> {
     // Ours right away, close-on-exec: nothing of it may reach the command.
     let console = spec
         .console_socket
@@ -145,7 +150,7 @@ pub fn run(spec: &PivotSpec, error_fd: &mut Option<OwnedFd>) -> Result<i32> {
         .transpose()?;
     let (args, env, pdeathsig) = prepare(spec, console)?;
     if spec.init {
-        crate::init::run(&args, &env, error_fd, pdeathsig)
+        crate::init::run(&args, &env, error_fd, pdeathsig, single)
     } else {
         Err(process::exec(&args, &env))
     }

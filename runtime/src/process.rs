@@ -165,6 +165,14 @@ pub fn limit_capabilities(keep: u64) -> Result<()> {
     const SETGID: u64 = 1 << 6;
     const SETUID: u64 = 1 << 7;
     const SETPCAP: u64 = 1 << 8;
+    drop_from_bounding_set(keep, "")?;
+    let set = (keep | SETGID | SETUID | SETPCAP) & permitted();
+    crate::sys::capset(set, set, 0).ctx("capset on", "this process")
+}
+
+/// Remove every capability not in `keep` from the bounding set; a failure
+/// carries `hint` (empty for none).
+fn drop_from_bounding_set(keep: u64, hint: &'static str) -> Result<()> {
     let last = crate::caps::last_cap();
     for cap in 0..=last.min(63) {
         if keep & (1 << cap) == 0 && crate::sys::capbset_has(cap) {
@@ -177,15 +185,21 @@ pub fn limit_capabilities(keep: u64) -> Result<()> {
                     "this process",
                     e,
                 )
+                .hint(hint)
             })?;
         }
     }
-    let permitted = std::fs::read_to_string("/proc/self/status")
+    Ok(())
+}
+
+/// This process's permitted capabilities (`CapPrm`), every bit when
+/// `/proc/self/status` cannot tell: a capset asking for more than that
+/// fails with `EPERM`.
+fn permitted() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| status_field(&s, "CapPrm").and_then(|v| u64::from_str_radix(v, 16).ok()))
-        .unwrap_or(u64::MAX);
-    let set = (keep | SETGID | SETUID | SETPCAP) & permitted;
-    crate::sys::capset(set, set, 0).ctx("capset on", "this process")
+        .unwrap_or(u64::MAX)
 }
 
 /// Become the configured process: drop bounding capabilities, switch
@@ -196,15 +210,10 @@ pub fn become_process(c: &Creds) -> Result<()> {
     let id = &c.identity;
     let ppid = nix::unistd::getppid();
     if let Some(keep) = c.caps {
-        let last = crate::caps::last_cap();
-        for cap in 0..=last.min(63) {
-            if keep & (1 << cap) == 0 && crate::sys::capbset_has(cap) {
-                crate::sys::capbset_drop(cap).map_err(|e| {
-                    Error::sys(format!("drop capability {} from the bounding set of", crate::caps::NAMES.get(cap as usize).unwrap_or(&"?")), "this process", e)
-                        .hint("needs CAP_SETPCAP: run as root or in a user namespace, or pass --privileged")
-                })?;
-            }
-        }
+        drop_from_bounding_set(
+            keep,
+            "needs CAP_SETPCAP: run as root or in a user namespace, or pass --privileged",
+        )?;
     }
     crate::sys::ambient_clear().ctx("clear ambient capabilities of", "this process")?;
     nix::sys::prctl::set_keepcaps(true).ctx("set keepcaps on", "this process")?;
@@ -247,11 +256,7 @@ pub fn become_process(c: &Creds) -> Result<()> {
     if let Some(keep) = c.caps {
         // Never ask for more than we have (capset would fail with EPERM);
         // no inheritable capabilities (CVE-2022-24769).
-        let permitted = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| status_field(&s, "CapPrm").and_then(|v| u64::from_str_radix(v, 16).ok()))
-            .unwrap_or(u64::MAX);
-        let set = keep & permitted;
+        let set = keep & permitted();
         crate::sys::capset(set, set, 0).ctx("capset on", "this process")?;
     }
     if c.no_new_privs {

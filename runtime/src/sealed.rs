@@ -9,13 +9,13 @@
 //! container could keep it open and write to it once the helper exited
 //! (CVE-2019-5736, runc's fix: a sealed `memfd` copy).
 //!
-//! So each of these helpers starts with [`ensure`]: when `/proc/self/exe`
+//! So each of these helpers starts with `ensure`: when `/proc/self/exe`
 //! is not already one of our sealed copies, it copies itself into a
 //! `memfd`, seals it against every write, growth and shrink, and
 //! re-executes from it with the same arguments and environment. The copy
 //! lives only as long as the process; nothing is left on disk.
 //!
-//! The process is also made non-dumpable right away ([`hide`]): its
+//! The process is also made non-dumpable right away (`hide`): its
 //! `/proc/PID/{fd,mem,environ,...}` then belong to the host's root and are
 //! out of reach of the container's root (ptrace access needs
 //! `CAP_SYS_PTRACE` in the user namespace the binary was executed in, which
@@ -52,7 +52,7 @@ fn is_sealed(exe: &File) -> bool {
 }
 
 /// Make this process non-dumpable (see the module docs).
-pub fn hide() -> Result<()> {
+pub(crate) fn hide() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).ctx("make non-dumpable", "this process")
 }
 
@@ -71,7 +71,7 @@ fn sealed_copy(name: &str, exe: &mut File) -> Result<OwnedFd> {
 /// A sealed memfd copy of the program at `path` (close-on-exec) and the
 /// path that executes it, `/proc/self/fd/N`: a launcher runs a helper from
 /// it (`execve` opens the file before it closes close-on-exec descriptors),
-/// so the helper starts sealed and [`ensure`] has nothing to re-execute
+/// so the helper starts sealed and `ensure` has nothing to re-execute
 /// (one `execve` saved, about a millisecond). Keep the descriptor open
 /// until the exec (or spawn); set `argv[0]` to `path` for `ps`.
 pub fn copy_of(path: &std::path::Path) -> Result<(OwnedFd, String)> {
@@ -98,7 +98,7 @@ pub fn copy_of(path: &std::path::Path) -> Result<(OwnedFd, String)> {
 /// Exec the program at `path` (absolute) from a sealed copy: `cairn-mount`
 /// starts `cairn-pivot`, which the container can see, this way. Returns
 /// only on failure, with exit codes as [`crate::process::exec`].
-pub fn exec_copy_of(args: &[CString], env: &[CString]) -> Error {
+pub(crate) fn exec_copy_of(args: &[CString], env: &[CString]) -> Error {
     let Some(program) = args.first() else {
         return Error::Usage("no command given".into());
     };
@@ -128,7 +128,7 @@ pub fn exec_copy_of(args: &[CString], env: &[CString]) -> Error {
 /// when the running program is such a copy (after hiding the process).
 /// `name` names the memfd (seen as `/memfd:NAME (deleted)` in
 /// `/proc/PID/exe`).
-pub fn ensure(name: &str) -> Result<()> {
+pub(crate) fn ensure(name: &str) -> Result<()> {
     let mut exe = File::open("/proc/self/exe")
         .ctx("open", "/proc/self/exe")
         .map_err(|e| e.hint("/proc must be mounted"))?;

@@ -1,7 +1,7 @@
 //! The container's confinement at the end of `cairn-pivot` and in the child
 //! of `cairn-enter`: a new session keyring, then the seccomp filter `cairn
 //! create` compiled (classic BPF as libseccomp's `seccomp_export_bpf` writes
-//! it, `--seccomp FILE`), installed around [`process::become_process`].
+//! it, `--seccomp FILE`), installed around `process::become_process`.
 //!
 //! Order. `seccomp(SECCOMP_SET_MODE_FILTER)` needs `no_new_privs` or
 //! `CAP_SYS_ADMIN` in the process's user namespace (seccomp(2)). Without
@@ -16,7 +16,7 @@
 //! The session keyring: a process inherits its caller's session keyring, and
 //! through it possesses the caller's keys and user keyring; podman's profile
 //! allows `keyctl`, so crun gives each container a new session keyring
-//! instead. So does [`confine`], for `run` and `exec` alike.
+//! instead. So does `confine`, for `run` and `exec` alike.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
@@ -29,7 +29,7 @@ const MAX_INSNS: usize = 4096;
 
 /// A compiled filter and the `seccomp(2)` flags to install it with.
 #[derive(Clone)]
-pub struct Filter {
+pub(crate) struct Filter {
     prog: Vec<libc::sock_filter>,
     flags: u32,
 }
@@ -68,7 +68,7 @@ pub fn flag_bits(names: &[String]) -> Result<u32> {
 impl Filter {
     /// Parse a program: 8-byte `struct sock_filter` entries in native byte
     /// order, 1 to 4096 of them.
-    pub fn parse(bytes: &[u8], flags: u32) -> std::result::Result<Filter, String> {
+    pub(crate) fn parse(bytes: &[u8], flags: u32) -> std::result::Result<Filter, String> {
         if bytes.is_empty() || !bytes.len().is_multiple_of(8) || bytes.len() / 8 > MAX_INSNS {
             return Err(format!(
                 "{} bytes is not a BPF program (a multiple of 8 bytes, 1 to {MAX_INSNS} instructions)",
@@ -88,7 +88,7 @@ impl Filter {
     }
 
     /// Read `path` (before the root changes: it is a host path).
-    pub fn read(path: &Path, flag_names: &[String]) -> Result<Filter> {
+    pub(crate) fn read(path: &Path, flag_names: &[String]) -> Result<Filter> {
         let flags = flag_bits(flag_names)?;
         let too_big = |len: u64| len > (MAX_INSNS * 8) as u64;
         let meta = std::fs::metadata(path).map_err(|e| {
@@ -110,7 +110,7 @@ impl Filter {
 
     /// Install it on this process. Flags the kernel does not know
     /// (`EINVAL`) are dropped and the call retried, as crun does.
-    pub fn install(&self) -> Result<()> {
+    pub(crate) fn install(&self) -> Result<()> {
         let mut r = crate::sys::seccomp_set_mode_filter(&self.prog, self.flags);
         if self.flags != 0
             && r.as_ref()
@@ -126,7 +126,7 @@ impl Filter {
 }
 
 /// A new session keyring; a kernel without keyrings (`ENOSYS`) needs none.
-pub fn new_session_keyring() -> Result<()> {
+pub(crate) fn new_session_keyring() -> Result<()> {
     match crate::sys::join_new_session_keyring() {
         Err(e) if e.raw_os_error() != Some(libc::ENOSYS) => Err(Error::sys(
             "join a new session keyring (keyctl KEYCTL_JOIN_SESSION_KEYRING) in",
@@ -140,7 +140,7 @@ pub fn new_session_keyring() -> Result<()> {
 
 /// A new session keyring, then [`process::become_process`] with `filter`
 /// installed before it (no `no_new_privs`) or after it (see the module doc).
-pub fn confine(creds: &Creds, filter: Option<&Filter>) -> Result<()> {
+pub(crate) fn confine(creds: &Creds, filter: Option<&Filter>) -> Result<()> {
     new_session_keyring()?;
     match filter {
         None => process::become_process(creds),

@@ -2,7 +2,8 @@
 //! `nix` nor `std` wrap safely. Each wrapper is small, takes and returns owned
 //! Rust values, and turns `-1` into an `io::Error` right away.
 //!
-//! - `fork`: unsafe in nix because of threads; the helpers are single-threaded.
+//! - `fork`: unsafe in nix because of threads; sound here with the proof
+//!   [`SingleThreaded`] that the process has no other thread.
 //! - `pidfd_open(2)`, `close_range(2)`, `capset(2)`: raw syscalls.
 //! - `prctl(2)` for the capability bounding and ambient sets.
 //! - `sigwaitinfo(2)` (nix's `SigSet::wait` drops the `siginfo_t`) and
@@ -33,13 +34,61 @@ fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
-/// `fork(2)`.
+/// Proof that the process is single-threaded, which makes [`fork`] and
+/// [`clone_fork`] sound: a forked child of a multi-threaded process may
+/// find a lock (the allocator's, stdio's) held by a thread that does not
+/// exist in it, and deadlock or worse in the next allocation.
 ///
-/// Only sound in a single-threaded process; every helper binary is.
-pub(crate) fn fork() -> io::Result<ForkResult> {
-    // SAFETY: the helper binaries never start a thread (no tokio, no rayon, no
-    // std::thread), so the child cannot inherit a lock held by another thread;
-    // the child only makes system calls and execs or exits.
+/// Made once by each binary's main ([`SingleThreaded::check`]), before the
+/// helper does anything else, and passed down to every fork. Only the
+/// thread running that main exists then, and no code of this crate starts
+/// a thread, so it stays the only one; the token is neither `Send` nor
+/// `Sync`, so it cannot travel to a thread some other code might start.
+/// A forked child is single-threaded too, so the token stays valid there.
+#[derive(Debug)]
+pub(crate) struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+impl SingleThreaded {
+    /// Succeeds only in a single-threaded process (a helper binary), fails
+    /// in a multi-threaded one (the `cairn` launcher linking this library).
+    ///
+    /// `unshare(CLONE_VM)` is the kernel's own answer, without `/proc`: a
+    /// no-op for a process that is the only user of its address space,
+    /// `EINVAL` for one with other threads (kernel/fork.c,
+    /// `check_unshare_flags`). Should the call be refused outright (a
+    /// seccomp profile that forbids `unshare`), the `Threads:` line of
+    /// `/proc/self/status` decides.
+    pub(crate) fn check() -> io::Result<SingleThreaded> {
+        let threads = match nix::sched::unshare(CloneFlags::CLONE_VM) {
+            Ok(()) => 1,
+            Err(nix::errno::Errno::EINVAL) => 2,
+            Err(_) => std::fs::read_to_string("/proc/self/status")?
+                .lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "no Threads: line in /proc/self/status",
+                    )
+                })?,
+        };
+        if threads == 1 {
+            Ok(SingleThreaded(std::marker::PhantomData))
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the process has more than one thread: run the helper binary, which forks, instead of calling its main from a threaded program",
+            ))
+        }
+    }
+}
+
+/// `fork(2)`, in a process that [`SingleThreaded`] proves single-threaded.
+pub(crate) fn fork(_single: &SingleThreaded) -> io::Result<ForkResult> {
+    // SAFETY: `SingleThreaded` proves that this process has no other thread
+    // (see its doc), so the child cannot inherit a lock held by another
+    // thread; the child only makes system calls and execs or exits.
     unsafe { nix::unistd::fork() }.map_err(io::Error::from)
 }
 
@@ -284,17 +333,16 @@ pub(crate) fn mount_setattr_recursive(
 
 /// `clone(flags | SIGCHLD)` with no new stack: a `fork(2)` whose child is
 /// created in new namespaces in the same step (so with `CLONE_NEWPID` it is
-/// pid 1 of its namespace, and nothing has to fork again).
-///
-/// Only sound in a single-threaded process; every helper binary is.
-pub(crate) fn clone_fork(flags: CloneFlags) -> io::Result<ForkResult> {
+/// pid 1 of its namespace, and nothing has to fork again). Like [`fork`],
+/// only in a process that [`SingleThreaded`] proves single-threaded.
+pub(crate) fn clone_fork(_single: &SingleThreaded, flags: CloneFlags) -> io::Result<ForkResult> {
     let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: without CLONE_VM and with a null stack pointer the child gets a
     // copy-on-write copy of our address space and continues on (its copy of)
     // the current stack, exactly like fork(2); the other pointer arguments
     // (parent/child tid, tls) are null and unused without the flags that
-    // would read them. The process is single-threaded, so no lock can be
-    // held by a thread that does not exist in the child.
+    // would read them. The process is single-threaded (`SingleThreaded`),
+    // so no lock can be held by a thread that does not exist in the child.
     let ret =
         check(unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) })?;
     Ok(if ret == 0 {
@@ -694,4 +742,19 @@ pub(crate) fn join_new_session_keyring() -> io::Result<()> {
         )
     })
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_threaded_process_gets_no_proof() {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || wait.recv());
+        let e = SingleThreaded::check().expect_err("two threads run");
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
+        drop(done);
+        let _ = other.join();
+    }
 }

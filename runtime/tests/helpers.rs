@@ -70,8 +70,19 @@ fn default_container_layout() {
          echo '== signals =='; grep -E '^Sig(Ign|Blk):' /proc/self/status
          echo hello > /cairn-new-file");
     out.ok();
-    let mounts = mountinfo::parse(&out.section("mountinfo"));
+    assert_default_mounts(&mountinfo::parse(&out.section("mountinfo")));
+    assert_minimal_dev_and_masked_paths(&out);
+    assert_own_processes_hostname_and_signals(&out);
+    assert_eq!(
+        std::fs::read_to_string(c.path("upper/cairn-new-file")).unwrap(),
+        "hello\n",
+        "writes go to the upper dir"
+    );
+}
 
+/// Exactly the standard mount points plus the masked and read-only paths
+/// this kernel has, each with its flags, none shared.
+fn assert_default_mounts(mounts: &[MountInfo]) {
     // Exactly these mount points: the standard ones plus the masked and
     // read-only paths this kernel has (the container's procfs and sysfs show
     // the same kernel's entries as the host's).
@@ -106,21 +117,21 @@ fn default_container_layout() {
     );
     assert_eq!(got.len(), want.len(), "no mount point twice: {got:?}");
 
-    assert_opts(find(&mounts, "/"), "overlay", &["rw"], &[]);
+    assert_opts(find(mounts, "/"), "overlay", &["rw"], &[]);
     assert_opts(
-        find(&mounts, "/proc"),
+        find(mounts, "/proc"),
         "proc",
         &["rw", "nosuid", "nodev", "noexec"],
         &[],
     );
     assert_opts(
-        find(&mounts, "/dev"),
+        find(mounts, "/dev"),
         "tmpfs",
         &["nosuid"],
         &["mode=755", "size=65536k"],
     );
     for n in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let m = find(&mounts, &format!("/dev/{n}"));
+        let m = find(mounts, &format!("/dev/{n}"));
         assert_eq!(
             (m.fstype.as_str(), m.root.as_str()),
             ("devtmpfs", format!("/{n}").as_str()),
@@ -128,37 +139,37 @@ fn default_container_layout() {
         );
     }
     assert_opts(
-        find(&mounts, "/dev/pts"),
+        find(mounts, "/dev/pts"),
         "devpts",
         &["nosuid", "noexec"],
         &["gid=5", "mode=620", "ptmxmode=666"],
     );
     assert_opts(
-        find(&mounts, "/dev/shm"),
+        find(mounts, "/dev/shm"),
         "tmpfs",
         &["nosuid", "nodev", "noexec"],
         &["size=65536k"],
     );
     assert_opts(
-        find(&mounts, "/dev/mqueue"),
+        find(mounts, "/dev/mqueue"),
         "mqueue",
         &["nosuid", "nodev", "noexec"],
         &[],
     );
     assert_opts(
-        find(&mounts, "/sys"),
+        find(mounts, "/sys"),
         "sysfs",
         &["ro", "nosuid", "nodev", "noexec"],
         &[],
     );
-    assert_opts(find(&mounts, "/sys/firmware"), "tmpfs", &["ro"], &[]);
-    assert_opts(find(&mounts, "/proc/sys"), "proc", &["ro"], &[]);
+    assert_opts(find(mounts, "/sys/firmware"), "tmpfs", &["ro"], &[]);
+    assert_opts(find(mounts, "/proc/sys"), "proc", &["ro"], &[]);
     assert_eq!(
-        find(&mounts, "/proc/keys").root,
+        find(mounts, "/proc/keys").root,
         "/null",
         "/proc/keys masked by /dev/null"
     );
-    for m in &mounts {
+    for m in mounts {
         assert!(
             m.propagation.is_empty(),
             "{} is not private: {:?}",
@@ -166,7 +177,11 @@ fn default_container_layout() {
             m.propagation
         );
     }
+}
 
+/// `/dev` holds only the expected nodes; `/dev/shm` is 1777; `/proc/sys`
+/// and `/sys` refuse writes; masked paths are empty.
+fn assert_minimal_dev_and_masked_paths(out: &Output) {
     let dev = out.section("dev");
     assert_eq!(
         dev.lines().map(str::trim).collect::<Vec<_>>(),
@@ -188,7 +203,12 @@ fn default_container_layout() {
         ["0", "0"],
         "masked paths are empty"
     );
+}
 
+/// Only the container's processes are visible, the command is pid 1, the
+/// hostname is set, and no signal is ignored or blocked that Rust's
+/// start-up changed.
+fn assert_own_processes_hostname_and_signals(out: &Output) {
     let pids: Vec<u32> = out
         .section("pids")
         .lines()
@@ -227,11 +247,6 @@ fn default_container_layout() {
         "SIGPIPE ignored in the container: {signals}"
     );
     assert!(signals.contains("SigBlk:\t0000000000000000"), "{signals}");
-    assert_eq!(
-        std::fs::read_to_string(c.path("upper/cairn-new-file")).unwrap(),
-        "hello\n",
-        "writes go to the upper dir"
-    );
 }
 
 /// pivot_root leaves nothing of the old root: no host mount, no stray
@@ -342,31 +357,30 @@ fn identity_groups_capabilities_environment() {
         16,
     )
     .unwrap();
-    let script = "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status
-                  echo \"Pwd: $(pwd)\"; echo \"Home: $HOME\"; echo \"Path: $PATH\"; echo \"Foo: $FOO\"; echo \"Name: $(id -un)\"";
-    let field = |out: &Output, name: &str| -> String {
-        out.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("{name} missing in\n{}", out.stdout))
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let hex = |v: u64| format!("{v:016x}");
-    struct Case {
-        args: &'static [&'static str],
-        uid: &'static str,
-        gid: &'static str,
-        groups: &'static str,
-        eff: u64,
-        bnd: u64,
-        nnp: &'static str,
-        name: &'static str,
+    for case in identity_cases(all_caps) {
+        check_identity(&case);
     }
+}
+
+/// One identity to run the command as, and what it must then show.
+struct IdentityCase {
+    args: &'static [&'static str],
+    uid: &'static str,
+    gid: &'static str,
+    groups: &'static str,
+    eff: u64,
+    bnd: u64,
+    nnp: &'static str,
+    name: &'static str,
+}
+
+/// The identities `identity_groups_capabilities_environment` runs: root
+/// with podman's capabilities, names and ids from the container's files,
+/// privileged, and an explicit capability set with no_new_privs.
+fn identity_cases(all_caps: u64) -> Vec<IdentityCase> {
     let default = 0x8004_05fb;
-    let cases = [
-        Case {
+    vec![
+        IdentityCase {
             args: &[],
             uid: "0 0 0 0",
             gid: "0 0 0 0",
@@ -376,7 +390,7 @@ fn identity_groups_capabilities_environment() {
             nnp: "0",
             name: "root",
         },
-        Case {
+        IdentityCase {
             args: &["--user", "cairnuser"],
             uid: "4321 4321 4321 4321",
             gid: "4321 4321 4321 4321",
@@ -386,7 +400,7 @@ fn identity_groups_capabilities_environment() {
             nnp: "0",
             name: "cairnuser",
         },
-        Case {
+        IdentityCase {
             args: &[
                 "--user",
                 "cairnuser:cairnother",
@@ -403,7 +417,7 @@ fn identity_groups_capabilities_environment() {
             nnp: "0",
             name: "cairnuser",
         },
-        Case {
+        IdentityCase {
             args: &["--user", "777:778"],
             uid: "777 777 777 777",
             gid: "778 778 778 778",
@@ -413,7 +427,7 @@ fn identity_groups_capabilities_environment() {
             nnp: "0",
             name: "",
         },
-        Case {
+        IdentityCase {
             args: &["--privileged"],
             uid: "0 0 0 0",
             gid: "0 0 0 0",
@@ -423,7 +437,7 @@ fn identity_groups_capabilities_environment() {
             nnp: "0",
             name: "root",
         },
-        Case {
+        IdentityCase {
             args: &[
                 "--cap-drop",
                 "ALL",
@@ -441,76 +455,87 @@ fn identity_groups_capabilities_environment() {
             nnp: "1",
             name: "root",
         },
-    ];
-    for case in cases {
-        let mut c = Container::new();
-        c.with_test_users()
-            .pivot(&["--workdir", "/usr/share", "-e", "FOO=bar"])
-            .pivot(case.args);
-        let out = c.sh(script);
-        out.ok();
-        let what = format!("{:?}", case.args);
-        assert_eq!(field(&out, "Uid"), case.uid, "{what}");
-        assert_eq!(field(&out, "Gid"), case.gid, "{what}");
-        let mut groups: Vec<u32> = field(&out, "Groups")
-            .split(' ')
-            .filter_map(|g| g.parse().ok())
-            .collect();
-        groups.sort_unstable();
-        assert_eq!(
-            groups
-                .iter()
-                .map(|g| g.to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-            case.groups,
-            "{what}"
-        );
-        assert_eq!(field(&out, "CapEff"), hex(case.eff), "{what}");
-        assert_eq!(field(&out, "CapBnd"), hex(case.bnd), "{what}");
-        assert_eq!(field(&out, "CapInh"), hex(0), "{what}");
-        assert_eq!(field(&out, "CapAmb"), hex(0), "{what}");
-        assert_eq!(field(&out, "NoNewPrivs"), case.nnp, "{what}");
-        assert_eq!(field(&out, "Pwd"), "/usr/share", "{what}");
-        assert_eq!(field(&out, "Foo"), "bar", "{what}");
-        assert_eq!(
-            field(&out, "Path"),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "{what}"
-        );
-        if !case.name.is_empty() {
-            assert_eq!(field(&out, "Name"), case.name, "{what}");
-        }
-        if case.name == "cairnuser" {
-            assert_eq!(
-                field(&out, "Home"),
-                "/home/cairnuser",
-                "HOME from the container's passwd"
-            );
-        }
-    }
+    ]
+}
 
-    // Names the container does not have are errors that say where we looked.
+/// Runs the command as `case` says and checks ids, groups, capabilities,
+/// no_new_privs, workdir and environment.
+fn check_identity(case: &IdentityCase) {
+    let script = "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status
+                  echo \"Pwd: $(pwd)\"; echo \"Home: $HOME\"; echo \"Path: $PATH\"; echo \"Foo: $FOO\"; echo \"Name: $(id -un)\"";
+    let field = |out: &Output, name: &str| -> String {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing in\n{}", out.stdout))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let hex = |v: u64| format!("{v:016x}");
+    let mut c = Container::new();
+    c.with_test_users()
+        .pivot(&["--workdir", "/usr/share", "-e", "FOO=bar"])
+        .pivot(case.args);
+    let out = c.sh(script);
+    out.ok();
+    let what = format!("{:?}", case.args);
+    assert_eq!(field(&out, "Uid"), case.uid, "{what}");
+    assert_eq!(field(&out, "Gid"), case.gid, "{what}");
+    let mut groups: Vec<u32> = field(&out, "Groups")
+        .split(' ')
+        .filter_map(|g| g.parse().ok())
+        .collect();
+    groups.sort_unstable();
+    assert_eq!(
+        groups
+            .iter()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        case.groups,
+        "{what}"
+    );
+    assert_eq!(field(&out, "CapEff"), hex(case.eff), "{what}");
+    assert_eq!(field(&out, "CapBnd"), hex(case.bnd), "{what}");
+    assert_eq!(field(&out, "CapInh"), hex(0), "{what}");
+    assert_eq!(field(&out, "CapAmb"), hex(0), "{what}");
+    assert_eq!(field(&out, "NoNewPrivs"), case.nnp, "{what}");
+    assert_eq!(field(&out, "Pwd"), "/usr/share", "{what}");
+    assert_eq!(field(&out, "Foo"), "bar", "{what}");
+    assert_eq!(
+        field(&out, "Path"),
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "{what}"
+    );
+    if !case.name.is_empty() {
+        assert_eq!(field(&out, "Name"), case.name, "{what}");
+    }
+    if case.name == "cairnuser" {
+        assert_eq!(
+            field(&out, "Home"),
+            "/home/cairnuser",
+            "HOME from the container's passwd"
+        );
+    }
+}
+
+/// Names the container does not have are errors that say where we looked.
+#[test]
+fn unknown_user_and_workdir_are_errors() {
+    if !root_or_skip() {
+        return;
+    }
     let mut c = Container::new();
     c.pivot(&["--user", "cairnuser"]);
-    let out = c.sh("true");
-    assert_eq!(out.code, 125, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("user \"cairnuser\" not found in the container's /etc/passwd"),
-        "{}",
-        out.stderr
+    c.sh("true").fails(
+        125,
+        "user \"cairnuser\" not found in the container's /etc/passwd",
     );
     let mut c = Container::new();
     c.pivot(&["--workdir", "/nonexistent"]);
-    let out = c.sh("true");
-    assert_eq!(out.code, 125);
-    assert!(
-        out.stderr
-            .contains("chdir to the working directory /nonexistent"),
-        "{}",
-        out.stderr
-    );
+    c.sh("true")
+        .fails(125, "chdir to the working directory /nonexistent");
 }
 
 /// `ro` binds are really read-only, submounts included; flags, rw binds,
@@ -839,21 +864,11 @@ fn exit_codes() {
     }
     let c = Container::new();
     assert_eq!(run(c.command(&["/bin/sh", "-c", "exit 3"])).code, 3);
-    let out = run(c.command(&["cairn-no-such-command"]));
-    assert_eq!(out.code, 127, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("cairn-pivot: exec cairn-no-such-command: not found in PATH=/usr/local/sbin"),
-        "{}",
-        out.stderr
+    run(c.command(&["cairn-no-such-command"])).fails(
+        127,
+        "cairn-pivot: exec cairn-no-such-command: not found in PATH=/usr/local/sbin",
     );
-    let out = run(c.command(&["/etc/passwd"]));
-    assert_eq!(out.code, 126, "{out:?}");
-    assert!(
-        out.stderr.contains("exec /etc/passwd: permission denied"),
-        "{}",
-        out.stderr
-    );
+    run(c.command(&["/etc/passwd"])).fails(126, "exec /etc/passwd: permission denied");
     let out = run(c.command(&["/usr"]));
     assert_eq!(out.code, 126);
 
@@ -867,33 +882,17 @@ fn exit_codes() {
         "--",
         "true",
     ]);
-    let out = run(cmd);
-    assert_eq!(out.code, 125);
-    assert!(
-        out.stderr.contains("/nonexistent-cairn-root"),
-        "{}",
-        out.stderr
-    );
+    run(cmd).fails(125, "/nonexistent-cairn-root");
     let mut c = Container::new();
     c.no_pivot = true;
-    let out = run(c.command(&["/nonexistent-cairn-program"]));
-    assert_eq!(out.code, 127, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("cairn-mount: exec /nonexistent-cairn-program: not found"),
-        "{}",
-        out.stderr
+    run(c.command(&["/nonexistent-cairn-program"])).fails(
+        127,
+        "cairn-mount: exec /nonexistent-cairn-program: not found",
     );
     let mut c = Container::new();
     c.mount(&["--bind", "/nonexistent-cairn-src:/x"]);
-    let out = c.sh("true");
-    assert_eq!(out.code, 125);
-    assert!(
-        out.stderr
-            .contains("stat bind source /nonexistent-cairn-src"),
-        "{}",
-        out.stderr
-    );
+    c.sh("true")
+        .fails(125, "stat bind source /nonexistent-cairn-src");
 }
 
 /// A rootless-style run: a user namespace mapping only root, no network or

@@ -134,6 +134,18 @@ impl Output {
         self
     }
 
+    /// Asserts that the process exited with `code` and said `needle` on
+    /// stderr.
+    pub fn fails(&self, code: i32, needle: &str) -> &Self {
+        assert_eq!(self.code, code, "{self:?}");
+        assert!(
+            self.stderr.contains(needle),
+            "{needle:?} not on stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+
     /// The lines between `== name ==` and the next marker (or the end).
     pub fn section(&self, name: &str) -> String {
         let marker = format!("== {name} ==");
@@ -354,7 +366,6 @@ impl Container {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn container");
-        let unshare_pid = child.id() as i32;
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let start = Instant::now();
         let mut seen = Vec::new();
@@ -373,15 +384,7 @@ impl Container {
             }
             assert!(start.elapsed() < TIMEOUT, "container not ready in time");
         }
-        let init = children_of(unshare_pid)
-            .into_iter()
-            .next()
-            .expect("unshare's child");
-        await_exec_sleep(init);
-        Running {
-            unshare: child,
-            init,
-        }
+        Running::once_asleep(child)
     }
 }
 
@@ -419,6 +422,22 @@ pub struct Running {
     pub init: i32,
 }
 
+impl Running {
+    /// The container of the `unshare` process `child`, once unshare's child
+    /// (its init) has exec'd the `sleep` its script ends with.
+    fn once_asleep(child: Child) -> Running {
+        let init = children_of(child.id() as i32)
+            .into_iter()
+            .next()
+            .expect("unshare's child");
+        await_exec_sleep(init);
+        Running {
+            unshare: child,
+            init,
+        }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         // The init of a pid namespace ignores SIGTERM from outside without a
@@ -452,15 +471,7 @@ pub fn spawn_unshared(flags: &[&str], script: &str) -> Running {
             panic!("unshared process not ready: {other:?}");
         }
     }
-    let init = children_of(child.id() as i32)
-        .into_iter()
-        .next()
-        .expect("unshare's child");
-    await_exec_sleep(init);
-    Running {
-        unshare: child,
-        init,
-    }
+    Running::once_asleep(child)
 }
 
 /// Mount points of a mountinfo text, in order.
