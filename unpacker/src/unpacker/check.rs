@@ -13,7 +13,11 @@ use std::path::Path;
 
 use cairn_store::LockMode;
 
-use super::{read_dir, remove_tree, CachedLayer, Unpacker, CHANGESET_MAGIC};
+use super::cache::{CachedLayer, CHANGESET_MAGIC};
+use super::chain::{parse_plan, PLAN_MAGIC};
+use super::dirs::{read_dir, remove_tree};
+use super::root::ROOT_FORMAT;
+use super::Unpacker;
 use crate::changeset::{Meta, ObjectId};
 use crate::error::{Error, IoContext as _};
 use crate::objects::{object_id, Ownership};
@@ -142,7 +146,7 @@ impl Unpacker {
             }
             report.roots_checked += 1;
             let format = self.read_info(&dir).ok().flatten().map(|i| i.format);
-            if format.is_some_and(|f| f != super::ROOT_FORMAT) {
+            if format.is_some_and(|f| f != ROOT_FORMAT) {
                 report.bad_roots.push((
                     name,
                     "built by an older cairn: its files show the mtime of the first layer that \
@@ -292,8 +296,8 @@ impl Unpacker {
         let path = self.chains_dir().join(name).join("plan");
         match fs::read(path) {
             Err(e) => e.kind() == io::ErrorKind::NotFound,
-            Ok(b) if !b.starts_with(super::PLAN_MAGIC) && b.starts_with(b"cairn-plan-") => true,
-            Ok(b) => super::parse_plan(&b).as_ref() == Some(plan),
+            Ok(b) if !b.starts_with(PLAN_MAGIC) && b.starts_with(b"cairn-plan-") => true,
+            Ok(b) => parse_plan(&b).as_ref() == Some(plan),
         }
     }
 

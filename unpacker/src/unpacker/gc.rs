@@ -1,0 +1,363 @@
+//! Garbage collection of derived data: image roots of images no longer
+//! stored, their layer directories, changesets of layer blobs no longer
+//! live, and the objects no remaining changeset names.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::Path;
+
+use cairn_store::{LockGuard, LockMode};
+
+use super::cache::{parse_changeset, read_changeset};
+use super::dirs::{read_dir, remove_tree};
+use super::root::RootInfo;
+use super::Unpacker;
+use crate::error::{Error, IoContext};
+
+/// `objects/gc-pending`: ids of objects a collection could not delete while
+/// decoders ran, one hex id per line, for the next collection.
+const PENDING_OBJECTS: &str = "gc-pending";
+
+impl Unpacker {
+    /// Bytes of derived data: (objects, each stored once; changesets).
+    pub fn usage(&self) -> Result<(u64, u64), Error> {
+        let mut objects = 0;
+        for sub in read_dir(self.objects.dir())? {
+            if sub.file_name().len() != 2 {
+                continue;
+            }
+            for e in read_dir(&sub.path())? {
+                objects += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        let changesets = read_dir(&self.store.root().join("layers"))?
+            .iter()
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum();
+        Ok((objects, changesets))
+    }
+    /// Deletes derived data nothing needs any more: image roots of images
+    /// neither in the index nor pinned, changesets of layer blobs no longer
+    /// live, objects no remaining changeset names, and leftovers of
+    /// interrupted builds. With `wait`, blocks until a running collection is
+    /// done; without, does nothing while one runs. First under the store's
+    /// gc lock (roots and changesets), then under the objects lock, taken
+    /// only if no decoder or root builder holds it (a decoder may be
+    /// following a download, which nothing should wait for); if one does,
+    /// the objects to delete are recorded (`objects/gc-pending`) and the
+    /// next collection that gets the lock deletes those still unnamed.
+    /// Returns bytes freed.
+    ///
+    /// Objects: those named by the changesets this collection removes are
+    /// deleted unless a remaining changeset names them, so the work is in
+    /// proportion to what goes plus the live images' changesets, not to the
+    /// size of the object store. [`Unpacker::collect_all_garbage`] walks
+    /// every object as well (for objects a killed decoder left unnamed).
+    ///
+    /// Every id map's derived data is considered, not only this unpacker's.
+    pub fn collect_garbage(&self, wait: bool) -> Result<u64, Error> {
+        self.collect(wait, false)
+    }
+
+    /// [`Unpacker::collect_garbage`], then every object no changeset names
+    /// (`system prune`): time in proportion to the object store.
+    pub fn collect_all_garbage(&self, wait: bool) -> Result<u64, Error> {
+        self.collect(wait, true)
+    }
+
+    fn collect(&self, wait: bool, walk_all: bool) -> Result<u64, Error> {
+        let gc = if wait {
+            self.store.gc_lock(LockMode::Exclusive)?
+        } else {
+            match self.store.try_gc_lock(LockMode::Exclusive)? {
+                Some(g) => g,
+                None => return Ok(0),
+            }
+        };
+        let mut freed = 0;
+        let live_blobs: std::collections::HashSet<String> = self
+            .store
+            .live_blobs()?
+            .iter()
+            .map(|d| d.hex().to_owned())
+            .collect();
+        let held = |lock: &str| -> Result<bool, Error> {
+            let path = self.store.root().join("locks").join(lock);
+            Ok(LockGuard::try_acquire(&path, LockMode::Exclusive)?.is_none())
+        };
+        let images_dir = self.store.root().join("images");
+        for e in read_dir(&images_dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = name.get(..64).unwrap_or("");
+            // `<hex><tag>.tmp-<pid>`: a builder's, alive while it holds the
+            // image lock, else dead.
+            let building = name
+                .split_once(".tmp-")
+                .map(|(stem, _)| format!("image-{stem}"));
+            if let Some(lock) = &building {
+                if held(lock)? {
+                    continue;
+                }
+            } else if live_blobs.contains(hex) {
+                continue;
+            }
+            let size = tree_size(&e.path());
+            // A root disappears by rename before it is deleted: deleting it
+            // in place, a crash would leave `info.json` beside a
+            // half-deleted `rootfs/`, which the next pull of the image would
+            // take for a whole root.
+            let doomed = if building.is_some() {
+                e.path()
+            } else {
+                let to = images_dir.join(format!("{name}.tmp-gc-{}", std::process::id()));
+                fs::rename(e.path(), &to).io_context("remove image root", &e.path())?;
+                to
+            };
+            match remove_tree(&doomed) {
+                Ok(()) => freed += size,
+                // A builder that held its lock when we listed, and has
+                // renamed its root into place since (it lets go after).
+                Err(err) if building.is_some() && err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).io_context("remove image root", &doomed),
+            }
+        }
+        freed += self.collect_chains()?;
+        let layers_dir = self.store.root().join("layers");
+        let mut walk_all = walk_all;
+        let mut candidates = std::collections::HashSet::new();
+        for e in read_dir(&layers_dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = name.get(..64).unwrap_or("");
+            // `<hex><tag>.tmp-<pid>`: a decoder's, alive while it holds the
+            // layer lock.
+            if let Some((stem, _)) = name.split_once(".tmp-") {
+                if held(&format!("layer-{stem}"))? {
+                    continue;
+                }
+            } else if live_blobs.contains(hex) && name.ends_with(".cs") {
+                continue;
+            } else if name.ends_with(".cs") {
+                // Its objects become candidates; unreadable, every object is.
+                match read_changeset(&e.path()) {
+                    Some(c) => candidates.extend(c.changeset.objects().copied()),
+                    None => walk_all = true,
+                }
+            }
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            match fs::remove_file(e.path()) {
+                Ok(()) => freed += size,
+                // A decoder's temp file, renamed into place since we listed
+                // (the decoder lets go of its lock after).
+                Err(err) if name.contains(".tmp-") && err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).io_context("remove changeset", &e.path()),
+            }
+        }
+        let pending = self.objects.dir().join(PENDING_OBJECTS);
+        if candidates.is_empty() && !walk_all && !pending.exists() {
+            return Ok(freed);
+        }
+        // Objects: decoders and builders hold this lock shared, so every
+        // object on disk now is named by a saved changeset or by none. A
+        // decoder may be following a download (a pull decodes while it
+        // downloads), so this never waits for it: the candidates are left
+        // for the next collection that gets the lock (appended while we hold
+        // the gc lock, which the one taking them holds too).
+        let Some(_objects) = LockGuard::try_acquire(
+            &self.store.root().join("locks").join("objects"),
+            LockMode::Exclusive,
+        )?
+        else {
+            if !candidates.is_empty() {
+                let mut text = String::new();
+                for id in &candidates {
+                    text.push_str(&id.hex());
+                    text.push('\n');
+                }
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&pending)
+                    .and_then(|mut f| f.write_all(text.as_bytes()))
+                    .io_context("record objects to collect later", &pending)?;
+            }
+            tracing::debug!("objects not collected now: a decoder is running");
+            return Ok(freed);
+        };
+        match fs::read_to_string(&pending) {
+            Ok(text) => {
+                candidates.extend(text.lines().filter_map(|l| {
+                    hex::decode(l)
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .map(crate::changeset::ObjectId)
+                }));
+                // Taken: if this collection fails, they are only left unnamed,
+                // for `system prune`'s walk.
+                fs::remove_file(&pending).io_context("remove", &pending)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).io_context("read", &pending),
+        }
+        drop(gc);
+        let mut live_objects = std::collections::HashSet::new();
+        for e in read_dir(&layers_dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".cs") {
+                continue;
+            }
+            let bytes = match fs::read(e.path()) {
+                Ok(b) => b,
+                // Removed since the listing (by another collection).
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err).io_context("read changeset", &e.path()),
+            };
+            match parse_changeset(&bytes) {
+                Some(c) => live_objects.extend(c.changeset.objects().copied()),
+                None => {
+                    // Not a changeset: it would be decoded again anyway.
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        if !walk_all {
+            for id in candidates.difference(&live_objects) {
+                let path = self.objects.path(id);
+                let meta = match fs::symlink_metadata(&path) {
+                    Ok(m) => m,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(err).io_context("stat object", &path),
+                };
+                // Bytes are freed only when no image root links the inode.
+                if std::os::unix::fs::MetadataExt::nlink(&meta) == 1 {
+                    freed += meta.len();
+                }
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err).io_context("remove object", &path),
+                }
+            }
+            return Ok(freed);
+        }
+        for sub in read_dir(self.objects.dir())? {
+            let sub_name = sub.file_name().to_string_lossy().into_owned();
+            if sub_name == PENDING_OBJECTS {
+                continue;
+            }
+            if sub_name.len() != 2 {
+                // tmp-* files of a writer that died (the lock excludes live ones).
+                freed += sub.metadata().map(|m| m.len()).unwrap_or(0);
+                let _ = fs::remove_file(sub.path());
+                continue;
+            }
+            for e in read_dir(&sub.path())? {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let id = hex::decode(format!("{sub_name}{name}"))
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(crate::changeset::ObjectId);
+                if id.is_some_and(|id| live_objects.contains(&id)) {
+                    continue;
+                }
+                let meta = e.metadata().ok();
+                // Bytes are freed only when no image root links the inode.
+                if meta
+                    .as_ref()
+                    .is_some_and(|m| std::os::unix::fs::MetadataExt::nlink(m) == 1)
+                {
+                    freed += meta.map(|m| m.len()).unwrap_or(0);
+                }
+                fs::remove_file(e.path()).io_context("remove object", &e.path())?;
+            }
+        }
+        Ok(freed)
+    }
+
+    /// The chains the image roots in `images/` stack, whatever their id map.
+    fn chains_in_use(&self) -> Result<std::collections::HashSet<String>, Error> {
+        let mut used = std::collections::HashSet::new();
+        for e in read_dir(&self.store.root().join("images"))? {
+            let info_path = e.path().join("info.json");
+            let info: RootInfo = match fs::read(&info_path) {
+                Ok(b) => match serde_json::from_slice(&b) {
+                    Ok(i) => i,
+                    Err(_) => continue,
+                },
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err).io_context("read", &info_path),
+            };
+            used.extend(info.chains);
+        }
+        Ok(used)
+    }
+
+    /// Deletes layer directories no image root stacks and leftovers of
+    /// builds that died. A builder holds its chains' locks (shared) until
+    /// its root's `info.json` is in place, so the candidates are locked
+    /// first and the roots read again after. Returns bytes freed.
+    fn collect_chains(&self) -> Result<u64, Error> {
+        let dir = self.chains_dir();
+        let locks = self.store.root().join("locks");
+        let mut freed = 0;
+        let used = self.chains_in_use()?;
+        let mut doomed = Vec::new();
+        for e in read_dir(&dir)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.split_once(".tmp-").map_or(name.as_str(), |x| x.0);
+            if name == stem && used.contains(&name) {
+                continue;
+            }
+            let lock = locks.join(format!("chain-{stem}"));
+            let Some(guard) = LockGuard::try_acquire(&lock, LockMode::Exclusive)? else {
+                continue;
+            };
+            doomed.push((name.clone(), e.path(), guard));
+        }
+        let used = self.chains_in_use()?;
+        for (name, path, guard) in doomed {
+            if used.contains(&name) {
+                continue;
+            }
+            let size = tree_size(&path);
+            // Renamed first, as image roots are: a crash mid-delete leaves a
+            // temp, never a partial directory under the chain's name.
+            let gone = if name.contains(".tmp-") {
+                path
+            } else {
+                let to = dir.join(format!("{name}.tmp-gc-{}", std::process::id()));
+                fs::rename(&path, &to).io_context("remove layer directory", &path)?;
+                to
+            };
+            match remove_tree(&gone) {
+                Ok(()) => freed += size,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).io_context("remove layer directory", &gone),
+            }
+            if !name.contains(".tmp-") {
+                guard.remove()?;
+            }
+        }
+        Ok(freed)
+    }
+}
+
+/// Bytes of regular files under `path` that no object shares.
+fn tree_size(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut todo = vec![path.to_owned()];
+    while let Some(p) = todo.pop() {
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(rd) = fs::read_dir(&p) {
+                todo.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file() && meta.nlink() == 1 {
+            // A private copy (objects are counted when they go).
+            total += meta.len();
+        }
+    }
+    total
+}
