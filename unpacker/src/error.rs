@@ -1,7 +1,9 @@
 //! The unpacker's errors: each names the layer or path and what is wrong.
 
 use std::io;
-use std::path::{Path, PathBuf};
+
+use cairn_fsutil::PathError;
+use rustix::io::Errno;
 
 use crate::idmap::IdMapError;
 use crate::plan::PlanError;
@@ -9,17 +11,9 @@ use crate::plan::PlanError;
 /// Everything unpacking can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A filesystem operation failed.
-    #[error("{op} {}: {source}{}", path.display(), hint(source))]
-    Io {
-        /// What was being done.
-        op: String,
-        /// On which path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    /// A filesystem operation failed: what was being done, on which path.
+    #[error("{}{}", .0, hint(&.0.source))]
+    Io(#[from] PathError),
     /// Reading the layer stream failed (mapped to `Corrupt` or `TooLarge` by
     /// the decoder, which knows the layer).
     #[error("reading the layer: {0}")]
@@ -88,10 +82,13 @@ pub enum Error {
     },
 }
 
+/// What to do about a failed filesystem operation, where the error says.
 fn hint(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(28) | Some(122) => "; free some space or point --root at a larger filesystem",
-        Some(1) | Some(13) => {
+    match Errno::from_io_error(e) {
+        Some(Errno::NOSPC | Errno::DQUOT) => {
+            "; free some space or point --root at a larger filesystem"
+        }
+        Some(Errno::PERM | Errno::ACCESS) => {
             "; this needs privileges (run as root, or rootless inside cairn's user namespace)"
         }
         _ => "",
@@ -102,9 +99,7 @@ impl Error {
     /// Whether materializing found an object of a saved changeset missing.
     pub fn is_missing_object(&self) -> bool {
         match self {
-            Error::Io { op, source, .. } => {
-                op.starts_with(LINK_OBJECT) && source.kind() == io::ErrorKind::NotFound
-            }
+            Error::Io(e) => e.op.starts_with(LINK_OBJECT) && e.is_not_found(),
             Error::Context { source, .. } => source.is_missing_object(),
             _ => false,
         }
@@ -121,18 +116,3 @@ impl Error {
 
 /// The start of the `op` of a failed object link.
 pub(crate) const LINK_OBJECT: &str = "link object";
-
-/// Attaches an operation and a path to I/O results.
-pub(crate) trait IoContext<T> {
-    fn io_context(self, op: &str, path: &Path) -> Result<T, Error>;
-}
-
-impl<T> IoContext<T> for io::Result<T> {
-    fn io_context(self, op: &str, path: &Path) -> Result<T, Error> {
-        self.map_err(|source| Error::Io {
-            op: op.to_owned(),
-            path: path.to_owned(),
-            source,
-        })
-    }
-}

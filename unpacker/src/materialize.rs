@@ -16,11 +16,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
+use cairn_fsutil::{IoContext as _, PathError};
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode as FsMode, OFlags, ResolveFlags, Timespec, Timestamps};
 
 use crate::changeset::{DeviceKind, Meta};
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::objects::{apply_file_meta, ObjectStore, Ownership};
 use crate::plan::{Node, NodeKind, Plan};
 
@@ -209,6 +210,7 @@ impl Materializer<'_> {
                     let made = rustix::fs::symlinkat(name_of(target), dir, name_os)
                         .map_err(io::Error::from)
                         .io_context("create symlink", &self.err_path(&path))
+                        .map_err(Error::from)
                         .and_then(|()| {
                             self.node_meta(dir, name_os, meta, &path, FileType::Symlink)
                         });
@@ -276,6 +278,7 @@ impl Materializer<'_> {
                         Err(e) => {
                             return Err(io::Error::from(e))
                                 .io_context("create device node", &self.err_path(&path))
+                                .map_err(Error::from)
                         }
                     }
                 }
@@ -357,10 +360,12 @@ impl Materializer<'_> {
                 // in every image): this one gets a copy.
                 Err(rustix::io::Errno::MLINK) => {}
                 Err(e) => {
-                    return Err(io::Error::from(e)).io_context(
-                        &format!("{} {} to", crate::error::LINK_OBJECT, object.hex()),
-                        &self.err_path(path),
-                    )
+                    return Err(io::Error::from(e))
+                        .io_context(
+                            &format!("{} {} to", crate::error::LINK_OBJECT, object.hex()),
+                            &self.err_path(path),
+                        )
+                        .map_err(Error::from)
                 }
             }
         } else if self.link_to_group(inode, dir, name, path)? {
@@ -405,11 +410,11 @@ impl Materializer<'_> {
                     return Ok(true);
                 }
                 Some(Group::Failed) => {
-                    return Err(Error::Io {
-                        op: "hardlink (the first name of its group failed)".into(),
-                        path: self.err_path(path),
-                        source: io::Error::other("writing the group's first name failed"),
-                    });
+                    return Err(Error::Io(PathError::new(
+                        "hardlink (the first name of its group failed)",
+                        self.err_path(path),
+                        io::Error::other("writing the group's first name failed"),
+                    )));
                 }
             }
         }
@@ -501,14 +506,14 @@ impl Materializer<'_> {
             .io_context("stat", &p)?;
         let found = FileType::from_raw_mode(found.st_mode);
         if found != created {
-            return Err(Error::Io {
-                op: format!("set metadata of the {created:?} created as"),
-                path: p,
-                source: io::Error::other(format!(
+            return Err(Error::Io(PathError::new(
+                format!("set metadata of the {created:?} created as"),
+                p,
+                io::Error::other(format!(
                     "it was replaced by a {found:?} while unpacking (someone else writes into \
                      the target directory); unpack into a directory only you can write"
                 )),
-            });
+            )));
         }
         if self.opts.ownership == Ownership::Apply {
             rustix::fs::chownat(
@@ -544,6 +549,7 @@ impl Materializer<'_> {
         )
         .map_err(io::Error::from)
         .io_context("set mtime", &p)
+        .map_err(Error::from)
     }
 
     fn dir_meta(&self, fd: &OwnedFd, meta: &Meta, path: &Path) -> Result<(), Error> {
@@ -584,6 +590,7 @@ impl Materializer<'_> {
         )
         .map_err(io::Error::from)
         .io_context("set directory mtime", &p)
+        .map_err(Error::from)
     }
 }
 

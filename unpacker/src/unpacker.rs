@@ -53,12 +53,13 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
 
+use cairn_fsutil::IoContext as _;
 use cairn_store::{Digest, LockGuard, LockMode, Store};
 use sha2::{Digest as _, Sha256};
 
 use crate::changeset::Changeset;
 use crate::decode::DecodeOptions;
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::objects::{ObjectStore, Ownership};
 
 mod ahead;

@@ -105,7 +105,7 @@ fn corrupt_or_mismatch(e: &Error) -> bool {
     corrupt(e) || diff_id_mismatch(e)
 }
 fn io_error(e: &Error) -> bool {
-    matches!(root_cause(e), Error::Io { .. })
+    matches!(root_cause(e), Error::Io(_))
 }
 fn root_replaced(e: &PlanError) -> bool {
     matches!(e, PlanError::RootReplaced { .. })

@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+use cairn_fsutil::IoContext as _;
 use cairn_store::{Digest, Image, LockMode};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use super::dirs::sweep_temps;
 use super::Unpacker;
 use crate::changeset::Changeset;
 use crate::decode::{decode, DecodeOptions};
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::objects::ObjectStore;
 
 /// `layers/*.cs`: bump whenever what a changeset holds or means changes
@@ -172,7 +173,11 @@ impl Unpacker {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).io_context("read changeset", &path),
+            Err(e) => {
+                return Err(e)
+                    .io_context("read changeset", &path)
+                    .map_err(Error::from)
+            }
         };
         let Some(body) = bytes.strip_prefix(CHANGESET_MAGIC) else {
             return Ok(None);
@@ -217,9 +222,16 @@ impl Unpacker {
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let written = fs::File::create(&tmp)
             .io_context("create", &tmp)
-            .and_then(|mut f| f.write_all(&bytes).io_context("write changeset", &tmp))
+            .map_err(Error::from)
+            .and_then(|mut f| {
+                f.write_all(&bytes)
+                    .io_context("write changeset", &tmp)
+                    .map_err(Error::from)
+            })
             .and_then(|()| {
-                fs::rename(&tmp, &path).io_context("rename changeset into place", &path)
+                fs::rename(&tmp, &path)
+                    .io_context("rename changeset into place", &path)
+                    .map_err(Error::from)
             });
         if written.is_err() {
             // A full disk, typically: leave no temp file behind.

@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use cairn_fsutil::IoContext as _;
 use cairn_store::{Digest, Image, LockGuard, LockMode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -14,7 +15,7 @@ use super::dirs::{remove_tree, sweep_temps};
 use super::root::{RootInfo, ROOT_FORMAT};
 use super::Unpacker;
 use crate::changeset::Changeset;
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::materialize::{materialize, Devices, MaterializeOptions, Mode, Stats};
 use crate::plan::Plan;
 
@@ -246,7 +247,9 @@ fn save_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
     bytes.extend_from_slice(PLAN_MAGIC);
     bytes.extend_from_slice(blake3::hash(&body).as_bytes());
     bytes.extend_from_slice(&body);
-    fs::write(path, bytes).io_context("write", path)
+    fs::write(path, bytes)
+        .io_context("write", path)
+        .map_err(Error::from)
 }
 
 /// A chain's saved plan, if it is whole (it is written without fsync: a

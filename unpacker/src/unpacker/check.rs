@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::Path;
 
+use cairn_fsutil::IoContext as _;
 use cairn_store::LockMode;
 
 use super::cache::{CachedLayer, CHANGESET_MAGIC};
@@ -19,7 +20,7 @@ use super::dirs::{read_dir, remove_tree};
 use super::root::ROOT_FORMAT;
 use super::Unpacker;
 use crate::changeset::{Meta, ObjectId};
-use crate::error::{Error, IoContext as _};
+use crate::error::Error;
 use crate::objects::{object_id, Ownership};
 use crate::plan::{NodeKind, Plan};
 
@@ -271,7 +272,9 @@ impl Unpacker {
                 };
                 match remove_tree(gone) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(e).io_context("remove damaged layer directory", gone)
+                        return Err(e)
+                            .io_context("remove damaged layer directory", gone)
+                            .map_err(Error::from)
                     }
                     _ => {}
                 }

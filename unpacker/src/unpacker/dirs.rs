@@ -5,13 +5,18 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext};
+use cairn_fsutil::IoContext as _;
+
+use crate::error::Error;
 
 pub(super) fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, Error> {
     match fs::read_dir(dir) {
-        Ok(rd) => rd.collect::<io::Result<Vec<_>>>().io_context("list", dir),
+        Ok(rd) => rd
+            .collect::<io::Result<Vec<_>>>()
+            .io_context("list", dir)
+            .map_err(Error::from),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).io_context("list", dir),
+        Err(e) => Err(e).io_context("list", dir).map_err(Error::from),
     }
 }
 

@@ -6,13 +6,14 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::Path;
 
+use cairn_fsutil::IoContext as _;
 use cairn_store::{LockGuard, LockMode};
 
 use super::cache::{parse_changeset, read_changeset};
 use super::dirs::{read_dir, remove_tree};
 use super::root::RootInfo;
 use super::Unpacker;
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 
 /// `objects/gc-pending`: ids of objects a collection could not delete while
 /// decoders ran, one hex id per line, for the next collection.
@@ -118,7 +119,11 @@ impl Unpacker {
                 // A builder that held its lock when we listed, and has
                 // renamed its root into place since (it lets go after).
                 Err(err) if building.is_some() && err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(err).io_context("remove image root", &doomed),
+                Err(err) => {
+                    return Err(err)
+                        .io_context("remove image root", &doomed)
+                        .map_err(Error::from)
+                }
             }
         }
         freed += self.collect_chains()?;
@@ -149,7 +154,11 @@ impl Unpacker {
                 // A decoder's temp file, renamed into place since we listed
                 // (the decoder lets go of its lock after).
                 Err(err) if name.contains(".tmp-") && err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(err).io_context("remove changeset", &e.path()),
+                Err(err) => {
+                    return Err(err)
+                        .io_context("remove changeset", &e.path())
+                        .map_err(Error::from)
+                }
             }
         }
         let pending = self.objects.dir().join(PENDING_OBJECTS);
@@ -196,7 +205,7 @@ impl Unpacker {
                 fs::remove_file(&pending).io_context("remove", &pending)?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).io_context("read", &pending),
+            Err(e) => return Err(e).io_context("read", &pending).map_err(Error::from),
         }
         drop(gc);
         let mut live_objects = std::collections::HashSet::new();
@@ -209,7 +218,11 @@ impl Unpacker {
                 Ok(b) => b,
                 // Removed since the listing (by another collection).
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err).io_context("read changeset", &e.path()),
+                Err(err) => {
+                    return Err(err)
+                        .io_context("read changeset", &e.path())
+                        .map_err(Error::from)
+                }
             };
             match parse_changeset(&bytes) {
                 Some(c) => live_objects.extend(c.changeset.objects().copied()),
@@ -225,7 +238,11 @@ impl Unpacker {
                 let meta = match fs::symlink_metadata(&path) {
                     Ok(m) => m,
                     Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(err).io_context("stat object", &path),
+                    Err(err) => {
+                        return Err(err)
+                            .io_context("stat object", &path)
+                            .map_err(Error::from)
+                    }
                 };
                 // Bytes are freed only when no image root links the inode.
                 if std::os::unix::fs::MetadataExt::nlink(&meta) == 1 {
@@ -234,7 +251,11 @@ impl Unpacker {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(err).io_context("remove object", &path),
+                    Err(err) => {
+                        return Err(err)
+                            .io_context("remove object", &path)
+                            .map_err(Error::from)
+                    }
                 }
             }
             return Ok(freed);
@@ -284,7 +305,7 @@ impl Unpacker {
                     Err(_) => continue,
                 },
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err).io_context("read", &info_path),
+                Err(err) => return Err(err).io_context("read", &info_path).map_err(Error::from),
             };
             used.extend(info.chains);
         }
@@ -331,7 +352,11 @@ impl Unpacker {
             match remove_tree(&gone) {
                 Ok(()) => freed += size,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(err).io_context("remove layer directory", &gone),
+                Err(err) => {
+                    return Err(err)
+                        .io_context("remove layer directory", &gone)
+                        .map_err(Error::from)
+                }
             }
             if !name.contains(".tmp-") {
                 guard.remove()?;

@@ -7,6 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use cairn_fsutil::IoContext as _;
 use cairn_store::{Digest, Image, LockGuard, LockMode};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ use super::ahead::Prepared;
 use super::chain::ChainBuilder;
 use super::dirs::{remove_tree, sweep_temps};
 use super::Unpacker;
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::materialize::{materialize, Devices, MaterializeOptions, Mode, Stats};
 use crate::plan::Plan;
 
@@ -320,7 +321,7 @@ impl Unpacker {
         match fs::read(&info_path) {
             Ok(b) => Ok(serde_json::from_slice(&b).ok()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).io_context("read", &info_path),
+            Err(e) => Err(e).io_context("read", &info_path).map_err(Error::from),
         }
     }
 

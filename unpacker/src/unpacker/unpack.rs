@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use cairn_fsutil::{IoContext as _, PathError};
 use cairn_store::Image;
 use rayon::prelude::*;
 
@@ -12,7 +13,7 @@ use super::cache::decode_with_digest;
 use super::dirs::remove_tree;
 use super::Unpacker;
 use crate::changeset::Changeset;
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::materialize::{materialize, Devices, MaterializeOptions, Mode, Stats};
 use crate::objects::ObjectStore;
 use crate::plan::Plan;
@@ -63,16 +64,16 @@ impl Unpacker {
         let exists = match fs::read_dir(target) {
             Ok(mut rd) => {
                 if rd.next().is_some() {
-                    return Err(Error::Io {
-                        op: "unpack into".into(),
-                        path: target.to_owned(),
-                        source: io::Error::new(io::ErrorKind::AlreadyExists, "directory not empty"),
-                    });
+                    return Err(Error::Io(PathError::new(
+                        "unpack into",
+                        target,
+                        io::Error::new(io::ErrorKind::AlreadyExists, "directory not empty"),
+                    )));
                 }
                 true
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(e).io_context("open", target),
+            Err(e) => return Err(e).io_context("open", target).map_err(Error::from),
         };
         let opts = MaterializeOptions {
             mode,
@@ -138,7 +139,7 @@ impl Unpacker {
                 }
                 Err(e) => {
                     let _ = fs::remove_dir(&tmp);
-                    return Err(e).io_context("replace", target);
+                    return Err(e).io_context("replace", target).map_err(Error::from);
                 }
             }
         }
@@ -150,12 +151,11 @@ impl Unpacker {
 /// the same path under `target`: what the user asked for.
 fn under_target(e: Error, tmp: &Path, target: &Path) -> Error {
     match e {
-        Error::Io { op, path, source } => {
-            let path = match path.strip_prefix(tmp) {
-                Ok(rel) => target.join(rel),
-                Err(_) => path,
-            };
-            Error::Io { op, path, source }
+        Error::Io(mut e) => {
+            if let Ok(rel) = e.path.strip_prefix(tmp) {
+                e.path = target.join(rel);
+            }
+            Error::Io(e)
         }
         other => other,
     }
