@@ -4,15 +4,15 @@
 //! diff id, and an image's layers handed over in order as they are ready.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use cairn_fsutil::IoContext as _;
+use cairn_fsutil::{write_atomic, Durability, IoContext as _};
 use cairn_store::{Digest, Image, LockMode};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::dirs::sweep_temps;
+use super::dirs::sweep_where;
 use super::Unpacker;
 use crate::changeset::Changeset;
 use crate::decode::{decode, DecodeOptions};
@@ -132,10 +132,10 @@ impl Unpacker {
         let _objects = self.objects_lock(LockMode::Shared)?;
         // A changeset temp file of this layer is a killed decoder's: the
         // lock we hold excludes live ones.
-        sweep_temps(
-            &self.store.root().join("layers"),
-            &format!("{}{}.tmp-", blob.hex(), self.tag),
-        );
+        let stem = format!("{}{}", blob.hex(), self.tag);
+        sweep_where(&self.store.root().join("layers"), |name| {
+            changeset_temp_stem(name) == Some(stem.as_str())
+        });
         let started = std::time::Instant::now();
         let name = blob.to_string();
         let streaming = stream.is_some();
@@ -210,6 +210,8 @@ impl Unpacker {
         id.parse().ok()
     }
 
+    /// Saves a layer's changeset and diff id, replacing the file at once (a
+    /// failed write, on a full disk say, leaves no temp file behind).
     fn save(&self, blob: &Digest, changeset: &Changeset, diff_id: &Digest) -> Result<(), Error> {
         let path = self.changeset_path(blob);
         let diff_id = diff_id.to_string();
@@ -219,25 +221,10 @@ impl Unpacker {
         };
         let mut bytes = CHANGESET_MAGIC.to_vec();
         bytes.extend(postcard::to_stdvec(&cached).expect("changesets serialize"));
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        let written = fs::File::create(&tmp)
-            .io_context("create", &tmp)
-            .map_err(Error::from)
-            .and_then(|mut f| {
-                f.write_all(&bytes)
-                    .io_context("write changeset", &tmp)
-                    .map_err(Error::from)
-            })
-            .and_then(|()| {
-                fs::rename(&tmp, &path)
-                    .io_context("rename changeset into place", &path)
-                    .map_err(Error::from)
-            });
-        if written.is_err() {
-            // A full disk, typically: leave no temp file behind.
-            let _ = fs::remove_file(&tmp);
-        }
-        written
+        // Without fsync: a changeset torn by a power loss does not parse,
+        // and its layer is decoded again from the blob.
+        write_atomic(&path, &bytes, 0o666, Durability::Volatile)?;
+        Ok(())
     }
     /// Decodes every layer of `image` that is not decoded yet, in parallel,
     /// and checks each against the config's diff ids.
@@ -318,6 +305,17 @@ impl Unpacker {
     }
 }
 
+/// The `<blob hex><tag>` of a changeset's temp file in `layers/` (a
+/// decoder's while it holds that layer's lock, else a dead one's):
+/// `.<hex><tag>.cs.<pid>-<n>.tmp` as [`write_atomic`] names it, or
+/// `<hex><tag>.tmp-<pid>` as cairn named it before.
+pub(super) fn changeset_temp_stem(name: &str) -> Option<&str> {
+    match name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+        Some(temp) => temp.split_once(".cs.").map(|(stem, _)| stem),
+        None => name.split_once(".tmp-").map(|(stem, _)| stem),
+    }
+}
+
 /// A changeset file, if it reads and parses.
 pub(super) fn read_changeset(path: &Path) -> Option<CachedLayer> {
     parse_changeset(&fs::read(path).ok()?)
@@ -336,4 +334,31 @@ pub(super) fn decode_with_digest(
 ) -> Result<(Changeset, Digest), Error> {
     let d = decode(blob, layer, None, objects, opts)?;
     Ok((d.changeset, d.diff_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changeset_temp_stem;
+
+    #[test]
+    fn changeset_temps_name_their_layer() {
+        let hex = "ab".repeat(32);
+        for (name, stem) in [
+            // write_atomic's temp, with and without an id map's tag.
+            (format!(".{hex}.cs.1234-0.tmp"), Some(hex.clone())),
+            (
+                format!(".{hex}-0123456789ab.cs.7-12.tmp"),
+                Some(format!("{hex}-0123456789ab")),
+            ),
+            // An older cairn's.
+            (format!("{hex}.tmp-1234"), Some(hex.clone())),
+            // Changesets themselves, and what is not a changeset's temp.
+            (format!("{hex}.cs"), None),
+            (format!("{hex}-0123456789ab.cs"), None),
+            (format!(".{hex}.cs"), None),
+            (".x.tmp".to_owned(), None),
+        ] {
+            assert_eq!(changeset_temp_stem(&name), stem.as_deref(), "{name}");
+        }
+    }
 }

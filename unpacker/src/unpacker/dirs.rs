@@ -25,11 +25,16 @@ pub(super) fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, Error> {
 /// excludes live writers of those names. Best effort: what cannot be removed
 /// now is left to the next sweep or `prune`.
 pub(super) fn sweep_temps(dir: &Path, prefix: &str) {
+    sweep_where(dir, |name| name.starts_with(prefix));
+}
+
+/// [`sweep_temps`] of the entries whose names satisfy `dead`.
+pub(super) fn sweep_where(dir: &Path, dead: impl Fn(&str) -> bool) {
     let Ok(rd) = fs::read_dir(dir) else {
         return;
     };
     for e in rd.flatten() {
-        if e.file_name().to_string_lossy().starts_with(prefix) {
+        if dead(&e.file_name().to_string_lossy()) {
             let _ = remove_tree(&e.path());
         }
     }

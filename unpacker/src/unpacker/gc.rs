@@ -2,17 +2,20 @@
 //! stored, their layer directories, changesets of layer blobs no longer
 //! live, and the objects no remaining changeset names.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
 use cairn_fsutil::IoContext as _;
 use cairn_store::{LockGuard, LockMode};
 
-use super::cache::{parse_changeset, read_changeset};
+use super::cache::{changeset_temp_stem, parse_changeset, read_changeset};
 use super::dirs::{read_dir, remove_tree};
 use super::root::RootInfo;
 use super::Unpacker;
+use crate::changeset::ObjectId;
 use crate::error::Error;
 
 /// `objects/gc-pending`: ids of objects a collection could not delete while
@@ -37,6 +40,7 @@ impl Unpacker {
             .sum();
         Ok((objects, changesets))
     }
+
     /// Deletes derived data nothing needs any more: image roots of images
     /// neither in the index nor pinned, changesets of layer blobs no longer
     /// live, objects no remaining changeset names, and leftovers of
@@ -75,17 +79,58 @@ impl Unpacker {
                 None => return Ok(0),
             }
         };
-        let mut freed = 0;
-        let live_blobs: std::collections::HashSet<String> = self
+        let live_blobs: HashSet<String> = self
             .store
             .live_blobs()?
             .iter()
             .map(|d| d.hex().to_owned())
             .collect();
-        let held = |lock: &str| -> Result<bool, Error> {
-            let path = self.store.root().join("locks").join(lock);
-            Ok(LockGuard::try_acquire(&path, LockMode::Exclusive)?.is_none())
+        let mut freed = self.collect_roots(&live_blobs)?;
+        freed += self.collect_chains()?;
+        let dead = self.collect_changesets(&live_blobs)?;
+        freed += dead.freed;
+        let walk_all = walk_all || dead.unreadable;
+        let mut candidates = dead.objects;
+        let pending = self.objects.dir().join(PENDING_OBJECTS);
+        if candidates.is_empty() && !walk_all && !pending.exists() {
+            return Ok(freed);
+        }
+        // Objects: decoders and builders hold this lock shared, so every
+        // object on disk now is named by a saved changeset or by none. A
+        // decoder may be following a download (a pull decodes while it
+        // downloads), so this never waits for it: the candidates are left
+        // for the next collection that gets the lock (appended while we hold
+        // the gc lock, which the one taking them holds too).
+        let Some(_objects) = LockGuard::try_acquire(
+            &self.store.root().join("locks").join("objects"),
+            LockMode::Exclusive,
+        )?
+        else {
+            record_pending(&pending, &candidates)?;
+            tracing::debug!("objects not collected now: a decoder is running");
+            return Ok(freed);
         };
+        candidates.extend(take_pending(&pending)?);
+        drop(gc);
+        let live_objects = self.live_objects()?;
+        if walk_all {
+            freed += self.collect_unnamed_objects(&live_objects)?;
+        } else {
+            freed += self.collect_objects(candidates.difference(&live_objects))?;
+        }
+        Ok(freed)
+    }
+
+    /// Whether someone holds the lock `name` (in `locks/`).
+    fn lock_held(&self, name: &str) -> Result<bool, Error> {
+        let path = self.store.root().join("locks").join(name);
+        Ok(LockGuard::try_acquire(&path, LockMode::Exclusive)?.is_none())
+    }
+
+    /// Deletes the image roots of images whose manifests are not live, and
+    /// the temps of builders that died. Returns bytes freed.
+    fn collect_roots(&self, live_blobs: &HashSet<String>) -> Result<u64, Error> {
+        let mut freed = 0;
         let images_dir = self.store.root().join("images");
         for e in read_dir(&images_dir)? {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -96,7 +141,7 @@ impl Unpacker {
                 .split_once(".tmp-")
                 .map(|(stem, _)| format!("image-{stem}"));
             if let Some(lock) = &building {
-                if held(lock)? {
+                if self.lock_held(lock)? {
                     continue;
                 }
             } else if live_blobs.contains(hex) {
@@ -119,24 +164,23 @@ impl Unpacker {
                 // A builder that held its lock when we listed, and has
                 // renamed its root into place since (it lets go after).
                 Err(err) if building.is_some() && err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    return Err(err)
-                        .io_context("remove image root", &doomed)
-                        .map_err(Error::from)
-                }
+                Err(err) => Err(err).io_context("remove image root", &doomed)?,
             }
         }
-        freed += self.collect_chains()?;
-        let layers_dir = self.store.root().join("layers");
-        let mut walk_all = walk_all;
-        let mut candidates = std::collections::HashSet::new();
-        for e in read_dir(&layers_dir)? {
+        Ok(freed)
+    }
+
+    /// Deletes the changesets of layer blobs that are not live, and the
+    /// temps of decoders that died.
+    fn collect_changesets(&self, live_blobs: &HashSet<String>) -> Result<DeadChangesets, Error> {
+        let mut dead = DeadChangesets::default();
+        for e in read_dir(&self.store.root().join("layers"))? {
             let name = e.file_name().to_string_lossy().into_owned();
             let hex = name.get(..64).unwrap_or("");
-            // `<hex><tag>.tmp-<pid>`: a decoder's, alive while it holds the
-            // layer lock.
-            if let Some((stem, _)) = name.split_once(".tmp-") {
-                if held(&format!("layer-{stem}"))? {
+            let temp = changeset_temp_stem(&name);
+            if let Some(stem) = temp {
+                // A decoder's, alive while it holds the layer lock.
+                if self.lock_held(&format!("layer-{stem}"))? {
                     continue;
                 }
             } else if live_blobs.contains(hex) && name.ends_with(".cs") {
@@ -144,72 +188,27 @@ impl Unpacker {
             } else if name.ends_with(".cs") {
                 // Its objects become candidates; unreadable, every object is.
                 match read_changeset(&e.path()) {
-                    Some(c) => candidates.extend(c.changeset.objects().copied()),
-                    None => walk_all = true,
+                    Some(c) => dead.objects.extend(c.changeset.objects().copied()),
+                    None => dead.unreadable = true,
                 }
             }
             let size = e.metadata().map(|m| m.len()).unwrap_or(0);
             match fs::remove_file(e.path()) {
-                Ok(()) => freed += size,
+                Ok(()) => dead.freed += size,
                 // A decoder's temp file, renamed into place since we listed
                 // (the decoder lets go of its lock after).
-                Err(err) if name.contains(".tmp-") && err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    return Err(err)
-                        .io_context("remove changeset", &e.path())
-                        .map_err(Error::from)
-                }
+                Err(err) if temp.is_some() && err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => Err(err).io_context("remove changeset", &e.path())?,
             }
         }
-        let pending = self.objects.dir().join(PENDING_OBJECTS);
-        if candidates.is_empty() && !walk_all && !pending.exists() {
-            return Ok(freed);
-        }
-        // Objects: decoders and builders hold this lock shared, so every
-        // object on disk now is named by a saved changeset or by none. A
-        // decoder may be following a download (a pull decodes while it
-        // downloads), so this never waits for it: the candidates are left
-        // for the next collection that gets the lock (appended while we hold
-        // the gc lock, which the one taking them holds too).
-        let Some(_objects) = LockGuard::try_acquire(
-            &self.store.root().join("locks").join("objects"),
-            LockMode::Exclusive,
-        )?
-        else {
-            if !candidates.is_empty() {
-                let mut text = String::new();
-                for id in &candidates {
-                    text.push_str(&id.hex());
-                    text.push('\n');
-                }
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&pending)
-                    .and_then(|mut f| f.write_all(text.as_bytes()))
-                    .io_context("record objects to collect later", &pending)?;
-            }
-            tracing::debug!("objects not collected now: a decoder is running");
-            return Ok(freed);
-        };
-        match fs::read_to_string(&pending) {
-            Ok(text) => {
-                candidates.extend(text.lines().filter_map(|l| {
-                    hex::decode(l)
-                        .ok()
-                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        .map(crate::changeset::ObjectId)
-                }));
-                // Taken: if this collection fails, they are only left unnamed,
-                // for `system prune`'s walk.
-                fs::remove_file(&pending).io_context("remove", &pending)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).io_context("read", &pending).map_err(Error::from),
-        }
-        drop(gc);
-        let mut live_objects = std::collections::HashSet::new();
-        for e in read_dir(&layers_dir)? {
+        Ok(dead)
+    }
+
+    /// Every object a saved changeset names. A file in `layers/` that does
+    /// not parse is removed: it would be decoded again anyway.
+    fn live_objects(&self) -> Result<HashSet<ObjectId>, Error> {
+        let mut live = HashSet::new();
+        for e in read_dir(&self.store.root().join("layers"))? {
             let name = e.file_name().to_string_lossy().into_owned();
             if !name.ends_with(".cs") {
                 continue;
@@ -218,48 +217,49 @@ impl Unpacker {
                 Ok(b) => b,
                 // Removed since the listing (by another collection).
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => {
-                    return Err(err)
-                        .io_context("read changeset", &e.path())
-                        .map_err(Error::from)
-                }
+                Err(err) => Err(err).io_context("read changeset", &e.path())?,
             };
             match parse_changeset(&bytes) {
-                Some(c) => live_objects.extend(c.changeset.objects().copied()),
+                Some(c) => live.extend(c.changeset.objects().copied()),
                 None => {
-                    // Not a changeset: it would be decoded again anyway.
                     let _ = fs::remove_file(e.path());
                 }
             }
         }
-        if !walk_all {
-            for id in candidates.difference(&live_objects) {
-                let path = self.objects.path(id);
-                let meta = match fs::symlink_metadata(&path) {
-                    Ok(m) => m,
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                    Err(err) => {
-                        return Err(err)
-                            .io_context("stat object", &path)
-                            .map_err(Error::from)
-                    }
-                };
-                // Bytes are freed only when no image root links the inode.
-                if std::os::unix::fs::MetadataExt::nlink(&meta) == 1 {
-                    freed += meta.len();
-                }
-                match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                    Err(err) => {
-                        return Err(err)
-                            .io_context("remove object", &path)
-                            .map_err(Error::from)
-                    }
-                }
+        Ok(live)
+    }
+
+    /// Deletes the objects `doomed`, those already gone skipped. Returns
+    /// bytes freed.
+    fn collect_objects<'a>(
+        &self,
+        doomed: impl Iterator<Item = &'a ObjectId>,
+    ) -> Result<u64, Error> {
+        let mut freed = 0;
+        for id in doomed {
+            let path = self.objects.path(id);
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => Err(err).io_context("stat object", &path)?,
+            };
+            // Bytes are freed only when no image root links the inode.
+            if meta.nlink() == 1 {
+                freed += meta.len();
             }
-            return Ok(freed);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => Err(err).io_context("remove object", &path)?,
+            }
         }
+        Ok(freed)
+    }
+
+    /// Deletes every object not `live`, walking the whole object store, and
+    /// the temp files of writers that died. Returns bytes freed.
+    fn collect_unnamed_objects(&self, live: &HashSet<ObjectId>) -> Result<u64, Error> {
+        let mut freed = 0;
         for sub in read_dir(self.objects.dir())? {
             let sub_name = sub.file_name().to_string_lossy().into_owned();
             if sub_name == PENDING_OBJECTS {
@@ -273,19 +273,14 @@ impl Unpacker {
             }
             for e in read_dir(&sub.path())? {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let id = hex::decode(format!("{sub_name}{name}"))
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .map(crate::changeset::ObjectId);
-                if id.is_some_and(|id| live_objects.contains(&id)) {
+                if parse_object_id(&format!("{sub_name}{name}"))
+                    .is_some_and(|id| live.contains(&id))
+                {
                     continue;
                 }
                 let meta = e.metadata().ok();
                 // Bytes are freed only when no image root links the inode.
-                if meta
-                    .as_ref()
-                    .is_some_and(|m| std::os::unix::fs::MetadataExt::nlink(m) == 1)
-                {
+                if meta.as_ref().is_some_and(|m| m.nlink() == 1) {
                     freed += meta.map(|m| m.len()).unwrap_or(0);
                 }
                 fs::remove_file(e.path()).io_context("remove object", &e.path())?;
@@ -295,8 +290,8 @@ impl Unpacker {
     }
 
     /// The chains the image roots in `images/` stack, whatever their id map.
-    fn chains_in_use(&self) -> Result<std::collections::HashSet<String>, Error> {
-        let mut used = std::collections::HashSet::new();
+    fn chains_in_use(&self) -> Result<HashSet<String>, Error> {
+        let mut used = HashSet::new();
         for e in read_dir(&self.store.root().join("images"))? {
             let info_path = e.path().join("info.json");
             let info: RootInfo = match fs::read(&info_path) {
@@ -366,9 +361,62 @@ impl Unpacker {
     }
 }
 
+/// What deleting dead changesets found.
+#[derive(Default)]
+struct DeadChangesets {
+    /// Bytes of the changesets deleted.
+    freed: u64,
+    /// The objects they named: deleted unless a live changeset names them.
+    objects: HashSet<ObjectId>,
+    /// One did not parse: its objects are unknown, so every object is
+    /// checked.
+    unreadable: bool,
+}
+
+/// Appends `candidates` to the pending list, for the next collection that
+/// gets the objects lock.
+fn record_pending(pending: &Path, candidates: &HashSet<ObjectId>) -> Result<(), Error> {
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for id in candidates {
+        text.push_str(&id.hex());
+        text.push('\n');
+    }
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(pending)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .io_context("record objects to collect later", pending)?;
+    Ok(())
+}
+
+/// The objects earlier collections left pending, taken: if this collection
+/// fails, they are only left unnamed, for `system prune`'s walk.
+fn take_pending(pending: &Path) -> Result<Vec<ObjectId>, Error> {
+    match fs::read_to_string(pending) {
+        Ok(text) => {
+            let ids = text.lines().filter_map(parse_object_id).collect();
+            fs::remove_file(pending).io_context("remove", pending)?;
+            Ok(ids)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).io_context("read", pending)?,
+    }
+}
+
+/// An object id from its 64 hex digits.
+fn parse_object_id(hex: &str) -> Option<ObjectId> {
+    hex::decode(hex)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(ObjectId)
+}
+
 /// Bytes of regular files under `path` that no object shares.
 fn tree_size(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let mut todo = vec![path.to_owned()];
     while let Some(p) = todo.pop() {
