@@ -10,6 +10,7 @@
 //! after their contents, so a read-only or setgid directory is filled first.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -162,6 +163,44 @@ impl Materializer<'_> {
         f(&mut self.stats.lock().expect("not poisoned"));
     }
 
+    /// Overlayfs' whiteout at `name`: a 0/0 character device, which the
+    /// kernel lets anyone create (5.8 and later).
+    fn whiteout(&self, dir: &OwnedFd, name: &OsStr, path: &Path, op: &str) -> Result<(), Error> {
+        rustix::fs::mknodat(dir, name, FileType::CharacterDevice, FsMode::empty(), 0)
+            .map_err(io::Error::from)
+            .io_context(op, &self.err_path(path))?;
+        Ok(())
+    }
+
+    /// A symlink, with its metadata; one with hardlinks is linked to the
+    /// first of its names written.
+    fn symlink(
+        &self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path: &Path,
+        meta: &Meta,
+        target: &[u8],
+        inode: u64,
+    ) -> Result<(), Error> {
+        // A symlink with hardlinks: its names are one inode.
+        if inode != 0 && self.link_to_group(inode, dir, name, path)? {
+            self.count(|s| s.symlinks += 1);
+            return Ok(());
+        }
+        let made = rustix::fs::symlinkat(name_of(target), dir, name)
+            .map_err(io::Error::from)
+            .io_context("create symlink", &self.err_path(path))
+            .map_err(Error::from)
+            .and_then(|()| self.node_meta(dir, name, meta, path, FileType::Symlink));
+        if inode != 0 {
+            self.settle_group(inode, path, made.is_ok());
+        }
+        made?;
+        self.count(|s| s.symlinks += 1);
+        Ok(())
+    }
+
     /// Creates `children` in `dir`, then fills its subdirectories in
     /// parallel. Nothing depends on the order: in hardlink mode every file
     /// is a link to its own object; in copy mode the first name of a
@@ -202,23 +241,7 @@ impl Materializer<'_> {
                     target,
                     inode,
                 } => {
-                    // A symlink with hardlinks: its names are one inode.
-                    if *inode != 0 && self.link_to_group(*inode, dir, name_os, &path)? {
-                        self.count(|s| s.symlinks += 1);
-                        continue;
-                    }
-                    let made = rustix::fs::symlinkat(name_of(target), dir, name_os)
-                        .map_err(io::Error::from)
-                        .io_context("create symlink", &self.err_path(&path))
-                        .map_err(Error::from)
-                        .and_then(|()| {
-                            self.node_meta(dir, name_os, meta, &path, FileType::Symlink)
-                        });
-                    if *inode != 0 {
-                        self.settle_group(*inode, &path, made.is_ok());
-                    }
-                    made?;
-                    self.count(|s| s.symlinks += 1);
+                    self.symlink(dir, name_os, &path, meta, target, *inode)?;
                 }
                 NodeKind::Device {
                     meta,
@@ -238,18 +261,7 @@ impl Materializer<'_> {
                         );
                         // Hides a lower layer's entry of that name (in a
                         // flattened root there is none: harmless).
-                        rustix::fs::mknodat(
-                            dir,
-                            name_os,
-                            FileType::CharacterDevice,
-                            FsMode::empty(),
-                            0,
-                        )
-                        .map_err(io::Error::from)
-                        .io_context(
-                            "create whiteout for a skipped device",
-                            &self.err_path(&path),
-                        )?;
+                        self.whiteout(dir, name_os, &path, "create whiteout for a skipped device")?;
                         self.count(|s| s.skipped_devices.push(format!("/{}", path.display())));
                         continue;
                     }
@@ -283,17 +295,7 @@ impl Materializer<'_> {
                     }
                 }
                 NodeKind::Whiteout => {
-                    // Overlayfs' whiteout: a 0/0 character device, which
-                    // the kernel lets anyone create (5.8 and later).
-                    rustix::fs::mknodat(
-                        dir,
-                        name_os,
-                        rustix::fs::FileType::CharacterDevice,
-                        FsMode::empty(),
-                        0,
-                    )
-                    .map_err(io::Error::from)
-                    .io_context("create whiteout", &self.err_path(&path))?;
+                    self.whiteout(dir, name_os, &path, "create whiteout")?;
                     self.count(|s| s.whiteouts += 1);
                 }
                 NodeKind::Fifo(meta) => {
