@@ -45,7 +45,8 @@ pub enum Error {
         actual: String,
     },
     /// The layer expands beyond the configured limit (decompression bomb).
-    #[error("layer {layer}: expands beyond {limit} bytes; refusing (raise the limit with --max-layer-size if this is real)")]
+    /// (A caller that lets its user raise the limit says how.)
+    #[error("layer {layer}: expands beyond {limit} bytes; refusing")]
     TooLarge {
         /// The layer.
         layer: String,
@@ -83,11 +84,10 @@ pub enum Error {
 }
 
 /// What to do about a failed filesystem operation, where the error says.
+/// (A full disk is the caller's to explain: where its store is, what it can
+/// remove.)
 fn hint(e: &io::Error) -> &'static str {
     match Errno::from_io_error(e) {
-        Some(Errno::NOSPC | Errno::DQUOT) => {
-            "; free some space or point --root at a larger filesystem"
-        }
         Some(Errno::PERM | Errno::ACCESS) => {
             "; this needs privileges (run as root, or rootless inside cairn's user namespace)"
         }
@@ -105,6 +105,16 @@ impl Error {
         }
     }
 
+    /// Whether a layer expands beyond the configured limit
+    /// ([`Error::TooLarge`], with context or not).
+    pub fn is_too_large(&self) -> bool {
+        match self {
+            Error::TooLarge { .. } => true,
+            Error::Context { source, .. } => source.is_too_large(),
+            _ => false,
+        }
+    }
+
     /// Prefixes with a layer or image name.
     pub fn context(self, context: impl Into<String>) -> Error {
         Error::Context {
@@ -116,3 +126,52 @@ impl Error {
 
 /// The start of the `op` of a failed object link.
 pub(crate) const LINK_OBJECT: &str = "link object";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: Errno) -> Error {
+        Error::Io(PathError::new(
+            "write",
+            "/store/x",
+            io::Error::from_raw_os_error(errno.raw_os_error()),
+        ))
+    }
+
+    #[test]
+    fn messages_name_no_command_line_flag() {
+        let too_large = Error::TooLarge {
+            layer: "sha256:ab".into(),
+            limit: 10,
+        }
+        .context("docker.io/library/x:1");
+        assert!(too_large.is_too_large());
+        assert!(!io(Errno::NOSPC).is_too_large());
+        assert_eq!(
+            too_large.to_string(),
+            "docker.io/library/x:1: layer sha256:ab: expands beyond 10 bytes; refusing"
+        );
+        for e in [io(Errno::NOSPC), io(Errno::DQUOT), io(Errno::ACCESS)] {
+            assert!(!e.to_string().contains("--"), "{e}");
+        }
+    }
+
+    #[test]
+    fn io_errors_say_what_failed_and_where() {
+        let full = io(Errno::NOSPC).to_string();
+        assert!(full.starts_with("write /store/x: "), "{full}");
+        assert!(full.contains("No space left"), "{full}");
+        for errno in [Errno::PERM, Errno::ACCESS] {
+            let text = io(errno).to_string();
+            assert!(text.ends_with("; this needs privileges (run as root, or rootless inside cairn's user namespace)"), "{text}");
+        }
+        let missing = Error::Io(PathError::new(
+            format!("{LINK_OBJECT} ab to"),
+            "/root/etc/a",
+            io::Error::from(io::ErrorKind::NotFound),
+        ));
+        assert!(missing.context("image").is_missing_object());
+        assert!(!io(Errno::NOSPC).is_missing_object());
+    }
+}
