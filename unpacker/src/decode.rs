@@ -294,9 +294,17 @@ fn read_entries<R: Read>(
             });
         }
         drop(res_tx);
-        let produced = produce(
-            archive, layer, objects, opts, cs, &job_tx, &spares, stored, expanded,
-        );
+        let produced = Producer {
+            layer,
+            objects,
+            opts,
+            jobs: &job_tx,
+            spares: &spares,
+            stored,
+            expanded,
+            scratch: Vec::new(),
+        }
+        .run(archive, cs);
         drop(job_tx);
         let mut first_err = None;
         for (index, r) in res_rx {
@@ -315,161 +323,239 @@ fn read_entries<R: Read>(
     })
 }
 
-// One decoder's state, split in two only for the scoped worker threads.
-#[allow(clippy::too_many_arguments)]
-fn produce<R: Read>(
-    archive: &mut tar::Archive<R>,
-    layer: &str,
-    objects: &ObjectStore,
-    opts: &DecodeOptions,
-    cs: &mut Changeset,
-    jobs: &std::sync::mpsc::SyncSender<Job>,
-    spares: &Spares,
-    stored: &std::sync::Mutex<Vec<ObjectId>>,
-    expanded: &Expanded,
-) -> Result<(), Error> {
-    // The buffer of files stored inline (see `ObjectStore::put_using`).
-    let mut scratch = Vec::new();
-    let entries = archive.entries().map_err(|e| map_io(layer, e, opts))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| map_io(layer, e, opts))?;
+/// One decoder's reading side: walks the tar entries into the changeset,
+/// handing small files to the worker threads (`jobs`) and storing large
+/// ones itself. (The decoder's state is split in two only for the scoped
+/// worker threads.)
+struct Producer<'a> {
+    layer: &'a str,
+    objects: &'a ObjectStore,
+    opts: &'a DecodeOptions,
+    jobs: &'a std::sync::mpsc::SyncSender<Job>,
+    spares: &'a Spares,
+    stored: &'a std::sync::Mutex<Vec<ObjectId>>,
+    expanded: &'a Expanded,
+    /// The buffer of files stored inline (see `ObjectStore::put_using`).
+    scratch: Vec<u8>,
+}
+
+impl Producer<'_> {
+    /// Every entry of `archive` into `cs`.
+    fn run<R: Read>(
+        &mut self,
+        archive: &mut tar::Archive<R>,
+        cs: &mut Changeset,
+    ) -> Result<(), Error> {
+        let entries = archive.entries().map_err(|e| self.io(e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io(e))?;
+            self.entry(entry, cs)?;
+        }
+        Ok(())
+    }
+
+    /// A read error of the layer: a corrupt layer, or one that expands
+    /// beyond the limit.
+    fn io(&self, e: io::Error) -> Error {
+        map_io(self.layer, e, self.opts)
+    }
+
+    /// An entry cairn cannot represent.
+    fn unsupported(&self, shown: &str, detail: &str) -> Error {
+        Error::Unsupported {
+            layer: self.layer.to_owned(),
+            path: shown.to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    /// One tar entry into `cs`.
+    fn entry<R: Read>(
+        &mut self,
+        mut entry: tar::Entry<'_, R>,
+        cs: &mut Changeset,
+    ) -> Result<(), Error> {
         let kind = entry.header().entry_type();
         if matches!(kind, EntryType::XGlobalHeader) {
             // PAX global headers carry defaults for tools; nothing to apply.
-            continue;
+            return Ok(());
         }
         let raw_path = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        let unsupported = |detail: &str| Error::Unsupported {
-            layer: layer.to_owned(),
-            path: shown.clone(),
-            detail: detail.to_owned(),
-        };
-        let path = RootPath::normalize(&raw_path).map_err(|e| unsupported(&e.to_string()))?;
-        let pax = Pax::read(&mut entry).map_err(|e| map_io(layer, e, opts))?;
+        let path =
+            RootPath::normalize(&raw_path).map_err(|e| self.unsupported(&shown, &e.to_string()))?;
+        let pax = Pax::read(&mut entry).map_err(|e| self.io(e))?;
         // The entry's view applies GNU long links and PAX linkpath.
         let link = entry.link_name_bytes().map(|c| c.into_owned());
         if pax.sparse {
-            return Err(unsupported(
+            return Err(self.unsupported(
+                &shown,
                 "PAX sparse file (GNU.sparse.*): not supported; rebuild the layer without --sparse",
             ));
         }
-
         // Whiteouts, whatever the entry type that carries them.
-        if let Some(name) = path.file_name() {
-            if let Some(w) = whiteout(name) {
-                let w =
-                    w.map_err(|_| unsupported("whiteout that names no file (.wh.. or similar)"))?;
-                let parent = path.parent();
-                let change = match w {
-                    Whiteout::Opaque => Change {
-                        path: parent,
-                        entry: Entry::Opaque,
-                    },
-                    Whiteout::Remove(target) => Change {
-                        path: parent.join(&target),
-                        entry: Entry::Whiteout,
-                    },
-                };
-                cs.changes.push(change);
-                continue;
-            }
+        if let Some(w) = path.file_name().and_then(whiteout) {
+            let w = w.map_err(|_| {
+                self.unsupported(&shown, "whiteout that names no file (.wh.. or similar)")
+            })?;
+            let parent = path.parent();
+            cs.changes.push(match w {
+                Whiteout::Opaque => Change {
+                    path: parent,
+                    entry: Entry::Opaque,
+                },
+                Whiteout::Remove(target) => Change {
+                    path: parent.join(&target),
+                    entry: Entry::Whiteout,
+                },
+            });
+            return Ok(());
         }
+        let meta = self.meta(entry.header(), pax, &shown)?;
+        let entry_kind = match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let size = self.file_size(&entry, &shown)?;
+                cs.content_bytes += size;
+                if size <= PARALLEL_MAX {
+                    return self.queue_file(&mut entry, cs, path, shown, meta, size);
+                }
+                self.store_file(&mut entry, &shown, meta, size)?
+            }
+            _ => self.special(kind, entry.header(), meta, link, &shown)?,
+        };
+        cs.changes.push(Change {
+            path,
+            entry: entry_kind,
+        });
+        Ok(())
+    }
 
-        let header = entry.header();
+    /// The entry's metadata, its owner mapped to the host.
+    fn meta(&self, header: &tar::Header, pax: Pax, shown: &str) -> Result<Meta, Error> {
         let old = header.as_old();
-        let mode = numeric(header.mode().map(u64::from), &old.mode)
-            .map_err(|e| map_io(layer, e, opts))? as u32
+        let mode = numeric(header.mode().map(u64::from), &old.mode).map_err(|e| self.io(e))? as u32
             & 0o7777;
-        let uid = numeric(header.uid(), &old.uid).map_err(|e| map_io(layer, e, opts))?;
-        let gid = numeric(header.gid(), &old.gid).map_err(|e| map_io(layer, e, opts))?;
+        let uid = numeric(header.uid(), &old.uid).map_err(|e| self.io(e))?;
+        let gid = numeric(header.gid(), &old.gid).map_err(|e| self.io(e))?;
         let to_u32 = |v: u64, what: &str| {
-            u32::try_from(v).map_err(|_| unsupported(&format!("{what} {v} does not fit 32 bits")))
+            u32::try_from(v)
+                .map_err(|_| self.unsupported(shown, &format!("{what} {v} does not fit 32 bits")))
         };
         let mtime = pax
             .mtime
             .unwrap_or_else(|| header.mtime().unwrap_or(0) as i64);
-        let meta = Meta {
+        Ok(Meta {
             mode,
-            uid: opts.uid_map.to_host(to_u32(uid, "uid")?)?,
-            gid: opts.gid_map.to_host(to_u32(gid, "gid")?)?,
+            uid: self.opts.uid_map.to_host(to_u32(uid, "uid")?)?,
+            gid: self.opts.gid_map.to_host(to_u32(gid, "gid")?)?,
             mtime,
             xattrs: pax.xattrs,
-        };
-        let link_target = || -> Result<Vec<u8>, Error> {
-            link.clone()
-                .ok_or_else(|| unsupported("link without a target"))
-        };
-        let entry_kind = match kind {
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let size = if kind == EntryType::GNUSparse {
-                    let real = header
-                        .as_gnu()
-                        .ok_or_else(|| unsupported("sparse entry without a GNU header"))?
-                        .real_size()
-                        .map_err(|e| map_io(layer, e, opts))?;
-                    // The holes count against the cap like stream bytes.
-                    let in_archive = header.entry_size().map_err(|e| map_io(layer, e, opts))?;
-                    let total = expanded
-                        .get()
-                        .saturating_add(real.saturating_sub(in_archive));
-                    expanded.set(total);
-                    if total > opts.max_layer_size {
-                        return Err(Error::TooLarge {
-                            layer: layer.to_owned(),
-                            limit: opts.max_layer_size,
-                        });
-                    }
-                    real
-                } else {
-                    entry.size()
-                };
-                cs.content_bytes += size;
-                if size <= PARALLEL_MAX {
-                    let len = size as usize;
-                    let mut buf = spares.take();
-                    if buf.len() < len {
-                        buf.resize(len, 0);
-                    }
-                    let got = crate::objects::fill(&mut entry, &mut buf[..len])
-                        .map_err(|e| map_io(layer, e, opts))?;
-                    if got != len {
-                        return Err(corrupt(
-                            layer,
-                            &format!("{shown}: content ends after {got} of {size} bytes"),
-                        ));
-                    }
-                    let index = cs.changes.len();
-                    cs.changes.push(Change {
-                        path,
-                        entry: Entry::File {
-                            meta: meta.clone(),
-                            object: ObjectId([0; 32]),
-                            size,
-                        },
-                    });
-                    // The workers stopped only if one failed: its error is reported.
-                    let _ = jobs.send(Job {
-                        index,
-                        shown,
-                        buf,
-                        len,
-                        meta,
-                    });
-                    continue;
-                }
-                let (object, outcome) = objects
-                    .put_using(&mut entry, size, &meta, &mut scratch)
-                    .map_err(|e| match e {
-                        Error::Read(e) => map_io(layer, e, opts),
-                        Error::Truncated { .. } => corrupt(layer, &format!("{shown}: {e}")),
-                        other => other.context(format!("layer {layer}, entry {shown}")),
-                    })?;
-                if outcome == PutOutcome::Stored {
-                    stored.lock().expect("not poisoned").push(object);
-                }
-                Entry::File { meta, object, size }
-            }
+        })
+    }
+
+    /// A regular file's size. A GNU sparse file's holes count against the
+    /// expansion limit like stream bytes.
+    fn file_size<R: Read>(&self, entry: &tar::Entry<'_, R>, shown: &str) -> Result<u64, Error> {
+        let header = entry.header();
+        if header.entry_type() != EntryType::GNUSparse {
+            return Ok(entry.size());
+        }
+        let real = header
+            .as_gnu()
+            .ok_or_else(|| self.unsupported(shown, "sparse entry without a GNU header"))?
+            .real_size()
+            .map_err(|e| self.io(e))?;
+        let in_archive = header.entry_size().map_err(|e| self.io(e))?;
+        let total = self
+            .expanded
+            .get()
+            .saturating_add(real.saturating_sub(in_archive));
+        self.expanded.set(total);
+        if total > self.opts.max_layer_size {
+            return Err(Error::TooLarge {
+                layer: self.layer.to_owned(),
+                limit: self.opts.max_layer_size,
+            });
+        }
+        Ok(real)
+    }
+
+    /// A small file: read into a spare buffer and handed to a worker, which
+    /// stores it and fills in its object id.
+    fn queue_file<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        cs: &mut Changeset,
+        path: RootPath,
+        shown: String,
+        meta: Meta,
+        size: u64,
+    ) -> Result<(), Error> {
+        let len = size as usize;
+        let mut buf = self.spares.take();
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        let got = crate::objects::fill(entry, &mut buf[..len]).map_err(|e| self.io(e))?;
+        if got != len {
+            return Err(corrupt(
+                self.layer,
+                &format!("{shown}: content ends after {got} of {size} bytes"),
+            ));
+        }
+        let index = cs.changes.len();
+        cs.changes.push(Change {
+            path,
+            entry: Entry::File {
+                meta: meta.clone(),
+                object: ObjectId([0; 32]),
+                size,
+            },
+        });
+        // The workers stopped only if one failed: its error is reported.
+        let _ = self.jobs.send(Job {
+            index,
+            shown,
+            buf,
+            len,
+            meta,
+        });
+        Ok(())
+    }
+
+    /// A large file, stored here as it streams from the layer.
+    fn store_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        shown: &str,
+        meta: Meta,
+        size: u64,
+    ) -> Result<Entry, Error> {
+        let (object, outcome) = self
+            .objects
+            .put_using(entry, size, &meta, &mut self.scratch)
+            .map_err(|e| match e {
+                Error::Read(e) => self.io(e),
+                Error::Truncated { .. } => corrupt(self.layer, &format!("{shown}: {e}")),
+                other => other.context(format!("layer {}, entry {shown}", self.layer)),
+            })?;
+        if outcome == PutOutcome::Stored {
+            self.stored.lock().expect("not poisoned").push(object);
+        }
+        Ok(Entry::File { meta, object, size })
+    }
+
+    /// Any entry but a regular file or a whiteout.
+    fn special(
+        &self,
+        kind: EntryType,
+        header: &tar::Header,
+        meta: Meta,
+        link: Option<Vec<u8>>,
+        shown: &str,
+    ) -> Result<Entry, Error> {
+        let link_target = || link.ok_or_else(|| self.unsupported(shown, "link without a target"));
+        Ok(match kind {
             EntryType::Directory => Entry::Dir(meta),
             EntryType::Symlink => Entry::Symlink {
                 meta,
@@ -477,7 +563,7 @@ fn produce<R: Read>(
             },
             EntryType::Link => Entry::Hardlink {
                 target: RootPath::normalize(&link_target()?)
-                    .map_err(|e| unsupported(&e.to_string()))?,
+                    .map_err(|e| self.unsupported(shown, &e.to_string()))?,
             },
             EntryType::Char | EntryType::Block => {
                 let major = header.device_major().ok().flatten().unwrap_or(0);
@@ -495,18 +581,16 @@ fn produce<R: Read>(
             }
             EntryType::Fifo => Entry::Fifo(meta),
             other => {
-                return Err(unsupported(&format!(
-                    "tar entry type {:?} is not a file system object",
-                    other.as_byte() as char
-                )))
+                return Err(self.unsupported(
+                    shown,
+                    &format!(
+                        "tar entry type {:?} is not a file system object",
+                        other.as_byte() as char
+                    ),
+                ))
             }
-        };
-        cs.changes.push(Change {
-            path,
-            entry: entry_kind,
-        });
+        })
     }
-    Ok(())
 }
 
 /// A numeric header field as GNU tar, Go's `archive/tar` (docker,

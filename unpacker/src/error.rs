@@ -1,7 +1,9 @@
 //! The unpacker's errors: each names the layer or path and what is wrong.
 
 use std::io;
-use std::path::{Path, PathBuf};
+
+use cairn_fsutil::PathError;
+use rustix::io::Errno;
 
 use crate::idmap::IdMapError;
 use crate::plan::PlanError;
@@ -9,17 +11,9 @@ use crate::plan::PlanError;
 /// Everything unpacking can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A filesystem operation failed.
-    #[error("{op} {}: {source}{}", path.display(), hint(source))]
-    Io {
-        /// What was being done.
-        op: String,
-        /// On which path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    /// A filesystem operation failed: what was being done, on which path.
+    #[error("{}{}", .0, hint(&.0.source))]
+    Io(#[from] PathError),
     /// Reading the layer stream failed (mapped to `Corrupt` or `TooLarge` by
     /// the decoder, which knows the layer).
     #[error("reading the layer: {0}")]
@@ -51,7 +45,8 @@ pub enum Error {
         actual: String,
     },
     /// The layer expands beyond the configured limit (decompression bomb).
-    #[error("layer {layer}: expands beyond {limit} bytes; refusing (raise the limit with --max-layer-size if this is real)")]
+    /// (A caller that lets its user raise the limit says how.)
+    #[error("layer {layer}: expands beyond {limit} bytes; refusing")]
     TooLarge {
         /// The layer.
         layer: String,
@@ -88,21 +83,15 @@ pub enum Error {
     },
 }
 
+/// What to do about a failed filesystem operation, where the error says.
+/// (A full disk is the caller's to explain: where its store is, what it can
+/// remove.)
 fn hint(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(28) | Some(122) => "; free some space or point --root at a larger filesystem",
-        Some(1) | Some(13) => {
+    match Errno::from_io_error(e) {
+        Some(Errno::PERM | Errno::ACCESS) => {
             "; this needs privileges (run as root, or rootless inside cairn's user namespace)"
         }
         _ => "",
-    }
-}
-
-/// A store lock (`cairn_store::LockGuard`) that could not be taken: a
-/// store error, as before the guard moved to cairn-fsutil.
-impl From<cairn_store::PathError> for Error {
-    fn from(e: cairn_store::PathError) -> Error {
-        Error::Store(e.into())
     }
 }
 
@@ -110,10 +99,18 @@ impl Error {
     /// Whether materializing found an object of a saved changeset missing.
     pub fn is_missing_object(&self) -> bool {
         match self {
-            Error::Io { op, source, .. } => {
-                op.starts_with(LINK_OBJECT) && source.kind() == io::ErrorKind::NotFound
-            }
+            Error::Io(e) => e.op.starts_with(LINK_OBJECT) && e.is_not_found(),
             Error::Context { source, .. } => source.is_missing_object(),
+            _ => false,
+        }
+    }
+
+    /// Whether a layer expands beyond the configured limit
+    /// ([`Error::TooLarge`], with context or not).
+    pub fn is_too_large(&self) -> bool {
+        match self {
+            Error::TooLarge { .. } => true,
+            Error::Context { source, .. } => source.is_too_large(),
             _ => false,
         }
     }
@@ -130,17 +127,51 @@ impl Error {
 /// The start of the `op` of a failed object link.
 pub(crate) const LINK_OBJECT: &str = "link object";
 
-/// Attaches an operation and a path to I/O results.
-pub(crate) trait IoContext<T> {
-    fn io_context(self, op: &str, path: &Path) -> Result<T, Error>;
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<T> IoContext<T> for io::Result<T> {
-    fn io_context(self, op: &str, path: &Path) -> Result<T, Error> {
-        self.map_err(|source| Error::Io {
-            op: op.to_owned(),
-            path: path.to_owned(),
-            source,
-        })
+    fn io(errno: Errno) -> Error {
+        Error::Io(PathError::new(
+            "write",
+            "/store/x",
+            io::Error::from_raw_os_error(errno.raw_os_error()),
+        ))
+    }
+
+    #[test]
+    fn messages_name_no_command_line_flag() {
+        let too_large = Error::TooLarge {
+            layer: "sha256:ab".into(),
+            limit: 10,
+        }
+        .context("docker.io/library/x:1");
+        assert!(too_large.is_too_large());
+        assert!(!io(Errno::NOSPC).is_too_large());
+        assert_eq!(
+            too_large.to_string(),
+            "docker.io/library/x:1: layer sha256:ab: expands beyond 10 bytes; refusing"
+        );
+        for e in [io(Errno::NOSPC), io(Errno::DQUOT), io(Errno::ACCESS)] {
+            assert!(!e.to_string().contains("--"), "{e}");
+        }
+    }
+
+    #[test]
+    fn io_errors_say_what_failed_and_where() {
+        let full = io(Errno::NOSPC).to_string();
+        assert!(full.starts_with("write /store/x: "), "{full}");
+        assert!(full.contains("No space left"), "{full}");
+        for errno in [Errno::PERM, Errno::ACCESS] {
+            let text = io(errno).to_string();
+            assert!(text.ends_with("; this needs privileges (run as root, or rootless inside cairn's user namespace)"), "{text}");
+        }
+        let missing = Error::Io(PathError::new(
+            format!("{LINK_OBJECT} ab to"),
+            "/root/etc/a",
+            io::Error::from(io::ErrorKind::NotFound),
+        ));
+        assert!(missing.context("image").is_missing_object());
+        assert!(!io(Errno::NOSPC).is_missing_object());
     }
 }

@@ -11,7 +11,9 @@
 //!    copied), directory metadata last.
 //!
 //! [`Unpacker`] ties them to a store: changesets cached per layer, image
-//! roots built once per image and id map.
+//! roots built once per image and id map. [`PullDecoder`] decodes an
+//! image's layers while a pull downloads them, fed by whoever pulls (this
+//! crate does not know the registry client).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,6 +25,7 @@ pub mod materialize;
 mod objects;
 mod path;
 mod plan;
+mod pull;
 mod unpacker;
 
 pub use changeset::{Change, Changeset, DeviceKind, Entry, Meta, ObjectId};
@@ -33,4 +36,5 @@ pub use materialize::{materialize, Devices, MaterializeOptions, Mode, Stats};
 pub use objects::{ObjectStore, Ownership, PutOutcome};
 pub use path::{PathError, RootPath};
 pub use plan::{Node, NodeKind, Plan, PlanError};
+pub use pull::PullDecoder;
 pub use unpacker::{CheckOptions, DerivedReport, ImageRoot, RootInfo, Unpacker, UnpackerOptions};

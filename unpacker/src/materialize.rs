@@ -10,17 +10,19 @@
 //! after their contents, so a read-only or setgid directory is filled first.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
+use cairn_fsutil::{IoContext as _, PathError};
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode as FsMode, OFlags, ResolveFlags, Timespec, Timestamps};
 
 use crate::changeset::{DeviceKind, Meta};
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 use crate::objects::{apply_file_meta, ObjectStore, Ownership};
 use crate::plan::{Node, NodeKind, Plan};
 
@@ -161,6 +163,44 @@ impl Materializer<'_> {
         f(&mut self.stats.lock().expect("not poisoned"));
     }
 
+    /// Overlayfs' whiteout at `name`: a 0/0 character device, which the
+    /// kernel lets anyone create (5.8 and later).
+    fn whiteout(&self, dir: &OwnedFd, name: &OsStr, path: &Path, op: &str) -> Result<(), Error> {
+        rustix::fs::mknodat(dir, name, FileType::CharacterDevice, FsMode::empty(), 0)
+            .map_err(io::Error::from)
+            .io_context(op, &self.err_path(path))?;
+        Ok(())
+    }
+
+    /// A symlink, with its metadata; one with hardlinks is linked to the
+    /// first of its names written.
+    fn symlink(
+        &self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path: &Path,
+        meta: &Meta,
+        target: &[u8],
+        inode: u64,
+    ) -> Result<(), Error> {
+        // A symlink with hardlinks: its names are one inode.
+        if inode != 0 && self.link_to_group(inode, dir, name, path)? {
+            self.count(|s| s.symlinks += 1);
+            return Ok(());
+        }
+        let made = rustix::fs::symlinkat(name_of(target), dir, name)
+            .map_err(io::Error::from)
+            .io_context("create symlink", &self.err_path(path))
+            .map_err(Error::from)
+            .and_then(|()| self.node_meta(dir, name, meta, path, FileType::Symlink));
+        if inode != 0 {
+            self.settle_group(inode, path, made.is_ok());
+        }
+        made?;
+        self.count(|s| s.symlinks += 1);
+        Ok(())
+    }
+
     /// Creates `children` in `dir`, then fills its subdirectories in
     /// parallel. Nothing depends on the order: in hardlink mode every file
     /// is a link to its own object; in copy mode the first name of a
@@ -201,22 +241,7 @@ impl Materializer<'_> {
                     target,
                     inode,
                 } => {
-                    // A symlink with hardlinks: its names are one inode.
-                    if *inode != 0 && self.link_to_group(*inode, dir, name_os, &path)? {
-                        self.count(|s| s.symlinks += 1);
-                        continue;
-                    }
-                    let made = rustix::fs::symlinkat(name_of(target), dir, name_os)
-                        .map_err(io::Error::from)
-                        .io_context("create symlink", &self.err_path(&path))
-                        .and_then(|()| {
-                            self.node_meta(dir, name_os, meta, &path, FileType::Symlink)
-                        });
-                    if *inode != 0 {
-                        self.settle_group(*inode, &path, made.is_ok());
-                    }
-                    made?;
-                    self.count(|s| s.symlinks += 1);
+                    self.symlink(dir, name_os, &path, meta, target, *inode)?;
                 }
                 NodeKind::Device {
                     meta,
@@ -236,18 +261,7 @@ impl Materializer<'_> {
                         );
                         // Hides a lower layer's entry of that name (in a
                         // flattened root there is none: harmless).
-                        rustix::fs::mknodat(
-                            dir,
-                            name_os,
-                            FileType::CharacterDevice,
-                            FsMode::empty(),
-                            0,
-                        )
-                        .map_err(io::Error::from)
-                        .io_context(
-                            "create whiteout for a skipped device",
-                            &self.err_path(&path),
-                        )?;
+                        self.whiteout(dir, name_os, &path, "create whiteout for a skipped device")?;
                         self.count(|s| s.skipped_devices.push(format!("/{}", path.display())));
                         continue;
                     }
@@ -276,21 +290,12 @@ impl Materializer<'_> {
                         Err(e) => {
                             return Err(io::Error::from(e))
                                 .io_context("create device node", &self.err_path(&path))
+                                .map_err(Error::from)
                         }
                     }
                 }
                 NodeKind::Whiteout => {
-                    // Overlayfs' whiteout: a 0/0 character device, which
-                    // the kernel lets anyone create (5.8 and later).
-                    rustix::fs::mknodat(
-                        dir,
-                        name_os,
-                        rustix::fs::FileType::CharacterDevice,
-                        FsMode::empty(),
-                        0,
-                    )
-                    .map_err(io::Error::from)
-                    .io_context("create whiteout", &self.err_path(&path))?;
+                    self.whiteout(dir, name_os, &path, "create whiteout")?;
                     self.count(|s| s.whiteouts += 1);
                 }
                 NodeKind::Fifo(meta) => {
@@ -357,10 +362,12 @@ impl Materializer<'_> {
                 // in every image): this one gets a copy.
                 Err(rustix::io::Errno::MLINK) => {}
                 Err(e) => {
-                    return Err(io::Error::from(e)).io_context(
-                        &format!("{} {} to", crate::error::LINK_OBJECT, object.hex()),
-                        &self.err_path(path),
-                    )
+                    return Err(io::Error::from(e))
+                        .io_context(
+                            &format!("{} {} to", crate::error::LINK_OBJECT, object.hex()),
+                            &self.err_path(path),
+                        )
+                        .map_err(Error::from)
                 }
             }
         } else if self.link_to_group(inode, dir, name, path)? {
@@ -405,11 +412,11 @@ impl Materializer<'_> {
                     return Ok(true);
                 }
                 Some(Group::Failed) => {
-                    return Err(Error::Io {
-                        op: "hardlink (the first name of its group failed)".into(),
-                        path: self.err_path(path),
-                        source: io::Error::other("writing the group's first name failed"),
-                    });
+                    return Err(Error::Io(PathError::new(
+                        "hardlink (the first name of its group failed)",
+                        self.err_path(path),
+                        io::Error::other("writing the group's first name failed"),
+                    )));
                 }
             }
         }
@@ -501,14 +508,14 @@ impl Materializer<'_> {
             .io_context("stat", &p)?;
         let found = FileType::from_raw_mode(found.st_mode);
         if found != created {
-            return Err(Error::Io {
-                op: format!("set metadata of the {created:?} created as"),
-                path: p,
-                source: io::Error::other(format!(
+            return Err(Error::Io(PathError::new(
+                format!("set metadata of the {created:?} created as"),
+                p,
+                io::Error::other(format!(
                     "it was replaced by a {found:?} while unpacking (someone else writes into \
                      the target directory); unpack into a directory only you can write"
                 )),
-            });
+            )));
         }
         if self.opts.ownership == Ownership::Apply {
             rustix::fs::chownat(
@@ -544,6 +551,7 @@ impl Materializer<'_> {
         )
         .map_err(io::Error::from)
         .io_context("set mtime", &p)
+        .map_err(Error::from)
     }
 
     fn dir_meta(&self, fd: &OwnedFd, meta: &Meta, path: &Path) -> Result<(), Error> {
@@ -584,6 +592,7 @@ impl Materializer<'_> {
         )
         .map_err(io::Error::from)
         .io_context("set directory mtime", &p)
+        .map_err(Error::from)
     }
 }
 

@@ -20,10 +20,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use cairn_fsutil::IoContext as _;
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
 use crate::changeset::{Meta, ObjectId};
-use crate::error::{Error, IoContext};
+use crate::error::Error;
 
 /// Files up to this size are read into memory first, so an object that
 /// exists already costs no write at all.
@@ -264,7 +265,9 @@ impl ObjectStore {
                 .io_context("create object", &self.dir)?;
                 Ok((fd, Some(name)))
             }
-            Err(e) => Err(io::Error::from(e)).io_context("create object", &self.dir.join(dir)),
+            Err(e) => Err(io::Error::from(e))
+                .io_context("create object", &self.dir.join(dir))
+                .map_err(Error::from),
         }
     }
 
@@ -277,6 +280,7 @@ impl ObjectStore {
                 Err(e) => {
                     return Err(io::Error::from(e))
                         .io_context("create object directory", &self.dir.join(sub))
+                        .map_err(Error::from)
                 }
             }
         }
@@ -332,7 +336,9 @@ impl ObjectStore {
             // Another writer stored the same object first: same content and
             // metadata by construction.
             Err(rustix::io::Errno::EXIST) => Ok(PutOutcome::Present),
-            Err(e) => Err(io::Error::from(e)).io_context("link object", &self.dir.join(rel)),
+            Err(e) => Err(io::Error::from(e))
+                .io_context("link object", &self.dir.join(rel))
+                .map_err(Error::from),
         }
     }
 }

@@ -362,7 +362,7 @@ fn a_failed_unpack_leaves_the_target_empty() {
     for mode in [Mode::Hardlink, Mode::Copy] {
         let err = u.unpack_files(&files, &target, mode).unwrap_err();
         assert!(
-            matches!(root_cause(&err), Error::Io { .. }),
+            matches!(root_cause(&err), Error::Io(_)),
             "materialize fails: {err}"
         );
         assert!(empty_or_missing(&target), "{:?}", listing(&target));

@@ -105,7 +105,7 @@ fn corrupt_or_mismatch(e: &Error) -> bool {
     corrupt(e) || diff_id_mismatch(e)
 }
 fn io_error(e: &Error) -> bool {
-    matches!(root_cause(e), Error::Io { .. })
+    matches!(root_cause(e), Error::Io(_))
 }
 fn root_replaced(e: &PlanError) -> bool {
     matches!(e, PlanError::RootReplaced { .. })
@@ -345,6 +345,7 @@ fn traversal_in_names_is_rerooted_inside_the_target() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // A table: one row per layer.
 fn symlinks_never_lead_outside() {
     run_table(vec![
         case("absolute symlink then a file through it, same layer", |j| {
@@ -1032,6 +1033,7 @@ fn expand(real: u64, chunks: &[(u64, Vec<u8>)]) -> Vec<u8> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // A table: one row per layer.
 fn tar_formats() {
     let sparse2: Vec<(u64, Vec<u8>)> = vec![(0, chunk(b'a', 512)), (8192, chunk(b'b', 100))];
     let sparse6: Vec<(u64, Vec<u8>)> = (0..6u64)
@@ -1283,6 +1285,7 @@ fn capability(permitted: u32) -> Vec<u8> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // A table: one row per layer.
 fn modes_owners_mtimes_and_xattrs_are_exact() {
     run_table(vec![
         case("special mode bits", |_| {

@@ -65,7 +65,9 @@ pub fn unpack(ctx: &Context, a: UnpackArgs) -> anyhow::Result<u8> {
     let target = PathBuf::from(&dir[0]);
     let stats = if a.layer {
         let files: Vec<PathBuf> = sources.iter().map(PathBuf::from).collect();
-        unpacker.unpack_files(&files, &target, mode)?
+        unpacker
+            .unpack_files(&files, &target, mode)
+            .map_err(with_limit_hint)?
     } else {
         if sources.len() != 1 {
             return Err(exit::with_code(
@@ -77,10 +79,21 @@ pub fn unpack(ctx: &Context, a: UnpackArgs) -> anyhow::Result<u8> {
         let image = store
             .find_image(&sources[0], &search)
             .map_err(|e| exit::with_code(exit::ENGINE, e.to_string()))?;
-        unpacker.unpack_image(&image, &target, mode)?
+        unpacker
+            .unpack_image(&image, &target, mode)
+            .map_err(with_limit_hint)?
     };
     for d in &stats.skipped_devices {
         eprintln!("WARN: device node {d} not created (no CAP_MKNOD); containers get the host's devices bound instead");
     }
     Ok(0)
+}
+
+/// The unpacker's error, saying how to raise the layer size limit when
+/// that is what stopped it.
+fn with_limit_hint(e: cairn_unpacker::Error) -> anyhow::Error {
+    if e.is_too_large() {
+        return anyhow::anyhow!("{e} (raise the limit with --max-layer-size if this is real)");
+    }
+    e.into()
 }

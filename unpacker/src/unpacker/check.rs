@@ -4,18 +4,23 @@
 //! spot sample). Repair removes what is corrupt and rebuilds image roots
 //! from the stored blobs; it never fetches anything.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read as _};
 use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use cairn_store::{LockMode, StoreDir};
+use cairn_fsutil::IoContext as _;
+use cairn_store::{Image, LockMode, StoreDir};
 
-use super::{read_dir, remove_tree, CachedLayer, Unpacker, CHANGESET_MAGIC};
-use crate::changeset::{Meta, ObjectId};
-use crate::error::{Error, IoContext as _};
+use super::cache::{CachedLayer, CHANGESET_MAGIC};
+use super::chain::{parse_plan, PLAN_MAGIC};
+use super::dirs::{read_dir, remove_tree};
+use super::root::ROOT_FORMAT;
+use super::Unpacker;
+use crate::changeset::{Changeset, Meta, ObjectId};
+use crate::error::Error;
 use crate::objects::{object_id, Ownership};
 use crate::plan::{NodeKind, Plan};
 
@@ -75,9 +80,51 @@ impl Unpacker {
     pub fn check(&self, opts: &CheckOptions) -> Result<DerivedReport, Error> {
         let objects_lock = self.objects_lock(LockMode::Shared)?;
         let mut report = DerivedReport::default();
-        // 1. Changesets, and the metadata each object must have.
-        let mut expected: HashMap<ObjectId, Meta> = HashMap::new();
-        let mut users: BTreeMap<ObjectId, BTreeSet<String>> = BTreeMap::new();
+        let named = self.check_changesets(&mut report)?;
+        let corrupt = self.check_objects(&named.expected, &mut report);
+        // Decoding a layer again (below) takes the objects lock itself.
+        drop(objects_lock);
+        let images = self.store.images()?;
+        let mut to_rebuild = Vec::new();
+        let mut chains_seen = HashSet::new();
+        for image in &images {
+            if let Some((dir, damaged)) =
+                self.check_root(image, opts, &corrupt, &mut chains_seen, &mut report)
+            {
+                to_rebuild.push(Rebuild {
+                    dir,
+                    image,
+                    damaged,
+                });
+            }
+        }
+        if !opts.repair {
+            return Ok(report);
+        }
+        to_rebuild.retain(|r| {
+            let busy = r.damaged.iter().any(|d| opts.busy.contains(d));
+            if busy {
+                report.busy.push(dir_name(&r.dir));
+            }
+            !busy
+        });
+        if !report.busy.is_empty() {
+            // The corrupt objects are how a later check finds the busy
+            // roots damaged: keep everything until those containers stop.
+            return Ok(report);
+        }
+        self.remove_damaged(&corrupt, &named.users, &report.bad_changesets, &to_rebuild)?;
+        for r in to_rebuild {
+            self.image_root(r.image)?;
+            report.rebuilt.push(dir_name(&r.dir));
+        }
+        Ok(report)
+    }
+
+    /// Parses every changeset; returns the metadata each object they name
+    /// must have, and which changesets name it.
+    fn check_changesets(&self, report: &mut DerivedReport) -> Result<NamedObjects, Error> {
+        let mut named = NamedObjects::default();
         let layers = self.store.dir(StoreDir::Layers);
         for e in read_dir(&layers)? {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -101,23 +148,34 @@ impl Unpacker {
             };
             for c in &cached.changeset.changes {
                 if let crate::changeset::Entry::File { meta, object, .. } = &c.entry {
-                    expected.entry(*object).or_insert_with(|| meta.clone());
-                    users.entry(*object).or_default().insert(name.clone());
+                    named
+                        .expected
+                        .entry(*object)
+                        .or_insert_with(|| meta.clone());
+                    named.users.entry(*object).or_default().insert(name.clone());
                 }
             }
         }
-        // 2. Objects.
-        let mut corrupt: BTreeSet<ObjectId> = BTreeSet::new();
+        Ok(named)
+    }
+
+    /// Hashes every object in `expected` and compares its metadata;
+    /// returns the corrupt ones. Missing objects are not corruption: their
+    /// changesets are decoded again when next needed.
+    fn check_objects(
+        &self,
+        expected: &HashMap<ObjectId, Meta>,
+        report: &mut DerivedReport,
+    ) -> BTreeSet<ObjectId> {
+        let mut corrupt = BTreeSet::new();
         let mut buf = vec![0u8; 1 << 20];
-        for (id, meta) in &expected {
+        for (id, meta) in expected {
             let path = self.objects.path(id);
             match verify_object(&path, id, meta, self.objects.ownership(), &mut buf) {
                 Ok(n) => {
                     report.objects_checked += 1;
                     report.object_bytes += n;
                 }
-                // Missing objects are not corruption: the changeset is
-                // decoded again when next needed.
                 Err(Problem::Missing) => {}
                 Err(Problem::Bad(why)) => {
                     report.corrupt_objects.push((id.hex(), why));
@@ -125,141 +183,146 @@ impl Unpacker {
                 }
             }
         }
-        // Decoding a layer again (below) takes the objects lock itself.
-        drop(objects_lock);
-        // 3. Image roots of this id map.
-        let images = self.store.images()?;
-        let mut to_rebuild = Vec::new();
-        let mut chains_seen = std::collections::HashSet::new();
-        for image in &images {
-            let dir = self.image_dir(image.digest());
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if !dir.join("info.json").exists() {
-                continue;
+        corrupt
+    }
+
+    /// Checks `image`'s root, if it is built: returns its directory and the
+    /// damaged directories to replace when it must be built again.
+    fn check_root(
+        &self,
+        image: &Image,
+        opts: &CheckOptions,
+        corrupt: &BTreeSet<ObjectId>,
+        chains_seen: &mut HashSet<String>,
+        report: &mut DerivedReport,
+    ) -> Option<(PathBuf, Vec<PathBuf>)> {
+        let dir = self.image_dir(image.digest());
+        let name = dir_name(&dir);
+        if !dir.join("info.json").exists() {
+            return None;
+        }
+        report.roots_checked += 1;
+        let format = self.read_info(&dir).ok().flatten().map(|i| i.format);
+        if format.is_some_and(|f| f != ROOT_FORMAT) {
+            report.bad_roots.push((
+                name,
+                "built by an older cairn: its files show the mtime of the first layer that \
+                 stored their content; it is built again when next used (or by a repair)"
+                    .into(),
+            ));
+            let damaged = self.root_dirs(image);
+            return Some((dir, damaged));
+        }
+        let layers = match self.layers_of(image) {
+            Ok(l) => l,
+            Err(e) => {
+                report
+                    .bad_roots
+                    .push((name, format!("its layers cannot be read: {e}")));
+                return Some((dir, Vec::new()));
             }
-            report.roots_checked += 1;
-            let format = self.read_info(&dir).ok().flatten().map(|i| i.format);
-            if format.is_some_and(|f| f != super::ROOT_FORMAT) {
-                report.bad_roots.push((
-                    name,
-                    "built by an older cairn: its files show the mtime of the first layer that \
-                     stored their content; it is built again when next used (or by a repair)"
-                        .into(),
-                ));
-                to_rebuild.push((dir, image, self.root_dirs(image)));
-                continue;
-            }
-            let layers = match self.layers_of(image) {
-                Ok(l) => l,
+        };
+        let uses_corrupt = layers
+            .iter()
+            .flat_map(|l| l.objects())
+            .find(|o| corrupt.contains(o));
+        if let Some(o) = uses_corrupt {
+            report
+                .bad_roots
+                .push((name, format!("links corrupt object {}", o.hex())));
+            let damaged = self.root_dirs(image);
+            return Some((dir, damaged));
+        }
+        let info = self.read_info(&dir).ok().flatten().unwrap_or_default();
+        if info.chains.is_empty() {
+            let plan = match Plan::from_layers(&layers) {
+                Ok(p) => p,
                 Err(e) => {
-                    report
-                        .bad_roots
-                        .push((name, format!("its layers cannot be read: {e}")));
-                    to_rebuild.push((dir, image, Vec::new()));
-                    continue;
+                    report.bad_roots.push((name, format!("no plan: {e}")));
+                    return None;
                 }
             };
-            let uses_corrupt = layers
-                .iter()
-                .flat_map(|l| l.objects())
-                .find(|o| corrupt.contains(o));
-            if let Some(o) = uses_corrupt {
-                report
-                    .bad_roots
-                    .push((name, format!("links corrupt object {}", o.hex())));
-                to_rebuild.push((dir, image, self.root_dirs(image)));
-                continue;
+            let rootfs = dir.join("rootfs");
+            let (checked, diff) = self.compare_root(&plan, &rootfs, opts.full);
+            report.entries_checked += checked;
+            let why = diff?;
+            report.bad_roots.push((name, why));
+            return Some((dir, vec![rootfs]));
+        }
+        let damaged = self.check_chains(&layers, &info.chains, opts.full, chains_seen, report);
+        let (chain, why) = damaged.first()?;
+        report
+            .bad_roots
+            .push((name, format!("layer directory chains/{chain}: {why}")));
+        let dirs = damaged
+            .iter()
+            .map(|(c, _)| self.chains_dir().join(c).join("diff"))
+            .collect();
+        Some((dir, dirs))
+    }
+
+    /// Compares each layer directory of a stacked root with its layer's
+    /// diff, once however many images stack it. Returns the damaged ones,
+    /// with why.
+    fn check_chains(
+        &self,
+        layers: &[Changeset],
+        chains: &[String],
+        full: bool,
+        chains_seen: &mut HashSet<String>,
+        report: &mut DerivedReport,
+    ) -> Vec<(String, String)> {
+        let mut plan = Plan::new();
+        let mut damaged = Vec::new();
+        for (cs, chain) in layers.iter().zip(chains) {
+            let below = (!chains_seen.contains(chain)).then(|| plan.clone());
+            if let Err(e) = plan.apply(cs) {
+                damaged.push((chain.clone(), format!("no plan: {e}")));
+                break;
             }
-            let info = self.read_info(&dir).ok().flatten().unwrap_or_default();
-            if info.chains.is_empty() {
-                let plan = match Plan::from_layers(&layers) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        report.bad_roots.push((name, format!("no plan: {e}")));
-                        continue;
-                    }
-                };
-                let rootfs = dir.join("rootfs");
-                let (checked, diff) = self.compare_root(&plan, &rootfs, opts.full);
-                report.entries_checked += checked;
-                if let Some(why) = diff {
-                    report.bad_roots.push((name, why));
-                    to_rebuild.push((dir, image, vec![rootfs]));
-                }
-                continue;
-            }
-            // Each layer directory against its layer's diff, once however
-            // many images stack it.
-            let mut plan = Plan::new();
-            let mut damaged = Vec::new();
-            for (cs, chain) in layers.iter().zip(&info.chains) {
-                let below = (!chains_seen.contains(chain)).then(|| plan.clone());
-                if let Err(e) = plan.apply(cs) {
-                    damaged.push((chain.clone(), format!("no plan: {e}")));
-                    break;
-                }
-                let Some(below) = below else { continue };
-                chains_seen.insert(chain.clone());
-                let diff_dir = self.chains_dir().join(chain).join("diff");
-                let (checked, diff) = self.compare_root(&plan.diff(&below), &diff_dir, opts.full);
-                report.entries_checked += checked;
-                if let Some(why) = diff {
-                    damaged.push((chain.clone(), why));
-                } else if !self.saved_plan_is(chain, &plan) {
-                    // What a sibling's layer would be planned over.
-                    damaged.push((
-                        chain.clone(),
-                        "its saved plan is torn or is not its layers' plan".into(),
-                    ));
-                }
-            }
-            if !damaged.is_empty() {
-                let (chain, why) = &damaged[0];
-                report
-                    .bad_roots
-                    .push((name, format!("layer directory chains/{chain}: {why}")));
-                let dirs = damaged
-                    .iter()
-                    .map(|(c, _)| self.chains_dir().join(c).join("diff"))
-                    .collect();
-                to_rebuild.push((dir, image, dirs));
+            let Some(below) = below else { continue };
+            chains_seen.insert(chain.clone());
+            let diff_dir = self.chains_dir().join(chain).join("diff");
+            let (checked, diff) = self.compare_root(&plan.diff(&below), &diff_dir, full);
+            report.entries_checked += checked;
+            if let Some(why) = diff {
+                damaged.push((chain.clone(), why));
+            } else if !self.saved_plan_is(chain, &plan) {
+                // What a sibling's layer would be planned over.
+                damaged.push((
+                    chain.clone(),
+                    "its saved plan is torn or is not its layers' plan".into(),
+                ));
             }
         }
-        if !opts.repair {
-            return Ok(report);
-        }
-        to_rebuild.retain(|(dir, _, damaged)| {
-            let busy = damaged.iter().any(|d| opts.busy.contains(d));
-            if busy {
-                report.busy.push(
-                    dir.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                );
-            }
-            !busy
-        });
-        if !report.busy.is_empty() {
-            // The corrupt objects are how a later check finds the busy
-            // roots damaged: keep everything until those containers stop.
-            return Ok(report);
-        }
-        let objects_lock = self.objects_lock(LockMode::Exclusive)?;
-        for id in &corrupt {
+        damaged
+    }
+
+    /// Removes corrupt objects with the changesets that name them, the
+    /// changesets that do not parse, and the damaged roots about to be
+    /// built again with their damaged layer directories, under the objects
+    /// lock.
+    fn remove_damaged(
+        &self,
+        corrupt: &BTreeSet<ObjectId>,
+        users: &BTreeMap<ObjectId, BTreeSet<String>>,
+        bad_changesets: &[String],
+        to_rebuild: &[Rebuild<'_>],
+    ) -> Result<(), Error> {
+        let layers = self.store.dir(StoreDir::Layers);
+        let _objects_lock = self.objects_lock(LockMode::Exclusive)?;
+        for id in corrupt {
             let _ = fs::remove_file(self.objects.path(id));
             for cs in users.get(id).into_iter().flatten() {
                 let _ = fs::remove_file(layers.join(cs));
             }
         }
-        for name in &report.bad_changesets {
+        for name in bad_changesets {
             let _ = fs::remove_file(layers.join(name));
         }
-        for (dir, _, damaged) in &to_rebuild {
+        for r in to_rebuild {
             // A layer directory `…/chains/<name>/diff` goes with its chain.
-            for d in damaged {
+            for d in &r.damaged {
                 let gone = if d.ends_with("diff") {
                     d.parent().unwrap_or(d)
                 } else {
@@ -267,23 +330,14 @@ impl Unpacker {
                 };
                 match remove_tree(gone) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(e).io_context("remove damaged layer directory", gone)
+                        Err(e).io_context("remove damaged layer directory", gone)?;
                     }
                     _ => {}
                 }
             }
-            remove_tree(dir).io_context("remove image root", dir)?;
+            remove_tree(&r.dir).io_context("remove image root", &r.dir)?;
         }
-        drop(objects_lock);
-        for (dir, image, _) in to_rebuild {
-            self.image_root(image)?;
-            report.rebuilt.push(
-                dir.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-        }
-        Ok(report)
+        Ok(())
     }
 
     /// Whether chain `name`'s saved plan is `plan`, or it has none (one
@@ -292,8 +346,8 @@ impl Unpacker {
         let path = self.chains_dir().join(name).join("plan");
         match fs::read(path) {
             Err(e) => e.kind() == io::ErrorKind::NotFound,
-            Ok(b) if !b.starts_with(super::PLAN_MAGIC) && b.starts_with(b"cairn-plan-") => true,
-            Ok(b) => super::parse_plan(&b).as_ref() == Some(plan),
+            Ok(b) if !b.starts_with(PLAN_MAGIC) && b.starts_with(b"cairn-plan-") => true,
+            Ok(b) => parse_plan(&b).as_ref() == Some(plan),
         }
     }
 
@@ -411,6 +465,33 @@ impl Unpacker {
     }
 }
 
+/// What the changesets say of the objects they name.
+#[derive(Default)]
+struct NamedObjects {
+    /// The metadata each object must have.
+    expected: HashMap<ObjectId, Meta>,
+    /// The changesets (`layers/` file names) naming each object.
+    users: BTreeMap<ObjectId, BTreeSet<String>>,
+}
+
+/// An image root a repair builds again.
+struct Rebuild<'i> {
+    /// The root's directory.
+    dir: PathBuf,
+    image: &'i Image,
+    /// Its damaged directories (its `rootfs`, or layer directories'
+    /// `diff`), replaced with it.
+    damaged: Vec<PathBuf>,
+}
+
+/// The last component of `dir`, as reports name roots.
+fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Why an object failed its check.
 enum Problem {
     Missing,
     Bad(String),
