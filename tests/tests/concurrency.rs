@@ -32,11 +32,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cairn_tests::cairn::Cleanup;
 use cairn_tests::fixtures::{self, refs};
-use cairn_tests::util::processes_with;
+use cairn_tests::rng::{seed_from_env, SeededRng};
+use cairn_tests::util::{dir_names, processes_with};
 use cairn_tests::{Action, Cairn, FaultProxy, Registry, RegistryOptions, Rule};
 
 /// A command that runs longer than this is killed and counts as hung.
@@ -58,36 +59,8 @@ fn env() -> Env {
 // Seeded randomness (the seed is printed; CAIRN_CONCURRENCY_SEED replays the
 // same choices, not the same interleaving)
 
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn seed() -> u64 {
-    let s = std::env::var("CAIRN_CONCURRENCY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let s = seed_from_env("CAIRN_CONCURRENCY_SEED");
     eprintln!("seed {s} (replay the same choices with CAIRN_CONCURRENCY_SEED={s})");
     s
 }
@@ -186,13 +159,7 @@ impl Log {
 // Checks
 
 fn names(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    dir_names(dir).into_iter().collect()
 }
 
 /// Object names (`xx/yyyy…`), and the object names that share an inode
@@ -309,7 +276,7 @@ fn eight_processes_with_system_prune_and_no_keepers_orphan_no_container() {
 #[test]
 fn system_prune_while_a_container_starts_never_orphans_its_process() {
     let c = env();
-    let mut rng = Rng::new(seed());
+    let mut rng = SeededRng::new(seed());
     let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
     let _cleanup = Cleanup {
         cairn: &c,
@@ -353,7 +320,7 @@ fn system_prune_while_a_container_starts_never_orphans_its_process() {
 #[test]
 fn image_prune_while_a_container_is_created_never_removes_its_root() {
     let c = env();
-    let mut rng = Rng::new(seed());
+    let mut rng = SeededRng::new(seed());
     let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
     let _cleanup = Cleanup {
         cairn: &c,
@@ -408,7 +375,7 @@ fn image_prune_while_a_container_is_created_never_removes_its_root() {
 
 fn concurrent_run(chaos: bool) {
     let started = Instant::now();
-    let mut rng = Rng::new(seed());
+    let mut rng = SeededRng::new(seed());
     let images = registry();
     let c = env();
     let log = Log::default();
@@ -418,7 +385,7 @@ fn concurrent_run(chaos: bool) {
         marker: mark.clone(),
     };
     // Each worker's own choices, drawn now so a seed replays them.
-    let seeds: Vec<u64> = (0..8).map(|_| rng.next()).collect();
+    let seeds: Vec<u64> = (0..8).map(|_| rng.next_u64()).collect();
     // The images containers are made of: in the protected run, multi and
     // debian-min, each kept in use by a stopped container from the start.
     let container_images: Vec<&String> = if chaos {
@@ -446,7 +413,7 @@ fn concurrent_run(chaos: bool) {
         for (w, seed) in seeds.iter().enumerate() {
             let (images, log, c, mark, pull) = (&images, &log, &c, &mark, &pull);
             let container_images = &container_images;
-            let mut rng = Rng::new(*seed);
+            let mut rng = SeededRng::new(*seed);
             handles.push(s.spawn(move || match w {
                 // Pullers: the three images in random order, again and again
                 // (a pruned image is fetched and unpacked again).

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cairn_tests::fixtures::{self, refs};
+use cairn_tests::util::{dir_names as names, is_root};
 use cairn_tests::{Cairn, ImageSpec, OciLayout, Registry, RegistryOptions, Run};
 
 /// A tmpfs of `size` mounted for the test, unmounted on drop.
@@ -82,17 +83,6 @@ impl Drop for SmallDisk {
     }
 }
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
 macro_rules! root_only {
     () => {
         if !is_root() {
@@ -130,18 +120,6 @@ fn assert_disk_full(r: &Run, names: &[&str], what: &str) -> String {
         "{what}: says what to do: {line}"
     );
     line.to_owned()
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// Temp files, half-built image roots and changesets, container dirs.

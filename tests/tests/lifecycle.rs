@@ -57,19 +57,7 @@ fn template() -> Arc<tempfile::TempDir> {
     let dir = cairn_tests::util::temp_dir("lifecycle-image").expect("temp dir");
     let mut cairn = Cairn::new().expect("cairn environment");
     cairn.set_root(&dir.path().join("store"));
-    let id = cairn.ok(["pull", "-q", &fixtures::oci_ref(refs::DEBIAN_MIN)]);
-    let id = id.trim().to_owned();
-    cairn.ok(["tag", &id, IMAGE]);
-    let names = cairn.ok([
-        "image",
-        "inspect",
-        "--format",
-        "{{join .RepoTags \" \"}}",
-        &id,
-    ]);
-    for other in names.split_whitespace().filter(|n| *n != IMAGE) {
-        cairn.ok(["rmi", other]);
-    }
+    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
     let t = Arc::new(dir);
     *guard = Arc::downgrade(&t);
     t
@@ -1099,21 +1087,10 @@ fn run_d_rm_removes_the_container_when_it_exits() {
 /// Runs `cairn ARGS` under `script`, so its stdio is a real pty; returns
 /// the bytes the pty carried.
 fn through_pty(c: &Cairn, args: &str) -> Vec<u8> {
-    let template = c.command(["--version"]);
-    let mut cmd = Command::new("script");
-    cmd.env_clear();
-    for (k, v) in template.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
     // A known window size, to see it inside.
-    let line = format!(
-        "stty rows 31 cols 101; {} {args}",
-        cairn_tests::cairn::binary().display()
-    );
-    let out = cmd
-        .args(["-qec", &line, "/dev/null"])
+    let line = format!("stty rows 31 cols 101; CAIRN {args}");
+    let out = c
+        .script("-qec", &line)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("script(1) runs");

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use cairn_tests::fixtures::{self, refs};
+use cairn_tests::fixtures::refs;
 use cairn_tests::podman::Podman;
 use cairn_tests::{Cairn, Run};
 use serde_json::Value;
@@ -41,19 +41,7 @@ fn pair() -> Pair {
         .import_fixture(refs::DEBIAN_MIN, IMAGE)
         .expect("podman imports the image");
     let cairn = Cairn::new().expect("cairn environment");
-    let id = cairn.ok(["pull", "-q", &fixtures::oci_ref(refs::DEBIAN_MIN)]);
-    let id = id.trim().to_owned();
-    cairn.ok(["tag", &id, IMAGE]);
-    let names = cairn.ok([
-        "image",
-        "inspect",
-        "--format",
-        "{{join .RepoTags \" \"}}",
-        &id,
-    ]);
-    for other in names.split_whitespace().filter(|n| *n != IMAGE) {
-        cairn.ok(["rmi", other]);
-    }
+    let id = cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
     assert_eq!(id, podman_id, "the same image id on both sides");
     Pair { cairn, podman }
 }

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use cairn_tests::cairn::Cleanup;
 use cairn_tests::fixtures::{self, refs};
-use cairn_tests::util::processes_with;
+use cairn_tests::util::{is_root, processes_with};
 use cairn_tests::{Cairn, ImageSpec, OciLayout, Registry, RegistryOptions};
 
 const IN_NAMESPACE: &str = "CAIRN_SOAK_IN_MOUNT_NAMESPACE";
@@ -39,17 +39,6 @@ fn count(var: &str, default: usize) -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cairn_tests::fixtures::{self, refs};
@@ -72,33 +72,12 @@ fn env(rootless: bool) -> Env {
 /// (`CAIRN` in `line`) have a real pty as their terminal, as the store's
 /// user; the bytes the pty carried.
 fn through_pty(c: &Cairn, line: &str) -> String {
-    let template = c.command(["--version"]);
-    let mut cmd = match c.user() {
-        None => Command::new("script"),
-        Some(u) => {
-            let mut cmd = Command::new("setpriv");
-            cmd.arg(format!("--reuid={}", u.uid))
-                .arg(format!("--regid={}", u.gid))
-                .args(["--init-groups", "--", "script"]);
-            cmd
-        }
-    };
-    cmd.env_clear();
-    for (k, v) in template.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let bin = cairn_tests::cairn::binary();
-    let line = format!(
-        "stty rows 31 cols 101; {}",
-        line.replace("CAIRN", &bin.to_string_lossy())
-    );
+    let line = format!("stty rows 31 cols 101; {line}");
     // script(1)'s stdin stays open (and empty) until the run ends: at its
     // end script would type ^D into the terminal, racing with what the
     // container pushes.
-    let mut child = cmd
-        .args(["-qec", &line, "/dev/null"])
+    let mut child = c
+        .script("-qec", &line)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
