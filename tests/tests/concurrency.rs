@@ -373,6 +373,257 @@ fn image_prune_while_a_container_is_created_never_removes_its_root() {
     eprintln!("create won {kept} times, prune {pruned} times");
 }
 
+/// What the eight workers of one concurrent run share.
+struct Workload<'a> {
+    c: &'a Cairn,
+    log: &'a Log,
+    images: &'a Images,
+    /// The images containers are made of.
+    container_images: &'a [&'a String],
+    /// The `sleep` argument of every container command.
+    mark: &'a str,
+    chaos: bool,
+}
+
+impl Workload<'_> {
+    fn pull(&self, w: usize, r: &str) -> Op {
+        self.log
+            .run(self.c, w, &["pull", "-q", "--tls-verify=false", r])
+    }
+
+    /// Worker `w` of eight: 0-2 pull, 3-5 make and remove containers, 6-7 prune.
+    fn work(&self, w: usize, rng: &mut SeededRng) {
+        match w {
+            0..=2 => self.puller(w, rng),
+            3..=5 => self.container_worker(w, rng),
+            _ => self.pruner(w, rng),
+        }
+    }
+
+    /// The three images in random order, again and again (a pruned image is
+    /// fetched and unpacked again).
+    fn puller(&self, w: usize, rng: &mut SeededRng) {
+        for _ in 0..8 {
+            let r = &self.images.refs[rng.below(3) as usize];
+            self.pull(w, r);
+        }
+    }
+
+    /// Containers run (or pulled, created and started), exec'd into and
+    /// stopped; two in three removed, the rest left behind stopped.
+    fn container_worker(&self, w: usize, rng: &mut SeededRng) {
+        let (c, log, mark) = (self.c, self.log, self.mark);
+        for round in 0..12 {
+            let r = self.container_images[rng.below(self.container_images.len() as u64) as usize];
+            let name = format!("w{w}-{round}");
+            let created = if round % 2 == 0 {
+                log.run(
+                    c,
+                    w,
+                    &[
+                        "run",
+                        "-d",
+                        "--tls-verify=false",
+                        "--name",
+                        &name,
+                        r,
+                        "sleep",
+                        mark,
+                    ],
+                )
+                .ok()
+            } else {
+                self.pull(w, r);
+                log.run(
+                    c,
+                    w,
+                    &[
+                        "create",
+                        "--tls-verify=false",
+                        "--name",
+                        &name,
+                        r,
+                        "sleep",
+                        mark,
+                    ],
+                )
+                .ok()
+                    && log.run(c, w, &["start", &name]).ok()
+            };
+            if !created {
+                continue;
+            }
+            log.run(c, w, &["exec", &name, "true"]);
+            log.run(c, w, &["stop", "-t", "0", &name]);
+            // Leave every third container behind, stopped.
+            if rng.below(3) != 0 {
+                log.run(c, w, &["rm", &name]);
+            }
+        }
+    }
+
+    /// `image prune`, `rmi` and (in the chaos run) `system prune` at random
+    /// moments.
+    fn pruner(&self, w: usize, rng: &mut SeededRng) {
+        let (c, log, chaos) = (self.c, self.log, self.chaos);
+        for _ in 0..10 {
+            sleep(Duration::from_millis(rng.below(1500)));
+            match rng.below(4) {
+                0 | 1 if !chaos => log.run(c, w, &["image", "prune", "-a", "-f"]),
+                0 => log.run(c, w, &["image", "prune", "-a", "-f"]),
+                1 => log.run(c, w, &["system", "prune", "-f"]),
+                2 if chaos => log.run(c, w, &["system", "prune", "-a", "-f"]),
+                2 => log.run(c, w, &["image", "prune", "-f"]),
+                _ => {
+                    let r = &self.images.refs[rng.below(3) as usize];
+                    log.run(c, w, &["rmi", r])
+                }
+            };
+        }
+    }
+}
+
+/// Runs one worker a seed, each on its own thread, under the watchdog:
+/// an error when commands hung or the whole run passed [`RUN_LIMIT`].
+fn run_workers(work: &Workload, seeds: &[u64], started: Instant) -> Result<(), String> {
+    let log = work.log;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = seeds
+            .iter()
+            .enumerate()
+            .map(|(w, seed)| {
+                let mut rng = SeededRng::new(*seed);
+                s.spawn(move || work.work(w, &mut rng))
+            })
+            .collect();
+        let mut hung = 0;
+        loop {
+            if handles.iter().all(|h| h.is_finished()) {
+                break;
+            }
+            hung += log.watch();
+            if started.elapsed() > RUN_LIMIT {
+                log.kill_all();
+                return Err(format!(
+                    "the concurrent run passed {RUN_LIMIT:?}; still running: {:?}",
+                    log.running
+                        .lock()
+                        .unwrap()
+                        .values()
+                        .map(|v| v.1.clone())
+                        .collect::<Vec<_>>()
+                ));
+            }
+            sleep(Duration::from_millis(100));
+        }
+        for h in handles {
+            if let Err(p) = h.join() {
+                std::panic::resume_unwind(p);
+            }
+        }
+        if hung > 0 {
+            return Err(format!("{hung} commands hung"));
+        }
+        Ok(())
+    })
+}
+
+/// Prints what the workers ran (per verb: runs, failures, longest) and the
+/// failures that answer a race; returns the failures that do not.
+fn summarize(ops: &[Op], concurrent: Duration) -> Vec<String> {
+    let mut by_verb: BTreeMap<String, (usize, usize, Duration)> = BTreeMap::new();
+    for op in ops {
+        let verb = if op.args[0] == "image" || op.args[0] == "system" {
+            format!("{} {}", op.args[0], op.args[1])
+        } else {
+            op.args[0].clone()
+        };
+        let e = by_verb.entry(verb).or_default();
+        e.0 += 1;
+        e.1 += usize::from(!op.ok());
+        e.2 = e.2.max(op.took);
+    }
+    eprintln!(
+        "{} commands by 8 workers in {:.1}s (verb: runs, failures, longest): {by_verb:?}",
+        ops.len(),
+        concurrent.as_secs_f64()
+    );
+    let unexpected: Vec<String> = ops
+        .iter()
+        .filter(|o| !o.ok() && (o.hung || !expected_race(o)))
+        .map(Op::line)
+        .collect();
+    let races: Vec<String> = ops
+        .iter()
+        .filter(|o| !o.ok() && !o.hung && expected_race(o))
+        .map(Op::line)
+        .collect();
+    eprintln!("{} failures that answer a race:", races.len());
+    for r in &races {
+        eprintln!("  {r}");
+    }
+    unexpected
+}
+
+/// No container lost its image root: each one the run left starts and runs.
+/// Then all are removed, and none of their processes (carrying `mark`) remains.
+fn assert_every_container_starts(c: &Cairn, mark: &str) {
+    let left = c.ok(["ps", "-a", "--format", "{{.Names}}"]);
+    let left: Vec<&str> = left.lines().collect();
+    eprintln!("{} containers left: {left:?}", left.len());
+    for name in &left {
+        let r = c.run(["start", name]);
+        assert_eq!(r.code, 0, "start {name} (left by the run): {}", r.stderr);
+        c.ok(["exec", name, "true"]);
+    }
+    c.ok(["rm", "-a", "-f", "-t", "0"]);
+    let procs = processes_with(mark);
+    assert!(procs.is_empty(), "container processes left: {procs:?}");
+}
+
+/// Nothing stored twice: the same images pulled one at a time give the same
+/// blobs, changesets, roots and objects, by name, and no two object names
+/// share an inode.
+fn assert_stored_once(c: &Cairn, images: &Images, started: Instant) {
+    for r in &images.refs {
+        c.ok(["pull", "-q", "--tls-verify=false", r]);
+    }
+    c.ok(["system", "prune", "-f"]);
+    assert_clean(c, "after pulling the three images again");
+    let reference = env();
+    for r in &images.refs {
+        reference.ok(["pull", "-q", "--tls-verify=false", r]);
+    }
+    reference.ok(["system", "prune", "-f"]);
+    let (got, want) = (contents(c.root()), contents(reference.root()));
+    for (what, want_names) in &want {
+        let got_names = &got[what];
+        assert_eq!(
+            got_names.len(),
+            want_names.len(),
+            "{what}: {} in the concurrent store, {} pulled one at a time; extra {:?}, missing {:?}",
+            got_names.len(),
+            want_names.len(),
+            got_names.difference(want_names).take(5).collect::<Vec<_>>(),
+            want_names.difference(got_names).take(5).collect::<Vec<_>>()
+        );
+        assert_eq!(got_names, want_names, "{what}");
+    }
+    let (objects, shared) = objects(c.root());
+    assert!(
+        shared.is_empty(),
+        "object names sharing an inode: {shared:?}"
+    );
+    eprintln!(
+        "stores equal: {} blobs, {} changesets, {} image roots, {} objects (one inode each); {:.1}s in all",
+        got["blobs"].len(),
+        got["layers"].len(),
+        got["images"].len(),
+        objects.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 fn concurrent_run(chaos: bool) {
     let started = Instant::now();
     let mut rng = SeededRng::new(seed());
@@ -406,155 +657,17 @@ fn concurrent_run(chaos: bool) {
             ]);
         }
     }
-    let pull = |w: usize, r: &str| log.run(&c, w, &["pull", "-q", "--tls-verify=false", r]);
-
-    let outcome = std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for (w, seed) in seeds.iter().enumerate() {
-            let (images, log, c, mark, pull) = (&images, &log, &c, &mark, &pull);
-            let container_images = &container_images;
-            let mut rng = SeededRng::new(*seed);
-            handles.push(s.spawn(move || match w {
-                // Pullers: the three images in random order, again and again
-                // (a pruned image is fetched and unpacked again).
-                0..=2 => {
-                    for _ in 0..8 {
-                        let r = &images.refs[rng.below(3) as usize];
-                        pull(w, r);
-                    }
-                }
-                // Container workers.
-                3..=5 => {
-                    for round in 0..12 {
-                        let r = container_images[rng.below(container_images.len() as u64) as usize];
-                        let name = format!("w{w}-{round}");
-                        let created = if round % 2 == 0 {
-                            log.run(
-                                c,
-                                w,
-                                &[
-                                    "run",
-                                    "-d",
-                                    "--tls-verify=false",
-                                    "--name",
-                                    &name,
-                                    r,
-                                    "sleep",
-                                    mark,
-                                ],
-                            )
-                            .ok()
-                        } else {
-                            pull(w, r);
-                            log.run(
-                                c,
-                                w,
-                                &[
-                                    "create",
-                                    "--tls-verify=false",
-                                    "--name",
-                                    &name,
-                                    r,
-                                    "sleep",
-                                    mark,
-                                ],
-                            )
-                            .ok()
-                                && log.run(c, w, &["start", &name]).ok()
-                        };
-                        if !created {
-                            continue;
-                        }
-                        log.run(c, w, &["exec", &name, "true"]);
-                        log.run(c, w, &["stop", "-t", "0", &name]);
-                        // Leave every third container behind, stopped.
-                        if rng.below(3) != 0 {
-                            log.run(c, w, &["rm", &name]);
-                        }
-                    }
-                }
-                // Pruners.
-                _ => {
-                    for _ in 0..10 {
-                        sleep(Duration::from_millis(rng.below(1500)));
-                        match rng.below(4) {
-                            0 | 1 if !chaos => log.run(c, w, &["image", "prune", "-a", "-f"]),
-                            0 => log.run(c, w, &["image", "prune", "-a", "-f"]),
-                            1 => log.run(c, w, &["system", "prune", "-f"]),
-                            2 if chaos => log.run(c, w, &["system", "prune", "-a", "-f"]),
-                            2 => log.run(c, w, &["image", "prune", "-f"]),
-                            _ => {
-                                let r = &images.refs[rng.below(3) as usize];
-                                log.run(c, w, &["rmi", r])
-                            }
-                        };
-                    }
-                }
-            }));
-        }
-        let mut hung = 0;
-        loop {
-            if handles.iter().all(|h| h.is_finished()) {
-                break;
-            }
-            hung += log.watch();
-            if started.elapsed() > RUN_LIMIT {
-                log.kill_all();
-                return Err(format!(
-                    "the concurrent run passed {RUN_LIMIT:?}; still running: {:?}",
-                    log.running
-                        .lock()
-                        .unwrap()
-                        .values()
-                        .map(|v| v.1.clone())
-                        .collect::<Vec<_>>()
-                ));
-            }
-            sleep(Duration::from_millis(100));
-        }
-        for h in handles {
-            if let Err(p) = h.join() {
-                std::panic::resume_unwind(p);
-            }
-        }
-        if hung > 0 {
-            return Err(format!("{hung} commands hung"));
-        }
-        Ok(())
-    });
+    let work = Workload {
+        c: &c,
+        log: &log,
+        images: &images,
+        container_images: &container_images,
+        mark: &mark,
+        chaos,
+    };
+    let outcome = run_workers(&work, &seeds, started);
     let ops = log.done.lock().unwrap().clone();
-    let concurrent = started.elapsed();
-    let mut by_verb: BTreeMap<String, (usize, usize, Duration)> = BTreeMap::new();
-    for op in &ops {
-        let verb = if op.args[0] == "image" || op.args[0] == "system" {
-            format!("{} {}", op.args[0], op.args[1])
-        } else {
-            op.args[0].clone()
-        };
-        let e = by_verb.entry(verb).or_default();
-        e.0 += 1;
-        e.1 += usize::from(!op.ok());
-        e.2 = e.2.max(op.took);
-    }
-    eprintln!(
-        "{} commands by 8 workers in {:.1}s (verb: runs, failures, longest): {by_verb:?}",
-        ops.len(),
-        concurrent.as_secs_f64()
-    );
-    let unexpected: Vec<String> = ops
-        .iter()
-        .filter(|o| !o.ok() && (o.hung || !expected_race(o)))
-        .map(Op::line)
-        .collect();
-    let races: Vec<String> = ops
-        .iter()
-        .filter(|o| !o.ok() && !o.hung && expected_race(o))
-        .map(Op::line)
-        .collect();
-    eprintln!("{} failures that answer a race:", races.len());
-    for r in &races {
-        eprintln!("  {r}");
-    }
+    let unexpected = summarize(&ops, started.elapsed());
     if let Err(e) = outcome {
         panic!("{e}\nfailures: {unexpected:#?}");
     }
@@ -565,58 +678,10 @@ fn concurrent_run(chaos: bool) {
 
     // 1. No corruption.
     assert_clean(&c, "after the concurrent run");
-    // 2. No container lost its image root: each one left starts and runs.
-    let left = c.ok(["ps", "-a", "--format", "{{.Names}}"]);
-    let left: Vec<&str> = left.lines().collect();
-    eprintln!("{} containers left: {left:?}", left.len());
-    for name in &left {
-        let r = c.run(["start", name]);
-        assert_eq!(r.code, 0, "start {name} (left by the run): {}", r.stderr);
-        c.ok(["exec", name, "true"]);
-    }
-    c.ok(["rm", "-a", "-f", "-t", "0"]);
-    let procs = processes_with(&mark);
-    assert!(procs.is_empty(), "container processes left: {procs:?}");
-    // 3. Nothing stored twice: the same images pulled one at a time give
-    // the same blobs, changesets, roots and objects, by name.
-    for r in &images.refs {
-        c.ok(["pull", "-q", "--tls-verify=false", r]);
-    }
-    c.ok(["system", "prune", "-f"]);
-    assert_clean(&c, "after pulling the three images again");
-    let reference = env();
-    for r in &images.refs {
-        reference.ok(["pull", "-q", "--tls-verify=false", r]);
-    }
-    reference.ok(["system", "prune", "-f"]);
-    let (got, want) = (contents(c.root()), contents(reference.root()));
-    for (what, want_names) in &want {
-        let got_names = &got[what];
-        assert_eq!(
-            got_names.len(),
-            want_names.len(),
-            "{what}: {} in the concurrent store, {} pulled one at a time; extra {:?}, missing {:?}",
-            got_names.len(),
-            want_names.len(),
-            got_names.difference(want_names).take(5).collect::<Vec<_>>(),
-            want_names.difference(got_names).take(5).collect::<Vec<_>>()
-        );
-        assert_eq!(got_names, want_names, "{what}");
-    }
-    let (objects, shared) = objects(c.root());
-    assert!(
-        shared.is_empty(),
-        "object names sharing an inode: {shared:?}"
-    );
-    eprintln!(
-        "stores equal: {} blobs, {} changesets, {} image roots, {} objects (one inode each); {:.1}s in all",
-        got["blobs"].len(),
-        got["layers"].len(),
-        got["images"].len(),
-        objects.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let _ = &images.reg;
+    // 2. No container lost its image root.
+    assert_every_container_starts(&c, &mark);
+    // 3. Nothing stored twice.
+    assert_stored_once(&c, &images, started);
 }
 
 /// One download stalls (the proxy holds the big layer for 10 s); meanwhile
