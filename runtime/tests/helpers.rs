@@ -49,29 +49,10 @@ fn assert_opts(m: &MountInfo, fstype: &str, opts: &[&str], super_opts: &[&str]) 
     }
 }
 
-/// The host's processes invisible, the expected mounts and nothing else,
-/// with the expected flags, a minimal /dev, masked and read-only paths that
-/// really are, hostname, and writes to the root landing in the upper dir.
-#[test]
-fn default_container_layout() {
-    if !root_or_skip() {
-        return;
-    }
-    let mut c = Container::new();
-    c.pivot(&["--hostname", "box"]);
-    let out = c.sh("echo '== mountinfo =='; cat /proc/self/mountinfo
-         echo '== dev =='; ls -A /dev
-         echo '== shm =='; stat -c %a /dev/shm
-         echo '== ro =='; (echo x > /proc/sys/kernel/hostname) 2>&1; (touch /sys/cairn) 2>&1
-         echo '== masked =='; wc -c < /proc/keys; ls -A /sys/firmware | wc -l
-         echo '== pids =='; ls /proc | grep -E '^[0-9]+$'
-         echo '== self =='; echo $$
-         echo '== hostname =='; hostname
-         echo '== signals =='; grep -E '^Sig(Ign|Blk):' /proc/self/status
-         echo hello > /cairn-new-file");
-    out.ok();
-    let mounts = mountinfo::parse(&out.section("mountinfo"));
-
+/// The mount table of a default container: exactly the standard mount
+/// points plus the masked and read-only paths this kernel has, each with
+/// the expected type and flags, all private.
+fn assert_default_mounts(mounts: &[MountInfo]) {
     // Exactly these mount points: the standard ones plus the masked and
     // read-only paths this kernel has (the container's procfs and sysfs show
     // the same kernel's entries as the host's).
@@ -106,21 +87,21 @@ fn default_container_layout() {
     );
     assert_eq!(got.len(), want.len(), "no mount point twice: {got:?}");
 
-    assert_opts(find(&mounts, "/"), "overlay", &["rw"], &[]);
+    assert_opts(find(mounts, "/"), "overlay", &["rw"], &[]);
     assert_opts(
-        find(&mounts, "/proc"),
+        find(mounts, "/proc"),
         "proc",
         &["rw", "nosuid", "nodev", "noexec"],
         &[],
     );
     assert_opts(
-        find(&mounts, "/dev"),
+        find(mounts, "/dev"),
         "tmpfs",
         &["nosuid"],
         &["mode=755", "size=65536k"],
     );
     for n in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let m = find(&mounts, &format!("/dev/{n}"));
+        let m = find(mounts, &format!("/dev/{n}"));
         assert_eq!(
             (m.fstype.as_str(), m.root.as_str()),
             ("devtmpfs", format!("/{n}").as_str()),
@@ -128,37 +109,37 @@ fn default_container_layout() {
         );
     }
     assert_opts(
-        find(&mounts, "/dev/pts"),
+        find(mounts, "/dev/pts"),
         "devpts",
         &["nosuid", "noexec"],
         &["gid=5", "mode=620", "ptmxmode=666"],
     );
     assert_opts(
-        find(&mounts, "/dev/shm"),
+        find(mounts, "/dev/shm"),
         "tmpfs",
         &["nosuid", "nodev", "noexec"],
         &["size=65536k"],
     );
     assert_opts(
-        find(&mounts, "/dev/mqueue"),
+        find(mounts, "/dev/mqueue"),
         "mqueue",
         &["nosuid", "nodev", "noexec"],
         &[],
     );
     assert_opts(
-        find(&mounts, "/sys"),
+        find(mounts, "/sys"),
         "sysfs",
         &["ro", "nosuid", "nodev", "noexec"],
         &[],
     );
-    assert_opts(find(&mounts, "/sys/firmware"), "tmpfs", &["ro"], &[]);
-    assert_opts(find(&mounts, "/proc/sys"), "proc", &["ro"], &[]);
+    assert_opts(find(mounts, "/sys/firmware"), "tmpfs", &["ro"], &[]);
+    assert_opts(find(mounts, "/proc/sys"), "proc", &["ro"], &[]);
     assert_eq!(
-        find(&mounts, "/proc/keys").root,
+        find(mounts, "/proc/keys").root,
         "/null",
         "/proc/keys masked by /dev/null"
     );
-    for m in &mounts {
+    for m in mounts {
         assert!(
             m.propagation.is_empty(),
             "{} is not private: {:?}",
@@ -166,6 +147,32 @@ fn default_container_layout() {
             m.propagation
         );
     }
+}
+
+/// The host's processes invisible, the expected mounts and nothing else,
+/// with the expected flags, a minimal /dev, masked and read-only paths that
+/// really are, hostname, and writes to the root landing in the upper dir.
+#[test]
+fn default_container_layout() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut c = Container::new();
+    c.pivot(&["--hostname", "box"]);
+    let out = c.sh("echo '== mountinfo =='; cat /proc/self/mountinfo
+         echo '== dev =='; ls -A /dev
+         echo '== shm =='; stat -c %a /dev/shm
+         echo '== ro =='; (echo x > /proc/sys/kernel/hostname) 2>&1; (touch /sys/cairn) 2>&1
+         echo '== masked =='; wc -c < /proc/keys; ls -A /sys/firmware | wc -l
+         echo '== pids =='; ls /proc | grep -E '^[0-9]+$'
+         echo '== self =='; echo $$
+         echo '== hostname =='; hostname
+         echo '== signals =='; grep -E '^Sig(Ign|Blk):' /proc/self/status
+         echo hello > /cairn-new-file");
+    out.ok();
+    let mounts = mountinfo::parse(&out.section("mountinfo"));
+
+    assert_default_mounts(&mounts);
 
     let dev = out.section("dev");
     assert_eq!(
@@ -323,6 +330,7 @@ fn pivot_alone_into_a_plain_directory() {
 /// /etc/group (a user the host does not have), capabilities (podman's 11,
 /// privileged, add/drop), no_new_privs, workdir and environment.
 #[test]
+#[allow(clippy::too_many_lines)]
 fn identity_groups_capabilities_environment() {
     if !root_or_skip() {
         return;
@@ -494,23 +502,14 @@ fn identity_groups_capabilities_environment() {
     let mut c = Container::new();
     c.pivot(&["--user", "cairnuser"]);
     let out = c.sh("true");
-    assert_eq!(out.code, 125, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("user \"cairnuser\" not found in the container's /etc/passwd"),
-        "{}",
-        out.stderr
+    out.fails(
+        125,
+        "user \"cairnuser\" not found in the container's /etc/passwd",
     );
     let mut c = Container::new();
     c.pivot(&["--workdir", "/nonexistent"]);
     let out = c.sh("true");
-    assert_eq!(out.code, 125);
-    assert!(
-        out.stderr
-            .contains("chdir to the working directory /nonexistent"),
-        "{}",
-        out.stderr
-    );
+    out.fails(125, "chdir to the working directory /nonexistent");
 }
 
 /// `ro` binds are really read-only, submounts included; flags, rw binds,
@@ -690,8 +689,7 @@ fn symlink_escape_is_refused() {
     let mut c = Container::new();
     c.mount(&["--tmpfs", "/../../tmp"]);
     let out = c.sh("true");
-    assert_eq!(out.code, 125);
-    assert!(out.stderr.contains("'..'"), "{}", out.stderr);
+    out.fails(125, "'..'");
 
     // A symlink that stays inside the root is followed the way the container
     // sees it: /inroot -> /opt puts the mount on the container's /opt.
@@ -771,19 +769,11 @@ fn etc_files_and_json_specs() {
     std::fs::write(c.path("mount.json"), mount_spec.to_string()).unwrap();
     std::fs::write(c.path("pivot.json"), pivot_spec.to_string()).unwrap();
     let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--mount",
-        "--pid",
-        "--fork",
-        "--uts",
-        "--ipc",
-        "--kill-child",
-        MOUNT,
-        "--spec",
-    ])
-    .arg(c.path("mount.json"))
-    .args(["--", PIVOT, "--spec"])
-    .arg(c.path("pivot.json"));
+    cmd.args(CONTAINER_UNSHARE)
+        .args([MOUNT, "--spec"])
+        .arg(c.path("mount.json"))
+        .args(["--", PIVOT, "--spec"])
+        .arg(c.path("pivot.json"));
     let out = run(cmd);
     out.ok();
     assert_eq!(out.stdout, "from-spec\nfrom-spec\nnobody\nb\n1\n1\n");
@@ -840,20 +830,12 @@ fn exit_codes() {
     let c = Container::new();
     assert_eq!(run(c.command(&["/bin/sh", "-c", "exit 3"])).code, 3);
     let out = run(c.command(&["cairn-no-such-command"]));
-    assert_eq!(out.code, 127, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("cairn-pivot: exec cairn-no-such-command: not found in PATH=/usr/local/sbin"),
-        "{}",
-        out.stderr
+    out.fails(
+        127,
+        "cairn-pivot: exec cairn-no-such-command: not found in PATH=/usr/local/sbin",
     );
     let out = run(c.command(&["/etc/passwd"]));
-    assert_eq!(out.code, 126, "{out:?}");
-    assert!(
-        out.stderr.contains("exec /etc/passwd: permission denied"),
-        "{}",
-        out.stderr
-    );
+    out.fails(126, "exec /etc/passwd: permission denied");
     let out = run(c.command(&["/usr"]));
     assert_eq!(out.code, 126);
 
@@ -868,32 +850,18 @@ fn exit_codes() {
         "true",
     ]);
     let out = run(cmd);
-    assert_eq!(out.code, 125);
-    assert!(
-        out.stderr.contains("/nonexistent-cairn-root"),
-        "{}",
-        out.stderr
-    );
+    out.fails(125, "/nonexistent-cairn-root");
     let mut c = Container::new();
     c.no_pivot = true;
     let out = run(c.command(&["/nonexistent-cairn-program"]));
-    assert_eq!(out.code, 127, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("cairn-mount: exec /nonexistent-cairn-program: not found"),
-        "{}",
-        out.stderr
+    out.fails(
+        127,
+        "cairn-mount: exec /nonexistent-cairn-program: not found",
     );
     let mut c = Container::new();
     c.mount(&["--bind", "/nonexistent-cairn-src:/x"]);
     let out = c.sh("true");
-    assert_eq!(out.code, 125);
-    assert!(
-        out.stderr
-            .contains("stat bind source /nonexistent-cairn-src"),
-        "{}",
-        out.stderr
-    );
+    out.fails(125, "stat bind source /nonexistent-cairn-src");
 }
 
 /// A rootless-style run: a user namespace mapping only root, no network or

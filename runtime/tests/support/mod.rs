@@ -17,6 +17,17 @@ pub const PIVOT: &str = env!("CARGO_BIN_EXE_cairn-pivot");
 pub const ENTER: &str = env!("CARGO_BIN_EXE_cairn-enter");
 pub const MONITOR: &str = env!("CARGO_BIN_EXE_cairn-monitor");
 
+/// The `unshare` flags every container runs under: its own mount, pid, UTS
+/// and IPC namespaces, forked so the command is pid 1, killed with unshare.
+pub const CONTAINER_UNSHARE: [&str; 6] = [
+    "--mount",
+    "--pid",
+    "--fork",
+    "--uts",
+    "--ipc",
+    "--kill-child",
+];
+
 /// Timeout of every process a test waits for.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -132,6 +143,12 @@ impl Output {
             self.code, self.stdout, self.stderr
         );
         self
+    }
+
+    /// Asserts the run exited with `code` and its stderr says `says`.
+    pub fn fails(&self, code: i32, says: &str) {
+        assert_eq!(self.code, code, "{self:?}");
+        assert!(self.stderr.contains(says), "{}", self.stderr);
     }
 
     /// The lines between `== name ==` and the next marker (or the end).
@@ -322,14 +339,7 @@ impl Container {
     /// The full command line for `cmd` inside the container.
     pub fn command(&self, cmd: &[&str]) -> Command {
         let mut c = Command::new("unshare");
-        c.args([
-            "--mount",
-            "--pid",
-            "--fork",
-            "--uts",
-            "--ipc",
-            "--kill-child",
-        ]);
+        c.args(CONTAINER_UNSHARE);
         c.args(&self.unshare);
         c.arg("--");
         if !self.pre.is_empty() {
@@ -354,7 +364,6 @@ impl Container {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn container");
-        let unshare_pid = child.id() as i32;
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let start = Instant::now();
         let mut seen = Vec::new();
@@ -373,15 +382,7 @@ impl Container {
             }
             assert!(start.elapsed() < TIMEOUT, "container not ready in time");
         }
-        let init = children_of(unshare_pid)
-            .into_iter()
-            .next()
-            .expect("unshare's child");
-        await_exec_sleep(init);
-        Running {
-            unshare: child,
-            init,
-        }
+        Running::of(child)
     }
 }
 
@@ -419,6 +420,22 @@ pub struct Running {
     pub init: i32,
 }
 
+impl Running {
+    /// The running `unshare --fork` `child`, once its child (the init) has
+    /// exec'd the `sleep` its script ends with.
+    fn of(child: Child) -> Running {
+        let init = children_of(child.id() as i32)
+            .into_iter()
+            .next()
+            .expect("unshare's child");
+        await_exec_sleep(init);
+        Running {
+            unshare: child,
+            init,
+        }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         // The init of a pid namespace ignores SIGTERM from outside without a
@@ -452,15 +469,7 @@ pub fn spawn_unshared(flags: &[&str], script: &str) -> Running {
             panic!("unshared process not ready: {other:?}");
         }
     }
-    let init = children_of(child.id() as i32)
-        .into_iter()
-        .next()
-        .expect("unshare's child");
-    await_exec_sleep(init);
-    Running {
-        unshare: child,
-        init,
-    }
+    Running::of(child)
 }
 
 /// Mount points of a mountinfo text, in order.
