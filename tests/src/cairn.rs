@@ -85,7 +85,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    /// The run `out` records: its exit code (-1 when a signal ended it) and its output as text.
+    pub(crate) fn from(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -332,6 +333,18 @@ impl Cairn {
         let r = self.run(["system", "check"]);
         assert_eq!(r.code, 0, "system check: {}{}", r.stdout, r.stderr);
         assert!(r.stdout.contains("no problems found"), "{}", r.stdout);
+    }
+
+    /// Asserts `cairn system check` reports a clean store; `what` (the step
+    /// just done, a seed, …) starts the failure message.
+    pub fn assert_clean_after(&self, what: &str) {
+        let r = self.run(["system", "check"]);
+        assert!(
+            r.code == 0 && r.stdout.contains("no problems found"),
+            "{what}: system check:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
     }
 
     /// The parsed `index.json` of the store.

@@ -198,16 +198,6 @@ fn contents(root: &Path) -> BTreeMap<&'static str, BTreeSet<String>> {
     m
 }
 
-fn assert_clean(c: &Cairn, what: &str) {
-    let r = c.run(["system", "check"]);
-    assert!(
-        r.code == 0 && r.stdout.contains("no problems found"),
-        "{what}: system check:\n{}{}",
-        r.stdout,
-        r.stderr
-    );
-}
-
 /// Failures that are the right answer to a race with another worker.
 fn expected_race(op: &Op) -> bool {
     let verb = op.args[0].as_str();
@@ -368,7 +358,7 @@ fn image_prune_while_a_container_is_created_never_removes_its_root() {
             let e = String::from_utf8_lossy(&created.stderr);
             assert!(e.contains("image not known"), "round {i}: {e}");
         }
-        assert_clean(&c, &format!("round {i}"));
+        c.assert_clean_after(&format!("round {i}"));
     }
     eprintln!("create won {kept} times, prune {pruned} times");
 }
@@ -589,7 +579,7 @@ fn assert_stored_once(c: &Cairn, images: &Images, started: Instant) {
         c.ok(["pull", "-q", "--tls-verify=false", r]);
     }
     c.ok(["system", "prune", "-f"]);
-    assert_clean(c, "after pulling the three images again");
+    c.assert_clean_after("after pulling the three images again");
     let reference = env();
     for r in &images.refs {
         reference.ok(["pull", "-q", "--tls-verify=false", r]);
@@ -677,7 +667,7 @@ fn concurrent_run(chaos: bool) {
     );
 
     // 1. No corruption.
-    assert_clean(&c, "after the concurrent run");
+    c.assert_clean_after("after the concurrent run");
     // 2. No container lost its image root.
     assert_every_container_starts(&c, &mark);
     // 3. Nothing stored twice.
@@ -779,5 +769,5 @@ fn a_stalled_download_holds_up_only_what_needs_its_blob() {
         "only the stalled pull's image: {ids}"
     );
     c.ok(["run", "--rm", &stalled, "true"]);
-    assert_clean(&c, "after the stall");
+    c.assert_clean_after("after the stall");
 }

@@ -186,13 +186,7 @@ fn temp_leftovers(root: &Path) -> Vec<String> {
 /// `system check` is clean and no temp file is left; `what` says which
 /// kill this follows (seed, delay) for the failure message.
 fn assert_consistent(c: &Cairn, what: &str) {
-    let r = c.run(["system", "check"]);
-    assert!(
-        r.code == 0 && r.stdout.contains("no problems found"),
-        "{what}: system check after the rerun:\n{}{}",
-        r.stdout,
-        r.stderr
-    );
+    c.assert_clean_after(&format!("{what}, after the rerun"));
     let left = temp_leftovers(c.root());
     assert!(
         left.is_empty(),
@@ -455,26 +449,7 @@ fn pull_killed_at_random_points_then_pulled_again_is_whole() {
 
 /// The layer blobs of a fixture image, in order (digests).
 fn fixture_layers(fixture: &str) -> Vec<String> {
-    let layout = fixtures::layout();
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let desc = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == fixture)
-        .expect("fixture in the layout");
-    let digest = desc["digest"].as_str().unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap(),
-    )
-    .unwrap();
-    manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect()
+    fixtures::manifest_and_layers(fixture).1
 }
 
 /// A digest of a directory tree: every entry's path, type, mode, owner,

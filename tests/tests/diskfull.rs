@@ -158,16 +158,6 @@ fn partial_state(root: &Path) -> Vec<String> {
     out
 }
 
-fn assert_clean(c: &Cairn, what: &str) {
-    let r = c.run(["system", "check"]);
-    assert!(
-        r.code == 0 && r.stdout.contains("no problems found"),
-        "{what}: system check:\n{}{}",
-        r.stdout,
-        r.stderr
-    );
-}
-
 fn registry_with(fixture: &str, dest: &str) -> (Registry, String) {
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
     reg.push(&fixtures::oci_ref(fixture), dest, &[])
@@ -215,11 +205,11 @@ fn pull_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
         );
         let left = partial_state(c.root());
         assert!(left.is_empty(), "{what}: partial state left: {left:?}");
-        assert_clean(&c, &what);
+        c.assert_clean_after(&what);
         // Room again: the same pull completes and the image is whole.
         disk.resize("400m");
         c.ok(["pull", "-q", "--tls-verify=false", &reference]);
-        assert_clean(&c, &format!("{what}, then pulled with room"));
+        c.assert_clean_after(&format!("{what}, then pulled with room"));
         assert_eq!(
             content(&c, &reference),
             want,
@@ -283,7 +273,7 @@ fn unpack_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
     );
     let left = partial_state(c.root());
     assert!(left.is_empty(), "{what}: {left:?}");
-    assert_clean(&c, what);
+    c.assert_clean_after(what);
     disk.resize("400m");
     c.ok(&args);
     assert!(target.join("usr/bin/bash").is_file());
@@ -307,7 +297,7 @@ fn unpack_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
         "{what}: left {:?}",
         names(disk.path())
     );
-    assert_clean(&c, what);
+    c.assert_clean_after(what);
     disk.resize("400m");
     c.ok(["unpack", id, &target.display().to_string()]);
     assert!(target.join("usr/bin/bash").is_file());
@@ -359,10 +349,10 @@ fn create_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
             .collect();
         assert!(left.is_empty(), "{what}: partial state left: {left:?}");
         assert_eq!(c.ok(["ps", "-a", "-q"]), "", "{what}");
-        assert_clean(&c, &what);
+        c.assert_clean_after(&what);
         fs::remove_file(filler).unwrap();
         c.ok(["create", "--name", "full", &id, "true"]);
-        assert_clean(&c, &format!("{what}, then created with room"));
+        c.assert_clean_after(&format!("{what}, then created with room"));
         let lowers = cairn_tests::roots::lowers(c.root(), manifest_hex);
         let find = |p: &str| cairn_tests::roots::find(&lowers, p).unwrap();
         assert_eq!(fs::read(find("srv/big")).unwrap(), big, "{what}");
