@@ -231,9 +231,7 @@ fn registry() -> Images {
         (refs::MULTI_SIBLING, "sibling:1"),
         (refs::DEBIAN_MIN, "debian:1"),
     ] {
-        reg.push(&fixtures::oci_ref(fixture), dest, &[])
-            .unwrap_or_else(|e| panic!("push {fixture}: {e:#}"));
-        out.push(format!("{}/{dest}", reg.host()));
+        out.push(reg.push_fixture(fixture, dest));
     }
     Images { reg, refs: out }
 }
@@ -684,13 +682,7 @@ fn concurrent_run(chaos: bool) {
 #[test]
 fn a_stalled_download_holds_up_only_what_needs_its_blob() {
     let images = registry();
-    let zstd_ref = {
-        images
-            .reg
-            .push(&fixtures::oci_ref(refs::DEBIAN_MIN_ZSTD), "zstd:1", &[])
-            .expect("push zstd");
-        format!("{}/zstd:1", images.reg.host())
-    };
+    let zstd_ref = images.reg.push_fixture(refs::DEBIAN_MIN_ZSTD, "zstd:1");
     let proxy = FaultProxy::start(images.reg.host()).expect("proxy");
     let c = env();
     // A present image for the container verbs, and one to rmi.

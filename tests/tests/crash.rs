@@ -238,8 +238,7 @@ fn marker(rng: &mut SeededRng) -> String {
 fn registry_with_multi_and_sibling() -> Registry {
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
     for (fixture, dest) in [(refs::MULTI, "multi:1"), (refs::MULTI_SIBLING, "sibling:1")] {
-        reg.push(&fixtures::oci_ref(fixture), dest, &[])
-            .unwrap_or_else(|e| panic!("push {fixture}: {e:#}"));
+        reg.push_fixture(fixture, dest);
     }
     reg
 }

@@ -160,9 +160,7 @@ fn partial_state(root: &Path) -> Vec<String> {
 
 fn registry_with(fixture: &str, dest: &str) -> (Registry, String) {
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
-    reg.push(&fixtures::oci_ref(fixture), dest, &[])
-        .unwrap_or_else(|e| panic!("push {fixture}: {e:#}"));
-    let r = format!("{}/{dest}", reg.host());
+    let r = reg.push_fixture(fixture, dest);
     (reg, r)
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use cairn_tests::fixtures::{self, refs};
+use cairn_tests::fixtures::refs;
 use cairn_tests::{Cairn, Registry, RegistryOptions};
 
 /// The name the fixture image gets in every store (its only name).
@@ -156,10 +156,8 @@ fn du_bytes(dir: &Path) -> u64 {
 #[test]
 fn runs_an_image_pulled_from_a_registry_and_rm_leaves_nothing() {
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
-    reg.push(&fixtures::oci_ref(refs::DEBIAN_MIN), "debian:bookworm", &[])
-        .expect("push debian-min");
+    let image = reg.push_fixture(refs::DEBIAN_MIN, "debian:bookworm");
     let c = Cairn::new().unwrap();
-    let image = format!("{}/debian:bookworm", reg.host());
     c.ok(["pull", "-q", "--tls-verify=false", &image]);
 
     let out = c.ok(["run", "--rm", &image, "cat", "/etc/debian_version"]);

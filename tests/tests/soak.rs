@@ -301,9 +301,7 @@ fn soak() {
 
     // Everything the test needs is set up before the first sample.
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
-    reg.push(&fixtures::oci_ref(refs::DEBIAN_MIN), "debian:1", &[])
-        .expect("push debian-min");
-    let big = format!("{}/debian:1", reg.host());
+    let big = reg.push_fixture(refs::DEBIAN_MIN, "debian:1");
     let (_layouts, small) = small_images(pull_cycles);
 
     let c = env();
