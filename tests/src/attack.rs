@@ -16,11 +16,12 @@
 //! - [`run_measured`]: a command under `/usr/bin/time -v`, an address-space cap and a timeout.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -638,52 +639,27 @@ pub struct Measured {
 /// `/usr/bin/time -v prlimit --as=AS_LIMIT timeout -s KILL TIMEOUT`, so a runaway read can
 /// neither take the machine's memory nor hang the test.
 pub fn run_measured(cmd: &Command, timeout: Duration, as_limit: u64) -> anyhow::Result<Measured> {
-    let dir = crate::util::temp_dir("measured")?;
-    let report = dir.path().join("time.txt");
-    let mut m = Command::new("/usr/bin/time");
-    m.arg("-v")
-        .arg("-o")
-        .arg(&report)
-        .arg("prlimit")
-        .arg(format!("--as={as_limit}"))
-        .arg("--")
-        .arg("timeout")
-        .args(["-s", "KILL"])
-        .arg(format!("{}", timeout.as_secs_f64()))
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .env_clear()
-        .stdin(Stdio::null());
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            m.env(k, v);
-        }
-    }
-    if let Some(d) = cmd.get_current_dir() {
-        m.current_dir(d);
-    }
-    let started = Instant::now();
-    let out = m
-        .output()
-        .context("run /usr/bin/time (Debian package: time)")?;
-    let elapsed = started.elapsed();
-    let text = fs::read_to_string(&report).unwrap_or_default();
-    let max_rss_kib = text
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let code = out.status.code().unwrap_or(-1);
+    let wrappers: Vec<OsString> = [
+        "prlimit".to_owned(),
+        format!("--as={as_limit}"),
+        "--".to_owned(),
+        "timeout".to_owned(),
+        "-s".to_owned(),
+        "KILL".to_owned(),
+        format!("{}", timeout.as_secs_f64()),
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    let run = crate::util::run_timed(cmd, &wrappers)?;
+    let code = run.output.status.code().unwrap_or(-1);
     Ok(Measured {
         code,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        max_rss_kib,
-        elapsed,
-        timed_out: code == 137 && elapsed >= timeout,
+        stdout: String::from_utf8_lossy(&run.output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&run.output.stderr).into_owned(),
+        max_rss_kib: run.max_rss_kib.unwrap_or(0),
+        elapsed: run.elapsed,
+        timed_out: code == 137 && run.elapsed >= timeout,
     })
 }
 

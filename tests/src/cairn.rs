@@ -85,7 +85,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    /// The run `out` records: its exit code (-1 when a signal ended it) and its output as text.
+    pub(crate) fn from(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -192,15 +193,33 @@ impl Cairn {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let mut c = self.as_store_user(binary());
+        c.args(args).stdin(Stdio::null());
+        c
+    }
+
+    /// `script -FLAGS LINE /dev/null`, run as the store's user with cairn's environment, so
+    /// `LINE` and the `cairn` it starts have a real pty as their controlling terminal. `CAIRN`
+    /// in `line` stands for the binary's path. Stdio is left to the caller.
+    pub fn script(&self, flags: &str, line: &str) -> Command {
+        let line = line.replace("CAIRN", &binary().to_string_lossy());
+        let mut c = self.as_store_user("script");
+        c.args([flags, &line, "/dev/null"]);
+        c
+    }
+
+    /// `program` as this environment's user (through `setpriv` for a rootless one) with exactly
+    /// the environment cairn runs with: nothing of the test process's environment but `PATH`.
+    fn as_store_user(&self, program: impl AsRef<OsStr>) -> Command {
         let mut c = match &self.user {
-            None => Command::new(binary()),
+            None => Command::new(program),
             Some(u) => {
                 let mut c = Command::new("setpriv");
                 c.arg(format!("--reuid={}", u.uid))
                     .arg(format!("--regid={}", u.gid))
                     .arg("--init-groups")
                     .arg("--")
-                    .arg(binary());
+                    .arg(program);
                 c
             }
         };
@@ -214,9 +233,7 @@ impl Cairn {
             .env("HOME", self.dir.path().join("home"))
             .env("CAIRN_ROOT", &self.root)
             .env("REGISTRY_AUTH_FILE", self.auth_file())
-            .env("CONTAINERS_REGISTRIES_CONF", self.registries_conf())
-            .args(args)
-            .stdin(Stdio::null());
+            .env("CONTAINERS_REGISTRIES_CONF", self.registries_conf());
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
@@ -224,6 +241,26 @@ impl Cairn {
             c.env_remove(k);
         }
         c
+    }
+
+    /// Pulls the fixture image `fixture` (one of [`crate::fixtures::refs`]) from its OCI layout
+    /// and leaves it named `name` alone: tagged `name`, every other name removed. Returns the
+    /// image id.
+    pub fn pull_fixture_as(&self, fixture: &str, name: &str) -> String {
+        let id = self.ok(["pull", "-q", &crate::fixtures::oci_ref(fixture)]);
+        let id = id.trim().to_owned();
+        self.ok(["tag", &id, name]);
+        let names = self.ok([
+            "image",
+            "inspect",
+            "--format",
+            "{{join .RepoTags \" \"}}",
+            &id,
+        ]);
+        for other in names.split_whitespace().filter(|n| *n != name) {
+            self.ok(["rmi", other]);
+        }
+        id
     }
 
     /// Runs cairn to completion.
@@ -283,28 +320,12 @@ impl Cairn {
 
     /// Files under `blobs/sha256` of the store, sorted.
     pub fn blobs(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.root.join("blobs/sha256"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        crate::util::dir_names(&self.root.join("blobs/sha256"))
     }
 
     /// Files under `tmp/` of the store.
     pub fn temp_files(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.root.join("tmp"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        crate::util::dir_names(&self.root.join("tmp"))
     }
 
     /// Asserts `cairn system check` reports a clean store.
@@ -312,6 +333,18 @@ impl Cairn {
         let r = self.run(["system", "check"]);
         assert_eq!(r.code, 0, "system check: {}{}", r.stdout, r.stderr);
         assert!(r.stdout.contains("no problems found"), "{}", r.stdout);
+    }
+
+    /// Asserts `cairn system check` reports a clean store; `what` (the step
+    /// just done, a seed, …) starts the failure message.
+    pub fn assert_clean_after(&self, what: &str) {
+        let r = self.run(["system", "check"]);
+        assert!(
+            r.code == 0 && r.stdout.contains("no problems found"),
+            "{what}: system check:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
     }
 
     /// The parsed `index.json` of the store.

@@ -1,6 +1,7 @@
 //! The project's real test images (Debian root filesystems built with
 //! mmdebstrap, layered with umoci), built once by
-//! `tests/support/build-images.sh` and cached between runs.
+//! `tests/support/build-images.sh` and cached between runs, and what their
+//! OCI layout holds (manifest digests, layer digests, blob paths).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -52,4 +53,27 @@ pub fn layout() -> PathBuf {
 /// `oci:<layout>:<ref>` for skopeo.
 pub fn oci_ref(name: &str) -> String {
     format!("oci:{}:{name}", layout().display())
+}
+
+/// Where the blob `digest` (`sha256:…`) of the fixture layout is.
+pub fn blob_path(digest: &str) -> PathBuf {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .unwrap_or_else(|| panic!("{digest} is not a sha256 digest"));
+    layout().join("blobs/sha256").join(hex)
+}
+
+/// The fixture image `name`'s manifest digest and its layer digests, bottom layer first.
+pub fn manifest_and_layers(name: &str) -> (String, Vec<String>) {
+    let digest = crate::image::tagged_digest(&layout(), name);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob_path(&digest)).expect("the manifest blob"))
+            .expect("the manifest is JSON");
+    let layers = manifest["layers"]
+        .as_array()
+        .expect("the manifest has layers")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("a layer digest").to_owned())
+        .collect();
+    (digest, layers)
 }

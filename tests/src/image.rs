@@ -361,6 +361,25 @@ fn gzip(data: &[u8]) -> anyhow::Result<Vec<u8>> {
     enc.finish().context("gzip layer")
 }
 
+/// The manifest digest (`sha256:…`) that the OCI layout at `layout` tags `tag`: the digest of
+/// the index.json entry whose `org.opencontainers.image.ref.name` annotation is `tag`. Panics
+/// when the layout has no such entry.
+pub fn tagged_digest(layout: &Path, tag: &str) -> String {
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(layout.join("index.json")).expect("the layout's index.json"),
+    )
+    .expect("index.json is JSON");
+    index["manifests"]
+        .as_array()
+        .expect("index.json has manifests")
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"))["digest"]
+        .as_str()
+        .expect("a digest string")
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,9 @@
 //! - [`fixtures`]: the real Debian test images, built once and cached.
 //! - [`roots`]: image roots in a store (layer stacks), found or mounted as a container sees them.
 //! - [`attack`]: the attack suite's probe program, hostile images, host fingerprints.
-//! - [`util`]: free ports, port waits, temp dirs, running tools with their stderr in errors.
+//! - [`rng`]: a seeded random generator whose seed a failing run prints for replay.
+//! - [`util`]: free ports, port waits, temp dirs, running tools with their stderr in errors,
+//!   `is_root`, directory listings, runs under `/usr/bin/time -v`.
 //!
 //! External tools used: `docker-registry` (distribution 2.8; override with
 //! `CAIRN_TEST_REGISTRY_BIN`), `skopeo`, `openssl` (TLS and token certificates) and, when
@@ -29,6 +31,7 @@ pub mod fixtures;
 pub mod image;
 pub mod podman;
 pub mod registry;
+pub mod rng;
 pub mod roots;
 mod token;
 pub mod util;

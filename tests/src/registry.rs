@@ -338,6 +338,15 @@ impl Registry {
             .map(drop)
     }
 
+    /// Pushes the fixture image `fixture` (one of [`crate::fixtures::refs`]) as `dest_repo_tag`
+    /// and returns the reference cairn pulls it by, `HOST/dest_repo_tag`. Panics when the push
+    /// fails, with skopeo's error.
+    pub fn push_fixture(&self, fixture: &str, dest_repo_tag: &str) -> String {
+        self.push(&crate::fixtures::oci_ref(fixture), dest_repo_tag, &[])
+            .unwrap_or_else(|e| panic!("push {fixture}: {e:#}"));
+        format!("{}/{dest_repo_tag}", self.host)
+    }
+
     /// Copies `docker://HOST/src_repo_tag` to `dest` (e.g. `oci:/layout:tag`), with
     /// `--src-tls-verify=false` and `--src-creds` when auth is on.
     pub fn pull(&self, src_repo_tag: &str, dest: &str, extra_args: &[&str]) -> anyhow::Result<()> {

@@ -334,6 +334,95 @@ pub fn processes_with(needle: &str) -> Vec<(u32, String)> {
     out
 }
 
+/// Whether this process runs with effective uid 0.
+///
+/// Read from the `Uid:` line of `/proc/self/status` (its second field is the effective uid), as
+/// this crate makes no libc calls. False when the file cannot be read.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// The entry names of `dir`, sorted; empty when `dir` is missing or unreadable (tests list
+/// store subdirectories that a run may not have created yet).
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A command finished under `/usr/bin/time -v`: see [`run_timed`].
+#[derive(Debug)]
+pub struct Timed {
+    /// The command's exit status and captured stdout and stderr.
+    pub output: Output,
+    /// Peak resident set size of the command and its descendants in KiB (`time -v`'s
+    /// "Maximum resident set size"); `None` when the report has no such line.
+    pub max_rss_kib: Option<u64>,
+    /// Wall time, measured around the whole run.
+    pub elapsed: Duration,
+    /// time's whole report (empty when it wrote none), for failure messages.
+    pub report: String,
+}
+
+/// Runs `wrappers...` followed by `cmd` (program, arguments, environment and working
+/// directory taken from `cmd`) under `/usr/bin/time -v`, stdin closed, and reads the peak RSS
+/// from time's report.
+///
+/// `wrappers` is a command line that execs the rest (say `prlimit --as=N --` or `timeout -s KILL
+/// 5`); empty runs `cmd` directly. The environment is exactly `cmd`'s: nothing of the test
+/// process leaks in.
+pub fn run_timed(cmd: &Command, wrappers: &[OsString]) -> anyhow::Result<Timed> {
+    let dir = temp_dir("timed")?;
+    let report = dir.path().join("time.txt");
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .arg("-v")
+        .arg("-o")
+        .arg(&report)
+        .args(wrappers)
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .stdin(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        timed.current_dir(d);
+    }
+    let started = Instant::now();
+    let output = timed
+        .output()
+        .context("run /usr/bin/time (Debian package: time)")?;
+    let elapsed = started.elapsed();
+    let report = std::fs::read_to_string(&report).unwrap_or_default();
+    let max_rss_kib = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok());
+    Ok(Timed {
+        output,
+        max_rss_kib,
+        elapsed,
+        report,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

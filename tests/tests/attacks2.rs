@@ -148,27 +148,8 @@ impl Env {
 /// output shows `rc=`, `typed` is typed into that terminal (as the caller would type at their
 /// shell after `exec` returned). Returns what the terminal showed.
 fn through_pty(c: &Cairn, line: &str, typed: &str) -> String {
-    let template = c.command(["--version"]);
-    let mut cmd = match c.user() {
-        None => Command::new("script"),
-        Some(u) => {
-            let mut cmd = Command::new("setpriv");
-            cmd.arg(format!("--reuid={}", u.uid))
-                .arg(format!("--regid={}", u.gid))
-                .args(["--init-groups", "--", "script"]);
-            cmd
-        }
-    };
-    cmd.env_clear();
-    for (k, v) in template.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let bin = cairn_tests::cairn::binary();
-    let line = line.replace("CAIRN", &bin.to_string_lossy());
-    let mut child = cmd
-        .args(["-qfec", &line, "/dev/null"])
+    let mut child = c
+        .script("-qfec", line)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -32,11 +32,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cairn_tests::cairn::Cleanup;
 use cairn_tests::fixtures::{self, refs};
-use cairn_tests::util::processes_with;
+use cairn_tests::rng::{seed_from_env, SeededRng};
+use cairn_tests::util::{dir_names, processes_with};
 use cairn_tests::{Action, Cairn, FaultProxy, Registry, RegistryOptions, Rule};
 
 /// A command that runs longer than this is killed and counts as hung.
@@ -58,36 +59,8 @@ fn env() -> Env {
 // Seeded randomness (the seed is printed; CAIRN_CONCURRENCY_SEED replays the
 // same choices, not the same interleaving)
 
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn seed() -> u64 {
-    let s = std::env::var("CAIRN_CONCURRENCY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let s = seed_from_env("CAIRN_CONCURRENCY_SEED");
     eprintln!("seed {s} (replay the same choices with CAIRN_CONCURRENCY_SEED={s})");
     s
 }
@@ -186,13 +159,7 @@ impl Log {
 // Checks
 
 fn names(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    dir_names(dir).into_iter().collect()
 }
 
 /// Object names (`xx/yyyy…`), and the object names that share an inode
@@ -231,16 +198,6 @@ fn contents(root: &Path) -> BTreeMap<&'static str, BTreeSet<String>> {
     m
 }
 
-fn assert_clean(c: &Cairn, what: &str) {
-    let r = c.run(["system", "check"]);
-    assert!(
-        r.code == 0 && r.stdout.contains("no problems found"),
-        "{what}: system check:\n{}{}",
-        r.stdout,
-        r.stderr
-    );
-}
-
 /// Failures that are the right answer to a race with another worker.
 fn expected_race(op: &Op) -> bool {
     let verb = op.args[0].as_str();
@@ -274,9 +231,7 @@ fn registry() -> Images {
         (refs::MULTI_SIBLING, "sibling:1"),
         (refs::DEBIAN_MIN, "debian:1"),
     ] {
-        reg.push(&fixtures::oci_ref(fixture), dest, &[])
-            .unwrap_or_else(|e| panic!("push {fixture}: {e:#}"));
-        out.push(format!("{}/{dest}", reg.host()));
+        out.push(reg.push_fixture(fixture, dest));
     }
     Images { reg, refs: out }
 }
@@ -309,7 +264,7 @@ fn eight_processes_with_system_prune_and_no_keepers_orphan_no_container() {
 #[test]
 fn system_prune_while_a_container_starts_never_orphans_its_process() {
     let c = env();
-    let mut rng = Rng::new(seed());
+    let mut rng = SeededRng::new(seed());
     let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
     let _cleanup = Cleanup {
         cairn: &c,
@@ -353,7 +308,7 @@ fn system_prune_while_a_container_starts_never_orphans_its_process() {
 #[test]
 fn image_prune_while_a_container_is_created_never_removes_its_root() {
     let c = env();
-    let mut rng = Rng::new(seed());
+    let mut rng = SeededRng::new(seed());
     let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
     let _cleanup = Cleanup {
         cairn: &c,
@@ -401,130 +356,134 @@ fn image_prune_while_a_container_is_created_never_removes_its_root() {
             let e = String::from_utf8_lossy(&created.stderr);
             assert!(e.contains("image not known"), "round {i}: {e}");
         }
-        assert_clean(&c, &format!("round {i}"));
+        c.assert_clean_after(&format!("round {i}"));
     }
     eprintln!("create won {kept} times, prune {pruned} times");
 }
 
-fn concurrent_run(chaos: bool) {
-    let started = Instant::now();
-    let mut rng = Rng::new(seed());
-    let images = registry();
-    let c = env();
-    let log = Log::default();
-    let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
-    let _cleanup = Cleanup {
-        cairn: &c,
-        marker: mark.clone(),
-    };
-    // Each worker's own choices, drawn now so a seed replays them.
-    let seeds: Vec<u64> = (0..8).map(|_| rng.next()).collect();
-    // The images containers are made of: in the protected run, multi and
-    // debian-min, each kept in use by a stopped container from the start.
-    let container_images: Vec<&String> = if chaos {
-        images.refs.iter().collect()
-    } else {
-        vec![&images.refs[0], &images.refs[2]]
-    };
-    if !chaos {
-        for (i, r) in container_images.iter().enumerate() {
-            c.ok([
-                "create",
-                "--tls-verify=false",
-                "--name",
-                &format!("keeper{i}"),
-                r,
-                "sleep",
-                &mark,
-            ]);
+/// What the eight workers of one concurrent run share.
+struct Workload<'a> {
+    c: &'a Cairn,
+    log: &'a Log,
+    images: &'a Images,
+    /// The images containers are made of.
+    container_images: &'a [&'a String],
+    /// The `sleep` argument of every container command.
+    mark: &'a str,
+    chaos: bool,
+}
+
+impl Workload<'_> {
+    fn pull(&self, w: usize, r: &str) -> Op {
+        self.log
+            .run(self.c, w, &["pull", "-q", "--tls-verify=false", r])
+    }
+
+    /// Worker `w` of eight: 0-2 pull, 3-5 make and remove containers, 6-7 prune.
+    fn work(&self, w: usize, rng: &mut SeededRng) {
+        match w {
+            0..=2 => self.puller(w, rng),
+            3..=5 => self.container_worker(w, rng),
+            _ => self.pruner(w, rng),
         }
     }
-    let pull = |w: usize, r: &str| log.run(&c, w, &["pull", "-q", "--tls-verify=false", r]);
 
-    let outcome = std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for (w, seed) in seeds.iter().enumerate() {
-            let (images, log, c, mark, pull) = (&images, &log, &c, &mark, &pull);
-            let container_images = &container_images;
-            let mut rng = Rng::new(*seed);
-            handles.push(s.spawn(move || match w {
-                // Pullers: the three images in random order, again and again
-                // (a pruned image is fetched and unpacked again).
-                0..=2 => {
-                    for _ in 0..8 {
-                        let r = &images.refs[rng.below(3) as usize];
-                        pull(w, r);
-                    }
-                }
-                // Container workers.
-                3..=5 => {
-                    for round in 0..12 {
-                        let r = container_images[rng.below(container_images.len() as u64) as usize];
-                        let name = format!("w{w}-{round}");
-                        let created = if round % 2 == 0 {
-                            log.run(
-                                c,
-                                w,
-                                &[
-                                    "run",
-                                    "-d",
-                                    "--tls-verify=false",
-                                    "--name",
-                                    &name,
-                                    r,
-                                    "sleep",
-                                    mark,
-                                ],
-                            )
-                            .ok()
-                        } else {
-                            pull(w, r);
-                            log.run(
-                                c,
-                                w,
-                                &[
-                                    "create",
-                                    "--tls-verify=false",
-                                    "--name",
-                                    &name,
-                                    r,
-                                    "sleep",
-                                    mark,
-                                ],
-                            )
-                            .ok()
-                                && log.run(c, w, &["start", &name]).ok()
-                        };
-                        if !created {
-                            continue;
-                        }
-                        log.run(c, w, &["exec", &name, "true"]);
-                        log.run(c, w, &["stop", "-t", "0", &name]);
-                        // Leave every third container behind, stopped.
-                        if rng.below(3) != 0 {
-                            log.run(c, w, &["rm", &name]);
-                        }
-                    }
-                }
-                // Pruners.
-                _ => {
-                    for _ in 0..10 {
-                        sleep(Duration::from_millis(rng.below(1500)));
-                        match rng.below(4) {
-                            0 | 1 if !chaos => log.run(c, w, &["image", "prune", "-a", "-f"]),
-                            0 => log.run(c, w, &["image", "prune", "-a", "-f"]),
-                            1 => log.run(c, w, &["system", "prune", "-f"]),
-                            2 if chaos => log.run(c, w, &["system", "prune", "-a", "-f"]),
-                            2 => log.run(c, w, &["image", "prune", "-f"]),
-                            _ => {
-                                let r = &images.refs[rng.below(3) as usize];
-                                log.run(c, w, &["rmi", r])
-                            }
-                        };
-                    }
-                }
-            }));
+    /// The three images in random order, again and again (a pruned image is
+    /// fetched and unpacked again).
+    fn puller(&self, w: usize, rng: &mut SeededRng) {
+        for _ in 0..8 {
+            let r = &self.images.refs[rng.below(3) as usize];
+            self.pull(w, r);
         }
+    }
+
+    /// Containers run (or pulled, created and started), exec'd into and
+    /// stopped; two in three removed, the rest left behind stopped.
+    fn container_worker(&self, w: usize, rng: &mut SeededRng) {
+        let (c, log, mark) = (self.c, self.log, self.mark);
+        for round in 0..12 {
+            let r = self.container_images[rng.below(self.container_images.len() as u64) as usize];
+            let name = format!("w{w}-{round}");
+            let created = if round % 2 == 0 {
+                log.run(
+                    c,
+                    w,
+                    &[
+                        "run",
+                        "-d",
+                        "--tls-verify=false",
+                        "--name",
+                        &name,
+                        r,
+                        "sleep",
+                        mark,
+                    ],
+                )
+                .ok()
+            } else {
+                self.pull(w, r);
+                log.run(
+                    c,
+                    w,
+                    &[
+                        "create",
+                        "--tls-verify=false",
+                        "--name",
+                        &name,
+                        r,
+                        "sleep",
+                        mark,
+                    ],
+                )
+                .ok()
+                    && log.run(c, w, &["start", &name]).ok()
+            };
+            if !created {
+                continue;
+            }
+            log.run(c, w, &["exec", &name, "true"]);
+            log.run(c, w, &["stop", "-t", "0", &name]);
+            // Leave every third container behind, stopped.
+            if rng.below(3) != 0 {
+                log.run(c, w, &["rm", &name]);
+            }
+        }
+    }
+
+    /// `image prune`, `rmi` and (in the chaos run) `system prune` at random
+    /// moments.
+    fn pruner(&self, w: usize, rng: &mut SeededRng) {
+        let (c, log, chaos) = (self.c, self.log, self.chaos);
+        for _ in 0..10 {
+            sleep(Duration::from_millis(rng.below(1500)));
+            match rng.below(4) {
+                0 | 1 if !chaos => log.run(c, w, &["image", "prune", "-a", "-f"]),
+                0 => log.run(c, w, &["image", "prune", "-a", "-f"]),
+                1 => log.run(c, w, &["system", "prune", "-f"]),
+                2 if chaos => log.run(c, w, &["system", "prune", "-a", "-f"]),
+                2 => log.run(c, w, &["image", "prune", "-f"]),
+                _ => {
+                    let r = &self.images.refs[rng.below(3) as usize];
+                    log.run(c, w, &["rmi", r])
+                }
+            };
+        }
+    }
+}
+
+/// Runs one worker a seed, each on its own thread, under the watchdog:
+/// an error when commands hung or the whole run passed [`RUN_LIMIT`].
+fn run_workers(work: &Workload, seeds: &[u64], started: Instant) -> Result<(), String> {
+    let log = work.log;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = seeds
+            .iter()
+            .enumerate()
+            .map(|(w, seed)| {
+                let mut rng = SeededRng::new(*seed);
+                s.spawn(move || work.work(w, &mut rng))
+            })
+            .collect();
         let mut hung = 0;
         loop {
             if handles.iter().all(|h| h.is_finished()) {
@@ -554,11 +513,14 @@ fn concurrent_run(chaos: bool) {
             return Err(format!("{hung} commands hung"));
         }
         Ok(())
-    });
-    let ops = log.done.lock().unwrap().clone();
-    let concurrent = started.elapsed();
+    })
+}
+
+/// Prints what the workers ran (per verb: runs, failures, longest) and the
+/// failures that answer a race; returns the failures that do not.
+fn summarize(ops: &[Op], concurrent: Duration) -> Vec<String> {
     let mut by_verb: BTreeMap<String, (usize, usize, Duration)> = BTreeMap::new();
-    for op in &ops {
+    for op in ops {
         let verb = if op.args[0] == "image" || op.args[0] == "system" {
             format!("{} {}", op.args[0], op.args[1])
         } else {
@@ -588,17 +550,12 @@ fn concurrent_run(chaos: bool) {
     for r in &races {
         eprintln!("  {r}");
     }
-    if let Err(e) = outcome {
-        panic!("{e}\nfailures: {unexpected:#?}");
-    }
-    assert!(
-        unexpected.is_empty(),
-        "unexpected failures: {unexpected:#?}"
-    );
+    unexpected
+}
 
-    // 1. No corruption.
-    assert_clean(&c, "after the concurrent run");
-    // 2. No container lost its image root: each one left starts and runs.
+/// No container lost its image root: each one the run left starts and runs.
+/// Then all are removed, and none of their processes (carrying `mark`) remains.
+fn assert_every_container_starts(c: &Cairn, mark: &str) {
     let left = c.ok(["ps", "-a", "--format", "{{.Names}}"]);
     let left: Vec<&str> = left.lines().collect();
     eprintln!("{} containers left: {left:?}", left.len());
@@ -608,15 +565,19 @@ fn concurrent_run(chaos: bool) {
         c.ok(["exec", name, "true"]);
     }
     c.ok(["rm", "-a", "-f", "-t", "0"]);
-    let procs = processes_with(&mark);
+    let procs = processes_with(mark);
     assert!(procs.is_empty(), "container processes left: {procs:?}");
-    // 3. Nothing stored twice: the same images pulled one at a time give
-    // the same blobs, changesets, roots and objects, by name.
+}
+
+/// Nothing stored twice: the same images pulled one at a time give the same
+/// blobs, changesets, roots and objects, by name, and no two object names
+/// share an inode.
+fn assert_stored_once(c: &Cairn, images: &Images, started: Instant) {
     for r in &images.refs {
         c.ok(["pull", "-q", "--tls-verify=false", r]);
     }
     c.ok(["system", "prune", "-f"]);
-    assert_clean(&c, "after pulling the three images again");
+    c.assert_clean_after("after pulling the three images again");
     let reference = env();
     for r in &images.refs {
         reference.ok(["pull", "-q", "--tls-verify=false", r]);
@@ -649,7 +610,66 @@ fn concurrent_run(chaos: bool) {
         objects.len(),
         started.elapsed().as_secs_f64()
     );
-    let _ = &images.reg;
+}
+
+fn concurrent_run(chaos: bool) {
+    let started = Instant::now();
+    let mut rng = SeededRng::new(seed());
+    let images = registry();
+    let c = env();
+    let log = Log::default();
+    let mark = format!("{}", 3_000_000_000u64 + rng.below(999_999_999));
+    let _cleanup = Cleanup {
+        cairn: &c,
+        marker: mark.clone(),
+    };
+    // Each worker's own choices, drawn now so a seed replays them.
+    let seeds: Vec<u64> = (0..8).map(|_| rng.next_u64()).collect();
+    // The images containers are made of: in the protected run, multi and
+    // debian-min, each kept in use by a stopped container from the start.
+    let container_images: Vec<&String> = if chaos {
+        images.refs.iter().collect()
+    } else {
+        vec![&images.refs[0], &images.refs[2]]
+    };
+    if !chaos {
+        for (i, r) in container_images.iter().enumerate() {
+            c.ok([
+                "create",
+                "--tls-verify=false",
+                "--name",
+                &format!("keeper{i}"),
+                r,
+                "sleep",
+                &mark,
+            ]);
+        }
+    }
+    let work = Workload {
+        c: &c,
+        log: &log,
+        images: &images,
+        container_images: &container_images,
+        mark: &mark,
+        chaos,
+    };
+    let outcome = run_workers(&work, &seeds, started);
+    let ops = log.done.lock().unwrap().clone();
+    let unexpected = summarize(&ops, started.elapsed());
+    if let Err(e) = outcome {
+        panic!("{e}\nfailures: {unexpected:#?}");
+    }
+    assert!(
+        unexpected.is_empty(),
+        "unexpected failures: {unexpected:#?}"
+    );
+
+    // 1. No corruption.
+    c.assert_clean_after("after the concurrent run");
+    // 2. No container lost its image root.
+    assert_every_container_starts(&c, &mark);
+    // 3. Nothing stored twice.
+    assert_stored_once(&c, &images, started);
 }
 
 /// One download stalls (the proxy holds the big layer for 10 s); meanwhile
@@ -662,13 +682,7 @@ fn concurrent_run(chaos: bool) {
 #[test]
 fn a_stalled_download_holds_up_only_what_needs_its_blob() {
     let images = registry();
-    let zstd_ref = {
-        images
-            .reg
-            .push(&fixtures::oci_ref(refs::DEBIAN_MIN_ZSTD), "zstd:1", &[])
-            .expect("push zstd");
-        format!("{}/zstd:1", images.reg.host())
-    };
+    let zstd_ref = images.reg.push_fixture(refs::DEBIAN_MIN_ZSTD, "zstd:1");
     let proxy = FaultProxy::start(images.reg.host()).expect("proxy");
     let c = env();
     // A present image for the container verbs, and one to rmi.
@@ -747,5 +761,5 @@ fn a_stalled_download_holds_up_only_what_needs_its_blob() {
         "only the stalled pull's image: {ids}"
     );
     c.ok(["run", "--rm", &stalled, "true"]);
-    assert_clean(&c, "after the stall");
+    c.assert_clean_after("after the stall");
 }

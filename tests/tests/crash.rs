@@ -24,12 +24,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cairn_tests::cairn::Cleanup;
 use cairn_tests::fixtures::{self, refs};
+use cairn_tests::rng::{seed_from_env, SeededRng};
 use cairn_tests::util::fast_store_base as store_base;
-use cairn_tests::util::processes_with;
+use cairn_tests::util::{dir_names, processes_with};
 use cairn_tests::{Action, Cairn, FaultProxy, Registry, RegistryOptions, Rule, Run};
 use sha2::{Digest as _, Sha256};
 
@@ -57,50 +58,12 @@ const CONTENT_SCRIPT: &str = "cat /etc/os-release; cd / && \
 // ---------------------------------------------------------------------------
 // Seeded randomness
 
-/// splitmix64: tiny, seedable, and enough to spread kill times.
-struct Rng {
-    state: u64,
-}
-
-impl Rng {
-    /// The generator of one test: `CAIRN_CRASH_SEED` (else the clock) mixed
-    /// with the test's name. Prints the seed to replay it.
-    fn for_test(test: &str) -> (Rng, u64) {
-        let base = std::env::var("CAIRN_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-        eprintln!("{test}: seed {base} (replay the same kill delays with CAIRN_CRASH_SEED={base})");
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in test.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        (Rng { state: base ^ h }, base)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, n)`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// A delay uniform in `[lo, hi)` of `base`.
-    fn fraction_of(&mut self, base: Duration, lo: f64, hi: f64) -> Duration {
-        let f = lo + (hi - lo) * (self.below(1_000_000) as f64 / 1_000_000.0);
-        base.mul_f64(f)
-    }
+/// The generator of one test: `CAIRN_CRASH_SEED` (else the clock) mixed
+/// with the test's name. Prints the seed to replay it.
+fn rng_for_test(test: &str) -> (SeededRng, u64) {
+    let base = seed_from_env("CAIRN_CRASH_SEED");
+    eprintln!("{test}: seed {base} (replay the same kill delays with CAIRN_CRASH_SEED={base})");
+    (SeededRng::for_test(base, test), base)
 }
 
 // ---------------------------------------------------------------------------
@@ -177,15 +140,7 @@ fn ok_timed(c: &Cairn, args: &[&str]) -> Duration {
 
 /// Temp files and directories of interrupted commands, relative to the root.
 fn temp_leftovers(root: &Path) -> Vec<String> {
-    let names = |dir: &str| -> Vec<String> {
-        fs::read_dir(root.join(dir))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let names = |dir: &str| dir_names(&root.join(dir));
     let mut out = Vec::new();
     out.extend(names("tmp").into_iter().map(|n| format!("tmp/{n}")));
     out.extend(
@@ -231,13 +186,7 @@ fn temp_leftovers(root: &Path) -> Vec<String> {
 /// `system check` is clean and no temp file is left; `what` says which
 /// kill this follows (seed, delay) for the failure message.
 fn assert_consistent(c: &Cairn, what: &str) {
-    let r = c.run(["system", "check"]);
-    assert!(
-        r.code == 0 && r.stdout.contains("no problems found"),
-        "{what}: system check after the rerun:\n{}{}",
-        r.stdout,
-        r.stderr
-    );
+    c.assert_clean_after(&format!("{what}, after the rerun"));
     let left = temp_leftovers(c.root());
     assert!(
         left.is_empty(),
@@ -279,7 +228,7 @@ fn assert_content(c: &Cairn, image: &str, fixture: &str, what: &str) {
 
 /// A `sleep` argument no other test uses, so the container's processes can
 /// be found on the host.
-fn marker(rng: &mut Rng) -> String {
+fn marker(rng: &mut SeededRng) -> String {
     format!("{}", 3_000_000_000u64 + rng.below(999_999_999))
 }
 
@@ -289,8 +238,7 @@ fn marker(rng: &mut Rng) -> String {
 fn registry_with_multi_and_sibling() -> Registry {
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
     for (fixture, dest) in [(refs::MULTI, "multi:1"), (refs::MULTI_SIBLING, "sibling:1")] {
-        reg.push(&fixtures::oci_ref(fixture), dest, &[])
-            .unwrap_or_else(|e| panic!("push {fixture}: {e:#}"));
+        reg.push_fixture(fixture, dest);
     }
     reg
 }
@@ -371,7 +319,7 @@ fn attempts(quota: usize) -> usize {
 #[test]
 fn pull_killed_mid_download_through_a_slow_proxy_resumes_and_completes() {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::for_test("pull_through_proxy");
+    let (mut rng, seed) = rng_for_test("pull_through_proxy");
     let reg = registry_with_multi_and_sibling();
     let proxy = FaultProxy::start(reg.host()).expect("proxy starts");
     let big_layer = fixture_layers(refs::MULTI)[0].clone();
@@ -456,7 +404,7 @@ fn pull_killed_mid_download_through_a_slow_proxy_resumes_and_completes() {
 #[test]
 fn pull_killed_at_random_points_then_pulled_again_is_whole() {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::for_test("pull_direct");
+    let (mut rng, seed) = rng_for_test("pull_direct");
     let reg = registry_with_multi_and_sibling();
     let multi = format!("{}/multi:1", reg.host());
     let mut base = ok_timed(&env(), &["pull", "-q", "--tls-verify=false", &multi]);
@@ -500,26 +448,7 @@ fn pull_killed_at_random_points_then_pulled_again_is_whole() {
 
 /// The layer blobs of a fixture image, in order (digests).
 fn fixture_layers(fixture: &str) -> Vec<String> {
-    let layout = fixtures::layout();
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let desc = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == fixture)
-        .expect("fixture in the layout");
-    let digest = desc["digest"].as_str().unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap(),
-    )
-    .unwrap();
-    manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect()
+    fixtures::manifest_and_layers(fixture).1
 }
 
 /// A digest of a directory tree: every entry's path, type, mode, owner,
@@ -568,7 +497,7 @@ fn tree_digest(root: &Path) -> String {
 #[test]
 fn unpack_killed_at_random_points_then_unpacked_again_is_whole() {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::for_test("unpack");
+    let (mut rng, seed) = rng_for_test("unpack");
     let layout = fixtures::layout();
     let layer_files: Vec<String> = fixture_layers(refs::MULTI)
         .iter()
@@ -683,7 +612,7 @@ fn store_with_multi() -> (Env, String) {
 #[test]
 fn create_killed_at_random_points_then_created_again_runs() {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::for_test("create");
+    let (mut rng, seed) = rng_for_test("create");
     let (c, id) = store_with_multi();
     let mark = marker(&mut rng);
     let _cleanup = Cleanup {
@@ -761,7 +690,7 @@ fn remove_tree(p: &Path) {
 #[test]
 fn start_killed_at_random_points_then_started_again_leaves_one_container() {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::for_test("start");
+    let (mut rng, seed) = rng_for_test("start");
     let (c, id) = store_with_multi();
     let mark = marker(&mut rng);
     let _cleanup = Cleanup {
@@ -819,7 +748,7 @@ fn start_killed_at_random_points_then_started_again_leaves_one_container() {
 #[test]
 fn start_killed_right_after_spawning_the_monitor_then_started_again_leaves_one_container() {
     let (c, id) = store_with_multi();
-    let (mut rng, seed) = Rng::for_test("start_spawn");
+    let (mut rng, seed) = rng_for_test("start_spawn");
     let mark = marker(&mut rng);
     let _cleanup = Cleanup {
         cairn: &c,
@@ -892,7 +821,7 @@ fn run_written(c: &Cairn, id: &str, name: &str, mark: &str) {
 #[test]
 fn rm_killed_at_random_points_then_removed_again_leaves_nothing() {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::for_test("rm");
+    let (mut rng, seed) = rng_for_test("rm");
     let mark = marker(&mut rng);
     let (c, id) = store_with_multi();
     let _cleanup = Cleanup {
@@ -942,7 +871,7 @@ fn rm_killed_at_random_points_then_removed_again_leaves_nothing() {
 /// sweeps it, so `system check` is clean right after.
 #[test]
 fn rm_killed_while_deleting_then_removed_again_sweeps_at_once() {
-    let (mut rng, seed) = Rng::for_test("rm_strict");
+    let (mut rng, seed) = rng_for_test("rm_strict");
     let mark = marker(&mut rng);
     let (c, id) = store_with_multi();
     let _cleanup = Cleanup {
@@ -1006,7 +935,7 @@ fn rm_killed_while_deleting_then_removed_again_sweeps_at_once() {
 #[test]
 fn rmi_killed_at_random_points_then_removed_again_and_repulled_is_whole() {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::for_test("rmi");
+    let (mut rng, seed) = rng_for_test("rmi");
     let reg = registry_with_multi_and_sibling();
     let multi = format!("{}/multi:1", reg.host());
     let sibling = format!("{}/sibling:1", reg.host());
@@ -1055,7 +984,7 @@ fn rmi_killed_at_random_points_then_removed_again_and_repulled_is_whole() {
 #[test]
 fn prune_killed_at_random_points_then_pruned_again_and_repulled_is_whole() {
     let started = Instant::now();
-    let (mut rng, seed) = Rng::for_test("prune");
+    let (mut rng, seed) = rng_for_test("prune");
     let reg = registry_with_multi_and_sibling();
     let multi = format!("{}/multi:1", reg.host());
     let sibling = format!("{}/sibling:1", reg.host());

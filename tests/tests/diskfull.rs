@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cairn_tests::fixtures::{self, refs};
+use cairn_tests::util::{dir_names as names, is_root};
 use cairn_tests::{Cairn, ImageSpec, OciLayout, Registry, RegistryOptions, Run};
 
 /// A tmpfs of `size` mounted for the test, unmounted on drop.
@@ -82,17 +83,6 @@ impl Drop for SmallDisk {
     }
 }
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
 macro_rules! root_only {
     () => {
         if !is_root() {
@@ -132,18 +122,6 @@ fn assert_disk_full(r: &Run, names: &[&str], what: &str) -> String {
     line.to_owned()
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// Temp files, half-built image roots and changesets, container dirs.
 fn partial_state(root: &Path) -> Vec<String> {
     let mut out: Vec<String> = names(&root.join("tmp"))
@@ -180,21 +158,9 @@ fn partial_state(root: &Path) -> Vec<String> {
     out
 }
 
-fn assert_clean(c: &Cairn, what: &str) {
-    let r = c.run(["system", "check"]);
-    assert!(
-        r.code == 0 && r.stdout.contains("no problems found"),
-        "{what}: system check:\n{}{}",
-        r.stdout,
-        r.stderr
-    );
-}
-
 fn registry_with(fixture: &str, dest: &str) -> (Registry, String) {
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
-    reg.push(&fixtures::oci_ref(fixture), dest, &[])
-        .unwrap_or_else(|e| panic!("push {fixture}: {e:#}"));
-    let r = format!("{}/{dest}", reg.host());
+    let r = reg.push_fixture(fixture, dest);
     (reg, r)
 }
 
@@ -237,11 +203,11 @@ fn pull_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
         );
         let left = partial_state(c.root());
         assert!(left.is_empty(), "{what}: partial state left: {left:?}");
-        assert_clean(&c, &what);
+        c.assert_clean_after(&what);
         // Room again: the same pull completes and the image is whole.
         disk.resize("400m");
         c.ok(["pull", "-q", "--tls-verify=false", &reference]);
-        assert_clean(&c, &format!("{what}, then pulled with room"));
+        c.assert_clean_after(&format!("{what}, then pulled with room"));
         assert_eq!(
             content(&c, &reference),
             want,
@@ -305,7 +271,7 @@ fn unpack_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
     );
     let left = partial_state(c.root());
     assert!(left.is_empty(), "{what}: {left:?}");
-    assert_clean(&c, what);
+    c.assert_clean_after(what);
     disk.resize("400m");
     c.ok(&args);
     assert!(target.join("usr/bin/bash").is_file());
@@ -329,7 +295,7 @@ fn unpack_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
         "{what}: left {:?}",
         names(disk.path())
     );
-    assert_clean(&c, what);
+    c.assert_clean_after(what);
     disk.resize("400m");
     c.ok(["unpack", id, &target.display().to_string()]);
     assert!(target.join("usr/bin/bash").is_file());
@@ -381,10 +347,10 @@ fn create_on_a_full_disk_fails_in_one_line_and_leaves_nothing_partial() {
             .collect();
         assert!(left.is_empty(), "{what}: partial state left: {left:?}");
         assert_eq!(c.ok(["ps", "-a", "-q"]), "", "{what}");
-        assert_clean(&c, &what);
+        c.assert_clean_after(&what);
         fs::remove_file(filler).unwrap();
         c.ok(["create", "--name", "full", &id, "true"]);
-        assert_clean(&c, &format!("{what}, then created with room"));
+        c.assert_clean_after(&format!("{what}, then created with room"));
         let lowers = cairn_tests::roots::lowers(c.root(), manifest_hex);
         let find = |p: &str| cairn_tests::roots::find(&lowers, p).unwrap();
         assert_eq!(fs::read(find("srv/big")).unwrap(), big, "{what}");

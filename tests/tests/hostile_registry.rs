@@ -7,9 +7,9 @@
 //! as the rootless test user.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use cairn_tests::util::run_timed;
 use cairn_tests::{
     Action, Cairn, FaultProxy, ImageSpec, OciLayout, Registry, RegistryOptions, Rule,
 };
@@ -35,35 +35,15 @@ struct Measured {
 /// peak resident set size. `setpriv` (rootless) execs cairn in the same
 /// process, so the peak is cairn's.
 fn measured(cairn: &Cairn, args: &[&str]) -> Measured {
-    let inner = cairn.command(args);
-    let report = tempfile::NamedTempFile::new().expect("temp file");
-    let mut c = Command::new("/usr/bin/time");
-    c.arg("-v")
-        .arg("-o")
-        .arg(report.path())
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .env_clear()
-        .stdin(Stdio::null());
-    for (k, v) in inner.get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
-        }
-    }
-    let started = Instant::now();
-    let out = c.output().expect("/usr/bin/time runs");
-    let took = started.elapsed();
-    let text = std::fs::read_to_string(report.path()).expect("time -v report");
-    let peak_rss_kib = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS in {text}"));
+    let run = run_timed(&cairn.command(args), &[]).expect("/usr/bin/time runs");
+    let peak_rss_kib = run
+        .max_rss_kib
+        .unwrap_or_else(|| panic!("no peak RSS in {}", run.report));
     Measured {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: run.output.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&run.output.stderr).into_owned(),
         peak_rss_kib,
-        took,
+        took: run.elapsed,
     }
 }
 

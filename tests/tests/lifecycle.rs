@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use cairn_tests::fixtures::{self, refs};
+use cairn_tests::fixtures::refs;
 use cairn_tests::{Cairn, Registry, RegistryOptions};
 
 /// The name the fixture image gets in every store (its only name).
@@ -57,19 +57,7 @@ fn template() -> Arc<tempfile::TempDir> {
     let dir = cairn_tests::util::temp_dir("lifecycle-image").expect("temp dir");
     let mut cairn = Cairn::new().expect("cairn environment");
     cairn.set_root(&dir.path().join("store"));
-    let id = cairn.ok(["pull", "-q", &fixtures::oci_ref(refs::DEBIAN_MIN)]);
-    let id = id.trim().to_owned();
-    cairn.ok(["tag", &id, IMAGE]);
-    let names = cairn.ok([
-        "image",
-        "inspect",
-        "--format",
-        "{{join .RepoTags \" \"}}",
-        &id,
-    ]);
-    for other in names.split_whitespace().filter(|n| *n != IMAGE) {
-        cairn.ok(["rmi", other]);
-    }
+    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
     let t = Arc::new(dir);
     *guard = Arc::downgrade(&t);
     t
@@ -168,10 +156,8 @@ fn du_bytes(dir: &Path) -> u64 {
 #[test]
 fn runs_an_image_pulled_from_a_registry_and_rm_leaves_nothing() {
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
-    reg.push(&fixtures::oci_ref(refs::DEBIAN_MIN), "debian:bookworm", &[])
-        .expect("push debian-min");
+    let image = reg.push_fixture(refs::DEBIAN_MIN, "debian:bookworm");
     let c = Cairn::new().unwrap();
-    let image = format!("{}/debian:bookworm", reg.host());
     c.ok(["pull", "-q", "--tls-verify=false", &image]);
 
     let out = c.ok(["run", "--rm", &image, "cat", "/etc/debian_version"]);
@@ -1099,21 +1085,10 @@ fn run_d_rm_removes_the_container_when_it_exits() {
 /// Runs `cairn ARGS` under `script`, so its stdio is a real pty; returns
 /// the bytes the pty carried.
 fn through_pty(c: &Cairn, args: &str) -> Vec<u8> {
-    let template = c.command(["--version"]);
-    let mut cmd = Command::new("script");
-    cmd.env_clear();
-    for (k, v) in template.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
     // A known window size, to see it inside.
-    let line = format!(
-        "stty rows 31 cols 101; {} {args}",
-        cairn_tests::cairn::binary().display()
-    );
-    let out = cmd
-        .args(["-qec", &line, "/dev/null"])
+    let line = format!("stty rows 31 cols 101; CAIRN {args}");
+    let out = c
+        .script("-qec", &line)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("script(1) runs");

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use cairn_tests::fixtures::{self, refs};
+use cairn_tests::fixtures::refs;
 use cairn_tests::podman::Podman;
 use cairn_tests::{Cairn, Run};
 use serde_json::Value;
@@ -41,19 +41,7 @@ fn pair() -> Pair {
         .import_fixture(refs::DEBIAN_MIN, IMAGE)
         .expect("podman imports the image");
     let cairn = Cairn::new().expect("cairn environment");
-    let id = cairn.ok(["pull", "-q", &fixtures::oci_ref(refs::DEBIAN_MIN)]);
-    let id = id.trim().to_owned();
-    cairn.ok(["tag", &id, IMAGE]);
-    let names = cairn.ok([
-        "image",
-        "inspect",
-        "--format",
-        "{{join .RepoTags \" \"}}",
-        &id,
-    ]);
-    for other in names.split_whitespace().filter(|n| *n != IMAGE) {
-        cairn.ok(["rmi", other]);
-    }
+    let id = cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
     assert_eq!(id, podman_id, "the same image id on both sides");
     Pair { cairn, podman }
 }
@@ -757,6 +745,13 @@ fn ps_table_and_json_have_podmans_shape() {
         "run", "-d", "--name", "one", "-l", "x=y", IMAGE, "sleep", "100",
     ]);
     p.both_ok(&["create", "--name", "two", IMAGE, "true"]);
+    ps_formats_match(&p);
+    ps_json_has_podmans_fields(&p);
+}
+
+/// `ps` in table, template and quiet formats, with filters, prints what
+/// podman prints (ids and times normalized, rows in any order).
+fn ps_formats_match(p: &Pair) {
     let mut report = Report::default();
     // `table`: a header row from the field names, columns aligned.
     for (args, check) in [
@@ -842,8 +837,11 @@ fn ps_table_and_json_have_podmans_shape() {
         );
     }
     report.assert_clean();
+}
 
-    // --format json: podman's fields, each of the same JSON type.
+/// `ps --format json`: podman's fields, each of the same JSON type, and the
+/// same values but where they differ by nature (ids, pids, times).
+fn ps_json_has_podmans_fields(p: &Pair) {
     let (c, pm) = p.both(&["ps", "-a", "--format", "json"]);
     let by_name = |r: &Run| -> BTreeMap<String, Value> {
         let v: Value = serde_json::from_str(&r.stdout).expect("ps --format json is JSON");

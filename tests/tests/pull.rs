@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cairn_tests::fixtures::{self, refs};
-use cairn_tests::util::{run, sha256_digest, skopeo};
+use cairn_tests::util::{is_root, run, sha256_digest, skopeo};
 use cairn_tests::{
     Action, Auth, Cairn, FaultProxy, ImageSpec, OciLayout, Registry, RegistryOptions, Rule,
 };
@@ -1274,7 +1274,7 @@ fn images_table_matches_podman_for_the_same_image() {
 
 #[test]
 fn a_full_disk_fails_cleanly_and_leaves_the_store_as_it_was() {
-    if !nix_is_root() {
+    if !is_root() {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
     }
@@ -1351,16 +1351,4 @@ fn system_check_finds_and_repairs_corruption() {
     assert!(cairn.refs().is_empty());
     cairn.ok(["pull", "--tls-verify=false", &reference]);
     cairn.assert_clean();
-}
-
-/// Whether the effective uid is 0 (read from /proc: this crate has no libc calls).
-fn nix_is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }

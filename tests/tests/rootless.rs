@@ -40,10 +40,8 @@ fn user_uid(c: &Cairn) -> u32 {
 #[test]
 fn pulls_from_a_registry_with_image_owners_shifted() {
     let reg = Registry::start(RegistryOptions::default()).expect("registry");
-    reg.push(&fixtures::oci_ref(refs::DEBIAN_MIN), "debian:min", &[])
-        .expect("push");
+    let reference = reg.push_fixture(refs::DEBIAN_MIN, "debian:min");
     let c = Cairn::rootless().unwrap();
-    let reference = format!("{}/debian:min", reg.host());
     c.ok(["pull", "-q", "--tls-verify=false", &reference]);
     let uid = user_uid(&c);
     // Outside: image root 0 is the user; image gid 42 (shadow) is SUB+41.

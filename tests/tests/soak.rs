@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use cairn_tests::cairn::Cleanup;
 use cairn_tests::fixtures::{self, refs};
-use cairn_tests::util::processes_with;
+use cairn_tests::util::{is_root, processes_with};
 use cairn_tests::{Cairn, ImageSpec, OciLayout, Registry, RegistryOptions};
 
 const IN_NAMESPACE: &str = "CAIRN_SOAK_IN_MOUNT_NAMESPACE";
@@ -39,17 +39,6 @@ fn count(var: &str, default: usize) -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------
@@ -142,6 +131,138 @@ struct Sample {
     mounts: usize,
 }
 
+/// One small image a pull/prune cycle, in an OCI layout (kept while the
+/// returned directory lives): 200 files shared by all, a middle layer
+/// shared by all, and a top layer of its own (256 KiB). Returns their
+/// skopeo references.
+fn small_images(pull_cycles: usize) -> (tempfile::TempDir, Vec<String>) {
+    let layouts = cairn_tests::util::temp_dir("soak-layout").unwrap();
+    let layout = OciLayout::create(layouts.path()).unwrap();
+    let base: Vec<(String, Vec<u8>)> = (0..200)
+        .map(|i| {
+            (
+                format!("usr/share/base/f{i}"),
+                format!("base {i}").into_bytes(),
+            )
+        })
+        .collect();
+    let base: Vec<(&str, &[u8])> = base
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_slice()))
+        .collect();
+    let mut small = Vec::new();
+    for i in 0..pull_cycles {
+        let top = format!("cycle {i}");
+        let spec = ImageSpec::new()
+            .layer(&base)
+            .layer(&[("etc/middle", b"the same in every image")])
+            .layer(&[
+                ("etc/cycle", top.as_bytes()),
+                ("srv/big", &vec![i as u8; 256 << 10]),
+            ]);
+        small.push(
+            layout
+                .add_image(&format!("small-{i}"), &spec)
+                .unwrap()
+                .skopeo_ref,
+        );
+    }
+    (layouts, small)
+}
+
+/// After cycle `at`: no mount of either store, no process of a container
+/// (`marker`) or of cairn on a store, no unreaped child; records the
+/// descriptor and mount counts in `samples`.
+fn check_leaks(at: usize, store_paths: &[String], marker: &str, samples: &mut Vec<Sample>) {
+    let mounts = mountinfo();
+    let ours: Vec<&String> = mounts
+        .iter()
+        .filter(|l| store_paths.iter().any(|s| l.contains(s.as_str())))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "after {at}: mounts of the stores: {ours:?}"
+    );
+    let procs: Vec<(u32, String)> = processes_with(marker)
+        .into_iter()
+        .chain(store_paths.iter().flat_map(|s| processes_with(s)))
+        .collect();
+    assert!(procs.is_empty(), "after {at}: processes left: {procs:?}");
+    let z = zombie_children();
+    assert!(z.is_empty(), "after {at}: unreaped children {z:?}");
+    samples.push(Sample {
+        at,
+        fds: fd_count(),
+        mounts: mounts.len(),
+    });
+}
+
+/// No descriptor growth in the test process over `samples` (a descriptor
+/// of the test's own runtime may close on the way); no mount growth, when
+/// the mount table is counted (`mounts0`, the table before).
+fn assert_no_descriptor_or_mount_growth(
+    samples: &[Sample],
+    fds0: usize,
+    mounts0: Option<&[String]>,
+) {
+    let most = samples
+        .iter()
+        .map(|s| s.fds)
+        .max()
+        .unwrap_or(0)
+        .max(fd_count());
+    assert!(
+        most <= fds0,
+        "descriptors of the test process grew: {samples:?}"
+    );
+    if let Some(mounts0) = mounts0 {
+        let mounts = mountinfo();
+        assert_eq!(
+            mounts.len(),
+            mounts0.len(),
+            "mount table: before {mounts0:#?}\nafter {mounts:#?}"
+        );
+    }
+}
+
+/// No store growth: the container store and the pull store (each as
+/// `(baseline, after)`) hold as many entries and about as many bytes as at
+/// their baselines, and the pull store's locks/ has not grown with the cycles.
+fn assert_stores_did_not_grow(containers: (&Usage, &Usage), pulls: (&Usage, &Usage)) {
+    let (container_base, after_containers) = containers;
+    let (pull_base, after_pulls) = pulls;
+    let close = |a: u64, b: u64| a.abs_diff(b) <= 8 << 10;
+    assert!(
+        after_containers.entries == container_base.entries
+            && close(after_containers.bytes, container_base.bytes),
+        "container store grew: {container_base:?} -> {after_containers:?}"
+    );
+    assert!(
+        after_pulls.entries == pull_base.entries && close(after_pulls.bytes, pull_base.bytes),
+        "pull store grew after prune: {pull_base:?} -> {after_pulls:?}"
+    );
+    // Lock files of pruned blobs and images go with them (a few fixed
+    // ones, like locks/objects, may appear after the baseline).
+    assert!(
+        after_pulls.locks <= pull_base.locks + 4,
+        "locks/ grew with the pull/prune cycles: {pull_base:?} -> {after_pulls:?}"
+    );
+}
+
+/// Runs `cycle` on the names `c{from}` to `c{to - 1}`, two at a time: one
+/// thread takes the even offsets from `from`, the other the odd ones.
+fn two_at_a_time(from: usize, to: usize, cycle: &(impl Fn(&str) + Sync)) {
+    std::thread::scope(|s| {
+        for w in 0..2 {
+            s.spawn(move || {
+                for i in (from + w..to).step_by(2) {
+                    cycle(&format!("c{i}"));
+                }
+            });
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------
 // The test
 
@@ -180,40 +301,8 @@ fn soak() {
 
     // Everything the test needs is set up before the first sample.
     let reg = Registry::start(RegistryOptions::default()).expect("registry starts");
-    reg.push(&fixtures::oci_ref(refs::DEBIAN_MIN), "debian:1", &[])
-        .expect("push debian-min");
-    let big = format!("{}/debian:1", reg.host());
-    let layouts = cairn_tests::util::temp_dir("soak-layout").unwrap();
-    let layout = OciLayout::create(layouts.path()).unwrap();
-    let base: Vec<(String, Vec<u8>)> = (0..200)
-        .map(|i| {
-            (
-                format!("usr/share/base/f{i}"),
-                format!("base {i}").into_bytes(),
-            )
-        })
-        .collect();
-    let base: Vec<(&str, &[u8])> = base
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_slice()))
-        .collect();
-    let mut small = Vec::new();
-    for i in 0..pull_cycles {
-        let top = format!("cycle {i}");
-        let spec = ImageSpec::new()
-            .layer(&base)
-            .layer(&[("etc/middle", b"the same in every image")])
-            .layer(&[
-                ("etc/cycle", top.as_bytes()),
-                ("srv/big", &vec![i as u8; 256 << 10]),
-            ]);
-        small.push(
-            layout
-                .add_image(&format!("small-{i}"), &spec)
-                .unwrap()
-                .skopeo_ref,
-        );
-    }
+    let big = reg.push_fixture(refs::DEBIAN_MIN, "debian:1");
+    let (_layouts, small) = small_images(pull_cycles);
 
     let c = env();
     let p = env();
@@ -257,29 +346,8 @@ fn soak() {
         c.root().display().to_string(),
         p.root().display().to_string(),
     ];
-    let check_leaks = |at: usize, samples: &mut Vec<Sample>| {
-        let mounts = mountinfo();
-        let ours: Vec<&String> = mounts
-            .iter()
-            .filter(|l| store_paths.iter().any(|s| l.contains(s.as_str())))
-            .collect();
-        assert!(
-            ours.is_empty(),
-            "after {at}: mounts of the stores: {ours:?}"
-        );
-        let procs: Vec<(u32, String)> = processes_with(&marker)
-            .into_iter()
-            .chain(store_paths.iter().flat_map(|s| processes_with(s)))
-            .collect();
-        assert!(procs.is_empty(), "after {at}: processes left: {procs:?}");
-        let z = zombie_children();
-        assert!(z.is_empty(), "after {at}: unreaped children {z:?}");
-        samples.push(Sample {
-            at,
-            fds: fd_count(),
-            mounts: mounts.len(),
-        });
-    };
+    let leaks_after =
+        |at: usize, samples: &mut Vec<Sample>| check_leaks(at, &store_paths, &marker, samples);
 
     // 1. Container cycles, two at a time (the machine has two cores).
     let t = Instant::now();
@@ -287,18 +355,9 @@ fn soak() {
     let mut done = 0;
     while done < container_cycles {
         let batch = step.min(container_cycles - done);
-        std::thread::scope(|s| {
-            for w in 0..2 {
-                let container_cycle = &container_cycle;
-                s.spawn(move || {
-                    for i in (done + w..done + batch).step_by(2) {
-                        container_cycle(&format!("c{i}"));
-                    }
-                });
-            }
-        });
+        two_at_a_time(done, done + batch, &container_cycle);
         done += batch;
-        check_leaks(done, &mut samples);
+        leaks_after(done, &mut samples);
     }
     let container_time = t.elapsed();
     let after_containers = usage(c.root());
@@ -316,7 +375,7 @@ fn soak() {
         if i % 10 == 0 || i + 1 == pull_cycles {
             let u = usage(p.root());
             sizes.insert(i, u);
-            check_leaks(container_cycles + i, &mut samples);
+            leaks_after(container_cycles + i, &mut samples);
         }
     }
     let pull_time = t.elapsed();
@@ -341,42 +400,14 @@ fn soak() {
         started.elapsed().as_secs_f64()
     );
 
-    // No descriptor growth (a descriptor of the test's own runtime may
-    // close on the way), no mount growth.
-    let most = samples
-        .iter()
-        .map(|s| s.fds)
-        .max()
-        .unwrap_or(0)
-        .max(fd_count());
-    assert!(
-        most <= fds0,
-        "descriptors of the test process grew: {samples:?}"
+    assert_no_descriptor_or_mount_growth(
+        &samples,
+        fds0,
+        counted_mounts.then_some(mounts0.as_slice()),
     );
-    if counted_mounts {
-        let mounts = mountinfo();
-        assert_eq!(
-            mounts.len(),
-            mounts0.len(),
-            "mount table: before {mounts0:#?}\nafter {mounts:#?}"
-        );
-    }
-    // No store growth.
-    let close = |a: u64, b: u64| a.abs_diff(b) <= 8 << 10;
-    assert!(
-        after_containers.entries == container_base.entries
-            && close(after_containers.bytes, container_base.bytes),
-        "container store grew: {container_base:?} -> {after_containers:?}"
-    );
-    assert!(
-        after_pulls.entries == pull_base.entries && close(after_pulls.bytes, pull_base.bytes),
-        "pull store grew after prune: {pull_base:?} -> {after_pulls:?}"
-    );
-    // Lock files of pruned blobs and images go with them (a few fixed
-    // ones, like locks/objects, may appear after the baseline).
-    assert!(
-        after_pulls.locks <= pull_base.locks + 4,
-        "locks/ grew with the pull/prune cycles: {pull_base:?} -> {after_pulls:?}"
+    assert_stores_did_not_grow(
+        (&container_base, &after_containers),
+        (&pull_base, &after_pulls),
     );
     c.ok(["system", "check"]);
     p.ok(["system", "check"]);

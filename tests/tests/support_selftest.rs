@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use cairn_tests::image::tagged_digest;
 use cairn_tests::util::{self, http_get, sha256_digest};
 use cairn_tests::{
     Action, Auth, BuiltImage, FaultProxy, ImageSpec, OciLayout, Platform, Registry,
@@ -22,21 +23,6 @@ fn fixture() -> (tempfile::TempDir, BuiltImage) {
         )
         .unwrap();
     (dir, image)
-}
-
-/// The manifest digest index.json of the layout at `dir` records for `tag`.
-fn layout_digest(dir: &std::path::Path, tag: &str) -> String {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no {tag} in {index}"))["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 fn assert_skopeo_fails(args: &[&str], expect_in_stderr: &[&str]) {
@@ -87,7 +73,7 @@ fn plain_registry_push_pull_roundtrip() {
         &dest_ref,
     ])
     .unwrap();
-    assert_eq!(layout_digest(dest.path(), "back"), image.manifest_digest);
+    assert_eq!(tagged_digest(dest.path(), "back"), image.manifest_digest);
     let hex = layer.strip_prefix("sha256:").unwrap();
     assert!(dest.path().join("blobs/sha256").join(hex).is_file());
 
@@ -183,7 +169,7 @@ fn htpasswd_auth_rejects_wrong_password() {
         &dest_ref,
     ])
     .unwrap();
-    assert_eq!(layout_digest(dest.path(), "x"), image.manifest_digest);
+    assert_eq!(tagged_digest(dest.path(), "x"), image.manifest_digest);
 
     let anonymous = http_get(reg.host(), "/v2/", &[]).unwrap();
     assert_eq!(anonymous.status, 401);
@@ -250,7 +236,7 @@ fn token_auth_issues_tokens_the_registry_accepts() {
         .iter()
         .any(|r| !r.granted && r.user.as_deref() == Some("bob")));
     reg.pull("team/app:1", &dest_ref, &[]).unwrap();
-    assert_eq!(layout_digest(dest.path(), "x"), image.manifest_digest);
+    assert_eq!(tagged_digest(dest.path(), "x"), image.manifest_digest);
     assert!(reg
         .token_requests()
         .iter()
@@ -305,7 +291,7 @@ fn tls_registry_verifies_with_its_ca() {
         &dest_ref,
     ])
     .unwrap();
-    assert_eq!(layout_digest(dest.path(), "x"), image.manifest_digest);
+    assert_eq!(tagged_digest(dest.path(), "x"), image.manifest_digest);
 }
 
 /// A registry with the fixture pushed, and a proxy in front of it.

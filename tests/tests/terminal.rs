@@ -12,7 +12,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cairn_tests::fixtures::{self, refs};
@@ -72,33 +72,12 @@ fn env(rootless: bool) -> Env {
 /// (`CAIRN` in `line`) have a real pty as their terminal, as the store's
 /// user; the bytes the pty carried.
 fn through_pty(c: &Cairn, line: &str) -> String {
-    let template = c.command(["--version"]);
-    let mut cmd = match c.user() {
-        None => Command::new("script"),
-        Some(u) => {
-            let mut cmd = Command::new("setpriv");
-            cmd.arg(format!("--reuid={}", u.uid))
-                .arg(format!("--regid={}", u.gid))
-                .args(["--init-groups", "--", "script"]);
-            cmd
-        }
-    };
-    cmd.env_clear();
-    for (k, v) in template.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let bin = cairn_tests::cairn::binary();
-    let line = format!(
-        "stty rows 31 cols 101; {}",
-        line.replace("CAIRN", &bin.to_string_lossy())
-    );
+    let line = format!("stty rows 31 cols 101; {line}");
     // script(1)'s stdin stays open (and empty) until the run ends: at its
     // end script would type ^D into the terminal, racing with what the
     // container pushes.
-    let mut child = cmd
-        .args(["-qec", &line, "/dev/null"])
+    let mut child = c
+        .script("-qec", &line)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -169,6 +148,15 @@ fn tiocsti_never_reaches_the_caller(e: &Env) {
 /// caller's window size; input, output, exit codes and the caller's
 /// terminal settings survive.
 fn stdio_is_the_containers_own(e: &Env) {
+    no_terminal_without_t(e);
+    a_pty_of_its_own_with_t(&e.c);
+    exit_codes_and_pipes_pass_through(e);
+}
+
+/// Without -t: the command's descriptors are pipes or /dev/null (stdin a
+/// pipe with -i), never the caller's terminal, and it leads a session of
+/// its own.
+fn no_terminal_without_t(e: &Env) {
     let c = &e.c;
     // The shell's own descriptors ($$), not those of a pipeline member.
     let fds = "readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2";
@@ -197,7 +185,12 @@ fn stdio_is_the_containers_own(e: &Env) {
     let ids: Vec<&str> = lines.next().unwrap().split(' ').collect();
     assert_eq!(ids[0], ids[1], "exec: not a session leader: {out}");
     assert_eq!(lines.next(), Some("not a tty"), "{out}");
+}
 
+/// With -t: a pty of the container's own devpts, with the caller's window
+/// size (resizes followed), as the command's only terminal; the caller's
+/// terminal settings are restored after.
+fn a_pty_of_its_own_with_t(c: &Cairn) {
     // -t: /dev/pts/0 of the container's devpts (not the host's /dev/pts),
     // the caller's size, the terminal on 0-2, its own session.
     let out = through_pty(
@@ -234,7 +227,13 @@ fn stdio_is_the_containers_own(e: &Env) {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(lines[0], lines[1], "terminal settings not restored: {out}");
+}
 
+/// Exit codes pass through with and without a pty; input and output
+/// round-trip through pipes; without -i stdin is at end of file; exec -d
+/// runs its command.
+fn exit_codes_and_pipes_pass_through(e: &Env) {
+    let c = &e.c;
     // Exit codes pass through, with and without a pty; 128+N for a signal.
     for (verb, code) in [
         ("exec bg sh -c 'exit 3'", 3),

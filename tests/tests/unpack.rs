@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use cairn_tests::fixtures::{self, refs};
+use cairn_tests::fixtures::{self, blob_path, refs};
 use cairn_tests::roots::{self, Merged};
 use cairn_tests::util::{run, sha256_digest};
 use cairn_tests::Cairn;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 /// What is compared for one path.
@@ -253,34 +253,11 @@ fn umoci(name: &'static str) -> &'static Scan {
 
 /// The fixture's manifest digest and layer digests.
 fn fixture(name: &str) -> (String, Vec<String>) {
-    let layout = fixtures::layout();
-    let index: Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let digest = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
-        .unwrap_or_else(|| panic!("{name} in the fixture layout"))["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let manifest: Value = serde_json::from_slice(&fs::read(blob_path(&digest)).unwrap()).unwrap();
-    let layers = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_owned())
-        .collect();
-    (digest, layers)
+    fixtures::manifest_and_layers(name)
 }
 
 fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap()
-}
-
-fn blob_path(digest: &str) -> PathBuf {
-    fixtures::layout().join("blobs/sha256").join(hex_of(digest))
 }
 
 fn pull(cairn: &Cairn, name: &str) -> String {
