@@ -2,6 +2,8 @@
 //! a command that cannot run, otherwise the command's code; some verbs
 //! (rmi) have their own small codes.
 
+use cairn_engine::ErrorKind;
+
 /// cairn itself failed.
 pub const ENGINE: u8 = 125;
 
@@ -43,6 +45,10 @@ pub fn report(err: &anyhow::Error) -> u8 {
         }
         return exit.code;
     }
+    if let Some((code, message)) = engine_code(err) {
+        eprintln!("Error: {message}");
+        return code;
+    }
     // Outer context first, then causes not already part of it.
     let mut msg = err.to_string();
     for cause in err.chain().skip(1) {
@@ -57,6 +63,30 @@ pub fn report(err: &anyhow::Error) -> u8 {
     }
     eprintln!("Error: {msg}");
     ENGINE
+}
+
+/// The exit code of an engine error that podman reports alone (its message,
+/// no causes): 125 for the engine's own, the runtime's code for a command
+/// that could not start. `None` for the others.
+pub fn engine_code(err: &anyhow::Error) -> Option<(u8, String)> {
+    // The first that is reported alone, however deep (as an `Exit` under
+    // context was).
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<cairn_engine::Error>())
+        .find_map(|e| match e.kind() {
+            ErrorKind::Engine => Some((ENGINE, e.to_string())),
+            ErrorKind::Running => Some((2, e.to_string())),
+            ErrorKind::Command(code) => Some((code.clamp(0, 255) as u8, e.to_string())),
+            ErrorKind::Other => None,
+        })
+}
+
+/// The code `report` would exit with for `err`.
+pub fn code_of(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<Exit>() {
+        Some(exit) => exit.code,
+        None => engine_code(err).map_or(ENGINE, |(code, _)| code),
+    }
 }
 
 /// Whether an I/O error in the chain is a full disk or quota.

@@ -105,6 +105,28 @@ pub struct IdMaps {
     pub gid: Vec<[u32; 3]>,
 }
 
+impl IdMaps {
+    /// The same maps as the unpacker's [`IdMap`](cairn_unpacker::IdMap)s
+    /// (uid, gid): the one conversion of the triples.
+    pub fn unpacker_maps(
+        &self,
+    ) -> Result<(cairn_unpacker::IdMap, cairn_unpacker::IdMap), cairn_unpacker::IdMapError> {
+        let map = |triples: &[[u32; 3]]| {
+            cairn_unpacker::IdMap::new(
+                triples
+                    .iter()
+                    .map(|&[container, host, size]| cairn_unpacker::IdRange {
+                        container,
+                        host,
+                        size,
+                    })
+                    .collect(),
+            )
+        };
+        Ok((map(&self.uid)?, map(&self.gid)?))
+    }
+}
+
 /// The image a container runs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

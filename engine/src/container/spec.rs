@@ -15,7 +15,7 @@ const CONSOLE_FD: &str = "4";
 
 /// Where the helper binaries are: `$CAIRN_HELPER_DIR`, next to the running
 /// `cairn`, `/usr/libexec/cairn`, `/usr/local/libexec/cairn`, then `$PATH`.
-pub fn helper(name: &str) -> anyhow::Result<PathBuf> {
+pub fn helper(name: &str) -> crate::Result<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("CAIRN_HELPER_DIR").filter(|d| !d.is_empty()) {
         dirs.push(d.into());
@@ -35,9 +35,9 @@ pub fn helper(name: &str) -> anyhow::Result<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            anyhow::anyhow!(
+            crate::Error::Invalid(format!(
                 "helper program {name} not found next to cairn, in /usr/libexec/cairn or on $PATH: install cairn's helpers or set CAIRN_HELPER_DIR"
-            )
+            ))
         })
 }
 
@@ -54,7 +54,7 @@ pub struct Helpers {
 
 impl Helpers {
     /// Finds them.
-    pub fn find() -> anyhow::Result<Helpers> {
+    pub fn find() -> crate::Result<Helpers> {
         Ok(Helpers {
             mount: helper("cairn-mount")?,
             pivot: helper("cairn-pivot")?,
