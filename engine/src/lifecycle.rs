@@ -4,8 +4,39 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::container::{remove_tree, runtime, Container, Containers, Live, Status};
+use cairn_unpacker::ImageRoot;
+
+use crate::container::seccomp::{self, Compiled};
+use crate::container::{remove_tree, runtime, Config, Container, Containers, Live, Status};
 use crate::error::{Context as _, Error, Result};
+use crate::userns::{self, Rootless};
+
+/// Puts the container `config` describes on disk: its named and anonymous
+/// volumes' directories, then its directory (atomically, see
+/// [`Containers::create`]) with the compiled `seccomp` filter and, for
+/// keep-id, the caller's user in its `/etc/passwd` and `/etc/group`.
+pub fn create(
+    containers: &Containers,
+    config: &Config,
+    seccomp: Option<&Compiled>,
+    keep_id: Option<(&Rootless, &ImageRoot)>,
+) -> Result<Container> {
+    for m in &config.mounts {
+        if m.kind == "volume" {
+            std::fs::create_dir_all(&m.source)
+                .with_context(|| format!("create volume directory {}", m.source))?;
+        }
+    }
+    containers.create(config, |dir| {
+        if let Some(s) = seccomp {
+            seccomp::install(dir, s)?;
+        }
+        match keep_id {
+            Some((r, root)) => userns::add_user(dir, root, r),
+            None => Ok(()),
+        }
+    })
+}
 
 /// What [`remove`] does with a container that runs (checked under its
 /// lock, so a start racing the removal is seen).

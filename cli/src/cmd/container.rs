@@ -33,14 +33,14 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 /// `cairn create`: prints the new container's id.
 pub fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<u8> {
-    let c = create_container(ctx, &a, false)?;
+    let c = create_container(ctx, &a)?;
     println!("{}", c.config.id);
     Ok(0)
 }
 
 /// `cairn run`.
 pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
-    let mut c = create_container(ctx, &a.create, a.detach)?;
+    let mut c = create_container(ctx, &a.create)?;
     let attach = if a.detach {
         Attach::default()
     } else {
@@ -159,9 +159,9 @@ fn resolve_image(ctx: &Context, spec: &str, a: &CreateArgs) -> anyhow::Result<Im
 /// Creates the container, claiming `--cidfile` first: podman's order, so
 /// a file already there (or a symlink planted there) stops the create
 /// before anything exists, and a failed create removes the file it claimed.
-fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Result<Container> {
+fn create_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
     let cidfile = a.cidfile.as_deref().map(CidFile::claim).transpose()?;
-    let c = match build_container(ctx, a, detach) {
+    let c = match build_container(ctx, a) {
         Ok(c) => c,
         Err(e) => {
             if let Some(f) = cidfile {
@@ -223,7 +223,7 @@ impl CidFile {
     }
 }
 
-fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Result<Container> {
+fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
     let (image_spec, command) = a.args.split_first().expect("clap requires IMAGE");
     if let Some(d) = &a.log_driver {
         if !matches!(d.as_str(), "k8s-file" | "") {
@@ -232,34 +232,9 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
             )));
         }
     }
-    let image = resolve_image(ctx, image_spec, a)?;
-    let store = ctx.store()?;
-    // Held until the container is on disk: rmi and prune, which check for
-    // users under this lock, wait for us and then see the container.
-    let _use = store.lock_image_use(image.digest(), cairn_store::LockMode::Shared)?;
-    if store.image_by_manifest(image.digest())?.is_none() {
-        return Err(exit::with_code(
-            exit::ENGINE,
-            format!(
-                "{image_spec}: image not known: it was removed (rmi or prune) while the container was being created: pull it again"
-            ),
-        ));
-    }
+    let (store, image, _use) = image_in_use(ctx, a, image_spec)?;
     let keep_id = keep_id(a.userns.as_deref())?;
-    let mut unpack_opts = cairn_unpacker::UnpackerOptions::default();
-    if let Some((maps, _)) = &keep_id {
-        // The image's files get the ownership the container's own user
-        // namespace needs: a second image root, built once per map.
-        let (uid_map, gid_map) = maps
-            .unpacker_maps()
-            .map_err(|e| usage(format!("keep-id map: {e}")))?;
-        unpack_opts.decode.uid_map = uid_map;
-        unpack_opts.decode.gid_map = gid_map;
-    }
-    let unpacker = cairn_unpacker::Unpacker::new(&store, unpack_opts)?;
-    let root = unpacker
-        .image_root(&image)
-        .with_context(|| format!("build the root of image {image_spec}"))?;
+    let root = image_root(&store, &image, image_spec, keep_id.as_ref().map(|(m, _)| m))?;
     let id = container::new_id();
     let containers = Containers::new(ctx.root());
     let name = match &a.name {
@@ -270,138 +245,37 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
         None => random_name(&containers)?,
     };
     let rc = image.config.config.clone().unwrap_or_default();
-    let entrypoint: Vec<String> = match &a.entrypoint {
-        Some(e) => parse_entrypoint(e)?,
-        None => rc.entrypoint.clone().unwrap_or_default(),
+    let (entrypoint, cmd, args) = command_line(a, &rc, image_spec, command)?;
+    let namespaces = namespaces(a)?;
+    let hostname = hostname(a, &namespaces, &id);
+    let process = Process {
+        args,
+        entrypoint,
+        cmd,
+        workdir: a
+            .workdir
+            .clone()
+            .or(rc.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
+        tty: a.tty,
+        interactive: a.interactive,
+        ..process_identity(a, &rc, &root, keep_id.as_ref().map(|(_, r)| r), &hostname)?
     };
-    let cmd: Vec<String> = if !command.is_empty() {
-        command.to_vec()
-    } else if a.entrypoint.is_some() {
-        vec![]
-    } else {
-        rc.cmd.clone().unwrap_or_default()
-    };
-    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
-    if args.is_empty() {
-        return Err(usage(format!(
-            "no command or entrypoint provided, and no CMD or ENTRYPOINT from image {image_spec}: give a command"
-        )));
-    }
-    let namespaces = Namespaces {
-        network: ns_mode(
-            "network",
-            a.network.as_deref(),
-            "host",
-            &["host", "none", "private", "bridge", "slirp4netns", "pasta"],
-        )?,
-        pid: ns_mode("pid", a.pid.as_deref(), "private", &["host", "private"])?,
-        ipc: ns_mode(
-            "ipc",
-            a.ipc.as_deref(),
-            "private",
-            &["host", "private", "shareable", "none"],
-        )?,
-        uts: ns_mode("uts", a.uts.as_deref(), "private", &["host", "private"])?,
-        cgroup: ns_mode(
-            "cgroupns",
-            a.cgroupns.as_deref(),
-            "host",
-            &["host", "private"],
-        )?,
-    };
-    let hostname = match &a.hostname {
-        Some(h) => h.clone(),
-        None if namespaces.uts == "host" => nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        None => id[..12].to_owned(),
-    };
-    let tty = a.tty;
-    let user = a
-        .user
-        .clone()
-        .or_else(|| {
-            keep_id
-                .as_ref()
-                .map(|(_, r)| format!("{}:{}", r.uid, r.gid))
-        })
-        .or(rc.user.clone())
-        .unwrap_or_default();
-    let home = home_of(&root, &user);
-    let env = build_env(
-        &rc.env.clone().unwrap_or_default(),
-        &a.env_file,
-        &a.env,
-        &host_env(),
-        &hostname,
-        Some(&home),
-    )?;
-    let mut labels = rc.labels.clone().unwrap_or_default();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        labels.insert(k.to_owned(), v.to_owned());
-    }
-    let mut annotations = BTreeMap::new();
-    for l in &a.annotation {
-        let (k, v) = l
-            .split_once('=')
-            .ok_or_else(|| usage(format!("--annotation {l:?}: use KEY=VALUE")))?;
-        annotations.insert(k.to_owned(), v.to_owned());
-    }
-    let volumes_dir = ctx.root().join("volumes");
-    let mut mounts = Vec::new();
-    for v in &a.volume {
-        mounts.push(parse_volume(v, &volumes_dir)?);
-    }
-    for m in &a.mount {
-        mounts.push(parse_mount(m, &volumes_dir)?);
-    }
-    for t in &a.tmpfs {
-        mounts.push(parse_tmpfs(t)?);
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for m in &mounts {
-        if !seen.insert(m.destination.clone()) {
-            return Err(usage(format!(
-                "{}: duplicate mount destination",
-                m.destination
-            )));
-        }
-    }
-    let security = container::security::parse(&a.security_opt).map_err(usage)?;
-    let seccomp_choice = if a.privileged {
-        container::seccomp::Choice::Unconfined
-    } else {
-        security.seccomp.clone()
-    };
-    let bounding = if a.privileged {
-        u64::MAX
-    } else {
-        cairn_runtime::caps::adjust(
-            cairn_runtime::caps::mask(&cairn_runtime::caps::DEFAULT),
-            &a.cap_add,
-            &a.cap_drop,
-        )
-        .map_err(|e| usage(e.to_string()))?
-    };
-    // Compiled now, so a bad profile fails the create, not every start.
-    let seccomp = container::seccomp::for_container(
-        &seccomp_choice,
-        bounding,
-        Some(&ctx.root().join("cache/seccomp")),
-    )
-    .map_err(|e| usage(format!("{e:#}")))?;
+    let (labels, annotations) = labels_and_annotations(a, &rc)?;
+    let mounts = mounts(a, &ctx.root().join("volumes"))?;
+    let Confinement {
+        security,
+        seccomp_choice,
+        seccomp,
+    } = confinement(ctx, a)?;
     let no_new_privs = security.no_new_privs;
-    let mut ulimits = Vec::new();
-    for u in &a.ulimit {
-        ulimits.push(parse_ulimit(u)?);
-    }
-    let stop_signal = match &a.stop_signal {
-        Some(s) => s.clone(),
-        None => rc.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
-    };
-    let sig = runtime::parse_signal(&stop_signal)
-        .ok_or_else(|| usage(format!("invalid stop signal {stop_signal:?}")))?;
+    let ulimits = a
+        .ulimit
+        .iter()
+        .map(|u| parse_ulimit(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sig = stop_signal(a, &rc)?;
     let shm_size = a
         .shm_size
         .as_deref()
@@ -412,38 +286,8 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
         id: id.clone(),
         name,
         created: container::now_rfc3339(),
-        image: container::config::ImageRef {
-            id: image.id().hex().to_owned(),
-            manifest: image.digest().hex().to_owned(),
-            name: image
-                .names
-                .iter()
-                .find(|n| n.to_string().ends_with(image_spec.as_str()))
-                .or(image.names.first())
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| image.id().hex().to_owned()),
-            lowers: root
-                .lowers
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect(),
-            root: String::new(),
-        },
-        process: Process {
-            args,
-            entrypoint,
-            cmd,
-            env,
-            workdir: a
-                .workdir
-                .clone()
-                .or(rc.working_dir.clone())
-                .filter(|w| !w.is_empty())
-                .unwrap_or_else(|| "/".into()),
-            user,
-            tty,
-            interactive: a.interactive,
-        },
+        image: image_ref(&image, image_spec, &root),
+        process,
         hostname,
         labels,
         annotations,
@@ -454,11 +298,7 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
         no_new_privs,
-        seccomp_profile: match &seccomp_choice {
-            container::seccomp::Choice::Default => String::new(),
-            container::seccomp::Choice::Unconfined => "unconfined".into(),
-            container::seccomp::Choice::File(p) => p.to_string_lossy().into_owned(),
-        },
+        seccomp_profile: seccomp_profile(&seccomp_choice),
         seccomp_filter: seccomp.is_some(),
         seccomp_flags: seccomp
             .as_ref()
@@ -488,29 +328,297 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
         platform: a.platform.clone(),
         idmap: keep_id.as_ref().map(|(m, _)| m.clone()),
     };
-    let _ = detach;
     if a.pids_limit.is_some() {
         tracing::warn!(
             "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
         );
     }
-    // Volumes: named and anonymous ones get their directory now.
-    for m in &config.mounts {
-        if m.kind == "volume" {
-            std::fs::create_dir_all(&m.source)
-                .with_context(|| format!("create volume directory {}", m.source))?;
+    let keep_id_user = keep_id.as_ref().map(|(_, r)| (r, &root));
+    Ok(lifecycle::create(
+        &containers,
+        &config,
+        seccomp.as_ref(),
+        keep_id_user,
+    )?)
+}
+
+/// The image's root as the container sees it: with keep-id, a root whose
+/// files are owned as the container's own user namespace needs (built once
+/// per map).
+fn image_root(
+    store: &cairn_store::Store,
+    image: &Image,
+    image_spec: &str,
+    maps: Option<&cairn_engine::container::config::IdMaps>,
+) -> anyhow::Result<cairn_unpacker::ImageRoot> {
+    let mut unpack_opts = cairn_unpacker::UnpackerOptions::default();
+    if let Some(maps) = maps {
+        let (uid_map, gid_map) = maps
+            .unpacker_maps()
+            .map_err(|e| usage(format!("keep-id map: {e}")))?;
+        unpack_opts.decode.uid_map = uid_map;
+        unpack_opts.decode.gid_map = gid_map;
+    }
+    let unpacker = cairn_unpacker::Unpacker::new(store, unpack_opts)?;
+    unpacker
+        .image_root(image)
+        .with_context(|| format!("build the root of image {image_spec}"))
+}
+
+/// PID 1's command line: `(entrypoint, cmd, entrypoint + cmd)`, from the
+/// flags over the image's config.
+fn command_line(
+    a: &CreateArgs,
+    rc: &cairn_store::media::RuntimeConfig,
+    image_spec: &str,
+    command: &[String],
+) -> anyhow::Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    let entrypoint: Vec<String> = match &a.entrypoint {
+        Some(e) => parse_entrypoint(e)?,
+        None => rc.entrypoint.clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !command.is_empty() {
+        command.to_vec()
+    } else if a.entrypoint.is_some() {
+        vec![]
+    } else {
+        rc.cmd.clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+    if args.is_empty() {
+        return Err(usage(format!(
+            "no command or entrypoint provided, and no CMD or ENTRYPOINT from image {image_spec}: give a command"
+        )));
+    }
+    Ok((entrypoint, cmd, args))
+}
+
+/// `--network`, `--pid`, `--ipc`, `--uts` and `--cgroupns`.
+fn namespaces(a: &CreateArgs) -> anyhow::Result<Namespaces> {
+    Ok(Namespaces {
+        network: ns_mode(
+            "network",
+            a.network.as_deref(),
+            "host",
+            &["host", "none", "private", "bridge", "slirp4netns", "pasta"],
+        )?,
+        pid: ns_mode("pid", a.pid.as_deref(), "private", &["host", "private"])?,
+        ipc: ns_mode(
+            "ipc",
+            a.ipc.as_deref(),
+            "private",
+            &["host", "private", "shareable", "none"],
+        )?,
+        uts: ns_mode("uts", a.uts.as_deref(), "private", &["host", "private"])?,
+        cgroup: ns_mode(
+            "cgroupns",
+            a.cgroupns.as_deref(),
+            "host",
+            &["host", "private"],
+        )?,
+    })
+}
+
+/// `--label`s over the image's labels, and `--annotation`s.
+fn labels_and_annotations(
+    a: &CreateArgs,
+    rc: &cairn_store::media::RuntimeConfig,
+) -> anyhow::Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let mut labels = rc.labels.clone().unwrap_or_default();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    let mut annotations = BTreeMap::new();
+    for l in &a.annotation {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--annotation {l:?}: use KEY=VALUE")))?;
+        annotations.insert(k.to_owned(), v.to_owned());
+    }
+    Ok((labels, annotations))
+}
+
+/// `-v`, `--mount` and `--tmpfs`, in that order; each destination once.
+fn mounts(a: &CreateArgs, volumes_dir: &Path) -> anyhow::Result<Vec<MountConfig>> {
+    let mut mounts = Vec::new();
+    for v in &a.volume {
+        mounts.push(parse_volume(v, volumes_dir)?);
+    }
+    for m in &a.mount {
+        mounts.push(parse_mount(m, volumes_dir)?);
+    }
+    for t in &a.tmpfs {
+        mounts.push(parse_tmpfs(t)?);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for m in &mounts {
+        if !seen.insert(m.destination.clone()) {
+            return Err(usage(format!(
+                "{}: duplicate mount destination",
+                m.destination
+            )));
         }
     }
-    let c = containers.create(&config, |dir| {
-        if let Some(s) = &seccomp {
-            container::seccomp::install(dir, s)?;
-        }
-        match &keep_id {
-            Some((_, r)) => cairn_engine::userns::add_user(dir, &root, r),
-            None => Ok(()),
-        }
-    })?;
-    Ok(c)
+    Ok(mounts)
+}
+
+/// What confines the container beyond its namespaces: the
+/// `--security-opt`s, and the seccomp filter they (or `--privileged`)
+/// choose, compiled.
+struct Confinement {
+    security: container::security::SecurityOpts,
+    seccomp_choice: container::seccomp::Choice,
+    seccomp: Option<container::seccomp::Compiled>,
+}
+
+/// `--security-opt`, `--privileged`, `--cap-add`/`--cap-drop`: the
+/// container's [`Confinement`]. The filter is compiled now, so a bad
+/// profile fails the create, not every start.
+fn confinement(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Confinement> {
+    let security = container::security::parse(&a.security_opt)
+        .map_err(|e| usage(format!("--security-opt {e}")))?;
+    let seccomp_choice = if a.privileged {
+        container::seccomp::Choice::Unconfined
+    } else {
+        security.seccomp.clone()
+    };
+    let bounding = if a.privileged {
+        u64::MAX
+    } else {
+        cairn_runtime::caps::adjust(
+            cairn_runtime::caps::mask(&cairn_runtime::caps::DEFAULT),
+            &a.cap_add,
+            &a.cap_drop,
+        )
+        .map_err(|e| usage(e.to_string()))?
+    };
+    // Compiled now, so a bad profile fails the create, not every start.
+    let seccomp = container::seccomp::for_container(
+        &seccomp_choice,
+        bounding,
+        Some(&ctx.root().join("cache/seccomp")),
+    )
+    .map_err(|e| usage(e.with_causes()))?;
+    Ok(Confinement {
+        security,
+        seccomp_choice,
+        seccomp,
+    })
+}
+
+/// The seccomp profile as podman records it: `""` for the default one,
+/// `unconfined`, or the file's path.
+fn seccomp_profile(choice: &container::seccomp::Choice) -> String {
+    match choice {
+        container::seccomp::Choice::Default => String::new(),
+        container::seccomp::Choice::Unconfined => "unconfined".into(),
+        container::seccomp::Choice::File(p) => p.to_string_lossy().into_owned(),
+    }
+}
+
+/// `--stop-signal`, else the image's, else SIGTERM.
+fn stop_signal(
+    a: &CreateArgs,
+    rc: &cairn_store::media::RuntimeConfig,
+) -> anyhow::Result<nix::sys::signal::Signal> {
+    let stop_signal = match &a.stop_signal {
+        Some(s) => s.clone(),
+        None => rc.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+    };
+    runtime::parse_signal(&stop_signal)
+        .ok_or_else(|| usage(format!("invalid stop signal {stop_signal:?}")))
+}
+
+/// `--hostname`, else the host's with `--uts host`, else the id's first
+/// 12 digits.
+fn hostname(a: &CreateArgs, namespaces: &Namespaces, id: &str) -> String {
+    match &a.hostname {
+        Some(h) => h.clone(),
+        None if namespaces.uts == "host" => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        None => id[..12].to_owned(),
+    }
+}
+
+/// The image to create from, found or pulled, and a use of it that rmi and
+/// prune see: held until the container is on disk, so they wait for us and
+/// then find the container.
+fn image_in_use(
+    ctx: &Context,
+    a: &CreateArgs,
+    image_spec: &str,
+) -> anyhow::Result<(cairn_store::Store, Image, cairn_store::LockGuard)> {
+    let image = resolve_image(ctx, image_spec, a)?;
+    let store = ctx.store()?;
+    let lock = store.lock_image_use(image.digest(), cairn_store::LockMode::Shared)?;
+    if store.image_by_manifest(image.digest())?.is_none() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!(
+                "{image_spec}: image not known: it was removed (rmi or prune) while the container was being created: pull it again"
+            ),
+        ));
+    }
+    Ok((store, image, lock))
+}
+
+/// The image a container is created from, as its config records it.
+fn image_ref(
+    image: &Image,
+    image_spec: &str,
+    root: &cairn_unpacker::ImageRoot,
+) -> container::config::ImageRef {
+    container::config::ImageRef {
+        id: image.id().hex().to_owned(),
+        manifest: image.digest().hex().to_owned(),
+        name: image
+            .names
+            .iter()
+            .find(|n| n.to_string().ends_with(image_spec))
+            .or(image.names.first())
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| image.id().hex().to_owned()),
+        lowers: root
+            .lowers
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        root: String::new(),
+    }
+}
+
+/// Who PID 1 runs as and with what: `--user` (keep-id: the caller; else
+/// the image's) and the environment, whose HOME is that user's in the
+/// image.
+fn process_identity(
+    a: &CreateArgs,
+    rc: &cairn_store::media::RuntimeConfig,
+    root: &cairn_unpacker::ImageRoot,
+    keep_id: Option<&cairn_engine::userns::Rootless>,
+    hostname: &str,
+) -> anyhow::Result<Process> {
+    let user = a
+        .user
+        .clone()
+        .or_else(|| keep_id.map(|r| format!("{}:{}", r.uid, r.gid)))
+        .or(rc.user.clone())
+        .unwrap_or_default();
+    let home = home_of(root, &user);
+    let env = build_env(
+        &rc.env.clone().unwrap_or_default(),
+        &a.env_file,
+        &a.env,
+        &host_env(),
+        hostname,
+        Some(&home),
+    )?;
+    Ok(Process {
+        env,
+        user,
+        ..Process::default()
+    })
 }
 
 /// `--userns`: None for the namespace cairn runs in; keep-id's maps.

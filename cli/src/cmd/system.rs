@@ -263,7 +263,8 @@ fn check_containers(
             Ok(c) => c,
             Err(err) => {
                 out.problems.push(format!(
-                    "{name}: {err:#} (remove it with `cairn rm -f {name}`)"
+                    "{name}: {} (remove it with `cairn rm -f {name}`)",
+                    err.with_causes()
                 ));
                 continue;
             }
