@@ -22,7 +22,8 @@ use crate::exit;
 use crate::format::{self, Format};
 use crate::inspect;
 use crate::output::Table;
-use cairn_engine::container::config::{Config, MountConfig, Namespaces, Process, Ulimit};
+use cairn_engine::container::config::{MountConfig, Namespaces, Ulimit};
+use cairn_engine::container::create::{self, CreateOptions};
 use cairn_engine::container::spec::{helper, Attach};
 use cairn_engine::container::{self, logs, runtime, Container, Containers, Status};
 use cairn_engine::lifecycle::{self, IfRunning};
@@ -235,60 +236,96 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
     let (store, image, _use) = image_in_use(ctx, a, image_spec)?;
     let keep_id = keep_id(a.userns.as_deref())?;
     let root = image_root(&store, &image, image_spec, keep_id.as_ref().map(|(m, _)| m))?;
-    let id = container::new_id();
     let containers = Containers::new(ctx.root());
-    let name = match &a.name {
-        Some(n) => {
-            lifecycle::validate_name(n)?;
-            n.clone()
-        }
-        None => random_name(&containers)?,
-    };
-    let rc = image.config.config.clone().unwrap_or_default();
-    let (entrypoint, cmd, args) = command_line(a, &rc, image_spec, command)?;
-    let namespaces = namespaces(a)?;
-    let hostname = hostname(a, &namespaces, &id);
-    let process = Process {
-        args,
-        entrypoint,
-        cmd,
-        workdir: a
-            .workdir
-            .clone()
-            .or(rc.working_dir.clone())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into()),
-        tty: a.tty,
-        interactive: a.interactive,
-        ..process_identity(a, &rc, &root, keep_id.as_ref().map(|(_, r)| r), &hostname)?
-    };
-    let (labels, annotations) = labels_and_annotations(a, &rc)?;
-    let mounts = mounts(a, &ctx.root().join("volumes"))?;
+    let options = create_options(ctx, a, &containers, command)?;
     let Confinement {
         security,
         seccomp_choice,
         seccomp,
     } = confinement(ctx, a)?;
-    let no_new_privs = security.no_new_privs;
+    let options = CreateOptions {
+        security,
+        ..options
+    };
+    if a.pids_limit.is_some() {
+        tracing::warn!(
+            "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
+        );
+    }
+    let rc = image.config.config.clone().unwrap_or_default();
+    let host_hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let facts = create::Facts {
+        id: container::new_id(),
+        created: container::now_rfc3339(),
+        image: image_ref(&image, image_spec, &root),
+        image_spec,
+        image_config: &rc,
+        host_hostname: &host_hostname,
+        host_env: &host_env(),
+        keep_id: keep_id.as_ref(),
+        seccomp_choice: &seccomp_choice,
+        seccomp: seccomp.as_ref(),
+    };
+    let config = create::config(&options, &facts, &|user| home_of(&root, user))?;
+    let keep_id_user = keep_id.as_ref().map(|(_, r)| (r, &root));
+    Ok(lifecycle::create(
+        &containers,
+        &config,
+        seccomp.as_ref(),
+        keep_id_user,
+    )?)
+}
+
+/// The create flags, parsed value by value (the engine merges them with
+/// the image's defaults). Security options are parsed with the seccomp
+/// profile, in [`confinement`].
+fn create_options(
+    ctx: &Context,
+    a: &CreateArgs,
+    containers: &Containers,
+    command: &[String],
+) -> anyhow::Result<CreateOptions> {
+    let name = match &a.name {
+        Some(n) => {
+            lifecycle::validate_name(n)?;
+            n.clone()
+        }
+        None => random_name(containers)?,
+    };
+    let entrypoint = a.entrypoint.as_deref().map(parse_entrypoint).transpose()?;
+    let namespaces = namespaces(a)?;
+    let env = env_entries(&a.env_file, &a.env)?;
+    let labels = a
+        .label
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let annotations = annotations(&a.annotation)?;
+    let mounts = mounts(a, &ctx.root().join("volumes"))?;
     let ulimits = a
         .ulimit
         .iter()
         .map(|u| parse_ulimit(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let sig = stop_signal(a, &rc)?;
     let shm_size = a
         .shm_size
         .as_deref()
         .map(parse_size)
         .transpose()
         .map_err(|e| usage(format!("--shm-size: {e}")))?;
-    let config = Config {
-        id: id.clone(),
+    Ok(CreateOptions {
         name,
-        created: container::now_rfc3339(),
-        image: image_ref(&image, image_spec, &root),
-        process,
-        hostname,
+        command: command.to_vec(),
+        entrypoint,
+        env,
+        user: a.user.clone(),
+        workdir: a.workdir.clone(),
+        hostname: a.hostname.clone(),
         labels,
         annotations,
         mounts,
@@ -297,18 +334,10 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
-        no_new_privs,
-        seccomp_profile: seccomp_profile(&seccomp_choice),
-        seccomp_filter: seccomp.is_some(),
-        seccomp_flags: seccomp
-            .as_ref()
-            .map(|s| s.flags.clone())
-            .unwrap_or_default(),
-        mask: security.mask.clone(),
-        unmask: security.unmask.clone(),
+        security: Default::default(),
         init: a.init,
-        stop_signal: format!("{sig}"),
-        stop_timeout: a.stop_timeout.unwrap_or(10),
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
         read_only: a.read_only,
         read_only_tmpfs: a.read_only_tmpfs,
         dns: a.dns.clone(),
@@ -319,27 +348,45 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         ulimits,
         systemd: a.systemd.clone(),
         auto_remove: a.rm,
-        exposed_ports: rc.exposed_ports.clone().unwrap_or_default(),
         group_add: a.group_add.clone(),
         shm_size,
         create_command: std::env::args().collect(),
         userns: a.userns.clone().unwrap_or_default(),
         tmpfs: a.tmpfs.clone(),
         platform: a.platform.clone(),
-        idmap: keep_id.as_ref().map(|(m, _)| m.clone()),
-    };
-    if a.pids_limit.is_some() {
-        tracing::warn!(
-            "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
-        );
+        tty: a.tty,
+        interactive: a.interactive,
+    })
+}
+
+/// `--annotation KEY=VALUE`s.
+fn annotations(given: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut annotations = BTreeMap::new();
+    for l in given {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--annotation {l:?}: use KEY=VALUE")))?;
+        annotations.insert(k.to_owned(), v.to_owned());
     }
-    let keep_id_user = keep_id.as_ref().map(|(_, r)| (r, &root));
-    Ok(lifecycle::create(
-        &containers,
-        &config,
-        seccomp.as_ref(),
-        keep_id_user,
-    )?)
+    Ok(annotations)
+}
+
+/// The environment entries given: each `--env-file`'s lines (blank lines
+/// and `#` comments skipped), then the `-e`s.
+fn env_entries(files: &[String], flags: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut given = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| usage(format!("--env-file {f}: {e}")))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            given.push(line.to_owned());
+        }
+    }
+    given.extend(flags.iter().cloned());
+    Ok(given)
 }
 
 /// The image's root as the container sees it: with keep-id, a root whose
@@ -363,34 +410,6 @@ fn image_root(
     unpacker
         .image_root(image)
         .with_context(|| format!("build the root of image {image_spec}"))
-}
-
-/// PID 1's command line: `(entrypoint, cmd, entrypoint + cmd)`, from the
-/// flags over the image's config.
-fn command_line(
-    a: &CreateArgs,
-    rc: &cairn_store::media::RuntimeConfig,
-    image_spec: &str,
-    command: &[String],
-) -> anyhow::Result<(Vec<String>, Vec<String>, Vec<String>)> {
-    let entrypoint: Vec<String> = match &a.entrypoint {
-        Some(e) => parse_entrypoint(e)?,
-        None => rc.entrypoint.clone().unwrap_or_default(),
-    };
-    let cmd: Vec<String> = if !command.is_empty() {
-        command.to_vec()
-    } else if a.entrypoint.is_some() {
-        vec![]
-    } else {
-        rc.cmd.clone().unwrap_or_default()
-    };
-    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
-    if args.is_empty() {
-        return Err(usage(format!(
-            "no command or entrypoint provided, and no CMD or ENTRYPOINT from image {image_spec}: give a command"
-        )));
-    }
-    Ok((entrypoint, cmd, args))
 }
 
 /// `--network`, `--pid`, `--ipc`, `--uts` and `--cgroupns`.
@@ -419,27 +438,7 @@ fn namespaces(a: &CreateArgs) -> anyhow::Result<Namespaces> {
     })
 }
 
-/// `--label`s over the image's labels, and `--annotation`s.
-fn labels_and_annotations(
-    a: &CreateArgs,
-    rc: &cairn_store::media::RuntimeConfig,
-) -> anyhow::Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
-    let mut labels = rc.labels.clone().unwrap_or_default();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        labels.insert(k.to_owned(), v.to_owned());
-    }
-    let mut annotations = BTreeMap::new();
-    for l in &a.annotation {
-        let (k, v) = l
-            .split_once('=')
-            .ok_or_else(|| usage(format!("--annotation {l:?}: use KEY=VALUE")))?;
-        annotations.insert(k.to_owned(), v.to_owned());
-    }
-    Ok((labels, annotations))
-}
-
-/// `-v`, `--mount` and `--tmpfs`, in that order; each destination once.
+/// `-v`, `--mount` and `--tmpfs`, in that order.
 fn mounts(a: &CreateArgs, volumes_dir: &Path) -> anyhow::Result<Vec<MountConfig>> {
     let mut mounts = Vec::new();
     for v in &a.volume {
@@ -450,15 +449,6 @@ fn mounts(a: &CreateArgs, volumes_dir: &Path) -> anyhow::Result<Vec<MountConfig>
     }
     for t in &a.tmpfs {
         mounts.push(parse_tmpfs(t)?);
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for m in &mounts {
-        if !seen.insert(m.destination.clone()) {
-            return Err(usage(format!(
-                "{}: duplicate mount destination",
-                m.destination
-            )));
-        }
     }
     Ok(mounts)
 }
@@ -507,41 +497,6 @@ fn confinement(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Confinement> {
     })
 }
 
-/// The seccomp profile as podman records it: `""` for the default one,
-/// `unconfined`, or the file's path.
-fn seccomp_profile(choice: &container::seccomp::Choice) -> String {
-    match choice {
-        container::seccomp::Choice::Default => String::new(),
-        container::seccomp::Choice::Unconfined => "unconfined".into(),
-        container::seccomp::Choice::File(p) => p.to_string_lossy().into_owned(),
-    }
-}
-
-/// `--stop-signal`, else the image's, else SIGTERM.
-fn stop_signal(
-    a: &CreateArgs,
-    rc: &cairn_store::media::RuntimeConfig,
-) -> anyhow::Result<nix::sys::signal::Signal> {
-    let stop_signal = match &a.stop_signal {
-        Some(s) => s.clone(),
-        None => rc.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
-    };
-    runtime::parse_signal(&stop_signal)
-        .ok_or_else(|| usage(format!("invalid stop signal {stop_signal:?}")))
-}
-
-/// `--hostname`, else the host's with `--uts host`, else the id's first
-/// 12 digits.
-fn hostname(a: &CreateArgs, namespaces: &Namespaces, id: &str) -> String {
-    match &a.hostname {
-        Some(h) => h.clone(),
-        None if namespaces.uts == "host" => nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        None => id[..12].to_owned(),
-    }
-}
-
 /// The image to create from, found or pulled, and a use of it that rmi and
 /// prune see: held until the container is on disk, so they wait for us and
 /// then find the container.
@@ -587,38 +542,6 @@ fn image_ref(
             .collect(),
         root: String::new(),
     }
-}
-
-/// Who PID 1 runs as and with what: `--user` (keep-id: the caller; else
-/// the image's) and the environment, whose HOME is that user's in the
-/// image.
-fn process_identity(
-    a: &CreateArgs,
-    rc: &cairn_store::media::RuntimeConfig,
-    root: &cairn_unpacker::ImageRoot,
-    keep_id: Option<&cairn_engine::userns::Rootless>,
-    hostname: &str,
-) -> anyhow::Result<Process> {
-    let user = a
-        .user
-        .clone()
-        .or_else(|| keep_id.map(|r| format!("{}:{}", r.uid, r.gid)))
-        .or(rc.user.clone())
-        .unwrap_or_default();
-    let home = home_of(root, &user);
-    let env = build_env(
-        &rc.env.clone().unwrap_or_default(),
-        &a.env_file,
-        &a.env,
-        &host_env(),
-        hostname,
-        Some(&home),
-    )?;
-    Ok(Process {
-        env,
-        user,
-        ..Process::default()
-    })
 }
 
 /// `--userns`: None for the namespace cairn runs in; keep-id's maps.
@@ -742,75 +665,6 @@ fn parse_entrypoint(e: &str) -> anyhow::Result<Vec<String>> {
         return Ok(vec![]);
     }
     Ok(vec![e.to_owned()])
-}
-
-/// The container's environment: PATH default, the image's, `--env-file`,
-/// `-e`, then what podman always sets. `host` is cairn's own environment,
-/// which `-e NAME` and `-e PREFIX*` copy from.
-fn build_env(
-    image_env: &[String],
-    files: &[String],
-    flags: &[String],
-    host: &[(String, String)],
-    hostname: &str,
-    home: Option<&str>,
-) -> anyhow::Result<Vec<String>> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str| {
-        if let Some(e) = env.iter_mut().find(|(ek, _)| ek == k) {
-            e.1 = v.to_owned();
-        } else {
-            env.push((k.to_owned(), v.to_owned()));
-        }
-    };
-    set(
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    );
-    for e in image_env {
-        let (k, v) = e.split_once('=').unwrap_or((e, ""));
-        set(k, v);
-    }
-    // podman's containers.conf default env: TERM=xterm, with or without -t.
-    set("TERM", "xterm");
-    let mut given = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f).map_err(|e| usage(format!("--env-file {f}: {e}")))?;
-        for line in text.lines() {
-            let line = line.trim_start();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            given.push(line.to_owned());
-        }
-    }
-    given.extend(flags.iter().cloned());
-    for g in &given {
-        match g.split_once('=') {
-            Some((k, v)) => set(k, v),
-            None => {
-                if let Some(k) = g.strip_suffix('*') {
-                    for (hk, hv) in host {
-                        if hk.starts_with(k) {
-                            set(hk, hv);
-                        }
-                    }
-                } else if let Some((_, v)) = host.iter().find(|(hk, _)| hk == g) {
-                    set(g, v);
-                }
-            }
-        }
-    }
-    set("container", "podman");
-    if !given.iter().any(|g| g.starts_with("HOSTNAME=")) {
-        set("HOSTNAME", hostname);
-    }
-    if let Some(home) = home {
-        if !env.iter().any(|(k, _)| k == "HOME") {
-            env.push(("HOME".into(), home.to_owned()));
-        }
-    }
-    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
 
 /// cairn's environment, the variables whose name and value are UTF-8 (as
@@ -1736,7 +1590,7 @@ pub fn ps(ctx: &Context, a: PsArgs) -> anyhow::Result<u8> {
             let sample = rows.first().cloned().unwrap_or_else(|| {
                 let dummy = Container {
                     dir: PathBuf::new(),
-                    config: Config::default(),
+                    config: container::Config::default(),
                     state: Default::default(),
                 };
                 inspect::ps_template(&dummy, &dummy.live(), true)
@@ -1948,41 +1802,6 @@ mod tests {
         assert_eq!(
             (t.size.as_deref(), t.mode.as_deref(), t.noexec),
             (Some("10m"), Some("700"), true)
-        );
-    }
-
-    #[test]
-    fn env_order_and_defaults() {
-        let host = [
-            ("CAIRN_TEST_ENV_COPY".to_owned(), "copied".to_owned()),
-            ("CAIRN_TEST_PREFIXED".to_owned(), "p".to_owned()),
-        ];
-        let env = build_env(
-            &["PATH=/img/bin".into(), "A=1".into()],
-            &[],
-            &[
-                "A=2".into(),
-                "CAIRN_TEST_ENV_COPY".into(),
-                "UNSET_CAIRN_X".into(),
-                "CAIRN_TEST_PRE*".into(),
-            ],
-            &host,
-            "host1",
-            Some("/root"),
-        )
-        .unwrap();
-        assert_eq!(
-            env,
-            vec![
-                "PATH=/img/bin",
-                "A=2",
-                "TERM=xterm",
-                "CAIRN_TEST_ENV_COPY=copied",
-                "CAIRN_TEST_PREFIXED=p",
-                "container=podman",
-                "HOSTNAME=host1",
-                "HOME=/root"
-            ]
         );
     }
 

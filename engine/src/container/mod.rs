@@ -27,6 +27,7 @@
 //! wins over everything.
 
 pub mod config;
+pub mod create;
 pub mod files;
 pub mod logs;
 pub mod runtime;
