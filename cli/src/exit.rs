@@ -74,11 +74,27 @@ pub fn engine_code(err: &anyhow::Error) -> Option<(u8, String)> {
     err.chain()
         .filter_map(|c| c.downcast_ref::<cairn_engine::Error>())
         .find_map(|e| match e.kind() {
-            ErrorKind::Engine => Some((ENGINE, e.to_string())),
+            ErrorKind::Engine => Some((ENGINE, with_hint(e))),
             ErrorKind::Running => Some((2, e.to_string())),
             ErrorKind::Command(code) => Some((code.clamp(0, 255) as u8, e.to_string())),
             ErrorKind::Other => None,
         })
+}
+
+/// An engine error's message, with the flags that help where there are.
+fn with_hint(e: &cairn_engine::Error) -> String {
+    match e {
+        cairn_engine::Error::MonitorSilent {
+            name,
+            why,
+            exit,
+            log,
+        } => format!(
+            "cairn-monitor for container {name} ended without reporting ({why}; exit {exit:?}): run with --log-level debug and check {}",
+            log.display()
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// The code `report` would exit with for `err`.
@@ -96,4 +112,49 @@ fn is_disk_full(err: &anyhow::Error) -> bool {
             .and_then(|e| e.raw_os_error())
             .is_some_and(|code| code == nix::libc::ENOSPC || code == nix::libc::EDQUOT)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_podman_codes_and_hints() {
+        let code = |e: cairn_engine::Error| engine_code(&anyhow::Error::new(e));
+        assert_eq!(
+            code(cairn_engine::Error::NoSuchContainer("x".into())),
+            Some((
+                ENGINE,
+                "no container with name or ID \"x\" found: no such container".into()
+            ))
+        );
+        assert_eq!(
+            code(cairn_engine::Error::RemoveRunning("abc".into())).map(|c| c.0),
+            Some(2)
+        );
+        assert_eq!(
+            code(cairn_engine::Error::Start {
+                code: 127,
+                message: "not found".into()
+            }),
+            Some((127, "not found".into()))
+        );
+        assert_eq!(code(cairn_engine::Error::Invalid("bad".into())), None);
+        let (c, msg) = code(cairn_engine::Error::MonitorSilent {
+            name: "web".into(),
+            why: "no report".into(),
+            exit: Some(1),
+            log: "/c/ctr.log".into(),
+        })
+        .unwrap();
+        assert_eq!(c, ENGINE);
+        assert_eq!(
+            msg,
+            "cairn-monitor for container web ended without reporting (no report; exit Some(1)): run with --log-level debug and check /c/ctr.log"
+        );
+        // Under context, still reported alone.
+        let wrapped = anyhow::Error::new(cairn_engine::Error::Refused("r".into())).context("outer");
+        assert_eq!(code_of(&wrapped), ENGINE);
+        assert_eq!(engine_code(&wrapped).unwrap().1, "r");
+    }
 }

@@ -19,6 +19,18 @@ pub enum Error {
     /// say (podman prints it alone and exits 125).
     #[error("{0}")]
     Refused(String),
+    /// `cairn-monitor` ended before it said whether the container started.
+    #[error("cairn-monitor for container {name} ended without reporting ({why}; exit {exit:?}): check {}", log.display())]
+    MonitorSilent {
+        /// The container's name.
+        name: String,
+        /// What reading its report gave.
+        why: String,
+        /// The monitor's exit code, if it exited.
+        exit: Option<i32>,
+        /// The container's log, where the monitor's own errors go too.
+        log: std::path::PathBuf,
+    },
     /// `rm` without force of a running container (podman exits 2).
     #[error("cannot remove container {0} as it is running - running or paused containers cannot be removed without force: container state improper")]
     RemoveRunning(String),
@@ -66,7 +78,9 @@ impl Error {
     /// How this error is reported.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoSuchContainer(_) | Error::Refused(_) => ErrorKind::Engine,
+            Error::NoSuchContainer(_) | Error::Refused(_) | Error::MonitorSilent { .. } => {
+                ErrorKind::Engine
+            }
             Error::RemoveRunning(_) => ErrorKind::Running,
             Error::Start { code, .. } => ErrorKind::Command(*code),
             Error::Invalid(_) | Error::Path(_) | Error::Context { .. } => ErrorKind::Other,

@@ -13,5 +13,5 @@ mod error;
 pub mod lifecycle;
 pub mod userns;
 
-pub use container::{Container, Containers, Live, State, Status};
+pub use container::{Container, ContainerId, Containers, Live, State, Status};
 pub use error::{Cause, Error, ErrorKind, Result};

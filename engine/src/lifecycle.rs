@@ -87,7 +87,7 @@ pub fn remove(
         }
         match if_running {
             IfRunning::Skip => return Ok(None),
-            IfRunning::Refuse => return Err(Error::RemoveRunning(c.config.id.clone())),
+            IfRunning::Refuse => return Err(Error::RemoveRunning(c.config.id.to_string())),
             IfRunning::Stop => {}
         }
         // Started again each time we stopped it: somebody insists.
@@ -209,7 +209,7 @@ mod tests {
         let containers = Containers::new(root.path());
         let mk = |name: &str| {
             let config = crate::container::Config {
-                id: crate::container::new_id(),
+                id: crate::ContainerId::random(),
                 name: name.into(),
                 ..Default::default()
             };

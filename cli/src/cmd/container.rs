@@ -257,7 +257,7 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
     let facts = create::Facts {
-        id: container::new_id(),
+        id: container::ContainerId::random(),
         created: container::now_rfc3339(),
         image: image_ref(&image, image_spec, &root),
         image_spec,
@@ -489,7 +489,14 @@ fn confinement(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Confinement> {
         bounding,
         Some(&ctx.root().join("cache/seccomp")),
     )
-    .map_err(|e| usage(e.with_causes()))?;
+    .map_err(|e| {
+        let msg = e.with_causes();
+        // A profile file's errors name the option's value: add its name.
+        usage(match msg.starts_with("seccomp=") {
+            true => format!("--security-opt {msg}"),
+            false => msg,
+        })
+    })?;
     Ok(Confinement {
         security,
         seccomp_choice,
@@ -1086,7 +1093,7 @@ fn shown_name(given: &[String], c: &Container) -> String {
         .iter()
         .find(|n| matches_container(c, n))
         .cloned()
-        .unwrap_or_else(|| c.config.id.clone())
+        .unwrap_or_else(|| c.config.id.to_string())
 }
 
 /// `cairn restart`.
@@ -1689,7 +1696,7 @@ pub fn logs(ctx: &Context, a: LogsArgs) -> anyhow::Result<u8> {
         containers
             .list()?
             .last()
-            .map(|c| vec![c.config.id.clone()])
+            .map(|c| vec![c.config.id.to_string()])
             .unwrap_or_default()
     } else {
         a.containers.clone()

@@ -552,7 +552,7 @@ fn in_use_message(
         .list()?
         .into_iter()
         .filter(|c| c.config.image.manifest == image.digest().hex())
-        .map(|c| c.config.id)
+        .map(|c| c.config.id.into())
         .collect();
     Ok(format!(
         "image used by {}: image is in use by a container: consider listing external containers and force-removing image",

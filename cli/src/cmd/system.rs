@@ -323,7 +323,7 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
             cairn_engine::container::Status::Running | cairn_engine::container::Status::Stopping
         ) && super::container::remove_unless_running(ctx, &c)?
         {
-            stopped.push(c.config.id);
+            stopped.push(c.config.id.to_string());
         }
     }
     if !stopped.is_empty() {

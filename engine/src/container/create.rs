@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use cairn_store::media::RuntimeConfig;
 
-use super::config::{Config, IdMaps, ImageRef, MountConfig, Namespaces, Process, Ulimit};
+use super::config::{
+    Config, ContainerId, IdMaps, ImageRef, MountConfig, Namespaces, Process, Ulimit,
+};
 use super::runtime::parse_signal;
 use super::seccomp::{Choice, Compiled};
 use super::security::SecurityOpts;
@@ -104,7 +106,7 @@ pub struct CreateOptions {
 #[derive(Debug)]
 pub struct Facts<'a> {
     /// The new container's id.
-    pub id: String,
+    pub id: ContainerId,
     /// Now, RFC 3339 with ns.
     pub created: String,
     /// The image as the config records it.
@@ -341,7 +343,7 @@ mod tests {
 
     fn facts<'a>(rc: &'a RuntimeConfig, host_env: &'a [(String, String)]) -> Facts<'a> {
         Facts {
-            id: "0123456789abcdef".repeat(4),
+            id: ContainerId::parse(&"0123456789abcdef".repeat(4)).unwrap(),
             created: "2024-01-01T00:00:00.000000000Z".into(),
             image: ImageRef::default(),
             image_spec: "img",

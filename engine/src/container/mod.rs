@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use cairn_fsutil::{Durability, LockGuard, LockMode};
 use serde::{Deserialize, Serialize};
 
-pub use config::Config;
+pub use config::{Config, ContainerId};
 
 use crate::error::{Context as _, Error, Result};
 

@@ -137,14 +137,14 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
         Err(e) => {
             let mut child = child;
             let status = child.wait().ok();
-            let msg = format!(
-                "cairn-monitor for container {} ended without reporting ({e}; exit {:?}): run with --log-level debug and check {}",
-                c.config.name,
-                status.and_then(|s| s.code()),
-                c.dir.join("ctr.log").display()
-            );
-            record_failure(c, &msg, 125)?;
-            return Err(Error::Refused(msg));
+            let err = Error::MonitorSilent {
+                name: c.config.name.clone(),
+                why: e.to_string(),
+                exit: status.and_then(|s| s.code()),
+                log: c.dir.join("ctr.log"),
+            };
+            record_failure(c, &err.to_string(), 125)?;
+            return Err(err);
         }
     };
     c.state.monitor_pid = monitor_pid;

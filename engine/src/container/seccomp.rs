@@ -540,17 +540,19 @@ pub fn default_profile_path() -> &'static str {
 /// Profile files larger than this are refused (podman's default is 30 KB).
 const MAX_PROFILE: u64 = 4 << 20;
 
+/// Reads a profile file. Errors start `seccomp=PATH:`, the option's value:
+/// the caller names the option.
 fn read_profile(path: &Path) -> Result<String> {
     use std::io::Read as _;
-    let f = std::fs::File::open(path)
-        .with_context(|| format!("--security-opt seccomp={}: open", path.display()))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("seccomp={}: open", path.display()))?;
     let mut text = String::new();
     f.take(MAX_PROFILE + 1)
         .read_to_string(&mut text)
-        .with_context(|| format!("--security-opt seccomp={}: read", path.display()))?;
+        .with_context(|| format!("seccomp={}: read", path.display()))?;
     if text.len() as u64 > MAX_PROFILE {
         bail!(
-            "--security-opt seccomp={}: larger than {MAX_PROFILE} bytes, not a seccomp profile",
+            "seccomp={}: larger than {MAX_PROFILE} bytes, not a seccomp profile",
             path.display()
         );
     }

@@ -320,7 +320,7 @@ mod tests {
 
     fn config() -> Config {
         let mut c = Config {
-            id: "a".repeat(64),
+            id: super::super::ContainerId::parse(&"a".repeat(64)).unwrap(),
             name: "box".into(),
             hostname: "aaaaaaaaaaaa".into(),
             ..Config::default()
