@@ -215,13 +215,16 @@ mod tests {
             };
             containers.create(&config, |_| Ok(())).unwrap()
         };
-        let a = mk("a");
-        let b = mk("b");
-        let e = rename(&containers, "a", "b").unwrap_err();
+        // Names that are not hex: a hex name also matches id prefixes.
+        let a = mk("web");
+        let b = mk("db");
+        let e = rename(&containers, "web", "db").unwrap_err();
         assert!(e.to_string().contains("already in use by"), "{e}");
-        rename(&containers, "a", "c").unwrap();
-        assert_eq!(containers.find(&a.config.id).unwrap().config.name, "c");
-        assert!(containers.find("a").unwrap_err().is_no_such_container());
+        rename(&containers, "web", "web").unwrap();
+        rename(&containers, "web", "proxy").unwrap();
+        assert_eq!(containers.find(&a.config.id).unwrap().config.name, "proxy");
+        assert!(containers.find("web").unwrap_err().is_no_such_container());
+        assert!(rename(&containers, "proxy", "-x").is_err());
         let mut pruned = Vec::new();
         prune(&containers, |c| pruned.push(c.config.id.clone())).unwrap();
         pruned.sort();

@@ -410,7 +410,14 @@ impl Container {
         if !self.dir.is_dir() {
             return Err(Error::NoSuchContainer(self.config.name.clone()));
         }
-        lock_file(&self.dir.join("lock"))
+        match lock_file(&self.dir.join("lock")) {
+            // Removed (renamed away) while we waited for the lock: as the
+            // reload after it would say.
+            Err(Error::Path(e)) if e.is_not_found() && !self.dir.is_dir() => {
+                Err(Error::NoSuchContainer(self.config.id.to_string()))
+            }
+            r => r,
+        }
     }
 
     /// Replaces state.json.
