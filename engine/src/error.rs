@@ -49,6 +49,10 @@ pub enum Error {
     /// An I/O step, naming the operation and the path.
     #[error(transparent)]
     Path(#[from] PathError),
+    /// An I/O error that needs no more words (writing to our output,
+    /// reading a file already named).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
     /// A step that failed (`what`) because of `source`.
     #[error("{what}")]
     Context {
@@ -83,7 +87,9 @@ impl Error {
             }
             Error::RemoveRunning(_) => ErrorKind::Running,
             Error::Start { code, .. } => ErrorKind::Command(*code),
-            Error::Invalid(_) | Error::Path(_) | Error::Context { .. } => ErrorKind::Other,
+            Error::Invalid(_) | Error::Path(_) | Error::Io(_) | Error::Context { .. } => {
+                ErrorKind::Other
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! logs, wait, rename, enter, top, container prune/exists.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Read as _, Seek as _, Write as _};
+use std::io::{IsTerminal as _, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -1703,63 +1703,13 @@ pub fn logs(ctx: &Context, a: LogsArgs) -> anyhow::Result<u8> {
     };
     for name in &names {
         let c = containers.find(name)?;
-        let path = c.dir.join("ctr.log");
-        let mut f = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !a.follow {
-                    continue;
-                }
-                // Not started yet: wait for the log to appear.
-                loop {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if let Ok(f) = std::fs::File::open(&path) {
-                        break f;
-                    }
-                }
-            }
-            Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
-        };
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
-            .with_context(|| format!("read {}", path.display()))?;
-        let stdout = std::io::stdout();
-        let stderr = std::io::stderr();
-        let used = logs::print(&buf, &opts, &mut stdout.lock(), &mut stderr.lock())?;
-        if !a.follow {
-            continue;
-        }
-        let mut pending = buf.split_off(used);
-        let follow_opts = logs::Options {
-            tail: None,
-            ..opts.clone()
-        };
-        let mut pos = f.stream_position()?;
-        loop {
-            let live = Container::load(&c.dir).map(|c| c.live().status);
-            let done = !matches!(
-                live,
-                Ok(Status::Running | Status::Stopping | Status::Created)
-            );
-            let mut more = Vec::new();
-            f.seek(std::io::SeekFrom::Start(pos))?;
-            f.read_to_end(&mut more)?;
-            pos += more.len() as u64;
-            pending.extend_from_slice(&more);
-            let used = logs::print(
-                &pending,
-                &follow_opts,
-                &mut stdout.lock(),
-                &mut stderr.lock(),
-            )?;
-            pending.drain(..used);
-            if done && more.is_empty() {
-                break;
-            }
-            if more.is_empty() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        logs::stream(
+            &c,
+            &opts,
+            a.follow,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )?;
     }
     let _ = std::io::stdout().flush();
     let _ = std::io::stdin().is_terminal();
