@@ -519,7 +519,7 @@ pub fn new_id() -> String {
 }
 
 /// This boot's id.
-pub fn boot_id() -> String {
+pub(crate) fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
@@ -527,7 +527,7 @@ pub fn boot_id() -> String {
 
 /// Start time of `pid` in clock ticks since boot, if it exists (and is not
 /// a zombie: a zombie is dead for our purposes).
-pub fn proc_start_time(pid: i32) -> Option<u64> {
+pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -540,7 +540,7 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
 }
 
 /// RFC 3339 with nanoseconds in UTC for ns since the epoch.
-pub fn rfc3339_ns(ns: i64) -> String {
+pub(crate) fn rfc3339_ns(ns: i64) -> String {
     chrono::DateTime::from_timestamp(
         ns.div_euclid(1_000_000_000),
         ns.rem_euclid(1_000_000_000) as u32,
@@ -562,27 +562,27 @@ fn lock_file(path: &Path) -> Result<LockGuard> {
 }
 
 /// Reads a JSON file.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).with_context(|| format!("read {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
 }
 
 /// Writes a JSON file atomically (temp, rename): a crash leaves the old
 /// file or the new one. Not fsynced: for files a start rewrites anyway.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
     write_file(path, &bytes, Durability::Volatile)
 }
 
 /// Like [`write_json`], fsynced before the rename and the directory after
 /// it: for what must survive a power cut (a container's config).
-pub fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
     write_file(path, &bytes, Durability::Durable)
 }
 
 /// Writes a file atomically (temp, rename), not fsynced.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_file(path, bytes, Durability::Volatile)
 }
 

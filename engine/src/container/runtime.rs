@@ -246,7 +246,7 @@ fn record_failure(c: &mut Container, msg: &str, code: i32) -> Result<()> {
 
 /// Writes the files bound into the container: hostname, hosts, resolv.conf,
 /// .containerenv (again on each start: the host's may have changed).
-pub fn prepare_files(c: &Container) -> Result<()> {
+pub(crate) fn prepare_files(c: &Container) -> Result<()> {
     let cfg = &c.config;
     write_atomic(
         &c.dir.join("hostname"),
