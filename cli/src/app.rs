@@ -200,11 +200,11 @@ pub fn run() -> anyhow::Result<u8> {
     };
     init_logging(&cli.log_level)?;
     let ctx = Context::new(cli.root.clone());
-    if !crate::userns::child_setup()?
+    if !cairn_engine::userns::child_setup()?
         && !nix::unistd::geteuid().is_root()
         && needs_userns(&cli.command)
     {
-        return crate::userns::reenter(ctx.root());
+        return Ok(cairn_engine::userns::reenter(ctx.root())?);
     }
     match cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cmd::image::pull(&ctx, a),

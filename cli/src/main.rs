@@ -4,14 +4,13 @@
 
 mod app;
 mod cmd;
-mod container;
 mod context;
 mod exit;
 mod format;
+mod inspect;
 mod output;
 mod progress;
 mod unpack;
-mod userns;
 
 use std::process::ExitCode;
 

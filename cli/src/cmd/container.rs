@@ -2,7 +2,7 @@
 //! logs, wait, rename, enter, top, container prune/exists.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Read as _, Seek as _, Write as _};
+use std::io::{IsTerminal as _, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,13 +17,16 @@ use cairn_store::Image;
 use serde_json::Value;
 
 use super::image::{ExistsArgs, PullArgs};
-use crate::container::config::{Config, MountConfig, Namespaces, Process, Ulimit};
-use crate::container::spec::{helper, Attach};
-use crate::container::{self, inspect, logs, runtime, Container, Containers, Status};
 use crate::context::Context;
 use crate::exit;
 use crate::format::{self, Format};
+use crate::inspect;
 use crate::output::Table;
+use cairn_engine::container::config::{MountConfig, Namespaces, Ulimit};
+use cairn_engine::container::create::{self, CreateOptions};
+use cairn_engine::container::spec::{helper, Attach};
+use cairn_engine::container::{self, logs, runtime, Container, Containers, Status};
+use cairn_engine::lifecycle::{self, IfRunning};
 
 mod args;
 
@@ -38,14 +41,14 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 /// `cairn create`: prints the new container's id.
 pub fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<u8> {
-    let c = create_container(ctx, &a, false)?;
+    let c = create_container(ctx, &a)?;
     println!("{}", c.config.id);
     Ok(0)
 }
 
 /// `cairn run`.
 pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
-    let mut c = create_container(ctx, &a.create, a.detach)?;
+    let mut c = create_container(ctx, &a.create)?;
     let attach = if a.detach {
         Attach::default()
     } else {
@@ -60,7 +63,7 @@ pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
             if c.config.auto_remove {
                 let _ = remove(ctx, &c, IfRunning::Stop, Duration::ZERO, true);
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     if a.detach {
@@ -164,9 +167,9 @@ fn resolve_image(ctx: &Context, spec: &str, a: &CreateArgs) -> anyhow::Result<Im
 /// Creates the container, claiming `--cidfile` first: podman's order, so
 /// a file already there (or a symlink planted there) stops the create
 /// before anything exists, and a failed create removes the file it claimed.
-fn create_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Result<Container> {
+fn create_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
     let cidfile = a.cidfile.as_deref().map(CidFile::claim).transpose()?;
-    let c = match build_container(ctx, a, detach) {
+    let c = match build_container(ctx, a) {
         Ok(c) => c,
         Err(e) => {
             if let Some(f) = cidfile {
@@ -228,7 +231,7 @@ impl CidFile {
     }
 }
 
-fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Result<Container> {
+fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
     let (image_spec, command) = a.args.split_first().expect("clap requires IMAGE");
     if let Some(d) = &a.log_driver {
         if !matches!(d.as_str(), "k8s-file" | "") {
@@ -237,59 +240,188 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
             )));
         }
     }
-    let image = resolve_image(ctx, image_spec, a)?;
-    let store = ctx.store()?;
-    // Held until the container is on disk: rmi and prune, which check for
-    // users under this lock, wait for us and then see the container.
-    let _use = store.lock_image_use(image.digest(), cairn_store::LockMode::Shared)?;
-    if store.image_by_manifest(image.digest())?.is_none() {
-        return Err(exit::with_code(
-            exit::ENGINE,
-            format!(
-                "{image_spec}: image not known: it was removed (rmi or prune) while the container was being created: pull it again"
-            ),
-        ));
-    }
+    let (store, image, _use) = image_in_use(ctx, a, image_spec)?;
     let keep_id = keep_id(a.userns.as_deref())?;
-    let mut unpack_opts = cairn_unpacker::UnpackerOptions::default();
-    if let Some((maps, _)) = &keep_id {
-        // The image's files get the ownership the container's own user
-        // namespace needs: a second image root, built once per map.
-        unpack_opts.decode.uid_map = idmap(&maps.uid)?;
-        unpack_opts.decode.gid_map = idmap(&maps.gid)?;
-    }
-    let unpacker = cairn_unpacker::Unpacker::new(&store, unpack_opts)?;
-    let root = unpacker
-        .image_root(&image)
-        .with_context(|| format!("build the root of image {image_spec}"))?;
-    let id = container::new_id();
+    let root = image_root(&store, &image, image_spec, keep_id.as_ref().map(|(m, _)| m))?;
     let containers = Containers::new(ctx.root());
+    let options = create_options(ctx, a, &containers, command)?;
+    let Confinement {
+        security,
+        seccomp_choice,
+        seccomp,
+    } = confinement(ctx, a)?;
+    let options = CreateOptions {
+        security,
+        ..options
+    };
+    if a.pids_limit.is_some() {
+        tracing::warn!(
+            "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
+        );
+    }
+    let rc = image.config.config.clone().unwrap_or_default();
+    let host_hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let facts = create::Facts {
+        id: container::ContainerId::random(),
+        created: container::now_rfc3339(),
+        image: image_ref(&image, image_spec, &root),
+        image_spec,
+        image_config: &rc,
+        host_hostname: &host_hostname,
+        host_env: &host_env(),
+        keep_id: keep_id.as_ref(),
+        seccomp_choice: &seccomp_choice,
+        seccomp: seccomp.as_ref(),
+    };
+    let config = create::config(&options, &facts, &|user| home_of(&root, user))?;
+    let keep_id_user = keep_id.as_ref().map(|(_, r)| (r, &root));
+    Ok(lifecycle::create(
+        &containers,
+        &config,
+        seccomp.as_ref(),
+        keep_id_user,
+    )?)
+}
+
+/// The create flags, parsed value by value (the engine merges them with
+/// the image's defaults). Security options are parsed with the seccomp
+/// profile, in [`confinement`].
+fn create_options(
+    ctx: &Context,
+    a: &CreateArgs,
+    containers: &Containers,
+    command: &[String],
+) -> anyhow::Result<CreateOptions> {
     let name = match &a.name {
         Some(n) => {
-            validate_name(n)?;
+            lifecycle::validate_name(n)?;
             n.clone()
         }
-        None => random_name(&containers)?,
+        None => random_name(containers)?,
     };
-    let rc = image.config.config.clone().unwrap_or_default();
-    let entrypoint: Vec<String> = match &a.entrypoint {
-        Some(e) => parse_entrypoint(e)?,
-        None => rc.entrypoint.clone().unwrap_or_default(),
-    };
-    let cmd: Vec<String> = if !command.is_empty() {
-        command.to_vec()
-    } else if a.entrypoint.is_some() {
-        vec![]
-    } else {
-        rc.cmd.clone().unwrap_or_default()
-    };
-    let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
-    if args.is_empty() {
-        return Err(usage(format!(
-            "no command or entrypoint provided, and no CMD or ENTRYPOINT from image {image_spec}: give a command"
-        )));
+    let entrypoint = a.entrypoint.as_deref().map(parse_entrypoint).transpose()?;
+    let namespaces = namespaces(a)?;
+    let env = env_entries(&a.env_file, &a.env)?;
+    let labels = a
+        .label
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let annotations = annotations(&a.annotation)?;
+    let mounts = mounts(a, &cairn_store::StoreDir::Volumes.under(ctx.root()))?;
+    let ulimits = a
+        .ulimit
+        .iter()
+        .map(|u| parse_ulimit(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let shm_size = a
+        .shm_size
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(|e| usage(format!("--shm-size: {e}")))?;
+    Ok(CreateOptions {
+        name,
+        command: command.to_vec(),
+        entrypoint,
+        env,
+        user: a.user.clone(),
+        workdir: a.workdir.clone(),
+        hostname: a.hostname.clone(),
+        labels,
+        annotations,
+        mounts,
+        namespaces,
+        privileged: a.privileged,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        security_opt: a.security_opt.clone(),
+        security: Default::default(),
+        init: a.init,
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        read_only: a.read_only,
+        read_only_tmpfs: a.read_only_tmpfs,
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_option: a.dns_option.clone(),
+        add_hosts: a.add_host.clone(),
+        pids_limit: a.pids_limit,
+        ulimits,
+        systemd: a.systemd.clone(),
+        auto_remove: a.rm,
+        group_add: a.group_add.clone(),
+        shm_size,
+        create_command: std::env::args().collect(),
+        userns: a.userns.clone().unwrap_or_default(),
+        tmpfs: a.tmpfs.clone(),
+        platform: a.platform.clone(),
+        tty: a.tty,
+        interactive: a.interactive,
+    })
+}
+
+/// `--annotation KEY=VALUE`s.
+fn annotations(given: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut annotations = BTreeMap::new();
+    for l in given {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--annotation {l:?}: use KEY=VALUE")))?;
+        annotations.insert(k.to_owned(), v.to_owned());
     }
-    let namespaces = Namespaces {
+    Ok(annotations)
+}
+
+/// The environment entries given: each `--env-file`'s lines (blank lines
+/// and `#` comments skipped), then the `-e`s.
+fn env_entries(files: &[String], flags: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut given = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| usage(format!("--env-file {f}: {e}")))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            given.push(line.to_owned());
+        }
+    }
+    given.extend(flags.iter().cloned());
+    Ok(given)
+}
+
+/// The image's root as the container sees it: with keep-id, a root whose
+/// files are owned as the container's own user namespace needs (built once
+/// per map).
+fn image_root(
+    store: &cairn_store::Store,
+    image: &Image,
+    image_spec: &str,
+    maps: Option<&cairn_engine::container::config::IdMaps>,
+) -> anyhow::Result<cairn_unpacker::ImageRoot> {
+    let mut unpack_opts = cairn_unpacker::UnpackerOptions::default();
+    if let Some(maps) = maps {
+        let (uid_map, gid_map) = maps
+            .unpacker_maps()
+            .map_err(|e| usage(format!("keep-id map: {e}")))?;
+        unpack_opts.decode.uid_map = uid_map;
+        unpack_opts.decode.gid_map = gid_map;
+    }
+    let unpacker = cairn_unpacker::Unpacker::new(store, unpack_opts)?;
+    unpacker
+        .image_root(image)
+        .with_context(|| format!("build the root of image {image_spec}"))
+}
+
+/// `--network`, `--pid`, `--ipc`, `--uts` and `--cgroupns`.
+fn namespaces(a: &CreateArgs) -> anyhow::Result<Namespaces> {
+    Ok(Namespaces {
         network: ns_mode(
             "network",
             a.network.as_deref(),
@@ -310,67 +442,39 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
             "host",
             &["host", "private"],
         )?,
-    };
-    let hostname = match &a.hostname {
-        Some(h) => h.clone(),
-        None if namespaces.uts == "host" => nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        None => id[..12].to_owned(),
-    };
-    let tty = a.tty;
-    let user = a
-        .user
-        .clone()
-        .or_else(|| {
-            keep_id
-                .as_ref()
-                .map(|(_, r)| format!("{}:{}", r.uid, r.gid))
-        })
-        .or(rc.user.clone())
-        .unwrap_or_default();
-    let home = home_of(&root, &user);
-    let env = build_env(
-        &rc.env.clone().unwrap_or_default(),
-        &a.env_file,
-        &a.env,
-        tty,
-        &hostname,
-        Some(&home),
-    )?;
-    let mut labels = rc.labels.clone().unwrap_or_default();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        labels.insert(k.to_owned(), v.to_owned());
-    }
-    let mut annotations = BTreeMap::new();
-    for l in &a.annotation {
-        let (k, v) = l
-            .split_once('=')
-            .ok_or_else(|| usage(format!("--annotation {l:?}: use KEY=VALUE")))?;
-        annotations.insert(k.to_owned(), v.to_owned());
-    }
-    let volumes_dir = cairn_store::StoreDir::Volumes.under(ctx.root());
+    })
+}
+
+/// `-v`, `--mount` and `--tmpfs`, in that order.
+fn mounts(a: &CreateArgs, volumes_dir: &Path) -> anyhow::Result<Vec<MountConfig>> {
     let mut mounts = Vec::new();
     for v in &a.volume {
-        mounts.push(parse_volume(v, &volumes_dir)?);
+        mounts.push(parse_volume(v, volumes_dir)?);
     }
     for m in &a.mount {
-        mounts.push(parse_mount(m, &volumes_dir)?);
+        mounts.push(parse_mount(m, volumes_dir)?);
     }
     for t in &a.tmpfs {
         mounts.push(parse_tmpfs(t)?);
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for m in &mounts {
-        if !seen.insert(m.destination.clone()) {
-            return Err(usage(format!(
-                "{}: duplicate mount destination",
-                m.destination
-            )));
-        }
-    }
-    let security = container::security::parse(&a.security_opt).map_err(usage)?;
+    Ok(mounts)
+}
+
+/// What confines the container beyond its namespaces: the
+/// `--security-opt`s, and the seccomp filter they (or `--privileged`)
+/// choose, compiled.
+struct Confinement {
+    security: container::security::SecurityOpts,
+    seccomp_choice: container::seccomp::Choice,
+    seccomp: Option<container::seccomp::Compiled>,
+}
+
+/// `--security-opt`, `--privileged`, `--cap-add`/`--cap-drop`: the
+/// container's [`Confinement`]. The filter is compiled now, so a bad
+/// profile fails the create, not every start.
+fn confinement(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Confinement> {
+    let security = container::security::parse(&a.security_opt)
+        .map_err(|e| usage(format!("--security-opt {e}")))?;
     let seccomp_choice = if a.privileged {
         container::seccomp::Choice::Unconfined
     } else {
@@ -396,262 +500,89 @@ fn build_container(ctx: &Context, a: &CreateArgs, detach: bool) -> anyhow::Resul
                 .join("seccomp"),
         ),
     )
-    .map_err(|e| usage(format!("{e:#}")))?;
-    let no_new_privs = security.no_new_privs;
-    let mut ulimits = Vec::new();
-    for u in &a.ulimit {
-        ulimits.push(parse_ulimit(u)?);
-    }
-    let stop_signal = match &a.stop_signal {
-        Some(s) => s.clone(),
-        None => rc.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
-    };
-    let sig = runtime::parse_signal(&stop_signal)
-        .ok_or_else(|| usage(format!("invalid stop signal {stop_signal:?}")))?;
-    let shm_size = a
-        .shm_size
-        .as_deref()
-        .map(parse_size)
-        .transpose()
-        .map_err(|e| usage(format!("--shm-size: {e}")))?;
-    let config = Config {
-        id: id.clone(),
-        name,
-        created: container::now_rfc3339(),
-        image: container::config::ImageRef {
-            id: image.id().hex().to_owned(),
-            manifest: image.digest().hex().to_owned(),
-            name: image
-                .names
-                .iter()
-                .find(|n| n.to_string().ends_with(image_spec.as_str()))
-                .or(image.names.first())
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| image.id().hex().to_owned()),
-            lowers: root
-                .lowers
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect(),
-            root: String::new(),
-        },
-        process: Process {
-            args,
-            entrypoint,
-            cmd,
-            env,
-            workdir: a
-                .workdir
-                .clone()
-                .or(rc.working_dir.clone())
-                .filter(|w| !w.is_empty())
-                .unwrap_or_else(|| "/".into()),
-            user,
-            tty,
-            interactive: a.interactive,
-        },
-        hostname,
-        labels,
-        annotations,
-        mounts,
-        namespaces,
-        privileged: a.privileged,
-        cap_add: a.cap_add.clone(),
-        cap_drop: a.cap_drop.clone(),
-        security_opt: a.security_opt.clone(),
-        no_new_privs,
-        seccomp_profile: match &seccomp_choice {
-            container::seccomp::Choice::Default => String::new(),
-            container::seccomp::Choice::Unconfined => "unconfined".into(),
-            container::seccomp::Choice::File(p) => p.to_string_lossy().into_owned(),
-        },
-        seccomp_filter: seccomp.is_some(),
-        seccomp_flags: seccomp
-            .as_ref()
-            .map(|s| s.flags.clone())
-            .unwrap_or_default(),
-        mask: security.mask.clone(),
-        unmask: security.unmask.clone(),
-        init: a.init,
-        stop_signal: format!("{sig}"),
-        stop_timeout: a.stop_timeout.unwrap_or(10),
-        read_only: a.read_only,
-        read_only_tmpfs: a.read_only_tmpfs,
-        dns: a.dns.clone(),
-        dns_search: a.dns_search.clone(),
-        dns_option: a.dns_option.clone(),
-        add_hosts: a.add_host.clone(),
-        pids_limit: a.pids_limit,
-        ulimits,
-        systemd: a.systemd.clone(),
-        auto_remove: a.rm,
-        exposed_ports: rc.exposed_ports.clone().unwrap_or_default(),
-        group_add: a.group_add.clone(),
-        shm_size,
-        create_command: std::env::args().collect(),
-        userns: a.userns.clone().unwrap_or_default(),
-        tmpfs: a.tmpfs.clone(),
-        platform: a.platform.clone(),
-        idmap: keep_id.as_ref().map(|(m, _)| m.clone()),
-    };
-    let _ = detach;
-    if a.pids_limit.is_some() {
-        tracing::warn!(
-            "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
-        );
-    }
-    // Volumes: named and anonymous ones get their directory now.
-    for m in &config.mounts {
-        if m.kind == "volume" {
-            std::fs::create_dir_all(&m.source)
-                .with_context(|| format!("create volume directory {}", m.source))?;
-        }
-    }
-    let c = containers.create(&config, |dir| {
-        if let Some(s) = &seccomp {
-            let path = dir.join(container::seccomp::BPF_FILE);
-            std::fs::write(&path, &s.bpf)
-                .with_context(|| format!("write the seccomp filter {}", path.display()))?;
-        }
-        match &keep_id {
-            Some((_, r)) => add_user(dir, &root, r),
-            None => Ok(()),
-        }
+    .map_err(|e| {
+        let msg = e.with_causes();
+        // A profile file's errors name the option's value: add its name.
+        usage(match msg.starts_with("seccomp=") {
+            true => format!("--security-opt {msg}"),
+            false => msg,
+        })
     })?;
-    Ok(c)
+    Ok(Confinement {
+        security,
+        seccomp_choice,
+        seccomp,
+    })
+}
+
+/// The image to create from, found or pulled, and a use of it that rmi and
+/// prune see: held until the container is on disk, so they wait for us and
+/// then find the container.
+fn image_in_use(
+    ctx: &Context,
+    a: &CreateArgs,
+    image_spec: &str,
+) -> anyhow::Result<(cairn_store::Store, Image, cairn_store::LockGuard)> {
+    let image = resolve_image(ctx, image_spec, a)?;
+    let store = ctx.store()?;
+    let lock = store.lock_image_use(image.digest(), cairn_store::LockMode::Shared)?;
+    if store.image_by_manifest(image.digest())?.is_none() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!(
+                "{image_spec}: image not known: it was removed (rmi or prune) while the container was being created: pull it again"
+            ),
+        ));
+    }
+    Ok((store, image, lock))
+}
+
+/// The image a container is created from, as its config records it.
+fn image_ref(
+    image: &Image,
+    image_spec: &str,
+    root: &cairn_unpacker::ImageRoot,
+) -> container::config::ImageRef {
+    container::config::ImageRef {
+        id: image.id().hex().to_owned(),
+        manifest: image.digest().hex().to_owned(),
+        name: image
+            .names
+            .iter()
+            .find(|n| n.to_string().ends_with(image_spec))
+            .or(image.names.first())
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| image.id().hex().to_owned()),
+        lowers: root
+            .lowers
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        root: String::new(),
+    }
 }
 
 /// `--userns`: None for the namespace cairn runs in; keep-id's maps.
 fn keep_id(
     mode: Option<&str>,
-) -> anyhow::Result<Option<(crate::container::config::IdMaps, crate::userns::Rootless)>> {
+) -> anyhow::Result<
+    Option<(
+        cairn_engine::container::config::IdMaps,
+        cairn_engine::userns::Rootless,
+    )>,
+> {
     match mode.unwrap_or("") {
         "" | "host" => Ok(None),
         m if m == "keep-id" || m.starts_with("keep-id:") => {
-            let r = crate::userns::rootless_ids().ok_or_else(|| {
+            let r = cairn_engine::userns::rootless_ids().ok_or_else(|| {
                 usage("--userns keep-id is only supported in rootless mode (run cairn as a normal user)")
             })?;
-            Ok(Some((
-                crate::container::config::IdMaps {
-                    uid: crate::userns::keep_id_triples(r.uid, &r.uid_ranges),
-                    gid: crate::userns::keep_id_triples(r.gid, &r.gid_ranges),
-                },
-                r,
-            )))
+            Ok(Some((cairn_engine::userns::keep_id_maps(&r), r)))
         }
         m => Err(usage(format!(
             "--userns {m}: use host or keep-id (auto and private id maps are not supported)"
         ))),
     }
-}
-
-fn idmap(triples: &[[u32; 3]]) -> anyhow::Result<cairn_unpacker::IdMap> {
-    cairn_unpacker::IdMap::new(
-        triples
-            .iter()
-            .map(|t| cairn_unpacker::IdRange {
-                container: t[0],
-                host: t[1],
-                size: t[2],
-            })
-            .collect(),
-    )
-    .map_err(|e| usage(format!("keep-id map: {e}")))
-}
-
-/// keep-id: the caller exists in the container's /etc/passwd and
-/// /etc/group, written into the container's upper layer (not the image).
-fn add_user(
-    dir: &Path,
-    image_root: &cairn_unpacker::ImageRoot,
-    r: &crate::userns::Rootless,
-) -> anyhow::Result<()> {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let host = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(r.uid))
-        .ok()
-        .flatten();
-    let name = host
-        .as_ref()
-        .map_or_else(|| format!("user{}", r.uid), |u| u.name.clone());
-    let home = host
-        .as_ref()
-        .map_or_else(|| "/".into(), |u| u.dir.to_string_lossy().into_owned());
-    let shell = host
-        .as_ref()
-        .map(|u| u.shell.to_string_lossy().into_owned())
-        .filter(|s| image_root.find(Path::new(s)).is_some())
-        .unwrap_or_else(|| "/bin/sh".into());
-    // The root of the merged tree shows the upper dir's owner: make it the
-    // image root's (root inside), not the caller's.
-    let top = &image_root.lowers[0];
-    let root_meta = std::fs::metadata(top).with_context(|| format!("stat {}", top.display()))?;
-    for d in ["upper", "work"] {
-        let p = dir.join(d);
-        nix::unistd::chown(
-            &p,
-            Some(nix::unistd::Uid::from_raw(root_meta.uid())),
-            Some(nix::unistd::Gid::from_raw(root_meta.gid())),
-        )
-        .with_context(|| format!("chown {}", p.display()))?;
-    }
-    std::fs::set_permissions(
-        dir.join("upper"),
-        std::fs::Permissions::from_mode(root_meta.mode() & 0o7777),
-    )?;
-    let Some(etc_meta) = image_root
-        .find(Path::new("etc"))
-        .and_then(|p| std::fs::metadata(p).ok())
-        .filter(|m| m.is_dir())
-    else {
-        return Ok(());
-    };
-    let etc = dir.join("upper/etc");
-    std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
-    std::fs::set_permissions(
-        &etc,
-        std::fs::Permissions::from_mode(etc_meta.mode() & 0o7777),
-    )?;
-    let own = |p: &Path, m: &std::fs::Metadata| {
-        nix::unistd::chown(
-            p,
-            Some(nix::unistd::Uid::from_raw(m.uid())),
-            Some(nix::unistd::Gid::from_raw(m.gid())),
-        )
-        .with_context(|| format!("chown {}", p.display()))
-    };
-    own(&etc, &etc_meta)?;
-    for (file, line, id) in [
-        (
-            "passwd",
-            format!("{name}:*:{}:{}:{name}:{home}:{shell}\n", r.uid, r.gid),
-            r.uid,
-        ),
-        ("group", format!("{name}:x:{}:\n", r.gid), r.gid),
-    ] {
-        let Some(lower) = image_root.find(&Path::new("etc").join(file)) else {
-            continue;
-        };
-        let Ok(meta) = std::fs::metadata(&lower) else {
-            continue;
-        };
-        let mut text = container::files::read_resolved(&lower)?.unwrap_or_default();
-        let present = text.lines().any(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            f.len() > 2 && (f[0] == name || f[2].parse::<u32>().ok() == Some(id))
-        });
-        if present {
-            continue;
-        }
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&line);
-        let path = etc.join(file);
-        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        own(&path, &meta)?;
-    }
-    Ok(())
 }
 
 fn ns_mode(flag: &str, v: Option<&str>, default: &str, allowed: &[&str]) -> anyhow::Result<String> {
@@ -669,18 +600,6 @@ fn ns_mode(flag: &str, v: Option<&str>, default: &str, allowed: &[&str]) -> anyh
         )));
     }
     Ok(v.to_owned())
-}
-
-fn validate_name(n: &str) -> anyhow::Result<()> {
-    let mut chars = n.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !ok {
-        return Err(usage(format!(
-            "container name {n:?} is invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
-        )));
-    }
-    Ok(())
 }
 
 fn random_name(containers: &Containers) -> anyhow::Result<String> {
@@ -766,73 +685,12 @@ fn parse_entrypoint(e: &str) -> anyhow::Result<Vec<String>> {
     Ok(vec![e.to_owned()])
 }
 
-/// The container's environment: PATH default, the image's, `--env-file`,
-/// `-e`, then what podman always sets.
-fn build_env(
-    image_env: &[String],
-    files: &[String],
-    flags: &[String],
-    tty: bool,
-    hostname: &str,
-    home: Option<&str>,
-) -> anyhow::Result<Vec<String>> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str| {
-        if let Some(e) = env.iter_mut().find(|(ek, _)| ek == k) {
-            e.1 = v.to_owned();
-        } else {
-            env.push((k.to_owned(), v.to_owned()));
-        }
-    };
-    set(
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    );
-    for e in image_env {
-        let (k, v) = e.split_once('=').unwrap_or((e, ""));
-        set(k, v);
-    }
-    // podman's containers.conf default env: TERM=xterm, with or without -t.
-    set("TERM", "xterm");
-    let _ = tty;
-    let mut given = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f).map_err(|e| usage(format!("--env-file {f}: {e}")))?;
-        for line in text.lines() {
-            let line = line.trim_start();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            given.push(line.to_owned());
-        }
-    }
-    given.extend(flags.iter().cloned());
-    for g in &given {
-        match g.split_once('=') {
-            Some((k, v)) => set(k, v),
-            None => {
-                if let Some(k) = g.strip_suffix('*') {
-                    for (hk, hv) in std::env::vars() {
-                        if hk.starts_with(k) {
-                            set(&hk, &hv);
-                        }
-                    }
-                } else if let Ok(v) = std::env::var(g) {
-                    set(g, &v);
-                }
-            }
-        }
-    }
-    set("container", "podman");
-    if !given.iter().any(|g| g.starts_with("HOSTNAME=")) {
-        set("HOSTNAME", hostname);
-    }
-    if let Some(home) = home {
-        if !env.iter().any(|(k, _)| k == "HOME") {
-            env.push(("HOME".into(), home.to_owned()));
-        }
-    }
-    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+/// cairn's environment, the variables whose name and value are UTF-8 (as
+/// `std::env::var` reads them).
+fn host_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 /// The home directory of `user` (`name`, `uid`, `name:group`) in the
@@ -1200,9 +1058,9 @@ pub fn start(ctx: &Context, a: StartArgs) -> anyhow::Result<u8> {
             Err(e) => {
                 failed = true;
                 if missing.is_empty() && a.containers.len() <= 1 {
-                    return Err(e);
+                    return Err(e.into());
                 }
-                crate::exit::report(&e);
+                crate::exit::report(&e.into());
             }
         }
     }
@@ -1227,7 +1085,7 @@ pub fn stop(ctx: &Context, a: StopArgs) -> anyhow::Result<u8> {
             Ok(()) => println!("{}", shown_name(&a.containers, &c)),
             Err(e) => {
                 failed = true;
-                crate::exit::report(&e);
+                crate::exit::report(&e.into());
             }
         }
     }
@@ -1239,7 +1097,7 @@ fn shown_name(given: &[String], c: &Container) -> String {
         .iter()
         .find(|n| matches_container(c, n))
         .cloned()
-        .unwrap_or_else(|| c.config.id.clone())
+        .unwrap_or_else(|| c.config.id.to_string())
 }
 
 /// `cairn restart`.
@@ -1254,7 +1112,7 @@ pub fn restart(ctx: &Context, a: StopArgs) -> anyhow::Result<u8> {
             Ok(_) => println!("{}", shown_name(&a.containers, &c)),
             Err(e) => {
                 failed = true;
-                crate::exit::report(&e);
+                crate::exit::report(&e.into());
             }
         }
     }
@@ -1277,31 +1135,17 @@ pub fn kill(ctx: &Context, a: KillArgs) -> anyhow::Result<u8> {
             Err(e) => {
                 failed = true;
                 if a.containers.len() <= 1 && missing.is_empty() {
-                    return Err(e);
+                    return Err(e.into());
                 }
-                crate::exit::report(&e);
+                crate::exit::report(&e.into());
             }
         }
     }
     finish(&missing, failed)
 }
 
-/// Removes a container: stops it when `force`, then its directory and,
-/// with `volumes`, its anonymous volumes.
-/// What [`remove`] does with a container that runs (checked under its
-/// lock, so a start racing the removal is seen).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IfRunning {
-    /// Fail like podman's rm without -f.
-    Refuse,
-    /// Stop it first (`rm -f`).
-    Stop,
-    /// Leave it (prune): `Ok(false)`.
-    Skip,
-}
-
-/// Removes `c`; `Ok(false)` when it runs and `if_running` is `Skip`, or it
-/// is gone already.
+/// Removes `c` (see [`lifecycle::remove`]), warning about anonymous
+/// volumes it could not remove; whether it was removed.
 fn remove(
     ctx: &Context,
     c: &Container,
@@ -1309,71 +1153,16 @@ fn remove(
     timeout: Duration,
     volumes: bool,
 ) -> anyhow::Result<bool> {
-    let mut c = c.clone();
     let containers = Containers::new(ctx.root());
-    let mut stops = 0;
-    let (_names, _lock) = loop {
-        let names = containers.lock_names()?;
-        // Removed by someone else meanwhile: done.
-        let lock = match c.lock() {
-            Ok(l) => l,
-            Err(_) if !c.dir.join("config.json").exists() => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if !c.dir.join("config.json").exists() {
-            return Ok(false);
-        }
-        c.reload()?;
-        if !matches!(c.live().status, Status::Running | Status::Stopping) {
-            break (names, lock);
-        }
-        match if_running {
-            IfRunning::Skip => return Ok(false),
-            IfRunning::Refuse => {
-                return Err(exit::with_code(
-                    2,
-                    format!(
-                        "cannot remove container {} as it is running - running or paused containers cannot be removed without force: container state improper",
-                        c.config.id
-                    ),
-                ))
-            }
-            IfRunning::Stop => {}
-        }
-        // Started again each time we stopped it: somebody insists.
-        if stops == 3 {
-            return Err(exit::with_code(
-                exit::ENGINE,
-                format!(
-                    "container {} was started again each of the 3 times rm stopped it: stop whatever starts it, then rm again",
-                    c.config.name
-                ),
-            ));
-        }
-        stops += 1;
-        drop((lock, names));
-        runtime::stop(&mut c, timeout)?;
+    let Some(removed) = lifecycle::remove(&containers, c, if_running, timeout, volumes)? else {
+        return Ok(false);
     };
-    // Disappear atomically, then delete at leisure.
-    let trash = containers.dir().join(format!(".rm-{}", c.config.id));
-    match std::fs::rename(&c.dir, &trash) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).with_context(|| format!("remove container {}", c.dir.display())),
-    }
-    container::remove_tree(&trash).with_context(|| format!("remove {}", trash.display()))?;
-    if volumes {
-        for m in c.config.mounts.iter().filter(|m| m.anonymous) {
-            if let Some(vol) = Path::new(&m.source).parent() {
-                if let Err(e) = container::remove_tree(vol) {
-                    eprintln!(
-                        "WARN: container {} removed, but not its anonymous volume {}: {e}",
-                        c.config.name,
-                        vol.display()
-                    );
-                }
-            }
-        }
+    for (vol, e) in removed.volumes_left {
+        eprintln!(
+            "WARN: container {} removed, but not its anonymous volume {}: {e}",
+            c.config.name,
+            vol.display()
+        );
     }
     Ok(true)
 }
@@ -1423,9 +1212,7 @@ pub fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
         match remove(ctx, &c, if_running, t, a.volumes) {
             Ok(_) => println!("{}", shown_name(&a.containers, &c)),
             Err(e) => {
-                code = e
-                    .downcast_ref::<exit::Exit>()
-                    .map_or(exit::ENGINE, |x| x.code);
+                code = exit::code_of(&e);
                 errors.push(e);
             }
         }
@@ -1460,13 +1247,7 @@ fn rm_after_exit(ctx: &Context, id: &str) -> anyhow::Result<u8> {
 /// `cairn container prune`.
 pub fn prune(ctx: &Context, _a: ContainerPruneArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
-    for c in containers.list()? {
-        if matches!(c.live().status, Status::Exited | Status::Created)
-            && remove(ctx, &c, IfRunning::Skip, Duration::ZERO, true)?
-        {
-            println!("{}", c.config.id);
-        }
-    }
+    lifecycle::prune(&containers, |c| println!("{}", c.config.id))?;
     Ok(0)
 }
 
@@ -1482,22 +1263,7 @@ pub fn exists(ctx: &Context, a: ExistsArgs) -> anyhow::Result<u8> {
 
 /// `cairn rename`.
 pub fn rename(ctx: &Context, a: RenameArgs) -> anyhow::Result<u8> {
-    validate_name(&a.name)?;
-    let containers = Containers::new(ctx.root());
-    let c = containers.find(&a.container)?;
-    let _names = containers.lock_names()?;
-    if let Some(other) = containers.list()?.iter().find(|o| o.config.name == a.name) {
-        if other.config.id != c.config.id {
-            return Err(usage(format!(
-                "the container name \"{}\" is already in use by {}: that name is already in use",
-                a.name, other.config.id
-            )));
-        }
-    }
-    let _lock = c.lock()?;
-    let mut c = Container::load(&c.dir)?;
-    c.config.name = a.name;
-    c.save_config()?;
+    lifecycle::rename(&Containers::new(ctx.root()), &a.container, &a.name)?;
     Ok(0)
 }
 
@@ -1527,27 +1293,13 @@ pub fn wait(ctx: &Context, a: WaitArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
     let (found, missing) = select(&containers, &a.containers, false, a.ignore)?;
     for mut c in found {
-        let mut nap = Duration::from_millis(1);
-        loop {
-            let live = c.live();
-            if want.contains(&live.status) {
-                let code = if live.status == Status::Exited {
-                    live.exit_code
-                } else {
-                    -1
-                };
-                println!("{code}");
-                break;
-            }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(50));
-            if c.reload().is_err() {
-                return Err(exit::with_code(
-                    exit::ENGINE,
-                    format!("{}: the container was removed while waiting", c.config.name),
-                ));
-            }
-        }
+        let live = lifecycle::wait_for(&mut c, &want)?;
+        let code = if live.status == Status::Exited {
+            live.exit_code
+        } else {
+            -1
+        };
+        println!("{code}");
     }
     finish(&missing, false)
 }
@@ -1849,7 +1601,7 @@ pub fn ps(ctx: &Context, a: PsArgs) -> anyhow::Result<u8> {
             let sample = rows.first().cloned().unwrap_or_else(|| {
                 let dummy = Container {
                     dir: PathBuf::new(),
-                    config: Config::default(),
+                    config: container::Config::default(),
                     state: Default::default(),
                 };
                 inspect::ps_template(&dummy, &dummy.live(), true)
@@ -1939,8 +1691,8 @@ fn name_matches(name: &str, pattern: &str) -> bool {
 pub fn logs(ctx: &Context, a: LogsArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
     let opts = logs::Options {
-        since: a.since.as_deref().map(logs::parse_time).transpose()?,
-        until: a.until.as_deref().map(logs::parse_time).transpose()?,
+        since: a.since.as_deref().map(super::parse_time).transpose()?,
+        until: a.until.as_deref().map(super::parse_time).transpose()?,
         tail: a.tail.and_then(|t| usize::try_from(t).ok()),
         timestamps: a.timestamps,
     };
@@ -1948,70 +1700,20 @@ pub fn logs(ctx: &Context, a: LogsArgs) -> anyhow::Result<u8> {
         containers
             .list()?
             .last()
-            .map(|c| vec![c.config.id.clone()])
+            .map(|c| vec![c.config.id.to_string()])
             .unwrap_or_default()
     } else {
         a.containers.clone()
     };
     for name in &names {
         let c = containers.find(name)?;
-        let path = c.dir.join("ctr.log");
-        let mut f = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !a.follow {
-                    continue;
-                }
-                // Not started yet: wait for the log to appear.
-                loop {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if let Ok(f) = std::fs::File::open(&path) {
-                        break f;
-                    }
-                }
-            }
-            Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
-        };
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
-            .with_context(|| format!("read {}", path.display()))?;
-        let stdout = std::io::stdout();
-        let stderr = std::io::stderr();
-        let used = logs::print(&buf, &opts, &mut stdout.lock(), &mut stderr.lock())?;
-        if !a.follow {
-            continue;
-        }
-        let mut pending = buf.split_off(used);
-        let follow_opts = logs::Options {
-            tail: None,
-            ..opts.clone()
-        };
-        let mut pos = f.stream_position()?;
-        loop {
-            let live = Container::load(&c.dir).map(|c| c.live().status);
-            let done = !matches!(
-                live,
-                Ok(Status::Running | Status::Stopping | Status::Created)
-            );
-            let mut more = Vec::new();
-            f.seek(std::io::SeekFrom::Start(pos))?;
-            f.read_to_end(&mut more)?;
-            pos += more.len() as u64;
-            pending.extend_from_slice(&more);
-            let used = logs::print(
-                &pending,
-                &follow_opts,
-                &mut stdout.lock(),
-                &mut stderr.lock(),
-            )?;
-            pending.drain(..used);
-            if done && more.is_empty() {
-                break;
-            }
-            if more.is_empty() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        logs::stream(
+            &c,
+            &opts,
+            a.follow,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )?;
     }
     let _ = std::io::stdout().flush();
     let _ = std::io::stdin().is_terminal();
@@ -2098,36 +1800,6 @@ mod tests {
     }
 
     #[test]
-    fn env_order_and_defaults() {
-        std::env::set_var("CAIRN_TEST_ENV_COPY", "copied");
-        let env = build_env(
-            &["PATH=/img/bin".into(), "A=1".into()],
-            &[],
-            &[
-                "A=2".into(),
-                "CAIRN_TEST_ENV_COPY".into(),
-                "UNSET_CAIRN_X".into(),
-            ],
-            true,
-            "host1",
-            Some("/root"),
-        )
-        .unwrap();
-        assert_eq!(
-            env,
-            vec![
-                "PATH=/img/bin",
-                "A=2",
-                "TERM=xterm",
-                "CAIRN_TEST_ENV_COPY=copied",
-                "container=podman",
-                "HOSTNAME=host1",
-                "HOME=/root"
-            ]
-        );
-    }
-
-    #[test]
     fn entrypoints_ulimits_names() {
         assert_eq!(
             parse_entrypoint("[\"/bin/sh\",\"-c\"]").unwrap(),
@@ -2139,9 +1811,6 @@ mod tests {
         assert_eq!(parse_ulimit("nofile=1024:2048").unwrap().hard, 2048);
         assert_eq!(parse_ulimit("core=-1").unwrap().soft, -1);
         assert!(parse_ulimit("bogus=1").is_err());
-        assert!(validate_name("web-1.a_b").is_ok());
-        assert!(validate_name("-x").is_err());
-        assert!(validate_name("a b").is_err());
         assert!(name_matches("web1", "web"));
         assert!(name_matches("web1", "^web1$"));
         assert!(!name_matches("web12", "^web1$"));

@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::container::{Container, Containers, Status};
 use crate::context::Context;
 use crate::exit;
+use cairn_engine::container::{Container, Containers, Status};
 
 /// `__cp` arguments (internal).
 #[derive(Debug, Args)]
@@ -202,7 +202,7 @@ pub fn child_main(ctx: &Context, a: CpChildArgs) -> anyhow::Result<u8> {
     if !nix::unistd::geteuid().is_root() {
         if !running {
             // Mounting the stopped container's overlay needs a namespace.
-            return crate::userns::reenter(ctx.root());
+            return Ok(cairn_engine::userns::reenter(ctx.root())?);
         }
         join_userns(c.state.pid)?;
     }
@@ -229,7 +229,7 @@ fn join_userns(pid: i32) -> anyhow::Result<()> {
     let ns = fs::File::open(&path).with_context(|| format!("open {path}"))?;
     nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWUSER)
         .with_context(|| format!("join the container's user namespace {path}"))?;
-    crate::userns::become_root("the container's user namespace")?;
+    cairn_engine::userns::become_root("the container's user namespace")?;
     Ok(())
 }
 
@@ -254,7 +254,7 @@ fn mount_stopped(c: &Container) -> anyhow::Result<PathBuf> {
         c.dir.join("upper").display(),
         c.dir.join("work").display()
     );
-    if crate::userns::rootless() {
+    if cairn_engine::userns::rootless() {
         data.push_str(",userxattr");
     }
     mount(
@@ -376,8 +376,9 @@ fn container_user(user: &str) -> (u32, u32) {
         // The container's file: bounded, never a device or FIFO.
         let root = fs::File::open("/").ok()?;
         let rel = file.trim_start_matches('/');
-        let text = crate::container::files::read_in_root(&root, Path::new(rel), Path::new(file))
-            .ok()??;
+        let text =
+            cairn_engine::container::files::read_in_root(&root, Path::new(rel), Path::new(file))
+                .ok()??;
         text.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             if f.len() < 3 || (f[0] != key && f[2] != key) {

@@ -227,7 +227,7 @@ pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
     if let Err(e) = crate::unpack::finish(&store, &unpacker, &pulled) {
         // podman keeps no image it could not apply: drop the names this pull
         // recorded (unless a container already uses the image).
-        let in_use = crate::container::Containers::new(ctx.root()).images_in_use()?;
+        let in_use = cairn_engine::container::Containers::new(ctx.root()).images_in_use()?;
         if !in_use.contains(pulled.manifest_digest.hex()) {
             let _ = store.remove_images(&[pulled.manifest_digest.to_string()], &[], true);
         }
@@ -583,7 +583,7 @@ pub fn inspect_json(store: &cairn_store::Store, i: &Image) -> Value {
 /// `cairn rmi`.
 pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
     let store = ctx.store()?;
-    let containers = crate::container::Containers::new(ctx.root());
+    let containers = cairn_engine::container::Containers::new(ctx.root());
     let in_use = containers.images_in_use()?;
     if a.all {
         let mut code = 0;
@@ -675,21 +675,21 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
 
 /// Whether a container uses `image`, read now (callers hold the image's use
 /// lock, so no create can add one meanwhile). Unreadable: in use.
-pub fn in_use_now(containers: &crate::container::Containers, image: &Image) -> bool {
+pub fn in_use_now(containers: &cairn_engine::container::Containers, image: &Image) -> bool {
     containers
         .images_in_use()
         .map_or(true, |u| u.contains(image.digest().hex()))
 }
 
 fn in_use_message(
-    containers: &crate::container::Containers,
+    containers: &cairn_engine::container::Containers,
     image: &Image,
 ) -> anyhow::Result<String> {
     let users: Vec<String> = containers
         .list()?
         .into_iter()
         .filter(|c| c.config.image.manifest == image.digest().hex())
-        .map(|c| c.config.id)
+        .map(|c| c.config.id.into())
         .collect();
     Ok(format!(
         "image used by {}: image is in use by a container: consider listing external containers and force-removing image",
@@ -697,7 +697,10 @@ fn in_use_message(
     ))
 }
 
-fn remove_container_for_rmi(ctx: &Context, c: &crate::container::Container) -> anyhow::Result<()> {
+fn remove_container_for_rmi(
+    ctx: &Context,
+    c: &cairn_engine::container::Container,
+) -> anyhow::Result<()> {
     super::container::remove_forced(ctx, c)
 }
 
@@ -764,13 +767,13 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
     let search = ctx.search_registries()?;
     let mut docs = Vec::new();
     let mut errors = Vec::new();
-    let containers = crate::container::Containers::new(ctx.root());
+    let containers = cairn_engine::container::Containers::new(ctx.root());
     for name in &a.names {
         // podman looks for a container first, then an image.
         if kind != "image" {
             if let Some(c) = containers.try_find(name)? {
                 let live = c.live();
-                docs.push(crate::container::inspect::inspect_json(&c, &live));
+                docs.push(crate::inspect::inspect_json(&c, &live));
                 continue;
             }
         }
@@ -829,10 +832,7 @@ fn go_times(doc: &mut Value) {
         "/State/RestoredAt",
     ] {
         if let Some(v) = doc.pointer_mut(path) {
-            if let Some(t) = v
-                .as_str()
-                .and_then(crate::container::inspect::parse_go_time)
-            {
+            if let Some(t) = v.as_str().and_then(crate::inspect::parse_go_time) {
                 *v = Value::String(t);
             }
         }
@@ -851,7 +851,7 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let store = ctx.store()?;
-    let containers = crate::container::Containers::new(ctx.root());
+    let containers = cairn_engine::container::Containers::new(ctx.root());
     let (removed, _freed) = store.prune_images(a.all, |i| in_use_now(&containers, i))?;
     derived_gc(&store, true)?;
     for id in removed {

@@ -35,6 +35,24 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--since`/`--until`: RFC 3339 time, a Unix timestamp, or a duration
+/// before now (`10m`, `2h`), as podman accepts them.
+pub fn parse_time(s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return t
+            .timestamp_nanos_opt()
+            .ok_or_else(|| anyhow::anyhow!("time {s:?} out of range"));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i64);
+    }
+    if let Ok(d) = parse_duration(s) {
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        return Ok(now - d.as_nanos() as i64);
+    }
+    anyhow::bail!("invalid time {s:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +65,15 @@ mod tests {
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(
+            parse_time("2024-01-01T00:00:02Z").unwrap(),
+            1_704_067_202_000_000_000
+        );
+        assert_eq!(parse_time("1.5").unwrap(), 1_500_000_000);
+        assert!(parse_time("yesterday").is_err());
     }
 }

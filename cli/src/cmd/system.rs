@@ -171,10 +171,10 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
     let unpacker =
         cairn_unpacker::Unpacker::new(&store, cairn_unpacker::UnpackerOptions::default())?;
     // A running container has its image root mounted: never replace it.
-    let busy = crate::container::Containers::new(ctx.root())
+    let busy = cairn_engine::container::Containers::new(ctx.root())
         .list()?
         .into_iter()
-        .filter(|c| c.live().status == crate::container::Status::Running)
+        .filter(|c| c.live().status == cairn_engine::container::Status::Running)
         .flat_map(|c| c.config.image.lower_dirs())
         .map(std::path::PathBuf::from)
         .collect();
@@ -273,7 +273,7 @@ fn check_containers(
     store: &cairn_store::Store,
     repair: bool,
 ) -> anyhow::Result<ContainerCheck> {
-    use crate::container::{Container, Containers};
+    use cairn_engine::container::{Container, Containers};
     let containers = Containers::new(ctx.root());
     let mut out = ContainerCheck {
         checked: 0,
@@ -292,11 +292,11 @@ fn check_containers(
                 if repair { " (removed)" } else { "" }
             ));
             if repair {
-                crate::container::remove_tree(&e.path())?;
+                cairn_engine::container::remove_tree(&e.path())?;
             }
             continue;
         }
-        if !crate::container::is_id(&name) {
+        if !cairn_engine::container::is_id(&name) {
             continue;
         }
         out.checked += 1;
@@ -304,7 +304,8 @@ fn check_containers(
             Ok(c) => c,
             Err(err) => {
                 out.problems.push(format!(
-                    "{name}: {err:#} (remove it with `cairn rm -f {name}`)"
+                    "{name}: {} (remove it with `cairn rm -f {name}`)",
+                    err.with_causes()
                 ));
                 continue;
             }
@@ -334,19 +335,7 @@ fn check_containers(
             if repair {
                 let mut opts = cairn_unpacker::UnpackerOptions::default();
                 if let Some(m) = &c.config.idmap {
-                    let map = |t: &[[u32; 3]]| {
-                        cairn_unpacker::IdMap::new(
-                            t.iter()
-                                .map(|t| cairn_unpacker::IdRange {
-                                    container: t[0],
-                                    host: t[1],
-                                    size: t[2],
-                                })
-                                .collect(),
-                        )
-                    };
-                    opts.decode.uid_map = map(&m.uid)?;
-                    opts.decode.gid_map = map(&m.gid)?;
+                    (opts.decode.uid_map, opts.decode.gid_map) = m.unpacker_maps()?;
                 }
                 cairn_unpacker::Unpacker::new(store, opts)?.image_root(image)?;
             }
@@ -367,15 +356,15 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let store = ctx.store()?;
-    let containers = crate::container::Containers::new(ctx.root());
+    let containers = cairn_engine::container::Containers::new(ctx.root());
     let mut stopped = Vec::new();
     for c in containers.list()? {
         if !matches!(
             c.live().status,
-            crate::container::Status::Running | crate::container::Status::Stopping
+            cairn_engine::container::Status::Running | cairn_engine::container::Status::Stopping
         ) && super::container::remove_unless_running(ctx, &c)?
         {
-            stopped.push(c.config.id);
+            stopped.push(c.config.id.to_string());
         }
     }
     if !stopped.is_empty() {
@@ -431,10 +420,11 @@ pub fn version(a: VersionArgs) -> anyhow::Result<u8> {
 pub fn info(ctx: &Context, a: InfoArgs) -> anyhow::Result<u8> {
     let p = cairn_store::media::host_platform();
     let store = ctx.store()?;
-    let containers = crate::container::Containers::new(ctx.root()).list()?;
-    let count =
-        |s: crate::container::Status| containers.iter().filter(|c| c.live().status == s).count();
-    let running = count(crate::container::Status::Running);
+    let containers = cairn_engine::container::Containers::new(ctx.root()).list()?;
+    let count = |s: cairn_engine::container::Status| {
+        containers.iter().filter(|c| c.live().status == s).count()
+    };
+    let running = count(cairn_engine::container::Status::Running);
     let uname = nix::sys::utsname::uname().ok();
     let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
         uname
@@ -450,13 +440,13 @@ pub fn info(ctx: &Context, a: InfoArgs) -> anyhow::Result<u8> {
             "kernel": field(|u| u.release()),
             "hostname": field(|u| u.nodename()),
             "cgroupManager": "cgroupfs",
-            "ociRuntime": {"name": "cairn", "path": super::super::container::spec::helper("cairn-monitor").map(|p| p.display().to_string()).unwrap_or_default(), "version": env!("CARGO_PKG_VERSION")},
+            "ociRuntime": {"name": "cairn", "path": cairn_engine::container::spec::helper("cairn-monitor").map(|p| p.display().to_string()).unwrap_or_default(), "version": env!("CARGO_PKG_VERSION")},
             "security": {
                 "rootless": rootless,
                 "selinuxEnabled": false,
                 "apparmorEnabled": false,
-                "seccompEnabled": crate::container::seccomp::kernel_supports(),
-                "seccompProfilePath": crate::container::seccomp::default_profile_path(),
+                "seccompEnabled": cairn_engine::container::seccomp::kernel_supports(),
+                "seccompProfilePath": cairn_engine::container::seccomp::default_profile_path(),
             },
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         },

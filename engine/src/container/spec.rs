@@ -13,10 +13,11 @@ use cairn_runtime::protocol::{
 };
 
 use super::config::{Config, MountConfig};
+use crate::error::{bail, Error, Result};
 
 /// Where the helper binaries are: `$CAIRN_HELPER_DIR`, next to the running
 /// `cairn`, `/usr/libexec/cairn`, `/usr/local/libexec/cairn`, then `$PATH`.
-pub fn helper(name: &str) -> anyhow::Result<PathBuf> {
+pub fn helper(name: &str) -> crate::Result<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(d) = std::env::var_os("CAIRN_HELPER_DIR").filter(|d| !d.is_empty()) {
         dirs.push(d.into());
@@ -36,9 +37,9 @@ pub fn helper(name: &str) -> anyhow::Result<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            anyhow::anyhow!(
+            crate::Error::Invalid(format!(
                 "helper program {name} not found next to cairn, in /usr/libexec/cairn or on $PATH: install cairn's helpers or set CAIRN_HELPER_DIR"
-            )
+            ))
         })
 }
 
@@ -55,7 +56,7 @@ pub struct Helpers {
 
 impl Helpers {
     /// Finds them.
-    pub fn find() -> anyhow::Result<Helpers> {
+    pub fn find() -> crate::Result<Helpers> {
         Ok(Helpers {
             mount: helper("cairn-mount")?,
             pivot: helper("cairn-pivot")?,
@@ -75,13 +76,9 @@ pub struct Attach {
 
 /// cairn-mount's spec. Fails on what the runtime would refuse: a container
 /// path that is not absolute or climbs with `..`, an unknown propagation.
-pub fn mount_spec(c: &Config, dir: &Path) -> anyhow::Result<MountSpec> {
+pub fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     let ns = &c.namespaces;
-    let mut mounts = c
-        .mounts
-        .iter()
-        .map(mount)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut mounts = c.mounts.iter().map(mount).collect::<Result<Vec<_>>>()?;
     let mut containerenv =
         BindMount::new(dir.join("containerenv"), InRoot::new("/run/.containerenv")?);
     containerenv.readonly = true;
@@ -160,7 +157,7 @@ pub fn mount_spec(c: &Config, dir: &Path) -> anyhow::Result<MountSpec> {
     })
 }
 
-fn in_root(paths: &[String]) -> anyhow::Result<Vec<InRoot>> {
+fn in_root(paths: &[String]) -> Result<Vec<InRoot>> {
     Ok(paths
         .iter()
         .map(|p| InRoot::new(p))
@@ -168,7 +165,7 @@ fn in_root(paths: &[String]) -> anyhow::Result<Vec<InRoot>> {
 }
 
 /// One `-v`, `--mount` or `--tmpfs` mount as cairn-mount takes it.
-fn mount(m: &MountConfig) -> anyhow::Result<Mount> {
+fn mount(m: &MountConfig) -> Result<Mount> {
     let target = InRoot::new(&m.destination)?;
     if m.kind == "tmpfs" {
         // nosuid and nodev unless the options asked for suid or dev (podman's
@@ -189,11 +186,11 @@ fn mount(m: &MountConfig) -> anyhow::Result<Mount> {
         Propagation::default()
     } else {
         m.propagation.parse().map_err(|_| {
-            anyhow::anyhow!(
+            Error::Invalid(format!(
                 "mount {}: propagation {:?} is not one of rprivate, private, rslave, slave, rshared, shared",
                 m.destination,
                 m.propagation
-            )
+            ))
         })?
     };
     Ok(Mount::Bind(BindMount {
@@ -264,12 +261,7 @@ pub fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
 }
 
 /// cairn-monitor's spec. Fails on a limit below -1.
-pub fn monitor_spec(
-    h: &Helpers,
-    c: &Config,
-    dir: &Path,
-    attach: Attach,
-) -> anyhow::Result<MonitorSpec> {
+pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Result<MonitorSpec> {
     let ns = &c.namespaces;
     let mut namespaces = vec![Namespace::Mnt];
     if c.idmap.is_some() {
@@ -296,14 +288,14 @@ pub fn monitor_spec(
                 hard: limit(&u.name, u.hard)?,
             })
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let (uid_map, gid_map) = c
         .idmap
         .as_ref()
         .map(|m| (m.uid.clone(), m.gid.clone()))
         .unwrap_or_default();
     Ok(MonitorSpec {
-        id: c.id.clone(),
+        id: c.id.to_string(),
         args: chain_args(h, c, dir),
         // The helpers' own environment is the container's, never the
         // caller's: under --init, cairn-pivot stays as pid 1 with it, and
@@ -324,11 +316,11 @@ pub fn monitor_spec(
 }
 
 /// A `--ulimit` value (-1 for none) as a resource limit.
-fn limit(name: &str, value: i64) -> anyhow::Result<RlimitValue> {
+fn limit(name: &str, value: i64) -> Result<RlimitValue> {
     match u64::try_from(value) {
         Ok(v) => Ok(RlimitValue(v)),
         Err(_) if value == -1 => Ok(RlimitValue::UNLIMITED),
-        Err(_) => anyhow::bail!(
+        Err(_) => bail!(
             "rlimit {name}: a limit is a non-negative number, or -1 or \"unlimited\" for none"
         ),
     }
@@ -403,7 +395,7 @@ mod tests {
 
     fn config() -> Config {
         let mut c = Config {
-            id: "a".repeat(64),
+            id: super::super::ContainerId::parse(&"a".repeat(64)).unwrap(),
             name: "box".into(),
             hostname: "aaaaaaaaaaaa".into(),
             ..Config::default()

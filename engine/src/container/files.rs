@@ -13,8 +13,9 @@ use std::io::Read as _;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use anyhow::{bail, Context as _};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+
+use crate::error::{bail, Context as _, Result};
 
 /// The most read of such a file (as the runtime helpers' cap).
 pub const MAX_TEXT: u64 = 16 << 20;
@@ -24,7 +25,7 @@ const OPEN: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NOCTTY)
     .union(OFlag::O_CLOEXEC);
 
-fn read_capped(file: File, shown: &Path) -> anyhow::Result<String> {
+fn read_capped(file: File, shown: &Path) -> Result<String> {
     let meta = file
         .metadata()
         .with_context(|| format!("stat {}", shown.display()))?;
@@ -51,7 +52,7 @@ fn read_capped(file: File, shown: &Path) -> anyhow::Result<String> {
 /// `rel` inside the directory `root` (a container's `/proc/PID/root`, a
 /// mounted root), symlinks resolved as if `root` were `/`; `Ok(None)` when
 /// missing.
-pub fn read_in_root(root: impl AsFd, rel: &Path, shown: &Path) -> anyhow::Result<Option<String>> {
+pub fn read_in_root(root: impl AsFd, rel: &Path, shown: &Path) -> Result<Option<String>> {
     let how = OpenHow::new()
         .flags(OPEN)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -63,7 +64,7 @@ pub fn read_in_root(root: impl AsFd, rel: &Path, shown: &Path) -> anyhow::Result
 }
 
 /// A file of a running container, `rel` as the container sees it.
-pub fn read_in_container(pid: i32, rel: &str) -> anyhow::Result<Option<String>> {
+pub fn read_in_container(pid: i32, rel: &str) -> Result<Option<String>> {
     let root_path = format!("/proc/{pid}/root");
     let root = nix::fcntl::open(
         root_path.as_str(),
@@ -78,7 +79,7 @@ pub fn read_in_container(pid: i32, rel: &str) -> anyhow::Result<Option<String>> 
 /// A path already resolved inside its root (an image root's
 /// [`find`](cairn_unpacker::ImageRoot::find), or the current root after a
 /// chroot): opened without following a final symlink.
-pub fn read_resolved(path: &Path) -> anyhow::Result<Option<String>> {
+pub fn read_resolved(path: &Path) -> Result<Option<String>> {
     match nix::fcntl::open(
         path,
         OPEN | OFlag::O_NOFOLLOW,

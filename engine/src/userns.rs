@@ -16,9 +16,10 @@ use std::io::{Read as _, Write as _};
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context as _};
+use std::path::Path;
 
-use crate::exit;
+use crate::container::config::IdMaps;
+use crate::error::{bail, Context as _, Error, Result};
 
 /// Set in the child: "fd-to-parent,fd-from-parent".
 const CHILD_ENV: &str = "_CAIRN_USERNS_CHILD";
@@ -109,6 +110,109 @@ pub fn keep_id_triples(own: u32, sizes: &[u32]) -> Vec<[u32; 3]> {
     out
 }
 
+/// keep-id's uid and gid maps for the caller described by `r`.
+pub fn keep_id_maps(r: &Rootless) -> IdMaps {
+    IdMaps {
+        uid: keep_id_triples(r.uid, &r.uid_ranges),
+        gid: keep_id_triples(r.gid, &r.gid_ranges),
+    }
+}
+
+/// keep-id: the caller exists in the container's /etc/passwd and
+/// /etc/group, written into the container's upper layer (not the image).
+pub fn add_user(dir: &Path, image_root: &cairn_unpacker::ImageRoot, r: &Rootless) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let host = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(r.uid))
+        .ok()
+        .flatten();
+    let name = host
+        .as_ref()
+        .map_or_else(|| format!("user{}", r.uid), |u| u.name.clone());
+    let home = host
+        .as_ref()
+        .map_or_else(|| "/".into(), |u| u.dir.to_string_lossy().into_owned());
+    let shell = host
+        .as_ref()
+        .map(|u| u.shell.to_string_lossy().into_owned())
+        .filter(|s| image_root.find(Path::new(s)).is_some())
+        .unwrap_or_else(|| "/bin/sh".into());
+    // The root of the merged tree shows the upper dir's owner: make it the
+    // image root's (root inside), not the caller's.
+    let top = &image_root.lowers[0];
+    let root_meta = std::fs::metadata(top).with_context(|| format!("stat {}", top.display()))?;
+    for d in ["upper", "work"] {
+        let p = dir.join(d);
+        nix::unistd::chown(
+            &p,
+            Some(nix::unistd::Uid::from_raw(root_meta.uid())),
+            Some(nix::unistd::Gid::from_raw(root_meta.gid())),
+        )
+        .with_context(|| format!("chown {}", p.display()))?;
+    }
+    let upper = dir.join("upper");
+    std::fs::set_permissions(
+        &upper,
+        std::fs::Permissions::from_mode(root_meta.mode() & 0o7777),
+    )
+    .with_context(|| format!("chmod {}", upper.display()))?;
+    let Some(etc_meta) = image_root
+        .find(Path::new("etc"))
+        .and_then(|p| std::fs::metadata(p).ok())
+        .filter(|m| m.is_dir())
+    else {
+        return Ok(());
+    };
+    let etc = dir.join("upper/etc");
+    std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
+    std::fs::set_permissions(
+        &etc,
+        std::fs::Permissions::from_mode(etc_meta.mode() & 0o7777),
+    )
+    .with_context(|| format!("chmod {}", etc.display()))?;
+    let own = |p: &Path, m: &std::fs::Metadata| {
+        nix::unistd::chown(
+            p,
+            Some(nix::unistd::Uid::from_raw(m.uid())),
+            Some(nix::unistd::Gid::from_raw(m.gid())),
+        )
+        .with_context(|| format!("chown {}", p.display()))
+    };
+    own(&etc, &etc_meta)?;
+    for (file, line, id) in [
+        (
+            "passwd",
+            format!("{name}:*:{}:{}:{name}:{home}:{shell}\n", r.uid, r.gid),
+            r.uid,
+        ),
+        ("group", format!("{name}:x:{}:\n", r.gid), r.gid),
+    ] {
+        let Some(lower) = image_root.find(&Path::new("etc").join(file)) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(&lower) else {
+            continue;
+        };
+        let mut text = crate::container::files::read_resolved(&lower)?.unwrap_or_default();
+        let present = text.lines().any(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            f.len() > 2 && (f[0] == name || f[2].parse::<u32>().ok() == Some(id))
+        });
+        if present {
+            continue;
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        let path = etc.join(file);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .with_context(|| format!("chmod {}", path.display()))?;
+        own(&path, &meta)?;
+    }
+    Ok(())
+}
+
 /// One subordinate range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
@@ -153,19 +257,19 @@ pub fn map_args(own: u32, ranges: &[Range]) -> Vec<String> {
 
 /// In the re-executed child: unshares and waits for the maps. Returns
 /// whether we are that child.
-pub fn child_setup() -> anyhow::Result<bool> {
+pub fn child_setup() -> Result<bool> {
     let Some(v) = std::env::var_os(CHILD_ENV) else {
         return Ok(false);
     };
     let v = v.to_string_lossy().into_owned();
     let (fds, ids) = v
         .split_once('/')
-        .ok_or_else(|| anyhow::anyhow!("bad {CHILD_ENV}={v}"))?;
+        .ok_or_else(|| Error::Invalid(format!("bad {CHILD_ENV}={v}")))?;
     let ids = ids.to_owned();
     let (to_parent, from_parent) = fds
         .split_once(',')
         .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
-        .ok_or_else(|| anyhow::anyhow!("bad {CHILD_ENV}={v}"))?;
+        .ok_or_else(|| Error::Invalid(format!("bad {CHILD_ENV}={v}")))?;
     let (mut to_parent, mut from_parent) = (fd_file(to_parent)?, fd_file(from_parent)?);
     std::env::remove_var(CHILD_ENV);
     let r = nix::sched::unshare(
@@ -201,14 +305,14 @@ pub fn child_setup() -> anyhow::Result<bool> {
 
 /// Becomes uid and gid 0 of the user namespace we are in (`what` names it
 /// in errors).
-pub fn become_root(what: &str) -> anyhow::Result<()> {
+pub fn become_root(what: &str) -> Result<()> {
     let g = nix::unistd::Gid::from_raw(0);
     nix::unistd::setresgid(g, g, g).with_context(|| format!("become gid 0 in {what}"))?;
     let u = nix::unistd::Uid::from_raw(0);
     nix::unistd::setresuid(u, u, u).with_context(|| format!("become uid 0 in {what}"))
 }
 
-fn fd_file(fd: i32) -> anyhow::Result<fs::File> {
+fn fd_file(fd: i32) -> Result<fs::File> {
     // std offers no safe way to adopt an inherited descriptor number; go
     // through /proc/self/fd, which reopens the same pipe.
     let f = fs::OpenOptions::new()
@@ -222,7 +326,7 @@ fn fd_file(fd: i32) -> anyhow::Result<fs::File> {
 
 /// In the parent: runs this same command in the namespace and returns its
 /// exit code. `root` is passed down so the child uses the caller's store.
-pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
+pub fn reenter(root: &std::path::Path) -> Result<u8> {
     let uid = nix::unistd::getuid();
     let gid = nix::unistd::getgid();
     let user = nix::unistd::User::from_uid(uid)
@@ -235,12 +339,9 @@ pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
     let uranges = ranges(&subuid, &user, uid.as_raw());
     let granges = ranges(&subgid, &user, uid.as_raw());
     if uranges.is_empty() || granges.is_empty() {
-        return Err(exit::with_code(
-            exit::ENGINE,
-            format!(
-                "no subordinate ids for user {user} (uid {uid}) in /etc/subuid and /etc/subgid: add ranges, e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}` (as root)"
-            ),
-        ));
+        return Err(Error::Refused(format!(
+            "no subordinate ids for user {user} (uid {uid}) in /etc/subuid and /etc/subgid: add ranges, e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}` (as root)"
+        )));
     }
     let newuidmap = which("newuidmap")?;
     let newgidmap = which("newgidmap")?;
@@ -270,7 +371,9 @@ pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
     let mut b = [0u8; 1];
     let got = from_child.read(&mut b).unwrap_or(0);
     if got == 0 || b[0] != b'u' {
-        let status = child.wait()?;
+        let status = child
+            .wait()
+            .context("wait for cairn in the user namespace")?;
         return Ok(status.code().unwrap_or(125) as u8);
     }
     let pid = child.id().to_string();
@@ -285,7 +388,7 @@ pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
             .spawn()
             .with_context(|| format!("run {}", prog.display()))
     };
-    let finish = |prog: &std::path::Path, c: std::process::Child| -> anyhow::Result<()> {
+    let finish = |prog: &std::path::Path, c: std::process::Child| -> Result<()> {
         let out = c
             .wait_with_output()
             .with_context(|| format!("wait for {}", prog.display()))?;
@@ -318,14 +421,14 @@ pub fn reenter(root: &std::path::Path) -> anyhow::Result<u8> {
     let _ = to_child.write_all(if mapped.is_ok() { b"m" } else { b"x" });
     drop(to_child);
     let status = wait_forwarding(&mut child)?;
-    mapped.map_err(|e| exit::with_code(exit::ENGINE, format!("{e:#}")))?;
+    mapped.map_err(|e| Error::Refused(e.with_causes()))?;
     Ok(status.code().unwrap_or(125) as u8)
 }
 
 /// Waits for the child. Signals a terminal sends to its foreground group
 /// (SIGINT, SIGQUIT) reach the child by themselves and are ignored here;
 /// those sent to us alone are passed on.
-fn wait_forwarding(child: &mut std::process::Child) -> anyhow::Result<std::process::ExitStatus> {
+fn wait_forwarding(child: &mut std::process::Child) -> Result<std::process::ExitStatus> {
     use signal_hook::consts::*;
     let mut signals =
         signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])
@@ -348,7 +451,7 @@ fn wait_forwarding(child: &mut std::process::Child) -> anyhow::Result<std::proce
     status
 }
 
-fn cloexec(fd: &OwnedFd) -> anyhow::Result<()> {
+fn cloexec(fd: &OwnedFd) -> Result<()> {
     nix::fcntl::fcntl(
         fd,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
@@ -357,19 +460,16 @@ fn cloexec(fd: &OwnedFd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn which(prog: &str) -> anyhow::Result<std::path::PathBuf> {
+fn which(prog: &str) -> Result<std::path::PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path)
         .chain(["/usr/bin".into(), "/usr/sbin".into()])
         .map(|d| d.join(prog))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            exit::with_code(
-                exit::ENGINE,
-                format!(
-                    "{prog} not found: rootless cairn needs it (Debian/Ubuntu: apt install uidmap)"
-                ),
-            )
+            Error::Refused(format!(
+                "{prog} not found: rootless cairn needs it (Debian/Ubuntu: apt install uidmap)"
+            ))
         })
 }
 

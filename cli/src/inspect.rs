@@ -3,9 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::config::MountConfig;
-use super::{Container, Live, Status};
 use crate::output;
+use cairn_engine::container::config::MountConfig;
+use cairn_engine::container::{runtime, security, Container, Live, Status};
 
 /// Podman's zero time.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -157,7 +157,7 @@ fn runs_as_root(user: &str) -> bool {
 }
 
 fn signal_number(name: &str) -> i32 {
-    super::runtime::parse_signal(name).map_or(15, |s| s as i32)
+    runtime::parse_signal(name).map_or(15, |s| s as i32)
 }
 
 /// A mount's options as podman's spec has them (its `ProcessOptions`): the
@@ -470,7 +470,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "Privileged": cfg.privileged,
             "PublishAllPorts": false,
             "ReadonlyRootfs": cfg.read_only,
-            "SecurityOpt": super::security::inspect_list(&cfg.security_opt, cfg.no_new_privs),
+            "SecurityOpt": security::inspect_list(&cfg.security_opt, cfg.no_new_privs),
             "Tmpfs": tmpfs,
             "UTSMode": if ns.uts == "host" { "host" } else { "private" },
             "UsernsMode": cfg.userns,
@@ -664,7 +664,7 @@ mod tests {
     fn caps() {
         let mut c = Container {
             dir: "/x".into(),
-            config: super::super::Config::default(),
+            config: cairn_engine::container::Config::default(),
             state: Default::default(),
         };
         assert_eq!(effective_caps(&c).len(), 11);
@@ -687,7 +687,7 @@ mod tests {
             defaults,
             effective_caps(&Container {
                 dir: "/x".into(),
-                config: super::super::Config::default(),
+                config: cairn_engine::container::Config::default(),
                 state: Default::default(),
             })
         );
@@ -759,7 +759,7 @@ mod tests {
     fn inspect_mounts_split_options_like_podman() {
         let mut c = Container {
             dir: "/x".into(),
-            config: super::super::Config::default(),
+            config: cairn_engine::container::Config::default(),
             state: Default::default(),
         };
         c.config.mounts = vec![

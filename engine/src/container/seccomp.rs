@@ -25,9 +25,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
 use serde::Deserialize;
+
+use crate::error::{bail, Context as _, Result};
 
 /// Where podman (containers.conf `seccomp_profile`'s default) reads its
 /// default profile; cairn reads it too when it exists.
@@ -35,11 +36,19 @@ pub const DEFAULT_PROFILE_PATH: &str = "/usr/share/containers/seccomp.json";
 
 /// podman's default profile (containers-common v0.50.1, as Debian 12 ships
 /// it), used when [`DEFAULT_PROFILE_PATH`] is missing. Origin and licence:
-/// `cli/profiles/README.md`.
+/// `engine/profiles/README.md`.
 pub const EMBEDDED_PROFILE: &str = include_str!("../../profiles/seccomp.json");
 
 /// The compiled filter's file in the container's directory.
 pub const BPF_FILE: &str = "seccomp.bpf";
+
+/// Writes `compiled`'s filter into the container directory `dir`
+/// ([`BPF_FILE`]), where the helpers load it at each start.
+pub fn install(dir: &Path, compiled: &Compiled) -> Result<()> {
+    let path = dir.join(BPF_FILE);
+    std::fs::write(&path, &compiled.bpf)
+        .with_context(|| format!("write the seccomp filter {}", path.display()))
+}
 
 /// `EPERM`: the errno of `SCMP_ACT_ERRNO` without an `errnoRet` (crun).
 const EPERM: i32 = 1;
@@ -200,7 +209,7 @@ pub enum Action {
 impl Action {
     /// From a profile's action name and `errnoRet` (crun's rules: an errno
     /// only with ERRNO or TRACE, `EPERM` when none is given).
-    pub fn parse(name: &str, errno: Option<i32>) -> anyhow::Result<Action> {
+    pub fn parse(name: &str, errno: Option<i32>) -> Result<Action> {
         if errno.is_some() && !matches!(name, "SCMP_ACT_ERRNO" | "SCMP_ACT_TRACE") {
             bail!("an errno value is given for action {name}: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one");
         }
@@ -218,7 +227,7 @@ impl Action {
         })
     }
 
-    fn to_scmp(self) -> anyhow::Result<ScmpAction> {
+    fn to_scmp(self) -> Result<ScmpAction> {
         Ok(match self {
             Action::Allow => ScmpAction::Allow,
             Action::Errno(e) => ScmpAction::Errno(e),
@@ -275,7 +284,7 @@ pub fn parse_kernel(release: &str) -> Option<(u32, u32)> {
 
 impl Host {
     /// This machine, for a container with bounding set `caps` (a mask).
-    pub fn current(caps: u64) -> anyhow::Result<Host> {
+    pub fn current(caps: u64) -> Result<Host> {
         let release = nix::sys::utsname::uname()
             .context("uname")?
             .release()
@@ -361,7 +370,7 @@ fn applies(s: &Syscall, host: &Host) -> bool {
 }
 
 /// Step 1: the profile for this host and container (see the module doc).
-pub fn resolve(p: &Profile, host: &Host) -> anyhow::Result<Resolved> {
+pub fn resolve(p: &Profile, host: &Host) -> Result<Resolved> {
     if p.listener_path.as_deref().is_some_and(|l| !l.is_empty()) {
         bail!(
             "listenerPath: cairn does not run seccomp-notify listeners; remove it from the profile"
@@ -424,7 +433,7 @@ fn comparison(a: &Arg) -> ScmpArgCompare {
 
 /// Step 2: classic BPF (`seccomp_export_bpf`), and the names libseccomp did
 /// not know (skipped, as crun does, with a warning there).
-pub fn compile(r: &Resolved) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+pub fn compile(r: &Resolved) -> Result<(Vec<u8>, Vec<String>)> {
     let default = r.default.to_scmp()?;
     let mut ctx = ScmpFilterContext::new(default).context("seccomp_init")?;
     // A binary search over syscall numbers instead of a linear chain: the
@@ -501,7 +510,7 @@ pub enum Choice {
 }
 
 /// The default profile's text and where it came from (`None`: embedded).
-pub fn default_profile() -> anyhow::Result<(String, Option<PathBuf>)> {
+pub fn default_profile() -> Result<(String, Option<PathBuf>)> {
     match std::fs::read_to_string(DEFAULT_PROFILE_PATH) {
         Ok(t) => Ok((t, Some(DEFAULT_PROFILE_PATH.into()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((EMBEDDED_PROFILE.into(), None)),
@@ -531,17 +540,19 @@ pub fn default_profile_path() -> &'static str {
 /// Profile files larger than this are refused (podman's default is 30 KB).
 const MAX_PROFILE: u64 = 4 << 20;
 
-fn read_profile(path: &Path) -> anyhow::Result<String> {
+/// Reads a profile file. Errors start `seccomp=PATH:`, the option's value:
+/// the caller names the option.
+fn read_profile(path: &Path) -> Result<String> {
     use std::io::Read as _;
-    let f = std::fs::File::open(path)
-        .with_context(|| format!("--security-opt seccomp={}: open", path.display()))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("seccomp={}: open", path.display()))?;
     let mut text = String::new();
     f.take(MAX_PROFILE + 1)
         .read_to_string(&mut text)
-        .with_context(|| format!("--security-opt seccomp={}: read", path.display()))?;
+        .with_context(|| format!("seccomp={}: read", path.display()))?;
     if text.len() as u64 > MAX_PROFILE {
         bail!(
-            "--security-opt seccomp={}: larger than {MAX_PROFILE} bytes, not a seccomp profile",
+            "seccomp={}: larger than {MAX_PROFILE} bytes, not a seccomp profile",
             path.display()
         );
     }
@@ -582,7 +593,7 @@ fn cache_name(r: &Resolved) -> String {
 /// a cache too. A cache entry is written to a temp file and renamed, so a
 /// crash leaves either no entry or a whole one; one that is not a whole
 /// BPF program is compiled again. Failing to write the cache is not an error.
-fn compile_cached(r: &Resolved, dir: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+fn compile_cached(r: &Resolved, dir: Option<&Path>) -> Result<Vec<u8>> {
     let path = dir.map(|d| d.join(cache_name(r)));
     if let Some(bpf) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
         if !bpf.is_empty() && bpf.len().is_multiple_of(8) && bpf.len() <= 4096 * 8 {
@@ -612,11 +623,7 @@ fn compile_cached(r: &Resolved, dir: Option<&Path>) -> anyhow::Result<Vec<u8>> {
 /// The filter of a container whose bounding set is `caps`; `None` when
 /// unconfined. `cache` is a directory for compiled filters (the store's
 /// `cache/seccomp`).
-pub fn for_container(
-    choice: &Choice,
-    caps: u64,
-    cache: Option<&Path>,
-) -> anyhow::Result<Option<Compiled>> {
+pub fn for_container(choice: &Choice, caps: u64, cache: Option<&Path>) -> Result<Option<Compiled>> {
     let (text, origin) = match choice {
         Choice::Unconfined => return Ok(None),
         Choice::Default => {

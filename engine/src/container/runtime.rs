@@ -13,14 +13,13 @@ use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use cairn_runtime::protocol::{MonitorSpec, MountSpec, PivotSpec, SyncLine};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::spec::{self, Attach, Helpers};
 use super::{now_rfc3339, proc_start_time, write_atomic, write_json, Container, Status};
-use crate::exit;
+use crate::error::{bail, Context as _, Error, Result};
 
 /// A started container.
 #[derive(Debug)]
@@ -30,7 +29,7 @@ pub struct Started {
 }
 
 /// Starts `c`. The caller holds no lock; this takes the container's.
-pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
+pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     let _lock = c.lock()?;
     c.reload()?;
     // The monitor lock: free unless a monitor runs (possibly one of a start
@@ -119,14 +118,14 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
         Err(e) => {
             let mut child = child;
             let status = child.wait().ok();
-            let msg = format!(
-                "cairn-monitor for container {} ended without reporting ({e}; exit {:?}): run with --log-level debug and check {}",
-                c.config.name,
-                status.and_then(|s| s.code()),
-                c.dir.join("ctr.log").display()
-            );
-            record_failure(c, &msg, 125)?;
-            return Err(exit::with_code(exit::ENGINE, msg));
+            let err = Error::MonitorSilent {
+                name: c.config.name.clone(),
+                why: e.to_string(),
+                exit: status.and_then(|s| s.code()),
+                log: c.dir.join("ctr.log"),
+            };
+            record_failure(c, &err.to_string(), 125)?;
+            return Err(err);
         }
     };
     c.state.monitor_pid = monitor_pid;
@@ -138,7 +137,7 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
         let mut child = child;
         let _ = child.wait();
         record_failure(c, &err, code)?;
-        return Err(exit::with_code(code.clamp(0, 255) as u8, err));
+        return Err(Error::Start { code, message: err });
     }
     c.state.pid = sync.pid;
     c.state.pid_start = proc_start_time(sync.pid).unwrap_or(0);
@@ -163,8 +162,8 @@ pub fn start(c: &mut Container, attach: Attach) -> anyhow::Result<Started> {
 
 /// Writes the three helpers' specs for starting `c`. What the runtime
 /// would refuse fails the start as its refusal did: recorded, status 125.
-fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> anyhow::Result<()> {
-    let specs = || -> anyhow::Result<(MountSpec, PivotSpec, MonitorSpec)> {
+fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> Result<()> {
+    let specs = || -> Result<(MountSpec, PivotSpec, MonitorSpec)> {
         Ok((
             spec::mount_spec(&c.config, &c.dir)?,
             spec::pivot_spec(&c.config, &c.dir),
@@ -174,9 +173,9 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> anyhow::
     let (mount, pivot, monitor) = match specs() {
         Ok(specs) => specs,
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = e.with_causes();
             record_failure(c, &msg, 125)?;
-            return Err(exit::with_code(exit::ENGINE, msg));
+            return Err(Error::Refused(msg));
         }
     };
     write_json(&c.dir.join("mount.json"), &mount)?;
@@ -188,7 +187,7 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> anyhow::
 /// A live monitor holds it: with `adopt`, `None` as soon as its pid is
 /// there (so the caller adopts it); without, waits for it to exit. Either
 /// way for 5 s at most.
-fn lock_monitor(c: &Container, adopt: bool) -> anyhow::Result<Option<OwnedFd>> {
+fn lock_monitor(c: &Container, adopt: bool) -> Result<Option<OwnedFd>> {
     let path = c.dir.join("monitor.lock");
     let f = fs::OpenOptions::new()
         .create(true)
@@ -219,7 +218,7 @@ fn lock_monitor(c: &Container, adopt: bool) -> anyhow::Result<Option<OwnedFd>> {
                         path.display(),
                         c.config.name
                     );
-                    return Err(exit::with_code(exit::ENGINE, msg));
+                    return Err(Error::Refused(msg));
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -230,18 +229,18 @@ fn lock_monitor(c: &Container, adopt: bool) -> anyhow::Result<Option<OwnedFd>> {
     }
 }
 
-fn read_sync(fd: OwnedFd) -> anyhow::Result<SyncLine> {
+fn read_sync(fd: OwnedFd) -> Result<SyncLine> {
     let mut line = String::new();
     BufReader::new(fs::File::from(fd))
         .read_line(&mut line)
         .context("read the monitor's report")?;
     if line.trim().is_empty() {
-        anyhow::bail!("no report");
+        bail!("no report");
     }
     SyncLine::parse(&line).with_context(|| format!("bad report {line:?}"))
 }
 
-fn record_failure(c: &mut Container, msg: &str, code: i32) -> anyhow::Result<()> {
+fn record_failure(c: &mut Container, msg: &str, code: i32) -> Result<()> {
     c.state.error = Some(msg.to_owned());
     c.state.start_exit_code = Some(code);
     c.state.failed_at = Some(now_rfc3339());
@@ -251,7 +250,7 @@ fn record_failure(c: &mut Container, msg: &str, code: i32) -> anyhow::Result<()>
 
 /// Writes the files bound into the container: hostname, hosts, resolv.conf,
 /// .containerenv (again on each start: the host's may have changed).
-pub fn prepare_files(c: &Container) -> anyhow::Result<()> {
+pub(crate) fn prepare_files(c: &Container) -> Result<()> {
     let cfg = &c.config;
     write_atomic(
         &c.dir.join("hostname"),
@@ -279,7 +278,7 @@ pub fn prepare_files(c: &Container) -> anyhow::Result<()> {
 /// SIGQUIT, SIGUSR1 and SIGUSR2 to the container (podman's sig-proxy) and
 /// SIGWINCH to the monitor (which resizes the pty). Returns the container's
 /// exit code.
-pub fn wait_attached(c: &Container, mut monitor: std::process::Child) -> anyhow::Result<i32> {
+pub fn wait_attached(c: &Container, mut monitor: std::process::Child) -> Result<i32> {
     use signal_hook::consts::*;
     let mut signals = signal_hook::iterator::Signals::new([
         SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
@@ -312,16 +311,13 @@ pub fn wait_attached(c: &Container, mut monitor: std::process::Child) -> anyhow:
 }
 
 /// Sends `sig` to the container's PID 1 if it runs.
-pub fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
+pub fn signal(c: &Container, sig: Signal) -> Result<()> {
     if !c.pid_alive() || c.exit_record().is_some() {
-        return Err(exit::with_code(
-            exit::ENGINE,
-            format!(
-                "can only kill running containers. {} is in state {}: container state improper",
-                c.config.id,
-                c.live().status.as_str()
-            ),
-        ));
+        return Err(Error::Refused(format!(
+            "can only kill running containers. {} is in state {}: container state improper",
+            c.config.id,
+            c.live().status.as_str()
+        )));
     }
     kill(Pid::from_raw(c.state.pid), sig).with_context(|| {
         format!(
@@ -333,7 +329,7 @@ pub fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
 
 /// Stops `c`: its stop signal, then SIGKILL after `timeout`. A container
 /// that is not running is left alone.
-pub fn stop(c: &mut Container, timeout: Duration) -> anyhow::Result<()> {
+pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
     let _lock = c.lock()?;
     c.reload()?;
     if !matches!(c.live().status, Status::Running | Status::Stopping) {
@@ -356,13 +352,10 @@ pub fn stop(c: &mut Container, timeout: Duration) -> anyhow::Result<()> {
         if !wait_dead(c, Duration::from_secs(10)) {
             c.state.stopping = false;
             c.save_state()?;
-            return Err(exit::with_code(
-                exit::ENGINE,
-                format!(
-                    "container {} (pid {}) did not die after SIGKILL: it may be stuck in the kernel (D state)",
-                    c.config.name, c.state.pid
-                ),
-            ));
+            return Err(Error::Refused(format!(
+                "container {} (pid {}) did not die after SIGKILL: it may be stuck in the kernel (D state)",
+                c.config.name, c.state.pid
+            )));
         }
     }
     // The monitor records the exit right after PID 1 ends.

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    /// 64 hex digits.
-    pub id: String,
+    /// The container's id.
+    pub id: ContainerId,
     /// Unique name.
     pub name: String,
     /// RFC 3339 with ns.
@@ -96,6 +96,73 @@ pub struct Config {
     pub idmap: Option<IdMaps>,
 }
 
+/// A container's id: 64 lower-case hex digits. Stored in `config.json` as
+/// the plain string; [`parse`](ContainerId::parse) checks a string given by
+/// a user, [`random`](ContainerId::random) makes a new one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContainerId(String);
+
+impl ContainerId {
+    /// A new random id.
+    pub fn random() -> ContainerId {
+        ContainerId(super::new_id())
+    }
+
+    /// `s` if it is a full id.
+    pub fn parse(s: &str) -> Option<ContainerId> {
+        super::is_id(s).then(|| ContainerId(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 12-digit form podman shows.
+    pub fn short(&self) -> &str {
+        self.0.get(..12).unwrap_or(&self.0)
+    }
+}
+
+impl std::ops::Deref for ContainerId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ContainerId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for ContainerId {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.as_ref()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for ContainerId {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_ref()
+    }
+}
+
+impl From<ContainerId> for String {
+    fn from(id: ContainerId) -> String {
+        id.0
+    }
+}
+
 /// uid and gid maps of a container's own user namespace.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IdMaps {
@@ -103,6 +170,28 @@ pub struct IdMaps {
     pub uid: Vec<[u32; 3]>,
     /// gid triples.
     pub gid: Vec<[u32; 3]>,
+}
+
+impl IdMaps {
+    /// The same maps as the unpacker's [`IdMap`](cairn_unpacker::IdMap)s
+    /// (uid, gid): the one conversion of the triples.
+    pub fn unpacker_maps(
+        &self,
+    ) -> Result<(cairn_unpacker::IdMap, cairn_unpacker::IdMap), cairn_unpacker::IdMapError> {
+        let map = |triples: &[[u32; 3]]| {
+            cairn_unpacker::IdMap::new(
+                triples
+                    .iter()
+                    .map(|&[container, host, size]| cairn_unpacker::IdRange {
+                        container,
+                        host,
+                        size,
+                    })
+                    .collect(),
+            )
+        };
+        Ok((map(&self.uid)?, map(&self.gid)?))
+    }
 }
 
 /// The image a container runs.
@@ -226,4 +315,24 @@ pub struct Ulimit {
     pub soft: i64,
     /// Hard limit (-1 unlimited).
     pub hard: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_parse_and_keep_the_on_disk_form() {
+        let hex = "0123456789abcdef".repeat(4);
+        let id = ContainerId::parse(&hex).unwrap();
+        assert_eq!(id.short(), "0123456789ab");
+        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{hex}\""));
+        let back: ContainerId = serde_json::from_str(&format!("\"{hex}\"")).unwrap();
+        assert_eq!(back, id);
+        for bad in ["", "abc", &hex.to_uppercase(), &format!("{hex}0")] {
+            assert_eq!(ContainerId::parse(bad), None, "{bad}");
+        }
+        assert_ne!(ContainerId::random(), ContainerId::random());
+        assert!(ContainerId::parse(&ContainerId::random()).is_some());
+    }
 }

@@ -2,7 +2,11 @@
 //! cairn-monitor): `<RFC 3339 ns time> <stdout|stderr> <F|P> <text>` per
 //! line, `P` marking a piece of a line that continues in the next record.
 
-use std::io::Write;
+use std::io::{Read as _, Seek as _, Write};
+use std::time::Duration;
+
+use super::{Container, Status};
+use crate::error::{Context as _, Result};
 
 /// One record of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +115,69 @@ pub fn print(
     Ok(end)
 }
 
+/// Prints `c`'s log as [`print`] selects it; with `follow`, then what
+/// the container writes until it has ended and its log is drained (a log
+/// not there yet is waited for). Without `follow`, a container that never
+/// started prints nothing.
+pub fn stream(
+    c: &Container,
+    opts: &Options,
+    follow: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let path = c.dir.join("ctr.log");
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !follow {
+                return Ok(());
+            }
+            // Not started yet: wait for the log to appear.
+            loop {
+                std::thread::sleep(Duration::from_millis(50));
+                if let Ok(f) = std::fs::File::open(&path) {
+                    break f;
+                }
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+    };
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .with_context(|| format!("read {}", path.display()))?;
+    let used = print(&buf, opts, out, err)?;
+    if !follow {
+        return Ok(());
+    }
+    let mut pending = buf.split_off(used);
+    let follow_opts = Options {
+        tail: None,
+        ..opts.clone()
+    };
+    let mut pos = f.stream_position()?;
+    loop {
+        let live = Container::load(&c.dir).map(|c| c.live().status);
+        let done = !matches!(
+            live,
+            Ok(Status::Running | Status::Stopping | Status::Created)
+        );
+        let mut more = Vec::new();
+        f.seek(std::io::SeekFrom::Start(pos))?;
+        f.read_to_end(&mut more)?;
+        pos += more.len() as u64;
+        pending.extend_from_slice(&more);
+        let used = print(&pending, &follow_opts, out, err)?;
+        pending.drain(..used);
+        if done && more.is_empty() {
+            return Ok(());
+        }
+        if more.is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Go's `time.RFC3339Nano` in UTC, as `podman logs -t` prints: `Z`, and
 /// the fraction without trailing zeros.
 fn rfc3339_nano(ns: i64) -> String {
@@ -123,24 +190,6 @@ fn rfc3339_nano(ns: i64) -> String {
     let frac = frac.trim_end_matches('0');
     let frac = if frac == "." { "" } else { frac };
     format!("{}{frac}Z", t.format("%Y-%m-%dT%H:%M:%S"))
-}
-
-/// `--since`/`--until`: RFC 3339 time, a Unix timestamp, or a duration
-/// before now (`10m`, `2h`), as podman accepts them.
-pub fn parse_time(s: &str) -> anyhow::Result<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t
-            .timestamp_nanos_opt()
-            .ok_or_else(|| anyhow::anyhow!("time {s:?} out of range"));
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
-    }
-    if let Ok(d) = crate::cmd::parse_duration(s) {
-        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        return Ok(now - d.as_nanos() as i64);
-    }
-    anyhow::bail!("invalid time {s:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m")
 }
 
 #[cfg(test)]
@@ -188,8 +237,8 @@ mod tests {
 
     #[test]
     fn since_until_and_timestamps() {
-        let since = parse_time("2024-01-01T00:00:02Z").unwrap();
-        let until = parse_time("2024-01-01T00:00:04Z").unwrap();
+        let since = 1_704_067_202_000_000_000; // 2024-01-01T00:00:02Z
+        let until = 1_704_067_204_000_000_000;
         let (o, e, _) = run(&Options {
             since: Some(since),
             until: Some(until),
@@ -198,6 +247,32 @@ mod tests {
         });
         assert_eq!(o, "2024-01-01T00:00:03Z partial\n");
         assert_eq!(e, "2024-01-01T00:00:02Z oops\n");
+    }
+
+    #[test]
+    fn stream_reads_a_containers_log() {
+        let root = tempfile::tempdir().unwrap();
+        let containers = super::super::Containers::new(root.path());
+        let config = super::super::Config {
+            id: super::super::ContainerId::random(),
+            name: "logger".into(),
+            ..Default::default()
+        };
+        let c = containers.create(&config, |_| Ok(())).unwrap();
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        // Never started: no log, nothing printed.
+        stream(&c, &Options::default(), false, &mut o, &mut e).unwrap();
+        assert!(o.is_empty() && e.is_empty());
+        std::fs::write(c.dir.join("ctr.log"), LOG).unwrap();
+        let opts = Options {
+            tail: Some(1),
+            ..Options::default()
+        };
+        stream(&c, &opts, false, &mut o, &mut e).unwrap();
+        assert_eq!(
+            (o.as_slice(), e.as_slice()),
+            (b"\n".as_slice(), b"".as_slice())
+        );
     }
 
     #[test]

@@ -27,8 +27,8 @@
 //! wins over everything.
 
 pub mod config;
+pub mod create;
 pub mod files;
-pub mod inspect;
 pub mod logs;
 pub mod runtime;
 pub mod seccomp;
@@ -39,21 +39,16 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
+use cairn_fsutil::{Durability, LockGuard, LockMode};
 use cairn_store::StoreDir;
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 /// What the monitor writes in `exit.json` when the container's PID 1 ends
 /// (the runtime's protocol type).
 pub use cairn_runtime::protocol::ExitRecord;
-pub use config::Config;
+pub use config::{Config, ContainerId};
 
-use crate::exit;
-
-/// Exit code when the thing named does not exist (podman: 125 as well, but
-/// with "no such container").
-const ENGINE: u8 = exit::ENGINE;
+use crate::error::{Context as _, Error, Result};
 
 /// Where containers live.
 #[derive(Debug, Clone)]
@@ -177,7 +172,7 @@ impl Containers {
     }
 
     /// Every container, oldest first.
-    pub fn list(&self) -> anyhow::Result<Vec<Container>> {
+    pub fn list(&self) -> Result<Vec<Container>> {
         let mut out = Vec::new();
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
@@ -204,17 +199,13 @@ impl Containers {
     }
 
     /// A container by full id, name, or unique id prefix, as podman resolves it.
-    pub fn find(&self, spec: &str) -> anyhow::Result<Container> {
-        self.try_find(spec)?.ok_or_else(|| {
-            exit::with_code(
-                ENGINE,
-                format!("no container with name or ID \"{spec}\" found: no such container"),
-            )
-        })
+    pub fn find(&self, spec: &str) -> Result<Container> {
+        self.try_find(spec)?
+            .ok_or_else(|| Error::NoSuchContainer(spec.to_owned()))
     }
 
     /// Like [`find`](Self::find) but `None` when nothing matches.
-    pub fn try_find(&self, spec: &str) -> anyhow::Result<Option<Container>> {
+    pub fn try_find(&self, spec: &str) -> Result<Option<Container>> {
         if spec.is_empty() {
             return Ok(None);
         }
@@ -237,17 +228,16 @@ impl Containers {
             match matches.len() {
                 0 => {}
                 1 => return Ok(Some(matches[0].clone())),
-                n => bail!(exit::with_code(
-                    ENGINE,
-                    format!("more than one result for container \"{spec}\": {n} containers match; give more of the id"),
-                )),
+                n => return Err(Error::Refused(format!(
+                    "more than one result for container \"{spec}\": {n} containers match; give more of the id"
+                ))),
             }
         }
         Ok(None)
     }
 
     /// Takes the names lock (create, rename, rm).
-    pub fn lock_names(&self) -> anyhow::Result<Flock<File>> {
+    pub fn lock_names(&self) -> Result<LockGuard> {
         lock_file(&self.locks.join("containers"))
     }
 
@@ -256,23 +246,20 @@ impl Containers {
     pub fn create(
         &self,
         config: &Config,
-        prepare: impl FnOnce(&Path) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Container> {
+        prepare: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Container> {
         fs::create_dir_all(&self.dir).with_context(|| format!("create {}", self.dir.display()))?;
         let _names = self.lock_names()?;
         if let Some(other) = self.list()?.iter().find(|c| c.config.name == config.name) {
-            bail!(exit::with_code(
-                ENGINE,
-                format!(
-                    "creating container storage: the container name \"{}\" is already in use by {}. You have to remove that container to be able to reuse that name: that name is already in use",
-                    config.name, other.config.id
-                ),
-            ));
+            return Err(Error::Refused(format!(
+                "creating container storage: the container name \"{}\" is already in use by {}. You have to remove that container to be able to reuse that name: that name is already in use",
+                config.name, other.config.id
+            )));
         }
         self.sweep_temp();
         let tmp = self.dir.join(format!(".tmp-{}", config.id));
         let _ = fs::remove_dir_all(&tmp);
-        let build = || -> anyhow::Result<()> {
+        let build = || -> Result<()> {
             fs::create_dir(&tmp).with_context(|| format!("create {}", tmp.display()))?;
             for d in ["upper", "work", "rootfs"] {
                 fs::create_dir(tmp.join(d))
@@ -309,7 +296,7 @@ impl Containers {
     }
 
     /// Image manifest digests (hex) that containers use.
-    pub fn images_in_use(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    pub fn images_in_use(&self) -> Result<std::collections::BTreeSet<String>> {
         Ok(self
             .list()?
             .into_iter()
@@ -320,16 +307,13 @@ impl Containers {
 
 impl Container {
     /// Reads `dir`'s config and state.
-    pub fn load(dir: &Path) -> anyhow::Result<Container> {
+    pub fn load(dir: &Path) -> Result<Container> {
         let config: Config = match read_json(&dir.join("config.json")) {
             Ok(c) => c,
             // Removed (renamed away) by a concurrent rm or prune.
             Err(_) if !dir.join("config.json").exists() => {
                 let id = dir.file_name().unwrap_or_default().to_string_lossy();
-                bail!(exit::with_code(
-                    ENGINE,
-                    format!("no container with name or ID \"{id}\" found: no such container"),
-                ));
+                return Err(Error::NoSuchContainer(id.into_owned()));
             }
             Err(e) => return Err(e),
         };
@@ -410,34 +394,35 @@ impl Container {
     }
 
     /// Re-reads the state.
-    pub fn reload(&mut self) -> anyhow::Result<()> {
+    pub fn reload(&mut self) -> Result<()> {
         *self = Container::load(&self.dir)?;
         Ok(())
     }
 
     /// Takes the container's lock (state changes).
-    pub fn lock(&self) -> anyhow::Result<Flock<File>> {
+    pub fn lock(&self) -> Result<LockGuard> {
         // Never creates the directory: a container removed meanwhile stays
         // removed (its lock cannot be had, so nothing is done to it).
         if !self.dir.is_dir() {
-            bail!(exit::with_code(
-                ENGINE,
-                format!(
-                    "no container with name or ID \"{}\" found: no such container",
-                    self.config.name
-                ),
-            ));
+            return Err(Error::NoSuchContainer(self.config.name.clone()));
         }
-        lock_file(&self.dir.join("lock"))
+        match lock_file(&self.dir.join("lock")) {
+            // Removed (renamed away) while we waited for the lock: as the
+            // reload after it would say.
+            Err(Error::Path(e)) if e.is_not_found() && !self.dir.is_dir() => {
+                Err(Error::NoSuchContainer(self.config.id.to_string()))
+            }
+            r => r,
+        }
     }
 
     /// Replaces state.json.
-    pub fn save_state(&self) -> anyhow::Result<()> {
+    pub fn save_state(&self) -> Result<()> {
         write_json(&self.dir.join("state.json"), &self.state)
     }
 
     /// Replaces config.json.
-    pub fn save_config(&self) -> anyhow::Result<()> {
+    pub fn save_config(&self) -> Result<()> {
         write_json_durable(&self.dir.join("config.json"), &self.config)
     }
 
@@ -530,7 +515,7 @@ pub fn new_id() -> String {
 }
 
 /// This boot's id.
-pub fn boot_id() -> String {
+pub(crate) fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
@@ -538,7 +523,7 @@ pub fn boot_id() -> String {
 
 /// Start time of `pid` in clock ticks since boot, if it exists (and is not
 /// a zombie: a zombie is dead for our purposes).
-pub fn proc_start_time(pid: i32) -> Option<u64> {
+pub(crate) fn proc_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -551,7 +536,7 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
 }
 
 /// RFC 3339 with nanoseconds in UTC for ns since the epoch.
-pub fn rfc3339_ns(ns: i64) -> String {
+pub(crate) fn rfc3339_ns(ns: i64) -> String {
     chrono::DateTime::from_timestamp(
         ns.div_euclid(1_000_000_000),
         ns.rem_euclid(1_000_000_000) as u32,
@@ -565,53 +550,42 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn lock_file(path: &Path) -> anyhow::Result<Flock<File>> {
+fn lock_file(path: &Path) -> Result<LockGuard> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     }
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("open lock {}", path.display()))?;
-    Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("lock {}: {e}", path.display()))
+    Ok(LockGuard::acquire(path, LockMode::Exclusive)?)
 }
 
 /// Reads a JSON file.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).with_context(|| format!("read {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
 }
 
 /// Writes a JSON file atomically (temp, rename): a crash leaves the old
 /// file or the new one. Not fsynced: for files a start rewrites anyway.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
-    write_file(path, &bytes, false)
+    write_file(path, &bytes, Durability::Volatile)
 }
 
-/// Like [`write_json`], fsynced before the rename: for what must survive a
-/// power cut (a container's config).
-pub fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+/// Like [`write_json`], fsynced before the rename and the directory after
+/// it: for what must survive a power cut (a container's config).
+pub(crate) fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
-    write_file(path, &bytes, true)
+    write_file(path, &bytes, Durability::Durable)
 }
 
 /// Writes a file atomically (temp, rename), not fsynced.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_file(path, bytes, false)
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file(path, bytes, Durability::Volatile)
 }
 
-fn write_file(path: &Path, bytes: &[u8], durable: bool) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
-        .with_context(|| format!("write {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("rename {} into place", path.display()))
+/// Container files are world-readable: they are bound into the container
+/// (hostname, hosts, resolv.conf) or read by the helpers.
+fn write_file(path: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
+    Ok(cairn_fsutil::write_atomic(path, bytes, 0o644, durability)?)
 }
 
 /// Removes a tree, making read-only directories writable first (an overlay

@@ -40,7 +40,8 @@ fn selinux_enabled() -> bool {
     std::path::Path::new("/sys/fs/selinux/enforce").exists()
 }
 
-/// Parse every `--security-opt`. Errors name the option.
+/// Parses every `--security-opt` value. An error starts with the value
+/// (quoted): the caller names the option it came from.
 pub fn parse(opts: &[String]) -> Result<SecurityOpts, String> {
     let mut s = SecurityOpts::default();
     for opt in opts {
@@ -53,14 +54,14 @@ pub fn parse(opts: &[String]) -> Result<SecurityOpts, String> {
             Some(kv) => kv,
             None => match opt.split_once(':') {
                 Some((k @ ("no-new-privileges" | "seccomp" | "apparmor" | "label"), v)) => (k, v),
-                _ => return Err(format!("--security-opt {opt:?}: unknown option; use seccomp=FILE|unconfined, no-new-privileges[=true|false], mask=PATHS, unmask=ALL|PATHS, label=disable or apparmor=unconfined")),
+                _ => return Err(format!("{opt:?}: unknown option; use seccomp=FILE|unconfined, no-new-privileges[=true|false], mask=PATHS, unmask=ALL|PATHS, label=disable or apparmor=unconfined")),
             },
         };
         match key {
             "seccomp" => {
                 s.seccomp = match value {
                     "unconfined" => Choice::Unconfined,
-                    "" => return Err(format!("--security-opt {opt:?}: give a profile file or unconfined")),
+                    "" => return Err(format!("{opt:?}: give a profile file or unconfined")),
                     f => {
                         let path = PathBuf::from(f);
                         Choice::File(std::path::absolute(&path).unwrap_or(path))
@@ -71,14 +72,14 @@ pub fn parse(opts: &[String]) -> Result<SecurityOpts, String> {
                 s.no_new_privs = match value.to_ascii_lowercase().as_str() {
                     "true" | "1" | "t" => true,
                     "false" | "0" | "f" => false,
-                    _ => return Err(format!("--security-opt {opt:?}: no-new-privileges takes true or false")),
+                    _ => return Err(format!("{opt:?}: no-new-privileges takes true or false")),
                 }
             }
             "mask" => {
                 for p in value.split(':') {
                     if !p.starts_with('/') {
                         return Err(format!(
-                            "--security-opt {opt:?}: {p:?} is not an absolute path in the container"
+                            "{opt:?}: {p:?} is not an absolute path in the container"
                         ));
                     }
                     s.mask.push(p.to_owned());
@@ -87,7 +88,7 @@ pub fn parse(opts: &[String]) -> Result<SecurityOpts, String> {
             "unmask" => s.unmask.push(value.to_owned()),
             // Docker's spelling of unmask=ALL.
             "systempaths" if value == "unconfined" => s.unmask.push("ALL".into()),
-            "systempaths" => return Err(format!("--security-opt {opt:?}: only systempaths=unconfined is supported")),
+            "systempaths" => return Err(format!("{opt:?}: only systempaths=unconfined is supported")),
             // No AppArmor here: podman accepts "unconfined" and refuses a
             // profile it cannot apply.
             "apparmor" => {
@@ -97,17 +98,17 @@ pub fn parse(opts: &[String]) -> Result<SecurityOpts, String> {
                     } else {
                         "AppArmor is not enabled on this host"
                     };
-                    return Err(format!("--security-opt {opt:?}: {why}; use apparmor=unconfined or leave it out"));
+                    return Err(format!("{opt:?}: {why}; use apparmor=unconfined or leave it out"));
                 }
             }
             // Without SELinux podman ignores label options.
             "label" => {
                 if selinux_enabled() && value != "disable" {
-                    return Err(format!("--security-opt {opt:?}: cairn does not apply SELinux labels; use label=disable"));
+                    return Err(format!("{opt:?}: cairn does not apply SELinux labels; use label=disable"));
                 }
             }
-            "proc-opts" => return Err(format!("--security-opt {opt:?}: proc-opts is not supported by cairn")),
-            _ => return Err(format!("--security-opt {opt:?}: unknown option; use seccomp=FILE|unconfined, no-new-privileges[=true|false], mask=PATHS, unmask=ALL|PATHS, label=disable or apparmor=unconfined")),
+            "proc-opts" => return Err(format!("{opt:?}: proc-opts is not supported by cairn")),
+            _ => return Err(format!("{opt:?}: unknown option; use seccomp=FILE|unconfined, no-new-privileges[=true|false], mask=PATHS, unmask=ALL|PATHS, label=disable or apparmor=unconfined")),
         }
     }
     Ok(s)

@@ -1,0 +1,17 @@
+//! cairn's containers: what a container is on disk, and the operations on
+//! it (create, start, stop, remove, rename, prune, wait, logs), with the
+//! rootless re-entry into a user namespace they need.
+//!
+//! The engine knows nothing of the command line: it takes typed values and
+//! returns an [`Error`] whose [`ErrorKind`] the CLI maps to podman's exit
+//! codes. It calls the runtime helpers (`cairn-monitor` and the others of
+//! `cairn-runtime`) through their typed specs.
+#![forbid(unsafe_code)]
+
+pub mod container;
+mod error;
+pub mod lifecycle;
+pub mod userns;
+
+pub use container::{Container, ContainerId, Containers, Live, State, Status};
+pub use error::{Cause, Error, ErrorKind, Result};
