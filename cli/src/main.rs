@@ -15,7 +15,7 @@ mod unpack;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cairn_runtime::restore_sigpipe();
+    cairn_engine::restore_sigpipe();
     prefer_ca_bundle();
     let code = match app::run() {
         Ok(code) => code,

@@ -15,3 +15,7 @@ pub mod userns;
 
 pub use container::{Container, ContainerId, Containers, Live, State, Status};
 pub use error::{Cause, Error, ErrorKind, Result};
+
+/// Gives SIGPIPE back its default action (the runtime's, re-exported so a
+/// launcher needs no other crate): call first in `main`.
+pub use cairn_runtime::restore_sigpipe;

@@ -9,9 +9,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cairn_runtime::protocol::{
-    parse_bind_option, parse_tmpfs_option, BindOption, OptionError, TmpfsOption,
-};
 use cairn_store::images::ImageError;
 use cairn_store::Image;
 use serde_json::Value;
@@ -24,7 +21,11 @@ use crate::inspect;
 use crate::output::Table;
 use cairn_engine::container::config::{MountConfig, Namespaces, Ulimit};
 use cairn_engine::container::create::{self, CreateOptions};
-use cairn_engine::container::spec::{helper, Attach};
+use cairn_engine::container::mount_options::{
+    parse_bind_option, parse_tmpfs_option, BindOption, OptionError, TmpfsOption,
+};
+use cairn_engine::container::runtime::ExecOptions;
+use cairn_engine::container::spec::Attach;
 use cairn_engine::container::{self, logs, runtime, Container, Containers, Status};
 use cairn_engine::lifecycle::{self, IfRunning};
 
@@ -483,12 +484,7 @@ fn confinement(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Confinement> {
     let bounding = if a.privileged {
         u64::MAX
     } else {
-        cairn_runtime::caps::adjust(
-            cairn_runtime::caps::mask(&cairn_runtime::caps::DEFAULT),
-            &a.cap_add,
-            &a.cap_drop,
-        )
-        .map_err(|e| usage(e.to_string()))?
+        container::security::bounding_set(&a.cap_add, &a.cap_drop).map_err(usage)?
     };
     // Compiled now, so a bad profile fails the create, not every start.
     let seccomp = container::seccomp::for_container(
@@ -1343,13 +1339,15 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
             std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
         ));
     }
-    let (mut cmd, _sealed) = enter_command(
+    let (mut cmd, _sealed) = runtime::exec_command(
         &c,
         pid,
-        a.user.as_deref(),
-        a.workdir.as_deref(),
-        &env,
-        a.privileged,
+        &ExecOptions {
+            user: a.user.as_deref(),
+            workdir: a.workdir.as_deref(),
+            env: &env,
+            privileged: a.privileged,
+        },
     )?;
     // Its own pty (-t) or pipes, never our terminal or descriptors:
     // cairn-enter copies between them and ours.
@@ -1374,51 +1372,6 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
     }
     let err = cmd.exec();
     Err(usage(format!("exec cairn-enter: {err}")))
-}
-
-fn enter_command(
-    c: &Container,
-    pid: i32,
-    user: Option<&str>,
-    workdir: Option<&str>,
-    env: &[String],
-    privileged: bool,
-) -> anyhow::Result<(Command, std::os::fd::OwnedFd)> {
-    // Started from a sealed copy: its forked child is seen by the
-    // container before it execs (see cairn_runtime::sealed).
-    let path = helper("cairn-enter")?;
-    let (sealed, exec_path) =
-        cairn_runtime::sealed::copy_of(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut cmd = Command::new(exec_path);
-    cmd.arg0(&path);
-    cmd.arg("--target").arg(pid.to_string()).arg("--all");
-    let user = user.unwrap_or(&c.config.process.user);
-    if !user.is_empty() {
-        cmd.arg("--user").arg(user);
-    }
-    if let Some(w) = workdir {
-        cmd.arg("--workdir").arg(w);
-    } else if !c.config.process.workdir.is_empty() {
-        cmd.arg("--workdir").arg(&c.config.process.workdir);
-    }
-    for e in env {
-        cmd.arg("--env").arg(e);
-    }
-    if privileged || c.config.privileged {
-        cmd.arg("--privileged");
-    }
-    for cap in &c.config.cap_add {
-        cmd.arg("--cap-add").arg(cap);
-    }
-    // The container's own filter, as crun exec applies it.
-    if c.config.seccomp_filter {
-        cmd.arg("--seccomp")
-            .arg(c.dir.join(container::seccomp::BPF_FILE));
-        for f in &c.config.seccomp_flags {
-            cmd.arg("--seccomp-flag").arg(f);
-        }
-    }
-    Ok((cmd, sealed))
 }
 
 /// `cairn enter`: the user's login shell in the container, started if needed.
@@ -1489,7 +1442,16 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
     } else {
         Some(user.as_str())
     };
-    let (mut cmd, _sealed) = enter_command(&c, pid, user_arg, Some(&workdir), &env, false)?;
+    let (mut cmd, _sealed) = runtime::exec_command(
+        &c,
+        pid,
+        &ExecOptions {
+            user: user_arg,
+            workdir: Some(&workdir),
+            env: &env,
+            privileged: false,
+        },
+    )?;
     // A login shell: a pty of its own when we have a terminal, else pipes.
     if std::io::stdin().is_terminal() {
         cmd.arg("--tty");

@@ -35,6 +35,14 @@ pub mod seccomp;
 pub mod security;
 pub mod spec;
 
+/// The option vocabulary of `-v`, `--mount` and `--tmpfs`: the runtime's
+/// one parser, which the helpers' `--bind` and `--tmpfs` use too.
+pub mod mount_options {
+    pub use cairn_runtime::protocol::{
+        parse_bind_option, parse_tmpfs_option, BindOption, OptionError, TmpfsOption,
+    };
+}
+
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};

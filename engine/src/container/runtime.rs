@@ -10,6 +10,7 @@
 use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -181,6 +182,62 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> Result<(
     write_json(&c.dir.join("mount.json"), &mount)?;
     write_json(&c.dir.join("pivot.json"), &pivot)?;
     write_json(&c.dir.join("monitor.json"), &monitor)
+}
+
+/// What `exec` (and `enter`) run in a container besides the command.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions<'a> {
+    /// The user (`NAME|UID[:GROUP|GID]`); the container's when `None`.
+    pub user: Option<&'a str>,
+    /// The working directory; the container's when `None`.
+    pub workdir: Option<&'a str>,
+    /// `NAME=VALUE` entries over the container's environment.
+    pub env: &'a [String],
+    /// All capabilities, no seccomp filter's capability limits.
+    pub privileged: bool,
+}
+
+/// The `cairn-enter` command line that runs a command in the running
+/// container `c` (its PID 1 is `pid`), without the command and its terminal
+/// flags, which the caller appends after `--tty`/`--stdin` and `--`.
+///
+/// `cairn-enter` is started from a sealed copy (the returned descriptor,
+/// which must stay open until the exec): its forked child is seen by the
+/// container before it execs (see `cairn_runtime::sealed`).
+pub fn exec_command(c: &Container, pid: i32, o: &ExecOptions<'_>) -> Result<(Command, OwnedFd)> {
+    let path = spec::helper("cairn-enter")?;
+    let (sealed, exec_path) =
+        cairn_runtime::sealed::copy_of(&path).map_err(|e| Error::Refused(e.to_string()))?;
+    let mut cmd = Command::new(exec_path);
+    cmd.arg0(&path);
+    cmd.arg("--target").arg(pid.to_string()).arg("--all");
+    let user = o.user.unwrap_or(&c.config.process.user);
+    if !user.is_empty() {
+        cmd.arg("--user").arg(user);
+    }
+    if let Some(w) = o.workdir {
+        cmd.arg("--workdir").arg(w);
+    } else if !c.config.process.workdir.is_empty() {
+        cmd.arg("--workdir").arg(&c.config.process.workdir);
+    }
+    for e in o.env {
+        cmd.arg("--env").arg(e);
+    }
+    if o.privileged || c.config.privileged {
+        cmd.arg("--privileged");
+    }
+    for cap in &c.config.cap_add {
+        cmd.arg("--cap-add").arg(cap);
+    }
+    // The container's own filter, as crun exec applies it.
+    if c.config.seccomp_filter {
+        cmd.arg("--seccomp")
+            .arg(c.dir.join(super::seccomp::BPF_FILE));
+        for f in &c.config.seccomp_flags {
+            cmd.arg("--seccomp-flag").arg(f);
+        }
+    }
+    Ok((cmd, sealed))
 }
 
 /// Takes `monitor.lock` exclusively, emptied for the next monitor's pid.

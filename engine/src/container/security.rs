@@ -228,6 +228,14 @@ pub fn path_lists(mask: &[String], unmask: &[String]) -> Option<(Vec<String>, Ve
     Some((masked, readonly))
 }
 
+/// The bounding set of a container that is not privileged: podman's
+/// default capabilities with `add` and `drop` applied (names with or
+/// without `CAP_`, or `all`). The error names the capability refused.
+pub fn bounding_set(add: &[String], drop: &[String]) -> Result<u64, String> {
+    use cairn_runtime::caps;
+    caps::adjust(caps::mask(&caps::DEFAULT), add, drop).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
