@@ -4,8 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::output;
-use cairn_engine::container::config::MountConfig;
-use cairn_engine::container::{runtime, security, Container, Live, Status};
+use cairn_engine::container::config::{MountConfig, MountKind, NamespaceMode};
+use cairn_engine::container::{security, Container, Live, Status};
+use nix::sys::signal::Signal;
 
 /// Podman's zero time.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -156,8 +157,9 @@ fn runs_as_root(user: &str) -> bool {
     matches!(uid, "" | "root" | "0")
 }
 
-fn signal_number(name: &str) -> i32 {
-    runtime::parse_signal(name).map_or(15, |s| s as i32)
+/// The stop signal's number (SIGTERM's for a config without one).
+fn signal_number(sig: Option<Signal>) -> i32 {
+    sig.map_or(15, |s| s as i32)
 }
 
 /// A mount's options as podman's spec has them (its `ProcessOptions`): the
@@ -169,7 +171,7 @@ fn signal_number(name: &str) -> i32 {
 /// podman's spec no longer has z/Z (the relabel happened, or SELinux is off
 /// and they did nothing), so neither does this (`started`).
 fn spec_options(m: &MountConfig, started: bool) -> Vec<String> {
-    let tmpfs = m.kind == "tmpfs";
+    let tmpfs = m.kind == MountKind::Tmpfs;
     let mut opts: Vec<String> = Vec::new();
     if tmpfs {
         // `--mount type=tmpfs,tmpfs-size=…` keeps these out of `options`.
@@ -234,7 +236,7 @@ fn mounts_json(c: &Container) -> Vec<Value> {
     c.config
         .mounts
         .iter()
-        .filter(|m| m.kind != "tmpfs")
+        .filter(|m| m.kind != MountKind::Tmpfs)
         .map(|m| {
             let mut rw = true;
             let mut propagation = "";
@@ -251,10 +253,10 @@ fn mounts_json(c: &Container) -> Vec<Value> {
                 }
             }
             let mut v = json!({
-                "Type": if m.kind == "volume" { "volume" } else { "bind" },
+                "Type": if m.kind == MountKind::Volume { "volume" } else { "bind" },
                 "Source": m.source,
                 "Destination": m.destination,
-                "Driver": if m.kind == "volume" { "local" } else { "" },
+                "Driver": if m.kind == MountKind::Volume { "local" } else { "" },
                 "Mode": mode,
                 "Options": options,
                 "RW": rw,
@@ -306,17 +308,20 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         )
     };
     let ns = &cfg.namespaces;
-    let network_mode = match ns.network.as_str() {
-        "host" => "host",
-        "none" => "none",
-        _ => "bridge",
+    let network_mode = match ns.network {
+        NamespaceMode::Host => "host",
+        NamespaceMode::None => "none",
+        NamespaceMode::Private => "bridge",
     };
     let binds: Vec<String> = cfg
         .mounts
         .iter()
-        .filter(|m| m.kind == "bind" || m.kind == "volume")
+        .filter(|m| m.kind != MountKind::Tmpfs)
         .map(|m| {
-            let src = m.name.clone().unwrap_or_else(|| m.source.clone());
+            let src = m
+                .name
+                .clone()
+                .unwrap_or_else(|| m.source.display().to_string());
             format!(
                 "{src}:{}:{}",
                 m.destination,
@@ -327,7 +332,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
     let tmpfs: Map<String, Value> = cfg
         .mounts
         .iter()
-        .filter(|m| m.kind == "tmpfs")
+        .filter(|m| m.kind == MountKind::Tmpfs)
         .map(|m| {
             (
                 m.destination.clone(),
@@ -394,7 +399,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
-                "LowerDir": cfg.image.lower_dirs().join(":"),
+                "LowerDir": cfg.image.lowerdir_option(),
                 "UpperDir": dir.join("upper"),
                 "WorkDir": dir.join("work"),
             },
@@ -433,7 +438,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             // fail here, so no labels are an empty object.
             "Labels": cfg.labels,
             "Annotations": cfg.annotations,
-            "StopSignal": signal_number(&cfg.stop_signal),
+            "StopSignal": signal_number(cfg.stop_signal),
             "CreateCommand": cfg.create_command,
             "Umask": "0022",
             "Timeout": 0,
@@ -445,7 +450,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         "HostConfig": {
             "Binds": binds,
             "CgroupManager": "cgroupfs",
-            "CgroupMode": if ns.cgroup == "host" { "host" } else { "private" },
+            "CgroupMode": if ns.cgroup.is_host() { "host" } else { "private" },
             "ContainerIDFile": "",
             "LogConfig": {"Type": "k8s-file", "Config": null, "Path": dir.join("ctr.log"), "Tag": "", "Size": "0B"},
             "NetworkMode": network_mode,
@@ -461,18 +466,18 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
             "DnsSearch": cfg.dns_search,
             "ExtraHosts": cfg.add_hosts,
             "GroupAdd": cfg.group_add,
-            "IpcMode": if ns.ipc == "host" { "host" } else { "shareable" },
+            "IpcMode": if ns.ipc.is_host() { "host" } else { "shareable" },
             "Cgroup": "",
             "Cgroups": "default",
             "Links": null,
             "OomScoreAdj": 0,
-            "PidMode": if ns.pid == "host" { "host" } else { "private" },
+            "PidMode": if ns.pid.is_host() { "host" } else { "private" },
             "Privileged": cfg.privileged,
             "PublishAllPorts": false,
             "ReadonlyRootfs": cfg.read_only,
             "SecurityOpt": security::inspect_list(&cfg.security_opt, cfg.no_new_privs),
             "Tmpfs": tmpfs,
-            "UTSMode": if ns.uts == "host" { "host" } else { "private" },
+            "UTSMode": if ns.uts.is_host() { "host" } else { "private" },
             "UsernsMode": cfg.userns,
             "ShmSize": cfg.shm_size.unwrap_or(65_536_000),
             "Runtime": "oci",
@@ -713,7 +718,7 @@ mod tests {
     #[test]
     fn spec_options_like_podman() {
         let bind = |opts: &[&str]| MountConfig {
-            kind: "bind".into(),
+            kind: MountKind::Bind,
             readonly: opts.contains(&"ro"),
             options: opts.iter().map(|s| (*s).to_owned()).collect(),
             ..MountConfig::default()
@@ -725,7 +730,7 @@ mod tests {
             (
                 // --mount type=bind,…,readonly keeps no option strings.
                 MountConfig {
-                    kind: "bind".into(),
+                    kind: MountKind::Bind,
                     readonly: true,
                     ..MountConfig::default()
                 },
@@ -733,7 +738,7 @@ mod tests {
             ),
             (
                 MountConfig {
-                    kind: "tmpfs".into(),
+                    kind: MountKind::Tmpfs,
                     options: vec!["size=1m".into(), "mode=700".into()],
                     size: Some("1m".into()),
                     mode: Some("700".into()),
@@ -743,7 +748,7 @@ mod tests {
             ),
             (
                 MountConfig {
-                    kind: "tmpfs".into(),
+                    kind: MountKind::Tmpfs,
                     size: Some("2m".into()),
                     ..MountConfig::default()
                 },
@@ -764,14 +769,14 @@ mod tests {
         };
         c.config.mounts = vec![
             MountConfig {
-                kind: "bind".into(),
+                kind: MountKind::Bind,
                 source: "/src".into(),
                 destination: "/d3".into(),
                 options: vec!["z".into(), "rw".into(), "noexec".into()],
                 ..MountConfig::default()
             },
             MountConfig {
-                kind: "tmpfs".into(),
+                kind: MountKind::Tmpfs,
                 destination: "/t".into(),
                 ..MountConfig::default()
             },

@@ -566,15 +566,20 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 /// Writes a JSON file atomically (temp, rename): a crash leaves the old
 /// file or the new one. Not fsynced: for files a start rewrites anyway.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
-    write_file(path, &bytes, Durability::Volatile)
+    write_file(path, &to_json(path, value)?, Durability::Volatile)
+}
+
+/// `value` as the pretty JSON container files hold. Fails only for a path
+/// that is not UTF-8 (JSON strings cannot hold it; it was mangled once).
+fn to_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Refused(format!("write {}: {e}", path.display())))
 }
 
 /// Like [`write_json`], fsynced before the rename and the directory after
 /// it: for what must survive a power cut (a container's config).
 pub(crate) fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
-    write_file(path, &bytes, Durability::Durable)
+    write_file(path, &to_json(path, value)?, Durability::Durable)
 }
 
 /// Writes a file atomically (temp, rename), not fsynced.

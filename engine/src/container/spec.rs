@@ -12,7 +12,7 @@ use cairn_runtime::protocol::{
     SysMode, TmpfsMount,
 };
 
-use super::config::{Config, MountConfig};
+use super::config::{Config, MountConfig, MountKind};
 use crate::error::{bail, Error, Result};
 
 /// Where the helper binaries are: `$CAIRN_HELPER_DIR`, next to the running
@@ -115,19 +115,14 @@ pub fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     };
     Ok(MountSpec {
         root: Some(Root::Overlay(Overlay {
-            lower: c
-                .image
-                .lower_dirs()
-                .into_iter()
-                .map(PathBuf::from)
-                .collect(),
+            lower: c.image.lower_dirs(),
             upper: Some(dir.join("upper")),
             work: Some(dir.join("work")),
             options: overlay_options,
         })),
         target: Some(dir.join("rootfs")),
         readonly: c.read_only,
-        proc: if ns.pid == "host" {
+        proc: if ns.pid.is_host() {
             ProcMode::Host
         } else {
             ProcMode::Private
@@ -167,7 +162,7 @@ fn in_root(paths: &[String]) -> Result<Vec<InRoot>> {
 /// One `-v`, `--mount` or `--tmpfs` mount as cairn-mount takes it.
 fn mount(m: &MountConfig) -> Result<Mount> {
     let target = InRoot::new(&m.destination)?;
-    if m.kind == "tmpfs" {
+    if m.kind == MountKind::Tmpfs {
         // nosuid and nodev unless the options asked for suid or dev (podman's
         // rule). Configs written while `--tmpfs` ignored both left the flags
         // false, so the options decide when they name neither.
@@ -194,7 +189,7 @@ fn mount(m: &MountConfig) -> Result<Mount> {
         })?
     };
     Ok(Mount::Bind(BindMount {
-        source: PathBuf::from(&m.source),
+        source: m.source.clone(),
         target,
         readonly: m.readonly,
         recursive: !m.norecursive,
@@ -212,7 +207,7 @@ pub fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
     };
     PivotSpec {
         root: Some(dir.join("rootfs")),
-        hostname: (c.namespaces.uts != "host").then(|| c.hostname.clone()),
+        hostname: (!c.namespaces.uts.is_host()).then(|| c.hostname.clone()),
         process: ProcessSpec {
             args: c.process.args.clone(),
             user: or(&c.process.user, "0:0"),
@@ -268,13 +263,13 @@ pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Resu
         namespaces.insert(0, Namespace::User);
     }
     for (mode, name) in [
-        (&ns.uts, Namespace::Uts),
-        (&ns.ipc, Namespace::Ipc),
-        (&ns.pid, Namespace::Pid),
-        (&ns.network, Namespace::Net),
-        (&ns.cgroup, Namespace::Cgroup),
+        (ns.uts, Namespace::Uts),
+        (ns.ipc, Namespace::Ipc),
+        (ns.pid, Namespace::Pid),
+        (ns.network, Namespace::Net),
+        (ns.cgroup, Namespace::Cgroup),
     ] {
-        if mode != "host" {
+        if !mode.is_host() {
             namespaces.push(name);
         }
     }
@@ -302,7 +297,7 @@ pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Resu
         // `exec` takes its defaults from pid 1's environ.
         env: Some(c.process.env.clone()),
         namespaces,
-        loopback: ns.network != "host",
+        loopback: !ns.network.is_host(),
         rlimits,
         tty: c.process.tty,
         stdin: attach.stdin,
@@ -330,7 +325,7 @@ fn limit(name: &str, value: i64) -> Result<RlimitValue> {
 /// localhost otherwise, then `--add-host` entries and the container's name.
 pub fn hosts_file(c: &Config, host_hosts: &str) -> String {
     let mut out = String::new();
-    if c.namespaces.network == "host" {
+    if c.namespaces.network.is_host() {
         out.push_str(host_hosts);
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
@@ -390,7 +385,7 @@ pub fn containerenv(c: &Config, rootless: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::config::Ulimit;
+    use super::super::config::{NamespaceMode, Ulimit};
     use super::*;
 
     fn config() -> Config {
@@ -438,8 +433,8 @@ mod tests {
     #[test]
     fn private_network_init_and_tty() {
         let mut c = config();
-        c.namespaces.network = "none".into();
-        c.namespaces.pid = "host".into();
+        c.namespaces.network = NamespaceMode::None;
+        c.namespaces.pid = NamespaceMode::Host;
         c.init = true;
         c.process.tty = true;
         let dir = Path::new("/s/containers/a");
@@ -464,7 +459,7 @@ mod tests {
     fn binds_and_etc_files() {
         let mut c = config();
         c.mounts.push(MountConfig {
-            kind: "bind".into(),
+            kind: MountKind::Bind,
             source: "/data".into(),
             destination: "/etc/hosts".into(),
             readonly: true,
@@ -491,7 +486,7 @@ mod tests {
     #[test]
     fn tmpfs_flags() {
         let tmpfs = |nosuid: bool, options: &[&str]| MountConfig {
-            kind: "tmpfs".into(),
+            kind: MountKind::Tmpfs,
             destination: "/t".into(),
             nosuid,
             nodev: nosuid,
@@ -550,7 +545,7 @@ mod tests {
     fn refused_specs() {
         let mut c = config();
         c.mounts.push(MountConfig {
-            kind: "bind".into(),
+            kind: MountKind::Bind,
             source: "/data".into(),
             destination: "/a/../etc".into(),
             ..MountConfig::default()
@@ -576,7 +571,7 @@ mod tests {
         let r = resolv_conf(&c, "nameserver 1.1.1.1\nsearch example\n");
         assert_eq!(r, "search example\nnameserver 10.0.0.1\n");
         c.add_hosts = vec!["db:10.0.0.2".into()];
-        c.namespaces.network = "none".into();
+        c.namespaces.network = NamespaceMode::None;
         let h = hosts_file(&c, "ignored");
         assert!(h.contains("10.0.0.2\tdb\n"), "{h}");
         assert!(h.ends_with("127.0.1.1\taaaaaaaaaaaa box\n"), "{h}");
