@@ -292,8 +292,8 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         "Path": path,
         "Args": args,
         "State": state_json(c, live, running),
-        "Image": cfg.image.id,
-        "ImageDigest": format!("sha256:{}", cfg.image.manifest),
+        "Image": cfg.image.id_hex(),
+        "ImageDigest": format!("sha256:{}", cfg.image.manifest.as_ref().map_or("", cairn_store::Digest::hex)),
         "ImageName": cfg.image.name,
         "Rootfs": "",
         "Pod": "",
@@ -642,7 +642,7 @@ pub fn ps_json(c: &Container, live: &Live) -> Value {
         "ExitCode": live.exit_code,
         "Id": cfg.id,
         "Image": cfg.image.name,
-        "ImageID": cfg.image.id,
+        "ImageID": cfg.image.id_hex(),
         "IsInfra": false,
         "Labels": labels(c),
         "Mounts": cfg.mounts.iter().map(|m| m.destination.clone()).collect::<Vec<_>>(),
@@ -681,7 +681,7 @@ pub fn ps_template(c: &Container, live: &Live, no_trunc: bool) -> Value {
     let created_human = output::ago(Some(&cfg.created));
     let o = v.as_object_mut().expect("ps_json is an object");
     o.insert("ID".into(), json!(short(&cfg.id)));
-    o.insert("ImageID".into(), json!(short(&cfg.image.id)));
+    o.insert("ImageID".into(), json!(short(cfg.image.id_hex())));
     o.insert("Command".into(), json!(command));
     o.insert("CreatedAt".into(), json!(go_time(&cfg.created)));
     o.insert("CreatedHuman".into(), json!(created_human));

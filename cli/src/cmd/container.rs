@@ -544,8 +544,8 @@ fn image_ref(
     root: &cairn_unpacker::ImageRoot,
 ) -> container::config::ImageRef {
     container::config::ImageRef {
-        id: image.id().hex().to_owned(),
-        manifest: image.digest().hex().to_owned(),
+        id: Some(image.id().clone()),
+        manifest: Some(image.digest().clone()),
         name: image
             .names
             .iter()
@@ -1660,7 +1660,7 @@ fn filter_matches(c: &Container, l: &container::Live, k: &str, v: &str) -> bool 
         "exited" => l.status == Status::Exited && v.parse::<i32>().is_ok_and(|n| n == l.exit_code),
         "ancestor" => {
             let v = v.trim_start_matches("sha256:");
-            cfg.image.id.starts_with(v)
+            cfg.image.id_hex().starts_with(v)
                 || cfg.image.name == v
                 || cfg.image.name.ends_with(&format!("/{v}"))
                 || cfg.image.name.ends_with(&format!("/{v}:latest"))

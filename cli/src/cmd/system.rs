@@ -312,7 +312,7 @@ fn check_containers(
         let cname = &c.config.name;
         let Some(image) = images
             .iter()
-            .find(|i| i.digest().hex() == c.config.image.manifest)
+            .find(|i| c.config.image.manifest.as_ref() == Some(i.digest()))
         else {
             out.problems.push(format!(
                 "{cname}: its image {} is not in the store: pull it again",

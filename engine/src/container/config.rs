@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cairn_store::Digest;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
@@ -203,10 +204,13 @@ impl IdMaps {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ImageRef {
-    /// Image id: config digest hex.
-    pub id: String,
-    /// Manifest digest hex (what the image root is keyed by).
-    pub manifest: String,
+    /// Image id: the config's digest (recorded as its hex).
+    #[serde(with = "digest_hex")]
+    pub id: Option<Digest>,
+    /// The manifest's digest (recorded as its hex): what the image root is
+    /// keyed by, and what makes an image in use.
+    #[serde(with = "digest_hex")]
+    pub manifest: Option<Digest>,
     /// The name the user gave, fully qualified (`docker.io/library/debian:bookworm`).
     pub name: String,
     /// The read-only image root: overlayfs lower directories, topmost first.
@@ -223,6 +227,12 @@ fn path_is_empty(p: &Path) -> bool {
 }
 
 impl ImageRef {
+    /// The image id's hex digits, as `config.json` and podman show them
+    /// (`""` for none).
+    pub fn id_hex(&self) -> &str {
+        self.id.as_ref().map_or("", Digest::hex)
+    }
+
     /// The image root's lower directories, topmost first.
     pub fn lower_dirs(&self) -> Vec<PathBuf> {
         if self.lowers.is_empty() && !path_is_empty(&self.root) {
@@ -435,6 +445,35 @@ impl<'de> Deserialize<'de> for SeccompProfile {
     }
 }
 
+/// A digest as `config.json` records it: its hex digits alone, the
+/// algorithm following from their number (64 sha256, 128 sha512); `""` for
+/// none.
+mod digest_hex {
+    use cairn_store::{Algorithm, Digest};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    /// Writes the digest's hex, or `""`.
+    pub fn serialize<S: Serializer>(d: &Option<Digest>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(d.as_ref().map_or("", Digest::hex))
+    }
+
+    /// Reads hex written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Digest>, D::Error> {
+        let hex = String::deserialize(d)?;
+        if hex.is_empty() {
+            return Ok(None);
+        }
+        let algorithm = if hex.len() == 128 {
+            Algorithm::Sha512
+        } else {
+            Algorithm::Sha256
+        };
+        Digest::from_parts(algorithm, &hex)
+            .map(Some)
+            .map_err(D::Error::custom)
+    }
+}
+
 /// A signal as `config.json` records it: its `SIGTERM` style name, `""`
 /// for none. A name this build does not know reads as none (what `stop`
 /// did with it before: SIGTERM).
@@ -496,6 +535,10 @@ mod tests {
         assert_eq!(c.mounts[0].source, Path::new("/tmp/fxu/src"));
         assert_eq!(c.mounts[4].source, Path::new(""));
         assert_eq!(c.image.lower_dirs().len(), 1);
+        assert_eq!(
+            c.image.id.as_ref().map(ToString::to_string).as_deref(),
+            Some("sha256:92f301c02f69b6fa2cc044eee83ad89c6147cc38a60b00711e9adfbde7e9b4e5")
+        );
         assert!(c.idmap.is_some());
         // What `Container::save` writes: pretty JSON, and a trailing newline
         // the fixture has not.
@@ -518,9 +561,34 @@ mod tests {
         assert_eq!(back["stop_signal"], "");
         assert_eq!(back["seccomp_profile"], "/p.json");
         assert_eq!(back["namespaces"]["network"], "host");
+        assert_eq!(back["image"]["id"], "");
+        assert_eq!(back["image"]["manifest"], "");
         let fresh = serde_json::to_value(Config::default()).unwrap();
         assert!(fresh["image"].get("root").is_none());
         assert_eq!(fresh["seccomp_profile"], "");
+    }
+
+    #[test]
+    fn image_digests_are_recorded_as_their_hex() {
+        let sha512 = "ab".repeat(64);
+        let i: ImageRef =
+            serde_json::from_value(serde_json::json!({"id": sha512, "manifest": "cd".repeat(32)}))
+                .unwrap();
+        assert_eq!(
+            i.id.as_ref().unwrap().algorithm(),
+            cairn_store::Algorithm::Sha512
+        );
+        assert_eq!(i.id_hex(), sha512);
+        assert_eq!(
+            i.manifest.as_ref().unwrap().algorithm(),
+            cairn_store::Algorithm::Sha256
+        );
+        let back = serde_json::to_value(&i).unwrap();
+        assert_eq!(
+            (back["id"].as_str(), back["manifest"].as_str()),
+            (Some(&*sha512), Some(&*"cd".repeat(32)))
+        );
+        assert!(serde_json::from_str::<ImageRef>(r#"{"id": "xyz"}"#).is_err());
     }
 
     #[test]

@@ -295,12 +295,12 @@ impl Containers {
         }
     }
 
-    /// Image manifest digests (hex) that containers use.
-    pub fn images_in_use(&self) -> Result<std::collections::BTreeSet<String>> {
+    /// Image manifest digests that containers use.
+    pub fn images_in_use(&self) -> Result<std::collections::BTreeSet<cairn_store::Digest>> {
         Ok(self
             .list()?
             .into_iter()
-            .map(|c| c.config.image.manifest.clone())
+            .filter_map(|c| c.config.image.manifest)
             .collect())
     }
 }

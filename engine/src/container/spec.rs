@@ -378,7 +378,7 @@ pub fn containerenv(c: &Config, rootless: bool) -> String {
         c.name,
         c.id,
         c.image.name,
-        c.image.id,
+        c.image.id_hex(),
         u8::from(rootless)
     )
 }
