@@ -224,7 +224,10 @@ mod tests {
         rename(&containers, "web", "web").unwrap();
         rename(&containers, "web", "proxy").unwrap();
         assert_eq!(containers.find(&a.config.id).unwrap().config.name, "proxy");
-        assert!(containers.find("web").unwrap_err().is_no_such_container());
+        assert!(matches!(
+            containers.find("web").unwrap_err(),
+            Error::NoSuchContainer(_)
+        ));
         assert!(rename(&containers, "proxy", "-x").is_err());
         let mut pruned = Vec::new();
         prune(&containers, |c| pruned.push(c.config.id.clone())).unwrap();

@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::userns::Rootless;
 
 /// The default `PATH` of a container whose image sets none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the user asked for, parsed and checked value by value.
 #[derive(Debug, Clone, Default)]

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the monitor writes in `exit.json` when the container's PID 1 ends
 /// (the runtime's protocol type).
-pub use cairn_runtime::protocol::ExitRecord;
+use cairn_runtime::protocol::ExitRecord;
 pub use config::{Config, ContainerId};
 
 use crate::error::{Context as _, Error, Result};
@@ -369,7 +369,7 @@ impl Container {
 
     /// The pid of the live monitor holding `monitor.lock`, if one does and
     /// has written its pid there.
-    pub fn monitor_holding_lock(&self) -> Option<i32> {
+    pub(crate) fn monitor_holding_lock(&self) -> Option<i32> {
         let f = File::open(self.dir.join("monitor.lock")).ok()?;
         // Shared: two readers never mistake each other for a monitor.
         match f.try_lock_shared() {
@@ -417,30 +417,30 @@ impl Container {
     }
 
     /// Replaces state.json.
-    pub fn save_state(&self) -> Result<()> {
+    pub(crate) fn save_state(&self) -> Result<()> {
         write_json(&self.dir.join("state.json"), &self.state)
     }
 
     /// Replaces config.json.
-    pub fn save_config(&self) -> Result<()> {
+    pub(crate) fn save_config(&self) -> Result<()> {
         write_json_durable(&self.dir.join("config.json"), &self.config)
     }
 
     /// The monitor's record of the last run's end, if it ended.
-    pub fn exit_record(&self) -> Option<ExitRecord> {
+    pub(crate) fn exit_record(&self) -> Option<ExitRecord> {
         let bytes = fs::read(self.dir.join("exit.json")).ok()?;
         ExitRecord::parse(&bytes).ok()
     }
 
     /// Whether the recorded PID 1 is alive (same start time, same boot).
-    pub fn pid_alive(&self) -> bool {
+    pub(crate) fn pid_alive(&self) -> bool {
         self.state.pid > 0
             && self.state.boot_id == boot_id()
             && proc_start_time(self.state.pid) == Some(self.state.pid_start)
     }
 
     /// Whether the recorded monitor is alive.
-    pub fn monitor_alive(&self) -> bool {
+    pub(crate) fn monitor_alive(&self) -> bool {
         self.state.monitor_pid > 0
             && self.state.boot_id == boot_id()
             && proc_start_time(self.state.monitor_pid) == Some(self.state.monitor_start)

@@ -45,7 +45,7 @@ pub fn helper(name: &str) -> crate::Result<PathBuf> {
 
 /// Paths of the three helper programs.
 #[derive(Debug, Clone)]
-pub struct Helpers {
+pub(crate) struct Helpers {
     /// cairn-mount.
     pub mount: PathBuf,
     /// cairn-pivot.
@@ -76,7 +76,7 @@ pub struct Attach {
 
 /// cairn-mount's spec. Fails on what the runtime would refuse: a container
 /// path that is not absolute or climbs with `..`, an unknown propagation.
-pub fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
+pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     let ns = &c.namespaces;
     let mut mounts = c.mounts.iter().map(mount).collect::<Result<Vec<_>>>()?;
     let mut containerenv =
@@ -201,7 +201,7 @@ fn mount(m: &MountConfig) -> Result<Mount> {
 }
 
 /// cairn-pivot's spec.
-pub fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
+pub(crate) fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
     let or = |value: &str, default: &str| {
         Some(if value.is_empty() { default } else { value }.to_owned())
     };
@@ -231,7 +231,7 @@ pub fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
 }
 
 /// The argv the monitor's child execs: cairn-mount → cairn-pivot → PID 1.
-pub fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
+pub(crate) fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
     let error_fd = protocol::ERROR_FD.to_string();
     let mut args = vec![
         h.mount.to_string_lossy().into_owned(),
@@ -256,7 +256,12 @@ pub fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
 }
 
 /// cairn-monitor's spec. Fails on a limit below -1.
-pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Result<MonitorSpec> {
+pub(crate) fn monitor_spec(
+    h: &Helpers,
+    c: &Config,
+    dir: &Path,
+    attach: Attach,
+) -> Result<MonitorSpec> {
     let ns = &c.namespaces;
     let mut namespaces = vec![Namespace::Mnt];
     if c.idmap.is_some() {
@@ -323,7 +328,7 @@ fn limit(name: &str, value: i64) -> Result<RlimitValue> {
 
 /// `/etc/hosts` for the container: the host's own lines for a host network,
 /// localhost otherwise, then `--add-host` entries and the container's name.
-pub fn hosts_file(c: &Config, host_hosts: &str) -> String {
+pub(crate) fn hosts_file(c: &Config, host_hosts: &str) -> String {
     let mut out = String::new();
     if c.namespaces.network.is_host() {
         out.push_str(host_hosts);
@@ -346,7 +351,7 @@ pub fn hosts_file(c: &Config, host_hosts: &str) -> String {
 }
 
 /// `/etc/resolv.conf`: the host's, with `--dns*` replacing its parts.
-pub fn resolv_conf(c: &Config, host: &str) -> String {
+pub(crate) fn resolv_conf(c: &Config, host: &str) -> String {
     let mut out = String::new();
     for line in host.lines() {
         let key = line.split_whitespace().next().unwrap_or("");
@@ -371,7 +376,7 @@ pub fn resolv_conf(c: &Config, host: &str) -> String {
 }
 
 /// `/run/.containerenv`, as podman writes it.
-pub fn containerenv(c: &Config, rootless: bool) -> String {
+pub(crate) fn containerenv(c: &Config, rootless: bool) -> String {
     format!(
         "engine=\"cairn-{}\"\nname=\"{}\"\nid=\"{}\"\nimage=\"{}\"\nimageid=\"{}\"\nrootless={}\n",
         env!("CARGO_PKG_VERSION"),
