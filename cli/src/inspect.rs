@@ -4,8 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::output;
-use cairn_engine::container::config::MountConfig;
-use cairn_engine::container::{runtime, security, Container, Live, Status};
+use cairn_engine::container::config::{Config, MountConfig, MountKind, NamespaceMode};
+use cairn_engine::container::{security, Container, Live, Status};
+use nix::sys::signal::Signal;
 
 /// Podman's zero time.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -156,8 +157,9 @@ fn runs_as_root(user: &str) -> bool {
     matches!(uid, "" | "root" | "0")
 }
 
-fn signal_number(name: &str) -> i32 {
-    runtime::parse_signal(name).map_or(15, |s| s as i32)
+/// The stop signal's number (SIGTERM's for a config without one).
+fn signal_number(sig: Option<Signal>) -> i32 {
+    sig.map_or(15, |s| s as i32)
 }
 
 /// A mount's options as podman's spec has them (its `ProcessOptions`): the
@@ -169,7 +171,7 @@ fn signal_number(name: &str) -> i32 {
 /// podman's spec no longer has z/Z (the relabel happened, or SELinux is off
 /// and they did nothing), so neither does this (`started`).
 fn spec_options(m: &MountConfig, started: bool) -> Vec<String> {
-    let tmpfs = m.kind == "tmpfs";
+    let tmpfs = m.kind == MountKind::Tmpfs;
     let mut opts: Vec<String> = Vec::new();
     if tmpfs {
         // `--mount type=tmpfs,tmpfs-size=…` keeps these out of `options`.
@@ -234,7 +236,7 @@ fn mounts_json(c: &Container) -> Vec<Value> {
     c.config
         .mounts
         .iter()
-        .filter(|m| m.kind != "tmpfs")
+        .filter(|m| m.kind != MountKind::Tmpfs)
         .map(|m| {
             let mut rw = true;
             let mut propagation = "";
@@ -251,10 +253,10 @@ fn mounts_json(c: &Container) -> Vec<Value> {
                 }
             }
             let mut v = json!({
-                "Type": if m.kind == "volume" { "volume" } else { "bind" },
+                "Type": if m.kind == MountKind::Volume { "volume" } else { "bind" },
                 "Source": m.source,
                 "Destination": m.destination,
-                "Driver": if m.kind == "volume" { "local" } else { "" },
+                "Driver": if m.kind == MountKind::Volume { "local" } else { "" },
                 "Mode": mode,
                 "Options": options,
                 "RW": rw,
@@ -276,99 +278,22 @@ fn labels(c: &Container) -> Value {
     }
 }
 
-/// `inspect` of a container.
+/// `inspect` of a container: podman's shape, key for key in podman's order
+/// (the JSON keeps insertion order).
 pub fn inspect_json(c: &Container, live: &Live) -> Value {
     let cfg = &c.config;
     let dir = &c.dir;
     let running = live.status == Status::Running || live.status == Status::Stopping;
-    let started = c.state.starts > 0;
-    // podman: Args are the arguments after Path, or Path itself when there
-    // are none.
-    let (path, args) = match cfg.process.args.split_first() {
-        Some((p, [])) => (p.clone(), vec![p.clone()]),
-        Some((p, rest)) => (p.clone(), rest.to_vec()),
-        None => (String::new(), vec![]),
-    };
+    let (path, args) = path_and_args(cfg);
     let caps = effective_caps(c);
-    // A privileged container gets every capability we have, whatever
-    // --cap-add/--cap-drop say (as with podman), and podman then reports
-    // the ones it lacks as dropped.
-    let (cap_add, cap_drop): (Vec<String>, Vec<String>) = if cfg.privileged {
-        let all = cap_names((1u64 << (last_cap() + 1)) - 1);
-        (
-            vec![],
-            all.into_iter().filter(|n| !caps.contains(n)).collect(),
-        )
-    } else {
-        (
-            cfg.cap_add.iter().map(|c| cap_name(c)).collect(),
-            cfg.cap_drop.iter().map(|c| cap_name(c)).collect(),
-        )
-    };
-    let ns = &cfg.namespaces;
-    let network_mode = match ns.network.as_str() {
-        "host" => "host",
-        "none" => "none",
-        _ => "bridge",
-    };
-    let binds: Vec<String> = cfg
-        .mounts
-        .iter()
-        .filter(|m| m.kind == "bind" || m.kind == "volume")
-        .map(|m| {
-            let src = m.name.clone().unwrap_or_else(|| m.source.clone());
-            format!(
-                "{src}:{}:{}",
-                m.destination,
-                spec_options(m, started).join(",")
-            )
-        })
-        .collect();
-    let tmpfs: Map<String, Value> = cfg
-        .mounts
-        .iter()
-        .filter(|m| m.kind == "tmpfs")
-        .map(|m| {
-            (
-                m.destination.clone(),
-                json!(spec_options(m, started).join(",")),
-            )
-        })
-        .collect();
-    let ulimits: Vec<Value> = cfg
-        .ulimits
-        .iter()
-        .map(|u| json!({"Name": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "Soft": u.soft, "Hard": u.hard}))
-        .collect();
-    let mut v = json!({
+    json!({
         "Id": cfg.id,
         "Created": cfg.created,
         "Path": path,
         "Args": args,
-        "State": {
-            "OciVersion": "1.0.2-dev",
-            "Status": live.status.as_str(),
-            "Running": running,
-            "Paused": false,
-            "Restarting": false,
-            "OOMKilled": false,
-            "Dead": false,
-            "Pid": if running { c.state.pid } else { 0 },
-            // podman's JSON omits ConmonPid, CgroupPath and HostConfig.Init
-            // when zero, but its templates see them (struct fields): cairn's
-            // templates run over this JSON, so they are always here.
-            "ConmonPid": if running { c.state.monitor_pid } else { 0 },
-            "CgroupPath": if running { cgroup_path(c.state.pid) } else { String::new() },
-            "ExitCode": live.exit_code,
-            "Error": live.error.clone().unwrap_or_default(),
-            "StartedAt": c.state.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
-            "FinishedAt": live.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
-            "Health": {"Status": "", "FailingStreak": 0, "Log": null},
-            "CheckpointedAt": ZERO_TIME,
-            "RestoredAt": ZERO_TIME,
-        },
-        "Image": cfg.image.id,
-        "ImageDigest": format!("sha256:{}", cfg.image.manifest),
+        "State": state_json(c, live, running),
+        "Image": cfg.image.id_hex(),
+        "ImageDigest": format!("sha256:{}", cfg.image.manifest.as_ref().map_or("", cairn_store::Digest::hex)),
         "ImageName": cfg.image.name,
         "Rootfs": "",
         "Pod": "",
@@ -391,109 +316,242 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         "EffectiveCaps": if runs_as_root(&cfg.process.user) { json!(caps) } else { Value::Null },
         "BoundingCaps": caps,
         "ExecIDs": [],
-        "GraphDriver": {
-            "Name": "overlay",
-            "Data": {
-                "LowerDir": cfg.image.lower_dirs().join(":"),
-                "UpperDir": dir.join("upper"),
-                "WorkDir": dir.join("work"),
-            },
-        },
+        "GraphDriver": graph_driver_json(c, running),
         "Mounts": mounts_json(c),
         "Dependencies": [],
-        "NetworkSettings": {
-            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "MacAddress": "", "Bridge": "", "SandboxID": "", "HairpinMode": false,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "Ports": {}, "SandboxKey": "",
-        },
+        "NetworkSettings": network_settings_json(),
         "Namespace": "",
         "IsInfra": false,
         "IsService": false,
-        "Config": {
-            "Hostname": cfg.hostname,
-            "Domainname": "",
-            "User": cfg.process.user,
-            "AttachStdin": false,
-            "AttachStdout": false,
-            "AttachStderr": false,
-            "Tty": cfg.process.tty,
-            "OpenStdin": cfg.process.interactive,
-            "StdinOnce": false,
-            "Env": cfg.process.env,
-            "Cmd": if cfg.process.cmd.is_empty() { Value::Null } else { json!(cfg.process.cmd) },
-            "Image": cfg.image.name,
-            "Volumes": null,
-            "WorkingDir": cfg.process.workdir,
-            "Entrypoint": cfg.process.entrypoint.join(" "),
-            "OnBuild": null,
-            // A Go nil map prints as `map[]` and indexes to "" in podman's
-            // templates; JSON null would print `<no value>` and make `index`
-            // fail here, so no labels are an empty object.
-            "Labels": cfg.labels,
-            "Annotations": cfg.annotations,
-            "StopSignal": signal_number(&cfg.stop_signal),
-            "CreateCommand": cfg.create_command,
-            "Umask": "0022",
-            "Timeout": 0,
-            "StopTimeout": cfg.stop_timeout,
-            "Passwd": true,
-            "sdNotifyMode": "container",
-            "HealthcheckOnFailureAction": "none",
-        },
-        "HostConfig": {
-            "Binds": binds,
-            "CgroupManager": "cgroupfs",
-            "CgroupMode": if ns.cgroup == "host" { "host" } else { "private" },
-            "ContainerIDFile": "",
-            "LogConfig": {"Type": "k8s-file", "Config": null, "Path": dir.join("ctr.log"), "Tag": "", "Size": "0B"},
-            "NetworkMode": network_mode,
-            "PortBindings": {},
-            "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
-            "AutoRemove": cfg.auto_remove,
-            "VolumeDriver": "",
-            "VolumesFrom": null,
-            "CapAdd": cap_add,
-            "CapDrop": cap_drop,
-            "Dns": cfg.dns,
-            "DnsOptions": cfg.dns_option,
-            "DnsSearch": cfg.dns_search,
-            "ExtraHosts": cfg.add_hosts,
-            "GroupAdd": cfg.group_add,
-            "IpcMode": if ns.ipc == "host" { "host" } else { "shareable" },
-            "Cgroup": "",
-            "Cgroups": "default",
-            "Links": null,
-            "OomScoreAdj": 0,
-            "PidMode": if ns.pid == "host" { "host" } else { "private" },
-            "Privileged": cfg.privileged,
-            "PublishAllPorts": false,
-            "ReadonlyRootfs": cfg.read_only,
-            "SecurityOpt": security::inspect_list(&cfg.security_opt, cfg.no_new_privs),
-            "Tmpfs": tmpfs,
-            "UTSMode": if ns.uts == "host" { "host" } else { "private" },
-            "UsernsMode": cfg.userns,
-            "ShmSize": cfg.shm_size.unwrap_or(65_536_000),
-            "Runtime": "oci",
-            "ConsoleSize": [0, 0],
-            "Isolation": "",
-            "PidsLimit": cfg.pids_limit.unwrap_or(0),
-            "Ulimits": ulimits,
-            "Init": cfg.init,
-        },
+        "Config": config_json(cfg),
+        "HostConfig": host_config_json(c, &caps),
+    })
+}
+
+/// podman's `Path` and `Args`: Args are the arguments after Path, or Path
+/// itself when there are none.
+fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
+    match cfg.process.args.split_first() {
+        Some((p, [])) => (p.clone(), vec![p.clone()]),
+        Some((p, rest)) => (p.clone(), rest.to_vec()),
+        None => (String::new(), vec![]),
+    }
+}
+
+/// `.State`: the status, PID 1 and monitor while running, the last exit.
+fn state_json(c: &Container, live: &Live, running: bool) -> Value {
+    json!({
+        "OciVersion": "1.0.2-dev",
+        "Status": live.status.as_str(),
+        "Running": running,
+        "Paused": false,
+        "Restarting": false,
+        "OOMKilled": false,
+        "Dead": false,
+        "Pid": if running { c.state.pid } else { 0 },
+        // podman's JSON omits ConmonPid, CgroupPath and HostConfig.Init
+        // when zero, but its templates see them (struct fields): cairn's
+        // templates run over this JSON, so they are always here.
+        "ConmonPid": if running { c.state.monitor_pid } else { 0 },
+        "CgroupPath": if running { cgroup_path(c.state.pid) } else { String::new() },
+        "ExitCode": live.exit_code,
+        "Error": live.error.clone().unwrap_or_default(),
+        "StartedAt": c.state.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+        "FinishedAt": live.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+        "Health": {"Status": "", "FailingStreak": 0, "Log": null},
+        "CheckpointedAt": ZERO_TIME,
+        "RestoredAt": ZERO_TIME,
+    })
+}
+
+/// `.GraphDriver`: the overlay's directories.
+fn graph_driver_json(c: &Container, running: bool) -> Value {
+    let dir = &c.dir;
+    let mut data = json!({
+        "LowerDir": c.config.image.lowerdir_option(),
+        "UpperDir": dir.join("upper"),
+        "WorkDir": dir.join("work"),
     });
     // podman shows MergedDir while the root is mounted on the host. cairn's
     // overlay is mounted in the container's own mount namespace only; the
     // way into it from the host is its PID 1's root.
     if running && c.state.pid > 0 {
-        v["GraphDriver"]["Data"]["MergedDir"] = json!(format!("/proc/{}/root", c.state.pid));
+        data["MergedDir"] = json!(format!("/proc/{}/root", c.state.pid));
     }
-    // Resource limits cairn does not set, with the zero values podman shows
-    // for a container without limits, so templates reading them work.
-    let host = v["HostConfig"]
-        .as_object_mut()
-        .expect("HostConfig is an object");
+    json!({"Name": "overlay", "Data": data})
+}
+
+/// `.NetworkSettings`: empty, as podman has it for a container without a
+/// network of its own (cairn sets up none).
+fn network_settings_json() -> Value {
+    json!({
+        "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "MacAddress": "", "Bridge": "", "SandboxID": "", "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": {}, "SandboxKey": "",
+    })
+}
+
+/// `.Config`: the process, its image and the stop settings.
+fn config_json(cfg: &Config) -> Value {
+    json!({
+        "Hostname": cfg.hostname,
+        "Domainname": "",
+        "User": cfg.process.user,
+        "AttachStdin": false,
+        "AttachStdout": false,
+        "AttachStderr": false,
+        "Tty": cfg.process.tty,
+        "OpenStdin": cfg.process.interactive,
+        "StdinOnce": false,
+        "Env": cfg.process.env,
+        "Cmd": if cfg.process.cmd.is_empty() { Value::Null } else { json!(cfg.process.cmd) },
+        "Image": cfg.image.name,
+        "Volumes": null,
+        "WorkingDir": cfg.process.workdir,
+        "Entrypoint": cfg.process.entrypoint.join(" "),
+        "OnBuild": null,
+        // A Go nil map prints as `map[]` and indexes to "" in podman's
+        // templates; JSON null would print `<no value>` and make `index`
+        // fail here, so no labels are an empty object.
+        "Labels": cfg.labels,
+        "Annotations": cfg.annotations,
+        "StopSignal": signal_number(cfg.stop_signal),
+        "CreateCommand": cfg.create_command,
+        "Umask": "0022",
+        "Timeout": 0,
+        "StopTimeout": cfg.stop_timeout,
+        "Passwd": true,
+        "sdNotifyMode": "container",
+        "HealthcheckOnFailureAction": "none",
+    })
+}
+
+/// `.HostConfig`: mounts, namespaces, capabilities, DNS and limits as
+/// create recorded them, then the resource limits cairn does not set.
+fn host_config_json(c: &Container, caps: &[String]) -> Value {
+    let cfg = &c.config;
+    let started = c.state.starts > 0;
+    let ns = &cfg.namespaces;
+    let (cap_add, cap_drop) = added_and_dropped_caps(cfg, caps);
+    let mut host = json!({
+        "Binds": binds(cfg, started),
+        "CgroupManager": "cgroupfs",
+        "CgroupMode": if ns.cgroup.is_host() { "host" } else { "private" },
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": "k8s-file", "Config": null, "Path": c.dir.join("ctr.log"), "Tag": "", "Size": "0B"},
+        "NetworkMode": network_mode(ns.network),
+        "PortBindings": {},
+        "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+        "AutoRemove": cfg.auto_remove,
+        "VolumeDriver": "",
+        "VolumesFrom": null,
+        "CapAdd": cap_add,
+        "CapDrop": cap_drop,
+        "Dns": cfg.dns,
+        "DnsOptions": cfg.dns_option,
+        "DnsSearch": cfg.dns_search,
+        "ExtraHosts": cfg.add_hosts,
+        "GroupAdd": cfg.group_add,
+        "IpcMode": if ns.ipc.is_host() { "host" } else { "shareable" },
+        "Cgroup": "",
+        "Cgroups": "default",
+        "Links": null,
+        "OomScoreAdj": 0,
+        "PidMode": if ns.pid.is_host() { "host" } else { "private" },
+        "Privileged": cfg.privileged,
+        "PublishAllPorts": false,
+        "ReadonlyRootfs": cfg.read_only,
+        "SecurityOpt": security::inspect_list(&cfg.security_opt, cfg.no_new_privs),
+        "Tmpfs": tmpfs_options(cfg, started),
+        "UTSMode": if ns.uts.is_host() { "host" } else { "private" },
+        "UsernsMode": cfg.userns,
+        "ShmSize": cfg.shm_size.unwrap_or(65_536_000),
+        "Runtime": "oci",
+        "ConsoleSize": [0, 0],
+        "Isolation": "",
+        "PidsLimit": cfg.pids_limit.unwrap_or(0),
+        "Ulimits": ulimits_json(cfg),
+        "Init": cfg.init,
+    });
+    add_unset_resource_limits(host.as_object_mut().expect("HostConfig is an object"));
+    host
+}
+
+/// `.HostConfig.CapAdd` and `CapDrop`. A privileged container gets every
+/// capability we have, whatever --cap-add/--cap-drop say (as with podman),
+/// and podman then reports the ones it lacks (not in `caps`) as dropped.
+fn added_and_dropped_caps(cfg: &Config, caps: &[String]) -> (Vec<String>, Vec<String>) {
+    if cfg.privileged {
+        let all = cap_names((1u64 << (last_cap() + 1)) - 1);
+        (
+            vec![],
+            all.into_iter().filter(|n| !caps.contains(n)).collect(),
+        )
+    } else {
+        (
+            cfg.cap_add.iter().map(|c| cap_name(c)).collect(),
+            cfg.cap_drop.iter().map(|c| cap_name(c)).collect(),
+        )
+    }
+}
+
+/// podman's `NetworkMode` for the network namespace: a private one is its
+/// default `bridge`.
+fn network_mode(mode: NamespaceMode) -> &'static str {
+    match mode {
+        NamespaceMode::Host => "host",
+        NamespaceMode::None => "none",
+        NamespaceMode::Private => "bridge",
+    }
+}
+
+/// `.HostConfig.Binds`: each bind and volume as `source:destination:options`,
+/// a volume by its name.
+fn binds(cfg: &Config, started: bool) -> Vec<String> {
+    cfg.mounts
+        .iter()
+        .filter(|m| m.kind != MountKind::Tmpfs)
+        .map(|m| {
+            let src = m
+                .name
+                .clone()
+                .unwrap_or_else(|| m.source.display().to_string());
+            format!(
+                "{src}:{}:{}",
+                m.destination,
+                spec_options(m, started).join(",")
+            )
+        })
+        .collect()
+}
+
+/// `.HostConfig.Tmpfs`: each tmpfs' destination to its options.
+fn tmpfs_options(cfg: &Config, started: bool) -> Map<String, Value> {
+    cfg.mounts
+        .iter()
+        .filter(|m| m.kind == MountKind::Tmpfs)
+        .map(|m| {
+            (
+                m.destination.clone(),
+                json!(spec_options(m, started).join(",")),
+            )
+        })
+        .collect()
+}
+
+/// `.HostConfig.Ulimits`: `--ulimit`s by their `RLIMIT_` names.
+fn ulimits_json(cfg: &Config) -> Vec<Value> {
+    cfg.ulimits
+        .iter()
+        .map(|u| json!({"Name": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "Soft": u.soft, "Hard": u.hard}))
+        .collect()
+}
+
+/// Resource limits cairn does not set, with the zero values podman shows
+/// for a container without limits, so templates reading them work.
+fn add_unset_resource_limits(host: &mut Map<String, Value>) {
     for (key, zero) in [
         ("BlkioDeviceReadBps", Value::Null),
         ("BlkioDeviceReadIOps", Value::Null),
@@ -526,7 +584,6 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
     ] {
         host.insert(key.to_owned(), zero);
     }
-    v
 }
 
 /// Go's zero `time.Time` as Unix seconds: what podman's ps shows for a
@@ -585,7 +642,7 @@ pub fn ps_json(c: &Container, live: &Live) -> Value {
         "ExitCode": live.exit_code,
         "Id": cfg.id,
         "Image": cfg.image.name,
-        "ImageID": cfg.image.id,
+        "ImageID": cfg.image.id_hex(),
         "IsInfra": false,
         "Labels": labels(c),
         "Mounts": cfg.mounts.iter().map(|m| m.destination.clone()).collect::<Vec<_>>(),
@@ -624,7 +681,7 @@ pub fn ps_template(c: &Container, live: &Live, no_trunc: bool) -> Value {
     let created_human = output::ago(Some(&cfg.created));
     let o = v.as_object_mut().expect("ps_json is an object");
     o.insert("ID".into(), json!(short(&cfg.id)));
-    o.insert("ImageID".into(), json!(short(&cfg.image.id)));
+    o.insert("ImageID".into(), json!(short(cfg.image.id_hex())));
     o.insert("Command".into(), json!(command));
     o.insert("CreatedAt".into(), json!(go_time(&cfg.created)));
     o.insert("CreatedHuman".into(), json!(created_human));
@@ -713,7 +770,7 @@ mod tests {
     #[test]
     fn spec_options_like_podman() {
         let bind = |opts: &[&str]| MountConfig {
-            kind: "bind".into(),
+            kind: MountKind::Bind,
             readonly: opts.contains(&"ro"),
             options: opts.iter().map(|s| (*s).to_owned()).collect(),
             ..MountConfig::default()
@@ -725,7 +782,7 @@ mod tests {
             (
                 // --mount type=bind,…,readonly keeps no option strings.
                 MountConfig {
-                    kind: "bind".into(),
+                    kind: MountKind::Bind,
                     readonly: true,
                     ..MountConfig::default()
                 },
@@ -733,7 +790,7 @@ mod tests {
             ),
             (
                 MountConfig {
-                    kind: "tmpfs".into(),
+                    kind: MountKind::Tmpfs,
                     options: vec!["size=1m".into(), "mode=700".into()],
                     size: Some("1m".into()),
                     mode: Some("700".into()),
@@ -743,7 +800,7 @@ mod tests {
             ),
             (
                 MountConfig {
-                    kind: "tmpfs".into(),
+                    kind: MountKind::Tmpfs,
                     size: Some("2m".into()),
                     ..MountConfig::default()
                 },
@@ -764,14 +821,14 @@ mod tests {
         };
         c.config.mounts = vec![
             MountConfig {
-                kind: "bind".into(),
+                kind: MountKind::Bind,
                 source: "/src".into(),
                 destination: "/d3".into(),
                 options: vec!["z".into(), "rw".into(), "noexec".into()],
                 ..MountConfig::default()
             },
             MountConfig {
-                kind: "tmpfs".into(),
+                kind: MountKind::Tmpfs,
                 destination: "/t".into(),
                 ..MountConfig::default()
             },

@@ -93,11 +93,6 @@ impl Error {
         }
     }
 
-    /// Whether this is [`Error::NoSuchContainer`].
-    pub fn is_no_such_container(&self) -> bool {
-        matches!(self, Error::NoSuchContainer(_))
-    }
-
     /// The message followed by each cause not already part of it, joined
     /// with `: `.
     pub fn with_causes(&self) -> String {

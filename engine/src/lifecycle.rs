@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cairn_unpacker::ImageRoot;
 
+use crate::container::config::MountKind;
 use crate::container::seccomp::{self, Compiled};
 use crate::container::{remove_tree, runtime, Config, Container, Containers, Live, Status};
 use crate::error::{Context as _, Error, Result};
@@ -22,9 +23,9 @@ pub fn create(
     keep_id: Option<(&Rootless, &ImageRoot)>,
 ) -> Result<Container> {
     for m in &config.mounts {
-        if m.kind == "volume" {
+        if m.kind == MountKind::Volume {
             std::fs::create_dir_all(&m.source)
-                .with_context(|| format!("create volume directory {}", m.source))?;
+                .with_context(|| format!("create volume directory {}", m.source.display()))?;
         }
     }
     containers.create(config, |dir| {
@@ -223,7 +224,10 @@ mod tests {
         rename(&containers, "web", "web").unwrap();
         rename(&containers, "web", "proxy").unwrap();
         assert_eq!(containers.find(&a.config.id).unwrap().config.name, "proxy");
-        assert!(containers.find("web").unwrap_err().is_no_such_container());
+        assert!(matches!(
+            containers.find("web").unwrap_err(),
+            Error::NoSuchContainer(_)
+        ));
         assert!(rename(&containers, "proxy", "-x").is_err());
         let mut pruned = Vec::new();
         prune(&containers, |c| pruned.push(c.config.id.clone())).unwrap();

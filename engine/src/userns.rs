@@ -25,7 +25,7 @@ use crate::error::{bail, Context as _, Error, Result};
 const CHILD_ENV: &str = "_CAIRN_USERNS_CHILD";
 /// Set in the child after the maps are written: `UID:GID:UIDS:GIDS`, the
 /// caller's ids outside and how many ids the namespace maps.
-pub const ROOTLESS_ENV: &str = "_CAIRN_ROOTLESS";
+pub(crate) const ROOTLESS_ENV: &str = "_CAIRN_ROOTLESS";
 
 /// Inside the re-entered namespace: the caller's uid and gid outside, and
 /// the sizes of the subordinate ranges the namespace maps after the caller
@@ -73,7 +73,7 @@ fn rootless_env(uid: u32, gid: u32, u: &[Range], g: &[Range]) -> String {
 /// (our 0), ids below it are our 1…own, ids above it are themselves. A
 /// triple never spans two of our ranges (`sizes`, after our 0): the kernel
 /// requires each to fall in one extent of the parent's map.
-pub fn keep_id_triples(own: u32, sizes: &[u32]) -> Vec<[u32; 3]> {
+pub(crate) fn keep_id_triples(own: u32, sizes: &[u32]) -> Vec<[u32; 3]> {
     let subs: u64 = sizes.iter().map(|&n| u64::from(n)).sum();
     let subs = subs.min(u64::from(u32::MAX - 1)) as u32;
     let mut coarse = vec![[own, 0, 1]];
@@ -120,7 +120,11 @@ pub fn keep_id_maps(r: &Rootless) -> IdMaps {
 
 /// keep-id: the caller exists in the container's /etc/passwd and
 /// /etc/group, written into the container's upper layer (not the image).
-pub fn add_user(dir: &Path, image_root: &cairn_unpacker::ImageRoot, r: &Rootless) -> Result<()> {
+pub(crate) fn add_user(
+    dir: &Path,
+    image_root: &cairn_unpacker::ImageRoot,
+    r: &Rootless,
+) -> Result<()> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let host = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(r.uid))
         .ok()
@@ -215,7 +219,7 @@ pub fn add_user(dir: &Path, image_root: &cairn_unpacker::ImageRoot, r: &Rootless
 
 /// One subordinate range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
+pub(crate) struct Range {
     /// First host id.
     pub start: u32,
     /// How many.
@@ -229,7 +233,7 @@ pub fn rootless() -> bool {
 }
 
 /// The ranges of `user` (name) or `uid` in a subuid/subgid file's text.
-pub fn ranges(text: &str, user: &str, uid: u32) -> Vec<Range> {
+pub(crate) fn ranges(text: &str, user: &str, uid: u32) -> Vec<Range> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.trim().split(':');
@@ -243,7 +247,7 @@ pub fn ranges(text: &str, user: &str, uid: u32) -> Vec<Range> {
 }
 
 /// newuidmap's arguments: the caller is 0, the ranges follow from 1.
-pub fn map_args(own: u32, ranges: &[Range]) -> Vec<String> {
+pub(crate) fn map_args(own: u32, ranges: &[Range]) -> Vec<String> {
     let mut args = vec!["0".to_owned(), own.to_string(), "1".to_owned()];
     let mut next: u64 = 1;
     for r in ranges {

@@ -19,7 +19,7 @@ use crate::exit;
 use crate::format::{self, Format};
 use crate::inspect;
 use crate::output::Table;
-use cairn_engine::container::config::{MountConfig, Namespaces, Ulimit};
+use cairn_engine::container::config::{MountConfig, MountKind, NamespaceMode, Namespaces, Ulimit};
 use cairn_engine::container::create::{self, CreateOptions};
 use cairn_engine::container::mount_options::{
     parse_bind_option, parse_tmpfs_option, BindOption, OptionError, TmpfsOption,
@@ -540,8 +540,8 @@ fn image_ref(
     root: &cairn_unpacker::ImageRoot,
 ) -> container::config::ImageRef {
     container::config::ImageRef {
-        id: image.id().hex().to_owned(),
-        manifest: image.digest().hex().to_owned(),
+        id: Some(image.id().clone()),
+        manifest: Some(image.digest().clone()),
         name: image
             .names
             .iter()
@@ -549,12 +549,8 @@ fn image_ref(
             .or(image.names.first())
             .map(|n| n.to_string())
             .unwrap_or_else(|| image.id().hex().to_owned()),
-        lowers: root
-            .lowers
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
-        root: String::new(),
+        lowers: root.lowers.clone(),
+        root: PathBuf::new(),
     }
 }
 
@@ -581,7 +577,12 @@ fn keep_id(
     }
 }
 
-fn ns_mode(flag: &str, v: Option<&str>, default: &str, allowed: &[&str]) -> anyhow::Result<String> {
+fn ns_mode(
+    flag: &str,
+    v: Option<&str>,
+    default: &str,
+    allowed: &[&str],
+) -> anyhow::Result<NamespaceMode> {
     let v = v.unwrap_or(default);
     let v = match v {
         "" => default,
@@ -589,13 +590,13 @@ fn ns_mode(flag: &str, v: Option<&str>, default: &str, allowed: &[&str]) -> anyh
         "shareable" => "private",
         other => other,
     };
-    if !allowed.contains(&v) {
-        return Err(usage(format!(
+    match NamespaceMode::parse(v) {
+        Some(mode) if allowed.contains(&v) => Ok(mode),
+        _ => Err(usage(format!(
             "--{flag} {v:?}: use one of {}",
             allowed.join(", ")
-        )));
+        ))),
     }
-    Ok(v.to_owned())
 }
 
 fn random_name(containers: &Containers) -> anyhow::Result<String> {
@@ -738,8 +739,8 @@ fn parse_volume(v: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
                     "--volume {v:?}: source {s}: {e} (create it first; cairn does not create bind sources)"
                 ))
             })?;
-            m.kind = "bind".into();
-            m.source = p.to_string_lossy().into_owned();
+            m.kind = MountKind::Bind;
+            m.source = p;
         }
         Some(name) => {
             m.source = volume_source(volumes, name).map_err(|e| {
@@ -747,17 +748,13 @@ fn parse_volume(v: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
                     "--volume {v:?}: {name:?} is neither an absolute path nor a valid volume name ({e})"
                 ))
             })?;
-            m.kind = "volume".into();
+            m.kind = MountKind::Volume;
             m.name = Some(name.to_owned());
         }
         None => {
             let name = container::new_id();
-            m.kind = "volume".into();
-            m.source = volumes
-                .join(&name)
-                .join("_data")
-                .to_string_lossy()
-                .into_owned();
+            m.kind = MountKind::Volume;
+            m.source = volumes.join(&name).join("_data");
             m.name = Some(name);
             m.anonymous = true;
         }
@@ -792,7 +789,7 @@ fn apply_bind_option(m: &mut MountConfig, o: &str) -> Result<(), OptionError> {
 /// is joined to a host path, so it must be a plain name (podman's rule,
 /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`): `../..` or `/etc` would put the "volume"
 /// anywhere on the host.
-fn volume_source(volumes: &Path, name: &str) -> Result<String, String> {
+fn volume_source(volumes: &Path, name: &str) -> Result<PathBuf, String> {
     let mut chars = name.chars();
     let plain = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -801,11 +798,7 @@ fn volume_source(volumes: &Path, name: &str) -> Result<String, String> {
             "volume name {name:?} is invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
         ));
     }
-    Ok(volumes
-        .join(name)
-        .join("_data")
-        .to_string_lossy()
-        .into_owned())
+    Ok(volumes.join(name).join("_data"))
 }
 
 /// `--mount type=bind,source=/a,target=/b,ro=true,…`.
@@ -842,17 +835,19 @@ fn parse_mount(spec: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
             "--mount {spec:?}: target= must be an absolute path"
         )));
     }
-    match kind.as_str() {
+    m.kind = match kind.as_str() {
         "bind" => {
             let s = src.ok_or_else(|| {
                 usage(format!("--mount {spec:?}: source= is required for a bind"))
             })?;
             let p = std::fs::canonicalize(&s)
                 .map_err(|e| usage(format!("--mount {spec:?}: source {s}: {e}")))?;
-            m.source = p.to_string_lossy().into_owned();
+            m.source = p;
+            MountKind::Bind
         }
         "tmpfs" => {
-            m.source = String::new();
+            m.source = PathBuf::new();
+            MountKind::Tmpfs
         }
         "volume" => {
             let (name, anon) = match src.filter(|s| !s.is_empty()) {
@@ -866,14 +861,14 @@ fn parse_mount(spec: &str, volumes: &Path) -> anyhow::Result<MountConfig> {
             })?;
             m.name = Some(name);
             m.anonymous = anon;
+            MountKind::Volume
         }
         other => {
             return Err(usage(format!(
                 "--mount {spec:?}: type {other:?} is not supported: use bind, tmpfs or volume"
             )))
         }
-    }
-    m.kind = kind;
+    };
     Ok(m)
 }
 
@@ -885,7 +880,7 @@ fn parse_tmpfs(spec: &str) -> anyhow::Result<MountConfig> {
         return Err(usage(format!("--tmpfs {spec:?}: must start with /")));
     }
     let mut m = MountConfig {
-        kind: "tmpfs".into(),
+        kind: MountKind::Tmpfs,
         destination: clean_path(dst),
         nosuid: true,
         nodev: true,
@@ -1627,7 +1622,7 @@ fn filter_matches(c: &Container, l: &container::Live, k: &str, v: &str) -> bool 
         "exited" => l.status == Status::Exited && v.parse::<i32>().is_ok_and(|n| n == l.exit_code),
         "ancestor" => {
             let v = v.trim_start_matches("sha256:");
-            cfg.image.id.starts_with(v)
+            cfg.image.id_hex().starts_with(v)
                 || cfg.image.name == v
                 || cfg.image.name.ends_with(&format!("/{v}"))
                 || cfg.image.name.ends_with(&format!("/{v}:latest"))
@@ -1697,10 +1692,10 @@ mod tests {
         let m = parse_volume("/tmp:/data:nosuid,nodev,noexec", vols).unwrap();
         assert!(m.nosuid && m.nodev && m.noexec);
         let m = parse_volume("cache:/var/cache", vols).unwrap();
-        assert_eq!(m.kind, "volume");
-        assert_eq!(m.source, "/s/volumes/cache/_data");
+        assert_eq!(m.kind, MountKind::Volume);
+        assert_eq!(m.source, Path::new("/s/volumes/cache/_data"));
         let m = parse_volume("/anon", vols).unwrap();
-        assert!(m.anonymous && m.kind == "volume");
+        assert!(m.anonymous && m.kind == MountKind::Volume);
         assert!(parse_volume("/tmp:relative", vols).is_err());
         assert!(parse_volume("/does/not/exist:/x", vols).is_err());
         assert!(parse_volume("/tmp:/x:bogus", vols).is_err());

@@ -250,7 +250,7 @@ fn mount_stopped(c: &Container) -> anyhow::Result<PathBuf> {
     let target = c.dir.join("rootfs");
     let mut data = format!(
         "lowerdir={},upperdir={},workdir={}",
-        c.config.image.lower_dirs().join(":"),
+        c.config.image.lowerdir_option(),
         c.dir.join("upper").display(),
         c.dir.join("work").display()
     );

@@ -228,7 +228,7 @@ pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
         // podman keeps no image it could not apply: drop the names this pull
         // recorded (unless a container already uses the image).
         let in_use = cairn_engine::container::Containers::new(ctx.root()).images_in_use()?;
-        if !in_use.contains(pulled.manifest_digest.hex()) {
+        if !in_use.contains(&pulled.manifest_digest) {
             let _ = store.remove_images(&[pulled.manifest_digest.to_string()], &[], true);
         }
         return Err(e);
@@ -593,7 +593,7 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
             }
         } else {
             for i in store.images()? {
-                if in_use.contains(i.digest().hex()) {
+                if in_use.contains(i.digest()) {
                     eprintln!("Error: {}", in_use_message(&containers, &i)?);
                     code = 2;
                 }
@@ -636,14 +636,14 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
                 .names
                 .iter()
                 .any(|n| n.to_string() == *spec || n.to_string().ends_with(&format!("/{spec}")));
-        if in_use.contains(image.digest().hex()) && !untag_only {
+        if in_use.contains(image.digest()) && !untag_only {
             if !a.force {
                 eprintln!("Error: {}", in_use_message(&containers, &image)?);
                 code = 2;
                 continue;
             }
             for c in containers.list()? {
-                if c.config.image.manifest == image.digest().hex() {
+                if c.config.image.manifest.as_ref() == Some(image.digest()) {
                     remove_container_for_rmi(ctx, &c)?;
                 }
             }
@@ -678,7 +678,7 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
 pub fn in_use_now(containers: &cairn_engine::container::Containers, image: &Image) -> bool {
     containers
         .images_in_use()
-        .map_or(true, |u| u.contains(image.digest().hex()))
+        .map_or(true, |u| u.contains(image.digest()))
 }
 
 fn in_use_message(
@@ -688,7 +688,7 @@ fn in_use_message(
     let users: Vec<String> = containers
         .list()?
         .into_iter()
-        .filter(|c| c.config.image.manifest == image.digest().hex())
+        .filter(|c| c.config.image.manifest.as_ref() == Some(image.digest()))
         .map(|c| c.config.id.into())
         .collect();
     Ok(format!(

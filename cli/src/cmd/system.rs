@@ -176,7 +176,6 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
         .into_iter()
         .filter(|c| c.live().status == cairn_engine::container::Status::Running)
         .flat_map(|c| c.config.image.lower_dirs())
-        .map(std::path::PathBuf::from)
         .collect();
     let derived = unpacker.check(&cairn_unpacker::CheckOptions {
         repair: a.repair,
@@ -313,7 +312,7 @@ fn check_containers(
         let cname = &c.config.name;
         let Some(image) = images
             .iter()
-            .find(|i| i.digest().hex() == c.config.image.manifest)
+            .find(|i| c.config.image.manifest.as_ref() == Some(i.digest()))
         else {
             out.problems.push(format!(
                 "{cname}: its image {} is not in the store: pull it again",
@@ -327,9 +326,10 @@ fn check_containers(
             }
         }
         let lowers = c.config.image.lower_dirs();
-        if let Some(missing) = lowers.iter().find(|l| !std::path::Path::new(l).is_dir()) {
+        if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
             out.problems.push(format!(
-                "{cname}: image root {missing} is missing{}",
+                "{cname}: image root {} is missing{}",
+                missing.display(),
                 if repair { " (rebuilt)" } else { "" }
             ));
             if repair {

@@ -1,7 +1,10 @@
 //! A container's settings, fixed at create time (`config.json`).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use cairn_store::Digest;
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 /// Everything `create` decided. Field names are ours; `inspect` maps them to
@@ -41,7 +44,7 @@ pub struct Config {
     pub no_new_privs: bool,
     /// The seccomp profile as podman records it: the file compiled, `""`
     /// for the default one, or `unconfined` (also with `--privileged`).
-    pub seccomp_profile: String,
+    pub seccomp_profile: SeccompProfile,
     /// `seccomp.bpf` in the container's directory holds the compiled filter
     /// (false: unconfined, or a container made before cairn had seccomp).
     pub seccomp_filter: bool,
@@ -53,8 +56,11 @@ pub struct Config {
     pub unmask: Vec<String>,
     /// `--init`.
     pub init: bool,
-    /// Signal name sent by `stop` (`SIGTERM` style).
-    pub stop_signal: String,
+    /// The signal `stop` sends, recorded by its `SIGTERM` style name; None
+    /// (`""` on disk) for a container whose config predates it, which
+    /// `stop` treats as SIGTERM.
+    #[serde(with = "signal_name")]
+    pub stop_signal: Option<Signal>,
     /// Seconds `stop` waits before SIGKILL.
     pub stop_timeout: u64,
     /// `--read-only`.
@@ -198,27 +204,52 @@ impl IdMaps {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ImageRef {
-    /// Image id: config digest hex.
-    pub id: String,
-    /// Manifest digest hex (what the image root is keyed by).
-    pub manifest: String,
+    /// Image id: the config's digest (recorded as its hex).
+    #[serde(with = "digest_hex")]
+    pub id: Option<Digest>,
+    /// The manifest's digest (recorded as its hex): what the image root is
+    /// keyed by, and what makes an image in use.
+    #[serde(with = "digest_hex")]
+    pub manifest: Option<Digest>,
     /// The name the user gave, fully qualified (`docker.io/library/debian:bookworm`).
     pub name: String,
     /// The read-only image root: overlayfs lower directories, topmost first.
-    pub lowers: Vec<String>,
+    pub lowers: Vec<PathBuf>,
     /// Written by cairn before image roots were stacked: the one lower
     /// directory (read, never written now).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub root: String,
+    #[serde(skip_serializing_if = "path_is_empty")]
+    pub root: PathBuf,
+}
+
+/// Whether `p` is the empty path (an absent `root`).
+fn path_is_empty(p: &Path) -> bool {
+    p.as_os_str().is_empty()
 }
 
 impl ImageRef {
+    /// The image id's hex digits, as `config.json` and podman show them
+    /// (`""` for none).
+    pub fn id_hex(&self) -> &str {
+        self.id.as_ref().map_or("", Digest::hex)
+    }
+
     /// The image root's lower directories, topmost first.
-    pub fn lower_dirs(&self) -> Vec<String> {
-        if self.lowers.is_empty() && !self.root.is_empty() {
+    pub fn lower_dirs(&self) -> Vec<PathBuf> {
+        if self.lowers.is_empty() && !path_is_empty(&self.root) {
             return vec![self.root.clone()];
         }
         self.lowers.clone()
+    }
+
+    /// The lower directories as overlayfs' `lowerdir=` option and podman's
+    /// `GraphDriver.Data.LowerDir` write them: joined with `:`.
+    pub fn lowerdir_option(&self) -> String {
+        let dirs: Vec<String> = self
+            .lower_dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        dirs.join(":")
     }
 }
 
@@ -244,14 +275,39 @@ pub struct Process {
     pub interactive: bool,
 }
 
+/// What a mount is: recorded as `bind`, `volume` or `tmpfs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host directory or file bound in (`-v /src:/dst`, `type=bind`).
+    #[default]
+    Bind,
+    /// A named or anonymous volume: a directory under the store's
+    /// `volumes/`, bound in like a bind.
+    Volume,
+    /// A fresh tmpfs (`--tmpfs`, `type=tmpfs`).
+    Tmpfs,
+}
+
+impl MountKind {
+    /// The name as `config.json` and podman write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountKind::Bind => "bind",
+            MountKind::Volume => "volume",
+            MountKind::Tmpfs => "tmpfs",
+        }
+    }
+}
+
 /// A mount: bind, tmpfs or volume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct MountConfig {
-    /// `bind`, `tmpfs` or `volume`.
-    pub kind: String,
+    /// Bind, tmpfs or volume.
+    pub kind: MountKind,
     /// Host path (bind), volume directory (volume), empty for tmpfs.
-    pub source: String,
+    pub source: PathBuf,
     /// Path inside.
     pub destination: String,
     /// Volume name (named or anonymous volume).
@@ -278,31 +334,162 @@ pub struct MountConfig {
     pub anonymous: bool,
 }
 
+/// How a container has one of its namespaces, recorded as `host`,
+/// `private` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceMode {
+    /// The host's (cairn's own) namespace, shared.
+    Host,
+    /// A new namespace of the container's own.
+    Private,
+    /// A new namespace with nothing set up in it: a network namespace with
+    /// only loopback, an IPC namespace without `/dev/shm`.
+    None,
+}
+
+impl NamespaceMode {
+    /// The name as `config.json` and the command line write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamespaceMode::Host => "host",
+            NamespaceMode::Private => "private",
+            NamespaceMode::None => "none",
+        }
+    }
+
+    /// The mode named `s` (`host`, `private` or `none`).
+    pub fn parse(s: &str) -> Option<NamespaceMode> {
+        match s {
+            "host" => Some(NamespaceMode::Host),
+            "private" => Some(NamespaceMode::Private),
+            "none" => Some(NamespaceMode::None),
+            _ => None,
+        }
+    }
+
+    /// Shared with the host.
+    pub fn is_host(self) -> bool {
+        self == NamespaceMode::Host
+    }
+}
+
+impl std::fmt::Display for NamespaceMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Each namespace: `host` (shared with the host) or `private`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Namespaces {
     /// `--network`: host, none or private.
-    pub network: String,
-    /// `--pid`.
-    pub pid: String,
-    /// `--ipc`.
-    pub ipc: String,
-    /// `--uts`.
-    pub uts: String,
-    /// `--cgroupns`.
-    pub cgroup: String,
+    pub network: NamespaceMode,
+    /// `--pid`: host or private.
+    pub pid: NamespaceMode,
+    /// `--ipc`: host, private or none.
+    pub ipc: NamespaceMode,
+    /// `--uts`: host or private.
+    pub uts: NamespaceMode,
+    /// `--cgroupns`: host or private.
+    pub cgroup: NamespaceMode,
 }
 
 impl Default for Namespaces {
     fn default() -> Namespaces {
         Namespaces {
-            network: "host".into(),
-            pid: "private".into(),
-            ipc: "private".into(),
-            uts: "private".into(),
-            cgroup: "host".into(),
+            network: NamespaceMode::Host,
+            pid: NamespaceMode::Private,
+            ipc: NamespaceMode::Private,
+            uts: NamespaceMode::Private,
+            cgroup: NamespaceMode::Host,
         }
+    }
+}
+
+/// The seccomp profile a container was created with, recorded as podman
+/// records it: `""` for the default profile, `unconfined`, or the path of
+/// the file compiled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SeccompProfile {
+    /// cairn's (or containers.conf's) default profile.
+    #[default]
+    Default,
+    /// No filter (`seccomp=unconfined`, `--privileged`).
+    Unconfined,
+    /// The profile file given with `seccomp=PATH`.
+    File(PathBuf),
+}
+
+impl Serialize for SeccompProfile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SeccompProfile::Default => s.serialize_str(""),
+            SeccompProfile::Unconfined => s.serialize_str("unconfined"),
+            SeccompProfile::File(p) => p.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SeccompProfile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = PathBuf::deserialize(d)?;
+        Ok(if path_is_empty(&p) {
+            SeccompProfile::Default
+        } else if p.as_os_str() == "unconfined" {
+            SeccompProfile::Unconfined
+        } else {
+            SeccompProfile::File(p)
+        })
+    }
+}
+
+/// A digest as `config.json` records it: its hex digits alone, the
+/// algorithm following from their number (64 sha256, 128 sha512); `""` for
+/// none.
+mod digest_hex {
+    use cairn_store::{Algorithm, Digest};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    /// Writes the digest's hex, or `""`.
+    pub fn serialize<S: Serializer>(d: &Option<Digest>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(d.as_ref().map_or("", Digest::hex))
+    }
+
+    /// Reads hex written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Digest>, D::Error> {
+        let hex = String::deserialize(d)?;
+        if hex.is_empty() {
+            return Ok(None);
+        }
+        let algorithm = if hex.len() == 128 {
+            Algorithm::Sha512
+        } else {
+            Algorithm::Sha256
+        };
+        Digest::from_parts(algorithm, &hex)
+            .map(Some)
+            .map_err(D::Error::custom)
+    }
+}
+
+/// A signal as `config.json` records it: its `SIGTERM` style name, `""`
+/// for none. A name this build does not know reads as none (what `stop`
+/// did with it before: SIGTERM).
+mod signal_name {
+    use nix::sys::signal::Signal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the signal's name, or `""`.
+    pub fn serialize<S: Serializer>(sig: &Option<Signal>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(sig.map_or("", Signal::as_str))
+    }
+
+    /// Reads a name written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Signal>, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(name.parse().ok())
     }
 }
 
@@ -320,6 +507,105 @@ pub struct Ulimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `config.json` written by cairn before the model had these types
+    /// (rootless, keep-id, binds with propagation, volumes, tmpfs mounts,
+    /// a stop signal, none/host namespaces, seccomp unconfined).
+    const KEEP_ID_CONFIG: &str = include_str!("testdata/keep-id-config.json");
+
+    #[test]
+    fn config_written_before_the_types_loads_and_writes_back_unchanged() {
+        let c: Config = serde_json::from_str(KEEP_ID_CONFIG).unwrap();
+        assert_eq!(c.stop_signal, Some(Signal::SIGQUIT));
+        assert_eq!(c.seccomp_profile, SeccompProfile::Unconfined);
+        let ns = &c.namespaces;
+        assert_eq!(
+            (ns.network, ns.pid, ns.ipc, ns.uts, ns.cgroup),
+            (
+                NamespaceMode::None,
+                NamespaceMode::Host,
+                NamespaceMode::None,
+                NamespaceMode::Private,
+                NamespaceMode::Host
+            )
+        );
+        let kinds: Vec<MountKind> = c.mounts.iter().map(|m| m.kind).collect();
+        use MountKind::{Bind, Tmpfs, Volume};
+        assert_eq!(kinds, [Bind, Volume, Volume, Bind, Tmpfs, Tmpfs]);
+        assert_eq!(c.mounts[0].source, Path::new("/tmp/fxu/src"));
+        assert_eq!(c.mounts[4].source, Path::new(""));
+        assert_eq!(c.image.lower_dirs().len(), 1);
+        assert_eq!(
+            c.image.id.as_ref().map(ToString::to_string).as_deref(),
+            Some("sha256:92f301c02f69b6fa2cc044eee83ad89c6147cc38a60b00711e9adfbde7e9b4e5")
+        );
+        assert!(c.idmap.is_some());
+        // What `Container::save` writes: pretty JSON, and a trailing newline
+        // the fixture has not.
+        let back = serde_json::to_string_pretty(&c).unwrap();
+        assert_eq!(back, KEEP_ID_CONFIG.trim_end());
+    }
+
+    #[test]
+    fn older_fields_read_as_before() {
+        let c: Config = serde_json::from_str(
+            r#"{"image": {"root": "/old/root"}, "stop_signal": "", "seccomp_profile": "/p.json"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.image.lower_dirs(), [PathBuf::from("/old/root")]);
+        assert_eq!(c.image.lowerdir_option(), "/old/root");
+        assert_eq!(c.stop_signal, None);
+        assert_eq!(c.seccomp_profile, SeccompProfile::File("/p.json".into()));
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["image"]["root"], "/old/root");
+        assert_eq!(back["stop_signal"], "");
+        assert_eq!(back["seccomp_profile"], "/p.json");
+        assert_eq!(back["namespaces"]["network"], "host");
+        assert_eq!(back["image"]["id"], "");
+        assert_eq!(back["image"]["manifest"], "");
+        let fresh = serde_json::to_value(Config::default()).unwrap();
+        assert!(fresh["image"].get("root").is_none());
+        assert_eq!(fresh["seccomp_profile"], "");
+    }
+
+    #[test]
+    fn image_digests_are_recorded_as_their_hex() {
+        let sha512 = "ab".repeat(64);
+        let i: ImageRef =
+            serde_json::from_value(serde_json::json!({"id": sha512, "manifest": "cd".repeat(32)}))
+                .unwrap();
+        assert_eq!(
+            i.id.as_ref().unwrap().algorithm(),
+            cairn_store::Algorithm::Sha512
+        );
+        assert_eq!(i.id_hex(), sha512);
+        assert_eq!(
+            i.manifest.as_ref().unwrap().algorithm(),
+            cairn_store::Algorithm::Sha256
+        );
+        let back = serde_json::to_value(&i).unwrap();
+        assert_eq!(
+            (back["id"].as_str(), back["manifest"].as_str()),
+            (Some(&*sha512), Some(&*"cd".repeat(32)))
+        );
+        assert!(serde_json::from_str::<ImageRef>(r#"{"id": "xyz"}"#).is_err());
+    }
+
+    #[test]
+    fn mount_kinds_and_namespace_modes_keep_their_names() {
+        for k in [MountKind::Bind, MountKind::Volume, MountKind::Tmpfs] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for m in [
+            NamespaceMode::Host,
+            NamespaceMode::Private,
+            NamespaceMode::None,
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+            assert_eq!(NamespaceMode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(NamespaceMode::parse("bridge"), None);
+    }
 
     #[test]
     fn container_ids_parse_and_keep_the_on_disk_form() {

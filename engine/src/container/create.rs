@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 
+use nix::sys::signal::Signal;
+
 use cairn_store::media::RuntimeConfig;
 
 use super::config::{
-    Config, ContainerId, IdMaps, ImageRef, MountConfig, Namespaces, Process, Ulimit,
+    Config, ContainerId, IdMaps, ImageRef, MountConfig, Namespaces, Process, SeccompProfile, Ulimit,
 };
 use super::runtime::parse_signal;
 use super::seccomp::{Choice, Compiled};
@@ -18,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::userns::Rootless;
 
 /// The default `PATH` of a container whose image sets none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the user asked for, parsed and checked value by value.
 #[derive(Debug, Clone, Default)]
@@ -191,7 +194,7 @@ pub fn config(
         mask: o.security.mask.clone(),
         unmask: o.security.unmask.clone(),
         init: o.init,
-        stop_signal,
+        stop_signal: Some(stop_signal),
         stop_timeout: o.stop_timeout.unwrap_or(10),
         read_only: o.read_only,
         read_only_tmpfs: o.read_only_tmpfs,
@@ -260,7 +263,7 @@ fn check_destinations(mounts: &[MountConfig]) -> Result<()> {
 fn hostname(o: &CreateOptions, f: &Facts<'_>) -> String {
     match &o.hostname {
         Some(h) => h.clone(),
-        None if o.namespaces.uts == "host" => f.host_hostname.to_owned(),
+        None if o.namespaces.uts.is_host() => f.host_hostname.to_owned(),
         None => f.id.chars().take(12).collect(),
     }
 }
@@ -317,28 +320,26 @@ fn environment(
 
 /// The seccomp profile as podman records it: `""` for the default one,
 /// `unconfined`, or the file's path.
-fn seccomp_profile(choice: &Choice) -> String {
+fn seccomp_profile(choice: &Choice) -> SeccompProfile {
     match choice {
-        Choice::Default => String::new(),
-        Choice::Unconfined => "unconfined".into(),
-        Choice::File(p) => p.to_string_lossy().into_owned(),
+        Choice::Default => SeccompProfile::Default,
+        Choice::Unconfined => SeccompProfile::Unconfined,
+        Choice::File(p) => SeccompProfile::File(p.clone()),
     }
 }
 
-/// The given stop signal, else the image's, else SIGTERM, as its `SIGTERM`
-/// style name.
-fn stop_signal(o: &CreateOptions, rc: &RuntimeConfig) -> Result<String> {
+/// The given stop signal, else the image's, else SIGTERM.
+fn stop_signal(o: &CreateOptions, rc: &RuntimeConfig) -> Result<Signal> {
     let name = match &o.stop_signal {
         Some(s) => s.clone(),
         None => rc.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
     };
-    parse_signal(&name)
-        .map(|s| s.to_string())
-        .ok_or_else(|| Error::Refused(format!("invalid stop signal {name:?}")))
+    parse_signal(&name).ok_or_else(|| Error::Refused(format!("invalid stop signal {name:?}")))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::config::{MountKind, NamespaceMode};
     use super::*;
 
     fn facts<'a>(rc: &'a RuntimeConfig, host_env: &'a [(String, String)]) -> Facts<'a> {
@@ -416,7 +417,7 @@ mod tests {
         };
         let home = |u: &str| format!("/home/{u}");
         let ns_host = Namespaces {
-            uts: "host".into(),
+            uts: NamespaceMode::Host,
             ..Namespaces::default()
         };
         let keep = (
@@ -476,7 +477,7 @@ mod tests {
             let c = config(&o, &f, &home).unwrap();
             assert_eq!(c.process.user, *want_user);
             assert_eq!(c.hostname, *want_host);
-            assert_eq!(c.stop_signal, *want_sig);
+            assert_eq!(c.stop_signal.map(Signal::as_str), Some(*want_sig));
             assert!(c.process.env.contains(&format!("HOME=/home/{want_user}")));
             assert_eq!(c.idmap.is_some(), *keep_id);
         }
@@ -550,7 +551,7 @@ mod tests {
             ..RuntimeConfig::default()
         };
         let mount = |d: &str| MountConfig {
-            kind: "tmpfs".into(),
+            kind: MountKind::Tmpfs,
             destination: d.into(),
             ..MountConfig::default()
         };
@@ -571,7 +572,7 @@ mod tests {
         assert_eq!(c.process.workdir, "/");
         assert!(c.seccomp_filter);
         assert_eq!(c.seccomp_flags, compiled.flags);
-        assert_eq!(c.seccomp_profile, "");
+        assert_eq!(c.seccomp_profile, SeccompProfile::Default);
         assert_eq!(c.stop_timeout, 10);
         let o = CreateOptions {
             mounts: vec![mount("/a"), mount("/a")],
@@ -579,7 +580,13 @@ mod tests {
         };
         let e = config(&o, &f, &|_| "/".into()).unwrap_err();
         assert_eq!(e.to_string(), "/a: duplicate mount destination");
-        assert_eq!(seccomp_profile(&Choice::Unconfined), "unconfined");
-        assert_eq!(seccomp_profile(&Choice::File("/p.json".into())), "/p.json");
+        assert_eq!(
+            seccomp_profile(&Choice::Unconfined),
+            SeccompProfile::Unconfined
+        );
+        assert_eq!(
+            seccomp_profile(&Choice::File("/p.json".into())),
+            SeccompProfile::File("/p.json".into())
+        );
     }
 }

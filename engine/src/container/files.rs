@@ -18,7 +18,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use crate::error::{bail, Context as _, Result};
 
 /// The most read of such a file (as the runtime helpers' cap).
-pub const MAX_TEXT: u64 = 16 << 20;
+pub(crate) const MAX_TEXT: u64 = 16 << 20;
 
 const OPEN: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NONBLOCK)

@@ -10,7 +10,7 @@ use crate::error::{Context as _, Result};
 
 /// One record of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record<'a> {
+pub(crate) struct Record<'a> {
     /// The time as written.
     pub time: &'a str,
     /// Nanoseconds since the epoch.
@@ -24,7 +24,7 @@ pub struct Record<'a> {
 }
 
 /// Parses one line (without its newline); `None` for a malformed one.
-pub fn parse(line: &[u8]) -> Option<Record<'_>> {
+pub(crate) fn parse(line: &[u8]) -> Option<Record<'_>> {
     let mut parts = line.splitn(4, |&b| b == b' ');
     let time = std::str::from_utf8(parts.next()?).ok()?;
     let stream = parts.next()?;

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the monitor writes in `exit.json` when the container's PID 1 ends
 /// (the runtime's protocol type).
-pub use cairn_runtime::protocol::ExitRecord;
+use cairn_runtime::protocol::ExitRecord;
 pub use config::{Config, ContainerId};
 
 use crate::error::{Context as _, Error, Result};
@@ -303,12 +303,12 @@ impl Containers {
         }
     }
 
-    /// Image manifest digests (hex) that containers use.
-    pub fn images_in_use(&self) -> Result<std::collections::BTreeSet<String>> {
+    /// Image manifest digests that containers use.
+    pub fn images_in_use(&self) -> Result<std::collections::BTreeSet<cairn_store::Digest>> {
         Ok(self
             .list()?
             .into_iter()
-            .map(|c| c.config.image.manifest.clone())
+            .filter_map(|c| c.config.image.manifest)
             .collect())
     }
 }
@@ -377,7 +377,7 @@ impl Container {
 
     /// The pid of the live monitor holding `monitor.lock`, if one does and
     /// has written its pid there.
-    pub fn monitor_holding_lock(&self) -> Option<i32> {
+    pub(crate) fn monitor_holding_lock(&self) -> Option<i32> {
         let f = File::open(self.dir.join("monitor.lock")).ok()?;
         // Shared: two readers never mistake each other for a monitor.
         match f.try_lock_shared() {
@@ -425,30 +425,30 @@ impl Container {
     }
 
     /// Replaces state.json.
-    pub fn save_state(&self) -> Result<()> {
+    pub(crate) fn save_state(&self) -> Result<()> {
         write_json(&self.dir.join("state.json"), &self.state)
     }
 
     /// Replaces config.json.
-    pub fn save_config(&self) -> Result<()> {
+    pub(crate) fn save_config(&self) -> Result<()> {
         write_json_durable(&self.dir.join("config.json"), &self.config)
     }
 
     /// The monitor's record of the last run's end, if it ended.
-    pub fn exit_record(&self) -> Option<ExitRecord> {
+    pub(crate) fn exit_record(&self) -> Option<ExitRecord> {
         let bytes = fs::read(self.dir.join("exit.json")).ok()?;
         ExitRecord::parse(&bytes).ok()
     }
 
     /// Whether the recorded PID 1 is alive (same start time, same boot).
-    pub fn pid_alive(&self) -> bool {
+    pub(crate) fn pid_alive(&self) -> bool {
         self.state.pid > 0
             && self.state.boot_id == boot_id()
             && proc_start_time(self.state.pid) == Some(self.state.pid_start)
     }
 
     /// Whether the recorded monitor is alive.
-    pub fn monitor_alive(&self) -> bool {
+    pub(crate) fn monitor_alive(&self) -> bool {
         self.state.monitor_pid > 0
             && self.state.boot_id == boot_id()
             && proc_start_time(self.state.monitor_pid) == Some(self.state.monitor_start)
@@ -574,15 +574,20 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 /// Writes a JSON file atomically (temp, rename): a crash leaves the old
 /// file or the new one. Not fsynced: for files a start rewrites anyway.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
-    write_file(path, &bytes, Durability::Volatile)
+    write_file(path, &to_json(path, value)?, Durability::Volatile)
+}
+
+/// `value` as the pretty JSON container files hold. Fails only for a path
+/// that is not UTF-8 (JSON strings cannot hold it; it was mangled once).
+fn to_json<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Refused(format!("write {}: {e}", path.display())))
 }
 
 /// Like [`write_json`], fsynced before the rename and the directory after
 /// it: for what must survive a power cut (a container's config).
 pub(crate) fn write_json_durable<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).expect("container files serialize");
-    write_file(path, &bytes, Durability::Durable)
+    write_file(path, &to_json(path, value)?, Durability::Durable)
 }
 
 /// Writes a file atomically (temp, rename), not fsynced.

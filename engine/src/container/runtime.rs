@@ -394,7 +394,7 @@ pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
     }
     c.state.stopping = true;
     c.save_state()?;
-    let sig = parse_signal(&c.config.stop_signal).unwrap_or(Signal::SIGTERM);
+    let sig = c.config.stop_signal.unwrap_or(Signal::SIGTERM);
     let pid = Pid::from_raw(c.state.pid);
     let _ = kill(pid, sig);
     if !wait_dead(c, timeout) {

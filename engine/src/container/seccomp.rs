@@ -25,6 +25,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cairn_fsutil::{write_atomic, Durability, IoContext as _};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
 use serde::Deserialize;
 
@@ -32,12 +33,12 @@ use crate::error::{bail, Context as _, Result};
 
 /// Where podman (containers.conf `seccomp_profile`'s default) reads its
 /// default profile; cairn reads it too when it exists.
-pub const DEFAULT_PROFILE_PATH: &str = "/usr/share/containers/seccomp.json";
+pub(crate) const DEFAULT_PROFILE_PATH: &str = "/usr/share/containers/seccomp.json";
 
 /// podman's default profile (containers-common v0.50.1, as Debian 12 ships
 /// it), used when [`DEFAULT_PROFILE_PATH`] is missing. Origin and licence:
 /// `engine/profiles/README.md`.
-pub const EMBEDDED_PROFILE: &str = include_str!("../../profiles/seccomp.json");
+pub(crate) const EMBEDDED_PROFILE: &str = include_str!("../../profiles/seccomp.json");
 
 /// The compiled filter's file in the container's directory.
 pub const BPF_FILE: &str = "seccomp.bpf";
@@ -57,7 +58,7 @@ const EPERM: i32 = 1;
 /// (Debian's file has a `defaultErrno` no code reads).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Profile {
+pub(crate) struct Profile {
     /// `SCMP_ACT_*` for syscalls no block matches.
     pub default_action: String,
     /// The errno of an `SCMP_ACT_ERRNO` default action.
@@ -83,7 +84,7 @@ pub struct Profile {
 /// One `archMap` entry.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ArchMap {
+pub(crate) struct ArchMap {
     /// `SCMP_ARCH_*` of a native architecture.
     pub architecture: String,
     /// Also filtered when it is the native one.
@@ -94,7 +95,7 @@ pub struct ArchMap {
 /// One rule block.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Syscall {
+pub(crate) struct Syscall {
     /// One name (older profiles).
     #[serde(default)]
     pub name: Option<String>,
@@ -135,7 +136,7 @@ pub struct Filter {
 /// One argument comparison.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Arg {
+pub(crate) struct Arg {
     /// Argument number, 0..=5.
     pub index: u32,
     /// Compared value (the mask for `SCMP_CMP_MASKED_EQ`).
@@ -151,7 +152,7 @@ pub struct Arg {
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// `SCMP_CMP_NE`.
     Ne,
     /// `SCMP_CMP_LT`.
@@ -189,7 +190,7 @@ fn op_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Op, D::Error> {
 
 /// A seccomp action with its errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// `SCMP_ACT_ALLOW`.
     Allow,
     /// `SCMP_ACT_ERRNO` with this errno.
@@ -257,7 +258,7 @@ pub struct Host {
 }
 
 /// The native architecture's names (Go's and libseccomp's).
-pub fn native_arch() -> (&'static str, &'static str) {
+pub(crate) fn native_arch() -> (&'static str, &'static str) {
     match std::env::consts::ARCH {
         "x86_64" => ("amd64", "SCMP_ARCH_X86_64"),
         "x86" => ("x86", "SCMP_ARCH_X86"),
@@ -275,7 +276,7 @@ pub fn native_arch() -> (&'static str, &'static str) {
 }
 
 /// `major.minor` at the start of a kernel release string (`6.1.0-18-amd64`).
-pub fn parse_kernel(release: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_kernel(release: &str) -> Option<(u32, u32)> {
     let mut it = release.split(|c: char| !c.is_ascii_digit());
     let major = it.next()?.parse().ok()?;
     let minor = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
@@ -284,7 +285,7 @@ pub fn parse_kernel(release: &str) -> Option<(u32, u32)> {
 
 impl Host {
     /// This machine, for a container with bounding set `caps` (a mask).
-    pub fn current(caps: u64) -> Result<Host> {
+    pub(crate) fn current(caps: u64) -> Result<Host> {
         let release = nix::sys::utsname::uname()
             .context("uname")?
             .release()
@@ -316,7 +317,7 @@ pub fn cap_names(mask: u64) -> Vec<String> {
 /// A rule after filtering: every name gets this action when the arguments
 /// match.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// Syscall names.
     pub names: Vec<String>,
     /// What happens.
@@ -327,7 +328,7 @@ pub struct Rule {
 
 /// A profile resolved for one host and container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// For syscalls no rule matches.
     pub default: Action,
     /// `SCMP_ARCH_*` names besides the native one.
@@ -370,7 +371,7 @@ fn applies(s: &Syscall, host: &Host) -> bool {
 }
 
 /// Step 1: the profile for this host and container (see the module doc).
-pub fn resolve(p: &Profile, host: &Host) -> Result<Resolved> {
+pub(crate) fn resolve(p: &Profile, host: &Host) -> Result<Resolved> {
     if p.listener_path.as_deref().is_some_and(|l| !l.is_empty()) {
         bail!(
             "listenerPath: cairn does not run seccomp-notify listeners; remove it from the profile"
@@ -433,7 +434,7 @@ fn comparison(a: &Arg) -> ScmpArgCompare {
 
 /// Step 2: classic BPF (`seccomp_export_bpf`), and the names libseccomp did
 /// not know (skipped, as crun does, with a warning there).
-pub fn compile(r: &Resolved) -> Result<(Vec<u8>, Vec<String>)> {
+pub(crate) fn compile(r: &Resolved) -> Result<(Vec<u8>, Vec<String>)> {
     let default = r.default.to_scmp()?;
     let mut ctx = ScmpFilterContext::new(default).context("seccomp_init")?;
     // A binary search over syscall numbers instead of a linear chain: the
@@ -510,7 +511,7 @@ pub enum Choice {
 }
 
 /// The default profile's text and where it came from (`None`: embedded).
-pub fn default_profile() -> Result<(String, Option<PathBuf>)> {
+pub(crate) fn default_profile() -> Result<(String, Option<PathBuf>)> {
     match std::fs::read_to_string(DEFAULT_PROFILE_PATH) {
         Ok(t) => Ok((t, Some(DEFAULT_PROFILE_PATH.into()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((EMBEDDED_PROFILE.into(), None)),
@@ -590,9 +591,9 @@ fn cache_name(r: &Resolved) -> String {
 
 /// `compile`, through a cache in `dir`: libseccomp needs 40-90 ms here for
 /// podman's profile (three architectures), every `create`; crun keeps such
-/// a cache too. A cache entry is written to a temp file and renamed, so a
-/// crash leaves either no entry or a whole one; one that is not a whole
-/// BPF program is compiled again. Failing to write the cache is not an error.
+/// a cache too. A cache entry is replaced atomically
+/// ([`write_atomic`]), so a crash leaves either no entry or a whole one; one
+/// that is not a whole BPF program is compiled again. Failing to write the cache is not an error.
 fn compile_cached(r: &Resolved, dir: Option<&Path>) -> Result<Vec<u8>> {
     let path = dir.map(|d| d.join(cache_name(r)));
     if let Some(bpf) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
@@ -608,12 +609,10 @@ fn compile_cached(r: &Resolved, dir: Option<&Path>) -> Result<Vec<u8>> {
         );
     }
     if let (Some(dir), Some(path)) = (dir, &path) {
-        let tmp = dir.join(format!(".tmp-{}", std::process::id()));
         let stored = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&tmp, &bpf))
-            .and_then(|()| std::fs::rename(&tmp, path));
+            .io_context("create", dir)
+            .and_then(|()| write_atomic(path, &bpf, 0o666, Durability::Volatile));
         if let Err(e) = stored {
-            let _ = std::fs::remove_file(&tmp);
             tracing::debug!("seccomp cache {}: {e}", dir.display());
         }
     }

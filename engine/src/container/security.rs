@@ -136,7 +136,7 @@ pub fn inspect_list(security_opt: &[String], no_new_privs: bool) -> Vec<String> 
 
 /// Go's `filepath.Match` for `/`-separated paths: `*` (no `/`), `?`,
 /// `[...]` classes with ranges and `^`/`!` negation, `\` escapes.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     fn class(p: &[char], c: char) -> Option<(bool, usize)> {
         // p starts after '['; returns (matched, length consumed incl. ']').
         let mut i = 0;
@@ -197,7 +197,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// podman's `shouldMask`: false when an `unmask` entry is `ALL` or one of
 /// its `:`-separated globs matches `path`.
-pub fn should_mask(path: &str, unmask: &[String]) -> bool {
+pub(crate) fn should_mask(path: &str, unmask: &[String]) -> bool {
     !unmask
         .iter()
         .any(|u| u.eq_ignore_ascii_case("all") || u.split(':').any(|g| glob_match(g, path)))
@@ -205,7 +205,7 @@ pub fn should_mask(path: &str, unmask: &[String]) -> bool {
 
 /// The masked and read-only paths: the defaults not unmasked, then `mask`.
 /// `None` for both when neither option was given (cairn-mount's defaults).
-pub fn path_lists(mask: &[String], unmask: &[String]) -> Option<(Vec<String>, Vec<String>)> {
+pub(crate) fn path_lists(mask: &[String], unmask: &[String]) -> Option<(Vec<String>, Vec<String>)> {
     if mask.is_empty() && unmask.is_empty() {
         return None;
     }

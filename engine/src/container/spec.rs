@@ -12,7 +12,7 @@ use cairn_runtime::protocol::{
     SysMode, TmpfsMount,
 };
 
-use super::config::{Config, MountConfig};
+use super::config::{Config, MountConfig, MountKind};
 use crate::error::{bail, Error, Result};
 
 /// Where the helper binaries are: `$CAIRN_HELPER_DIR`, next to the running
@@ -45,7 +45,7 @@ pub fn helper(name: &str) -> crate::Result<PathBuf> {
 
 /// Paths of the three helper programs.
 #[derive(Debug, Clone)]
-pub struct Helpers {
+pub(crate) struct Helpers {
     /// cairn-mount.
     pub mount: PathBuf,
     /// cairn-pivot.
@@ -76,7 +76,7 @@ pub struct Attach {
 
 /// cairn-mount's spec. Fails on what the runtime would refuse: a container
 /// path that is not absolute or climbs with `..`, an unknown propagation.
-pub fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
+pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     let ns = &c.namespaces;
     let mut mounts = c.mounts.iter().map(mount).collect::<Result<Vec<_>>>()?;
     let mut containerenv =
@@ -115,19 +115,14 @@ pub fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     };
     Ok(MountSpec {
         root: Some(Root::Overlay(Overlay {
-            lower: c
-                .image
-                .lower_dirs()
-                .into_iter()
-                .map(PathBuf::from)
-                .collect(),
+            lower: c.image.lower_dirs(),
             upper: Some(dir.join("upper")),
             work: Some(dir.join("work")),
             options: overlay_options,
         })),
         target: Some(dir.join("rootfs")),
         readonly: c.read_only,
-        proc: if ns.pid == "host" {
+        proc: if ns.pid.is_host() {
             ProcMode::Host
         } else {
             ProcMode::Private
@@ -167,7 +162,7 @@ fn in_root(paths: &[String]) -> Result<Vec<InRoot>> {
 /// One `-v`, `--mount` or `--tmpfs` mount as cairn-mount takes it.
 fn mount(m: &MountConfig) -> Result<Mount> {
     let target = InRoot::new(&m.destination)?;
-    if m.kind == "tmpfs" {
+    if m.kind == MountKind::Tmpfs {
         // nosuid and nodev unless the options asked for suid or dev (podman's
         // rule). Configs written while `--tmpfs` ignored both left the flags
         // false, so the options decide when they name neither.
@@ -194,7 +189,7 @@ fn mount(m: &MountConfig) -> Result<Mount> {
         })?
     };
     Ok(Mount::Bind(BindMount {
-        source: PathBuf::from(&m.source),
+        source: m.source.clone(),
         target,
         readonly: m.readonly,
         recursive: !m.norecursive,
@@ -206,13 +201,13 @@ fn mount(m: &MountConfig) -> Result<Mount> {
 }
 
 /// cairn-pivot's spec.
-pub fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
+pub(crate) fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
     let or = |value: &str, default: &str| {
         Some(if value.is_empty() { default } else { value }.to_owned())
     };
     PivotSpec {
         root: Some(dir.join("rootfs")),
-        hostname: (c.namespaces.uts != "host").then(|| c.hostname.clone()),
+        hostname: (!c.namespaces.uts.is_host()).then(|| c.hostname.clone()),
         process: ProcessSpec {
             args: c.process.args.clone(),
             user: or(&c.process.user, "0:0"),
@@ -236,7 +231,7 @@ pub fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
 }
 
 /// The argv the monitor's child execs: cairn-mount → cairn-pivot → PID 1.
-pub fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
+pub(crate) fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
     let error_fd = protocol::ERROR_FD.to_string();
     let mut args = vec![
         h.mount.to_string_lossy().into_owned(),
@@ -261,20 +256,25 @@ pub fn chain_args(h: &Helpers, c: &Config, dir: &Path) -> Vec<String> {
 }
 
 /// cairn-monitor's spec. Fails on a limit below -1.
-pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Result<MonitorSpec> {
+pub(crate) fn monitor_spec(
+    h: &Helpers,
+    c: &Config,
+    dir: &Path,
+    attach: Attach,
+) -> Result<MonitorSpec> {
     let ns = &c.namespaces;
     let mut namespaces = vec![Namespace::Mnt];
     if c.idmap.is_some() {
         namespaces.insert(0, Namespace::User);
     }
     for (mode, name) in [
-        (&ns.uts, Namespace::Uts),
-        (&ns.ipc, Namespace::Ipc),
-        (&ns.pid, Namespace::Pid),
-        (&ns.network, Namespace::Net),
-        (&ns.cgroup, Namespace::Cgroup),
+        (ns.uts, Namespace::Uts),
+        (ns.ipc, Namespace::Ipc),
+        (ns.pid, Namespace::Pid),
+        (ns.network, Namespace::Net),
+        (ns.cgroup, Namespace::Cgroup),
     ] {
-        if mode != "host" {
+        if !mode.is_host() {
             namespaces.push(name);
         }
     }
@@ -302,7 +302,7 @@ pub fn monitor_spec(h: &Helpers, c: &Config, dir: &Path, attach: Attach) -> Resu
         // `exec` takes its defaults from pid 1's environ.
         env: Some(c.process.env.clone()),
         namespaces,
-        loopback: ns.network != "host",
+        loopback: !ns.network.is_host(),
         rlimits,
         tty: c.process.tty,
         stdin: attach.stdin,
@@ -328,9 +328,9 @@ fn limit(name: &str, value: i64) -> Result<RlimitValue> {
 
 /// `/etc/hosts` for the container: the host's own lines for a host network,
 /// localhost otherwise, then `--add-host` entries and the container's name.
-pub fn hosts_file(c: &Config, host_hosts: &str) -> String {
+pub(crate) fn hosts_file(c: &Config, host_hosts: &str) -> String {
     let mut out = String::new();
-    if c.namespaces.network == "host" {
+    if c.namespaces.network.is_host() {
         out.push_str(host_hosts);
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
@@ -351,7 +351,7 @@ pub fn hosts_file(c: &Config, host_hosts: &str) -> String {
 }
 
 /// `/etc/resolv.conf`: the host's, with `--dns*` replacing its parts.
-pub fn resolv_conf(c: &Config, host: &str) -> String {
+pub(crate) fn resolv_conf(c: &Config, host: &str) -> String {
     let mut out = String::new();
     for line in host.lines() {
         let key = line.split_whitespace().next().unwrap_or("");
@@ -376,21 +376,21 @@ pub fn resolv_conf(c: &Config, host: &str) -> String {
 }
 
 /// `/run/.containerenv`, as podman writes it.
-pub fn containerenv(c: &Config, rootless: bool) -> String {
+pub(crate) fn containerenv(c: &Config, rootless: bool) -> String {
     format!(
         "engine=\"cairn-{}\"\nname=\"{}\"\nid=\"{}\"\nimage=\"{}\"\nimageid=\"{}\"\nrootless={}\n",
         env!("CARGO_PKG_VERSION"),
         c.name,
         c.id,
         c.image.name,
-        c.image.id,
+        c.image.id_hex(),
         u8::from(rootless)
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::config::Ulimit;
+    use super::super::config::{NamespaceMode, Ulimit};
     use super::*;
 
     fn config() -> Config {
@@ -438,8 +438,8 @@ mod tests {
     #[test]
     fn private_network_init_and_tty() {
         let mut c = config();
-        c.namespaces.network = "none".into();
-        c.namespaces.pid = "host".into();
+        c.namespaces.network = NamespaceMode::None;
+        c.namespaces.pid = NamespaceMode::Host;
         c.init = true;
         c.process.tty = true;
         let dir = Path::new("/s/containers/a");
@@ -464,7 +464,7 @@ mod tests {
     fn binds_and_etc_files() {
         let mut c = config();
         c.mounts.push(MountConfig {
-            kind: "bind".into(),
+            kind: MountKind::Bind,
             source: "/data".into(),
             destination: "/etc/hosts".into(),
             readonly: true,
@@ -491,7 +491,7 @@ mod tests {
     #[test]
     fn tmpfs_flags() {
         let tmpfs = |nosuid: bool, options: &[&str]| MountConfig {
-            kind: "tmpfs".into(),
+            kind: MountKind::Tmpfs,
             destination: "/t".into(),
             nosuid,
             nodev: nosuid,
@@ -550,7 +550,7 @@ mod tests {
     fn refused_specs() {
         let mut c = config();
         c.mounts.push(MountConfig {
-            kind: "bind".into(),
+            kind: MountKind::Bind,
             source: "/data".into(),
             destination: "/a/../etc".into(),
             ..MountConfig::default()
@@ -576,7 +576,7 @@ mod tests {
         let r = resolv_conf(&c, "nameserver 1.1.1.1\nsearch example\n");
         assert_eq!(r, "search example\nnameserver 10.0.0.1\n");
         c.add_hosts = vec!["db:10.0.0.2".into()];
-        c.namespaces.network = "none".into();
+        c.namespaces.network = NamespaceMode::None;
         let h = hosts_file(&c, "ignored");
         assert!(h.contains("10.0.0.2\tdb\n"), "{h}");
         assert!(h.ends_with("127.0.1.1\taaaaaaaaaaaa box\n"), "{h}");
