@@ -1182,3 +1182,35 @@ fn the_callers_environment_never_reaches_the_container() {
         c.ok(["rm", "-f", "-t", "0", &name]);
     }
 }
+
+/// Flags end at the first positional (podman's `interspersed=false`):
+/// before it an unknown flag is an error naming it, never taken for the
+/// image or the container; after it every word is the command's.
+#[test]
+fn unknown_flags_are_errors_and_words_after_the_image_are_the_commands() {
+    let c = env();
+    for verb in ["run", "create"] {
+        let r = c.fails(125, [verb, "--no-such-flag=x", IMAGE, "true"]);
+        assert!(r.stderr.contains("--no-such-flag"), "{}", r.stderr);
+        assert!(!r.stderr.contains("image reference"), "{}", r.stderr);
+    }
+    assert_eq!(c.ok(["ps", "-a", "-q"]), "");
+    let out = c.ok([
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo \"$0\" \"$1\"",
+        "--name",
+        "-e",
+    ]);
+    assert_eq!(out, "--name -e\n");
+    c.ok(["run", "-d", "--name", "flags", IMAGE, "sleep", "60"]);
+    let r = c.fails(125, ["exec", "--no-such-flag", "flags", "true"]);
+    assert!(r.stderr.contains("--no-such-flag"), "{}", r.stderr);
+    assert!(!r.stderr.contains("no container"), "{}", r.stderr);
+    let out = c.ok(["exec", "flags", "sh", "-c", "echo \"$0\"", "-i"]);
+    assert_eq!(out, "-i\n");
+    c.ok(["rm", "-f", "-t", "0", "flags"]);
+}

@@ -12,7 +12,6 @@ pub struct CreateArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "IMAGE [COMMAND [ARG...]]"
     )]
     pub args: Vec<String>,
@@ -251,7 +250,7 @@ pub struct RmArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// CONTAINER, then the command and its arguments.
-    #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, value_name = "CONTAINER COMMAND [ARG...]")]
     pub args: Vec<String>,
     /// Run in the background.
     #[arg(short, long)]
