@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::cmd;
 use crate::cmd::container::{
@@ -184,6 +184,59 @@ pub enum SystemCommand {
     Prune(PruneArgs),
 }
 
+/// podman's words for a flag it does not know (`Error: unknown flag: --x`,
+/// `Error: unknown shorthand flag: 'x' in -x`, then where the verb's help
+/// is), which tools match on; `None` for other parse errors.
+fn unknown_flag_message(e: &clap::Error, args: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let what = match arg.strip_prefix("--") {
+        Some(_) => format!("unknown flag: {}", arg.split('=').next().unwrap_or(arg)),
+        None => {
+            let letter = arg.trim_start_matches('-').chars().next()?;
+            // The word as typed (`-xv`), as pflag names it.
+            let word = args
+                .iter()
+                .skip(1)
+                .find(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(letter))
+                .map_or(arg.as_str(), String::as_str);
+            format!("unknown shorthand flag: '{letter}' in {word}")
+        }
+    };
+    Some(format!(
+        "Error: {what}\nSee '{} --help'",
+        verb_path(args).join(" ")
+    ))
+}
+
+/// `cairn` and the verbs a command line names (`cairn container run`),
+/// skipping flags before them.
+fn verb_path(args: &[String]) -> Vec<String> {
+    let mut cmd = Cli::command();
+    let mut path = vec![cmd.get_name().to_owned()];
+    let mut words = args.iter().skip(1);
+    while let Some(w) = words.next() {
+        if w == "--root" || w == "--log-level" {
+            words.next();
+            continue;
+        }
+        if w.starts_with('-') {
+            continue;
+        }
+        let Some(sub) = cmd.find_subcommand(w).cloned() else {
+            break;
+        };
+        path.push(sub.get_name().to_owned());
+        cmd = sub;
+    }
+    path
+}
+
 /// Parses the command line and runs the command; returns the exit code.
 pub fn run() -> anyhow::Result<u8> {
     let cli = match Cli::try_parse() {
@@ -194,7 +247,13 @@ pub fn run() -> anyhow::Result<u8> {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
                 _ => crate::exit::ENGINE,
             };
-            let _ = e.print();
+            let args: Vec<String> = std::env::args().collect();
+            match unknown_flag_message(&e, &args) {
+                Some(message) => eprintln!("{message}"),
+                None => {
+                    let _ = e.print();
+                }
+            }
             return Ok(code);
         }
     };
@@ -345,5 +404,45 @@ mod tests {
     #[test]
     fn every_verb_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// The words podman prints for an unknown flag, which tools match on.
+    #[test]
+    fn unknown_flags_read_as_podmans() {
+        use clap::Parser as _;
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["cairn", "run", "--sig-proxy=false", "img"],
+                "Error: unknown flag: --sig-proxy\nSee 'cairn run --help'",
+            ),
+            (
+                &[
+                    "cairn",
+                    "--root",
+                    "/r",
+                    "container",
+                    "exec",
+                    "--detach-keys=",
+                    "c",
+                    "sh",
+                ],
+                "Error: unknown flag: --detach-keys\nSee 'cairn container exec --help'",
+            ),
+            (
+                &["cairn", "ps", "-Z"],
+                "Error: unknown shorthand flag: 'Z' in -Z\nSee 'cairn ps --help'",
+            ),
+        ];
+        for (argv, want) in cases {
+            let args: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+            let e = super::Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(
+                super::unknown_flag_message(&e, &args).as_deref(),
+                Some(*want)
+            );
+        }
+        let args: Vec<String> = ["cairn", "run"].iter().map(|a| a.to_string()).collect();
+        let e = super::Cli::try_parse_from(&args).unwrap_err();
+        assert_eq!(super::unknown_flag_message(&e, &args), None);
     }
 }

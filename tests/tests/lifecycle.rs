@@ -1191,7 +1191,10 @@ fn unknown_flags_are_errors_and_words_after_the_image_are_the_commands() {
     let c = env();
     for verb in ["run", "create"] {
         let r = c.fails(125, [verb, "--no-such-flag=x", IMAGE, "true"]);
-        assert!(r.stderr.contains("--no-such-flag"), "{}", r.stderr);
+        assert_eq!(
+            r.stderr,
+            format!("Error: unknown flag: --no-such-flag\nSee 'cairn {verb} --help'\n")
+        );
         assert!(!r.stderr.contains("image reference"), "{}", r.stderr);
     }
     assert_eq!(c.ok(["ps", "-a", "-q"]), "");
