@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::fmt::{quote, sprint_value};
 use super::funcs::{self, Func, Ty};
 use super::parser::{Arg, Branch, Command, List, Node, Number, Parsed, Pipe, TemplateCall};
-use super::value::{sorted_entries, Val, View};
+use super::value::{sorted_entries, Shape, Val, View};
 use super::TemplateError;
 
 /// How deeply `{{template}}` calls and control structures (`if`, `with`,
@@ -61,18 +61,19 @@ pub(super) fn execute(
     text: &str,
     parsed: &Parsed,
     data: &Value,
+    shape: Shape,
 ) -> Result<String, TemplateError> {
     let mut s = State {
         parse_name: name,
         name,
         text,
         parsed,
-        vars: vec![("$", Val::Json(data))],
+        vars: vec![("$", Val::Json(data, shape))],
         out: String::new(),
         at: At::None,
         depth: 0,
     };
-    match s.walk(&Val::Json(data), &parsed.root) {
+    match s.walk(&Val::Json(data, shape), &parsed.root) {
         Ok(()) => Ok(s.out),
         Err(Flow::Err(e)) => Err(e),
         // The parser rejects {{break}} and {{continue}} outside {{range}}.
@@ -150,7 +151,13 @@ impl<'t, 'd> State<'t, 'd> {
 
     fn print_value(&mut self, val: &Val<'d>) {
         let view = val.view();
-        if view.is_nil() {
+        if let (Shape::Struct(_), View::Null) = (val.shape(), view) {
+            // A nil pointer to a struct.
+            self.out.push_str("<nil>");
+        } else if let (Shape::Struct(_), false) = (val.shape(), view.is_nil()) {
+            let text = struct_text(val);
+            self.out.push_str(&text);
+        } else if view.is_nil() {
             self.out.push_str("<no value>");
         } else if let View::Str(s) = view {
             self.out.push_str(s);
@@ -381,6 +388,21 @@ impl<'t, 'd> State<'t, 'd> {
     }
 
     fn eval_field(&self, name: &str, has_args: bool, receiver: Val<'d>) -> R<Val<'d>> {
+        if let Some(field) = receiver.struct_field(name) {
+            return match field {
+                Err(type_name) => self.errorf(format_args!(
+                    "can't evaluate field {name} in type {type_name}"
+                )),
+                Ok(_) if receiver.view().is_nil() => self.errorf(format_args!(
+                    "nil pointer evaluating {}.{name}",
+                    receiver.shape().struct_name().unwrap_or("interface {}")
+                )),
+                Ok(_) if has_args => self.errorf(format_args!(
+                    "{name} has arguments but cannot be invoked as function"
+                )),
+                Ok(v) => Ok(v),
+            };
+        }
         match receiver.view() {
             View::Missing => Ok(Val::Missing),
             View::Null => self.errorf(format_args!("nil pointer evaluating interface {{}}.{name}")),
@@ -597,4 +619,27 @@ impl<'t, 'd> State<'t, 'd> {
             )),
         }
     }
+}
+
+/// A struct as Go's `%v` prints it: `{v1 v2 …}`, fields in declaration
+/// order (a nested struct the same way, where Go would print a pointer's
+/// address; a field absent from the data as nothing).
+fn struct_text(val: &Val<'_>) -> String {
+    let Shape::Struct(s) = val.shape() else {
+        return sprint_value(&val.view());
+    };
+    let parts: Vec<String> = s
+        .fields
+        .iter()
+        .map(|f| match val.struct_field(f.name) {
+            Some(Ok(v)) => match (v.shape(), v.view()) {
+                (_, View::Null | View::Missing) => String::new(),
+                (Shape::Struct(_), _) => struct_text(&v),
+                (_, View::Str(t)) => t.to_owned(),
+                (_, view) => sprint_value(&view),
+            },
+            _ => String::new(),
+        })
+        .collect();
+    format!("{{{}}}", parts.join(" "))
 }

@@ -395,7 +395,7 @@ pub(super) fn json(v: &Val<'_>) -> String {
         Val::Float(f) => out.push_str(&json_float(*f)),
         Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Val::Str(s) => json_string(&mut out, s),
-        Val::Json(j) => json_value(&mut out, j),
+        Val::Json(j, _) => json_value(&mut out, j),
         Val::Owned(j) => json_value(&mut out, j),
     }
     out

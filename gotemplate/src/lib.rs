@@ -23,7 +23,13 @@
 //!
 //! Data model (where JSON differs from podman's Go structs):
 //!
-//! * an object is a Go map: a missing key yields "no value", printed as
+//! * with [`Template::execute_as`] and a [`Shape`], the objects the shape
+//!   names are podman's structs: fields resolve by their Go names (which
+//!   may differ from the JSON keys: `.Host.CgroupsVersion` is
+//!   `host.cgroupVersion`), a field the struct lacks is Go's error
+//!   `can't evaluate field X in type T`, a nil struct pointer's field is
+//!   `nil pointer evaluating T.X`, and a struct prints as `{v1 v2 …}`;
+//! * otherwise an object is a Go map: a missing key yields "no value", printed as
 //!   `<no value>` (Go prints a missing *struct* field as an error, and a
 //!   missing `map[string]string` entry as an empty string);
 //! * JSON `null` is a nil interface: `<no value>` when printed by an action,
@@ -58,6 +64,8 @@ mod tests;
 
 use serde_json::Value;
 
+pub use value::{GoField, GoStruct, Shape};
+
 /// A parsed template, ready to be executed any number of times.
 #[derive(Debug)]
 pub struct Template {
@@ -84,9 +92,17 @@ impl Template {
         })
     }
 
-    /// Executes the template with `data` as dot (and `$`).
+    /// Executes the template with `data` as dot (and `$`); objects are
+    /// Go maps.
     pub fn execute(&self, data: &Value) -> Result<String, TemplateError> {
-        exec::execute(&self.name, &self.text, &self.parsed, data)
+        exec::execute(&self.name, &self.text, &self.parsed, data, Shape::Any)
+    }
+
+    /// Executes the template with `data`, of the Go type `shape`, as dot:
+    /// fields resolve by their Go names, and a field the type does not
+    /// have is Go's error (`can't evaluate field X in type T`).
+    pub fn execute_as(&self, data: &Value, shape: Shape) -> Result<String, TemplateError> {
+        exec::execute(&self.name, &self.text, &self.parsed, data, shape)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::Template;
+use super::{Shape, Template};
 
 /// `podman image inspect` of an image built with umoci: env HOME and PATH,
 /// labels a=b, num=42, "with space"="x y", zeta=last, cmd sh, one layer.
@@ -2004,4 +2004,107 @@ fn printf_argument_indexes_as_go() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A slice of podman's `define.Info`, for the shape tests.
+mod shapes {
+    use crate::{GoField, GoStruct, Shape};
+    pub static SECURITY: GoStruct = GoStruct {
+        name: "define.SecurityInfo",
+        fields: &[
+            GoField::new("AppArmorEnabled", "apparmorEnabled", Shape::Any),
+            GoField::new("Rootless", "rootless", Shape::Any),
+        ],
+    };
+    pub static OCI: GoStruct = GoStruct {
+        name: "*define.OCIRuntimeInfo",
+        fields: &[GoField::new("Name", "name", Shape::Any)],
+    };
+    pub static HOST: GoStruct = GoStruct {
+        name: "*define.HostInfo",
+        fields: &[
+            GoField::new("CgroupsVersion", "cgroupVersion", Shape::Any),
+            GoField::new("OCIRuntime", "ociRuntime", Shape::Struct(&OCI)),
+            GoField::new("Security", "security", Shape::Struct(&SECURITY)),
+            GoField::new("Conmon", "conmon", Shape::Struct(&OCI)),
+        ],
+    };
+    pub static MOUNT: GoStruct = GoStruct {
+        name: "define.Mount",
+        fields: &[GoField::new("Path", "path", Shape::Any)],
+    };
+    pub static INFO: GoStruct = GoStruct {
+        name: "*define.Info",
+        fields: &[
+            GoField::new("Host", "host", Shape::Struct(&HOST)),
+            GoField::new("Registries", "registries", Shape::Any),
+            GoField::new("Mounts", "mounts", Shape::Slice(&Shape::Struct(&MOUNT))),
+        ],
+    };
+}
+
+fn run_shaped(text: &str) -> Result<String, String> {
+    let data = json!({
+        "host": {
+            "cgroupVersion": "v2",
+            "ociRuntime": {"name": "cairn"},
+            "security": {"apparmorEnabled": false, "rootless": true},
+        },
+        "registries": {"search": ["docker.io"]},
+        "mounts": [{"path": "/a"}, {"path": "/b"}],
+    });
+    Template::parse_named("info", text)
+        .and_then(|t| t.execute_as(&data, Shape::Struct(&shapes::INFO)))
+        .map_err(|e| e.to_string())
+}
+
+/// podman's Go field names resolve on JSON keys; a field the struct lacks
+/// is Go's error (podman 4.3 `info --format`), a map keeps map rules.
+#[test]
+fn go_struct_fields() {
+    assert_eq!(run_shaped("{{.Host.OCIRuntime.Name}}").unwrap(), "cairn");
+    assert_eq!(run_shaped("{{.Host.CgroupsVersion}}").unwrap(), "v2");
+    assert_eq!(run_shaped("{{.Host.Security.Rootless}}").unwrap(), "true");
+    assert_eq!(run_shaped("{{.Host.Security}}").unwrap(), "{false true}");
+    assert_eq!(
+        run_shaped("{{range .Mounts}}{{.Path}} {{end}}").unwrap(),
+        "/a /b "
+    );
+    assert_eq!(
+        run_shaped("{{json .Host.Security}}").unwrap(),
+        r#"{"apparmorEnabled":false,"rootless":true}"#
+    );
+    assert_eq!(run_shaped("{{.Registries.search}}").unwrap(), "[docker.io]");
+    assert_eq!(run_shaped("{{.Registries.nope}}").unwrap(), "<no value>");
+    assert_eq!(
+        run_shaped("{{.Host.Foo}}").unwrap_err(),
+        r#"template: info:1:7: executing "info" at <.Host.Foo>: can't evaluate field Foo in type *define.HostInfo"#
+    );
+    assert_eq!(
+        run_shaped("{{.host.arch}}").unwrap_err(),
+        r#"template: info:1:7: executing "info" at <.host.arch>: can't evaluate field host in type *define.Info"#
+    );
+    assert_eq!(
+        run_shaped("{{range .Mounts}}{{.path}}{{end}}").unwrap_err(),
+        r#"template: info:1:19: executing "info" at <.path>: can't evaluate field path in type define.Mount"#
+    );
+    // A struct pointer absent from the data is nil, as Go's.
+    assert_eq!(run_shaped("{{.Host.Conmon}}").unwrap(), "<nil>");
+    assert_eq!(
+        run_shaped("{{.Host.Conmon.Name}}").unwrap_err(),
+        r#"template: info:1:14: executing "info" at <.Host.Conmon.Name>: nil pointer evaluating *define.OCIRuntimeInfo.Name"#
+    );
+    let row = json!({"ID": "abc", "Labels": {"a": "b"}});
+    let t = Template::parse_named("ps", "{{.ID}} {{.Labels.a}} {{.Labels.z}}").unwrap();
+    assert_eq!(
+        t.execute_as(&row, Shape::Keys("containers.psReporter")).unwrap(),
+        "abc b <no value>"
+    );
+    let t = Template::parse_named("ps", "{{.Foo}}").unwrap();
+    assert_eq!(
+        t.execute_as(&row, Shape::Keys("containers.psReporter"))
+            .unwrap_err()
+            .to_string(),
+        r#"template: ps:1:2: executing "ps" at <.Foo>: can't evaluate field Foo in type containers.psReporter"#
+    );
 }

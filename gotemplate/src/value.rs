@@ -23,7 +23,8 @@ pub(super) enum Val<'d> {
     Float(f64),
     Bool(bool),
     Str(Rc<str>),
-    Json(&'d Value),
+    /// Part of the data, with the Go type it had in podman.
+    Json(&'d Value, Shape),
     /// JSON computed during execution (`split`, `slice` of a list).
     Owned(Rc<Value>),
 }
@@ -61,19 +62,28 @@ impl<'d> Val<'d> {
             Val::Float(f) => View::Float(*f),
             Val::Bool(b) => View::Bool(*b),
             Val::Str(s) => View::Str(s),
-            Val::Json(v) => View::of(v),
+            Val::Json(v, _) => View::of(v),
             Val::Owned(v) => View::of(v),
         }
     }
 
-    /// A part of this value (an element or member), keeping the borrow from
-    /// the data when there is one.
+    /// The Go type this value had: [`Shape::Any`] unless it is part of
+    /// data executed with a shape.
+    pub(super) fn shape(&self) -> Shape {
+        match self {
+            Val::Json(_, s) => *s,
+            _ => Shape::Any,
+        }
+    }
+
+    /// An element of this list or map, keeping the borrow from the data
+    /// when there is one.
     pub(super) fn child(
         &self,
         pick: impl for<'x> FnOnce(&'x Value) -> Option<&'x Value>,
     ) -> Val<'d> {
         match self {
-            Val::Json(v) => pick(v).map_or(Val::Missing, Val::Json),
+            Val::Json(v, s) => pick(v).map_or(Val::Missing, |c| Val::Json(c, s.elem())),
             Val::Owned(v) => pick(v).map_or(Val::Missing, |c| Val::owned(c.clone())),
             _ => Val::Missing,
         }
@@ -147,6 +157,98 @@ impl<'a> View<'a> {
 
     pub(super) fn is_nil(&self) -> bool {
         matches!(self, View::Missing | View::Null)
+    }
+}
+
+/// The Go type a JSON value had in podman, so that templates see podman's
+/// structs: fields named as in Go (`.Host.OCIRuntime.Name` on the JSON key
+/// `host.ociRuntime.name`), an unknown field an error, a struct printed
+/// as `{v1 v2}`. Values without a shape are [`Shape::Any`].
+#[derive(Clone, Copy, Debug)]
+pub enum Shape {
+    /// Plain JSON: an object is a Go map (a missing key is "no value").
+    Any,
+    /// A Go struct (or a pointer to one) with these fields.
+    Struct(&'static GoStruct),
+    /// A struct whose Go fields are exactly the JSON object's keys (values
+    /// [`Shape::Any`]), with this type name in messages: podman's report
+    /// rows (`containers.psReporter`), which cairn builds under Go's names.
+    Keys(&'static str),
+    /// A slice whose elements have this shape.
+    Slice(&'static Shape),
+    /// A map whose values have this shape.
+    Map(&'static Shape),
+}
+
+impl Shape {
+    /// The shape of an element of a slice or map.
+    fn elem(self) -> Shape {
+        match self {
+            Shape::Slice(e) | Shape::Map(e) => *e,
+            _ => Shape::Any,
+        }
+    }
+
+    /// The Go type name, for "can't evaluate field" messages, when it is a struct.
+    pub(super) fn struct_name(self) -> Option<&'static str> {
+        match self {
+            Shape::Struct(s) => Some(s.name),
+            Shape::Keys(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// A Go struct type: its name as Go prints it (`*define.HostInfo`) and its
+/// fields in declaration order.
+#[derive(Debug)]
+pub struct GoStruct {
+    /// The type's name in messages, e.g. `*define.Info`.
+    pub name: &'static str,
+    /// The fields, in Go's order (which `{{.}}` prints in).
+    pub fields: &'static [GoField],
+}
+
+/// A field of a [`GoStruct`].
+#[derive(Debug)]
+pub struct GoField {
+    /// The Go name templates use (`OCIRuntime`).
+    pub name: &'static str,
+    /// The JSON key the value is stored under (`ociRuntime`).
+    pub json: &'static str,
+    /// The field's type.
+    pub shape: Shape,
+}
+
+impl GoField {
+    /// A field named `name` in Go, `json` in JSON.
+    pub const fn new(name: &'static str, json: &'static str, shape: Shape) -> GoField {
+        GoField { name, json, shape }
+    }
+}
+
+/// JSON `null`, for a struct field absent from the data: a nil pointer.
+static NULL: Value = Value::Null;
+
+impl<'d> Val<'d> {
+    /// The Go field `name` of a struct value: `Ok(None)` when the value is
+    /// no struct (a map lookup applies), `Err(type)` when the struct has no
+    /// such field.
+    pub(super) fn struct_field(&self, name: &str) -> Option<Result<Val<'d>, &'static str>> {
+        let Val::Json(v, shape) = self else {
+            return None;
+        };
+        match shape {
+            Shape::Struct(s) => Some(match s.fields.iter().find(|f| f.name == name) {
+                Some(f) => Ok(Val::Json(v.get(f.json).unwrap_or(&NULL), f.shape)),
+                None => Err(s.name),
+            }),
+            Shape::Keys(type_name) => Some(match v.get(name) {
+                Some(c) => Ok(Val::Json(c, Shape::Any)),
+                None => Err(type_name),
+            }),
+            _ => None,
+        }
     }
 }
 
