@@ -2092,7 +2092,7 @@ fn go_struct_fields() {
     assert_eq!(run_shaped("{{.Host.Conmon}}").unwrap(), "<nil>");
     assert_eq!(
         run_shaped("{{.Host.Conmon.Name}}").unwrap_err(),
-        r#"template: info:1:14: executing "info" at <.Host.Conmon.Name>: nil pointer evaluating *define.OCIRuntimeInfo.Name"#
+        r#"template: info:1:7: executing "info" at <.Host.Conmon.Name>: nil pointer evaluating *define.OCIRuntimeInfo.Name"#
     );
     let row = json!({"ID": "abc", "Labels": {"a": "b"}});
     let t = Template::parse_named("ps", "{{.ID}} {{.Labels.a}} {{.Labels.z}}").unwrap();
