@@ -14,7 +14,10 @@ use crate::cmd::image::{
     ExistsArgs, ImagesArgs, InspectArgs, PruneArgs, PullArgs, RmiArgs, TagArgs,
 };
 use crate::cmd::login::{LoginArgs, LogoutArgs};
-use crate::cmd::system::{CheckArgs, DfArgs, InfoArgs, VersionArgs};
+use crate::cmd::system::{
+    CheckArgs, CompletionArgs, DfArgs, GenerateManArgs, InfoArgs, MigrateArgs, ResetArgs,
+    VersionArgs,
+};
 use crate::cmd::unpack::UnpackArgs;
 use crate::context::Context;
 
@@ -22,12 +25,16 @@ use crate::context::Context;
 #[derive(Debug, Parser)]
 #[command(
     name = "cairn",
-    version,
+    version = crate::cmd::system::VERSION_LINE,
+    disable_version_flag = true,
     about = "Daemonless, setuid-free container engine with podman's commands",
-    propagate_version = true,
     max_term_width = 100
 )]
 pub struct Cli {
+    /// Print the version (podman's shape: `cairn version 4.3.1 (podman-compatible, cairn X)`).
+    #[arg(short = 'v', long, action = clap::ArgAction::Version)]
+    pub version: (),
+
     /// Storage root (default /var/lib/cairn as root, $XDG_DATA_HOME/cairn otherwise).
     #[arg(long, global = true, env = "CAIRN_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -103,6 +110,8 @@ pub enum Command {
     Top(TopArgs),
     /// Show system information.
     Info(InfoArgs),
+    /// Generate shell completion scripts.
+    Completion(CompletionArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -180,8 +189,21 @@ pub enum SystemCommand {
     Df(DfArgs),
     /// Verify blobs, refs, objects, changesets, image roots and containers.
     Check(CheckArgs),
-    /// Remove unused images, blobs and abandoned downloads.
+    /// Remove stopped containers, unused images, blobs and abandoned downloads.
     Prune(PruneArgs),
+    /// Show system information.
+    Info(InfoArgs),
+    /// Check that the store is readable (podman: migrate containers to a
+    /// new runtime; cairn's need no migration).
+    Migrate(MigrateArgs),
+    /// Check that the store is readable (podman: renumber locks; cairn has
+    /// no lock table).
+    Renumber,
+    /// Remove all containers, images, volumes and the store.
+    Reset(ResetArgs),
+    /// Write a man page for every verb into DIR.
+    #[command(hide = true)]
+    GenerateMan(GenerateManArgs),
 }
 
 /// podman's words for a flag it does not know (`Error: unknown flag: --x`,
@@ -282,6 +304,12 @@ pub fn run() -> anyhow::Result<u8> {
         Command::System(SystemCommand::Df(a)) => cmd::system::df(&ctx, a),
         Command::System(SystemCommand::Check(a)) => cmd::system::check(&ctx, a),
         Command::System(SystemCommand::Prune(a)) => cmd::system::prune(&ctx, a),
+        Command::System(SystemCommand::Info(a)) => cmd::system::info(&ctx, a),
+        Command::System(SystemCommand::Migrate(a)) => cmd::system::migrate(&ctx, a),
+        Command::System(SystemCommand::Renumber) => cmd::system::renumber(&ctx),
+        Command::System(SystemCommand::Reset(a)) => cmd::system::reset(&ctx, a),
+        Command::System(SystemCommand::GenerateMan(a)) => cmd::system::generate_man(a),
+        Command::Completion(a) => cmd::system::completion(a),
         Command::Unpack(a) => cmd::unpack::unpack(&ctx, a),
         Command::Version(a) => cmd::system::version(a),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
@@ -352,7 +380,9 @@ fn needs_userns(command: &Command) -> bool {
         Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_)) => {
             true
         }
-        Command::System(SystemCommand::Prune(_) | SystemCommand::Check(_)) => true,
+        Command::System(
+            SystemCommand::Prune(_) | SystemCommand::Check(_) | SystemCommand::Reset(_),
+        ) => true,
         Command::Container(c) => matches!(
             c,
             ContainerCommand::Create(_)

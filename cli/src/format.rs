@@ -6,7 +6,32 @@ use serde_json::{Map, Value};
 
 use crate::exit;
 use crate::output::Table;
-use cairn_gotemplate::Template;
+use cairn_gotemplate::{Shape, Template};
+
+/// The Go type podman executes a verb's `--format` template on, found by
+/// the template's name (podman names it after the verb). Report rows are
+/// structs whose fields are the row's keys: an unknown field is a template
+/// error (exit 125) as in podman, never `<no value>`. `version` and `info`
+/// render with their full types ([`Format::render_as`]).
+fn shape_of(name: &str) -> Shape {
+    static PS_ROW: Shape = Shape::Keys("containers.psReporter");
+    static IMAGES_ROW: Shape = Shape::Keys("images.imageReporter");
+    match name {
+        // Ranged (see `ranged`): the rows' list.
+        "ps" => Shape::Slice(&PS_ROW),
+        "images" => Shape::Slice(&IMAGES_ROW),
+        // podman's inspect data is a []interface{}: the top level's type
+        // in messages is `interface {}`; nested objects are maps here.
+        "inspect" => Shape::Slice(&Shape::Keys("interface {}")),
+        _ => Shape::Any,
+    }
+}
+
+/// Whether podman runs the verb's template inside `{{range .}}…{{end}}`
+/// over the list of rows (which shows in error positions).
+fn ranged(name: &str) -> bool {
+    matches!(name, "ps" | "images")
+}
 
 /// What `--format` asks for.
 #[derive(Debug)]
@@ -21,6 +46,11 @@ pub enum Format {
         template: Template,
         /// Whether it started with `table`.
         table: bool,
+        /// The Go type of the data (for a ranged template, of the list).
+        shape: Shape,
+        /// Whether the template is wrapped in `{{range .}}` (run over a
+        /// one-item list).
+        ranged: bool,
     },
 }
 
@@ -44,9 +74,20 @@ impl Format {
         };
         // podman turns the two-character escapes into the characters.
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
-        let template = Template::parse_named(name, &body)
+        let ranged = ranged(name);
+        let text = if ranged {
+            format!("{{{{range .}}}}{body}{{{{end}}}}")
+        } else {
+            body
+        };
+        let template = Template::parse_named(name, &text)
             .map_err(|e| exit::with_code(exit::ENGINE, e.to_string()))?;
-        Ok(Format::Template { template, table })
+        Ok(Format::Template {
+            template,
+            table,
+            shape: shape_of(name),
+            ranged,
+        })
     }
 
     /// Parses `inspect --format` the way podman runs it: the template is
@@ -69,6 +110,8 @@ impl Format {
                 Ok(Format::Template {
                     template,
                     table: false,
+                    shape: shape_of("inspect"),
+                    ranged: false,
                 })
             }
         }
@@ -76,10 +119,22 @@ impl Format {
 
     /// Runs an inspect template over all documents at once.
     pub fn render_all(&self, docs: &Value) -> anyhow::Result<String> {
-        let Format::Template { template, .. } = self else {
+        let Format::Template {
+            template, shape, ..
+        } = self
+        else {
             unreachable!("render_all is for templates")
         };
-        exec(template, docs)
+        exec(template, docs, *shape)
+    }
+
+    /// Runs the template once over `data`, a value of podman's Go type
+    /// `shape` (`version`, `info`).
+    pub fn render_as(&self, data: &Value, shape: Shape) -> anyhow::Result<String> {
+        let Format::Template { template, .. } = self else {
+            unreachable!("render_as is for templates")
+        };
+        exec(template, data, shape)
     }
 
     /// Renders `items` with the template: one line per item; for `table`,
@@ -90,15 +145,29 @@ impl Format {
         headers: &Value,
         noheading: bool,
     ) -> anyhow::Result<String> {
-        let Format::Template { template, table } = self else {
+        let Format::Template {
+            template,
+            table,
+            shape,
+            ranged,
+        } = self
+        else {
             unreachable!("render is for templates")
+        };
+        let run = |item: &Value| {
+            if *ranged {
+                let items = Value::Array(vec![item.clone()]);
+                exec(template, &items, *shape)
+            } else {
+                exec(template, item, *shape)
+            }
         };
         let mut lines = Vec::new();
         if *table && !noheading {
-            lines.push(exec(template, headers)?);
+            lines.push(run(headers)?);
         }
         for item in items {
-            lines.push(exec(template, item)?);
+            lines.push(run(item)?);
         }
         if !*table {
             let mut out = String::new();
@@ -120,9 +189,9 @@ impl Format {
     }
 }
 
-fn exec(template: &Template, data: &Value) -> anyhow::Result<String> {
+fn exec(template: &Template, data: &Value, shape: Shape) -> anyhow::Result<String> {
     template
-        .execute(data)
+        .execute_as(data, shape)
         .map_err(|e| exit::with_code(exit::ENGINE, e.to_string()))
 }
 

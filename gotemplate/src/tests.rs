@@ -2097,7 +2097,8 @@ fn go_struct_fields() {
     let row = json!({"ID": "abc", "Labels": {"a": "b"}});
     let t = Template::parse_named("ps", "{{.ID}} {{.Labels.a}} {{.Labels.z}}").unwrap();
     assert_eq!(
-        t.execute_as(&row, Shape::Keys("containers.psReporter")).unwrap(),
+        t.execute_as(&row, Shape::Keys("containers.psReporter"))
+            .unwrap(),
         "abc b <no value>"
     );
     let t = Template::parse_named("ps", "{{.Foo}}").unwrap();

@@ -1544,7 +1544,7 @@ pub fn ps(ctx: &Context, a: PsArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    let format = Format::parse(a.format.as_deref(), "")?;
+    let format = Format::parse(a.format.as_deref(), "ps")?;
     match format {
         Format::Json => {
             let docs: Vec<Value> = list.iter().map(|(c, l)| inspect::ps_json(c, l)).collect();

@@ -327,7 +327,7 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    let format = Format::parse(a.format.as_deref(), "")?;
+    let format = Format::parse(a.format.as_deref(), "images")?;
     if let Format::Json = format {
         let list: Vec<Value> = images
             .iter()

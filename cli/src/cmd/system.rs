@@ -1,4 +1,11 @@
-//! `system df`, `system check`, `system prune`, `version`.
+//! `system df|check|prune|migrate|renumber|reset`, `version`, `info`,
+//! `completion` and the man pages.
+
+mod identity;
+mod shell;
+
+pub use identity::{info, version, InfoArgs, VersionArgs, VERSION_LINE};
+pub use shell::{completion, generate_man, CompletionArgs, GenerateManArgs};
 
 use std::collections::BTreeMap;
 
@@ -32,22 +39,6 @@ pub struct CheckArgs {
     /// Compare every entry of every image root with its plan (default: a sample).
     #[arg(long)]
     pub full: bool,
-}
-
-/// `version` flags.
-#[derive(Debug, Args)]
-pub struct VersionArgs {
-    /// Output format: json.
-    #[arg(short, long)]
-    pub format: Option<String>,
-}
-
-/// `info` flags.
-#[derive(Debug, Args)]
-pub struct InfoArgs {
-    /// Output format: json or a Go template.
-    #[arg(short, long)]
-    pub format: Option<String>,
 }
 
 /// `cairn system df`.
@@ -346,11 +337,13 @@ fn check_containers(
 
 /// `cairn system prune`.
 pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
+    // podman's question, with what cairn removes (no pods, networks or
+    // build cache).
     if !a.force
-        && !super::image::confirm(if a.all {
-            "WARNING! This command removes:\n\t- all images without at least one container associated with them\n\t- unreferenced blobs and abandoned downloads"
+        && !confirm(if a.all {
+            "WARNING! This command removes:\n\t- all stopped containers\n\t- all images without at least one container associated with them\n\t- unreferenced blobs and abandoned downloads\n\n"
         } else {
-            "WARNING! This command removes:\n\t- all dangling images\n\t- unreferenced blobs and abandoned downloads"
+            "WARNING! This command removes:\n\t- all stopped containers\n\t- all dangling images\n\t- unreferenced blobs and abandoned downloads\n\n"
         })?
     {
         return Ok(0);
@@ -386,114 +379,88 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `cairn version`: podman's Client section (cairn has no server), as a
-/// table, JSON, or a Go template (`{{.Client.Version}}`).
-pub fn version(a: VersionArgs) -> anyhow::Result<u8> {
-    let p = cairn_store::media::host_platform();
-    let version = env!("CARGO_PKG_VERSION");
-    let v = json!({"Client": {
-        "APIVersion": version,
-        "Version": version,
-        "GoVersion": "",
-        "GitCommit": "",
-        "BuiltTime": "",
-        "Built": 0,
-        "OsArch": format!("{}/{}", p.os, p.architecture),
-        "Os": p.os,
-    }});
-    match crate::format::Format::parse(a.format.as_deref(), "")? {
-        crate::format::Format::Default => {
-            let mut t = Table::default();
-            t.row(["Version:", version]);
-            t.row(["API Version:", version]);
-            t.row(["OS/Arch:", &format!("{}/{}", p.os, p.architecture)]);
-            print!("{}", t.render());
-        }
-        crate::format::Format::Json => println!("{}", output::json_indent(&v, 4)),
-        f => print!("{}", f.render(&[v], &json!({}), true)?),
+/// `system migrate` flags.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Refused: cairn is its own runtime and has no other to move containers to.
+    #[arg(long, value_name = "RUNTIME", hide = true)]
+    pub new_runtime: Option<String>,
+}
+
+/// `system reset` flags.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `cairn system migrate`: podman moves containers to a new runtime or
+/// after an upgrade; cairn's containers need neither (one runtime, the
+/// on-disk format read as it is), so it is a no-op once the store and the
+/// container records are found readable. toolbox runs it after a version
+/// change.
+pub fn migrate(ctx: &Context, a: MigrateArgs) -> anyhow::Result<u8> {
+    if a.new_runtime.is_some() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            "cairn does not support --new-runtime (cairn is its own runtime)",
+        ));
     }
+    readable(ctx)?;
     Ok(0)
 }
 
-/// `cairn info`: the host, the store and the containers, in podman's shape
-/// (YAML by default, `--format json` or a Go template).
-pub fn info(ctx: &Context, a: InfoArgs) -> anyhow::Result<u8> {
-    let p = cairn_store::media::host_platform();
+/// `cairn system renumber`: podman renumbers its lock table; cairn has no
+/// lock table (one flock file per object), so a no-op once the store is
+/// found readable.
+pub fn renumber(ctx: &Context) -> anyhow::Result<u8> {
+    readable(ctx)?;
+    Ok(0)
+}
+
+/// The store's images and every container record can be read.
+fn readable(ctx: &Context) -> anyhow::Result<()> {
     let store = ctx.store()?;
-    let containers = cairn_engine::container::Containers::new(ctx.root()).list()?;
-    let count = |s: cairn_engine::container::Status| {
-        containers.iter().filter(|c| c.live().status == s).count()
-    };
-    let running = count(cairn_engine::container::Status::Running);
-    let uname = nix::sys::utsname::uname().ok();
-    let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
-        uname
-            .as_ref()
-            .map(|u| f(u).to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let rootless = !nix::unistd::geteuid().is_root();
-    let v = json!({
-        "host": {
-            "arch": p.architecture,
-            "os": p.os,
-            "kernel": field(|u| u.release()),
-            "hostname": field(|u| u.nodename()),
-            "cgroupManager": "cgroupfs",
-            "ociRuntime": {"name": "cairn", "path": cairn_engine::container::spec::helper("cairn-monitor").map(|p| p.display().to_string()).unwrap_or_default(), "version": env!("CARGO_PKG_VERSION")},
-            "security": {
-                "rootless": rootless,
-                "selinuxEnabled": false,
-                "apparmorEnabled": false,
-                "seccompEnabled": cairn_engine::container::seccomp::kernel_supports(),
-                "seccompProfilePath": cairn_engine::container::seccomp::default_profile_path(),
-            },
-            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        },
-        "store": {
-            "graphRoot": ctx.root(),
-            "graphDriverName": "overlay",
-            "containerStore": {
-                "number": containers.len(),
-                "paused": 0,
-                "running": running,
-                "stopped": containers.len() - running,
-            },
-            "imageStore": {"number": store.images()?.len()},
-        },
-        "version": {
-            "APIVersion": env!("CARGO_PKG_VERSION"),
-            "Version": env!("CARGO_PKG_VERSION"),
-            "OsArch": format!("{}/{}", p.os, p.architecture),
-        },
-    });
-    match crate::format::Format::parse_inspect(a.format.as_deref()) {
-        _ if a.format.is_none() => print!("{}", yaml(&v, 0)),
-        Ok(crate::format::Format::Json | crate::format::Format::Default) => {
-            println!("{}", output::json_indent(&v, 2))
-        }
-        Ok(f) => print!("{}", f.render_all(&serde_json::Value::Array(vec![v]))?),
-        Err(e) => return Err(e),
-    }
-    Ok(0)
+    store.images()?;
+    cairn_engine::container::Containers::new(ctx.root()).list()?;
+    Ok(())
 }
 
-/// A small YAML rendering of JSON objects (what `podman info` prints).
-fn yaml(v: &serde_json::Value, depth: usize) -> String {
-    use serde_json::Value;
-    let pad = "  ".repeat(depth);
-    let mut out = String::new();
-    if let Value::Object(m) = v {
-        for (k, v) in m {
-            match v {
-                Value::Object(_) => {
-                    out.push_str(&format!("{pad}{k}:\n"));
-                    out.push_str(&yaml(v, depth + 1));
-                }
-                Value::String(s) => out.push_str(&format!("{pad}{k}: {s}\n")),
-                other => out.push_str(&format!("{pad}{k}: {other}\n")),
-            }
-        }
+/// podman's confirmation, on stdout: the warning, then
+/// `Are you sure you want to continue? [y/N] `; true only for an answer
+/// starting with y or Y (podman's rule).
+fn confirm(warning: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead as _, Write as _};
+    let mut out = std::io::stdout().lock();
+    write!(out, "{warning}Are you sure you want to continue? [y/N] ")?;
+    out.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_start().starts_with(['y', 'Y']))
+}
+
+/// `cairn system reset`: every container (stopped first), image, volume
+/// and the store itself, after podman's question unless `-f`.
+pub fn reset(ctx: &Context, a: ResetArgs) -> anyhow::Result<u8> {
+    let root = ctx.root().to_path_buf();
+    let warning = format!(
+        "WARNING! This will remove:\n        - all containers\n        - all images\n        - all volumes\n        - the graphRoot directory: {:?}\n",
+        root.display().to_string()
+    );
+    if !a.force && !confirm(&warning)? {
+        return Ok(0);
     }
-    out
+    if !root.exists() {
+        return Ok(0);
+    }
+    let containers = cairn_engine::container::Containers::new(&root);
+    for mut c in containers.list()? {
+        cairn_engine::container::runtime::stop(&mut c, std::time::Duration::from_secs(10))?;
+        super::container::remove_unless_running(ctx, &c)?;
+    }
+    // Image roots and container trees hold files owned by mapped ids and
+    // read-only directories: the engine's removal handles both.
+    cairn_engine::container::remove_tree(&root)?;
+    Ok(0)
 }
