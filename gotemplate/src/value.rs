@@ -230,6 +230,20 @@ impl GoField {
 /// JSON `null`, for a struct field absent from the data: a nil pointer.
 static NULL: Value = Value::Null;
 
+/// An empty object, for a struct-valued (not pointer) field absent from
+/// the data: Go's zero struct, whose fields are all zero.
+static EMPTY: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Object(Map::new()));
+
+/// The value of field `f` in the struct `v`: absent or null, a pointer
+/// to a struct (type name `*…`) is nil and a struct value is zero.
+fn field_value<'d>(v: &'d Value, f: &GoField) -> &'d Value {
+    match (v.get(f.json), f.shape) {
+        (Some(c), _) if !c.is_null() => c,
+        (_, Shape::Struct(s)) if !s.name.starts_with('*') => &EMPTY,
+        _ => &NULL,
+    }
+}
+
 impl<'d> Val<'d> {
     /// The Go field `name` of a struct value: `Ok(None)` when the value is
     /// no struct (a map lookup applies), `Err(type)` when the struct has no
@@ -240,7 +254,7 @@ impl<'d> Val<'d> {
         };
         match shape {
             Shape::Struct(s) => Some(match s.fields.iter().find(|f| f.name == name) {
-                Some(f) => Ok(Val::Json(v.get(f.json).unwrap_or(&NULL), f.shape)),
+                Some(f) => Ok(Val::Json(field_value(v, f), f.shape)),
                 None => Err(s.name),
             }),
             Shape::Keys(type_name) => Some(match v.get(name) {
