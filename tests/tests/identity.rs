@@ -488,3 +488,137 @@ fn man_pages_for_every_verb() {
         "hidden verbs have no page"
     );
 }
+
+/// `system df` counts containers (running ones active), volumes (in use
+/// active) and sizes uncompressed: a container's writable layer and a
+/// volume's data as written, the image as unpacked; `-v` lists each.
+#[test]
+fn system_df_counts_containers_and_volumes() {
+    let c = Cairn::new().unwrap();
+    let image = "localhost/df:1";
+    c.pull_fixture_as(refs::DEBIAN_MIN, image);
+    c.ok([
+        "run",
+        "--rm",
+        "-v",
+        "dfvol:/data",
+        image,
+        "sh",
+        "-c",
+        "head -c 1000000 /dev/zero > /data/f",
+    ]);
+    c.ok(["create", "--name", "idle", image, "true"]);
+    c.ok([
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        image,
+        "sh",
+        "-c",
+        "head -c 2000000 /dev/zero > /big && sleep 300",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let json = loop {
+        let v: Value = serde_json::from_str(&c.ok(["system", "df", "--format", "json"])).unwrap();
+        if v[1]["Size"] == 2_000_000 || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(json[0]["Type"], "Images");
+    assert_eq!(
+        (json[0]["Total"].as_u64(), json[0]["Active"].as_u64()),
+        (Some(1), Some(1))
+    );
+    // Uncompressed: more than the compressed blobs.
+    assert!(
+        json[0]["Size"].as_u64() > json[0]["StoredSize"].as_u64(),
+        "{json}"
+    );
+    assert_eq!(json[1]["Type"], "Containers");
+    assert_eq!(
+        (json[1]["Total"].as_u64(), json[1]["Active"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(json[1]["Size"], 2_000_000, "{json}");
+    assert_eq!(json[1]["Reclaimable"], 0, "the idle one wrote nothing");
+    assert_eq!(json[2]["Type"], "Local Volumes");
+    assert_eq!(
+        (json[2]["Total"].as_u64(), json[2]["Active"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(json[2]["Size"], 1_000_000);
+    assert_eq!(
+        json[2]["Reclaimable"], 1_000_000,
+        "no container uses it now"
+    );
+    let table = c.ok(["system", "df"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows[0], ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    assert_eq!(
+        rows[2],
+        ["Containers", "2", "1", "2MB", "0B (0%)"],
+        "{table}"
+    );
+    assert_eq!(
+        rows[3],
+        ["Local Volumes", "1", "0", "1MB", "1MB (100%)"],
+        "{table}"
+    );
+    let v = c.ok(["system", "df", "-v"]);
+    assert!(v.contains("Containers space usage:"), "{v}");
+    let busy = v
+        .lines()
+        .find(|l| l.ends_with(" busy"))
+        .expect("busy listed");
+    assert!(
+        busy.contains(" 2MB ") && busy.contains(" running "),
+        "{busy}"
+    );
+    let vol = v
+        .lines()
+        .find(|l| l.starts_with("dfvol "))
+        .expect("volume listed");
+    assert_eq!(
+        vol.split_whitespace().collect::<Vec<_>>(),
+        ["dfvol", "0", "1MB"]
+    );
+    c.ok(["rm", "-f", "-t", "0", "busy", "idle"]);
+}
+
+/// `system prune` asks podman's question on stdout, and "n" keeps a
+/// stopped container.
+#[test]
+fn system_prune_asks_on_stdout() {
+    let c = Cairn::new().unwrap();
+    c.pull_fixture_as(refs::DEBIAN_MIN, "localhost/pr:1");
+    c.ok(["create", "--name", "keep", "localhost/pr:1", "true"]);
+    let r = answering(&c, "n\n", &["system", "prune"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("WARNING! This command removes:\n\t- all stopped containers\n"),
+        "{:?}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .ends_with("\n\nAre you sure you want to continue? [y/N] "),
+        "{:?}",
+        r.stdout
+    );
+    assert_eq!(r.stderr, "");
+    assert_eq!(c.ok(["ps", "-a", "--format", "{{.Names}}"]), "keep\n");
+    let r = answering(&c, "y\n", &["system", "prune"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(c.ok(["ps", "-a", "-q"]), "");
+}

@@ -80,7 +80,7 @@ fn pulls_from_a_registry_with_image_owners_shifted() {
     let mut own = Cairn::rootless().unwrap();
     own.unset_env("CAIRN_ROOT");
     let home = own.scratch().join("home");
-    let graph_root = own.ok(["info", "--format", "{{.store.graphRoot}}"]);
+    let graph_root = own.ok(["info", "--format", "{{.Store.GraphRoot}}"]);
     assert_eq!(
         graph_root.trim(),
         home.join(".local/share/cairn").to_string_lossy()

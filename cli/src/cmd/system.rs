@@ -10,7 +10,7 @@ pub use shell::{completion, generate_man, CompletionArgs, GenerateManArgs};
 use std::collections::BTreeMap;
 
 use clap::Args;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::image::PruneArgs;
 use crate::context::Context;
@@ -20,7 +20,7 @@ use crate::output::{self, Table};
 /// `system df` flags.
 #[derive(Debug, Args)]
 pub struct DfArgs {
-    /// Show logical and stored bytes per image.
+    /// Show images, containers and volumes one by one.
     #[arg(short, long)]
     pub verbose: bool,
     /// Output format: table or json.
@@ -41,117 +41,252 @@ pub struct CheckArgs {
     pub full: bool,
 }
 
-/// `cairn system df`.
+/// Bytes of the regular files under `dir` (each inode once), as podman's
+/// `du`-style sizes of container layers and volumes.
+fn du(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut seen = std::collections::HashSet::new();
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))))
+        .map(|m| m.len())
+        .sum()
+}
+
+/// One named volume: its name, size, and how many containers use it.
+struct VolumeUsage {
+    name: String,
+    size: u64,
+    links: usize,
+}
+
+/// What `system df` counts.
+struct Usage {
+    images: Vec<(cairn_store::Image, u64, bool)>,
+    containers: Vec<(cairn_engine::container::Container, u64, bool)>,
+    volumes: Vec<VolumeUsage>,
+}
+
+fn usage(ctx: &Context, store: &cairn_store::Store) -> anyhow::Result<Usage> {
+    use cairn_engine::container::{config::MountKind, Containers, Status};
+    let containers = Containers::new(ctx.root()).list()?;
+    let in_use: std::collections::BTreeSet<_> = containers
+        .iter()
+        .filter_map(|c| c.config.image.manifest.clone())
+        .collect();
+    let images = store
+        .images()?
+        .into_iter()
+        .map(|i| {
+            let size = super::image::image_size(store, &i);
+            let used = in_use.contains(i.digest());
+            (i, size, used)
+        })
+        .collect();
+    let mut volumes = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(ctx.root().join("volumes")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let links = containers
+                .iter()
+                .filter(|c| {
+                    c.config
+                        .mounts
+                        .iter()
+                        .any(|m| m.kind == MountKind::Volume && m.name.as_deref() == Some(&name))
+                })
+                .count();
+            volumes.push(VolumeUsage {
+                size: du(&e.path().join("_data")),
+                name,
+                links,
+            });
+        }
+    }
+    volumes.sort_by(|a, b| a.name.cmp(&b.name));
+    let containers = containers
+        .into_iter()
+        .map(|c| {
+            let size = du(&c.dir.join("upper"));
+            let running = matches!(c.live().status, Status::Running | Status::Stopping);
+            (c, size, running)
+        })
+        .collect();
+    Ok(Usage {
+        images,
+        containers,
+        volumes,
+    })
+}
+
+/// `cairn system df`: images, containers and volumes as podman counts
+/// them: sizes uncompressed (an image's unpacked files, a container's
+/// writable layer, a volume's data), active = in use by a container
+/// (images, volumes) or running (containers), reclaimable = the rest.
+/// The JSON adds cairn's store figures to the Images row.
 pub fn df(ctx: &Context, a: DfArgs) -> anyhow::Result<u8> {
     let store = ctx.store()?;
-    let usage = store.disk_usage()?;
-    let images = store.images()?;
-    let unpacker =
-        cairn_unpacker::Unpacker::new(&store, cairn_unpacker::UnpackerOptions::default())?;
-    let (objects, changesets) = unpacker.usage()?;
-    let unpacked_logical: u64 = images
-        .iter()
-        .map(|i| super::image::image_size(&store, i))
-        .sum();
-    // No image is used by a container yet, so every image is reclaimable.
-    let size = usage.stored_bytes + usage.reclaimable_bytes + objects + changesets;
-    let reclaimable = size;
+    let u = usage(ctx, &store)?;
+    let sum = |v: &mut dyn Iterator<Item = (u64, bool)>| {
+        v.fold(
+            (0usize, 0usize, 0u64, 0u64),
+            |(n, act, size, rec), (s, active)| {
+                (
+                    n + 1,
+                    act + usize::from(active),
+                    size + s,
+                    rec + if active { 0 } else { s },
+                )
+            },
+        )
+    };
+    let img = sum(&mut u.images.iter().map(|(_, s, a)| (*s, *a)));
+    let ctr = sum(&mut u.containers.iter().map(|(_, s, r)| (*s, *r)));
+    let vol = sum(&mut u.volumes.iter().map(|v| (v.size, v.links > 0)));
     if a.format.as_deref() == Some("json") {
-        let v = json!([
-            {"Type": "Images", "Total": usage.images, "Active": 0, "Size": size,
-             "Reclaimable": reclaimable, "LogicalSize": usage.logical_bytes,
-             "StoredSize": usage.stored_bytes, "UnreferencedSize": usage.reclaimable_bytes,
-             "UnpackedLogicalSize": unpacked_logical, "UnpackedStoredSize": objects},
-            {"Type": "Containers", "Total": 0, "Active": 0, "Size": 0, "Reclaimable": 0},
-            {"Type": "Local Volumes", "Total": 0, "Active": 0, "Size": 0, "Reclaimable": 0},
-        ]);
+        let usage = store.disk_usage()?;
+        let unpacker =
+            cairn_unpacker::Unpacker::new(&store, cairn_unpacker::UnpackerOptions::default())?;
+        let (objects, _) = unpacker.usage()?;
+        let row = |t: &str, (n, act, size, rec): (usize, usize, u64, u64)| json!({"Type": t, "Total": n, "Active": act, "Size": size, "Reclaimable": rec});
+        let mut images = row("Images", img);
+        let extra = json!({"LogicalSize": usage.logical_bytes, "StoredSize": usage.stored_bytes,
+            "UnreferencedSize": usage.reclaimable_bytes, "UnpackedStoredSize": objects});
+        if let (Some(o), Value::Object(e)) = (images.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        let v = json!([images, row("Containers", ctr), row("Local Volumes", vol)]);
         println!("{}", output::json_indent(&v, 4));
         return Ok(0);
     }
     if a.verbose {
-        let mut users: BTreeMap<&cairn_store::Digest, usize> = BTreeMap::new();
-        for i in &images {
-            let mut seen = std::collections::BTreeSet::new();
-            for b in i.blobs() {
-                if seen.insert(b) {
-                    *users.entry(b).or_default() += 1;
-                }
-            }
-        }
-        println!("Images space usage:\n");
-        let mut t = Table::default();
-        t.row([
-            "REPOSITORY",
-            "TAG",
-            "IMAGE ID",
-            "CREATED",
-            "SIZE",
-            "SHARED SIZE",
-            "UNIQUE SIZE",
-            "CONTAINERS",
-        ]);
-        for i in &images {
-            let mut shared = 0;
-            let mut unique = 0;
-            let mut seen = std::collections::BTreeSet::new();
-            for b in i.blobs() {
-                if !seen.insert(b) {
-                    continue;
-                }
-                let s = store.blob_size(b).unwrap_or(0);
-                if users.get(b).copied().unwrap_or(0) > 1 {
-                    shared += s;
-                } else {
-                    unique += s;
-                }
-            }
-            let (repo, tag) = match i.names.first() {
-                Some(n) => (n.name(), n.tag().unwrap_or("<none>").to_owned()),
-                None => ("<none>".into(), "<none>".into()),
-            };
-            t.row([
-                repo,
-                tag,
-                i.id().short().to_owned(),
-                output::ago(i.config.created.as_deref()),
-                output::size_compact(i.size()),
-                output::size_compact(shared),
-                output::size_compact(unique),
-                "0".into(),
-            ]);
-        }
-        print!("{}", t.render());
-        println!(
-            "\nBlobs: logical {} (every image counted whole), stored {} (shared blobs once), unreferenced {}",
-            output::size_compact(usage.logical_bytes),
-            output::size_compact(usage.stored_bytes),
-            output::size_compact(usage.reclaimable_bytes),
-        );
-        println!(
-            "Unpacked: logical {} (every image root counted whole), stored {} (identical files once)\n",
-            output::size_compact(unpacked_logical),
-            output::size_compact(objects),
-        );
+        print!("{}", df_verbose(&store, &u));
         return Ok(0);
     }
     let pct = |r: u64, s: u64| (r * 100 + s / 2).checked_div(s).unwrap_or(0);
     let mut t = Table::default();
     t.row(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
-    t.row([
-        "Images".to_owned(),
-        usage.images.to_string(),
-        "0".into(),
-        output::size_compact(size),
-        format!(
-            "{} ({}%)",
-            output::size_compact(reclaimable),
-            pct(reclaimable, size)
-        ),
-    ]);
-    t.row(["Containers", "0", "0", "0B", "0B (0%)"]);
-    t.row(["Local Volumes", "0", "0", "0B", "0B (0%)"]);
+    for (name, (n, act, size, rec)) in
+        [("Images", img), ("Containers", ctr), ("Local Volumes", vol)]
+    {
+        t.row([
+            name.to_owned(),
+            n.to_string(),
+            act.to_string(),
+            output::size_compact(size),
+            format!("{} ({}%)", output::size_compact(rec), pct(rec, size)),
+        ]);
+    }
     print!("{}", t.render());
     Ok(0)
+}
+
+/// `system df -v`: podman's three sections.
+fn df_verbose(store: &cairn_store::Store, u: &Usage) -> String {
+    let since = |t: Option<&str>| output::ago(t).trim_end_matches(" ago").to_owned();
+    let mut out = String::from("Images space usage:\n\n");
+    let mut users: BTreeMap<&cairn_store::Digest, usize> = BTreeMap::new();
+    for (i, _, _) in &u.images {
+        for b in i.blobs().collect::<std::collections::BTreeSet<_>>() {
+            *users.entry(b).or_default() += 1;
+        }
+    }
+    let mut t = Table::default();
+    t.row([
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE",
+        "SHARED SIZE",
+        "UNIQUE SIZE",
+        "CONTAINERS",
+    ]);
+    for (i, size, _) in &u.images {
+        // Layers other images also have, in the share of the image's
+        // compressed bytes they make up, applied to its unpacked size.
+        let blobs: std::collections::BTreeSet<_> = i.blobs().collect();
+        let total: u64 = blobs.iter().map(|b| store.blob_size(b).unwrap_or(0)).sum();
+        let shared: u64 = blobs
+            .iter()
+            .filter(|b| users.get(*b).copied().unwrap_or(0) > 1)
+            .map(|b| store.blob_size(b).unwrap_or(0))
+            .sum();
+        let shared = (u128::from(*size) * u128::from(shared))
+            .checked_div(u128::from(total))
+            .unwrap_or(0) as u64;
+        let n = u
+            .containers
+            .iter()
+            .filter(|(c, _, _)| c.config.image.manifest.as_ref() == Some(i.digest()))
+            .count();
+        let names: Vec<(String, String)> = if i.names.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            i.names
+                .iter()
+                .map(|n| (n.name(), n.tag().unwrap_or("<none>").to_owned()))
+                .collect()
+        };
+        for (repo, tag) in names {
+            t.row([
+                repo,
+                tag,
+                i.id().short().to_owned(),
+                since(i.config.created.as_deref()),
+                output::size_compact(*size),
+                output::size_compact(shared),
+                output::size_compact(size - shared.min(*size)),
+                n.to_string(),
+            ]);
+        }
+    }
+    out.push_str(&t.render());
+    out.push_str("\nContainers space usage:\n\n");
+    let mut t = Table::default();
+    t.row([
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "LOCAL VOLUMES",
+        "SIZE",
+        "CREATED",
+        "STATUS",
+        "NAMES",
+    ]);
+    for (c, size, _) in &u.containers {
+        let cfg = &c.config;
+        let volumes = cfg
+            .mounts
+            .iter()
+            .filter(|m| m.kind == cairn_engine::container::config::MountKind::Volume)
+            .count();
+        t.row([
+            cfg.id.short().to_owned(),
+            cfg.image.id_hex().chars().take(12).collect(),
+            cfg.process.cmd.join(" "),
+            volumes.to_string(),
+            output::size_compact(*size),
+            since(Some(&cfg.created)),
+            c.live().status.as_str().to_owned(),
+            cfg.name.clone(),
+        ]);
+    }
+    out.push_str(&t.render());
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    let mut t = Table::default();
+    t.row(["VOLUME NAME", "LINKS", "SIZE"]);
+    for v in &u.volumes {
+        t.row([
+            v.name.clone(),
+            v.links.to_string(),
+            output::size_compact(v.size),
+        ]);
+    }
+    out.push_str(&t.render());
+    out
 }
 
 /// `cairn system check`.
