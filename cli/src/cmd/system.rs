@@ -517,8 +517,10 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
 /// `system migrate` flags.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Refused: cairn is its own runtime and has no other to move containers to.
-    #[arg(long, value_name = "RUNTIME", hide = true)]
+    /// Accepted for podman compatibility with crun or runc (toolbox asks
+    /// for crun on cgroup v2 hosts): cairn is its own runtime, so there is
+    /// nothing to move; other runtimes are refused.
+    #[arg(long, value_name = "RUNTIME")]
     pub new_runtime: Option<String>,
 }
 
@@ -536,11 +538,14 @@ pub struct ResetArgs {
 /// container records are found readable. toolbox runs it after a version
 /// change.
 pub fn migrate(ctx: &Context, a: MigrateArgs) -> anyhow::Result<u8> {
-    if a.new_runtime.is_some() {
-        return Err(exit::with_code(
-            exit::ENGINE,
-            "cairn does not support --new-runtime (cairn is its own runtime)",
-        ));
+    if let Some(rt) = &a.new_runtime {
+        let name = std::path::Path::new(rt).file_name().unwrap_or_default();
+        if name != "crun" && name != "runc" {
+            return Err(exit::with_code(
+                exit::ENGINE,
+                format!("cairn does not support --new-runtime {rt} (cairn is its own runtime; crun and runc are accepted as no-ops)"),
+            ));
+        }
     }
     readable(ctx)?;
     Ok(0)
