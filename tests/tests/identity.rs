@@ -449,6 +449,20 @@ fn completion_scripts_name_every_verb() {
         }
     }
     c.fails(125, ["completion", "tcsh"]);
+    // Installed as `podman`, the script completes `podman`.
+    let link = c.scratch().join("podman");
+    std::os::unix::fs::symlink(cairn_tests::cairn::binary(), &link).unwrap();
+    let out = std::process::Command::new(&link)
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script
+            .lines()
+            .any(|l| l.trim().starts_with("complete -F") && l.ends_with(" podman")),
+        "{script}"
+    );
 }
 
 /// `system generate-man DIR` writes a page for every verb, nested ones

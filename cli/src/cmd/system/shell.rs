@@ -53,7 +53,16 @@ pub fn completion(a: CompletionArgs) -> anyhow::Result<u8> {
         CompletionShell::Powershell => Shell::PowerShell,
     };
     let mut cmd = crate::app::Cli::command();
-    let name = cmd.get_name().to_owned();
+    // The name it was run as: installed as `podman`, the script completes
+    // `podman`.
+    let name = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| cmd.get_name().to_owned());
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, name, &mut buf);
     match a.file.as_deref() {
