@@ -16,10 +16,12 @@ use cairn_gotemplate::{Shape, Template};
 fn shape_of(name: &str) -> Shape {
     static PS_ROW: Shape = Shape::Keys("containers.psReporter");
     static IMAGES_ROW: Shape = Shape::Keys("images.imageReporter");
+    static DF_ROW: Shape = Shape::Keys("*system.dfSummary");
     match name {
         // Ranged (see `ranged`): the rows' list.
         "ps" => Shape::Slice(&PS_ROW),
         "images" => Shape::Slice(&IMAGES_ROW),
+        "df" => Shape::Slice(&DF_ROW),
         // podman's inspect data is a []interface{}: the top level's type
         // in messages is `interface {}`; nested objects are maps here.
         "inspect" => Shape::Slice(&Shape::Keys("interface {}")),
@@ -30,7 +32,7 @@ fn shape_of(name: &str) -> Shape {
 /// Whether podman runs the verb's template inside `{{range .}}…{{end}}`
 /// over the list of rows (which shows in error positions).
 fn ranged(name: &str) -> bool {
-    matches!(name, "ps" | "images")
+    matches!(name, "ps" | "images" | "df")
 }
 
 /// What `--format` asks for.
@@ -72,8 +74,11 @@ impl Format {
             Some(rest) if rest.starts_with(char::is_whitespace) => (true, rest.trim_start()),
             _ => (false, raw),
         };
-        // podman turns the two-character escapes into the characters.
+        // podman turns the two-character escapes into the characters and,
+        // in a table, every space into a column break (string literals
+        // included: `table {{.ID}} {{"a b"}}` has three columns).
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
+        let body = if table { body.replace(' ', "\t") } else { body };
         let ranged = ranged(name);
         let text = if ranged {
             format!("{{{{range .}}}}{body}{{{{end}}}}")
@@ -262,6 +267,18 @@ mod tests {
             Format::Json
         ));
         assert!(matches!(Format::parse(None, "").unwrap(), Format::Default));
+        // Captured from podman 4.3 `ps -a --format`.
+        let ps = vec![json!({"ID": "68818c93017e", "Names": "c1", "Status": "Created"})];
+        let h = headers(&ps[0], &[("ID", "CONTAINER ID")]);
+        let f = Format::parse(
+            Some(r#"table {{.ID}} {{"a b"}}|{{printf "%s %s" .Names .Status}}"#),
+            "ps",
+        )
+        .unwrap();
+        assert_eq!(
+            f.render(&ps, &h, false).unwrap(),
+            "CONTAINER ID  a           b|NAMES     STATUS\n68818c93017e  a           b|c1        Created\n"
+        );
         let err = Format::parse(Some("{{.ID"), "").unwrap_err().to_string();
         assert!(err.contains("template:"), "{err}");
     }

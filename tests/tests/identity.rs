@@ -252,6 +252,7 @@ fn unknown_fields_are_podmans_errors() {
         &["version", "--format", "{{.Foo}}"],
         &["ps", "-a", "--format", "{{.Foo}}"],
         &["images", "--format", "{{.Foo}}"],
+        &["system", "df", "--format", "{{.Foo}}"],
     ];
     for args in cases {
         let cr = c.run(*args);
@@ -589,6 +590,11 @@ fn system_df_counts_containers_and_volumes() {
         rows[3],
         ["Local Volumes", "1", "0", "1MB", "1MB (100%)"],
         "{table}"
+    );
+    let t = "{{.Type}}|{{.Total}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}|{{.RawSize}}";
+    assert_eq!(
+        c.ok(["system", "df", "--format", t]).lines().nth(2),
+        Some("Local Volumes|1|0|1MB|1MB (100%)|1000000")
     );
     let v = c.ok(["system", "df", "-v"]);
     assert!(v.contains("Containers space usage:"), "{v}");

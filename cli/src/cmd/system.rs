@@ -23,7 +23,8 @@ pub struct DfArgs {
     /// Show images, containers and volumes one by one.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Output format: table or json.
+    /// Output format: json or a Go template over podman's fields (Type,
+    /// Total, Active, Size, Reclaimable, RawSize, RawReclaimable).
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -166,17 +167,40 @@ pub fn df(ctx: &Context, a: DfArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let pct = |r: u64, s: u64| (r * 100 + s / 2).checked_div(s).unwrap_or(0);
+    // podman's dfSummary: human sizes, and the raw ones.
+    let rows: Vec<Value> = [("Images", img), ("Containers", ctr), ("Local Volumes", vol)]
+        .into_iter()
+        .map(|(name, (n, act, size, rec))| {
+            json!({
+                "Type": name,
+                "Total": n,
+                "Active": act,
+                "Size": output::size_compact(size),
+                "Reclaimable": format!("{} ({}%)", output::size_compact(rec), pct(rec, size)),
+                "RawSize": size,
+                "RawReclaimable": rec,
+            })
+        })
+        .collect();
+    let format = crate::format::Format::parse(a.format.as_deref(), "df")?;
+    if let crate::format::Format::Template { .. } = format {
+        let headers = crate::format::headers(&rows[0], &[]);
+        print!("{}", format.render(&rows, &headers, false)?);
+        return Ok(0);
+    }
     let mut t = Table::default();
     t.row(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
-    for (name, (n, act, size, rec)) in
-        [("Images", img), ("Containers", ctr), ("Local Volumes", vol)]
-    {
+    for r in &rows {
+        let s = |k: &str| match &r[k] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
         t.row([
-            name.to_owned(),
-            n.to_string(),
-            act.to_string(),
-            output::size_compact(size),
-            format!("{} ({}%)", output::size_compact(rec), pct(rec, size)),
+            s("Type"),
+            s("Total"),
+            s("Active"),
+            s("Size"),
+            s("Reclaimable"),
         ]);
     }
     print!("{}", t.render());
