@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod containers_conf;
 mod error;
 pub mod lifecycle;
 pub mod userns;
