@@ -357,6 +357,12 @@ impl ContainersConf {
                     format!("{t:?} is not a zone name such as Europe/Berlin, or local"),
                 ));
             }
+            if t != "local" && !Path::new("/usr/share/zoneinfo").join(t).is_file() {
+                return Err(bad(
+                    "tz",
+                    format!("unknown time zone {t:?} (no /usr/share/zoneinfo/{t})"),
+                ));
+            }
         }
         Ok(Defaults {
             capabilities,
@@ -375,6 +381,34 @@ impl ContainersConf {
             no_hosts: c.no_hosts.unwrap_or(false),
             log_size_max: c.log_size_max.filter(|&m| m > 0),
         })
+    }
+
+    /// The keys set in the files that cairn reads but does not apply, each
+    /// with why (the caller warns). With `host_network`, `net.*` sysctls
+    /// are not counted: podman skips them too.
+    pub fn unapplied(&self, host_network: bool) -> Vec<(&'static str, &'static str)> {
+        let c = &self.containers;
+        let mut out = Vec::new();
+        if c.init_path.is_some() {
+            out.push((
+                "init_path",
+                "cairn's --init is its own (cairn-pivot stays as PID 1)",
+            ));
+        }
+        if c.umask.is_some() {
+            out.push(("umask", "cairn's runtime does not set PID 1's umask yet"));
+        }
+        let applies = |s: &&String| !(host_network && s.starts_with("net."));
+        if c.default_sysctls.iter().flatten().any(|s| applies(&s)) {
+            out.push((
+                "default_sysctls",
+                "cairn's runtime does not set sysctls yet",
+            ));
+        }
+        if c.log_size_max.is_some_and(|m| m > 0) {
+            out.push(("log_size_max", "cairn's k8s-file log is not capped yet"));
+        }
+        out
     }
 
     fn files_shown(&self) -> String {

@@ -91,9 +91,111 @@ pub fn read_resolved(path: &Path) -> Result<Option<String>> {
     }
 }
 
+/// The host's address `host.containers.internal` names, as podman 4.3's
+/// `GetLocalIP` picks it: the first global unicast IPv4 address of the
+/// first interface (in index order) that has one. Read from
+/// `/sys/class/net/*/ifindex`, `/proc/net/route` and `/proc/net/fib_trie`
+/// (no netlink socket needed); `None` when the host has none.
+pub(crate) fn host_ip() -> Option<std::net::Ipv4Addr> {
+    let mut ifaces: Vec<(u32, String)> = std::fs::read_dir("/sys/class/net")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let index = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
+            Some((
+                index.trim().parse().ok()?,
+                e.file_name().to_string_lossy().into_owned(),
+            ))
+        })
+        .collect();
+    ifaces.sort();
+    let names: Vec<String> = ifaces.into_iter().map(|(_, n)| n).collect();
+    let route = std::fs::read_to_string("/proc/net/route").ok()?;
+    let fib = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    pick_host_ip(&names, &route, &fib)
+}
+
+/// [`host_ip`]'s choice from the interface names in index order, the text
+/// of `/proc/net/route` (each interface's directly connected subnets) and
+/// of `/proc/net/fib_trie` (the host's own addresses: `/32 host LOCAL`).
+fn pick_host_ip(ifaces: &[String], route: &str, fib_trie: &str) -> Option<std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
+    let mut local: Vec<Ipv4Addr> = Vec::new();
+    let mut last: Option<Ipv4Addr> = None;
+    for line in fib_trie.lines() {
+        let t = line.trim_start();
+        if let Some(ip) = t.strip_prefix("|-- ") {
+            last = ip.trim().parse().ok();
+        } else if t.starts_with("/32 host LOCAL") {
+            if let Some(ip) = last {
+                if !local.contains(&ip) {
+                    local.push(ip);
+                }
+            }
+        }
+    }
+    let global = |ip: &Ipv4Addr| {
+        !(ip.is_loopback() || ip.is_link_local() || ip.is_unspecified() || ip.is_multicast())
+    };
+    // /proc/net/route writes addresses as the host-order hex of the
+    // network-order bytes (little-endian here): 0102A8C0 is 192.168.2.1.
+    let hex = |h: &str| {
+        u32::from_str_radix(h, 16)
+            .ok()
+            .map(|v| Ipv4Addr::from(v.to_le_bytes()))
+    };
+    for iface in ifaces {
+        for line in route.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 8 || f[0] != iface {
+                continue;
+            }
+            let (Some(dest), Some(mask)) = (hex(f[1]), hex(f[7])) else {
+                continue;
+            };
+            let gateway = u16::from_str_radix(f[3], 16).is_ok_and(|flags| flags & 0x2 != 0);
+            if gateway || mask.is_unspecified() {
+                continue;
+            }
+            let (d, m) = (u32::from(dest), u32::from(mask));
+            if let Some(ip) = local
+                .iter()
+                .find(|ip| global(ip) && u32::from(**ip) & m == d & m)
+            {
+                return Some(*ip);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This machine's tables: eth0 (index 4) comes before podman0 (216),
+    /// so 192.0.2.2 wins over 10.88.0.1 although it sorts after it, as
+    /// podman wrote in `/etc/hosts` here.
+    #[test]
+    fn host_ip_by_interface_order() {
+        let route =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+podman0\t0000580A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let fib = "Main:\n  +-- 0.0.0.0/0 3 0 5\n        +-- 10.88.0.0/16 2 0 2\n              |-- 10.88.0.1\n                 /32 host LOCAL\n     +-- 127.0.0.0/8 2 0 2\n           |-- 127.0.0.1\n              /32 host LOCAL\n        +-- 192.0.2.0/30 2 0 2\n           |-- 192.0.2.0\n              /24 link UNICAST\n           |-- 192.0.2.2\n              /32 host LOCAL\n        |-- 192.0.2.255\n           /32 link BROADCAST\n";
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            pick_host_ip(&names(&["lo", "ifb0", "eth0", "podman0"]), route, fib),
+            Some([192, 0, 2, 2].into())
+        );
+        assert_eq!(
+            pick_host_ip(&names(&["lo", "podman0", "eth0"]), route, fib),
+            Some([10, 88, 0, 1].into())
+        );
+        assert_eq!(pick_host_ip(&names(&["lo"]), route, fib), None);
+        assert_eq!(pick_host_ip(&names(&["eth0"]), route, ""), None);
+    }
 
     #[test]
     fn only_regular_files_within_the_root() {
