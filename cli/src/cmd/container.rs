@@ -279,12 +279,12 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         defaults: &defaults,
     };
     let config = create::config(&options, &facts, &|user| home_of(&root, user))?;
-    let keep_id_user = keep_id.as_ref().map(|(_, r)| (r, &root));
     Ok(lifecycle::create(
         &containers,
         &config,
         seccomp.as_ref(),
-        keep_id_user,
+        &root,
+        keep_id.as_ref().map(|(_, r)| r),
     )?)
 }
 
