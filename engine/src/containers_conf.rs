@@ -52,8 +52,9 @@ pub const COMPILED_CAPABILITIES: [&str; 14] = [
     "SYS_CHROOT",
 ];
 
-/// podman's default `/dev/shm` size (`shm_size = "65536k"`), in bytes.
-pub const DEFAULT_SHM_SIZE: u64 = 65536 * 1024;
+/// podman's default `/dev/shm` size (`shm_size = "65536k"`), in bytes:
+/// decimal, as containers.conf sizes are (`size=64000k` in the container).
+pub const DEFAULT_SHM_SIZE: u64 = 65_536_000;
 
 /// The `[containers]` keys cairn reads, each `None` when no file set it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -501,8 +502,9 @@ pub fn parse_ulimit(s: &str) -> std::result::Result<Ulimit, String> {
     Ok(Ulimit { name, soft, hard })
 }
 
-/// A size: bytes, or a number with `b`, `k`, `m` or `g` (powers of 1024),
-/// as podman's `shm_size`.
+/// A size: bytes, or a number with `k`, `m`, `g` or `t` (powers of 1000,
+/// an `i` and a `b` allowed after), as podman reads `shm_size`
+/// (go-units' `FromHumanSize`).
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
     let (num, mult) = match t
@@ -510,11 +512,15 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
     {
         Some((i, _)) => {
-            let mult: u64 = match t[i..].trim_end_matches("ib").trim_end_matches('b') {
+            let unit = t[i..].trim_start();
+            let unit = unit.strip_suffix('b').unwrap_or(unit);
+            let unit = unit.strip_suffix('i').unwrap_or(unit);
+            let mult: u64 = match unit {
                 "" => 1,
-                "k" => 1 << 10,
-                "m" => 1 << 20,
-                "g" => 1 << 30,
+                "k" => 1000,
+                "m" => 1000 * 1000,
+                "g" => 1000 * 1000 * 1000,
+                "t" => 1000 * 1000 * 1000 * 1000,
                 _ => return Err(format!("{s:?} is not a size such as 65536k or 1g")),
             };
             (&t[..i], mult)
@@ -721,7 +727,7 @@ cgroup_manager = "cgroupfs"
             ]
         );
         assert_eq!(got.pids_limit, Some(100));
-        assert_eq!(got.shm_size, 10 << 20);
+        assert_eq!(got.shm_size, 10_000_000);
         assert_eq!(
             got.seccomp_profile,
             Some(PathBuf::from("/etc/my-seccomp.json"))
@@ -811,11 +817,12 @@ cgroup_manager = "cgroupfs"
     #[test]
     fn sizes() {
         for (s, want) in [
-            ("65536k", 65536 * 1024),
-            ("1g", 1 << 30),
+            ("65536k", 65_536_000),
+            ("1g", 1_000_000_000),
             ("512", 512),
-            ("64MB", 64 << 20),
-            ("1.5k", 1536),
+            ("64MB", 64_000_000),
+            ("1.5k", 1500),
+            ("2KiB", 2000),
         ] {
             assert_eq!(parse_size(s), Ok(want), "{s}");
         }

@@ -279,22 +279,21 @@ fn hostname(o: &CreateOptions, f: &Facts<'_>) -> String {
     }
 }
 
-/// containers.conf's ulimits, each replaced by a `--ulimit` of its name,
-/// then the other `--ulimit`s.
+/// The `--ulimit`s given, else containers.conf's: as in podman, whose
+/// `--ulimit` takes the file's list as its default value, one given flag
+/// replaces the whole list.
 fn ulimits(defaults: &[Ulimit], given: &[Ulimit]) -> Vec<Ulimit> {
-    let mut out: Vec<Ulimit> = defaults
-        .iter()
-        .filter(|d| !given.iter().any(|g| g.name == d.name))
-        .cloned()
-        .collect();
-    out.extend(given.iter().cloned());
-    out
+    if given.is_empty() {
+        defaults.to_vec()
+    } else {
+        given.to_vec()
+    }
 }
 
-/// containers.conf's `/dev/shm` size, when it is not podman's default
-/// (which cairn-mount makes anyway).
+/// containers.conf's `/dev/shm` size (podman's 64000k by default, where
+/// cairn-mount's own is 64 MiB).
 fn shm_size(d: &Defaults) -> Option<u64> {
-    (d.shm_size != crate::containers_conf::DEFAULT_SHM_SIZE).then_some(d.shm_size)
+    Some(d.shm_size)
 }
 
 /// The container's environment: PATH default, containers.conf's `env`, the
