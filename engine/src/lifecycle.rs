@@ -25,10 +25,11 @@ pub fn create(
     root: &ImageRoot,
     keep_id: Option<&Rootless>,
 ) -> Result<Container> {
+    let store_root = containers.dir().parent().unwrap_or(Path::new("/"));
+    let volumes = crate::volume::Volumes::new(cairn_store::StoreDir::Volumes.under(store_root));
     for m in &config.mounts {
         if m.kind == MountKind::Volume {
-            std::fs::create_dir_all(&m.source)
-                .with_context(|| format!("create volume directory {}", m.source.display()))?;
+            volumes.ensure(&m.source)?;
         }
     }
     containers.create(config, |dir| {
