@@ -564,7 +564,8 @@ mod tests {
     #[test]
     fn order_and_override_table() {
         type Edit = fn(&mut Sources, &Path);
-        let table: &[(&[(&str, &str)], Edit, &[&str], &[&str])] = &[
+        type Row<'a> = (&'a [(&'a str, &'a str)], Edit, &'a [&'a str], &'a [&'a str]);
+        let table: &[Row<'_>] = &[
             // Nothing at all: podman 4.3's compiled 14.
             (&[], |_, _| {}, &COMPILED_CAPABILITIES, &[]),
             // The distribution's file alone.

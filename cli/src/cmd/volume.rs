@@ -340,7 +340,7 @@ fn empty() -> Volume {
 }
 
 fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
-    if a.all == !a.names.is_empty() {
+    if matches!((a.all, a.names.is_empty()), (true, false) | (false, true)) {
         return Err(exit::with_code(
             exit::ENGINE,
             "provide one or more volume names or use --all",
@@ -377,7 +377,7 @@ fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
 }
 
 fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
-    if a.all == !a.names.is_empty() {
+    if matches!((a.all, a.names.is_empty()), (true, false) | (false, true)) {
         return Err(exit::with_code(
             exit::ENGINE,
             "choose either one or more volumes or all",
