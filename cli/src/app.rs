@@ -115,6 +115,9 @@ pub enum Command {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(cmd::volume::VolumeCommand),
     /// Internal: the container side of `cp`, chrooted into the container.
     #[command(name = "__cp", hide = true)]
     CpChild(CpChildArgs),
@@ -358,6 +361,7 @@ pub fn run() -> anyhow::Result<u8> {
         }
         Command::Container(ContainerCommand::Prune(a)) => cmd::container::prune(&ctx, a),
         Command::CpChild(a) => cmd::cp::child_main(&ctx, a),
+        Command::Volume(v) => cmd::volume::run(&ctx, v),
         Command::Container(ContainerCommand::Exists(a)) => cmd::container::exists(&ctx, a),
     }
 }

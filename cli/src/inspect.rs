@@ -135,7 +135,11 @@ pub fn effective_caps(c: &Container) -> Vec<String> {
     if cfg.privileged {
         return own_bounding_caps();
     }
-    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| (*s).to_owned()).collect();
+    // containers.conf's, as recorded at create (podman's 11 before that).
+    let mut caps: Vec<String> = match &cfg.default_capabilities {
+        Some(d) => d.iter().map(|s| cap_name(s)).collect(),
+        None => DEFAULT_CAPS.iter().map(|s| (*s).to_owned()).collect(),
+    };
     let drops: Vec<String> = cfg.cap_drop.iter().map(|s| cap_name(s)).collect();
     if drops.iter().any(|d| d == "CAP_ALL") {
         caps.clear();

@@ -9,9 +9,11 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod containers_conf;
 mod error;
 pub mod lifecycle;
 pub mod userns;
+pub mod volume;
 
 pub use container::{Container, ContainerId, Containers, Live, State, Status};
 pub use error::{Cause, Error, ErrorKind, Result};

@@ -15,27 +15,36 @@ use crate::userns::{self, Rootless};
 /// Puts the container `config` describes on disk: its named and anonymous
 /// volumes' directories, then its directory (atomically, see
 /// [`Containers::create`]) with the compiled `seccomp` filter and, for
-/// keep-id, the caller's user in its `/etc/passwd` and `/etc/group`.
+/// keep-id, the caller's user in its `/etc/passwd` and `/etc/group`; a
+/// numeric `--user` the image does not know gets podman's entries there
+/// too.
 pub fn create(
     containers: &Containers,
     config: &Config,
     seccomp: Option<&Compiled>,
-    keep_id: Option<(&Rootless, &ImageRoot)>,
+    root: &ImageRoot,
+    keep_id: Option<&Rootless>,
 ) -> Result<Container> {
+    let store_root = containers.dir().parent().unwrap_or(Path::new("/"));
+    let volumes = crate::volume::Volumes::new(cairn_store::StoreDir::Volumes.under(store_root));
     for m in &config.mounts {
         if m.kind == MountKind::Volume {
-            std::fs::create_dir_all(&m.source)
-                .with_context(|| format!("create volume directory {}", m.source.display()))?;
+            volumes.ensure(&m.source)?;
         }
     }
     containers.create(config, |dir| {
         if let Some(s) = seccomp {
             seccomp::install(dir, s)?;
         }
-        match keep_id {
-            Some((r, root)) => userns::add_user(dir, root, r),
-            None => Ok(()),
+        if let Some(r) = keep_id {
+            userns::add_user(dir, root, r)?;
         }
+        crate::container::files::add_user_entries(
+            dir,
+            root,
+            &config.process.user,
+            &config.process.workdir,
+        )
     })
 }
 

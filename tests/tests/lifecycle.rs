@@ -290,9 +290,11 @@ fn users_and_groups_come_from_the_containers_files() {
         id(&["--user", "daemon:mail"]),
         "uid=1(daemon) gid=8(mail) groups=8(mail)"
     );
+    // Unknown numeric ids get podman's passwd and group entries (podman
+    // 4.3 printed exactly this).
     assert_eq!(
         id(&["--user", "1234:4321"]),
-        "uid=1234 gid=4321 groups=4321"
+        "uid=1234(1234) gid=4321(4321) groups=4321(4321)"
     );
     assert_eq!(
         id(&["--user", "nobody", "--group-add", "users"]),

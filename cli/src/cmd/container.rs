@@ -246,11 +246,12 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
     let root = image_root(&store, &image, image_spec, keep_id.as_ref().map(|(m, _)| m))?;
     let containers = Containers::new(ctx.root());
     let options = create_options(ctx, a, &containers, command)?;
+    let defaults = containers_conf_defaults(&options)?;
     let Confinement {
         security,
         seccomp_choice,
         seccomp,
-    } = confinement(ctx, a)?;
+    } = confinement(ctx, a, &defaults)?;
     let options = CreateOptions {
         security,
         ..options
@@ -275,15 +276,28 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         keep_id: keep_id.as_ref(),
         seccomp_choice: &seccomp_choice,
         seccomp: seccomp.as_ref(),
+        defaults: &defaults,
     };
     let config = create::config(&options, &facts, &|user| home_of(&root, user))?;
-    let keep_id_user = keep_id.as_ref().map(|(_, r)| (r, &root));
     Ok(lifecycle::create(
         &containers,
         &config,
         seccomp.as_ref(),
-        keep_id_user,
+        &root,
+        keep_id.as_ref().map(|(_, r)| r),
     )?)
+}
+
+/// containers.conf's defaults for a new container; a warning for each key
+/// set that cairn does not apply.
+fn containers_conf_defaults(
+    o: &CreateOptions,
+) -> anyhow::Result<cairn_engine::containers_conf::Defaults> {
+    let conf = cairn_engine::containers_conf::ContainersConf::from_env()?;
+    for (key, why) in conf.unapplied(o.namespaces.network.is_host()) {
+        tracing::warn!("containers.conf: {key} is not applied: {why}");
+    }
+    Ok(conf.defaults()?)
 }
 
 /// The create flags, parsed value by value (the engine merges them with
@@ -327,6 +341,7 @@ fn create_options(
         .transpose()
         .map_err(|e| usage(format!("--shm-size: {e}")))?;
     Ok(CreateOptions {
+        host_network_asked: a.network.as_deref() == Some("host"),
         name,
         command: command.to_vec(),
         entrypoint,
@@ -473,18 +488,26 @@ struct Confinement {
 /// `--security-opt`, `--privileged`, `--cap-add`/`--cap-drop`: the
 /// container's [`Confinement`]. The filter is compiled now, so a bad
 /// profile fails the create, not every start.
-fn confinement(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Confinement> {
+fn confinement(
+    ctx: &Context,
+    a: &CreateArgs,
+    defaults: &cairn_engine::containers_conf::Defaults,
+) -> anyhow::Result<Confinement> {
+    use container::seccomp::Choice;
     let security = container::security::parse(&a.security_opt)
         .map_err(|e| usage(format!("--security-opt {e}")))?;
-    let seccomp_choice = if a.privileged {
-        container::seccomp::Choice::Unconfined
-    } else {
-        security.seccomp.clone()
+    let seccomp_choice = match (&security.seccomp, &defaults.seccomp_profile) {
+        _ if a.privileged => Choice::Unconfined,
+        // containers.conf's seccomp_profile is the default profile.
+        (Choice::Default, Some(p)) if p.as_os_str() == "unconfined" => Choice::Unconfined,
+        (Choice::Default, Some(p)) => Choice::File(p.clone()),
+        (given, _) => given.clone(),
     };
     let bounding = if a.privileged {
         u64::MAX
     } else {
-        container::security::bounding_set(&a.cap_add, &a.cap_drop).map_err(usage)?
+        container::security::bounding_set(&defaults.capabilities, &a.cap_add, &a.cap_drop)
+            .map_err(usage)?
     };
     // Compiled now, so a bad profile fails the create, not every start.
     let seccomp = container::seccomp::for_container(

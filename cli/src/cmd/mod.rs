@@ -6,6 +6,7 @@ pub mod image;
 pub mod login;
 pub mod system;
 pub mod unpack;
+pub mod volume;
 
 use std::time::Duration;
 

@@ -100,6 +100,18 @@ pub struct Config {
     /// A user namespace of the container's own (keep-id): `container host
     /// size` triples, host being the ids of the namespace cairn runs in.
     pub idmap: Option<IdMaps>,
+    /// The capabilities containers.conf gave (names without `CAP_`), which
+    /// `cap_add` and `cap_drop` adjust; `None` for a container created
+    /// before cairn read containers.conf (podman's 11 then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_capabilities: Option<Vec<String>>,
+    /// containers.conf `no_hosts`: the image's `/etc/hosts` is left alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_hosts: bool,
+    /// containers.conf `tz`: `local` or a zone name, bound read-only on
+    /// `/etc/localtime`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// A container's id: 64 lower-case hex digits. Stored in `config.json` as

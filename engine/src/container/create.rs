@@ -16,6 +16,7 @@ use super::config::{
 use super::runtime::parse_signal;
 use super::seccomp::{Choice, Compiled};
 use super::security::SecurityOpts;
+use crate::containers_conf::Defaults;
 use crate::error::{Error, Result};
 use crate::userns::Rootless;
 
@@ -26,6 +27,9 @@ pub(crate) const DEFAULT_PATH: &str =
 /// What the user asked for, parsed and checked value by value.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
+    /// `--network host` was given (not cairn's default host network):
+    /// podman then keeps the host's name.
+    pub host_network_asked: bool,
     /// The container's name (checked, unique at write time).
     pub name: String,
     /// The command after the image: replaces the image's CMD.
@@ -128,6 +132,8 @@ pub struct Facts<'a> {
     pub seccomp_choice: &'a Choice,
     /// Its compiled filter (`None`: unconfined).
     pub seccomp: Option<&'a Compiled>,
+    /// containers.conf's defaults.
+    pub defaults: &'a Defaults,
 }
 
 /// The container's [`Config`]. `home_of` gives the home directory of a
@@ -149,6 +155,7 @@ pub fn config(
         .unwrap_or_default();
     let home = home_of(&user);
     let env = environment(
+        &f.defaults.env,
         rc.env.as_deref().unwrap_or_default(),
         &o.env,
         f.host_env,
@@ -202,18 +209,21 @@ pub fn config(
         dns_search: o.dns_search.clone(),
         dns_option: o.dns_option.clone(),
         add_hosts: o.add_hosts.clone(),
-        pids_limit: o.pids_limit,
-        ulimits: o.ulimits.clone(),
+        pids_limit: o.pids_limit.or(f.defaults.pids_limit),
+        ulimits: ulimits(&f.defaults.ulimits, &o.ulimits),
         systemd: o.systemd.clone(),
         auto_remove: o.auto_remove,
         exposed_ports: rc.exposed_ports.clone().unwrap_or_default(),
         group_add: o.group_add.clone(),
-        shm_size: o.shm_size,
+        shm_size: o.shm_size.or(shm_size(f.defaults)),
         create_command: o.create_command.clone(),
         userns: o.userns.clone(),
         tmpfs: o.tmpfs.clone(),
         platform: o.platform.clone(),
         idmap: f.keep_id.map(|(m, _)| m.clone()),
+        default_capabilities: Some(f.defaults.capabilities.clone()),
+        no_hosts: f.defaults.no_hosts,
+        timezone: f.defaults.tz.clone(),
     })
 }
 
@@ -258,19 +268,39 @@ fn check_destinations(mounts: &[MountConfig]) -> Result<()> {
     Ok(())
 }
 
-/// The given host name, else the host's with a shared UTS namespace, else
-/// the id's first 12 digits.
+/// The given host name, else the host's with a shared UTS or network
+/// namespace (podman: `--network host` keeps the host's name), else the
+/// id's first 12 digits.
 fn hostname(o: &CreateOptions, f: &Facts<'_>) -> String {
     match &o.hostname {
         Some(h) => h.clone(),
-        None if o.namespaces.uts.is_host() => f.host_hostname.to_owned(),
+        None if o.namespaces.uts.is_host() || o.host_network_asked => f.host_hostname.to_owned(),
         None => f.id.chars().take(12).collect(),
     }
 }
 
-/// The container's environment: PATH default, the image's, the user's,
-/// then what podman always sets (TERM, container, HOSTNAME, HOME).
+/// The `--ulimit`s given, else containers.conf's: as in podman, whose
+/// `--ulimit` takes the file's list as its default value, one given flag
+/// replaces the whole list.
+fn ulimits(defaults: &[Ulimit], given: &[Ulimit]) -> Vec<Ulimit> {
+    if given.is_empty() {
+        defaults.to_vec()
+    } else {
+        given.to_vec()
+    }
+}
+
+/// containers.conf's `/dev/shm` size (podman's 64000k by default, where
+/// cairn-mount's own is 64 MiB).
+fn shm_size(d: &Defaults) -> Option<u64> {
+    Some(d.shm_size)
+}
+
+/// The container's environment: PATH default, containers.conf's `env`, the
+/// image's, the user's, then what podman always sets (TERM, container,
+/// HOSTNAME, HOME).
 fn environment(
+    conf_env: &[String],
     image_env: &[String],
     given: &[String],
     host: &[(String, String)],
@@ -286,7 +316,7 @@ fn environment(
         }
     };
     set("PATH", DEFAULT_PATH);
-    for e in image_env {
+    for e in conf_env.iter().chain(image_env) {
         let (k, v) = e.split_once('=').unwrap_or((e, ""));
         set(k, v);
     }
@@ -342,6 +372,8 @@ mod tests {
     use super::super::config::{MountKind, NamespaceMode};
     use super::*;
 
+    static DEFAULTS: std::sync::LazyLock<Defaults> = std::sync::LazyLock::new(Defaults::default);
+
     fn facts<'a>(rc: &'a RuntimeConfig, host_env: &'a [(String, String)]) -> Facts<'a> {
         Facts {
             id: ContainerId::parse(&"0123456789abcdef".repeat(4)).unwrap(),
@@ -354,6 +386,7 @@ mod tests {
             keep_id: None,
             seccomp_choice: &Choice::Default,
             seccomp: None,
+            defaults: &DEFAULTS,
         }
     }
 
@@ -496,6 +529,7 @@ mod tests {
             ("CAIRN_TEST_PREFIXED".to_owned(), "p".to_owned()),
         ];
         let env = environment(
+            &[],
             &strings(&["PATH=/img/bin", "A=1"]),
             &strings(&[
                 "A=2",
@@ -521,6 +555,7 @@ mod tests {
             ])
         );
         let env = environment(
+            &[],
             &[],
             &strings(&["HOSTNAME=x", "HOME=/h"]),
             &[],

@@ -316,7 +316,7 @@ pub(crate) fn prepare_files(c: &Container) -> Result<()> {
     let host_hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
     write_atomic(
         &c.dir.join("hosts"),
-        spec::hosts_file(cfg, &host_hosts).as_bytes(),
+        spec::hosts_file(cfg, &host_hosts, super::files::host_ip()).as_bytes(),
     )?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomic(

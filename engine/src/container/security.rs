@@ -228,12 +228,45 @@ pub(crate) fn path_lists(mask: &[String], unmask: &[String]) -> Option<(Vec<Stri
     Some((masked, readonly))
 }
 
-/// The bounding set of a container that is not privileged: podman's
-/// default capabilities with `add` and `drop` applied (names with or
-/// without `CAP_`, or `all`). The error names the capability refused.
-pub fn bounding_set(add: &[String], drop: &[String]) -> Result<u64, String> {
+/// The bounding set of a container that is not privileged: `defaults`
+/// (containers.conf's `default_capabilities`) with `add` and `drop` applied
+/// (names with or without `CAP_`, or `all`). The error names the
+/// capability refused.
+pub fn bounding_set(defaults: &[String], add: &[String], drop: &[String]) -> Result<u64, String> {
     use cairn_runtime::caps;
-    caps::adjust(caps::mask(&caps::DEFAULT), add, drop).map_err(|e| e.to_string())
+    let base = caps::adjust(0, defaults, &[]).map_err(|e| e.to_string())?;
+    caps::adjust(base, add, drop).map_err(|e| e.to_string())
+}
+
+/// The capabilities PID 1 is given, as `cap_add` over an emptied set
+/// (`cap_drop` `ALL`): `defaults` less `drop` (all of them for `ALL`), then
+/// `add`. A config without recorded defaults (made before cairn read
+/// containers.conf) keeps its own `add` and `drop` over the runtime's 11.
+pub(crate) fn process_caps(
+    defaults: Option<&[String]>,
+    add: &[String],
+    drop: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let Some(defaults) = defaults else {
+        return (add.to_vec(), drop.to_vec());
+    };
+    let bare = |n: &str| {
+        let up = n.trim().to_ascii_uppercase();
+        up.strip_prefix("CAP_").unwrap_or(&up).to_owned()
+    };
+    let drop_all = drop.iter().any(|d| d.eq_ignore_ascii_case("all"));
+    let dropped: Vec<String> = drop.iter().map(|d| bare(d)).collect();
+    let mut keep: Vec<String> = if drop_all {
+        Vec::new()
+    } else {
+        defaults
+            .iter()
+            .filter(|d| !dropped.contains(&bare(d)))
+            .cloned()
+            .collect()
+    };
+    keep.extend(add.iter().cloned());
+    (keep, vec!["ALL".to_owned()])
 }
 
 #[cfg(test)]
@@ -242,6 +275,44 @@ mod tests {
 
     fn opts(v: &[&str]) -> Result<SecurityOpts, String> {
         parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn containers_conf_capabilities() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let compiled: Vec<String> = crate::containers_conf::COMPILED_CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        // podman 4.3 here, no capability in containers.conf: CapBnd a80425fb.
+        assert_eq!(bounding_set(&compiled, &[], &[]).unwrap(), 0xa804_25fb);
+        // /usr/share/containers/containers.conf's 11: 800405fb.
+        let eleven = s(&cairn_runtime::caps::DEFAULT);
+        assert_eq!(bounding_set(&eleven, &[], &[]).unwrap(), 0x8004_05fb);
+        // default_capabilities = ["CHOWN", "NET_RAW"]: podman showed 2001.
+        assert_eq!(
+            bounding_set(&s(&["CHOWN", "NET_RAW"]), &[], &[]).unwrap(),
+            0x2001
+        );
+        let table: &[(&[&str], &[&str], &[&str])] = &[
+            (&[], &[], &["CHOWN", "NET_RAW"]),
+            (&["sys_admin"], &["cap_chown"], &["NET_RAW", "sys_admin"]),
+            (&["KILL"], &["all"], &["KILL"]),
+        ];
+        for (add, drop, want) in table {
+            let (a, d) = process_caps(Some(&s(&["CHOWN", "NET_RAW"])), &s(add), &s(drop));
+            assert_eq!((a, d), (s(want), s(&["ALL"])), "{add:?} {drop:?}");
+            let via_runtime = cairn_runtime::caps::adjust(0x2001, &s(want), &s(&["ALL"])).unwrap();
+            assert_eq!(
+                via_runtime,
+                bounding_set(&s(&["CHOWN", "NET_RAW"]), &s(add), &s(drop)).unwrap(),
+                "what pivot applies is the bounding set seccomp was compiled for"
+            );
+        }
+        assert_eq!(
+            process_caps(None, &s(&["NET_ADMIN"]), &s(&["KILL"])),
+            (s(&["NET_ADMIN"]), s(&["KILL"]))
+        );
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
             }
         }
     }
+    mounts.extend(default_mounts(c)?);
     // A user's bind on one of the files replaces the generated one.
     let etc_file = |name: &str| {
         let target = format!("/etc/{name}");
@@ -100,7 +101,7 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     };
     let etc = Etc {
         hostname: etc_file("hostname"),
-        hosts: etc_file("hosts"),
+        hosts: etc_file("hosts").filter(|_| !c.no_hosts),
         resolv_conf: etc_file("resolv.conf"),
     };
     // In a user namespace overlayfs keeps its metadata in user.* xattrs.
@@ -150,6 +151,49 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
         readonly_paths,
         error_fd: None,
     })
+}
+
+/// The mounts containers.conf and the namespace modes add where the user
+/// mounted nothing: `/dev/shm` shared with the host for `--ipc host` (as
+/// podman binds it), else a tmpfs of containers.conf's or `--shm-size`'s
+/// size (cairn-mount's own is 64 MiB); the time zone on `/etc/localtime`.
+fn default_mounts(c: &Config) -> Result<Vec<Mount>> {
+    let mut out = Vec::new();
+    let user_has = |dst: &str| c.mounts.iter().any(|m| m.destination == dst);
+    if !user_has("/dev/shm") {
+        let target = InRoot::new("/dev/shm")?;
+        if c.namespaces.ipc.is_host() {
+            let mut b = BindMount::new("/dev/shm".into(), target);
+            b.nosuid = true;
+            b.nodev = true;
+            b.noexec = true;
+            out.push(Mount::Bind(b));
+        } else if let Some(size) = c.shm_size {
+            let mut t = TmpfsMount::new(target);
+            t.size = Some(size.to_string());
+            t.mode = Some("1777".into());
+            t.noexec = true;
+            out.push(Mount::Tmpfs(t));
+        }
+    }
+    if let Some(tz) = c
+        .timezone
+        .as_deref()
+        .filter(|_| !user_has("/etc/localtime"))
+    {
+        let source = if tz == "local" {
+            std::fs::canonicalize("/etc/localtime").map_err(|e| {
+                Error::Invalid(format!("time zone local: the host's /etc/localtime: {e}"))
+            })?
+        } else {
+            Path::new("/usr/share/zoneinfo").join(tz)
+        };
+        let mut b = BindMount::new(source, InRoot::new("/etc/localtime")?);
+        b.readonly = true;
+        b.recursive = false;
+        out.push(Mount::Bind(b));
+    }
+    Ok(out)
 }
 
 fn in_root(paths: &[String]) -> Result<Vec<InRoot>> {
@@ -205,6 +249,8 @@ pub(crate) fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
     let or = |value: &str, default: &str| {
         Some(if value.is_empty() { default } else { value }.to_owned())
     };
+    let (cap_add, cap_drop) =
+        super::security::process_caps(c.default_capabilities.as_deref(), &c.cap_add, &c.cap_drop);
     PivotSpec {
         root: Some(dir.join("rootfs")),
         hostname: (!c.namespaces.uts.is_host()).then(|| c.hostname.clone()),
@@ -216,8 +262,8 @@ pub(crate) fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
             env: c.process.env.clone(),
             no_new_privs: c.no_new_privs,
             privileged: c.privileged,
-            cap_add: c.cap_add.clone(),
-            cap_drop: c.cap_drop.clone(),
+            cap_add,
+            cap_drop,
             seccomp: c.seccomp_filter.then(|| dir.join(super::seccomp::BPF_FILE)),
             seccomp_flags: if c.seccomp_filter {
                 c.seccomp_flags.clone()
@@ -326,27 +372,46 @@ fn limit(name: &str, value: i64) -> Result<RlimitValue> {
     }
 }
 
-/// `/etc/hosts` for the container: the host's own lines for a host network,
-/// localhost otherwise, then `--add-host` entries and the container's name.
-pub(crate) fn hosts_file(c: &Config, host_hosts: &str) -> String {
+/// `/etc/hosts` for the container, as podman 4.3 writes it: the
+/// `--add-host` entries, the host's own entries (one `IP<TAB>NAMES` line
+/// each, comments dropped; localhost added when the host has none),
+/// `host.containers.internal` naming the host's address (`host_ip`), then,
+/// without a host network, `127.0.0.1<TAB>HOSTNAME NAME`.
+pub(crate) fn hosts_file(
+    c: &Config,
+    host_hosts: &str,
+    host_ip: Option<std::net::Ipv4Addr>,
+) -> String {
     let mut out = String::new();
-    if c.namespaces.network.is_host() {
-        out.push_str(host_hosts);
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-    } else {
-        out.push_str(
-            "127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n",
-        );
-        out.push_str("::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n");
-    }
     for h in &c.add_hosts {
         if let Some((name, ip)) = h.split_once(':') {
             out.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    out.push_str(&format!("127.0.1.1\t{} {}\n", c.hostname, c.name));
+    let mut names: Vec<&str> = Vec::new();
+    for line in host_hosts.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        let Some(ip) = fields.next() else { continue };
+        let these: Vec<&str> = fields.collect();
+        if these.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("{ip}\t{}\n", these.join(" ")));
+        names.extend(these);
+    }
+    if !names.contains(&"localhost") {
+        out.push_str(
+            "127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n",
+        );
+        out.push_str("::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n");
+    }
+    if let Some(ip) = host_ip.filter(|_| !names.contains(&"host.containers.internal")) {
+        out.push_str(&format!("{ip}\thost.containers.internal\n"));
+    }
+    if !c.namespaces.network.is_host() {
+        out.push_str(&format!("127.0.0.1\t{} {}\n", c.hostname, c.name));
+    }
     out
 }
 
@@ -577,9 +642,26 @@ mod tests {
         assert_eq!(r, "search example\nnameserver 10.0.0.1\n");
         c.add_hosts = vec!["db:10.0.0.2".into()];
         c.namespaces.network = NamespaceMode::None;
-        let h = hosts_file(&c, "ignored");
-        assert!(h.contains("10.0.0.2\tdb\n"), "{h}");
-        assert!(h.ends_with("127.0.1.1\taaaaaaaaaaaa box\n"), "{h}");
-        assert!(!h.contains("ignored"));
+        // What podman 4.3 wrote here for `--network none --name nm1
+        // --add-host db:10.1.1.1`, with this host's /etc/hosts.
+        let host = "127.0.0.1 localhost\n# comment\n\n127.0.0.1 runsc\n127.0.0.1 vm\n";
+        let ip = Some([192, 0, 2, 2].into());
+        assert_eq!(
+            hosts_file(&c, host, ip),
+            "10.0.0.2\tdb\n127.0.0.1\tlocalhost\n127.0.0.1\trunsc\n127.0.0.1\tvm\n\
+             192.0.2.2\thost.containers.internal\n127.0.0.1\taaaaaaaaaaaa box\n"
+        );
+        c.namespaces.network = NamespaceMode::Host;
+        c.add_hosts.clear();
+        assert_eq!(
+            hosts_file(&c, host, ip),
+            "127.0.0.1\tlocalhost\n127.0.0.1\trunsc\n127.0.0.1\tvm\n192.0.2.2\thost.containers.internal\n"
+        );
+        let h = hosts_file(&c, "", None);
+        assert!(
+            h.starts_with("127.0.0.1\tlocalhost localhost.localdomain"),
+            "{h}"
+        );
+        assert!(!h.contains("host.containers.internal"), "{h}");
     }
 }
