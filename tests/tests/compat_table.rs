@@ -206,7 +206,10 @@ fn refused_rows_are_refused_before_anything_is_created() {
         let mut result = (0, String::new());
         for extra in 0..3 {
             let mut a = args.clone();
-            a.extend(std::iter::repeat_n("localhost:1/cairn-compat-probe".to_owned(), extra));
+            a.extend(std::iter::repeat_n(
+                "localhost:1/cairn-compat-probe".to_owned(),
+                extra,
+            ));
             result = cairn(dir.path(), &a);
             if !result.1.contains("required arguments were not provided") {
                 break;
@@ -224,10 +227,17 @@ fn refused_rows_are_refused_before_anything_is_created() {
         let created = std::fs::read_dir(&containers)
             .map(|d| d.count())
             .unwrap_or(0);
-        assert_eq!(created, 0, "{}: a refused --{long} created a container", row.verb);
+        assert_eq!(
+            created, 0,
+            "{}: a refused --{long} created a container",
+            row.verb
+        );
         checked += 1;
     }
-    assert!(checked > 0, "the table has refused rows (pull --all-tags at least)");
+    assert!(
+        checked > 0,
+        "the table has refused rows (pull --all-tags at least)"
+    );
 }
 
 #[test]
@@ -241,7 +251,11 @@ fn implemented_and_noop_flags_are_known_to_the_parser() {
         .filter(|r| (r.status == "implemented" || r.status == "no-op") && !r.flag.is_empty())
     {
         let long = long_of(&row.flag);
-        let kind = flags.get(&row.verb).and_then(|f| f.get(long)).cloned().flatten();
+        let kind = flags
+            .get(&row.verb)
+            .and_then(|f| f.get(long))
+            .cloned()
+            .flatten();
         let mut args: Vec<String> = if row.verb == "(global)" {
             Vec::new()
         } else {

@@ -100,7 +100,7 @@ pub struct ImagesArgs {
     #[arg(short, long)]
     pub all: bool,
     /// Sort by created, id, repository, size or tag.
-    #[arg(long, default_value = "created", value_parser = ["created", "id", "repository", "size", "tag"])]
+    #[arg(long, default_value = "created")]
     pub sort: String,
     /// Add a HISTORY column: the image's names (cairn keeps no record of
     /// names an image no longer has).
@@ -368,6 +368,16 @@ struct Row<'a> {
 
 /// `cairn images`.
 pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
+    if !SORT_KEYS.contains(&a.sort.as_str()) {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!(
+                "{:?} is not a valid field for sorting. Choose from: {}",
+                a.sort,
+                SORT_KEYS.join(", ")
+            ),
+        ));
+    }
     let store = ctx.store()?;
     let mut images = store.images()?;
     images.sort_by(|x, y| y.config.created.cmp(&x.config.created));
@@ -473,6 +483,9 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
     print!("{}", t.render());
     Ok(0)
 }
+
+/// The keys `images --sort` takes.
+const SORT_KEYS: &[&str] = &["created", "id", "repository", "size", "tag"];
 
 /// `images --sort`: podman's orders (newest first by default, the others
 /// ascending), stable so ties keep the created order.
@@ -1107,7 +1120,8 @@ pub fn confirm(warning: &str) -> anyhow::Result<bool> {
     drop(out);
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+    // podman reads the answer's first character, untrimmed.
+    Ok(line.starts_with(['y', 'Y']))
 }
 
 /// `cairn image exists`.
