@@ -146,6 +146,36 @@ fn flag_arg(long: &str, kind: Option<&String>) -> String {
     }
 }
 
+/// Runs `cairn VERB --FLAG[=VALUE] [DUMMY...]` (as many positionals as
+/// the verb needs to reach its handler): whether it was refused with exit
+/// 125 and a line `cairn does not support --FLAG`, and what happened.
+fn probe_refusal(dir: &Path, verb: &str, long: &str, kind: Option<&String>) -> (bool, String) {
+    let mut args: Vec<String> = if verb == "(global)" {
+        Vec::new()
+    } else {
+        verb.split(' ').map(str::to_owned).collect()
+    };
+    args.push(flag_arg(long, kind));
+    let mut result = (0, String::new());
+    for extra in 0..3 {
+        let mut a = args.clone();
+        a.extend(std::iter::repeat_n(
+            "localhost:1/cairn-compat-probe".to_owned(),
+            extra,
+        ));
+        result = cairn(dir, &a);
+        if !result.1.contains("required arguments were not provided") {
+            break;
+        }
+    }
+    let (code, stderr) = result;
+    let want = format!("cairn does not support --{long}");
+    (
+        code == 125 && stderr.lines().any(|l| l.contains(&want)),
+        format!("`cairn {}`: exit {code}: {stderr}", args.join(" ")),
+    )
+}
+
 #[test]
 fn the_committed_table_matches_the_binary() {
     let out = Command::new("python3")
@@ -197,31 +227,25 @@ fn refused_rows_are_refused_before_anything_is_created() {
             .and_then(|f| f.get(long))
             .unwrap_or_else(|| panic!("{}: --{long} is not in podman's snapshot", row.verb));
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut args: Vec<String> = row.verb.split(' ').map(str::to_owned).collect();
-        if row.verb == "(global)" {
-            args.clear();
-        }
-        args.push(flag_arg(long, kind.as_ref()));
-        // Positionals a verb requires, so the parser reaches the verb.
-        let mut result = (0, String::new());
-        for extra in 0..3 {
-            let mut a = args.clone();
-            a.extend(std::iter::repeat_n(
-                "localhost:1/cairn-compat-probe".to_owned(),
-                extra,
-            ));
-            result = cairn(dir.path(), &a);
-            if !result.1.contains("required arguments were not provided") {
-                break;
-            }
-        }
-        let (code, stderr) = result;
-        let want = format!("cairn does not support --{long}");
+        // As podman takes the flag, then in the other form (a boolean given
+        // a value, a value flag given none), as scripts/compat-table probes.
+        let other = match kind {
+            Some(_) => None,
+            None => Some("string".to_owned()),
+        };
+        let tries: Vec<(bool, String)> = [kind.clone(), other]
+            .iter()
+            .map(|k| probe_refusal(dir.path(), &row.verb, long, k.as_ref()))
+            .collect();
         assert!(
-            code == 125 && stderr.lines().any(|l| l.contains(&want)),
-            "{}: `{}` should be refused with exit 125 and a line naming --{long}; got {code}: {stderr}",
+            tries.iter().any(|(refused, _)| *refused),
+            "{}: --{long} should be refused with exit 125 and a line naming it; got\n{}",
             row.verb,
-            args.join(" ")
+            tries
+                .iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         let containers = dir.path().join("root/containers");
         let created = std::fs::read_dir(&containers)
