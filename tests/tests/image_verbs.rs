@@ -293,3 +293,44 @@ fn network_verbs_answer_as_podman_does_for_a_missing_network() {
         "NETWORK ID  NAME\n"
     );
 }
+
+#[test]
+fn login_verbose_names_the_auth_file_as_podman_does() {
+    use cairn_tests::registry::{Auth, Registry, RegistryOptions};
+    let reg =
+        Registry::start(RegistryOptions::default().with_auth(Auth::htpasswd("alice", "s3cret")))
+            .expect("registry");
+    let podman = Podman::new().unwrap_or_else(|e| panic!("podman is needed here: {e:#}"));
+    let cairn = Cairn::new().expect("cairn environment");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut outs = Vec::new();
+    for (who, mut cmd) in [
+        ("cairn", cairn.command(["login"])),
+        ("podman", podman.command(["login"])),
+    ] {
+        let file = dir.path().join(format!("{who}.json"));
+        cmd.args([
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "-p",
+            "s3cret",
+            "-v",
+            "--authfile",
+        ])
+        .arg(&file)
+        .arg(reg.host());
+        let out = cmd.output().expect("login runs");
+        assert!(
+            out.status.success(),
+            "{who}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text =
+            String::from_utf8_lossy(&out.stdout).replace(&file.display().to_string(), "FILE");
+        assert!(file.exists(), "{who} wrote {}", file.display());
+        outs.push(text);
+    }
+    assert_eq!(outs[0], outs[1], "cairn (left), podman (right)");
+    assert_eq!(outs[0], "Used:  FILE\nLogin Succeeded!\n");
+}
