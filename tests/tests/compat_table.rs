@@ -33,14 +33,19 @@ struct Row {
 fn rows(text: &str) -> Vec<Row> {
     text.lines()
         .filter(|l| l.starts_with("| `"))
-        .map(|l| {
+        .filter_map(|l| {
             let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
-            Row {
+            // The verb and flag table has four columns (the list of cairn's
+            // own verbs, two).
+            if cells.len() < 4 {
+                return None;
+            }
+            Some(Row {
                 verb: cells[0].trim_matches('`').to_owned(),
                 flag: cells[1].trim_matches('`').to_owned(),
                 status: cells[2].to_owned(),
                 line: l.to_owned(),
-            }
+            })
         })
         .collect()
 }
