@@ -11,13 +11,15 @@ use crate::cmd::container::{
 };
 use crate::cmd::cp::{CpArgs, CpChildArgs};
 use crate::cmd::image::{
-    ExistsArgs, ImagesArgs, InspectArgs, PruneArgs, PullArgs, RmiArgs, TagArgs,
+    ExistsArgs, ImagePruneArgs, ImagesArgs, InspectArgs, PruneArgs, PullVerbArgs, RmiArgs, TagArgs,
+    UntagArgs,
 };
 use crate::cmd::login::{LoginArgs, LogoutArgs};
 use crate::cmd::system::{
     CheckArgs, CompletionArgs, DfArgs, GenerateManArgs, InfoArgs, MigrateArgs, ResetArgs,
     VersionArgs,
 };
+use crate::cmd::network::NetworkCommand;
 use crate::cmd::unpack::UnpackArgs;
 use crate::context::Context;
 
@@ -51,7 +53,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pull an image from a registry, an OCI layout (oci:DIR[:REF]) or archive (oci-archive:FILE[:REF]).
-    Pull(PullArgs),
+    Pull(PullVerbArgs),
     /// List images.
     #[command(visible_alias = "list")]
     Images(ImagesArgs),
@@ -59,8 +61,13 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Add names to an image.
     Tag(TagArgs),
+    /// Remove names from an image.
+    Untag(UntagArgs),
     /// Show details of images as JSON.
     Inspect(InspectArgs),
+    /// Networks (cairn has the modes host, none and private, no networks).
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -169,7 +176,7 @@ pub enum ContainerCommand {
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Pull an image.
-    Pull(PullArgs),
+    Pull(PullVerbArgs),
     /// List images.
     #[command(visible_alias = "ls")]
     List(ImagesArgs),
@@ -180,9 +187,11 @@ pub enum ImageCommand {
     /// Show details of images.
     Inspect(InspectArgs),
     /// Remove dangling (or, with -a, all) images and unused blobs.
-    Prune(PruneArgs),
+    Prune(ImagePruneArgs),
     /// Exit 0 if the image exists locally, 1 if not.
     Exists(ExistsArgs),
+    /// Remove names from an image.
+    Untag(UntagArgs),
 }
 
 /// `cairn system …`.
@@ -295,6 +304,10 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Images(a) | Command::Image(ImageCommand::List(a)) => cmd::image::images(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => cmd::image::rmi(&ctx, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => cmd::image::tag(&ctx, a),
+        Command::Untag(a) | Command::Image(ImageCommand::Untag(a)) => cmd::image::untag(&ctx, a),
+        Command::Network(NetworkCommand::Ls(a)) => cmd::network::ls(a),
+        Command::Network(NetworkCommand::Inspect(a)) => cmd::network::inspect(a),
+        Command::Network(NetworkCommand::Exists(a)) => cmd::network::exists(a),
         Command::Inspect(a) => cmd::image::inspect(&ctx, a),
         Command::Image(ImageCommand::Inspect(mut a)) => {
             a.kind = "image".into();

@@ -314,6 +314,28 @@ impl Store {
         Ok(())
     }
 
+    /// `untag`: removes `name` from the image whose manifest is `digest`.
+    /// An image that loses its last name stays as a dangling image, as in
+    /// podman. Returns whether the image had that name (nothing changes if
+    /// not). One index write: a crash leaves the old index or the new one.
+    pub fn untag(&self, digest: &Digest, name: &Reference) -> Result<bool, Error> {
+        let name = name.to_string();
+        self.update_index(|index| {
+            let named =
+                |d: &Descriptor| d.digest == *digest && d.annotations.get(REF_NAME) == Some(&name);
+            let Some(entry) = index.manifests.iter().find(|d| named(d)).cloned() else {
+                return Ok(false);
+            };
+            index.manifests.retain(|d| !named(d));
+            if !index.manifests.iter().any(|d| d.digest == *digest) {
+                let mut dangling = entry;
+                dangling.annotations.remove(REF_NAME);
+                index.manifests.push(dangling);
+            }
+            Ok(true)
+        })
+    }
+
     /// `rmi`: removes names or whole images. By name: that name goes, and
     /// the image with it if it was the last. By id: the image and all its
     /// names (with several names only if `force`). Unreferenced blobs are

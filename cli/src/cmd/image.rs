@@ -1,4 +1,10 @@
-//! Image verbs: pull, images, rmi, tag, inspect, image prune, image exists.
+//! Image verbs: pull, images, rmi, tag, untag, inspect, image prune, image
+//! exists.
+//!
+//! Every podman flag of these verbs is implemented, accepted as a documented
+//! no-op (help text starting "Accepted for podman compatibility"), or known
+//! and refused with `cairn does not support --X (WHY)`, exit 125, before
+//! anything happens (see `docs/podman-compat.md`).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -69,14 +75,37 @@ pub struct PullArgs {
     pub unpack: bool,
 }
 
+/// `pull` and `image pull` flags: [`PullArgs`] (shared with `run`'s pull)
+/// and the podman flags only the verb has.
+#[derive(Debug, Args)]
+pub struct PullVerbArgs {
+    /// The flags `run`'s pull shares.
+    #[command(flatten)]
+    pub pull: PullArgs,
+    /// Accepted for podman compatibility: a Docker option podman ignores too.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub disable_content_trust: Option<bool>,
+    /// Refused: cairn pulls one reference at a time.
+    #[arg(short = 'a', long, hide = true)]
+    pub all_tags: bool,
+}
+
 /// `images` flags.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
     /// Only images matching this reference (a name, optionally with tag).
     pub reference: Option<String>,
-    /// Show all images (cairn has no intermediate images; accepted for podman compatibility).
+    /// Show all images. cairn builds no intermediate images, so this is the
+    /// default listing (what podman's -a adds are intermediate images).
     #[arg(short, long)]
     pub all: bool,
+    /// Sort by created, id, repository, size or tag.
+    #[arg(long, default_value = "created")]
+    pub sort: String,
+    /// Add a HISTORY column: the image's names (cairn keeps no record of
+    /// names an image no longer has).
+    #[arg(long)]
+    pub history: bool,
     /// Print only image ids.
     #[arg(short, long)]
     pub quiet: bool,
@@ -111,6 +140,19 @@ pub struct RmiArgs {
     /// Do not fail for images that do not exist.
     #[arg(short, long)]
     pub ignore: bool,
+    /// Accepted for podman compatibility: cairn images have no parent
+    /// images to prune.
+    #[arg(long)]
+    pub no_prune: bool,
+}
+
+/// `untag` arguments.
+#[derive(Debug, Args)]
+pub struct UntagArgs {
+    /// The image.
+    pub image: String,
+    /// Names to remove (default: all of them; the image stays, dangling).
+    pub names: Vec<String>,
 }
 
 /// `tag` arguments.
@@ -127,14 +169,39 @@ pub struct TagArgs {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Images to inspect.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "latest")]
     pub names: Vec<String>,
     /// What to inspect: image, container or all.
-    #[arg(short, long = "type", default_value = "all")]
+    #[arg(short = 't', long = "type", default_value = "all")]
     pub kind: String,
     /// Go template applied to each result, or json.
     #[arg(short, long)]
     pub format: Option<String>,
+    /// Inspect the latest container created (instead of naming one).
+    #[arg(short, long, conflicts_with = "names")]
+    pub latest: bool,
+    /// Refused: cairn computes no container sizes.
+    #[arg(short, long, hide = true)]
+    pub size: bool,
+}
+
+/// `image prune` flags.
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Remove all images without containers, not only dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Accepted for podman compatibility: cairn has no external (build)
+    /// containers.
+    #[arg(long)]
+    pub external: bool,
+    /// Only images matching: label=KEY[=VALUE], label!=KEY[=VALUE],
+    /// until=TIME (created before).
+    #[arg(long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
 }
 
 /// `prune` flags.
@@ -155,9 +222,24 @@ pub struct ExistsArgs {
     pub image: String,
 }
 
+/// `cairn does not support FLAG (WHY)`, exit 125: a podman flag cairn knows
+/// and refuses rather than misreads.
+pub fn refuse(flag: &str, why: &str) -> anyhow::Error {
+    exit::with_code(
+        exit::ENGINE,
+        format!("cairn does not support {flag} ({why})"),
+    )
+}
+
 /// `cairn pull`.
-pub fn pull(ctx: &Context, a: PullArgs) -> anyhow::Result<u8> {
-    let id = pull_image(ctx, &a)?;
+pub fn pull(ctx: &Context, a: PullVerbArgs) -> anyhow::Result<u8> {
+    if a.all_tags {
+        return Err(refuse(
+            "--all-tags",
+            "it pulls one reference at a time; name each tag",
+        ));
+    }
+    let id = pull_image(ctx, &a.pull)?;
     println!("{id}");
     Ok(0)
 }
@@ -286,6 +368,16 @@ struct Row<'a> {
 
 /// `cairn images`.
 pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
+    if !SORT_KEYS.contains(&a.sort.as_str()) {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            format!(
+                "{:?} is not a valid field for sorting. Choose from: {}",
+                a.sort,
+                SORT_KEYS.join(", ")
+            ),
+        ));
+    }
     let store = ctx.store()?;
     let mut images = store.images()?;
     images.sort_by(|x, y| y.config.created.cmp(&x.config.created));
@@ -355,6 +447,7 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
             });
         }
     }
+    sort_rows(&mut rows, &a.sort);
     if let Format::Template { .. } = format {
         let data: Vec<Value> = rows.iter().map(|r| row_json(r, a.no_trunc)).collect();
         let sample = data.first().cloned().unwrap_or_else(row_json_empty);
@@ -369,6 +462,9 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
             h.push("DIGEST");
         }
         h.extend(["IMAGE ID", "CREATED", "SIZE"]);
+        if a.history {
+            h.push("HISTORY");
+        }
         t.row(h);
     }
     for r in &rows {
@@ -379,10 +475,38 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
         cells.push(id_text(r.image, a.no_trunc));
         cells.push(output::ago(r.image.config.created.as_deref()));
         cells.push(output::size(r.size));
+        if a.history {
+            cells.push(names_text(r.image));
+        }
         t.row(cells);
     }
     print!("{}", t.render());
     Ok(0)
+}
+
+/// The keys `images --sort` takes.
+const SORT_KEYS: &[&str] = &["created", "id", "repository", "size", "tag"];
+
+/// `images --sort`: podman's orders (newest first by default, the others
+/// ascending), stable so ties keep the created order.
+fn sort_rows(rows: &mut [Row], key: &str) {
+    match key {
+        "id" => rows.sort_by(|x, y| x.image.id().hex().cmp(y.image.id().hex())),
+        "repository" => rows.sort_by(|x, y| x.repository.cmp(&y.repository)),
+        "tag" => rows.sort_by(|x, y| x.tag.cmp(&y.tag)),
+        "size" => rows.sort_by_key(|r| r.size),
+        _ => {}
+    }
+}
+
+/// An image's names, as podman's HISTORY column and `.History` field show
+/// them.
+fn names_text(i: &Image) -> String {
+    i.names
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Header names podman gives the `images --format` fields.
@@ -656,7 +780,9 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
     {
         match r {
             Ok(removal) => print_removal(&removal),
-            Err(ImageError::NotKnown(_)) if a.ignore => {}
+            // podman: -f (like -i) is silent about images that are not
+            // there, so `set -e` cleanups work.
+            Err(ImageError::NotKnown(_)) if a.ignore || a.force => {}
             Err(e @ ImageError::NotKnown(_)) => {
                 eprintln!("Error: {e}");
                 code = code.max(1);
@@ -747,6 +873,31 @@ pub fn tag(ctx: &Context, a: TagArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// `cairn untag`: removes the names (all without any); the image stays,
+/// dangling once it has none, as podman's.
+pub fn untag(ctx: &Context, a: UntagArgs) -> anyhow::Result<u8> {
+    let store = ctx.store()?;
+    let search = ctx.search_registries()?;
+    let image = find(&store, &a.image, &search)?;
+    let names = if a.names.is_empty() {
+        image.names.clone()
+    } else {
+        a.names
+            .iter()
+            .map(|n| Ok(Name::parse(n)?.qualify("localhost")?))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    for name in &names {
+        if !store.untag(image.digest(), name)? {
+            return Err(exit::with_code(
+                exit::ENGINE,
+                format!("{name}: tag not known"),
+            ));
+        }
+    }
+    Ok(0)
+}
+
 fn find(store: &cairn_store::Store, spec: &str, search: &[String]) -> anyhow::Result<Image> {
     store.find_image(spec, search).map_err(|e| match e {
         ImageError::NotKnown(_) => exit::with_code(exit::ENGINE, e.to_string()),
@@ -756,6 +907,9 @@ fn find(store: &cairn_store::Store, spec: &str, search: &[String]) -> anyhow::Re
 
 /// `cairn inspect` / `cairn image inspect`.
 pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
+    if a.size {
+        return Err(refuse("--size", "it computes no container sizes"));
+    }
     let kind = a.kind.as_str();
     if !matches!(kind, "image" | "container" | "all") {
         return Err(exit::with_code(
@@ -768,7 +922,18 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
     let mut docs = Vec::new();
     let mut errors = Vec::new();
     let containers = cairn_engine::container::Containers::new(ctx.root());
-    for name in &a.names {
+    let names = if a.latest {
+        match containers.list()?.last() {
+            Some(c) => vec![c.config.id.to_string()],
+            None => {
+                errors.push("no containers to inspect: no such container".to_owned());
+                Vec::new()
+            }
+        }
+    } else {
+        a.names.clone()
+    };
+    for name in &names {
         // podman looks for a container first, then an image.
         if kind != "image" {
             if let Some(c) = containers.try_find(name)? {
@@ -840,7 +1005,8 @@ fn go_times(doc: &mut Value) {
 }
 
 /// `cairn image prune`.
-pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
+pub fn prune(ctx: &Context, a: ImagePruneArgs) -> anyhow::Result<u8> {
+    let filters = PruneFilters::parse(&a.filters)?;
     if !a.force
         && !confirm(if a.all {
             "WARNING! This command removes all images without at least one container associated with them."
@@ -852,7 +1018,8 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
     }
     let store = ctx.store()?;
     let containers = cairn_engine::container::Containers::new(ctx.root());
-    let (removed, _freed) = store.prune_images(a.all, |i| in_use_now(&containers, i))?;
+    let (removed, _freed) =
+        store.prune_images(a.all, |i| !filters.matches(i) || in_use_now(&containers, i))?;
     derived_gc(&store, true)?;
     for id in removed {
         println!("{}", id.hex());
@@ -877,14 +1044,84 @@ pub fn derived_gc_all(store: &cairn_store::Store) -> anyhow::Result<u64> {
     Ok(unpacker.collect_all_garbage(true)?)
 }
 
-/// Asks `[y/N]` on the terminal.
+/// `image prune --filter`: podman's keys for it.
+struct PruneFilters {
+    /// `label=KEY[=VALUE]` (true) and `label!=KEY[=VALUE]` (false).
+    labels: Vec<(String, Option<String>, bool)>,
+    /// `until=TIME`, in Unix nanoseconds: only images created before.
+    until: Option<i64>,
+}
+
+impl PruneFilters {
+    fn parse(filters: &[String]) -> anyhow::Result<PruneFilters> {
+        let mut out = PruneFilters {
+            labels: Vec::new(),
+            until: None,
+        };
+        for f in filters {
+            let (key, value) = f.split_once('=').unwrap_or((f, ""));
+            let (key, want) = match key.strip_suffix('!') {
+                Some(k) => (k, false),
+                None => (key, true),
+            };
+            match key {
+                "label" => {
+                    let (k, v) = match value.split_once('=') {
+                        Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                        None => (value.to_owned(), None),
+                    };
+                    out.labels.push((k, v, want));
+                }
+                "until" if want => {
+                    out.until = Some(
+                        super::parse_time(value)
+                            .map_err(|e| exit::with_code(exit::ENGINE, format!("{e:#}")))?,
+                    )
+                }
+                _ => {
+                    return Err(exit::with_code(
+                        exit::ENGINE,
+                        format!("unsupported image filter {key:?}"),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether prune may take `image` (every filter matches).
+    fn matches(&self, image: &Image) -> bool {
+        let labels = image.config.config.as_ref().and_then(|c| c.labels.as_ref());
+        let has = |k: &str, v: &Option<String>| {
+            labels
+                .and_then(|l| l.get(k))
+                .is_some_and(|got| v.as_ref().is_none_or(|want| want == got))
+        };
+        let created = image
+            .config
+            .created
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .and_then(|t| t.timestamp_nanos_opt());
+        self.labels.iter().all(|(k, v, want)| has(k, v) == *want)
+            && self
+                .until
+                .is_none_or(|until| created.is_some_and(|c| c < until))
+    }
+}
+
+/// Asks `[y/N]` on standard output, as podman does (the answer on stdin);
+/// anything but y keeps everything.
 pub fn confirm(warning: &str) -> anyhow::Result<bool> {
-    eprintln!("{warning}");
-    eprint!("Are you sure you want to continue? [y/N] ");
-    let _ = std::io::stderr().flush();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{warning}")?;
+    write!(out, "Are you sure you want to continue? [y/N] ")?;
+    out.flush()?;
+    drop(out);
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+    // podman reads the answer's first character, untrimmed.
+    Ok(line.starts_with(['y', 'Y']))
 }
 
 /// `cairn image exists`.

@@ -35,6 +35,9 @@ pub struct LoginArgs {
     /// Print the user name stored for the registry and exit.
     #[arg(long)]
     pub get_login: bool,
+    /// Also print the auth file the credentials were written to.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `logout` flags.
@@ -116,7 +119,11 @@ pub fn login(_ctx: &Context, a: LoginArgs) -> anyhow::Result<u8> {
     opts.auth_files = files.clone();
     opts.cert_dir = a.cert_dir.clone();
     super::runtime()?.block_on(verify_login(&host, &creds, &opts))?;
-    files.store(&key, &creds)?;
+    let written = files.store(&key, &creds)?;
+    if a.verbose {
+        // podman's fmt.Println("Used: ", file): two spaces.
+        println!("Used:  {}", written.display());
+    }
     println!("Login Succeeded!");
     Ok(0)
 }

@@ -4,6 +4,7 @@ pub mod container;
 pub mod cp;
 pub mod image;
 pub mod login;
+pub mod network;
 pub mod system;
 pub mod unpack;
 pub mod volume;

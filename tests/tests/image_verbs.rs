@@ -1,0 +1,336 @@
+//! The image and network verbs beside podman (4.3) on the same image:
+//! `rmi -f` of a missing image, `image prune`'s question, `untag`,
+//! `images --sort/-a/--history`, `image prune --filter`, `inspect -l`, and
+//! `network ls|inspect|exists` where cairn has no networks. Outputs and exit
+//! codes are compared with podman's; where they differ by design (podman's
+//! `podman` bridge network) the test says so.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use cairn_tests::fixtures::refs;
+use cairn_tests::podman::Podman;
+use cairn_tests::{Cairn, Run};
+
+/// The fixture image's name on both sides.
+const IMAGE: &str = "localhost/debian-min:latest";
+
+struct Pair {
+    cairn: Cairn,
+    podman: Podman,
+    id: String,
+}
+
+fn pair() -> Pair {
+    let podman = Podman::new().unwrap_or_else(|e| panic!("podman is needed here: {e:#}"));
+    let podman_id = podman
+        .import_fixture(refs::DEBIAN_MIN, IMAGE)
+        .expect("podman imports the image");
+    let cairn = Cairn::new().expect("cairn environment");
+    let id = cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
+    assert_eq!(id, podman_id, "the same image id on both sides");
+    Pair { cairn, podman, id }
+}
+
+/// Runs `cmd` with `input` on stdin.
+fn with_stdin(mut cmd: Command, input: &str) -> Run {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Pair {
+    fn both(&self, args: &[&str]) -> (Run, Run) {
+        (self.cairn.run(args), self.podman.run(args))
+    }
+
+    /// Runs `args` on both and requires the same exit code, stdout and
+    /// stderr.
+    fn same(&self, args: &[&str]) -> Run {
+        let (c, p) = self.both(args);
+        assert_eq!(
+            (c.code, &c.stdout, &c.stderr),
+            (p.code, &p.stdout, &p.stderr),
+            "{args:?}: cairn (left) and podman (right) differ"
+        );
+        c
+    }
+
+    /// Image names on each side, sorted (`images` lists them in an order
+    /// of its own).
+    fn names(&self) -> (Vec<String>, Vec<String>) {
+        let args = ["images", "--format", "{{.Repository}}:{{.Tag}}"];
+        let sorted = |s: String| {
+            let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
+            v.sort();
+            v
+        };
+        (sorted(self.cairn.ok(args)), sorted(self.podman.ok(args)))
+    }
+}
+
+#[test]
+fn rmi_force_of_a_missing_image_is_silent_and_succeeds() {
+    let p = pair();
+    let r = p.same(&["rmi", "-f", "nosuch"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+    let r = p.same(&["rmi", "nosuch"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr, "Error: nosuch: image not known\n");
+    // -f with a missing and a present image: the present one goes.
+    p.cairn.ok(["tag", IMAGE, "gone:1"]);
+    p.podman.ok(["tag", IMAGE, "gone:1"]);
+    p.same(&["rmi", "-f", "nosuch", "gone:1"]);
+    let (c, pm) = p.names();
+    assert_eq!(c, pm);
+    assert_eq!(c, vec!["localhost/debian-min:latest"]);
+}
+
+#[test]
+fn image_prune_asks_on_stdout_and_keeps_everything_unless_yes() {
+    let p = pair();
+    // A dangling image on both sides: the only name removed.
+    p.same(&["untag", &p.id]);
+    for (flags, answer) in [(&[][..], "n\n"), (&["-a"][..], "\n"), (&[][..], " y\n")] {
+        let mut args = vec!["image", "prune"];
+        args.extend_from_slice(flags);
+        let c = with_stdin(p.cairn.command(&args), answer);
+        let pm = with_stdin(p.podman.command(&args), answer);
+        assert_eq!(
+            (c.code, &c.stdout),
+            (pm.code, &pm.stdout),
+            "{args:?} answered {answer:?}: cairn (left), podman (right)"
+        );
+        assert!(
+            c.stdout
+                .ends_with("Are you sure you want to continue? [y/N] "),
+            "the question is on stdout: {:?}",
+            c.stdout
+        );
+        assert!(
+            !c.stderr.contains("Are you sure"),
+            "not on stderr: {}",
+            c.stderr
+        );
+        assert_eq!(
+            p.cairn.ok(["images", "-q"]).trim(),
+            &p.id[..12],
+            "anything but y keeps the dangling image"
+        );
+    }
+    // podman takes an answer that starts with y as yes.
+    let c = with_stdin(p.cairn.command(["image", "prune"]), "yes please\n");
+    let pm = with_stdin(p.podman.command(["image", "prune"]), "yes please\n");
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert_eq!(pm.code, 0, "{}", pm.stderr);
+    assert!(
+        c.stdout.contains(&p.id),
+        "prune prints the removed id: {}",
+        c.stdout
+    );
+    assert!(pm.stdout.contains(&p.id), "{}", pm.stdout);
+    assert_eq!(p.cairn.ok(["images", "-q"]), "");
+    assert_eq!(p.podman.ok(["images", "-q"]), "");
+}
+
+#[test]
+fn image_prune_filters_as_podmans() {
+    let p = pair();
+    p.same(&["untag", &p.id]);
+    let r = p.same(&["image", "prune", "-f", "--filter", "foo=bar"]);
+    assert_eq!(r.code, 125);
+    // until=: only images created before; the fixture is younger than 2000.
+    let r = p.same(&[
+        "image",
+        "prune",
+        "-f",
+        "--filter",
+        "until=2000-01-01T00:00:00Z",
+    ]);
+    assert_eq!(r.code, 0);
+    assert_eq!(p.cairn.ok(["images", "-q"]).trim(), &p.id[..12]);
+    // A label the image does not have: kept; label!= of it: pruned.
+    p.same(&["image", "prune", "-f", "--filter", "label=cairn.test=yes"]);
+    assert_eq!(p.cairn.ok(["images", "-q"]).trim(), &p.id[..12]);
+    assert_eq!(p.podman.ok(["images", "-q"]).trim(), &p.id[..12]);
+    let (c, pm) = p.both(&["image", "prune", "-f", "--filter", "label!=cairn.test=yes"]);
+    assert_eq!((c.code, pm.code), (0, 0), "{}\n{}", c.stderr, pm.stderr);
+    assert_eq!(p.cairn.ok(["images", "-q"]), "");
+    assert_eq!(p.podman.ok(["images", "-q"]), "");
+}
+
+#[test]
+fn untag_removes_names_and_keeps_the_image() {
+    let p = pair();
+    for side in [
+        &p.cairn.ok(["tag", IMAGE, "foo", "bar:1"]),
+        &p.podman.ok(["tag", IMAGE, "foo", "bar:1"]),
+    ] {
+        assert_eq!(side, "");
+    }
+    let r = p.same(&["untag", IMAGE, "nosuch"]);
+    assert_eq!(r.code, 125);
+    assert_eq!(r.stderr, "Error: localhost/nosuch:latest: tag not known\n");
+    let r = p.same(&["untag", "nosuch"]);
+    assert_eq!(r.code, 125);
+    p.same(&["untag", IMAGE, "bar:1"]);
+    let (c, pm) = p.names();
+    assert_eq!(c, pm);
+    assert_eq!(
+        c,
+        vec!["localhost/debian-min:latest", "localhost/foo:latest"]
+    );
+    p.same(&["image", "untag", &p.id]);
+    p.same(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    assert_eq!(
+        p.cairn
+            .ok(["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "<none>:<none>\n"
+    );
+}
+
+#[test]
+fn images_all_sort_and_history() {
+    let p = pair();
+    p.cairn.ok(["tag", IMAGE, "zeta:1", "alpha:2"]);
+    p.podman.ok(["tag", IMAGE, "zeta:1", "alpha:2"]);
+    // -a lists what the default lists: no intermediate images on either side.
+    assert_eq!(p.cairn.ok(["images", "-a"]), p.cairn.ok(["images"]));
+    p.same(&[
+        "images",
+        "-a",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "--sort",
+        "repository",
+    ]);
+    for key in ["repository", "tag"] {
+        p.same(&[
+            "images",
+            "--sort",
+            key,
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ]);
+    }
+    let r = p.same(&["images", "--sort", "nosuch"]);
+    assert_eq!(r.code, 125);
+    let history = p.cairn.ok(["images", "--history", "--sort", "tag"]);
+    let header = history.lines().next().expect("a header");
+    assert!(header.ends_with("HISTORY"), "{header}");
+    assert!(
+        history
+            .lines()
+            .nth(1)
+            .expect("a row")
+            .ends_with("localhost/alpha:2, localhost/debian-min:latest, localhost/zeta:1"),
+        "{history}"
+    );
+}
+
+#[test]
+fn inspect_latest_is_the_newest_container() {
+    let p = pair();
+    let r = p.same(&["inspect", "-l"]);
+    assert_eq!(r.code, 125);
+    assert_eq!(r.stdout, "[]\n");
+    for name in ["first", "second"] {
+        p.cairn.ok(["create", "--name", name, IMAGE, "true"]);
+        p.podman
+            .ok(["create", "--network", "host", "--name", name, IMAGE, "true"]);
+    }
+    let r = p.same(&["inspect", "-l", "--format", "{{.Name}}"]);
+    assert_eq!(r.stdout, "second\n");
+    let r = p.same(&["container", "inspect", "--latest", "--format", "{{.Name}}"]);
+    assert_eq!(r.stdout, "second\n");
+    p.cairn.ok(["rm", "-a", "-f"]);
+}
+
+#[test]
+fn network_verbs_answer_as_podman_does_for_a_missing_network() {
+    let p = pair();
+    for args in [
+        &["network", "inspect", "nosuch"][..],
+        &["network", "inspect", "host"][..],
+        &["network", "ls", "-f", "foo=bar"][..],
+        &["network", "ls", "--filter", "nokey"][..],
+        &["network", "exists", "nosuch"][..],
+    ] {
+        let (c, pm) = p.both(args);
+        assert_eq!(
+            (c.code, &c.stdout, c.stderr.lines().next()),
+            (pm.code, &pm.stdout, pm.stderr.lines().next()),
+            "{args:?}: cairn (left), podman (right)"
+        );
+    }
+    // By design: podman has its `podman` bridge network; cairn has host,
+    // none and private, which are modes (podman does not list host or none
+    // either), and no network to list.
+    assert_eq!(p.podman.run(["network", "exists", "podman"]).code, 0);
+    assert_eq!(p.cairn.run(["network", "exists", "podman"]).code, 1);
+    assert_eq!(
+        p.cairn.ok(["network", "ls"]),
+        "NETWORK ID  NAME        DRIVER\n"
+    );
+    assert_eq!(p.cairn.ok(["network", "ls", "--format", "json"]), "[]\n");
+    assert_eq!(p.cairn.ok(["network", "ls", "-q"]), "");
+    assert_eq!(
+        p.cairn
+            .ok(["network", "ls", "--format", "table {{.ID}}\t{{.Name}}"]),
+        "NETWORK ID  NAME\n"
+    );
+}
+
+#[test]
+fn login_verbose_names_the_auth_file_as_podman_does() {
+    use cairn_tests::registry::{Auth, Registry, RegistryOptions};
+    let reg =
+        Registry::start(RegistryOptions::default().with_auth(Auth::htpasswd("alice", "s3cret")))
+            .expect("registry");
+    let podman = Podman::new().unwrap_or_else(|e| panic!("podman is needed here: {e:#}"));
+    let cairn = Cairn::new().expect("cairn environment");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut outs = Vec::new();
+    for (who, mut cmd) in [
+        ("cairn", cairn.command(["login"])),
+        ("podman", podman.command(["login"])),
+    ] {
+        let file = dir.path().join(format!("{who}.json"));
+        cmd.args([
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "-p",
+            "s3cret",
+            "-v",
+            "--authfile",
+        ])
+        .arg(&file)
+        .arg(reg.host());
+        let out = cmd.output().expect("login runs");
+        assert!(
+            out.status.success(),
+            "{who}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text =
+            String::from_utf8_lossy(&out.stdout).replace(&file.display().to_string(), "FILE");
+        assert!(file.exists(), "{who} wrote {}", file.display());
+        outs.push(text);
+    }
+    assert_eq!(outs[0], outs[1], "cairn (left), podman (right)");
+    assert_eq!(outs[0], "Used:  FILE\nLogin Succeeded!\n");
+}
