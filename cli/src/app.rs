@@ -15,11 +15,11 @@ use crate::cmd::image::{
     UntagArgs,
 };
 use crate::cmd::login::{LoginArgs, LogoutArgs};
+use crate::cmd::network::NetworkCommand;
 use crate::cmd::system::{
     CheckArgs, CompletionArgs, DfArgs, GenerateManArgs, InfoArgs, MigrateArgs, ResetArgs,
     VersionArgs,
 };
-use crate::cmd::network::NetworkCommand;
 use crate::cmd::unpack::UnpackArgs;
 use crate::context::Context;
 
