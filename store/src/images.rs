@@ -823,3 +823,64 @@ fn matched_name(image: &Image, spec: &str, search: &[String]) -> Option<Referenc
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(content: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: types::OCI_MANIFEST.to_owned(),
+            digest: Digest::sha256_of(content),
+            size: content.len() as u64,
+            urls: Vec::new(),
+            annotations: BTreeMap::new(),
+            platform: None,
+            artifact_type: None,
+        }
+    }
+
+    /// (digest, name) of every index entry, in order.
+    fn entries(s: &Store) -> Vec<(Digest, Option<String>)> {
+        s.index()
+            .unwrap()
+            .manifests
+            .into_iter()
+            .map(|d| (d.digest, d.annotations.get(REF_NAME).cloned()))
+            .collect()
+    }
+
+    #[test]
+    fn untag_removes_one_name_and_keeps_the_last_as_dangling() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let (a, b) = (manifest(b"a"), manifest(b"b"));
+        let name = |n: &str| -> Reference { n.parse().unwrap() };
+        s.set_ref(&name("localhost/x:1"), &a, None).unwrap();
+        s.set_ref(&name("localhost/y:1"), &a, None).unwrap();
+        s.set_ref(&name("localhost/z:1"), &b, None).unwrap();
+
+        // Not a name of that image: nothing changes.
+        assert!(!s.untag(&a.digest, &name("localhost/z:1")).unwrap());
+        assert_eq!(entries(&s).len(), 3);
+
+        assert!(s.untag(&a.digest, &name("localhost/x:1")).unwrap());
+        assert_eq!(
+            entries(&s),
+            vec![
+                (a.digest.clone(), Some("localhost/y:1".to_owned())),
+                (b.digest.clone(), Some("localhost/z:1".to_owned())),
+            ]
+        );
+        // The last name: the image stays, without a name.
+        assert!(s.untag(&a.digest, &name("localhost/y:1")).unwrap());
+        assert_eq!(
+            entries(&s),
+            vec![
+                (b.digest.clone(), Some("localhost/z:1".to_owned())),
+                (a.digest.clone(), None),
+            ]
+        );
+        assert!(!s.untag(&a.digest, &name("localhost/y:1")).unwrap());
+    }
+}
