@@ -1029,6 +1029,9 @@ impl Monitor<'_> {
                 e.source
             );
         }
+        if let Some(died) = &self.spec.died_event {
+            died.record("cairn-monitor", "died", code);
+        }
         code
     }
 }

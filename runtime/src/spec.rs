@@ -706,6 +706,10 @@ pub struct MonitorSpec {
     /// Its gid map, likewise.
     #[serde(default)]
     pub gid_map: Vec<[u32; 3]>,
+    /// The `died` event written when the child ends (with its exit code);
+    /// `None` = none.
+    #[serde(default)]
+    pub died_event: Option<crate::events::ExitEvent>,
 }
 
 /// One resource limit (`setrlimit(2)`).

@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 use super::spec::{self, Attach, Helpers};
 use super::{now_rfc3339, proc_start_time, write_atomic, write_json, Container, Status};
 use crate::error::{bail, Context as _, Error, Result};
+use crate::events;
 
 /// A started container.
 #[derive(Debug)]
@@ -149,6 +150,12 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     c.state.stopping = false;
     c.state.starts += 1;
     c.save_state()?;
+    for status in ["init", "start"] {
+        events::record_container(c, status);
+    }
+    if attach.output || attach.stdin {
+        events::record_container(c, "attach");
+    }
     Ok(Started {
         monitor: if attach.output || attach.stdin {
             Some(child)
@@ -171,7 +178,7 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> Result<(
             spec::monitor_spec(helpers, &c.config, &c.dir, attach)?,
         ))
     };
-    let (mount, pivot, monitor) = match specs() {
+    let (mount, pivot, mut monitor) = match specs() {
         Ok(specs) => specs,
         Err(e) => {
             let msg = e.with_causes();
@@ -181,6 +188,7 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> Result<(
     };
     write_json(&c.dir.join("mount.json"), &mount)?;
     write_json(&c.dir.join("pivot.json"), &pivot)?;
+    monitor.died_event = events::died_event(c);
     write_json(&c.dir.join("monitor.json"), &monitor)
 }
 
@@ -381,7 +389,9 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
             "send {sig} to container {} (pid {})",
             c.config.name, c.state.pid
         )
-    })
+    })?;
+    events::record_container(c, "kill");
+    Ok(())
 }
 
 /// Stops `c`: its stop signal, then SIGKILL after `timeout`. A container
@@ -421,7 +431,9 @@ pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(2));
     }
     c.state.stopping = false;
-    c.save_state()
+    c.save_state()?;
+    events::record_container(c, "stop");
+    Ok(())
 }
 
 fn wait_dead(c: &Container, timeout: Duration) -> bool {
