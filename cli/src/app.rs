@@ -10,6 +10,7 @@ use crate::cmd::container::{
     RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, WaitArgs,
 };
 use crate::cmd::cp::{CpArgs, CpChildArgs};
+use crate::cmd::events::EventsArgs;
 use crate::cmd::image::{
     ExistsArgs, ImagesArgs, InspectArgs, PruneArgs, PullArgs, RmiArgs, TagArgs,
 };
@@ -103,6 +104,8 @@ pub enum Command {
     Top(TopArgs),
     /// Show system information.
     Info(InfoArgs),
+    /// Show events: container and image changes, as they happen.
+    Events(EventsArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -182,6 +185,8 @@ pub enum SystemCommand {
     Check(CheckArgs),
     /// Remove unused images, blobs and abandoned downloads.
     Prune(PruneArgs),
+    /// Show events: container and image changes, as they happen.
+    Events(EventsArgs),
 }
 
 /// podman's words for a flag it does not know (`Error: unknown flag: --x`,
@@ -324,6 +329,9 @@ pub fn run() -> anyhow::Result<u8> {
             cmd::container::top(&ctx, a)
         }
         Command::Info(a) => cmd::system::info(&ctx, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
+            cmd::events::events(&ctx, a)
+        }
         Command::Container(ContainerCommand::Inspect(mut a)) => {
             a.kind = "container".into();
             cmd::image::inspect(&ctx, a)

@@ -213,6 +213,11 @@ Terminal:
   --tty                a new pty for CMD (podman exec -t)
   --stdin              copy our stdin to CMD (podman exec -i)
 
+Events:
+  --exit-event JSON    {"log": PATH, "event": {...}}: when CMD ends, append
+                       the event to that event log as "exec_died" with
+                       CMD's exit code (podman's events)
+
 Process (defaults follow the target, like podman exec):
   --user USER[:GROUP]  names or numbers from the container's /etc/passwd and
                        /etc/group [the target's uid and gid]
@@ -238,7 +243,8 @@ Process (defaults follow the target, like podman exec):
 JSON spec (unknown fields are errors; "namespaces" empty or absent = all):
   {"target": 1234, "namespaces": ["user", "cgroup", "ipc", "uts", "net",
    "pid", "time", "mnt"], "tty": false, "stdin": false,
-   "process": { ...as in cairn-pivot --help... }}
+   "process": { ...as in cairn-pivot --help... },
+   "exit_event": {"log": PATH, "event": {...}}}
 
 Exit status: CMD's; 125 if cairn-enter failed, 126 if CMD cannot be
 executed, 127 if it is not found.
@@ -408,6 +414,7 @@ const ENTER_OPTS: &[Opt] = &[
     flag("time", Some('T')),
     flag("tty", None),
     flag("stdin", None),
+    val("exit-event", None),
 ];
 
 /// Parsed command line: options in order, then the command.
@@ -844,6 +851,14 @@ pub fn enter_args(argv: Vec<OsString>) -> Result<Action<EnterSpec>> {
             }
             "stdin" => {
                 s.stdin = true;
+                continue;
+            }
+            "exit-event" => {
+                s.exit_event = Some(serde_json::from_str(v).map_err(|e| {
+                    Error::Usage(format!(
+                        "--exit-event: expected {{\"log\": PATH, \"event\": {{...}}}}: {e}"
+                    ))
+                })?);
                 continue;
             }
             "mount" => Namespace::Mnt,

@@ -905,6 +905,10 @@ pub struct EnterSpec {
     /// The process to run.
     #[serde(default)]
     pub process: ProcessSpec,
+    /// The event appended as `exec_died` (with the command's exit code)
+    /// when the command ends; `None` = none.
+    #[serde(default)]
+    pub exit_event: Option<crate::events::ExitEvent>,
 }
 
 #[cfg(test)]

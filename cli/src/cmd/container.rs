@@ -1353,6 +1353,7 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
         cmd.arg("--stdin");
     }
     cmd.arg("--").args(command);
+    cairn_engine::events::record_container(&c, "exec");
     if a.detach {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -234,6 +234,15 @@ pub fn exec_command(c: &Container, pid: i32, o: &ExecOptions<'_>) -> Result<(Com
     if o.privileged || c.config.privileged {
         cmd.arg("--privileged");
     }
+    if let Some(root) = events::root_of(c) {
+        let exit_event = events::ExitEvent {
+            log: events::log_path(root),
+            event: events::container_event(&c.config, "exec"),
+        };
+        if let Ok(json) = serde_json::to_string(&exit_event) {
+            cmd.arg("--exit-event").arg(json);
+        }
+    }
     for cap in &c.config.cap_add {
         cmd.arg("--cap-add").arg(cap);
     }
