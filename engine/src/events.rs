@@ -4,8 +4,9 @@
 //! time forms).
 //!
 //! The record and its writer are the runtime's
-//! ([`cairn_runtime::events`]), because `cairn-monitor` writes `died` and
-//! `cairn-enter` writes `exec_died` without linking the engine. Recording
+//! ([`cairn_runtime::events`]), because `cairn-monitor` writes `start`,
+//! `attach` and `died` (in the order they happen, however soon a container
+//! ends) and `cairn-enter` writes `exec_died`, without linking the engine. Recording
 //! never fails an action: a log that cannot be written is a warning.
 //!
 //! ```text
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use cairn_fsutil::{LockGuard, LockMode};
 pub use cairn_runtime::events::{
     append, append_limited, log_path, now_ns, rfc3339_nano, rotated_path, Event, EventType,
-    ExitEvent, LOG_LIMIT,
+    LogEvent, LOG_LIMIT,
 };
 
 use crate::container::{Config, Container};
@@ -69,12 +70,12 @@ pub fn record_container(c: &Container, status: &str) {
     }
 }
 
-/// What the monitor of `c` writes when the container ends: `died` with
-/// its exit code.
-pub fn died_event(c: &Container) -> Option<ExitEvent> {
-    Some(ExitEvent {
+/// What the monitor of `c` writes: `start` (and `attach`) once the
+/// command runs, `died` with its exit code when it ends.
+pub fn monitor_events(c: &Container) -> Option<LogEvent> {
+    Some(LogEvent {
         log: log_path(root_of(c)?),
-        event: container_event(&c.config, "died"),
+        event: container_event(&c.config, "start"),
     })
 }
 

@@ -312,9 +312,11 @@ JSON spec (unknown fields are errors; "args" and "exit_file" required):
     "log": "/c/ctr.log",              (appended; null: no log)
     "exit_file": "/c/exit.json",
     "pid_file": "/c/pid",             (optional; decimal, no newline)
-    "died_event": {"log": "/root/events/events.log", "event": {...}}
+    "events": {"log": "/root/events/events.log", "event": {...}}
                                       (optional: the container's event,
-                                      appended as "died" with its exit code)
+                                      appended as "start" (and "attach")
+                                      once the command runs, as "died"
+                                      with its exit code when it ends)
   }
 exit_file: {"exit_code": N, "signal": S|null, "finished_ns": <unix ns>},
 exit_code 128+S when signal S killed the process.

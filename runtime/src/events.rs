@@ -3,7 +3,8 @@
 //! `<root>/events/events.log`.
 //!
 //! Defined here, not in the engine, because `cairn-monitor` writes the
-//! `died` event and `cairn-enter` the `exec_died` one, and the helpers do
+//! `start` and `died` events (so they are in the order they happened,
+//! however soon a container ends) and `cairn-enter` the `exec_died` one, and the helpers do
 //! not link the engine; the engine re-exports it and adds the reading side.
 //!
 //! Writers ([`append`]) hold an exclusive `flock` on `events.lock` beside the
@@ -130,22 +131,22 @@ impl Event {
     }
 }
 
-/// The event a helper writes when the process it watches ends
-/// (`cairn-monitor`: `died`; `cairn-enter`: `exec_died`): where, and about
-/// what; the helper sets the status, time and exit code.
+/// The events a helper writes about the process it runs (`cairn-monitor`:
+/// `start`, `attach` and `died`; `cairn-enter`: `exec_died`): where, and
+/// about what; the helper sets the status, time and exit code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExitEvent {
+pub struct LogEvent {
     /// The event log to append to.
     pub log: PathBuf,
     /// The container the event is about (its id, name, image, labels).
     pub event: Event,
 }
 
-impl ExitEvent {
+impl LogEvent {
     /// Appends the event with `status` and `exit_code`, happening now; a
     /// failure is reported on stderr by `prog` and otherwise ignored (the
-    /// exit is recorded elsewhere; the event log is informational).
+    /// event log is informational: it never fails what it records).
     pub fn record(&self, prog: &str, status: &str, exit_code: i32) {
         let mut e = self.event.again(status);
         e.container_exit_code = exit_code;

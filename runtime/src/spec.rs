@@ -706,10 +706,11 @@ pub struct MonitorSpec {
     /// Its gid map, likewise.
     #[serde(default)]
     pub gid_map: Vec<[u32; 3]>,
-    /// The `died` event written when the child ends (with its exit code);
-    /// `None` = none.
+    /// The container's event, appended as `start` (and `attach` with
+    /// `attach` or `stdin`) once the command runs, and as `died` with its
+    /// exit code when it ends; `None` = no events.
     #[serde(default)]
-    pub died_event: Option<crate::events::ExitEvent>,
+    pub events: Option<crate::events::LogEvent>,
 }
 
 /// One resource limit (`setrlimit(2)`).
@@ -908,7 +909,7 @@ pub struct EnterSpec {
     /// The event appended as `exec_died` (with the command's exit code)
     /// when the command ends; `None` = none.
     #[serde(default)]
-    pub exit_event: Option<crate::events::ExitEvent>,
+    pub exit_event: Option<crate::events::LogEvent>,
 }
 
 #[cfg(test)]

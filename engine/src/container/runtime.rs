@@ -66,6 +66,9 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     // The monitor writes the new one; a stale one must not be adopted.
     let _ = fs::remove_file(c.dir.join("pid"));
     write_specs(c, &helpers, attach)?;
+    // podman's init: the container is set up, its command not yet started
+    // (the monitor logs start, attach and died).
+    events::record_container(c, "init");
     // A leftover mount point from a crash is only a directory: the container's
     // mounts live in its own mount namespace and die with it.
     // Close-on-exec in this process; only the monitor inherits the write end
@@ -150,12 +153,6 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     c.state.stopping = false;
     c.state.starts += 1;
     c.save_state()?;
-    for status in ["init", "start"] {
-        events::record_container(c, status);
-    }
-    if attach.output || attach.stdin {
-        events::record_container(c, "attach");
-    }
     Ok(Started {
         monitor: if attach.output || attach.stdin {
             Some(child)
@@ -188,7 +185,7 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> Result<(
     };
     write_json(&c.dir.join("mount.json"), &mount)?;
     write_json(&c.dir.join("pivot.json"), &pivot)?;
-    monitor.died_event = events::died_event(c);
+    monitor.events = events::monitor_events(c);
     write_json(&c.dir.join("monitor.json"), &monitor)
 }
 
@@ -235,7 +232,7 @@ pub fn exec_command(c: &Container, pid: i32, o: &ExecOptions<'_>) -> Result<(Com
         cmd.arg("--privileged");
     }
     if let Some(root) = events::root_of(c) {
-        let exit_event = events::ExitEvent {
+        let exit_event = events::LogEvent {
             log: events::log_path(root),
             event: events::container_event(&c.config, "exec"),
         };

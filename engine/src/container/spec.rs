@@ -313,7 +313,7 @@ pub(crate) fn monitor_spec(
         uid_map,
         gid_map,
         // Set by start, which knows the store root.
-        died_event: None,
+        events: None,
     })
 }
 
