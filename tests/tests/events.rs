@@ -198,29 +198,34 @@ fn a_lifecycle_is_logged_with_podmans_fields_and_read_back_filtered() {
             assert!(keys.contains(k), "{k} missing in {e}");
         }
     }
+    reading_back(&c, &ev, &id1, &id2);
+}
 
+/// `events --stream=false` over the log `a_lifecycle_…` wrote: filters,
+/// time bounds, the default line, templates, bad input.
+fn reading_back(c: &Cairn, ev: &[Value], id1: &str, id2: &str) {
     // Filters: the same key ORed, different keys ANDed.
-    let died_c1 = all_events(&c, &["--filter", "event=died", "--filter", "container=c1"]);
+    let died_c1 = all_events(c, &["--filter", "event=died", "--filter", "container=c1"]);
     assert_eq!(died_c1.len(), 1);
     assert_eq!(died_c1[0]["ContainerExitCode"], 3);
-    let starts = all_events(&c, &["--filter", "event=start", "--filter", "event=died"]);
+    let starts = all_events(c, &["--filter", "event=start", "--filter", "event=died"]);
     assert_eq!(starts.len(), 6, "{starts:#?}");
-    let by_id = all_events(&c, &["--filter", &format!("container={}", &id2[..12])]);
+    let by_id = all_events(c, &["--filter", &format!("container={}", &id2[..12])]);
     assert_eq!(by_id.len(), 9);
-    assert_eq!(all_events(&c, &["--filter", "label=foo=bar"]).len(), 5);
-    assert!(all_events(&c, &["--filter", "type=image"]).is_empty());
+    assert_eq!(all_events(c, &["--filter", "label=foo=bar"]).len(), 5);
+    assert!(all_events(c, &["--filter", "type=image"]).is_empty());
 
     // --since / --until: RFC 3339 and Unix seconds.
-    let t_create2 = field(the_event(&ev, "c2", "create"), "Time").to_owned();
-    let since = all_events(&c, &["--since", &t_create2]);
+    let t_create2 = field(the_event(ev, "c2", "create"), "Time").to_owned();
+    let since = all_events(c, &["--since", &t_create2]);
     assert!(statuses(&since, "c1") == ["remove"], "{since:#?}");
     assert_eq!(statuses(&since, "c2").len(), 9);
-    let until = all_events(&c, &["--until", &t_create2]);
+    let until = all_events(c, &["--until", &t_create2]);
     assert_eq!(statuses(&until, "c1"), ["create", "init", "start", "died"]);
     assert_eq!(statuses(&until, "c2"), ["create"]);
-    assert!(all_events(&c, &["--until", "1000000000.5"]).is_empty());
-    assert_eq!(all_events(&c, &["--since", "1h"]).len(), ev.len());
-    assert!(all_events(&c, &["--since", "2099-01-01"]).is_empty());
+    assert!(all_events(c, &["--until", "1000000000.5"]).is_empty());
+    assert_eq!(all_events(c, &["--since", "1h"]).len(), ev.len());
+    assert!(all_events(c, &["--since", "2099-01-01"]).is_empty());
 
     // podman's default line, full ids unless --no-trunc=false.
     let text = c.ok(["events", "--stream=false", "--filter", "container=c1"]);
