@@ -589,3 +589,49 @@ fn the_same_actions_log_the_same_keys_as_podman() {
     let filter = ["events", "--stream=false", "--filter", "container=k1"];
     assert_eq!(blank(&c.ok(filter)), blank(&podman.ok(filter)));
 }
+
+/// Rootless: the processes that write (the CLI in its user namespace, the
+/// monitor, cairn-enter outside it, the CLI for stop and kill) all reach
+/// the user's log, and the log and its directory are the user's.
+#[test]
+fn a_rootless_store_logs_every_process_s_events() {
+    use std::os::unix::fs::MetadataExt as _;
+    let c = Cairn::rootless().expect("rootless environment (tests/support/test-user.sh)");
+    c.ok([
+        "pull",
+        "-q",
+        &cairn_tests::fixtures::oci_ref(refs::DEBIAN_MIN),
+    ]);
+    let image = c.ok(["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let image = image.lines().next().expect("one image").to_owned();
+    c.ok(["run", "-d", "--name", "u1", &image, "sleep", "100"]);
+    assert_eq!(c.run(["exec", "u1", "sh", "-c", "exit 5"]).code, 5);
+    c.ok(["kill", "u1"]);
+    c.ok(["wait", "u1"]);
+    c.ok(["rm", "u1"]);
+    let ev = all_events(&c, &[]);
+    // kill is logged as the signal is sent, died as the monitor sees the
+    // end: usually in that order, but not necessarily.
+    let mut u1 = statuses(&ev, "u1");
+    u1.retain(|s| s != "died");
+    assert_eq!(
+        u1,
+        [
+            "create",
+            "init",
+            "start",
+            "exec",
+            "exec_died",
+            "kill",
+            "remove"
+        ]
+    );
+    assert_eq!(the_event(&ev, "u1", "exec_died")["ContainerExitCode"], 5);
+    assert_eq!(the_event(&ev, "u1", "died")["ContainerExitCode"], 137);
+    assert_eq!(field(&ev[0], "Status"), "pull");
+    let uid = c.user().expect("rootless").uid;
+    for p in ["events", "events/events.log", "events/events.lock"] {
+        let m = fs::metadata(c.root().join(p)).unwrap();
+        assert_eq!(m.uid(), uid, "{p} owned by the user");
+    }
+}
