@@ -315,6 +315,12 @@ fn image_pull_tag_and_rmi_are_logged() {
     for e in &ev {
         assert_eq!(e["Attributes"], Value::Null, "{e}");
     }
+    // prune: podman's remove, the id alone.
+    assert_eq!(c.ok(["image", "prune", "-a", "-f"]).trim(), id);
+    let removed = all_events(&c, &["--filter", "event=remove"]);
+    assert_eq!(removed.len(), 1);
+    assert_eq!(field(&removed[0], "ID"), id);
+    assert!(removed[0].get("Name").is_none(), "{}", removed[0]);
     let text = c.ok(["events", "--stream=false", "--filter", "event=tag"]);
     assert!(
         text.trim_end()

@@ -890,6 +890,7 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
     derived_gc(&store, true)?;
     for id in removed {
         println!("{}", id.hex());
+        record(ctx, "remove", id.hex(), "");
     }
     Ok(0)
 }
