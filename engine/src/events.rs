@@ -89,25 +89,32 @@ pub fn time_ns(e: &Event) -> Option<i64> {
 /// Every event in the log at `log` (the rotated part first), oldest first.
 /// Lines that do not parse (a torn last line after a crash) are skipped.
 pub fn read_all(log: &Path) -> Result<Vec<Event>> {
-    // Shared: no writer rotates between the two reads.
-    let _lock = if log.parent().is_some_and(Path::is_dir) {
-        Some(LockGuard::acquire(
-            &cairn_runtime::events::lock_path(log),
-            LockMode::Shared,
-        )?)
-    } else {
-        None
-    };
-    let mut out = Vec::new();
-    for p in [rotated_path(log), log.to_owned()] {
-        let text = match std::fs::read(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("read {}", p.display())),
-        };
-        out.extend(complete_lines(&text).filter_map(|l| Event::parse(l).ok()));
-    }
+    let (mut out, mut rest) = Follower::with_history(log)?;
+    out.extend(rest.poll());
     Ok(out)
+}
+
+/// Takes the writers' lock shared (so no rotation happens meanwhile), when
+/// the log's directory exists.
+fn lock_shared(log: &Path) -> Result<Option<LockGuard>> {
+    if !log.parent().is_some_and(Path::is_dir) {
+        return Ok(None);
+    }
+    Ok(Some(LockGuard::acquire(
+        &cairn_runtime::events::lock_path(log),
+        LockMode::Shared,
+    )?))
+}
+
+/// The events of a whole file; none if it does not exist.
+fn read_file(p: &Path) -> Result<Vec<Event>> {
+    match std::fs::read(p) {
+        Ok(t) => Ok(complete_lines(&t)
+            .filter_map(|l| Event::parse(l).ok())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("read {}", p.display())),
+    }
 }
 
 /// The newline-terminated lines of `bytes`, as text.
@@ -141,6 +148,22 @@ impl Follower {
         };
         f.open(true);
         f
+    }
+
+    /// The rotated log's events, and a follower of the current log from
+    /// its start: together every event once, however the log is rotated
+    /// meanwhile (both are taken under the writers' lock).
+    pub fn with_history(log: &Path) -> Result<(Vec<Event>, Follower)> {
+        let _lock = lock_shared(log)?;
+        let past = read_file(&rotated_path(log))?;
+        let mut f = Follower {
+            path: log.to_owned(),
+            file: None,
+            ino: 0,
+            pending: Vec::new(),
+        };
+        f.open(false);
+        Ok((past, f))
     }
 
     fn open(&mut self, at_end: bool) {
@@ -431,6 +454,30 @@ mod tests {
         // read_all: the newest, in order, ending with the last.
         let all = read_all(&log).unwrap();
         assert_eq!(all.last().unwrap().name, "i:199");
+    }
+
+    #[test]
+    fn history_and_what_follows_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_path(dir.path());
+        let mk = |i: usize| ev(EventType::Image, "tag", "", &format!("i:{i}"), &[]);
+        for i in 0..30 {
+            append_limited(&log, &mk(i), 1500).unwrap();
+        }
+        let (past, mut f) = Follower::with_history(&log).unwrap();
+        let mut names: Vec<String> = past.into_iter().map(|e| e.name).collect();
+        // One rotation at most between polls (at 1 MiB and a poll every
+        // 50 ms, a log rotated twice in between is not to be expected).
+        for i in 30..60 {
+            append_limited(&log, &mk(i), 1500).unwrap();
+            if i % 5 == 0 {
+                names.extend(f.poll().into_iter().map(|e| e.name));
+            }
+        }
+        names.extend(f.poll().into_iter().map(|e| e.name));
+        let first: usize = names[0].trim_start_matches("i:").parse().unwrap();
+        let want: Vec<String> = (first..60).map(|i| format!("i:{i}")).collect();
+        assert_eq!(names, want);
     }
 
     #[test]

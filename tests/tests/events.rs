@@ -392,6 +392,41 @@ fn a_following_events_sees_the_start_of_a_run_d_at_once() {
     );
     follower.kill().unwrap();
     follower.wait().unwrap();
+
+    // With --since, the past first, then what follows; --until ends it.
+    let mut bounded = c
+        .command([
+            "events",
+            "--since",
+            "1h",
+            "--until",
+            "8s",
+            "--filter",
+            "event=create",
+            "--format",
+            "{{.Name}}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut bounded);
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(5)).unwrap(),
+        "before"
+    );
+    assert_eq!(lines.recv_timeout(Duration::from_secs(5)).unwrap(), "dev");
+    c.ok(["create", "--name", "after", IMAGE, "true"]);
+    assert_eq!(lines.recv_timeout(Duration::from_secs(5)).unwrap(), "after");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = bounded.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "events --until 8s still runs");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
 }
 
 #[test]

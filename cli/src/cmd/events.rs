@@ -84,18 +84,25 @@ pub fn events(ctx: &Context, a: EventsArgs) -> anyhow::Result<u8> {
             .is_ok())
     };
     // Streaming without --since shows only what happens from now on
-    // (podman's); the follower is placed before the past is read so that
-    // nothing written in between is lost.
-    let mut follower = a.stream.then(|| Follower::from_end(&log));
-    if !a.stream || since.is_some() {
+    // (podman's); with it, the past first, each event once.
+    if !a.stream {
         for e in events::read_all(&log)? {
+            if !print(&e)? {
+                break;
+            }
+        }
+        return Ok(0);
+    }
+    let mut follower = if since.is_some() {
+        let (past, follower) = Follower::with_history(&log)?;
+        for e in past {
             if !print(&e)? {
                 return Ok(0);
             }
         }
-    }
-    let Some(follower) = follower.as_mut() else {
-        return Ok(0);
+        follower
+    } else {
+        Follower::from_end(&log)
     };
     loop {
         for e in follower.poll() {
