@@ -408,6 +408,17 @@ mod tests {
         }
     }
 
+    /// The runtime names the log's directory itself (it does not link the
+    /// store): the same as the store's list of its directories.
+    #[test]
+    fn the_log_is_in_the_stores_events_directory() {
+        let root = Path::new("/r");
+        assert_eq!(
+            log_path(root),
+            cairn_store::StoreDir::Events.under(root).join("events.log")
+        );
+    }
+
     #[test]
     fn podman_time_forms() {
         let now = 1_800_000_000_000_000_000;
