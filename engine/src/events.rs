@@ -95,15 +95,14 @@ pub fn read_all(log: &Path) -> Result<Vec<Event>> {
 }
 
 /// Takes the writers' lock shared (so no rotation happens meanwhile), when
-/// the log's directory exists.
-fn lock_shared(log: &Path) -> Result<Option<LockGuard>> {
+/// the log's directory exists. A reader that may not create or open the
+/// lock file (a log it may only read) reads without it: at worst it misses
+/// the lines of a rotation that happens at that very moment.
+fn lock_shared(log: &Path) -> Option<LockGuard> {
     if !log.parent().is_some_and(Path::is_dir) {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(LockGuard::acquire(
-        &cairn_runtime::events::lock_path(log),
-        LockMode::Shared,
-    )?))
+    LockGuard::acquire(&cairn_runtime::events::lock_path(log), LockMode::Shared).ok()
 }
 
 /// The events of a whole file; none if it does not exist.
@@ -154,7 +153,7 @@ impl Follower {
     /// its start: together every event once, however the log is rotated
     /// meanwhile (both are taken under the writers' lock).
     pub fn with_history(log: &Path) -> Result<(Vec<Event>, Follower)> {
-        let _lock = lock_shared(log)?;
+        let _lock = lock_shared(log);
         let past = read_file(&rotated_path(log))?;
         let mut f = Follower {
             path: log.to_owned(),

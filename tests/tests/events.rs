@@ -676,3 +676,23 @@ fn a_rootless_store_logs_every_process_s_events() {
         assert_eq!(m.uid(), uid, "{p} owned by the user");
     }
 }
+
+/// A log that cannot be written never fails what it would record: the
+/// actions succeed with their own exit codes, with a warning at most.
+#[test]
+fn an_unwritable_log_fails_no_action() {
+    let c = env();
+    let events = c.root().join("events");
+    fs::remove_dir_all(&events).ok();
+    // A file where the directory should be: every append fails.
+    fs::write(&events, "not a directory").unwrap();
+    c.ok(["create", "--name", "w1", IMAGE, "sleep", "100"]);
+    c.ok(["start", "w1"]);
+    assert_eq!(c.run(["exec", "w1", "sh", "-c", "exit 6"]).code, 6);
+    c.ok(["tag", IMAGE, "localhost/w:1"]);
+    c.ok(["rm", "-f", "-t", "0", "w1"]);
+    let r = c.run(["run", "--rm", IMAGE, "sh", "-c", "exit 9"]);
+    assert_eq!(r.code, 9, "{r:?}");
+    assert!(r.stderr.contains("not logged"), "{}", r.stderr);
+    assert_eq!(fs::read_to_string(&events).unwrap(), "not a directory");
+}
