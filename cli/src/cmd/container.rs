@@ -1453,6 +1453,7 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
         cmd.arg("--tty");
     }
     cmd.arg("--stdin").arg("--").arg(&shell).arg("-l");
+    cairn_engine::events::record_container(&c, "exec");
     let err = cmd.exec();
     Err(usage(format!("exec cairn-enter: {err}")))
 }
