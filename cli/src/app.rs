@@ -10,6 +10,7 @@ use crate::cmd::container::{
     RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, WaitArgs,
 };
 use crate::cmd::cp::{CpArgs, CpChildArgs};
+use crate::cmd::events::EventsArgs;
 use crate::cmd::image::{
     ExistsArgs, ImagePruneArgs, ImagesArgs, InspectArgs, PruneArgs, PullVerbArgs, RmiArgs, TagArgs,
     UntagArgs,
@@ -119,6 +120,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Generate shell completion scripts.
     Completion(CompletionArgs),
+    /// Show events: container and image changes, as they happen.
+    Events(EventsArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -216,6 +219,8 @@ pub enum SystemCommand {
     /// Write a man page for every verb into DIR.
     #[command(hide = true)]
     GenerateMan(GenerateManArgs),
+    /// Show events: container and image changes, as they happen.
+    Events(EventsArgs),
 }
 
 /// podman's words for a flag it does not know (`Error: unknown flag: --x`,
@@ -368,6 +373,9 @@ pub fn run() -> anyhow::Result<u8> {
             cmd::container::top(&ctx, a)
         }
         Command::Info(a) => cmd::system::info(&ctx, a),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
+            cmd::events::events(&ctx, a)
+        }
         Command::Container(ContainerCommand::Inspect(mut a)) => {
             a.kind = "container".into();
             cmd::image::inspect(&ctx, a)

@@ -1,6 +1,7 @@
 //! cairn's containers: what a container is on disk, and the operations on
 //! it (create, start, stop, remove, rename, prune, wait, logs), with the
-//! rootless re-entry into a user namespace they need.
+//! rootless re-entry into a user namespace they need, and the event log
+//! they write to ([`events`]).
 //!
 //! The engine knows nothing of the command line: it takes typed values and
 //! returns an [`Error`] whose [`ErrorKind`] the CLI maps to podman's exit
@@ -11,6 +12,7 @@
 pub mod container;
 pub mod containers_conf;
 mod error;
+pub mod events;
 pub mod lifecycle;
 pub mod userns;
 pub mod volume;

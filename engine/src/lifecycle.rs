@@ -10,6 +10,7 @@ use crate::container::config::MountKind;
 use crate::container::seccomp::{self, Compiled};
 use crate::container::{remove_tree, runtime, Config, Container, Containers, Live, Status};
 use crate::error::{Context as _, Error, Result};
+use crate::events;
 use crate::userns::{self, Rootless};
 
 /// Puts the container `config` describes on disk: its named and anonymous
@@ -32,7 +33,7 @@ pub fn create(
             volumes.ensure(&m.source)?;
         }
     }
-    containers.create(config, |dir| {
+    let c = containers.create(config, |dir| {
         if let Some(s) = seccomp {
             seccomp::install(dir, s)?;
         }
@@ -45,7 +46,9 @@ pub fn create(
             &config.process.user,
             &config.process.workdir,
         )
-    })
+    })?;
+    events::record_container(&c, "create");
+    Ok(c)
 }
 
 /// What [`remove`] does with a container that runs (checked under its
@@ -118,6 +121,7 @@ pub fn remove(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("remove container {}", c.dir.display())),
     }
+    events::record_container(&c, "remove");
     remove_tree(&trash).with_context(|| format!("remove {}", trash.display()))?;
     let mut removed = Removed::default();
     if volumes {

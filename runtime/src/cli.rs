@@ -213,6 +213,11 @@ Terminal:
   --tty                a new pty for CMD (podman exec -t)
   --stdin              copy our stdin to CMD (podman exec -i)
 
+Events:
+  --exit-event JSON    {"log": PATH, "event": {...}}: when CMD ends, append
+                       the event to that event log as "exec_died" with
+                       CMD's exit code (podman's events)
+
 Process (defaults follow the target, like podman exec):
   --user USER[:GROUP]  names or numbers from the container's /etc/passwd and
                        /etc/group [the target's uid and gid]
@@ -238,7 +243,8 @@ Process (defaults follow the target, like podman exec):
 JSON spec (unknown fields are errors; "namespaces" empty or absent = all):
   {"target": 1234, "namespaces": ["user", "cgroup", "ipc", "uts", "net",
    "pid", "time", "mnt"], "tty": false, "stdin": false,
-   "process": { ...as in cairn-pivot --help... }}
+   "process": { ...as in cairn-pivot --help... },
+   "exit_event": {"log": PATH, "event": {...}}}
 
 Exit status: CMD's; 125 if cairn-enter failed, 126 if CMD cannot be
 executed, 127 if it is not found.
@@ -305,7 +311,12 @@ JSON spec (unknown fields are errors; "args" and "exit_file" required):
     "tty": false, "stdin": false, "attach": false,
     "log": "/c/ctr.log",              (appended; null: no log)
     "exit_file": "/c/exit.json",
-    "pid_file": "/c/pid"              (optional; decimal, no newline)
+    "pid_file": "/c/pid",             (optional; decimal, no newline)
+    "events": {"log": "/root/events/events.log", "event": {...}}
+                                      (optional: the container's event,
+                                      appended as "start" (and "attach")
+                                      once the command runs, as "died"
+                                      with its exit code when it ends)
   }
 exit_file: {"exit_code": N, "signal": S|null, "finished_ns": <unix ns>},
 exit_code 128+S when signal S killed the process.
@@ -405,6 +416,7 @@ const ENTER_OPTS: &[Opt] = &[
     flag("time", Some('T')),
     flag("tty", None),
     flag("stdin", None),
+    val("exit-event", None),
 ];
 
 /// Parsed command line: options in order, then the command.
@@ -841,6 +853,14 @@ pub fn enter_args(argv: Vec<OsString>) -> Result<Action<EnterSpec>> {
             }
             "stdin" => {
                 s.stdin = true;
+                continue;
+            }
+            "exit-event" => {
+                s.exit_event = Some(serde_json::from_str(v).map_err(|e| {
+                    Error::Usage(format!(
+                        "--exit-event: expected {{\"log\": PATH, \"event\": {{...}}}}: {e}"
+                    ))
+                })?);
                 continue;
             }
             "mount" => Namespace::Mnt,

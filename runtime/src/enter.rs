@@ -232,7 +232,11 @@ pub(crate) fn run(spec: &EnterSpec, single: &SingleThreaded) -> Result<i32> {
         ForkResult::Parent { child } => {
             drop(joiner);
             let io = caller.receive()?;
-            console::attach(io, child, &masks.forwarded)
+            let code = console::attach(io, child, &masks.forwarded)?;
+            if let Some(e) = &spec.exit_event {
+                e.record("cairn-enter", "exec_died", code);
+            }
+            Ok(code)
         }
     }
 }

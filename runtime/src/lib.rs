@@ -32,7 +32,7 @@
 //! [`protocol`].
 //!
 //! The public surface is what the launcher and the tests need: the protocol
-//! ([`protocol`]), capability names and sets ([`caps`]), seccomp flag
+//! ([`protocol`]), the event log ([`events`]), capability names and sets ([`caps`]), seccomp flag
 //! names ([`seccomp::flag_bits`]), sealed copies of the helpers
 //! ([`sealed::copy_of`]), the k8s-file log format ([`k8s_log`]), mountinfo
 //! parsing ([`mountinfo`]), [`inherit_fd`], [`restore_sigpipe`], and the
@@ -45,6 +45,7 @@
 
 // Public: what the launcher (`cairn`) and the tests need.
 pub mod caps;
+pub mod events;
 pub mod k8s_log;
 pub mod mountinfo;
 pub mod protocol;

@@ -368,6 +368,8 @@ struct Monitor<'a> {
     /// Tails of full reads per stream (stdout, stderr), see [`LineBuf`].
     held: [LineBuf; 2],
     buf: Vec<u8>,
+    /// The command was executed (its `died` is an event).
+    ran: bool,
 }
 
 /// Everything `cairn-monitor` does after parsing; returns the exit status
@@ -468,6 +470,7 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         log,
         held: Default::default(),
         buf: vec![0; CHUNK],
+        ran: false,
     })
 }
 
@@ -800,6 +803,14 @@ impl Monitor<'_> {
                         );
                     }
                 }
+                // Before the launcher hears of it, and before died.
+                self.ran = true;
+                if let Some(events) = &self.spec.events {
+                    events.record("cairn-monitor", "start", 0);
+                    if self.spec.attach || self.spec.stdin {
+                        events.record("cairn-monitor", "attach", 0);
+                    }
+                }
                 SyncLine {
                     pid,
                     error: None,
@@ -1028,6 +1039,9 @@ impl Monitor<'_> {
                 self.spec.exit_file.display(),
                 e.source
             );
+        }
+        if let (Some(events), true) = (&self.spec.events, self.ran) {
+            events.record("cairn-monitor", "died", code);
         }
         code
     }

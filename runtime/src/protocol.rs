@@ -14,6 +14,8 @@
 //!   descriptor when a helper fails, the [`SyncLine`] `cairn-monitor` writes
 //!   once on its sync descriptor, and the [`ExitRecord`] it leaves in its
 //!   exit file when the container's first process ends;
+//! - the [`Event`] lines of the event log (module [`events`](crate::events)),
+//!   which the monitor appends to as `died` ([`LogEvent`]);
 //! - the descriptor numbers of the exec chain ([`ERROR_FD`], [`CONSOLE_FD`]).
 //!
 //! Every line is one JSON object followed by a newline.
@@ -22,6 +24,7 @@ use std::os::fd::RawFd;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::events::{Event, EventType, LogEvent};
 pub use crate::path::InRoot;
 pub use crate::spec::{
     parse_bind, parse_bind_option, parse_tmpfs, parse_tmpfs_option, BindMount, BindOption, DevMode,

@@ -706,6 +706,11 @@ pub struct MonitorSpec {
     /// Its gid map, likewise.
     #[serde(default)]
     pub gid_map: Vec<[u32; 3]>,
+    /// The container's event, appended as `start` (and `attach` with
+    /// `attach` or `stdin`) once the command runs, and as `died` with its
+    /// exit code when it ends; `None` = no events.
+    #[serde(default)]
+    pub events: Option<crate::events::LogEvent>,
 }
 
 /// One resource limit (`setrlimit(2)`).
@@ -901,6 +906,10 @@ pub struct EnterSpec {
     /// The process to run.
     #[serde(default)]
     pub process: ProcessSpec,
+    /// The event appended as `exec_died` (with the command's exit code)
+    /// when the command ends; `None` = none.
+    #[serde(default)]
+    pub exit_event: Option<crate::events::LogEvent>,
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub enum StoreDir {
     Volumes,
     /// `cache/`: data derived once and kept between runs.
     Cache,
+    /// `events/`: the event log (`cairn events`), written by every cairn
+    /// process through `cairn_runtime::events`.
+    Events,
 }
 
 impl StoreDir {
@@ -47,6 +50,7 @@ impl StoreDir {
             StoreDir::Containers => "containers",
             StoreDir::Volumes => "volumes",
             StoreDir::Cache => "cache",
+            StoreDir::Events => "events",
         }
     }
 
@@ -80,6 +84,7 @@ mod tests {
             StoreDir::Containers,
             StoreDir::Volumes,
             StoreDir::Cache,
+            StoreDir::Events,
         ];
         let names: std::collections::BTreeSet<_> = all.iter().map(|d| d.name()).collect();
         assert_eq!(names.len(), all.len());

@@ -1376,6 +1376,7 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
         cmd.arg("--stdin");
     }
     cmd.arg("--").args(command);
+    cairn_engine::events::record_container(&c, "exec");
     if a.detach {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1475,6 +1476,7 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
         cmd.arg("--tty");
     }
     cmd.arg("--stdin").arg("--").arg(&shell).arg("-l");
+    cairn_engine::events::record_container(&c, "exec");
     let err = cmd.exec();
     Err(usage(format!("exec cairn-enter: {err}")))
 }

@@ -304,6 +304,7 @@ pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
         )?,
     };
     if !a.unpack {
+        record(ctx, "pull", "", &a.image);
         return Ok(pulled.image_id.hex().to_owned());
     }
     if let Err(e) = crate::unpack::finish(&store, &unpacker, &pulled) {
@@ -315,7 +316,15 @@ pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
         }
         return Err(e);
     }
+    record(ctx, "pull", "", &a.image);
     Ok(pulled.image_id.hex().to_owned())
+}
+
+/// Records an image event (podman's: `pull` names the image as given, with
+/// no id; `tag`, `untag` and `remove` the image id and a name).
+fn record(ctx: &Context, status: &str, id: &str, name: &str) {
+    use cairn_engine::events;
+    events::record(ctx.root(), &events::image_event(status, id, name));
 }
 
 /// `--platform` then `--os/--arch/--variant` on top of it.
@@ -725,6 +734,7 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
         }
         for r in store.remove_all_images(|i| in_use_now(&containers, i))? {
             print_removal(&r);
+            record_removal(ctx, &r, "");
         }
         derived_gc(&store, false)?;
         return Ok(code);
@@ -741,6 +751,7 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
     // removes those containers first. The use locks, held until the images
     // are gone, keep creates from adding users meanwhile.
     let mut specs = Vec::new();
+    let mut ids = std::collections::HashMap::new();
     let mut use_locks = Vec::new();
     for spec in &a.images {
         let image = match store.find_image(spec, &search) {
@@ -750,6 +761,7 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
                 continue;
             }
         };
+        ids.insert(spec.clone(), image.id().hex().to_owned());
         if !use_locks.iter().any(|(d, _)| d == image.digest()) {
             let lock = store.lock_image_use(image.digest(), cairn_store::LockMode::Exclusive)?;
             use_locks.push((image.digest().clone(), lock));
@@ -779,7 +791,10 @@ pub fn rmi(ctx: &Context, a: RmiArgs) -> anyhow::Result<u8> {
         .zip(store.remove_images(&specs, &search, a.force)?)
     {
         match r {
-            Ok(removal) => print_removal(&removal),
+            Ok(removal) => {
+                print_removal(&removal);
+                record_removal(ctx, &removal, ids.get(spec).map_or("", String::as_str));
+            }
             // podman: -f (like -i) is silent about images that are not
             // there, so `set -e` cleanups work.
             Err(ImageError::NotKnown(_)) if a.ignore || a.force => {}
@@ -854,6 +869,24 @@ fn print_removal(r: &Removal) {
     }
 }
 
+/// Records podman's events of a removal: `untag` per name, then `remove`
+/// when the image is gone. `id` is the image's, for an untag alone.
+fn record_removal(ctx: &Context, r: &Removal, id: &str) {
+    match r {
+        Removal::Untagged(n) => record(ctx, "untag", id, &n.to_string()),
+        Removal::Deleted { untagged, id } => {
+            for n in untagged {
+                record(ctx, "untag", id.hex(), &n.to_string());
+            }
+            let name = untagged
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            record(ctx, "remove", id.hex(), &name);
+        }
+    }
+}
+
 /// `cairn tag`.
 pub fn tag(ctx: &Context, a: TagArgs) -> anyhow::Result<u8> {
     let store = ctx.store()?;
@@ -869,6 +902,7 @@ pub fn tag(ctx: &Context, a: TagArgs) -> anyhow::Result<u8> {
             ));
         }
         store.set_ref(&reference, &image.manifest_descriptor, None)?;
+        record(ctx, "tag", image.id().hex(), &reference.to_string());
     }
     Ok(0)
 }
@@ -1023,6 +1057,7 @@ pub fn prune(ctx: &Context, a: ImagePruneArgs) -> anyhow::Result<u8> {
     derived_gc(&store, true)?;
     for id in removed {
         println!("{}", id.hex());
+        record(ctx, "remove", id.hex(), "");
     }
     Ok(0)
 }

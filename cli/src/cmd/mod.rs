@@ -2,6 +2,7 @@
 
 pub mod container;
 pub mod cp;
+pub mod events;
 pub mod image;
 pub mod login;
 pub mod network;

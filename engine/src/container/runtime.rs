@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 use super::spec::{self, Attach, Helpers};
 use super::{now_rfc3339, proc_start_time, write_atomic, write_json, Container, Status};
 use crate::error::{bail, Context as _, Error, Result};
+use crate::events;
 
 /// A started container.
 #[derive(Debug)]
@@ -65,6 +66,9 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     // The monitor writes the new one; a stale one must not be adopted.
     let _ = fs::remove_file(c.dir.join("pid"));
     write_specs(c, &helpers, attach)?;
+    // podman's init: the container is set up, its command not yet started
+    // (the monitor logs start, attach and died).
+    events::record_container(c, "init");
     // A leftover mount point from a crash is only a directory: the container's
     // mounts live in its own mount namespace and die with it.
     // Close-on-exec in this process; only the monitor inherits the write end
@@ -171,7 +175,7 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> Result<(
             spec::monitor_spec(helpers, &c.config, &c.dir, attach)?,
         ))
     };
-    let (mount, pivot, monitor) = match specs() {
+    let (mount, pivot, mut monitor) = match specs() {
         Ok(specs) => specs,
         Err(e) => {
             let msg = e.with_causes();
@@ -181,6 +185,7 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> Result<(
     };
     write_json(&c.dir.join("mount.json"), &mount)?;
     write_json(&c.dir.join("pivot.json"), &pivot)?;
+    monitor.events = events::monitor_events(c);
     write_json(&c.dir.join("monitor.json"), &monitor)
 }
 
@@ -225,6 +230,15 @@ pub fn exec_command(c: &Container, pid: i32, o: &ExecOptions<'_>) -> Result<(Com
     }
     if o.privileged || c.config.privileged {
         cmd.arg("--privileged");
+    }
+    if let Some(root) = events::root_of(c) {
+        let exit_event = events::LogEvent {
+            log: events::log_path(root),
+            event: events::container_event(&c.config, "exec"),
+        };
+        if let Ok(json) = serde_json::to_string(&exit_event) {
+            cmd.arg("--exit-event").arg(json);
+        }
     }
     for cap in &c.config.cap_add {
         cmd.arg("--cap-add").arg(cap);
@@ -381,7 +395,9 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
             "send {sig} to container {} (pid {})",
             c.config.name, c.state.pid
         )
-    })
+    })?;
+    events::record_container(c, "kill");
+    Ok(())
 }
 
 /// Stops `c`: its stop signal, then SIGKILL after `timeout`. A container
@@ -421,7 +437,9 @@ pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(2));
     }
     c.state.stopping = false;
-    c.save_state()
+    c.save_state()?;
+    events::record_container(c, "stop");
+    Ok(())
 }
 
 fn wait_dead(c: &Container, timeout: Duration) -> bool {

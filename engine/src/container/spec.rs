@@ -358,6 +358,8 @@ pub(crate) fn monitor_spec(
         pid_file: Some(dir.join("pid")),
         uid_map,
         gid_map,
+        // Set by start, which knows the store root.
+        events: None,
     })
 }
 
