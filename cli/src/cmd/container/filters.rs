@@ -11,7 +11,7 @@ use super::usage;
 
 /// The keys cairn knows, podman's names.
 const KEYS: &[&str] = &[
-    "id", "name", "label", "label!", "status", "exited", "ancestor", "before", "since", "until",
+    "id", "name", "label", "status", "exited", "ancestor", "before", "since", "until",
 ];
 
 /// podman's container states as `status=` accepts them.
@@ -36,6 +36,15 @@ pub(crate) struct Filters {
 impl Filters {
     /// Parses the flags; podman's errors for an unknown key or state.
     pub fn parse(given: &[String]) -> anyhow::Result<Filters> {
+        Filters::parse_keys(given, KEYS)
+    }
+
+    /// `prune`'s: `label=` and `label!=` only.
+    pub fn parse_labels(given: &[String]) -> anyhow::Result<Filters> {
+        Filters::parse_keys(given, &["label", "label!"])
+    }
+
+    fn parse_keys(given: &[String], keys: &[&str]) -> anyhow::Result<Filters> {
         let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for f in given {
             let (k, v) = match f.split_once("!=") {
@@ -49,7 +58,7 @@ impl Filters {
                     (k.to_owned(), v)
                 }
             };
-            if !KEYS.contains(&k.as_str()) {
+            if !keys.contains(&k.as_str()) {
                 return Err(usage(format!("{k} is an invalid filter")));
             }
             if k == "status" && !STATES.contains(&v) {
@@ -172,8 +181,12 @@ mod tests {
         }
         assert!(pass(&["label=a=1", "label=b=2"], &l1));
         assert!(!pass(&["label=a=1", "label=b=2"], &l2));
-        assert!(pass(&["label!=b"], &l2));
-        assert!(!pass(&["label!=b"], &l1));
+        let labels = |f: &[&str], c: &Container| {
+            let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+            Filters::parse_labels(&f).unwrap().matches(c, &c.live())
+        };
+        assert!(labels(&["label!=b"], &l2));
+        assert!(!labels(&["label!=b"], &l1));
         assert!(pass(&["status=stopped", "status=created"], &l1));
     }
 

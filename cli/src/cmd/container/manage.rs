@@ -197,13 +197,10 @@ pub fn prune(ctx: &Context, a: ContainerPruneArgs) -> anyhow::Result<u8> {
     for f in &a.filters {
         match f.split_once('=') {
             Some(("until", v)) => until.push(crate::cmd::parse_time(v)?),
-            Some((k, _)) if k == "label" || k == "label!" || k.starts_with("label!") => {
-                labels.push(f.clone())
-            }
-            _ => return Err(usage(format!("{f} is an invalid filter"))),
+            _ => labels.push(f.clone()),
         }
     }
-    let labels = Filters::parse(&labels)?;
+    let labels = Filters::parse_labels(&labels)?;
     if !a.force && !confirm("WARNING! This will remove all non running containers.")? {
         return Ok(0);
     }

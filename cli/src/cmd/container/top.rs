@@ -577,7 +577,13 @@ pub fn top(ctx: &Context, a: TopArgs) -> anyhow::Result<u8> {
                 "you must provide the name or id of a running container",
             ));
         };
-        (containers.find(name)?, rest)
+        let c = containers.try_find(name)?.ok_or_else(|| {
+            usage(format!(
+                "unable to look up requested container: {}",
+                super::no_such(name)
+            ))
+        })?;
+        (c, rest)
     };
     let pid = running_pid(&c).map_err(|_| {
         usage(format!(

@@ -363,14 +363,7 @@ pub fn unmount(ctx: &Context, a: UnmountArgs) -> anyhow::Result<u8> {
 /// `cairn attach`: refused by name. A detached cairn container's output
 /// goes to its log file and its stdin is closed at start; nothing keeps
 /// a socket to re-attach to (podman's conmon attach socket).
-pub fn attach(ctx: &Context, a: AttachArgs) -> anyhow::Result<u8> {
-    let containers = Containers::new(ctx.root());
-    if let Some(name) = &a.container {
-        let c = containers.find(name)?;
-        if c.live().status != Status::Running {
-            return Err(usage("you can only attach to running containers"));
-        }
-    }
+pub fn attach(_ctx: &Context, _a: AttachArgs) -> anyhow::Result<u8> {
     Err(usage(
         "cairn does not support attach (a detached container's output goes only to its log and its stdin is closed: use `cairn logs -f` to follow it, or `cairn start -a` for a stopped one)",
     ))
@@ -423,15 +416,15 @@ pub fn healthcheck_run(ctx: &Context, a: HealthcheckRunArgs) -> anyhow::Result<u
             super::no_such(&a.container)
         ))
     })?;
+    if c.live().status != Status::Running {
+        return Err(usage(format!("container {} is not running", c.config.id)));
+    }
     let Some(command) = health_test(ctx, &c)? else {
         return Err(usage(format!(
             "container {} has no defined healthcheck",
             c.config.id
         )));
     };
-    if c.live().status != Status::Running {
-        return Err(usage(format!("container {} is not running", c.config.id)));
-    }
     let (mut cmd, _sealed) = runtime::exec_command(
         &c,
         c.state.pid,
@@ -492,13 +485,16 @@ fn run_flags(create_command: &[String]) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// Quotes a word for a systemd command line when it needs it.
+/// A word for a systemd command line: `$` and `%` doubled (systemd
+/// expands variables and specifiers), quoted when it has other than plain
+/// characters.
 fn sd_quote(w: &str) -> String {
+    let w = w.replace('$', "$$").replace('%', "%%");
     if !w.is_empty()
         && w.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%$".contains(c))
     {
-        return w.to_owned();
+        return w;
     }
     format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -670,6 +666,7 @@ mod tests {
             ["-e", "A=1", "img", "sleep", "-d"]
         );
         assert_eq!(sd_quote("a b"), "\"a b\"");
+        assert_eq!(sd_quote("echo $A 100%"), "\"echo $$A 100%%\"");
         assert_eq!(sd_quote("A=1"), "A=1");
     }
 
