@@ -601,3 +601,84 @@ fn runtime_errors_are_printed_once() {
         r.stderr
     );
 }
+
+/// `cp - CTR:DIR` unpacks a tar stream from stdin, `cp CTR:PATH -` writes
+/// one, and copies keep directory mtimes both ways, as podman's do.
+#[test]
+fn cp_streams_and_directory_times() {
+    let p = pair();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(src.join("d1/d2")).unwrap();
+    std::fs::write(src.join("d1/d2/f"), "hi\n").unwrap();
+    let ok = |cmd: &mut Command| assert!(cmd.status().unwrap().success(), "{cmd:?}");
+    ok(Command::new("touch")
+        .args(["-d", "2001-01-01 00:00:00Z"])
+        .arg(src.join("d1/d2"))
+        .arg(src.join("d1")));
+    let tarball = work.path().join("a.tar");
+    ok(Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("d1"));
+    let data = std::fs::read(&tarball).unwrap();
+    let input = String::from_utf8_lossy(&data).into_owned();
+    assert!(input.len() == data.len(), "an ASCII tar for stdin");
+    p.both_ok(&["run", "-d", "--name", "c", IMAGE, "sleep", "1000"]);
+    let c = with_stdin(p.cairn.command(["cp", "-", "c:/tmp"]), &input);
+    let q = with_stdin(p.podman.command(["cp", "-", "c:/tmp"]), &input);
+    assert_eq!((c.code, q.code), (0, 0), "{c:?} {q:?}");
+    let stat = [
+        "exec",
+        "c",
+        "stat",
+        "-c",
+        "%n %Y %s %a",
+        "/tmp/d1",
+        "/tmp/d1/d2",
+        "/tmp/d1/d2/f",
+    ];
+    let r = p.same(&stat);
+    assert!(r.stdout.starts_with("/tmp/d1 978307200 "), "{}", r.stdout);
+    // Not a directory: podman's refusal.
+    let c = with_stdin(p.cairn.command(["cp", "-", "c:/etc/hostname"]), &input);
+    let q = with_stdin(p.podman.command(["cp", "-", "c:/etc/hostname"]), &input);
+    assert_eq!((c.code, q.code), (125, 125));
+    assert!(
+        c.stderr
+            .ends_with("destination must be a directory when copying from stdin\n"),
+        "{}",
+        c.stderr
+    );
+    // Out as a tar stream: the same entries.
+    let names = |run: Run| -> Vec<String> {
+        assert_eq!(run.code, 0, "{run:?}");
+        let mut ar = tar::Archive::new(run.stdout.as_bytes());
+        let mut v: Vec<String> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (c, q) = p.both(&["cp", "c:/tmp/d1", "-"]);
+    assert_eq!(names(c), names(q));
+    // Out to the host: directory mtimes kept.
+    let out = work.path().join("out");
+    p.cairn.ok(["cp", "c:/tmp/d1", out.to_str().unwrap()]);
+    for d in [out.clone(), out.join("d2")] {
+        let m = std::fs::metadata(&d).unwrap().modified().unwrap();
+        let secs = m.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(secs, 978_307_200, "{}", d.display());
+    }
+}
