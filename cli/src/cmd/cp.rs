@@ -41,8 +41,8 @@ pub struct CpArgs {
     /// Archive mode: keep owners (the default for copies into a container).
     #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
     pub archive: bool,
-    /// Accepted for podman compatibility.
-    #[arg(long)]
+    /// Not supported: replacing a directory by a file or the reverse.
+    #[arg(long, hide = true)]
     pub overwrite: bool,
 }
 
@@ -70,6 +70,11 @@ fn split(ctx: &Context, s: &str) -> anyhow::Result<Option<(Container, String)>> 
 
 /// `cairn cp`.
 pub fn cp(ctx: &Context, a: CpArgs) -> anyhow::Result<u8> {
+    if a.overwrite {
+        return Err(usage(
+            "cairn does not support --overwrite (cp never replaces a directory by a file or the reverse)",
+        ));
+    }
     let src = split(ctx, &a.source)?;
     let dst = split(ctx, &a.destination)?;
     if a.source == "-" {
