@@ -350,7 +350,7 @@ pub struct PsArgs {
     /// Output format: table, json, or a Go template.
     #[arg(long)]
     pub format: Option<String>,
-    /// Filter (the same key repeated: any; different keys: all): name=, label=KEY[=VALUE], label!=, status=, id=, ancestor=, exited=, before=, since=.
+    /// Filter (the same key repeated: any of its values; labels and different keys: all): id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=, before=, since=, until=.
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filters: Vec<String>,
     /// Omit the table header.
