@@ -6,8 +6,10 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::cmd;
 use crate::cmd::container::{
-    ContainerPruneArgs, CreateArgs, EnterArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RenameArgs,
-    RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, WaitArgs,
+    AttachArgs, ContainerExistsArgs, ContainerInspectArgs, ContainerPruneArgs, CreateArgs,
+    DiffArgs, EnterArgs, ExecArgs, GenerateSystemdArgs, HealthcheckRunArgs, InitArgs, KillArgs,
+    LogsArgs, MountArgs, PortArgs, PsArgs, RenameArgs, RestartArgs, RmArgs, RunArgs, StartArgs,
+    StopArgs, TopArgs, UnmountArgs, WaitArgs,
 };
 use crate::cmd::cp::{CpArgs, CpChildArgs};
 use crate::cmd::events::EventsArgs;
@@ -96,7 +98,7 @@ pub enum Command {
     /// Send a signal to containers.
     Kill(KillArgs),
     /// Restart containers.
-    Restart(StopArgs),
+    Restart(RestartArgs),
     /// Remove containers.
     Rm(RmArgs),
     /// Run a command in a running container.
@@ -104,6 +106,25 @@ pub enum Command {
     /// List containers.
     #[command(visible_aliases = ["ls"])]
     Ps(PsArgs),
+    /// List port mappings (cairn publishes none yet).
+    Port(PortArgs),
+    /// Not supported: a cairn container is set up by start.
+    Init(InitArgs),
+    /// Show the changes in a container's root: A added, C changed, D deleted.
+    Diff(DiffArgs),
+    /// Mount a container's root and print where (root only).
+    Mount(MountArgs),
+    /// Unmount a container's root mounted by mount.
+    #[command(visible_alias = "umount")]
+    Unmount(UnmountArgs),
+    /// Not supported: attach to a running container.
+    Attach(AttachArgs),
+    /// Run a container's health check.
+    #[command(subcommand)]
+    Healthcheck(HealthcheckCommand),
+    /// Generate systemd units.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
     /// Show a container's log.
     Logs(LogsArgs),
     /// Wait for containers to stop; print their exit codes.
@@ -149,7 +170,7 @@ pub enum ContainerCommand {
     /// Send a signal to containers.
     Kill(KillArgs),
     /// Restart containers.
-    Restart(StopArgs),
+    Restart(RestartArgs),
     /// Remove containers.
     Rm(RmArgs),
     /// Run a command in a running container.
@@ -157,6 +178,19 @@ pub enum ContainerCommand {
     /// List containers.
     #[command(visible_aliases = ["ls", "ps"])]
     List(PsArgs),
+    /// List port mappings (cairn publishes none yet).
+    Port(PortArgs),
+    /// Not supported: a cairn container is set up by start.
+    Init(InitArgs),
+    /// Show the changes in a container's root.
+    Diff(DiffArgs),
+    /// Mount a container's root and print where (root only).
+    Mount(MountArgs),
+    /// Unmount a container's root mounted by mount.
+    #[command(visible_alias = "umount")]
+    Unmount(UnmountArgs),
+    /// Not supported: attach to a running container.
+    Attach(AttachArgs),
     /// Show a container's log.
     Logs(LogsArgs),
     /// Wait for containers to stop.
@@ -166,13 +200,27 @@ pub enum ContainerCommand {
     /// Copy files between a container and the host.
     Cp(CpArgs),
     /// Show details of containers.
-    Inspect(InspectArgs),
+    Inspect(ContainerInspectArgs),
     /// Remove every stopped container.
     Prune(ContainerPruneArgs),
     /// Exit 0 if the container exists, 1 if not.
-    Exists(ExistsArgs),
+    Exists(ContainerExistsArgs),
     /// Show the processes of a container.
     Top(TopArgs),
+}
+
+/// `cairn healthcheck …`.
+#[derive(Debug, Subcommand)]
+pub enum HealthcheckCommand {
+    /// Run the container's health check: exit 0 healthy, 1 unhealthy.
+    Run(HealthcheckRunArgs),
+}
+
+/// `cairn generate …`.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// A systemd unit that runs a container.
+    Systemd(GenerateSystemdArgs),
 }
 
 /// `cairn image …`.
@@ -376,10 +424,29 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
             cmd::events::events(&ctx, a)
         }
-        Command::Container(ContainerCommand::Inspect(mut a)) => {
-            a.kind = "container".into();
-            cmd::image::inspect(&ctx, a)
+        Command::Container(ContainerCommand::Inspect(a)) => cmd::container::inspect(&ctx, a),
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            cmd::container::port(&ctx, a)
         }
+        Command::Init(a) | Command::Container(ContainerCommand::Init(a)) => {
+            cmd::container::init(&ctx, a)
+        }
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            cmd::container::diff(&ctx, a)
+        }
+        Command::Mount(a) | Command::Container(ContainerCommand::Mount(a)) => {
+            cmd::container::mount(&ctx, a)
+        }
+        Command::Unmount(a) | Command::Container(ContainerCommand::Unmount(a)) => {
+            cmd::container::unmount(&ctx, a)
+        }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            cmd::container::attach(&ctx, a)
+        }
+        Command::Healthcheck(HealthcheckCommand::Run(a)) => {
+            cmd::container::healthcheck_run(&ctx, a)
+        }
+        Command::Generate(GenerateCommand::Systemd(a)) => cmd::container::generate_systemd(&ctx, a),
         Command::Container(ContainerCommand::Prune(a)) => cmd::container::prune(&ctx, a),
         Command::CpChild(a) => cmd::cp::child_main(&ctx, a),
         Command::Volume(v) => cmd::volume::run(&ctx, v),

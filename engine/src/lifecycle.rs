@@ -136,11 +136,17 @@ pub fn remove(
     Ok(Some(removed))
 }
 
-/// Removes every container that is not running (podman's container
-/// prune), calling `removed` for each as it goes.
-pub fn prune(containers: &Containers, mut removed: impl FnMut(&Container)) -> Result<()> {
+/// Removes every container that is not running and that `selected`
+/// accepts (podman's container prune and its filters), calling `removed`
+/// for each as it goes.
+pub fn prune(
+    containers: &Containers,
+    selected: impl Fn(&Container) -> bool,
+    mut removed: impl FnMut(&Container),
+) -> Result<()> {
     for c in containers.list()? {
         if matches!(c.live().status, Status::Exited | Status::Created)
+            && selected(&c)
             && remove(containers, &c, IfRunning::Skip, Duration::ZERO, true)?.is_some()
         {
             removed(&c);
@@ -182,9 +188,11 @@ pub fn rename(containers: &Containers, spec: &str, name: &str) -> Result<()> {
     c.save_config()
 }
 
-/// Waits until `c` reaches one of the statuses in `want`; its live status
-/// then. Fails if the container is removed meanwhile.
-pub fn wait_for(c: &mut Container, want: &[Status]) -> Result<Live> {
+/// Waits until `c` reaches one of the statuses in `want`, looking at least
+/// every `interval` (podman's `wait --interval`); its live status then.
+/// Fails if the container is removed meanwhile.
+pub fn wait_for(c: &mut Container, want: &[Status], interval: Duration) -> Result<Live> {
+    let interval = interval.max(Duration::from_millis(1));
     let mut nap = Duration::from_millis(1);
     loop {
         let live = c.live();
@@ -192,7 +200,7 @@ pub fn wait_for(c: &mut Container, want: &[Status]) -> Result<Live> {
             return Ok(live);
         }
         std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(50));
+        nap = (nap * 2).min(interval);
         if c.reload().is_err() {
             return Err(Error::Refused(format!(
                 "{}: the container was removed while waiting",
@@ -243,7 +251,15 @@ mod tests {
         ));
         assert!(rename(&containers, "proxy", "-x").is_err());
         let mut pruned = Vec::new();
-        prune(&containers, |c| pruned.push(c.config.id.clone())).unwrap();
+        prune(
+            &containers,
+            |c| c.config.name != "db",
+            |c| pruned.push(c.config.id.clone()),
+        )
+        .unwrap();
+        assert_eq!(pruned.len(), 1, "the filter keeps db");
+        assert_eq!(pruned[0], a.config.id);
+        prune(&containers, |_| true, |c| pruned.push(c.config.id.clone())).unwrap();
         pruned.sort();
         let mut want = vec![a.config.id.clone(), b.config.id.clone()];
         want.sort();

@@ -92,17 +92,20 @@ pub fn inherit_fd(cmd: &mut std::process::Command, fd: &OwnedFd) -> i32 {
     fd.as_raw_fd()
 }
 
-/// Print a helper's failure on stderr and, with an error descriptor, as one
-/// `{"code":C,"message":"..."}` line there too; the exit status.
+/// Print a helper's failure: with an error descriptor as one
+/// `{"code":C,"message":"..."}` line there only (whoever reads it reports
+/// it: printing it on stderr too showed it twice, once from the helper on
+/// the container's stderr and once as the engine's `Error:`), else (or if
+/// that write fails) on stderr; the exit status.
 pub(crate) fn report_to(prog: &str, e: &Error, error_fd: Option<i32>) -> i32 {
     let message = format!("{prog}: {e}");
-    say(&message);
-    if let Some(fd) = error_fd {
-        let line = protocol::ErrorLine {
-            code: e.exit_code(),
-            message,
-        };
-        let _ = sys::write_raw(fd, &line.to_line());
+    let line = protocol::ErrorLine {
+        code: e.exit_code(),
+        message,
+    };
+    let sent = error_fd.is_some_and(|fd| sys::write_raw(fd, &line.to_line()).is_ok());
+    if !sent {
+        say(&line.message);
     }
     e.exit_code()
 }

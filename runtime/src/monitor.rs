@@ -182,13 +182,15 @@ fn child_main(plan: &ChildPlan) -> ! {
             },
         ),
     };
-    let message = format!("cairn-monitor: {e}");
-    crate::say(&message);
     let line = ErrorLine {
         code: e.exit_code(),
-        message,
+        message: format!("cairn-monitor: {e}"),
     };
-    let _ = crate::sys::write_raw(fd, &line.to_line());
+    // The monitor reports it to the launcher (see `report_to`): on stderr
+    // only if that fails.
+    if crate::sys::write_raw(fd, &line.to_line()).is_err() {
+        crate::say(&line.message);
+    }
     crate::sys::exit_now(e.exit_code())
 }
 

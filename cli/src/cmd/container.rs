@@ -11,14 +11,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cairn_store::images::ImageError;
 use cairn_store::Image;
-use serde_json::Value;
 
-use super::image::{ExistsArgs, PullArgs};
+use super::image::PullArgs;
 use crate::context::Context;
 use crate::exit;
-use crate::format::{self, Format};
-use crate::inspect;
-use crate::output::Table;
 use cairn_engine::container::config::{MountConfig, MountKind, NamespaceMode, Namespaces, Ulimit};
 use cairn_engine::container::create::{self, CreateOptions};
 use cairn_engine::container::mount_options::{
@@ -26,15 +22,29 @@ use cairn_engine::container::mount_options::{
 };
 use cairn_engine::container::runtime::ExecOptions;
 use cairn_engine::container::spec::Attach;
-use cairn_engine::container::{self, logs, runtime, Container, Containers, Status};
+use cairn_engine::container::{self, runtime, Container, Containers, Status};
 use cairn_engine::lifecycle::{self, IfRunning};
 
 mod args;
+mod filters;
+mod logs;
+mod manage;
+mod ps;
+mod targets;
+mod top;
+mod verbs;
 
 pub use args::{
-    ContainerPruneArgs, CreateArgs, EnterArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RenameArgs,
-    RmArgs, RunArgs, StartArgs, StopArgs, TopArgs, WaitArgs,
+    AttachArgs, ContainerExistsArgs, ContainerInspectArgs, ContainerPruneArgs, CreateArgs,
+    DiffArgs, EnterArgs, ExecArgs, GenerateSystemdArgs, HealthcheckRunArgs, InitArgs, KillArgs,
+    LogsArgs, MountArgs, PortArgs, PsArgs, RenameArgs, RestartArgs, RmArgs, RunArgs, StartArgs,
+    StopArgs, TopArgs, UnmountArgs, WaitArgs,
 };
+pub use logs::{logs, parse_time_since};
+pub use manage::{exists, init, inspect, kill, port, prune, rename, restart, rm, stop, wait};
+pub use ps::ps;
+pub use top::top;
+pub use verbs::{attach, diff, generate_systemd, healthcheck_run, mount, unmount};
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
     exit::with_code(exit::ENGINE, msg)
@@ -1085,79 +1095,6 @@ fn matches_container(c: &Container, n: &str) -> bool {
     c.config.name == n || c.config.id.starts_with(n)
 }
 
-/// `cairn stop`.
-pub fn stop(ctx: &Context, a: StopArgs) -> anyhow::Result<u8> {
-    let containers = Containers::new(ctx.root());
-    let (found, missing) = select(&containers, &a.containers, a.all, a.ignore)?;
-    let mut failed = false;
-    for mut c in found {
-        if a.all && !matches!(c.live().status, Status::Running | Status::Stopping) {
-            continue;
-        }
-        let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
-        match runtime::stop(&mut c, t) {
-            Ok(()) => println!("{}", shown_name(&a.containers, &c)),
-            Err(e) => {
-                failed = true;
-                crate::exit::report(&e.into());
-            }
-        }
-    }
-    finish(&missing, failed)
-}
-
-fn shown_name(given: &[String], c: &Container) -> String {
-    given
-        .iter()
-        .find(|n| matches_container(c, n))
-        .cloned()
-        .unwrap_or_else(|| c.config.id.to_string())
-}
-
-/// `cairn restart`.
-pub fn restart(ctx: &Context, a: StopArgs) -> anyhow::Result<u8> {
-    let containers = Containers::new(ctx.root());
-    let (found, missing) = select(&containers, &a.containers, a.all, a.ignore)?;
-    let mut failed = false;
-    for mut c in found {
-        let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
-        let r = runtime::stop(&mut c, t).and_then(|()| runtime::start(&mut c, Attach::default()));
-        match r {
-            Ok(_) => println!("{}", shown_name(&a.containers, &c)),
-            Err(e) => {
-                failed = true;
-                crate::exit::report(&e.into());
-            }
-        }
-    }
-    finish(&missing, failed)
-}
-
-/// `cairn kill`.
-pub fn kill(ctx: &Context, a: KillArgs) -> anyhow::Result<u8> {
-    let sig = runtime::parse_signal(&a.signal)
-        .ok_or_else(|| usage(format!("invalid signal {:?}", a.signal)))?;
-    let containers = Containers::new(ctx.root());
-    let (found, missing) = select(&containers, &a.containers, a.all, false)?;
-    let mut failed = false;
-    for c in found {
-        if a.all && c.live().status != Status::Running {
-            continue;
-        }
-        match runtime::signal(&c, sig) {
-            Ok(()) => println!("{}", shown_name(&a.containers, &c)),
-            Err(e) => {
-                failed = true;
-                if a.containers.len() <= 1 && missing.is_empty() {
-                    return Err(e.into());
-                }
-                crate::exit::report(&e.into());
-            }
-        }
-    }
-    finish(&missing, failed)
-}
-
 /// Removes `c` (see [`lifecycle::remove`]), warning about anonymous
 /// volumes it could not remove; whether it was removed.
 fn remove(
@@ -1199,54 +1136,6 @@ pub fn remove_unless_running(ctx: &Context, c: &Container) -> anyhow::Result<boo
     remove(ctx, c, IfRunning::Skip, Duration::ZERO, true)
 }
 
-/// `cairn rm`.
-pub fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
-    if a.after_exit {
-        for id in &a.containers {
-            rm_after_exit(ctx, id)?;
-        }
-        return Ok(0);
-    }
-    let containers = Containers::new(ctx.root());
-    // An rm killed after its rename left `.rm-<id>`: finish it.
-    {
-        let _names = containers.lock_names()?;
-        containers.sweep_temp();
-    }
-    let (found, missing) = select(&containers, &a.containers, a.all, a.ignore)?;
-    let mut code = 0u8;
-    let mut errors = Vec::new();
-    for c in found {
-        let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
-        let if_running = if a.force {
-            IfRunning::Stop
-        } else {
-            IfRunning::Refuse
-        };
-        match remove(ctx, &c, if_running, t, a.volumes) {
-            Ok(_) => println!("{}", shown_name(&a.containers, &c)),
-            Err(e) => {
-                code = exit::code_of(&e);
-                errors.push(e);
-            }
-        }
-    }
-    for m in &missing {
-        errors.push(exit::with_code(1, no_such(m)));
-        if code == 0 {
-            code = 1;
-        }
-    }
-    if let Some(last) = errors.pop() {
-        for e in &errors {
-            crate::exit::report(e);
-        }
-        let msg = last.to_string();
-        return Err(exit::with_code(code, msg));
-    }
-    Ok(0)
-}
-
 /// `rm --after-exit` (internal, for `run -d --rm`): waits, then removes.
 fn rm_after_exit(ctx: &Context, id: &str) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
@@ -1256,66 +1145,6 @@ fn rm_after_exit(ctx: &Context, id: &str) -> anyhow::Result<u8> {
     runtime::wait_exit(&c);
     remove(ctx, &c, IfRunning::Stop, Duration::ZERO, true)?;
     Ok(0)
-}
-
-/// `cairn container prune`.
-pub fn prune(ctx: &Context, _a: ContainerPruneArgs) -> anyhow::Result<u8> {
-    let containers = Containers::new(ctx.root());
-    lifecycle::prune(&containers, |c| println!("{}", c.config.id))?;
-    Ok(0)
-}
-
-/// `cairn container exists`.
-pub fn exists(ctx: &Context, a: ExistsArgs) -> anyhow::Result<u8> {
-    let containers = Containers::new(ctx.root());
-    Ok(if containers.try_find(&a.image)?.is_some() {
-        0
-    } else {
-        1
-    })
-}
-
-/// `cairn rename`.
-pub fn rename(ctx: &Context, a: RenameArgs) -> anyhow::Result<u8> {
-    lifecycle::rename(&Containers::new(ctx.root()), &a.container, &a.name)?;
-    Ok(0)
-}
-
-/// `cairn wait`: until each container reaches one of the conditions
-/// (default: stopped); prints its exit code (-1 for a condition other than
-/// stopped, as podman does).
-pub fn wait(ctx: &Context, a: WaitArgs) -> anyhow::Result<u8> {
-    let mut want: Vec<Status> = Vec::new();
-    for cond in &a.condition {
-        for c in cond.split(',') {
-            want.push(match c.trim() {
-                "stopped" | "exited" => Status::Exited,
-                "running" => Status::Running,
-                "created" | "configured" | "initialized" => Status::Created,
-                "stopping" => Status::Stopping,
-                other => {
-                    return Err(usage(format!(
-                        "invalid --condition {other:?}: use stopped, exited, running, created or stopping"
-                    )))
-                }
-            });
-        }
-    }
-    if want.is_empty() {
-        want.push(Status::Exited);
-    }
-    let containers = Containers::new(ctx.root());
-    let (found, missing) = select(&containers, &a.containers, false, a.ignore)?;
-    for mut c in found {
-        let live = lifecycle::wait_for(&mut c, &want)?;
-        let code = if live.status == Status::Exited {
-            live.exit_code
-        } else {
-            -1
-        };
-        println!("{code}");
-    }
-    finish(&missing, false)
 }
 
 /// The container's pid when running, or podman's error.
@@ -1481,227 +1310,6 @@ pub fn enter(ctx: &Context, a: EnterArgs) -> anyhow::Result<u8> {
     Err(usage(format!("exec cairn-enter: {err}")))
 }
 
-/// `cairn top`: `ps` of the container's processes (from the host's view of
-/// its pid namespace).
-pub fn top(ctx: &Context, a: TopArgs) -> anyhow::Result<u8> {
-    let containers = Containers::new(ctx.root());
-    let c = containers.find(&a.container)?;
-    let pid = running_pid(&c)?;
-    let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-        .with_context(|| format!("read the pid namespace of {pid}"))?;
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").context("read /proc")?.flatten() {
-        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if std::fs::read_link(format!("/proc/{p}/ns/pid"))
-            .ok()
-            .as_ref()
-            == Some(&ns)
-        {
-            pids.push(p.to_string());
-        }
-    }
-    let fields = if a.options.is_empty() {
-        vec![
-            "-o".to_owned(),
-            "user,pid,ppid,pcpu,etime,tty,time,args".to_owned(),
-        ]
-    } else {
-        a.options.clone()
-    };
-    let status = Command::new("ps")
-        .args(&fields)
-        .arg("-p")
-        .arg(pids.join(","))
-        .status()
-        .context("run ps(1) (install procps)")?;
-    Ok(exit_code(status.code().unwrap_or(125)))
-}
-
-/// `cairn ps`.
-pub fn ps(ctx: &Context, a: PsArgs) -> anyhow::Result<u8> {
-    let containers = Containers::new(ctx.root());
-    let mut list: Vec<(Container, container::Live)> = containers
-        .list()?
-        .into_iter()
-        .map(|c| {
-            let l = c.live();
-            (c, l)
-        })
-        .collect();
-    let mut filters = Vec::new();
-    for f in &a.filters {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| usage(format!("invalid filter {f:?}: use KEY=VALUE")))?;
-        if !matches!(
-            k,
-            "name" | "label" | "status" | "id" | "ancestor" | "exited" | "before" | "since"
-        ) {
-            return Err(usage(format!(
-                "invalid filter {k:?}: use name, label, status, id, ancestor, exited"
-            )));
-        }
-        filters.push((k.to_owned(), v.to_owned()));
-    }
-    let all = a.all || filters.iter().any(|(k, _)| k == "status" || k == "exited");
-    list.retain(|(c, l)| {
-        (all || matches!(l.status, Status::Running | Status::Stopping))
-            && filters.iter().all(|(k, v)| filter_matches(c, l, k, v))
-    });
-    if a.latest {
-        list = list.split_off(list.len().saturating_sub(1));
-    }
-    if let Some(n) = a.last {
-        list = list.split_off(list.len().saturating_sub(n));
-    }
-    if a.quiet {
-        for (c, _) in &list {
-            println!(
-                "{}",
-                if a.no_trunc {
-                    &c.config.id[..]
-                } else {
-                    &c.config.id[..12]
-                }
-            );
-        }
-        return Ok(0);
-    }
-    let format = Format::parse(a.format.as_deref(), "ps")?;
-    match format {
-        Format::Json => {
-            let docs: Vec<Value> = list.iter().map(|(c, l)| inspect::ps_json(c, l)).collect();
-            println!("{}", crate::output::json_indent(&Value::Array(docs), 4));
-        }
-        Format::Template { .. } => {
-            let rows: Vec<Value> = list
-                .iter()
-                .map(|(c, l)| inspect::ps_template(c, l, a.no_trunc))
-                .collect();
-            let sample = rows.first().cloned().unwrap_or_else(|| {
-                let dummy = Container {
-                    dir: PathBuf::new(),
-                    config: container::Config::default(),
-                    state: Default::default(),
-                };
-                inspect::ps_template(&dummy, &dummy.live(), true)
-            });
-            let headers = format::headers(
-                &sample,
-                &[
-                    ("ID", "CONTAINER ID"),
-                    ("Names", "NAMES"),
-                    ("CreatedHuman", "CREATED"),
-                    ("RunningFor", "CREATED"),
-                ],
-            );
-            print!("{}", format.render(&rows, &headers, a.noheading)?);
-        }
-        Format::Default => {
-            let mut t = Table::default();
-            if !a.noheading {
-                t.row([
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES",
-                ]);
-            }
-            for (c, l) in &list {
-                let v = inspect::ps_template(c, l, a.no_trunc);
-                let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-                t.row([
-                    s("ID"),
-                    s("Image"),
-                    s("Command"),
-                    s("CreatedHuman"),
-                    s("Status"),
-                    String::new(),
-                    s("Names"),
-                ]);
-            }
-            print!("{}", t.render());
-        }
-    }
-    Ok(0)
-}
-
-fn filter_matches(c: &Container, l: &container::Live, k: &str, v: &str) -> bool {
-    let cfg = &c.config;
-    match k {
-        "name" => name_matches(&cfg.name, v),
-        "id" => cfg.id.starts_with(v),
-        "label" => match v.split_once('=') {
-            Some((lk, lv)) => cfg.labels.get(lk).is_some_and(|x| x == lv),
-            None => cfg.labels.contains_key(v),
-        },
-        "status" => {
-            let s = l.status.as_str();
-            s == v || (v == "stopped" && s == "exited")
-        }
-        "exited" => l.status == Status::Exited && v.parse::<i32>().is_ok_and(|n| n == l.exit_code),
-        "ancestor" => {
-            let v = v.trim_start_matches("sha256:");
-            cfg.image.id_hex().starts_with(v)
-                || cfg.image.name == v
-                || cfg.image.name.ends_with(&format!("/{v}"))
-                || cfg.image.name.ends_with(&format!("/{v}:latest"))
-                || cfg.image.name.split(':').next() == Some(v)
-                || cfg.image.name.rsplit('/').next() == Some(v)
-        }
-        _ => true,
-    }
-}
-
-/// podman matches names by regular expression; cairn supports the common
-/// forms: exact, `^prefix`, `suffix$`, and substrings.
-fn name_matches(name: &str, pattern: &str) -> bool {
-    match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
-        (Some(p), _) if p.ends_with('$') => name == &p[..p.len() - 1],
-        (Some(p), _) => name.starts_with(p),
-        (None, Some(s)) => name.ends_with(s),
-        (None, None) => name.contains(pattern),
-    }
-}
-
-/// `cairn logs`.
-pub fn logs(ctx: &Context, a: LogsArgs) -> anyhow::Result<u8> {
-    let containers = Containers::new(ctx.root());
-    let opts = logs::Options {
-        since: a.since.as_deref().map(super::parse_time).transpose()?,
-        until: a.until.as_deref().map(super::parse_time).transpose()?,
-        tail: a.tail.and_then(|t| usize::try_from(t).ok()),
-        timestamps: a.timestamps,
-    };
-    let names = if a.latest {
-        containers
-            .list()?
-            .last()
-            .map(|c| vec![c.config.id.to_string()])
-            .unwrap_or_default()
-    } else {
-        a.containers.clone()
-    };
-    for name in &names {
-        let c = containers.find(name)?;
-        logs::stream(
-            &c,
-            &opts,
-            a.follow,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        )?;
-    }
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stdin().is_terminal();
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1793,8 +1401,5 @@ mod tests {
         assert_eq!(parse_ulimit("nofile=1024:2048").unwrap().hard, 2048);
         assert_eq!(parse_ulimit("core=-1").unwrap().soft, -1);
         assert!(parse_ulimit("bogus=1").is_err());
-        assert!(name_matches("web1", "web"));
-        assert!(name_matches("web1", "^web1$"));
-        assert!(!name_matches("web12", "^web1$"));
     }
 }

@@ -41,8 +41,8 @@ pub struct CpArgs {
     /// Archive mode: keep owners (the default for copies into a container).
     #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
     pub archive: bool,
-    /// Accepted for podman compatibility.
-    #[arg(long)]
+    /// Not supported: replacing a directory by a file or the reverse.
+    #[arg(long, hide = true)]
     pub overwrite: bool,
 }
 
@@ -70,8 +70,21 @@ fn split(ctx: &Context, s: &str) -> anyhow::Result<Option<(Container, String)>> 
 
 /// `cairn cp`.
 pub fn cp(ctx: &Context, a: CpArgs) -> anyhow::Result<u8> {
+    if a.overwrite {
+        return Err(usage(
+            "cairn does not support --overwrite (cp never replaces a directory by a file or the reverse)",
+        ));
+    }
     let src = split(ctx, &a.source)?;
     let dst = split(ctx, &a.destination)?;
+    if a.source == "-" {
+        return match dst {
+            Some((c, path)) => copy_in_stream(ctx, &c, &path, a.archive),
+            None => Err(usage(
+                "with - as the source (a tar stream on stdin), the destination must be CONTAINER:PATH",
+            )),
+        };
+    }
     match (src, dst) {
         (Some(_), Some(_)) => Err(usage(
             "copying between containers is not supported: copy to the host first",
@@ -143,17 +156,66 @@ fn copy_out(ctx: &Context, c: &Container, path: &str, dst: &str) -> anyhow::Resu
         .spawn()
         .context("run the copy helper")?;
     let out = proc.stdout.take().expect("piped");
-    let mut ar = tar::Archive::new(out);
-    ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(nix::unistd::geteuid().is_root());
-    ar.set_overwrite(true);
-    let unpacked = ar.unpack(&dir);
+    let unpacked = unpack_keeping_dir_times(out, &dir);
     let status = proc.wait().context("wait for the copy helper")?;
     if !status.success() {
         return Ok(status.code().unwrap_or(125) as u8);
     }
     unpacked.with_context(|| format!("copy into {}", dir.display()))?;
     Ok(0)
+}
+
+/// Unpacks the helper's tar into `dir` (its checks keep every entry
+/// inside), then gives the directories their mode and mtime from the
+/// archive, deepest first: the files unpacked into a directory changed its
+/// mtime, and a read-only one had to stay writable until they were in.
+fn unpack_keeping_dir_times(tar: impl io::Read, dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut ar = tar::Archive::new(tar);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(nix::unistd::geteuid().is_root());
+    ar.set_overwrite(true);
+    let mut dirs = Vec::new();
+    for entry in ar.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_dir() {
+            entry.unpack_in(dir)?;
+            continue;
+        }
+        let rel = entry.path()?.into_owned();
+        let mode = entry.header().mode().ok();
+        let mtime = entry.header().mtime().ok();
+        if entry.unpack_in(dir)? {
+            let path = dir.join(&rel);
+            // Writable by us until its contents are in.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
+            dirs.push((path, mode, mtime));
+        }
+    }
+    for (path, mode, mtime) in dirs.iter().rev() {
+        // Never through a symlink: the tar comes from the container.
+        let d = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_DIRECTORY).bits())
+            .open(path)?;
+        if let Some(m) = mode {
+            d.set_permissions(fs::Permissions::from_mode(m & 0o7777))?;
+        }
+        if let Some(t) = mtime {
+            d.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(*t))?;
+        }
+    }
+    Ok(())
+}
+
+/// `cp - CONTAINER:DIR`: the tar stream on stdin unpacked into DIR, which
+/// must be a directory (podman's rule).
+fn copy_in_stream(ctx: &Context, c: &Container, path: &str, archive: bool) -> anyhow::Result<u8> {
+    let status = child(ctx, c, if archive { "in-chown" } else { "in" }, path, "-")?
+        .stdin(Stdio::inherit())
+        .status()
+        .context("run the copy helper")?;
+    Ok(status.code().unwrap_or(125) as u8)
 }
 
 /// Host → container.
@@ -286,7 +348,13 @@ fn child_out(path: &str, name: &str) -> anyhow::Result<u8> {
 
 fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Result<u8> {
     let dst = Path::new(path);
-    let contents = name == "/.";
+    // `-`: a tar stream from the user, unpacked into the directory `path`.
+    if name == "-" && !fs::metadata(dst).is_ok_and(|m| m.is_dir()) {
+        return Err(usage(format!(
+            "{path}: destination must be a directory when copying from stdin"
+        )));
+    }
+    let contents = name == "/." || name == "-";
     let (dir, newname) = match fs::metadata(dst) {
         Ok(m) if m.is_dir() => (
             dst.to_owned(),
@@ -330,16 +398,22 @@ fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Resul
     let mut ar = tar::Archive::new(io::stdin().lock());
     ar.set_preserve_permissions(true);
     ar.set_overwrite(true);
+    let mut dirs = Vec::new();
     for entry in ar.entries().context("read the tar stream")? {
         let mut entry = entry.context("read the tar stream")?;
         let rel = entry.path().context("entry path")?.into_owned();
-        let rel = rel.strip_prefix(".").unwrap_or(&rel).to_owned();
+        // Relative to the destination, whatever the stream says (`./x`,
+        // `/x`); `..` never.
         if rel
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
         {
             continue;
         }
+        let rel: PathBuf = rel
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect();
         let target = match &newname {
             Some(n) if rel.as_os_str().is_empty() => dir.join(n),
             Some(n) => dir.join(n).join(&rel),
@@ -348,9 +422,16 @@ fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Resul
         if target == dir {
             continue;
         }
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("create {} in the container", parent.display()))?;
+        }
         entry
             .unpack(&target)
             .with_context(|| format!("write {} in the container", target.display()))?;
+        if entry.header().entry_type().is_dir() {
+            dirs.push((target.clone(), entry.header().mtime().ok()));
+        }
         if let Some((uid, gid)) = owner {
             nix::unistd::fchownat(
                 nix::fcntl::AT_FDCWD,
@@ -364,7 +445,24 @@ fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Resul
             })?;
         }
     }
+    // Directory mtimes last, deepest first: their contents changed them.
+    for (path, mtime) in dirs.iter().rev() {
+        if let Some(t) = mtime {
+            set_dir_mtime(path, *t)
+                .with_context(|| format!("set the mtime of {} in the container", path.display()))?;
+        }
+    }
     Ok(0)
+}
+
+/// Sets a directory's mtime, never through a symlink.
+fn set_dir_mtime(path: &Path, secs: u64) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_DIRECTORY).bits())
+        .open(path)?
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// uid and gid of `user[:group]` from the (chrooted) container's files.

@@ -38,22 +38,11 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `--since`/`--until`: RFC 3339 time, a Unix timestamp, or a duration
-/// before now (`10m`, `2h`), as podman accepts them.
+/// `--since`/`--until`/`until=`: the forms podman accepts (RFC 3339,
+/// `2006-01-02[T15:04:05]`, Unix seconds, a duration before now), in
+/// nanoseconds since the epoch; see `container::logs`.
 pub fn parse_time(s: &str) -> anyhow::Result<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t
-            .timestamp_nanos_opt()
-            .ok_or_else(|| anyhow::anyhow!("time {s:?} out of range"));
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
-    }
-    if let Ok(d) = parse_duration(s) {
-        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        return Ok(now - d.as_nanos() as i64);
-    }
-    anyhow::bail!("invalid time {s:?}: use RFC 3339 (2024-01-02T15:04:05Z), a Unix timestamp, or a duration like 10m")
+    container::parse_time_since(s)
 }
 
 #[cfg(test)]

@@ -61,6 +61,9 @@ pub struct Options {
     pub tail: Option<usize>,
     /// Prefix each line with its time.
     pub timestamps: bool,
+    /// Prefix each line with this word and a space, before the time
+    /// (podman's short id or name when it prints several containers).
+    pub prefix: Option<String>,
 }
 
 /// Prints the records of `data` selected by `opts` to `out`/`err`.
@@ -100,6 +103,10 @@ pub fn print(
     let mut line_start = true;
     for r in &records[start..] {
         let w: &mut dyn Write = if r.stdout { out } else { err };
+        if let Some(p) = opts.prefix.as_deref().filter(|_| line_start) {
+            w.write_all(p.as_bytes())?;
+            w.write_all(b" ")?;
+        }
         if opts.timestamps && line_start {
             w.write_all(rfc3339_nano(r.ns).as_bytes())?;
             w.write_all(b" ")?;

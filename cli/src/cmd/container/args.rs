@@ -187,7 +187,7 @@ pub struct StartArgs {
     pub all: bool,
 }
 
-/// `stop` and `restart` flags.
+/// `stop` flags.
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Containers (names or ids).
@@ -206,6 +206,45 @@ pub struct StopArgs {
     /// Do not fail for containers that do not exist.
     #[arg(short, long)]
     pub ignore: bool,
+    /// Read the container id from this file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Vec<PathBuf>,
+    /// Only the containers matching these filters (as `ps --filter`).
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Act on the latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+}
+
+/// `restart` flags.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Containers (names or ids).
+    pub containers: Vec<String>,
+    /// Seconds to wait before SIGKILL (default: the container's stop timeout).
+    #[arg(
+        short = 't',
+        long = "time",
+        visible_alias = "timeout",
+        value_name = "SECONDS"
+    )]
+    pub time: Option<u64>,
+    /// Every container (with --running, every running one).
+    #[arg(short, long)]
+    pub all: bool,
+    /// With --all, only the running containers.
+    #[arg(long)]
+    pub running: bool,
+    /// Read the container id from this file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Vec<PathBuf>,
+    /// Only the containers matching these filters (as `ps --filter`).
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Act on the latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
 }
 
 /// `kill` flags.
@@ -219,6 +258,12 @@ pub struct KillArgs {
     /// Every running container.
     #[arg(short, long)]
     pub all: bool,
+    /// Read the container id from this file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Vec<PathBuf>,
+    /// Act on the latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
 }
 
 /// `rm` flags.
@@ -226,7 +271,7 @@ pub struct KillArgs {
 pub struct RmArgs {
     /// Containers (names or ids).
     pub containers: Vec<String>,
-    /// Stop running containers first.
+    /// Stop running containers first; missing containers are no error (as --ignore).
     #[arg(short, long)]
     pub force: bool,
     /// Remove anonymous volumes too.
@@ -241,6 +286,18 @@ pub struct RmArgs {
     /// Seconds to wait for a stop before SIGKILL.
     #[arg(short = 't', long = "time", value_name = "SECONDS")]
     pub time: Option<u64>,
+    /// Read the container id from this file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Vec<PathBuf>,
+    /// Only the containers matching these filters (as `ps --filter`).
+    #[arg(long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    /// Act on the latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Accepted for podman compatibility: no cairn container depends on another, so only the named ones are removed.
+    #[arg(long)]
+    pub depend: bool,
     /// Internal (`run -d --rm`): wait for the container to exit, then remove it.
     #[arg(long, hide = true)]
     pub after_exit: bool,
@@ -293,37 +350,45 @@ pub struct PsArgs {
     /// Output format: table, json, or a Go template.
     #[arg(long)]
     pub format: Option<String>,
-    /// Filter: name=, label=KEY[=VALUE], status=, id=, ancestor=, exited=.
+    /// Filter (the same key repeated: any of its values; labels and different keys: all): id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=, before=, since=, until=.
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filters: Vec<String>,
     /// Omit the table header.
-    #[arg(short = 'n', long = "noheading")]
+    #[arg(long = "noheading")]
     pub noheading: bool,
-    /// Show the latest container only.
+    /// Show the latest container only (all states).
     #[arg(short, long)]
     pub latest: bool,
-    /// Show the last N containers.
-    #[arg(long)]
-    pub last: Option<usize>,
-    /// Accepted for podman compatibility (no sizes computed).
+    /// Show the last N created containers, all states (-1: no limit).
+    #[arg(short = 'n', long, default_value_t = -1, allow_negative_numbers = true, value_name = "N")]
+    pub last: i64,
+    /// Show each container's size: its writable layer (virtual: with the image).
     #[arg(short, long)]
     pub size: bool,
-    /// Accepted for podman compatibility (no pods).
-    #[arg(short, long)]
+    /// Not supported: cairn has no pods.
+    #[arg(short, long, hide = true)]
     pub pod: bool,
-    /// Accepted for podman compatibility (no external containers).
+    /// Accepted for podman compatibility: cairn has no containers outside its own.
     #[arg(long)]
     pub external: bool,
-    /// Accepted for podman compatibility (sort field).
-    #[arg(long)]
+    /// Sort by: command, created, id, image, names, runningfor, size, status.
+    #[arg(long, value_name = "FIELD", value_parser = ["command", "created", "id", "image", "names", "runningfor", "size", "status"])]
     pub sort: Option<String>,
+    /// Accepted for podman compatibility: cairn reads each container's state live.
+    #[arg(long)]
+    pub sync: bool,
+    /// Not supported: namespace columns.
+    #[arg(long, hide = true)]
+    pub ns: bool,
+    /// Not supported: watch.
+    #[arg(short, long, hide = true, value_name = "SECONDS")]
+    pub watch: Option<u64>,
 }
 
 /// `logs` flags.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Containers (names or ids).
-    #[arg(required = true)]
     pub containers: Vec<String>,
     /// Follow the log until the container stops.
     #[arg(short, long)]
@@ -331,35 +396,43 @@ pub struct LogsArgs {
     /// Show timestamps.
     #[arg(short, long)]
     pub timestamps: bool,
-    /// Only lines at or after this time (RFC 3339, Unix time, or a duration like 10m).
+    /// Only lines at or after this time: RFC 3339, 2006-01-02[T15:04:05] (local time), Unix seconds, or a duration before now (10m).
     #[arg(long)]
     pub since: Option<String>,
-    /// Only lines before this time.
+    /// Only lines before this time (same forms as --since).
     #[arg(long)]
     pub until: Option<String>,
     /// Only the last N lines (-1: all).
     #[arg(long, allow_negative_numbers = true)]
     pub tail: Option<i64>,
-    /// Prefix lines with the container name (several containers).
+    /// Prefix lines with the container name instead of its id (several containers).
     #[arg(short, long)]
     pub names: bool,
     /// Show the latest container's log.
     #[arg(short, long)]
     pub latest: bool,
+    /// Accepted for podman compatibility: cairn prints without colors.
+    #[arg(long)]
+    pub color: bool,
 }
 
 /// `wait` flags.
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Containers (names or ids).
-    #[arg(required = true)]
     pub containers: Vec<String>,
     /// Conditions to wait for (stopped, exited, running, …).
     #[arg(long = "condition", value_name = "STATE")]
     pub condition: Vec<String>,
     /// Do not fail for containers that do not exist.
-    #[arg(short, long)]
+    #[arg(long)]
     pub ignore: bool,
+    /// How often to look (a duration: 250ms, 1s).
+    #[arg(short, long, default_value = "250ms", value_name = "DURATION")]
+    pub interval: String,
+    /// Wait for the latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
 }
 
 /// `rename` arguments.
@@ -390,11 +463,16 @@ pub struct EnterArgs {
 /// `top` arguments.
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// The container.
-    pub container: String,
-    /// ps(1) options (as for podman top, only descriptors are not supported: plain ps options).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub options: Vec<String>,
+    /// The container (not with --latest), then descriptors (user, pid, ppid, pcpu, etime, tty, time, args, comm, …, comma or space separated) or ps(1) options run in the container.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONTAINER [FORMAT-DESCRIPTORS|ARGS...]"
+    )]
+    pub args: Vec<String>,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
 }
 
 /// `container prune` flags.
@@ -403,4 +481,191 @@ pub struct ContainerPruneArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub force: bool,
+    /// Only the containers matching: label=KEY[=VALUE], label!=KEY[=VALUE], until=TIME.
+    #[arg(long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+}
+
+/// `container exists` flags.
+#[derive(Debug, Args)]
+pub struct ContainerExistsArgs {
+    /// The container.
+    pub container: String,
+    /// Accepted for podman compatibility: cairn has no containers outside its own.
+    #[arg(long)]
+    pub external: bool,
+}
+
+/// `container inspect` flags.
+#[derive(Debug, Args)]
+pub struct ContainerInspectArgs {
+    /// Containers (names or ids).
+    pub names: Vec<String>,
+    /// Go template applied to each result, or json.
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Not supported: sizes in inspect.
+    #[arg(short, long, hide = true)]
+    pub size: bool,
+}
+
+/// `port` flags.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container, then optionally PORT[/PROTO].
+    pub args: Vec<String>,
+    /// Every container.
+    #[arg(short, long)]
+    pub all: bool,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+}
+
+/// `init` flags.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Containers (names or ids).
+    pub containers: Vec<String>,
+    /// Every container.
+    #[arg(short, long)]
+    pub all: bool,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+}
+
+/// `diff` flags.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The container (or image: refused).
+    pub container: Option<String>,
+    /// Output format: json.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+}
+
+/// `mount` flags.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Containers (names or ids); none: list the mounted ones.
+    pub containers: Vec<String>,
+    /// Every container.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Output format: json.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Do not truncate ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+/// `unmount` flags.
+#[derive(Debug, Args)]
+pub struct UnmountArgs {
+    /// Containers (names or ids).
+    pub containers: Vec<String>,
+    /// Every mounted container.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Unmount even if mounted more than once.
+    #[arg(short, long)]
+    pub force: bool,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+}
+
+/// `attach` flags (refused: see the handler).
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The container.
+    pub container: Option<String>,
+    /// Detach keys.
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Do not attach stdin.
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy signals.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub sig_proxy: Option<bool>,
+}
+
+/// `healthcheck run` arguments.
+#[derive(Debug, Args)]
+pub struct HealthcheckRunArgs {
+    /// The container.
+    pub container: String,
+}
+
+/// `generate systemd` flags.
+#[derive(Debug, Args)]
+pub struct GenerateSystemdArgs {
+    /// The container.
+    pub container: String,
+    /// Use the container's name instead of its id (unit name and commands).
+    #[arg(short, long)]
+    pub name: bool,
+    /// A unit that creates a new container on start and removes it on stop.
+    #[arg(long)]
+    pub new: bool,
+    /// Skip the header comment.
+    #[arg(long)]
+    pub no_header: bool,
+    /// Unit name prefix for containers.
+    #[arg(long, default_value = "container", value_name = "PREFIX")]
+    pub container_prefix: String,
+    /// Separator between prefix and name or id.
+    #[arg(long, default_value = "-", value_name = "SEP")]
+    pub separator: String,
+    /// systemd Restart= policy.
+    #[arg(long, default_value = "on-failure", value_name = "POLICY")]
+    pub restart_policy: String,
+    /// systemd RestartSec=.
+    #[arg(long, value_name = "SECONDS")]
+    pub restart_sec: Option<u64>,
+    /// systemd TimeoutStartSec=.
+    #[arg(long, value_name = "SECONDS")]
+    pub start_timeout: Option<u64>,
+    /// Seconds `stop` waits (default: the container's stop timeout).
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
+    /// Environment variables for the unit (KEY=VALUE).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// After= dependencies.
+    #[arg(long, value_name = "UNIT")]
+    pub after: Vec<String>,
+    /// Wants= dependencies.
+    #[arg(long, value_name = "UNIT")]
+    pub wants: Vec<String>,
+    /// Requires= dependencies.
+    #[arg(long, value_name = "UNIT")]
+    pub requires: Vec<String>,
+    /// Write container-NAME.service in the current directory and print its path.
+    #[arg(short, long)]
+    pub files: bool,
+    /// Not supported: json output.
+    #[arg(long, hide = true)]
+    pub format: Option<String>,
+    /// Not supported: template units.
+    #[arg(long, hide = true)]
+    pub template: bool,
+    /// Not supported: cairn has no pods.
+    #[arg(long, hide = true, value_name = "PREFIX")]
+    pub pod_prefix: Option<String>,
 }
