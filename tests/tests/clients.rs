@@ -347,3 +347,36 @@ fn toolbox_creates_runs_lists_and_removes_as_a_normal_user() {
     assert_eq!(rm.code, 0, "{}", show("toolbox rm", &rm));
     assert!(!container_names(&env).contains(&"tbx".to_owned()));
 }
+
+/// distrobox (as podman) and toolbox create rootless containers with `--userns keep-id
+/// --user root:root` and then `exec --user CALLER` into them: the container's process runs as
+/// a subordinate id the caller cannot read /proc of before joining its user namespace. Before
+/// the fix, exec failed with "open /proc/PID/environ: Permission denied".
+#[test]
+fn exec_into_a_rootless_keep_id_container_running_as_root() {
+    let env = Clients::rootless().expect("rootless clients environment");
+    let user = env.cairn().user().expect("rootless").name.clone();
+    env.engine_ok([
+        "run",
+        "-d",
+        "--name",
+        "kid",
+        "--userns",
+        "keep-id",
+        "--user",
+        "root:root",
+        "-e",
+        "FROM_RUN=1",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(
+        env.engine_ok(["exec", "kid", "sh", "-c", "id -un; echo $FROM_RUN"]),
+        "root\n1\n"
+    );
+    assert_eq!(
+        env.engine_ok(["exec", "--user", &user, "kid", "id", "-un"]),
+        format!("{user}\n")
+    );
+}
