@@ -79,6 +79,16 @@ impl Target {
     }
 }
 
+/// The entries of a `/proc/PID/environ`.
+fn env_from_environ(bytes: &[u8]) -> Env {
+    Env::from_entries(bytes.split(|&b| b == 0).map(<[u8]>::to_vec))
+}
+
+/// Whether `e` is a system call refused with EACCES.
+fn permission_denied(e: &Error) -> bool {
+    matches!(e, Error::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
 /// Which of `wanted` differ from ours (`explicit`: a missing one is an error).
 fn namespaces_to_join(t: &Target, wanted: &[Namespace], explicit: bool) -> Result<Vec<Namespace>> {
     let mut join = Vec::new();
@@ -289,21 +299,28 @@ fn join_and_start(
         None
     };
     // The environment is read before joining: afterwards the target's
-    // environ may be unreadable to the joined user namespace's root.
-    let base_env = if p.preserve_env {
-        Env::current()
+    // environ may be unreadable to the joined user namespace's root. Before
+    // joining it is unreadable when the target runs as an id of a user
+    // namespace the caller only owns (a rootless keep-id container whose
+    // process is its root, i.e. a subordinate id): then it is read after
+    // joining, where the caller holds CAP_SYS_PTRACE over it.
+    let environ_hint = "cannot read the target's environment: pass --preserve-env to use yours";
+    let early_env = if p.preserve_env {
+        Some(Env::current())
     } else {
-        Env::from_entries(
-            t.read("environ")
-                .map_err(|e| {
-                    e.hint("cannot read the target's environment: pass --preserve-env to use yours")
-                })?
-                .split(|&b| b == 0)
-                .map(<[u8]>::to_vec),
-        )
+        match t.read("environ") {
+            Ok(bytes) => Some(env_from_environ(&bytes)),
+            Err(e) if permission_denied(&e) && namespaces.contains(&Namespace::User) => None,
+            Err(e) => return Err(e.hint(environ_hint)),
+        }
     };
 
     join(&t, pidfd.as_ref(), &namespaces)?;
+
+    let base_env = match early_env {
+        Some(env) => env,
+        None => env_from_environ(&t.read("environ").map_err(|e| e.hint(environ_hint))?),
+    };
 
     if let Some(cwd) = &cwd {
         // setns(CLONE_NEWNS) made the namespace's root (the container's,

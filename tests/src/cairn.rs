@@ -208,6 +208,12 @@ impl Cairn {
         c
     }
 
+    /// `program` (a client of cairn's CLI, say) run as this environment's user with the
+    /// environment cairn runs with, not started. Stdio is left to the caller.
+    pub fn tool(&self, program: impl AsRef<OsStr>) -> Command {
+        self.as_store_user(program)
+    }
+
     /// `program` as this environment's user (through `setpriv` for a rootless one) with exactly
     /// the environment cairn runs with: nothing of the test process's environment but `PATH`.
     fn as_store_user(&self, program: impl AsRef<OsStr>) -> Command {

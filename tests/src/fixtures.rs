@@ -21,6 +21,9 @@ pub mod refs {
     pub const MULTI_SIBLING: &str = "multi-sibling";
     /// An index: linux/amd64, linux/arm64, linux/arm/v7 and an attestation.
     pub const PLATFORMS: &str = "platforms";
+    /// debian-min plus what real clients' in-container set-up needs (distrobox-init's packages,
+    /// capsh, sudo) and a user `dev` (uid 1000): tests/tests/clients.rs.
+    pub const CLIENTS: &str = "clients";
 }
 
 /// The fixture OCI layout, built on first use (a few minutes when the

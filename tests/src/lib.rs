@@ -10,6 +10,7 @@
 //!   delays, dropped connections and ignored ranges, with a request log.
 //! - [`image`]: deterministic OCI layouts (single images and multi-platform indexes) to push.
 //! - [`cairn`]: the real `cairn` binary in an isolated environment.
+//! - [`clients`]: distrobox, toolbox and the Dev Containers CLI run against cairn.
 //! - [`fixtures`]: the real Debian test images, built once and cached.
 //! - [`roots`]: image roots in a store (layer stacks), found or mounted as a container sees them.
 //! - [`attack`]: the attack suite's probe program, hostile images, host fingerprints.
@@ -26,6 +27,7 @@
 pub mod attack;
 pub mod cairn;
 mod certs;
+pub mod clients;
 pub mod faultproxy;
 pub mod fixtures;
 pub mod image;

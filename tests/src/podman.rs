@@ -221,7 +221,7 @@ impl Drop for Podman {
 /// /sys/fs/cgroup/unified) and it is not mounted yet: crun 1.8 refuses hybrid hosts that leave
 /// a controller on cgroup2. Once per process; a concurrent mount by another test binary is
 /// tolerated (the check is repeated after a failed mount).
-fn ensure_hugetlb_v1() -> Result<(), String> {
+pub(crate) fn ensure_hugetlb_v1() -> Result<(), String> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         if !Path::new("/sys/fs/cgroup/unified").exists() || hugetlb_v1_mounted()? {

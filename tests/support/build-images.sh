@@ -17,7 +17,7 @@
 # validated (digests, diff_ids, media types, edge cases, a push of every ref to a throw-away
 # docker-registry on 127.0.0.1) and only then renamed into place.
 #
-# Refs: debian-min debian-min-zstd debian-min-plain multi multi-sibling platforms
+# Refs: debian-min debian-min-zstd debian-min-plain multi multi-sibling platforms clients
 #       with --bench also: bench-one bench-four
 # The edge cases of `multi` (layer 3) are listed in edge_layer() and checked in check_multi().
 #
@@ -781,6 +781,24 @@ L_SIB4=$(py layer "$OCI" "$WORK/sib.tar" gzip "cairn sibling top layer")
 mkimage multi "$AMD64" '["bash"]' "$L_MIN" "$L_MULTI2" "$L_MULTI3" "$L_MULTI4" >/dev/null
 mkimage multi-sibling "$AMD64" '["bash"]' "$L_MIN" "$L_MULTI2" "$L_MULTI3" "$L_SIB4" >/dev/null
 
+# ---- clients: debian-min plus what the real clients' in-container init needs, so that
+# tests/tests/clients.rs runs offline. distrobox-init (1.4) runs `apt-get update && apt-get
+# install ...` (and fails without a network) unless every one of find mount passwd sudo useradd
+# diff pinentry wget curl less bc time lsof and the caller's shell is on PATH; toolbox's
+# init-container writes /etc/sudoers.d and `toolbox run` execs through capsh (libcap2-bin). A
+# user `dev` (uid 1000) is the Dev Containers remoteUser. One umoci diff layer over
+# debian-min's.
+CLIENTS_PKGS="sudo pinentry-curses wget curl less bc time lsof procps libcap2-bin"
+rootfs clients --variant=custom --setup-hook="tar-in $BASE /" \
+  --customize-hook="chroot \"\$1\" apt-get install -y --no-install-recommends $CLIENTS_PKGS" \
+  --customize-hook='chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash dev' \
+  --customize-hook='chroot "$1" apt-get clean' --customize-hook="$SCRUB"
+CLIENTS_TAR=$ROOTFS
+log "layer 2 of clients (umoci diff)"
+umoci_diffs debian-min tmp-clients "$CLIENTS_TAR"
+L_CLIENTS2=$(py layers "$OCI" tmp-clients | jq -c --arg c "apt-get install $CLIENTS_PKGS; useradd dev" '.[1] + {createdBy: $c}')
+mkimage clients "$AMD64" '["bash"]' "$L_MIN" "$L_CLIENTS2" >/dev/null
+
 # ---- platforms: amd64 (debian-min + marker), real arm64 and armv7 busybox roots, attestation
 # only the main suite for these: busybox-static is all they need
 ROOTFS_SOURCES="deb $MIRROR $SUITE main" rootfs arm64 --arch=arm64 --variant=extract --include=busybox-static \
@@ -846,15 +864,18 @@ chroot "$r" apt-get install -y --no-install-recommends procps less ca-certificat
   py untag "$OCI" tmp-bench-base tmp-bench >/dev/null
 fi
 
-py untag "$OCI" tmp-multi >/dev/null
+py untag "$OCI" tmp-multi tmp-clients >/dev/null
 py gc "$OCI" >/dev/null
+# umoci writes its blobs 0600; rootless tests (tests/tests/clients.rs) read the layout as
+# their user
+chmod -R a+rX "$OCI"
 log "built in $((SECONDS - T0)) s; validating"
 
 # ------------------------------------------------------------------------------------------
 # validation
 # ------------------------------------------------------------------------------------------
 fail() { die "validation: $*"; }
-REFS=(debian-min debian-min-zstd debian-min-plain multi multi-sibling platforms)
+REFS=(debian-min debian-min-zstd debian-min-plain multi multi-sibling platforms clients)
 [ "$BENCH" = 1 ] && REFS+=(bench-one bench-four)
 
 # digests, sizes, diff_ids (every layer decompressed), media types
@@ -874,6 +895,7 @@ expect "[.multi, .\"multi-sibling\"] | all(.layers | length == 4 and all(.mediaT
 expect '.multi.layers[0].digest == .["debian-min"].layers[0].digest' "multi layer 1 must be debian-min's blob"
 expect '(.multi.layers[0:3] | map(.digest)) == (.["multi-sibling"].layers[0:3] | map(.digest))' "multi/multi-sibling must share layers 1-3"
 expect '.multi.layers[3].digest != .["multi-sibling"].layers[3].digest' "multi/multi-sibling top layers must differ"
+expect '.["debian-min"].layers[0].digest as $b | .clients.layers | length == 2 and .[0].digest == $b' "clients: want debian-min's layer and one more"
 expect '.platforms.manifests | map(.platform) == ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "unknown/unknown"]' "platforms: entries"
 expect '.platforms.manifests[0].layers[0].digest == .["debian-min"].layers[0].digest' "platforms amd64 must reuse debian-min's layer"
 expect '.platforms.manifests[3].annotations["vnd.docker.reference.digest"] == .platforms.manifests[0].manifest' "attestation must reference the amd64 manifest"

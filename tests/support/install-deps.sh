@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (as root, with apt-get) every Debian package that cairn's tests, the test-image
-# build (tests/support/build-images.sh) and the benchmarks need. Idempotent: when everything is
-# already installed it does not touch apt at all and returns in a few milliseconds.
+# build (tests/support/build-images.sh) and the benchmarks need, and the Dev Containers CLI
+# (npm, pinned) into /opt/devcontainers. Idempotent: when everything is already installed it
+# touches neither apt nor npm and returns in well under a second.
 # Not root: prints what is missing and exits 1 (0 when nothing is missing).
 #
 #   tests/support/install-deps.sh [--check]     --check: only report, never install
@@ -34,22 +35,34 @@ PACKAGES=(
   keyutils              # keyctl: the keyring attack in tests/tests/seccomp.rs
   gcc libc6-dev         # cc -static builds the probes of tests/tests/seccomp.rs and attacks*.rs
   attr                  # getfattr: xattrs compared with umoci in tests/tests/unpack.rs
+  distrobox             # real client of cairn's CLI (tests/tests/clients.rs)
+  podman-toolbox        # real client: toolbox (tests/tests/clients.rs)
+  dbus-daemon           # a private system bus for toolbox in tests/tests/clients.rs
+  nodejs                # runs the Dev Containers CLI (below; it declares node >= 20, Debian 12 has 18)
 )
 
 # commands that must work afterwards (a package can be "installed" yet broken)
 COMMANDS=(docker-registry skopeo umoci podman crun mmdebstrap mmtarfilter arch-test newuidmap getfattr
   newgidmap zstd pigz gzip tar rsync jq python3 openssl htpasswd /usr/bin/time hyperfine unshare
-  nsenter flock mount umount ps sha256sum find keyctl cc)
+  nsenter flock mount umount ps sha256sum find keyctl cc distrobox-create distrobox-enter toolbox
+  dbus-daemon node npm)
+
+# The Dev Containers CLI, from npm, pinned, in a fixed prefix (tests/src/clients.rs looks there)
+DEVCONTAINER_CLI=@devcontainers/cli@0.89.0
+DEVCONTAINER_PREFIX=/opt/devcontainers
+DEVCONTAINER_BIN=$DEVCONTAINER_PREFIX/node_modules/.bin/devcontainer
 
 check_only=0
 for a in "$@"; do
   case $a in
     --check) check_only=1 ;;
-    -h | --help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-deps.sh: unknown argument: $a" >&2; exit 2 ;;
   esac
 done
 
+# nodejs from another source (NodeSource) ships npm itself and conflicts with Debian's npm
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 mapfile -t uniq < <(printf '%s\n' "${PACKAGES[@]}" | awk '!seen[$0]++')
 
 missing_pkgs() {
@@ -67,10 +80,34 @@ missing_cmds() {
   for c in "${COMMANDS[@]}"; do command -v "$c" >/dev/null 2>&1 || echo "$c"; done
 }
 
+# the installed version, read from its package.json (starting node takes a second)
+devcontainer_ok() {
+  [ -x "$DEVCONTAINER_BIN" ] &&
+    grep -q "\"version\": \"${DEVCONTAINER_CLI##*@}\"" \
+      "$DEVCONTAINER_PREFIX/node_modules/@devcontainers/cli/package.json" 2>/dev/null
+}
+
+# npm install of the pinned CLI (root, npm present); a no-op when that version is there
+install_devcontainer() {
+  devcontainer_ok && return 0
+  if [ "$check_only" = 1 ] || [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing $DEVCONTAINER_CLI in $DEVCONTAINER_PREFIX; as root run: tests/support/install-deps.sh" >&2
+    return 1
+  fi
+  mkdir -p "$DEVCONTAINER_PREFIX"
+  npm install --prefix "$DEVCONTAINER_PREFIX" --save-exact --no-audit --no-fund --loglevel=error \
+    "$DEVCONTAINER_CLI" >&2
+  [ "$("$DEVCONTAINER_BIN" --version)" = "${DEVCONTAINER_CLI##*@}" ] || {
+    echo "install-deps: $DEVCONTAINER_BIN --version is not ${DEVCONTAINER_CLI##*@} after npm install" >&2
+    return 1
+  }
+}
+
 mapfile -t mp < <(missing_pkgs)
 mapfile -t mc < <(missing_cmds)
 if [ ${#mp[@]} -eq 0 ] && [ ${#mc[@]} -eq 0 ]; then
-  exit 0
+  install_devcontainer
+  exit $?
 fi
 
 echo "install-deps: missing packages: ${mp[*]:-none}; missing commands: ${mc[*]:-none}" >&2
@@ -97,4 +134,5 @@ if [ ${#mp[@]} -ne 0 ] || [ ${#mc[@]} -ne 0 ]; then
   echo "install-deps: still missing after apt-get: packages: ${mp[*]:-none}; commands: ${mc[*]:-none}" >&2
   exit 1
 fi
+install_devcontainer
 echo "install-deps: ok" >&2
