@@ -340,14 +340,6 @@ impl ContainersConf {
                 return Err(bad("default_sysctls", format!("{s:?} is not NAME=VALUE")));
             }
         }
-        if let Some(d) = &c.log_driver {
-            if !matches!(d.as_str(), "k8s-file" | "") {
-                return Err(bad(
-                    "log_driver",
-                    format!("{d:?}: cairn writes k8s-file logs only; set log_driver = \"k8s-file\" or leave it out"),
-                ));
-            }
-        }
         let tz = c.tz.clone().filter(|t| !t.is_empty());
         if let Some(t) = &tz {
             if t != "local"
@@ -405,6 +397,15 @@ impl ContainersConf {
                 "default_sysctls",
                 "cairn's runtime does not set sysctls yet",
             ));
+        }
+        // A machine-wide journald (podman's own compiled default on some
+        // distributions) must not stop every create: cairn logs to its
+        // k8s-file and says so.
+        if c.log_driver
+            .as_deref()
+            .is_some_and(|d| !matches!(d, "k8s-file" | ""))
+        {
+            out.push(("log_driver", "cairn writes k8s-file logs only"));
         }
         if c.log_size_max.is_some_and(|m| m > 0) {
             out.push(("log_size_max", "cairn's k8s-file log is not capped yet"));
@@ -701,7 +702,7 @@ env = ["FOO=bar", "PATH=/x"]
 tz = "Asia/Tokyo"
 umask = "0077"
 no_hosts = true
-log_driver = "k8s-file"
+log_driver = "journald"
 log_size_max = 4096
 a_key_from_podman_6 = { nested = 1 }
 
@@ -739,6 +740,17 @@ cgroup_manager = "cgroupfs"
         assert_eq!(got.umask, Some(0o077));
         assert!(got.no_hosts);
         assert_eq!(got.log_size_max, Some(4096));
+        let unapplied: Vec<&str> = ContainersConf::load(&s)
+            .unwrap()
+            .unapplied(true)
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        // net.* sysctls are skipped on the host network, as podman does.
+        assert_eq!(
+            unapplied,
+            ["init_path", "umask", "log_driver", "log_size_max"]
+        );
         assert_eq!(got.capabilities, COMPILED_CAPABILITIES);
         let none = Defaults::default();
         assert_eq!(
@@ -786,10 +798,6 @@ cgroup_manager = "cgroupfs"
             (
                 "env = [\"NOEQUALS\"]",
                 "env: \"NOEQUALS\" is not NAME=VALUE",
-            ),
-            (
-                "log_driver = \"journald\"",
-                "cairn writes k8s-file logs only",
             ),
             ("tz = \"../../etc/shadow\"", "is not a zone name"),
         ];

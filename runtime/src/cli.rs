@@ -158,7 +158,9 @@ Options:
                          process group, the terminal's foreground), forward
                          SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
                          and SIGWINCH to it, reap every zombie, exit with its
-                         status (128+N for signal N), like podman --init
+                         status (128+N for signal N), like podman --init;
+                         it re-executes itself as /run/podman-init -- CMD,
+                         which is what /proc/1/cmdline shows
   --spec FILE            read the settings from a JSON file (flags on top)
   -h, --help             this text
   --version              print the version

@@ -24,6 +24,12 @@ use crate::error::{Context as _, Result};
 use crate::process;
 use crate::sys::SingleThreaded;
 
+/// PID 1's command line once the init runs, as podman's (`/run/podman-init
+/// -- CMD...`): the init re-executes its own sealed copy under this name
+/// after the fork, so the container sees neither the host path of
+/// `cairn-pivot` nor its spec's path in `/proc/1/cmdline`.
+pub const INIT_ARGV0: &str = "/run/podman-init";
+
 /// Signals passed on to the command.
 pub const FORWARDED: &[Signal] = &[
     Signal::SIGTERM,
@@ -69,9 +75,69 @@ pub(crate) fn run(
             // Also from this side, so the group exists whichever runs first
             // (EACCES once the child has exec'd: then it did it itself).
             let _ = nix::unistd::setpgid(child, child);
+            // The forwarded signals and SIGCHLD stay blocked across the
+            // exec, so none is lost meanwhile; if the exec fails, the same
+            // loop runs here.
+            reexec(args, env);
             Ok(wait_forwarding(child, &set))
         }
     }
+}
+
+/// Becomes `/run/podman-init -- ARGS...`: the same (sealed) program,
+/// entering [`resume`]. Returns only if the exec fails.
+fn reexec(args: &[CString], env: &[CString]) {
+    let mut argv: Vec<CString> = [INIT_ARGV0, "--"]
+        .iter()
+        .filter_map(|a| CString::new(*a).ok())
+        .collect();
+    argv.extend(args.iter().cloned());
+    let _ = nix::unistd::execve(c"/proc/self/exe", &argv, env);
+}
+
+/// The init after [`reexec`]: the one child it has (the command, found by
+/// its parent pid) is waited for as before the exec; the status to exit
+/// with.
+pub(crate) fn resume() -> i32 {
+    let mut set: SigSet = FORWARDED.iter().copied().collect();
+    set.add(Signal::SIGCHLD);
+    if let Err(e) = set.thread_block() {
+        eprintln!("cairn-pivot (init): block signals: {e}");
+        return crate::EXIT_FAILURE;
+    }
+    let me = nix::unistd::getpid().as_raw();
+    match only_child(me) {
+        Some(child) => wait_forwarding(Pid::from_raw(child), &set),
+        None => {
+            eprintln!("{INIT_ARGV0}: the command's process was not found");
+            crate::EXIT_FAILURE
+        }
+    }
+}
+
+/// The process whose parent is `parent` (the lowest pid if several),
+/// from `/proc/PID/stat` (zombies included).
+fn only_child(parent: i32) -> Option<i32> {
+    let mut found: Option<i32> = None;
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        if parent_of(&stat) == Some(parent) && found.is_none_or(|f| pid < f) {
+            found = Some(pid);
+        }
+    }
+    found
+}
+
+/// The parent pid in a `/proc/PID/stat` line (`pid (comm) state ppid ...`;
+/// comm may hold spaces and parentheses).
+fn parent_of(stat: &str) -> Option<i32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The command's side: its own process group, in the foreground of the
@@ -145,5 +211,26 @@ fn reap(child: Pid) -> Option<i32> {
             Err(Errno::EINTR) => {}
             Err(_) => return code,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_pid_from_stat() {
+        assert_eq!(parent_of("2 (sh) S 1 2 2 0 -1"), Some(1));
+        assert_eq!(parent_of("7 (a ) b) (c) Z 42 7 7"), Some(42));
+        assert_eq!(parent_of("garbage"), None);
+        let me = nix::unistd::getpid().as_raw();
+        let child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert_eq!(only_child(me), Some(child.id() as i32));
+        let mut child = child;
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

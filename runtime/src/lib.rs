@@ -180,6 +180,13 @@ pub fn pivot_main(argv: Vec<OsString>) -> i32 {
     if let Err(e) = sealed::ensure("cairn-pivot") {
         return report_to("cairn-pivot", &e, early_fd);
     }
+    // The --init re-executed under podman's name (init::reexec).
+    if std::env::args_os()
+        .next()
+        .is_some_and(|a| a == init::INIT_ARGV0)
+    {
+        return init::resume();
+    }
     match cli::pivot_args(argv) {
         Ok(cli::Action::Print(t)) => print(t),
         Ok(cli::Action::Run(spec)) => {

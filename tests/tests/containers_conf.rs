@@ -324,3 +324,30 @@ fn ipc_host_shares_the_hosts_dev_shm() {
     let r = p.cairn.run(["run", "--rm", IMAGE, "ls", "/dev/shm"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
 }
+
+/// `--init`: PID 1's command line is podman's `/run/podman-init -- CMD`,
+/// not the host path of cairn's helper and its spec; the init still passes
+/// `stop`'s SIGTERM on and the command's status back.
+#[test]
+fn init_shows_run_podman_init_as_podman() {
+    let p = Pair::new();
+    let (c, pd) = p.both(&["--init"], "tr '\\0' ' ' < /proc/1/cmdline");
+    assert_eq!(c, pd);
+    assert_eq!(
+        c,
+        "/run/podman-init -- sh -c tr '\\0' ' ' < /proc/1/cmdline "
+    );
+    let r = p
+        .cairn
+        .run(["run", "--rm", "--init", IMAGE, "sh", "-c", "exit 7"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    let id = p.cairn.ok(["run", "-d", "--init", IMAGE, "sleep", "100"]);
+    let id = id.trim();
+    let started = std::time::Instant::now();
+    p.cairn.ok(["stop", "-t", "10", id]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let code = p
+        .cairn
+        .ok(["inspect", "--format", "{{.State.ExitCode}}", id]);
+    assert_eq!(code.trim(), "143");
+}
