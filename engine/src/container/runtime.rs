@@ -85,12 +85,12 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
         } else {
             Stdio::null()
         })
-        .stdout(if attach.output {
+        .stdout(if attach.output && !attach.no_stdout {
             Stdio::inherit()
         } else {
             Stdio::null()
         })
-        .stderr(if attach.output {
+        .stderr(if attach.output && !attach.no_stderr {
             Stdio::inherit()
         } else {
             Stdio::null()
@@ -149,6 +149,9 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     c.state.stopping = false;
     c.state.starts += 1;
     c.save_state()?;
+    if let Some(p) = &c.config.pidfile {
+        write_atomic(p, format!("{}", sync.pid).as_bytes())?;
+    }
     Ok(Started {
         monitor: if attach.output || attach.stdin {
             Some(child)
@@ -328,19 +331,33 @@ pub(crate) fn prepare_files(c: &Container) -> Result<()> {
         &c.dir.join("containerenv"),
         spec::containerenv(cfg, rootless).as_bytes(),
     )?;
+    if let Some(tz) = &cfg.timezone {
+        // A copy, as podman makes: the host's zone file may change or go.
+        let zone = fs::read(&tz.file)
+            .with_context(|| format!("read the time zone file {}", tz.file.display()))?;
+        write_atomic(&c.dir.join("localtime"), &zone)?;
+    }
     Ok(())
 }
 
 /// Waits for an attached monitor, forwarding SIGINT, SIGTERM, SIGHUP,
-/// SIGQUIT, SIGUSR1 and SIGUSR2 to the container (podman's sig-proxy) and
-/// SIGWINCH to the monitor (which resizes the pty). Returns the container's
-/// exit code.
-pub fn wait_attached(c: &Container, mut monitor: std::process::Child) -> Result<i32> {
+/// SIGQUIT, SIGUSR1 and SIGUSR2 to the container with `sig_proxy`
+/// (podman's sig-proxy; without it they act on us as usual, and the
+/// container, in the monitor's session, runs on) and SIGWINCH to the
+/// monitor (which resizes the pty). Returns the container's exit code.
+pub fn wait_attached(
+    c: &Container,
+    mut monitor: std::process::Child,
+    sig_proxy: bool,
+) -> Result<i32> {
     use signal_hook::consts::*;
-    let mut signals = signal_hook::iterator::Signals::new([
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
-    ])
-    .context("install signal handlers")?;
+    let proxied: &[i32] = if sig_proxy {
+        &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+    } else {
+        &[SIGWINCH]
+    };
+    let mut signals =
+        signal_hook::iterator::Signals::new(proxied).context("install signal handlers")?;
     let handle = signals.handle();
     let pid = c.state.pid;
     let pid_start = c.state.pid_start;

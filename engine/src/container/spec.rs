@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use cairn_runtime::protocol::{
-    self, BindMount, DevMode, Etc, EtcFile, InRoot, MonitorSpec, Mount, MountSpec, Namespace,
-    Overlay, PivotSpec, ProcMode, ProcessSpec, Propagation, Rlimit, RlimitValue, Root, RunMode,
-    SysMode, TmpfsMount,
+    self, BindMount, DevMode, DevptsMount, Etc, EtcFile, InRoot, MonitorSpec, Mount, MountSpec,
+    Namespace, Overlay, PivotSpec, ProcMode, ProcessSpec, Propagation, Rlimit, RlimitValue, Root,
+    RunMode, SysMode, TmpfsMount,
 };
 
 use super::config::{Config, MountConfig, MountKind};
@@ -72,6 +72,12 @@ pub struct Attach {
     pub output: bool,
     /// The caller's stdin goes to the container.
     pub stdin: bool,
+    /// With `output`: the container's stdout goes nowhere (`-a` without
+    /// STDOUT); it is still logged.
+    pub no_stdout: bool,
+    /// With `output`: the container's stderr goes nowhere (`-a` without
+    /// STDERR); it is still logged.
+    pub no_stderr: bool,
 }
 
 /// cairn-mount's spec. Fails on what the runtime would refuse: a container
@@ -79,6 +85,7 @@ pub struct Attach {
 pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     let ns = &c.namespaces;
     let mut mounts = c.mounts.iter().map(mount).collect::<Result<Vec<_>>>()?;
+    mounts.extend(flag_mounts(c, dir)?);
     let mut containerenv =
         BindMount::new(dir.join("containerenv"), InRoot::new("/run/.containerenv")?);
     containerenv.readonly = true;
@@ -100,8 +107,8 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     };
     let etc = Etc {
         hostname: etc_file("hostname"),
-        hosts: etc_file("hosts"),
-        resolv_conf: etc_file("resolv.conf"),
+        hosts: etc_file("hosts").filter(|_| !c.no_hosts),
+        resolv_conf: etc_file("resolv.conf").filter(|_| !c.no_resolv_conf),
     };
     // In a user namespace overlayfs keeps its metadata in user.* xattrs.
     let overlay_options = if crate::userns::rootless() {
@@ -149,7 +156,50 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
         masked_paths,
         readonly_paths,
         error_fd: None,
+        sysctl: c.sysctls.clone(),
     })
+}
+
+/// The mounts other flags than `-v`/`--mount`/`--tmpfs` ask for:
+/// `/dev/shm` (`--shm-size`, or the host's with `--ipc host`), `--device`
+/// nodes, `--mount type=devpts` and `--tz`'s `/etc/localtime`. A user's
+/// mount on the same path wins.
+fn flag_mounts(c: &Config, dir: &Path) -> Result<Vec<Mount>> {
+    let given = |d: &str| c.mounts.iter().any(|m| m.destination == d);
+    let mut mounts = Vec::new();
+    if !given("/dev/shm") {
+        if c.namespaces.ipc.is_host() {
+            // podman: the host's /dev/shm with the host's IPC namespace.
+            mounts.push(Mount::Bind(BindMount::new(
+                "/dev/shm".into(),
+                InRoot::new("/dev/shm")?,
+            )));
+        } else if let Some(size) = c.shm_size {
+            let mut shm = TmpfsMount::new(InRoot::new("/dev/shm")?);
+            shm.size = Some(size.to_string());
+            shm.mode = Some("1777".into());
+            shm.noexec = true;
+            mounts.push(Mount::Tmpfs(shm));
+        }
+    }
+    for d in &c.devices {
+        let mut b = BindMount::new(d.host.clone(), InRoot::new(&d.container)?);
+        b.recursive = false;
+        b.nosuid = true;
+        mounts.push(Mount::Bind(b));
+    }
+    for d in &c.devpts {
+        mounts.push(Mount::Devpts(DevptsMount {
+            target: InRoot::new(d)?,
+        }));
+    }
+    if c.timezone.is_some() && !given("/etc/localtime") {
+        let mut b = BindMount::new(dir.join("localtime"), InRoot::new("/etc/localtime")?);
+        b.readonly = true;
+        b.recursive = false;
+        mounts.push(Mount::Bind(b));
+    }
+    Ok(mounts)
 }
 
 fn in_root(paths: &[String]) -> Result<Vec<InRoot>> {
@@ -224,6 +274,10 @@ pub(crate) fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
             } else {
                 Vec::new()
             },
+            umask: c
+                .umask
+                .as_deref()
+                .and_then(|m| u32::from_str_radix(m, 8).ok()),
             ..ProcessSpec::default()
         },
         ..PivotSpec::default()
