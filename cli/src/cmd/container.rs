@@ -369,7 +369,7 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         security,
         ..options
     };
-    if a.pids_limit.is_some() {
+    if a.pids_limit.is_some_and(|n| n > 0) {
         tracing::warn!(
             "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
         );
@@ -432,9 +432,17 @@ fn create_options(
     }));
     let annotations = annotations(&a.annotation)?;
     let mounts = mounts(a, &cairn_store::StoreDir::Volumes.under(ctx.root()))?;
+    // `--ulimit host`: the host's limits, which the container inherits
+    // from cairn when none is set (podman's meaning; it must stand alone).
+    if a.ulimit.iter().any(|u| u == "host") && a.ulimit.len() > 1 {
+        return Err(usage(
+            "--ulimit host cannot be combined with other --ulimit values",
+        ));
+    }
     let ulimits = a
         .ulimit
         .iter()
+        .filter(|u| *u != "host")
         .map(|u| parse_ulimit(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let shm_size = a

@@ -112,9 +112,9 @@ pub struct CreateArgs {
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
     /// Limit the number of processes (recorded; needs a delegated cgroup to apply).
-    #[arg(long = "pids-limit", value_name = "N")]
+    #[arg(long = "pids-limit", value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
-    /// Resource limits: TYPE=SOFT[:HARD] (nofile, nproc, core, …).
+    /// Resource limits: TYPE=SOFT[:HARD] (nofile, nproc, core, …), or host (the host's, as cairn's own).
     #[arg(long, value_name = "TYPE=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
     /// Annotations (KEY=VALUE).
