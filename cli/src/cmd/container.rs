@@ -97,6 +97,9 @@ fn check_create_flags(a: &CreateArgs) -> anyhow::Result<()> {
     if let Some(m) = &a.umask {
         flags::umask(m).map_err(usage)?;
     }
+    // The recorded settings' values (time zone, sysctls, devices,
+    // healthcheck), checked before the image is looked for.
+    extra(a, &namespaces(a)?)?;
     Ok(())
 }
 
@@ -149,6 +152,11 @@ fn attach_for(streams: Option<flags::Streams>, interactive: bool) -> Attach {
 pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
     check_run_flags(&a)?;
     let streams = flags::attach_streams(&a.create.attach).map_err(usage)?;
+    // Before the container exists: a signal as soon as it runs is ours.
+    let proxy = match a.detach {
+        true => None,
+        false => Some(runtime::signal_proxy(a.sig_proxy)?),
+    };
     let mut c = create_container(ctx, &a.create)?;
     let attach = if a.detach {
         Attach::default()
@@ -171,7 +179,7 @@ pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    finish_attached(ctx, &mut c, started, a.sig_proxy)
+    finish_attached(ctx, &mut c, started, proxy.expect("attached"))
 }
 
 /// An attached run or `start -a`: waits for the container (through its
@@ -180,10 +188,10 @@ fn finish_attached(
     ctx: &Context,
     c: &mut Container,
     started: runtime::Started,
-    sig_proxy: bool,
+    proxy: runtime::SignalProxy,
 ) -> anyhow::Result<u8> {
     let code = match started.monitor {
-        Some(m) => runtime::wait_attached(c, m, sig_proxy)?,
+        Some(m) => runtime::wait_attached(c, m, proxy)?,
         None => runtime::wait_exit(c),
     };
     if c.config.auto_remove {
@@ -1272,9 +1280,10 @@ pub fn start(ctx: &Context, a: StartArgs) -> anyhow::Result<u8> {
     for mut c in found {
         if a.attach || a.interactive {
             let attach = attach_for(None, a.interactive);
-            let started = runtime::start(&mut c, attach)?;
             // podman: signals proxied by default when attaching.
-            return finish_attached(ctx, &mut c, started, a.sig_proxy.unwrap_or(true));
+            let proxy = runtime::signal_proxy(a.sig_proxy.unwrap_or(true))?;
+            let started = runtime::start(&mut c, attach)?;
+            return finish_attached(ctx, &mut c, started, proxy);
         }
         match runtime::start(&mut c, Attach::default()) {
             Ok(_) => {

@@ -340,24 +340,36 @@ pub(crate) fn prepare_files(c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// Waits for an attached monitor, forwarding SIGINT, SIGTERM, SIGHUP,
-/// SIGQUIT, SIGUSR1 and SIGUSR2 to the container with `sig_proxy`
-/// (podman's sig-proxy; without it they act on us as usual, and the
-/// container, in the monitor's session, runs on) and SIGWINCH to the
-/// monitor (which resizes the pty). Returns the container's exit code.
-pub fn wait_attached(
-    c: &Container,
-    mut monitor: std::process::Child,
-    sig_proxy: bool,
-) -> Result<i32> {
+/// The signals an attached `run`/`start -a` takes over, registered before
+/// the container starts: one sent as soon as the container runs (before
+/// [`wait_attached`]) is queued and forwarded, never lost or fatal to us.
+#[derive(Debug)]
+pub struct SignalProxy(signal_hook::iterator::Signals);
+
+/// Takes over SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 with
+/// `sig_proxy` (podman's sig-proxy; without it they act on us as usual,
+/// and the container, in the monitor's session, runs on), and SIGWINCH.
+pub fn signal_proxy(sig_proxy: bool) -> Result<SignalProxy> {
     use signal_hook::consts::*;
     let proxied: &[i32] = if sig_proxy {
         &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
     } else {
         &[SIGWINCH]
     };
-    let mut signals =
+    let signals =
         signal_hook::iterator::Signals::new(proxied).context("install signal handlers")?;
+    Ok(SignalProxy(signals))
+}
+
+/// Waits for an attached monitor, forwarding the signals `proxy` took over
+/// to the container and SIGWINCH to the monitor (which resizes the pty).
+/// Returns the container's exit code.
+pub fn wait_attached(
+    c: &Container,
+    mut monitor: std::process::Child,
+    proxy: SignalProxy,
+) -> Result<i32> {
+    let mut signals = proxy.0;
     let handle = signals.handle();
     let pid = c.state.pid;
     let pid_start = c.state.pid_start;
