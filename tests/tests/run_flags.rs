@@ -400,10 +400,10 @@ fn refused_flags_create_nothing() {
     assert!(r.stderr.contains("image not known"), "{r:?}");
 }
 
-/// The flags real clients pass work: the Dev Containers CLI's `run`, then
-/// its `exec`; distrobox's `create` and `exec`; toolbox's `create`.
+/// The flags the Dev Containers CLI passes work: its `run` (killed once
+/// started, the container stays), then its `exec`.
 #[test]
-fn real_clients_flags() {
+fn devcontainer_flags() {
     let c = env();
     let ws = c.scratch().join("ws");
     fs::create_dir_all(&ws).unwrap();
@@ -454,7 +454,13 @@ fn real_clients_flags() {
         "echo $FOO $X; pwd; cat f",
     ]);
     assert_eq!(out, "bar 1\n/workspaces/ws\nhello\n");
-    // distrobox (as root: no keep-id) create, then its exec.
+}
+
+/// distrobox's `create` and `exec` (as root: no keep-id), toolbox's
+/// `create`, exec's `--preserve-fds` and `--latest`.
+#[test]
+fn distrobox_and_toolbox_flags() {
+    let c = env();
     c.ok([
         "create",
         "--runtime=crun",
