@@ -725,6 +725,12 @@ pub struct MonitorSpec {
     /// Its gid map, likewise.
     #[serde(default)]
     pub gid_map: Vec<[u32; 3]>,
+    /// With `stdin` and `attach`: this key sequence typed on stdin detaches
+    /// (it is not passed on; copying stops, the container runs on, and the
+    /// sync descriptor, kept open after the pid line, gets a
+    /// `{"detached":true}` line). Empty: no detaching.
+    #[serde(default)]
+    pub detach_keys: Vec<u8>,
 }
 
 /// One resource limit (`setrlimit(2)`).

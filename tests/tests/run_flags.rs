@@ -11,6 +11,8 @@ use std::fs;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use cairn_tests::fixtures::refs;
 use cairn_tests::podman::Podman;
@@ -679,5 +681,87 @@ fn beside_podman() {
             (pr.code, pr.stdout.as_str(), pr.stderr.as_str()),
             "{args:?}"
         );
+    }
+}
+
+/// `run -it` under a real pty (script(1)): ctrl-p,ctrl-q (podman's
+/// default) detaches, cairn exits 0 and the container runs on; with
+/// `--detach-keys=""` the same keys reach the container's shell.
+#[test]
+fn detach_keys_detach_an_attached_session() {
+    use std::io::Write as _;
+    let c = env();
+    for (keys, name) in [
+        (None, "dk-default"),
+        (Some("ctrl-x"), "dk-x"),
+        (Some(""), "dk-off"),
+    ] {
+        let flag = keys
+            .map(|k| format!("--detach-keys={k}"))
+            .unwrap_or_default();
+        let mut child = c
+            .script(
+                "-qec",
+                &format!("CAIRN run -it {flag} --name {name} {IMAGE} sh"),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c
+            .run(["inspect", "--format", "{{.State.Status}}", name])
+            .stdout
+            .trim()
+            != "running"
+        {
+            assert!(Instant::now() < deadline, "{name} never ran");
+            sleep(Duration::from_millis(100));
+        }
+        sleep(Duration::from_millis(500));
+        let seq: &[u8] = match keys {
+            Some("ctrl-x") => b"\x18",
+            _ => b"\x10\x11",
+        };
+        stdin.write_all(seq).unwrap();
+        stdin.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut ended = None;
+        while Instant::now() < deadline {
+            if let Some(st) = child.try_wait().unwrap() {
+                ended = Some(st);
+                break;
+            }
+            sleep(Duration::from_millis(50));
+        }
+        if keys == Some("") {
+            // Not a detach: the session goes on until the shell exits.
+            assert!(ended.is_none(), "{name}: the keys detached");
+            // ctrl-u drops what the keys left on the line.
+            stdin.write_all(b"\x15exit 3\r").unwrap();
+            drop(stdin);
+            let st = child.wait().unwrap();
+            assert_eq!(st.code(), Some(3), "{name}");
+            assert_eq!(
+                inspect(&c, name, "{{.State.Status}} {{.State.ExitCode}}"),
+                "exited 3"
+            );
+        } else {
+            let st = match ended {
+                Some(st) => st,
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{name}: no detach");
+                }
+            };
+            // Already reaped by try_wait; wait gives the same status.
+            assert_eq!(child.wait().unwrap(), st);
+            assert_eq!(st.code(), Some(0), "{name}");
+            assert_eq!(inspect(&c, name, "{{.State.Status}}"), "running", "{name}");
+            assert_eq!(c.ok(["exec", name, "echo", "alive"]), "alive\n");
+        }
     }
 }

@@ -131,12 +131,20 @@ fn check_run_flags(a: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// What an attached run or start relays: every output stream, or the `-a`
-/// ones; stdin with `-i` (and `-a STDIN` when `-a` is given).
-fn attach_for(streams: Option<flags::Streams>, interactive: bool) -> Attach {
-    match streams {
+/// ones; stdin with `-i` (and `-a STDIN` when `-a` is given), where
+/// `detach_keys` (podman's default `ctrl-p,ctrl-q`; `""` none) detach.
+fn attach_for(
+    streams: Option<flags::Streams>,
+    interactive: bool,
+    detach_keys: Option<&str>,
+) -> anyhow::Result<Attach> {
+    let detach_keys =
+        flags::detach_keys(detach_keys.unwrap_or(flags::DEFAULT_DETACH_KEYS)).map_err(usage)?;
+    Ok(match streams {
         None => Attach {
             output: true,
             stdin: interactive,
+            detach_keys,
             ..Attach::default()
         },
         Some(s) => Attach {
@@ -144,8 +152,9 @@ fn attach_for(streams: Option<flags::Streams>, interactive: bool) -> Attach {
             stdin: interactive && s.stdin,
             no_stdout: !s.stdout,
             no_stderr: !s.stderr,
+            detach_keys,
         },
-    }
+    })
 }
 
 /// `cairn run`.
@@ -161,7 +170,7 @@ pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
     let attach = if a.detach {
         Attach::default()
     } else {
-        attach_for(streams, a.create.interactive)
+        attach_for(streams, a.create.interactive, a.detach_keys.as_deref())?
     };
     let started = match runtime::start(&mut c, attach) {
         Ok(s) => s,
@@ -191,7 +200,16 @@ fn finish_attached(
     proxy: runtime::SignalProxy,
 ) -> anyhow::Result<u8> {
     let code = match started.monitor {
-        Some(m) => runtime::wait_attached(c, m, proxy)?,
+        Some(m) => match runtime::wait_attached(c, m, started.reports, proxy)? {
+            runtime::Attached::Exited(code) => code,
+            runtime::Attached::Detached => {
+                // The container runs on; --rm removes it once it exits.
+                if c.config.auto_remove {
+                    spawn_reaper(ctx, c)?;
+                }
+                return Ok(0);
+            }
+        },
         None => runtime::wait_exit(c),
     };
     if c.config.auto_remove {
@@ -1279,7 +1297,7 @@ pub fn start(ctx: &Context, a: StartArgs) -> anyhow::Result<u8> {
     let mut failed = false;
     for mut c in found {
         if a.attach || a.interactive {
-            let attach = attach_for(None, a.interactive);
+            let attach = attach_for(None, a.interactive, a.detach_keys.as_deref())?;
             // podman: signals proxied by default when attaching.
             let proxy = runtime::signal_proxy(a.sig_proxy.unwrap_or(true))?;
             let started = runtime::start(&mut c, attach)?;

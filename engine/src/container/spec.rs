@@ -66,7 +66,7 @@ impl Helpers {
 }
 
 /// How the monitor treats the terminal for this start.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Attach {
     /// Output copied to the caller's stdout/stderr too.
     pub output: bool,
@@ -78,6 +78,9 @@ pub struct Attach {
     /// With `output`: the container's stderr goes nowhere (`-a` without
     /// STDERR); it is still logged.
     pub no_stderr: bool,
+    /// With `stdin`: the key sequence that detaches (podman's
+    /// `--detach-keys`, parsed); empty: none.
+    pub detach_keys: Vec<u8>,
 }
 
 /// cairn-mount's spec. Fails on what the runtime would refuse: a container
@@ -366,6 +369,11 @@ pub(crate) fn monitor_spec(
         pid_file: Some(dir.join("pid")),
         uid_map,
         gid_map,
+        detach_keys: if attach.stdin && attach.output {
+            attach.detach_keys
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -285,7 +285,7 @@ pub struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short, long)]
     pub detach: bool,
-    /// Key sequence for detaching (podman's format; "" disables). Checked; an attached `run -it` has no detach relay yet.
+    /// Key sequence that detaches an attached `-i` session, leaving the container running (default ctrl-p,ctrl-q; "" disables).
     #[arg(long = "detach-keys", value_name = "KEYS")]
     pub detach_keys: Option<String>,
     /// Pass signals cairn receives to the container (default true when attached).
@@ -318,7 +318,7 @@ pub struct StartArgs {
     /// Start every container.
     #[arg(long)]
     pub all: bool,
-    /// Key sequence for detaching (checked; see run).
+    /// Key sequence that detaches `start -ai` (default ctrl-p,ctrl-q; "" disables).
     #[arg(long = "detach-keys", value_name = "KEYS")]
     pub detach_keys: Option<String>,
     /// Refused: cairn does not filter containers to start.

@@ -321,6 +321,9 @@ pub fn refuse(flag: &str, why: &str) -> anyhow::Error {
     )
 }
 
+/// podman's default detach keys.
+pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+
 /// podman's `--detach-keys` format: comma-separated keys, each one
 /// character or `ctrl-X` (X one of `a`–`z`, `@`, `[`, `\`, `]`, `^`, `_`),
 /// or `DEL`. `""` disables detaching (`Ok(vec![])`).
