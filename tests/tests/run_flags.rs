@@ -765,3 +765,44 @@ fn detach_keys_detach_an_attached_session() {
         }
     }
 }
+
+/// Rootless `--userns keep-id:uid=,gid=`: the caller is those ids inside,
+/// and a file it makes in a bind is the caller's on the host.
+#[test]
+fn keep_id_with_uid_and_gid_rootless() {
+    use std::os::unix::fs::MetadataExt as _;
+    let c = Cairn::rootless().expect("rootless environment (tests/support/test-user.sh)");
+    c.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
+    let user = c.user().expect("a test user").clone();
+    let dir = c.scratch().join("shared");
+    fs::create_dir_all(&dir).unwrap();
+    let st = Command::new("chown")
+        .arg(format!("{}:{}", user.uid, user.gid))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = c.ok([
+        "run",
+        "--rm",
+        "--userns",
+        "keep-id:uid=1234,gid=1235",
+        "-v",
+        &format!("{}:/shared", dir.display()),
+        IMAGE,
+        "sh",
+        "-c",
+        "id -u; id -g; grep ':1234:1235:' /etc/passwd | cut -d: -f3,4; touch /shared/made",
+    ]);
+    assert_eq!(out, "1234\n1235\n1234:1235\n");
+    let meta = fs::metadata(dir.join("made")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid));
+    let r = c.fails(
+        125,
+        ["run", "--rm", "--userns", "keep-id:size=10", IMAGE, "true"],
+    );
+    assert_eq!(
+        r.stderr.trim(),
+        "Error: --userns keep-id:size=10: size= is not supported: cairn maps every subordinate id"
+    );
+}

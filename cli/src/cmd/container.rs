@@ -825,9 +825,16 @@ fn keep_id(
     match mode.unwrap_or("") {
         "" | "host" => Ok(None),
         m if m == "keep-id" || m.starts_with("keep-id:") => {
-            let r = cairn_engine::userns::rootless_ids().ok_or_else(|| {
+            let (uid, gid) = flags::keep_id_options(m.strip_prefix("keep-id:").unwrap_or(""))
+                .map_err(|e| usage(format!("--userns {m}: {e}")))?;
+            let mut r = cairn_engine::userns::rootless_ids().ok_or_else(|| {
                 usage("--userns keep-id is only supported in rootless mode (run cairn as a normal user)")
             })?;
+            // keep-id:uid=,gid=: the caller is these ids inside (its
+            // /etc/passwd entry too, named after the host's user of that
+            // uid, else userUID).
+            r.uid = uid.unwrap_or(r.uid);
+            r.gid = gid.unwrap_or(r.gid);
             Ok(Some((cairn_engine::userns::keep_id_maps(&r), r)))
         }
         m => Err(usage(format!(

@@ -355,6 +355,24 @@ pub fn detach_keys(keys: &str) -> Result<Vec<u8>, String> {
     Ok(codes)
 }
 
+/// `--userns keep-id:OPTS`: `uid=N`, `gid=N` (comma-separated); `size=`
+/// is refused (cairn maps every subordinate id).
+pub fn keep_id_options(opts: &str) -> Result<(Option<u32>, Option<u32>), String> {
+    let (mut uid, mut gid) = (None, None);
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let num = |v: &str| v.parse::<u32>().map_err(|_| format!("{o:?}: not a number"));
+        match o.split_once('=') {
+            Some(("uid", v)) => uid = Some(num(v)?),
+            Some(("gid", v)) => gid = Some(num(v)?),
+            Some(("size", _)) => {
+                return Err("size= is not supported: cairn maps every subordinate id".into())
+            }
+            _ => return Err(format!("unknown option {o:?}: use uid=N and gid=N")),
+        }
+    }
+    Ok((uid, gid))
+}
+
 /// The streams `-a` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Streams {
@@ -667,6 +685,19 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn keep_id_option_values() {
+        assert_eq!(keep_id_options(""), Ok((None, None)));
+        assert_eq!(
+            keep_id_options("uid=1000,gid=100"),
+            Ok((Some(1000), Some(100)))
+        );
+        assert_eq!(keep_id_options("gid=5"), Ok((None, Some(5))));
+        assert!(keep_id_options("size=10").is_err());
+        assert!(keep_id_options("uid=x").is_err());
+        assert!(keep_id_options("user=1").is_err());
     }
 
     #[test]
