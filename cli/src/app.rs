@@ -534,8 +534,8 @@ mod tests {
         use clap::Parser as _;
         let cases: &[(&[&str], &str)] = &[
             (
-                &["cairn", "run", "--sig-proxy=false", "img"],
-                "Error: unknown flag: --sig-proxy\nSee 'cairn run --help'",
+                &["cairn", "run", "--no-such-proxy=false", "img"],
+                "Error: unknown flag: --no-such-proxy\nSee 'cairn run --help'",
             ),
             (
                 &[
@@ -544,11 +544,11 @@ mod tests {
                     "/r",
                     "container",
                     "exec",
-                    "--detach-keys=",
+                    "--no-such-keys=",
                     "c",
                     "sh",
                 ],
-                "Error: unknown flag: --detach-keys\nSee 'cairn container exec --help'",
+                "Error: unknown flag: --no-such-keys\nSee 'cairn container exec --help'",
             ),
             (
                 &["cairn", "ps", "-Z"],

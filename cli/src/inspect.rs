@@ -399,7 +399,7 @@ fn network_settings_json() -> Value {
 
 /// `.Config`: the process, its image and the stop settings.
 fn config_json(cfg: &Config) -> Value {
-    json!({
+    let mut config = json!({
         "Hostname": cfg.hostname,
         "Domainname": "",
         "User": cfg.process.user,
@@ -423,13 +423,34 @@ fn config_json(cfg: &Config) -> Value {
         "Annotations": cfg.annotations,
         "StopSignal": signal_number(cfg.stop_signal),
         "CreateCommand": cfg.create_command,
-        "Umask": "0022",
+        "Umask": cfg.umask.as_deref().unwrap_or("0022"),
         "Timeout": 0,
         "StopTimeout": cfg.stop_timeout,
         "Passwd": true,
         "sdNotifyMode": "container",
-        "HealthcheckOnFailureAction": "none",
-    })
+        "HealthcheckOnFailureAction": if cfg.health_on_failure.is_empty() { "none" } else { &cfg.health_on_failure },
+    });
+    let o = config.as_object_mut().expect("Config is an object");
+    if let Some(h) = &cfg.healthcheck {
+        // Go's omitempty: zero durations are left out.
+        let mut hc = serde_json::Map::new();
+        hc.insert("Test".into(), json!(h.test));
+        for (k, v) in [
+            ("StartPeriod", h.start_period),
+            ("Interval", h.interval),
+            ("Timeout", h.timeout),
+            ("Retries", h.retries),
+        ] {
+            if v != 0 {
+                hc.insert(k.into(), json!(v));
+            }
+        }
+        o.insert("Healthcheck".into(), Value::Object(hc));
+    }
+    if let Some(tz) = &cfg.timezone {
+        o.insert("Timezone".into(), json!(tz.name));
+    }
+    config
 }
 
 /// `.HostConfig`: mounts, namespaces, capabilities, DNS and limits as
@@ -444,10 +465,10 @@ fn host_config_json(c: &Container, caps: &[String]) -> Value {
         "CgroupManager": "cgroupfs",
         "CgroupMode": if ns.cgroup.is_host() { "host" } else { "private" },
         "ContainerIDFile": "",
-        "LogConfig": {"Type": "k8s-file", "Config": null, "Path": c.dir.join("ctr.log"), "Tag": "", "Size": "0B"},
+        "LogConfig": {"Type": "k8s-file", "Config": null, "Path": c.dir.join("ctr.log"), "Tag": cfg.log_opts.get("tag").map_or("", String::as_str), "Size": "0B"},
         "NetworkMode": network_mode(ns.network),
         "PortBindings": {},
-        "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+        "RestartPolicy": {"Name": cfg.restart_policy, "MaximumRetryCount": 0},
         "AutoRemove": cfg.auto_remove,
         "VolumeDriver": "",
         "VolumesFrom": null,
@@ -479,7 +500,19 @@ fn host_config_json(c: &Container, caps: &[String]) -> Value {
         "Ulimits": ulimits_json(cfg),
         "Init": cfg.init,
     });
-    add_unset_resource_limits(host.as_object_mut().expect("HostConfig is an object"));
+    let o = host.as_object_mut().expect("HostConfig is an object");
+    add_unset_resource_limits(o);
+    o.insert(
+        "Devices".into(),
+        json!(cfg
+            .devices
+            .iter()
+            .map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": ""}))
+            .collect::<Vec<_>>()),
+    );
+    if !cfg.sysctls.is_empty() {
+        o.insert("Sysctls".into(), json!(cfg.sysctls));
+    }
     host
 }
 

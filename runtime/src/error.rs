@@ -66,6 +66,15 @@ pub enum Error {
         /// 126 or 127.
         code: i32,
     },
+    /// The working directory is missing in the container (exit 126, as
+    /// podman's `workdir "/x" does not exist on container`).
+    #[error("workdir {path:?} does not exist in the container ({source}): create it in the image, or give another --workdir")]
+    Workdir {
+        /// The directory as given.
+        path: String,
+        /// chdir's error.
+        source: io::Error,
+    },
 }
 
 /// Why a spec file could not be used.
@@ -96,6 +105,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Exec { code, .. } => *code,
+            Error::Workdir { .. } => 126,
             _ => EXIT_FAILURE,
         }
     }

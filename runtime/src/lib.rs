@@ -157,6 +157,7 @@ pub fn mount_main(argv: Vec<OsString>) -> i32 {
         let args = process::cstrings(&command)?;
         let ops = mount::plan(&spec)?;
         linux::ensure_own_mount_namespace("cairn-mount")?;
+        mount::write_sysctls(&spec.sysctl)?;
         mount::apply(&ops, &mut linux::Linux::new())?;
         Ok(sealed::exec_copy_of(
             &args,

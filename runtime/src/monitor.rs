@@ -134,6 +134,29 @@ fn clone_flag(ns: Namespace) -> CloneFlags {
     }
 }
 
+/// Copies `input` to `out` less the escape sequence `keys`: `matched`
+/// bytes of it ended the input so far (held back); a byte that breaks
+/// the match releases them. True when the whole sequence was typed (the
+/// rest of `input` is dropped: the session detaches).
+fn escape(keys: &[u8], matched: &mut usize, input: &[u8], out: &mut Vec<u8>) -> bool {
+    for &b in input {
+        if b == keys[*matched] {
+            *matched += 1;
+            if *matched == keys.len() {
+                *matched = 0;
+                return true;
+            }
+        } else {
+            out.extend_from_slice(&keys[..*matched]);
+            *matched = usize::from(b == keys[0]);
+            if *matched == 0 {
+                out.push(b);
+            }
+        }
+    }
+    false
+}
+
 /// Write one sync line and close the descriptor.
 fn send_sync(sync: &mut Option<OwnedFd>, line: &SyncLine) {
     if let Some(fd) = sync.take() {
@@ -366,6 +389,10 @@ struct Monitor<'a> {
     saved_termios: Option<Termios>,
     /// `saved_termios` belongs to stdout (output post-processing off).
     termios_on_stdout: bool,
+    /// The sync descriptor, kept after the pid line to report a detach.
+    detach_fd: Option<OwnedFd>,
+    /// How many bytes of the detach keys the input ended with so far.
+    detach_matched: usize,
     log: Log,
     /// Tails of full reads per stream (stdout, stderr), see [`LineBuf`].
     held: [LineBuf; 2],
@@ -469,6 +496,8 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         attach_err: spec.attach,
         saved_termios: None,
         termios_on_stdout: false,
+        detach_fd: None,
+        detach_matched: 0,
         log,
         held: Default::default(),
         buf: vec![0; CHUNK],
@@ -820,7 +849,52 @@ impl Monitor<'_> {
                 }
             }
         };
+        if line.error.is_none() && self.detachable() {
+            self.detach_fd = self.sync.as_ref().and_then(|f| f.try_clone().ok());
+        }
         send_sync(&mut self.sync, &line);
+    }
+
+    /// Whether typing the detach keys detaches.
+    fn detachable(&self) -> bool {
+        self.spec.stdin && self.spec.attach && !self.spec.detach_keys.is_empty()
+    }
+
+    /// Input read from stdin, less the detach keys: a partial match is held
+    /// back until the next byte shows whether it continues; a full one
+    /// detaches (podman's and Docker's escape proxy).
+    fn take_input(&mut self, input: &[u8]) {
+        if !self.detachable() {
+            self.pending.extend_from_slice(input);
+            return;
+        }
+        let keys = self.spec.detach_keys.clone();
+        if escape(&keys, &mut self.detach_matched, input, &mut self.pending) {
+            self.detach();
+        }
+    }
+
+    /// The detach keys were typed: stop copying stdin and output, give
+    /// the terminal its settings back, tell whoever attached.
+    fn detach(&mut self) {
+        self.stdin_open = false;
+        self.attach_out = false;
+        self.attach_err = false;
+        self.restore_terminal();
+        if let Some(fd) = self.detach_fd.take() {
+            let _ = write_all_fd(fd.as_fd(), b"{\"detached\":true}\n");
+        }
+    }
+
+    /// Our terminal's settings as they were before we changed them.
+    fn restore_terminal(&mut self) {
+        if let Some(saved) = self.saved_termios.take() {
+            let _ = if self.termios_on_stdout {
+                termios::tcsetattr(std::io::stdout().as_fd(), SetArg::TCSANOW, &saved)
+            } else {
+                termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &saved)
+            };
+        }
     }
 
     fn read_console(&mut self) {
@@ -968,7 +1042,7 @@ impl Monitor<'_> {
                     self.pending.push(4);
                 }
             }
-            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            Ok(n) => self.take_input(&buf[..n]),
             Err(_) => {}
         }
         self.flush_pending();
@@ -1014,13 +1088,7 @@ impl Monitor<'_> {
         // Sources still open (an orphan holds a pipe) end here for the log.
         self.flush_held(Stream::Stdout);
         self.flush_held(Stream::Stderr);
-        if let Some(saved) = self.saved_termios.take() {
-            let _ = if self.termios_on_stdout {
-                termios::tcsetattr(std::io::stdout().as_fd(), SetArg::TCSANOW, &saved)
-            } else {
-                termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &saved)
-            };
-        }
+        self.restore_terminal();
         let (code, signal) = exit_code(status).unwrap_or((crate::EXIT_FAILURE, None));
         let finished_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1052,6 +1120,26 @@ impl Monitor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_are_held_back_and_released() {
+        let keys = [16u8, 17]; // ctrl-p, ctrl-q
+        let run = |chunks: &[&[u8]]| {
+            let (mut matched, mut out) = (0, Vec::new());
+            let detached = chunks
+                .iter()
+                .any(|c| escape(&keys, &mut matched, c, &mut out));
+            (out, detached, matched)
+        };
+        assert_eq!(run(&[b"ab"]), (b"ab".to_vec(), false, 0));
+        // Split across reads: detaches, nothing of the keys passed on.
+        assert_eq!(run(&[b"ls\x10", b"\x11rest"]), (b"ls".to_vec(), true, 0));
+        // A partial match is held, then released by a byte that breaks it.
+        assert_eq!(run(&[b"a\x10"]), (b"a".to_vec(), false, 1));
+        assert_eq!(run(&[b"a\x10", b"b"]), (b"a\x10b".to_vec(), false, 0));
+        // ctrl-p twice: the first is released, the second may start a match.
+        assert_eq!(run(&[b"\x10\x10\x11"]), (b"\x10".to_vec(), true, 0));
+    }
 
     #[test]
     fn exit_codes_follow_podman() {

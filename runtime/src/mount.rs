@@ -122,8 +122,8 @@ pub enum Op {
     },
     /// Detach a mount (the staging tmpfs).
     Unmount(InRoot),
-    /// devpts on `/dev/pts`, with the gid of the image's `tty` group.
-    Devpts,
+    /// devpts on this path (`/dev/pts`), with the gid of the image's `tty` group.
+    Devpts(InRoot),
     /// A tmpfs on `/run` if the image's is missing or empty.
     RunIfEmpty,
     /// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a
@@ -288,7 +288,7 @@ pub fn plan(spec: &MountSpec) -> Result<Vec<Op>> {
     let (user, user_targets) = user_ops(spec)?;
     let replaced = |op: &Op| {
         let target = match op {
-            Op::Devpts => p("/dev/pts"),
+            Op::Devpts(t) => t.clone(),
             Op::RunIfEmpty => p("/run"),
             op => match op.replaceable_target() {
                 Some(t) => t.clone(),
@@ -463,7 +463,7 @@ fn standard_ops(spec: &MountSpec) -> Vec<Op> {
                     to,
                 });
             }
-            ops.push(Op::Devpts);
+            ops.push(Op::Devpts(p("/dev/pts")));
             ops.push(Op::Fs {
                 fstype: "tmpfs",
                 target: p("/dev/shm"),
@@ -538,6 +538,7 @@ fn user_ops(spec: &MountSpec) -> Result<(Vec<Op>, BTreeSet<InRoot>)> {
         user.push(match m {
             Mount::Bind(b) => bind_op(b)?,
             Mount::Tmpfs(t) => tmpfs_op(t)?,
+            Mount::Devpts(d) => Op::Devpts(d.target.clone()),
         });
     }
     Ok((user, user_targets))
@@ -581,6 +582,26 @@ fn tty_gid(group: &str) -> Option<u32> {
         .map(|g| g.gid)
 }
 
+/// Write each `KEY=VALUE` kernel parameter under `/proc/sys` (`.` in the
+/// key is `/`), before the root changes: the host's `/proc`, whose
+/// namespaced parameters (net, ipc, uts) are those of the namespaces this
+/// process is in. The caller chose which keys a container may set.
+pub fn write_sysctls(sysctls: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    for (key, value) in sysctls {
+        if key.is_empty() || key.split(['.', '/']).any(|c| c.is_empty() || c == "..") {
+            return Err(Error::Usage(format!(
+                "sysctl {key:?}: not a parameter name"
+            )));
+        }
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value.as_bytes()).map_err(|e| {
+            Error::sys(format!("set sysctl {key}={value}: write"), &path, e)
+                .hint("the parameter must exist and belong to a namespace of the container's own")
+        })?;
+    }
+    Ok(())
+}
+
 /// Carry out `ops` in order; the first failure stops everything (the caller
 /// exits 125 and the half-built mount namespace dies with the process).
 pub fn apply(ops: &[Op], sys: &mut dyn Syscall) -> Result<()> {
@@ -611,7 +632,7 @@ fn apply_one(op: &Op, sys: &mut dyn Syscall) -> Result<()> {
         Op::Symlink { link, to } => sys.symlink(to, link),
         Op::Write { path, content } => sys.write(path, content.as_bytes()),
         Op::Unmount(path) => sys.unmount(path),
-        Op::Devpts => apply_devpts(sys),
+        Op::Devpts(target) => apply_devpts(target, sys),
         Op::RunIfEmpty => {
             let run = p("/run");
             let empty = match sys.kind(&run)? {
@@ -745,9 +766,8 @@ fn apply_bind(
 
 /// The container's own devpts instance, its ptys owned by the image's
 /// `tty` group when it has one that this user namespace maps.
-fn apply_devpts(sys: &mut dyn Syscall) -> Result<()> {
-    let target = p("/dev/pts");
-    sys.create(&target, Kind::Dir)?;
+fn apply_devpts(target: &InRoot, sys: &mut dyn Syscall) -> Result<()> {
+    sys.create(target, Kind::Dir)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     let base = "newinstance,ptmxmode=0666,mode=0620";
     let gid = sys.read(&p("/etc/group"))?.as_deref().and_then(tty_gid);
@@ -756,7 +776,7 @@ fn apply_devpts(sys: &mut dyn Syscall) -> Result<()> {
             let data = format!("{base},gid={gid}");
             match sys.mount(
                 Source::Fs("devpts"),
-                &target,
+                target,
                 Some("devpts"),
                 flags,
                 Some(&data),
@@ -765,7 +785,7 @@ fn apply_devpts(sys: &mut dyn Syscall) -> Result<()> {
                 // ptys then belong to our own gid, as with podman.
                 Err(e) if e.errno() == Some(libc::EINVAL) => sys.mount(
                     Source::Fs("devpts"),
-                    &target,
+                    target,
                     Some("devpts"),
                     flags,
                     Some(base),
@@ -775,7 +795,7 @@ fn apply_devpts(sys: &mut dyn Syscall) -> Result<()> {
         }
         None => sys.mount(
             Source::Fs("devpts"),
-            &target,
+            target,
             Some("devpts"),
             flags,
             Some(base),

@@ -119,10 +119,9 @@ pub(crate) fn resolve_process(
 
 /// Change to the working directory inside the container.
 pub(crate) fn chdir_workdir(workdir: &str) -> Result<()> {
-    nix::unistd::chdir(workdir).map_err(|e| {
-        Error::sys("chdir to the working directory", workdir, e).hint(
-            "it must exist in the container: create it in the image, or give another --workdir",
-        )
+    nix::unistd::chdir(workdir).map_err(|e| Error::Workdir {
+        path: workdir.to_owned(),
+        source: e.into(),
     })
 }
 
@@ -203,6 +202,9 @@ fn prepare(
         attach_console(sock, creds.identity.uid)?;
     }
     chdir_workdir(p.workdir.as_deref().unwrap_or("/"))?;
+    if let Some(mask) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask & 0o777));
+    }
     // The init (with --init) and the command run under the filter.
     crate::seccomp::confine(&creds, filter.as_ref())?;
     Ok((args, env.to_cstrings(), creds.pdeathsig))

@@ -28,9 +28,9 @@ pub use crate::events::{Event, EventType, LogEvent};
 pub use crate::path::InRoot;
 pub use crate::spec::{
     parse_bind, parse_bind_option, parse_tmpfs, parse_tmpfs_option, BindMount, BindOption, DevMode,
-    EnterSpec, Etc, EtcFile, MonitorSpec, Mount, MountSpec, Namespace, OptionError, Overlay,
-    PivotSpec, ProcMode, ProcessSpec, Propagation, Rlimit, RlimitValue, Root, RunMode, SysMode,
-    TmpfsMount, TmpfsOption, DEFAULT_MASKED, DEFAULT_READONLY,
+    DevptsMount, EnterSpec, Etc, EtcFile, MonitorSpec, Mount, MountSpec, Namespace, OptionError,
+    Overlay, PivotSpec, ProcMode, ProcessSpec, Propagation, Rlimit, RlimitValue, Root, RunMode,
+    SysMode, TmpfsMount, TmpfsOption, DEFAULT_MASKED, DEFAULT_READONLY,
 };
 
 /// The error pipe's descriptor in the monitor's child and along its exec

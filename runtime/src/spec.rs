@@ -72,6 +72,11 @@ pub struct MountSpec {
     /// this inherited descriptor (kept open for the next program).
     #[serde(default)]
     pub error_fd: Option<i32>,
+    /// Kernel parameters to set first (`net.ipv4.ip_forward` = `1`): written
+    /// under `/proc/sys` while the host's `/proc` is still there, so the
+    /// namespaced ones (net, ipc, uts) are this process's namespaces' own.
+    #[serde(default)]
+    pub sysctl: std::collections::BTreeMap<String, String>,
 }
 
 /// Masked unless privileged: files get `/dev/null` bound over them,
@@ -236,6 +241,16 @@ pub enum Mount {
     Bind(BindMount),
     /// A tmpfs.
     Tmpfs(TmpfsMount),
+    /// A devpts instance of the container's own (`newinstance`).
+    Devpts(DevptsMount),
+}
+
+/// A new devpts instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevptsMount {
+    /// Path inside the container.
+    pub target: InRoot,
 }
 
 impl Mount {
@@ -244,6 +259,7 @@ impl Mount {
         match self {
             Mount::Bind(b) => &b.target,
             Mount::Tmpfs(t) => &t.target,
+            Mount::Devpts(d) => &d.target,
         }
     }
 }
@@ -626,6 +642,9 @@ pub struct ProcessSpec {
     /// `SECCOMP_FILTER_FLAG_*` names to install `seccomp` with.
     #[serde(default)]
     pub seccomp_flags: Vec<String>,
+    /// The file mode creation mask the command starts with (`None`: 0022).
+    #[serde(default)]
+    pub umask: Option<u32>,
 }
 
 /// What `cairn-pivot` does.
@@ -711,6 +730,12 @@ pub struct MonitorSpec {
     /// exit code when it ends; `None` = no events.
     #[serde(default)]
     pub events: Option<crate::events::LogEvent>,
+    /// With `stdin` and `attach`: this key sequence typed on stdin detaches
+    /// (it is not passed on; copying stops, the container runs on, and the
+    /// sync descriptor, kept open after the pid line, gets a
+    /// `{"detached":true}` line). Empty: no detaching.
+    #[serde(default)]
+    pub detach_keys: Vec<u8>,
 }
 
 /// One resource limit (`setrlimit(2)`).

@@ -534,8 +534,11 @@ fn unknown_user_and_workdir_are_errors() {
     );
     let mut c = Container::new();
     c.pivot(&["--workdir", "/nonexistent"]);
-    c.sh("true")
-        .fails(125, "chdir to the working directory /nonexistent");
+    // podman's 126 for a missing working directory.
+    c.sh("true").fails(
+        126,
+        "workdir \"/nonexistent\" does not exist in the container",
+    );
 }
 
 /// `ro` binds are really read-only, submounts included; flags, rw binds,

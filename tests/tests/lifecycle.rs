@@ -381,7 +381,8 @@ fn environment_is_image_env_then_flags_and_workdir_applies() {
         c.ok(["run", "--rm", "--workdir", "/tmp", IMAGE, "pwd"]),
         "/tmp\n"
     );
-    c.fails(125, ["run", "--rm", "-w", "/no/such/dir", IMAGE, "pwd"]);
+    // podman's 126 for a missing working directory.
+    c.fails(126, ["run", "--rm", "-w", "/no/such/dir", IMAGE, "pwd"]);
     assert_eq!(containers_dir(&c), Vec::<String>::new());
 }
 
@@ -954,7 +955,8 @@ fn bad_input_gets_podmans_errors_and_exit_codes() {
 
     // exec into a stopped container.
     c.ok(["create", "--name", "idle", IMAGE, "sleep", "100"]);
-    let r = c.fails(125, ["exec", "idle", "true"]);
+    // podman's 255: the exec session never started.
+    let r = c.fails(255, ["exec", "idle", "true"]);
     assert!(r.stderr.contains("running"), "{}", r.stderr);
 
     // Unknown image, unknown flag.

@@ -27,6 +27,7 @@ use cairn_engine::lifecycle::{self, IfRunning};
 
 mod args;
 mod filters;
+mod flags;
 mod logs;
 mod manage;
 mod ps;
@@ -52,21 +53,134 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 /// `cairn create`: prints the new container's id.
 pub fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<u8> {
+    check_create_flags(&a)?;
     let c = create_container(ctx, &a)?;
     println!("{}", c.config.id);
     Ok(0)
 }
 
+/// The create flags' checks that need nothing on disk, before anything is
+/// created: refused flags and values, podman's conflicts.
+fn check_create_flags(a: &CreateArgs) -> anyhow::Result<()> {
+    if let Some((flag, why)) = a.refused.first_given() {
+        return Err(flags::refuse(flag, why));
+    }
+    let only =
+        |flag: &str, given: &Option<String>, allowed: &[&str], why: &str| match given.as_deref() {
+            Some(v) if !allowed.contains(&v) => Err(flags::refuse(&format!("{flag} {v}"), why)),
+            _ => Ok(()),
+        };
+    only(
+        "cgroups",
+        &a.cgroups,
+        &["enabled", "disabled", "no-conmon", "split"],
+        "use enabled, disabled, no-conmon or split",
+    )?;
+    only(
+        "sdnotify",
+        &a.sdnotify,
+        &["ignore"],
+        "cairn passes no NOTIFY_SOCKET: only ignore",
+    )?;
+    only(
+        "seccomp-policy",
+        &a.seccomp_policy,
+        &["default"],
+        "only default",
+    )?;
+    only(
+        "image-volume",
+        &a.image_volume,
+        &["ignore"],
+        "cairn does not create the image's VOLUMEs: only ignore",
+    )?;
+    flags::restart(a.restart.as_deref().unwrap_or(""), a.rm)?;
+    for o in &a.log_opt {
+        if !o.starts_with("tag=") {
+            return Err(flags::refuse(
+                &format!("log-opt {o}"),
+                "only tag= is taken: cairn's k8s-file log has no size or path options yet",
+            ));
+        }
+    }
+    flags::attach_streams(&a.attach).map_err(usage)?;
+    if let Some(m) = &a.umask {
+        flags::umask(m).map_err(usage)?;
+    }
+    // The recorded settings' values (time zone, sysctls, devices,
+    // healthcheck), checked before the image is looked for.
+    extra(a, &namespaces(a)?)?;
+    Ok(())
+}
+
+/// `run`'s own flags, checked before anything is created.
+fn check_run_flags(a: &RunArgs) -> anyhow::Result<()> {
+    if let Some((flag, why)) = a.refused_run.first_given() {
+        return Err(flags::refuse(flag, why));
+    }
+    if a.passwd == Some(true) {
+        return Err(flags::refuse(
+            "passwd",
+            "cairn adds no /etc/passwd entries: only --passwd=false",
+        ));
+    }
+    if a.preserve_fds.is_some_and(|n| n > 0) {
+        return Err(flags::refuse(
+            "preserve-fds",
+            "for run and create: cairn's start chain uses descriptors 3 and 4; exec takes it",
+        ));
+    }
+    if let Some(k) = &a.detach_keys {
+        flags::detach_keys(k).map_err(usage)?;
+    }
+    if a.detach && !a.create.attach.is_empty() {
+        // podman: -d wins, nothing is attached.
+        tracing::debug!("--attach with --detach: detached");
+    }
+    check_create_flags(&a.create)
+}
+
+/// What an attached run or start relays: every output stream, or the `-a`
+/// ones; stdin with `-i` (and `-a STDIN` when `-a` is given), where
+/// `detach_keys` (podman's default `ctrl-p,ctrl-q`; `""` none) detach.
+fn attach_for(
+    streams: Option<flags::Streams>,
+    interactive: bool,
+    detach_keys: Option<&str>,
+) -> anyhow::Result<Attach> {
+    let detach_keys =
+        flags::detach_keys(detach_keys.unwrap_or(flags::DEFAULT_DETACH_KEYS)).map_err(usage)?;
+    Ok(match streams {
+        None => Attach {
+            output: true,
+            stdin: interactive,
+            detach_keys,
+            ..Attach::default()
+        },
+        Some(s) => Attach {
+            output: s.stdout || s.stderr,
+            stdin: interactive && s.stdin,
+            no_stdout: !s.stdout,
+            no_stderr: !s.stderr,
+            detach_keys,
+        },
+    })
+}
+
 /// `cairn run`.
 pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
+    check_run_flags(&a)?;
+    let streams = flags::attach_streams(&a.create.attach).map_err(usage)?;
+    // Before the container exists: a signal as soon as it runs is ours.
+    let proxy = match a.detach {
+        true => None,
+        false => Some(runtime::signal_proxy(a.sig_proxy)?),
+    };
     let mut c = create_container(ctx, &a.create)?;
     let attach = if a.detach {
         Attach::default()
     } else {
-        Attach {
-            output: true,
-            stdin: a.create.interactive,
-        }
+        attach_for(streams, a.create.interactive, a.detach_keys.as_deref())?
     };
     let started = match runtime::start(&mut c, attach) {
         Ok(s) => s,
@@ -84,7 +198,7 @@ pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    finish_attached(ctx, &mut c, started)
+    finish_attached(ctx, &mut c, started, proxy.expect("attached"))
 }
 
 /// An attached run or `start -a`: waits for the container (through its
@@ -93,9 +207,19 @@ fn finish_attached(
     ctx: &Context,
     c: &mut Container,
     started: runtime::Started,
+    proxy: runtime::SignalProxy,
 ) -> anyhow::Result<u8> {
     let code = match started.monitor {
-        Some(m) => runtime::wait_attached(c, m)?,
+        Some(m) => match runtime::wait_attached(c, m, started.reports, proxy)? {
+            runtime::Attached::Exited(code) => code,
+            runtime::Attached::Detached => {
+                // The container runs on; --rm removes it once it exits.
+                if c.config.auto_remove {
+                    spawn_reaper(ctx, c)?;
+                }
+                return Ok(0);
+            }
+        },
         None => runtime::wait_exit(c),
     };
     if c.config.auto_remove {
@@ -158,12 +282,15 @@ fn resolve_image(ctx: &Context, spec: &str, a: &CreateArgs) -> anyhow::Result<Im
     let args = PullArgs {
         image: spec.to_owned(),
         platform: a.platform.clone(),
-        arch: None,
-        os: None,
-        variant: None,
+        arch: a.arch.clone(),
+        os: a.os.clone(),
+        variant: a.variant.clone(),
         tls_verify: a.tls_verify,
         creds: None,
-        authfile: std::env::var_os("REGISTRY_AUTH_FILE").map(PathBuf::from),
+        authfile: a
+            .authfile
+            .clone()
+            .or_else(|| std::env::var_os("REGISTRY_AUTH_FILE").map(PathBuf::from)),
         cert_dir: None,
         quiet: a.quiet,
         retry: None,
@@ -180,6 +307,19 @@ fn resolve_image(ctx: &Context, spec: &str, a: &CreateArgs) -> anyhow::Result<Im
 /// before anything exists, and a failed create removes the file it claimed.
 fn create_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
     let cidfile = a.cidfile.as_deref().map(CidFile::claim).transpose()?;
+    if let (true, Some(name)) = (a.replace, &a.name) {
+        // podman: the old one goes first (stopped at once), then the create.
+        if let Ok(old) = Containers::new(ctx.root()).find(name) {
+            if old.config.name == *name {
+                if let Err(e) = remove_forced(ctx, &old) {
+                    if let Some(f) = cidfile {
+                        f.abandon();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
     let c = match build_container(ctx, a) {
         Ok(c) => c,
         Err(e) => {
@@ -266,7 +406,7 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         security,
         ..options
     };
-    if a.pids_limit.is_some() {
+    if a.pids_limit.is_some_and(|n| n > 0) {
         tracing::warn!(
             "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
         );
@@ -328,20 +468,31 @@ fn create_options(
     };
     let entrypoint = a.entrypoint.as_deref().map(parse_entrypoint).transpose()?;
     let namespaces = namespaces(a)?;
-    let env = env_entries(&a.env_file, &a.env)?;
-    let labels = a
-        .label
-        .iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect();
+    let extra = extra(a, &namespaces)?;
+    let env = env_entries(&a.env_file, &given_env(a))?;
+    let mut labels = Vec::new();
+    for f in &a.label_file {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| usage(format!("--label-file {f}: {e}")))?;
+        labels.extend(flags::label_file(&text));
+    }
+    labels.extend(a.label.iter().map(|l| {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        (k.to_owned(), v.to_owned())
+    }));
     let annotations = annotations(&a.annotation)?;
     let mounts = mounts(a, &cairn_store::StoreDir::Volumes.under(ctx.root()))?;
+    // `--ulimit host`: the host's limits, which the container inherits
+    // from cairn when none is set (podman's meaning; it must stand alone).
+    if a.ulimit.iter().any(|u| u == "host") && a.ulimit.len() > 1 {
+        return Err(usage(
+            "--ulimit host cannot be combined with other --ulimit values",
+        ));
+    }
     let ulimits = a
         .ulimit
         .iter()
+        .filter(|u| *u != "host")
         .map(|u| parse_ulimit(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let shm_size = a
@@ -373,7 +524,7 @@ fn create_options(
         stop_timeout: a.stop_timeout,
         read_only: a.read_only,
         read_only_tmpfs: a.read_only_tmpfs,
-        dns: a.dns.clone(),
+        dns: a.dns.iter().filter(|d| *d != "none").cloned().collect(),
         dns_search: a.dns_search.clone(),
         dns_option: a.dns_option.clone(),
         add_hosts: a.add_host.clone(),
@@ -389,7 +540,115 @@ fn create_options(
         platform: a.platform.clone(),
         tty: a.tty,
         interactive: a.interactive,
+        extra,
     })
+}
+
+/// The `-e`s, after what `--env-host` and `--http-proxy` copy from cairn's
+/// environment (a name alone copies it when set; `*` copies all).
+fn given_env(a: &CreateArgs) -> Vec<String> {
+    let mut env = Vec::new();
+    if a.env_host {
+        env.push("*".to_owned());
+    }
+    if a.http_proxy {
+        for k in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "ftp_proxy",
+            "FTP_PROXY",
+            "no_proxy",
+            "NO_PROXY",
+        ] {
+            env.push(k.to_owned());
+        }
+    }
+    env.extend(a.env.iter().cloned());
+    env
+}
+
+/// The settings recorded as given: `--umask`, `--sysctl`, `--tz`,
+/// `--device`, `--mount type=devpts`, `--health-*`, `--log-opt`, ...
+fn extra(a: &CreateArgs, namespaces: &Namespaces) -> anyhow::Result<create::Extra> {
+    let healthcheck = flags::healthcheck(&flags::HealthFlags {
+        cmd: a.health_cmd.as_deref(),
+        interval: &a.health_interval,
+        timeout: &a.health_timeout,
+        start_period: &a.health_start_period,
+        retries: a.health_retries,
+        none: a.no_healthcheck,
+    })
+    .map_err(usage)?;
+    if !matches!(
+        a.health_on_failure.as_str(),
+        "none" | "kill" | "restart" | "stop"
+    ) {
+        return Err(usage(format!(
+            "invalid on-failure action {} for health check: supported actions are none, kill, restart, stop",
+            a.health_on_failure
+        )));
+    }
+    let no_resolv_conf = a.dns.iter().any(|d| d == "none");
+    Ok(create::Extra {
+        umask: a.umask.clone(),
+        sysctls: flags::sysctls(&a.sysctl, namespaces).map_err(usage)?,
+        timezone: match &a.tz {
+            Some(tz) => flags::time_zone(tz, Path::new("/usr/share/zoneinfo")).map_err(usage)?,
+            None => None,
+        },
+        no_hosts: a.no_hosts,
+        no_resolv_conf,
+        devices: a
+            .device
+            .iter()
+            .map(|d| flags::device(d).map_err(usage))
+            .collect::<anyhow::Result<_>>()?,
+        devpts: devpts_mounts(&a.mount)?,
+        healthcheck,
+        health_on_failure: a.health_on_failure.clone(),
+        log_opts: a
+            .log_opt
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        restart_policy: a.restart.clone().unwrap_or_default(),
+        pidfile: a.pidfile.as_deref().map(std::path::absolute).transpose()?,
+        unsetenv: a.unsetenv.clone(),
+        unsetenv_all: a.unsetenv_all,
+        expose: a.expose.clone(),
+    })
+}
+
+/// The `--mount type=devpts` destinations (podman's only options here are
+/// the destination's names; others are refused).
+fn devpts_mounts(given: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for m in given.iter().filter(|m| is_devpts(m)) {
+        let mut dest = None;
+        for kv in m.split(',') {
+            match kv.split_once('=') {
+                Some(("type", _)) => {}
+                Some(("destination" | "target" | "dst", d)) if d.starts_with('/') => {
+                    dest = Some(clean_path(d))
+                }
+                _ => {
+                    return Err(usage(format!(
+                        "--mount {m:?}: option {kv:?} is not supported for devpts: give type=devpts,destination=PATH"
+                    )))
+                }
+            }
+        }
+        out.push(dest.ok_or_else(|| usage(format!("--mount {m:?}: give destination=PATH")))?);
+    }
+    Ok(out)
+}
+
+/// A `--mount type=devpts,...`.
+fn is_devpts(m: &str) -> bool {
+    m.split(',').any(|kv| kv == "type=devpts")
 }
 
 /// `--annotation KEY=VALUE`s.
@@ -477,7 +736,7 @@ fn mounts(a: &CreateArgs, volumes_dir: &Path) -> anyhow::Result<Vec<MountConfig>
     for v in &a.volume {
         mounts.push(parse_volume(v, volumes_dir)?);
     }
-    for m in &a.mount {
+    for m in a.mount.iter().filter(|m| !is_devpts(m)) {
         mounts.push(parse_mount(m, volumes_dir)?);
     }
     for t in &a.tmpfs {
@@ -599,9 +858,16 @@ fn keep_id(
     match mode.unwrap_or("") {
         "" | "host" => Ok(None),
         m if m == "keep-id" || m.starts_with("keep-id:") => {
-            let r = cairn_engine::userns::rootless_ids().ok_or_else(|| {
+            let (uid, gid) = flags::keep_id_options(m.strip_prefix("keep-id:").unwrap_or(""))
+                .map_err(|e| usage(format!("--userns {m}: {e}")))?;
+            let mut r = cairn_engine::userns::rootless_ids().ok_or_else(|| {
                 usage("--userns keep-id is only supported in rootless mode (run cairn as a normal user)")
             })?;
+            // keep-id:uid=,gid=: the caller is these ids inside (its
+            // /etc/passwd entry too, named after the host's user of that
+            // uid, else userUID).
+            r.uid = uid.unwrap_or(r.uid);
+            r.gid = gid.unwrap_or(r.gid);
             Ok(Some((cairn_engine::userns::keep_id_maps(&r), r)))
         }
         m => Err(usage(format!(
@@ -1049,7 +1315,20 @@ fn finish(missing: &[String], failed: bool) -> anyhow::Result<u8> {
 /// `cairn start`.
 pub fn start(ctx: &Context, a: StartArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
-    let (found, missing) = select(&containers, &a.containers, a.all, false)?;
+    if !a.filter.is_empty() {
+        return Err(flags::refuse(
+            "filter",
+            "name the containers, or select them with `cairn ps -q --filter`",
+        ));
+    }
+    if let Some(k) = &a.detach_keys {
+        flags::detach_keys(k).map_err(usage)?;
+    }
+    let names = match a.latest {
+        true => vec![latest(&containers)?.config.id.to_string()],
+        false => a.containers.clone(),
+    };
+    let (found, missing) = select(&containers, &names, a.all, false)?;
     if (a.attach || a.interactive) && found.len() > 1 {
         return Err(usage(
             "you cannot attach to more than one container at a time",
@@ -1058,12 +1337,11 @@ pub fn start(ctx: &Context, a: StartArgs) -> anyhow::Result<u8> {
     let mut failed = false;
     for mut c in found {
         if a.attach || a.interactive {
-            let attach = Attach {
-                output: true,
-                stdin: a.interactive,
-            };
+            let attach = attach_for(None, a.interactive, a.detach_keys.as_deref())?;
+            // podman: signals proxied by default when attaching.
+            let proxy = runtime::signal_proxy(a.sig_proxy.unwrap_or(true))?;
             let started = runtime::start(&mut c, attach)?;
-            return finish_attached(ctx, &mut c, started);
+            return finish_attached(ctx, &mut c, started, proxy);
         }
         match runtime::start(&mut c, Attach::default()) {
             Ok(_) => {
@@ -1089,6 +1367,15 @@ pub fn start(ctx: &Context, a: StartArgs) -> anyhow::Result<u8> {
         }
     }
     finish(&missing, failed)
+}
+
+/// The container created last (`--latest`), or podman's error.
+fn latest(containers: &Containers) -> anyhow::Result<Container> {
+    containers
+        .list()?
+        .into_iter()
+        .max_by(|a, b| a.config.created.cmp(&b.config.created))
+        .ok_or_else(|| usage("no containers to start: no such container"))
 }
 
 fn matches_container(c: &Container, n: &str) -> bool {
@@ -1151,11 +1438,11 @@ fn rm_after_exit(ctx: &Context, id: &str) -> anyhow::Result<u8> {
 fn running_pid(c: &Container) -> anyhow::Result<i32> {
     let live = c.live();
     if live.status != Status::Running {
-        return Err(usage(format!(
-            "can only create exec sessions on running containers: container state improper (container {} is {})",
-            c.config.name,
-            live.status.as_str()
-        )));
+        // podman's words and code (255: the exec session never started).
+        return Err(exit::with_code(
+            255,
+            "can only create exec sessions on running containers: container state improper",
+        ));
     }
     Ok(c.state.pid)
 }
@@ -1166,8 +1453,21 @@ fn running_pid(c: &Container) -> anyhow::Result<i32> {
 /// terminal (which it could type into with TIOCSTI).
 pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
-    let (name, command) = a.args.split_first().expect("clap requires two values");
-    let c = containers.find(name)?;
+    if let Some(k) = &a.detach_keys {
+        flags::detach_keys(k).map_err(usage)?;
+    }
+    let (c, command) = match a.latest {
+        true => (latest(&containers)?, &a.args[..]),
+        false => {
+            let (name, command) = a.args.split_first().expect("clap requires one value");
+            (containers.find(name)?, command)
+        }
+    };
+    if command.is_empty() {
+        return Err(usage(
+            "must provide a non-empty command to start an exec session: invalid argument",
+        ));
+    }
     let pid = running_pid(&c)?;
     let mut env = Vec::new();
     for f in &a.env_file {
@@ -1203,6 +1503,11 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> anyhow::Result<u8> {
     }
     if a.interactive && !a.detach {
         cmd.arg("--stdin");
+    }
+    if let Some(n) = a.preserve_fds.filter(|n| *n > 0) {
+        // Descriptors 3 .. 3+N-1 are ours as the caller gave them (not
+        // close-on-exec): cairn-enter keeps them for the command.
+        cmd.arg("--keep-fds").arg(n.to_string());
     }
     cmd.arg("--").args(command);
     cairn_engine::events::record_container(&c, "exec");

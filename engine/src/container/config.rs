@@ -105,13 +105,85 @@ pub struct Config {
     /// before cairn read containers.conf (podman's 11 then).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_capabilities: Option<Vec<String>>,
-    /// containers.conf `no_hosts`: the image's `/etc/hosts` is left alone.
+    // Fields added after configs were first written: absent (default)
+    // ones are not written, so an older config reads and writes back the
+    // same.
+    /// `--umask` (octal, e.g. `0022`); None: the runtime's 0022.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umask: Option<String>,
+    /// `--sysctl KEY=VALUE`s, written in the container's namespaces at start.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// `--tz`: the zoneinfo file (host path) bound on `/etc/localtime`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<TimeZone>,
+    /// `--no-hosts`: the image's `/etc/hosts`, none generated.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_hosts: bool,
-    /// containers.conf `tz`: `local` or a zone name, bound read-only on
-    /// `/etc/localtime`.
+    /// `--dns none`: the image's `/etc/resolv.conf`, none generated.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_resolv_conf: bool,
+    /// `--device`s: host device nodes bound in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// `--mount type=devpts`: a devpts instance of the container's own at
+    /// each of these paths.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devpts: Vec<String>,
+    /// `--health-*` (recorded, shown by inspect).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub timezone: Option<String>,
+    pub healthcheck: Option<Healthcheck>,
+    /// `--health-on-failure`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub health_on_failure: String,
+    /// `--log-opt KEY=VALUE`s.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_opts: BTreeMap<String, String>,
+    /// `--restart` (only `no` is supported).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub restart_policy: String,
+    /// `--pidfile`: written with PID 1's host pid at each start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pidfile: Option<PathBuf>,
+}
+
+/// `--tz`: the zone as given and the host file it names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct TimeZone {
+    /// The zone as given (`local`, `Europe/Paris`).
+    pub name: String,
+    /// The host's zoneinfo file.
+    pub file: PathBuf,
+}
+
+/// A `--device HOST[:CONTAINER][:PERMISSIONS]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Device {
+    /// The host's node.
+    pub host: PathBuf,
+    /// Where the container sees it.
+    pub container: String,
+    /// `rwm` letters as given (recorded; without cgroups, access is the
+    /// node's own permissions).
+    pub permissions: String,
+}
+
+/// A healthcheck, as podman's `Config.Healthcheck` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Healthcheck {
+    /// `["CMD-SHELL", cmd]`, `["CMD", ...]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Nanoseconds between checks.
+    pub interval: u64,
+    /// Nanoseconds one check may take.
+    pub timeout: u64,
+    /// Nanoseconds before failures count.
+    pub start_period: u64,
+    /// Failures before unhealthy.
+    pub retries: u64,
 }
 
 /// A container's id: 64 lower-case hex digits. Stored in `config.json` as

@@ -11,7 +11,8 @@ use nix::sys::signal::Signal;
 use cairn_store::media::RuntimeConfig;
 
 use super::config::{
-    Config, ContainerId, IdMaps, ImageRef, MountConfig, Namespaces, Process, SeccompProfile, Ulimit,
+    Config, ContainerId, Device, Healthcheck, IdMaps, ImageRef, MountConfig, Namespaces, Process,
+    SeccompProfile, TimeZone, Ulimit,
 };
 use super::runtime::parse_signal;
 use super::seccomp::{Choice, Compiled};
@@ -106,6 +107,45 @@ pub struct CreateOptions {
     pub tty: bool,
     /// Keep stdin open.
     pub interactive: bool,
+    /// The flags' settings the engine records as given (umask, sysctls,
+    /// time zone, devices, healthcheck, ...), copied into the config.
+    pub extra: Extra,
+}
+
+/// Settings recorded as given (checked by the caller), copied into the
+/// [`Config`] unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// `--umask`, octal.
+    pub umask: Option<String>,
+    /// `--sysctl`s.
+    pub sysctls: BTreeMap<String, String>,
+    /// `--tz`.
+    pub timezone: Option<TimeZone>,
+    /// `--no-hosts`.
+    pub no_hosts: bool,
+    /// `--dns none`.
+    pub no_resolv_conf: bool,
+    /// `--device`s.
+    pub devices: Vec<Device>,
+    /// `--mount type=devpts` destinations.
+    pub devpts: Vec<String>,
+    /// `--health-*`.
+    pub healthcheck: Option<Healthcheck>,
+    /// `--health-on-failure`.
+    pub health_on_failure: String,
+    /// `--log-opt`s.
+    pub log_opts: BTreeMap<String, String>,
+    /// `--restart`.
+    pub restart_policy: String,
+    /// `--pidfile`.
+    pub pidfile: Option<std::path::PathBuf>,
+    /// `--unsetenv` names (removed unless given with `-e`).
+    pub unsetenv: Vec<String>,
+    /// `--unsetenv-all`: only the `-e`s (and what podman always sets).
+    pub unsetenv_all: bool,
+    /// `--expose`d ports, `PORT[/PROTO]`.
+    pub expose: Vec<String>,
 }
 
 /// What create found out before deciding: the image, the host, the
@@ -162,6 +202,17 @@ pub fn config(
         &hostname,
         &home,
     );
+    let env = unset(env, &o.env, &o.extra);
+    let mut exposed_ports = rc.exposed_ports.clone().unwrap_or_default();
+    for p in &o.extra.expose {
+        let key = if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        };
+        exposed_ports.insert(key, serde_json::json!({}));
+    }
+    let x = o.extra.clone();
     let mut labels = rc.labels.clone().unwrap_or_default();
     labels.extend(o.labels.iter().cloned());
     let stop_signal = stop_signal(o, rc)?;
@@ -213,7 +264,7 @@ pub fn config(
         ulimits: ulimits(&f.defaults.ulimits, &o.ulimits),
         systemd: o.systemd.clone(),
         auto_remove: o.auto_remove,
-        exposed_ports: rc.exposed_ports.clone().unwrap_or_default(),
+        exposed_ports,
         group_add: o.group_add.clone(),
         shm_size: o.shm_size.or(shm_size(f.defaults)),
         create_command: o.create_command.clone(),
@@ -222,9 +273,40 @@ pub fn config(
         platform: o.platform.clone(),
         idmap: f.keep_id.map(|(m, _)| m.clone()),
         default_capabilities: Some(f.defaults.capabilities.clone()),
-        no_hosts: f.defaults.no_hosts,
-        timezone: f.defaults.tz.clone(),
+        umask: x.umask,
+        sysctls: x.sysctls,
+        timezone: x
+            .timezone
+            .or_else(|| conf_time_zone(f.defaults.tz.as_deref())),
+        no_hosts: x.no_hosts || f.defaults.no_hosts,
+        no_resolv_conf: x.no_resolv_conf,
+        devices: x.devices,
+        devpts: x.devpts,
+        healthcheck: x.healthcheck,
+        health_on_failure: x.health_on_failure,
+        log_opts: x.log_opts,
+        restart_policy: x.restart_policy,
+        pidfile: x.pidfile,
     })
+}
+
+/// `--unsetenv NAME` and `--unsetenv-all`: the defaults (PATH, the image's,
+/// TERM, container, HOSTNAME, HOME) removed unless a `-e` gave them.
+fn unset(env: Vec<String>, given: &[String], x: &Extra) -> Vec<String> {
+    if x.unsetenv.is_empty() && !x.unsetenv_all {
+        return env;
+    }
+    let given_key = |k: &str| {
+        given
+            .iter()
+            .any(|g| g.split_once('=').map_or(g.as_str(), |(gk, _)| gk) == k)
+    };
+    env.into_iter()
+        .filter(|e| {
+            let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+            given_key(k) || !(x.unsetenv_all || x.unsetenv.iter().any(|u| u == k))
+        })
+        .collect()
 }
 
 /// PID 1's command line: `(entrypoint, cmd, entrypoint + cmd)`. A given
@@ -281,6 +363,22 @@ fn hostname(o: &CreateOptions, f: &Facts<'_>) -> String {
 
 /// The `--ulimit`s given, else containers.conf's: as in podman, whose
 /// `--ulimit` takes the file's list as its default value, one given flag
+/// containers.conf's `tz` (checked when the file was read) as `--tz`
+/// gives it: `local` is the host's `/etc/localtime`, a name its zoneinfo
+/// file.
+fn conf_time_zone(tz: Option<&str>) -> Option<TimeZone> {
+    let name = tz.filter(|t| !t.is_empty())?;
+    let file = if name == "local" {
+        std::path::PathBuf::from("/etc/localtime")
+    } else {
+        std::path::Path::new("/usr/share/zoneinfo").join(name)
+    };
+    Some(TimeZone {
+        name: name.to_owned(),
+        file,
+    })
+}
+
 /// replaces the whole list.
 fn ulimits(defaults: &[Ulimit], given: &[Ulimit]) -> Vec<Ulimit> {
     if given.is_empty() {

@@ -466,10 +466,13 @@ impl Container {
             };
         }
         if let Some(err) = &s.error {
+            // A start that failed (missing command or workdir, a runtime
+            // error) leaves the container created, as podman does: it never
+            // ran, so it has no exit code.
             return Live {
-                status: Status::Exited,
-                exit_code: s.start_exit_code.unwrap_or(125),
-                finished_at: s.failed_at.clone(),
+                status: Status::Created,
+                exit_code: 0,
+                finished_at: None,
                 error: Some(err.clone()),
             };
         }

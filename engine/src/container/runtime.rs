@@ -28,6 +28,17 @@ use crate::events;
 pub struct Started {
     /// The monitor, when attached (we wait for it).
     pub monitor: Option<std::process::Child>,
+    /// When attached: the monitor's reports after the pid line (a detach).
+    pub reports: Option<BufReader<fs::File>>,
+}
+
+/// How an attached session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// The container exited with this code.
+    Exited(i32),
+    /// The detach keys were typed: the container runs on.
+    Detached,
 }
 
 /// Starts `c`. The caller holds no lock; this takes the container's.
@@ -51,7 +62,10 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
         if c.state.started_at.is_some() && c.state.pid > 0 {
             c.save_state()?;
         }
-        return Ok(Started { monitor: None });
+        return Ok(Started {
+            monitor: None,
+            reports: None,
+        });
     }
     let monitor_lock = match monitor_lock {
         Some(l) => l,
@@ -65,7 +79,7 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     let _ = fs::remove_file(c.dir.join("exit.json"));
     // The monitor writes the new one; a stale one must not be adopted.
     let _ = fs::remove_file(c.dir.join("pid"));
-    write_specs(c, &helpers, attach)?;
+    write_specs(c, &helpers, &attach)?;
     // podman's init: the container is set up, its command not yet started
     // (the monitor logs start, attach and died).
     events::record_container(c, "init");
@@ -89,12 +103,12 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
         } else {
             Stdio::null()
         })
-        .stdout(if attach.output {
+        .stdout(if attach.output && !attach.no_stdout {
             Stdio::inherit()
         } else {
             Stdio::null()
         })
-        .stderr(if attach.output {
+        .stderr(if attach.output && !attach.no_stderr {
             Stdio::inherit()
         } else {
             Stdio::null()
@@ -118,7 +132,7 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     c.state.pid = 0;
     c.save_state()?;
     let sync = read_sync(sync_r);
-    let sync = match sync {
+    let (sync, reports) = match sync {
         Ok(s) => s,
         Err(e) => {
             let mut child = child;
@@ -153,8 +167,12 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     c.state.stopping = false;
     c.state.starts += 1;
     c.save_state()?;
+    if let Some(p) = &c.config.pidfile {
+        write_atomic(p, format!("{}", sync.pid).as_bytes())?;
+    }
+    let attached = attach.output || attach.stdin;
     Ok(Started {
-        monitor: if attach.output || attach.stdin {
+        monitor: if attached {
             Some(child)
         } else {
             // Detached: the monitor lives on in its own session; not reaping
@@ -162,17 +180,18 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
             drop(child);
             None
         },
+        reports: attached.then_some(reports),
     })
 }
 
 /// Writes the three helpers' specs for starting `c`. What the runtime
 /// would refuse fails the start as its refusal did: recorded, status 125.
-fn write_specs(c: &mut Container, helpers: &Helpers, attach: Attach) -> Result<()> {
+fn write_specs(c: &mut Container, helpers: &Helpers, attach: &Attach) -> Result<()> {
     let specs = || -> Result<(MountSpec, PivotSpec, MonitorSpec)> {
         Ok((
             spec::mount_spec(&c.config, &c.dir)?,
             spec::pivot_spec(&c.config, &c.dir),
-            spec::monitor_spec(helpers, &c.config, &c.dir, attach)?,
+            spec::monitor_spec(helpers, &c.config, &c.dir, attach.clone())?,
         ))
     };
     let (mount, pivot, mut monitor) = match specs() {
@@ -300,15 +319,18 @@ fn lock_monitor(c: &Container, adopt: bool) -> Result<Option<OwnedFd>> {
     }
 }
 
-fn read_sync(fd: OwnedFd) -> Result<SyncLine> {
+/// The monitor's first report, and the pipe for its next ones.
+fn read_sync(fd: OwnedFd) -> Result<(SyncLine, BufReader<fs::File>)> {
     let mut line = String::new();
-    BufReader::new(fs::File::from(fd))
+    let mut reader = BufReader::new(fs::File::from(fd));
+    reader
         .read_line(&mut line)
         .context("read the monitor's report")?;
     if line.trim().is_empty() {
         bail!("no report");
     }
-    SyncLine::parse(&line).with_context(|| format!("bad report {line:?}"))
+    let sync = SyncLine::parse(&line).with_context(|| format!("bad report {line:?}"))?;
+    Ok((sync, reader))
 }
 
 fn record_failure(c: &mut Container, msg: &str, code: i32) -> Result<()> {
@@ -342,19 +364,47 @@ pub(crate) fn prepare_files(c: &Container) -> Result<()> {
         &c.dir.join("containerenv"),
         spec::containerenv(cfg, rootless).as_bytes(),
     )?;
+    if let Some(tz) = &cfg.timezone {
+        // A copy, as podman makes: the host's zone file may change or go.
+        let zone = fs::read(&tz.file)
+            .with_context(|| format!("read the time zone file {}", tz.file.display()))?;
+        write_atomic(&c.dir.join("localtime"), &zone)?;
+    }
     Ok(())
 }
 
-/// Waits for an attached monitor, forwarding SIGINT, SIGTERM, SIGHUP,
-/// SIGQUIT, SIGUSR1 and SIGUSR2 to the container (podman's sig-proxy) and
-/// SIGWINCH to the monitor (which resizes the pty). Returns the container's
-/// exit code.
-pub fn wait_attached(c: &Container, mut monitor: std::process::Child) -> Result<i32> {
+/// The signals an attached `run`/`start -a` takes over, registered before
+/// the container starts: one sent as soon as the container runs (before
+/// [`wait_attached`]) is queued and forwarded, never lost or fatal to us.
+#[derive(Debug)]
+pub struct SignalProxy(signal_hook::iterator::Signals);
+
+/// Takes over SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 with
+/// `sig_proxy` (podman's sig-proxy; without it they act on us as usual,
+/// and the container, in the monitor's session, runs on), and SIGWINCH.
+pub fn signal_proxy(sig_proxy: bool) -> Result<SignalProxy> {
     use signal_hook::consts::*;
-    let mut signals = signal_hook::iterator::Signals::new([
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
-    ])
-    .context("install signal handlers")?;
+    let proxied: &[i32] = if sig_proxy {
+        &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+    } else {
+        &[SIGWINCH]
+    };
+    let signals =
+        signal_hook::iterator::Signals::new(proxied).context("install signal handlers")?;
+    Ok(SignalProxy(signals))
+}
+
+/// Waits for an attached monitor, forwarding the signals `proxy` took over
+/// to the container and SIGWINCH to the monitor (which resizes the pty).
+/// Returns the container's exit code, or [`Attached::Detached`] when the
+/// monitor reported the detach keys on `reports`.
+pub fn wait_attached(
+    c: &Container,
+    mut monitor: std::process::Child,
+    reports: Option<BufReader<fs::File>>,
+    proxy: SignalProxy,
+) -> Result<Attached> {
+    let mut signals = proxy.0;
     let handle = signals.handle();
     let pid = c.state.pid;
     let pid_start = c.state.pid_start;
@@ -371,14 +421,42 @@ pub fn wait_attached(c: &Container, mut monitor: std::process::Child) -> Result<
             }
         }
     });
-    let status = monitor.wait().context("wait for cairn-monitor");
+    // The monitor's exit and its detach report race: whichever comes first.
+    let (tx, rx) = std::sync::mpsc::channel::<Option<std::io::Result<std::process::ExitStatus>>>();
+    if let Some(mut reports) = reports {
+        let tx = tx.clone();
+        // Not joined: it ends when the monitor closes the pipe.
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while matches!(reports.read_line(&mut line), Ok(n) if n > 0) {
+                if line.contains("\"detached\":true") {
+                    let _ = tx.send(None);
+                    return;
+                }
+                line.clear();
+            }
+        });
+    }
+    // Not joined after a detach: the monitor runs on.
+    std::thread::spawn(move || {
+        let _ = tx.send(Some(monitor.wait()));
+    });
+    let status = match rx.recv() {
+        Ok(Some(status)) => status.context("wait for cairn-monitor"),
+        Err(_) => bail!("cairn-monitor's waiter ended without a status"),
+        Ok(None) => {
+            handle.close();
+            let _ = forwarder.join();
+            return Ok(Attached::Detached);
+        }
+    };
     handle.close();
     let _ = forwarder.join();
     let status = status?;
     if let Some(rec) = c.exit_record() {
-        return Ok(rec.exit_code);
+        return Ok(Attached::Exited(rec.exit_code));
     }
-    Ok(status.code().unwrap_or(125))
+    Ok(Attached::Exited(status.code().unwrap_or(125)))
 }
 
 /// Sends `sig` to the container's PID 1 if it runs.

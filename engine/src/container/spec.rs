@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use cairn_runtime::protocol::{
-    self, BindMount, DevMode, Etc, EtcFile, InRoot, MonitorSpec, Mount, MountSpec, Namespace,
-    Overlay, PivotSpec, ProcMode, ProcessSpec, Propagation, Rlimit, RlimitValue, Root, RunMode,
-    SysMode, TmpfsMount,
+    self, BindMount, DevMode, DevptsMount, Etc, EtcFile, InRoot, MonitorSpec, Mount, MountSpec,
+    Namespace, Overlay, PivotSpec, ProcMode, ProcessSpec, Propagation, Rlimit, RlimitValue, Root,
+    RunMode, SysMode, TmpfsMount,
 };
 
 use super::config::{Config, MountConfig, MountKind};
@@ -66,12 +66,21 @@ impl Helpers {
 }
 
 /// How the monitor treats the terminal for this start.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Attach {
     /// Output copied to the caller's stdout/stderr too.
     pub output: bool,
     /// The caller's stdin goes to the container.
     pub stdin: bool,
+    /// With `output`: the container's stdout goes nowhere (`-a` without
+    /// STDOUT); it is still logged.
+    pub no_stdout: bool,
+    /// With `output`: the container's stderr goes nowhere (`-a` without
+    /// STDERR); it is still logged.
+    pub no_stderr: bool,
+    /// With `stdin`: the key sequence that detaches (podman's
+    /// `--detach-keys`, parsed); empty: none.
+    pub detach_keys: Vec<u8>,
 }
 
 /// cairn-mount's spec. Fails on what the runtime would refuse: a container
@@ -79,6 +88,7 @@ pub struct Attach {
 pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     let ns = &c.namespaces;
     let mut mounts = c.mounts.iter().map(mount).collect::<Result<Vec<_>>>()?;
+    mounts.extend(flag_mounts(c, dir)?);
     let mut containerenv =
         BindMount::new(dir.join("containerenv"), InRoot::new("/run/.containerenv")?);
     containerenv.readonly = true;
@@ -93,7 +103,6 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
             }
         }
     }
-    mounts.extend(default_mounts(c)?);
     // A user's bind on one of the files replaces the generated one.
     let etc_file = |name: &str| {
         let target = format!("/etc/{name}");
@@ -102,7 +111,7 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     let etc = Etc {
         hostname: etc_file("hostname"),
         hosts: etc_file("hosts").filter(|_| !c.no_hosts),
-        resolv_conf: etc_file("resolv.conf"),
+        resolv_conf: etc_file("resolv.conf").filter(|_| !c.no_resolv_conf),
     };
     // In a user namespace overlayfs keeps its metadata in user.* xattrs.
     let overlay_options = if crate::userns::rootless() {
@@ -150,50 +159,51 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
         masked_paths,
         readonly_paths,
         error_fd: None,
+        sysctl: c.sysctls.clone(),
     })
 }
 
-/// The mounts containers.conf and the namespace modes add where the user
-/// mounted nothing: `/dev/shm` shared with the host for `--ipc host` (as
-/// podman binds it), else a tmpfs of containers.conf's or `--shm-size`'s
-/// size (cairn-mount's own is 64 MiB); the time zone on `/etc/localtime`.
-fn default_mounts(c: &Config) -> Result<Vec<Mount>> {
-    let mut out = Vec::new();
-    let user_has = |dst: &str| c.mounts.iter().any(|m| m.destination == dst);
-    if !user_has("/dev/shm") {
-        let target = InRoot::new("/dev/shm")?;
+/// The mounts other flags than `-v`/`--mount`/`--tmpfs` ask for:
+/// `/dev/shm` (`--shm-size`, or the host's with `--ipc host`), `--device`
+/// nodes, `--mount type=devpts` and `--tz`'s (or containers.conf's `tz`) `/etc/localtime`. A user's
+/// mount on the same path wins.
+fn flag_mounts(c: &Config, dir: &Path) -> Result<Vec<Mount>> {
+    let given = |d: &str| c.mounts.iter().any(|m| m.destination == d);
+    let mut mounts = Vec::new();
+    if !given("/dev/shm") {
         if c.namespaces.ipc.is_host() {
-            let mut b = BindMount::new("/dev/shm".into(), target);
+            // podman: the host's /dev/shm with the host's IPC namespace.
+            let mut b = BindMount::new("/dev/shm".into(), InRoot::new("/dev/shm")?);
             b.nosuid = true;
             b.nodev = true;
             b.noexec = true;
-            out.push(Mount::Bind(b));
+            mounts.push(Mount::Bind(b));
         } else if let Some(size) = c.shm_size {
-            let mut t = TmpfsMount::new(target);
-            t.size = Some(size.to_string());
-            t.mode = Some("1777".into());
-            t.noexec = true;
-            out.push(Mount::Tmpfs(t));
+            let mut shm = TmpfsMount::new(InRoot::new("/dev/shm")?);
+            shm.size = Some(size.to_string());
+            shm.mode = Some("1777".into());
+            shm.noexec = true;
+            mounts.push(Mount::Tmpfs(shm));
         }
     }
-    if let Some(tz) = c
-        .timezone
-        .as_deref()
-        .filter(|_| !user_has("/etc/localtime"))
-    {
-        let source = if tz == "local" {
-            std::fs::canonicalize("/etc/localtime").map_err(|e| {
-                Error::Invalid(format!("time zone local: the host's /etc/localtime: {e}"))
-            })?
-        } else {
-            Path::new("/usr/share/zoneinfo").join(tz)
-        };
-        let mut b = BindMount::new(source, InRoot::new("/etc/localtime")?);
+    for d in &c.devices {
+        let mut b = BindMount::new(d.host.clone(), InRoot::new(&d.container)?);
+        b.recursive = false;
+        b.nosuid = true;
+        mounts.push(Mount::Bind(b));
+    }
+    for d in &c.devpts {
+        mounts.push(Mount::Devpts(DevptsMount {
+            target: InRoot::new(d)?,
+        }));
+    }
+    if c.timezone.is_some() && !given("/etc/localtime") {
+        let mut b = BindMount::new(dir.join("localtime"), InRoot::new("/etc/localtime")?);
         b.readonly = true;
         b.recursive = false;
-        out.push(Mount::Bind(b));
+        mounts.push(Mount::Bind(b));
     }
-    Ok(out)
+    Ok(mounts)
 }
 
 fn in_root(paths: &[String]) -> Result<Vec<InRoot>> {
@@ -270,6 +280,10 @@ pub(crate) fn pivot_spec(c: &Config, dir: &Path) -> PivotSpec {
             } else {
                 Vec::new()
             },
+            umask: c
+                .umask
+                .as_deref()
+                .and_then(|m| u32::from_str_radix(m, 8).ok()),
             ..ProcessSpec::default()
         },
         ..PivotSpec::default()
@@ -360,6 +374,11 @@ pub(crate) fn monitor_spec(
         gid_map,
         // Set by start, which knows the store root.
         events: None,
+        detach_keys: if attach.stdin && attach.output {
+            attach.detach_keys
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -112,9 +112,9 @@ pub struct CreateArgs {
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
     /// Limit the number of processes (recorded; needs a delegated cgroup to apply).
-    #[arg(long = "pids-limit", value_name = "N")]
+    #[arg(long = "pids-limit", value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
-    /// Resource limits: TYPE=SOFT[:HARD] (nofile, nproc, core, …).
+    /// Resource limits: TYPE=SOFT[:HARD] (nofile, nproc, core, …), or host (the host's, as cairn's own).
     #[arg(long, value_name = "TYPE=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
     /// Annotations (KEY=VALUE).
@@ -153,9 +153,127 @@ pub struct CreateArgs {
     /// Accepted for podman compatibility: publish ports (cairn uses the host network by default).
     #[arg(short = 'p', long = "publish", value_name = "PORT")]
     pub publish: Vec<String>,
-    /// Accepted for podman compatibility: hooks, cgroup and device options cairn does not apply.
+    /// Bind a host device node: HOST[:CONTAINER][:PERMISSIONS] (permissions are recorded; without cgroups the node's own modes apply).
     #[arg(long = "device", value_name = "DEVICE")]
     pub device: Vec<String>,
+    /// Streams to attach (run): STDIN, STDOUT, STDERR; the others go nowhere.
+    #[arg(short = 'a', long = "attach", value_name = "STREAM")]
+    pub attach: Vec<String>,
+    /// Read labels from a file (KEY=VALUE per line).
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<String>,
+    /// Remove a container of the same name first.
+    #[arg(long)]
+    pub replace: bool,
+    /// Restart policy: only "no" (cairn has no restart manager yet).
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Time zone: local or a zone name (/usr/share/zoneinfo), bound on /etc/localtime.
+    #[arg(long = "tz", value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// File mode creation mask of the container's first process (octal).
+    #[arg(long, value_name = "MASK")]
+    pub umask: Option<String>,
+    /// Namespaced kernel parameters (KEY=VALUE): net.* with a network of its own, IPC ones, kernel.domainname.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// Healthcheck command (recorded; shown by inspect).
+    #[arg(long = "health-cmd", value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Healthcheck interval (recorded).
+    #[arg(
+        long = "health-interval",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
+    pub health_interval: String,
+    /// Healthcheck retries (recorded).
+    #[arg(long = "health-retries", default_value_t = 3, value_name = "N")]
+    pub health_retries: u64,
+    /// Healthcheck start period (recorded).
+    #[arg(
+        long = "health-start-period",
+        default_value = "0s",
+        value_name = "DURATION"
+    )]
+    pub health_start_period: String,
+    /// Healthcheck timeout (recorded).
+    #[arg(
+        long = "health-timeout",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
+    pub health_timeout: String,
+    /// Action once unhealthy: none, kill, restart, stop (recorded).
+    #[arg(
+        long = "health-on-failure",
+        default_value = "none",
+        value_name = "ACTION"
+    )]
+    pub health_on_failure: String,
+    /// Disable the image's healthcheck.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Log driver options: tag=… (recorded); others are refused.
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// Keep the image's /etc/hosts (none generated).
+    #[arg(long = "no-hosts")]
+    pub no_hosts: bool,
+    /// Accepted for podman compatibility: cairn is its own OCI runtime (crun, runc, … are not used).
+    #[arg(long, value_name = "PATH")]
+    pub runtime: Option<String>,
+    /// Architecture of the image to pull.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// OS of the image to pull.
+    #[arg(long, value_name = "OS")]
+    pub os: Option<String>,
+    /// Architecture variant of the image to pull.
+    #[arg(long, value_name = "VARIANT")]
+    pub variant: Option<String>,
+    /// Authentication file for the pull.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Copy every environment variable of cairn's into the container.
+    #[arg(long = "env-host")]
+    pub env_host: bool,
+    /// Copy the host's proxy variables (http_proxy, https_proxy, ftp_proxy, no_proxy and upper-case forms).
+    #[arg(long = "http-proxy", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub http_proxy: bool,
+    /// Expose ports (recorded in the config, as podman).
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// Remove a default environment variable.
+    #[arg(long, value_name = "NAME")]
+    pub unsetenv: Vec<String>,
+    /// Remove every default environment variable (the -e ones stay).
+    #[arg(long = "unsetenv-all")]
+    pub unsetenv_all: bool,
+    /// Write PID 1's host pid to this file at each start.
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// Accepted for podman compatibility (enabled, disabled, no-conmon, split): cairn places containers in no cgroup (issue 23).
+    #[arg(long, value_name = "MODE")]
+    pub cgroups: Option<String>,
+    /// Only "ignore" (cairn passes no NOTIFY_SOCKET); container and conmon are refused.
+    #[arg(long, value_name = "MODE")]
+    pub sdnotify: Option<String>,
+    /// Only "default" (the image policy is refused).
+    #[arg(long = "seccomp-policy", value_name = "POLICY")]
+    pub seccomp_policy: Option<String>,
+    /// Only "ignore": cairn does not create the image's VOLUMEs.
+    #[arg(long = "image-volume", value_name = "MODE")]
+    pub image_volume: Option<String>,
+    /// Accepted for podman compatibility (a Docker option, a no-op in podman too).
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub disable_content_trust: Option<bool>,
+    /// Accepted for podman compatibility: ports are the host's (cairn uses the host network).
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Flags cairn refuses by name.
+    #[command(flatten)]
+    pub refused: super::flags::RefusedCreate,
     /// Print help (-h is --hostname, as in podman).
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -167,6 +285,21 @@ pub struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short, long)]
     pub detach: bool,
+    /// Key sequence that detaches an attached `-i` session, leaving the container running (default ctrl-p,ctrl-q; "" disables).
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Pass signals cairn receives to the container (default true when attached).
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub sig_proxy: bool,
+    /// Only false: cairn adds no /etc/passwd entries.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub passwd: Option<bool>,
+    /// Refused for run (cairn's start chain uses descriptors 3 and 4); exec takes it.
+    #[arg(long = "preserve-fds", value_name = "N")]
+    pub preserve_fds: Option<u32>,
+    /// run-only flags cairn refuses by name.
+    #[command(flatten)]
+    pub refused_run: super::flags::RefusedRun,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -185,6 +318,18 @@ pub struct StartArgs {
     /// Start every container.
     #[arg(long)]
     pub all: bool,
+    /// Key sequence that detaches `start -ai` (default ctrl-p,ctrl-q; "" disables).
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Refused: cairn does not filter containers to start.
+    #[arg(short, long = "filter", value_name = "FILTER", hide = true)]
+    pub filter: Vec<String>,
+    /// The latest container created.
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Pass signals cairn receives to the container (default: true with --attach).
+    #[arg(long = "sig-proxy", num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub sig_proxy: Option<bool>,
 }
 
 /// `stop` flags.
@@ -306,9 +451,18 @@ pub struct RmArgs {
 /// `exec` flags.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// CONTAINER, then the command and its arguments.
-    #[arg(required = true, num_args = 2.., trailing_var_arg = true, value_name = "CONTAINER COMMAND [ARG...]")]
+    /// CONTAINER (unless --latest), then the command and its arguments.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, value_name = "CONTAINER COMMAND [ARG...]")]
     pub args: Vec<String>,
+    /// Key sequence for detaching (podman's format; "" disables). Checked; the exec relay has no detach.
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// The latest container created (the arguments are then all the command).
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Pass descriptors 3 .. 3+N-1 to the command.
+    #[arg(long = "preserve-fds", value_name = "N")]
+    pub preserve_fds: Option<u32>,
     /// Run in the background.
     #[arg(short, long)]
     pub detach: bool,
