@@ -301,6 +301,20 @@ fn unknown_flag_message(e: &clap::Error, args: &[String]) -> Option<String> {
     ))
 }
 
+/// podman's words for a verb cairn does not know, or cairn's refusal of
+/// one of podman's verbs it lacks ([`crate::verbs`]); `None` for other
+/// parse errors.
+fn unknown_verb_message(e: &clap::Error, args: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    Some(crate::verbs::message(&verb_path(args), word))
+}
+
 /// `cairn` and the verbs a command line names (`cairn container run`),
 /// skipping flags before them.
 fn verb_path(args: &[String]) -> Vec<String> {
@@ -324,25 +338,32 @@ fn verb_path(args: &[String]) -> Vec<String> {
     path
 }
 
+/// The command line, or the exit code after printing why it is not one
+/// (podman's words for unknown flags and verbs; 0 for --help and
+/// --version).
+fn parse() -> Result<Cli, u8> {
+    Cli::try_parse().map_err(|e| {
+        // Usage errors exit 125 like podman's; --help and --version 0.
+        let code = match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+            _ => crate::exit::ENGINE,
+        };
+        let args: Vec<String> = std::env::args().collect();
+        match unknown_flag_message(&e, &args).or_else(|| unknown_verb_message(&e, &args)) {
+            Some(message) => eprintln!("{message}"),
+            None => {
+                let _ = e.print();
+            }
+        }
+        code
+    })
+}
+
 /// Parses the command line and runs the command; returns the exit code.
 pub fn run() -> anyhow::Result<u8> {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(c) => c,
-        Err(e) => {
-            // Usage errors exit 125 like podman's; --help and --version 0.
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => crate::exit::ENGINE,
-            };
-            let args: Vec<String> = std::env::args().collect();
-            match unknown_flag_message(&e, &args) {
-                Some(message) => eprintln!("{message}"),
-                None => {
-                    let _ = e.print();
-                }
-            }
-            return Ok(code);
-        }
+        Err(code) => return Ok(code),
     };
     init_logging(&cli.log_level)?;
     let ctx = Context::new(cli.root.clone());

@@ -11,6 +11,7 @@ mod inspect;
 mod output;
 mod progress;
 mod unpack;
+mod verbs;
 
 use std::process::ExitCode;
 

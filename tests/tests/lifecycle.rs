@@ -1221,3 +1221,46 @@ fn unknown_flags_are_errors_and_words_after_the_image_are_the_commands() {
     assert_eq!(out, "-i\n");
     c.ok(["rm", "-f", "-t", "0", "flags"]);
 }
+
+/// A word that is not a verb gets podman's two lines; one of podman's verbs
+/// cairn lacks is refused by name with the reason; both 125, and neither
+/// leaves anything in the store (no container, image or volume).
+#[test]
+fn unknown_and_unsupported_verbs_are_one_error_each() {
+    let c = env();
+    let r = c.fails(125, ["nosuch-verb", "x"]);
+    assert_eq!(
+        r.stderr,
+        "Error: unrecognized command `cairn nosuch-verb`\nTry 'cairn --help' for more information\n"
+    );
+    let r = c.fails(125, ["container", "nosuch-verb"]);
+    assert_eq!(
+        r.stderr,
+        "Error: unrecognized command `cairn container nosuch-verb`\nTry 'cairn container --help' for more information\n"
+    );
+    for (args, line) in [
+        (
+            &["pod", "create", "--name", "p"][..],
+            "`pod` (cairn has no pods)",
+        ),
+        (
+            &["network", "create", "net1"][..],
+            "`network create` (cairn has no named networks: use --network host, none or private)",
+        ),
+        (&["push", IMAGE][..], "`push` (images cannot be pushed yet)"),
+        (
+            &["container", "commit", "x", "y"][..],
+            "`container commit` (images cannot be made from containers yet)",
+        ),
+    ] {
+        let r = c.fails(125, args);
+        assert_eq!(
+            r.stderr,
+            format!("Error: cairn does not support {line}\n"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(c.ok(["ps", "-a", "-q"]), "");
+    assert_eq!(c.ok(["volume", "ls", "-q"]), "");
+    assert_eq!(c.ok(["network", "ls", "-q"]), "");
+}

@@ -459,6 +459,13 @@ fn create_options(
     containers: &Containers,
     command: &[String],
 ) -> anyhow::Result<CreateOptions> {
+    if !a.publish.is_empty() || a.publish_all {
+        // podman's words where the network mode cannot publish ports
+        // (cairn's are all host, none or a private namespace with lo).
+        tracing::warn!(
+            "Port mappings have been discarded as one of the Host, Container, Pod, and None network modes are in use"
+        );
+    }
     let name = match &a.name {
         Some(n) => {
             lifecycle::validate_name(n)?;

@@ -150,7 +150,7 @@ pub struct CreateArgs {
     /// Write the container id to this file.
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
-    /// Accepted for podman compatibility: publish ports (cairn uses the host network by default).
+    /// Accepted for podman compatibility: cairn's network modes (host, none, private) publish no ports; warns as podman does on its host network.
     #[arg(short = 'p', long = "publish", value_name = "PORT")]
     pub publish: Vec<String>,
     /// Bind a host device node: HOST[:CONTAINER][:PERMISSIONS] (permissions are recorded; without cgroups the node's own modes apply).
