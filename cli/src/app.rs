@@ -48,6 +48,10 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
     pub log_level: String,
 
+    /// podman's other global flags.
+    #[command(flatten)]
+    pub global: crate::global::GlobalArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -359,12 +363,33 @@ fn parse() -> Result<Cli, u8> {
     })
 }
 
+/// podman's global flags: a refused one ends the command (its exit code);
+/// `--noout` points stdout at /dev/null.
+fn apply_global(g: &crate::global::GlobalArgs) -> anyhow::Result<Option<u8>> {
+    if let Some((flag, why)) = g.refused() {
+        eprintln!("Error: cairn does not support --{flag} ({why})");
+        return Ok(Some(crate::exit::ENGINE));
+    }
+    if g.noout {
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| anyhow::anyhow!("open /dev/null for --noout: {e}"))?;
+        nix::unistd::dup2_stdout(&null)
+            .map_err(|e| anyhow::anyhow!("--noout: point stdout at /dev/null: {e}"))?;
+    }
+    Ok(None)
+}
+
 /// Parses the command line and runs the command; returns the exit code.
 pub fn run() -> anyhow::Result<u8> {
     let cli = match parse() {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if let Some(code) = apply_global(&cli.global)? {
+        return Ok(code);
+    }
     init_logging(&cli.log_level)?;
     let ctx = Context::new(cli.root.clone());
     if !cairn_engine::userns::child_setup()?

@@ -7,6 +7,7 @@ mod cmd;
 mod context;
 mod exit;
 mod format;
+mod global;
 mod inspect;
 mod output;
 mod progress;

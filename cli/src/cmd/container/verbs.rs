@@ -708,6 +708,14 @@ mod tests {
             f.set_modified(m.modified().unwrap()).unwrap();
         };
         same("usr");
+        // etc's mtime differs from the lower's, as a copy-up that changed
+        // it leaves it (set, not left to the clock: both can fall in one
+        // tick of the kernel's coarse timestamps).
+        let m = std::fs::metadata(lower.join("etc")).unwrap();
+        std::fs::File::open(upper.join("etc"))
+            .unwrap()
+            .set_modified(m.modified().unwrap() + std::time::Duration::from_secs(1))
+            .unwrap();
         let out: Vec<String> = overlay_changes(&upper, &[lower], &["/dev".into()])
             .iter()
             .map(|c| {
