@@ -161,6 +161,10 @@ fn probe_refusal(dir: &Path, verb: &str, long: &str, kind: Option<&String>) -> (
         verb.split(' ').map(str::to_owned).collect()
     };
     args.push(flag_arg(long, kind));
+    if verb == "(global)" {
+        // A global flag needs a verb after it: one that changes nothing.
+        args.push("version".to_owned());
+    }
     let mut result = (0, String::new());
     for extra in 0..3 {
         let mut a = args.clone();
