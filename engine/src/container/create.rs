@@ -162,6 +162,14 @@ pub fn config(
         &hostname,
         &home,
     );
+    let home_default = !sets_home(
+        f.defaults
+            .env
+            .iter()
+            .chain(rc.env.as_deref().unwrap_or_default()),
+        &o.env,
+        f.host_env,
+    );
     let mut labels = rc.labels.clone().unwrap_or_default();
     labels.extend(o.labels.iter().cloned());
     let stop_signal = stop_signal(o, rc)?;
@@ -175,6 +183,7 @@ pub fn config(
             entrypoint,
             cmd,
             env,
+            home_default,
             workdir: o
                 .workdir
                 .clone()
@@ -346,6 +355,25 @@ fn environment(
         env.push(("HOME".into(), home.to_owned()));
     }
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// Whether containers.conf's or the image's environment (`fixed`) or the
+/// `--env` entries (`given`, over the host's `host`) set HOME.
+fn sets_home<'a>(
+    mut fixed: impl Iterator<Item = &'a String>,
+    given: &[String],
+    host: &[(String, String)],
+) -> bool {
+    let on_host = host.iter().any(|(k, _)| k == "HOME");
+    fixed.any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == "HOME")
+        || given.iter().any(|g| match g.split_once('=') {
+            Some((k, _)) => k == "HOME",
+            None => {
+                on_host
+                    && g.strip_suffix('*')
+                        .map_or(g == "HOME", |p| "HOME".starts_with(p))
+            }
+        })
 }
 
 /// The seccomp profile as podman records it: `""` for the default one,

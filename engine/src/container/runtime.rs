@@ -226,6 +226,11 @@ pub fn exec_command(c: &Container, pid: i32, o: &ExecOptions<'_>) -> Result<(Com
     } else if !c.config.process.workdir.is_empty() {
         cmd.arg("--workdir").arg(&c.config.process.workdir);
     }
+    // podman: HOME follows an explicit --user unless the container was
+    // given one (an --env of the exec still wins).
+    if o.user.is_some() && c.config.process.home_default {
+        cmd.arg("--user-home");
+    }
     for e in o.env {
         cmd.arg("--env").arg(e);
     }
