@@ -10,8 +10,19 @@ use cairn_tests::fixtures::refs;
 use cairn_tests::podman::Podman;
 use cairn_tests::Cairn;
 
-/// The debian image, as both stores name it in the podman comparison.
-const HOME_IMAGE: &str = "localhost/home-test:latest";
+/// The debian image, as both stores name it in the podman comparisons.
+const PAIR_IMAGE: &str = "localhost/keepid-test:latest";
+
+/// A root cairn and a podman, both holding [`PAIR_IMAGE`].
+fn pair() -> (Cairn, Podman) {
+    let podman = Podman::new().unwrap_or_else(|e| panic!("podman is needed here: {e:#}"));
+    podman
+        .import_fixture(refs::DEBIAN_MIN, PAIR_IMAGE)
+        .expect("podman imports the image");
+    let cairn = Cairn::new().expect("cairn environment");
+    cairn.pull_fixture_as(refs::DEBIAN_MIN, PAIR_IMAGE);
+    (cairn, podman)
+}
 
 /// `create --userns keep-id --user root:root …` as toolbox does, started.
 fn keep_id_root(env: &Clients, name: &str) {
@@ -96,12 +107,7 @@ fn stop_restart_and_kill_reach_a_keep_id_root_container() {
 /// the container's `HOME=/root`. Compared side by side with podman.
 #[test]
 fn exec_user_sets_the_users_home_as_podman_does() {
-    let podman = Podman::new().unwrap_or_else(|e| panic!("podman is needed here: {e:#}"));
-    podman
-        .import_fixture(refs::DEBIAN_MIN, HOME_IMAGE)
-        .expect("podman imports the image");
-    let cairn = Cairn::new().expect("cairn environment");
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, HOME_IMAGE);
+    let (cairn, podman) = pair();
     let made: &[(&str, &[&str])] = &[
         ("plain", &[]),
         ("given", &["-e", "HOME=/given"]),
@@ -110,7 +116,7 @@ fn exec_user_sets_the_users_home_as_podman_does() {
     for (name, flags) in made {
         let mut args = vec!["run", "-d", "--network", "host", "--name", name];
         args.extend_from_slice(flags);
-        args.extend_from_slice(&[HOME_IMAGE, "sleep", "600"]);
+        args.extend_from_slice(&[PAIR_IMAGE, "sleep", "600"]);
         cairn.ok(&args);
         podman.ok(&args);
     }
@@ -174,4 +180,101 @@ fn exec_as_the_caller_into_a_keep_id_root_container_gets_the_callers_home() {
         format!("{home}\n")
     );
     env.engine_ok(["rm", "-f", "-t", "0", "kh"]);
+}
+
+/// `--dns none`: no /etc/resolv.conf of ours (the image's own stays; this image has none),
+/// `HostConfig.Dns` empty, `ResolvConfPath` empty; beside other servers, `--dns-search` or
+/// `--dns-option` it is refused with podman's words, before anything is created. Before the
+/// fix cairn bound a resolv.conf reading `nameserver none`.
+#[test]
+fn dns_none_leaves_the_images_resolv_conf_as_podman_does() {
+    let (cairn, podman) = pair();
+    let script = "test -e /etc/resolv.conf && cat /etc/resolv.conf || echo absent; grep -c ' /etc/resolv.conf ' /proc/self/mountinfo; true";
+    let args = [
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--dns",
+        "none",
+        PAIR_IMAGE,
+        "sh",
+        "-c",
+        script,
+    ];
+    let (c, p) = (cairn.ok(args), podman.ok(args));
+    assert_eq!(c, p);
+    assert_eq!(c, "absent\n0\n");
+    for flags in [
+        &["--dns", "none", "--dns", "1.2.3.4"][..],
+        &["--dns", "1.2.3.4", "--dns", "none"],
+        &["--dns", "none", "--dns-search", "example.com"],
+        &["--dns", "none", "--dns-option", "ndots:2"],
+    ] {
+        let mut args = vec!["create", "--network", "host"];
+        args.extend_from_slice(flags);
+        args.push(PAIR_IMAGE);
+        let (c, p) = (cairn.run(&args), podman.run(&args));
+        assert_eq!((c.code, &c.stderr), (p.code, &p.stderr), "{args:?}");
+        assert_eq!(c.code, 125, "{args:?}");
+    }
+    assert_eq!(cairn.ok(["ps", "-aq"]), "", "nothing was created");
+    let fmt = "{{.HostConfig.Dns}} [{{.ResolvConfPath}}]";
+    let c_id = cairn.ok([
+        "create",
+        "--network",
+        "host",
+        "--dns",
+        "none",
+        PAIR_IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let p_id = podman.ok([
+        "create",
+        "--network",
+        "host",
+        "--dns",
+        "none",
+        PAIR_IMAGE,
+        "sleep",
+        "600",
+    ]);
+    cairn.ok(["start", c_id.trim()]);
+    podman.ok(["start", p_id.trim()]);
+    let c = cairn.ok(["inspect", "--format", fmt, c_id.trim()]);
+    assert_eq!(c, podman.ok(["inspect", "--format", fmt, p_id.trim()]));
+    assert_eq!(c, "[] []\n");
+    let _ = cairn.run(["rm", "-a", "-f", "-t", "0"]);
+}
+
+/// toolbox's init-container replaces /etc/hosts and /etc/resolv.conf with symlinks to the
+/// host's; it creates its containers with `--dns none --no-hosts` so that they are the image's
+/// files, not binds (this test sets `no_hosts` in containers.conf). Before the fix: `rm:
+/// cannot remove '/etc/resolv.conf': Device or resource busy`.
+#[test]
+fn a_keep_id_container_with_dns_none_and_no_hosts_can_replace_its_etc_files() {
+    let mut env = Clients::rootless().expect("rootless clients environment");
+    let conf = env.home().join("no-hosts.conf");
+    std::fs::write(&conf, "[containers]\nno_hosts = true\n").unwrap();
+    env.own(&conf).unwrap();
+    env.env("CONTAINERS_CONF", &conf.to_string_lossy());
+    let script = "for f in hosts resolv.conf; do rm -f /etc/$f && ln -s /run/host/etc/$f /etc/$f && readlink /etc/$f || exit 1; done";
+    let out = env.engine_ok([
+        "run",
+        "--rm",
+        "--userns",
+        "keep-id",
+        "--user",
+        "root:root",
+        "--network",
+        "host",
+        "--dns",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out, "/run/host/etc/hosts\n/run/host/etc/resolv.conf\n");
 }

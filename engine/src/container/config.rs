@@ -108,6 +108,10 @@ pub struct Config {
     /// containers.conf `no_hosts`: the image's `/etc/hosts` is left alone.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_hosts: bool,
+    /// `--dns none`: the image's `/etc/resolv.conf` is left alone (podman's
+    /// UseImageResolvConf); `dns` is then empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub image_resolv_conf: bool,
     /// containers.conf `tz`: `local` or a zone name, bound read-only on
     /// `/etc/localtime`.
     #[serde(skip_serializing_if = "Option::is_none")]

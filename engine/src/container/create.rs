@@ -17,7 +17,7 @@ use super::runtime::parse_signal;
 use super::seccomp::{Choice, Compiled};
 use super::security::SecurityOpts;
 use crate::containers_conf::Defaults;
-use crate::error::{Error, Result};
+use crate::error::{bail, Error, Result};
 use crate::userns::Rootless;
 
 /// The default `PATH` of a container whose image sets none.
@@ -173,6 +173,7 @@ pub fn config(
     let mut labels = rc.labels.clone().unwrap_or_default();
     labels.extend(o.labels.iter().cloned());
     let stop_signal = stop_signal(o, rc)?;
+    let image_resolv_conf = dns_none(o)?;
     Ok(Config {
         id: f.id.clone(),
         name: o.name.clone(),
@@ -214,7 +215,11 @@ pub fn config(
         stop_timeout: o.stop_timeout.unwrap_or(10),
         read_only: o.read_only,
         read_only_tmpfs: o.read_only_tmpfs,
-        dns: o.dns.clone(),
+        dns: if image_resolv_conf {
+            Vec::new()
+        } else {
+            o.dns.clone()
+        },
         dns_search: o.dns_search.clone(),
         dns_option: o.dns_option.clone(),
         add_hosts: o.add_hosts.clone(),
@@ -232,6 +237,7 @@ pub fn config(
         idmap: f.keep_id.map(|(m, _)| m.clone()),
         default_capabilities: Some(f.defaults.capabilities.clone()),
         no_hosts: f.defaults.no_hosts,
+        image_resolv_conf,
         timezone: f.defaults.tz.clone(),
     })
 }
@@ -355,6 +361,25 @@ fn environment(
         env.push(("HOME".into(), home.to_owned()));
     }
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// `--dns none` (podman: no /etc/resolv.conf of ours, the image's stays),
+/// refused beside other servers, `--dns-search` or `--dns-option` with
+/// podman's words.
+fn dns_none(o: &CreateOptions) -> Result<bool> {
+    if !o.dns.iter().any(|d| d == "none") {
+        return Ok(false);
+    }
+    if o.dns.len() > 1 {
+        bail!("none is not allowed to be specified with other DNS ip addresses");
+    }
+    if !o.dns_search.is_empty() {
+        bail!("invalid config provided: UseImageResolvConf and DNSSearch are mutually exclusive options");
+    }
+    if !o.dns_option.is_empty() {
+        bail!("invalid config provided: UseImageResolvConf and DNSOption are mutually exclusive options");
+    }
+    Ok(true)
 }
 
 /// Whether containers.conf's or the image's environment (`fixed`) or the

@@ -102,7 +102,7 @@ pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     let etc = Etc {
         hostname: etc_file("hostname"),
         hosts: etc_file("hosts").filter(|_| !c.no_hosts),
-        resolv_conf: etc_file("resolv.conf"),
+        resolv_conf: etc_file("resolv.conf").filter(|_| !c.image_resolv_conf),
     };
     // In a user namespace overlayfs keeps its metadata in user.* xattrs.
     let overlay_options = if crate::userns::rootless() {
