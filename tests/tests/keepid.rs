@@ -278,3 +278,35 @@ fn a_keep_id_container_with_dns_none_and_no_hosts_can_replace_its_etc_files() {
     ]);
     assert_eq!(out, "/run/host/etc/hosts\n/run/host/etc/resolv.conf\n");
 }
+
+/// toolbox and distrobox bind the host's `/dev` into their `--privileged` containers; Go's
+/// os/exec opens `/dev/null` for every command toolbox's init-container runs. A host-path bind
+/// of a privileged container is nosuid/nodev only when asked (podman adds only its source's own
+/// flags); an unprivileged container's binds stay nosuid,nodev. Before the fix: `cat:
+/// /dev/null: Permission denied`, and toolbox's init-container failed on its first `mount`.
+#[test]
+fn a_privileged_keep_id_container_can_use_the_hosts_dev() {
+    let env = Clients::rootless().expect("rootless clients environment");
+    let script =
+        "cat /dev/null && echo null-ok; grep ' /dev ' /proc/self/mountinfo | cut -d' ' -f6";
+    let run = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm", "--userns", "keep-id", "--user", "root:root"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        env.engine_ok(args)
+    };
+    assert_eq!(
+        run(&["--privileged", "-v", "/dev:/dev:rslave"]),
+        "null-ok\nrw,relatime\n"
+    );
+    assert_eq!(
+        run(&["--privileged", "-v", "/dev:/dev:rslave,nosuid,nodev"]),
+        "rw,nosuid,nodev,relatime\n"
+    );
+    let r = env.run(
+        Duration::from_secs(60),
+        "cairn",
+        ["run", "--rm", "-v", "/dev:/dev", IMAGE, "sh", "-c", script],
+    );
+    assert_eq!(r.stdout, "rw,nosuid,nodev,relatime\n", "{r:?}");
+}
