@@ -626,4 +626,41 @@ mod tests {
             ["0", "1000", "1", "1", "100000", "65536", "65537", "400000", "5"]
         );
     }
+
+    /// The parent sends one process a signal, never a group or every
+    /// process (pid 0 or -1), and answers with kill's errno.
+    #[test]
+    fn the_kill_proxy_signals_one_process_and_answers_errno() {
+        let (req_r, req_w) = nix::unistd::pipe().unwrap();
+        let (rep_r, rep_w) = nix::unistd::pipe().unwrap();
+        let server = std::thread::spawn(move || serve_kills(req_r.into(), rep_w.into()));
+        let (mut req, mut rep) = (fs::File::from(req_w), fs::File::from(rep_r));
+        let mut ask = |pid: i32, sig: i32| {
+            let mut b = pid.to_le_bytes().to_vec();
+            b.extend_from_slice(&sig.to_le_bytes());
+            req.write_all(&b).unwrap();
+            let mut r = [0u8; 4];
+            rep.read_exact(&mut r).unwrap();
+            i32::from_le_bytes(r)
+        };
+        let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = child.id() as i32;
+        let einval = nix::errno::Errno::EINVAL as i32;
+        assert_eq!(ask(0, libc_sigterm()), einval);
+        assert_eq!(ask(-1, libc_sigterm()), einval);
+        assert_eq!(ask(pid, 0x7fff), einval, "not a signal");
+        assert_eq!(ask(pid, libc_sigterm()), 0);
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc_sigterm())
+        );
+        assert_eq!(ask(pid, libc_sigterm()), nix::errno::Errno::ESRCH as i32);
+        drop(req);
+        server.join().unwrap();
+    }
+
+    fn libc_sigterm() -> i32 {
+        nix::sys::signal::Signal::SIGTERM as i32
+    }
 }
