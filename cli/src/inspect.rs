@@ -301,9 +301,10 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         "ImageName": cfg.image.name,
         "Rootfs": "",
         "Pod": "",
-        "ResolvConfPath": dir.join("resolv.conf"),
+        // podman: empty when the image's own file stays (--dns none, --no-hosts).
+        "ResolvConfPath": if cfg.no_resolv_conf { std::path::PathBuf::new() } else { dir.join("resolv.conf") },
         "HostnamePath": dir.join("hostname"),
-        "HostsPath": dir.join("hosts"),
+        "HostsPath": if cfg.no_hosts { std::path::PathBuf::new() } else { dir.join("hosts") },
         "StaticDir": dir,
         "OCIConfigPath": dir.join("monitor.json"),
         "OCIRuntime": "cairn",

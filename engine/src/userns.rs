@@ -284,7 +284,6 @@ pub fn child_setup() -> Result<bool> {
         Err(_) => b"e".as_slice(),
     };
     to_parent.write_all(status).context("tell the parent")?;
-    drop(to_parent);
     r.context("unshare a user namespace (is kernel.unprivileged_userns_clone or user.max_user_namespaces 0?)")?;
     let mut ok = [0u8; 1];
     from_parent
@@ -304,7 +303,71 @@ pub fn child_setup() -> Result<bool> {
         None::<&str>,
     );
     std::env::set_var(ROOTLESS_ENV, ids);
+    // The pipes stay open: the parent signals for us what we may not.
+    let _ = KILL_PROXY.set(std::sync::Mutex::new((to_parent, from_parent)));
     Ok(true)
+}
+
+/// In the re-entered child: the pipes to the parent, which still has the
+/// caller's own credentials (see [`kill`]).
+static KILL_PROXY: std::sync::OnceLock<std::sync::Mutex<(fs::File, fs::File)>> =
+    std::sync::OnceLock::new();
+
+/// `kill(2)`, also where this namespace has no right to: a container with
+/// its own user namespace (`--userns keep-id`) was made inside the
+/// namespace of the `cairn` that started it, a sibling of ours, and its
+/// processes run as subordinate ids, not as the caller. In the re-entered
+/// child, a refused signal (EPERM) is sent by the parent, which runs as the
+/// caller outside and so holds every capability in the namespaces the
+/// caller owns. Returns the errno of whichever sent it last.
+pub fn kill(pid: nix::unistd::Pid, sig: nix::sys::signal::Signal) -> nix::Result<()> {
+    match nix::sys::signal::kill(pid, sig) {
+        Err(nix::errno::Errno::EPERM) => match KILL_PROXY.get() {
+            Some(proxy) => {
+                let mut pipes = proxy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (to_parent, from_parent) = &mut *pipes;
+                let mut req = [0u8; 8];
+                req[..4].copy_from_slice(&pid.as_raw().to_le_bytes());
+                req[4..].copy_from_slice(&(sig as i32).to_le_bytes());
+                let mut reply = [0u8; 4];
+                if to_parent.write_all(&req).is_err() || from_parent.read_exact(&mut reply).is_err()
+                {
+                    return Err(nix::errno::Errno::EPERM);
+                }
+                match i32::from_le_bytes(reply) {
+                    0 => Ok(()),
+                    e => Err(nix::errno::Errno::from_raw(e)),
+                }
+            }
+            None => Err(nix::errno::Errno::EPERM),
+        },
+        r => r,
+    }
+}
+
+/// In the parent: sends the signals the child asks for (see [`kill`])
+/// until the child closes its end.
+fn serve_kills(mut from_child: fs::File, mut to_child: fs::File) {
+    let mut req = [0u8; 8];
+    while from_child.read_exact(&mut req).is_ok() {
+        let pid = i32::from_le_bytes(req[..4].try_into().expect("4 bytes"));
+        let sig = i32::from_le_bytes(req[4..].try_into().expect("4 bytes"));
+        let errno = match nix::sys::signal::Signal::try_from(sig) {
+            // One process only: never a group, never every process (-1).
+            Ok(sig) if pid > 0 => {
+                match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+                    Ok(()) => 0,
+                    Err(e) => e as i32,
+                }
+            }
+            _ => nix::errno::Errno::EINVAL as i32,
+        };
+        if to_child.write_all(&errno.to_le_bytes()).is_err() {
+            return;
+        }
+    }
 }
 
 /// Becomes uid and gid 0 of the user namespace we are in (`what` names it
@@ -423,7 +486,12 @@ pub fn reenter(root: &std::path::Path) -> Result<u8> {
         }
     };
     let _ = to_child.write_all(if mapped.is_ok() { b"m" } else { b"x" });
-    drop(to_child);
+    if mapped.is_ok() {
+        // Not joined: it ends when the child closes its end, or with us.
+        std::thread::spawn(move || serve_kills(from_child, to_child));
+    } else {
+        drop(to_child);
+    }
     let status = wait_forwarding(&mut child)?;
     mapped.map_err(|e| Error::Refused(e.with_causes()))?;
     Ok(status.code().unwrap_or(125) as u8)
@@ -557,5 +625,42 @@ mod tests {
             map_args(1000, &r),
             ["0", "1000", "1", "1", "100000", "65536", "65537", "400000", "5"]
         );
+    }
+
+    /// The parent sends one process a signal, never a group or every
+    /// process (pid 0 or -1), and answers with kill's errno.
+    #[test]
+    fn the_kill_proxy_signals_one_process_and_answers_errno() {
+        let (req_r, req_w) = nix::unistd::pipe().unwrap();
+        let (rep_r, rep_w) = nix::unistd::pipe().unwrap();
+        let server = std::thread::spawn(move || serve_kills(req_r.into(), rep_w.into()));
+        let (mut req, mut rep) = (fs::File::from(req_w), fs::File::from(rep_r));
+        let mut ask = |pid: i32, sig: i32| {
+            let mut b = pid.to_le_bytes().to_vec();
+            b.extend_from_slice(&sig.to_le_bytes());
+            req.write_all(&b).unwrap();
+            let mut r = [0u8; 4];
+            rep.read_exact(&mut r).unwrap();
+            i32::from_le_bytes(r)
+        };
+        let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = child.id() as i32;
+        let einval = nix::errno::Errno::EINVAL as i32;
+        assert_eq!(ask(0, libc_sigterm()), einval);
+        assert_eq!(ask(-1, libc_sigterm()), einval);
+        assert_eq!(ask(pid, 0x7fff), einval, "not a signal");
+        assert_eq!(ask(pid, libc_sigterm()), 0);
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc_sigterm())
+        );
+        assert_eq!(ask(pid, libc_sigterm()), nix::errno::Errno::ESRCH as i32);
+        drop(req);
+        server.join().unwrap();
+    }
+
+    fn libc_sigterm() -> i32 {
+        nix::sys::signal::Signal::SIGTERM as i32
     }
 }

@@ -131,6 +131,8 @@ Options:
   --preserve-env         start from our environment instead of an empty one
                          (PATH defaults to /usr/local/sbin:/usr/local/bin:
                          /usr/sbin:/usr/bin:/sbin:/bin, HOME to the user's)
+  --user-home            HOME from the user's /etc/passwd entry (empty
+                         without one) even when set; --env still sets it
   --no-new-privs         set no_new_privs (setuid binaries stop working)
   --privileged           keep every capability
   --cap-add CAP          add to podman's 11 defaults (CHOWN, DAC_OVERRIDE,
@@ -229,6 +231,8 @@ Process (defaults follow the target, like podman exec):
   -e, --env KEY=VALUE  set a variable (repeatable) over the target's
                        environment (/proc/PID/environ)
   --preserve-env       start from our environment instead of the target's
+  --user-home          HOME from --user's /etc/passwd entry (empty without
+                       one) over the target's; --env still sets it
   --no-new-privs       set no_new_privs (also set when the target has it)
   --privileged         keep every capability we have
   --cap-add CAP        adjust the target's bounding set, which is otherwise
@@ -385,6 +389,7 @@ const PROCESS_OPTS: &[Opt] = &[
     val("workdir", Some('w')),
     val("env", Some('e')),
     flag("preserve-env", None),
+    flag("user-home", None),
     flag("no-new-privs", None),
     flag("privileged", None),
     val("cap-add", None),
@@ -678,6 +683,7 @@ fn process_opts(p: &Parsed, proc: &mut ProcessSpec) -> Result<()> {
             "workdir" => proc.workdir = Some(v.clone()),
             "env" => proc.env.push(v.clone()),
             "preserve-env" => proc.preserve_env = true,
+            "user-home" => proc.user_home = true,
             "no-new-privs" => proc.no_new_privs = true,
             "privileged" => proc.privileged = true,
             "cap-add" => {

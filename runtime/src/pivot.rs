@@ -103,6 +103,12 @@ pub(crate) fn resolve_process(
         None => Some(nix::sys::signal::Signal::SIGKILL),
     };
     let mut env = base_env;
+    if p.user_home {
+        env.set(
+            std::ffi::OsStr::new("HOME"),
+            std::ffi::OsStr::new(identity.home.as_deref().unwrap_or("")),
+        );
+    }
     env.apply(&p.env)?;
     env.defaults(identity.home.as_deref());
     Ok((

@@ -615,6 +615,11 @@ pub struct ProcessSpec {
     /// (`cairn-enter`: instead of the target's).
     #[serde(default)]
     pub preserve_env: bool,
+    /// HOME is the user's home from the container's /etc/passwd (empty
+    /// when the user has no entry there) over the base environment's; an
+    /// `env` entry still sets it (podman's `exec --user`).
+    #[serde(default)]
+    pub user_home: bool,
     /// Set `no_new_privs`.
     #[serde(default)]
     pub no_new_privs: bool,

@@ -349,6 +349,11 @@ pub struct Process {
     pub cmd: Vec<String>,
     /// `KEY=value`, image env then flags.
     pub env: Vec<String>,
+    /// HOME in `env` is cairn's default (the user's home), not given by
+    /// the image, containers.conf or `--env`: `exec --user` then sets that
+    /// user's home instead, as podman does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub home_default: bool,
     /// Working directory.
     pub workdir: String,
     /// `user[:group]` as given (names resolved in the container's files).

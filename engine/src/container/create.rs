@@ -18,7 +18,7 @@ use super::runtime::parse_signal;
 use super::seccomp::{Choice, Compiled};
 use super::security::SecurityOpts;
 use crate::containers_conf::Defaults;
-use crate::error::{Error, Result};
+use crate::error::{bail, Error, Result};
 use crate::userns::Rootless;
 
 /// The default `PATH` of a container whose image sets none.
@@ -213,9 +213,18 @@ pub fn config(
         exposed_ports.insert(key, serde_json::json!({}));
     }
     let x = o.extra.clone();
+    let home_default = !sets_home(
+        f.defaults
+            .env
+            .iter()
+            .chain(rc.env.as_deref().unwrap_or_default()),
+        &o.env,
+        f.host_env,
+    );
     let mut labels = rc.labels.clone().unwrap_or_default();
     labels.extend(o.labels.iter().cloned());
     let stop_signal = stop_signal(o, rc)?;
+    let image_resolv_conf = dns_none(o)?;
     Ok(Config {
         id: f.id.clone(),
         name: o.name.clone(),
@@ -226,6 +235,7 @@ pub fn config(
             entrypoint,
             cmd,
             env,
+            home_default,
             workdir: o
                 .workdir
                 .clone()
@@ -256,7 +266,11 @@ pub fn config(
         stop_timeout: o.stop_timeout.unwrap_or(10),
         read_only: o.read_only,
         read_only_tmpfs: o.read_only_tmpfs,
-        dns: o.dns.clone(),
+        dns: if image_resolv_conf {
+            Vec::new()
+        } else {
+            o.dns.clone()
+        },
         dns_search: o.dns_search.clone(),
         dns_option: o.dns_option.clone(),
         add_hosts: o.add_hosts.clone(),
@@ -279,7 +293,7 @@ pub fn config(
             .timezone
             .or_else(|| conf_time_zone(f.defaults.tz.as_deref())),
         no_hosts: x.no_hosts || f.defaults.no_hosts,
-        no_resolv_conf: x.no_resolv_conf,
+        no_resolv_conf: x.no_resolv_conf || image_resolv_conf,
         devices: x.devices,
         devpts: x.devpts,
         healthcheck: x.healthcheck,
@@ -444,6 +458,44 @@ fn environment(
         env.push(("HOME".into(), home.to_owned()));
     }
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// `--dns none` (podman: no /etc/resolv.conf of ours, the image's stays),
+/// refused beside other servers, `--dns-search` or `--dns-option` with
+/// podman's words.
+fn dns_none(o: &CreateOptions) -> Result<bool> {
+    if !o.dns.iter().any(|d| d == "none") {
+        return Ok(false);
+    }
+    if o.dns.len() > 1 {
+        bail!("none is not allowed to be specified with other DNS ip addresses");
+    }
+    if !o.dns_search.is_empty() {
+        bail!("invalid config provided: UseImageResolvConf and DNSSearch are mutually exclusive options");
+    }
+    if !o.dns_option.is_empty() {
+        bail!("invalid config provided: UseImageResolvConf and DNSOption are mutually exclusive options");
+    }
+    Ok(true)
+}
+
+/// Whether containers.conf's or the image's environment (`fixed`) or the
+/// `--env` entries (`given`, over the host's `host`) set HOME.
+fn sets_home<'a>(
+    mut fixed: impl Iterator<Item = &'a String>,
+    given: &[String],
+    host: &[(String, String)],
+) -> bool {
+    let on_host = host.iter().any(|(k, _)| k == "HOME");
+    fixed.any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == "HOME")
+        || given.iter().any(|g| match g.split_once('=') {
+            Some((k, _)) => k == "HOME",
+            None => {
+                on_host
+                    && g.strip_suffix('*')
+                        .map_or(g == "HOME", |p| "HOME".starts_with(p))
+            }
+        })
 }
 
 /// The seccomp profile as podman records it: `""` for the default one,

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_runtime::protocol::{MonitorSpec, MountSpec, PivotSpec, SyncLine};
+use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -244,6 +245,11 @@ pub fn exec_command(c: &Container, pid: i32, o: &ExecOptions<'_>) -> Result<(Com
     } else if !c.config.process.workdir.is_empty() {
         cmd.arg("--workdir").arg(&c.config.process.workdir);
     }
+    // podman: HOME follows an explicit --user unless the container was
+    // given one (an --env of the exec still wins).
+    if o.user.is_some() && c.config.process.home_default {
+        cmd.arg("--user-home");
+    }
     for e in o.env {
         cmd.arg("--env").arg(e);
     }
@@ -417,7 +423,11 @@ pub fn wait_attached(
             if s == Signal::SIGWINCH {
                 let _ = kill(Pid::from_raw(monitor_pid), s);
             } else if proc_start_time(pid) == Some(pid_start) {
-                let _ = kill(Pid::from_raw(pid), s);
+                if let Err(e) = crate::userns::kill(Pid::from_raw(pid), s) {
+                    if e != Errno::ESRCH {
+                        tracing::warn!("forward {s} to the container (pid {pid}): {e}");
+                    }
+                }
             }
         }
     });
@@ -468,7 +478,7 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
             c.live().status.as_str()
         )));
     }
-    kill(Pid::from_raw(c.state.pid), sig).with_context(|| {
+    crate::userns::kill(Pid::from_raw(c.state.pid), sig).with_context(|| {
         format!(
             "send {sig} to container {} (pid {})",
             c.config.name, c.state.pid
@@ -490,7 +500,11 @@ pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
     c.save_state()?;
     let sig = c.config.stop_signal.unwrap_or(Signal::SIGTERM);
     let pid = Pid::from_raw(c.state.pid);
-    let _ = kill(pid, sig);
+    if let Err(e) = send_stop_signal(c, pid, sig) {
+        c.state.stopping = false;
+        c.save_state()?;
+        return Err(e);
+    }
     if !wait_dead(c, timeout) {
         tracing::info!(
             "container {} did not stop within {:?} after {sig}: sending SIGKILL",
@@ -498,7 +512,11 @@ pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
             timeout
         );
         if c.pid_alive() {
-            let _ = kill(pid, Signal::SIGKILL);
+            if let Err(e) = send_stop_signal(c, pid, Signal::SIGKILL) {
+                c.state.stopping = false;
+                c.save_state()?;
+                return Err(e);
+            }
         }
         if !wait_dead(c, Duration::from_secs(10)) {
             c.state.stopping = false;
@@ -518,6 +536,22 @@ pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
     c.save_state()?;
     events::record_container(c, "stop");
     Ok(())
+}
+
+/// Sends `sig` to the container's PID 1 for [`stop`]: a process that has
+/// already ended (ESRCH) is what stop wants; any other failure is an error
+/// naming the container.
+fn send_stop_signal(c: &Container, pid: Pid, sig: Signal) -> Result<()> {
+    match crate::userns::kill(pid, sig) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(Error::Context {
+            what: format!(
+                "stop container {}: send {sig} to its process (pid {pid})",
+                c.config.name
+            ),
+            source: Box::new(e),
+        }),
+    }
 }
 
 fn wait_dead(c: &Container, timeout: Duration) -> bool {

@@ -87,7 +87,11 @@ pub struct Attach {
 /// path that is not absolute or climbs with `..`, an unknown propagation.
 pub(crate) fn mount_spec(c: &Config, dir: &Path) -> Result<MountSpec> {
     let ns = &c.namespaces;
-    let mut mounts = c.mounts.iter().map(mount).collect::<Result<Vec<_>>>()?;
+    let mut mounts = c
+        .mounts
+        .iter()
+        .map(|m| mount(m, c.privileged))
+        .collect::<Result<Vec<_>>>()?;
     mounts.extend(flag_mounts(c, dir)?);
     let mut containerenv =
         BindMount::new(dir.join("containerenv"), InRoot::new("/run/.containerenv")?);
@@ -213,8 +217,12 @@ fn in_root(paths: &[String]) -> Result<Vec<InRoot>> {
         .collect::<Result<_, _>>()?)
 }
 
-/// One `-v`, `--mount` or `--tmpfs` mount as cairn-mount takes it.
-fn mount(m: &MountConfig) -> Result<Mount> {
+/// One `-v`, `--mount` or `--tmpfs` mount as cairn-mount takes it. A bind
+/// of a host path in a `privileged` container is nosuid and nodev only when
+/// its options ask (as podman's, which adds only its source's own flags):
+/// such a container may make and open any device (its root is not nodev
+/// either), and toolbox and distrobox bind the host's `/dev` into theirs.
+fn mount(m: &MountConfig, privileged: bool) -> Result<Mount> {
     let target = InRoot::new(&m.destination)?;
     if m.kind == MountKind::Tmpfs {
         // nosuid and nodev unless the options asked for suid or dev (podman's
@@ -242,14 +250,16 @@ fn mount(m: &MountConfig) -> Result<Mount> {
             ))
         })?
     };
+    let asked = |o: &str| m.options.iter().any(|given| given == o);
+    let host_bind = privileged && m.kind == MountKind::Bind;
     Ok(Mount::Bind(BindMount {
         source: m.source.clone(),
         target,
         readonly: m.readonly,
         recursive: !m.norecursive,
         propagation,
-        nosuid: m.nosuid,
-        nodev: m.nodev,
+        nosuid: if host_bind { asked("nosuid") } else { m.nosuid },
+        nodev: if host_bind { asked("nodev") } else { m.nodev },
         noexec: m.noexec,
     }))
 }
@@ -590,7 +600,7 @@ mod tests {
             (tmpfs(false, &["suid", "dev"]), true),
             (tmpfs(true, &["suid", "nosuid", "dev", "nodev"]), false),
         ] {
-            let Mount::Tmpfs(t) = mount(&m).unwrap() else {
+            let Mount::Tmpfs(t) = mount(&m, false).unwrap() else {
                 panic!("{m:?} is not a tmpfs")
             };
             assert_eq!((t.nosuid, t.nodev), (!suid, !suid), "{:?}", m.options);
