@@ -531,7 +531,7 @@ fn create_options(
         stop_timeout: a.stop_timeout,
         read_only: a.read_only,
         read_only_tmpfs: a.read_only_tmpfs,
-        dns: a.dns.iter().filter(|d| *d != "none").cloned().collect(),
+        dns: a.dns.clone(),
         dns_search: a.dns_search.clone(),
         dns_option: a.dns_option.clone(),
         add_hosts: a.add_host.clone(),
