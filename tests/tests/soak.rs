@@ -95,6 +95,9 @@ struct Usage {
     entries: usize,
     bytes: u64,
     locks: usize,
+    /// Bytes and files of `events/` (the event log, bounded by its own
+    /// rotation: not counted in `entries` and `bytes`).
+    events: (u64, usize),
 }
 
 fn usage(root: &Path) -> Usage {
@@ -104,11 +107,16 @@ fn usage(root: &Path) -> Usage {
         locks: fs::read_dir(root.join("locks"))
             .map(|r| r.count())
             .unwrap_or(0),
+        events: fs::read_dir(root.join("events")).map_or((0, 0), |r| {
+            r.flatten().fold((0, 0), |(b, n), e| {
+                (b + e.metadata().map_or(0, |m| m.len()), n + 1)
+            })
+        }),
     };
     let mut todo = vec![root.to_owned()];
     while let Some(p) = todo.pop() {
         for e in fs::read_dir(&p).unwrap().flatten() {
-            if p == root && e.file_name() == "locks" {
+            if p == root && (e.file_name() == "locks" || e.file_name() == "events") {
                 continue;
             }
             let m = e.path().symlink_metadata().unwrap();
@@ -241,6 +249,14 @@ fn assert_stores_did_not_grow(containers: (&Usage, &Usage), pulls: (&Usage, &Usa
         after_pulls.entries == pull_base.entries && close(after_pulls.bytes, pull_base.bytes),
         "pull store grew after prune: {pull_base:?} -> {after_pulls:?}"
     );
+    // The event log grows with every cycle but rotates: at most the log,
+    // its one predecessor (1 MiB each, plus a line) and the lock.
+    for u in [after_containers, after_pulls] {
+        assert!(
+            u.events.0 <= (2 << 20) + (64 << 10) && u.events.1 <= 3,
+            "events/ is not bounded by its rotation: {u:?}"
+        );
+    }
     // Lock files of pruned blobs and images go with them (a few fixed
     // ones, like locks/objects, may appear after the baseline).
     assert!(

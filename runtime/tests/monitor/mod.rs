@@ -341,10 +341,11 @@ fn monitor_reports_start_failures() {
         assert_eq!(m.wait(), code);
         assert_eq!(exit_file(&c)["exit_code"], code);
         assert!(!c.path("pid").exists(), "no pid file for a failed start");
+        // The error reaches the launcher once, on the error descriptor
+        // (the engine prints it and keeps it in .State.Error); it is not
+        // also the container's output.
         let recs = records(&log_of(&c));
-        assert_eq!(recs.len(), 1, "{recs:?}");
-        assert_eq!(recs[0].stream, "stderr");
-        assert_eq!(recs[0].text, msg, "the log has the same message");
+        assert!(recs.is_empty(), "{recs:?}");
     }
 
     // cairn-mount fails (a lower dir that does not exist): 125 from it.
