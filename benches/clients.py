@@ -234,7 +234,8 @@ def main():
     commit = run_ok(["git", "-C", str(REPO), "describe", "--always", "--dirty"]).strip()
     versions = []
     if "cairn" in names:
-        versions.append(run_ok([str(binary), "version", "--format", "{{.Client.Version}}"]).strip()
+        versions.append("cairn " + run_ok([str(binary), "version", "--format",
+                                           "{{.Client.CairnVersion}}"]).strip()
                         + f" at {commit} (release)")
     if "podman" in names:
         versions.append(run_ok(["podman", "--version"]).strip() + " with "

@@ -20,6 +20,12 @@ pub mod volume;
 pub use container::{Container, ContainerId, Containers, Live, State, Status};
 pub use error::{Cause, Error, ErrorKind, Result};
 
+/// Capability names by number (capabilities(7)) and the runtime's default
+/// set, re-exported so a launcher needs no other crate.
+pub mod caps {
+    pub use cairn_runtime::caps::{DEFAULT, NAMES};
+}
+
 /// Gives SIGPIPE back its default action (the runtime's, re-exported so a
 /// launcher needs no other crate): call first in `main`.
 pub use cairn_runtime::restore_sigpipe;

@@ -42,8 +42,10 @@ pub struct EventsArgs {
     pub stream: bool,
 }
 
-/// How often a streaming `events` looks for new lines.
-const POLL: Duration = Duration::from_millis(50);
+/// How often a streaming `events` looks for new lines: a client waiting
+/// for an event (the Dev Containers CLI waits for its container's start)
+/// waits half of this on average; a look is a read and a stat.
+const POLL: Duration = Duration::from_millis(10);
 
 /// `cairn events`.
 pub fn events(ctx: &Context, a: EventsArgs) -> anyhow::Result<u8> {

@@ -429,7 +429,7 @@ pub fn info_doc(ctx: &Context) -> anyhow::Result<Value> {
             "serviceIsRemote": false,
             "security": {
                 "apparmorEnabled": false,
-                "capabilities": cairn_runtime::caps::DEFAULT.iter().map(|c| format!("CAP_{c}")).collect::<Vec<_>>().join(","),
+                "capabilities": cairn_engine::caps::DEFAULT.iter().map(|c| format!("CAP_{c}")).collect::<Vec<_>>().join(","),
                 "rootless": rootless,
                 "seccompEnabled": cairn_engine::container::seccomp::kernel_supports(),
                 "seccompProfilePath": cairn_engine::container::seccomp::default_profile_path(),
