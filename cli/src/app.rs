@@ -112,7 +112,8 @@ pub enum Command {
     Ps(PsArgs),
     /// List port mappings (cairn publishes none yet).
     Port(PortArgs),
-    /// Not supported: a cairn container is set up by start.
+    /// Not supported: a cairn container is set up by start (refused by name).
+    #[command(hide = true)]
     Init(InitArgs),
     /// Show the changes in a container's root: A added, C changed, D deleted.
     Diff(DiffArgs),
@@ -121,7 +122,8 @@ pub enum Command {
     /// Unmount a container's root mounted by mount.
     #[command(visible_alias = "umount")]
     Unmount(UnmountArgs),
-    /// Not supported: attach to a running container.
+    /// Not supported: attach to a running container (refused by name).
+    #[command(hide = true)]
     Attach(AttachArgs),
     /// Run a container's health check.
     #[command(subcommand)]
@@ -184,7 +186,8 @@ pub enum ContainerCommand {
     List(PsArgs),
     /// List port mappings (cairn publishes none yet).
     Port(PortArgs),
-    /// Not supported: a cairn container is set up by start.
+    /// Not supported: a cairn container is set up by start (refused by name).
+    #[command(hide = true)]
     Init(InitArgs),
     /// Show the changes in a container's root.
     Diff(DiffArgs),
@@ -193,7 +196,8 @@ pub enum ContainerCommand {
     /// Unmount a container's root mounted by mount.
     #[command(visible_alias = "umount")]
     Unmount(UnmountArgs),
-    /// Not supported: attach to a running container.
+    /// Not supported: attach to a running container (refused by name).
+    #[command(hide = true)]
     Attach(AttachArgs),
     /// Show a container's log.
     Logs(LogsArgs),
