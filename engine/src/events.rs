@@ -263,82 +263,6 @@ fn one_matches(key: &str, v: &str, e: &Event) -> bool {
     }
 }
 
-/// Reads a `--since`/`--until` time the way podman does: RFC 3339 (with or
-/// without fraction), `2006-01-02T15:04:05` or `2006-01-02` (UTC), Unix
-/// seconds (with a fraction), or a Go duration before now (`since`) or
-/// after now (`until`): `10m`, `1h30m`, `1.5h`, `300ms`.
-pub fn parse_time(s: &str, since: bool, now_ns: i64) -> Result<i64> {
-    let bad = || {
-        Error::Invalid(format!(
-            "unable to interpret time value {s:?}: use RFC 3339 (2006-01-02T15:04:05Z), a date (2006-01-02), Unix seconds, or a duration (10m, 1h30m)"
-        ))
-    };
-    let t = s.trim();
-    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
-        return d.timestamp_nanos_opt().ok_or_else(bad);
-    }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(t, f) {
-            return d.and_utc().timestamp_nanos_opt().ok_or_else(bad);
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return d
-            .and_hms_opt(0, 0, 0)
-            .and_then(|d| d.and_utc().timestamp_nanos_opt())
-            .ok_or_else(bad);
-    }
-    if !t.is_empty()
-        && t.bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
-    {
-        if let Ok(secs) = t.parse::<f64>() {
-            return Ok((secs * 1e9) as i64);
-        }
-    }
-    let d = go_duration_ns(t).ok_or_else(bad)?;
-    Ok(if since { now_ns - d } else { now_ns + d })
-}
-
-/// Go's `time.ParseDuration`: a signed sequence of decimal numbers with
-/// units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`; in nanoseconds.
-fn go_duration_ns(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += num * scale;
-    }
-    let ns = total as i64;
-    Some(if neg { -ns } else { ns })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,30 +340,6 @@ mod tests {
             log_path(root),
             cairn_store::StoreDir::Events.under(root).join("events.log")
         );
-    }
-
-    #[test]
-    fn podman_time_forms() {
-        let now = 1_800_000_000_000_000_000;
-        let t = |s: &str| parse_time(s, true, now).unwrap();
-        assert_eq!(t("2024-01-01T00:00:02Z"), 1_704_067_202_000_000_000);
-        assert_eq!(t("2024-01-01T02:00:02+02:00"), 1_704_067_202_000_000_000);
-        assert_eq!(t("2024-01-01T00:00:02.5Z"), 1_704_067_202_500_000_000);
-        assert_eq!(t("2024-01-01T00:00:02"), 1_704_067_202_000_000_000);
-        assert_eq!(t("2024-01-01T00:00:02.25"), 1_704_067_202_250_000_000);
-        assert_eq!(t("2024-01-01"), 1_704_067_200_000_000_000);
-        assert_eq!(t("1704067202"), 1_704_067_202_000_000_000);
-        assert_eq!(t("1704067202.5"), 1_704_067_202_500_000_000);
-        assert_eq!(t("10m"), now - 600_000_000_000);
-        assert_eq!(t("1h30m"), now - 5_400_000_000_000);
-        assert_eq!(t("1.5h"), now - 5_400_000_000_000);
-        assert_eq!(t("300ms"), now - 300_000_000);
-        assert_eq!(t("0"), 0);
-        // until: a duration is after now.
-        assert_eq!(parse_time("10s", false, now).unwrap(), now + 10_000_000_000);
-        for bad in ["", "yesterday", "10x", "1h-", "2024-13-01", "m"] {
-            assert!(parse_time(bad, true, now).is_err(), "{bad:?} read");
-        }
     }
 
     #[test]

@@ -1215,50 +1215,9 @@ fn clean_path(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// `--ulimit TYPE=SOFT[:HARD]`, read as containers.conf's `default_ulimits`.
 fn parse_ulimit(u: &str) -> anyhow::Result<Ulimit> {
-    let bad = || {
-        usage(format!(
-            "--ulimit {u:?}: use TYPE=SOFT[:HARD], e.g. nofile=1024:2048"
-        ))
-    };
-    let (name, vals) = u.split_once('=').ok_or_else(bad)?;
-    let num = |s: &str| -> anyhow::Result<i64> {
-        if s == "-1" || s == "unlimited" {
-            Ok(-1)
-        } else {
-            s.parse().map_err(|_| bad())
-        }
-    };
-    let (soft, hard) = match vals.split_once(':') {
-        Some((s, h)) => (num(s)?, num(h)?),
-        None => (num(vals)?, num(vals)?),
-    };
-    const KNOWN: &[&str] = &[
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-        "as",
-    ];
-    if !KNOWN.contains(&name) {
-        return Err(usage(format!("--ulimit {u:?}: unknown resource {name:?}")));
-    }
-    Ok(Ulimit {
-        name: name.to_owned(),
-        soft,
-        hard,
-    })
+    cairn_engine::containers_conf::parse_ulimit(u).map_err(|e| usage(format!("--ulimit {e}")))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

@@ -55,13 +55,13 @@ pub fn events(ctx: &Context, a: EventsArgs) -> anyhow::Result<u8> {
     let since = a
         .since
         .as_deref()
-        .map(|s| events::parse_time(s, true, now))
+        .map(|s| cairn_engine::time::parse_time(s, true, now))
         .transpose()
         .map_err(bad)?;
     let until = a
         .until
         .as_deref()
-        .map(|s| events::parse_time(s, false, now))
+        .map(|s| cairn_engine::time::parse_time(s, false, now))
         .transpose()
         .map_err(bad)?;
     let format = parse_format(a.format.as_deref())?;

@@ -8,100 +8,10 @@ use super::args::LogsArgs;
 use super::usage;
 use crate::context::Context;
 
-/// The date layouts podman accepts besides RFC 3339 (its
-/// `util.ParseInputTime`): without a zone they are UTC, as podman 4.3 reads
-/// them (whatever `TZ` says).
-const NAIVE_FORMATS: &[&str] = &["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"];
-
-/// A Go duration (`1h30m`, `10m`, `1.5s`, `300ms`) in nanoseconds.
-fn go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest.is_empty() {
-        return None;
-    }
-    if rest == "0" {
-        return Some(0);
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)?;
-        let v: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += v * unit;
-        rest = &rest[u..];
-    }
-    let ns = total as i64;
-    Some(if neg { -ns } else { ns })
-}
-
-/// `--since`/`--until` (and prune's `until=`) as podman reads them, in
-/// nanoseconds since the epoch: RFC 3339, `2006-01-02T15:04:05[.999]`,
-/// `2006-01-02`, `2006-01-02Z07:00`, a Go duration (before now for since,
-/// after now for until, as podman computes it), or Unix seconds
-/// (`1700000000`, `1700000000.5`).
+/// `--since`/`--until` (and prune's `until=`) as podman reads them
+/// ([`cairn_engine::time::parse_time`]), in nanoseconds since the epoch.
 pub(crate) fn parse_time_at(s: &str, since: bool, now_ns: i64) -> Option<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t.timestamp_nanos_opt();
-    }
-    for f in NAIVE_FORMATS {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
-            return t.and_utc().timestamp_nanos_opt();
-        }
-    }
-    let (date, zone) = match s.find(['Z', '+']).or_else(|| s.get(10..).and(Some(10))) {
-        Some(10) => (&s[..10], &s[10..]),
-        _ => (s, ""),
-    };
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") {
-        let midnight = d.and_hms_opt(0, 0, 0)?;
-        let offset = match zone {
-            "" | "Z" => 0,
-            z => {
-                let t =
-                    chrono::DateTime::parse_from_rfc3339(&format!("{date}T00:00:00{z}")).ok()?;
-                i64::from(t.offset().local_minus_utc())
-            }
-        };
-        return midnight
-            .and_utc()
-            .timestamp_nanos_opt()
-            .map(|ns| ns - offset * 1_000_000_000);
-    }
-    if let Some(d) = go_duration(s) {
-        return Some(if since { now_ns - d } else { now_ns + d });
-    }
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    if !secs.is_empty()
-        && secs.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
-        && frac.len() <= 9
-    {
-        let secs: i64 = secs.parse().ok()?;
-        let nanos: i64 = if frac.is_empty() {
-            0
-        } else {
-            format!("{frac:0<9}").parse().ok()?
-        };
-        return secs.checked_mul(1_000_000_000)?.checked_add(nanos);
-    }
-    None
+    cairn_engine::time::parse_time(s, since, now_ns).ok()
 }
 
 /// [`parse_time_at`] now, with podman's error.
