@@ -1264,3 +1264,31 @@ fn unknown_and_unsupported_verbs_are_one_error_each() {
     assert_eq!(c.ok(["volume", "ls", "-q"]), "");
     assert_eq!(c.ok(["network", "ls", "-q"]), "");
 }
+
+/// `-p`/`-P` on cairn's network modes (host, none, private) publish
+/// nothing: the run goes on with podman's warning for such modes, never
+/// silently.
+#[test]
+fn publish_flags_warn_as_podman_does_on_its_host_network() {
+    let c = env();
+    for flags in [
+        &["-p", "8080:80"][..],
+        &["-P"],
+        &["--publish", "127.0.0.1:1:2/udp"],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend([IMAGE, "true"]);
+        let r = c.run(&args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains(
+                "Port mappings have been discarded as one of the Host, Container, Pod, and None network modes are in use"
+            ),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    let r = c.run(&["run", "--rm", IMAGE, "true"]);
+    assert!(!r.stderr.contains("Port mappings"), "{}", r.stderr);
+}
