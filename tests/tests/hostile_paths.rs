@@ -234,3 +234,69 @@ fn login_does_not_write_through_a_planted_temp_file_symlink() {
         assert_eq!(fs::read_to_string(&target).unwrap(), PRECIOUS, "{who}");
     }
 }
+
+/// `top` names users from the container's `/etc/passwd`. Root in the
+/// container replaces it with an absolute symlink to a host file (which
+/// `/proc/PID/root/etc/passwd` would resolve against the host's root) and
+/// then with a FIFO (a plain read blocks forever): `top` neither shows
+/// the host file's names nor hangs, and prints the ids as numbers. As root
+/// and rootless.
+#[test]
+fn top_reads_no_host_file_and_no_fifo_through_the_containers_passwd() {
+    use std::time::{Duration, Instant};
+    for (who, cairn) in environments() {
+        let image = "localhost/hostile-top:latest";
+        cairn.pull_fixture_as(cairn_tests::fixtures::refs::DEBIAN_MIN, image);
+        // The host file: a passwd line naming uid 0 "hostleak".
+        let secret = cairn.scratch().join("host-passwd");
+        fs::write(&secret, "hostleak:x:0:0::/:/bin/sh\n").unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+        cairn.ok(["run", "-d", "--name", "t", image, "sleep", "600"]);
+        let top = |what: &str| {
+            let start = Instant::now();
+            let mut child = cairn
+                .command(["top", "t", "user", "pid", "args"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            while child.try_wait().unwrap().is_none() {
+                if start.elapsed() > Duration::from_secs(20) {
+                    let _ = child.kill();
+                    let _ = cairn.run(["rm", "-f", "-t", "0", "t"]);
+                    panic!("{who}, {what}: top hangs on the container's /etc/passwd");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert_eq!(out.status.code(), Some(0), "{who}, {what}: {out:?}");
+            assert!(
+                !stdout.contains("hostleak"),
+                "{who}, {what}: read the host's file:\n{stdout}"
+            );
+            let pid1: Vec<&str> = stdout.lines().nth(1).unwrap().split_whitespace().collect();
+            assert_eq!(
+                pid1[..2],
+                ["0", "1"],
+                "{who}, {what}: uid 0 unnamed:\n{stdout}"
+            );
+        };
+        let link = format!("rm /etc/passwd && ln -s {} /etc/passwd", secret.display());
+        cairn.ok(["exec", "t", "sh", "-c", &link]);
+        top("absolute symlink to a host file");
+        cairn.ok([
+            "exec",
+            "t",
+            "sh",
+            "-c",
+            "rm /etc/passwd && mkfifo /etc/passwd",
+        ]);
+        top("FIFO");
+        assert_eq!(
+            fs::read_to_string(&secret).unwrap(),
+            "hostleak:x:0:0::/:/bin/sh\n"
+        );
+        cairn.ok(["rm", "-f", "-t", "0", "t"]);
+    }
+}

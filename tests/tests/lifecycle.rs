@@ -1289,6 +1289,6 @@ fn publish_flags_warn_as_podman_does_on_its_host_network() {
             r.stderr
         );
     }
-    let r = c.run(&["run", "--rm", IMAGE, "true"]);
+    let r = c.run(["run", "--rm", IMAGE, "true"]);
     assert!(!r.stderr.contains("Port mappings"), "{}", r.stderr);
 }

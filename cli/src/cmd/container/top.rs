@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::Stdio;
 
 use cairn_engine::container::runtime::{self, ExecOptions};
-use cairn_engine::container::{Container, Containers};
+use cairn_engine::container::{files, Container, Containers};
 
 use super::args::TopArgs;
 use super::{running_pid, usage};
@@ -205,10 +204,9 @@ struct Env {
     now_ns: i64,
 }
 
-fn id_names(path: &Path) -> BTreeMap<u32, String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+/// `passwd` or `group` text: id → name (the first entry of an id wins).
+fn id_names(text: &str) -> BTreeMap<u32, String> {
+    text.lines()
         .filter_map(|l| {
             let mut f = l.split(':');
             let name = f.next()?;
@@ -217,6 +215,25 @@ fn id_names(path: &Path) -> BTreeMap<u32, String> {
         })
         .rev()
         .collect()
+}
+
+/// The container's `rel` (its `/etc/passwd` or `/etc/group`), read as
+/// every file a container controls is ([`files::read_in_container`]:
+/// symlinks resolved inside its root, regular files only, capped); what
+/// cannot be read leaves ids unnamed, with a warning.
+fn container_names(pid: i32, rel: &str) -> BTreeMap<u32, String> {
+    match files::read_in_container(pid, rel) {
+        Ok(text) => id_names(&text.unwrap_or_default()),
+        Err(e) => {
+            tracing::warn!("top: ids are shown as numbers: {e}");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// The host's own `path`.
+fn host_names(path: &str) -> BTreeMap<u32, String> {
+    id_names(&std::fs::read_to_string(path).unwrap_or_default())
 }
 
 fn id_map(path: &str) -> Vec<(u32, u32, u32)> {
@@ -453,13 +470,12 @@ fn boot_ns() -> i64 {
 /// The psgo table for `c` (PID 1 is `pid`).
 fn table(pid: i32, want: &[&(&str, &str, &str)]) -> anyhow::Result<String> {
     let procs = processes(pid)?;
-    let root = format!("/proc/{pid}/root");
     let env = Env {
         in_ns: procs.iter().map(|p| (p.host_pid, p.pid())).collect(),
-        users: id_names(&Path::new(&root).join("etc/passwd")),
-        groups: id_names(&Path::new(&root).join("etc/group")),
-        host_users: id_names(Path::new("/etc/passwd")),
-        host_groups: id_names(Path::new("/etc/group")),
+        users: container_names(pid, "/etc/passwd"),
+        groups: container_names(pid, "/etc/group"),
+        host_users: host_names("/etc/passwd"),
+        host_groups: host_names("/etc/group"),
         uid_map: id_map(&format!("/proc/{pid}/uid_map")),
         gid_map: id_map(&format!("/proc/{pid}/gid_map")),
         ticks: nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
