@@ -110,8 +110,20 @@ mod tests {
         assert!(!pending.is_empty() && pending.len() < 1 << 20);
 
         // The reader is gone: EPIPE (SIGPIPE is ignored in Rust programs).
+        // Another test in this process may fork at any moment, and the child
+        // holds a copy of `r` until it execs (O_CLOEXEC acts only at exec):
+        // until then the pipe is still full, not broken. Wait that out.
         drop(r);
-        assert_eq!(write_pending(w.as_fd(), &mut pending), Drained::Broken);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let drained = loop {
+            match write_pending(w.as_fd(), &mut pending) {
+                Drained::Blocked if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                other => break other,
+            }
+        };
+        assert_eq!(drained, Drained::Broken);
         assert!(pending.is_empty());
     }
 }
