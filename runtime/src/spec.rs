@@ -741,6 +741,109 @@ pub struct MonitorSpec {
     /// `{"detached":true}` line). Empty: no detaching.
     #[serde(default)]
     pub detach_keys: Vec<u8>,
+    /// The container's network, set up by the monitor after the clone and
+    /// before the child goes on, torn down when the child ends; `None` =
+    /// nothing beyond `loopback`.
+    #[serde(default)]
+    pub network: Option<NetworkSpec>,
+    /// Join this network namespace (`--network ns:PATH`,
+    /// `container:NAME`) instead of creating one: `"net"` is then not in
+    /// `namespaces`.
+    #[serde(default)]
+    pub join_net: Option<PathBuf>,
+}
+
+/// How the monitor gives a new network namespace its network. Every form
+/// first bind-mounts the child's `/proc/PID/ns/net` on `netns_file` (an
+/// empty file the monitor creates), so that the namespace can be named by
+/// path to the tools and torn down after a crash; teardown unmounts and
+/// removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NetworkSpec {
+    /// `netavark [--rootless] --config CONFIG_DIR --aardvark-binary
+    /// AARDVARK setup NETNS_FILE` with `options` on stdin; its stdout
+    /// (the status JSON: interfaces, addresses, DNS servers) is written to
+    /// `status_file`. Teardown: `netavark ... teardown NETNS_FILE` with the
+    /// same options.
+    Netavark {
+        /// The netavark binary.
+        binary: PathBuf,
+        /// The aardvark-dns binary.
+        aardvark: PathBuf,
+        /// netavark's `--config` directory (aardvark-dns keeps its files
+        /// there).
+        config_dir: PathBuf,
+        /// Where the namespace is bind-mounted.
+        netns_file: PathBuf,
+        /// netavark's network options (`container_id`, `container_name`,
+        /// `networks`, `network_info`, `port_mappings`).
+        options: serde_json::Value,
+        /// Where netavark's status output is recorded.
+        status_file: PathBuf,
+        /// Pass `--rootless true`.
+        #[serde(default)]
+        rootless: bool,
+    },
+    /// `pasta ARGS... --pid PID_FILE --netns NETNS_FILE` (pasta forks to
+    /// the background once the namespace is configured); teardown: SIGTERM
+    /// to the pid in `pid_file` if that process is still pasta.
+    Pasta {
+        /// The pasta binary.
+        binary: PathBuf,
+        /// Options before `--pid` (`--config-net`, `-t`/`-u` ports, ...).
+        args: Vec<String>,
+        /// Where the namespace is bind-mounted.
+        netns_file: PathBuf,
+        /// Where pasta writes its pid.
+        pid_file: PathBuf,
+    },
+    /// `slirp4netns ARGS... --netns-type=path PID_OR_NETNS tap0` with an API
+    /// socket for the published ports; teardown: SIGTERM to the pid in
+    /// `pid_file` if that process is still slirp4netns.
+    Slirp4netns {
+        /// The slirp4netns binary.
+        binary: PathBuf,
+        /// Options (`--configure`, `--mtu`, `--disable-host-loopback`, ...).
+        args: Vec<String>,
+        /// Where the namespace is bind-mounted.
+        netns_file: PathBuf,
+        /// Where the monitor records slirp4netns's pid.
+        pid_file: PathBuf,
+        /// slirp4netns's `--api-socket`.
+        api_socket: PathBuf,
+        /// Ports published through the API socket (`add_hostfwd`).
+        ports: Vec<PortForward>,
+    },
+}
+
+impl NetworkSpec {
+    /// Where the namespace is bind-mounted.
+    pub fn netns_file(&self) -> &Path {
+        match self {
+            NetworkSpec::Netavark { netns_file, .. }
+            | NetworkSpec::Pasta { netns_file, .. }
+            | NetworkSpec::Slirp4netns { netns_file, .. } => netns_file,
+        }
+    }
+}
+
+/// One published port range: `host_ip:host_port..+range` to
+/// `container_port..+range`, netavark's `port_mappings` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortForward {
+    /// The host address to bind; empty = all.
+    #[serde(default)]
+    pub host_ip: String,
+    /// First port in the container.
+    pub container_port: u16,
+    /// First port on the host.
+    pub host_port: u16,
+    /// How many consecutive ports (at least 1).
+    pub range: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
 }
 
 /// One resource limit (`setrlimit(2)`).

@@ -389,6 +389,9 @@ pub(crate) fn monitor_spec(
         } else {
             Vec::new()
         },
+        // Set by start, which allocates the network (engine::network).
+        network: None,
+        join_net: None,
     })
 }
 
