@@ -48,6 +48,7 @@ pub mod caps;
 pub mod events;
 pub mod k8s_log;
 pub mod mountinfo;
+pub mod network;
 pub mod protocol;
 pub mod sealed;
 pub mod seccomp;

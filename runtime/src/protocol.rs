@@ -29,9 +29,8 @@ pub use crate::path::InRoot;
 pub use crate::spec::{
     parse_bind, parse_bind_option, parse_tmpfs, parse_tmpfs_option, BindMount, BindOption, DevMode,
     DevptsMount, EnterSpec, Etc, EtcFile, MonitorSpec, Mount, MountSpec, Namespace, NetworkSpec,
-    OptionError, PortForward,
-    Overlay, PivotSpec, ProcMode, ProcessSpec, Propagation, Rlimit, RlimitValue, Root, RunMode,
-    SysMode, TmpfsMount, TmpfsOption, DEFAULT_MASKED, DEFAULT_READONLY,
+    OptionError, Overlay, PivotSpec, PortForward, ProcMode, ProcessSpec, Propagation, Rlimit,
+    RlimitValue, Root, RunMode, SysMode, TmpfsMount, TmpfsOption, DEFAULT_MASKED, DEFAULT_READONLY,
 };
 
 /// The error pipe's descriptor in the monitor's child and along its exec
