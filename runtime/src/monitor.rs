@@ -62,7 +62,7 @@ const CHUNK: usize = 16 * 1024;
 /// signal to its default). SIGTTIN and SIGTTOU matter only if `setsid`
 /// failed (started as a process group leader): a background monitor
 /// reading or configuring the terminal must not be stopped.
-const IGNORED: &[Signal] = &[
+pub(crate) const IGNORED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -188,14 +188,20 @@ struct ChildPlan {
     error_w: RawFd,
     loopback: bool,
     rlimits: Vec<(nix::sys::resource::Resource, u64, u64)>,
-    /// With a new user namespace: the read end of the pipe on which the
-    /// monitor says "maps written" (`m`).
-    userns_gate: Option<OwnedFd>,
+    /// With a new user namespace or a network to set up: the read end of
+    /// the pipe on which the monitor says "go on" (`m`: maps written,
+    /// network up) or `x` and why not.
+    gate: Option<OwnedFd>,
+    /// The monitor's end of the gate, which the clone copied: closed first
+    /// thing, so that a monitor that dies closes the gate.
+    gate_w: Option<RawFd>,
+    /// Become root of the new user namespace once the gate opens.
+    userns: bool,
 }
 
 /// The child: descriptors, signals, loopback, limits, exec. Never returns.
 fn child_main(plan: &ChildPlan) -> ! {
-    let (fd, e) = match enter_userns(plan).and_then(|()| child_fds(plan)) {
+    let (fd, e) = match wait_gate(plan).and_then(|()| child_fds(plan)) {
         Err(e) => (plan.error_w, e),
         Ok(()) => (
             ERROR_FD,
@@ -217,19 +223,41 @@ fn child_main(plan: &ChildPlan) -> ! {
     crate::sys::exit_now(e.exit_code())
 }
 
-/// In a new user namespace: wait until the monitor wrote our id maps, then
-/// become its root (caps survive the exec of cairn-mount only for uid 0).
-fn enter_userns(plan: &ChildPlan) -> Result<()> {
-    let Some(gate) = &plan.userns_gate else {
+/// Wait until the monitor wrote our id maps and set up our network (the
+/// gate), then, in a new user namespace, become its root (caps survive the
+/// exec of cairn-mount only for uid 0). A closed gate, or `x` and a
+/// message on it, means the monitor could not: the command must not run.
+fn wait_gate(plan: &ChildPlan) -> Result<()> {
+    let Some(gate) = &plan.gate else {
         return Ok(());
     };
-    let mut b = [0u8; 1];
-    let n =
-        nix::unistd::read(gate, &mut b).ctx("wait for the id maps of", "the container process")?;
-    if n != 1 || b[0] != b'm' {
-        return Err(Error::Usage(
-            "cairn-monitor could not write the container's id maps".into(),
-        ));
+    if let Some(w) = plan.gate_w {
+        let _ = nix::unistd::close(w);
+    }
+    // One read: the monitor writes its word in one write of at most
+    // PIPE_BUF bytes (atomic).
+    let mut said = [0u8; 4096];
+    let n = loop {
+        match nix::unistd::read(gate, &mut said) {
+            Err(Errno::EINTR) => {}
+            r => {
+                break r.ctx(
+                    "wait for the monitor's go-ahead in",
+                    "the container process",
+                )?
+            }
+        }
+    };
+    if n == 0 || said[0] != b'm' {
+        let why = String::from_utf8_lossy(&said[1.min(n)..n]);
+        return Err(Error::Usage(if why.is_empty() {
+            "cairn-monitor could not prepare the container".into()
+        } else {
+            why.into_owned()
+        }));
+    }
+    if !plan.userns {
+        return Ok(());
     }
     let root = nix::unistd::Gid::from_raw(0);
     nix::unistd::setresgid(root, root, root)
@@ -361,6 +389,7 @@ enum Src {
     Master,
     Stdin,
     StdinPipe,
+    NetStderr,
 }
 
 struct Monitor<'a> {
@@ -399,6 +428,10 @@ struct Monitor<'a> {
     buf: Vec<u8>,
     /// The command was executed (its `died` is an event).
     ran: bool,
+    /// What the network setup holds until the teardown.
+    net: Option<crate::network::Held>,
+    /// slirp4netns's stderr, drained (and dropped) while it runs.
+    net_stderr: Option<OwnedFd>,
 }
 
 /// Everything `cairn-monitor` does after parsing; returns the exit status
@@ -453,13 +486,20 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         error_w: error_w.as_raw_fd(),
         loopback: spec.loopback && spec.namespaces.contains(&Namespace::Net),
         rlimits,
-        userns_gate: gate_r,
+        gate_w: gate_w.as_ref().map(AsRawFd::as_raw_fd),
+        gate: gate_r,
+        userns: spec.namespaces.contains(&Namespace::User),
     };
-    let child = clone_child(spec, &plan, single)?;
-    drop((out_w, err_w, error_w, stdin_src, plan.userns_gate.take()));
-    if let Some(gate) = gate_w {
-        map_ids_and_open_gate(child, spec, gate);
+    if let Some(path) = &spec.join_net {
+        join_net(path)?;
     }
+    let child = clone_child(spec, &plan, single)?;
+    drop((out_w, err_w, error_w, stdin_src, plan.gate.take()));
+    let net = gate_w.and_then(|gate| prepare_and_open_gate(child, spec, gate));
+    let net_stderr = net
+        .as_ref()
+        .and_then(|n| n.stderr.as_ref())
+        .and_then(|f| f.try_clone().ok());
     let console = console.map(|(ours, _theirs)| ours);
     for fd in [&out_r, &err_r, &error_r]
         .into_iter()
@@ -502,7 +542,22 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         held: Default::default(),
         buf: vec![0; CHUNK],
         ran: false,
+        net,
+        net_stderr,
     })
+}
+
+/// `--network ns:PATH`, `container:NAME`: the monitor itself joins the
+/// namespace before the clone, and the child (cloned without a new network
+/// namespace) is born in it. Not the child after the clone: in a new user
+/// namespace it has no capability over a namespace its parent's user
+/// namespace owns (another rootless container's, the host's), so its
+/// setns(2) would fail with EPERM. The monitor runs no network tool then.
+fn join_net(path: &Path) -> Result<()> {
+    let ns = File::open(path).ctx("open the network namespace", path)?;
+    nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
+        .ctx("join the network namespace", path)
+        .map_err(|e| e.hint("needs CAP_SYS_ADMIN over the namespace's owning user namespace"))
 }
 
 /// Our own session and signal handling: terminal signals ignored, SIGCHLD
@@ -570,7 +625,8 @@ struct Wiring {
     stdin_src: OwnedFd,
     /// Our end of the stdin pipe, when the child gets one.
     stdin_pipe: Option<OwnedFd>,
-    /// With a new user namespace: the pipe on which we say "maps written".
+    /// With a new user namespace or a network: the pipe on which we say
+    /// "maps written, network up".
     gate: Option<(OwnedFd, OwnedFd)>,
 }
 
@@ -608,7 +664,7 @@ impl Wiring {
             .ctx("open", "/dev/null")?;
             (null, None)
         };
-        let gate = if spec.namespaces.contains(&Namespace::User) {
+        let gate = if spec.namespaces.contains(&Namespace::User) || spec.network.is_some() {
             Some(pipe()?)
         } else {
             None
@@ -651,15 +707,42 @@ fn clone_child(spec: &MonitorSpec, plan: &ChildPlan, single: &SingleThreaded) ->
     }
 }
 
-/// Write the child's id maps, then tell it through `gate` whether that
-/// worked; on failure the child reports on the error pipe and exits.
-fn map_ids_and_open_gate(child: Pid, spec: &MonitorSpec, gate: OwnedFd) {
-    let mapped = write_id_maps(child, spec);
-    let _ = write_all_fd(gate.as_fd(), if mapped.is_ok() { b"m" } else { b"x" });
-    drop(gate);
-    if let Err(e) = mapped {
-        crate::say(&format!("cairn-monitor: {e}"));
+/// Write the child's id maps and set up its network, then tell it through
+/// `gate` whether that worked: `m`, or `x` and the one line saying what
+/// failed, which the child reports on the error pipe (so the launcher gets
+/// it on the sync line, code 125) before it exits without running the
+/// command. A failed network setup is already torn down.
+fn prepare_and_open_gate(
+    child: Pid,
+    spec: &MonitorSpec,
+    gate: OwnedFd,
+) -> Option<crate::network::Held> {
+    let mut held = None;
+    let ready = if spec.namespaces.contains(&Namespace::User) {
+        write_id_maps(child, spec)
+    } else {
+        Ok(())
     }
+    .and_then(|()| {
+        if let Some(net) = &spec.network {
+            held = Some(
+                crate::network::setup(net, child)
+                    .map_err(|e| Error::Usage(format!("set up the container's network: {e}")))?,
+            );
+        }
+        Ok(())
+    });
+    let word = match &ready {
+        Ok(()) => b"m".to_vec(),
+        Err(e) => {
+            let mut w = b"x".to_vec();
+            w.extend_from_slice(e.to_string().replace('\n', " ").as_bytes());
+            w.truncate(4096);
+            w
+        }
+    };
+    let _ = write_all_fd(gate.as_fd(), &word);
+    held
 }
 
 impl Monitor<'_> {
@@ -701,6 +784,10 @@ impl Monitor<'_> {
         {
             srcs.push(Src::StdinPipe);
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLOUT));
+        }
+        if let Some(e) = &self.net_stderr {
+            srcs.push(Src::NetStderr);
+            fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
         }
         let sink = self.master_open || self.stdin_pipe.is_some();
         if self.stdin_open && sink && self.pending.is_empty() {
@@ -749,6 +836,7 @@ impl Monitor<'_> {
                 }
                 Src::Stdin => self.read_stdin(),
                 Src::StdinPipe => self.flush_pending(),
+                Src::NetStderr => self.drain_net_stderr(),
             }
         }
         for i in closed.into_iter().rev() {
@@ -787,6 +875,38 @@ impl Monitor<'_> {
                 Err(Errno::EINTR) => {}
                 Err(_) => return,
             }
+        }
+    }
+
+    /// Read (and drop) what slirp4netns says after it is ready: a full
+    /// pipe would block it.
+    fn drain_net_stderr(&mut self) {
+        let Some(fd) = &self.net_stderr else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            match read_some(fd.as_fd(), &mut buf) {
+                Read::Data(_) => {}
+                Read::Empty => return,
+                Read::End => {
+                    self.net_stderr = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The child ended: tear its network down (before the exit record, so
+    /// that a published port is free once the launcher hears of the exit).
+    /// Errors are said on our stderr; the exit code stays the container's.
+    fn teardown_network(&mut self) {
+        if let Some(net) = &self.spec.network {
+            if let Err(e) = crate::network::teardown(net) {
+                eprintln!("cairn-monitor: tear down the container's network: {e}");
+            }
+            self.net = None;
+            self.net_stderr = None;
         }
     }
 
@@ -1089,6 +1209,7 @@ impl Monitor<'_> {
         self.flush_held(Stream::Stdout);
         self.flush_held(Stream::Stderr);
         self.restore_terminal();
+        self.teardown_network();
         let (code, signal) = exit_code(status).unwrap_or((crate::EXIT_FAILURE, None));
         let finished_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -818,6 +818,87 @@ pub enum NetworkSpec {
 }
 
 impl NetworkSpec {
+    /// Paths absolute, netavark's options an object, pasta's and
+    /// slirp4netns's arguments free of what the monitor adds, ports in
+    /// range.
+    pub fn validate(&self) -> Result<()> {
+        let (added, args): (&[&str], &[String]) = match self {
+            NetworkSpec::Netavark {
+                binary,
+                aardvark,
+                config_dir,
+                netns_file,
+                options,
+                status_file,
+                ..
+            } => {
+                for (what, p) in [
+                    ("netavark binary", binary),
+                    ("aardvark binary", aardvark),
+                    ("netavark config_dir", config_dir),
+                    ("netns_file", netns_file),
+                    ("status_file", status_file),
+                ] {
+                    absolute(what, p)?;
+                }
+                if !options.is_object() {
+                    return Err(Error::Usage(
+                        "spec: netavark \"options\" must be an object".into(),
+                    ));
+                }
+                (&[], &[])
+            }
+            NetworkSpec::Pasta {
+                binary,
+                args,
+                netns_file,
+                pid_file,
+            } => {
+                absolute("pasta binary", binary)?;
+                absolute("netns_file", netns_file)?;
+                absolute("pid_file", pid_file)?;
+                (&["--pid", "-P", "--netns", "-f", "--foreground"], args)
+            }
+            NetworkSpec::Slirp4netns {
+                binary,
+                args,
+                netns_file,
+                pid_file,
+                api_socket,
+                ports,
+            } => {
+                absolute("slirp4netns binary", binary)?;
+                absolute("netns_file", netns_file)?;
+                absolute("pid_file", pid_file)?;
+                absolute("api_socket", api_socket)?;
+                for p in ports {
+                    p.validate()?;
+                }
+                (
+                    &[
+                        "--netns-type",
+                        "--api-socket",
+                        "-a",
+                        "--ready-fd",
+                        "-r",
+                        "--exit-fd",
+                        "-e",
+                    ],
+                    args,
+                )
+            }
+        };
+        for a in args {
+            let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
+            if added.contains(&name) {
+                return Err(Error::Usage(format!(
+                    "spec: network argument {a:?}: the monitor passes it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Where the namespace is bind-mounted.
     pub fn netns_file(&self) -> &Path {
         match self {
@@ -844,6 +925,27 @@ pub struct PortForward {
     pub range: u16,
     /// `tcp`, `udp` or `sctp`.
     pub protocol: String,
+}
+
+impl PortForward {
+    /// A known protocol, at least one port, every port of the range
+    /// within 1..=65535 on both sides.
+    pub fn validate(&self) -> Result<()> {
+        let last = |first: u16| u32::from(first) + u32::from(self.range) - 1;
+        if !matches!(self.protocol.as_str(), "tcp" | "udp" | "sctp")
+            || self.range == 0
+            || self.host_port == 0
+            || self.container_port == 0
+            || last(self.host_port) > 65535
+            || last(self.container_port) > 65535
+        {
+            return Err(Error::Usage(format!(
+                "spec: published port {}:{}->{}/{} (range {}) is out of range",
+                self.host_ip, self.host_port, self.container_port, self.protocol, self.range
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One resource limit (`setrlimit(2)`).
@@ -966,7 +1068,43 @@ impl MonitorSpec {
                 )));
             }
         }
+        self.validate_network()
+    }
+
+    /// `network` needs a new network namespace, `join_net` excludes one
+    /// (and a network), paths are absolute, ports are in range.
+    fn validate_network(&self) -> Result<()> {
+        let new_net = self.namespaces.contains(&Namespace::Net);
+        if let Some(path) = &self.join_net {
+            if new_net || self.network.is_some() {
+                return Err(Error::Usage(
+                    "spec: \"join_net\" excludes a new \"net\" namespace and \"network\"".into(),
+                ));
+            }
+            absolute("join_net", path)?;
+        }
+        let Some(net) = &self.network else {
+            return Ok(());
+        };
+        if !new_net {
+            return Err(Error::Usage(
+                "spec: \"network\" needs the \"net\" namespace".into(),
+            ));
+        }
+        net.validate()
+    }
+}
+
+/// A path of the spec that must be absolute (the monitor's working
+/// directory is nobody's business).
+fn absolute(what: &str, path: &Path) -> Result<()> {
+    if path.is_absolute() {
         Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "spec: {what} {} is not an absolute path",
+            path.display()
+        )))
     }
 }
 

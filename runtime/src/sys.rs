@@ -17,6 +17,9 @@
 //!   peer (`TIOCGPTPEER`), interface flags.
 //! - `seccomp(2)` to install a filter and `keyctl(2)` for a new session
 //!   keyring (neither is wrapped by nix).
+//! - A TCP or UDP socket bound without `SO_REUSEADDR` and never listening
+//!   (std's `TcpListener` sets the option and listens), to hold a published
+//!   port; resetting signal dispositions between fork and exec of a tool.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -756,5 +759,101 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
         drop(done);
         let _ = other.join();
+    }
+}
+
+/// A TCP or UDP socket bound to `addr`, close-on-exec, WITHOUT
+/// `SO_REUSEADDR` and never listening: it holds the port (another bind of
+/// it fails with `EADDRINUSE`, with or without `SO_REUSEADDR`, see
+/// `inet_csk_bind_conflict`) while accepting nothing, as conmon holds the
+/// published ports for podman. `EADDRINUSE` here means someone already
+/// holds it.
+pub(crate) fn bind_port(addr: std::net::SocketAddr, tcp: bool) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let kind = if tcp {
+        libc::SOCK_STREAM
+    } else {
+        libc::SOCK_DGRAM
+    };
+    // SAFETY: socket(2) takes integers and returns a new descriptor or -1.
+    let fd = check(unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) } as libc::c_long)?;
+    // SAFETY: a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            // SAFETY: an all-zero sockaddr_in is valid.
+            let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = a.port().to_be();
+            sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            // SAFETY: bind reads `size_of::<sockaddr_in>()` bytes through the
+            // pointer, which points at `sa`, alive for the call.
+            check(unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            } as libc::c_long)?;
+        }
+        std::net::SocketAddr::V6(a) => {
+            let on: libc::c_int = 1;
+            // SAFETY: IPV6_V6ONLY reads one int through the pointer, which
+            // points at `on`, alive for the call. (Only the v6 port is held:
+            // a v4 mapping is held by its own socket.)
+            check(unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_V6ONLY,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            } as libc::c_long)?;
+            // SAFETY: an all-zero sockaddr_in6 is valid.
+            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            sa.sin6_scope_id = a.scope_id();
+            // SAFETY: bind reads `size_of::<sockaddr_in6>()` bytes through
+            // the pointer, which points at `sa`, alive for the call.
+            check(unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            } as libc::c_long)?;
+        }
+    }
+    Ok(fd)
+}
+
+/// Give the program `cmd` starts the default disposition of `signals`
+/// (the monitor ignores terminal signals, and an ignored signal stays
+/// ignored across exec: a network tool that ignores SIGTERM outlives its
+/// teardown). std already empties the signal mask of the child.
+pub(crate) fn default_signals_on_exec(cmd: &mut std::process::Command, signals: &'static [Signal]) {
+    use std::os::unix::process::CommandExt as _;
+    let run = move || -> io::Result<()> {
+        for &s in signals {
+            // SAFETY: signal(2) with SIG_DFL is async-signal-safe, installs
+            // no handler code of ours and touches no memory of ours.
+            if unsafe { libc::signal(s as libc::c_int, libc::SIG_DFL) } == libc::SIG_ERR {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it calls signal(2) only, no
+    // allocation, no locks.
+    unsafe {
+        cmd.pre_exec(run);
     }
 }
