@@ -154,7 +154,8 @@ fn netavark_command(
 
 /// End the process whose pid `pid_file` holds, if it is still one of
 /// `names` (its executable's file name starts with one of them): SIGTERM,
-/// then SIGKILL after a second. The pid file is removed.
+/// then SIGKILL after a second; waited for (bounded) until it has exited,
+/// so that its ports are free on return. The pid file is removed.
 fn end_tool(pid_file: &Path, names: &[&str]) -> Result<()> {
     let text = match std::fs::read_to_string(pid_file) {
         Ok(t) => t,
@@ -162,19 +163,41 @@ fn end_tool(pid_file: &Path, names: &[&str]) -> Result<()> {
         Err(e) => return Err(Error::sys("read", pid_file, e)),
     };
     if let Some(pid) = text.trim().parse::<i32>().ok().filter(|p| *p > 1) {
+        // The pidfd becomes readable when the process has exited, its
+        // descriptors closed (/proc/PID/exe goes earlier, with its memory,
+        // while its sockets may still be open).
+        let pidfd = crate::sys::pidfd_open(pid).ok();
         if is_tool(pid, names) {
             let pid = Pid::from_raw(pid);
-            let _ = kill(pid, Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(1);
-            while is_tool(pid.as_raw(), names) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if is_tool(pid.as_raw(), names) {
-                let _ = kill(pid, Signal::SIGKILL);
+            for sig in [Signal::SIGTERM, Signal::SIGKILL] {
+                let _ = kill(pid, sig);
+                if pidfd
+                    .as_ref()
+                    .map_or(true, |fd| exited_within(fd, Duration::from_secs(1)))
+                {
+                    break;
+                }
             }
         }
     }
     remove_if_there(pid_file)
+}
+
+/// Whether the process of `pidfd` exits within `limit`.
+fn exited_within(pidfd: &OwnedFd, limit: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(nix::errno::Errno::EINTR) if !left.is_zero() => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Remove `path` unless it is already gone.

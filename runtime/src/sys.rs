@@ -17,9 +17,9 @@
 //!   peer (`TIOCGPTPEER`), interface flags.
 //! - `seccomp(2)` to install a filter and `keyctl(2)` for a new session
 //!   keyring (neither is wrapped by nix).
-//! - A TCP or UDP socket bound without `SO_REUSEADDR` and never listening
-//!   (std's `TcpListener` sets the option and listens), to hold a published
-//!   port; resetting signal dispositions between fork and exec of a tool.
+//! - A TCP or UDP socket that holds a published port (std's sockets cannot
+//!   be bound without `SO_REUSEADDR`, or listen with a backlog of our
+//!   choice); resetting signal dispositions between fork and exec of a tool.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -762,12 +762,15 @@ mod tests {
     }
 }
 
-/// A TCP or UDP socket bound to `addr`, close-on-exec, WITHOUT
-/// `SO_REUSEADDR` and never listening: it holds the port (another bind of
-/// it fails with `EADDRINUSE`, with or without `SO_REUSEADDR`, see
-/// `inet_csk_bind_conflict`) while accepting nothing, as conmon holds the
-/// published ports for podman. `EADDRINUSE` here means someone already
-/// holds it.
+/// A socket that holds the TCP or UDP port `addr` (close-on-exec), as
+/// conmon holds the published ports for podman; `EADDRINUSE` means that
+/// someone already holds it. TCP: `SO_REUSEADDR` (a connection of an
+/// earlier container in TIME_WAIT on the port must not count as taken)
+/// and listening with a backlog of 1, since only a listening socket keeps
+/// another `SO_REUSEADDR` bind off the port (`inet_csk_bind_conflict`);
+/// it is never accepted from, and the firewall's DNAT sends the port's
+/// traffic to the container before it could reach it. UDP: a plain bind
+/// (`SO_REUSEADDR` would let others share it).
 pub(crate) fn bind_port(addr: std::net::SocketAddr, tcp: bool) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
@@ -783,6 +786,20 @@ pub(crate) fn bind_port(addr: std::net::SocketAddr, tcp: bool) -> io::Result<Own
     let fd = check(unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) } as libc::c_long)?;
     // SAFETY: a fresh descriptor nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let on: libc::c_int = 1;
+    if tcp {
+        // SAFETY: SO_REUSEADDR reads one int through the pointer, which
+        // points at `on`, alive for the call.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } as libc::c_long)?;
+    }
     match addr {
         std::net::SocketAddr::V4(a) => {
             // SAFETY: an all-zero sockaddr_in is valid.
@@ -801,7 +818,6 @@ pub(crate) fn bind_port(addr: std::net::SocketAddr, tcp: bool) -> io::Result<Own
             } as libc::c_long)?;
         }
         std::net::SocketAddr::V6(a) => {
-            let on: libc::c_int = 1;
             // SAFETY: IPV6_V6ONLY reads one int through the pointer, which
             // points at `on`, alive for the call. (Only the v6 port is held:
             // a v4 mapping is held by its own socket.)
@@ -830,6 +846,10 @@ pub(crate) fn bind_port(addr: std::net::SocketAddr, tcp: bool) -> io::Result<Own
                 )
             } as libc::c_long)?;
         }
+    }
+    if tcp {
+        // SAFETY: listen takes integers only.
+        check(unsafe { libc::listen(fd.as_raw_fd(), 1) } as libc::c_long)?;
     }
     Ok(fd)
 }

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+mod network;
+
 /// A monitor spec for container `c` running `cmd`, with `over` merged in.
 fn spec_for(c: &Container, cmd: &[&str], pivot_extra: &[&str], over: Value) -> PathBuf {
     let mut pivot: Vec<&str> = vec!["--error-fd", "3"];

@@ -1,0 +1,383 @@
+//! The monitor's network lifetime, end to end as root: netavark on a bridge
+//! of the test's own (its own subnet and bridge name, so tests can run
+//! side by side), pasta with a published port; a taken port fails the
+//! start and leaves nothing; a SIGKILLed monitor's network is torn down by
+//! `cairn_runtime::network::teardown`. The listener is the container's
+//! command (perl, which the Debian image has); only 127.0.0.1 is addressed.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_runtime::protocol::NetworkSpec;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+use super::{lines, log_of, records, spec_for, Monitor};
+use crate::support::*;
+
+/// A perl server on container port `port`: prints `listening`, answers
+/// one connection with `hello from the container`, then exits.
+fn server(port: u16) -> String {
+    format!(
+        "use IO::Socket::INET; $| = 1; \
+         my $s = IO::Socket::INET->new(LocalPort => {port}, Listen => 5, ReuseAddr => 1) \
+           or die \"listen: $!\"; \
+         print \"listening\\n\"; my $c = $s->accept; \
+         print $c \"hello from the container\\n\"; close $c;"
+    )
+}
+
+/// Bridge `cairnt{n}`, subnet 10.86.{n}.0/24, the container at .5.
+fn netavark(c: &crate::support::Container, n: u8, id: &str, ports: Value) -> Value {
+    let net = format!("cairnt{n}");
+    let net_id = format!("{:064x}", 0xca1_0000 + u32::from(n));
+    json!({
+        "kind": "netavark",
+        "binary": "/usr/lib/podman/netavark",
+        "aardvark": "/usr/lib/podman/aardvark-dns",
+        "config_dir": c.path("netavark"),
+        "netns_file": c.path("netns"),
+        "status_file": c.path("network.json"),
+        "options": {
+            "container_id": id,
+            "container_name": format!("t{n}"),
+            "networks": {net.clone(): {"interface_name": "eth0",
+                "static_ips": [format!("10.86.{n}.5")], "aliases": [format!("t{n}")]}},
+            "network_info": {net.clone(): {"name": net, "id": net_id, "driver": "bridge",
+                "network_interface": format!("cairnt{n}"),
+                "subnets": [{"subnet": format!("10.86.{n}.0/24"), "gateway": format!("10.86.{n}.1")}],
+                "ipv6_enabled": false, "internal": false, "dns_enabled": false,
+                "ipam_options": {"driver": "host-local"}}},
+            "port_mappings": ports,
+        }
+    })
+}
+
+fn ns_with_net() -> Value {
+    json!(["mnt", "pid", "uts", "ipc", "net"])
+}
+
+/// iptables rules (every table) that mention `needle`.
+fn rules_with(needle: &str) -> Vec<String> {
+    let out = Command::new("iptables-save")
+        .output()
+        .expect("iptables-save");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(String::from)
+        .collect()
+}
+
+/// Wait until the container's log has a line `want`.
+fn await_log(c: &crate::support::Container, want: &str) {
+    let start = Instant::now();
+    while !lines(records(&log_of(c))).iter().any(|(_, t)| t == want) {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "no {want:?} in the log: {}",
+            log_of(c)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Read what the published port answers.
+fn fetch(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the published port");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut line = String::new();
+    BufReader::new(&mut s).read_line(&mut line).unwrap();
+    line
+}
+
+fn pasta_running(pid_file: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    // pasta is a link to passt (passt.avx2 on x86-64).
+    let name = exe.file_name()?.to_string_lossy().into_owned();
+    (name.starts_with("pasta") || name.starts_with("passt")).then_some(pid)
+}
+
+/// A netavark bridge network: eth0 with the static address, the published
+/// port reaches the container's server, the status is recorded; once the
+/// monitor ends, no rule mentions the container and the namespace file
+/// is gone.
+#[test]
+fn monitor_netavark_bridge_and_published_port() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = crate::support::Container::new();
+    let id = format!("{:064x}", 0xcafe_0001u64);
+    let script = format!(
+        "echo ifaces=$(ls /sys/class/net); \
+         grep -q 10.86.1.5 /proc/net/fib_trie && echo addr=yes; exec perl -e '{}'",
+        server(8080)
+    );
+    let ports = json!([{"host_ip": "", "container_port": 8080, "host_port": 18711,
+                        "range": 1, "protocol": "tcp"}]);
+    let spec = spec_for(
+        &c,
+        &["/bin/sh", "-c", &script],
+        &[],
+        json!({"namespaces": ns_with_net(), "loopback": true,
+               "network": netavark(&c, 1, &id, ports)}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
+    m.pid();
+    await_log(&c, "listening");
+    assert!(!rules_with(&id).is_empty(), "netavark's rules name the id");
+    assert!(c.path("netns").exists());
+    // Another program cannot take the published port meanwhile.
+    assert!(TcpListener::bind("127.0.0.1:18711").is_err(), "port held");
+    assert_eq!(fetch(18711), "hello from the container\n");
+    assert_eq!(m.wait(), 0, "{}", log_of(&c));
+    let out: Vec<String> = lines(records(&log_of(&c)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(out[0], "ifaces=eth0 lo", "{out:?}");
+    assert_eq!(out[1], "addr=yes", "{out:?}");
+    let status: Value =
+        serde_json::from_slice(&std::fs::read(c.path("network.json")).unwrap()).unwrap();
+    assert_eq!(
+        status["cairnt1"]["interfaces"]["eth0"]["subnets"][0]["ipnet"], "10.86.1.5/24",
+        "{status}"
+    );
+    assert!(
+        rules_with(&id).is_empty(),
+        "rules left: {:?}",
+        rules_with(&id)
+    );
+    assert!(!c.path("netns").exists(), "netns file left");
+    // The port is free once the monitor has ended.
+    TcpListener::bind("127.0.0.1:18711").expect("the port is free again");
+    assert!(
+        !Path::new("/sys/class/net/cairnt1").exists(),
+        "the bridge goes with its last container"
+    );
+}
+
+/// A published port that a host program holds: the start fails with one
+/// line naming the port, the command never runs, nothing is left.
+#[test]
+fn monitor_taken_port_fails_the_start_cleanly() {
+    if !root_or_skip() {
+        return;
+    }
+    let taken = TcpListener::bind("127.0.0.1:18742").unwrap();
+    let c = crate::support::Container::new();
+    let id = format!("{:064x}", 0xcafe_0002u64);
+    let ports = json!([{"host_ip": "", "container_port": 80, "host_port": 18740,
+                        "range": 3, "protocol": "tcp"}]);
+    let spec = spec_for(
+        &c,
+        &["/bin/sh", "-c", "echo ran"],
+        &[],
+        json!({"namespaces": ns_with_net(), "loopback": true,
+               "network": netavark(&c, 2, &id, ports)}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let s = m.sync();
+    assert_eq!(s["code"], 125, "{s}");
+    let msg = s["error"].as_str().unwrap();
+    assert!(
+        msg.contains("host port 0.0.0.0:18742/tcp is already in use") && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert_eq!(m.wait(), 125);
+    assert!(log_of(&c).is_empty(), "the command ran: {}", log_of(&c));
+    assert!(rules_with(&id).is_empty(), "{:?}", rules_with(&id));
+    assert!(!c.path("netns").exists(), "netns file left");
+    assert!(!Path::new("/sys/class/net/cairnt2").exists(), "bridge left");
+    // The ports reserved before the taken one were released.
+    TcpListener::bind("127.0.0.1:18740").expect("18740 released");
+    drop(taken);
+}
+
+fn pasta(c: &crate::support::Container, port: &str) -> Value {
+    json!({
+        "kind": "pasta",
+        "binary": "/usr/bin/pasta",
+        "args": ["--config-net", "-q", "-t", port, "-u", "none", "-T", "none", "-U", "none",
+                 "--runas", "0"],
+        "netns_file": c.path("netns"),
+        "pid_file": c.path("pasta.pid"),
+    })
+}
+
+/// pasta as root (`--runas 0`): the published port reaches the
+/// container's server; pasta is gone once the monitor ends. A taken port
+/// fails the start before pasta runs.
+#[test]
+fn monitor_pasta_publishes_a_port() {
+    if !root_or_skip() {
+        return;
+    }
+    // Twice: the second start finds the first one's connection in
+    // TIME_WAIT on the host port, which does not make it taken.
+    for _ in 0..2 {
+        let c = crate::support::Container::new();
+        let script = format!("exec perl -e '{}'", server(8080));
+        let spec = spec_for(
+            &c,
+            &["/bin/sh", "-c", &script],
+            &[],
+            json!({"namespaces": ns_with_net(), "loopback": true,
+                   "network": pasta(&c, "18721:8080")}),
+        );
+        let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
+        m.pid();
+        let pid = pasta_running(&c.path("pasta.pid")).expect("pasta runs");
+        await_log(&c, "listening");
+        assert_eq!(fetch(18721), "hello from the container\n");
+        assert_eq!(m.wait(), 0, "{}", log_of(&c));
+        assert!(
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
+            "pasta {pid} still runs"
+        );
+        assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+    }
+
+    let taken = TcpListener::bind("127.0.0.1:18722").unwrap();
+    let c = crate::support::Container::new();
+    let spec = spec_for(
+        &c,
+        &["/bin/sh", "-c", "echo ran"],
+        &[],
+        json!({"namespaces": ns_with_net(), "network": pasta(&c, "18722")}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let s = m.sync();
+    assert_eq!(s["code"], 125, "{s}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("host port 0.0.0.0:18722/tcp is already in use"),
+        "{s}"
+    );
+    assert_eq!(m.wait(), 125);
+    assert!(log_of(&c).is_empty());
+    assert!(pasta_running(&c.path("pasta.pid")).is_none());
+    assert!(!c.path("netns").exists());
+    drop(taken);
+}
+
+/// SIGKILL of the monitor leaves pasta and netavark's rules behind;
+/// `network::teardown` (what the next command runs) removes them, and a
+/// second call is harmless.
+#[test]
+fn monitor_killed_then_teardown_leaves_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = crate::support::Container::new();
+    let net = pasta(&c, "18731");
+    let spec = spec_for(
+        &c,
+        &["sleep", "100"],
+        &[],
+        json!({"namespaces": ns_with_net(), "network": net}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let ctr = m.pid();
+    let pid = pasta_running(&c.path("pasta.pid")).expect("pasta runs");
+    kill(Pid::from_raw(m.child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = m.child.wait();
+    let _ = kill(Pid::from_raw(ctr), Signal::SIGKILL);
+    assert!(
+        pasta_running(&c.path("pasta.pid")).is_some(),
+        "pasta outlives a killed monitor"
+    );
+    let spec: NetworkSpec = serde_json::from_value(net).unwrap();
+    cairn_runtime::network::teardown(&spec).unwrap();
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
+        "pasta {pid} runs on"
+    );
+    assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+    TcpListener::bind("0.0.0.0:18731").expect("pasta's port is free");
+    cairn_runtime::network::teardown(&spec).unwrap();
+
+    let c = crate::support::Container::new();
+    let id = format!("{:064x}", 0xcafe_0003u64);
+    let ports = json!([{"host_ip": "127.0.0.1", "container_port": 80, "host_port": 18732,
+                        "range": 1, "protocol": "tcp"}]);
+    let net = netavark(&c, 3, &id, ports);
+    let spec = spec_for(
+        &c,
+        &["sleep", "100"],
+        &[],
+        json!({"namespaces": ns_with_net(), "network": net}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let ctr = m.pid();
+    assert!(!rules_with(&id).is_empty());
+    kill(Pid::from_raw(m.child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = m.child.wait();
+    let _ = kill(Pid::from_raw(ctr), Signal::SIGKILL);
+    assert!(
+        !rules_with(&id).is_empty(),
+        "the rules outlive a killed monitor"
+    );
+    let spec: NetworkSpec = serde_json::from_value(net).unwrap();
+    cairn_runtime::network::teardown(&spec).unwrap();
+    assert!(rules_with(&id).is_empty(), "{:?}", rules_with(&id));
+    assert!(!c.path("netns").exists());
+    assert!(!Path::new("/sys/class/net/cairnt3").exists(), "bridge left");
+    cairn_runtime::network::teardown(&spec).unwrap();
+}
+
+/// `join_net`: a second container is born in the first one's namespace
+/// (it sees the same eth0 address and reaches the server on its lo).
+#[test]
+fn monitor_joins_a_network_namespace() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = crate::support::Container::new();
+    let id = format!("{:064x}", 0xcafe_0004u64);
+    let script = format!("exec perl -e '{}'", server(8080));
+    let spec = spec_for(
+        &c,
+        &["/bin/sh", "-c", &script],
+        &[],
+        json!({"namespaces": ns_with_net(), "loopback": true,
+               "network": netavark(&c, 4, &id, json!([]))}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
+    m.pid();
+    await_log(&c, "listening");
+    let c2 = crate::support::Container::new();
+    let client = "use IO::Socket::INET; \
+                  my $s = IO::Socket::INET->new(PeerAddr => \"127.0.0.1:8080\") \
+                    or die \"connect: $!\"; print scalar <$s>;";
+    let script2 =
+        format!("grep -q 10.86.4.5 /proc/net/fib_trie && echo addr=yes; exec perl -e '{client}'");
+    let spec2 = spec_for(
+        &c2,
+        &["/bin/sh", "-c", &script2],
+        &[],
+        json!({"join_net": c.path("netns")}),
+    );
+    let mut m2 = Monitor::start(&spec2, Stdio::null(), Stdio::null(), Stdio::inherit());
+    m2.pid();
+    assert_eq!(m2.wait(), 0, "{}", log_of(&c2));
+    let out: Vec<String> = lines(records(&log_of(&c2)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(out, ["addr=yes", "hello from the container"]);
+    assert_eq!(m.wait(), 0);
+    assert!(rules_with(&id).is_empty());
+}
