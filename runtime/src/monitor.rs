@@ -907,6 +907,10 @@ impl Monitor<'_> {
             }
             self.net = None;
             self.net_stderr = None;
+            // The tools ended (pasta reparented to us, slirp4netns our
+            // child): reap them rather than leave zombies to whoever
+            // inherits them.
+            self.reap();
         }
     }
 

@@ -381,3 +381,83 @@ fn monitor_joins_a_network_namespace() {
     assert_eq!(m.wait(), 0);
     assert!(rules_with(&id).is_empty());
 }
+
+fn slirp(c: &crate::support::Container, host_port: u16) -> Value {
+    json!({
+        "kind": "slirp4netns",
+        "binary": "/usr/bin/slirp4netns",
+        "args": ["--configure", "--mtu=65520", "--disable-host-loopback"],
+        "netns_file": c.path("netns"),
+        "pid_file": c.path("slirp.pid"),
+        "api_socket": c.path("slirp.sock"),
+        "ports": [{"host_ip": "127.0.0.1", "container_port": 8080, "host_port": host_port,
+                   "range": 1, "protocol": "tcp"}],
+    })
+}
+
+/// slirp4netns: tap0 configured, the port published through its API
+/// socket reaches the container's server; slirp4netns and its files are
+/// gone once the monitor ends; a taken port fails the start.
+#[test]
+fn monitor_slirp4netns_publishes_a_port() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = crate::support::Container::new();
+    let script = format!(
+        "echo ifaces=$(ls /sys/class/net); exec perl -e '{}'",
+        server(8080)
+    );
+    let spec = spec_for(
+        &c,
+        &["/bin/sh", "-c", &script],
+        &[],
+        json!({"namespaces": ns_with_net(), "loopback": true, "network": slirp(&c, 18751)}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
+    m.pid();
+    let pid: i32 = std::fs::read_to_string(c.path("slirp.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    await_log(&c, "listening");
+    assert_eq!(fetch(18751), "hello from the container\n");
+    assert_eq!(m.wait(), 0, "{}", log_of(&c));
+    let out: Vec<String> = lines(records(&log_of(&c)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(out[0], "ifaces=lo tap0", "{out:?}");
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
+        "slirp4netns {pid} still runs"
+    );
+    for f in ["netns", "slirp.pid", "slirp.sock"] {
+        assert!(!c.path(f).exists(), "{f} left");
+    }
+
+    let taken = TcpListener::bind("127.0.0.1:18752").unwrap();
+    let c = crate::support::Container::new();
+    let spec = spec_for(
+        &c,
+        &["/bin/sh", "-c", "echo ran"],
+        &[],
+        json!({"namespaces": ns_with_net(), "network": slirp(&c, 18752)}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let s = m.sync();
+    assert_eq!(s["code"], 125, "{s}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("host port 127.0.0.1:18752/tcp is already in use"),
+        "{s}"
+    );
+    assert_eq!(m.wait(), 125);
+    assert!(log_of(&c).is_empty());
+    for f in ["netns", "slirp.pid", "slirp.sock"] {
+        assert!(!c.path(f).exists(), "{f} left");
+    }
+    drop(taken);
+}
