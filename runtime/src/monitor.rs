@@ -454,6 +454,13 @@ pub(crate) fn run(spec: &MonitorSpec, sync: Option<OwnedFd>, single: &SingleThre
 /// the monitor ready for its loop.
 fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'a>> {
     spec.validate()?;
+    // Whatever the launcher leaked to us must not reach the network tools
+    // we start (pasta lives on as a daemon): the container's own chain
+    // closes leaks itself, the tools do not.
+    crate::sys::cloexec_from(3).ctx(
+        "mark inherited descriptors close-on-exec in",
+        "cairn-monitor",
+    )?;
     let signals = detach_and_watch_signals()?;
     let log = Log::open(spec.log.as_deref())?;
     let (args, env, rlimits) = exec_parts(spec)?;

@@ -173,7 +173,7 @@ fn end_tool(pid_file: &Path, names: &[&str]) -> Result<()> {
                 let _ = kill(pid, sig);
                 if pidfd
                     .as_ref()
-                    .map_or(true, |fd| exited_within(fd, Duration::from_secs(1)))
+                    .is_none_or(|fd| exited_within(fd, Duration::from_secs(1)))
                 {
                     break;
                 }

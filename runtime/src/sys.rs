@@ -747,21 +747,6 @@ pub(crate) fn join_new_session_keyring() -> io::Result<()> {
     .map(drop)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_threaded_process_gets_no_proof() {
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        let other = std::thread::spawn(move || wait.recv());
-        let e = SingleThreaded::check().expect_err("two threads run");
-        assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
-        drop(done);
-        let _ = other.join();
-    }
-}
-
 /// A socket that holds the TCP or UDP port `addr` (close-on-exec), as
 /// conmon holds the published ports for podman; `EADDRINUSE` means that
 /// someone already holds it. TCP: `SO_REUSEADDR` (a connection of an
@@ -875,5 +860,20 @@ pub(crate) fn default_signals_on_exec(cmd: &mut std::process::Command, signals: 
     // allocation, no locks.
     unsafe {
         cmd.pre_exec(run);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_threaded_process_gets_no_proof() {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || wait.recv());
+        let e = SingleThreaded::check().expect_err("two threads run");
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
+        drop(done);
+        let _ = other.join();
     }
 }

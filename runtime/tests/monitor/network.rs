@@ -57,6 +57,31 @@ fn netavark(c: &crate::support::Container, n: u8, id: &str, ports: Value) -> Val
     })
 }
 
+/// Tears the network down when a test ends, also by a panic (declared
+/// before the monitor, so dropped after it is killed).
+struct Teardown(Option<NetworkSpec>);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if let Some(net) = &self.0 {
+            let _ = cairn_runtime::network::teardown(net);
+        }
+    }
+}
+
+/// [`spec_for`], and a [`Teardown`] of the spec's network.
+fn net_spec(
+    c: &crate::support::Container,
+    cmd: &[&str],
+    pivot_extra: &[&str],
+    over: Value,
+) -> (std::path::PathBuf, Teardown) {
+    let net = over
+        .get("network")
+        .map(|n| serde_json::from_value(n.clone()).expect("a network spec"));
+    (spec_for(c, cmd, pivot_extra, over), Teardown(net))
+}
+
 fn ns_with_net() -> Value {
     json!(["mnt", "pid", "uts", "ipc", "net"])
 }
@@ -95,6 +120,16 @@ fn fetch(port: u16) -> String {
     line
 }
 
+/// The pipes process `pid` has open (`pipe:[INODE]`).
+fn pipes_of(pid: i32) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.display().to_string())
+        .filter(|l| l.starts_with("pipe:"))
+        .collect()
+}
+
 fn pasta_running(pid_file: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(pid_file)
         .ok()?
@@ -125,7 +160,7 @@ fn monitor_netavark_bridge_and_published_port() {
     );
     let ports = json!([{"host_ip": "", "container_port": 8080, "host_port": 18711,
                         "range": 1, "protocol": "tcp"}]);
-    let spec = spec_for(
+    let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", &script],
         &[],
@@ -179,7 +214,7 @@ fn monitor_taken_port_fails_the_start_cleanly() {
     let id = format!("{:064x}", 0xcafe_0002u64);
     let ports = json!([{"host_ip": "", "container_port": 80, "host_port": 18740,
                         "range": 3, "protocol": "tcp"}]);
-    let spec = spec_for(
+    let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", "echo ran"],
         &[],
@@ -228,17 +263,34 @@ fn monitor_pasta_publishes_a_port() {
     for _ in 0..2 {
         let c = crate::support::Container::new();
         let script = format!("exec perl -e '{}'", server(8080));
-        let spec = spec_for(
+        let (spec, _net) = net_spec(
             &c,
             &["/bin/sh", "-c", &script],
             &[],
             json!({"namespaces": ns_with_net(), "loopback": true,
                    "network": pasta(&c, "18721:8080")}),
         );
-        let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
+        // A launcher that leaks a pipe (fd 9, not close-on-exec) to the
+        // monitor.
+        let leaky = ["bash", "-c", "exec 9< <(:); exec \"$0\" \"$@\"", MONITOR];
+        let mut m = Monitor::start_via(
+            &leaky,
+            &spec,
+            Stdio::null(),
+            Stdio::null(),
+            Stdio::inherit(),
+        );
         m.pid();
         let pid = pasta_running(&c.path("pasta.pid")).expect("pasta runs");
         await_log(&c, "listening");
+        // pasta holds none of the monitor's pipes (the container's output,
+        // the error pipe, the sync descriptor, the leaked one).
+        let shared: Vec<String> = pipes_of(m.child.id() as i32)
+            .intersection(&pipes_of(pid))
+            .cloned()
+            .collect();
+        assert!(shared.is_empty(), "pasta inherited {shared:?}");
+        assert!(!pipes_of(m.child.id() as i32).is_empty());
         assert_eq!(fetch(18721), "hello from the container\n");
         assert_eq!(m.wait(), 0, "{}", log_of(&c));
         assert!(
@@ -250,7 +302,7 @@ fn monitor_pasta_publishes_a_port() {
 
     let taken = TcpListener::bind("127.0.0.1:18722").unwrap();
     let c = crate::support::Container::new();
-    let spec = spec_for(
+    let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", "echo ran"],
         &[],
@@ -283,7 +335,7 @@ fn monitor_killed_then_teardown_leaves_nothing() {
     }
     let c = crate::support::Container::new();
     let net = pasta(&c, "18731");
-    let spec = spec_for(
+    let (spec, _net) = net_spec(
         &c,
         &["sleep", "100"],
         &[],
@@ -314,7 +366,7 @@ fn monitor_killed_then_teardown_leaves_nothing() {
     let ports = json!([{"host_ip": "127.0.0.1", "container_port": 80, "host_port": 18732,
                         "range": 1, "protocol": "tcp"}]);
     let net = netavark(&c, 3, &id, ports);
-    let spec = spec_for(
+    let (spec, _net) = net_spec(
         &c,
         &["sleep", "100"],
         &[],
@@ -348,7 +400,7 @@ fn monitor_joins_a_network_namespace() {
     let c = crate::support::Container::new();
     let id = format!("{:064x}", 0xcafe_0004u64);
     let script = format!("exec perl -e '{}'", server(8080));
-    let spec = spec_for(
+    let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", &script],
         &[],
@@ -364,7 +416,7 @@ fn monitor_joins_a_network_namespace() {
                     or die \"connect: $!\"; print scalar <$s>;";
     let script2 =
         format!("grep -q 10.86.4.5 /proc/net/fib_trie && echo addr=yes; exec perl -e '{client}'");
-    let spec2 = spec_for(
+    let (spec2, _net2) = net_spec(
         &c2,
         &["/bin/sh", "-c", &script2],
         &[],
@@ -408,7 +460,7 @@ fn monitor_slirp4netns_publishes_a_port() {
         "echo ifaces=$(ls /sys/class/net); exec perl -e '{}'",
         server(8080)
     );
-    let spec = spec_for(
+    let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", &script],
         &[],
@@ -438,7 +490,7 @@ fn monitor_slirp4netns_publishes_a_port() {
 
     let taken = TcpListener::bind("127.0.0.1:18752").unwrap();
     let c = crate::support::Container::new();
-    let spec = spec_for(
+    let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", "echo ran"],
         &[],
@@ -460,4 +512,163 @@ fn monitor_slirp4netns_publishes_a_port() {
         assert!(!c.path(f).exists(), "{f} left");
     }
     drop(taken);
+}
+
+/// In a user namespace of its own, the container waits at the gate until
+/// its id maps are written AND pasta has configured its namespace (owned
+/// by that user namespace): both are in place when its command starts.
+#[test]
+fn monitor_userns_waits_for_maps_and_network() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = crate::support::Container::new();
+    let script = format!(
+        "echo map=$(cat /proc/self/uid_map | tr -s ' '); echo ifaces=$(ls /sys/class/net); \
+         exec perl -e '{}'",
+        server(8080)
+    );
+    let (spec, _net) = net_spec(
+        &c,
+        &["/bin/sh", "-c", &script],
+        &[],
+        json!({"namespaces": ["user", "mnt", "pid", "uts", "ipc", "net"], "loopback": true,
+               "uid_map": [[0, 0, 1], [1, 200000, 65535]],
+               "gid_map": [[0, 0, 1], [1, 200000, 65535]],
+               "network": pasta(&c, "18761:8080")}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
+    m.pid();
+    await_log(&c, "listening");
+    assert_eq!(fetch(18761), "hello from the container\n");
+    assert_eq!(m.wait(), 0, "{}", log_of(&c));
+    let out: Vec<String> = lines(records(&log_of(&c)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(out[0], "map= 0 0 1 1 200000 65535", "{out:?}");
+    assert!(
+        out[1].starts_with("ifaces=") && out[1].split(' ').count() == 2,
+        "{out:?}"
+    );
+    assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+}
+
+/// Rootless (the test user of tests/support/test-user.sh, root of a user
+/// namespace of its own as cairn's rootless mode is): pasta publishes the
+/// container's port, and is gone once the monitor ends. Needs
+/// /dev/net/tun openable by the user (mode 0666, as distributions ship it).
+#[test]
+fn monitor_rootless_pasta() {
+    if !root_or_skip() {
+        return;
+    }
+    let name = std::env::var("CAIRN_TEST_USER").unwrap_or_else(|_| "cairntest".into());
+    let Some(user) = nix::unistd::User::from_name(&name).ok().flatten() else {
+        eprintln!("skipped: no user {name} (tests/support/test-user.sh creates it)");
+        return;
+    };
+    let tun = std::fs::metadata("/dev/net/tun").map(|m| {
+        use std::os::unix::fs::PermissionsExt as _;
+        m.permissions().mode() & 0o666 == 0o666
+    });
+    if !matches!(tun, Ok(true)) {
+        eprintln!("skipped: /dev/net/tun is not 0666 (the test setup makes it so)");
+        return;
+    }
+    let c = crate::support::Container::new();
+    let script = format!(
+        "echo ifaces=$(ls /sys/class/net); exec perl -e '{}'",
+        server(8080)
+    );
+    let mut net = pasta(&c, "18771:8080");
+    // Root of its own user namespace, the monitor stays that for pasta:
+    // the namespace maps no `nobody` to switch to.
+    assert_eq!(net["args"][10], "--runas");
+    // The image root sits in a directory only root may enter: the
+    // launcher (still root, in a mount namespace of its own) binds it on
+    // `lower`, which the user's namespace inherits.
+    let image = image_root().display().to_string();
+    let lower = c.path("lower");
+    std::fs::create_dir(&lower).unwrap();
+    let args: Vec<String> = c
+        .chain(
+            &["/bin/sh", "-c", &script],
+            &["--error-fd", "3"],
+            &["--error-fd", "3"],
+        )
+        .into_iter()
+        .map(|a| a.replace(&image, &lower.display().to_string()))
+        .collect();
+    let (spec, _net) = net_spec(
+        &c,
+        &["true"],
+        &[],
+        json!({"args": args, "namespaces": ns_with_net(), "loopback": true,
+               "network": net.take()}),
+    );
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", user.uid, user.gid))
+        .arg(c.dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let (uid, gid) = (user.uid.to_string(), user.gid.to_string());
+    let bind = format!("mount --bind {image} {} && exec \"$@\"", lower.display());
+    let launcher = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        &bind,
+        "sh",
+        "setpriv",
+        "--reuid",
+        &uid,
+        "--regid",
+        &gid,
+        "--clear-groups",
+        "--",
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--",
+        MONITOR,
+    ];
+    let mut m = Monitor::start_via(
+        &launcher,
+        &spec,
+        Stdio::null(),
+        Stdio::null(),
+        Stdio::inherit(),
+    );
+    m.pid();
+    let pid = pasta_running(&c.path("pasta.pid")).expect("pasta runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some(uid.as_str()),
+        "pasta runs as the user: {uid_line}"
+    );
+    await_log(&c, "listening");
+    assert_eq!(fetch(18771), "hello from the container\n");
+    assert_eq!(m.wait(), 0, "{}", log_of(&c));
+    let out: Vec<String> = lines(records(&log_of(&c)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert!(
+        out[0].starts_with("ifaces=") && out[0].split(' ').count() == 2,
+        "{out:?}"
+    );
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
+        "pasta {pid} still runs"
+    );
+    assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
 }
