@@ -697,6 +697,79 @@ mod tests {
         sleeper.wait().unwrap();
     }
 
+    fn fwd(ip: &str, host: u16, to: u16, range: u16, proto: &str) -> PortForward {
+        PortForward {
+            host_ip: ip.into(),
+            container_port: to,
+            host_port: host,
+            range,
+            protocol: proto.into(),
+        }
+    }
+
+    #[test]
+    fn pasta_port_options_name_their_host_ports() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            pasta_ports(&args(&[
+                "--config-net",
+                "-t",
+                "8080",
+                "-u",
+                "127.0.0.1/5353:53",
+                "--tcp-ports=9000-9002:80-82,~9001",
+                "-t8443:443",
+                "-T",
+                "none",
+                "-u",
+                "none",
+                "-t",
+                "auto",
+                "-t",
+                "::1%lo/7000",
+            ])),
+            [
+                fwd("", 8080, 8080, 1, "tcp"),
+                fwd("127.0.0.1", 5353, 53, 1, "udp"),
+                fwd("", 9000, 80, 3, "tcp"),
+                fwd("", 8443, 443, 1, "tcp"),
+                fwd("::1", 7000, 7000, 1, "tcp"),
+            ]
+        );
+        // Nothing to check: no ports, or what pasta itself will refuse.
+        assert!(pasta_ports(&args(&["-t", "all", "-u", "x-y", "-t"])).is_empty());
+    }
+
+    #[test]
+    fn a_held_port_is_reported_taken_and_released_on_drop() {
+        // A port the kernel picks, held by someone else.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = other.local_addr().unwrap().port();
+        let e = reserve_ports(&[fwd("127.0.0.1", port, 80, 1, "tcp")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("host port 127.0.0.1:{port}/tcp is already in use"))
+                && e.contains("container port 80"),
+            "{e}"
+        );
+        drop(other);
+        // Free now: held (another bind, even with SO_REUSEADDR, fails),
+        // then released.
+        let held = reserve_ports(&[fwd("127.0.0.1", port, 80, 1, "tcp")]).unwrap();
+        assert_eq!(held.len(), 1);
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
+        drop(held);
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        // UDP: a second plain bind fails while it is held.
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let uport = udp.local_addr().unwrap().port();
+        drop(udp);
+        let held = reserve_ports(&[fwd("127.0.0.1", uport, 53, 1, "udp")]).unwrap();
+        assert!(std::net::UdpSocket::bind(("127.0.0.1", uport)).is_err());
+        drop(held);
+    }
+
     #[test]
     fn a_failing_tool_is_reported_with_its_stderr() {
         let mut cmd = Command::new("sh");

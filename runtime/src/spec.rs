@@ -1397,6 +1397,71 @@ mod tests {
     }
 
     #[test]
+    fn monitor_network_specs_are_checked() {
+        let with = |extra: &str| -> Result<()> {
+            let text = format!(r#"{{"args": ["true"], "exit_file": "/e", {extra}}}"#);
+            serde_json::from_str::<MonitorSpec>(&text)
+                .unwrap()
+                .validate()
+        };
+        let pasta = |args: &str| {
+            format!(
+                r#""network": {{"kind": "pasta", "binary": "/usr/bin/pasta", "args": {args},
+                    "netns_file": "/run/n", "pid_file": "/run/p"}}"#
+            )
+        };
+        let net = r#""namespaces": ["mnt", "net"]"#;
+        with(&format!(
+            r#"{net}, {}"#,
+            pasta(r#"["--config-net", "-t", "80"]"#)
+        ))
+        .unwrap();
+        with(r#""join_net": "/run/netns/x""#).unwrap();
+        let slirp = |ports: &str| {
+            format!(
+                r#""network": {{"kind": "slirp4netns", "binary": "/usr/bin/slirp4netns",
+                    "args": ["--configure"], "netns_file": "/run/n", "pid_file": "/run/p",
+                    "api_socket": "/run/s", "ports": {ports}}}"#
+            )
+        };
+        let port = |hp: u32, range: u32, proto: &str| {
+            format!(
+                r#"[{{"container_port": 80, "host_port": {hp}, "range": {range},
+                    "protocol": "{proto}"}}]"#
+            )
+        };
+        with(&format!("{net}, {}", slirp(&port(8080, 10, "udp")))).unwrap();
+        for invalid in [
+            // A network needs a new namespace; join_net excludes one.
+            pasta("[]"),
+            format!(r#""namespaces": ["net"], "join_net": "/run/netns/x""#),
+            format!(r#""join_net": "relative/x""#),
+            format!(r#"{net}, "join_net": "/x", {}"#, pasta("[]")),
+            // What the monitor adds itself.
+            format!("{net}, {}", pasta(r#"["--pid", "/x"]"#)),
+            format!("{net}, {}", pasta(r#"["--netns=/x"]"#)),
+            format!("{net}, {}", pasta(r#"["-f"]"#)),
+            format!(
+                "{net}, {}",
+                slirp(&port(8080, 1, "tcp")).replace("--configure", "--api-socket=/y")
+            ),
+            format!("{net}, {}", pasta("[]").replace("/run/n", "n")),
+            // Ports out of range, unknown protocols.
+            format!("{net}, {}", slirp(&port(65535, 2, "tcp"))),
+            format!("{net}, {}", slirp(&port(0, 1, "tcp"))),
+            format!("{net}, {}", slirp(&port(80, 0, "tcp"))),
+            format!("{net}, {}", slirp(&port(80, 1, "icmp"))),
+            format!(
+                r#"{net}, "network": {{"kind": "netavark", "binary": "/n", "aardvark": "/a",
+                    "config_dir": "/c", "netns_file": "/n", "status_file": "/s",
+                    "options": []}}"#
+            ),
+        ] {
+            assert!(with(&invalid).is_err(), "{invalid} valid");
+        }
+    }
+
+    #[test]
     fn helper_error_fds_in_specs() {
         let p: PivotSpec = serde_json::from_str(
             r#"{"root": "/r", "error_fd": 3, "console_socket": 4, "init": true}"#,
