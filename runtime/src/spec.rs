@@ -1434,8 +1434,8 @@ mod tests {
         for invalid in [
             // A network needs a new namespace; join_net excludes one.
             pasta("[]"),
-            format!(r#""namespaces": ["net"], "join_net": "/run/netns/x""#),
-            format!(r#""join_net": "relative/x""#),
+            r#""namespaces": ["net"], "join_net": "/run/netns/x""#.to_string(),
+            r#""join_net": "relative/x""#.to_string(),
             format!(r#"{net}, "join_net": "/x", {}"#, pasta("[]")),
             // What the monitor adds itself.
             format!("{net}, {}", pasta(r#"["--pid", "/x"]"#)),
