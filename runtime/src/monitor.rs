@@ -869,7 +869,11 @@ impl Monitor<'_> {
         }
     }
 
-    /// Reap every child that ended (orphans too); remember ours.
+    /// Reap every child that ended; remember ours. Others are reaped and
+    /// otherwise ignored: orphans of the container (we are a subreaper),
+    /// pasta's daemon (reparented to us when its first process exits),
+    /// slirp4netns, aardvark-dns (netavark's daemon, reparented to us):
+    /// none of them ending is the container's exit.
     fn reap(&mut self) {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {

@@ -786,8 +786,14 @@ pub enum NetworkSpec {
         rootless: bool,
     },
     /// `pasta ARGS... --pid PID_FILE --netns NETNS_FILE` (pasta forks to
-    /// the background once the namespace is configured); teardown: SIGTERM
-    /// to the pid in `pid_file` if that process is still pasta.
+    /// the background once the namespace is configured; the monitor waits
+    /// up to 10 s for that); teardown: SIGTERM to the pid in `pid_file` if
+    /// that process is still pasta. The host ports of `-t`/`-u` options
+    /// are checked before pasta runs (pasta starts without a port it could
+    /// not bind). The monitor adds nothing else: when the monitor runs as
+    /// uid 0 (root, or root of the rootless user namespace) the engine
+    /// passes `--runas 0`, else pasta switches to `nobody` (unmapped in a
+    /// user namespace that maps only the caller).
     Pasta {
         /// The pasta binary.
         binary: PathBuf,
@@ -798,9 +804,12 @@ pub enum NetworkSpec {
         /// Where pasta writes its pid.
         pid_file: PathBuf,
     },
-    /// `slirp4netns ARGS... --netns-type=path PID_OR_NETNS tap0` with an API
-    /// socket for the published ports; teardown: SIGTERM to the pid in
-    /// `pid_file` if that process is still slirp4netns.
+    /// `slirp4netns ARGS... --netns-type=path --api-socket API_SOCKET
+    /// --ready-fd=N --exit-fd=M NETNS_FILE tap0`; the monitor keeps the
+    /// exit pipe's write end (slirp4netns exits when the monitor dies),
+    /// records the pid, waits up to 10 s for the ready byte, then publishes
+    /// `ports` with `add_hostfwd` on the API socket. Teardown: SIGTERM to
+    /// the pid in `pid_file` if that process is still slirp4netns.
     Slirp4netns {
         /// The slirp4netns binary.
         binary: PathBuf,

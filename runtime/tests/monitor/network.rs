@@ -390,8 +390,9 @@ fn monitor_killed_then_teardown_leaves_nothing() {
     cairn_runtime::network::teardown(&spec).unwrap();
 }
 
-/// `join_net`: a second container is born in the first one's namespace
-/// (it sees the same eth0 address and reaches the server on its lo).
+/// `join_net`: a second container, in a user namespace of its own, is born
+/// in the first one's network namespace (it sees the same eth0 address and
+/// reaches the server on its lo).
 #[test]
 fn monitor_joins_a_network_namespace() {
     if !root_or_skip() {
@@ -420,7 +421,12 @@ fn monitor_joins_a_network_namespace() {
         &c2,
         &["/bin/sh", "-c", &script2],
         &[],
-        json!({"join_net": c.path("netns")}),
+        // In a user namespace of its own too: born in the joined namespace,
+        // it needs no capability over it.
+        json!({"join_net": c.path("netns"),
+               "namespaces": ["user", "mnt", "pid", "uts", "ipc"],
+               "uid_map": [[0, 0, 1], [1, 200000, 65535]],
+               "gid_map": [[0, 0, 1], [1, 200000, 65535]]}),
     );
     let mut m2 = Monitor::start(&spec2, Stdio::null(), Stdio::null(), Stdio::inherit());
     m2.pid();
@@ -556,7 +562,8 @@ fn monitor_userns_waits_for_maps_and_network() {
 
 /// Rootless (the test user of tests/support/test-user.sh, root of a user
 /// namespace of its own as cairn's rootless mode is): pasta publishes the
-/// container's port, and is gone once the monitor ends. Needs
+/// container's port, and is gone once the monitor ends; a second rootless
+/// container joins its network namespace. Needs
 /// /dev/net/tun openable by the user (mode 0666, as distributions ship it).
 #[test]
 fn monitor_rootless_pasta() {
@@ -656,6 +663,65 @@ fn monitor_rootless_pasta() {
         "pasta runs as the user: {uid_line}"
     );
     await_log(&c, "listening");
+
+    // A second rootless container joins the first one's namespace
+    // (`join_net`), its monitor in the same user namespace (entered from
+    // the host by its owner, as cairn must start it): it sees the same
+    // interfaces and the first one's listener.
+    let c2 = crate::support::Container::new();
+    let script2 = "echo ifaces=$(ls /sys/class/net); \
+                   echo listeners=$(grep -c ':1F90 00000000:0000 0A' /proc/net/tcp)";
+    let args2: Vec<String> = c2
+        .chain(
+            &["/bin/sh", "-c", script2],
+            &["--error-fd", "3"],
+            &["--error-fd", "3"],
+        )
+        .into_iter()
+        .map(|a| a.replace(&image, &lower.display().to_string()))
+        .collect();
+    let spec2 = spec_for(
+        &c2,
+        &["true"],
+        &[],
+        json!({"args": args2, "namespaces": ["mnt", "pid", "uts", "ipc"],
+               "join_net": c.path("netns")}),
+    );
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", user.uid, user.gid))
+        .arg(c2.dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let first = m.child.id().to_string();
+    let joiner = [
+        "setpriv",
+        "--reuid",
+        &uid,
+        "--regid",
+        &gid,
+        "--clear-groups",
+        "--",
+        "nsenter",
+        "-t",
+        &first,
+        "-U",
+        "-m",
+        "--preserve-credentials",
+        "--",
+        MONITOR,
+    ];
+    let mut m2 = Monitor::start_via(
+        &joiner,
+        &spec2,
+        Stdio::null(),
+        Stdio::null(),
+        Stdio::inherit(),
+    );
+    m2.pid();
+    assert_eq!(m2.wait(), 0, "{}", log_of(&c2));
+
     assert_eq!(fetch(18771), "hello from the container\n");
     assert_eq!(m.wait(), 0, "{}", log_of(&c));
     let out: Vec<String> = lines(records(&log_of(&c)))
@@ -666,6 +732,11 @@ fn monitor_rootless_pasta() {
         out[0].starts_with("ifaces=") && out[0].split(' ').count() == 2,
         "{out:?}"
     );
+    let out2: Vec<String> = lines(records(&log_of(&c2)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(out2, [out[0].clone(), "listeners=1".into()]);
     assert!(
         std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
         "pasta {pid} still runs"
