@@ -106,10 +106,17 @@ pub(crate) fn run_tool(mut cmd: Command, stdin: &str, what: &str) -> Result<Stri
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
+    // netavark reports its error as JSON on stdout ({"error": "..."}).
+    let said = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from));
+    let msg = match said {
+        Some(e) if !e.trim().is_empty() => e.split_whitespace().collect::<Vec<_>>().join(" "),
+        _ => tool_message(&out.stderr),
+    };
     Err(Error::Usage(format!(
-        "{what} failed ({}): {}",
-        out.status,
-        tool_message(&out.stderr)
+        "{what} failed ({}): {msg}",
+        out.status
     )))
 }
 
@@ -278,6 +285,8 @@ pub(crate) fn setup(spec: &NetworkSpec, child: Pid) -> Result<Held> {
                     .map_err(|e| Error::Usage(format!("netavark options: port_mappings: {e}")))?,
             };
             let reserved = reserve_ports(&ports)?;
+            // netavark creates its aardvark-dns directory in it, not it.
+            std::fs::create_dir_all(config_dir).ctx("create netavark's directory", config_dir)?;
             let cmd =
                 netavark_command(binary, *rootless, config_dir, aardvark, "setup", netns_file);
             let status = run_tool(cmd, &options.to_string(), "netavark setup")?;
@@ -782,6 +791,21 @@ mod tests {
             .to_string();
         assert!(
             e.contains("netavark setup failed") && e.contains("port 8080 is taken"),
+            "{e}"
+        );
+        // netavark: the error as JSON on stdout.
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            r#"cat >/dev/null; printf '%s\n' '{"error": "IO error: failed to create\n directory"}'; exit 1"#,
+        ]);
+        let e = run_tool(cmd, "{}", "netavark setup")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(
+                "netavark setup failed (exit status: 1): IO error: failed to create directory"
+            ),
             "{e}"
         );
         let mut ok = Command::new("cat");

@@ -560,20 +560,14 @@ fn monitor_userns_waits_for_maps_and_network() {
     assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
 }
 
-/// Rootless (the test user of tests/support/test-user.sh, root of a user
-/// namespace of its own as cairn's rootless mode is): pasta publishes the
-/// container's port, and is gone once the monitor ends; a second rootless
-/// container joins its network namespace. Needs
-/// /dev/net/tun openable by the user (mode 0666, as distributions ship it).
-#[test]
-fn monitor_rootless_pasta() {
-    if !root_or_skip() {
-        return;
-    }
+/// The test user's uid and gid (tests/support/test-user.sh creates it),
+/// if it exists and /dev/net/tun is open to it; else a note why the
+/// test is skipped.
+fn test_user() -> Option<(String, String)> {
     let name = std::env::var("CAIRN_TEST_USER").unwrap_or_else(|_| "cairntest".into());
     let Some(user) = nix::unistd::User::from_name(&name).ok().flatten() else {
         eprintln!("skipped: no user {name} (tests/support/test-user.sh creates it)");
-        return;
+        return None;
     };
     let tun = std::fs::metadata("/dev/net/tun").map(|m| {
         use std::os::unix::fs::PermissionsExt as _;
@@ -581,8 +575,62 @@ fn monitor_rootless_pasta() {
     });
     if !matches!(tun, Ok(true)) {
         eprintln!("skipped: /dev/net/tun is not 0666 (the test setup makes it so)");
+        return None;
+    }
+    Some((user.uid.to_string(), user.gid.to_string()))
+}
+
+/// The chain running `script` in `c` for the test user: `c`'s directory
+/// is given to the user, and the image root is read through `lower` (the
+/// image root sits in a directory only root may enter: the launcher,
+/// still root in a mount namespace of its own, binds it on `lower`, which
+/// the user's namespace inherits).
+fn rootless_chain(
+    c: &crate::support::Container,
+    script: &str,
+    lower: &Path,
+    (uid, gid): &(String, String),
+) -> Vec<String> {
+    let image = image_root().display().to_string();
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(c.dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    c.chain(
+        &["/bin/sh", "-c", script],
+        &["--error-fd", "3"],
+        &["--error-fd", "3"],
+    )
+    .into_iter()
+    .map(|a| a.replace(&image, &lower.display().to_string()))
+    .collect()
+}
+
+/// The log's lines.
+fn texts(c: &crate::support::Container) -> Vec<String> {
+    lines(records(&log_of(c)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// Rootless (the test user of tests/support/test-user.sh, root of a user
+/// namespace of its own as cairn's rootless mode is): pasta publishes the
+/// container's port, and is gone once the monitor ends; a second rootless
+/// container joins its network namespace. Needs /dev/net/tun openable by
+/// the user (mode 0666, as distributions ship it).
+#[test]
+fn monitor_rootless_pasta() {
+    if !root_or_skip() {
         return;
     }
+    let Some(user) = test_user() else {
+        return;
+    };
+    let (uid, gid) = (user.0.as_str(), user.1.as_str());
     let c = crate::support::Container::new();
     let script = format!(
         "echo ifaces=$(ls /sys/class/net); exec perl -e '{}'",
@@ -592,37 +640,20 @@ fn monitor_rootless_pasta() {
     // Root of its own user namespace, the monitor stays that for pasta:
     // the namespace maps no `nobody` to switch to.
     assert_eq!(net["args"][10], "--runas");
-    // The image root sits in a directory only root may enter: the
-    // launcher (still root, in a mount namespace of its own) binds it on
-    // `lower`, which the user's namespace inherits.
-    let image = image_root().display().to_string();
     let lower = c.path("lower");
     std::fs::create_dir(&lower).unwrap();
-    let args: Vec<String> = c
-        .chain(
-            &["/bin/sh", "-c", &script],
-            &["--error-fd", "3"],
-            &["--error-fd", "3"],
-        )
-        .into_iter()
-        .map(|a| a.replace(&image, &lower.display().to_string()))
-        .collect();
     let (spec, _net) = net_spec(
         &c,
         &["true"],
         &[],
-        json!({"args": args, "namespaces": ns_with_net(), "loopback": true,
-               "network": net.take()}),
+        json!({"args": rootless_chain(&c, &script, &lower, &user),
+               "namespaces": ns_with_net(), "loopback": true, "network": net.take()}),
     );
-    let chown = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{}:{}", user.uid, user.gid))
-        .arg(c.dir.path())
-        .status()
-        .unwrap();
-    assert!(chown.success());
-    let (uid, gid) = (user.uid.to_string(), user.gid.to_string());
-    let bind = format!("mount --bind {image} {} && exec \"$@\"", lower.display());
+    let bind = format!(
+        "mount --bind {} {} && exec \"$@\"",
+        image_root().display(),
+        lower.display()
+    );
     let launcher = [
         "unshare",
         "--mount",
@@ -635,9 +666,9 @@ fn monitor_rootless_pasta() {
         "sh",
         "setpriv",
         "--reuid",
-        &uid,
+        uid,
         "--regid",
-        &gid,
+        gid,
         "--clear-groups",
         "--",
         "unshare",
@@ -659,7 +690,7 @@ fn monitor_rootless_pasta() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
-        uid_line.split_whitespace().nth(1) == Some(uid.as_str()),
+        uid_line.split_whitespace().nth(1) == Some(uid),
         "pasta runs as the user: {uid_line}"
     );
     await_log(&c, "listening");
@@ -671,36 +702,20 @@ fn monitor_rootless_pasta() {
     let c2 = crate::support::Container::new();
     let script2 = "echo ifaces=$(ls /sys/class/net); \
                    echo listeners=$(grep -c ':1F90 00000000:0000 0A' /proc/net/tcp)";
-    let args2: Vec<String> = c2
-        .chain(
-            &["/bin/sh", "-c", script2],
-            &["--error-fd", "3"],
-            &["--error-fd", "3"],
-        )
-        .into_iter()
-        .map(|a| a.replace(&image, &lower.display().to_string()))
-        .collect();
     let spec2 = spec_for(
         &c2,
         &["true"],
         &[],
-        json!({"args": args2, "namespaces": ["mnt", "pid", "uts", "ipc"],
-               "join_net": c.path("netns")}),
+        json!({"args": rootless_chain(&c2, script2, &lower, &user),
+               "namespaces": ["mnt", "pid", "uts", "ipc"], "join_net": c.path("netns")}),
     );
-    let chown = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{}:{}", user.uid, user.gid))
-        .arg(c2.dir.path())
-        .status()
-        .unwrap();
-    assert!(chown.success());
     let first = m.child.id().to_string();
     let joiner = [
         "setpriv",
         "--reuid",
-        &uid,
+        uid,
         "--regid",
-        &gid,
+        gid,
         "--clear-groups",
         "--",
         "nsenter",
@@ -724,22 +739,72 @@ fn monitor_rootless_pasta() {
 
     assert_eq!(fetch(18771), "hello from the container\n");
     assert_eq!(m.wait(), 0, "{}", log_of(&c));
-    let out: Vec<String> = lines(records(&log_of(&c)))
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
+    let out = texts(&c);
     assert!(
         out[0].starts_with("ifaces=") && out[0].split(' ').count() == 2,
         "{out:?}"
     );
-    let out2: Vec<String> = lines(records(&log_of(&c2)))
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
-    assert_eq!(out2, [out[0].clone(), "listeners=1".into()]);
+    assert_eq!(texts(&c2), [out[0].clone(), "listeners=1".into()]);
     assert!(
         std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
         "pasta {pid} still runs"
     );
     assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+}
+
+/// netavark with DNS: aardvark-dns (netavark's daemon) answers the
+/// container's name on the bridge's gateway while it runs, and the setup
+/// does not wait on it; it is gone with the last container of the network.
+#[test]
+fn monitor_netavark_with_aardvark_dns() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut c = crate::support::Container::new();
+    let etc = c.layer().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("resolv.conf"), "nameserver 10.86.5.1\n").unwrap();
+    let id = format!("{:064x}", 0xcafe_0005u64);
+    let mut net = netavark(&c, 5, &id, json!([]));
+    net["options"]["network_info"]["cairnt5"]["dns_enabled"] = json!(true);
+    let (spec, _net) = net_spec(
+        &c,
+        &["/bin/sh", "-c", "getent hosts t5"],
+        &[],
+        json!({"namespaces": ns_with_net(), "loopback": true, "network": net}),
+    );
+    let t = Instant::now();
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
+    m.pid();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(m.wait(), 0, "{}", log_of(&c));
+    let out: Vec<String> = lines(records(&log_of(&c)))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    // One line per answer (glibc may ask for A and AAAA alike).
+    assert!(!out.is_empty(), "no answer");
+    for line in &out {
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>(),
+            ["10.86.5.5", "t5"],
+            "{out:?}"
+        );
+    }
+    let aardvark = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!(
+                "aardvark-dns --config {}",
+                c.path("netavark/aardvark-dns").display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        aardvark.stdout.is_empty(),
+        "aardvark-dns runs on: {}",
+        String::from_utf8_lossy(&aardvark.stdout)
+    );
+    assert!(rules_with(&id).is_empty());
 }
