@@ -120,16 +120,27 @@ pub(crate) fn run_tool(mut cmd: Command, stdin: &str, what: &str) -> Result<Stri
     )))
 }
 
-/// What a tool said on stderr, as one line: its last [`STDERR_MAX`]
-/// bytes, blank lines and syslog noise left out, lines joined with "; ".
+/// What a tool said on stderr, as one line: blank lines, syslog noise and
+/// a usage text left out, at most the last 4 lines joined with "; ", at
+/// most 600 bytes.
 fn tool_message(stderr: &[u8]) -> String {
     let err = &stderr[stderr.len().saturating_sub(STDERR_MAX)..];
-    let msg = String::from_utf8_lossy(err)
+    let text = String::from_utf8_lossy(err);
+    let said: Vec<&str> = text
         .lines()
         .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
         .filter(|l| !l.is_empty() && !l.starts_with("Failed to send") && !l.contains("syslog"))
-        .collect::<Vec<_>>()
-        .join("; ");
+        .collect();
+    let mut msg = said[said.len().saturating_sub(4)..].join("; ");
+    if msg.len() > 600 {
+        let mut end = 600;
+        while !msg.is_char_boundary(end) {
+            end -= 1;
+        }
+        msg.truncate(end);
+        msg.push_str("...");
+    }
     if msg.is_empty() {
         "no message".into()
     } else {
@@ -806,6 +817,19 @@ mod tests {
             e.ends_with(
                 "netavark setup failed (exit status: 1): IO error: failed to create directory"
             ),
+            "{e}"
+        );
+        // pasta: an error, then a usage text of 200 lines.
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "cat >/dev/null; echo \"pasta: unrecognized option '--bogus'\" >&2; \
+             echo 'Failed to send 51 bytes to syslog' >&2; \
+             echo 'Usage: pasta [OPTION]...' >&2; seq 200 >&2; exit 1",
+        ]);
+        let e = run_tool(cmd, "", "pasta").unwrap_err().to_string();
+        assert!(
+            e.ends_with("pasta failed (exit status: 1): pasta: unrecognized option '--bogus'"),
             "{e}"
         );
         let mut ok = Command::new("cat");

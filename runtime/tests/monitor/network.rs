@@ -323,6 +323,26 @@ fn monitor_pasta_publishes_a_port() {
     assert!(pasta_running(&c.path("pasta.pid")).is_none());
     assert!(!c.path("netns").exists());
     drop(taken);
+
+    // pasta refuses its options: its own words, on one line.
+    let c = crate::support::Container::new();
+    let (spec, _net) = net_spec(
+        &c,
+        &["/bin/sh", "-c", "echo ran"],
+        &[],
+        json!({"namespaces": ns_with_net(), "network": pasta(&c, "99999")}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let s = m.sync();
+    assert_eq!(s["code"], 125, "{s}");
+    assert_eq!(
+        s["error"],
+        "cairn-monitor: set up the container's network: pasta failed (exit status: 1): \
+         Invalid port specifier 99999"
+    );
+    assert_eq!(m.wait(), 125);
+    assert!(log_of(&c).is_empty());
+    assert!(!c.path("netns").exists());
 }
 
 /// SIGKILL of the monitor leaves pasta and netavark's rules behind;
@@ -558,6 +578,48 @@ fn monitor_userns_waits_for_maps_and_network() {
         "{out:?}"
     );
     assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+
+    // Maps the kernel refuses (overlapping ranges): the gate says why, the
+    // command never runs, the network is not set up.
+    let c = crate::support::Container::new();
+    let (spec, _net) = net_spec(
+        &c,
+        &["/bin/sh", "-c", "echo ran"],
+        &[],
+        json!({"namespaces": ["user", "mnt", "pid", "uts", "ipc", "net"],
+               "uid_map": [[0, 0, 10], [5, 100, 10]], "gid_map": [[0, 0, 1]],
+               "network": pasta(&c, "18762")}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    let s = m.sync();
+    assert_eq!(s["code"], 125, "{s}");
+    let msg = s["error"].as_str().unwrap();
+    assert!(
+        msg.starts_with("cairn-monitor: write /proc/") && msg.contains("/uid_map: "),
+        "{msg}"
+    );
+    assert_eq!(m.wait(), 125);
+    assert!(log_of(&c).is_empty());
+    assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+
+    // A user namespace without a network: the gate opens on the maps alone.
+    let c = crate::support::Container::new();
+    let spec = spec_for(
+        &c,
+        &[
+            "/bin/sh",
+            "-c",
+            "echo uid=$(id -u) map=$(cat /proc/self/uid_map | tr -s ' ')",
+        ],
+        &[],
+        json!({"namespaces": ["user", "mnt", "pid", "uts", "ipc"],
+               "uid_map": [[0, 0, 1], [1, 200000, 65535]],
+               "gid_map": [[0, 0, 1], [1, 200000, 65535]]}),
+    );
+    let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
+    m.pid();
+    assert_eq!(m.wait(), 0, "{}", log_of(&c));
+    assert_eq!(texts(&c), ["uid=0 map= 0 0 1 1 200000 65535"]);
 }
 
 /// The test user's uid and gid (tests/support/test-user.sh creates it),
