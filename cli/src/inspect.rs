@@ -4,8 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::output;
-use cairn_engine::container::config::{Config, MountConfig, MountKind, NamespaceMode};
+use cairn_engine::container::config::{Config, MountConfig, MountKind};
 use cairn_engine::container::{security, Container, Live, Status};
+use cairn_engine::network::NetworkMode;
 use nix::sys::signal::Signal;
 
 /// Podman's zero time.
@@ -467,7 +468,7 @@ fn host_config_json(c: &Container, caps: &[String]) -> Value {
         "CgroupMode": if ns.cgroup.is_host() { "host" } else { "private" },
         "ContainerIDFile": "",
         "LogConfig": {"Type": "k8s-file", "Config": null, "Path": c.dir.join("ctr.log"), "Tag": cfg.log_opts.get("tag").map_or("", String::as_str), "Size": "0B"},
-        "NetworkMode": network_mode(ns.network),
+        "NetworkMode": network_mode(&ns.network),
         "PortBindings": {},
         "RestartPolicy": {"Name": cfg.restart_policy, "MaximumRetryCount": 0},
         "AutoRemove": cfg.auto_remove,
@@ -535,13 +536,14 @@ fn added_and_dropped_caps(cfg: &Config, caps: &[String]) -> (Vec<String>, Vec<St
     }
 }
 
-/// podman's `NetworkMode` for the network namespace: a private one is its
-/// default `bridge`.
-fn network_mode(mode: NamespaceMode) -> &'static str {
+/// podman's `NetworkMode`: `bridge` for bridge networks (and cairn's
+/// private namespace with lo, as before), else the mode's own name.
+fn network_mode(mode: &NetworkMode) -> String {
     match mode {
-        NamespaceMode::Host => "host",
-        NamespaceMode::None => "none",
-        NamespaceMode::Private => "bridge",
+        NetworkMode::Private | NetworkMode::Bridge => "bridge".into(),
+        NetworkMode::Pasta(_) => "pasta".into(),
+        NetworkMode::Slirp4netns(_) => "slirp4netns".into(),
+        other => other.as_string(),
     }
 }
 

@@ -107,6 +107,11 @@ pub struct CreateOptions {
     pub tty: bool,
     /// Keep stdin open.
     pub interactive: bool,
+    /// With the bridge mode: the networks and this container's options on
+    /// each.
+    pub networks: BTreeMap<String, crate::network::Attachment>,
+    /// Published ports (host ports already picked).
+    pub ports: Vec<crate::network::PortForward>,
     /// The flags' settings the engine records as given (umask, sysctls,
     /// time zone, devices, healthcheck, ...), copied into the config.
     pub extra: Extra,
@@ -301,6 +306,8 @@ pub fn config(
         log_opts: x.log_opts,
         restart_policy: x.restart_policy,
         pidfile: x.pidfile,
+        networks: o.networks.clone(),
+        ports: o.ports.clone(),
     })
 }
 

@@ -341,12 +341,16 @@ pub(crate) fn monitor_spec(
         (ns.uts, Namespace::Uts),
         (ns.ipc, Namespace::Ipc),
         (ns.pid, Namespace::Pid),
-        (ns.network, Namespace::Net),
-        (ns.cgroup, Namespace::Cgroup),
     ] {
         if !mode.is_host() {
             namespaces.push(name);
         }
+    }
+    if ns.network.creates_namespace() {
+        namespaces.push(Namespace::Net);
+    }
+    if !ns.cgroup.is_host() {
+        namespaces.push(Namespace::Cgroup);
     }
     let rlimits = c
         .ulimits
@@ -372,7 +376,7 @@ pub(crate) fn monitor_spec(
         // `exec` takes its defaults from pid 1's environ.
         env: Some(c.process.env.clone()),
         namespaces,
-        loopback: !ns.network.is_host(),
+        loopback: ns.network.creates_namespace(),
         rlimits,
         tty: c.process.tty,
         stdin: attach.stdin,
@@ -537,7 +541,7 @@ mod tests {
     #[test]
     fn private_network_init_and_tty() {
         let mut c = config();
-        c.namespaces.network = NamespaceMode::None;
+        c.namespaces.network = crate::network::NetworkMode::None;
         c.namespaces.pid = NamespaceMode::Host;
         c.init = true;
         c.process.tty = true;
@@ -675,7 +679,7 @@ mod tests {
         let r = resolv_conf(&c, "nameserver 1.1.1.1\nsearch example\n");
         assert_eq!(r, "search example\nnameserver 10.0.0.1\n");
         c.add_hosts = vec!["db:10.0.0.2".into()];
-        c.namespaces.network = NamespaceMode::None;
+        c.namespaces.network = crate::network::NetworkMode::None;
         // What podman 4.3 wrote here for `--network none --name nm1
         // --add-host db:10.1.1.1`, with this host's /etc/hosts.
         let host = "127.0.0.1 localhost\n# comment\n\n127.0.0.1 runsc\n127.0.0.1 vm\n";
@@ -685,7 +689,7 @@ mod tests {
             "10.0.0.2\tdb\n127.0.0.1\tlocalhost\n127.0.0.1\trunsc\n127.0.0.1\tvm\n\
              192.0.2.2\thost.containers.internal\n127.0.0.1\taaaaaaaaaaaa box\n"
         );
-        c.namespaces.network = NamespaceMode::Host;
+        c.namespaces.network = crate::network::NetworkMode::Host;
         c.add_hosts.clear();
         assert_eq!(
             hosts_file(&c, host, ip),
