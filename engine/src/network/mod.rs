@@ -7,6 +7,7 @@
 
 mod mode;
 pub mod ports;
+pub mod setup;
 mod store;
 
 pub use mode::{check_name, parse_network_flags, Attachment, NetworkMode, DEFAULT_NETWORK};

@@ -545,26 +545,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let nets = Networks::new(dir.path());
         assert_eq!(nets.list().unwrap().len(), 1);
-        let a = nets.create(&req("a")).unwrap();
-        let b = nets.create(&req("b")).unwrap();
+        let a = nets.create(&req("alpha")).unwrap();
+        let b = nets.create(&req("beta")).unwrap();
         assert_ne!(a.subnets[0].subnet, b.subnets[0].subnet);
         assert_eq!(a.network_interface, "cairn1");
         assert_eq!(b.network_interface, "cairn2");
         assert!(a.dns_enabled && !a.internal);
         assert!(a.subnets[0].subnet.starts_with("10.89."));
         let names: Vec<String> = nets.list().unwrap().into_iter().map(|n| n.name).collect();
-        assert_eq!(names, ["podman", "a", "b"]);
-        assert_eq!(nets.find(&a.id[..12]).unwrap().name, "a");
-        let err = nets.create(&req("a")).unwrap_err().to_string();
-        assert_eq!(err, "network name a already used: network already exists");
-        nets.remove("a").unwrap();
+        assert_eq!(names, ["podman", "alpha", "beta"]);
+        assert_eq!(nets.find(&a.id[..12]).unwrap().name, "alpha");
+        let err = nets.create(&req("alpha")).unwrap_err().to_string();
         assert_eq!(
-            nets.find("a").unwrap_err().to_string(),
-            "unable to find network with name or ID a: network not found"
+            err,
+            "network name alpha already used: network already exists"
+        );
+        nets.remove("alpha").unwrap();
+        assert_eq!(
+            nets.find("alpha").unwrap_err().to_string(),
+            "unable to find network with name or ID alpha: network not found"
         );
         assert!(nets.remove("podman").is_err());
         // The file is podman's shape.
-        let text = std::fs::read_to_string(dir.path().join("networks/b.json")).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("networks/beta.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["ipam_options"]["driver"], "host-local");
         assert!(v.get("labels").is_none());
