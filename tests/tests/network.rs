@@ -60,6 +60,12 @@ fn token(tag: &str) -> String {
     format!("{tag}-{}-{nanos}", std::process::id())
 }
 
+/// A container command that sleeps and carries `tok` in a process's command line (for
+/// [`Cleanup`] and `processes_with`): `sleep TOKEN` would fail at once.
+fn sleeper(tok: &str) -> [&str; 4] {
+    ["sh", "-c", "sleep 100000; true", tok]
+}
+
 fn cleanup<'a>(c: &'a Cairn, marker: &str) -> Cleanup<'a> {
     Cleanup {
         cairn: c,
@@ -278,7 +284,9 @@ fn taken_port_fails_cleanly(rootless: bool) {
         "-p",
         &format!("127.0.0.1:{hp}:8000"),
         IMAGE,
-        "sleep",
+        "sh",
+        "-c",
+        "sleep 100000; true",
         &tok,
     ]);
     assert!(r.code == 125 || r.code == 126, "{r:?}");
@@ -524,7 +532,9 @@ fn host_containers_internal_is_the_gateway_root() {
     let c = env(false);
     let tok = token("hcig");
     let _g = cleanup(&c, &tok);
-    c.ok(["run", "-d", "--name", "h", IMAGE, "sleep", &tok]);
+    c.ok(["run", "-d", "--name", "h", IMAGE]
+        .into_iter()
+        .chain(sleeper(&tok)));
     let gateway = inspect(&c, "h", "{{.NetworkSettings.Gateway}}");
     assert_eq!(gateway, "10.87.0.1", "the default network's gateway");
     let hosts = c.ok(["exec", "h", "getent", "hosts", "host.containers.internal"]);
@@ -555,7 +565,9 @@ fn default_network_is_private(rootless: bool) {
     let c = env(rootless);
     let tok = token("private");
     let _g = cleanup(&c, &tok);
-    c.ok(["run", "-d", "--name", "p", IMAGE, "sleep", &tok]);
+    c.ok(["run", "-d", "--name", "p", IMAGE]
+        .into_iter()
+        .chain(sleeper(&tok)));
     let pid: u32 = inspect(&c, "p", "{{.State.Pid}}").parse().unwrap();
     let ns = c.ok(["exec", "p", "readlink", "/proc/self/ns/net"]);
     let ns = ns.trim();
@@ -929,7 +941,6 @@ fn publish_and_names_side_by_side_with_podman() {
     let _g = cleanup(&c, &tok);
     // distinct subnets: the engines' networks must not overlap while both exist
     let theirs = flow(&|a| podman.run(a), "10.89.250.0/24", &tok);
-    let ours = flow(&|a| c.run(a), "10.89.251.0/24", &tok);
     assert_eq!(
         theirs,
         Observed {
@@ -938,5 +949,6 @@ fn publish_and_names_side_by_side_with_podman() {
         },
         "podman's flow"
     );
+    let ours = flow(&|a| c.run(a), "10.89.251.0/24", &tok);
     assert_eq!(ours, theirs, "cairn beside podman");
 }
