@@ -408,9 +408,7 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => cmd::image::rmi(&ctx, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => cmd::image::tag(&ctx, a),
         Command::Untag(a) | Command::Image(ImageCommand::Untag(a)) => cmd::image::untag(&ctx, a),
-        Command::Network(NetworkCommand::Ls(a)) => cmd::network::ls(a),
-        Command::Network(NetworkCommand::Inspect(a)) => cmd::network::inspect(a),
-        Command::Network(NetworkCommand::Exists(a)) => cmd::network::exists(a),
+        Command::Network(n) => cmd::network::run(&ctx, n),
         Command::Inspect(a) => cmd::image::inspect(&ctx, a),
         Command::Image(ImageCommand::Inspect(mut a)) => {
             a.kind = "image".into();
@@ -525,6 +523,7 @@ fn needs_userns(command: &Command) -> bool {
         Command::System(
             SystemCommand::Prune(_) | SystemCommand::Check(_) | SystemCommand::Reset(_),
         ) => true,
+        Command::Network(NetworkCommand::Rm(_) | NetworkCommand::Prune(_)) => true,
         Command::Container(c) => matches!(
             c,
             ContainerCommand::Create(_)

@@ -4,8 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::output;
-use cairn_engine::container::config::{Config, MountConfig, MountKind, NamespaceMode};
+use cairn_engine::container::config::{Config, MountConfig, MountKind};
 use cairn_engine::container::{security, Container, Live, Status};
+use cairn_engine::network::NetworkMode;
 use nix::sys::signal::Signal;
 
 /// Podman's zero time.
@@ -324,7 +325,7 @@ pub fn inspect_json(c: &Container, live: &Live) -> Value {
         "GraphDriver": graph_driver_json(c, running),
         "Mounts": mounts_json(c),
         "Dependencies": [],
-        "NetworkSettings": network_settings_json(),
+        "NetworkSettings": network_settings_json(c, running),
         "Namespace": "",
         "IsInfra": false,
         "IsService": false,
@@ -386,16 +387,91 @@ fn graph_driver_json(c: &Container, running: bool) -> Value {
     json!({"Name": "overlay", "Data": data})
 }
 
-/// `.NetworkSettings`: empty, as podman has it for a container without a
-/// network of its own (cairn sets up none).
-fn network_settings_json() -> Value {
-    json!({
-        "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+/// `.NetworkSettings`: the published ports, and for bridge networks each
+/// network with the container's address on it (from netavark's status
+/// while it runs); the top-level address fields are those of the only
+/// network, as podman fills them.
+fn network_settings_json(c: &Container, running: bool) -> Value {
+    let cfg = &c.config;
+    let status = if running {
+        cairn_engine::network::setup::status(c)
+    } else {
+        None
+    };
+    let mut networks = serde_json::Map::new();
+    let mut first = None;
+    for (name, att) in cfg
+        .networks
+        .iter()
+        .filter(|_| cfg.namespaces.network == NetworkMode::Bridge)
+    {
+        let iface = status.as_ref().and_then(|s| {
+            s.get(name)?
+                .get("interfaces")?
+                .as_object()?
+                .values()
+                .next()
+                .cloned()
+        });
+        let mac = iface
+            .as_ref()
+            .and_then(|i| i["mac_address"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        let subnet = iface.as_ref().and_then(|i| i["subnets"].get(0).cloned());
+        let ipnet = subnet
+            .as_ref()
+            .and_then(|s| s["ipnet"].as_str())
+            .unwrap_or("");
+        let (ip, len) = ipnet.split_once('/').unwrap_or(("", "0"));
+        let gateway = subnet
+            .as_ref()
+            .and_then(|s| s["gateway"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        let mut aliases: Vec<String> = att.aliases.clone();
+        aliases.push(cfg.id.short().to_owned());
+        let entry = json!({
+            "EndpointID": "", "Gateway": gateway, "IPAddress": ip,
+            "IPPrefixLen": len.parse::<u32>().unwrap_or(0),
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": mac, "NetworkID": name, "DriverOpts": null, "IPAMConfig": null,
+            "Links": null, "Aliases": aliases,
+        });
+        first.get_or_insert_with(|| entry.clone());
+        networks.insert(name.clone(), entry);
+    }
+    let only = first.filter(|_| networks.len() == 1);
+    let field = |k: &str| only.as_ref().map_or(json!(""), |o| o[k].clone());
+    let mut v = json!({
+        "EndpointID": "", "Gateway": field("Gateway"), "IPAddress": field("IPAddress"),
+        "IPPrefixLen": only.as_ref().map_or(json!(0), |o| o["IPPrefixLen"].clone()),
         "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        "MacAddress": "", "Bridge": "", "SandboxID": "", "HairpinMode": false,
+        "MacAddress": field("MacAddress"), "Bridge": "", "SandboxID": "", "HairpinMode": false,
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {}, "SandboxKey": "",
-    })
+        "Ports": port_bindings(&cfg.ports),
+        "SandboxKey": if running && cfg.namespaces.network.creates_namespace() {
+            format!("/proc/{}/ns/net", c.state.pid)
+        } else {
+            String::new()
+        },
+    });
+    if !networks.is_empty() {
+        v["Networks"] = Value::Object(networks);
+    }
+    v
+}
+
+/// podman's port map: `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
+fn port_bindings(ports: &[cairn_engine::network::PortForward]) -> Value {
+    let mut m = serde_json::Map::new();
+    for (ctr, ip, host) in cairn_engine::network::ports::expanded(ports) {
+        let list = m.entry(ctr).or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            a.push(json!({"HostIp": ip, "HostPort": host.to_string()}));
+        }
+    }
+    Value::Object(m)
 }
 
 /// `.Config`: the process, its image and the stop settings.
@@ -467,8 +543,8 @@ fn host_config_json(c: &Container, caps: &[String]) -> Value {
         "CgroupMode": if ns.cgroup.is_host() { "host" } else { "private" },
         "ContainerIDFile": "",
         "LogConfig": {"Type": "k8s-file", "Config": null, "Path": c.dir.join("ctr.log"), "Tag": cfg.log_opts.get("tag").map_or("", String::as_str), "Size": "0B"},
-        "NetworkMode": network_mode(ns.network),
-        "PortBindings": {},
+        "NetworkMode": network_mode(&ns.network),
+        "PortBindings": port_bindings(&cfg.ports),
         "RestartPolicy": {"Name": cfg.restart_policy, "MaximumRetryCount": 0},
         "AutoRemove": cfg.auto_remove,
         "VolumeDriver": "",
@@ -535,13 +611,14 @@ fn added_and_dropped_caps(cfg: &Config, caps: &[String]) -> (Vec<String>, Vec<St
     }
 }
 
-/// podman's `NetworkMode` for the network namespace: a private one is its
-/// default `bridge`.
-fn network_mode(mode: NamespaceMode) -> &'static str {
+/// podman's `NetworkMode`: `bridge` for bridge networks (and cairn's
+/// private namespace with lo, as before), else the mode's own name.
+fn network_mode(mode: &NetworkMode) -> String {
     match mode {
-        NamespaceMode::Host => "host",
-        NamespaceMode::None => "none",
-        NamespaceMode::Private => "bridge",
+        NetworkMode::Private | NetworkMode::Bridge => "bridge".into(),
+        NetworkMode::Pasta(_) => "pasta".into(),
+        NetworkMode::Slirp4netns(_) => "slirp4netns".into(),
+        other => other.as_string(),
     }
 }
 
@@ -686,17 +763,26 @@ pub fn ps_json(c: &Container, live: &Live) -> Value {
         "Mounts": cfg.mounts.iter().map(|m| m.destination.clone()).collect::<Vec<_>>(),
         "Names": [cfg.name],
         "Namespaces": {},
-        "Networks": [],
+        "Networks": network_names(cfg),
         "Pid": if running { c.state.pid } else { 0 },
         "Pod": "",
         "PodName": "",
-        "Ports": null,
+        "Ports": if cfg.ports.is_empty() { Value::Null } else { json!(cfg.ports) },
         "Size": null,
         "StartedAt": unix(c.state.started_at.as_deref()),
         "State": live.status.as_str(),
         "Status": status_text(c, live),
         "Created": unix(Some(&cfg.created)),
     })
+}
+
+/// The bridge networks a container is on, by name (podman's ps `Networks`).
+fn network_names(cfg: &Config) -> Vec<String> {
+    if cfg.namespaces.network == NetworkMode::Bridge {
+        cfg.networks.keys().cloned().collect()
+    } else {
+        Vec::new()
+    }
 }
 
 /// `ps --format '{{…}}'`: the fields and methods podman's psReporter has.
@@ -732,8 +818,11 @@ pub fn ps_template(c: &Container, live: &Live, no_trunc: bool) -> Value {
     o.insert("Created".into(), json!(go_time(&cfg.created)));
     o.insert("Names".into(), json!(cfg.name));
     o.insert("Labels".into(), json!(cfg.labels));
-    o.insert("Ports".into(), json!(""));
-    o.insert("Networks".into(), json!(""));
+    o.insert(
+        "Ports".into(),
+        json!(cairn_engine::network::ports::ps_ports(&cfg.ports)),
+    );
+    o.insert("Networks".into(), json!(network_names(cfg).join(",")));
     o.insert("Size".into(), json!(""));
     o.insert("Restarts".into(), json!(c.state.starts.saturating_sub(1)));
     v

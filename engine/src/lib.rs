@@ -14,6 +14,7 @@ pub mod containers_conf;
 mod error;
 pub mod events;
 pub mod lifecycle;
+pub mod network;
 pub mod time;
 pub mod userns;
 pub mod volume;

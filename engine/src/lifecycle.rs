@@ -114,6 +114,12 @@ pub fn remove(
         drop((lock, names));
         runtime::stop(&mut c, timeout)?;
     };
+    // Its network: what a crash left, and its addresses.
+    if let Some(root) = events::root_of(&c) {
+        if let Err(e) = crate::network::setup::release(&c, root) {
+            tracing::warn!("{}", e.with_causes());
+        }
+    }
     // Disappear atomically, then delete at leisure.
     let trash = containers.dir().join(format!(".rm-{}", c.config.id));
     match std::fs::rename(&c.dir, &trash) {

@@ -24,6 +24,10 @@ pub mod refs {
     /// debian-min plus what real clients' in-container set-up needs (distrobox-init's packages,
     /// capsh, sudo) and a user `dev` (uid 1000): tests/tests/clients.rs.
     pub const CLIENTS: &str = "clients";
+    /// debian-min plus python3, curl, iperf3 and iproute2, with `udp-echo` (port 9000) and
+    /// `tcp-echo` (port 9001) in /usr/local/bin and `ExposedPorts` 8000/tcp and 9000/udp:
+    /// tests/tests/network.rs and benches/network.py.
+    pub const NET: &str = "net";
 }
 
 /// The fixture OCI layout, built on first use (a few minutes when the

@@ -12,6 +12,8 @@
 //! - [`cairn`]: the real `cairn` binary in an isolated environment.
 //! - [`clients`]: distrobox, toolbox and the Dev Containers CLI run against cairn.
 //! - [`fixtures`]: the real Debian test images, built once and cached.
+//! - [`net`]: server containers, port and UDP waits, host servers and network leftovers
+//!   (helper processes, firewall rules, namespace files, held ports) for the network tests.
 //! - [`roots`]: image roots in a store (layer stacks), found or mounted as a container sees them.
 //! - [`attack`]: the attack suite's probe program, hostile images, host fingerprints.
 //! - [`rng`]: a seeded random generator whose seed a failing run prints for replay.
@@ -31,6 +33,7 @@ pub mod clients;
 pub mod faultproxy;
 pub mod fixtures;
 pub mod image;
+pub mod net;
 pub mod podman;
 pub mod registry;
 pub mod rng;

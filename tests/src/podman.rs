@@ -32,6 +32,9 @@ events_logfile_path = "{dir}/events.log"
 runtime = "crun"
 image_copy_tmp_dir = "{dir}/tmp"
 volume_path = "{dir}/volumes"
+
+[network]
+network_config_dir = "{dir}/networks"
 "#;
 
 /// One isolated podman. Containers left behind are removed (`rm -af -t 0`) on drop, before the
@@ -63,7 +66,7 @@ impl Podman {
             .tempdir_in("/tmp")
             .context("create podman temp dir")?;
         let d = dir.path();
-        for sub in ["storage", "run", "tmp", "volumes"] {
+        for sub in ["storage", "run", "tmp", "volumes", "networks"] {
             fs::create_dir_all(d.join(sub)).with_context(|| format!("create {sub}"))?;
         }
         fs::write(

@@ -17,7 +17,7 @@
 # validated (digests, diff_ids, media types, edge cases, a push of every ref to a throw-away
 # docker-registry on 127.0.0.1) and only then renamed into place.
 #
-# Refs: debian-min debian-min-zstd debian-min-plain multi multi-sibling platforms clients
+# Refs: debian-min debian-min-zstd debian-min-plain multi multi-sibling platforms clients net
 #       with --bench also: bench-one bench-four
 # The edge cases of `multi` (layer 3) are listed in edge_layer() and checked in check_multi().
 #
@@ -724,12 +724,14 @@ ARM64='{"architecture":"arm64","os":"linux","variant":"v8"}'
 ARMV7='{"architecture":"arm","os":"linux","variant":"v7"}'
 
 # mkimage REF PLATFORM_JSON CMD_JSON LAYER_JSON... -> manifest descriptor JSON on stdout
+# MKIMAGE_CONFIG (a JSON object, default {}) is merged into the image config (ExposedPorts, …).
 mkimage() {
   local ref=$1 plat=$2 cmd=$3
   shift 3
   local spec
   spec=$(printf '%s\n' "$@" | jq -sc --argjson p "$plat" --argjson c "$cmd" --arg env "$ENV_PATH" \
-    '{layers: ., platform: $p, config: {Env: [$env], Cmd: $c}}')
+    --argjson extra "${MKIMAGE_CONFIG:-"{}"}" \
+    '{layers: ., platform: $p, config: ({Env: [$env], Cmd: $c} + $extra)}')
   py image "$OCI" "$ref" "$spec"
 }
 
@@ -799,6 +801,51 @@ umoci_diffs debian-min tmp-clients "$CLIENTS_TAR"
 L_CLIENTS2=$(py layers "$OCI" tmp-clients | jq -c --arg c "apt-get install $CLIENTS_PKGS; useradd dev" '.[1] + {createdBy: $c}')
 mkimage clients "$AMD64" '["bash"]' "$L_MIN" "$L_CLIENTS2" >/dev/null
 
+# ---- net: debian-min plus the servers and clients tests/tests/network.rs and
+# benches/network.py run inside containers: python3 (http.server; the UDP and TCP echo servers
+# of layer 3), curl, iperf3, iproute2 (`ip`), getent (libc-bin, already there) for name lookups.
+# ExposedPorts 8000/tcp (http.server) and 9000/udp (udp-echo) for `run -P`. Layer 2 is an umoci
+# diff over debian-min's layer, layer 3 the two echo scripts.
+NET_PKGS="python3 curl iperf3 iproute2"
+rootfs net --variant=custom --setup-hook="tar-in $BASE /" \
+  --customize-hook="chroot \"\$1\" apt-get install -y --no-install-recommends $NET_PKGS" \
+  --customize-hook='chroot "$1" apt-get clean' \
+  --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/var/lib/apt/lists/*' \
+  --customize-hook="$SCRUB"
+NET_TAR=$ROOTFS
+log "layer 2 of net (umoci diff)"
+umoci_diffs debian-min tmp-net "$NET_TAR"
+L_NET2=$(py layers "$OCI" tmp-net | jq -c --arg c "apt-get install $NET_PKGS" '.[1] + {createdBy: $c}')
+# udp-echo [PORT]: answers every datagram with its bytes (default port 9000).
+# tcp-echo [PORT]: per connection, sends back every chunk it reads (default port 9001).
+UDP_ECHO='#!/usr/bin/python3
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1]) if len(sys.argv) > 1 else 9000))
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)
+'
+TCP_ECHO='#!/usr/bin/python3
+import socket, socketserver, sys
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while True:
+            data = self.request.recv(65536)
+            if not data:
+                return
+            self.request.sendall(data)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("0.0.0.0", int(sys.argv[1]) if len(sys.argv) > 1 else 9001), Echo).serve_forever()
+'
+py files-layer "$WORK/net3.tar" "$(jq -nc --arg u "$UDP_ECHO" --arg t "$TCP_ECHO" \
+  '[["usr","dir"],["usr/local","dir"],["usr/local/bin","dir"],
+    ["usr/local/bin/udp-echo","file",$u,"755"],["usr/local/bin/tcp-echo","file",$t,"755"]]')" >/dev/null
+L_NET3=$(py layer "$OCI" "$WORK/net3.tar" gzip "udp-echo, tcp-echo")
+MKIMAGE_CONFIG='{"ExposedPorts":{"8000/tcp":{},"9000/udp":{}}}' \
+  mkimage net "$AMD64" '["bash"]' "$L_MIN" "$L_NET2" "$L_NET3" >/dev/null
+
 # ---- platforms: amd64 (debian-min + marker), real arm64 and armv7 busybox roots, attestation
 # only the main suite for these: busybox-static is all they need
 ROOTFS_SOURCES="deb $MIRROR $SUITE main" rootfs arm64 --arch=arm64 --variant=extract --include=busybox-static \
@@ -864,7 +911,7 @@ chroot "$r" apt-get install -y --no-install-recommends procps less ca-certificat
   py untag "$OCI" tmp-bench-base tmp-bench >/dev/null
 fi
 
-py untag "$OCI" tmp-multi tmp-clients >/dev/null
+py untag "$OCI" tmp-multi tmp-clients tmp-net >/dev/null
 py gc "$OCI" >/dev/null
 # umoci writes its blobs 0600; rootless tests (tests/tests/clients.rs) read the layout as
 # their user
@@ -875,7 +922,7 @@ log "built in $((SECONDS - T0)) s; validating"
 # validation
 # ------------------------------------------------------------------------------------------
 fail() { die "validation: $*"; }
-REFS=(debian-min debian-min-zstd debian-min-plain multi multi-sibling platforms clients)
+REFS=(debian-min debian-min-zstd debian-min-plain multi multi-sibling platforms clients net)
 [ "$BENCH" = 1 ] && REFS+=(bench-one bench-four)
 
 # digests, sizes, diff_ids (every layer decompressed), media types
@@ -896,6 +943,7 @@ expect '.multi.layers[0].digest == .["debian-min"].layers[0].digest' "multi laye
 expect '(.multi.layers[0:3] | map(.digest)) == (.["multi-sibling"].layers[0:3] | map(.digest))' "multi/multi-sibling must share layers 1-3"
 expect '.multi.layers[3].digest != .["multi-sibling"].layers[3].digest' "multi/multi-sibling top layers must differ"
 expect '.["debian-min"].layers[0].digest as $b | .clients.layers | length == 2 and .[0].digest == $b' "clients: want debian-min's layer and one more"
+expect '.["debian-min"].layers[0].digest as $b | .net.layers | length == 3 and .[0].digest == $b' "net: want debian-min's layer and two more"
 expect '.platforms.manifests | map(.platform) == ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "unknown/unknown"]' "platforms: entries"
 expect '.platforms.manifests[0].layers[0].digest == .["debian-min"].layers[0].digest' "platforms amd64 must reuse debian-min's layer"
 expect '.platforms.manifests[3].annotations["vnd.docker.reference.digest"] == .platforms.manifests[0].manifest' "attestation must reference the amd64 manifest"
@@ -904,6 +952,9 @@ if [ "$BENCH" = 1 ]; then
   expect "(.\"bench-one\".layers | length == 1) and (.\"bench-four\".layers | length == 4 and all(.mediaType == \"$GZ\"))" "bench layer counts"
   expect '[.["bench-four"].layers[].digest] - [.["debian-min"].layers[].digest] | length == 4' "bench-four must share no layer with debian-min"
 fi
+net_config=$(jq -r '.net.config | ltrimstr("sha256:")' "$S")
+jq -e '.config.ExposedPorts == {"8000/tcp": {}, "9000/udp": {}}' "$OCI/blobs/sha256/$net_config" >/dev/null ||
+  fail "net: ExposedPorts must be 8000/tcp and 9000/udp"
 log "digests, diff_ids, media types and sharing ok"
 
 # platform marker inside each platform's top layer

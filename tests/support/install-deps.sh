@@ -39,13 +39,20 @@ PACKAGES=(
   podman-toolbox        # real client: toolbox (tests/tests/clients.rs)
   dbus-daemon           # a private system bus for toolbox in tests/tests/clients.rs
   nodejs                # runs the Dev Containers CLI (below; it declares node >= 20, Debian 12 has 18)
+  passt                 # pasta: rootless networking (tests/tests/network.rs, benches/network.py)
+  slirp4netns           # rootless networking where pasta is missing; podman 4.3's rootless default
+  netavark aardvark-dns # root bridge networks and their DNS (podman only Recommends netavark)
+  iptables              # netavark's firewall driver; tests grep iptables-save for leftovers
+  iproute2              # ip: interfaces, addresses and routes in tests/tests/network.rs
+  iperf3                # TCP throughput through a published port in benches/network.py
 )
 
 # commands that must work afterwards (a package can be "installed" yet broken)
 COMMANDS=(docker-registry skopeo umoci podman crun mmdebstrap mmtarfilter arch-test newuidmap getfattr
   newgidmap zstd pigz gzip tar rsync jq python3 openssl htpasswd /usr/bin/time hyperfine unshare
   nsenter flock mount umount ps sha256sum find keyctl cc distrobox-create distrobox-enter toolbox
-  dbus-daemon node npm)
+  dbus-daemon node npm pasta slirp4netns /usr/lib/podman/netavark /usr/lib/podman/aardvark-dns
+  iptables-save ip iperf3)
 
 # The Dev Containers CLI, from npm, pinned, in a fixed prefix (tests/src/clients.rs looks there)
 DEVCONTAINER_CLI=@devcontainers/cli@0.89.0
@@ -103,11 +110,33 @@ install_devcontainer() {
   }
 }
 
+# Rootless networking (pasta, slirp4netns) opens /dev/net/tun as the user: Debian, Fedora and
+# Ubuntu ship it as crw-rw-rw- (udev's default rule; the kernel allows TUNSETIFF only for an
+# interface in a namespace the caller owns, so 0666 is safe). Some container and VM images ship
+# it 0600 or not at all (10:200 is the kernel's fixed tun number), which breaks every rootless
+# network, podman's too. Root only; --check just reports.
+tun_ok() { [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 666 ]; }
+fix_tun() {
+  tun_ok && return 0
+  if [ "$check_only" = 1 ] || [ "$(id -u)" != 0 ]; then
+    echo "install-deps: /dev/net/tun is missing or not mode 0666; as root run: tests/support/install-deps.sh" >&2
+    return 1
+  fi
+  if [ ! -c /dev/net/tun ]; then
+    mkdir -p /dev/net
+    rm -f /dev/net/tun
+    mknod -m 0666 /dev/net/tun c 10 200
+  fi
+  chmod 0666 /dev/net/tun
+}
+
 mapfile -t mp < <(missing_pkgs)
 mapfile -t mc < <(missing_cmds)
 if [ ${#mp[@]} -eq 0 ] && [ ${#mc[@]} -eq 0 ]; then
-  install_devcontainer
-  exit $?
+  rc=0
+  fix_tun || rc=1
+  install_devcontainer || rc=1
+  exit $rc
 fi
 
 echo "install-deps: missing packages: ${mp[*]:-none}; missing commands: ${mc[*]:-none}" >&2
@@ -134,5 +163,6 @@ if [ ${#mp[@]} -ne 0 ] || [ ${#mc[@]} -ne 0 ]; then
   echo "install-deps: still missing after apt-get: packages: ${mp[*]:-none}; commands: ${mc[*]:-none}" >&2
   exit 1
 fi
+fix_tun
 install_devcontainer
 echo "install-deps: ok" >&2

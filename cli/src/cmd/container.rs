@@ -24,6 +24,7 @@ use cairn_engine::container::runtime::ExecOptions;
 use cairn_engine::container::spec::Attach;
 use cairn_engine::container::{self, runtime, Container, Containers, Status};
 use cairn_engine::lifecycle::{self, IfRunning};
+use cairn_engine::network::{Attachment, NetworkMode};
 
 mod args;
 mod filters;
@@ -109,7 +110,10 @@ fn check_create_flags(a: &CreateArgs) -> anyhow::Result<()> {
     }
     // The recorded settings' values (time zone, sysctls, devices,
     // healthcheck), checked before the image is looked for.
-    extra(a, &namespaces(a)?)?;
+    let mode = cairn_engine::network::parse_network_flags(&a.network, &a.network_alias)
+        .map_err(|e| usage(e.to_string()))?
+        .map_or(NetworkMode::Bridge, |(m, _)| m);
+    extra(a, &namespaces(a, mode)?)?;
     Ok(())
 }
 
@@ -428,7 +432,12 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         seccomp: seccomp.as_ref(),
         defaults: &defaults,
     };
-    let config = create::config(&options, &facts, &|user| home_of(&root, user))?;
+    let mut config = create::config(&options, &facts, &|user| home_of(&root, user))?;
+    if a.publish_all && config.namespaces.network.publishes_ports() {
+        let more = cairn_engine::network::ports::publish_all(&config.exposed_ports, &config.ports)
+            .map_err(|e| usage(e.to_string()))?;
+        config.ports.extend(more);
+    }
     Ok(lifecycle::create(
         &containers,
         &config,
@@ -459,13 +468,6 @@ fn create_options(
     containers: &Containers,
     command: &[String],
 ) -> anyhow::Result<CreateOptions> {
-    if !a.publish.is_empty() || a.publish_all {
-        // podman's words where the network mode cannot publish ports
-        // (cairn's are all host, none or a private namespace with lo).
-        tracing::warn!(
-            "Port mappings have been discarded as one of the Host, Container, Pod, and None network modes are in use"
-        );
-    }
     let name = match &a.name {
         Some(n) => {
             lifecycle::validate_name(n)?;
@@ -474,7 +476,21 @@ fn create_options(
         None => random_name(containers)?,
     };
     let entrypoint = a.entrypoint.as_deref().map(parse_entrypoint).transpose()?;
-    let namespaces = namespaces(a)?;
+    let (network_mode, networks) = network(ctx, a, containers)?;
+    let namespaces = namespaces(a, network_mode)?;
+    let ports = cairn_engine::network::ports::parse_publish(&a.publish)
+        .map_err(|e| usage(e.to_string()))?;
+    let ports = if namespaces.network.publishes_ports() {
+        ports
+    } else {
+        if !a.publish.is_empty() || a.publish_all {
+            // podman's words where the network mode cannot publish ports.
+            tracing::warn!(
+                "Port mappings have been discarded as one of the Host, Container, Pod, and None network modes are in use"
+            );
+        }
+        Vec::new()
+    };
     let extra = extra(a, &namespaces)?;
     let env = env_entries(&a.env_file, &given_env(a))?;
     let mut labels = Vec::new();
@@ -509,7 +525,9 @@ fn create_options(
         .transpose()
         .map_err(|e| usage(format!("--shm-size: {e}")))?;
     Ok(CreateOptions {
-        host_network_asked: a.network.as_deref() == Some("host"),
+        host_network_asked: a.network.iter().any(|n| n == "host"),
+        networks,
+        ports,
         name,
         command: command.to_vec(),
         entrypoint,
@@ -711,15 +729,64 @@ fn image_root(
         .with_context(|| format!("build the root of image {image_spec}"))
 }
 
-/// `--network`, `--pid`, `--ipc`, `--uts` and `--cgroupns`.
-fn namespaces(a: &CreateArgs) -> anyhow::Result<Namespaces> {
+/// `--network`, `--network-alias`, `--ip` and `--mac-address`: the mode
+/// and, for bridge networks, the networks (which must exist). Without
+/// `--network`, podman's default: the `podman` bridge network as root,
+/// pasta rootless (slirp4netns where pasta is missing).
+fn network(
+    ctx: &Context,
+    a: &CreateArgs,
+    containers: &Containers,
+) -> anyhow::Result<(NetworkMode, BTreeMap<String, Attachment>)> {
+    use cairn_engine::network::{parse_network_flags, Networks, DEFAULT_NETWORK};
+    let given =
+        parse_network_flags(&a.network, &a.network_alias).map_err(|e| usage(e.to_string()))?;
+    let (mut mode, mut nets) = match given {
+        Some(g) => g,
+        None if cairn_engine::userns::rootless() => {
+            let mode = if cairn_engine::network::find_tool("pasta").is_some() {
+                NetworkMode::Pasta(Vec::new())
+            } else {
+                NetworkMode::Slirp4netns(Vec::new())
+            };
+            (mode, BTreeMap::new())
+        }
+        None => (
+            NetworkMode::Bridge,
+            BTreeMap::from([(DEFAULT_NETWORK.to_owned(), Attachment::default())]),
+        ),
+    };
+    if let NetworkMode::Container(spec) = &mode {
+        let other = containers.find(spec)?;
+        mode = NetworkMode::Container(other.config.id.to_string());
+    }
+    let store = Networks::new(ctx.root());
+    for name in nets.keys() {
+        store.find(name)?;
+    }
+    if a.ip.is_some() || a.mac_address.is_some() {
+        let (1, Some(att)) = (nets.len(), nets.values_mut().next()) else {
+            return Err(usage(
+                "--ip and --mac-address need exactly one bridge network (use NAME:ip=IP with several)",
+            ));
+        };
+        if let Some(ip) = &a.ip {
+            let ip: std::net::Ipv4Addr = ip
+                .parse()
+                .map_err(|_| usage(format!("--ip {ip}: not an IPv4 address")))?;
+            att.static_ips = vec![ip.to_string()];
+        }
+        if let Some(mac) = &a.mac_address {
+            att.static_mac = Some(mac.clone());
+        }
+    }
+    Ok((mode, nets))
+}
+
+/// `--pid`, `--ipc`, `--uts` and `--cgroupns`, with the network's mode.
+fn namespaces(a: &CreateArgs, network: NetworkMode) -> anyhow::Result<Namespaces> {
     Ok(Namespaces {
-        network: ns_mode(
-            "network",
-            a.network.as_deref(),
-            "host",
-            &["host", "none", "private", "bridge", "slirp4netns", "pasta"],
-        )?,
+        network,
         pid: ns_mode("pid", a.pid.as_deref(), "private", &["host", "private"])?,
         ipc: ns_mode(
             "ipc",
@@ -892,7 +959,6 @@ fn ns_mode(
     let v = v.unwrap_or(default);
     let v = match v {
         "" => default,
-        "slirp4netns" | "pasta" | "bridge" => "private",
         "shareable" => "private",
         other => other,
     };

@@ -332,7 +332,18 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
         full: a.full,
         busy,
     })?;
-    let containers = check_containers(ctx, &store, a.repair)?;
+    let mut containers = check_containers(ctx, &store, a.repair)?;
+    // Network leftovers: namespaces, pasta/slirp4netns processes and
+    // addresses of containers that do not run (a monitor killed -9).
+    let net = if a.repair {
+        cairn_engine::network::setup::sweep(ctx.root())?
+    } else {
+        cairn_engine::network::setup::check(ctx.root())?
+    };
+    containers.problems.extend(
+        net.into_iter()
+            .map(|p| format!("{p}{}", if a.repair { " (released)" } else { "" })),
+    );
     if report.is_clean() && derived.is_clean() && containers.problems.is_empty() {
         println!(
             "{root}: {} blobs ({}) and {} refs verified, {} objects ({}) in {} changesets, {} entries of {} image roots, {} containers: no problems found{}",

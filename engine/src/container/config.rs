@@ -7,6 +7,8 @@ use cairn_store::Digest;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
+use crate::network::{Attachment, NetworkMode, PortForward};
+
 /// Everything `create` decided. Field names are ours; `inspect` maps them to
 /// podman's shape.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -145,6 +147,13 @@ pub struct Config {
     /// `--pidfile`: written with PID 1's host pid at each start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pidfile: Option<PathBuf>,
+    /// With the bridge mode: the networks by name, with this container's
+    /// options on each.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, Attachment>,
+    /// `-p` and `-P`: the published ports, host ports picked at create.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortForward>,
 }
 
 /// `--tz`: the zone as given and the host file it names.
@@ -473,8 +482,9 @@ impl std::fmt::Display for NamespaceMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Namespaces {
-    /// `--network`: host, none or private.
-    pub network: NamespaceMode,
+    /// `--network`: host, none, private, bridge (the config's `networks`),
+    /// pasta, slirp4netns, ns:PATH or container:ID.
+    pub network: NetworkMode,
     /// `--pid`: host or private.
     pub pid: NamespaceMode,
     /// `--ipc`: host, private or none.
@@ -488,7 +498,7 @@ pub struct Namespaces {
 impl Default for Namespaces {
     fn default() -> Namespaces {
         Namespaces {
-            network: NamespaceMode::Host,
+            network: NetworkMode::Host,
             pid: NamespaceMode::Private,
             ipc: NamespaceMode::Private,
             uts: NamespaceMode::Private,
@@ -609,9 +619,9 @@ mod tests {
         assert_eq!(c.seccomp_profile, SeccompProfile::Unconfined);
         let ns = &c.namespaces;
         assert_eq!(
-            (ns.network, ns.pid, ns.ipc, ns.uts, ns.cgroup),
+            (ns.network.clone(), ns.pid, ns.ipc, ns.uts, ns.cgroup),
             (
-                NamespaceMode::None,
+                NetworkMode::None,
                 NamespaceMode::Host,
                 NamespaceMode::None,
                 NamespaceMode::Private,

@@ -107,6 +107,11 @@ pub struct CreateOptions {
     pub tty: bool,
     /// Keep stdin open.
     pub interactive: bool,
+    /// With the bridge mode: the networks and this container's options on
+    /// each.
+    pub networks: BTreeMap<String, crate::network::Attachment>,
+    /// Published ports (host ports already picked).
+    pub ports: Vec<crate::network::PortForward>,
     /// The flags' settings the engine records as given (umask, sysctls,
     /// time zone, devices, healthcheck, ...), copied into the config.
     pub extra: Extra,
@@ -288,7 +293,7 @@ pub fn config(
         idmap: f.keep_id.map(|(m, _)| m.clone()),
         default_capabilities: Some(f.defaults.capabilities.clone()),
         umask: x.umask,
-        sysctls: x.sysctls,
+        sysctls: sysctls(&f.defaults.sysctls, &o.namespaces, x.sysctls),
         timezone: x
             .timezone
             .or_else(|| conf_time_zone(f.defaults.tz.as_deref())),
@@ -301,7 +306,41 @@ pub fn config(
         log_opts: x.log_opts,
         restart_policy: x.restart_policy,
         pidfile: x.pidfile,
+        networks: o.networks.clone(),
+        ports: o.ports.clone(),
     })
+}
+
+/// containers.conf's `default_sysctls` for the namespaces the container has
+/// of its own (`net.*` with a network namespace, the IPC ones with an IPC
+/// namespace; podman skips the others), under the `--sysctl`s.
+fn sysctls(
+    defaults: &[String],
+    ns: &Namespaces,
+    given: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for d in defaults {
+        let Some((k, v)) = d.split_once('=') else {
+            continue;
+        };
+        let own = if k.starts_with("net.") {
+            ns.network.creates_namespace()
+        } else if k.starts_with("kernel.msg")
+            || k.starts_with("kernel.sem")
+            || k.starts_with("kernel.shm")
+            || k.starts_with("fs.mqueue.")
+        {
+            !ns.ipc.is_host()
+        } else {
+            false
+        };
+        if own {
+            out.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+    }
+    out.extend(given);
+    out
 }
 
 /// `--unsetenv NAME` and `--unsetenv-all`: the defaults (PATH, the image's,

@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use super::spec::{self, Attach, Helpers};
 use super::{now_rfc3339, proc_start_time, write_atomic, write_json, Container, Status};
 use crate::error::{bail, Context as _, Error, Result};
 use crate::events;
+use crate::network;
 
 /// A started container.
 #[derive(Debug)]
@@ -76,11 +78,15 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     };
     c.reload()?;
     let helpers = Helpers::find()?;
-    prepare_files(c)?;
+    let net = start_network(c)?;
+    prepare_files(c, &net.files)?;
     let _ = fs::remove_file(c.dir.join("exit.json"));
     // The monitor writes the new one; a stale one must not be adopted.
     let _ = fs::remove_file(c.dir.join("pid"));
-    write_specs(c, &helpers, &attach)?;
+    if let Err(e) = write_specs(c, &helpers, &attach, &net) {
+        release_network(c);
+        return Err(e);
+    }
     // podman's init: the container is set up, its command not yet started
     // (the monitor logs start, attach and died).
     events::record_container(c, "init");
@@ -144,6 +150,7 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
                 exit: status.and_then(|s| s.code()),
                 log: c.dir.join("ctr.log"),
             };
+            release_network(c);
             record_failure(c, &err.to_string(), 125)?;
             return Err(err);
         }
@@ -156,6 +163,7 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
         // The monitor exits with the same code once the child is reaped.
         let mut child = child;
         let _ = child.wait();
+        release_network(c);
         record_failure(c, &err, code)?;
         return Err(Error::Start { code, message: err });
     }
@@ -185,9 +193,55 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     })
 }
 
+/// The network of the start about to happen: what a crashed earlier run
+/// left is torn down first, then addresses are allocated and the spec
+/// recorded (`network.json`) before the monitor exists, so a later
+/// command can always undo it. A refusal (a missing tool, a rootless
+/// bridge, an address taken) fails the start as the runtime's would.
+fn start_network(c: &mut Container) -> Result<network::setup::Plan> {
+    let Some(root) = events::root_of(c).map(Path::to_owned) else {
+        return Ok(network::setup::Plan::default());
+    };
+    // What crashed runs left, this container's and others' (their
+    // addresses, ports and namespaces).
+    if let Err(e) = network::setup::release(c, &root) {
+        tracing::warn!("{}", e.with_causes());
+    }
+    if let Err(e) = network::setup::sweep(&root) {
+        tracing::warn!("{}", e.with_causes());
+    }
+    let plan = match network::setup::plan(c, &root, crate::userns::rootless())
+        .and_then(|p| network::setup::record(c, p.spec.as_ref()).map(|()| p))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = network::Networks::new(&root).free(c.config.id.as_str());
+            let msg = e.with_causes();
+            record_failure(c, &msg, 125)?;
+            return Err(Error::Refused(msg));
+        }
+    };
+    Ok(plan)
+}
+
+/// Undoes the network of a start that failed (the monitor tears down what
+/// it set up itself; this covers a monitor that died first).
+fn release_network(c: &Container) {
+    if let Some(root) = events::root_of(c) {
+        if let Err(e) = network::setup::release(c, root) {
+            tracing::warn!("{}", e.with_causes());
+        }
+    }
+}
+
 /// Writes the three helpers' specs for starting `c`. What the runtime
 /// would refuse fails the start as its refusal did: recorded, status 125.
-fn write_specs(c: &mut Container, helpers: &Helpers, attach: &Attach) -> Result<()> {
+fn write_specs(
+    c: &mut Container,
+    helpers: &Helpers,
+    attach: &Attach,
+    net: &network::setup::Plan,
+) -> Result<()> {
     let specs = || -> Result<(MountSpec, PivotSpec, MonitorSpec)> {
         Ok((
             spec::mount_spec(&c.config, &c.dir)?,
@@ -206,6 +260,8 @@ fn write_specs(c: &mut Container, helpers: &Helpers, attach: &Attach) -> Result<
     write_json(&c.dir.join("mount.json"), &mount)?;
     write_json(&c.dir.join("pivot.json"), &pivot)?;
     monitor.events = events::monitor_events(c);
+    monitor.network = net.spec.clone();
+    monitor.join_net = net.join_net.clone();
     write_json(&c.dir.join("monitor.json"), &monitor)
 }
 
@@ -349,7 +405,7 @@ fn record_failure(c: &mut Container, msg: &str, code: i32) -> Result<()> {
 
 /// Writes the files bound into the container: hostname, hosts, resolv.conf,
 /// .containerenv (again on each start: the host's may have changed).
-pub(crate) fn prepare_files(c: &Container) -> Result<()> {
+pub(crate) fn prepare_files(c: &Container, net: &network::setup::NetFiles) -> Result<()> {
     let cfg = &c.config;
     write_atomic(
         &c.dir.join("hostname"),
@@ -358,12 +414,12 @@ pub(crate) fn prepare_files(c: &Container) -> Result<()> {
     let host_hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
     write_atomic(
         &c.dir.join("hosts"),
-        spec::hosts_file(cfg, &host_hosts, super::files::host_ip()).as_bytes(),
+        spec::hosts_file(cfg, &host_hosts, super::files::host_ip(), net).as_bytes(),
     )?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomic(
         &c.dir.join("resolv.conf"),
-        spec::resolv_conf(cfg, &host_resolv).as_bytes(),
+        spec::resolv_conf(cfg, &host_resolv, net).as_bytes(),
     )?;
     let rootless = crate::userns::rootless();
     write_atomic(
@@ -534,6 +590,10 @@ pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
     }
     c.state.stopping = false;
     c.save_state()?;
+    if !c.monitor_alive() {
+        // A monitor killed before PID 1 could not tear the network down.
+        release_network(c);
+    }
     events::record_container(c, "stop");
     Ok(())
 }

@@ -14,6 +14,7 @@ use cairn_runtime::protocol::{
 
 use super::config::{Config, MountConfig, MountKind};
 use crate::error::{bail, Error, Result};
+use crate::network::setup::NetFiles;
 
 /// Where the helper binaries are: `$CAIRN_HELPER_DIR`, next to the running
 /// `cairn`, `/usr/libexec/cairn`, `/usr/local/libexec/cairn`, then `$PATH`.
@@ -341,12 +342,16 @@ pub(crate) fn monitor_spec(
         (ns.uts, Namespace::Uts),
         (ns.ipc, Namespace::Ipc),
         (ns.pid, Namespace::Pid),
-        (ns.network, Namespace::Net),
-        (ns.cgroup, Namespace::Cgroup),
     ] {
         if !mode.is_host() {
             namespaces.push(name);
         }
+    }
+    if ns.network.creates_namespace() {
+        namespaces.push(Namespace::Net);
+    }
+    if !ns.cgroup.is_host() {
+        namespaces.push(Namespace::Cgroup);
     }
     let rlimits = c
         .ulimits
@@ -372,7 +377,7 @@ pub(crate) fn monitor_spec(
         // `exec` takes its defaults from pid 1's environ.
         env: Some(c.process.env.clone()),
         namespaces,
-        loopback: !ns.network.is_host(),
+        loopback: ns.network.creates_namespace(),
         rlimits,
         tty: c.process.tty,
         stdin: attach.stdin,
@@ -415,6 +420,7 @@ pub(crate) fn hosts_file(
     c: &Config,
     host_hosts: &str,
     host_ip: Option<std::net::Ipv4Addr>,
+    net: &NetFiles,
 ) -> String {
     let mut out = String::new();
     for h in &c.add_hosts {
@@ -440,17 +446,79 @@ pub(crate) fn hosts_file(
         );
         out.push_str("::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n");
     }
-    if let Some(ip) = host_ip.filter(|_| !names.contains(&"host.containers.internal")) {
+    let host = net
+        .host_gateway
+        .clone()
+        .or_else(|| host_ip.map(|ip| ip.to_string()));
+    if let Some(ip) = host.filter(|_| !names.contains(&"host.containers.internal")) {
         out.push_str(&format!("{ip}\thost.containers.internal\n"));
     }
     if !c.namespaces.network.is_host() {
-        out.push_str(&format!("127.0.0.1\t{} {}\n", c.hostname, c.name));
+        // podman: the container's own addresses name it; without one
+        // (pasta, lo only), loopback does.
+        if net.ips.is_empty() {
+            out.push_str(&format!("127.0.0.1\t{} {}\n", c.hostname, c.name));
+        }
+        for ip in &net.ips {
+            out.push_str(&format!("{ip}\t{} {}\n", c.hostname, c.name));
+        }
     }
     out
 }
 
-/// `/etc/resolv.conf`: the host's, with `--dns*` replacing its parts.
-pub(crate) fn resolv_conf(c: &Config, host: &str) -> String {
+/// `/etc/resolv.conf`: the host's, with `--dns*` replacing its parts. A
+/// container with a network namespace of its own gets the network's
+/// nameservers (aardvark-dns, pasta's forwarder, slirp4netns's) and search
+/// domains, or else the host's without the loopback ones (unreachable
+/// from there; podman's fallback when none is left: Google's).
+pub(crate) fn resolv_conf(c: &Config, host: &str, net: &NetFiles) -> String {
+    if !c.namespaces.network.creates_namespace() {
+        return resolv_conf_from(c, host);
+    }
+    let mut servers = Vec::new();
+    let mut search: Vec<String> = net.search.clone();
+    let mut rest = String::new();
+    for line in host.lines() {
+        let mut fields = line.split_whitespace();
+        match fields.next() {
+            Some("nameserver") => servers.extend(fields.next().map(str::to_owned)),
+            Some("search" | "domain") => search.extend(fields.map(str::to_owned)),
+            _ => {
+                rest.push_str(line);
+                rest.push('\n');
+            }
+        }
+    }
+    let servers = match &net.nameservers {
+        Some(own) => own.clone(),
+        None => {
+            let reachable: Vec<String> = servers
+                .into_iter()
+                .filter(|s| {
+                    s.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| !ip.is_loopback())
+                })
+                .collect();
+            if reachable.is_empty() {
+                vec!["8.8.8.8".into(), "8.8.4.4".into()]
+            } else {
+                reachable
+            }
+        }
+    };
+    let mut text = String::new();
+    if !search.is_empty() {
+        text.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for s in servers {
+        text.push_str(&format!("nameserver {s}\n"));
+    }
+    text.push_str(&rest);
+    resolv_conf_from(c, &text)
+}
+
+/// [`resolv_conf`] on the given text: `--dns*` replace its parts.
+fn resolv_conf_from(c: &Config, host: &str) -> String {
     let mut out = String::new();
     for line in host.lines() {
         let key = line.split_whitespace().next().unwrap_or("");
@@ -537,7 +605,7 @@ mod tests {
     #[test]
     fn private_network_init_and_tty() {
         let mut c = config();
-        c.namespaces.network = NamespaceMode::None;
+        c.namespaces.network = crate::network::NetworkMode::None;
         c.namespaces.pid = NamespaceMode::Host;
         c.init = true;
         c.process.tty = true;
@@ -672,26 +740,30 @@ mod tests {
     fn resolv_and_hosts() {
         let mut c = config();
         c.dns = vec!["10.0.0.1".into()];
-        let r = resolv_conf(&c, "nameserver 1.1.1.1\nsearch example\n");
+        let r = resolv_conf(
+            &c,
+            "nameserver 1.1.1.1\nsearch example\n",
+            &NetFiles::default(),
+        );
         assert_eq!(r, "search example\nnameserver 10.0.0.1\n");
         c.add_hosts = vec!["db:10.0.0.2".into()];
-        c.namespaces.network = NamespaceMode::None;
+        c.namespaces.network = crate::network::NetworkMode::None;
         // What podman 4.3 wrote here for `--network none --name nm1
         // --add-host db:10.1.1.1`, with this host's /etc/hosts.
         let host = "127.0.0.1 localhost\n# comment\n\n127.0.0.1 runsc\n127.0.0.1 vm\n";
         let ip = Some([192, 0, 2, 2].into());
         assert_eq!(
-            hosts_file(&c, host, ip),
+            hosts_file(&c, host, ip, &NetFiles::default()),
             "10.0.0.2\tdb\n127.0.0.1\tlocalhost\n127.0.0.1\trunsc\n127.0.0.1\tvm\n\
              192.0.2.2\thost.containers.internal\n127.0.0.1\taaaaaaaaaaaa box\n"
         );
-        c.namespaces.network = NamespaceMode::Host;
+        c.namespaces.network = crate::network::NetworkMode::Host;
         c.add_hosts.clear();
         assert_eq!(
-            hosts_file(&c, host, ip),
+            hosts_file(&c, host, ip, &NetFiles::default()),
             "127.0.0.1\tlocalhost\n127.0.0.1\trunsc\n127.0.0.1\tvm\n192.0.2.2\thost.containers.internal\n"
         );
-        let h = hosts_file(&c, "", None);
+        let h = hosts_file(&c, "", None, &NetFiles::default());
         assert!(
             h.starts_with("127.0.0.1\tlocalhost localhost.localdomain"),
             "{h}"

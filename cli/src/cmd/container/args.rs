@@ -51,9 +51,18 @@ pub struct CreateArgs {
     /// Give the container all capabilities, the host's devices, no masked paths.
     #[arg(long)]
     pub privileged: bool,
-    /// Network namespace: host, none or private.
+    /// Network: bridge (root's default), NAME[,NAME] or NAME:ip=IP,alias=NAME, pasta[:OPTS] (rootless default), slirp4netns[:OPTS], host, none, private, ns:PATH, container:NAME.
     #[arg(long, alias = "net", value_name = "MODE")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
+    /// Another DNS name of the container on its bridge networks.
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
+    /// The container's IPv4 address on its (one) bridge network.
+    #[arg(long = "ip", value_name = "IP")]
+    pub ip: Option<String>,
+    /// The container's MAC address on its (one) bridge network.
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub mac_address: Option<String>,
     /// PID namespace: host or private.
     #[arg(long, value_name = "MODE")]
     pub pid: Option<String>,
@@ -150,7 +159,7 @@ pub struct CreateArgs {
     /// Write the container id to this file.
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
-    /// Accepted for podman compatibility: cairn's network modes (host, none, private) publish no ports; warns as podman does on its host network.
+    /// Publish a container's port on the host: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp|sctp], ranges as 8000-8005:80-85, IPv6 as [::1]:8080:80.
     #[arg(short = 'p', long = "publish", value_name = "PORT")]
     pub publish: Vec<String>,
     /// Bind a host device node: HOST[:CONTAINER][:PERMISSIONS] (permissions are recorded; without cgroups the node's own modes apply).
@@ -241,7 +250,7 @@ pub struct CreateArgs {
     /// Copy the host's proxy variables (http_proxy, https_proxy, ftp_proxy, no_proxy and upper-case forms).
     #[arg(long = "http-proxy", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
     pub http_proxy: bool,
-    /// Expose ports (recorded in the config, as podman).
+    /// Expose ports (recorded; what -P publishes).
     #[arg(long, value_name = "PORT")]
     pub expose: Vec<String>,
     /// Remove a default environment variable.
@@ -268,7 +277,7 @@ pub struct CreateArgs {
     /// Accepted for podman compatibility (a Docker option, a no-op in podman too).
     #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub disable_content_trust: Option<bool>,
-    /// Accepted for podman compatibility: ports are the host's (cairn uses the host network).
+    /// Publish every exposed port (the image's ExposedPorts and --expose) on a random host port.
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
     /// Flags cairn refuses by name.

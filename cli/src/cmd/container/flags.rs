@@ -29,7 +29,7 @@ impl Given for Option<bool> {
 /// The reason behind refusing a resource flag.
 const CGROUPS: &str = "resource limits come with cgroup support, issue 23";
 /// The reason behind refusing a network flag.
-const NETWORK: &str = "cairn has no network stack: --network host or none";
+const NETWORK: &str = "cairn's bridge networks are IPv4 only";
 /// The reason behind refusing an id-mapping flag.
 const IDMAP: &str = "custom id maps are not supported: use --userns keep-id, or run as root";
 
@@ -108,18 +108,9 @@ pub struct RefusedCreate {
     /// Refused: --gpus.
     #[arg(long = "gpus", hide = true, value_name = "VALUE")]
     pub gpus: Vec<String>,
-    /// Refused: --ip.
-    #[arg(long = "ip", hide = true, value_name = "VALUE")]
-    pub ip: Vec<String>,
     /// Refused: --ip6.
     #[arg(long = "ip6", hide = true, value_name = "VALUE")]
     pub ip6: Vec<String>,
-    /// Refused: --mac-address.
-    #[arg(long = "mac-address", hide = true, value_name = "VALUE")]
-    pub mac_address: Vec<String>,
-    /// Refused: --network-alias.
-    #[arg(long = "network-alias", hide = true, value_name = "VALUE")]
-    pub network_alias: Vec<String>,
     /// Refused: --uidmap.
     #[arg(long = "uidmap", hide = true, value_name = "VALUE")]
     pub uidmap: Vec<String>,
@@ -227,10 +218,7 @@ impl RefusedCreate {
                 "gpus",
                 "GPU passthrough is not supported; --device binds a node",
             ),
-            (self.ip.given(), "ip", NETWORK),
             (self.ip6.given(), "ip6", NETWORK),
-            (self.mac_address.given(), "mac-address", NETWORK),
-            (self.network_alias.given(), "network-alias", NETWORK),
             (self.uidmap.given(), "uidmap", IDMAP),
             (self.gidmap.given(), "gidmap", IDMAP),
             (self.subuidname.given(), "subuidname", IDMAP),
@@ -715,7 +703,7 @@ mod tests {
     #[test]
     fn sysctls_only_in_owned_namespaces() {
         let private = Namespaces {
-            network: NamespaceMode::Private,
+            network: cairn_engine::network::NetworkMode::Private,
             ..Namespaces::default()
         };
         let got = sysctls(
@@ -730,7 +718,7 @@ mod tests {
         assert_eq!(got["kernel.shmmni"], "100");
         assert_eq!(got["fs.mqueue.msg_max"], "20");
         let host_net = Namespaces {
-            network: NamespaceMode::Host,
+            network: cairn_engine::network::NetworkMode::Host,
             ..Namespaces::default()
         };
         assert_eq!(

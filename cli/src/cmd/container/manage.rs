@@ -317,22 +317,61 @@ pub fn wait(ctx: &Context, a: WaitArgs) -> anyhow::Result<u8> {
 /// prints nothing for a container without ports and exits 0.
 pub fn port(ctx: &Context, a: PortArgs) -> anyhow::Result<u8> {
     let containers = Containers::new(ctx.root());
-    if a.all || a.latest {
-        if !a.args.is_empty() && a.all {
-            return Err(usage("no arguments are needed with --all"));
-        }
-        if a.latest && containers.list()?.is_empty() {
+    if a.all && !a.args.is_empty() {
+        return Err(usage("no arguments are needed with --all"));
+    }
+    let (targets, wanted) = if a.all {
+        (containers.list()?, None)
+    } else if a.latest {
+        let mut all = containers.list()?;
+        all.sort_by(|x, y| x.config.created.cmp(&y.config.created));
+        let Some(last) = all.pop() else {
             return Err(usage("no containers to act on: --latest found none"));
+        };
+        if a.args.len() > 1 {
+            return Err(usage("`port` accepts at most one argument with --latest"));
         }
-        return Ok(0);
-    }
-    let Some((name, rest)) = a.args.split_first() else {
-        return Err(usage("you must supply a running container name or id"));
+        (vec![last], a.args.first().cloned())
+    } else {
+        let Some((name, rest)) = a.args.split_first() else {
+            return Err(usage("you must supply a running container name or id"));
+        };
+        if rest.len() > 1 {
+            return Err(usage("`port` accepts at most two arguments"));
+        }
+        (vec![containers.find(name)?], rest.first().cloned())
     };
-    if rest.len() > 1 {
-        return Err(usage("`port` accepts at most two arguments"));
+    let wanted = wanted.map(|w| {
+        if w.contains('/') {
+            w
+        } else {
+            format!("{w}/tcp")
+        }
+    });
+    let mut found = false;
+    for c in &targets {
+        // podman: only running containers have their ports published.
+        if !matches!(c.live().status, Status::Running | Status::Stopping) {
+            continue;
+        }
+        for (ctr, ip, host) in cairn_engine::network::ports::expanded(&c.config.ports) {
+            let ip = if ip.is_empty() {
+                "0.0.0.0".to_owned()
+            } else {
+                ip
+            };
+            match &wanted {
+                Some(w) if *w != ctr => continue,
+                Some(_) => println!("{ip}:{host}"),
+                None if a.all => println!("{}\t{ctr} -> {ip}:{host}", c.config.id.short()),
+                None => println!("{ctr} -> {ip}:{host}"),
+            }
+            found = true;
+        }
     }
-    containers.find(name)?;
+    if let (Some(w), false) = (&wanted, found) {
+        return Err(usage(format!("failed to find published port {w:?}")));
+    }
     Ok(0)
 }
 

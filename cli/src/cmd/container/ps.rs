@@ -234,7 +234,7 @@ fn print_rows(rows: &[Row], a: &PsArgs) -> anyhow::Result<u8> {
                     s("Command"),
                     s("CreatedHuman"),
                     s("Status"),
-                    String::new(),
+                    s("Ports"),
                     s("Names"),
                 ];
                 if let Some((rw, root)) = r.size {
