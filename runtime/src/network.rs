@@ -271,8 +271,8 @@ pub(crate) struct Held {
     /// The write end of slirp4netns's `--exit-fd` pipe: it closes when the
     /// monitor ends, however it ends, and slirp4netns then exits.
     _exit_pipe: Option<OwnedFd>,
-    /// slirp4netns's stderr (non-blocking), drained by the monitor's loop
-    /// so that slirp4netns never blocks on it.
+    /// slirp4netns's stderr (non-blocking), for the monitor's loop to take
+    /// and drain so that slirp4netns never blocks on it.
     pub(crate) stderr: Option<OwnedFd>,
 }
 
