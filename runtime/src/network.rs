@@ -264,7 +264,7 @@ fn release_netns_file(path: &Path) -> Result<()> {
 /// after the teardown.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
-    /// netavark's published host ports, bound and never listening:
+    /// netavark's published host ports, held (see `sys::bind_port`):
     /// netavark only writes firewall rules, and these keep other programs
     /// off the ports while the rules send them to the container.
     _reserved: Vec<OwnedFd>,
