@@ -244,7 +244,14 @@ pub(crate) fn is_nsfs_mount(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
-    let want = path.to_string_lossy();
+    // mountinfo names the mount point by its resolved path (/var/run is
+    // /run): resolve the directory, not the file (that would be the
+    // namespace).
+    let resolved = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => dir.canonicalize().map(|d| d.join(name)).ok(),
+        _ => None,
+    };
+    let want = resolved.as_deref().unwrap_or(path).to_string_lossy();
     crate::mountinfo::parse(&text)
         .iter()
         .any(|m| m.fstype == "nsfs" && m.mount_point == want)
