@@ -6,7 +6,7 @@
 //! command (perl, which the Debian image has); only 127.0.0.1 is addressed.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,9 +154,10 @@ fn pasta_running(pid_file: &Path) -> Option<i32> {
 }
 
 /// A netavark bridge network: eth0 with the static address, the published
-/// port reaches the container's server, the status is recorded; once the
-/// monitor ends, no rule mentions the container and the namespace file
-/// is gone.
+/// TCP and UDP ports reach the container's servers (and are held against
+/// host programs meanwhile), the status is recorded; once the monitor
+/// ends, no rule mentions the container, the namespace file and the bridge
+/// are gone and the ports are free.
 #[test]
 fn monitor_netavark_bridge_and_published_port() {
     if !root_or_skip() {
@@ -164,13 +165,19 @@ fn monitor_netavark_bridge_and_published_port() {
     }
     let (c, d) = (crate::support::Container::new(), net_dir());
     let id = format!("{:064x}", 0xcafe_0001u64);
+    // The TCP server, then an echo of one UDP datagram on port 5353.
+    let udp = "my $u = IO::Socket::INET->new(LocalPort => 5353, Proto => \"udp\") \
+                 or die \"udp: $!\";";
+    let echo = "$u->recv(my $msg, 100); $u->send(\"re:$msg\");";
     let script = format!(
         "echo ifaces=$(ls /sys/class/net); \
-         grep -q 10.86.1.5 /proc/net/fib_trie && echo addr=yes; exec perl -e '{}'",
+         grep -q 10.86.1.5 /proc/net/fib_trie && echo addr=yes; exec perl -e '{udp} {} {echo}'",
         server(8080)
     );
     let ports = json!([{"host_ip": "", "container_port": 8080, "host_port": 18711,
-                        "range": 1, "protocol": "tcp"}]);
+                        "range": 1, "protocol": "tcp"},
+                       {"host_ip": "127.0.0.1", "container_port": 5353, "host_port": 18713,
+                        "range": 1, "protocol": "udp"}]);
     let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", &script],
@@ -186,6 +193,13 @@ fn monitor_netavark_bridge_and_published_port() {
     // Another program cannot take the published port meanwhile.
     assert!(TcpListener::bind("127.0.0.1:18711").is_err(), "port held");
     assert_eq!(fetch(18711), "hello from the container\n");
+    assert!(UdpSocket::bind("127.0.0.1:18713").is_err(), "UDP port held");
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(TIMEOUT)).unwrap();
+    u.send_to(b"ping", "127.0.0.1:18713").unwrap();
+    let mut buf = [0u8; 64];
+    let n = u.recv(&mut buf).expect("the container's UDP echo");
+    assert_eq!(&buf[..n], b"re:ping");
     assert_eq!(m.wait(), 0, "{}", log_of(&c));
     let out: Vec<String> = lines(records(&log_of(&c)))
         .into_iter()
