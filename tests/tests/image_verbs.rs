@@ -1,7 +1,7 @@
 //! The image and network verbs beside podman (4.3) on the same image:
 //! `rmi -f` of a missing image, `image prune`'s question, `untag`,
 //! `images --sort/-a/--history`, `image prune --filter`, `inspect -l`, and
-//! `network ls|inspect|exists` where cairn has no networks. Outputs and exit
+//! `network ls|inspect|exists` on the default network and a missing one. Outputs and exit
 //! codes are compared with podman's; where they differ by design (podman's
 //! `podman` bridge network) the test says so.
 
@@ -288,22 +288,28 @@ fn network_verbs_answer_as_podman_does_for_a_missing_network() {
             "{args:?}: cairn (left), podman (right)"
         );
     }
-    // By design: podman has its `podman` bridge network; cairn has host,
-    // none and private, which are modes (podman does not list host or none
-    // either), and no network to list.
-    assert_eq!(p.podman.run(["network", "exists", "podman"]).code, 0);
-    assert_eq!(p.cairn.run(["network", "exists", "podman"]).code, 1);
-    assert_eq!(
-        p.cairn.ok(["network", "ls"]),
-        "NETWORK ID  NAME        DRIVER\n"
-    );
-    assert_eq!(p.cairn.ok(["network", "ls", "--format", "json"]), "[]\n");
-    assert_eq!(p.cairn.ok(["network", "ls", "-q"]), "");
-    assert_eq!(
-        p.cairn
-            .ok(["network", "ls", "--format", "table {{.ID}}\t{{.Name}}"]),
-        "NETWORK ID  NAME\n"
-    );
+    // Both have the default `podman` bridge network, with podman's id
+    // (cairn's on its own bridge and subnet, so both engines run side by
+    // side); host, none, pasta, ... are modes, not listed.
+    for args in [
+        &["network", "exists", "podman"][..],
+        &["network", "ls"],
+        &["network", "ls", "-q"],
+        &["network", "ls", "--no-trunc"],
+        &["network", "ls", "--format", "table {{.ID}}\t{{.Name}}\t{{.Driver}}"],
+        &["network", "ls", "--filter", "name=podman", "--format", "{{.Name}}"],
+    ] {
+        let (c, pm) = p.both(args);
+        assert_eq!(
+            (c.code, &c.stdout),
+            (pm.code, &pm.stdout),
+            "{args:?}: cairn (left), podman (right)"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&p.cairn.ok(["network", "inspect", "podman"])).unwrap();
+    assert_eq!(v[0]["network_interface"], "cairn0");
+    assert_eq!(v[0]["subnets"][0]["subnet"], "10.87.0.0/16");
 }
 
 #[test]
