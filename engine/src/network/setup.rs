@@ -162,6 +162,9 @@ fn bridge_plan(c: &Container, root: &Path, rootless: bool) -> Result<Plan> {
     })?;
     let aardvark =
         find_helper("aardvark-dns").unwrap_or_else(|| "/usr/lib/podman/aardvark-dns".into());
+    // netavark makes its aardvark-dns directory there, not the parents.
+    std::fs::create_dir_all(NETAVARK_CONFIG_DIR)
+        .with_context(|| format!("create {NETAVARK_CONFIG_DIR}"))?;
     let store = Networks::new(root);
     let containers = Containers::new(root);
     let holds = |id: &str| holds_address(&containers, id);
@@ -451,8 +454,10 @@ fn leftovers_of(c: &Container) -> Vec<String> {
             .and_then(|p| p.trim().parse::<i32>().ok());
         if let Some(pid) = pid {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if matches!(comm.trim(), "pasta" | "passt" | "slirp4netns") {
-                out.push(format!("{} process {pid} still runs", comm.trim()));
+            // pasta runs as `passt.avx2` where the CPU has AVX2.
+            let comm = comm.trim();
+            if comm.starts_with("pasta") || comm.starts_with("passt") || comm == "slirp4netns" {
+                out.push(format!("{comm} process {pid} still runs"));
             }
         }
     }
