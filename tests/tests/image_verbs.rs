@@ -296,8 +296,20 @@ fn network_verbs_answer_as_podman_does_for_a_missing_network() {
         &["network", "ls"],
         &["network", "ls", "-q"],
         &["network", "ls", "--no-trunc"],
-        &["network", "ls", "--format", "table {{.ID}}\t{{.Name}}\t{{.Driver}}"],
-        &["network", "ls", "--filter", "name=podman", "--format", "{{.Name}}"],
+        &[
+            "network",
+            "ls",
+            "--format",
+            "table {{.ID}}\t{{.Name}}\t{{.Driver}}",
+        ],
+        &[
+            "network",
+            "ls",
+            "--filter",
+            "name=podman",
+            "--format",
+            "{{.Name}}",
+        ],
     ] {
         let (c, pm) = p.both(args);
         assert_eq!(

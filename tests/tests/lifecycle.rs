@@ -1285,14 +1285,27 @@ fn publish_flags_warn_as_podman_does_on_its_host_network() {
             r.stderr
         );
     }
-    let r = c.run(["create", "--name", "pub", "-p", "127.0.0.1:18123:80", IMAGE, "true"]);
+    let r = c.run([
+        "create",
+        "--name",
+        "pub",
+        "-p",
+        "127.0.0.1:18123:80",
+        IMAGE,
+        "true",
+    ]);
     assert!(!r.stderr.contains("Port mappings"), "{}", r.stderr);
     assert_eq!(
         c.ok(["ps", "-a", "--format", "{{.Ports}}"]),
         "127.0.0.1:18123->80/tcp\n"
     );
     assert_eq!(
-        c.ok(["inspect", "pub", "--format", "{{json .HostConfig.PortBindings}}"]),
+        c.ok([
+            "inspect",
+            "pub",
+            "--format",
+            "{{json .HostConfig.PortBindings}}"
+        ]),
         "{\"80/tcp\":[{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"18123\"}]}\n"
     );
     c.ok(["rm", "pub"]);

@@ -764,6 +764,11 @@ fn network(
     for name in nets.keys() {
         store.find(name)?;
     }
+    if mode == NetworkMode::Bridge && cairn_engine::userns::rootless() {
+        return Err(usage(
+            "--network: bridge networks need root (rootless bridges, netavark --rootless in a rootless network namespace, are not supported by cairn): use --network pasta or slirp4netns",
+        ));
+    }
     if a.ip.is_some() || a.mac_address.is_some() {
         let (1, Some(att)) = (nets.len(), nets.values_mut().next()) else {
             return Err(usage(
