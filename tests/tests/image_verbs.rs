@@ -402,8 +402,8 @@ fn network_verbs_create_use_and_remove_as_podman() {
         IMAGE,
         "true",
     ];
-    assert_eq!(p.cairn.run(&create).code, 0);
-    assert_eq!(p.podman.run(&create).code, 0);
+    assert_eq!(p.cairn.run(create).code, 0);
+    assert_eq!(p.podman.run(create).code, 0);
     p.same(&["network", "rm", &net]);
     p.same(&["network", "connect", "--alias", "web", &labeled, "netuser"]);
     // Each network's aliases: the given ones, then the short id.
