@@ -257,6 +257,8 @@ def bench_mode(mode, engines, args, results, modes, failures):
             ports[e.name] = (e, ip, ep)
         except (Failed, subprocess.TimeoutExpired) as err:
             fail(e, "ports", err)
+            got = e.run("inspect", "--format", "{{.HostConfig.NetworkMode}}", "ipf").stdout.strip()
+            modes.setdefault((mode, e.name), got or "?")
         try:
             check_private_run(e)
             for _ in range(2):
@@ -353,7 +355,7 @@ def main():
         + "  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores "
         f"(1-minute load average {load_start:.1f} at the start, {load[0]:.1f} at the end: other work "
-        f"shares this VM); {cv or 'cairn ?'} at {commit} (release); {pv} (crun, netavark 1.4); "
+        f"shares this VM); {cv or 'cairn ?'} at {commit} ({Path(cairn_bin).resolve()}); {pv} (crun, netavark 1.4); "
         f"rootless as `{user.pw_name}`. Each engine on its default network, image `net`; engines "
         "alternating, after a warm-up.\n",
         "Default networks (`.HostConfig.NetworkMode` of the server containers): "

@@ -90,6 +90,13 @@ pub struct ContainersTable {
     pub log_driver: Option<String>,
     /// The largest a container's log may grow (bytes, -1 unlimited).
     pub log_size_max: Option<i64>,
+    /// The default `--network` (`private`: podman's own default; `host`,
+    /// `none`, `bridge`, `pasta`, `slirp4netns`, ...).
+    pub netns: Option<String>,
+    /// `[network]`'s `default_rootless_network_cmd` (`pasta` or
+    /// `slirp4netns`), kept here: the one `[network]` key cairn reads.
+    #[serde(skip)]
+    pub default_rootless_network_cmd: Option<String>,
 }
 
 impl ContainersTable {
@@ -111,16 +118,26 @@ impl ContainersTable {
             umask,
             no_hosts,
             log_driver,
-            log_size_max
+            log_size_max,
+            netns,
+            default_rootless_network_cmd
         );
     }
 }
 
-/// One file's content: only `[containers]` matters to cairn.
+/// One file's content: `[containers]`, and one key of `[network]`.
 #[derive(Debug, Default, Deserialize)]
 struct File {
     #[serde(default)]
     containers: ContainersTable,
+    #[serde(default)]
+    network: NetworkTable,
+}
+
+/// The `[network]` key cairn reads.
+#[derive(Debug, Default, Deserialize)]
+struct NetworkTable {
+    default_rootless_network_cmd: Option<String>,
 }
 
 /// What the files said, merged, and which files were read.
@@ -249,7 +266,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// One file's `[containers]` table. `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<ContainersTable> {
     toml::from_str::<File>(text)
-        .map(|f| f.containers)
+        .map(|f| ContainersTable {
+            default_rootless_network_cmd: f.network.default_rootless_network_cmd,
+            ..f.containers
+        })
         .map_err(|e| {
             let line = e.span().map_or(1, |s| line_of(text, s.start));
             let msg = e.message().trim_end().replace('\n', " ");
@@ -373,6 +393,17 @@ impl ContainersConf {
             umask,
             no_hosts: c.no_hosts.unwrap_or(false),
             log_size_max: c.log_size_max.filter(|&m| m > 0),
+            netns: c.netns.clone().filter(|n| !n.is_empty() && n != "private"),
+            rootless_network_cmd: match c.default_rootless_network_cmd.as_deref() {
+                None | Some("") => None,
+                Some(t @ ("pasta" | "slirp4netns")) => Some(t.to_owned()),
+                Some(t) => {
+                    return Err(bad(
+                        "default_rootless_network_cmd",
+                        format!("{t:?}: use pasta or slirp4netns"),
+                    ))
+                }
+            },
         })
     }
 
@@ -444,6 +475,11 @@ pub struct Defaults {
     pub no_hosts: bool,
     /// Log size cap in bytes.
     pub log_size_max: Option<i64>,
+    /// The default `--network` value (`None`: podman's default).
+    pub netns: Option<String>,
+    /// Rootless default network tool: `pasta` or `slirp4netns` (`None`:
+    /// pasta where installed).
+    pub rootless_network_cmd: Option<String>,
 }
 
 impl Default for Defaults {
@@ -700,7 +736,12 @@ umask = "0077"
 no_hosts = true
 log_driver = "journald"
 log_size_max = 4096
+netns = "host"
 a_key_from_podman_6 = { nested = 1 }
+
+[network]
+default_rootless_network_cmd = "slirp4netns"
+network_backend = "netavark"
 
 [engine]
 cgroup_manager = "cgroupfs"
@@ -736,6 +777,8 @@ cgroup_manager = "cgroupfs"
         assert_eq!(got.umask, Some(0o077));
         assert!(got.no_hosts);
         assert_eq!(got.log_size_max, Some(4096));
+        assert_eq!(got.netns.as_deref(), Some("host"));
+        assert_eq!(got.rootless_network_cmd.as_deref(), Some("slirp4netns"));
         let unapplied: Vec<&str> = ContainersConf::load(&s)
             .unwrap()
             .unapplied(true)

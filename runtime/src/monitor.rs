@@ -502,11 +502,8 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
     }
     let child = clone_child(spec, &plan, single)?;
     drop((out_w, err_w, error_w, stdin_src, plan.gate.take()));
-    let net = gate_w.and_then(|gate| prepare_and_open_gate(child, spec, gate));
-    let net_stderr = net
-        .as_ref()
-        .and_then(|n| n.stderr.as_ref())
-        .and_then(|f| f.try_clone().ok());
+    let mut net = gate_w.and_then(|gate| prepare_and_open_gate(child, spec, gate));
+    let net_stderr = net.as_mut().and_then(|n| n.stderr.take());
     let console = console.map(|(ours, _theirs)| ours);
     for fd in [&out_r, &err_r, &error_r]
         .into_iter()

@@ -244,7 +244,14 @@ pub(crate) fn is_nsfs_mount(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
-    let want = path.to_string_lossy();
+    // mountinfo names the mount point by its resolved path (/var/run is
+    // /run): resolve the directory, not the file (that would be the
+    // namespace).
+    let resolved = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => dir.canonicalize().map(|d| d.join(name)).ok(),
+        _ => None,
+    };
+    let want = resolved.as_deref().unwrap_or(path).to_string_lossy();
     crate::mountinfo::parse(&text)
         .iter()
         .any(|m| m.fstype == "nsfs" && m.mount_point == want)
@@ -264,15 +271,15 @@ fn release_netns_file(path: &Path) -> Result<()> {
 /// after the teardown.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
-    /// netavark's published host ports, bound and never listening:
+    /// netavark's published host ports, held (see `sys::bind_port`):
     /// netavark only writes firewall rules, and these keep other programs
     /// off the ports while the rules send them to the container.
     _reserved: Vec<OwnedFd>,
     /// The write end of slirp4netns's `--exit-fd` pipe: it closes when the
     /// monitor ends, however it ends, and slirp4netns then exits.
     _exit_pipe: Option<OwnedFd>,
-    /// slirp4netns's stderr (non-blocking), drained by the monitor's loop
-    /// so that slirp4netns never blocks on it.
+    /// slirp4netns's stderr (non-blocking), for the monitor's loop to take
+    /// and drain so that slirp4netns never blocks on it.
     pub(crate) stderr: Option<OwnedFd>,
 }
 

@@ -1,7 +1,7 @@
 //! The image and network verbs beside podman (4.3) on the same image:
 //! `rmi -f` of a missing image, `image prune`'s question, `untag`,
 //! `images --sort/-a/--history`, `image prune --filter`, `inspect -l`, and
-//! `network ls|inspect|exists` where cairn has no networks. Outputs and exit
+//! `network ls|inspect|exists` on the default network and a missing one. Outputs and exit
 //! codes are compared with podman's; where they differ by design (podman's
 //! `podman` bridge network) the test says so.
 
@@ -288,22 +288,139 @@ fn network_verbs_answer_as_podman_does_for_a_missing_network() {
             "{args:?}: cairn (left), podman (right)"
         );
     }
-    // By design: podman has its `podman` bridge network; cairn has host,
-    // none and private, which are modes (podman does not list host or none
-    // either), and no network to list.
-    assert_eq!(p.podman.run(["network", "exists", "podman"]).code, 0);
-    assert_eq!(p.cairn.run(["network", "exists", "podman"]).code, 1);
+    // Both have the default `podman` bridge network, with podman's id
+    // (cairn's on its own bridge and subnet, so both engines run side by
+    // side); host, none, pasta, ... are modes, not listed.
+    // (podman's networks are machine-wide: other tests' come and go, so
+    // the listings are of the default one, by id.)
+    let default = ["--filter", "id=2f259bab93aa"];
+    for args in [
+        &["network", "exists", "podman"][..],
+        &["network", "ls", default[0], default[1]],
+        &["network", "ls", "-q", default[0], default[1]],
+        &["network", "ls", "--no-trunc", default[0], default[1]],
+        &[
+            "network",
+            "ls",
+            default[0],
+            default[1],
+            "--format",
+            "table {{.ID}}\t{{.Name}}\t{{.Driver}}",
+        ],
+    ] {
+        let (c, pm) = p.both(args);
+        assert_eq!(
+            (c.code, &c.stdout),
+            (pm.code, &pm.stdout),
+            "{args:?}: cairn (left), podman (right)"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&p.cairn.ok(["network", "inspect", "podman"])).unwrap();
+    assert_eq!(v[0]["network_interface"], "cairn0");
+    assert_eq!(v[0]["subnets"][0]["subnet"], "10.87.0.0/16");
+}
+
+/// `network create|inspect|rm|exists|connect|disconnect` beside podman on
+/// the same steps: the same outputs, errors and exit codes (podman keeps
+/// its networks machine-wide, so the names are this process's own).
+#[test]
+fn network_verbs_create_use_and_remove_as_podman() {
+    /// Removes podman's (machine-wide) networks of this test, pass or fail.
+    struct Cleanup(Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = Command::new("podman")
+                    .args(["network", "rm", "-f", n])
+                    .output();
+            }
+        }
+    }
+    let p = pair();
+    let net = format!("ivnet{}", std::process::id());
+    let labeled = format!("{net}l");
+    let _cleanup = Cleanup(vec![net.clone(), labeled.clone()]);
+    let (c, pm) = p.both(&["network", "create", &net]);
+    assert_eq!((c.code, &c.stdout), (0, &format!("{net}\n")), "{c:?}");
+    assert_eq!(pm.code, 0, "{pm:?}");
+    for args in [
+        &["network", "create", net.as_str()][..],
+        &["network", "exists", net.as_str()],
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.99.7.0/24",
+            "--gateway",
+            "10.98.0.1",
+            "x1",
+        ],
+        &["network", "create", "-d", "macvlan2", "x2"],
+        &["network", "create", "b@d"],
+        &["network", "rm", "podman"],
+        &["network", "rm", "nosuch-net"],
+        &["network", "rm", "-f", "nosuch-net"],
+    ] {
+        let (c, pm) = p.both(args);
+        assert_eq!(
+            (c.code, &c.stdout, c.stderr.lines().next()),
+            (pm.code, &pm.stdout, pm.stderr.lines().next()),
+            "{args:?}: cairn (left), podman (right)"
+        );
+    }
+    let (c, pm) = p.both(&[
+        "network",
+        "create",
+        "--internal",
+        "--disable-dns",
+        "--label",
+        "k=v",
+        &labeled,
+    ]);
+    assert_eq!((c.code, pm.code), (0, 0), "{c:?} {pm:?}");
+    let keys = "{{.Name}} {{.Driver}} {{.Internal}} {{.DNSEnabled}} {{.Labels}} {{.IPAMOptions}}";
+    p.same(&["network", "inspect", &labeled, "--format", keys]);
+    p.same(&[
+        "network",
+        "ls",
+        "--filter",
+        "label=k=v",
+        "--filter",
+        &format!("name={net}"),
+        "--format",
+        "{{.Name}}",
+    ]);
+    // A container on it: rm refuses (2), connect/disconnect edit the
+    // created container, rm -f removes both.
+    let create = [
+        "create",
+        "--name",
+        "netuser",
+        "--network",
+        net.as_str(),
+        IMAGE,
+        "true",
+    ];
+    assert_eq!(p.cairn.run(create).code, 0);
+    assert_eq!(p.podman.run(create).code, 0);
+    p.same(&["network", "rm", &net]);
+    p.same(&["network", "connect", "--alias", "web", &labeled, "netuser"]);
+    // Each network's aliases: the given ones, then the short id.
+    let aliases = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{len $v.Aliases}} {{end}}";
+    let (c, pm) = p.both(&["inspect", "netuser", "--format", aliases]);
+    assert_eq!(c.stdout, pm.stdout);
+    let web = format!("{{{{index (index .NetworkSettings.Networks \"{labeled}\").Aliases 0}}}}");
     assert_eq!(
-        p.cairn.ok(["network", "ls"]),
-        "NETWORK ID  NAME        DRIVER\n"
+        p.cairn.ok(["inspect", "netuser", "--format", &web]),
+        "web\n"
     );
-    assert_eq!(p.cairn.ok(["network", "ls", "--format", "json"]), "[]\n");
-    assert_eq!(p.cairn.ok(["network", "ls", "-q"]), "");
-    assert_eq!(
-        p.cairn
-            .ok(["network", "ls", "--format", "table {{.ID}}\t{{.Name}}"]),
-        "NETWORK ID  NAME\n"
-    );
+    p.same(&["network", "disconnect", &labeled, "netuser"]);
+    p.same(&["network", "connect", &net, "nosuch-ctr"]);
+    let (c, pm) = p.both(&["network", "rm", "-f", &net, &labeled]);
+    assert_eq!((c.code, &c.stdout), (pm.code, &pm.stdout), "{c:?} {pm:?}");
+    assert_eq!(p.cairn.run(["ps", "-a", "-q"]).stdout, "");
+    let _ = p.podman.run(["rm", "-f", "netuser"]);
 }
 
 #[test]

@@ -1243,10 +1243,6 @@ fn unknown_and_unsupported_verbs_are_one_error_each() {
             &["pod", "create", "--name", "p"][..],
             "`pod` (cairn has no pods)",
         ),
-        (
-            &["network", "create", "net1"][..],
-            "`network create` (cairn has no named networks: use --network host, none or private)",
-        ),
         (&["push", IMAGE][..], "`push` (images cannot be pushed yet)"),
         (
             &["container", "commit", "x", "y"][..],
@@ -1262,19 +1258,19 @@ fn unknown_and_unsupported_verbs_are_one_error_each() {
     }
     assert_eq!(c.ok(["ps", "-a", "-q"]), "");
     assert_eq!(c.ok(["volume", "ls", "-q"]), "");
-    assert_eq!(c.ok(["network", "ls", "-q"]), "");
+    assert_eq!(c.ok(["network", "ls", "-q"]), "podman\n");
 }
 
-/// `-p`/`-P` on cairn's network modes (host, none, private) publish
-/// nothing: the run goes on with podman's warning for such modes, never
-/// silently.
+/// `-p`/`-P` where the network mode cannot publish (host, none, private)
+/// publish nothing: the run goes on with podman's warning for such modes,
+/// never silently. On the default network they publish, without it.
 #[test]
 fn publish_flags_warn_as_podman_does_on_its_host_network() {
     let c = env();
     for flags in [
-        &["-p", "8080:80"][..],
-        &["-P"],
-        &["--publish", "127.0.0.1:1:2/udp"],
+        &["--network", "host", "-p", "8080:80"][..],
+        &["--network", "none", "-P"],
+        &["--network", "host", "--publish", "127.0.0.1:1:2/udp"],
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(flags);
@@ -1289,6 +1285,30 @@ fn publish_flags_warn_as_podman_does_on_its_host_network() {
             r.stderr
         );
     }
+    let r = c.run([
+        "create",
+        "--name",
+        "pub",
+        "-p",
+        "127.0.0.1:18123:80",
+        IMAGE,
+        "true",
+    ]);
+    assert!(!r.stderr.contains("Port mappings"), "{}", r.stderr);
+    assert_eq!(
+        c.ok(["ps", "-a", "--format", "{{.Ports}}"]),
+        "127.0.0.1:18123->80/tcp\n"
+    );
+    assert_eq!(
+        c.ok([
+            "inspect",
+            "pub",
+            "--format",
+            "{{json .HostConfig.PortBindings}}"
+        ]),
+        "{\"80/tcp\":[{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"18123\"}]}\n"
+    );
+    c.ok(["rm", "pub"]);
     let r = c.run(["run", "--rm", IMAGE, "true"]);
     assert!(!r.stderr.contains("Port mappings"), "{}", r.stderr);
 }

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, TcpListener};
 use std::process::{Child, Command};
-use std::sync::{Barrier, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cairn_tests::cairn::Cleanup;
@@ -779,42 +779,41 @@ fn killed_run_leaves_no_network_rootless() {
 }
 
 /// Eight containers with published ports started at once (threads), all answering at the
-/// same time, removed at once: nothing left.
+/// same time, removed at once: nothing left. Each phase joins its threads before the next, so
+/// one failing thread fails the test instead of leaving the others waiting.
 fn eight_concurrent_published_containers(rootless: bool) {
     let c = env(rootless);
     let tok = token("eight");
     let _g = cleanup(&c, &tok);
     let ports: Vec<u16> = (0..8).map(|_| free_port().unwrap()).collect();
-    let barrier = Barrier::new(8);
-    let ids: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, hp)| {
-                let (c, barrier, tok, ports) = (&c, &barrier, &tok, &ports);
-                s.spawn(move || {
-                    let mine = format!("{tok}-{i}");
-                    let id = net::start_http_container(
-                        c,
-                        &format!("c{i}"),
-                        &["-p", &format!("127.0.0.1:{hp}:8000")],
-                        &mine,
-                    );
-                    barrier.wait();
-                    // all eight are up now: each answers with its own token
-                    for (j, p) in ports.iter().enumerate() {
-                        let r = net::wait_http(&format!("127.0.0.1:{p}"), UP)
-                            .unwrap_or_else(|e| panic!("c{j} from thread {i}: {e:#}"));
-                        assert_eq!(body(&r), format!("{tok}-{j}"));
-                    }
-                    barrier.wait();
-                    c.ok(["rm", "-f", "-t", "0", &format!("c{i}")]);
-                    id
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let in_threads = |f: &(dyn Fn(usize, u16) -> String + Sync)| -> Vec<String> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| s.spawn(move || f(i, *p)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    let ids = in_threads(&|i, hp| {
+        net::start_http_container(
+            &c,
+            &format!("c{i}"),
+            &["-p", &format!("127.0.0.1:{hp}:8000")],
+            &format!("{tok}-{i}"),
+        )
     });
+    // all eight up at once: each thread asks every one, each answers with its own token
+    in_threads(&|i, _| {
+        for (j, p) in ports.iter().enumerate() {
+            let r = net::wait_http(&format!("127.0.0.1:{p}"), UP)
+                .unwrap_or_else(|e| panic!("c{j} from thread {i}: {e:#}"));
+            assert_eq!(body(&r), format!("{tok}-{j}"));
+        }
+        String::new()
+    });
+    in_threads(&|i, _| c.ok(["rm", "-f", "-t", "0", &format!("c{i}")]));
     assert_eq!(c.ok(["ps", "-a", "-q"]), "");
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     assert_no_leftovers(&c, &ids, &ports, "after eight concurrent rm -f");

@@ -525,7 +525,7 @@ fn create_options(
         .transpose()
         .map_err(|e| usage(format!("--shm-size: {e}")))?;
     Ok(CreateOptions {
-        host_network_asked: a.network.iter().any(|n| n == "host"),
+        host_network_asked: namespaces.network.is_host(),
         networks,
         ports,
         name,
@@ -739,12 +739,25 @@ fn network(
     containers: &Containers,
 ) -> anyhow::Result<(NetworkMode, BTreeMap<String, Attachment>)> {
     use cairn_engine::network::{parse_network_flags, Networks, DEFAULT_NETWORK};
-    let given =
-        parse_network_flags(&a.network, &a.network_alias).map_err(|e| usage(e.to_string()))?;
+    let conf = cairn_engine::containers_conf::ContainersConf::from_env()?.defaults()?;
+    // containers.conf's netns stands for a --network not given.
+    let given = if a.network.is_empty() {
+        conf.netns.clone().into_iter().collect()
+    } else {
+        a.network.clone()
+    };
+    let given = parse_network_flags(&given, &a.network_alias).map_err(|e| usage(e.to_string()))?;
     let (mut mode, mut nets) = match given {
         Some(g) => g,
         None if cairn_engine::userns::rootless() => {
-            let mode = if cairn_engine::network::find_tool("pasta").is_some() {
+            let tool = conf.rootless_network_cmd.as_deref().unwrap_or(
+                if cairn_engine::network::find_tool("pasta").is_some() {
+                    "pasta"
+                } else {
+                    "slirp4netns"
+                },
+            );
+            let mode = if tool == "pasta" {
                 NetworkMode::Pasta(Vec::new())
             } else {
                 NetworkMode::Slirp4netns(Vec::new())
@@ -763,6 +776,11 @@ fn network(
     let store = Networks::new(ctx.root());
     for name in nets.keys() {
         store.find(name)?;
+    }
+    if mode == NetworkMode::Bridge && cairn_engine::userns::rootless() {
+        return Err(usage(
+            "--network: bridge networks need root (rootless bridges, netavark --rootless in a rootless network namespace, are not supported by cairn): use --network pasta or slirp4netns",
+        ));
     }
     if a.ip.is_some() || a.mac_address.is_some() {
         let (1, Some(att)) = (nets.len(), nets.values_mut().next()) else {

@@ -388,13 +388,9 @@ fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<u8> {
     match &format {
         Format::Json | Format::Default => println!("{}", output::json_indent(&docs, 5)),
         f @ Format::Template { .. } => {
-            for d in docs.as_array().into_iter().flatten() {
-                let mut line = f.render_as(d, cairn_gotemplate::Shape::Any)?;
-                if !line.ends_with('\n') {
-                    line.push('\n');
-                }
-                print!("{line}");
-            }
+            // The template sees podman's Go fields (Name, ID, DNSEnabled, ...).
+            let reports: Vec<Value> = found.iter().map(|n| report(n, true)).collect();
+            print!("{}", f.render_all(&Value::Array(reports))?);
         }
     }
     let Some(last) = errors.pop() else {

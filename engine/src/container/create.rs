@@ -208,15 +208,7 @@ pub fn config(
         &home,
     );
     let env = unset(env, &o.env, &o.extra);
-    let mut exposed_ports = rc.exposed_ports.clone().unwrap_or_default();
-    for p in &o.extra.expose {
-        let key = if p.contains('/') {
-            p.clone()
-        } else {
-            format!("{p}/tcp")
-        };
-        exposed_ports.insert(key, serde_json::json!({}));
-    }
+    let exposed_ports = exposed_ports(rc, &o.extra.expose);
     let x = o.extra.clone();
     let home_default = !sets_home(
         f.defaults
@@ -309,6 +301,21 @@ pub fn config(
         networks: o.networks.clone(),
         ports: o.ports.clone(),
     })
+}
+
+/// The image's `ExposedPorts` and the `--expose`d ones (`PORT[/PROTO]`,
+/// tcp by default).
+fn exposed_ports(rc: &RuntimeConfig, expose: &[String]) -> BTreeMap<String, serde_json::Value> {
+    let mut exposed = rc.exposed_ports.clone().unwrap_or_default();
+    for p in expose {
+        let key = if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        };
+        exposed.insert(key, serde_json::json!({}));
+    }
+    exposed
 }
 
 /// containers.conf's `default_sysctls` for the namespaces the container has

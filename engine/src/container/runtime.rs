@@ -96,30 +96,7 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     // (other threads may start programs meanwhile).
     let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .context("create the monitor's sync pipe")?;
-    let mut cmd = Command::new(&helpers.monitor);
-    let sync_fd = cairn_runtime::inherit_fd(&mut cmd, &sync_w);
-    let lock_fd = cairn_runtime::inherit_fd(&mut cmd, &monitor_lock);
-    cmd.arg("--spec")
-        .arg(c.dir.join("monitor.json"))
-        .arg("--sync-fd")
-        .arg(sync_fd.to_string())
-        .arg("--lock-fd")
-        .arg(lock_fd.to_string())
-        .stdin(if attach.stdin {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .stdout(if attach.output && !attach.no_stdout {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .stderr(if attach.output && !attach.no_stderr {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+    let mut cmd = monitor_command(c, &helpers, &attach, &sync_w, &monitor_lock);
     let child = cmd
         .spawn()
         .with_context(|| format!("start {}", helpers.monitor.display()))?;
@@ -191,6 +168,31 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
         },
         reports: attached.then_some(reports),
     })
+}
+
+/// `cairn-monitor`'s command line: its spec, the sync pipe's write end and
+/// the monitor lock inherited, the standard streams as `attach` asks.
+fn monitor_command(
+    c: &Container,
+    helpers: &Helpers,
+    attach: &Attach,
+    sync_w: &OwnedFd,
+    monitor_lock: &OwnedFd,
+) -> Command {
+    let mut cmd = Command::new(&helpers.monitor);
+    let sync_fd = cairn_runtime::inherit_fd(&mut cmd, sync_w);
+    let lock_fd = cairn_runtime::inherit_fd(&mut cmd, monitor_lock);
+    let stream = |on: bool| if on { Stdio::inherit() } else { Stdio::null() };
+    cmd.arg("--spec")
+        .arg(c.dir.join("monitor.json"))
+        .arg("--sync-fd")
+        .arg(sync_fd.to_string())
+        .arg("--lock-fd")
+        .arg(lock_fd.to_string())
+        .stdin(stream(attach.stdin))
+        .stdout(stream(attach.output && !attach.no_stdout))
+        .stderr(stream(attach.output && !attach.no_stderr));
+    cmd
 }
 
 /// The network of the start about to happen: what a crashed earlier run

@@ -770,4 +770,58 @@ mod tests {
         );
         assert!(!h.contains("host.containers.internal"), "{h}");
     }
+
+    #[test]
+    fn hosts_and_resolv_conf_on_a_network_of_its_own() {
+        use crate::network::NetworkMode;
+        let mut c = config();
+        c.namespaces.network = NetworkMode::Bridge;
+        let bridge = NetFiles {
+            ips: vec!["10.89.0.2".into()],
+            host_gateway: Some("10.89.0.1".into()),
+            nameservers: Some(vec!["10.89.0.1".into()]),
+            search: vec!["dns.podman".into()],
+        };
+        let host = "127.0.0.1 localhost\n";
+        assert_eq!(
+            hosts_file(&c, host, Some([192, 0, 2, 2].into()), &bridge),
+            "127.0.0.1\tlocalhost\n10.89.0.1\thost.containers.internal\n10.89.0.2\taaaaaaaaaaaa box\n"
+        );
+        let host_resolv = "nameserver 127.0.0.53\nsearch corp\noptions edns0\n";
+        assert_eq!(
+            resolv_conf(&c, host_resolv, &bridge),
+            "search dns.podman corp\nnameserver 10.89.0.1\noptions edns0\n"
+        );
+        // No DNS of the network's own: the host's, loopback ones left out
+        // (podman's fallback when none is left).
+        assert_eq!(
+            resolv_conf(&c, host_resolv, &NetFiles::default()),
+            "search corp\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions edns0\n"
+        );
+        assert_eq!(
+            resolv_conf(
+                &c,
+                "nameserver 127.0.0.1\nnameserver 192.0.2.53\n",
+                &NetFiles::default()
+            ),
+            "nameserver 192.0.2.53\n"
+        );
+        c.dns = vec!["1.1.1.1".into()];
+        c.dns_search = vec!["x.example".into()];
+        assert_eq!(
+            resolv_conf(&c, host_resolv, &bridge),
+            "options edns0\nsearch x.example\nnameserver 1.1.1.1\n"
+        );
+        // pasta: the host's gateway is the host; loopback names the container.
+        c.namespaces.network = NetworkMode::Pasta(Vec::new());
+        let pasta = NetFiles {
+            host_gateway: Some("192.0.2.1".into()),
+            nameservers: Some(vec!["169.254.1.1".into()]),
+            ..NetFiles::default()
+        };
+        assert_eq!(
+            hosts_file(&c, host, None, &pasta),
+            "127.0.0.1\tlocalhost\n192.0.2.1\thost.containers.internal\n127.0.0.1\taaaaaaaaaaaa box\n"
+        );
+    }
 }

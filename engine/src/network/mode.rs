@@ -259,7 +259,7 @@ pub fn check_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "network name {name}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument"
+            "network name {name} invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument"
         )))
     }
 }

@@ -81,6 +81,14 @@ pub fn find_helper(name: &str) -> Option<PathBuf> {
 /// options; pasta's or slirp4netns's arguments; the namespace of `ns:` or
 /// `container:`. `root` is the store root.
 pub fn plan(c: &Container, root: &Path, rootless: bool) -> Result<Plan> {
+    if c.config.namespaces.network.publishes_ports() {
+        ports_free(c, root)?;
+    }
+    plan_mode(c, root, rootless)
+}
+
+/// [`plan`] once the ports are known to be free.
+fn plan_mode(c: &Container, root: &Path, rootless: bool) -> Result<Plan> {
     let cfg = &c.config;
     let dir = &c.dir;
     match &cfg.namespaces.network {
@@ -143,6 +151,60 @@ pub fn plan(c: &Container, root: &Path, rootless: bool) -> Result<Plan> {
     }
 }
 
+/// Every published host port is free: no other running container of
+/// this store publishes it, and it can be bound now (netavark's DNAT
+/// rules would not notice a port some host process listens on). podman's
+/// words when one is taken.
+fn ports_free(c: &Container, root: &Path) -> Result<()> {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+    let taken = |p: &PortForward, port: u16| {
+        let ip: IpAddr = p
+            .host_ip
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let fam = if ip.is_ipv4() { "4" } else { "6" };
+        let host = if p.host_ip.is_empty() {
+            String::new()
+        } else {
+            p.host_ip.clone()
+        };
+        Error::Refused(format!(
+            "cannot listen on the {} port: listen {}{fam} {host}:{port}: bind: address already in use",
+            p.protocol.to_uppercase(),
+            if p.protocol == "udp" { "udp" } else { "tcp" },
+        ))
+    };
+    let others = Containers::new(root).list()?;
+    for p in &c.config.ports {
+        for port in p.host_port..p.host_port.saturating_add(p.range) {
+            let clash = others.iter().any(|o| {
+                o.config.id != c.config.id
+                    && matches!(o.live().status, Status::Running | Status::Stopping)
+                    && o.config.ports.iter().any(|q| {
+                        q.protocol == p.protocol
+                            && (q.host_ip.is_empty()
+                                || p.host_ip.is_empty()
+                                || q.host_ip == p.host_ip)
+                            && (q.host_port..q.host_port.saturating_add(q.range)).contains(&port)
+                    })
+            });
+            let ip: IpAddr = p
+                .host_ip
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let addr = SocketAddr::new(ip, port);
+            let bound = match p.protocol.as_str() {
+                "udp" => UdpSocket::bind(addr).is_ok(),
+                _ => TcpListener::bind(addr).is_ok(),
+            };
+            if clash || !bound {
+                return Err(taken(p, port));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn bridge_plan(c: &Container, root: &Path, rootless: bool) -> Result<Plan> {
     let cfg = &c.config;
     if cfg.networks.is_empty() {
@@ -162,6 +224,9 @@ fn bridge_plan(c: &Container, root: &Path, rootless: bool) -> Result<Plan> {
     })?;
     let aardvark =
         find_helper("aardvark-dns").unwrap_or_else(|| "/usr/lib/podman/aardvark-dns".into());
+    // netavark makes its aardvark-dns directory there, not the parents.
+    std::fs::create_dir_all(NETAVARK_CONFIG_DIR)
+        .with_context(|| format!("create {NETAVARK_CONFIG_DIR}"))?;
     let store = Networks::new(root);
     let containers = Containers::new(root);
     let holds = |id: &str| holds_address(&containers, id);
@@ -451,8 +516,10 @@ fn leftovers_of(c: &Container) -> Vec<String> {
             .and_then(|p| p.trim().parse::<i32>().ok());
         if let Some(pid) = pid {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if matches!(comm.trim(), "pasta" | "passt" | "slirp4netns") {
-                out.push(format!("{} process {pid} still runs", comm.trim()));
+            // pasta runs as `passt.avx2` where the CPU has AVX2.
+            let comm = comm.trim();
+            if comm.starts_with("pasta") || comm.starts_with("passt") || comm == "slirp4netns" {
+                out.push(format!("{comm} process {pid} still runs"));
             }
         }
     }

@@ -6,7 +6,7 @@
 //! command (perl, which the Debian image has); only 127.0.0.1 is addressed.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,17 +31,28 @@ fn server(port: u16) -> String {
     )
 }
 
+/// A directory for a test's network files (namespace file, pid files,
+/// sockets), apart from the container's: the namespace file is mounted in
+/// the host's mount table, where other tests look for the containers'
+/// directories (`/tmp/cairn-helpers-*`) and must not find it.
+fn net_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cairn-net-")
+        .tempdir_in("/tmp")
+        .expect("tempdir")
+}
+
 /// Bridge `cairnt{n}`, subnet 10.86.{n}.0/24, the container at .5.
-fn netavark(c: &crate::support::Container, n: u8, id: &str, ports: Value) -> Value {
+fn netavark(d: &tempfile::TempDir, n: u8, id: &str, ports: Value) -> Value {
     let net = format!("cairnt{n}");
     let net_id = format!("{:064x}", 0xca1_0000 + u32::from(n));
     json!({
         "kind": "netavark",
         "binary": "/usr/lib/podman/netavark",
         "aardvark": "/usr/lib/podman/aardvark-dns",
-        "config_dir": c.path("netavark"),
-        "netns_file": c.path("netns"),
-        "status_file": c.path("network.json"),
+        "config_dir": d.path().join("netavark"),
+        "netns_file": d.path().join("netns"),
+        "status_file": d.path().join("network.json"),
         "options": {
             "container_id": id,
             "container_name": format!("t{n}"),
@@ -143,38 +154,52 @@ fn pasta_running(pid_file: &Path) -> Option<i32> {
 }
 
 /// A netavark bridge network: eth0 with the static address, the published
-/// port reaches the container's server, the status is recorded; once the
-/// monitor ends, no rule mentions the container and the namespace file
-/// is gone.
+/// TCP and UDP ports reach the container's servers (and are held against
+/// host programs meanwhile), the status is recorded; once the monitor
+/// ends, no rule mentions the container, the namespace file and the bridge
+/// are gone and the ports are free.
 #[test]
 fn monitor_netavark_bridge_and_published_port() {
     if !root_or_skip() {
         return;
     }
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let id = format!("{:064x}", 0xcafe_0001u64);
+    // The TCP server, then an echo of one UDP datagram on port 5353.
+    let udp = "my $u = IO::Socket::INET->new(LocalPort => 5353, Proto => \"udp\") \
+                 or die \"udp: $!\";";
+    let echo = "$u->recv(my $msg, 100); $u->send(\"re:$msg\");";
     let script = format!(
         "echo ifaces=$(ls /sys/class/net); \
-         grep -q 10.86.1.5 /proc/net/fib_trie && echo addr=yes; exec perl -e '{}'",
+         grep -q 10.86.1.5 /proc/net/fib_trie && echo addr=yes; exec perl -e '{udp} {} {echo}'",
         server(8080)
     );
     let ports = json!([{"host_ip": "", "container_port": 8080, "host_port": 18711,
-                        "range": 1, "protocol": "tcp"}]);
+                        "range": 1, "protocol": "tcp"},
+                       {"host_ip": "127.0.0.1", "container_port": 5353, "host_port": 18713,
+                        "range": 1, "protocol": "udp"}]);
     let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", &script],
         &[],
         json!({"namespaces": ns_with_net(), "loopback": true,
-               "network": netavark(&c, 1, &id, ports)}),
+               "network": netavark(&d, 1, &id, ports)}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
     m.pid();
     await_log(&c, "listening");
     assert!(!rules_with(&id).is_empty(), "netavark's rules name the id");
-    assert!(c.path("netns").exists());
+    assert!(d.path().join("netns").exists());
     // Another program cannot take the published port meanwhile.
     assert!(TcpListener::bind("127.0.0.1:18711").is_err(), "port held");
     assert_eq!(fetch(18711), "hello from the container\n");
+    assert!(UdpSocket::bind("127.0.0.1:18713").is_err(), "UDP port held");
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(TIMEOUT)).unwrap();
+    u.send_to(b"ping", "127.0.0.1:18713").unwrap();
+    let mut buf = [0u8; 64];
+    let n = u.recv(&mut buf).expect("the container's UDP echo");
+    assert_eq!(&buf[..n], b"re:ping");
     assert_eq!(m.wait(), 0, "{}", log_of(&c));
     let out: Vec<String> = lines(records(&log_of(&c)))
         .into_iter()
@@ -183,7 +208,7 @@ fn monitor_netavark_bridge_and_published_port() {
     assert_eq!(out[0], "ifaces=eth0 lo", "{out:?}");
     assert_eq!(out[1], "addr=yes", "{out:?}");
     let status: Value =
-        serde_json::from_slice(&std::fs::read(c.path("network.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(d.path().join("network.json")).unwrap()).unwrap();
     assert_eq!(
         status["cairnt1"]["interfaces"]["eth0"]["subnets"][0]["ipnet"], "10.86.1.5/24",
         "{status}"
@@ -193,7 +218,7 @@ fn monitor_netavark_bridge_and_published_port() {
         "rules left: {:?}",
         rules_with(&id)
     );
-    assert!(!c.path("netns").exists(), "netns file left");
+    assert!(!d.path().join("netns").exists(), "netns file left");
     // The port is free once the monitor has ended.
     TcpListener::bind("127.0.0.1:18711").expect("the port is free again");
     assert!(
@@ -210,7 +235,7 @@ fn monitor_taken_port_fails_the_start_cleanly() {
         return;
     }
     let taken = TcpListener::bind("127.0.0.1:18742").unwrap();
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let id = format!("{:064x}", 0xcafe_0002u64);
     let ports = json!([{"host_ip": "", "container_port": 80, "host_port": 18740,
                         "range": 3, "protocol": "tcp"}]);
@@ -219,7 +244,7 @@ fn monitor_taken_port_fails_the_start_cleanly() {
         &["/bin/sh", "-c", "echo ran"],
         &[],
         json!({"namespaces": ns_with_net(), "loopback": true,
-               "network": netavark(&c, 2, &id, ports)}),
+               "network": netavark(&d, 2, &id, ports)}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
     let s = m.sync();
@@ -232,21 +257,21 @@ fn monitor_taken_port_fails_the_start_cleanly() {
     assert_eq!(m.wait(), 125);
     assert!(log_of(&c).is_empty(), "the command ran: {}", log_of(&c));
     assert!(rules_with(&id).is_empty(), "{:?}", rules_with(&id));
-    assert!(!c.path("netns").exists(), "netns file left");
+    assert!(!d.path().join("netns").exists(), "netns file left");
     assert!(!Path::new("/sys/class/net/cairnt2").exists(), "bridge left");
     // The ports reserved before the taken one were released.
     TcpListener::bind("127.0.0.1:18740").expect("18740 released");
     drop(taken);
 }
 
-fn pasta(c: &crate::support::Container, port: &str) -> Value {
+fn pasta(d: &tempfile::TempDir, port: &str) -> Value {
     json!({
         "kind": "pasta",
         "binary": "/usr/bin/pasta",
         "args": ["--config-net", "-q", "-t", port, "-u", "none", "-T", "none", "-U", "none",
                  "--runas", "0"],
-        "netns_file": c.path("netns"),
-        "pid_file": c.path("pasta.pid"),
+        "netns_file": d.path().join("netns"),
+        "pid_file": d.path().join("pasta.pid"),
     })
 }
 
@@ -261,14 +286,14 @@ fn monitor_pasta_publishes_a_port() {
     // Twice: the second start finds the first one's connection in
     // TIME_WAIT on the host port, which does not make it taken.
     for _ in 0..2 {
-        let c = crate::support::Container::new();
+        let (c, d) = (crate::support::Container::new(), net_dir());
         let script = format!("exec perl -e '{}'", server(8080));
         let (spec, _net) = net_spec(
             &c,
             &["/bin/sh", "-c", &script],
             &[],
             json!({"namespaces": ns_with_net(), "loopback": true,
-                   "network": pasta(&c, "18721:8080")}),
+                   "network": pasta(&d, "18721:8080")}),
         );
         // A launcher that leaks a pipe (fd 9, not close-on-exec) to the
         // monitor.
@@ -281,7 +306,7 @@ fn monitor_pasta_publishes_a_port() {
             Stdio::inherit(),
         );
         m.pid();
-        let pid = pasta_running(&c.path("pasta.pid")).expect("pasta runs");
+        let pid = pasta_running(&d.path().join("pasta.pid")).expect("pasta runs");
         await_log(&c, "listening");
         // pasta holds none of the monitor's pipes (the container's output,
         // the error pipe, the sync descriptor, the leaked one).
@@ -297,16 +322,16 @@ fn monitor_pasta_publishes_a_port() {
             std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
             "pasta {pid} still runs"
         );
-        assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+        assert!(!d.path().join("netns").exists() && !d.path().join("pasta.pid").exists());
     }
 
     let taken = TcpListener::bind("127.0.0.1:18722").unwrap();
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", "echo ran"],
         &[],
-        json!({"namespaces": ns_with_net(), "network": pasta(&c, "18722")}),
+        json!({"namespaces": ns_with_net(), "network": pasta(&d, "18722")}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
     let s = m.sync();
@@ -320,17 +345,17 @@ fn monitor_pasta_publishes_a_port() {
     );
     assert_eq!(m.wait(), 125);
     assert!(log_of(&c).is_empty());
-    assert!(pasta_running(&c.path("pasta.pid")).is_none());
-    assert!(!c.path("netns").exists());
+    assert!(pasta_running(&d.path().join("pasta.pid")).is_none());
+    assert!(!d.path().join("netns").exists());
     drop(taken);
 
     // pasta refuses its options: its own words, on one line.
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", "echo ran"],
         &[],
-        json!({"namespaces": ns_with_net(), "network": pasta(&c, "99999")}),
+        json!({"namespaces": ns_with_net(), "network": pasta(&d, "99999")}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
     let s = m.sync();
@@ -342,7 +367,7 @@ fn monitor_pasta_publishes_a_port() {
     );
     assert_eq!(m.wait(), 125);
     assert!(log_of(&c).is_empty());
-    assert!(!c.path("netns").exists());
+    assert!(!d.path().join("netns").exists());
 }
 
 /// SIGKILL of the monitor leaves pasta and netavark's rules behind;
@@ -353,8 +378,8 @@ fn monitor_killed_then_teardown_leaves_nothing() {
     if !root_or_skip() {
         return;
     }
-    let c = crate::support::Container::new();
-    let net = pasta(&c, "18731");
+    let (c, d) = (crate::support::Container::new(), net_dir());
+    let net = pasta(&d, "18731");
     let (spec, _net) = net_spec(
         &c,
         &["sleep", "100"],
@@ -363,12 +388,12 @@ fn monitor_killed_then_teardown_leaves_nothing() {
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
     let ctr = m.pid();
-    let pid = pasta_running(&c.path("pasta.pid")).expect("pasta runs");
+    let pid = pasta_running(&d.path().join("pasta.pid")).expect("pasta runs");
     kill(Pid::from_raw(m.child.id() as i32), Signal::SIGKILL).unwrap();
     let _ = m.child.wait();
     let _ = kill(Pid::from_raw(ctr), Signal::SIGKILL);
     assert!(
-        pasta_running(&c.path("pasta.pid")).is_some(),
+        pasta_running(&d.path().join("pasta.pid")).is_some(),
         "pasta outlives a killed monitor"
     );
     let spec: NetworkSpec = serde_json::from_value(net).unwrap();
@@ -377,15 +402,19 @@ fn monitor_killed_then_teardown_leaves_nothing() {
         std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
         "pasta {pid} runs on"
     );
-    assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+    assert!(!d.path().join("netns").exists() && !d.path().join("pasta.pid").exists());
     TcpListener::bind("0.0.0.0:18731").expect("pasta's port is free");
     cairn_runtime::network::teardown(&spec).unwrap();
 
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let id = format!("{:064x}", 0xcafe_0003u64);
     let ports = json!([{"host_ip": "127.0.0.1", "container_port": 80, "host_port": 18732,
                         "range": 1, "protocol": "tcp"}]);
-    let net = netavark(&c, 3, &id, ports);
+    let mut net = netavark(&d, 3, &id, ports);
+    // Named through a symlinked directory (as /var/run is /run): the mount
+    // is still found, so netavark's teardown runs and the rules go.
+    std::os::unix::fs::symlink(".", d.path().join("via")).unwrap();
+    net["netns_file"] = json!(d.path().join("via/netns"));
     let (spec, _net) = net_spec(
         &c,
         &["sleep", "100"],
@@ -405,7 +434,7 @@ fn monitor_killed_then_teardown_leaves_nothing() {
     let spec: NetworkSpec = serde_json::from_value(net).unwrap();
     cairn_runtime::network::teardown(&spec).unwrap();
     assert!(rules_with(&id).is_empty(), "{:?}", rules_with(&id));
-    assert!(!c.path("netns").exists());
+    assert!(!d.path().join("netns").exists());
     assert!(!Path::new("/sys/class/net/cairnt3").exists(), "bridge left");
     cairn_runtime::network::teardown(&spec).unwrap();
 }
@@ -418,7 +447,7 @@ fn monitor_joins_a_network_namespace() {
     if !root_or_skip() {
         return;
     }
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let id = format!("{:064x}", 0xcafe_0004u64);
     let script = format!("exec perl -e '{}'", server(8080));
     let (spec, _net) = net_spec(
@@ -426,7 +455,7 @@ fn monitor_joins_a_network_namespace() {
         &["/bin/sh", "-c", &script],
         &[],
         json!({"namespaces": ns_with_net(), "loopback": true,
-               "network": netavark(&c, 4, &id, json!([]))}),
+               "network": netavark(&d, 4, &id, json!([]))}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
     m.pid();
@@ -443,7 +472,7 @@ fn monitor_joins_a_network_namespace() {
         &[],
         // In a user namespace of its own too: born in the joined namespace,
         // it needs no capability over it.
-        json!({"join_net": c.path("netns"),
+        json!({"join_net": d.path().join("netns"),
                "namespaces": ["user", "mnt", "pid", "uts", "ipc"],
                "uid_map": [[0, 0, 1], [1, 200000, 65535]],
                "gid_map": [[0, 0, 1], [1, 200000, 65535]]}),
@@ -460,14 +489,14 @@ fn monitor_joins_a_network_namespace() {
     assert!(rules_with(&id).is_empty());
 }
 
-fn slirp(c: &crate::support::Container, host_port: u16) -> Value {
+fn slirp(d: &tempfile::TempDir, host_port: u16) -> Value {
     json!({
         "kind": "slirp4netns",
         "binary": "/usr/bin/slirp4netns",
         "args": ["--configure", "--mtu=65520", "--disable-host-loopback"],
-        "netns_file": c.path("netns"),
-        "pid_file": c.path("slirp.pid"),
-        "api_socket": c.path("slirp.sock"),
+        "netns_file": d.path().join("netns"),
+        "pid_file": d.path().join("slirp.pid"),
+        "api_socket": d.path().join("slirp.sock"),
         "ports": [{"host_ip": "127.0.0.1", "container_port": 8080, "host_port": host_port,
                    "range": 1, "protocol": "tcp"}],
     })
@@ -481,7 +510,7 @@ fn monitor_slirp4netns_publishes_a_port() {
     if !root_or_skip() {
         return;
     }
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let script = format!(
         "echo ifaces=$(ls /sys/class/net); exec perl -e '{}'",
         server(8080)
@@ -490,11 +519,11 @@ fn monitor_slirp4netns_publishes_a_port() {
         &c,
         &["/bin/sh", "-c", &script],
         &[],
-        json!({"namespaces": ns_with_net(), "loopback": true, "network": slirp(&c, 18751)}),
+        json!({"namespaces": ns_with_net(), "loopback": true, "network": slirp(&d, 18751)}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
     m.pid();
-    let pid: i32 = std::fs::read_to_string(c.path("slirp.pid"))
+    let pid: i32 = std::fs::read_to_string(d.path().join("slirp.pid"))
         .unwrap()
         .parse()
         .unwrap();
@@ -511,16 +540,16 @@ fn monitor_slirp4netns_publishes_a_port() {
         "slirp4netns {pid} still runs"
     );
     for f in ["netns", "slirp.pid", "slirp.sock"] {
-        assert!(!c.path(f).exists(), "{f} left");
+        assert!(!d.path().join(f).exists(), "{f} left");
     }
 
     let taken = TcpListener::bind("127.0.0.1:18752").unwrap();
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", "echo ran"],
         &[],
-        json!({"namespaces": ns_with_net(), "network": slirp(&c, 18752)}),
+        json!({"namespaces": ns_with_net(), "network": slirp(&d, 18752)}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
     let s = m.sync();
@@ -535,7 +564,7 @@ fn monitor_slirp4netns_publishes_a_port() {
     assert_eq!(m.wait(), 125);
     assert!(log_of(&c).is_empty());
     for f in ["netns", "slirp.pid", "slirp.sock"] {
-        assert!(!c.path(f).exists(), "{f} left");
+        assert!(!d.path().join(f).exists(), "{f} left");
     }
     drop(taken);
 }
@@ -548,7 +577,7 @@ fn monitor_userns_waits_for_maps_and_network() {
     if !root_or_skip() {
         return;
     }
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let script = format!(
         "echo map=$(cat /proc/self/uid_map | tr -s ' '); echo ifaces=$(ls /sys/class/net); \
          exec perl -e '{}'",
@@ -561,7 +590,7 @@ fn monitor_userns_waits_for_maps_and_network() {
         json!({"namespaces": ["user", "mnt", "pid", "uts", "ipc", "net"], "loopback": true,
                "uid_map": [[0, 0, 1], [1, 200000, 65535]],
                "gid_map": [[0, 0, 1], [1, 200000, 65535]],
-               "network": pasta(&c, "18761:8080")}),
+               "network": pasta(&d, "18761:8080")}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::inherit());
     m.pid();
@@ -577,18 +606,18 @@ fn monitor_userns_waits_for_maps_and_network() {
         out[1].starts_with("ifaces=") && out[1].split(' ').count() == 2,
         "{out:?}"
     );
-    assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+    assert!(!d.path().join("netns").exists() && !d.path().join("pasta.pid").exists());
 
     // Maps the kernel refuses (overlapping ranges): the gate says why, the
     // command never runs, the network is not set up.
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let (spec, _net) = net_spec(
         &c,
         &["/bin/sh", "-c", "echo ran"],
         &[],
         json!({"namespaces": ["user", "mnt", "pid", "uts", "ipc", "net"],
                "uid_map": [[0, 0, 10], [5, 100, 10]], "gid_map": [[0, 0, 1]],
-               "network": pasta(&c, "18762")}),
+               "network": pasta(&d, "18762")}),
     );
     let mut m = Monitor::start(&spec, Stdio::null(), Stdio::null(), Stdio::null());
     let s = m.sync();
@@ -600,7 +629,7 @@ fn monitor_userns_waits_for_maps_and_network() {
     );
     assert_eq!(m.wait(), 125);
     assert!(log_of(&c).is_empty());
-    assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+    assert!(!d.path().join("netns").exists() && !d.path().join("pasta.pid").exists());
 
     // A user namespace without a network: the gate opens on the maps alone.
     let c = crate::support::Container::new();
@@ -651,16 +680,10 @@ fn rootless_chain(
     c: &crate::support::Container,
     script: &str,
     lower: &Path,
-    (uid, gid): &(String, String),
+    user: &(String, String),
 ) -> Vec<String> {
     let image = image_root().display().to_string();
-    let chown = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{uid}:{gid}"))
-        .arg(c.dir.path())
-        .status()
-        .unwrap();
-    assert!(chown.success());
+    chown_to(user, c.dir.path());
     c.chain(
         &["/bin/sh", "-c", script],
         &["--error-fd", "3"],
@@ -669,6 +692,17 @@ fn rootless_chain(
     .into_iter()
     .map(|a| a.replace(&image, &lower.display().to_string()))
     .collect()
+}
+
+/// Give `path` and what it holds to the test user.
+fn chown_to((uid, gid): &(String, String), path: &Path) {
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(chown.success());
 }
 
 /// The log's lines.
@@ -693,17 +727,18 @@ fn monitor_rootless_pasta() {
         return;
     };
     let (uid, gid) = (user.0.as_str(), user.1.as_str());
-    let c = crate::support::Container::new();
+    let (c, d) = (crate::support::Container::new(), net_dir());
     let script = format!(
         "echo ifaces=$(ls /sys/class/net); exec perl -e '{}'",
         server(8080)
     );
-    let mut net = pasta(&c, "18771:8080");
+    let mut net = pasta(&d, "18771:8080");
     // Root of its own user namespace, the monitor stays that for pasta:
     // the namespace maps no `nobody` to switch to.
     assert_eq!(net["args"][10], "--runas");
     let lower = c.path("lower");
     std::fs::create_dir(&lower).unwrap();
+    chown_to(&user, d.path());
     let (spec, _net) = net_spec(
         &c,
         &["true"],
@@ -748,7 +783,7 @@ fn monitor_rootless_pasta() {
         Stdio::inherit(),
     );
     m.pid();
-    let pid = pasta_running(&c.path("pasta.pid")).expect("pasta runs");
+    let pid = pasta_running(&d.path().join("pasta.pid")).expect("pasta runs");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
@@ -769,7 +804,7 @@ fn monitor_rootless_pasta() {
         &["true"],
         &[],
         json!({"args": rootless_chain(&c2, script2, &lower, &user),
-               "namespaces": ["mnt", "pid", "uts", "ipc"], "join_net": c.path("netns")}),
+               "namespaces": ["mnt", "pid", "uts", "ipc"], "join_net": d.path().join("netns")}),
     );
     let first = m.child.id().to_string();
     let joiner = [
@@ -811,7 +846,7 @@ fn monitor_rootless_pasta() {
         std::fs::read_link(format!("/proc/{pid}/exe")).is_err(),
         "pasta {pid} still runs"
     );
-    assert!(!c.path("netns").exists() && !c.path("pasta.pid").exists());
+    assert!(!d.path().join("netns").exists() && !d.path().join("pasta.pid").exists());
 }
 
 /// netavark with DNS: aardvark-dns (netavark's daemon) answers the
@@ -822,12 +857,12 @@ fn monitor_netavark_with_aardvark_dns() {
     if !root_or_skip() {
         return;
     }
-    let mut c = crate::support::Container::new();
+    let (mut c, d) = (crate::support::Container::new(), net_dir());
     let etc = c.layer().join("etc");
     std::fs::create_dir(&etc).unwrap();
     std::fs::write(etc.join("resolv.conf"), "nameserver 10.86.5.1\n").unwrap();
     let id = format!("{:064x}", 0xcafe_0005u64);
-    let mut net = netavark(&c, 5, &id, json!([]));
+    let mut net = netavark(&d, 5, &id, json!([]));
     net["options"]["network_info"]["cairnt5"]["dns_enabled"] = json!(true);
     let (spec, _net) = net_spec(
         &c,
@@ -858,7 +893,7 @@ fn monitor_netavark_with_aardvark_dns() {
             "-f",
             &format!(
                 "aardvark-dns --config {}",
-                c.path("netavark/aardvark-dns").display()
+                d.path().join("netavark/aardvark-dns").display()
             ),
         ])
         .output()

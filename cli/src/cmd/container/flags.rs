@@ -652,7 +652,7 @@ pub fn healthcheck(h: &HealthFlags<'_>) -> Result<Option<Healthcheck>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_engine::container::config::NamespaceMode;
+    use cairn_engine::network::NetworkMode;
 
     #[test]
     fn detach_keys_as_podman() {
@@ -703,7 +703,7 @@ mod tests {
     #[test]
     fn sysctls_only_in_owned_namespaces() {
         let private = Namespaces {
-            network: cairn_engine::network::NetworkMode::Private,
+            network: NetworkMode::Private,
             ..Namespaces::default()
         };
         let got = sysctls(
@@ -718,7 +718,7 @@ mod tests {
         assert_eq!(got["kernel.shmmni"], "100");
         assert_eq!(got["fs.mqueue.msg_max"], "20");
         let host_net = Namespaces {
-            network: cairn_engine::network::NetworkMode::Host,
+            network: NetworkMode::Host,
             ..Namespaces::default()
         };
         assert_eq!(

@@ -79,6 +79,11 @@ fn created_of(containers: &Containers, spec: &str) -> anyhow::Result<String> {
 
 /// `cairn ps`.
 pub fn ps(ctx: &Context, a: PsArgs) -> anyhow::Result<u8> {
+    // Networks of containers whose monitor was killed: released now, as
+    // every command finding them does (quietly: ps only reports).
+    if let Err(e) = cairn_engine::network::setup::sweep(ctx.root()) {
+        tracing::debug!("network sweep: {}", e.with_causes());
+    }
     if a.pod {
         return Err(usage("cairn does not support --pod (cairn has no pods)"));
     }
