@@ -492,14 +492,18 @@ impl Container {
             };
         }
         // PID 1 is gone and no exit record: the monitor may be finishing
-        // it right now, or it died (kill -9, reboot).
-        if self.monitor_alive() {
-            for _ in 0..50 {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-                if let Some(rec) = self.exit_record() {
-                    return exited(&rec);
-                }
+        // it right now (it tears the network down before it records the
+        // exit: netavark takes a few hundred milliseconds), or it died
+        // (kill -9, reboot).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.monitor_alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            if let Some(rec) = self.exit_record() {
+                return exited(&rec);
             }
+        }
+        if let Some(rec) = self.exit_record() {
+            return exited(&rec);
         }
         Live {
             status: Status::Exited,
