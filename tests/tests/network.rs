@@ -707,6 +707,10 @@ fn killed_run_leaves_no_network(rootless: bool) {
     let t = Instant::now();
     let id = net::start_http_container(&c, "warm", &["-p", &format!("127.0.0.1:{hp}:8000")], &tok);
     let usual = t.elapsed();
+    // uninterrupted, the container serves its port (so the runs below that end with no
+    // container running are not passing for lack of a network)
+    let r = net::wait_http(&format!("127.0.0.1:{hp}"), UP).expect("the warm-up run serves");
+    assert_eq!(body(&r), tok);
     c.ok(["rm", "-f", "-t", "0", "warm"]);
     assert_no_leftovers(&c, &[id.as_str()], &[hp], "warm-up");
     let (mut running, mut gone) = (0, 0);
