@@ -707,6 +707,10 @@ fn killed_run_leaves_no_network(rootless: bool) {
     let t = Instant::now();
     let id = net::start_http_container(&c, "warm", &["-p", &format!("127.0.0.1:{hp}:8000")], &tok);
     let usual = t.elapsed();
+    // uninterrupted, the container serves its port (so the runs below that end with no
+    // container running are not passing for lack of a network)
+    let r = net::wait_http(&format!("127.0.0.1:{hp}"), UP).expect("the warm-up run serves");
+    assert_eq!(body(&r), tok);
     c.ok(["rm", "-f", "-t", "0", "warm"]);
     assert_no_leftovers(&c, &[id.as_str()], &[hp], "warm-up");
     let (mut running, mut gone) = (0, 0);
@@ -950,4 +954,128 @@ fn publish_and_names_side_by_side_with_podman() {
     );
     let ours = flow(&|a| c.run(a), "10.89.251.0/24", &tok);
     assert_eq!(ours, theirs, "cairn beside podman");
+}
+
+// ---------------------------------------------------------------------------------------------
+// explicit rootless engines, container:NAME, DNS and hosts flags
+// ---------------------------------------------------------------------------------------------
+
+/// `--network pasta` and `--network slirp4netns` (the fallback) as the test user: the published
+/// port answers, the named helper runs for this container while it is up, and is gone after.
+fn publishes_through(helper: &str) {
+    let c = env(true);
+    let tok = token(helper);
+    let _g = cleanup(&c, &tok);
+    let hp = free_port().unwrap();
+    let id = net::start_http_container(
+        &c,
+        "web",
+        &["--network", helper, "-p", &format!("127.0.0.1:{hp}:8000")],
+        &tok,
+    );
+    let r = net::wait_http(&format!("127.0.0.1:{hp}"), UP).expect("the published port answers");
+    assert_eq!(body(&r), tok);
+    let scratch = c.scratch().display().to_string();
+    let mine: Vec<_> = net::processes_named(helper, None)
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(&scratch) || cmd.contains(&id))
+        .collect();
+    assert_eq!(mine.len(), 1, "one {helper} for the container: {mine:?}");
+    assert_eq!(
+        inspect(&c, "web", "{{.HostConfig.NetworkMode}}"),
+        helper,
+        "inspect names the mode as podman does"
+    );
+    c.ok(["rm", "-f", "-t", "0", "web"]);
+    assert_no_leftovers(&c, &[&id], &[hp], "after rm -f");
+}
+
+#[test]
+fn publishes_through_pasta_rootless() {
+    publishes_through("pasta");
+}
+
+#[test]
+fn publishes_through_slirp4netns_rootless() {
+    publishes_through("slirp4netns");
+}
+
+/// `--network container:NAME` joins NAME's namespace: its server is on 127.0.0.1 there.
+fn joins_another_containers_network(rootless: bool) {
+    let c = env(rootless);
+    let tok = token("join");
+    let _g = cleanup(&c, &tok);
+    let hp = free_port().unwrap();
+    net::start_http_container(&c, "web", &["-p", &format!("127.0.0.1:{hp}:8000")], &tok);
+    net::wait_http(&format!("127.0.0.1:{hp}"), UP).expect("the published port answers");
+    let out = c.ok([
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        IMAGE,
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; curl -sS -m 5 http://127.0.0.1:8000/",
+    ]);
+    let pid = inspect(&c, "web", "{{.State.Pid}}");
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(out, format!("{}\n{tok}\n", theirs.display()));
+    c.ok(["rm", "-f", "-t", "0", "web"]);
+}
+
+#[test]
+fn joins_another_containers_network_root() {
+    joins_another_containers_network(false);
+}
+
+#[test]
+fn joins_another_containers_network_rootless() {
+    joins_another_containers_network(true);
+}
+
+/// `--dns`, `--dns-search`, `--dns-option`, `--add-host`, `--hostname` on the default network.
+const DNS_FLAGS: [&str; 10] = [
+    "--dns",
+    "127.0.0.53",
+    "--dns-search",
+    "example.test",
+    "--dns-option",
+    "ndots:2",
+    "--add-host",
+    "foo:10.1.2.3",
+    "--hostname",
+    "box",
+];
+/// What a container with [`DNS_FLAGS`] shows (podman 4.3's files): resolv.conf, the added host,
+/// the hostname and the first name `box` resolves to.
+const DNS_SCRIPT: &str =
+    "cat /etc/resolv.conf; getent hosts foo; hostname; getent hosts box | awk '{print $2}'";
+const DNS_WANT: &str = "search example.test\nnameserver 127.0.0.53\noptions ndots:2\n\
+                        10.1.2.3        foo\nbox\nbox\n";
+
+fn dns_run(run: &dyn Fn(&[&str]) -> cairn_tests::Run) -> String {
+    let mut argv = vec!["run", "--rm"];
+    argv.extend(DNS_FLAGS);
+    argv.extend([IMAGE, "sh", "-c", DNS_SCRIPT]);
+    let r = run(&argv);
+    assert_eq!(r.code, 0, "{r:?}");
+    r.stdout
+}
+
+#[test]
+fn dns_and_hosts_flags_side_by_side_with_podman() {
+    let podman = Podman::new().unwrap_or_else(|e| panic!("podman is needed here: {e:#}"));
+    podman
+        .import_fixture(refs::NET, IMAGE)
+        .expect("podman imports the image");
+    assert_eq!(dns_run(&|a| podman.run(a)), DNS_WANT, "podman");
+    let c = env(false);
+    assert_eq!(dns_run(&|a| c.run(a)), DNS_WANT, "cairn");
+}
+
+#[test]
+fn dns_and_hosts_flags_rootless() {
+    let c = env(true);
+    assert_eq!(dns_run(&|a| c.run(a)), DNS_WANT);
 }
