@@ -494,6 +494,8 @@ pub fn release(c: &Container, root: &Path) -> Result<()> {
             )));
         }
     }
+    // The last run's addresses are not the next one's.
+    let _ = std::fs::remove_file(c.dir.join(STATUS_FILE));
     Networks::new(root).free(c.config.id.as_str())?;
     first.map_or(Ok(()), Err)
 }
