@@ -450,10 +450,14 @@ fn network_settings_json(c: &Container, running: bool) -> Value {
         "MacAddress": field("MacAddress"), "Bridge": "", "SandboxID": "", "HairpinMode": false,
         "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
         "Ports": port_bindings(&cfg.ports),
-        "SandboxKey": if running && cfg.namespaces.network.creates_namespace() {
-            format!("/proc/{}/ns/net", c.state.pid)
-        } else {
-            String::new()
+        // The namespace's file (bind-mounted for its network tools), as
+        // podman's /run/netns/netns-*; else PID 1's.
+        "SandboxKey": match c.dir.join(cairn_engine::network::setup::NETNS_FILE) {
+            f if running && f.exists() => f.display().to_string(),
+            _ if running && cfg.namespaces.network.creates_namespace() => {
+                format!("/proc/{}/ns/net", c.state.pid)
+            }
+            _ => String::new(),
         },
     });
     if !networks.is_empty() {

@@ -114,7 +114,12 @@ pub fn remove(
         drop((lock, names));
         runtime::stop(&mut c, timeout)?;
     };
-    // Its network: what a crash left, and its addresses.
+    // Its network: what a crash left, and its addresses. A monitor still
+    // finishing (its own teardown) is given 2 s to end first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while c.monitor_alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     if let Some(root) = events::root_of(&c) {
         if let Err(e) = crate::network::setup::release(&c, root) {
             tracing::warn!("{}", e.with_causes());

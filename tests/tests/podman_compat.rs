@@ -47,15 +47,16 @@ fn pair() -> Pair {
 }
 
 impl Pair {
-    /// Runs `args` with both; podman's `create`/`run` get `--network host`
-    /// right after the verb.
+    /// Runs `args` with both; `create`/`run` get `--network host` right
+    /// after the verb on both sides (the host's network, which these
+    /// comparisons were written for, and no bridge made by podman here).
     fn both(&self, args: &[&str]) -> (Run, Run) {
         let mut pargs: Vec<&str> = args.to_vec();
         if matches!(args.first(), Some(&"create") | Some(&"run")) {
             pargs.insert(1, "--network");
             pargs.insert(2, "host");
         }
-        (self.cairn.run(args), self.podman.run(&pargs))
+        (self.cairn.run(&pargs), self.podman.run(&pargs))
     }
 
     /// Runs `args` with both and requires exit 0 from each.
@@ -979,9 +980,9 @@ fn env_inside() {
         let mut args = vec!["run", "--rm"];
         args.extend(flags.iter().copied());
         args.extend([IMAGE, "env"]);
-        let mut pargs = args.clone();
-        pargs.insert(1, "--network");
-        pargs.insert(2, "host");
+        args.insert(1, "--network");
+        args.insert(2, "host");
+        let pargs = args.clone();
         // podman reads FROM_CALLER from its own environment.
         let mut pc = p.podman.command(&pargs);
         pc.env("FROM_CALLER", "c");

@@ -72,8 +72,14 @@ pub struct CreateArgs {
     #[arg(long = "interface-name", value_name = "NAME")]
     pub interface_name: Option<String>,
     /// Refused: cairn's networks are IPv4.
-    #[arg(long = "ipv6")]
+    #[arg(long = "ipv6", hide = true)]
     pub ipv6: bool,
+    /// Refused: addresses come from the whole subnet.
+    #[arg(long = "ip-range", hide = true, value_name = "RANGE")]
+    pub ip_range: Option<String>,
+    /// Refused: cairn's IPAM is its own (host-local).
+    #[arg(long = "ipam-driver", hide = true, value_name = "DRIVER")]
+    pub ipam_driver: Option<String>,
     /// The network's name.
     pub name: Option<String>,
 }
@@ -153,6 +159,9 @@ pub struct ConnectArgs {
     /// The container's MAC address on it.
     #[arg(long = "mac-address", value_name = "MAC")]
     pub mac: Option<String>,
+    /// Refused: cairn's networks are IPv4.
+    #[arg(long = "ip6", hide = true, value_name = "IP")]
+    pub ip6: Option<String>,
     /// The network.
     pub network: String,
     /// The container.
@@ -189,6 +198,12 @@ fn engine(msg: impl Into<String>) -> anyhow::Error {
     exit::with_code(exit::ENGINE, msg)
 }
 
+/// `Error: cairn does not support --X (WHY)`, exit 125 (as the container
+/// verbs refuse a flag).
+fn refuse(flag: &str, why: &str) -> anyhow::Error {
+    engine(format!("cairn does not support --{flag} ({why})"))
+}
+
 fn store(ctx: &Context) -> Networks {
     Networks::new(ctx.root())
 }
@@ -205,10 +220,18 @@ fn key_values(given: &[String]) -> BTreeMap<String, String> {
 }
 
 fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<u8> {
+    const IPV4: &str = "cairn's bridge networks are IPv4 only";
     if a.ipv6 {
-        return Err(engine(
-            "--ipv6: cairn's bridge networks are IPv4 only (its IPAM gives out IPv4 addresses)",
+        return Err(refuse("ipv6", IPV4));
+    }
+    if a.ip_range.is_some() {
+        return Err(refuse(
+            "ip-range",
+            "addresses are given out from the whole subnet",
         ));
+    }
+    if a.ipam_driver.is_some() {
+        return Err(refuse("ipam-driver", "cairn's IPAM is its own, host-local"));
     }
     let nets = store(ctx);
     let name = match a.name {
@@ -480,6 +503,9 @@ fn exists(ctx: &Context, a: ExistsArgs) -> anyhow::Result<u8> {
 }
 
 fn connect(ctx: &Context, a: ConnectArgs) -> anyhow::Result<u8> {
+    if a.ip6.is_some() {
+        return Err(refuse("ip6", "cairn's bridge networks are IPv4 only"));
+    }
     let mut att = Attachment {
         aliases: a.aliases,
         static_mac: a.mac,

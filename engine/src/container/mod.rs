@@ -11,6 +11,9 @@
 //!   rootfs/         mount point of the container's root, inside its own mount namespace
 //!   hostname hosts resolv.conf containerenv   files bound into the container
 //!   monitor.json mount.json pivot.json        the helper specs of the last start
+//!   network.json    the network spec of the last start (what a later command tears
+//!                   down if the monitor could not): see crate::network::setup
+//!   netns network-status.json network.pid slirp4netns.sock   that network's files
 //!   lock            flock: one state change at a time
 //!   monitor.lock    flock held by the running cairn-monitor (start locks it and
 //!                   hands it over), holding the monitor's pid: a start killed

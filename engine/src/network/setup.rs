@@ -494,6 +494,8 @@ pub fn release(c: &Container, root: &Path) -> Result<()> {
             )));
         }
     }
+    // The last run's addresses are not the next one's.
+    let _ = std::fs::remove_file(c.dir.join(STATUS_FILE));
     Networks::new(root).free(c.config.id.as_str())?;
     first.map_or(Ok(()), Err)
 }
@@ -735,5 +737,97 @@ mod tests {
                      eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
         assert_eq!(default_gateway_of(route), Some(Ipv4Addr::new(192, 0, 2, 1)));
         assert_eq!(default_gateway_of("Iface\n"), None);
+    }
+
+    /// A container written to `root` as create leaves it (never started),
+    /// with `ports` published on `mode`.
+    fn container_on_disk(
+        root: &Path,
+        name: &str,
+        mode: NetworkMode,
+        ports: Vec<PortForward>,
+    ) -> Container {
+        let id = crate::ContainerId::random();
+        let dir = root.join("containers").join(id.as_str());
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config = Config {
+            id,
+            name: name.into(),
+            ports,
+            ..Config::default()
+        };
+        config.namespaces.network = mode;
+        crate::container::write_json(&dir.join("config.json"), &config).unwrap();
+        Container::load(&dir).unwrap()
+    }
+
+    #[test]
+    fn a_taken_host_port_refuses_the_start_with_podmans_line() {
+        let root = tempfile::tempdir().unwrap();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let c = container_on_disk(
+            root.path(),
+            "web",
+            NetworkMode::Pasta(Vec::new()),
+            vec![pf("127.0.0.1", 80, port, 1, "tcp")],
+        );
+        let err = plan(&c, root.path(), true).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("cannot listen on the TCP port: listen tcp4 127.0.0.1:{port}: bind: address already in use")
+        );
+        drop(taken);
+        // Free again: the same container plans (pasta's arguments name it).
+        if find_tool("pasta").is_some() {
+            let p = plan(&c, root.path(), true).unwrap();
+            let Some(NetworkSpec::Pasta { args, .. }) = p.spec else {
+                panic!("pasta spec")
+            };
+            assert!(args.contains(&format!("127.0.0.1/{port}:80")), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn crash_leftovers_are_reported_then_released_with_the_addresses() {
+        let root = tempfile::tempdir().unwrap();
+        let c = container_on_disk(root.path(), "left", NetworkMode::Bridge, Vec::new());
+        let gone = crate::ContainerId::random();
+        // What a killed monitor leaves: the recorded spec, its namespace
+        // file (here not a mount), a pid file naming a process that is not
+        // pasta; and an address of a container that no longer exists.
+        let spec = NetworkSpec::Pasta {
+            binary: "/usr/bin/pasta".into(),
+            args: Vec::new(),
+            netns_file: c.dir.join(NETNS_FILE),
+            pid_file: c.dir.join(TOOL_PID_FILE),
+        };
+        std::fs::write(c.dir.join(NETNS_FILE), "").unwrap();
+        std::fs::write(c.dir.join(TOOL_PID_FILE), std::process::id().to_string()).unwrap();
+        record(&c, Some(&spec)).unwrap();
+        let nets = Networks::new(root.path());
+        let net = Networks::default_network();
+        let all = |_: &str| true;
+        let (mine, _) = nets
+            .allocate(&net, c.config.id.as_str(), None, &all)
+            .unwrap();
+        let (theirs, _) = nets.allocate(&net, gone.as_str(), None, &all).unwrap();
+        let found = check(root.path()).unwrap();
+        assert_eq!(
+            found,
+            [
+                format!("left: network namespace file {} left", c.dir.join(NETNS_FILE).display()),
+                format!("network podman: address {theirs} held by container {gone}, which does not exist"),
+            ]
+        );
+        let released = sweep(root.path()).unwrap();
+        assert_eq!(released, found);
+        assert!(!c.dir.join(NETNS_FILE).exists());
+        // This test's process was not signalled (it is not pasta), and
+        // both addresses are free again.
+        assert!(nets.allocations().unwrap().values().all(|e| e.is_empty()));
+        assert!(check(root.path()).unwrap().is_empty());
+        let (again, _) = nets.allocate(&net, "other", None, &all).unwrap();
+        assert_eq!(again, mine);
     }
 }

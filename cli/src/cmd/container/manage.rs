@@ -349,11 +349,15 @@ pub fn port(ctx: &Context, a: PortArgs) -> anyhow::Result<u8> {
         }
     });
     let mut found = false;
+    // podman's error for a port not found is for a container that has
+    // published ports (one without any prints nothing).
+    let mut any = false;
     for c in &targets {
         // podman: only running containers have their ports published.
         if !matches!(c.live().status, Status::Running | Status::Stopping) {
             continue;
         }
+        any |= !c.config.ports.is_empty();
         for (ctr, ip, host) in cairn_engine::network::ports::expanded(&c.config.ports) {
             let ip = if ip.is_empty() {
                 "0.0.0.0".to_owned()
@@ -369,7 +373,7 @@ pub fn port(ctx: &Context, a: PortArgs) -> anyhow::Result<u8> {
             found = true;
         }
     }
-    if let (Some(w), false) = (&wanted, found) {
+    if let (Some(w), true, false) = (&wanted, any, found) {
         return Err(usage(format!("failed to find published port {w:?}")));
     }
     Ok(0)
