@@ -561,7 +561,7 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
         for (ip, id) in entries {
             if !containers.dir().join(&id).join("config.json").exists() {
                 out.push(format!(
-                    "network {net}: address {ip} held by container {id}, which does not exist"
+                    "bridge {net}: address {ip} held by container {id}, which does not exist"
                 ));
             }
         }
@@ -591,7 +591,7 @@ pub fn sweep(root: &Path) -> Result<Vec<String>> {
     let gone = Networks::new(root)
         .reclaim(&|id: &str| containers.dir().join(id).join("config.json").exists())?;
     out.extend(gone.into_iter().map(|(net, ip, id)| {
-        format!("network {net}: address {ip} held by container {id}, which does not exist")
+        format!("bridge {net}: address {ip} held by container {id}, which does not exist")
     }));
     Ok(out)
 }
@@ -806,7 +806,12 @@ mod tests {
         std::fs::write(c.dir.join(TOOL_PID_FILE), std::process::id().to_string()).unwrap();
         record(&c, Some(&spec)).unwrap();
         let nets = Networks::new(root.path());
-        let net = Networks::default_network();
+        // A bridge of this test's own: as root the addresses are the
+        // host's, shared with every container running meanwhile.
+        let net = Network {
+            network_interface: format!("cut{}", std::process::id()),
+            ..Networks::default_network()
+        };
         let all = |_: &str| true;
         let (mine, _) = nets
             .allocate(&net, c.config.id.as_str(), None, &all)
@@ -816,8 +821,14 @@ mod tests {
         assert_eq!(
             found,
             [
-                format!("left: network namespace file {} left", c.dir.join(NETNS_FILE).display()),
-                format!("network podman: address {theirs} held by container {gone}, which does not exist"),
+                format!(
+                    "left: network namespace file {} left",
+                    c.dir.join(NETNS_FILE).display()
+                ),
+                format!(
+                    "bridge {}: address {theirs} held by container {gone}, which does not exist",
+                    net.network_interface
+                ),
             ]
         );
         let released = sweep(root.path()).unwrap();

@@ -3,9 +3,20 @@
 //!
 //! ```text
 //! <root>/networks/<name>.json   one network, written atomically at create
-//! <root>/networks/ipam.json     {network: {ip: container id}}, the IPAM record
-//! <root>/networks/lock          flock: every change of the two above
+//! <root>/networks/lock          flock: every change of a network
+//! HOST/ipam.json                {bridge: {ip: container directory}}, the IPAM record
+//! HOST/subnets.json             {bridge: {subnet, network, store}}, bridges claimed
+//! HOST/lock                     flock: every change of the two above
 //! ```
+//!
+//! A bridge and its subnet are the host's, not one store's: two stores
+//! (two `CAIRN_ROOT`s, a test suite's many) that put containers on
+//! `cairn0` must not hand out the same address, and two stores that create
+//! networks must not pick the same subnet under two bridge names. So as
+//! real root, HOST is `/run/cairn/networks` (gone at reboot with every
+//! bridge), and an address is owned by the container's directory, whose
+//! absence (in whichever store) frees it. Rootless (where bridges are
+//! refused anyway) HOST is the store's own `networks/`.
 //!
 //! The default network [`DEFAULT_NETWORK`] is not a file: it always exists.
 //! netavark does no IPAM, so cairn picks each container's address here, at
@@ -139,18 +150,117 @@ fn overlaps(a: (Ipv4Addr, u8), b: (Ipv4Addr, u8)) -> bool {
 /// The IPAM record: network name → address → container id.
 type Ipam = BTreeMap<String, BTreeMap<String, String>>;
 
+/// The host-wide directory of bridge addresses and claims, as real root.
+pub const HOST_DIR: &str = "/run/cairn/networks";
+
+/// A bridge claimed by a store's network (`HOST/subnets.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Claim {
+    subnet: String,
+    network: String,
+    store: PathBuf,
+}
+
 /// The networks of one store.
 #[derive(Debug, Clone)]
 pub struct Networks {
     dir: PathBuf,
+    /// Where the IPAM record and the bridge claims are kept.
+    host: PathBuf,
+    /// The store's containers directory (owners are paths under it).
+    owners: PathBuf,
+}
+
+/// Real root in the initial user namespace (not the root of a rootless
+/// user namespace).
+fn host_root() -> bool {
+    nix::unistd::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }
 
 impl Networks {
-    /// The networks of the store at `root`.
+    /// The networks of the store at `root`; addresses and bridge claims
+    /// host-wide in [`HOST_DIR`] as real root, else in the store.
     pub fn new(root: &Path) -> Networks {
+        let host = host_root().then(|| PathBuf::from(HOST_DIR));
+        Networks::with_host_dir(root, host)
+    }
+
+    /// [`new`](Networks::new) with the host directory given (`None`: the
+    /// store's own `networks/`).
+    pub fn with_host_dir(root: &Path, host: Option<PathBuf>) -> Networks {
+        let dir = root.join("networks");
         Networks {
-            dir: root.join("networks"),
+            host: host.unwrap_or_else(|| dir.clone()),
+            dir,
+            owners: crate::container::Containers::new(root).dir().to_path_buf(),
         }
+    }
+
+    /// Takes the host lock (the IPAM record and the claims).
+    fn host_lock(&self) -> Result<Option<LockGuard>> {
+        if self.host == self.dir {
+            // The store's own lock, which the caller may already hold.
+            return Ok(None);
+        }
+        std::fs::create_dir_all(&self.host)
+            .with_context(|| format!("create {}", self.host.display()))?;
+        Ok(Some(LockGuard::acquire(
+            &self.host.join("lock"),
+            LockMode::Exclusive,
+        )?))
+    }
+
+    /// The owner recorded for container `id` of this store.
+    fn owner(&self, id: &str) -> String {
+        self.owners.join(id).to_string_lossy().into_owned()
+    }
+
+    /// The id of `owner` if it is a container of this store.
+    fn ours<'a>(&self, owner: &'a str) -> Option<&'a str> {
+        owner
+            .strip_prefix(self.owners.to_str()?)
+            .and_then(|r| r.strip_prefix('/'))
+    }
+
+    /// Whether `owner` still holds its address: `holds` judges this
+    /// store's containers; another store's holds it while its directory
+    /// exists.
+    fn held(&self, owner: &str, holds: &dyn Fn(&str) -> bool) -> bool {
+        match self.ours(owner) {
+            Some(id) => holds(id),
+            None => Path::new(owner).join("config.json").exists(),
+        }
+    }
+
+    fn read_claims(&self) -> Result<BTreeMap<String, Claim>> {
+        let path = self.host.join("subnets.json");
+        match std::fs::read(&path) {
+            Ok(b) => {
+                serde_json::from_slice(&b).with_context(|| format!("parse {}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+        }
+    }
+
+    fn write_claims(&self, claims: &BTreeMap<String, Claim>) -> Result<()> {
+        let text = serde_json::to_vec_pretty(claims).context("encode the bridge claims")?;
+        cairn_fsutil::write_atomic(
+            &self.host.join("subnets.json"),
+            &text,
+            0o644,
+            Durability::Durable,
+        )?;
+        Ok(())
+    }
+
+    /// The claims of networks (of any store) that still exist.
+    fn live_claims(&self) -> Result<BTreeMap<String, Claim>> {
+        let mut claims = self.read_claims()?;
+        claims.retain(|_, c| c.store.join(format!("{}.json", c.network)).exists());
+        Ok(claims)
     }
 
     /// The directory (`<root>/networks`).
@@ -252,6 +362,12 @@ impl Networks {
             }
         }
         let _lock = self.lock()?;
+        let _host = self.host_lock()?;
+        let claims = if self.host == self.dir {
+            BTreeMap::new()
+        } else {
+            self.live_claims()?
+        };
         let all = self.list()?;
         if all.iter().any(|n| n.name == req.name) {
             return Err(Error::Refused(format!(
@@ -259,7 +375,11 @@ impl Networks {
                 req.name
             )));
         }
-        let used: Vec<(Ipv4Addr, u8)> = all.iter().filter_map(Network::ipv4_subnet).collect();
+        let used: Vec<(Ipv4Addr, u8)> = all
+            .iter()
+            .filter_map(Network::ipv4_subnet)
+            .chain(claims.values().filter_map(|c| parse_cidr(&c.subnet)))
+            .collect();
         let host_routes = host_subnets();
         let subnet = match &req.subnet {
             Some(s) => {
@@ -301,9 +421,16 @@ impl Networks {
             Some(i) => i.clone(),
             None => (1..)
                 .map(|n| format!("cairn{n}"))
-                .find(|i| !all.iter().any(|n| &n.network_interface == i))
+                .find(|i| !all.iter().any(|n| &n.network_interface == i) && !claims.contains_key(i))
                 .expect("an unused name"),
         };
+        if let Some(c) = claims.get(&interface) {
+            return Err(Error::Refused(format!(
+                "bridge {interface} is already used by network {} of the store {}: give another --interface-name",
+                c.network,
+                c.store.parent().unwrap_or(&c.store).display()
+            )));
+        }
         let net = Network {
             name: req.name.clone(),
             id: crate::container::new_id(),
@@ -324,6 +451,18 @@ impl Networks {
         let text = serde_json::to_vec_pretty(&net).context("encode the network")?;
         let path = self.dir.join(format!("{}.json", net.name));
         cairn_fsutil::write_atomic(&path, &text, 0o644, Durability::Durable)?;
+        if self.host != self.dir {
+            let mut claims = claims;
+            claims.insert(
+                net.network_interface.clone(),
+                Claim {
+                    subnet: net.subnets[0].subnet.clone(),
+                    network: net.name.clone(),
+                    store: self.dir.clone(),
+                },
+            );
+            self.write_claims(&claims)?;
+        }
         Ok(net)
     }
 
@@ -342,15 +481,20 @@ impl Networks {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(name)),
             Err(e) => return Err(e).with_context(|| format!("remove {}", path.display())),
         }
-        let mut ipam = self.read_ipam()?;
-        if ipam.remove(name).is_some() {
-            self.write_ipam(&ipam)?;
+        if self.host != self.dir {
+            let _host = self.host_lock()?;
+            let mut claims = self.read_claims()?;
+            let before = claims.len();
+            claims.retain(|_, c| !(c.store == self.dir && c.network == name));
+            if claims.len() != before {
+                self.write_claims(&claims)?;
+            }
         }
         Ok(())
     }
 
     fn read_ipam(&self) -> Result<Ipam> {
-        let path = self.dir.join("ipam.json");
+        let path = self.host.join("ipam.json");
         match std::fs::read(&path) {
             Ok(b) => {
                 serde_json::from_slice(&b).with_context(|| format!("parse {}", path.display()))
@@ -363,7 +507,7 @@ impl Networks {
     fn write_ipam(&self, ipam: &Ipam) -> Result<()> {
         let text = serde_json::to_vec_pretty(ipam).context("encode the IPAM record")?;
         cairn_fsutil::write_atomic(
-            &self.dir.join("ipam.json"),
+            &self.host.join("ipam.json"),
             &text,
             0o644,
             Durability::Durable,
@@ -371,17 +515,37 @@ impl Networks {
         Ok(())
     }
 
-    /// The IPAM record: network → address → container id.
+    /// The lock every IPAM change holds: the host's, or the store's.
+    fn ipam_lock(&self) -> Result<LockGuard> {
+        match self.host_lock()? {
+            Some(l) => Ok(l),
+            None => self.lock(),
+        }
+    }
+
+    /// This store's addresses: bridge → address → container id.
     pub fn allocations(&self) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
-        let _lock = self.lock()?;
-        self.read_ipam()
+        let _lock = self.ipam_lock()?;
+        let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (bridge, entries) in self.read_ipam()? {
+            let mine: BTreeMap<String, String> = entries
+                .iter()
+                .filter_map(|(ip, owner)| Some((ip.clone(), self.ours(owner)?.to_owned())))
+                .collect();
+            if !mine.is_empty() {
+                out.insert(bridge, mine);
+            }
+        }
+        Ok(out)
     }
 
     /// An address on `net` for container `id`: `wanted` if given (refused
     /// when another container has it), else the lowest free one (not the
     /// network's, the gateway's or the broadcast address). Entries whose
-    /// container `holds` says no longer holds them are reclaimed first.
-    /// Returns the address and the prefix length.
+    /// container `holds` says no longer holds them (another store's: whose
+    /// directory is gone) are reclaimed first. Addresses are per bridge,
+    /// across every store on the host. Returns the address and the prefix
+    /// length.
     pub fn allocate(
         &self,
         net: &Network,
@@ -396,12 +560,13 @@ impl Networks {
             ))
         })?;
         let gateway = net.gateway();
-        let _lock = self.lock()?;
+        let me = self.owner(id);
+        let _lock = self.ipam_lock()?;
         let mut ipam = self.read_ipam()?;
-        let entries = ipam.entry(net.name.clone()).or_default();
-        entries.retain(|_, owner| owner == id || holds(owner));
+        let entries = ipam.entry(net.network_interface.clone()).or_default();
+        entries.retain(|_, owner| *owner == me || self.held(owner, holds));
         // A container's earlier address on this network goes back first.
-        entries.retain(|_, owner| owner != id);
+        entries.retain(|_, owner| *owner != me);
         let ip = match wanted {
             Some(ip) => {
                 if !contains(subnet, ip) {
@@ -411,6 +576,9 @@ impl Networks {
                     )));
                 }
                 if let Some(owner) = entries.get(&ip.to_string()) {
+                    let owner = Path::new(owner)
+                        .file_name()
+                        .map_or_else(|| owner.clone(), |n| n.to_string_lossy().into_owned());
                     return Err(Error::Refused(format!(
                         "IPAM error: requested ip address {ip} is already allocated to container ID {owner}"
                     )));
@@ -432,19 +600,20 @@ impl Networks {
                     })?
             }
         };
-        entries.insert(ip.to_string(), id.to_owned());
+        entries.insert(ip.to_string(), me);
         self.write_ipam(&ipam)?;
         Ok((ip, subnet.1))
     }
 
     /// Frees every address of container `id`.
     pub fn free(&self, id: &str) -> Result<()> {
-        let _lock = self.lock()?;
+        let me = self.owner(id);
+        let _lock = self.ipam_lock()?;
         let mut ipam = self.read_ipam()?;
         let mut changed = false;
         for entries in ipam.values_mut() {
             let before = entries.len();
-            entries.retain(|_, owner| owner != id);
+            entries.retain(|_, owner| *owner != me);
             changed |= entries.len() != before;
         }
         ipam.retain(|_, e| !e.is_empty());
@@ -454,17 +623,19 @@ impl Networks {
         Ok(())
     }
 
-    /// Removes the entries whose container `holds` says no longer holds
-    /// them; returns them (`network`, `ip`, `container id`).
+    /// Removes the entries whose container no longer holds them (`holds`
+    /// judges this store's; another store's are gone with their
+    /// directory); returns them (`bridge`, `ip`, `container id`).
     pub fn reclaim(&self, holds: &dyn Fn(&str) -> bool) -> Result<Vec<(String, String, String)>> {
-        let _lock = self.lock()?;
+        let _lock = self.ipam_lock()?;
         let mut ipam = self.read_ipam()?;
         let mut gone = Vec::new();
         for (net, entries) in ipam.iter_mut() {
             entries.retain(|ip, owner| {
-                let keep = holds(owner);
+                let keep = self.held(owner, holds);
                 if !keep {
-                    gone.push((net.clone(), ip.clone(), owner.clone()));
+                    let id = self.ours(owner).unwrap_or(owner);
+                    gone.push((net.clone(), ip.clone(), id.to_owned()));
                 }
                 keep
             });
@@ -543,7 +714,7 @@ mod tests {
     #[test]
     fn create_list_find_remove() {
         let dir = tempfile::tempdir().unwrap();
-        let nets = Networks::new(dir.path());
+        let nets = Networks::with_host_dir(dir.path(), None);
         assert_eq!(nets.list().unwrap().len(), 1);
         let a = nets.create(&req("alpha")).unwrap();
         let b = nets.create(&req("beta")).unwrap();
@@ -576,7 +747,7 @@ mod tests {
     #[test]
     fn subnets_and_gateways_are_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let nets = Networks::new(dir.path());
+        let nets = Networks::with_host_dir(dir.path(), None);
         let mut r = req("w");
         r.subnet = Some("10.99.0.0/24".into());
         r.gateway = Some("10.98.0.1".into());
@@ -615,7 +786,7 @@ mod tests {
     #[test]
     fn ipam_allocates_frees_and_reclaims() {
         let dir = tempfile::tempdir().unwrap();
-        let nets = Networks::new(dir.path());
+        let nets = Networks::with_host_dir(dir.path(), None);
         let mut r = req("n");
         r.subnet = Some("10.99.0.0/29".into());
         let n = nets.create(&r).unwrap();
@@ -644,16 +815,18 @@ mod tests {
         assert_eq!(g, b);
         nets.free("G").unwrap();
         let left = nets.allocations().unwrap();
-        assert!(!left["n"].values().any(|o| o == "G"));
+        assert!(!left["cairn1"].values().any(|o| o == "G"));
         let gone = nets.reclaim(&|id: &str| id != "A").unwrap();
-        assert_eq!(gone, [("n".into(), a.to_string(), "A".into())]);
+        assert_eq!(gone, [("cairn1".into(), a.to_string(), "A".into())]);
     }
 
     #[test]
     fn concurrent_allocations_never_share_an_address() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
-        let n = Networks::new(&root).create(&req("n")).unwrap();
+        let n = Networks::with_host_dir(&root, None)
+            .create(&req("n"))
+            .unwrap();
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let root = root.clone();
@@ -661,7 +834,7 @@ mod tests {
                 std::thread::spawn(move || {
                     (0..25)
                         .map(|i| {
-                            Networks::new(&root)
+                            Networks::with_host_dir(&root, None)
                                 .allocate(&n, &format!("{t}-{i}"), None, &|_: &str| true)
                                 .unwrap()
                                 .0
@@ -678,6 +851,45 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), count);
-        assert_eq!(Networks::new(&root).allocations().unwrap()["n"].len(), 100);
+        assert_eq!(
+            Networks::with_host_dir(&root, None).allocations().unwrap()["cairn1"].len(),
+            100
+        );
+    }
+
+    #[test]
+    fn two_stores_share_a_bridge_without_sharing_addresses_or_subnets() {
+        let host = tempfile::tempdir().unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let na = Networks::with_host_dir(a.path(), Some(host.path().to_owned()));
+        let nb = Networks::with_host_dir(b.path(), Some(host.path().to_owned()));
+        // Both stores' containers exist (their directories).
+        for (root, id) in [(a.path(), "X"), (b.path(), "Y")] {
+            let dir = crate::container::Containers::new(root).dir().join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("config.json"), "{}").unwrap();
+        }
+        let def = Networks::default_network();
+        let held = |_: &str| true;
+        let (x, _) = na.allocate(&def, "X", None, &held).unwrap();
+        // Store b judges its own containers only: a's X is held while its
+        // directory exists, whatever b's closure says.
+        let (y, _) = nb.allocate(&def, "Y", None, &|_: &str| false).unwrap();
+        assert_ne!(x, y);
+        assert_eq!(na.allocations().unwrap()["cairn0"].len(), 1);
+        // X's directory goes: its address is free for b.
+        std::fs::remove_dir_all(crate::container::Containers::new(a.path()).dir().join("X"))
+            .unwrap();
+        let (z, _) = nb.allocate(&def, "Z", None, &held).unwrap();
+        assert_eq!(z, x);
+        // Networks created in the two stores get different subnets and
+        // bridges; a removed one's claim goes with it.
+        let n1 = na.create(&req("n")).unwrap();
+        let n2 = nb.create(&req("n")).unwrap();
+        assert_ne!(n1.subnets[0].subnet, n2.subnets[0].subnet);
+        assert_ne!(n1.network_interface, n2.network_interface);
+        na.remove("n").unwrap();
+        let n3 = nb.create(&req("m")).unwrap();
+        assert_eq!(n3.network_interface, n1.network_interface);
     }
 }
