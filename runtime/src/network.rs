@@ -538,11 +538,17 @@ fn start_slirp4netns(spec: &NetworkSpec) -> Result<Held> {
     };
     let (ready_r, ready_w) = pipe()?;
     let (exit_r, exit_w) = pipe()?;
+    // A unix socket path holds at most 107 bytes, a container directory's
+    // often more: slirp4netns binds the socket's name relative to its
+    // directory, and the monitor reaches it through a descriptor of that
+    // directory (/proc/self/fd/N/NAME).
+    let (sock_dir, sock_name) = split_socket(api_socket)?;
     let mut cmd = Command::new(binary);
     cmd.args(args)
+        .current_dir(sock_dir)
         .arg("--netns-type=path")
         .arg("--api-socket")
-        .arg(api_socket)
+        .arg(sock_name)
         .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
         .arg(format!("--exit-fd={}", exit_r.as_raw_fd()))
         .arg(netns_file)
@@ -572,9 +578,26 @@ fn start_slirp4netns(spec: &NetworkSpec) -> Result<Held> {
             tool_message(&said)
         )));
     }
+    let dir = std::fs::File::open(sock_dir).ctx("open the directory of", api_socket)?;
+    let short = std::path::PathBuf::from(format!(
+        "/proc/self/fd/{}/{}",
+        dir.as_raw_fd(),
+        sock_name.to_string_lossy()
+    ));
     for p in ports {
-        add_hostfwd(api_socket, p)?;
+        add_hostfwd(&short, p).map_err(|e| match e {
+            Error::Sys {
+                op, source, hint, ..
+            } => Error::Sys {
+                op,
+                path: api_socket.to_path_buf(),
+                source,
+                hint,
+            },
+            e => e,
+        })?;
     }
+    drop(dir);
     if let Some(fd) = &stderr {
         let _ = crate::fdio::set_nonblocking(fd);
     }
@@ -616,6 +639,17 @@ fn wait_ready(ready: &OwnedFd) -> std::result::Result<(), String> {
 
 /// Publish one port range through slirp4netns's API socket
 /// (`add_hostfwd`, one request per port).
+/// The directory and file name of a socket path (absolute, as validated).
+fn split_socket(path: &Path) -> Result<(&Path, &std::ffi::OsStr)> {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if name.len() < 100 => Ok((dir, name)),
+        _ => Err(Error::Usage(format!(
+            "slirp4netns API socket {}: a file name of under 100 bytes in a directory is needed",
+            path.display()
+        ))),
+    }
+}
+
 fn add_hostfwd(api: &Path, p: &PortForward) -> Result<()> {
     let host_addr = if p.host_ip.is_empty() {
         "0.0.0.0"

@@ -151,12 +151,20 @@ impl HostServer {
         let stop = Arc::new(AtomicBool::new(false));
         let body = format!("{token}\n");
         let flag = stop.clone();
+        // Polled, not blocked in accept: the address may vanish before the
+        // drop (a bridge's gateway, gone with the last container), and then
+        // no connection could wake a blocked accept.
+        listener.set_nonblocking(true)?;
         let thread = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(mut conn) = conn else { continue };
+            while !flag.load(Ordering::SeqCst) {
+                let mut conn = match listener.accept() {
+                    Ok((conn, _)) => conn,
+                    Err(_) => {
+                        thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = conn.set_nonblocking(false);
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut buf = [0u8; 4096];
                 let _ = conn.read(&mut buf);
@@ -186,8 +194,6 @@ impl HostServer {
 impl Drop for HostServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

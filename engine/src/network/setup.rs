@@ -97,6 +97,10 @@ fn plan_mode(c: &Container, root: &Path, rootless: bool) -> Result<Plan> {
             join_net: Some(p.clone()),
             ..Plan::default()
         }),
+        NetworkMode::Container(id) if rootless => Err(Error::Refused(format!(
+            "container {}: --network container:{id} is not supported rootless yet: each rootless cairn command has a user namespace of its own, which has no rights over another container's network namespace (podman keeps one for all in its pause process); run both as root, or publish the other container's port and reach it through host.containers.internal",
+            cfg.name
+        ))),
         NetworkMode::Container(id) => Ok(Plan {
             join_net: Some(other_netns(root, id)?),
             ..Plan::default()
@@ -107,7 +111,9 @@ fn plan_mode(c: &Container, root: &Path, rootless: bool) -> Result<Plan> {
                     "pasta is not installed (Debian: passt): use --network slirp4netns".into(),
                 )
             })?;
-            let args = pasta_args(&cfg.ports, opts, !rootless)?;
+            // uid 0 here is also the root of a rootless user namespace, where
+            // pasta's `nobody` is not mapped: keep 0 in both cases.
+            let args = pasta_args(&cfg.ports, opts, nix::unistd::geteuid().is_root())?;
             Ok(Plan {
                 spec: Some(NetworkSpec::Pasta {
                     binary,
@@ -285,8 +291,9 @@ pub fn netavark_options(cfg: &Config, nets: &[(Network, &super::Attachment, Ipv4
     let mut networks = Map::new();
     let mut info = Map::new();
     for (i, (net, att, ip)) in nets.iter().enumerate() {
-        let mut aliases = vec![cfg.name.clone()];
-        aliases.extend(att.aliases.iter().cloned());
+        // netavark names the container by `container_name` itself: the
+        // name again here made aardvark-dns answer every lookup twice.
+        let mut aliases: Vec<String> = att.aliases.clone();
         aliases.push(cfg.id.short().to_owned());
         let mut opts = json!({
             "interface_name": att.interface_name.clone().unwrap_or_else(|| format!("eth{i}")),
@@ -314,8 +321,9 @@ pub fn netavark_options(cfg: &Config, nets: &[(Network, &super::Attachment, Ipv4
 /// pasta's arguments: the namespace configured as the host's interface is
 /// (`--config-net`), the published ports (`-t`/`-u`, none else), no
 /// forwarding from the namespace to the host's ports (`-T none -U none`),
-/// DNS queries to [`PASTA_DNS`] forwarded to the host's resolver; as root,
-/// `--runas 0` (pasta would drop to nobody and lose the namespace file).
+/// DNS queries to [`PASTA_DNS`] forwarded to the host's resolver; as uid
+/// 0 (real root, or root of cairn's rootless user namespace), `--runas 0`
+/// (pasta would drop to nobody and lose the namespace file).
 /// The `pasta:OPTS` options come last.
 pub fn pasta_args(ports: &[PortForward], opts: &[String], root: bool) -> Result<Vec<String>> {
     let mut args: Vec<String> = vec!["--config-net".into(), "-q".into()];
@@ -711,7 +719,7 @@ mod tests {
                 "networks": {"podman": {
                     "interface_name": "eth0",
                     "static_ips": ["10.87.0.5"],
-                    "aliases": ["t1", "web", "abababababab"],
+                    "aliases": ["web", "abababababab"],
                 }},
                 "network_info": {"podman": {
                     "name": "podman",
