@@ -67,7 +67,9 @@ pub fn teardown(spec: &NetworkSpec) -> Result<()> {
                 let cmd = netavark_command(
                     binary, *rootless, config_dir, aardvark, "teardown", netns_file,
                 );
-                keep(run_tool(cmd, &options.to_string(), "netavark teardown").map(|_| ()));
+                keep(netavark_lock(config_dir).and_then(|_lock| {
+                    run_tool(cmd, &options.to_string(), "netavark teardown").map(|_| ())
+                }));
             }
         }
         NetworkSpec::Pasta { pid_file, .. } => keep(end_tool(pid_file, PASTA)),
@@ -149,6 +151,17 @@ fn tool_message(stderr: &[u8]) -> String {
 }
 
 /// `netavark [--rootless true] --config DIR --aardvark-binary A VERB NETNS`.
+/// netavark's runs take turns: two at once race on the firewall chains
+/// they share ("Chain already exists", "No chain/target/match by that
+/// name"), as podman's runs would; podman serializes them on a lock file in
+/// the config directory, and so does cairn, host-wide for every store.
+fn netavark_lock(config_dir: &Path) -> Result<cairn_fsutil::LockGuard> {
+    std::fs::create_dir_all(config_dir).ctx("create netavark's directory", config_dir)?;
+    let path = config_dir.join("netavark.lock");
+    cairn_fsutil::LockGuard::acquire(&path, cairn_fsutil::LockMode::Exclusive)
+        .map_err(|e| Error::sys("lock", &path, e.source))
+}
+
 fn netavark_command(
     binary: &Path,
     rootless: bool,
@@ -307,7 +320,10 @@ pub(crate) fn setup(spec: &NetworkSpec, child: Pid) -> Result<Held> {
             std::fs::create_dir_all(config_dir).ctx("create netavark's directory", config_dir)?;
             let cmd =
                 netavark_command(binary, *rootless, config_dir, aardvark, "setup", netns_file);
-            let status = run_tool(cmd, &options.to_string(), "netavark setup")?;
+            let status = {
+                let _lock = netavark_lock(config_dir)?;
+                run_tool(cmd, &options.to_string(), "netavark setup")?
+            };
             write_atomic(status_file, status.as_bytes(), 0o644, Durability::Volatile)
                 .map_err(|e| Error::sys("write the network status", status_file, e.source))?;
             Ok(Held {
@@ -816,8 +832,17 @@ mod tests {
         );
         drop(other);
         // Free now: held (another bind, even with SO_REUSEADDR, fails),
-        // then released.
-        let held = reserve_ports(&[fwd("127.0.0.1", port, 80, 1, "tcp")]).unwrap();
+        // then released. (A sibling test's fork may hold a copy of `other`
+        // until its child execs: wait that out.)
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let held = loop {
+            match reserve_ports(&[fwd("127.0.0.1", port, 80, 1, "tcp")]) {
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                r => break r.unwrap(),
+            }
+        };
         assert_eq!(held.len(), 1);
         assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
         drop(held);

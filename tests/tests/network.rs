@@ -1112,3 +1112,62 @@ fn dns_and_hosts_flags_rootless() {
     let c = env(true);
     assert_eq!(dns_run(&|a| c.run(a)), DNS_WANT);
 }
+
+// ---------------------------------------------------------------------------------------------
+// the host's abstract unix sockets (the CVE-2020-15257 class)
+// ---------------------------------------------------------------------------------------------
+
+/// Abstract unix sockets belong to a network namespace and have no permissions: a container
+/// on the host's network reaches every one the host listens on (containerd-shim's, in
+/// CVE-2020-15257). On the default network the container has a namespace of its own, so the
+/// attack fails; `--network host` is the control that shows the probe would succeed.
+fn abstract_unix_sockets_of_the_host_are_out_of_reach(rootless: bool) {
+    use std::os::linux::net::SocketAddrExt as _;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener};
+    let c = env(rootless);
+    let tok = token("abstract");
+    let addr = UnixAddr::from_abstract_name(tok.as_bytes()).unwrap();
+    let listener = UnixListener::bind_addr(&addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let probe = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0{tok}')\n    \
+         print('reached')\nexcept OSError as e:\n    print('refused', e.errno)\n"
+    );
+    let out = c.ok(["run", "--rm", IMAGE, "python3", "-c", &probe]);
+    assert!(
+        out.starts_with("refused"),
+        "the default network reached the host's socket: {out}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "a connection from the container arrived on the host's abstract socket"
+    );
+    let out = c.ok([
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        IMAGE,
+        "python3",
+        "-c",
+        &probe,
+    ]);
+    assert_eq!(
+        out, "reached\n",
+        "the control: --network host shares the host's sockets"
+    );
+    assert!(
+        listener.accept().is_ok(),
+        "the control's connection arrived"
+    );
+}
+
+#[test]
+fn abstract_unix_sockets_of_the_host_are_out_of_reach_root() {
+    abstract_unix_sockets_of_the_host_are_out_of_reach(false);
+}
+
+#[test]
+fn abstract_unix_sockets_of_the_host_are_out_of_reach_rootless() {
+    abstract_unix_sockets_of_the_host_are_out_of_reach(true);
+}
