@@ -305,6 +305,17 @@ fn soak_container_and_pull_prune_cycles_leak_nothing() {
     soak();
 }
 
+/// One container cycle in 50 (and the warm-up) on the default network
+/// (netavark's setup and teardown cost some 400 ms: 1000 of them would take
+/// the suite's time), the others `--network none`; the leak checks then
+/// cover the network's files and mounts too.
+fn cycle_network(name: &str) -> &'static str {
+    match name.strip_prefix('c').and_then(|n| n.parse::<usize>().ok()) {
+        Some(i) if !i.is_multiple_of(50) => "none",
+        _ => "bridge",
+    }
+}
+
 fn soak() {
     let started = Instant::now();
     let container_cycles = count("CAIRN_SOAK_CONTAINER_CYCLES", 1000);
@@ -331,15 +342,8 @@ fn soak() {
     let image = image.trim().to_owned();
     // Warm up: the first cycle of each kind creates what stays (lock files,
     // object directories), then the baselines are taken.
-    // One cycle in 50 (and the warm-up) on the default network (netavark's
-    // setup and teardown cost some 400 ms, 1000 of them would take the
-    // suite's time), the others with --network none: the leak checks then
-    // cover the network's files and mounts too.
     let container_cycle = |name: &str| {
-        let network = match name.strip_prefix('c').and_then(|n| n.parse::<usize>().ok()) {
-            Some(i) if !i.is_multiple_of(50) => "none",
-            _ => "bridge",
-        };
+        let network = cycle_network(name);
         c.ok([
             "run",
             "-d",
