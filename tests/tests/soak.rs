@@ -343,18 +343,8 @@ fn soak() {
     // Warm up: the first cycle of each kind creates what stays (lock files,
     // object directories), then the baselines are taken.
     let container_cycle = |name: &str| {
-        let network = cycle_network(name);
-        c.ok([
-            "run",
-            "-d",
-            "--network",
-            network,
-            "--name",
-            name,
-            &image,
-            "sleep",
-            &marker,
-        ]);
+        let net = format!("--network={}", cycle_network(name));
+        c.ok(["run", "-d", &net, "--name", name, &image, "sleep", &marker]);
         assert_eq!(c.ok(["exec", name, "sh", "-c", "echo ok"]), "ok\n");
         c.ok(["stop", "-t", "0", name]);
         c.ok(["rm", name]);
