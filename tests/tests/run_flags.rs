@@ -173,6 +173,8 @@ fn what_the_container_sees() {
         [
             "run",
             "--rm",
+            "--network",
+            "host",
             "--sysctl",
             "net.ipv4.ip_forward=1",
             IMAGE,
