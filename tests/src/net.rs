@@ -93,17 +93,7 @@ pub fn http_get_timeout(addr: &str, timeout: Duration) -> anyhow::Result<HttpRes
             String::from_utf8_lossy(&raw)
         );
     };
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    let (status, headers) = crate::util::parse_http_head(&raw[..split]);
     Ok(HttpResponse {
         status,
         headers,
