@@ -504,6 +504,7 @@ fn mount_prints_the_root() {
     c.ok(["run", "-d", "--name", "r", IMAGE, "sleep", "1000"]);
     let pid = c.ok(["inspect", "--format", "{{.State.Pid}}", "r"]);
     assert_eq!(c.ok(["mount", "r"]), format!("/proc/{}/root\n", pid.trim()));
+    c.ok(["rm", "-f", "-t", "0", "r"]);
 }
 
 /// `generate systemd --new --name`: a unit whose commands run (the

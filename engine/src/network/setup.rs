@@ -437,7 +437,13 @@ fn other_netns(root: &Path, id: &str) -> Result<PathBuf> {
 /// Whether container `id` still holds its addresses: it exists and runs,
 /// or something (a start, a stop) holds its lock right now.
 fn holds_address(containers: &Containers, id: &str) -> bool {
-    let dir = containers.dir().join(id);
+    dir_holds_address(&containers.dir().join(id))
+}
+
+/// Whether the container in `dir` (of any store) holds its addresses: it
+/// exists and is running, stopping, or locked (a start in progress).
+pub(crate) fn dir_holds_address(dir: &Path) -> bool {
+    let dir = dir.to_path_buf();
     if !dir.join("config.json").exists() {
         return false;
     }

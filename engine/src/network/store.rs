@@ -225,12 +225,12 @@ impl Networks {
     }
 
     /// Whether `owner` still holds its address: `holds` judges this
-    /// store's containers; another store's holds it while its directory
-    /// exists.
+    /// store's containers; another store's holds it while it exists and
+    /// runs (or is locked: a start in progress).
     fn held(&self, owner: &str, holds: &dyn Fn(&str) -> bool) -> bool {
         match self.ours(owner) {
             Some(id) => holds(id),
-            None => Path::new(owner).join("config.json").exists(),
+            None => super::setup::dir_holds_address(Path::new(owner)),
         }
     }
 
@@ -633,8 +633,9 @@ impl Networks {
         for (net, entries) in ipam.iter_mut() {
             entries.retain(|ip, owner| {
                 let keep = self.held(owner, holds);
-                if !keep {
-                    let id = self.ours(owner).unwrap_or(owner);
+                // Another store's stale entries go too, reported by that
+                // store's own check.
+                if let (false, Some(id)) = (keep, self.ours(owner)) {
                     gone.push((net.clone(), ip.clone(), id.to_owned()));
                 }
                 keep
@@ -869,17 +870,19 @@ mod tests {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("config.json"), "{}").unwrap();
         }
+        // a's X is starting (its lock is held): it holds its address.
+        let x_dir = crate::container::Containers::new(a.path()).dir().join("X");
+        let x_lock = LockGuard::acquire(&x_dir.join("lock"), LockMode::Exclusive).unwrap();
         let def = Networks::default_network();
         let held = |_: &str| true;
         let (x, _) = na.allocate(&def, "X", None, &held).unwrap();
-        // Store b judges its own containers only: a's X is held while its
-        // directory exists, whatever b's closure says.
+        // Store b judges its own containers only: a's X is held while it
+        // is locked (or runs), whatever b's closure says.
         let (y, _) = nb.allocate(&def, "Y", None, &|_: &str| false).unwrap();
         assert_ne!(x, y);
         assert_eq!(na.allocations().unwrap()["cairn0"].len(), 1);
-        // X's directory goes: its address is free for b.
-        std::fs::remove_dir_all(crate::container::Containers::new(a.path()).dir().join("X"))
-            .unwrap();
+        // X's start ends without it running: its address is free for b.
+        drop(x_lock);
         let (z, _) = nb.allocate(&def, "Z", None, &held).unwrap();
         assert_eq!(z, x);
         // Networks created in the two stores get different subnets and
