@@ -854,5 +854,6 @@ mod tests {
         assert!(check(root.path()).unwrap().is_empty());
         let (again, _) = nets.allocate(&net, "other", None, &all).unwrap();
         assert_eq!(again, mine);
+        nets.free("other").unwrap();
     }
 }
