@@ -36,6 +36,19 @@ pub fn with_code(code: u8, message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
+/// The end of a verb that went on past errors (`rm` of several names):
+/// every error but the last printed, the last returned with its code; 0
+/// when there was none.
+pub fn finish(mut errors: Vec<(u8, String)>) -> anyhow::Result<u8> {
+    let Some((code, last)) = errors.pop() else {
+        return Ok(0);
+    };
+    for (code, msg) in errors {
+        report(&with_code(code, msg));
+    }
+    Err(with_code(code, last))
+}
+
 /// Prints the error as podman does (`Error: …` on stderr) and returns its
 /// exit code.
 pub fn report(err: &anyhow::Error) -> u8 {

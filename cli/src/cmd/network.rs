@@ -469,13 +469,7 @@ fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
         nets.remove(&n.name)?;
         println!("{}", n.name);
     }
-    let Some((code, last)) = errors.pop() else {
-        return Ok(0);
-    };
-    for (code, msg) in errors {
-        exit::report(&exit::with_code(code, msg));
-    }
-    Err(exit::with_code(code, last))
+    exit::finish(errors)
 }
 
 /// `cairn network prune`: every network but the default that no

@@ -428,18 +428,7 @@ fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
             println!("{name}");
         }
     }
-    finish(errors)
-}
-
-/// Every error but the last printed; the last one returned with its code.
-fn finish(mut errors: Vec<(u8, String)>) -> anyhow::Result<u8> {
-    let Some((code, last)) = errors.pop() else {
-        return Ok(0);
-    };
-    for (code, msg) in errors {
-        exit::report(&exit::with_code(code, msg));
-    }
-    Err(exit::with_code(code, last))
+    exit::finish(errors)
 }
 
 fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {

@@ -256,10 +256,11 @@ pub fn expanded(ports: &[PortForward]) -> Vec<(String, String, u16)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn pf(ip: &str, ctr: u16, host: u16, range: u16, proto: &str) -> PortForward {
+    /// A port forward, for tables.
+    pub(crate) fn pf(ip: &str, ctr: u16, host: u16, range: u16, proto: &str) -> PortForward {
         PortForward {
             host_ip: ip.into(),
             container_port: ctr,

@@ -620,17 +620,8 @@ pub fn status(c: &Container) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::ports::tests::pf;
     use crate::network::Attachment;
-
-    fn pf(ip: &str, ctr: u16, host: u16, range: u16, proto: &str) -> PortForward {
-        PortForward {
-            host_ip: ip.into(),
-            container_port: ctr,
-            host_port: host,
-            range,
-            protocol: proto.into(),
-        }
-    }
 
     #[test]
     fn pasta_arguments() {
