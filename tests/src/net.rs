@@ -406,6 +406,12 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&r.body), "tok\n");
         let port = s.addr().port();
         drop(s);
+        // A sibling test's fork may hold a copy of the listener until its
+        // child execs (close-on-exec acts only then): wait that out.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !port_free(port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(port_free(port));
         let free = crate::util::free_port().unwrap();
         let t = Instant::now();
