@@ -11,6 +11,7 @@ use crate::cmd::container::{
     LogsArgs, MountArgs, PortArgs, PsArgs, RenameArgs, RestartArgs, RmArgs, RunArgs, StartArgs,
     StopArgs, TopArgs, UnmountArgs, WaitArgs,
 };
+use crate::cmd::commit::{CommitArgs, ExportArgs, HistoryArgs, ImportArgs, TreeArgs};
 use crate::cmd::cp::{CpArgs, CpChildArgs};
 use crate::cmd::events::EventsArgs;
 use crate::cmd::image::{
@@ -155,6 +156,14 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCommand),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
+    /// Export a container's root file system as a tar archive.
+    Export(ExportArgs),
+    /// Import a tarball as a one-layer image.
+    Import(ImportArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
     /// Internal: the container side of `cp`, chrooted into the container.
     #[command(name = "__cp", hide = true)]
     CpChild(CpChildArgs),
@@ -215,6 +224,10 @@ pub enum ContainerCommand {
     Exists(ContainerExistsArgs),
     /// Show the processes of a container.
     Top(TopArgs),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
+    /// Export a container's root file system as a tar archive.
+    Export(ExportArgs),
 }
 
 /// `cairn healthcheck …`.
@@ -251,6 +264,12 @@ pub enum ImageCommand {
     Exists(ExistsArgs),
     /// Remove names from an image.
     Untag(UntagArgs),
+    /// Import a tarball as a one-layer image.
+    Import(ImportArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Show an image's layers as a tree.
+    Tree(TreeArgs),
 }
 
 /// `cairn system …`.
@@ -499,6 +518,19 @@ pub fn run() -> anyhow::Result<u8> {
         Command::CpChild(a) => cmd::cp::child_main(&ctx, a),
         Command::Volume(v) => cmd::volume::run(&ctx, v),
         Command::Container(ContainerCommand::Exists(a)) => cmd::container::exists(&ctx, a),
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            cmd::commit::commit(&ctx, a)
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            cmd::commit::export(&ctx, a)
+        }
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => {
+            cmd::commit::import(&ctx, a)
+        }
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+            cmd::commit::history(&ctx, a)
+        }
+        Command::Image(ImageCommand::Tree(a)) => cmd::commit::tree(&ctx, a),
     }
 }
 
@@ -516,7 +548,9 @@ fn needs_userns(command: &Command) -> bool {
         | Command::Run(_)
         | Command::Start(_)
         | Command::Restart(_)
-        | Command::Rm(_) => true,
+        | Command::Rm(_)
+        | Command::Commit(_)
+        | Command::Export(_) => true,
         Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_)) => {
             true
         }
@@ -532,6 +566,8 @@ fn needs_userns(command: &Command) -> bool {
                 | ContainerCommand::Restart(_)
                 | ContainerCommand::Rm(_)
                 | ContainerCommand::Prune(_)
+                | ContainerCommand::Commit(_)
+                | ContainerCommand::Export(_)
         ),
         _ => false,
     }

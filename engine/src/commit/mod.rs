@@ -12,6 +12,7 @@
 //! never a ref to a missing blob.
 
 pub mod change;
+mod pause;
 mod tree;
 
 use std::io::{self, Read, Write};
@@ -25,6 +26,7 @@ use serde_json::{json, Map, Value};
 use crate::container::Container;
 use crate::error::{Error, Result};
 
+pub use pause::Paused;
 pub use tree::{is_whiteout, unmap_id, write_tar, Mode, TreeOptions, TreeStats, ENGINE_PATHS};
 
 /// The manifest and config media types of a new image.
