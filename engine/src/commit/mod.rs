@@ -126,7 +126,7 @@ fn tree_error(c: &Container, store: &Store, what: &str, e: io::Error) -> Error {
     if !c.dir.join("upper").is_dir() {
         return Error::NoSuchContainer(c.config.name.clone());
     }
-    if e.raw_os_error() == Some(nix::libc::ENOSPC) {
+    if is_disk_full(&e) {
         return Error::Refused(format!(
             "{what} of container {}: no space left on device in {}: free some space (`cairn system prune`) and commit again",
             c.config.name,
@@ -134,6 +134,15 @@ fn tree_error(c: &Container, store: &Store, what: &str, e: io::Error) -> Error {
         ));
     }
     Error::Refused(format!("{what} of container {}: {e}", c.config.name))
+}
+
+/// Whether `e` (or what it wraps, as the compressing threads pass it on)
+/// is a full disk or quota.
+fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(nix::libc::ENOSPC | nix::libc::EDQUOT))
+        || e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
+        || e.to_string().contains("os error 28")
 }
 
 fn store_error(what: &str, e: cairn_store::Error) -> Error {
@@ -166,6 +175,8 @@ pub fn export<W: Write>(c: &Container, out: W) -> Result<TreeStats> {
 /// stop or rm changes it under us); a running one goes on running.
 pub fn commit(store: &Store, c: &Container, img: &NewImage, o: CommitOptions) -> Result<Made> {
     let _lock = c.lock()?;
+    // New blobs of a commit or import killed before it finished.
+    let _ = store.sweep_partials(false);
     let pin = store.pin().map_err(|e| store_error("pin the image", e))?;
     let parent = parent_image(store, c, &pin)?;
     let mut writer = LayerWriter::new(store, img.compression, None)
@@ -288,12 +299,13 @@ fn from_container(rc: &mut Map<String, Value>, c: &Container, include_volumes: b
 /// `import`: a root file system tarball (`tar`, uncompressed) as a
 /// one-layer image for `platform`.
 pub fn import(store: &Store, tar: impl Read, img: &NewImage, platform: &Platform) -> Result<Made> {
+    let _ = store.sweep_partials(false);
     let pin = store.pin().map_err(|e| store_error("pin the image", e))?;
     let mut writer = LayerWriter::new(store, img.compression, None)
         .map_err(|e| store_error("start the new layer", e))?;
     let mut tar = tar;
     io::copy(&mut tar, &mut writer).map_err(|e| {
-        if e.raw_os_error() == Some(nix::libc::ENOSPC) {
+        if is_disk_full(&e) {
             Error::Refused(format!(
                 "import: no space left on device in {}: free some space (`cairn system prune`) and import again",
                 store.root().display()
