@@ -1,17 +1,20 @@
 //! Command-line definition (podman's verbs and flags) and dispatch.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::cmd;
+/// Images made from containers and tarballs, and their history.
+use crate::cmd::commit as out;
+use crate::cmd::commit::{CommitArgs, ExportArgs, HistoryArgs, ImportArgs, TreeArgs};
 use crate::cmd::container::{
     AttachArgs, ContainerExistsArgs, ContainerInspectArgs, ContainerPruneArgs, CreateArgs,
     DiffArgs, EnterArgs, ExecArgs, GenerateSystemdArgs, HealthcheckRunArgs, InitArgs, KillArgs,
     LogsArgs, MountArgs, PortArgs, PsArgs, RenameArgs, RestartArgs, RmArgs, RunArgs, StartArgs,
     StopArgs, TopArgs, UnmountArgs, WaitArgs,
 };
-use crate::cmd::commit::{CommitArgs, ExportArgs, HistoryArgs, ImportArgs, TreeArgs};
 use crate::cmd::cp::{CpArgs, CpChildArgs};
 use crate::cmd::events::EventsArgs;
 use crate::cmd::image::{
@@ -421,7 +424,11 @@ pub fn run() -> anyhow::Result<u8> {
     {
         return Ok(cairn_engine::userns::reenter(ctx.root())?);
     }
-    match cli.command {
+    let command = match images_out(&ctx, cli.command) {
+        ControlFlow::Break(code) => return code,
+        ControlFlow::Continue(other) => other,
+    };
+    match command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cmd::image::pull(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::List(a)) => cmd::image::images(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => cmd::image::rmi(&ctx, a),
@@ -518,20 +525,21 @@ pub fn run() -> anyhow::Result<u8> {
         Command::CpChild(a) => cmd::cp::child_main(&ctx, a),
         Command::Volume(v) => cmd::volume::run(&ctx, v),
         Command::Container(ContainerCommand::Exists(a)) => cmd::container::exists(&ctx, a),
-        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
-            cmd::commit::commit(&ctx, a)
-        }
-        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
-            cmd::commit::export(&ctx, a)
-        }
-        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => {
-            cmd::commit::import(&ctx, a)
-        }
-        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
-            cmd::commit::history(&ctx, a)
-        }
-        Command::Image(ImageCommand::Tree(a)) => cmd::commit::tree(&ctx, a),
+        _ => unreachable!("run by images_out"),
     }
+}
+
+/// Runs the verbs that make images from containers and tarballs and show
+/// how images were made ([`out`]); hands any other command back.
+fn images_out(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>, Command> {
+    ControlFlow::Break(match command {
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => out::commit(ctx, a),
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => out::export(ctx, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => out::import(ctx, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => out::history(ctx, a),
+        Command::Image(ImageCommand::Tree(a)) => out::tree(ctx, a),
+        other => return ControlFlow::Continue(other),
+    })
 }
 
 /// Whether a rootless `cairn` must run `command` in a user namespace of its

@@ -237,7 +237,11 @@ fn commit_equals_merged_root_for_cairn_and_umoci() {
     // umoci reads the layer as an OCI tool does: whiteouts, opaque
     // directories, hardlinks and xattrs from the tar alone.
     let layout = c.scratch().join("layout");
-    let src = format!("oci:{}:{}", c.root().display(), "localhost/committed:latest");
+    let src = format!(
+        "oci:{}:{}",
+        c.root().display(),
+        "localhost/committed:latest"
+    );
     let dst = format!("oci:{}:x", layout.display());
     cairn_tests::util::skopeo(&["copy", "-q", &src, &dst]).unwrap();
     let bundle = c.scratch().join("bundle");
@@ -247,7 +251,11 @@ fn commit_equals_merged_root_for_cairn_and_umoci() {
         .arg(&bundle)
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     assert_same(
         "umoci unpack vs merged root",
         &want,
@@ -321,7 +329,10 @@ fn change_fields_reach_the_config_and_history() {
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
-    assert!(env.contains(&"A=1") && env.contains(&"B=two words"), "{env:?}");
+    assert!(
+        env.contains(&"A=1") && env.contains(&"B=two words"),
+        "{env:?}"
+    );
     assert!(cfg["ExposedPorts"].get("8080/udp").is_some(), "{cfg}");
     assert_eq!(cfg["Labels"]["org.test"], "yes");
     assert_eq!(cfg["User"], "1000:1000");
@@ -333,13 +344,24 @@ fn change_fields_reach_the_config_and_history() {
 
     let hist = c.ok(["history", "--no-trunc", "changed"]);
     let lines: Vec<&str> = hist.lines().collect();
-    assert!(lines[0].starts_with("ID") && lines[0].contains("CREATED BY"), "{hist}");
-    assert!(lines[1].contains("true") && lines[1].ends_with("my message"), "{hist}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("CREATED BY"),
+        "{hist}"
+    );
+    assert!(
+        lines[1].contains("true") && lines[1].ends_with("my message"),
+        "{hist}"
+    );
     assert_eq!(lines.len(), 3, "the base layer and the commit: {hist}");
     let q = c.ok(["history", "-q", "changed"]);
     let id = c.ok(["image", "inspect", "--format", "{{.Id}}", "changed"]);
     assert_eq!(q.lines().next().unwrap(), &id.trim()[..12]);
-    let f = c.ok(["history", "--format", "{{.CreatedBy}}|{{.Comment}}", "changed"]);
+    let f = c.ok([
+        "history",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "changed",
+    ]);
     assert_eq!(f.lines().next().unwrap(), "true|my message");
     let tree = c.ok(["image", "tree", "changed"]);
     assert!(tree.contains("Image Layers\n├── ID: "), "{tree}");
@@ -350,13 +372,7 @@ fn change_fields_reach_the_config_and_history() {
 
     // --format docker: docker media types throughout.
     c.ok(["commit", "-q", "--format", "docker", "c2", "dock"]);
-    let mt = c.ok([
-        "image",
-        "inspect",
-        "--format",
-        "{{.ManifestType}}",
-        "dock",
-    ]);
+    let mt = c.ok(["image", "inspect", "--format", "{{.ManifestType}}", "dock"]);
     assert_eq!(
         mt.trim(),
         "application/vnd.docker.distribution.manifest.v2+json"
@@ -565,7 +581,11 @@ fn bad_input_is_one_line_and_exit_125() {
     assert!(r.stderr.contains("nosuchimage"), "{}", r.stderr);
     // Nothing was written: no blob, no ref, nothing in tmp/.
     assert_eq!(c.blobs(), blobs);
-    assert!(c.refs().iter().all(|r| !r.contains("/x:")), "{:?}", c.refs());
+    assert!(
+        c.refs().iter().all(|r| !r.contains("/x:")),
+        "{:?}",
+        c.refs()
+    );
     assert!(c.temp_files().is_empty(), "{:?}", c.temp_files());
     c.assert_clean();
 }
@@ -589,7 +609,11 @@ fn container_removed_before_the_commit_locks_it() {
     let rm = rm.wait_with_output().unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(rm.status.success(), "{}", String::from_utf8_lossy(&rm.stderr));
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
     // Either commit got the lock first (a whole image), or rm did (one
     // line, exit 125, no image).
     if out.status.success() {

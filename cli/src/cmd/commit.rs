@@ -195,11 +195,7 @@ pub fn commit(ctx: &Context, a: CommitArgs) -> anyhow::Result<u8> {
     let format = match a.format.as_str() {
         "oci" => ImageFormat::Oci,
         "docker" | "v2s2" => ImageFormat::Docker,
-        f => {
-            return Err(usage(format!(
-                "invalid --format {f:?}: use oci or docker"
-            )))
-        }
+        f => return Err(usage(format!("invalid --format {f:?}: use oci or docker"))),
     };
     let compression = compression(&a.compression_format)?;
     if format == ImageFormat::Docker && compression == Compression::Zstd {
@@ -255,8 +251,7 @@ fn shell_words(args: &[String]) -> String {
     args.iter()
         .map(|a| {
             if !a.is_empty()
-                && a
-                    .chars()
+                && a.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "/-_.=:,+@%".contains(c))
             {
                 a.clone()
@@ -335,7 +330,10 @@ pub fn import(ctx: &Context, a: ImportArgs) -> anyhow::Result<u8> {
         Box::new(io::stdin().lock())
     } else {
         Box::new(std::fs::File::open(&a.path).map_err(|e| {
-            usage(format!("import {}: {e}: give a tarball's path or - for stdin", a.path))
+            usage(format!(
+                "import {}: {e}: give a tarball's path or - for stdin",
+                a.path
+            ))
         })?)
     };
     let tar = decompressed(io::BufReader::new(input), &a.path)?;
@@ -365,10 +363,7 @@ pub fn import(ctx: &Context, a: ImportArgs) -> anyhow::Result<u8> {
 
 /// The tarball decompressed by its magic bytes (gzip, zstd or none); a
 /// stream that is not a tar is refused when its first block is read.
-fn decompressed(
-    mut r: io::BufReader<Box<dyn Read>>,
-    what: &str,
-) -> anyhow::Result<Box<dyn Read>> {
+fn decompressed(mut r: io::BufReader<Box<dyn Read>>, what: &str) -> anyhow::Result<Box<dyn Read>> {
     let head = r
         .fill_buf()
         .map_err(|e| usage(format!("import {what}: {e}")))?
@@ -415,10 +410,7 @@ impl Read for TarCheck {
                 got += n;
             }
             let header = tar::Header::from_byte_slice(&first);
-            let valid = got == 512
-                && header
-                    .cksum()
-                    .is_ok_and(|c| c == checksum(&first));
+            let valid = got == 512 && header.cksum().is_ok_and(|c| c == checksum(&first));
             if !valid {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -426,10 +418,10 @@ impl Read for TarCheck {
                 ));
             }
             self.seen = 512;
-            self.inner = Box::new(io::Cursor::new(first).chain(std::mem::replace(
-                &mut self.inner,
-                Box::new(io::empty()),
-            )));
+            self.inner = Box::new(
+                io::Cursor::new(first)
+                    .chain(std::mem::replace(&mut self.inner, Box::new(io::empty()))),
+            );
         }
         self.inner.read(buf)
     }
@@ -441,7 +433,13 @@ fn checksum(block: &[u8]) -> u32 {
     block
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum()
 }
 
@@ -639,13 +637,20 @@ pub fn tree(ctx: &Context, a: TreeArgs) -> anyhow::Result<u8> {
     let mut out = String::new();
     out.push_str(&format!("Image ID: {}\n", &image.id().hex()[..12]));
     out.push_str(&format!("Tags:     [{}]\n", tags.join(" ")));
-    out.push_str(&format!("Size:     {}\n", output::size_compact(image.size())));
+    out.push_str(&format!(
+        "Size:     {}\n",
+        output::size_compact(image.size())
+    ));
     out.push_str("Image Layers\n");
     let chains = chain_ids(&image.config.rootfs.diff_ids);
     let n = chains.len();
     for (i, chain) in chains.iter().enumerate() {
         let size = image.manifest.layers.get(i).map_or(0, |l| l.size);
-        let branch = if i + 1 == n { "└── " } else { "├── " };
+        let branch = if i + 1 == n {
+            "└── "
+        } else {
+            "├── "
+        };
         let mut line = format!(
             "{branch}ID: {} Size: {:>7}",
             &chain.hex()[..12],

@@ -58,37 +58,9 @@ pub fn apply(config: &mut Map<String, Value>, change: &str) -> Result<(), Change
             let key = if word == "CMD" { "Cmd" } else { "Entrypoint" };
             config.insert(key.into(), json!(argv));
         }
-        "ENV" | "LABEL" => {
-            let pairs = pairs(rest).map_err(err)?;
-            if word == "ENV" {
-                let env = config.entry("Env").or_insert_with(|| json!([]));
-                let list = env.as_array_mut().ok_or_else(|| err("Env is not a list".into()))?;
-                for (k, v) in pairs {
-                    let prefix = format!("{k}=");
-                    list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
-                    list.push(json!(format!("{k}={v}")));
-                }
-            } else {
-                let labels = config.entry("Labels").or_insert_with(|| json!({}));
-                if labels.is_null() {
-                    *labels = json!({});
-                }
-                let map = labels
-                    .as_object_mut()
-                    .ok_or_else(|| err("Labels is not an object".into()))?;
-                for (k, v) in pairs {
-                    map.insert(k, json!(v));
-                }
-            }
-        }
+        "ENV" | "LABEL" => env_or_labels(config, &word, rest).map_err(err)?,
         "EXPOSE" => {
-            let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
-            if ports.is_null() {
-                *ports = json!({});
-            }
-            let map = ports
-                .as_object_mut()
-                .ok_or_else(|| err("ExposedPorts is not an object".into()))?;
+            let map = object(config, "ExposedPorts").map_err(err)?;
             for p in words(rest).map_err(err)? {
                 let (port, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
                 let valid = port
@@ -109,13 +81,7 @@ pub fn apply(config: &mut Map<String, Value>, change: &str) -> Result<(), Change
                 Some(v) => v,
                 None => words(rest).map_err(err)?,
             };
-            let vols = config.entry("Volumes").or_insert_with(|| json!({}));
-            if vols.is_null() {
-                *vols = json!({});
-            }
-            let map = vols
-                .as_object_mut()
-                .ok_or_else(|| err("Volumes is not an object".into()))?;
+            let map = object(config, "Volumes").map_err(err)?;
             for v in list {
                 if !v.starts_with('/') {
                     return Err(err(format!("volume {v:?} is not an absolute path")));
@@ -161,6 +127,44 @@ pub fn apply(config: &mut Map<String, Value>, change: &str) -> Result<(), Change
                 .push(json!(rest));
         }
         _ => unreachable!("checked against INSTRUCTIONS"),
+    }
+    Ok(())
+}
+
+/// The object `config[key]`, made if absent or null.
+fn object<'a>(
+    config: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut Map<String, Value>, String> {
+    let v = config.entry(key).or_insert_with(|| json!({}));
+    if v.is_null() {
+        *v = json!({});
+    }
+    v.as_object_mut()
+        .ok_or_else(|| format!("{key} in the image config is not an object"))
+}
+
+/// `ENV` (replacing a variable of the same name) or `LABEL`.
+fn env_or_labels(config: &mut Map<String, Value>, word: &str, rest: &str) -> Result<(), String> {
+    let pairs = pairs(rest)?;
+    if word == "LABEL" {
+        let map = object(config, "Labels")?;
+        for (k, v) in pairs {
+            map.insert(k, json!(v));
+        }
+        return Ok(());
+    }
+    let env = config.entry("Env").or_insert_with(|| json!([]));
+    if env.is_null() {
+        *env = json!([]);
+    }
+    let list = env
+        .as_array_mut()
+        .ok_or("Env in the image config is not a list")?;
+    for (k, v) in pairs {
+        let prefix = format!("{k}=");
+        list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
+        list.push(json!(format!("{k}={v}")));
     }
     Ok(())
 }
@@ -218,9 +222,9 @@ fn pairs(s: &str) -> Result<Vec<(String, String)>, String> {
     let first_has_eq = w.first().is_some_and(|f| f.contains('='));
     if !first_has_eq {
         // `KEY value with spaces`: the rest of the line is the value.
-        let (k, v) = s.split_once(char::is_whitespace).ok_or_else(|| {
-            format!("{s} has no value (write KEY=VALUE)")
-        })?;
+        let (k, v) = s
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("{s} has no value (write KEY=VALUE)"))?;
         let v = words(v.trim())?.join(" ");
         return Ok(vec![(k.to_owned(), v)]);
     }

@@ -139,8 +139,10 @@ fn tree_error(c: &Container, store: &Store, what: &str, e: io::Error) -> Error {
 /// Whether `e` (or what it wraps, as the compressing threads pass it on)
 /// is a full disk or quota.
 fn is_disk_full(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(nix::libc::ENOSPC | nix::libc::EDQUOT))
-        || e.kind() == io::ErrorKind::StorageFull
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::ENOSPC | nix::libc::EDQUOT)
+    ) || e.kind() == io::ErrorKind::StorageFull
         || e.kind() == io::ErrorKind::QuotaExceeded
         || e.to_string().contains("os error 28")
 }
@@ -158,15 +160,14 @@ fn store_error(what: &str, e: cairn_store::Error) -> Error {
 /// `export`: the container's merged root as a tar, to `out`.
 pub fn export<W: Write>(c: &Container, out: W) -> Result<TreeStats> {
     let _lock = c.lock()?;
-    let (_, stats) = write_tar(&layers(c), Mode::Merged, &tree_options(c, None), out).map_err(
-        |e| {
+    let (_, stats) =
+        write_tar(&layers(c), Mode::Merged, &tree_options(c, None), out).map_err(|e| {
             if !c.dir.join("upper").is_dir() {
                 Error::NoSuchContainer(c.config.name.clone())
             } else {
                 Error::Refused(format!("export of container {}: {e}", c.config.name))
             }
-        },
-    )?;
+        })?;
     Ok(stats)
 }
 
@@ -182,8 +183,13 @@ pub fn commit(store: &Store, c: &Container, img: &NewImage, o: CommitOptions) ->
     let mut writer = LayerWriter::new(store, img.compression, None)
         .map_err(|e| store_error("start the new layer", e))?;
     let mode = if o.squash { Mode::Merged } else { Mode::Diff };
-    write_tar(&layers(c), mode, &tree_options(c, img.timestamp), &mut writer)
-        .map_err(|e| tree_error(c, store, "write the layer", e))?;
+    write_tar(
+        &layers(c),
+        mode,
+        &tree_options(c, img.timestamp),
+        &mut writer,
+    )
+    .map_err(|e| tree_error(c, store, "write the layer", e))?;
     let layer = writer
         .finish()
         .map_err(|e| store_error(&format!("store the layer of {}", c.config.name), e))?;
@@ -192,7 +198,12 @@ pub fn commit(store: &Store, c: &Container, img: &NewImage, o: CommitOptions) ->
         |p| p.config_raw.clone(),
     );
     let host = cairn_store::media::host_platform();
-    if config.get("architecture").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if config
+        .get("architecture")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         config["architecture"] = json!(host.architecture);
         config["os"] = json!(host.os);
     }
@@ -416,7 +427,11 @@ fn finish(
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(manifest_type.to_owned()),
-        config: Descriptor::new(config_type, config_digest.clone(), config_bytes.len() as u64),
+        config: Descriptor::new(
+            config_type,
+            config_digest.clone(),
+            config_bytes.len() as u64,
+        ),
         layers,
         annotations: Default::default(),
     };

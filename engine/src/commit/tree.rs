@@ -114,7 +114,7 @@ enum Found {
     Entry {
         layer: usize,
         path: PathBuf,
-        meta: Metadata,
+        meta: Box<Metadata>,
     },
 }
 
@@ -209,7 +209,12 @@ impl<W: Write> Walker<'_, W> {
             let entries = match fs::read_dir(dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io::Error::new(e.kind(), format!("read {}: {e}", dir.display()))),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("read {}: {e}", dir.display()),
+                    ))
+                }
             };
             for e in entries {
                 let e = e?;
@@ -224,7 +229,11 @@ impl<W: Write> Walker<'_, W> {
                 let found = if is_any_whiteout(&path, &meta) {
                     Found::WhitedOut
                 } else {
-                    Found::Entry { layer, path, meta }
+                    Found::Entry {
+                        layer,
+                        path,
+                        meta: Box::new(meta),
+                    }
                 };
                 names.insert(name, found);
             }
@@ -352,7 +361,12 @@ impl<W: Write> Walker<'_, W> {
             let f = match fs::File::open(path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(io::Error::new(e.kind(), format!("read {}: {e}", path.display()))),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("read {}: {e}", path.display()),
+                    ))
+                }
             };
             let size = meta.len();
             h.set_entry_type(tar::EntryType::Regular);
