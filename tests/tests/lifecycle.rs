@@ -1247,8 +1247,8 @@ fn unknown_and_unsupported_verbs_are_one_error_each() {
         ),
         (&["push", IMAGE][..], "`push` (images cannot be pushed yet)"),
         (
-            &["container", "commit", "x", "y"][..],
-            "`container commit` (images cannot be made from containers yet)",
+            &["image", "sign", "x"][..],
+            "`image sign` (no image signing)",
         ),
     ] {
         let r = c.fails(125, args);
