@@ -686,3 +686,69 @@ fn full_disk_during_commit_leaves_nothing() {
         "60000000\n"
     );
 }
+
+/// The state letters of `pid` and its descendants (`T`: stopped).
+fn states_under(pid: i32) -> Vec<char> {
+    let out = Command::new("ps")
+        .args(["-e", "-o", "pid=,ppid=,stat="])
+        .output()
+        .unwrap();
+    let rows: Vec<(i32, i32, char)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.first()?.parse().ok()?,
+                f.get(1)?.parse().ok()?,
+                f.get(2)?.chars().next()?,
+            ))
+        })
+        .collect();
+    let mut set = vec![pid];
+    loop {
+        let before = set.len();
+        for &(p, pp, _) in &rows {
+            if set.contains(&pp) && !set.contains(&p) {
+                set.push(p);
+            }
+        }
+        if set.len() == before {
+            break;
+        }
+    }
+    rows.iter()
+        .filter(|(p, _, _)| set.contains(p))
+        .map(|r| r.2)
+        .collect()
+}
+
+#[test]
+fn pause_stops_and_continues_a_running_container() {
+    let c = env();
+    c.ok([
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        IMAGE,
+        "sh",
+        "-c",
+        "while :; do date +%s%N > /tick; sleep 0.05; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    c.ok(["commit", "-q", "--pause", "busy", "paused"]);
+    let pid: i32 = c
+        .ok(["inspect", "--format", "{{.State.Pid}}", "busy"])
+        .trim()
+        .parse()
+        .unwrap();
+    let states = states_under(pid);
+    assert!(!states.is_empty() && !states.contains(&'T'), "{states:?}");
+    let a = c.ok(["exec", "busy", "cat", "/tick"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let b = c.ok(["exec", "busy", "cat", "/tick"]);
+    assert_ne!(a, b, "the container runs on after the commit");
+    // The committed image has the file the loop wrote.
+    let t = c.ok(["run", "--rm", "paused", "cat", "/tick"]);
+    assert!(!t.trim().is_empty());
+}
