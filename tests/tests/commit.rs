@@ -752,3 +752,70 @@ fn pause_stops_and_continues_a_running_container() {
     let t = c.ok(["run", "--rm", "paused", "cat", "/tick"]);
     assert!(!t.trim().is_empty());
 }
+
+#[test]
+fn volumes_are_left_out_and_included_as_config_when_asked() {
+    let c = env();
+    c.ok([
+        "run",
+        "--name",
+        "v",
+        "-v",
+        "commitvol:/data",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo in-volume > /data/x; echo outside > /y",
+    ]);
+    c.ok(["commit", "-q", "v", "novol"]);
+    let out = c.ok([
+        "run",
+        "--rm",
+        "novol",
+        "sh",
+        "-c",
+        "cat /y; test -e /data/x || echo no-volume-data; test -e /etc/hostname && wc -c < /etc/hostname",
+    ]);
+    assert!(out.starts_with("outside\nno-volume-data\n"), "{out}");
+    let vols = c.ok([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Volumes}}",
+        "novol",
+    ]);
+    assert!(!vols.contains("/data"), "{vols}");
+    c.ok(["commit", "-q", "--include-volumes", "v", "withvol"]);
+    let vols = c.ok([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Volumes}}",
+        "withvol",
+    ]);
+    assert!(vols.contains("\"/data\""), "{vols}");
+    let _ = c.run(["rm", "-f", "v"]);
+    let _ = c.run(["volume", "rm", "commitvol"]);
+}
+
+#[test]
+fn squash_is_one_layer_with_the_same_tree() {
+    let c = env();
+    c.ok(["run", "--name", "s", IMAGE, "sh", "-c", CHANGES]);
+    c.ok(["commit", "-q", "s", "layered"]);
+    c.ok(["commit", "-q", "--squash", "s", "squashed"]);
+    let n = c.ok([
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RootFS.Layers}}",
+        "squashed",
+    ]);
+    assert_eq!(n.trim(), "1");
+    let (a, b) = (c.scratch().join("layered"), c.scratch().join("squashed"));
+    c.ok(["unpack", "layered", a.to_str().unwrap()]);
+    c.ok(["unpack", "squashed", b.to_str().unwrap()]);
+    assert_same("squashed vs layered", &tree(&a, true), &tree(&b, true));
+    let hist = c.ok(["history", "-q", "squashed"]);
+    assert_eq!(hist.lines().count(), 1, "{hist}");
+}
