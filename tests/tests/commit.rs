@@ -468,6 +468,26 @@ fn export_imports_back_into_a_runnable_image() {
     let out = c.command(["export", "e"]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, fs::read(&tar).unwrap());
+    // Hardlinks are the container's own, not files the image's store
+    // happens to share.
+    let mut a = tar::Archive::new(fs::File::open(&tar).unwrap());
+    let links: Vec<(String, String)> = a
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|e| e.header().entry_type() == tar::EntryType::Link)
+        .map(|e| {
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.link_name()
+                    .unwrap()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(links, vec![("x-link".to_owned(), "x".to_owned())]);
 
     let id = c.ok([
         "import",

@@ -92,6 +92,7 @@ pub fn write_tar<W: Write>(
         b,
         opts,
         mode,
+        top: layers.first().cloned().unwrap_or_default(),
         links: HashMap::new(),
         stats: TreeStats::default(),
     };
@@ -122,6 +123,8 @@ struct Walker<'a, W: Write> {
     b: tar::Builder<W>,
     opts: &'a TreeOptions,
     mode: Mode,
+    /// The top layer (the upper directory).
+    top: PathBuf,
     /// (dev, ino) of files with several links → the name written first.
     links: HashMap<(u64, u64), Vec<u8>>,
     stats: TreeStats,
@@ -344,7 +347,12 @@ impl<W: Write> Walker<'_, W> {
             }
             return self.dir(rel, &sources);
         }
-        if meta.nlink() > 1 {
+        // Hardlinks count in the upper directory only: the image's layer
+        // directories share one inode among every file of the same
+        // content and metadata (the unpacker's object store), which are
+        // not links in the image. (A hardlink pair of the image itself so
+        // becomes two files in `export` and `--squash`.)
+        if meta.nlink() > 1 && path.starts_with(&self.top) {
             let key = (meta.dev(), meta.ino());
             if let Some(first) = self.links.get(&key) {
                 h.set_entry_type(tar::EntryType::Link);
