@@ -342,10 +342,7 @@ pub fn import(ctx: &Context, a: ImportArgs) -> anyhow::Result<u8> {
         name,
         author: None,
         comment: a.message.clone(),
-        created_by: format!(
-            "/bin/sh -c #(nop) ADD file:{} in / ",
-            if a.path == "-" { "stdin" } else { &a.path }
-        ),
+        created_by: String::new(),
         changes: a.change.clone(),
         format: ImageFormat::Oci,
         compression: Compression::Gzip,

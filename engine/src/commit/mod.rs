@@ -336,7 +336,15 @@ pub fn import(store: &Store, tar: impl Read, img: &NewImage, platform: &Platform
         config["variant"] = json!(v);
     }
     config["config"] = json!({});
-    finish(store, &pin, config, Vec::new(), layer, img)
+    let mut img = img.clone();
+    if img.created_by.is_empty() {
+        // podman's words: the tarball by its digest.
+        img.created_by = format!("/bin/sh -c #(nop) ADD file:{} in / ", layer.diff_id.hex());
+    }
+    if img.comment.is_none() {
+        img.comment = Some("imported from tarball".into());
+    }
+    finish(store, &pin, config, Vec::new(), layer, &img)
 }
 
 /// The config (`config` with `--change`s, the new diff id and history
