@@ -861,3 +861,34 @@ fn squash_is_one_layer_with_the_same_tree() {
     let hist = c.ok(["history", "-q", "squashed"]);
     assert_eq!(hist.lines().count(), 1, "{hist}");
 }
+
+/// podman commits the same change to the same image: the two new images'
+/// trees are equal (mtimes aside, which neither the change nor the
+/// comparison fixes).
+#[test]
+fn same_tree_as_podman_commit() {
+    if !is_root() {
+        eprintln!("skipped: podman image mount needs root");
+        return;
+    }
+    let podman =
+        cairn_tests::podman::Podman::new().unwrap_or_else(|e| panic!("podman is needed: {e:#}"));
+    podman.import_fixture(refs::DEBIAN_MIN, IMAGE).unwrap();
+    let c = env();
+    c.ok(["run", "--name", "same", IMAGE, "sh", "-c", CHANGES]);
+    c.ok(["commit", "-q", "same", "ours"]);
+    podman.ok(["run", "--name", "same", IMAGE, "sh", "-c", CHANGES]);
+    podman.ok(["commit", "-q", "same", "theirs"]);
+    let theirs = PathBuf::from(podman.ok(["image", "mount", "theirs"]).trim());
+    let ours = c.scratch().join("ours");
+    c.ok(["unpack", "ours", ours.to_str().unwrap()]);
+    let mut t = tree(&theirs, true);
+    let _ = podman.run(["image", "unmount", "theirs"]);
+    // crun makes /etc/mtab (→ /proc/mounts) in every container that lacks
+    // it, and podman commits it; cairn's runtime makes no such file.
+    assert_eq!(
+        t.remove("etc/mtab").map(|n| n.link).as_deref(),
+        Some("/proc/mounts")
+    );
+    assert_same("cairn's commit vs podman's", &t, &tree(&ours, true));
+}
