@@ -451,6 +451,25 @@ fn rootless_commit_keeps_image_ids() {
         .find(|e| e.path().unwrap().to_str() == Some("owned"))
         .expect("owned in the export");
     assert_eq!(owned.header().uid().unwrap(), 1000);
+
+    // --userns keep-id: the container has an id map of its own (the
+    // caller's uid is itself inside); a file it owns keeps that uid.
+    let uid = c.user().unwrap().uid;
+    c.ok([
+        "run",
+        "--name",
+        "k",
+        "--userns",
+        "keep-id",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo me > /tmp/mine",
+    ]);
+    c.ok(["commit", "-q", "k", "kimg"]);
+    let out = c.ok(["run", "--rm", "kimg", "stat", "-c", "%u:%g", "/tmp/mine"]);
+    let gid = c.user().unwrap().gid;
+    assert_eq!(out, format!("{uid}:{gid}\n"));
     c.assert_clean();
 }
 
