@@ -44,6 +44,10 @@ impl std::ops::Deref for Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        // A failed test may leave a root mounted by `cairn mount`.
+        if is_root() {
+            let _ = self.0.run(["unmount", "-a"]);
+        }
         let _ = self.0.run(["rm", "-a", "-f", "-t", "0"]);
     }
 }
