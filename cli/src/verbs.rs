@@ -16,8 +16,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "container commit",
         "images cannot be made from containers yet",
     ),
-    ("push", "images cannot be pushed yet"),
-    ("image push", "images cannot be pushed yet"),
     ("save", "images cannot be saved to archives yet"),
     ("image save", "images cannot be saved to archives yet"),
     (
@@ -193,8 +191,8 @@ mod tests {
             "Error: cairn does not support `network create` (cairn has no named networks: use --network host, none or private)"
         );
         assert_eq!(
-            message(&cairn(&["cairn", "image"]), "push"),
-            "Error: cairn does not support `image push` (images cannot be pushed yet)"
+            message(&cairn(&["cairn", "image"]), "scp"),
+            "Error: cairn does not support `image scp` (images cannot be copied to other hosts)"
         );
         assert_eq!(
             message(&cairn(&["cairn"]), "nosuch"),

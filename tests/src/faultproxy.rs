@@ -101,6 +101,16 @@ pub enum Action {
         /// The token endpoint's URL.
         realm: String,
     },
+    /// Read this many bytes of the request body (all of a shorter one), then drop the
+    /// connection without forwarding anything: an upload cut mid-body, of which the upstream
+    /// never sees a byte.
+    DropRequestBody {
+        /// Request body bytes read before the cut.
+        after_bytes: u64,
+    },
+    /// Forward without the query string: e.g. a registry that ignores `?mount=&from=` and
+    /// starts a plain upload (202) instead of mounting.
+    StripQuery,
 }
 
 impl Action {
@@ -130,6 +140,7 @@ impl Action {
                 | Action::CloseConnection
                 | Action::Flood { .. }
                 | Action::BearerChallenge { .. }
+                | Action::DropRequestBody { .. }
         )
     }
 }
@@ -145,6 +156,7 @@ pub struct Rule {
     method: Option<String>,
     path_contains: Option<String>,
     times: Option<usize>,
+    skip: usize,
     action: Action,
 }
 
@@ -155,6 +167,7 @@ impl Rule {
             method: None,
             path_contains: None,
             times: None,
+            skip: 0,
             action,
         }
     }
@@ -174,6 +187,13 @@ impl Rule {
     /// Only the first `n` matching requests.
     pub fn times(mut self, n: usize) -> Rule {
         self.times = Some(n);
+        self
+    }
+
+    /// Let the first `n` matching requests pass untouched (they spend no budget): e.g. the
+    /// third chunk of an upload with `.skip(2).times(1)`.
+    pub fn skip(mut self, n: usize) -> Rule {
+        self.skip = n;
         self
     }
 
@@ -205,6 +225,10 @@ pub struct RequestRecord {
     pub range: Option<String>,
     /// The `Authorization` header as the client sent it.
     pub authorization: Option<String>,
+    /// The `Content-Length` header as the client sent it.
+    pub content_length: Option<u64>,
+    /// The `Content-Range` header as the client sent it.
+    pub content_range: Option<String>,
     /// Status sent to the client; `None` while in flight, or when the connection was dropped
     /// without a response.
     pub status: Option<u16>,
@@ -219,6 +243,7 @@ struct RuleSlot {
     id: RuleId,
     rule: Rule,
     used: usize,
+    skipped: usize,
 }
 
 #[derive(Debug, Default)]
@@ -253,6 +278,10 @@ impl Shared {
         for slot in active.iter_mut() {
             let budget_left = slot.rule.times.is_none_or(|n| slot.used < n);
             if !budget_left || !slot.rule.matches(method, path) {
+                continue;
+            }
+            if slot.skipped < slot.rule.skip {
+                slot.skipped += 1;
                 continue;
             }
             slot.used += 1;
@@ -334,7 +363,12 @@ impl FaultProxy {
         let mut rules = self.shared.rules();
         let id = RuleId(rules.next_id);
         rules.next_id += 1;
-        rules.active.push(RuleSlot { id, rule, used: 0 });
+        rules.active.push(RuleSlot {
+                id,
+                rule,
+                used: 0,
+                skipped: 0,
+            });
         id
     }
 
@@ -438,6 +472,8 @@ async fn handle(
             query: req.uri().query().map(str::to_owned),
             range: header(hyper::header::RANGE),
             authorization: header(hyper::header::AUTHORIZATION),
+            content_length: header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+            content_range: header(hyper::header::CONTENT_RANGE),
             status: None,
             faults: actions.clone(),
             at: Instant::now(),
@@ -448,10 +484,25 @@ async fn handle(
     let mut truncate = None;
     let mut corrupt = None;
     let mut ignore_range = false;
+    let mut strip_query = false;
+    let mut req = req;
     for action in actions {
         match action {
             Action::Delay { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
             Action::IgnoreRange => ignore_range = true,
+            Action::StripQuery => strip_query = true,
+            Action::DropRequestBody { after_bytes } => {
+                let mut read = 0u64;
+                while read < after_bytes {
+                    match req.body_mut().frame().await {
+                        Some(Ok(frame)) => {
+                            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                        }
+                        _ => break,
+                    }
+                }
+                return Err(InjectedClose);
+            }
             Action::Truncate { after_bytes } => truncate = Some(after_bytes),
             Action::CorruptByte { offset } => corrupt = Some(offset),
             Action::CloseConnection => return Err(InjectedClose),
@@ -491,6 +542,11 @@ async fn handle(
 
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if strip_query {
+        if let Ok(uri) = parts.uri.path().parse() {
+            parts.uri = uri;
+        }
+    }
     if ignore_range {
         parts.headers.remove(hyper::header::RANGE);
         parts.headers.remove(hyper::header::IF_RANGE);
@@ -741,7 +797,12 @@ mod tests {
             let mut rules = shared.rules();
             let id = RuleId(rules.next_id);
             rules.next_id += 1;
-            rules.active.push(RuleSlot { id, rule, used: 0 });
+            rules.active.push(RuleSlot {
+                id,
+                rule,
+                used: 0,
+                skipped: 0,
+            });
         };
         add(Rule::new(Action::Delay { ms: 1 }).times(1));
         add(Rule::new(Action::status(503)).path_contains("/m").times(2));
