@@ -191,6 +191,15 @@ pub fn push_verb(ctx: &Context, a: PushArgs) -> anyhow::Result<u8> {
         a.image,
         mount_sources(&image, &dest)
     );
+    // An upload the registry (or a proxy) cuts mid-body is written with
+    // writev, which raises SIGPIPE: `main` gave it back its default action
+    // (killing cairn). Blocked in this thread before the runtime's threads
+    // exist (they inherit the mask), the write fails with EPIPE instead and
+    // the upload resumes.
+    let mut pipe = nix::sys::signal::SigSet::empty();
+    pipe.add(nix::sys::signal::Signal::SIGPIPE);
+    nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&pipe), None)
+        .context("blocking SIGPIPE for the upload")?;
     let rt = super::runtime()?;
     let pushed = rt.block_on(push(&store, &image, &prepared, &dest, &opts, progress))?;
     tracing::debug!(
