@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod compress;
 mod digest;
 mod dirs;
 mod error;
@@ -14,6 +15,7 @@ pub mod images;
 pub mod import;
 pub mod layout;
 pub mod media;
+mod newblob;
 pub mod pin;
 pub mod progress;
 mod reference;
@@ -24,5 +26,6 @@ pub use dirs::StoreDir;
 pub use error::Error;
 pub use images::{CheckReport, DiskUsage, Image, ImageError, Removal};
 pub use layout::{BlobLock, BlobStream, BlobWriter, Put, Store, REF_NAME};
+pub use newblob::NewBlob;
 pub use pin::Pin;
 pub use reference::{Name, Reference, ReferenceError, DOCKER_HUB};
