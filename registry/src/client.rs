@@ -499,7 +499,10 @@ impl RegistryClient {
     ) -> Result<reqwest::Response, Failure> {
         let mut challenged = false;
         loop {
-            let mut req = self.raw.request(method.clone(), url).headers(headers.clone());
+            let mut req = self
+                .raw
+                .request(method.clone(), url)
+                .headers(headers.clone());
             if let Some(b) = &body {
                 req = req.body(b.clone());
             }

@@ -54,6 +54,12 @@ pub struct PushOptions {
     pub chunk_size: u64,
     /// Convert the manifest to this format (`None`: as stored).
     pub format: Option<ManifestFormat>,
+    /// Recompress layers not already in this compression
+    /// (`--compression-format`).
+    pub compression: Option<Compression>,
+    /// Recompress layers already in [`PushOptions::compression`] too
+    /// (`--force-compression`).
+    pub force_compression: bool,
 }
 
 impl PushOptions {
@@ -92,10 +98,17 @@ pub struct Prepared {
     pub digest: Digest,
     /// Config, then layers (no duplicates).
     pub blobs: Vec<(Descriptor, BlobKind)>,
+    /// Keeps recompressed blobs (which no ref uses) from collection until
+    /// the push is done.
+    _pin: Arc<cairn_store::Pin>,
 }
 
 /// The layer media type for `compression` in `format`, if it has one.
-fn layer_type(format: ManifestFormat, compression: Compression, nondist: bool) -> Option<&'static str> {
+fn layer_type(
+    format: ManifestFormat,
+    compression: Compression,
+    nondist: bool,
+) -> Option<&'static str> {
     use types::*;
     Some(match (format, compression, nondist) {
         (ManifestFormat::Oci, Compression::None, false) => OCI_LAYER,
@@ -132,26 +145,58 @@ pub fn prepare(store: &Store, image: &Image, opts: &PushOptions) -> Result<Prepa
     let source_type = image.manifest.effective_media_type().to_owned();
     let source_format = format_of(&source_type);
     let format = opts.format.unwrap_or(source_format);
-    let (manifest, media_type) = if format == source_format {
+    let fail = |why: String| Error::Registry {
+        reference: image_name(image),
+        kind: RegistryError::Other(why),
+    };
+    if format == ManifestFormat::Docker && opts.compression == Some(Compression::Zstd) {
+        return Err(fail(
+            "docker schema 2 (--format v2s2) cannot carry zstd layers; use --format oci or --compression-format gzip".into(),
+        ));
+    }
+    let mut m = image.manifest.clone();
+    let mut changed = false;
+    let pin = store.pin()?;
+    for (i, layer) in m.layers.iter_mut().enumerate() {
+        let Some(current) = layer_compression(&layer.media_type) else {
+            continue;
+        };
+        let target = match opts.compression {
+            Some(c) if c != current || opts.force_compression => Some(c),
+            // Docker has no zstd layers: gzip them.
+            None if format == ManifestFormat::Docker && current == Compression::Zstd => {
+                Some(Compression::Gzip)
+            }
+            _ => None,
+        };
+        if let Some(target) = target {
+            let diff_id = image.config.rootfs.diff_ids.get(i);
+            let blob = recompress(store, &pin, layer, diff_id, current, target)?;
+            layer.digest = blob.0;
+            layer.size = blob.1;
+            layer.media_type = layer_type(
+                ManifestFormat::Oci,
+                target,
+                is_nondistributable(&layer.media_type),
+            )
+            .expect("OCI has every compression")
+            .to_owned();
+            changed = true;
+        }
+    }
+    let (manifest, media_type) = if format == source_format && !changed {
         let bytes = store.read_blob(image.digest(), cairn_store::images::MAX_MANIFEST_SIZE)?;
         (Bytes::from(bytes), source_type)
     } else {
-        let m = convert(&image.manifest, format).map_err(|why| Error::Registry {
-            reference: image_name(image),
-            kind: RegistryError::Other(why),
-        })?;
+        let m = convert(&m, format).map_err(fail)?;
         let media_type = m.effective_media_type().to_owned();
-        let bytes = serde_json::to_vec(&m).map_err(|e| Error::Registry {
-            reference: image_name(image),
-            kind: RegistryError::Other(format!("cannot write the converted manifest: {e}")),
-        })?;
+        let bytes = serde_json::to_vec(&m)
+            .map_err(|e| fail(format!("cannot write the converted manifest: {e}")))?;
         (Bytes::from(bytes), media_type)
     };
     let digest = Digest::sha256_of(&manifest);
-    let parsed: Manifest = serde_json::from_slice(&manifest).map_err(|e| Error::Registry {
-        reference: image_name(image),
-        kind: RegistryError::Other(format!("the stored manifest does not parse: {e}")),
-    })?;
+    let parsed: Manifest = serde_json::from_slice(&manifest)
+        .map_err(|e| fail(format!("the stored manifest does not parse: {e}")))?;
     let mut seen = BTreeSet::new();
     let blobs = std::iter::once((parsed.config.clone(), BlobKind::Config))
         .chain(parsed.layers.iter().map(|l| (l.clone(), BlobKind::Layer)))
@@ -162,7 +207,107 @@ pub fn prepare(store: &Store, image: &Image, opts: &PushOptions) -> Result<Prepa
         media_type,
         digest,
         blobs,
+        _pin: Arc::new(pin),
     })
+}
+
+/// Where recompressed layers are remembered, under the store's root: a
+/// JSON map from `SOURCE-DIGEST>COMPRESSION` to the blob's digest and size.
+/// Only a cache: an entry whose blob is gone (pruned) is made again, and
+/// the compression is deterministic, so a lost entry costs time only.
+const RECOMPRESSED: &str = "push-recompressed.json";
+
+type RecompressCache = std::collections::BTreeMap<String, (Digest, u64)>;
+
+/// The blob of `layer` (compressed with `from`) recompressed with `to`:
+/// from the cache when the store still has it, else decompressed and
+/// written through [`LayerWriter`] into the store (diff id unchanged:
+/// checked against the source's).
+fn recompress(
+    store: &Store,
+    pin: &cairn_store::Pin,
+    layer: &Descriptor,
+    diff_id: Option<&Digest>,
+    from: Compression,
+    to: Compression,
+) -> Result<(Digest, u64), Error> {
+    use cairn_store::compress::LayerWriter;
+    let key = format!("{}>{}", layer.digest, compression_name(to));
+    let cache_path = store.root().join(RECOMPRESSED);
+    let mut cache: RecompressCache = std::fs::read(&cache_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some((d, size)) = cache.get(&key) {
+        pin.add([d])?;
+        if store.blob_size(d) == Some(*size) {
+            return Ok((d.clone(), *size));
+        }
+    }
+    let file = store.open_blob(&layer.digest)?;
+    let read_error = |e: std::io::Error| {
+        Error::Io(cairn_store::PathError::new(
+            "decompress layer",
+            store.blob_path(&layer.digest),
+            e,
+        ))
+    };
+    let mut input: Box<dyn std::io::Read> = match from {
+        Compression::None => Box::new(std::io::BufReader::new(file)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            file,
+        ))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(file).map_err(read_error)?),
+    };
+    let mut writer = LayerWriter::new(store, to, None)?;
+    std::io::copy(&mut input, &mut writer).map_err(read_error)?;
+    let blob = writer.finish()?;
+    // Pinned at once: a collection running now must not take the blob no
+    // ref uses before the push sends it.
+    pin.add([&blob.digest])?;
+    if !store.has_blob(&blob.digest) {
+        return Err(Error::Registry {
+            reference: layer.digest.to_string(),
+            kind: RegistryError::Other(
+                "the recompressed layer was removed by a concurrent prune; push again".into(),
+            ),
+        });
+    }
+    if let Some(want) = diff_id.filter(|d| **d != blob.diff_id) {
+        return Err(cairn_store::Error::DigestMismatch {
+            what: format!("uncompressed layer {}", layer.digest),
+            expected: want.clone(),
+            actual: blob.diff_id,
+        }
+        .into());
+    }
+    tracing::debug!(
+        "{} recompressed as {:?}: {} ({} bytes, diff id {})",
+        layer.digest,
+        to,
+        blob.digest,
+        blob.size,
+        blob.diff_id
+    );
+    cache.insert(key, (blob.digest.clone(), blob.size));
+    if let Ok(bytes) = serde_json::to_vec(&cache) {
+        // A cache: failing to write it only costs the next push time.
+        let _ = cairn_fsutil::write_atomic(
+            &cache_path,
+            &bytes,
+            0o644,
+            cairn_fsutil::Durability::Volatile,
+        );
+    }
+    Ok((blob.digest, blob.size))
+}
+
+fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "none",
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+    }
 }
 
 /// `image`'s first name, else its id: what errors name it by.
@@ -190,8 +335,12 @@ fn convert(m: &Manifest, format: ManifestFormat) -> Result<Manifest, String> {
         }
     }
     for layer in &mut out.layers {
-        let compression = layer_compression(&layer.media_type)
-            .ok_or_else(|| format!("layer {} has media type {:?}, which cairn cannot convert", layer.digest, layer.media_type))?;
+        let compression = layer_compression(&layer.media_type).ok_or_else(|| {
+            format!(
+                "layer {} has media type {:?}, which cairn cannot convert",
+                layer.digest, layer.media_type
+            )
+        })?;
         layer.media_type = layer_type(format, compression, is_nondistributable(&layer.media_type))
             .ok_or_else(|| format!(
                 "layer {} is {compression:?}-compressed, which docker schema 2 (v2s2) cannot carry; push with --format oci, or recompress it with --compression-format gzip",
@@ -235,7 +384,8 @@ pub async fn push(
     progress: Arc<dyn PushProgress>,
 ) -> Result<Pushed, Error> {
     // The image stays whole while its blobs are read: `rmi` waits.
-    let _in_use = tokio::task::block_in_place(|| store.lock_image_use(image.digest(), LockMode::Shared))?;
+    let _in_use =
+        tokio::task::block_in_place(|| store.lock_image_use(image.digest(), LockMode::Shared))?;
     if let Some(want) = dest.digest() {
         if want != &prepared.digest {
             return Err(Error::Registry {
@@ -350,7 +500,12 @@ async fn push_blobs(
     let mut tasks = tokio::task::JoinSet::new();
     // Layers before the config, as podman sends them; largest first.
     let mut order: Vec<usize> = (0..blobs.len()).collect();
-    order.sort_by_key(|&i| (blobs[i].1 == BlobKind::Config, std::cmp::Reverse(blobs[i].0.size)));
+    order.sort_by_key(|&i| {
+        (
+            blobs[i].1 == BlobKind::Config,
+            std::cmp::Reverse(blobs[i].0.size),
+        )
+    });
     for i in order {
         let (desc, kind) = blobs[i].clone();
         let (job, limit) = (job.clone(), limit.clone());
@@ -380,7 +535,10 @@ async fn push_blobs(
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(outcomes.into_iter().map(|o| o.expect("every blob has an outcome")).collect())
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every blob has an outcome"))
+        .collect())
 }
 
 /// Where an upload stands.
@@ -397,7 +555,12 @@ impl Job {
     }
 
     /// One blob: skip, mount or upload.
-    async fn push_blob(&self, desc: &Descriptor, kind: BlobKind, trust_head: bool) -> Result<Outcome, Error> {
+    async fn push_blob(
+        &self,
+        desc: &Descriptor,
+        kind: BlobKind,
+        trust_head: bool,
+    ) -> Result<Outcome, Error> {
         if trust_head && self.registry_has(desc).await? {
             self.progress.blob_skipped(desc, kind);
             return Ok(Outcome::Present);
@@ -421,7 +584,10 @@ impl Job {
         let what = format!("checking blob {}", desc.digest.short());
         self.client
             .with_retries(&what, || async {
-                let resp = self.client.send(Method::HEAD, &url, HeaderMap::new(), None).await?;
+                let resp = self
+                    .client
+                    .send(Method::HEAD, &url, HeaderMap::new(), None)
+                    .await?;
                 match resp.status() {
                     s if s.is_success() => Ok(true),
                     StatusCode::NOT_FOUND => Ok(false),
@@ -437,7 +603,10 @@ impl Job {
         let mut url = self.client.repo_url("blobs/uploads/");
         let mounting = mount.then(|| self.sources.first()).flatten();
         if let Some(from) = mounting {
-            url.push_str(&format!("?mount={}&from={from}", query_digest(&desc.digest)));
+            url.push_str(&format!(
+                "?mount={}&from={from}",
+                query_digest(&desc.digest)
+            ));
         }
         let what = format!("starting the upload of blob {}", desc.digest.short());
         self.client
@@ -455,9 +624,12 @@ impl Job {
                             url: self.client.absolute(&l),
                             offset: 0,
                         }),
-                        None => Err(Failure::Fatal(self.client.error(RegistryError::Other(
-                            "the registry started an upload without saying where (no Location)".into(),
-                        )))),
+                        None => Err(Failure::Fatal(
+                            self.client.error(RegistryError::Other(
+                                "the registry started an upload without saying where (no Location)"
+                                    .into(),
+                            )),
+                        )),
                     },
                     _ => Err(self.client.rejected(resp).await),
                 }
@@ -516,7 +688,9 @@ impl Job {
                         Some((u, o)) => (url, offset) = (u, o),
                         None => {
                             // The registry forgot the upload: a new one.
-                            if let Upload::At { url: u, offset: o } = self.start_upload(desc, false).await? {
+                            if let Upload::At { url: u, offset: o } =
+                                self.start_upload(desc, false).await?
+                            {
                                 (url, offset) = (u, o);
                             }
                         }
@@ -544,7 +718,10 @@ impl Job {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, Self::header("application/octet-stream"));
         headers.insert(CONTENT_LENGTH, Self::header(&data.len().to_string()));
-        let resp = self.client.send(Method::PUT, &url, headers, Some(data)).await?;
+        let resp = self
+            .client
+            .send(Method::PUT, &url, headers, Some(data))
+            .await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -552,13 +729,25 @@ impl Job {
     }
 
     /// One `PATCH` of `data` at `offset`: the next upload URL and offset.
-    async fn patch(&self, desc: &Descriptor, url: &str, offset: u64, data: Bytes) -> Result<(String, u64), Failure> {
+    async fn patch(
+        &self,
+        desc: &Descriptor,
+        url: &str,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<(String, u64), Failure> {
         let end = offset + data.len() as u64;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, Self::header("application/octet-stream"));
         headers.insert(CONTENT_LENGTH, Self::header(&data.len().to_string()));
-        headers.insert(CONTENT_RANGE, Self::header(&format!("{offset}-{}", end - 1)));
-        let resp = self.client.send(Method::PATCH, url, headers, Some(data)).await?;
+        headers.insert(
+            CONTENT_RANGE,
+            Self::header(&format!("{offset}-{}", end - 1)),
+        );
+        let resp = self
+            .client
+            .send(Method::PATCH, url, headers, Some(data))
+            .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.client.rejected(resp).await);
         }
@@ -567,7 +756,10 @@ impl Job {
         // only when it is sane.
         let held = range_end(&resp).map_or(end, |e| e + 1);
         if held != end {
-            tracing::debug!("{}: registry holds {held} bytes after a PATCH to {end}", desc.digest);
+            tracing::debug!(
+                "{}: registry holds {held} bytes after a PATCH to {end}",
+                desc.digest
+            );
         }
         Ok((next, held.min(desc.size)))
     }
@@ -578,10 +770,14 @@ impl Job {
     async fn upload_status(&self, url: &str) -> Result<Option<(String, u64)>, Error> {
         self.client
             .with_retries("asking where the upload stands", || async {
-                let resp = self.client.send(Method::GET, url, HeaderMap::new(), None).await?;
+                let resp = self
+                    .client
+                    .send(Method::GET, url, HeaderMap::new(), None)
+                    .await?;
                 match resp.status() {
                     StatusCode::NO_CONTENT | StatusCode::OK => {
-                        let next = location(&resp).map_or_else(|| url.to_owned(), |l| self.client.absolute(&l));
+                        let next = location(&resp)
+                            .map_or_else(|| url.to_owned(), |l| self.client.absolute(&l));
                         Ok(Some((next, range_end(&resp).map_or(0, |e| e + 1))))
                     }
                     s if s.is_client_error() => Ok(None),
@@ -593,10 +789,14 @@ impl Job {
 
     /// `PUT` of the manifest at the destination's tag or digest. A 4xx
     /// (other than 401) comes back as the registry's error codes and words.
-    async fn put_manifest(&self, prepared: &Prepared) -> Result<Result<(), (Vec<String>, String)>, Error> {
-        let url = self
-            .client
-            .repo_url(&format!("manifests/{}", self.client.reference().tag_or_digest()));
+    async fn put_manifest(
+        &self,
+        prepared: &Prepared,
+    ) -> Result<Result<(), (Vec<String>, String)>, Error> {
+        let url = self.client.repo_url(&format!(
+            "manifests/{}",
+            self.client.reference().tag_or_digest()
+        ));
         self.client
             .with_retries("writing the manifest", || async {
                 let mut headers = HeaderMap::new();
@@ -658,7 +858,10 @@ fn range_end(resp: &reqwest::Response) -> Option<u64> {
 fn parse_range_end(r: &str) -> Option<u64> {
     let r = r.trim().trim_start_matches("bytes=");
     let (start, end) = r.split_once('-')?;
-    let (start, end) = (start.trim().parse::<u64>().ok()?, end.trim().parse::<u64>().ok()?);
+    let (start, end) = (
+        start.trim().parse::<u64>().ok()?,
+        end.trim().parse::<u64>().ok()?,
+    );
     // distribution says `0-0` for an empty upload.
     (start == 0 && end > 0).then_some(end)
 }
@@ -693,7 +896,10 @@ mod tests {
 
     #[test]
     fn conversions_map_media_types() {
-        let oci = manifest(types::OCI_CONFIG, &[types::OCI_LAYER_GZIP, types::OCI_LAYER]);
+        let oci = manifest(
+            types::OCI_CONFIG,
+            &[types::OCI_LAYER_GZIP, types::OCI_LAYER],
+        );
         let d = convert(&oci, ManifestFormat::Docker).unwrap();
         assert_eq!(d.effective_media_type(), types::DOCKER_MANIFEST);
         assert_eq!(d.config.media_type, types::DOCKER_CONFIG);
@@ -705,6 +911,9 @@ mod tests {
         assert_eq!(back.layers[0].media_type, types::OCI_LAYER_GZIP);
         let zstd = manifest(types::OCI_CONFIG, &[types::OCI_LAYER_ZSTD]);
         let e = convert(&zstd, ManifestFormat::Docker).unwrap_err();
-        assert!(e.contains("v2s2") && e.contains("--compression-format gzip"), "{e}");
+        assert!(
+            e.contains("v2s2") && e.contains("--compression-format gzip"),
+            "{e}"
+        );
     }
 }

@@ -364,11 +364,11 @@ impl FaultProxy {
         let id = RuleId(rules.next_id);
         rules.next_id += 1;
         rules.active.push(RuleSlot {
-                id,
-                rule,
-                used: 0,
-                skipped: 0,
-            });
+            id,
+            rule,
+            used: 0,
+            skipped: 0,
+        });
         id
     }
 

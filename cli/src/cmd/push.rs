@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use cairn_registry::push::{mount_sources, prepare, push, ManifestFormat, PushOptions, PushProgress};
+use cairn_registry::push::{
+    mount_sources, prepare, push, ManifestFormat, PushOptions, PushProgress,
+};
 use cairn_registry::{AuthFiles, Credentials, RegistryOptions};
+use cairn_store::compress::Compression;
 use cairn_store::{Image, Name, Reference, DOCKER_HUB};
 use clap::Args;
 
@@ -91,7 +94,10 @@ enum Destination {
     Registry(String),
     /// `oci:`, `oci-archive:`, `docker-archive:`, `dir:`: written by the
     /// archive module.
-    Archive { transport: &'static str, rest: String },
+    Archive {
+        transport: &'static str,
+        rest: String,
+    },
 }
 
 impl Destination {
@@ -111,7 +117,13 @@ impl Destination {
         // other transports, or a URL scheme (`ftp://…`). Anything else with
         // a colon is a name with a tag or a registry port.
         if let Some((t, rest)) = s.split_once(':') {
-            let podmans = ["containers-storage", "docker-daemon", "ostree", "sif", "tarball"];
+            let podmans = [
+                "containers-storage",
+                "docker-daemon",
+                "ostree",
+                "sif",
+                "tarball",
+            ];
             if podmans.contains(&t) || (rest.starts_with("//") && !t.is_empty()) {
                 return Err(exit::with_code(
                     exit::ENGINE,
@@ -132,7 +144,12 @@ pub fn push_verb(ctx: &Context, a: PushArgs) -> anyhow::Result<u8> {
         None => None,
         Some("oci") => Some(ManifestFormat::Oci),
         Some("v2s2") => Some(ManifestFormat::Docker),
-        Some("v2s1") => return Err(refuse("--format v2s1", "docker schema 1 is deprecated and unsigned; use oci or v2s2")),
+        Some("v2s1") => {
+            return Err(refuse(
+                "--format v2s1",
+                "docker schema 1 is deprecated and unsigned; use oci or v2s2",
+            ))
+        }
         Some(other) => {
             return Err(exit::with_code(
                 exit::ENGINE,
@@ -140,22 +157,21 @@ pub fn push_verb(ctx: &Context, a: PushArgs) -> anyhow::Result<u8> {
             ))
         }
     };
-    if let Some(c) = a.compression_format.as_deref() {
-        if !matches!(c, "gzip" | "zstd") {
+    let compression = match a.compression_format.as_deref() {
+        None => None,
+        Some("gzip") => Some(Compression::Gzip),
+        Some("zstd") => Some(Compression::Zstd),
+        Some(c) => {
             return Err(exit::with_code(
                 exit::ENGINE,
                 format!("--compression-format {c:?}: unknown; use gzip or zstd"),
-            ));
+            ))
         }
-        return Err(refuse(
-            "--compression-format",
-            "layers are pushed as stored; recompression is not wired yet",
-        ));
-    }
-    if a.force_compression {
-        return Err(refuse(
-            "--force-compression",
-            "layers are pushed as stored; recompression is not wired yet",
+    };
+    if a.force_compression && compression.is_none() {
+        return Err(exit::with_code(
+            exit::ENGINE,
+            "--force-compression needs --compression-format gzip or zstd",
         ));
     }
     let store = ctx.store()?;
@@ -183,6 +199,8 @@ pub fn push_verb(ctx: &Context, a: PushArgs) -> anyhow::Result<u8> {
         jobs: a.jobs.max(1),
         chunk_size: a.chunk_size.max(1),
         format,
+        compression,
+        force_compression: a.force_compression,
     };
     let prepared = prepare(&store, &image, &opts).map_err(|e| e.for_image(&a.image))?;
     let progress: Arc<dyn PushProgress> = Arc::from(crate::progress::for_pull(a.quiet));
@@ -229,28 +247,43 @@ fn refuse_flags(a: &PushArgs) -> anyhow::Result<()> {
         return Err(refuse("--sign-by", "cairn does not sign images"));
     }
     if a.sign_by_sigstore_private_key.is_some() {
-        return Err(refuse("--sign-by-sigstore-private-key", "cairn does not sign images"));
+        return Err(refuse(
+            "--sign-by-sigstore-private-key",
+            "cairn does not sign images",
+        ));
     }
     if a.sign_passphrase_file.is_some() {
-        return Err(refuse("--sign-passphrase-file", "cairn does not sign images"));
+        return Err(refuse(
+            "--sign-passphrase-file",
+            "cairn does not sign images",
+        ));
     }
     Ok(())
 }
 
 /// The reference to push to: `dest` as given, or (no destination) the
 /// image's own name the user typed.
-fn destination_ref(image: &Image, typed: &str, dest: &str, given: bool) -> anyhow::Result<Reference> {
+fn destination_ref(
+    image: &Image,
+    typed: &str,
+    dest: &str,
+    given: bool,
+) -> anyhow::Result<Reference> {
     let bad = |e: &dyn std::fmt::Display| {
-        exit::with_code(exit::ENGINE, format!("{dest}: not a registry destination ({e}); use [docker://]HOST/REPO[:TAG]"))
+        exit::with_code(
+            exit::ENGINE,
+            format!("{dest}: not a registry destination ({e}); use [docker://]HOST/REPO[:TAG]"),
+        )
     };
     let name = Name::parse(dest).map_err(|e| bad(&e))?;
     if given || !name.is_short() {
         return name.qualify(DOCKER_HUB).map_err(|e| bad(&e));
     }
     // A short name or an id: the image's name it stands for.
-    let found = image.names.iter().find(|n| {
-        name.qualify(n.registry()).is_ok_and(|q| &q == *n)
-    });
+    let found = image
+        .names
+        .iter()
+        .find(|n| name.qualify(n.registry()).is_ok_and(|q| &q == *n));
     match found {
         Some(n) => Ok(n.clone()),
         None => Err(exit::with_code(
@@ -267,7 +300,8 @@ fn registry_options(a: &PushArgs) -> anyhow::Result<RegistryOptions> {
     registry.cert_dir = a.cert_dir.clone();
     if let Some(c) = &a.creds {
         registry.credentials = Some(
-            Credentials::parse(c).map_err(|e| exit::with_code(exit::ENGINE, format!("--creds: {e}")))?,
+            Credentials::parse(c)
+                .map_err(|e| exit::with_code(exit::ENGINE, format!("--creds: {e}")))?,
         );
     }
     if let Some(r) = a.retry {
@@ -286,20 +320,40 @@ mod tests {
     #[test]
     fn destinations() {
         let reg = |s: &str| Destination::Registry(s.to_owned());
-        assert_eq!(Destination::parse("docker://h:5000/a/b:t").unwrap(), reg("h:5000/a/b:t"));
-        assert_eq!(Destination::parse("h:5000/a/b:t").unwrap(), reg("h:5000/a/b:t"));
-        assert_eq!(Destination::parse("localhost:5000/a").unwrap(), reg("localhost:5000/a"));
+        assert_eq!(
+            Destination::parse("docker://h:5000/a/b:t").unwrap(),
+            reg("h:5000/a/b:t")
+        );
+        assert_eq!(
+            Destination::parse("h:5000/a/b:t").unwrap(),
+            reg("h:5000/a/b:t")
+        );
+        assert_eq!(
+            Destination::parse("localhost:5000/a").unwrap(),
+            reg("localhost:5000/a")
+        );
         assert_eq!(Destination::parse("debian:12").unwrap(), reg("debian:12"));
         assert_eq!(
             Destination::parse("oci:/tmp/x:tag").unwrap(),
-            Destination::Archive { transport: "oci", rest: "/tmp/x:tag".into() }
+            Destination::Archive {
+                transport: "oci",
+                rest: "/tmp/x:tag".into()
+            }
         );
         assert_eq!(
             Destination::parse("oci-archive:/tmp/x.tar").unwrap(),
-            Destination::Archive { transport: "oci-archive", rest: "/tmp/x.tar".into() }
+            Destination::Archive {
+                transport: "oci-archive",
+                rest: "/tmp/x.tar".into()
+            }
         );
-        let e = Destination::parse("ftp://example/x").unwrap_err().to_string();
-        assert!(e.contains("unsupported destination transport \"ftp\""), "{e}");
+        let e = Destination::parse("ftp://example/x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unsupported destination transport \"ftp\""),
+            "{e}"
+        );
         assert!(Destination::parse("containers-storage:x").is_err());
     }
 }
