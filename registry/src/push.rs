@@ -415,10 +415,7 @@ pub async fn push(
     });
     let mut outcomes = push_blobs(&job, &prepared.blobs, opts.jobs, true).await?;
     job.progress.writing_manifest();
-    let rejected = match job.put_manifest(prepared).await? {
-        Ok(()) => None,
-        Err(r) => Some(r),
-    };
+    let rejected = job.put_manifest(prepared).await?.err();
     if let Some((codes, detail)) = rejected {
         let unknown = codes
             .iter()

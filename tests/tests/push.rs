@@ -547,3 +547,39 @@ fn compression_format_zstd_pushes_zstd_layers_that_cairn_pulls_back_and_runs() {
     );
     cairn.assert_clean();
 }
+
+#[test]
+fn rootless_push_round_trips_with_the_same_digest() {
+    let reg = registry(RegistryOptions::default().with_auth(Auth::htpasswd("pusher", "s3cret")));
+    let c = Cairn::rootless().expect("rootless environment");
+    let name = format!("{}/rootless/debian:1", reg.host());
+    let id = c.pull_fixture_as(refs::DEBIAN_MIN, &name);
+    let digest = stored_digest(&c, &name);
+    // Credentials from `cairn login`'s auth file, not --creds.
+    let r = c.fails(125, ["push", "--tls-verify=false", &name]);
+    assert!(r.stderr.contains("cairn login"), "{}", r.stderr);
+    c.ok([
+        "login",
+        "--tls-verify=false",
+        "-u",
+        "pusher",
+        "-p",
+        "s3cret",
+        reg.host(),
+    ]);
+    c.ok(["push", "-q", "--tls-verify=false", &name]);
+    assert_eq!(reg.manifest_digest("rootless/debian:1").unwrap(), digest);
+    let other = Cairn::rootless().unwrap();
+    other.ok([
+        "login",
+        "--tls-verify=false",
+        "-u",
+        "pusher",
+        "-p",
+        "s3cret",
+        reg.host(),
+    ]);
+    let back = other.ok(["pull", "-q", "--tls-verify=false", &name]);
+    assert_eq!(back.trim(), id);
+    c.assert_clean();
+}
