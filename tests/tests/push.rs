@@ -583,3 +583,73 @@ fn rootless_push_round_trips_with_the_same_digest() {
     assert_eq!(back.trim(), id);
     c.assert_clean();
 }
+
+/// The benchmark, on the 3-layer `net` fixture (the `bench-four`
+/// image needs `build-images.sh --bench`; podman cannot store the 4-layer
+/// `multi`, whose edge-case layer it refuses): `cairn push` vs `skopeo copy`
+/// and `podman push` of the same image to empty repositories of one local
+/// registry, median of 3. Run with
+/// `cargo test -p cairn-tests --test push -- --ignored --nocapture bench`.
+#[test]
+#[ignore = "benchmark: prints figures, asserts only that every push works"]
+fn bench_push_against_skopeo_and_podman() {
+    assert!(is_root(), "run as root");
+    let mut cairn = Cairn::new().unwrap();
+    if let Ok(chunk) = std::env::var("CAIRN_PUSH_CHUNK_SIZE") {
+        cairn.env("CAIRN_PUSH_CHUNK_SIZE", &chunk);
+    }
+    cairn.pull_fixture_as(refs::NET, "localhost/bench:1");
+    let podman = Podman::new().unwrap();
+    podman
+        .import_fixture(refs::NET, "localhost/bench:1")
+        .unwrap();
+    // Each push goes to a registry of its own: skopeo and podman remember
+    // where blobs were seen (their blob info cache) and would mount them.
+    let time = |f: &dyn Fn(&str)| {
+        let mut v: Vec<Duration> = (0..3)
+            .map(|_| {
+                let reg = registry(RegistryOptions::default());
+                let dest = format!("{}/bench/image:1", reg.host());
+                let t = Instant::now();
+                f(&dest);
+                t.elapsed()
+            })
+            .collect();
+        v.sort();
+        v[1]
+    };
+    let c = time(&|dest| {
+        cairn.ok([
+            "push",
+            "-q",
+            "--tls-verify=false",
+            "localhost/bench:1",
+            dest,
+        ]);
+    });
+    let s = time(&|dest| {
+        skopeo(&[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &cairn_tests::fixtures::oci_ref(refs::NET),
+            &format!("docker://{dest}"),
+        ])
+        .unwrap();
+    });
+    let p = time(&|dest| {
+        podman.ok([
+            "push",
+            "-q",
+            "--tls-verify=false",
+            "localhost/bench:1",
+            dest,
+        ]);
+    });
+    println!(
+        "push of net (3 layers, {} bytes) to an empty registry: cairn {c:?}, skopeo copy {s:?} ({:.2}x), podman push {p:?} ({:.2}x)",
+        48_614_342 + 19_872_954 + 550,
+        c.as_secs_f64() / s.as_secs_f64(),
+        c.as_secs_f64() / p.as_secs_f64()
+    );
+}
