@@ -745,8 +745,18 @@ impl Job {
             .client
             .send(Method::PATCH, url, headers, Some(data))
             .await?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.client.rejected(resp).await);
+        match resp.status() {
+            StatusCode::ACCEPTED => {}
+            // The upload is not where we thought (416), or gone (404, or
+            // distribution's BLOB_UPLOAD_INVALID after a body cut midway):
+            // ask where it stands, or start a new one.
+            StatusCode::NOT_FOUND | StatusCode::RANGE_NOT_SATISFIABLE | StatusCode::BAD_REQUEST => {
+                let (_, detail) = error_codes(resp).await;
+                return Err(Failure::retry(format!(
+                    "the registry lost the upload: {detail}"
+                )));
+            }
+            _ => return Err(self.client.rejected(resp).await),
         }
         let next = location(&resp).map_or_else(|| url.to_owned(), |l| self.client.absolute(&l));
         // The registry's Range says what it holds; trust it over our count

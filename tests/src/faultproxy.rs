@@ -111,6 +111,12 @@ pub enum Action {
     /// Forward without the query string: e.g. a registry that ignores `?mount=&from=` and
     /// starts a plain upload (202) instead of mounting.
     StripQuery,
+    /// Forward only this many bytes of the request body to the upstream, then drop both
+    /// connections: an upload cut midway of which the upstream got a part.
+    CutRequestBody {
+        /// Request body bytes forwarded before the cut.
+        after_bytes: u64,
+    },
 }
 
 impl Action {
@@ -485,12 +491,14 @@ async fn handle(
     let mut corrupt = None;
     let mut ignore_range = false;
     let mut strip_query = false;
+    let mut cut_request = None;
     let mut req = req;
     for action in actions {
         match action {
             Action::Delay { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
             Action::IgnoreRange => ignore_range = true,
             Action::StripQuery => strip_query = true,
+            Action::CutRequestBody { after_bytes } => cut_request = Some(after_bytes),
             Action::DropRequestBody { after_bytes } => {
                 let mut read = 0u64;
                 while read < after_bytes {
@@ -552,9 +560,17 @@ async fn handle(
         parts.headers.remove(hyper::header::IF_RANGE);
     }
     parts.version = hyper::Version::HTTP_11;
-    let upstream_req = Request::from_parts(parts, body);
+    let body = FaultBody {
+        inner: body,
+        pos: 0,
+        truncate_at: cut_request,
+        corrupt_at: None,
+        stall: None,
+    };
+    let upstream_req = Request::from_parts(parts, body.boxed());
     let response = match forward(&shared.upstream, upstream_req).await {
         Ok(r) => r,
+        Err(_) if cut_request.is_some() => return Err(InjectedClose),
         Err(e) => {
             shared.set_status(index, 502);
             return Ok(status_response(
@@ -580,7 +596,7 @@ async fn handle(
 
 /// Sends `req` to `upstream` over a fresh connection (no pooling: every request is independent,
 /// which keeps faults on one request from leaking into the next).
-async fn forward(upstream: &str, req: Request<Incoming>) -> anyhow::Result<Response<Incoming>> {
+async fn forward(upstream: &str, req: Request<ProxyBody>) -> anyhow::Result<Response<Incoming>> {
     let stream = tokio::net::TcpStream::connect(upstream)
         .await
         .context("connect")?;

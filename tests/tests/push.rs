@@ -338,6 +338,24 @@ fn pushes_to_tls_htpasswd_and_token_registries() {
             &[],
         )
         .unwrap_or_else(|e| panic!("{what}: skopeo pulls it back: {e:#}"));
+        // Another repository: its blobs are mounted from the first (with
+        // a token, one that may pull from there too).
+        let mut again = args.clone();
+        again.push(format!("{}/auth2/debian:1", reg.host()));
+        let r = cairn.run(&again);
+        assert_eq!(r.code, 0, "{what}: {}", r.stderr);
+        assert_eq!(
+            reg.manifest_digest("auth2/debian:1").unwrap(),
+            digest,
+            "{what}"
+        );
+        let log = reg.log();
+        let mounts = log
+            .lines()
+            .filter(|l| l.contains("from=auth%2Fdebian") || l.contains("from=auth/debian"))
+            .filter(|l| l.contains("status=201"))
+            .count();
+        assert_eq!(mounts, 2, "{what}: config and layer mounted");
         if what == "token" {
             let scopes: Vec<String> = reg
                 .token_requests()
@@ -348,6 +366,16 @@ fn pushes_to_tls_htpasswd_and_token_registries() {
                 scopes
                     .iter()
                     .any(|s| s == "repository:auth/debian:pull,push"),
+                "{scopes:?}"
+            );
+            assert!(
+                scopes
+                    .iter()
+                    .any(|s| s == "repository:auth2/debian:pull,push"),
+                "{scopes:?}"
+            );
+            assert!(
+                scopes.iter().any(|s| s == "repository:auth/debian:pull"),
                 "{scopes:?}"
             );
         }
@@ -652,4 +680,34 @@ fn bench_push_against_skopeo_and_podman() {
         c.as_secs_f64() / s.as_secs_f64(),
         c.as_secs_f64() / p.as_secs_f64()
     );
+}
+
+#[test]
+fn an_upload_cut_after_the_registry_kept_part_of_a_chunk_still_completes() {
+    assert!(is_root(), "run as root");
+    let reg = registry(RegistryOptions::default());
+    let proxy = FaultProxy::start(reg.host()).unwrap();
+    let mut cairn = Cairn::new().unwrap();
+    let name = format!("{}/cut/debian:1", proxy.host());
+    cairn.pull_fixture_as(refs::DEBIAN_MIN, &name);
+    let digest = stored_digest(&cairn, &name);
+    cairn.env("CAIRN_PUSH_CHUNK_SIZE", &(8u64 << 20).to_string());
+    // distribution writes the 3 MiB it got into the upload, which then no
+    // longer matches the upload's state: it cancels the upload (cairn
+    // starts another) or reports where it stands (cairn resumes there).
+    let rule = proxy.add_rule(
+        Rule::new(Action::CutRequestBody {
+            after_bytes: 3 << 20,
+        })
+        .method("PATCH")
+        .skip(2)
+        .times(1),
+    );
+    let r = cairn.run(["push", "--tls-verify=false", "--retry-delay", "50ms", &name]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(proxy.rule_hits(rule), 1);
+    assert_eq!(reg.manifest_digest("cut/debian:1").unwrap(), digest);
+    let other = Cairn::new().unwrap();
+    other.ok(["pull", "-q", "--tls-verify=false", &name]);
+    assert_eq!(stored_digest(&other, &name), digest);
 }
