@@ -500,15 +500,7 @@ async fn handle(
             Action::StripQuery => strip_query = true,
             Action::CutRequestBody { after_bytes } => cut_request = Some(after_bytes),
             Action::DropRequestBody { after_bytes } => {
-                let mut read = 0u64;
-                while read < after_bytes {
-                    match req.body_mut().frame().await {
-                        Some(Ok(frame)) => {
-                            read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                        }
-                        _ => break,
-                    }
-                }
+                read_request_body(req.body_mut(), after_bytes).await;
                 return Err(InjectedClose);
             }
             Action::Truncate { after_bytes } => truncate = Some(after_bytes),
@@ -532,18 +524,7 @@ async fn handle(
             }
             Action::BearerChallenge { realm } => {
                 shared.set_status(index, 401);
-                let mut r = status_response(
-                    401,
-                    None,
-                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
-                        .to_owned(),
-                );
-                if let Ok(v) = HeaderValue::from_str(&format!(
-                    r#"Bearer realm="{realm}",service="cairn-hostile""#
-                )) {
-                    r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
-                }
-                return Ok(r);
+                return Ok(bearer_challenge(&realm));
             }
         }
     }
@@ -592,6 +573,32 @@ async fn handle(
         stall: None,
     };
     Ok(Response::from_parts(parts, body.boxed()))
+}
+
+/// Reads (and drops) up to `limit` bytes of a request body, less if it ends first.
+async fn read_request_body(body: &mut Incoming, limit: u64) {
+    let mut read = 0u64;
+    while read < limit {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => break,
+        }
+    }
+}
+
+/// A 401 sending the client to the token endpoint `realm`.
+fn bearer_challenge(realm: &str) -> Response<ProxyBody> {
+    let mut r = status_response(
+        401,
+        None,
+        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_owned(),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        r#"Bearer realm="{realm}",service="cairn-hostile""#
+    )) {
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    r
 }
 
 /// Sends `req` to `upstream` over a fresh connection (no pooling: every request is independent,
