@@ -762,13 +762,23 @@ impl Job {
         // The registry's Range says what it holds; trust it over our count
         // only when it is sane.
         let held = range_end(&resp).map_or(end, |e| e + 1);
+        if held <= offset {
+            // Accepted, yet nothing taken: a retry (bounded) rather than
+            // sending the same chunk forever.
+            return Err(Failure::retry(format!(
+                "the registry took none of the {} bytes sent at offset {offset}",
+                end - offset
+            )));
+        }
         if held != end {
             tracing::debug!(
                 "{}: registry holds {held} bytes after a PATCH to {end}",
                 desc.digest
             );
         }
-        Ok((next, held.min(desc.size)))
+        // More than was sent would be a lie the closing digest check
+        // catches; go on from what was sent.
+        Ok((next, held.min(end)))
     }
 
     /// `GET` on the upload URL: where the upload stands (its URL and the
