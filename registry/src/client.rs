@@ -487,7 +487,7 @@ impl RegistryClient {
 
     /// Sends a request with the authorization learnt so far; on a 401 with
     /// a challenge, authorizes (Basic, or a token from the realm) and sends
-    /// it once more (`body` is cheap to send twice). Whatever status comes
+    /// it once more (`body` makes the body afresh for each). Whatever status comes
     /// back is returned unread, but a 401 that could not be answered is a
     /// [`Failure`]; so is a request that got no response.
     pub(crate) async fn send(
@@ -495,7 +495,7 @@ impl RegistryClient {
         method: Method,
         url: &str,
         headers: HeaderMap,
-        body: Option<Bytes>,
+        body: Option<&(dyn Fn() -> reqwest::Body + Sync)>,
     ) -> Result<reqwest::Response, Failure> {
         let mut challenged = false;
         loop {
@@ -503,8 +503,8 @@ impl RegistryClient {
                 .raw
                 .request(method.clone(), url)
                 .headers(headers.clone());
-            if let Some(b) = &body {
-                req = req.body(b.clone());
+            if let Some(b) = body {
+                req = req.body(b());
             }
             let authorization = self.authorization.lock().expect("not poisoned").clone();
             req = match (&authorization, &self.creds) {

@@ -612,7 +612,7 @@ impl Job {
                 headers.insert(CONTENT_LENGTH, Self::header("0"));
                 let resp = self
                     .client
-                    .send(Method::POST, &url, headers, Some(Bytes::new()))
+                    .send(Method::POST, &url, headers, Some(&|| Bytes::new().into()))
                     .await?;
                 match resp.status() {
                     StatusCode::CREATED if mounting.is_some() => Ok(Upload::Mounted),
@@ -634,19 +634,15 @@ impl Job {
             .await
     }
 
-    /// Reads `len` bytes of the blob at `offset` from the store.
-    fn read(&self, desc: &Descriptor, offset: u64, len: u64) -> Result<Bytes, Error> {
-        tokio::task::block_in_place(|| {
-            let file = self.store.open_blob(&desc.digest)?;
-            let mut buf = vec![0u8; len as usize];
-            file.read_exact_at(&mut buf, offset).map_err(|e| {
-                Error::Io(cairn_store::PathError::new(
-                    "read blob",
-                    self.store.blob_path(&desc.digest),
-                    e,
-                ))
-            })?;
-            Ok(Bytes::from(buf))
+    /// Bytes `offset..offset + len` of the stored blob, to send.
+    fn part(&self, desc: &Descriptor, offset: u64, len: u64) -> Result<Part, Error> {
+        let file = tokio::task::block_in_place(|| self.store.open_blob(&desc.digest))?;
+        let (progress, digest) = (self.progress.clone(), desc.digest.clone());
+        Ok(Part {
+            file: Arc::new(file),
+            start: offset,
+            end: offset + len,
+            progress: Arc::new(move |n| progress.blob_progress(&digest, n)),
         })
     }
 
@@ -661,9 +657,9 @@ impl Job {
                 self.put_whole(desc, &url).await.map(|()| None)
             } else if offset < desc.size {
                 let len = self.chunk_size.min(desc.size - offset);
-                let data = self.read(desc, offset, len)?;
+                let part = self.part(desc, offset, len)?;
                 sent += len;
-                self.patch(desc, &url, offset, data).await.map(Some)
+                self.patch(desc, &url, &part).await.map(Some)
             } else {
                 self.close(desc, &url).await.map(|()| None)
             };
@@ -700,24 +696,31 @@ impl Job {
 
     /// `PUT url?digest=D` with the whole blob.
     async fn put_whole(&self, desc: &Descriptor, url: &str) -> Result<(), Failure> {
-        let data = self.read(desc, 0, desc.size).map_err(Failure::Fatal)?;
-        self.put_digest(desc, url, data).await
+        let part = self.part(desc, 0, desc.size).map_err(Failure::Fatal)?;
+        self.put_digest(desc, url, Some(&part)).await
     }
 
     /// `PUT url?digest=D` with no body: closes a chunked upload.
     async fn close(&self, desc: &Descriptor, url: &str) -> Result<(), Failure> {
-        self.put_digest(desc, url, Bytes::new()).await
+        self.put_digest(desc, url, None).await
     }
 
-    async fn put_digest(&self, desc: &Descriptor, url: &str, data: Bytes) -> Result<(), Failure> {
+    async fn put_digest(
+        &self,
+        desc: &Descriptor,
+        url: &str,
+        part: Option<&Part>,
+    ) -> Result<(), Failure> {
         let sep = if url.contains('?') { '&' } else { '?' };
         let url = format!("{url}{sep}digest={}", query_digest(&desc.digest));
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, Self::header("application/octet-stream"));
-        headers.insert(CONTENT_LENGTH, Self::header(&data.len().to_string()));
+        let len = part.map_or(0, Part::len);
+        headers.insert(CONTENT_LENGTH, Self::header(&len.to_string()));
+        let body = || part.map_or_else(|| Bytes::new().into(), Part::body);
         let resp = self
             .client
-            .send(Method::PUT, &url, headers, Some(data))
+            .send(Method::PUT, &url, headers, Some(&body))
             .await?;
         if resp.status().is_success() {
             return Ok(());
@@ -725,25 +728,25 @@ impl Job {
         Err(self.client.rejected(resp).await)
     }
 
-    /// One `PATCH` of `data` at `offset`: the next upload URL and offset.
+    /// One `PATCH` of `part`: the next upload URL and offset.
     async fn patch(
         &self,
         desc: &Descriptor,
         url: &str,
-        offset: u64,
-        data: Bytes,
+        part: &Part,
     ) -> Result<(String, u64), Failure> {
-        let end = offset + data.len() as u64;
+        let (offset, end) = (part.start, part.end);
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, Self::header("application/octet-stream"));
-        headers.insert(CONTENT_LENGTH, Self::header(&data.len().to_string()));
+        headers.insert(CONTENT_LENGTH, Self::header(&part.len().to_string()));
         headers.insert(
             CONTENT_RANGE,
             Self::header(&format!("{offset}-{}", end - 1)),
         );
+        let body = || part.body();
         let resp = self
             .client
-            .send(Method::PATCH, url, headers, Some(data))
+            .send(Method::PATCH, url, headers, Some(&body))
             .await?;
         match resp.status() {
             StatusCode::ACCEPTED => {}
@@ -820,7 +823,12 @@ impl Job {
                 headers.insert(CONTENT_TYPE, Self::header(&prepared.media_type));
                 let resp = self
                     .client
-                    .send(Method::PUT, &url, headers, Some(prepared.manifest.clone()))
+                    .send(
+                        Method::PUT,
+                        &url,
+                        headers,
+                        Some(&|| prepared.manifest.clone().into()),
+                    )
                     .await?;
                 let status = resp.status();
                 if status.is_success() {
@@ -850,6 +858,71 @@ impl Job {
             "registry {} rejected the manifest: {detail}",
             self.client.reference().registry()
         )))
+    }
+}
+
+/// Bytes `start..end` of a stored blob, sent as a request body in pieces
+/// read as the connection takes them (never held whole), reporting the
+/// offset reached.
+#[derive(Clone)]
+struct Part {
+    file: Arc<std::fs::File>,
+    start: u64,
+    end: u64,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+impl Part {
+    /// Bytes read from the file per body frame.
+    const PIECE: u64 = 256 << 10;
+
+    fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// A fresh body for the part (a request sent again reads it again).
+    fn body(&self) -> reqwest::Body {
+        reqwest::Body::wrap(PartBody {
+            part: self.clone(),
+            pos: self.start,
+        })
+    }
+}
+
+struct PartBody {
+    part: Part,
+    pos: u64,
+}
+
+impl http_body::Body for PartBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let (pos, end) = (self.pos, self.part.end);
+        if pos >= end {
+            return std::task::Poll::Ready(None);
+        }
+        // A read from a stored blob (usually in the page cache): short
+        // enough to do here rather than on another thread.
+        let mut buf = vec![0u8; Part::PIECE.min(end - pos) as usize];
+        if let Err(e) = self.part.file.read_exact_at(&mut buf, pos) {
+            return std::task::Poll::Ready(Some(Err(e)));
+        }
+        self.pos += buf.len() as u64;
+        (self.part.progress)(self.pos);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(buf)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pos >= self.part.end
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.part.end - self.pos)
     }
 }
 
