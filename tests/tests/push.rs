@@ -706,6 +706,17 @@ fn an_upload_cut_after_the_registry_kept_part_of_a_chunk_still_completes() {
     let r = cairn.run(["push", "--tls-verify=false", "--retry-delay", "50ms", &name]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(proxy.rule_hits(rule), 1);
+    // distribution 2.8 cancels such an upload (its file no longer matches
+    // the upload's state): the status GET finds it gone and cairn starts
+    // another for that layer.
+    let gets: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "GET" && q.path.contains("/blobs/uploads/"))
+        .map(|q| q.status)
+        .collect();
+    assert_eq!(gets, [Some(404)]);
+    assert_eq!(proxy.requests_matching("POST", "/blobs/uploads/").len(), 3);
     assert_eq!(reg.manifest_digest("cut/debian:1").unwrap(), digest);
     let other = Cairn::new().unwrap();
     other.ok(["pull", "-q", "--tls-verify=false", &name]);
