@@ -534,45 +534,6 @@ fn compression_format_zstd_pushes_zstd_layers_that_cairn_pulls_back_and_runs() {
     let b = other.ok(["run", "--rm", &dest, "sh", "-c", tree]);
     assert_eq!(a, b, "same tree");
 
-    // gzip asked of a gzip image: as stored; with --force-compression: a
-    // fresh gzip blob of the same tar.
-    let stored = stored_digest(&cairn, &name);
-    let same = format!("{}/comp/debian:same", reg.host());
-    cairn.ok([
-        "push",
-        "-q",
-        "--tls-verify=false",
-        "--compression-format",
-        "gzip",
-        &name,
-        &same,
-    ]);
-    assert_eq!(reg.manifest_digest("comp/debian:same").unwrap(), stored);
-    let forced = format!("{}/comp/debian:forced", reg.host());
-    cairn.ok([
-        "push",
-        "-q",
-        "--tls-verify=false",
-        "--compression-format",
-        "gzip",
-        "--force-compression",
-        &name,
-        &forced,
-    ]);
-    let (_, v) = media_type(&reg, "comp/debian:forced");
-    assert_eq!(
-        v["layers"][0]["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-    );
-    assert_ne!(reg.manifest_digest("comp/debian:forced").unwrap(), stored);
-    let again = Cairn::new().unwrap();
-    assert_eq!(
-        again
-            .ok(["pull", "-q", "--tls-verify=false", &forced])
-            .trim(),
-        id
-    );
-
     // A zstd image pushed as v2s2 goes out gzip-compressed; podman pulls it.
     let zname = format!("{}/comp/debian:fromzstd", reg.host());
     cairn.pull_fixture_as(refs::DEBIAN_MIN_ZSTD, &zname);
@@ -649,6 +610,55 @@ fn rootless_push_round_trips_with_the_same_digest() {
     let back = other.ok(["pull", "-q", "--tls-verify=false", &name]);
     assert_eq!(back.trim(), id);
     c.assert_clean();
+}
+
+#[test]
+fn compression_format_gzip_keeps_gzip_layers_unless_forced() {
+    assert!(is_root(), "run as root");
+    let reg = registry(RegistryOptions::default());
+    let cairn = Cairn::new().unwrap();
+    let name = format!("{}/comp/debian:gzip", reg.host());
+    let id = cairn.pull_fixture_as(refs::DEBIAN_MIN, &name);
+    // gzip asked of a gzip image: as stored; with --force-compression: a
+    // fresh gzip blob of the same tar.
+    let stored = stored_digest(&cairn, &name);
+    let same = format!("{}/comp/debian:same", reg.host());
+    cairn.ok([
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "--compression-format",
+        "gzip",
+        &name,
+        &same,
+    ]);
+    assert_eq!(reg.manifest_digest("comp/debian:same").unwrap(), stored);
+    let forced = format!("{}/comp/debian:forced", reg.host());
+    cairn.ok([
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "--compression-format",
+        "gzip",
+        "--force-compression",
+        &name,
+        &forced,
+    ]);
+    let (_, v) = media_type(&reg, "comp/debian:forced");
+    assert_eq!(
+        v["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_ne!(reg.manifest_digest("comp/debian:forced").unwrap(), stored);
+    let again = Cairn::new().unwrap();
+    assert_eq!(
+        again
+            .ok(["pull", "-q", "--tls-verify=false", &forced])
+            .trim(),
+        id
+    );
+
+    cairn.assert_clean();
 }
 
 /// The benchmark, on the 3-layer `net` fixture (the `bench-four`
