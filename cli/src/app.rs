@@ -23,6 +23,7 @@ use crate::cmd::image::{
 };
 use crate::cmd::login::{LoginArgs, LogoutArgs};
 use crate::cmd::network::NetworkCommand;
+use crate::cmd::push::PushArgs;
 use crate::cmd::system::{
     CheckArgs, CompletionArgs, DfArgs, GenerateManArgs, InfoArgs, MigrateArgs, ResetArgs,
     VersionArgs,
@@ -65,6 +66,8 @@ pub struct Cli {
 pub enum Command {
     /// Pull an image from a registry, an OCI layout (oci:DIR[:REF]) or archive (oci-archive:FILE[:REF]).
     Pull(PullVerbArgs),
+    /// Push an image to a registry ([docker://]HOST/REPO[:TAG]).
+    Push(PushArgs),
     /// List images.
     #[command(visible_alias = "list")]
     Images(ImagesArgs),
@@ -252,6 +255,8 @@ pub enum GenerateCommand {
 pub enum ImageCommand {
     /// Pull an image.
     Pull(PullVerbArgs),
+    /// Push an image to a registry.
+    Push(PushArgs),
     /// List images.
     #[command(visible_alias = "ls")]
     List(ImagesArgs),
@@ -430,6 +435,7 @@ pub fn run() -> anyhow::Result<u8> {
     };
     match command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cmd::image::pull(&ctx, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => cmd::push::push_verb(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::List(a)) => cmd::image::images(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => cmd::image::rmi(&ctx, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => cmd::image::tag(&ctx, a),

@@ -11,8 +11,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("build", "no image builds yet"),
     ("buildx", "no image builds yet"),
     ("image build", "no image builds yet"),
-    ("push", "images cannot be pushed yet"),
-    ("image push", "images cannot be pushed yet"),
     ("save", "images cannot be saved to archives yet"),
     ("image save", "images cannot be saved to archives yet"),
     (
@@ -181,8 +179,8 @@ mod tests {
             "Error: cairn does not support `network create` (cairn has no named networks: use --network host, none or private)"
         );
         assert_eq!(
-            message(&cairn(&["cairn", "image"]), "push"),
-            "Error: cairn does not support `image push` (images cannot be pushed yet)"
+            message(&cairn(&["cairn", "image"]), "scp"),
+            "Error: cairn does not support `image scp` (images cannot be copied to other hosts)"
         );
         assert_eq!(
             message(&cairn(&["cairn"]), "nosuch"),

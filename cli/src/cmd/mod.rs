@@ -7,6 +7,7 @@ pub mod events;
 pub mod image;
 pub mod login;
 pub mod network;
+pub mod push;
 pub mod system;
 pub mod unpack;
 pub mod volume;
