@@ -776,9 +776,19 @@ fn pause_stops_and_continues_a_running_container() {
         IMAGE,
         "sh",
         "-c",
-        "while :; do date +%s%N > /tick; sleep 0.05; done",
+        // Replaced by rename: a commit that stops the loop between a
+        // truncation and the write would rightly keep an empty file.
+        "while :; do date +%s%N > /tick.new; mv /tick.new /tick; sleep 0.05; done",
     ]);
-    std::thread::sleep(Duration::from_millis(300));
+    // The loop has written its file once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c.run(["exec", "busy", "test", "-s", "/tick"]).code != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loop never wrote /tick"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     c.ok(["commit", "-q", "--pause", "busy", "paused"]);
     let pid: i32 = c
         .ok(["inspect", "--format", "{{.State.Pid}}", "busy"])

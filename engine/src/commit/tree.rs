@@ -9,14 +9,30 @@
 //! directory before its contents, owners unmapped from the container's id
 //! map back to the image's ids, hardlinks inside the stream as tar
 //! hardlinks, xattrs kept except overlayfs' own, mtimes clamped when asked.
+//!
+//! The upper directory belongs to the container, which may be running and
+//! hostile: it can swap any name for a symlink, a FIFO or a device node
+//! between two looks. So the walk never resolves a path by name twice: each
+//! directory is held open (`O_DIRECTORY|O_NOFOLLOW`) and its entries are
+//! looked at relative to that descriptor without following symlinks; a
+//! regular file is opened `O_PATH|O_NOFOLLOW`, checked on that descriptor to
+//! be the regular file listed (same inode), and only then reopened for
+//! reading through `/proc/self/fd` (so nothing else is ever opened: no FIFO
+//! blocks the walk, no device is read); xattrs are read through
+//! `/proc/self/fd/DIR/NAME` with the `l*` calls. An entry that changed in
+//! between is left out, as one that vanished.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode as FsMode, OFlags, Stat};
 
 use crate::container::config::IdMaps;
 
@@ -92,7 +108,6 @@ pub fn write_tar<W: Write>(
         b,
         opts,
         mode,
-        top: layers.first().cloned().unwrap_or_default(),
         links: HashMap::new(),
         stats: TreeStats::default(),
     };
@@ -100,31 +115,161 @@ pub fn write_tar<W: Write>(
         Mode::Diff => &layers[..layers.len().min(1)],
         Mode::Merged => layers,
     };
-    let sources: Vec<PathBuf> = layers.to_vec();
+    // The layer directories themselves are cairn's (the container's
+    // directory and the store's layer directories): opened by path.
+    let mut sources = Vec::new();
+    for (layer, path) in layers.iter().enumerate() {
+        match rustix::fs::open(path, DIR_FLAGS, FsMode::empty()) {
+            Ok(fd) => sources.push(Src {
+                fd: Arc::new(fd),
+                layer,
+            }),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("open {}: {e}", path.display()),
+                ))
+            }
+        }
+    }
     w.dir(&mut Vec::new(), &sources)?;
     let stats = w.stats;
     let out = w.b.into_inner()?;
     Ok((out, stats))
 }
 
+/// How directories are opened: never through a symlink.
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// One directory of one layer, held open.
+#[derive(Debug, Clone)]
+struct Src {
+    fd: Arc<OwnedFd>,
+    /// 0: the top layer (the upper directory).
+    layer: usize,
+}
+
+/// What `lstat` says of an entry (relative to its directory's descriptor).
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    nlink: u64,
+    dev: u64,
+    ino: u64,
+    rdev: u64,
+    mtime: i64,
+}
+
+impl Meta {
+    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+    fn of(s: &Stat) -> Meta {
+        Meta {
+            mode: s.st_mode as u32,
+            uid: s.st_uid as u32,
+            gid: s.st_gid as u32,
+            size: s.st_size.max(0) as u64,
+            nlink: s.st_nlink as u64,
+            dev: s.st_dev as u64,
+            ino: s.st_ino as u64,
+            rdev: s.st_rdev as u64,
+            mtime: s.st_mtime as i64,
+        }
+    }
+
+    fn kind(&self) -> FileType {
+        FileType::from_raw_mode(self.mode)
+    }
+}
+
+/// `lstat` of `name` in the directory `dir`.
+fn stat_at(dir: &OwnedFd, name: &OsStr) -> io::Result<Meta> {
+    Ok(Meta::of(&rustix::fs::statat(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?))
+}
+
+/// A path that reaches `name` in the open directory `dir` without resolving
+/// any name of the tree again (`/proc/self/fd/N/NAME`); with the `l*` calls
+/// its last component is not followed either. `name` `.`: the directory.
+fn proc_at(dir: &OwnedFd, name: &OsStr) -> PathBuf {
+    let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    p.push(name);
+    p
+}
+
+/// Opens the regular file `name` of `dir` for reading if it is still the
+/// one `listed` (same inode, still regular); `None` if it vanished or
+/// changed. Nothing but that regular file is ever opened.
+fn open_regular(dir: &OwnedFd, name: &OsStr, listed: &Meta) -> io::Result<Option<fs::File>> {
+    let path_fd = match rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        FsMode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let now = Meta::of(&rustix::fs::fstat(&path_fd)?);
+    if now.kind() != FileType::RegularFile || now.ino != listed.ino || now.dev != listed.dev {
+        return Ok(None);
+    }
+    let fd = rustix::fs::open(
+        format!("/proc/self/fd/{}", path_fd.as_raw_fd()),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        FsMode::empty(),
+    )?;
+    Ok(Some(fs::File::from(fd)))
+}
+
+/// Opens the directory `name` of `dir` if it is still the one `listed`.
+fn open_dir(dir: &OwnedFd, name: &OsStr, listed: &Meta) -> io::Result<Option<OwnedFd>> {
+    let fd = match rustix::fs::openat(dir, name, DIR_FLAGS, FsMode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let now = Meta::of(&rustix::fs::fstat(&fd)?);
+    Ok((now.ino == listed.ino && now.dev == listed.dev).then_some(fd))
+}
+
+/// The names in the open directory `dir`, `.` and `..` left out.
+fn list(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for e in rustix::fs::Dir::read_from(dir)? {
+        let e = e?;
+        let name = e.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            out.push(name.to_vec());
+        }
+    }
+    Ok(out)
+}
+
 /// One name of a directory as the walk found it.
 enum Found {
     /// Hidden (a whiteout in the top layer that has the name).
     WhitedOut,
-    /// The entry, in layer `layer`.
-    Entry {
-        layer: usize,
-        path: PathBuf,
-        meta: Box<Metadata>,
-    },
+    /// The entry, in `sources[src]` of its directory.
+    Entry { src: usize, meta: Box<Meta> },
 }
 
 struct Walker<'a, W: Write> {
     b: tar::Builder<W>,
     opts: &'a TreeOptions,
     mode: Mode,
-    /// The top layer (the upper directory).
-    top: PathBuf,
     /// (dev, ino) of files with several links → the name written first.
     links: HashMap<(u64, u64), Vec<u8>>,
     stats: TreeStats,
@@ -146,8 +291,9 @@ fn get_xattr(path: &Path, name: &[u8]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-/// An opaque directory: overlayfs shows nothing of the layers below it.
-/// (`x` marks a directory that holds xattr whiteouts, not an opaque one.)
+/// An opaque directory (`path`: one of [`proc_at`]'s): overlayfs shows
+/// nothing of the layers below it. (`x` marks a directory that holds xattr
+/// whiteouts, not an opaque one.)
 fn is_opaque(path: &Path) -> bool {
     overlay_xattr(path, "opaque").is_some_and(|v| v == b"y")
 }
@@ -155,9 +301,11 @@ fn is_opaque(path: &Path) -> bool {
 /// A whiteout in either of overlayfs' forms: the 0/0 device, or (kernel
 /// 6.7+, in layers made by other overlays) an empty file with the
 /// `overlay.whiteout` xattr.
-fn is_any_whiteout(path: &Path, m: &Metadata) -> bool {
-    is_whiteout(m)
-        || (m.file_type().is_file() && m.len() == 0 && overlay_xattr(path, "whiteout").is_some())
+fn is_any_whiteout(path: &Path, m: &Meta) -> bool {
+    (m.kind() == FileType::CharacterDevice && m.rdev == 0)
+        || (m.kind() == FileType::RegularFile
+            && m.size == 0
+            && overlay_xattr(path, "whiteout").is_some())
 }
 
 /// The xattrs to keep, sorted by name: everything but overlayfs' own.
@@ -204,37 +352,24 @@ impl<W: Write> Walker<'_, W> {
     }
 
     /// Writes the contents of the directory `rel` (`""` for the root,
-    /// else `a/b` without slashes at the ends), present in `sources` (its
-    /// path in each layer that contributes, top first).
-    fn dir(&mut self, rel: &mut Vec<u8>, sources: &[PathBuf]) -> io::Result<()> {
+    /// else `a/b` without slashes at the ends), present in `sources` (that
+    /// directory in each layer that contributes, top first, held open).
+    fn dir(&mut self, rel: &mut Vec<u8>, sources: &[Src]) -> io::Result<()> {
         let mut names: BTreeMap<Vec<u8>, Found> = BTreeMap::new();
-        for (layer, dir) in sources.iter().enumerate() {
-            let entries = match fs::read_dir(dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("read {}: {e}", dir.display()),
-                    ))
-                }
-            };
-            for e in entries {
-                let e = e?;
-                let name = e.file_name().as_bytes().to_vec();
+        for (i, src) in sources.iter().enumerate() {
+            for name in list(&src.fd)? {
                 if names.contains_key(&name) {
                     continue;
                 }
-                let path = e.path();
-                let Ok(meta) = path.symlink_metadata() else {
+                let os = OsStr::from_bytes(&name);
+                let Ok(meta) = stat_at(&src.fd, os) else {
                     continue;
                 };
-                let found = if is_any_whiteout(&path, &meta) {
+                let found = if is_any_whiteout(&proc_at(&src.fd, os), &meta) {
                     Found::WhitedOut
                 } else {
                     Found::Entry {
-                        layer,
-                        path,
+                        src: i,
                         meta: Box::new(meta),
                     }
                 };
@@ -272,8 +407,8 @@ impl<W: Write> Walker<'_, W> {
                         wh.extend_from_slice(&tar_name);
                         self.whiteout(&wh)
                     }
-                    Found::Entry { layer, path, meta } => {
-                        self.entry(rel, &path, &meta, &sources[layer..])
+                    Found::Entry { src, meta } => {
+                        self.entry(rel, OsStr::from_bytes(&name), &meta, &sources[src..])
                     }
                 }
             };
@@ -283,125 +418,172 @@ impl<W: Write> Walker<'_, W> {
         Ok(())
     }
 
-    fn entry(
-        &mut self,
-        rel: &mut Vec<u8>,
-        path: &Path,
-        meta: &Metadata,
-        below: &[PathBuf],
-    ) -> io::Result<()> {
-        let ft = meta.file_type();
-        if ft.is_socket() {
-            // tar has no sockets; podman leaves them out too.
-            return Ok(());
-        }
+    /// The tar header of an entry: mode, owners (unmapped), mtime (clamped).
+    fn header(&self, meta: &Meta) -> tar::Header {
         let mut h = tar::Header::new_gnu();
-        h.set_mode(meta.mode() & 0o7777);
+        h.set_mode(meta.mode & 0o7777);
         let (uid, gid) = match &self.opts.idmap {
-            Some(m) => (unmap_id(&m.uid, meta.uid()), unmap_id(&m.gid, meta.gid())),
-            None => (meta.uid(), meta.gid()),
+            Some(m) => (unmap_id(&m.uid, meta.uid), unmap_id(&m.gid, meta.gid)),
+            None => (meta.uid, meta.gid),
         };
         h.set_uid(u64::from(uid));
         h.set_gid(u64::from(gid));
         let mtime = match self.opts.clamp_mtime {
-            Some(c) => meta.mtime().min(c),
-            None => meta.mtime(),
+            Some(c) => meta.mtime.min(c),
+            None => meta.mtime,
         };
         h.set_mtime(mtime.max(0) as u64);
         h.set_size(0);
-        let x = xattrs(path).unwrap_or_default();
-        let name = OsStr::from_bytes(rel);
-        if ft.is_dir() {
-            self.pax(&x)?;
-            h.set_entry_type(tar::EntryType::Directory);
-            let mut dir_name = rel.clone();
-            dir_name.push(b'/');
-            self.b
-                .append_data(&mut h, OsStr::from_bytes(&dir_name), io::empty())?;
-            self.stats.entries += 1;
-            let opaque = is_opaque(path);
-            // The directory in the layers below, down to one where it is
-            // opaque or is not a directory.
-            let mut sources = vec![path.to_owned()];
-            if self.mode == Mode::Merged && !opaque {
-                let base = OsStr::from_bytes(rel.rsplit(|&c| c == b'/').next().unwrap_or(rel));
-                for lower in &below[1..] {
-                    let p = lower.join(base);
-                    match p.symlink_metadata() {
-                        Ok(m) if m.is_dir() => {
-                            let stop = is_opaque(&p);
-                            sources.push(p);
-                            if stop {
-                                break;
-                            }
-                        }
-                        Ok(_) => break,
-                        Err(_) => {}
-                    }
-                }
-            }
-            if self.mode == Mode::Diff && opaque {
-                let mut wh = rel.clone();
-                wh.extend_from_slice(b"/.wh..wh..opq");
-                self.whiteout(&wh)?;
-            }
-            return self.dir(rel, &sources);
+        h
+    }
+
+    /// Writes the entry `base` of `here[0]` (whose directory, in the layers
+    /// below, is `here[1..]`) named `rel`.
+    fn entry(
+        &mut self,
+        rel: &mut Vec<u8>,
+        base: &OsStr,
+        meta: &Meta,
+        here: &[Src],
+    ) -> io::Result<()> {
+        let kind = meta.kind();
+        if kind == FileType::Socket {
+            // tar has no sockets; podman leaves them out too.
+            return Ok(());
         }
+        let src = &here[0];
+        let mut h = self.header(meta);
+        let at = proc_at(&src.fd, base);
+        if kind == FileType::Directory {
+            return self.directory(rel, base, meta, here, h);
+        }
+        let name = OsStr::from_bytes(rel);
         // Hardlinks count in the upper directory only: the image's layer
         // directories share one inode among every file of the same
         // content and metadata (the unpacker's object store), which are
         // not links in the image. (A hardlink pair of the image itself so
         // becomes two files in `export` and `--squash`.)
-        if meta.nlink() > 1 && path.starts_with(&self.top) {
-            let key = (meta.dev(), meta.ino());
-            if let Some(first) = self.links.get(&key) {
-                h.set_entry_type(tar::EntryType::Link);
-                let first = OsStr::from_bytes(first).to_owned();
-                self.pax(&[])?;
-                self.b.append_link(&mut h, name, first)?;
-                self.stats.entries += 1;
-                return Ok(());
-            }
-            self.links.insert(key, rel.clone());
+        let link_key = (meta.nlink > 1 && src.layer == 0).then_some((meta.dev, meta.ino));
+        if let Some(first) = link_key.and_then(|k| self.links.get(&k)) {
+            h.set_entry_type(tar::EntryType::Link);
+            let first = OsStr::from_bytes(first).to_owned();
+            self.b.append_link(&mut h, name, first)?;
+            self.stats.entries += 1;
+            return Ok(());
         }
-        self.pax(&x)?;
-        if ft.is_file() {
-            let f = match fs::File::open(path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("read {}: {e}", path.display()),
-                    ))
+        // Everything that can fail or find the entry gone comes before
+        // the first byte of it is written (a PAX header applies to the
+        // next entry, whatever it is).
+        let x = xattrs(&at).unwrap_or_default();
+        match kind {
+            FileType::RegularFile => {
+                let Some(f) = open_regular(&src.fd, base, meta)? else {
+                    return Ok(());
+                };
+                if let Some(k) = link_key {
+                    self.links.insert(k, rel.clone());
                 }
-            };
-            let size = meta.len();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(size);
-            // Exactly `size` bytes whatever the file does meanwhile.
-            let data = f.take(size).chain(io::repeat(0)).take(size);
-            self.b.append_data(&mut h, name, data)?;
-            self.stats.bytes += size;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(path)?;
-            h.set_entry_type(tar::EntryType::Symlink);
-            self.b.append_link(&mut h, name, target)?;
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            h.set_entry_type(if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            });
-            let rdev = meta.rdev();
-            h.set_device_major(nix::sys::stat::major(rdev) as u32)?;
-            h.set_device_minor(nix::sys::stat::minor(rdev) as u32)?;
-            self.b.append_data(&mut h, name, io::empty())?;
+                self.pax(&x)?;
+                let size = meta.size;
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(size);
+                // Exactly `size` bytes whatever the file does meanwhile.
+                let data = f.take(size).chain(io::repeat(0)).take(size);
+                self.b.append_data(&mut h, name, data)?;
+                self.stats.bytes += size;
+            }
+            FileType::Symlink => {
+                let target = match rustix::fs::readlinkat(&*src.fd, base, Vec::new()) {
+                    Ok(t) => t,
+                    Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                if let Some(k) = link_key {
+                    self.links.insert(k, rel.clone());
+                }
+                self.pax(&x)?;
+                h.set_entry_type(tar::EntryType::Symlink);
+                self.b
+                    .append_link(&mut h, name, OsStr::from_bytes(target.as_bytes()))?;
+            }
+            FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
+                if let Some(k) = link_key {
+                    self.links.insert(k, rel.clone());
+                }
+                self.pax(&x)?;
+                h.set_entry_type(match kind {
+                    FileType::CharacterDevice => tar::EntryType::Char,
+                    FileType::BlockDevice => tar::EntryType::Block,
+                    _ => tar::EntryType::Fifo,
+                });
+                h.set_device_major(nix::sys::stat::major(meta.rdev) as u32)?;
+                h.set_device_minor(nix::sys::stat::minor(meta.rdev) as u32)?;
+                self.b.append_data(&mut h, name, io::empty())?;
+            }
+            _ => return Ok(()),
         }
         self.stats.entries += 1;
         Ok(())
+    }
+
+    /// A directory entry and, below it, its contents: from this layer's
+    /// directory and (merged) the same directory in the layers below, down
+    /// to one where it is opaque or is not a directory.
+    fn directory(
+        &mut self,
+        rel: &mut Vec<u8>,
+        base: &OsStr,
+        meta: &Meta,
+        here: &[Src],
+        mut h: tar::Header,
+    ) -> io::Result<()> {
+        let src = &here[0];
+        let Some(fd) = open_dir(&src.fd, base, meta)? else {
+            return Ok(());
+        };
+        let fd = Arc::new(fd);
+        let own = proc_at(&fd, OsStr::new("."));
+        let x = xattrs(&own).unwrap_or_default();
+        let opaque = is_opaque(&own);
+        self.pax(&x)?;
+        h.set_entry_type(tar::EntryType::Directory);
+        let mut dir_name = rel.clone();
+        dir_name.push(b'/');
+        self.b
+            .append_data(&mut h, OsStr::from_bytes(&dir_name), io::empty())?;
+        self.stats.entries += 1;
+        let mut sources = vec![Src {
+            fd,
+            layer: src.layer,
+        }];
+        if self.mode == Mode::Merged && !opaque {
+            for lower in &here[1..] {
+                match stat_at(&lower.fd, base) {
+                    Ok(m) if m.kind() == FileType::Directory => {
+                        let Some(fd) = open_dir(&lower.fd, base, &m)? else {
+                            break;
+                        };
+                        let fd = Arc::new(fd);
+                        let stop = is_opaque(&proc_at(&fd, OsStr::new(".")));
+                        sources.push(Src {
+                            fd,
+                            layer: lower.layer,
+                        });
+                        if stop {
+                            break;
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(_) => {}
+                }
+            }
+        }
+        if self.mode == Mode::Diff && opaque {
+            let mut wh = rel.clone();
+            wh.extend_from_slice(b"/.wh..wh..opq");
+            self.whiteout(&wh)?;
+        }
+        self.dir(rel, &sources)
     }
 
     /// A PAX header with the xattrs of the next entry, if it has any.
