@@ -167,6 +167,12 @@ pub fn prepare(store: &Store, image: &Image, opts: &PushOptions) -> Result<Prepa
             None if format == ManifestFormat::Docker && current == Compression::Zstd => {
                 Some(Compression::Gzip)
             }
+            // Uncompressed layers (commit, import and docker archives
+            // store them so) go to a registry gzip-compressed, as podman
+            // sends them.
+            None if current == Compression::None && !is_nondistributable(&layer.media_type) => {
+                Some(Compression::Gzip)
+            }
             _ => None,
         };
         if let Some(target) = target {

@@ -59,8 +59,8 @@ pub struct CommitArgs {
     /// Set created and clamp file mtimes to these seconds since the epoch (default: $SOURCE_DATE_EPOCH).
     #[arg(long, value_name = "SECONDS")]
     pub timestamp: Option<i64>,
-    /// Layer compression: gzip, zstd or none.
-    #[arg(long, default_value = "gzip", value_name = "FORMAT")]
+    /// Layer compression: none (the default: podman keeps committed layers uncompressed too, and `push` compresses them), gzip or zstd.
+    #[arg(long, default_value = "none", value_name = "FORMAT")]
     pub compression_format: String,
 }
 
@@ -345,7 +345,8 @@ pub fn import(ctx: &Context, a: ImportArgs) -> anyhow::Result<u8> {
         created_by: String::new(),
         changes: a.change.clone(),
         format: ImageFormat::Oci,
-        compression: Compression::Gzip,
+        // As podman's import and commit: `push` compresses.
+        compression: Compression::None,
         timestamp: timestamp(None)?,
     };
     let made = commit::import(&store, tar, &img, &platform)?;

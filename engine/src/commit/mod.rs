@@ -62,7 +62,7 @@ pub struct NewImage {
 }
 
 impl Default for NewImage {
-    /// Untagged, gzip, OCI, no changes, created now.
+    /// Untagged, uncompressed (as podman keeps them), OCI, no changes, created now.
     fn default() -> Self {
         NewImage {
             name: None,
@@ -71,7 +71,7 @@ impl Default for NewImage {
             created_by: String::new(),
             changes: Vec::new(),
             format: Format::Oci,
-            compression: Compression::Gzip,
+            compression: Compression::None,
             timestamp: None,
         }
     }
