@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::cmd;
+use crate::cmd::archive::{LoadArgs, SaveArgs};
 use crate::cmd::container::{
     AttachArgs, ContainerExistsArgs, ContainerInspectArgs, ContainerPruneArgs, CreateArgs,
     DiffArgs, EnterArgs, ExecArgs, GenerateSystemdArgs, HealthcheckRunArgs, InitArgs, KillArgs,
@@ -61,6 +62,10 @@ pub struct Cli {
 pub enum Command {
     /// Pull an image from a registry, an OCI layout (oci:DIR[:REF]) or archive (oci-archive:FILE[:REF]).
     Pull(PullVerbArgs),
+    /// Save image(s) to an archive (docker-archive, oci-archive) or directory.
+    Save(SaveArgs),
+    /// Load image(s) from a docker or OCI archive (plain, gzip or zstd).
+    Load(LoadArgs),
     /// List images.
     #[command(visible_alias = "list")]
     Images(ImagesArgs),
@@ -236,6 +241,10 @@ pub enum GenerateCommand {
 pub enum ImageCommand {
     /// Pull an image.
     Pull(PullVerbArgs),
+    /// Save image(s) to an archive or directory.
+    Save(SaveArgs),
+    /// Load image(s) from an archive.
+    Load(LoadArgs),
     /// List images.
     #[command(visible_alias = "ls")]
     List(ImagesArgs),
@@ -404,6 +413,8 @@ pub fn run() -> anyhow::Result<u8> {
     }
     match cli.command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cmd::image::pull(&ctx, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => cmd::archive::save(&ctx, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => cmd::archive::load(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::List(a)) => cmd::image::images(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => cmd::image::rmi(&ctx, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => cmd::image::tag(&ctx, a),
@@ -510,6 +521,7 @@ pub fn run() -> anyhow::Result<u8> {
 fn needs_userns(command: &Command) -> bool {
     match command {
         Command::Pull(_)
+        | Command::Load(_)
         | Command::Unpack(_)
         | Command::Rmi(_)
         | Command::Create(_)
@@ -517,9 +529,12 @@ fn needs_userns(command: &Command) -> bool {
         | Command::Start(_)
         | Command::Restart(_)
         | Command::Rm(_) => true,
-        Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_)) => {
-            true
-        }
+        Command::Image(
+            ImageCommand::Pull(_)
+            | ImageCommand::Load(_)
+            | ImageCommand::Rm(_)
+            | ImageCommand::Prune(_),
+        ) => true,
         Command::System(
             SystemCommand::Prune(_) | SystemCommand::Check(_) | SystemCommand::Reset(_),
         ) => true,

@@ -18,16 +18,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("push", "images cannot be pushed yet"),
     ("image push", "images cannot be pushed yet"),
-    ("save", "images cannot be saved to archives yet"),
-    ("image save", "images cannot be saved to archives yet"),
-    (
-        "load",
-        "images cannot be loaded from archives yet; pull oci-archive:FILE instead",
-    ),
-    (
-        "image load",
-        "images cannot be loaded from archives yet; pull oci-archive:FILE instead",
-    ),
     ("export", "container roots cannot be exported yet"),
     ("container export", "container roots cannot be exported yet"),
     ("import", "tarballs cannot be imported yet"),
