@@ -108,8 +108,7 @@ pub fn import_oci_archive(
     let result = (|| {
         let f = File::open(file).io_context("open archive", file)?;
         let mut r = crate::archive::decompressed(f, &source_name)?;
-        let scanned = crate::archive::scan(store, &pin, &mut r, &source_name)?;
-        added.clone_from(&scanned.added);
+        let scanned = crate::archive::scan(store, &pin, &mut r, &source_name, &mut added)?;
         let bytes = scanned
             .small
             .get("index.json")

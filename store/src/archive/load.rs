@@ -53,8 +53,6 @@ pub(crate) struct Scanned {
     pub(crate) links: BTreeMap<String, String>,
     /// `manifest.json`, `repositories`, `index.json`, `oci-layout`.
     pub(crate) small: BTreeMap<String, Vec<u8>>,
-    /// Blobs this pass added to the store.
-    pub(crate) added: Vec<Digest>,
 }
 
 impl Scanned {
@@ -160,12 +158,15 @@ pub(crate) fn decompressed<'a>(
 }
 
 /// Reads the whole archive once, storing every blob it names by digest
-/// (verified) and keeping its small metadata files.
+/// (verified) and keeping its small metadata files. The blobs it adds to
+/// the store are pushed to `added` as they are stored (for the caller to
+/// remove again if the load fails, here or later).
 pub(crate) fn scan(
     store: &Store,
     pin: &Pin,
     input: &mut dyn Read,
     source: &str,
+    added: &mut Vec<Digest>,
 ) -> Result<Scanned, Error> {
     let mut out = Scanned::default();
     let rerr = |e: std::io::Error| {
@@ -240,9 +241,9 @@ pub(crate) fn scan(
         let digest = match blob_digest(&parts) {
             Some(d) => d.map_err(|m| bad(source, m))?,
             None if parts.last() == Some(&"layer.tar") => {
-                let (d, added) = store_unnamed(store, pin, &mut entry, size, source, &path)?;
-                if added {
-                    out.added.push(d.clone());
+                let (d, is_new) = store_unnamed(store, pin, &mut entry, size, source, &path)?;
+                if is_new {
+                    added.push(d.clone());
                 }
                 out.files.insert(path, d);
                 continue;
@@ -261,7 +262,7 @@ pub(crate) fn scan(
         let mut w = lock.writer(Some(size), false)?;
         copy_entry(&mut entry, &mut w, source, &path)?;
         match w.commit() {
-            Ok(Put::Stored) => out.added.push(digest),
+            Ok(Put::Stored) => added.push(digest),
             Ok(_) => {}
             Err(e) => return Err(bad(source, format!("{path}: {e}"))),
         }
@@ -361,16 +362,12 @@ pub fn load_archive(
     input: &mut dyn Read,
     source: &str,
 ) -> Result<Vec<LoadedImage>, Error> {
+    super::out::sweep_stale(store);
     let pin = store.pin()?;
     let mut added = Vec::new();
     let result = (|| {
         let mut r = decompressed(input, source)?;
-        let scanned = scan(store, &pin, &mut r, source);
-        let scanned = match scanned {
-            Ok(s) => s,
-            Err(e) => return Err(e),
-        };
-        added.clone_from(&scanned.added);
+        let scanned = scan(store, &pin, &mut r, source, &mut added)?;
         if let Some(m) = scanned.small.get("manifest.json") {
             load_docker(store, &pin, &scanned, m, source)
         } else if let Some(i) = scanned.small.get("index.json") {

@@ -222,3 +222,29 @@ impl<W: Write> TarOut<W> {
         Ok(self.w)
     }
 }
+
+/// Removes temporary files of `save` and `load` (`save-PID-N.tar`,
+/// `load-PID-N.tar`, `compress-PID-N.tar.gz` in the store's `tmp/`) whose
+/// process is gone: what a killed run left.
+pub(crate) fn sweep_stale(store: &crate::layout::Store) {
+    let dir = store.dir(crate::dirs::StoreDir::Tmp);
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = ["save-", "load-", "compress-"]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

@@ -219,6 +219,7 @@ pub fn write_archive_to_stdout(
 }
 
 fn pin_images(store: &Store, images: &[SaveImage]) -> Result<crate::pin::Pin, Error> {
+    super::out::sweep_stale(store);
     let pin = store.pin()?;
     pin.add(images.iter().flat_map(|i| i.image.blobs()))?;
     // Removed between the listing and the pin?
