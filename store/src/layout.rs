@@ -6,6 +6,7 @@
 //!   index.json                 refs: one manifest descriptor per name
 //!   blobs/sha256/<hex>         manifests, configs, layers; mode 0444, never rewritten
 //!   tmp/<alg>-<hex>.partial    a blob being written (resumable), guarded by its blob lock
+//!   tmp/new-<pid>-<n>.partial  a blob of unknown digest being written (see [`crate::newblob`])
 //!   .index.json.<pid>-<n>.tmp  the next index.json (or oci-layout), guarded by the index
 //!                              lock; one a killed writer left is removed by the next
 //!   locks/blob-<alg>-<hex>     flock: one writer per blob across processes
@@ -303,8 +304,9 @@ impl Store {
     }
 
     /// Removes abandoned partial downloads: those whose blob is now stored,
-    /// and those older than a day (or all unlocked ones with `all`).
-    /// Returns the bytes freed.
+    /// and those older than a day (or all unlocked ones with `all`), and
+    /// new blobs ([`Store::new_blob`]) whose writer is gone. Returns the
+    /// bytes freed.
     pub fn sweep_partials(&self, all: bool) -> Result<u64, Error> {
         let dir = self.dir(StoreDir::Tmp);
         let rd = match fs::read_dir(&dir) {
@@ -317,6 +319,16 @@ impl Store {
             let entry = entry.io_context("list", &dir)?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
+            if crate::newblob::is_new_blob_name(name) {
+                // A new blob cannot be resumed: once its writer is gone
+                // (its flock is free) it is only garbage.
+                let p = entry.path();
+                if let Some(g) = LockGuard::try_acquire(&p, LockMode::Exclusive)? {
+                    freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    g.remove()?;
+                }
+                continue;
+            }
             let Some(digest) = partial_digest(name) else {
                 continue;
             };

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod compress;
 mod digest;
 mod dirs;
 mod error;
@@ -15,6 +16,7 @@ pub mod images;
 pub mod import;
 pub mod layout;
 pub mod media;
+mod newblob;
 pub mod pin;
 pub mod progress;
 mod reference;
@@ -25,5 +27,6 @@ pub use dirs::StoreDir;
 pub use error::Error;
 pub use images::{CheckReport, DiskUsage, Image, ImageError, Removal};
 pub use layout::{BlobLock, BlobStream, BlobWriter, Put, Store, REF_NAME};
+pub use newblob::NewBlob;
 pub use pin::Pin;
 pub use reference::{Name, Reference, ReferenceError, DOCKER_HUB};
