@@ -107,6 +107,40 @@ fn docker_archive_both_ways_with_podman() {
     let again = dir.path().join("again.tar");
     fresh.ok(["save", "-o", again.to_str().unwrap(), IMAGE]);
     assert!(fs::read(&again).unwrap() == fs::read(&theirs).unwrap());
+    // --compress: the uncompressed layer goes into dir: gzip-compressed,
+    // and the image comes back through skopeo with the same id.
+    let dd = dir.path().join("dd");
+    fresh.ok([
+        "save",
+        "--format",
+        "docker-dir",
+        "--compress",
+        "-o",
+        dd.to_str().unwrap(),
+        IMAGE,
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(dd.join("manifest.json")).unwrap()).unwrap();
+    let layer = &m["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let blob = fs::read(dd.join(&layer["digest"].as_str().unwrap()[7..])).unwrap();
+    assert_eq!(&blob[..2], &[0x1f, 0x8b]);
+    let back = dir.path().join("back");
+    run(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--insecure-policy",
+        &format!("dir:{}", dd.display()),
+        &format!("oci:{}:x", back.display()),
+    ]))
+    .unwrap();
+    let other = Cairn::new().unwrap();
+    let got = other.ok(["pull", "-q", &format!("oci:{}:x", back.display())]);
+    assert_eq!(got.trim(), id);
+    runs(&other, &id);
 }
 
 #[test]
@@ -460,34 +494,19 @@ impl Small {
     }
 }
 
-#[test]
-fn hostile_archives_are_refused_and_leave_nothing() {
-    let s = Small::new();
-    let dir = temp_dir("archive").unwrap();
-    let outside = dir.path().join("outside");
-    fs::create_dir(&outside).unwrap();
-    // The archive sits two levels under `dir`: `../../outside/x` from its
-    // directory would reach `outside`, were any path followed.
-    let arch_dir = dir.path().join("a/b");
-    fs::create_dir_all(&arch_dir).unwrap();
-    let good = s.good().bytes();
-    let fresh = Cairn::new().unwrap();
-    let f = arch_dir.join("good.tar");
-    fs::write(&f, &good).unwrap();
-    fresh.ok(["load", "-i", f.to_str().unwrap()]);
-    assert_eq!(
-        fresh.refs(),
-        vec!["localhost/evil:1"],
-        "the well-formed one loads"
-    );
-
+/// The hostile archives: what each is, its bytes, and what the error says.
+fn hostile_cases(
+    s: &Small,
+    outside: &Path,
+    good: &[u8],
+) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let huge = vec![b' '; 5 << 20];
-    let mut truncated = good.clone();
+    let mut truncated = good.to_vec();
     truncated.truncate(512 + s.layer.len() / 2);
     let mut wrong = s.layer.clone();
     let last = wrong.len() - 1100;
     wrong[last] ^= 1;
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+    vec![
         (
             "dotdot",
             s.good().file("../../outside/x", b"x").bytes(),
@@ -585,7 +604,31 @@ fn hostile_archives_are_refused_and_leave_nothing() {
             s.good().link("dev", tar::EntryType::Char, "").bytes(),
             "no place in an image archive",
         ),
-    ];
+    ]
+}
+
+#[test]
+fn hostile_archives_are_refused_and_leave_nothing() {
+    let s = Small::new();
+    let dir = temp_dir("archive").unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    // The archive sits two levels under `dir`: `../../outside/x` from its
+    // directory would reach `outside`, were any path followed.
+    let arch_dir = dir.path().join("a/b");
+    fs::create_dir_all(&arch_dir).unwrap();
+    let good = s.good().bytes();
+    let fresh = Cairn::new().unwrap();
+    let f = arch_dir.join("good.tar");
+    fs::write(&f, &good).unwrap();
+    fresh.ok(["load", "-i", f.to_str().unwrap()]);
+    assert_eq!(
+        fresh.refs(),
+        vec!["localhost/evil:1"],
+        "the well-formed one loads"
+    );
+
+    let cases = hostile_cases(&s, &outside, &good);
     for (what, bytes, says) in cases {
         let c = Cairn::new().unwrap();
         let f = arch_dir.join("evil.tar");

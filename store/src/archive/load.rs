@@ -20,7 +20,7 @@ use cairn_fsutil::LockMode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
 use crate::import::{import_from, LayoutBlobs};
@@ -231,7 +231,7 @@ pub(crate) fn scan(
                 ));
             }
             let mut b = Vec::with_capacity(size as usize);
-            (&mut entry).read_to_end(&mut b).map_err(rerr)?;
+            entry.read_to_end(&mut b).map_err(rerr)?;
             if b.len() as u64 != size {
                 return Err(bad(source, format!("{path}: truncated archive")));
             }
@@ -289,8 +289,7 @@ fn copy_entry(
 }
 
 /// A file the archive does not name by digest (`ID/layer.tar` of older
-/// docker archives): hashed into a temporary file of the store's `tmp/`,
-/// then stored under the digest found.
+/// docker archives): written as a new blob, stored under the digest found.
 fn store_unnamed(
     store: &Store,
     pin: &Pin,
@@ -299,22 +298,8 @@ fn store_unnamed(
     source: &str,
     path: &str,
 ) -> Result<(Digest, bool), Error> {
-    use cairn_fsutil::IoContext as _;
     use std::io::Write as _;
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let tmp = store.dir(crate::StoreDir::Tmp).join(format!(
-        "load-{}-{}.tar",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let _temp = super::out::TempFile { path: tmp.clone() };
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .io_context("create", &tmp)?;
-    let mut h = Hasher::new(crate::Algorithm::Sha256);
+    let mut blob = store.new_blob()?;
     let mut buf = vec![0u8; 1 << 20];
     let mut got = 0u64;
     loop {
@@ -324,23 +309,23 @@ fn store_unnamed(
         if n == 0 {
             break;
         }
-        h.update(&buf[..n]);
-        f.write_all(&buf[..n]).io_context("write", &tmp)?;
+        blob.write_all(&buf[..n])
+            .map_err(|e| bad(source, format!("{path}: store: {e}")))?;
         got += n as u64;
     }
     if got != size {
         return Err(bad(source, format!("{path}: truncated archive")));
     }
-    let digest = h.finish();
+    let (digest, _, put) = blob.commit()?;
+    // Pinned at once; a collection that ran in between (the blob was
+    // unreferenced for that moment) is noticed, not ignored.
     pin.add([&digest])?;
-    let lock = store.lock_blob(&digest)?;
-    if lock.is_stored() {
-        return Ok((digest, false));
+    if !store.has_blob(&digest) {
+        return Err(bad(
+            source,
+            format!("{path}: removed by a concurrent prune while loading; load again"),
+        ));
     }
-    let mut w = lock.writer(Some(size), false)?;
-    let mut f = std::fs::File::open(&tmp).io_context("open", &tmp)?;
-    copy_entry(&mut f, &mut w, source, path)?;
-    let put = w.commit()?;
     Ok((digest, put == Put::Stored))
 }
 

@@ -223,8 +223,8 @@ impl<W: Write> TarOut<W> {
     }
 }
 
-/// Removes temporary files of `save` and `load` (`save-PID-N.tar`,
-/// `load-PID-N.tar`, `compress-PID-N.tar.gz` in the store's `tmp/`) whose
+/// Removes the temporary files of `save` (`save-PID-N.tar` in the store's
+/// `tmp/`, decompressed layers on their way into a docker archive) whose
 /// process is gone: what a killed run left.
 pub(crate) fn sweep_stale(store: &crate::layout::Store) {
     let dir = store.dir(crate::dirs::StoreDir::Tmp);
@@ -234,10 +234,7 @@ pub(crate) fn sweep_stale(store: &crate::layout::Store) {
     for e in rd.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(rest) = ["save-", "load-", "compress-"]
-            .iter()
-            .find_map(|p| name.strip_prefix(p))
-        else {
+        let Some(rest) = name.strip_prefix("save-") else {
             continue;
         };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {

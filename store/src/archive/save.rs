@@ -11,7 +11,7 @@ use cairn_fsutil::{IoContext as _, LockMode, PathError};
 use serde_json::{json, Value};
 
 use super::out::{AtomicFile, TarOut, TempFile};
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::dirs::StoreDir;
 use crate::error::Error;
 use crate::images::{Image, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
@@ -145,7 +145,7 @@ pub fn write_image(
             ),
         }),
     };
-    let _pin = pin_images(store, images)?;
+    let pin = pin_images(store, images)?;
     match dest {
         Destination::OciArchive { file, reference } => {
             let mut out = AtomicFile::create(file, 0o644)?;
@@ -170,9 +170,9 @@ pub fn write_image(
             out.commit()
         }
         Destination::OciDir { dir, reference } => {
-            write_oci_dir(store, one()?, dir, reference.as_deref(), opts)
+            write_oci_dir(store, &pin, one()?, dir, reference.as_deref(), opts)
         }
-        Destination::DockerDir { dir } => write_docker_dir(store, one()?, dir, opts),
+        Destination::DockerDir { dir } => write_docker_dir(store, &pin, one()?, dir, opts),
     }
 }
 
@@ -625,11 +625,16 @@ fn write_docker_tar<W: Write>(
 
 /// Layers as `dir:`/`oci:` hold them: as stored, or with `compress`,
 /// uncompressed ones gzip-compressed into the store first.
-fn dir_layers(store: &Store, image: &Image, opts: &WriteOptions) -> Result<Vec<Descriptor>, Error> {
+fn dir_layers(
+    store: &Store,
+    pin: &crate::pin::Pin,
+    image: &Image,
+    opts: &WriteOptions,
+) -> Result<Vec<Descriptor>, Error> {
     let mut out = Vec::new();
     for l in &image.manifest.layers {
         if opts.compress && layer_compression(&l.media_type) == Some(Compression::None) {
-            out.push(gzip_layer(store, l)?);
+            out.push(gzip_layer(store, pin, l)?);
         } else {
             out.push(l.clone());
         }
@@ -637,76 +642,17 @@ fn dir_layers(store: &Store, image: &Image, opts: &WriteOptions) -> Result<Vec<D
     Ok(out)
 }
 
-/// Compresses an uncompressed layer blob with gzip into the store (a blob
-/// no image references until the destination's manifest does; a later
-/// collection removes it).
-fn gzip_layer(store: &Store, l: &Descriptor) -> Result<Descriptor, Error> {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let tmp = store.dir(StoreDir::Tmp).join(format!(
-        "compress-{}-{}.tar.gz",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let temp = TempFile { path: tmp.clone() };
-    let out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .io_context("create", &tmp)?;
-    let mut h = HashingWriter {
-        inner: std::io::BufWriter::with_capacity(1 << 20, out),
-        hasher: Hasher::new(crate::Algorithm::Sha256),
-        size: 0,
-    };
-    {
-        let mut enc = flate2::write::GzEncoder::new(&mut h, flate2::Compression::default());
-        let src = store.blob_path(&l.digest);
-        let mut f = store.open_blob(&l.digest)?;
-        std::io::copy(&mut f, &mut enc).io_context("compress", &src)?;
-        enc.finish().io_context("write", &tmp)?;
-    }
-    h.inner.flush().io_context("write", &tmp)?;
-    let HashingWriter {
-        inner,
-        hasher,
-        size,
-    } = h;
-    drop(inner);
-    let digest = hasher.finish();
-    let lock = store.lock_blob(&digest)?;
-    if !lock.is_stored() {
-        let mut w = lock.writer(Some(size), false)?;
-        let mut f = File::open(&tmp).io_context("open", &tmp)?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).io_context("read", &tmp)?;
-            if n == 0 {
-                break;
-            }
-            w.write(&buf[..n])?;
-        }
-        w.commit()?;
-    }
-    drop(temp);
-    Ok(Descriptor::new(types::OCI_LAYER_GZIP, digest, size))
-}
-
-struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: Hasher,
-    size: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
+/// Compresses an uncompressed layer blob with gzip into the store (in
+/// parallel, see [`crate::compress`]); a blob no image references until the
+/// destination's manifest does, pinned by the caller's pin meanwhile.
+fn gzip_layer(store: &Store, pin: &crate::pin::Pin, l: &Descriptor) -> Result<Descriptor, Error> {
+    let mut w = crate::compress::LayerWriter::new(store, Compression::Gzip, None)?;
+    let src = store.blob_path(&l.digest);
+    let mut f = store.open_blob(&l.digest)?;
+    std::io::copy(&mut f, &mut w).io_context("compress", &src)?;
+    let blob = w.finish()?;
+    pin.add([&blob.digest])?;
+    Ok(Descriptor::new(blob.media_type(), blob.digest, blob.size))
 }
 
 /// Copies a store blob to `path` atomically (skipped if a file of that
@@ -735,12 +681,13 @@ fn mkdirs(dir: &Path) -> Result<(), Error> {
 
 fn write_oci_dir(
     store: &Store,
+    pin: &crate::pin::Pin,
     one: &SaveImage,
     dir: &Path,
     reference: Option<&str>,
     opts: &WriteOptions,
 ) -> Result<(), Error> {
-    let layers = dir_layers(store, &one.image, opts)?;
+    let layers = dir_layers(store, pin, &one.image, opts)?;
     let (manifest_bytes, mut desc) = if layers == one.image.manifest.layers {
         oci_manifest(store, &one.image)?
     } else {
@@ -815,6 +762,7 @@ fn write_oci_dir(
 
 fn write_docker_dir(
     store: &Store,
+    pin: &crate::pin::Pin,
     one: &SaveImage,
     dir: &Path,
     opts: &WriteOptions,
@@ -827,7 +775,7 @@ fn write_docker_dir(
             message: "exists and is not empty; name an empty or new directory".into(),
         });
     }
-    let layers = dir_layers(store, &one.image, opts)?;
+    let layers = dir_layers(store, pin, &one.image, opts)?;
     let manifest = docker_manifest(store, &one.image, &layers)?;
     // Written beside DIR, renamed over it when complete.
     let parent = match dir.parent() {
