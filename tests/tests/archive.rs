@@ -379,6 +379,15 @@ fn compressed_archives_load() {
     let dir = temp_dir("archive").unwrap();
     let x = dir.path().join("x.tar");
     c.ok(["save", "-o", x.to_str().unwrap(), IMAGE]);
+    // The same bytes to standard output, with -o /dev/stdout (written in
+    // place, the link never replaced) or without -o.
+    let bytes = fs::read(&x).unwrap();
+    for args in [vec!["save", "-o", "/dev/stdout", IMAGE], vec!["save", IMAGE]] {
+        let out = c.command(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(out.stdout == bytes, "{args:?}: not the archive -o FILE wrote");
+    }
+    assert!(fs::symlink_metadata("/dev/stdout").unwrap().file_type().is_symlink());
     let gz = dir.path().join("x.tar.gz");
     let mut enc =
         flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());

@@ -147,17 +147,13 @@ pub fn write_image(
     };
     let pin = pin_images(store, images)?;
     match dest {
-        Destination::OciArchive { file, reference } => {
-            let mut out = AtomicFile::create(file, 0o644)?;
-            write_archive_stream(
-                store,
-                images,
-                ArchiveFormat::Oci,
-                reference.as_deref(),
-                &mut out,
-            )?;
-            out.commit()
-        }
+        Destination::OciArchive { file, reference } => write_archive_file(
+            store,
+            images,
+            ArchiveFormat::Oci,
+            reference.as_deref(),
+            file,
+        ),
         Destination::DockerArchive { file, references } => {
             let mut images = images.to_vec();
             if !references.is_empty() {
@@ -165,14 +161,50 @@ pub fn write_image(
                     one.names.clone_from(references);
                 }
             }
-            let mut out = AtomicFile::create(file, 0o644)?;
-            write_archive_stream(store, &images, ArchiveFormat::Docker, None, &mut out)?;
-            out.commit()
+            write_archive_file(store, &images, ArchiveFormat::Docker, None, file)
         }
         Destination::OciDir { dir, reference } => {
             write_oci_dir(store, &pin, one()?, dir, reference.as_deref(), opts)
         }
         Destination::DockerDir { dir } => write_docker_dir(store, &pin, one()?, dir, opts),
+    }
+}
+
+/// Writes an archive to `file`: a new or regular file atomically (temp,
+/// fsync, rename); a device or pipe (`-o /dev/stdout`, a FIFO) is written
+/// in place, never replaced.
+fn write_archive_file(
+    store: &Store,
+    images: &[SaveImage],
+    format: ArchiveFormat,
+    reference: Option<&str>,
+    file: &Path,
+) -> Result<(), Error> {
+    match std::fs::metadata(file) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(file)
+                .io_context("open", file)?;
+            let mut sink = PlainSink(f, file.to_owned());
+            write_archive_stream(store, images, format, reference, &mut sink)
+        }
+        _ => {
+            let mut out = AtomicFile::create(file, 0o644)?;
+            write_archive_stream(store, images, format, reference, &mut out)?;
+            out.commit()
+        }
+    }
+}
+
+struct PlainSink(File, PathBuf);
+
+impl ArchiveSink for PlainSink {
+    fn writer(&mut self) -> &mut dyn Write {
+        &mut self.0
+    }
+    fn name(&self) -> PathBuf {
+        self.1.clone()
     }
 }
 
