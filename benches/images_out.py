@@ -10,7 +10,8 @@ layers of real Debian content, built by tests/support/build-images.sh
            and no cross-repository mount applies) vs skopeo copy from an OCI
            layout of the same image, and podman push from podman's storage
   commit   cairn commit of a container that changed ~100 MB (a copy of
-           /usr/lib plus 20 MB of random bytes, in its upper directory) vs
+           /usr/share, ~80 MB of small files, plus 20 MB of random bytes, in
+           its upper directory) vs
            podman commit of the same change in a podman container
   save     cairn save -o FILE (docker-archive, the default, and oci-archive)
   load     cairn load -i FILE into an empty store, of the archive cairn saved
@@ -41,7 +42,7 @@ from unpack import podman_reset, rm  # noqa: E402
 
 IMAGE = "localhost/bench-four:latest"
 # What the committed container changes: ~100 MB in its upper directory.
-CHANGE = ("cp -a /usr/lib /opt/lib-copy && head -c 20000000 /dev/urandom > /opt/random && "
+CHANGE = ("cp -a /usr/share /opt/share-copy && head -c 20000000 /dev/urandom > /opt/random && "
           "du -sm /opt | cut -f1")
 
 
@@ -50,22 +51,39 @@ def has_verb(cairn, verb):
 
 
 class Podman:
-    """podman with a root of its own under the work directory."""
+    """podman with a root, a run root and a containers.conf of its own under the work directory
+    (cgroupfs, file events, crun, ulimits this VM allows: as benches/lifecycle.py)."""
 
     def __init__(self, work, name):
-        self.root = work / f"podman-{name}"
+        self.d = work / f"podman-{name}"
+        self.root = self.d / "storage"
         self.runroot = f"/run/cairn-ibench-{os.getpid()}-{name}"
+        self.setup()
+
+    def setup(self):
+        (self.d / "tmp").mkdir(parents=True, exist_ok=True)
+        (self.d / "containers.conf").write_text(
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n"
+            "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n"
+            f"events_logfile_path = \"{self.d}/events.log\"\nruntime = \"crun\"\n"
+            f"image_copy_tmp_dir = \"{self.d}/tmp\"\n")
+        (self.d / "registries.conf").write_text("")
+        self.env = dict(os.environ, TMPDIR=str(self.d / "tmp"),
+                        CONTAINERS_CONF=str(self.d / "containers.conf"),
+                        CONTAINERS_REGISTRIES_CONF=str(self.d / "registries.conf"))
 
     def cmd(self, *args):
-        return ["podman", "--root", str(self.root), "--runroot", self.runroot, *args]
+        return ["podman", "--root", str(self.root), "--runroot", self.runroot, "--tmpdir", str(self.d / "tmp"),
+                "--storage-driver", "overlay", *args]
 
     def sh(self, *args):
-        return sh(*self.cmd(*args))
+        return sh(*self.cmd(*args), env=self.env)
 
     def reset(self):
         podman_reset(self.root, self.runroot)
-        rm(self.root)
+        rm(self.d)
         shutil.rmtree(self.runroot, ignore_errors=True)
+        self.setup()
 
 
 def cairn_env(root):
@@ -105,7 +123,7 @@ def bench_push(args, cairn, work, layout, results, notes):
                         cmd, cenv = ["skopeo", "copy", "-q", "--insecure-policy", "--dest-tls-verify=false",
                                      f"oci:{layout}:bench-four", dest], None
                     else:
-                        cmd, cenv = pod.cmd("push", "-q", "--tls-verify=false", IMAGE, dest), None
+                        cmd, cenv = pod.cmd("push", "-q", "--tls-verify=false", IMAGE, dest), pod.env
                     record(results, ("push", tool), cmd, cenv)
                 finally:
                     reg.stop()
@@ -129,11 +147,12 @@ def bench_commit(args, cairn, work, layout, results, notes):
         if "cairn" in tools:
             sh(cairn, "pull", "-q", f"oci:{layout}:bench-four", env=env)
             image = sh(cairn, "images", "-q", env=env).stdout.split()[0]
-            sizes["cairn"] = sh(cairn, "run", "--name", "changed", image, "sh", "-c", CHANGE,
-                                env=env).stdout.strip()
+            sizes["cairn"] = sh(cairn, "run", "--name", "changed", "--network", "none", image, "sh", "-c",
+                                CHANGE, env=env).stdout.strip()
         pod.sh("pull", "-q", f"oci:{layout}:bench-four")
         pimage = pod.sh("images", "-q").stdout.split()[0]
-        sizes["podman"] = pod.sh("run", "--name", "changed", pimage, "sh", "-c", CHANGE).stdout.strip()
+        sizes["podman"] = pod.sh("run", "--name", "changed", "--network", "none", pimage, "sh", "-c",
+                                  CHANGE).stdout.strip()
         notes.append("commit: the container's change, MB (du of /opt inside): "
                      + ", ".join(f"{t} {s}" for t, s in sizes.items()))
         for run in range(args.runs):
@@ -144,7 +163,7 @@ def bench_commit(args, cairn, work, layout, results, notes):
                     sh(cairn, "rmi", name, env=env)
                     sh(cairn, "image", "prune", "-f", env=env)
                 else:
-                    record(results, ("commit", "podman"), pod.cmd("commit", "-q", "changed", name))
+                    record(results, ("commit", "podman"), pod.cmd("commit", "-q", "changed", name), pod.env)
                     pod.sh("rmi", name)
     finally:
         if "cairn" in tools:
@@ -183,9 +202,9 @@ def bench_save_load(args, cairn, work, layout, results, notes):
                         rm(fresh)
                     else:
                         record(results, (f"save {fmt}", tool),
-                               pod.cmd("save", "-q", "--format", fmt, "-o", str(out), IMAGE))
+                               pod.cmd("save", "-q", "--format", fmt, "-o", str(out), IMAGE), pod.env)
                         results.setdefault(("size", fmt, tool), []).append(out.stat().st_size)
-                        record(results, (f"load {fmt}", tool), loader.cmd("load", "-q", "-i", str(out)))
+                        record(results, (f"load {fmt}", tool), loader.cmd("load", "-q", "-i", str(out)), loader.env)
                         loader.reset()
                     rm(out)
     finally:
