@@ -382,12 +382,21 @@ fn compressed_archives_load() {
     // The same bytes to standard output, with -o /dev/stdout (written in
     // place, the link never replaced) or without -o.
     let bytes = fs::read(&x).unwrap();
-    for args in [vec!["save", "-o", "/dev/stdout", IMAGE], vec!["save", IMAGE]] {
+    for args in [
+        vec!["save", "-o", "/dev/stdout", IMAGE],
+        vec!["save", IMAGE],
+    ] {
         let out = c.command(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(out.stdout == bytes, "{args:?}: not the archive -o FILE wrote");
+        assert!(
+            out.stdout == bytes,
+            "{args:?}: not the archive -o FILE wrote"
+        );
     }
-    assert!(fs::symlink_metadata("/dev/stdout").unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata("/dev/stdout")
+        .unwrap()
+        .file_type()
+        .is_symlink());
     let gz = dir.path().join("x.tar.gz");
     let mut enc =
         flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
