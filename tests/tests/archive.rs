@@ -96,6 +96,29 @@ fn docker_archive_both_ways_with_podman() {
         fs::read(&ours).unwrap() == fs::read(&theirs).unwrap(),
         "cairn's docker archive differs from podman's"
     );
+    // By id (no RepoTags) and with extra names (recorded first, as podman
+    // does): still podman's bytes. (podman refuses an extra name that is
+    // no name of the image's, unless it is new under localhost/; the one
+    // here is made a name on both sides.)
+    c.ok(["tag", IMAGE, "quay.io/x/y:2"]);
+    p.ok(["tag", IMAGE, "quay.io/x/y:2"]);
+    for extra in [
+        vec![id.as_str()],
+        vec![IMAGE, "quay.io/x/y:2", "localhost/other:5"],
+    ] {
+        let (a, b) = (dir.path().join("a.tar"), dir.path().join("b.tar"));
+        // Neither rewrites an existing docker archive.
+        let _ = (fs::remove_file(&a), fs::remove_file(&b));
+        let mut args = vec!["save", "-o", a.to_str().unwrap()];
+        args.extend(&extra);
+        c.ok(&args);
+        args[2] = b.to_str().unwrap();
+        p.ok(&args);
+        assert!(
+            fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+            "save {extra:?}: cairn's archive differs from podman's"
+        );
+    }
     let fresh = Cairn::new().unwrap();
     let out = fresh.ok(["load", "-i", theirs.to_str().unwrap()]);
     assert_eq!(out.trim(), format!("Loaded image: {IMAGE}"));
@@ -722,6 +745,27 @@ fn refusals() {
         ],
     );
     assert!(r.stderr.contains("docker-archive"), "{}", r.stderr);
+    // An existing docker archive is not rewritten (podman's rule), an OCI
+    // archive is replaced.
+    let old = dir.path().join("old.tar");
+    fs::write(&old, b"keep").unwrap();
+    let r = c.fails(125, ["save", "-o", old.to_str().unwrap(), IMAGE]);
+    assert!(
+        r.stderr
+            .contains("doesn't support modifying existing images"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fs::read(&old).unwrap(), b"keep");
+    c.ok([
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        old.to_str().unwrap(),
+        IMAGE,
+    ]);
+    assert!(fs::metadata(&old).unwrap().len() > 1 << 20);
     let r = c.fails(125, ["save", "-o", "/tmp/never", "localhost/nothing"]);
     assert!(r.stderr.contains("localhost/nothing"), "{}", r.stderr);
     assert!(!Path::new("/tmp/never").exists());

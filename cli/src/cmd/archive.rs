@@ -131,14 +131,22 @@ pub fn save(ctx: &Context, a: SaveArgs) -> anyhow::Result<u8> {
                     a.format
                 )));
             }
+            // podman records the extra names first, the image's own last.
+            let mut all = Vec::new();
             for t in &a.images[1..] {
                 let r = Name::parse(t)
                     .and_then(|n| n.qualify("localhost"))
                     .map_err(|e| engine(format!("{t}: {e}")))?;
-                if !names.contains(&r) {
-                    names.push(r);
+                if !all.contains(&r) {
+                    all.push(r);
                 }
             }
+            for n in names {
+                if !all.contains(&n) {
+                    all.push(n);
+                }
+            }
+            names = all;
         }
         images.push(SaveImage { image, names });
     }

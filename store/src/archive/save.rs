@@ -155,6 +155,15 @@ pub fn write_image(
             file,
         ),
         Destination::DockerArchive { file, references } => {
+            // As podman (c/image): a docker archive is never rewritten.
+            if std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() != 0) {
+                return Err(Error::Source {
+                    source_name: what,
+                    message: "docker-archive doesn't support modifying existing images; \
+                              remove the file or name another"
+                        .into(),
+                });
+            }
             let mut images = images.to_vec();
             if !references.is_empty() {
                 if let [one] = images.as_mut_slice() {
@@ -643,14 +652,12 @@ fn write_docker_tar<W: Write>(
         }
         manifest.push(json!({
             "Config": config_name,
-            "RepoTags": if tags.is_empty() { Value::Null } else { json!(tags) },
+            "RepoTags": tags,
             "Layers": layer_names,
         }));
     }
     tar.bytes("manifest.json", go_json(&manifest).as_bytes(), 0o444)?;
-    if !repositories.is_empty() {
-        tar.bytes("repositories", go_json(&repositories).as_bytes(), 0o444)?;
-    }
+    tar.bytes("repositories", go_json(&repositories).as_bytes(), 0o444)?;
     tar.finish()?;
     Ok(())
 }
