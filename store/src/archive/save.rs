@@ -850,3 +850,70 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The legacy layer id podman 4.3 wrote for the test image debian-min
+    /// (one layer): `897892c4…/layer.tar` in its `podman save`.
+    #[test]
+    fn legacy_layer_ids_are_podmans() {
+        let config: Value = serde_json::from_str(
+            r#"{"created":"2025-05-20T00:00:00Z","architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["bash"]},"rootfs":{"type":"layers","diff_ids":["sha256:6047b4e53ccba837a3653a461b8558ecf6c29ca24b408d8b6e20dbd2fb28554d"]}}"#,
+        )
+        .unwrap();
+        let diff: Digest =
+            "sha256:6047b4e53ccba837a3653a461b8558ecf6c29ca24b408d8b6e20dbd2fb28554d"
+                .parse()
+                .unwrap();
+        let (id, json) = legacy_layer(&config, &diff, None, true);
+        assert_eq!(
+            id,
+            "897892c43ddb004064040f4dc050fdb3011743b1be0e717b806fa076fee1305c"
+        );
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"architecture":"amd64","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["bash"]},"container":null,"container_config":null,"created":"2025-05-20T00:00:00Z","docker_version":null,"id":"897892c43ddb004064040f4dc050fdb3011743b1be0e717b806fa076fee1305c","os":"linux"}"#
+        );
+        // A lower layer: only its parent and id.
+        let (_, json) = legacy_layer(&config, &diff, Some("abc"), false);
+        let v: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 2);
+        assert_eq!(v["parent"], "abc");
+    }
+
+    #[test]
+    fn go_json_escapes_html() {
+        assert_eq!(
+            go_json(&json!({"a": "<&>"})),
+            r#"{"a":"\u003c\u0026\u003e"}"#
+        );
+    }
+
+    #[test]
+    fn destinations() {
+        assert_eq!(
+            Destination::parse("oci:/tmp/l:x:1").unwrap(),
+            Some(Destination::OciDir {
+                dir: "/tmp/l".into(),
+                reference: Some("x:1".into())
+            })
+        );
+        assert_eq!(
+            Destination::parse("dir:/tmp/d").unwrap(),
+            Some(Destination::DockerDir {
+                dir: "/tmp/d".into()
+            })
+        );
+        let Some(Destination::DockerArchive { file, references }) =
+            Destination::parse("docker-archive:/tmp/a.tar:foo:1").unwrap()
+        else {
+            panic!("not a docker archive");
+        };
+        assert_eq!(file, PathBuf::from("/tmp/a.tar"));
+        assert_eq!(references[0].to_string(), "docker.io/library/foo:1");
+        assert_eq!(Destination::parse("quay.io/a/b:1").unwrap(), None);
+        assert!(Destination::parse("docker-archive:/tmp/a.tar:Bad Name").is_err());
+    }
+}
