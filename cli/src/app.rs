@@ -1,11 +1,15 @@
 //! Command-line definition (podman's verbs and flags) and dispatch.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::cmd;
 use crate::cmd::archive::{LoadArgs, SaveArgs};
+/// Images made from containers and tarballs, and their history.
+use crate::cmd::commit as out;
+use crate::cmd::commit::{CommitArgs, ExportArgs, HistoryArgs, ImportArgs, TreeArgs};
 use crate::cmd::container::{
     AttachArgs, ContainerExistsArgs, ContainerInspectArgs, ContainerPruneArgs, CreateArgs,
     DiffArgs, EnterArgs, ExecArgs, GenerateSystemdArgs, HealthcheckRunArgs, InitArgs, KillArgs,
@@ -20,6 +24,7 @@ use crate::cmd::image::{
 };
 use crate::cmd::login::{LoginArgs, LogoutArgs};
 use crate::cmd::network::NetworkCommand;
+use crate::cmd::push::PushArgs;
 use crate::cmd::system::{
     CheckArgs, CompletionArgs, DfArgs, GenerateManArgs, InfoArgs, MigrateArgs, ResetArgs,
     VersionArgs,
@@ -66,6 +71,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Load image(s) from a docker or OCI archive (plain, gzip or zstd).
     Load(LoadArgs),
+    /// Push an image to a registry ([docker://]HOST/REPO[:TAG]).
+    Push(PushArgs),
     /// List images.
     #[command(visible_alias = "list")]
     Images(ImagesArgs),
@@ -160,6 +167,14 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCommand),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
+    /// Export a container's root file system as a tar archive.
+    Export(ExportArgs),
+    /// Import a tarball as a one-layer image.
+    Import(ImportArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
     /// Internal: the container side of `cp`, chrooted into the container.
     #[command(name = "__cp", hide = true)]
     CpChild(CpChildArgs),
@@ -220,6 +235,10 @@ pub enum ContainerCommand {
     Exists(ContainerExistsArgs),
     /// Show the processes of a container.
     Top(TopArgs),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
+    /// Export a container's root file system as a tar archive.
+    Export(ExportArgs),
 }
 
 /// `cairn healthcheck …`.
@@ -245,6 +264,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Load image(s) from an archive.
     Load(LoadArgs),
+    /// Push an image to a registry.
+    Push(PushArgs),
     /// List images.
     #[command(visible_alias = "ls")]
     List(ImagesArgs),
@@ -260,6 +281,12 @@ pub enum ImageCommand {
     Exists(ExistsArgs),
     /// Remove names from an image.
     Untag(UntagArgs),
+    /// Import a tarball as a one-layer image.
+    Import(ImportArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Show an image's layers as a tree.
+    Tree(TreeArgs),
 }
 
 /// `cairn system …`.
@@ -411,10 +438,15 @@ pub fn run() -> anyhow::Result<u8> {
     {
         return Ok(cairn_engine::userns::reenter(ctx.root())?);
     }
-    match cli.command {
+    let command = match images_out(&ctx, cli.command) {
+        ControlFlow::Break(code) => return code,
+        ControlFlow::Continue(other) => other,
+    };
+    match command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cmd::image::pull(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => cmd::archive::save(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => cmd::archive::load(&ctx, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => cmd::push::push_verb(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::List(a)) => cmd::image::images(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => cmd::image::rmi(&ctx, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => cmd::image::tag(&ctx, a),
@@ -510,7 +542,21 @@ pub fn run() -> anyhow::Result<u8> {
         Command::CpChild(a) => cmd::cp::child_main(&ctx, a),
         Command::Volume(v) => cmd::volume::run(&ctx, v),
         Command::Container(ContainerCommand::Exists(a)) => cmd::container::exists(&ctx, a),
+        _ => unreachable!("run by images_out"),
     }
+}
+
+/// Runs the verbs that make images from containers and tarballs and show
+/// how images were made ([`out`]); hands any other command back.
+fn images_out(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>, Command> {
+    ControlFlow::Break(match command {
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => out::commit(ctx, a),
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => out::export(ctx, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => out::import(ctx, a),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => out::history(ctx, a),
+        Command::Image(ImageCommand::Tree(a)) => out::tree(ctx, a),
+        other => return ControlFlow::Continue(other),
+    })
 }
 
 /// Whether a rootless `cairn` must run `command` in a user namespace of its
@@ -528,7 +574,9 @@ fn needs_userns(command: &Command) -> bool {
         | Command::Run(_)
         | Command::Start(_)
         | Command::Restart(_)
-        | Command::Rm(_) => true,
+        | Command::Rm(_)
+        | Command::Commit(_)
+        | Command::Export(_) => true,
         Command::Image(
             ImageCommand::Pull(_)
             | ImageCommand::Load(_)
@@ -547,6 +595,8 @@ fn needs_userns(command: &Command) -> bool {
                 | ContainerCommand::Restart(_)
                 | ContainerCommand::Rm(_)
                 | ContainerCommand::Prune(_)
+                | ContainerCommand::Commit(_)
+                | ContainerCommand::Export(_)
         ),
         _ => false,
     }

@@ -9,6 +9,7 @@
 //! `cairn-runtime`) through their typed specs.
 #![forbid(unsafe_code)]
 
+pub mod commit;
 pub mod container;
 pub mod containers_conf;
 mod error;

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, ACCEPT, RANGE, RETRY_AFTER, WWW_AUTHENTICATE};
-use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, RANGE, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
 
 use crate::auth::{AuthFiles, Credentials};
 use crate::conf::RegistriesConf;
@@ -93,7 +93,7 @@ impl Caps {
 
 /// Something that failed and may be worth another attempt.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     Retry {
         detail: String,
         /// A 429: wait `retry_after` (the registry's `Retry-After`) if it
@@ -109,7 +109,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn retry(detail: String) -> Failure {
+    pub(crate) fn retry(detail: String) -> Failure {
         Failure::Retry {
             detail,
             rate_limited: false,
@@ -145,6 +145,12 @@ pub(crate) struct RegistryClient {
     retry_delay: Option<Duration>,
     auth_file: String,
     on_retry: RetryHook,
+    /// The actions asked of the token endpoint for the repository
+    /// (`pull`, or `pull,push` for a push).
+    actions: &'static str,
+    /// Other repositories (on the same registry) to ask `pull` on: the
+    /// sources of cross-repository mounts.
+    also_pull: Vec<String>,
 }
 
 /// Installs rustls' ring provider once (reqwest is built without one; see
@@ -202,6 +208,33 @@ async fn error_body(mut resp: reqwest::Response) -> String {
         }
     }
     String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The error codes of a response that is not a success, and its words
+/// in one line (`CODE: message; ...`, or `HTTP STATUS: body`); the body is
+/// read at most [`Caps::ERROR_BODY`].
+pub(crate) async fn error_codes(resp: reqwest::Response) -> (Vec<String>, String) {
+    let status = resp.status();
+    let body = error_body(resp).await;
+    let envelope: Envelope = serde_json::from_str(&body).unwrap_or_default();
+    if envelope.errors.is_empty() {
+        return (
+            Vec::new(),
+            format!("HTTP {}: {}", status.as_u16(), shorten(&body)),
+        );
+    }
+    let detail = shorten(
+        &envelope
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    (
+        envelope.errors.into_iter().map(|e| e.code).collect(),
+        detail,
+    )
 }
 
 /// The error envelope of the distribution spec.
@@ -312,7 +345,47 @@ impl RegistryClient {
             retry_delay: opts.retry_delay,
             auth_file: opts.auth_files.primary().display().to_string(),
             on_retry,
+            actions: "pull",
+            also_pull: Vec::new(),
         })
+    }
+
+    /// Asks tokens for `pull,push` on the repository and `pull` on
+    /// `mount_from` (repositories a blob may be mounted from).
+    pub(crate) fn for_push(mut self, mount_from: Vec<String>) -> RegistryClient {
+        self.actions = "pull,push";
+        self.also_pull = mount_from;
+        self
+    }
+
+    /// The reference this client talks about.
+    pub(crate) fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// `SCHEME://HOST/v2/REPOSITORY/TAIL`.
+    pub(crate) fn repo_url(&self, tail: &str) -> String {
+        format!(
+            "{}://{}/v2/{}/{tail}",
+            self.scheme,
+            api_host(self.reference.registry()),
+            self.reference.repository()
+        )
+    }
+
+    /// A `Location` header made absolute (registries may answer with a
+    /// path only).
+    pub(crate) fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_owned()
+        } else {
+            format!(
+                "{}://{}/{}",
+                self.scheme,
+                api_host(self.reference.registry()),
+                location.trim_start_matches('/')
+            )
+        }
     }
 
     fn url(&self, kind: &str, id: &str) -> String {
@@ -387,14 +460,51 @@ impl RegistryClient {
         accept: Option<&str>,
         range_from: Option<u64>,
     ) -> Result<reqwest::Response, Failure> {
+        let mut headers = HeaderMap::new();
+        if let Some(a) = accept.and_then(|a| HeaderValue::from_str(a).ok()) {
+            headers.insert(ACCEPT, a);
+        }
+        if let Some(from) = range_from {
+            headers.insert(
+                RANGE,
+                HeaderValue::from_str(&format!("bytes={from}-")).expect("ascii"),
+            );
+        }
+        let resp = self.send(Method::GET, url, headers, None).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        Err(self.rejected(resp).await)
+    }
+
+    /// The [`Failure`] a response that is not a success stands for (its
+    /// body read at most [`Caps::ERROR_BODY`]).
+    pub(crate) async fn rejected(&self, resp: reqwest::Response) -> Failure {
+        self.classify_status(resp.status(), resp.headers().clone(), resp)
+            .await
+    }
+
+    /// Sends a request with the authorization learnt so far; on a 401 with
+    /// a challenge, authorizes (Basic, or a token from the realm) and sends
+    /// it once more (`body` makes the body afresh for each). Whatever status comes
+    /// back is returned unread, but a 401 that could not be answered is a
+    /// [`Failure`]; so is a request that got no response.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<&(dyn Fn() -> reqwest::Body + Sync)>,
+    ) -> Result<reqwest::Response, Failure> {
         let mut challenged = false;
         loop {
-            let mut req = self.raw.get(url);
-            if let Some(a) = accept {
-                req = req.header(ACCEPT, a);
-            }
-            if let Some(from) = range_from {
-                req = req.header(RANGE, format!("bytes={from}-"));
+            let mut req = self
+                .raw
+                .request(method.clone(), url)
+                .headers(headers.clone());
+            if let Some(b) = body {
+                req = req.body(b());
             }
             let authorization = self.authorization.lock().expect("not poisoned").clone();
             req = match (&authorization, &self.creds) {
@@ -404,25 +514,21 @@ impl RegistryClient {
             };
             let resp = req.send().await.map_err(|e| self.classify_transport(&e))?;
             let status = resp.status();
-            if status.is_success() {
-                return Ok(resp);
-            }
-            if status == StatusCode::UNAUTHORIZED && !challenged {
-                if let Some(challenge) = resp
+            if status == StatusCode::UNAUTHORIZED {
+                let challenge = resp
                     .headers()
                     .get(WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-                {
+                    .map(str::to_owned);
+                if let Some(challenge) = challenge.filter(|_| !challenged) {
                     if self.authorize(&challenge).await? {
                         challenged = true;
                         continue;
                     }
                 }
+                return Err(self.rejected(resp).await);
             }
-            return Err(self
-                .classify_status(status, resp.headers().clone(), resp)
-                .await);
+            return Ok(resp);
         }
     }
 
@@ -441,7 +547,7 @@ impl RegistryClient {
         Ok(false)
     }
 
-    /// A pull token from a Bearer challenge's realm (the docker token
+    /// A token (for the actions this client asks) from a Bearer challenge's realm (the docker token
     /// protocol), with the credentials if there are any; the answer is read
     /// no further than [`Caps::TOKEN`].
     async fn token(&self, params: &str) -> Result<String, Failure> {
@@ -451,8 +557,16 @@ impl RegistryClient {
                 shorten(params)
             ))))
         })?;
-        let scope = format!("repository:{}:pull", self.reference.repository());
+        let scope = format!(
+            "repository:{}:{}",
+            self.reference.repository(),
+            self.actions
+        );
         let mut req = self.raw.get(&realm).query(&[("scope", scope.as_str())]);
+        for from in &self.also_pull {
+            let from = format!("repository:{from}:pull");
+            req = req.query(&[("scope", from.as_str())]);
+        }
         if let Some(service) = crate::login::param(params, "service") {
             req = req.query(&[("service", service.as_str())]);
         }
@@ -642,7 +756,7 @@ impl RegistryClient {
         }
     }
 
-    async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, Error>
+    pub(crate) async fn with_retries<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
@@ -679,6 +793,42 @@ impl RegistryClient {
         }
     }
 
+    /// After `failure` at `attempt` (0 for the first try): waits before the
+    /// next attempt (reported through the retry hook as `what`), or gives
+    /// up with the error to report when the failure is fatal or the
+    /// attempts are spent.
+    pub(crate) async fn backoff(
+        &self,
+        what: &str,
+        failure: Failure,
+        attempt: u32,
+    ) -> Result<(), Error> {
+        match failure {
+            Failure::Fatal(e) => Err(e),
+            Failure::RangeNotSatisfiable(detail) => Err(self.error(RegistryError::Other(detail))),
+            Failure::Retry {
+                detail,
+                rate_limited,
+                retry_after,
+                fatal_if_exhausted,
+            } => {
+                if attempt >= self.retries {
+                    return Err(fatal_if_exhausted.unwrap_or_else(|| {
+                        self.error(RegistryError::GaveUp {
+                            registry: self.reference.registry().to_owned(),
+                            attempts: attempt + 1,
+                            detail: format!("{what}: {detail}"),
+                        })
+                    }));
+                }
+                let delay = self.delay(attempt, rate_limited, retry_after)?;
+                (self.on_retry)(&format!("{what}: {detail}"), attempt + 1, delay);
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+        }
+    }
+
     /// The wait before the next attempt: the registry's `Retry-After` after
     /// a 429, else `--retry-delay`, else exponential backoff.
     fn delay(
@@ -708,7 +858,7 @@ impl RegistryClient {
         }
     }
 
-    fn error(&self, kind: RegistryError) -> Error {
+    pub(crate) fn error(&self, kind: RegistryError) -> Error {
         Error::Registry {
             reference: self.reference.to_string(),
             kind,
@@ -724,7 +874,7 @@ impl RegistryClient {
     }
 
     /// A request that got no (complete) response.
-    fn classify_transport(&self, re: &reqwest::Error) -> Failure {
+    pub(crate) fn classify_transport(&self, re: &reqwest::Error) -> Failure {
         let registry = self.reference.registry().to_owned();
         let detail = chain(re);
         if looks_like_tls(&detail) {

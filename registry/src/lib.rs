@@ -6,7 +6,9 @@
 //!
 //! [`pull::pull_name`] resolves a name to one platform's image and fetches
 //! what the store lacks, in parallel, verified and resumable, writing the
-//! ref last; [`verify_login`] checks credentials as `podman login` does.
+//! ref last; [`push::push`] sends a stored image to a registry, blobs
+//! first (skipped, mounted or uploaded in resumable chunks), the manifest
+//! last; [`verify_login`] checks credentials as `podman login` does.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -16,6 +18,7 @@ pub mod conf;
 mod error;
 mod login;
 pub mod pull;
+pub mod push;
 pub mod tls;
 
 pub use auth::{AuthFiles, Credentials};

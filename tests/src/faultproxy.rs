@@ -101,6 +101,22 @@ pub enum Action {
         /// The token endpoint's URL.
         realm: String,
     },
+    /// Read this many bytes of the request body (all of a shorter one), then drop the
+    /// connection without forwarding anything: an upload cut mid-body, of which the upstream
+    /// never sees a byte.
+    DropRequestBody {
+        /// Request body bytes read before the cut.
+        after_bytes: u64,
+    },
+    /// Forward without the query string: e.g. a registry that ignores `?mount=&from=` and
+    /// starts a plain upload (202) instead of mounting.
+    StripQuery,
+    /// Forward only this many bytes of the request body to the upstream, then drop both
+    /// connections: an upload cut midway of which the upstream got a part.
+    CutRequestBody {
+        /// Request body bytes forwarded before the cut.
+        after_bytes: u64,
+    },
 }
 
 impl Action {
@@ -130,6 +146,7 @@ impl Action {
                 | Action::CloseConnection
                 | Action::Flood { .. }
                 | Action::BearerChallenge { .. }
+                | Action::DropRequestBody { .. }
         )
     }
 }
@@ -145,6 +162,7 @@ pub struct Rule {
     method: Option<String>,
     path_contains: Option<String>,
     times: Option<usize>,
+    skip: usize,
     action: Action,
 }
 
@@ -155,6 +173,7 @@ impl Rule {
             method: None,
             path_contains: None,
             times: None,
+            skip: 0,
             action,
         }
     }
@@ -174,6 +193,13 @@ impl Rule {
     /// Only the first `n` matching requests.
     pub fn times(mut self, n: usize) -> Rule {
         self.times = Some(n);
+        self
+    }
+
+    /// Let the first `n` matching requests pass untouched (they spend no budget): e.g. the
+    /// third chunk of an upload with `.skip(2).times(1)`.
+    pub fn skip(mut self, n: usize) -> Rule {
+        self.skip = n;
         self
     }
 
@@ -205,6 +231,10 @@ pub struct RequestRecord {
     pub range: Option<String>,
     /// The `Authorization` header as the client sent it.
     pub authorization: Option<String>,
+    /// The `Content-Length` header as the client sent it.
+    pub content_length: Option<u64>,
+    /// The `Content-Range` header as the client sent it.
+    pub content_range: Option<String>,
     /// Status sent to the client; `None` while in flight, or when the connection was dropped
     /// without a response.
     pub status: Option<u16>,
@@ -219,6 +249,7 @@ struct RuleSlot {
     id: RuleId,
     rule: Rule,
     used: usize,
+    skipped: usize,
 }
 
 #[derive(Debug, Default)]
@@ -253,6 +284,10 @@ impl Shared {
         for slot in active.iter_mut() {
             let budget_left = slot.rule.times.is_none_or(|n| slot.used < n);
             if !budget_left || !slot.rule.matches(method, path) {
+                continue;
+            }
+            if slot.skipped < slot.rule.skip {
+                slot.skipped += 1;
                 continue;
             }
             slot.used += 1;
@@ -334,7 +369,12 @@ impl FaultProxy {
         let mut rules = self.shared.rules();
         let id = RuleId(rules.next_id);
         rules.next_id += 1;
-        rules.active.push(RuleSlot { id, rule, used: 0 });
+        rules.active.push(RuleSlot {
+            id,
+            rule,
+            used: 0,
+            skipped: 0,
+        });
         id
     }
 
@@ -438,6 +478,8 @@ async fn handle(
             query: req.uri().query().map(str::to_owned),
             range: header(hyper::header::RANGE),
             authorization: header(hyper::header::AUTHORIZATION),
+            content_length: header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+            content_range: header(hyper::header::CONTENT_RANGE),
             status: None,
             faults: actions.clone(),
             at: Instant::now(),
@@ -448,10 +490,19 @@ async fn handle(
     let mut truncate = None;
     let mut corrupt = None;
     let mut ignore_range = false;
+    let mut strip_query = false;
+    let mut cut_request = None;
+    let mut req = req;
     for action in actions {
         match action {
             Action::Delay { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
             Action::IgnoreRange => ignore_range = true,
+            Action::StripQuery => strip_query = true,
+            Action::CutRequestBody { after_bytes } => cut_request = Some(after_bytes),
+            Action::DropRequestBody { after_bytes } => {
+                read_request_body(req.body_mut(), after_bytes).await;
+                return Err(InjectedClose);
+            }
             Action::Truncate { after_bytes } => truncate = Some(after_bytes),
             Action::CorruptByte { offset } => corrupt = Some(offset),
             Action::CloseConnection => return Err(InjectedClose),
@@ -473,32 +524,34 @@ async fn handle(
             }
             Action::BearerChallenge { realm } => {
                 shared.set_status(index, 401);
-                let mut r = status_response(
-                    401,
-                    None,
-                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
-                        .to_owned(),
-                );
-                if let Ok(v) = HeaderValue::from_str(&format!(
-                    r#"Bearer realm="{realm}",service="cairn-hostile""#
-                )) {
-                    r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
-                }
-                return Ok(r);
+                return Ok(bearer_challenge(&realm));
             }
         }
     }
 
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if strip_query {
+        if let Ok(uri) = parts.uri.path().parse() {
+            parts.uri = uri;
+        }
+    }
     if ignore_range {
         parts.headers.remove(hyper::header::RANGE);
         parts.headers.remove(hyper::header::IF_RANGE);
     }
     parts.version = hyper::Version::HTTP_11;
-    let upstream_req = Request::from_parts(parts, body);
+    let body = FaultBody {
+        inner: body,
+        pos: 0,
+        truncate_at: cut_request,
+        corrupt_at: None,
+        stall: None,
+    };
+    let upstream_req = Request::from_parts(parts, body.boxed());
     let response = match forward(&shared.upstream, upstream_req).await {
         Ok(r) => r,
+        Err(_) if cut_request.is_some() => return Err(InjectedClose),
         Err(e) => {
             shared.set_status(index, 502);
             return Ok(status_response(
@@ -522,9 +575,35 @@ async fn handle(
     Ok(Response::from_parts(parts, body.boxed()))
 }
 
+/// Reads (and drops) up to `limit` bytes of a request body, less if it ends first.
+async fn read_request_body(body: &mut Incoming, limit: u64) {
+    let mut read = 0u64;
+    while read < limit {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => break,
+        }
+    }
+}
+
+/// A 401 sending the client to the token endpoint `realm`.
+fn bearer_challenge(realm: &str) -> Response<ProxyBody> {
+    let mut r = status_response(
+        401,
+        None,
+        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_owned(),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        r#"Bearer realm="{realm}",service="cairn-hostile""#
+    )) {
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
 /// Sends `req` to `upstream` over a fresh connection (no pooling: every request is independent,
 /// which keeps faults on one request from leaking into the next).
-async fn forward(upstream: &str, req: Request<Incoming>) -> anyhow::Result<Response<Incoming>> {
+async fn forward(upstream: &str, req: Request<ProxyBody>) -> anyhow::Result<Response<Incoming>> {
     let stream = tokio::net::TcpStream::connect(upstream)
         .await
         .context("connect")?;
@@ -741,7 +820,12 @@ mod tests {
             let mut rules = shared.rules();
             let id = RuleId(rules.next_id);
             rules.next_id += 1;
-            rules.active.push(RuleSlot { id, rule, used: 0 });
+            rules.active.push(RuleSlot {
+                id,
+                rule,
+                used: 0,
+                skipped: 0,
+            });
         };
         add(Rule::new(Action::Delay { ms: 1 }).times(1));
         add(Rule::new(Action::status(503)).path_contains("/m").times(2));

@@ -1245,10 +1245,13 @@ fn unknown_and_unsupported_verbs_are_one_error_each() {
             &["pod", "create", "--name", "p"][..],
             "`pod` (cairn has no pods)",
         ),
-        (&["push", IMAGE][..], "`push` (images cannot be pushed yet)"),
         (
-            &["container", "commit", "x", "y"][..],
-            "`container commit` (images cannot be made from containers yet)",
+            &["image", "scp", IMAGE][..],
+            "`image scp` (images cannot be copied to other hosts)",
+        ),
+        (
+            &["image", "sign", "x"][..],
+            "`image sign` (no image signing)",
         ),
     ] {
         let r = c.fails(125, args);

@@ -1,12 +1,14 @@
 //! One module per group of verbs.
 
 pub mod archive;
+pub mod commit;
 pub mod container;
 pub mod cp;
 pub mod events;
 pub mod image;
 pub mod login;
 pub mod network;
+pub mod push;
 pub mod system;
 pub mod unpack;
 pub mod volume;

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use cairn_engine::commit::{is_whiteout, ENGINE_PATHS};
 use cairn_engine::container::runtime::{self, ExecOptions};
 use cairn_engine::container::{Container, Containers, Status};
 use serde_json::{json, Value};
@@ -39,24 +40,6 @@ impl Change {
             Change::Deleted(p) => ('D', p),
         }
     }
-}
-
-/// Paths the engine mounts over or creates for every container: podman
-/// leaves them out of `diff` too.
-const ENGINE_PATHS: &[&str] = &[
-    "/dev",
-    "/proc",
-    "/sys",
-    "/etc/hostname",
-    "/etc/hosts",
-    "/etc/resolv.conf",
-    "/run/.containerenv",
-    "/run/secrets",
-];
-
-/// An overlayfs whiteout: a character device 0:0.
-fn is_whiteout(m: &std::fs::Metadata) -> bool {
-    m.file_type().is_char_device() && m.rdev() == 0
 }
 
 /// The changes of an overlay `upper` over `lowers` (top first), in
