@@ -318,4 +318,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"failed ({e.returncode}): {' '.join(map(str, e.cmd))}\n{e.stderr}")
