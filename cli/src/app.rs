@@ -444,8 +444,6 @@ pub fn run() -> anyhow::Result<u8> {
     };
     match command {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => cmd::image::pull(&ctx, a),
-        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => cmd::archive::save(&ctx, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => cmd::archive::load(&ctx, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => cmd::push::push_verb(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::List(a)) => cmd::image::images(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => cmd::image::rmi(&ctx, a),
@@ -547,7 +545,8 @@ pub fn run() -> anyhow::Result<u8> {
 }
 
 /// Runs the verbs that make images from containers and tarballs and show
-/// how images were made ([`out`]); hands any other command back.
+/// how images were made ([`out`]), and `save`/`load`; hands any other
+/// command back.
 fn images_out(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>, Command> {
     ControlFlow::Break(match command {
         Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => out::commit(ctx, a),
@@ -555,6 +554,8 @@ fn images_out(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => out::import(ctx, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => out::history(ctx, a),
         Command::Image(ImageCommand::Tree(a)) => out::tree(ctx, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => cmd::archive::save(ctx, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => cmd::archive::load(ctx, a),
         other => return ControlFlow::Continue(other),
     })
 }
