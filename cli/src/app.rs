@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::cmd;
+use crate::cmd::archive::{LoadArgs, SaveArgs};
 /// Images made from containers and tarballs, and their history.
 use crate::cmd::commit as out;
 use crate::cmd::commit::{CommitArgs, ExportArgs, HistoryArgs, ImportArgs, TreeArgs};
@@ -66,6 +67,10 @@ pub struct Cli {
 pub enum Command {
     /// Pull an image from a registry, an OCI layout (oci:DIR[:REF]) or archive (oci-archive:FILE[:REF]).
     Pull(PullVerbArgs),
+    /// Save image(s) to an archive (docker-archive, oci-archive) or directory.
+    Save(SaveArgs),
+    /// Load image(s) from a docker or OCI archive (plain, gzip or zstd).
+    Load(LoadArgs),
     /// Push an image to a registry ([docker://]HOST/REPO[:TAG]).
     Push(PushArgs),
     /// List images.
@@ -255,6 +260,10 @@ pub enum GenerateCommand {
 pub enum ImageCommand {
     /// Pull an image.
     Pull(PullVerbArgs),
+    /// Save image(s) to an archive or directory.
+    Save(SaveArgs),
+    /// Load image(s) from an archive.
+    Load(LoadArgs),
     /// Push an image to a registry.
     Push(PushArgs),
     /// List images.
@@ -536,7 +545,8 @@ pub fn run() -> anyhow::Result<u8> {
 }
 
 /// Runs the verbs that make images from containers and tarballs and show
-/// how images were made ([`out`]); hands any other command back.
+/// how images were made ([`out`]), and `save`/`load`; hands any other
+/// command back.
 fn images_out(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>, Command> {
     ControlFlow::Break(match command {
         Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => out::commit(ctx, a),
@@ -544,6 +554,8 @@ fn images_out(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => out::import(ctx, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => out::history(ctx, a),
         Command::Image(ImageCommand::Tree(a)) => out::tree(ctx, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => cmd::archive::save(ctx, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => cmd::archive::load(ctx, a),
         other => return ControlFlow::Continue(other),
     })
 }
@@ -556,6 +568,7 @@ fn images_out(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>
 fn needs_userns(command: &Command) -> bool {
     match command {
         Command::Pull(_)
+        | Command::Load(_)
         | Command::Unpack(_)
         | Command::Rmi(_)
         | Command::Create(_)
@@ -565,9 +578,12 @@ fn needs_userns(command: &Command) -> bool {
         | Command::Rm(_)
         | Command::Commit(_)
         | Command::Export(_) => true,
-        Command::Image(ImageCommand::Pull(_) | ImageCommand::Rm(_) | ImageCommand::Prune(_)) => {
-            true
-        }
+        Command::Image(
+            ImageCommand::Pull(_)
+            | ImageCommand::Load(_)
+            | ImageCommand::Rm(_)
+            | ImageCommand::Prune(_),
+        ) => true,
         Command::System(
             SystemCommand::Prune(_) | SystemCommand::Check(_) | SystemCommand::Reset(_),
         ) => true,

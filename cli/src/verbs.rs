@@ -11,16 +11,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("build", "no image builds yet"),
     ("buildx", "no image builds yet"),
     ("image build", "no image builds yet"),
-    ("save", "images cannot be saved to archives yet"),
-    ("image save", "images cannot be saved to archives yet"),
-    (
-        "load",
-        "images cannot be loaded from archives yet; pull oci-archive:FILE instead",
-    ),
-    (
-        "image load",
-        "images cannot be loaded from archives yet; pull oci-archive:FILE instead",
-    ),
     ("image scp", "images cannot be copied to other hosts"),
     (
         "image diff",

@@ -15,7 +15,7 @@ use cairn_fsutil::{IoContext as _, LockMode};
 use crate::digest::{Digest, Hasher};
 use crate::error::Error;
 use crate::images::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
-use crate::layout::{Put, Store, REF_NAME};
+use crate::layout::{Store, REF_NAME};
 use crate::media::{host_platform, Descriptor, Index, ManifestKind, Platform};
 use crate::pin::Pin;
 use crate::progress::{BlobKind, PullProgress, Pulled};
@@ -91,9 +91,10 @@ pub fn import_oci_dir(
     )
 }
 
-/// Imports an image from an OCI layout tar. The archive is read once:
-/// each blob streams into the store verified; blobs the chosen image does
-/// not need are removed again.
+/// Imports an image from an OCI layout tar (plain, gzip or zstd). The
+/// archive is read once (see [`crate::archive`]'s scanner): each blob
+/// streams into the store verified; blobs the chosen image does not need
+/// are removed again.
 pub fn import_oci_archive(
     store: &Store,
     file: &Path,
@@ -102,65 +103,23 @@ pub fn import_oci_archive(
     progress: Arc<dyn PullProgress>,
 ) -> Result<Pulled, Error> {
     let source_name = format!("oci-archive:{}", file.display());
-    let bad = |m: String| Error::Source {
-        source_name: source_name.clone(),
-        message: m,
-    };
     let pin = store.pin()?;
-    let f = File::open(file).io_context("open archive", file)?;
-    let mut archive = tar::Archive::new(f);
-    let mut index_bytes = None;
     let mut added = Vec::new();
     let result = (|| {
-        for entry in archive.entries().io_context("read archive", file)? {
-            let mut entry = entry.io_context("read archive", file)?;
-            let path = entry.path().io_context("read archive", file)?.into_owned();
-            let parts: Vec<String> = path
-                .components()
-                .filter_map(|c| match c {
-                    std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
-                    _ => None,
-                })
-                .collect();
-            match parts
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
-                ["index.json"] => {
-                    let mut b = Vec::new();
-                    (&mut entry)
-                        .take(MAX_MANIFEST_SIZE + 1)
-                        .read_to_end(&mut b)
-                        .io_context("read archive", file)?;
-                    index_bytes = Some(b);
-                }
-                ["blobs", alg, hex] if entry.header().entry_type().is_file() => {
-                    let digest: Digest = format!("{alg}:{hex}").parse().map_err(|_| {
-                        bad(format!("blob name {} is not a digest", path.display()))
-                    })?;
-                    let size = entry.header().size().io_context("read archive", file)?;
-                    pin.add([&digest])?;
-                    if store.has_blob(&digest) {
-                        continue;
-                    }
-                    let lock = store.lock_blob(&digest)?;
-                    if lock.is_stored() {
-                        continue;
-                    }
-                    let mut w = lock.writer(Some(size), false)?;
-                    copy_into(&mut entry, &mut w, file)?;
-                    if w.commit().map_err(|e| label(e, &source_name))? == Put::Stored {
-                        added.push(digest);
-                    }
-                }
-                _ => {}
-            }
-        }
-        let bytes = index_bytes.ok_or_else(|| bad("no index.json: not an OCI archive".into()))?;
-        let index: Index = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("index.json is not an OCI index: {e}")))?;
+        let f = File::open(file).io_context("open archive", file)?;
+        let mut r = crate::archive::decompressed(f, &source_name)?;
+        let scanned = crate::archive::scan(store, &pin, &mut r, &source_name, &mut added)?;
+        let bytes = scanned
+            .small
+            .get("index.json")
+            .ok_or_else(|| Error::Source {
+                source_name: source_name.clone(),
+                message: "no index.json: not an OCI archive".into(),
+            })?;
+        let index: Index = serde_json::from_slice(bytes).map_err(|e| Error::Source {
+            source_name: source_name.clone(),
+            message: format!("index.json is not an OCI index: {e}"),
+        })?;
         let src = LayoutBlobs {
             root: store.root().to_owned(),
             name: source_name.clone(),
@@ -170,24 +129,15 @@ pub fn import_oci_archive(
         )
     })();
     let result = result.map_err(|e| e.for_image(&source_name));
-    drop(pin);
     // Blobs of other images in the archive, or of a failed import, go again.
-    if let Ok(Some(_gc)) = store.try_gc_lock(LockMode::Exclusive) {
-        if let Ok(live) = store.live_blobs() {
-            for d in &added {
-                if !live.contains(d) {
-                    let _ = store.remove_blob(d);
-                }
-            }
-        }
-    }
+    crate::archive::drop_added(store, pin, &added);
     result
 }
 
 /// Reads blobs of an OCI layout directory, verifying them.
-struct LayoutBlobs {
-    root: PathBuf,
-    name: String,
+pub(crate) struct LayoutBlobs {
+    pub(crate) root: PathBuf,
+    pub(crate) name: String,
 }
 
 impl LayoutBlobs {
@@ -258,7 +208,7 @@ fn read_layout_index(dir: &Path, name: &str) -> Result<Index, Error> {
 
 // Private, two callers; the arguments are the import's own parameters.
 #[allow(clippy::too_many_arguments)]
-fn import_from(
+pub(crate) fn import_from(
     store: &Store,
     src: &LayoutBlobs,
     index: &Index,

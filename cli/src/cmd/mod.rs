@@ -1,5 +1,6 @@
 //! One module per group of verbs.
 
+pub mod archive;
 pub mod commit;
 pub mod container;
 pub mod cp;
