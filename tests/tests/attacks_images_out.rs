@@ -79,6 +79,43 @@ fn decompressed(path: &Path) -> Vec<u8> {
     out
 }
 
+/// Searches the exported tars and every blob of the store for the host's
+/// secret and the loop device's pattern (findings), and says whether the
+/// decoys are in the exports and in the blobs.
+fn search_outputs(
+    c: &Cairn,
+    exported: &[std::path::PathBuf],
+    secret: &str,
+    pattern: &str,
+    findings: &mut Vec<String>,
+) -> (bool, bool) {
+    let mut decoys_in_exports = false;
+    for tar in exported {
+        let bytes = fs::read(tar).unwrap();
+        decoys_in_exports |= contains(&bytes, b"CAIRN-DECOY");
+        if contains(&bytes, secret.as_bytes()) {
+            findings.push(format!("{} holds the host's secret", tar.display()));
+        }
+        if contains(&bytes, pattern.as_bytes()) {
+            findings.push(format!("{} holds the loop device's data", tar.display()));
+        }
+    }
+    let mut decoys_in_blobs = false;
+    for blob in c.blobs() {
+        let bytes = decompressed(&c.root().join("blobs/sha256").join(&blob));
+        decoys_in_blobs |= contains(&bytes, b"CAIRN-DECOY");
+        if contains(&bytes, secret.as_bytes()) {
+            findings.push(format!(
+                "blob {blob} (a committed layer) holds the host's secret"
+            ));
+        }
+        if contains(&bytes, pattern.as_bytes()) {
+            findings.push(format!("blob {blob} holds the loop device's data"));
+        }
+    }
+    (decoys_in_exports, decoys_in_blobs)
+}
+
 fn commit_and_export_during_a_swap_race(rootless: bool) {
     let tag = attack::unique_tag("imgout");
     let c = if rootless {
@@ -175,30 +212,8 @@ fn commit_and_export_during_a_swap_race(rootless: bool) {
     let _ = c.run(["rm", "-f", "-t", "0", &name]);
 
     let pattern = lo.as_ref().map(|l| l.pattern.clone()).unwrap_or_default();
-    let mut decoys_in_exports = false;
-    for tar in &exported {
-        let bytes = fs::read(tar).unwrap();
-        decoys_in_exports |= contains(&bytes, b"CAIRN-DECOY");
-        if contains(&bytes, secret.as_bytes()) {
-            findings.push(format!("{} holds the host's secret", tar.display()));
-        }
-        if contains(&bytes, pattern.as_bytes()) {
-            findings.push(format!("{} holds the loop device's data", tar.display()));
-        }
-    }
-    let mut decoys_in_blobs = false;
-    for blob in c.blobs() {
-        let bytes = decompressed(&c.root().join("blobs/sha256").join(&blob));
-        decoys_in_blobs |= contains(&bytes, b"CAIRN-DECOY");
-        if contains(&bytes, secret.as_bytes()) {
-            findings.push(format!(
-                "blob {blob} (a committed layer) holds the host's secret"
-            ));
-        }
-        if contains(&bytes, pattern.as_bytes()) {
-            findings.push(format!("blob {blob} holds the loop device's data"));
-        }
-    }
+    let (decoys_in_exports, decoys_in_blobs) =
+        search_outputs(&c, &exported, &secret, &pattern, &mut findings);
     if let Some(l) = &lo {
         if !l.unchanged() {
             findings.push("the loop device's backing file changed".into());

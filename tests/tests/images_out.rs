@@ -78,7 +78,10 @@ fn a_committed_image_pushed_pulls_back_gzip_compressed_into_cairn_skopeo_and_pod
     let podman = Podman::new().unwrap();
     podman.ok(["pull", "-q", "--tls-verify=false", &name]);
     let pd = podman.ok(["image", "inspect", "--format", "{{.Digest}} {{.Id}}", &name]);
-    assert_eq!(pd.trim(), format!("{pushed} {}", id.trim_start_matches("sha256:")));
+    assert_eq!(
+        pd.trim(),
+        format!("{pushed} {}", id.trim_start_matches("sha256:"))
+    );
     let seen = podman.ok([
         "run",
         "--rm",
@@ -168,7 +171,10 @@ fn push_to_local_transports_is_read_by_skopeo_and_loads_back() {
         c.ok(["push", "-q", "localhost/local:1", d]);
         let out = skopeo(&["inspect", d]).unwrap_or_else(|e| panic!("skopeo inspect {d}: {e}"));
         let v: Value = serde_json::from_str(&out).unwrap();
-        assert!(v["Layers"].as_array().is_some_and(|l| !l.is_empty()), "{d}: {v}");
+        assert!(
+            v["Layers"].as_array().is_some_and(|l| !l.is_empty()),
+            "{d}: {v}"
+        );
     }
     // Each loads back into a fresh store as the same image.
     for src in [&oci_tar, &docker_tar] {
@@ -187,5 +193,8 @@ fn push_to_local_transports_is_read_by_skopeo_and_loads_back() {
     // A bad transport is one line and 125.
     let r = c.run(["push", "localhost/local:1", "containers-storage:x"]);
     assert_eq!(r.code, 125, "{}", r.stderr);
-    assert_eq!(r.stderr.lines().filter(|l| l.starts_with("Error:")).count(), 1);
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with("Error:")).count(),
+        1
+    );
 }

@@ -125,8 +125,8 @@ pub struct HistoryArgs {
 pub struct TreeArgs {
     /// The image.
     pub image: String,
-    /// Show the images that depend on this one (not supported).
-    #[arg(long)]
+    /// Refused: cairn records no parent links between images.
+    #[arg(long, hide = true)]
     pub whatrequires: bool,
 }
 
@@ -624,8 +624,9 @@ fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 /// `cairn image tree`.
 pub fn tree(ctx: &Context, a: TreeArgs) -> anyhow::Result<u8> {
     if a.whatrequires {
-        return Err(usage(
-            "cairn does not support image tree --whatrequires (images have no parent links here)",
+        return Err(crate::cmd::image::refuse(
+            "--whatrequires",
+            "cairn records no parent links between images",
         ));
     }
     let store = ctx.store()?;

@@ -100,6 +100,33 @@ enum Destination {
     },
 }
 
+/// `push IMAGE oci:…|oci-archive:…|docker-archive:…|dir:…`.
+fn push_to_archive(
+    store: &cairn_store::Store,
+    image: &Image,
+    dest_text: &str,
+    quiet: bool,
+) -> anyhow::Result<u8> {
+    use cairn_store::archive::{write_image, Destination as Local, SaveImage, WriteOptions};
+    let dest = Local::parse(dest_text)?.ok_or_else(|| {
+        exit::with_code(exit::ENGINE, format!("{dest_text}: not a local transport"))
+    })?;
+    if !quiet {
+        eprintln!("Getting image source signatures");
+    }
+    let one = SaveImage {
+        image: image.clone(),
+        names: image.names.clone(),
+    };
+    write_image(store, &[one], &dest, &WriteOptions::default())
+        .map_err(|e| exit::with_code(exit::ENGINE, format!("push {}: {e}", dest.describe())))?;
+    if !quiet {
+        eprintln!("Writing manifest to image destination");
+        eprintln!("Storing signatures");
+    }
+    Ok(0)
+}
+
 impl Destination {
     fn parse(s: &str) -> anyhow::Result<Destination> {
         if let Some(rest) = s.strip_prefix("docker://") {
@@ -185,14 +212,9 @@ pub fn push_verb(ctx: &Context, a: PushArgs) -> anyhow::Result<u8> {
     let dest_text = a.destination.clone().unwrap_or_else(|| a.image.clone());
     let dest = match Destination::parse(&dest_text)? {
         Destination::Registry(r) => destination_ref(&image, &a.image, &r, a.destination.is_some())?,
-        // ARCHIVE TRANSPORTS: the lead wires `oci:`, `oci-archive:`,
-        // `docker-archive:` and `dir:` to the archive module here.
-        Destination::Archive { transport, rest } => {
-            return Err(exit::with_code(
-                exit::ENGINE,
-                format!("{transport}:{rest}: pushing to {transport}: destinations is not wired yet; push to a registry (docker://HOST/REPO:TAG)"),
-            ));
-        }
+        // Local transports: the archive writers `save` uses; layers go out
+        // as stored (uncompressed in a docker archive), as podman's do.
+        Destination::Archive { .. } => return push_to_archive(&store, &image, &dest_text, a.quiet),
     };
     let opts = PushOptions {
         registry: registry_options(&a)?,
