@@ -11,9 +11,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use cairn_registry::pull::{pull_name, PullOptions};
-use cairn_registry::{AuthFiles, Credentials, RegistryOptions};
+
 use cairn_store::images::ImageError;
 use cairn_store::import::{import_oci_archive, import_oci_dir, Source};
 use cairn_store::media::{host_platform, Platform};
@@ -264,22 +263,15 @@ pub fn pull_image(ctx: &Context, a: &PullArgs) -> anyhow::Result<String> {
     };
     let pulled = match Source::parse(&a.image) {
         Source::Registry(name) => {
-            let mut registry = RegistryOptions::from_env()?;
-            registry.tls_verify = a.tls_verify;
-            registry.auth_files = AuthFiles::discover(a.authfile.as_deref());
-            registry.cert_dir = a.cert_dir.clone();
-            if let Some(c) = &a.creds {
-                registry.credentials = Some(
-                    Credentials::parse(c)
-                        .map_err(|e| exit::with_code(exit::ENGINE, format!("--creds: {e}")))?,
-                );
+            let registry = super::RegistryFlags {
+                tls_verify: a.tls_verify,
+                authfile: a.authfile.as_deref(),
+                cert_dir: a.cert_dir.as_deref(),
+                creds: a.creds.as_deref(),
+                retry: a.retry,
+                retry_delay: a.retry_delay.as_deref(),
             }
-            if let Some(r) = a.retry {
-                registry.retries = r;
-            }
-            if let Some(d) = &a.retry_delay {
-                registry.retry_delay = Some(super::parse_duration(d).context("--retry-delay")?);
-            }
+            .options()?;
             let opts = PullOptions {
                 registry,
                 platform,

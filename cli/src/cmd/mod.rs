@@ -72,3 +72,43 @@ mod tests {
         assert!(parse_time("yesterday").is_err());
     }
 }
+
+/// The registry flags `pull` and `push` share, as podman spells them.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryFlags<'a> {
+    /// `--tls-verify`.
+    pub tls_verify: Option<bool>,
+    /// `--authfile`.
+    pub authfile: Option<&'a std::path::Path>,
+    /// `--cert-dir`.
+    pub cert_dir: Option<&'a std::path::Path>,
+    /// `--creds USER[:PASSWORD]`.
+    pub creds: Option<&'a str>,
+    /// `--retry`.
+    pub retry: Option<u32>,
+    /// `--retry-delay`.
+    pub retry_delay: Option<&'a str>,
+}
+
+impl RegistryFlags<'_> {
+    /// The registry options: the environment's, then these flags.
+    pub fn options(&self) -> anyhow::Result<cairn_registry::RegistryOptions> {
+        use anyhow::Context as _;
+        let mut registry = cairn_registry::RegistryOptions::from_env()?;
+        registry.tls_verify = self.tls_verify;
+        registry.auth_files = cairn_registry::AuthFiles::discover(self.authfile);
+        registry.cert_dir = self.cert_dir.map(std::path::Path::to_path_buf);
+        if let Some(c) = self.creds {
+            registry.credentials = Some(cairn_registry::Credentials::parse(c).map_err(|e| {
+                crate::exit::with_code(crate::exit::ENGINE, format!("--creds: {e}"))
+            })?);
+        }
+        if let Some(r) = self.retry {
+            registry.retries = r;
+        }
+        if let Some(d) = self.retry_delay {
+            registry.retry_delay = Some(parse_duration(d).context("--retry-delay")?);
+        }
+        Ok(registry)
+    }
+}

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use cairn_registry::push::{
     mount_sources, prepare, push, ManifestFormat, PushOptions, PushProgress,
 };
-use cairn_registry::{AuthFiles, Credentials, RegistryOptions};
+use cairn_registry::RegistryOptions;
 use cairn_store::compress::Compression;
 use cairn_store::{Image, Name, Reference, DOCKER_HUB};
 use clap::Args;
@@ -316,23 +316,15 @@ fn destination_ref(
 }
 
 fn registry_options(a: &PushArgs) -> anyhow::Result<RegistryOptions> {
-    let mut registry = RegistryOptions::from_env()?;
-    registry.tls_verify = a.tls_verify;
-    registry.auth_files = AuthFiles::discover(a.authfile.as_deref());
-    registry.cert_dir = a.cert_dir.clone();
-    if let Some(c) = &a.creds {
-        registry.credentials = Some(
-            Credentials::parse(c)
-                .map_err(|e| exit::with_code(exit::ENGINE, format!("--creds: {e}")))?,
-        );
+    super::RegistryFlags {
+        tls_verify: a.tls_verify,
+        authfile: a.authfile.as_deref(),
+        cert_dir: a.cert_dir.as_deref(),
+        creds: a.creds.as_deref(),
+        retry: a.retry,
+        retry_delay: a.retry_delay.as_deref(),
     }
-    if let Some(r) = a.retry {
-        registry.retries = r;
-    }
-    if let Some(d) = &a.retry_delay {
-        registry.retry_delay = Some(super::parse_duration(d).context("--retry-delay")?);
-    }
-    Ok(registry)
+    .options()
 }
 
 #[cfg(test)]
