@@ -198,3 +198,42 @@ fn push_to_local_transports_is_read_by_skopeo_and_loads_back() {
         1
     );
 }
+
+#[test]
+fn save_load_and_commit_as_the_test_user() {
+    let c = Cairn::rootless().expect("rootless environment (tests/support/test-user.sh)");
+    let id = c.pull_fixture_as(refs::DEBIAN_MIN, "localhost/rl:1");
+    let archive = c.scratch().join("rl.tar");
+    c.ok(["save", "-o", archive.to_str().unwrap(), "localhost/rl:1"]);
+    c.ok([
+        "run",
+        "--name",
+        "rl",
+        "localhost/rl:1",
+        "sh",
+        "-c",
+        "echo mine > /mine && chown 1000:1000 /mine",
+    ]);
+    c.ok(["commit", "-q", "rl", "localhost/rl-made:1"]);
+    c.ok(["rm", "rl"]);
+    c.ok(["rmi", "localhost/rl:1"]);
+    let out = c.ok(["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains("localhost/rl:1"), "{out}");
+    let back = c.ok(["image", "inspect", "--format", "{{.Id}}", "localhost/rl:1"]);
+    assert_eq!(
+        back.trim().trim_start_matches("sha256:"),
+        id.trim().trim_start_matches("sha256:")
+    );
+    // The committed file keeps the container's ids, not the host's.
+    let seen = c.ok([
+        "run",
+        "--rm",
+        "localhost/rl-made:1",
+        "stat",
+        "-c",
+        "%u:%g %n",
+        "/mine",
+    ]);
+    assert_eq!(seen.trim(), "1000:1000 /mine");
+    c.assert_clean();
+}
