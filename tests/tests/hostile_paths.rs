@@ -300,3 +300,58 @@ fn top_reads_no_host_file_and_no_fifo_through_the_containers_passwd() {
         cairn.ok(["rm", "-f", "-t", "0", "t"]);
     }
 }
+
+/// `export -o DIR/out.tar` writes a temp file beside the output first. In a
+/// directory others can write (as /tmp), a symlink planted at every temp
+/// name the next processes could pick (the pids after the current one, the
+/// first counters) must not be written through: the export succeeds, the
+/// symlinks' target keeps its content and the links stay as they were. As
+/// root and rootless.
+#[test]
+fn export_does_not_write_through_planted_temp_file_symlinks() {
+    for (who, cairn) in environments() {
+        let image = small_image(&cairn);
+        let name = format!("exp-{who}");
+        cairn.ok(["create", "--name", &name, &image, "true"]);
+        let dir = cairn.scratch().join("shared");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        let target = victim(&cairn, &cairn.scratch().join("home"));
+        let next: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut planted = Vec::new();
+        for pid in next..next + 400 {
+            // The names of this cairn and of the one before (no counter).
+            let names = [
+                format!(".out.tar.cairn-export-{pid}"),
+                format!(".out.tar.cairn-export-{pid}-0"),
+                format!(".out.tar.cairn-export-{pid}-1"),
+            ];
+            for n in names {
+                let link = dir.join(n);
+                std::os::unix::fs::symlink(&target, &link).unwrap();
+                planted.push(link);
+            }
+        }
+        let out = dir.join("out.tar");
+        cairn.ok(["export", "-o", out.to_str().unwrap(), &name]);
+        assert!(
+            fs::read(&target).unwrap() == PRECIOUS.as_bytes(),
+            "{who}: the file a planted temp-name link points at was written through"
+        );
+        assert!(
+            planted
+                .iter()
+                .all(|l| fs::symlink_metadata(l).is_ok_and(|m| m.is_symlink())),
+            "{who}: a planted link was replaced"
+        );
+        let meta = fs::symlink_metadata(&out).unwrap();
+        assert!(meta.is_file() && meta.len() > 0, "{who}");
+        let strays = fs::read_dir(&dir).unwrap().count() - planted.len() - 1;
+        assert_eq!(strays, 0, "{who}: temp files left beside the export");
+        cairn.ok(["rm", &name]);
+    }
+}

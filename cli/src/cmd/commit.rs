@@ -2,6 +2,7 @@
 //! from containers and tarballs, and how an image's layers came to be.
 
 use std::io::{self, BufRead as _, IsTerminal as _, Read, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -273,14 +274,27 @@ pub fn export(ctx: &Context, a: ExportArgs) -> anyhow::Result<u8> {
             let file_name = path
                 .file_name()
                 .ok_or_else(|| usage(format!("export to {}: not a file name", path.display())))?;
-            let tmp = path.with_file_name(format!(
-                ".{}.cairn-export-{}",
-                file_name.to_string_lossy(),
-                std::process::id()
-            ));
+            // Made new, never through a name someone else put there (a
+            // symlink planted in a shared directory like /tmp).
+            let (tmp, f) = (0u32..)
+                .map(|n| {
+                    let tmp = path.with_file_name(format!(
+                        ".{}.cairn-export-{}-{n}",
+                        file_name.to_string_lossy(),
+                        std::process::id()
+                    ));
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o644)
+                        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                        .open(&tmp);
+                    (tmp, f)
+                })
+                .find(|(_, f)| !matches!(f, Err(e) if e.kind() == io::ErrorKind::AlreadyExists))
+                .expect("an unused temp name");
+            let f = f.map_err(|e| usage(format!("export to {}: {e}", path.display())))?;
             let written = (|| -> anyhow::Result<()> {
-                let f = std::fs::File::create(&tmp)
-                    .map_err(|e| usage(format!("export to {}: {e}", path.display())))?;
                 let mut w = io::BufWriter::new(&f);
                 commit::export(&c, &mut w)?;
                 w.flush()
