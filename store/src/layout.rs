@@ -471,6 +471,19 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Queues bytes `from..to` of `file` (written, not yet on disk) for
+/// writeback without waiting (`POSIX_FADV_DONTNEED` on a dirty range starts
+/// `WB_SYNC_NONE` writeback). Advice only: a failure changes timing, never
+/// the result.
+pub(crate) fn start_writeback(file: &File, from: u64, to: u64) {
+    let _ = nix::fcntl::posix_fadvise(
+        file,
+        from as i64,
+        (to - from) as i64,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
+}
+
 fn partial_name(digest: &Digest) -> String {
     format!("{}-{}.partial", digest.algorithm().as_str(), digest.hex())
 }
@@ -739,15 +752,7 @@ impl BlobWriter {
     /// instead of all waiting for the commit's fsync.
     fn start_writeback(&mut self) -> Result<(), Error> {
         self.file.flush().io_context("write blob", &self.tmp)?;
-        let from = self.writeback_from;
-        let len = self.written - from;
-        // Advice only: a failure changes timing, never the result.
-        let _ = nix::fcntl::posix_fadvise(
-            self.file.get_ref(),
-            from as i64,
-            len as i64,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
+        start_writeback(self.file.get_ref(), self.writeback_from, self.written);
         self.writeback_from = self.written;
         Ok(())
     }

@@ -102,15 +102,7 @@ impl NewBlob {
     /// waiting (see the blob writer's twin).
     fn start_writeback(&mut self) -> io::Result<()> {
         self.file.flush()?;
-        let from = self.writeback_from;
-        let len = self.written - from;
-        // Advice only: a failure changes timing, never the result.
-        let _ = nix::fcntl::posix_fadvise(
-            self.file.get_ref(),
-            from as i64,
-            len as i64,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
+        crate::layout::start_writeback(self.file.get_ref(), self.writeback_from, self.written);
         self.writeback_from = self.written;
         Ok(())
     }
