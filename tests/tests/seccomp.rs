@@ -523,12 +523,15 @@ fn compare_with_podman(rootless: bool) {
         &["--cap-add", "sys_admin"][..],
         &["--security-opt", "seccomp=unconfined"][..],
     ] {
-        let mut pa = vec!["run", "--rm", "-v", &b];
+        // No network on either side: the probes need none, and podman's
+        // netavark runs of parallel tests (each podman with a root of its
+        // own, so no shared lock) raced on iptables chains once.
+        let mut pa = vec!["run", "--rm", "--network", "none", "-v", &b];
         pa.extend(same_caps);
         pa.extend(extra);
         pa.extend(["localhost/seccomp-probe:latest", "/probe"]);
         let theirs = probe_lines(&podman.ok(&pa));
-        let mut ca = vec!["run", "--rm", "-v", &b];
+        let mut ca = vec!["run", "--rm", "--network", "none", "-v", &b];
         ca.extend(extra);
         ca.extend([image.as_str(), "/probe"]);
         let ours = probe_lines(&c.ok(&ca));
