@@ -313,8 +313,14 @@ fn xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut list = vec![0u8; 64 * 1024];
     let n = match rustix::fs::llistxattr(path, &mut list[..]) {
         Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
+        // No xattrs here, or the entry is gone (it is then left out).
+        Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::NOENT) => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(io::Error::new(
+                io::Error::from(e).kind(),
+                format!("list the xattrs of {}: {e}", path.display()),
+            ))
+        }
     };
     let mut out = Vec::new();
     for name in list[..n].split(|&c| c == 0).filter(|n| !n.is_empty()) {
@@ -474,7 +480,7 @@ impl<W: Write> Walker<'_, W> {
         // Everything that can fail or find the entry gone comes before
         // the first byte of it is written (a PAX header applies to the
         // next entry, whatever it is).
-        let x = xattrs(&at).unwrap_or_default();
+        let x = xattrs(&at)?;
         match kind {
             FileType::RegularFile => {
                 let Some(f) = open_regular(&src.fd, base, meta)? else {
@@ -543,7 +549,7 @@ impl<W: Write> Walker<'_, W> {
         };
         let fd = Arc::new(fd);
         let own = proc_at(&fd, OsStr::new("."));
-        let x = xattrs(&own).unwrap_or_default();
+        let x = xattrs(&own)?;
         let opaque = is_opaque(&own);
         self.pax(&x)?;
         h.set_entry_type(tar::EntryType::Directory);
