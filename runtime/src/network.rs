@@ -834,24 +834,28 @@ mod tests {
         // Free now: held (another bind, even with SO_REUSEADDR, fails),
         // then released. (A sibling test's fork may hold a copy of `other`
         // until its child execs: wait that out.)
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let held = loop {
-            match reserve_ports(&[fwd("127.0.0.1", port, 80, 1, "tcp")]) {
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
+        // Every "it is free now" below waits that out the same way.
+        fn eventually<T, E: std::fmt::Debug>(mut f: impl FnMut() -> Result<T, E>) -> T {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match f() {
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    r => break r.unwrap(),
                 }
-                r => break r.unwrap(),
             }
-        };
+        }
+        let held = eventually(|| reserve_ports(&[fwd("127.0.0.1", port, 80, 1, "tcp")]));
         assert_eq!(held.len(), 1);
         assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
         drop(held);
-        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        eventually(|| std::net::TcpListener::bind(("127.0.0.1", port)));
         // UDP: a second plain bind fails while it is held.
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let uport = udp.local_addr().unwrap().port();
         drop(udp);
-        let held = reserve_ports(&[fwd("127.0.0.1", uport, 53, 1, "udp")]).unwrap();
+        let held = eventually(|| reserve_ports(&[fwd("127.0.0.1", uport, 53, 1, "udp")]));
         assert!(std::net::UdpSocket::bind(("127.0.0.1", uport)).is_err());
         drop(held);
     }
