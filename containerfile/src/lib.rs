@@ -1,0 +1,6 @@
+//! What `cairn build` reads: a Containerfile (parsed into stages and
+//! instructions, with BuildKit's rules for directives, continuations,
+//! heredocs and word expansion) and its build context (the files a
+//! `.containerignore` or `.dockerignore` leaves, and the sources a `COPY`
+//! or `ADD` names in it). Nothing here runs a container or touches the
+//! store: the executor (`cairn build` in the CLI) does.
