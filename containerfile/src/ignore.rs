@@ -93,7 +93,7 @@ impl Ignore {
         Self::parse_named(text, "ignore rules")
     }
 
-    fn parse_named(text: &str, file: &str) -> Result<Ignore, IgnoreError> {
+    pub(crate) fn parse_named(text: &str, file: &str) -> Result<Ignore, IgnoreError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut ignore = Ignore::default();
         for (n, raw) in text.lines().enumerate() {
@@ -293,10 +293,9 @@ fn validate(p: &str) -> Result<(), &'static str> {
     let mut it = p.chars().peekable();
     while let Some(c) = it.next() {
         match c {
-            '\\' => {
-                if it.next().is_none() {
-                    return Err("a \"\\\" at the end escapes nothing (write \"\\\\\" for a backslash)");
-                }
+            // The guard consumes the escaped character either way.
+            '\\' if it.next().is_none() => {
+                return Err("a \"\\\" at the end escapes nothing (write \"\\\\\" for a backslash)");
             }
             '[' => {
                 parse_class(&mut it)?;
@@ -503,7 +502,6 @@ impl ElementGlob {
 pub(crate) fn has_glob_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', '\\'])
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -8,5 +8,7 @@
 pub mod context;
 pub mod ignore;
 
-// CTXUSE
+pub use context::{
+    checksum, tar_sources, Context, ContextError, Source, SourceKind, TarOptions, TarStats,
+};
 pub use ignore::{Ignore, IgnoreError};
