@@ -196,7 +196,7 @@ impl Context {
         })
     }
 
-    /// Unpacks a tar context (plain, gzip or zstd, told by magic bytes)
+    /// Unpacks a tar context (plain, gzip, bzip2, xz or zstd, by magic bytes)
     /// into `scratch`, a new empty directory the caller owns and removes,
     /// and opens it. No entry lands outside `scratch`: absolute names are
     /// made relative, a `..` that climbs out and a path through a symlink

@@ -1,5 +1,5 @@
 //! Local tar archives for `ADD`: told by magic bytes (as BuildKit's
-//! auto-extraction), decompressed, their entries normalized under the
+//! auto-extraction: plain, gzip, bzip2, xz, zstd), decompressed, their entries normalized under the
 //! destination.
 
 use std::io::{self, BufRead, BufReader, Read};
@@ -34,43 +34,27 @@ impl Compression {
     }
 }
 
-/// A reader of the decompressed stream. bzip2 and xz have no decoder in
-/// this build: they are an error naming what to do.
+/// A reader of the decompressed stream (concatenated gzip, bzip2 and xz
+/// members are read through, as GNU tar does).
 pub(crate) fn decoder<'a>(r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut r = BufReader::with_capacity(64 * 1024, r);
     let head = r.fill_buf()?;
     Ok(match Compression::detect(head) {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
+        Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(r)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
-        c @ (Compression::Bzip2 | Compression::Xz) => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "{} compression is not supported; recompress it with gzip or zstd",
-                    if c == Compression::Xz { "xz" } else { "bzip2" }
-                ),
-            ));
-        }
     })
 }
 
 /// Whether a file is a tar archive, plain or compressed: its (decompressed)
-/// first 512 bytes are a tar header with a valid checksum. A bzip2 or xz
-/// file counts by its magic alone (it cannot be looked into here).
-pub(crate) fn is_archive(mut f: impl Read) -> io::Result<bool> {
-    let mut head = [0u8; 8];
-    let n = read_full(&mut f, &mut head)?;
-    let c = Compression::detect(&head[..n]);
-    if matches!(c, Compression::Bzip2 | Compression::Xz) {
-        return Ok(true);
-    }
-    let chained = io::Cursor::new(head[..n].to_vec()).chain(f);
-    let Ok(mut d) = decoder(chained) else {
-        return Ok(false);
-    };
+/// first 512 bytes are a tar header with a valid checksum, which is what
+/// BuildKit's "can a tar reader read a header" test comes to. Anything else
+/// (a lone `.gz` of a text file, a corrupt stream) is copied as a file.
+pub(crate) fn is_archive(f: impl Read) -> io::Result<bool> {
+    let mut d = decoder(f)?;
     let mut block = [0u8; 512];
-    // A corrupt compressed stream is not an archive: BuildKit copies it.
     match read_full(&mut d, &mut block) {
         Ok(512) => Ok(header_checksum_ok(&block)),
         _ => Ok(false),

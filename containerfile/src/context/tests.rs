@@ -569,3 +569,114 @@ fn open_names_a_missing_context() {
         "{err}"
     );
 }
+
+/// The same tree and rules given to `buildah bud` (1.28, `FROM scratch`,
+/// `COPY . /c/`): its layer held exactly these paths under `c/`, except
+/// `barfoo`: buildah's older matcher compiles `**foo` to `(.*/)?foo`,
+/// BuildKit's patternmatcher treats `**` + literal text as a suffix test
+/// and excludes it. We follow patternmatcher.
+#[test]
+fn copy_of_the_context_matches_buildah_layer() {
+    let f = Fixture::new();
+    for p in [
+        "README.md",
+        "docs/a.md",
+        "docs/keep.txt",
+        "docs/sub/b.md",
+        "app/x.log",
+        "top.log",
+        "node_modules/m/i.js",
+        "src/node_modules/n.js",
+        "barfoo",
+        "foo/x",
+        "keep.md",
+    ] {
+        f.file(p, p);
+    }
+    let rules = "*.md\ndocs\n!docs/keep.txt\n**/*.log\nnode_modules\n**foo\n!keep.md\n";
+    f.file(".dockerignore", rules);
+    let ctx = Context::open(&f.ctx(), Ignore::read_for(&f.ctx(), None).unwrap()).unwrap();
+    let (bytes, _) = tar_of(&ctx, &["."], &TarOptions::default());
+    assert_eq!(
+        names(&bytes),
+        [
+            ".dockerignore",
+            "app",
+            "docs",
+            "docs/keep.txt",
+            "keep.md",
+            "src",
+            "src/node_modules",
+            "src/node_modules/n.js",
+        ]
+    );
+}
+
+/// Archives made by GNU tar with each compression it has (and zstd by the
+/// crate) are recognized and extracted; a compressed non-tar is a file.
+#[test]
+fn add_recognizes_every_compression_gnu_tar_writes() {
+    let f = Fixture::new();
+    let payload = f.t.path().join("payload");
+    fs::create_dir_all(payload.join("sub")).unwrap();
+    fs::write(payload.join("sub/f.txt"), "payload").unwrap();
+    let mut names_in = Vec::new();
+    for (flag, name) in [
+        ("", "p.tar"),
+        ("-z", "p.tgz"),
+        ("-j", "p.tar.bz2"),
+        ("-J", "p.tar.xz"),
+    ] {
+        let mut cmd = std::process::Command::new("tar");
+        if !flag.is_empty() {
+            cmd.arg(flag);
+        }
+        let st = cmd
+            .args(["--owner=7", "--group=8", "-C"])
+            .arg(&payload)
+            .arg("-cf")
+            .arg(f.ctx().join(name))
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success(), "tar {flag}");
+        names_in.push(name);
+    }
+    let plain = fs::read(f.ctx().join("p.tar")).unwrap();
+    fs::write(
+        f.ctx().join("p.tar.zst"),
+        zstd::encode_all(&plain[..], 3).unwrap(),
+    )
+    .unwrap();
+    names_in.push("p.tar.zst");
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, b"just text, gzipped").unwrap();
+        e.finish().unwrap()
+    };
+    fs::write(f.ctx().join("notes.txt.gz"), gz).unwrap();
+    let ctx = f.open("");
+    let s = ctx.sources_for_add(&strings(&["notes.txt.gz"])).unwrap();
+    assert_eq!(s[0].kind, SourceKind::File);
+    let opts = TarOptions {
+        extract_archives: true,
+        ..Default::default()
+    };
+    for name in names_in {
+        let s = ctx.sources_for_add(&strings(&[name])).unwrap();
+        assert_eq!(s[0].kind, SourceKind::Archive, "{name}");
+        let (bytes, _) = tar_of(&ctx, &[name], &opts);
+        let got: Vec<(String, char, u64, String)> = read_tar(&bytes)
+            .into_iter()
+            .map(|g| (g.0, g.1, g.3, g.6))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("sub".to_string(), 'd', 7, String::new()),
+                ("sub/f.txt".to_string(), '-', 7, "payload".to_string()),
+            ],
+            "{name}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use super::archive::decoder;
 use super::ContextError;
 
-/// Unpacks `r` (plain, gzip or zstd tar) into the empty directory
+/// Unpacks `r` (a plain or compressed tar) into the empty directory
 /// `scratch`. Directory modes and mtimes are set last (a read-only
 /// directory must still take its children).
 pub(crate) fn unpack(r: impl Read, scratch: &Path) -> Result<(), ContextError> {
