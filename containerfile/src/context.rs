@@ -253,7 +253,8 @@ impl Context {
             // BuildKit joins the source to "/" and cleans: `..` stops at
             // the root.
             let rel = clean(&format!("/{pattern}"))[1..].to_string();
-            let climbs = clean(pattern).starts_with("..") || pattern.starts_with('/');
+            let lexical = clean(pattern);
+            let climbs = lexical == ".." || lexical.starts_with("../") || lexical.starts_with('/');
             let not_found = |clamped: bool| ContextError::NotFound {
                 pattern: pattern.clone(),
                 context: self.root.clone(),
@@ -271,7 +272,7 @@ impl Context {
             let before = out.len();
             let mut clamped_any = false;
             for cand in candidates {
-                let Some(res) = self.resolve(pattern, &cand, true)? else {
+                let Some(res) = self.resolve(pattern, &cand)? else {
                     continue;
                 };
                 clamped_any |= res.clamped;
@@ -330,7 +331,7 @@ impl Context {
                 reason,
             })?;
             for c in cands {
-                let Some(res) = self.resolve(pattern, &c, true)? else {
+                let Some(res) = self.resolve(pattern, &c)? else {
                     continue;
                 };
                 if FileType::from_raw_mode(res.stat.st_mode) != FileType::Directory {
@@ -350,14 +351,9 @@ impl Context {
     }
 
     /// Resolves a context-relative path one element at a time, symlinks
-    /// read and resolved inside the root. `None`: it does not exist (or
+    /// (the last element's too) read and resolved inside the root. `None`: it does not exist (or
     /// goes through an excluded symlink, which the build does not see).
-    fn resolve(
-        &self,
-        pattern: &str,
-        rel: &str,
-        follow_last: bool,
-    ) -> Result<Option<Resolved>, ContextError> {
+    fn resolve(&self, pattern: &str, rel: &str) -> Result<Option<Resolved>, ContextError> {
         let mut todo: std::collections::VecDeque<String> =
             rel.split('/').map(str::to_string).collect();
         let mut stack: Vec<(String, OwnedFd)> = Vec::new();
@@ -384,7 +380,7 @@ impl Context {
                 Err(e) => return Err(self.io("looking up", &here, e)),
             };
             let ft = FileType::from_raw_mode(st.st_mode);
-            if ft == FileType::Symlink && (follow_last || !todo.is_empty()) {
+            if ft == FileType::Symlink {
                 if self.ignore.is_excluded(&here) {
                     return Ok(None);
                 }

@@ -355,7 +355,12 @@ fn tar_is_deterministic_and_checksum_tracks_content_not_mtime() {
     let f = Fixture::new();
     f.file("app/a.txt", "alpha");
     f.file("app/b/c.txt", "gamma");
+    // Past tar's 100-byte name field: a GNU long name, read back whole.
+    let long = format!("app/{}/{}.txt", "d".repeat(80), "f".repeat(60));
+    f.file(&long, "long");
     let ctx = f.open("");
+    let (bytes, _) = tar_of(&ctx, &["app"], &TarOptions::default());
+    assert!(names(&bytes).contains(&long["app/".len()..].to_string()));
     let opts = TarOptions::default();
     let (one, _) = tar_of(&ctx, &["app"], &opts);
     let (two, _) = tar_of(&ctx, &["app"], &opts);
