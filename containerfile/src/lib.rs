@@ -4,3 +4,9 @@
 //! `.containerignore` or `.dockerignore` leaves, and the sources a `COPY`
 //! or `ADD` names in it). Nothing here runs a container or touches the
 //! store: the executor (`cairn build` in the CLI) does.
+
+pub mod expand;
+pub mod parse;
+
+pub use expand::{expand, expand_words, ExpandError};
+pub use parse::{parse, Cmd, Containerfile, Copy, Health, Heredoc, Instruction, Op, ParseError, Stage};

@@ -1,0 +1,2 @@
+//! Table tests.
+use super::*;
