@@ -87,7 +87,11 @@ struct Words {
 
 impl Words {
     fn new() -> Self {
-        Words { words: Vec::new(), buf: String::new(), in_word: false }
+        Words {
+            words: Vec::new(),
+            buf: String::new(),
+            in_word: false,
+        }
     }
     fn add_char(&mut self, ch: char) {
         if ch.is_whitespace() {
@@ -228,7 +232,9 @@ impl<'a> Lexer<'a> {
             }
         }
         match stop {
-            Some(s) => Err(format!("unexpected end of statement while looking for matching {s}")),
+            Some(s) => Err(format!(
+                "unexpected end of statement while looking for matching {s}"
+            )),
             None => Ok((result, words.finish())),
         }
     }
@@ -499,10 +505,14 @@ fn pattern(p: &str) -> Result<Vec<Tok>, String> {
                 match it.next() {
                     Some(e @ ('*' | '?' | '\\')) => Tok::Lit(e),
                     Some(e) => {
-                        return Err(format!("invalid pattern ({p}) in substitution: invalid escape '\\{e}'"))
+                        return Err(format!(
+                            "invalid pattern ({p}) in substitution: invalid escape '\\{e}'"
+                        ))
                     }
                     None => {
-                        return Err(format!("invalid pattern ({p}) in substitution: trailing escape"))
+                        return Err(format!(
+                            "invalid pattern ({p}) in substitution: trailing escape"
+                        ))
                     }
                 }
             }
@@ -587,7 +597,11 @@ fn replace(value: &str, pat: &str, repl: &str, all: bool) -> Result<String, Stri
     let mut last_end = None;
     let mut done = false;
     while p <= chars.len() {
-        let end = if done { None } else { prefix_matches(&toks, &chars[p..]).last().map(|k| p + k) };
+        let end = if done {
+            None
+        } else {
+            prefix_matches(&toks, &chars[p..]).last().map(|k| p + k)
+        };
         match end {
             // An empty match right after a match is skipped (Go's rule).
             Some(e) if !(e == p && last_end == Some(p)) => {
@@ -672,11 +686,318 @@ fn expand_copy(
             .iter()
             .map(|h| {
                 Ok(Heredoc {
-                    content: if h.expand { expand_heredoc(&h.content, vars)? } else { h.content.clone() },
+                    content: if h.expand {
+                        expand_heredoc(&h.content, vars)?
+                    } else {
+                        h.content.clone()
+                    },
                     ..h.clone()
                 })
             })
             .collect::<Result<_, ExpandError>>()?,
         ..c.clone()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expected values follow BuildKit's lexer rules (shell/lex.go and the
+    //! cases of its envVarTest/wordsTest tables).
+
+    use super::*;
+    use crate::parse::Cmd;
+
+    fn env(name: &str) -> Option<String> {
+        let v = match name {
+            "PWD" => "/home",
+            "SHELL" => "bash",
+            "KOREAN" => "한국어",
+            "NULL" => "",
+            "space" => "abc  def",
+            "leading" => "  ab c",
+            "FOO" => "xxyy",
+            "X" => "x",
+            _ => return None,
+        };
+        Some(v.to_string())
+    }
+
+    #[test]
+    fn process_word_table() {
+        // (word, Some(expected) or None for an error)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("hello", Some("hello")),
+            ("he'll'o", Some("hello")),
+            ("he'llo", None),
+            ("he\\'llo", Some("he'llo")),
+            ("he\\\\'llo", None),
+            // Outside quotes the escape makes any character literal.
+            ("abc\\tdef", Some("abctdef")),
+            // Inside double quotes it escapes only " $ and itself.
+            ("\"abc\\tdef\"", Some("abc\\tdef")),
+            ("\"abc\\\\tdef\"", Some("abc\\tdef")),
+            ("'abc\\tdef'", Some("abc\\tdef")),
+            // A trailing escape is dropped.
+            ("hello\\", Some("hello")),
+            ("hello\\\\", Some("hello\\")),
+            ("\"hello", None),
+            ("\"hello\\\"", None),
+            ("\"hel'lo\"", Some("hel'lo")),
+            ("'hello\\'", Some("hello\\")),
+            ("\"''\"", Some("''")),
+            ("$.", Some("$.")),
+            // $1 is a (never set) positional parameter.
+            ("he$1x", Some("hex")),
+            ("$999aaa", Some("aaa")),
+            ("$@@@", Some("@@")),
+            ("he$PWD", Some("he/home")),
+            ("he\\$PWD", Some("he$PWD")),
+            ("he\\\\$PWD", Some("he\\/home")),
+            ("\"he\\$PWD\"", Some("he$PWD")),
+            ("\"he\\\\$PWD\"", Some("he\\/home")),
+            ("'$PWD'", Some("$PWD")),
+            ("\"he'$PWD'\"", Some("he'/home'")),
+            ("\\${}", Some("${}")),
+            ("${}", None),
+            ("he${.}", None),
+            ("he${hi}xx", Some("hexx")),
+            ("he${PWD}", Some("he/home")),
+            ("he${XXX:-000}xx", Some("he000xx")),
+            ("he${PWD:-000}xx", Some("he/homexx")),
+            ("he${XXX:-${PWD:-yyy}}xx", Some("he/homexx")),
+            ("he${XXX:-${YYY:-yyy}}xx", Some("heyyyxx")),
+            ("he${XXX:YYY}", None),
+            ("he${XXX?}", None),
+            ("he${XXX:?}", None),
+            ("he${PWD?}", Some("he/home")),
+            ("he${NULL?}", Some("he")),
+            ("he${NULL:?}", None),
+            // Without the colon, set-but-empty counts as set.
+            ("${NULL-x}", Some("")),
+            ("${NULL:-x}", Some("x")),
+            ("${NULL+x}", Some("x")),
+            ("${NULL:+x}", Some("")),
+            ("he${PWD:+${SHELL}}xx", Some("hebashxx")),
+            ("he${XXX:+000}xx", Some("hexx")),
+            ("he${PWD:=000}xx", None),
+            ("he${PWD:+${PWD}:}xx", Some("he/home:xx")),
+            ("he${XXX:-\\$PWD:}xx", Some("he$PWD:xx")),
+            ("he${XXX:-\\${PWD}z}xx", Some("he${PWDz}xx")),
+            ("he${PWD", None),
+            ("안녕$KOREAN", Some("안녕한국어")),
+            ("${aaa}}", Some("}")),
+            ("${aaa:-bbb}}", Some("bbb}")),
+            ("${aaa:-bbb {foo}", Some("bbb {foo")),
+            ("${aaa:-bbb ${foo}", None),
+            ("${:}", None),
+            ("${{aaa}", None),
+            ("${1:-bbb}aaa", Some("bbbaaa")),
+            // Prefix and suffix removal: shortest with one #/%, longest with two.
+            ("${FOO#*x*y}", Some("y")),
+            ("${FOO#*}", Some("xxyy")),
+            ("${FOO##*x}", Some("yy")),
+            ("${FOO#$X}", Some("xyy")),
+            ("${FOO#}", Some("xxyy")),
+            ("${FOO%y*}", Some("xxy")),
+            ("${FOO%%y*}", Some("xx")),
+            ("${FOO%x}", Some("xxyy")),
+            ("${FOO#?}", Some("xyy")),
+            ("${UNSET#x}", Some("")),
+            ("${FOO:#x}", None),
+            ("${FOO:%%x}", None),
+            ("${FOO#\\q}", None),
+            // Replacement: first or all, longest match, literal replacement.
+            ("${FOO/y/Z}", Some("xxZy")),
+            ("${FOO//y/Z}", Some("xxZZ")),
+            ("${FOO/x*/-}", Some("-")),
+            ("${FOO/?/}", Some("xyy")),
+            ("${FOO///}", Some("xxyy")),
+            ("${FOO//ww}", None),
+            ("${PWD//\\//\\/}", Some("\\/home")),
+            ("${FOO=}", None),
+        ];
+        let mut failed = Vec::new();
+        for (word, want) in cases {
+            let got = expand(word, '\\', &env).ok();
+            if got.as_deref() != *want {
+                failed.push(format!("{word:?}: want {want:?}, got {got:?}"));
+            }
+        }
+        assert!(
+            failed.is_empty(),
+            "{} of {} failed:\n{}",
+            failed.len(),
+            cases.len(),
+            failed.join("\n")
+        );
+    }
+
+    #[test]
+    fn process_words_table() {
+        let cases: &[(&str, &[&str])] = &[
+            ("hello", &["hello"]),
+            ("hello${space}bye", &["helloabc", "defbye"]),
+            ("hello\"${space}\"bye", &["helloabc  defbye"]),
+            ("hello \"${space}\"bye", &["hello", "abc  defbye"]),
+            ("hello${leading}def", &["hello", "ab", "cdef"]),
+            ("hello\\ there", &["hello there"]),
+            ("hello\\\" there", &["hello\"", "there"]),
+            ("hello\" there  \"", &["hello there  "]),
+            ("  a   b  ", &["a", "b"]),
+            ("''", &[]),
+            ("80/tcp $PWD", &["80/tcp", "/home"]),
+        ];
+        for (word, want) in cases {
+            assert_eq!(expand_words(word, '\\', &env).unwrap(), s(want), "{word:?}");
+        }
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn backtick_escape() {
+        assert_eq!(expand("a`$PWD", '`', &env).unwrap(), "a$PWD");
+        // With ` as the escape a backslash is an ordinary character.
+        assert_eq!(expand("C:\\$PWD", '`', &env).unwrap(), "C:\\/home");
+        assert_eq!(expand("\"a`\"b\"", '`', &env).unwrap(), "a\"b");
+    }
+
+    #[test]
+    fn errors_name_the_word() {
+        let e = expand("${X:?set X}", '\\', &|_| None).unwrap_err();
+        assert_eq!(e.0, "cannot expand \"${X:?set X}\": X: set X");
+        let e = expand("a\"b", '\\', &env).unwrap_err();
+        assert_eq!(
+            e.0,
+            "cannot expand \"a\\\"b\": unexpected end of statement while looking for matching double-quote"
+        );
+        // Nesting is bounded, not a stack overflow.
+        let deep = "${a:-".repeat(100_000);
+        assert!(expand(&deep, '\\', &env).is_err());
+    }
+
+    #[test]
+    fn heredoc_helpers() {
+        assert_eq!(heredoc_name("EOF").unwrap(), Some(("EOF".into(), false)));
+        assert_eq!(heredoc_name("\"EOF\"").unwrap(), Some(("EOF".into(), true)));
+        assert_eq!(heredoc_name("'E'OF").unwrap(), Some(("EOF".into(), true)));
+        assert_eq!(heredoc_name("EOF x").unwrap(), None);
+        assert_eq!(
+            raw_words("RUN cat <<  EOF '<<x' a\\ b").unwrap(),
+            s(&["RUN", "cat", "<<  EOF", "'<<x'", "a\\ b"])
+        );
+        assert_eq!(
+            expand_heredoc("\"$PWD\" '\\$X'\n", &env).unwrap(),
+            "\"/home\" '$X'\n"
+        );
+    }
+
+    fn vars(name: &str) -> Option<String> {
+        match name {
+            "a" => Some("old".into()),
+            "S" => Some("build".into()),
+            "P" => Some("80 443/udp".into()),
+            "D" => Some("/dst dir".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn op_expand() {
+        // Every value sees the variables from before the instruction.
+        let op = Op::Env(vec![("a".into(), "1".into()), ("b".into(), "$a".into())]);
+        assert_eq!(
+            op.expand('\\', &vars).unwrap(),
+            Op::Env(vec![("a".into(), "1".into()), ("b".into(), "old".into())])
+        );
+        let op = Op::Label(vec![
+            ("\"k k\"".into(), "'$a'".into()),
+            ("x".into(), "\"$a b\"".into()),
+        ]);
+        assert_eq!(
+            op.expand('\\', &vars).unwrap(),
+            Op::Label(vec![
+                ("k k".into(), "$a".into()),
+                ("x".into(), "old b".into())
+            ])
+        );
+        // ARG: the default is expanded, the name is not.
+        let op = Op::Arg(vec![
+            ("$a".into(), Some("${a}-x".into())),
+            ("n".into(), None),
+        ]);
+        assert_eq!(
+            op.expand('\\', &vars).unwrap(),
+            Op::Arg(vec![
+                ("$a".into(), Some("old-x".into())),
+                ("n".into(), None)
+            ])
+        );
+        let op = Op::Expose(vec!["$P".into(), "8080".into()]);
+        assert_eq!(
+            op.expand('\\', &vars).unwrap(),
+            Op::Expose(s(&["80", "443/udp", "8080"]))
+        );
+        for (op, want) in [
+            (
+                Op::Workdir("\"$D\"/x".into()),
+                Op::Workdir("/dst dir/x".into()),
+            ),
+            (Op::User("${U:-1000}".into()), Op::User("1000".into())),
+            (Op::StopSignal("$SIG".into()), Op::StopSignal(String::new())),
+            (
+                Op::Volume(s(&["$D", "/v"])),
+                Op::Volume(s(&["/dst dir", "/v"])),
+            ),
+            // Not expanded: the shell does it when the command runs.
+            (
+                Op::Cmd(Cmd::Shell("echo $a".into())),
+                Op::Cmd(Cmd::Shell("echo $a".into())),
+            ),
+            (
+                Op::Onbuild("RUN echo $a".into()),
+                Op::Onbuild("RUN echo $a".into()),
+            ),
+        ] {
+            assert_eq!(op.expand('\\', &vars).unwrap(), want);
+        }
+        let c = Copy {
+            from: Some("$S".into()),
+            chown: Some("${a}:${a}".into()),
+            chmod: Some("0$a".into()),
+            sources: s(&["\"a b\"", "$a*"]),
+            dest: "$D/".into(),
+            heredocs: vec![
+                Heredoc {
+                    name: "A".into(),
+                    content: "x=\"$a\"\n".into(),
+                    expand: true,
+                    chomp: false,
+                },
+                Heredoc {
+                    name: "B".into(),
+                    content: "$a\n".into(),
+                    expand: false,
+                    chomp: false,
+                },
+            ],
+            ..Copy::default()
+        };
+        let Op::Copy(got) = Op::Copy(c).expand('\\', &vars).unwrap() else {
+            panic!()
+        };
+        assert_eq!(got.from.as_deref(), Some("build"));
+        assert_eq!(got.chown.as_deref(), Some("old:old"));
+        assert_eq!(got.chmod.as_deref(), Some("0old"));
+        assert_eq!(got.sources, s(&["a b", "old*"]));
+        assert_eq!(got.dest, "/dst dir/");
+        assert_eq!(got.heredocs[0].content, "x=\"old\"\n");
+        assert_eq!(got.heredocs[1].content, "$a\n");
+        // A failing expansion is an error, not an empty word.
+        assert!(Op::Workdir("${a:?}x${b:?b must be set}".into())
+            .expand('\\', &vars)
+            .is_err());
+    }
 }

@@ -9,4 +9,6 @@ pub mod expand;
 pub mod parse;
 
 pub use expand::{expand, expand_words, ExpandError};
-pub use parse::{parse, Cmd, Containerfile, Copy, Health, Heredoc, Instruction, Op, ParseError, Stage};
+pub use parse::{
+    parse, Cmd, Containerfile, Copy, Health, Heredoc, Instruction, Op, ParseError, Stage,
+};

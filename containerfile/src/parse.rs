@@ -33,7 +33,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -208,7 +212,10 @@ struct Perr {
 }
 
 fn perr(off: usize, msg: impl Into<String>) -> Perr {
-    Perr { off, msg: msg.into() }
+    Perr {
+        off,
+        msg: msg.into(),
+    }
 }
 
 const INSTRUCTIONS: [&str; 18] = [
@@ -241,9 +248,13 @@ pub fn parse(text: &str, file: &str) -> Result<Containerfile, ParseError> {
         column,
         message,
     };
-    let (escape, syntax, mut i) =
-        text::directives(&lines).map_err(|(l, c, m)| err_at(l, c, m))?;
-    let mut cf = Containerfile { escape, syntax, args: Vec::new(), stages: Vec::new() };
+    let (escape, syntax, mut i) = text::directives(&lines).map_err(|(l, c, m)| err_at(l, c, m))?;
+    let mut cf = Containerfile {
+        escape,
+        syntax,
+        args: Vec::new(),
+        stages: Vec::new(),
+    };
     while let Some(logical) = text::next_logical(&lines, &mut i, escape) {
         let at = |e: Perr| {
             let (l, c) = logical.position(e.off);
@@ -251,7 +262,12 @@ pub fn parse(text: &str, file: &str) -> Result<Containerfile, ParseError> {
         };
         let parsed = parse_instruction(&logical.joined, escape, false).map_err(at)?;
         let mut op = match parsed.kind {
-            Parsed::From { base, name, platform, name_off } => {
+            Parsed::From {
+                base,
+                name,
+                platform,
+                name_off,
+            } => {
                 if let Some(n) = &name {
                     if cf.stages.iter().any(|s| s.name.as_ref() == Some(n)) {
                         return Err(at(perr(
@@ -274,10 +290,15 @@ pub fn parse(text: &str, file: &str) -> Result<Containerfile, ParseError> {
             Parsed::Op(op) => op,
         };
         if parsed.heredocs && logical.joined.contains("<<") {
-            let docs = read_heredocs(&logical, &lines, &mut i).map_err(|(l, c, m)| err_at(l, c, m))?;
+            let docs =
+                read_heredocs(&logical, &lines, &mut i).map_err(|(l, c, m)| err_at(l, c, m))?;
             op = attach_heredocs(op, docs).map_err(at)?;
         }
-        let ins = Instruction { line: logical.line(), text: logical.joined.trim().to_string(), op };
+        let ins = Instruction {
+            line: logical.line(),
+            text: logical.joined.trim().to_string(),
+            op,
+        };
         match cf.stages.last_mut() {
             Some(stage) => stage.instructions.push(ins),
             None if matches!(ins.op, Op::Arg(_)) => cf.args.push(ins),
@@ -305,7 +326,12 @@ pub fn parse(text: &str, file: &str) -> Result<Containerfile, ParseError> {
 }
 
 enum Parsed {
-    From { base: String, name: Option<String>, platform: Option<String>, name_off: usize },
+    From {
+        base: String,
+        name: Option<String>,
+        platform: Option<String>,
+        name_off: usize,
+    },
     Op(Op),
 }
 
@@ -334,13 +360,32 @@ fn parse_instruction(
     let name = written.to_ascii_uppercase();
     let (flags, args_off) = words::extract_flags(joined, name_end, escape);
     let args = joined[args_off..].trim_end();
-    let a = Args { text: args, off: args_off, escape, name: &name, flags };
+    let a = Args {
+        text: args,
+        off: args_off,
+        escape,
+        name: &name,
+        flags,
+    };
     let mut heredocs = false;
     let kind = match name.as_str() {
-        "FROM" => return Ok(ParsedInstruction { kind: a.from()?, name, name_off, heredocs }),
+        "FROM" => {
+            return Ok(ParsedInstruction {
+                kind: a.from()?,
+                name,
+                name_off,
+                heredocs,
+            })
+        }
         "RUN" => {
             let op = a.run()?;
-            heredocs = matches!(&op, Op::Run { cmd: Cmd::Shell(_), .. });
+            heredocs = matches!(
+                &op,
+                Op::Run {
+                    cmd: Cmd::Shell(_),
+                    ..
+                }
+            );
             op
         }
         "CMD" => Op::Cmd(a.command()?),
@@ -369,20 +414,38 @@ fn parse_instruction(
         }
         _ => return Err(perr(name_off, unknown_instruction(written))),
     };
-    Ok(ParsedInstruction { name, name_off, kind: Parsed::Op(kind), heredocs })
+    Ok(ParsedInstruction {
+        name,
+        name_off,
+        kind: Parsed::Op(kind),
+        heredocs,
+    })
 }
 
 fn onbuild(args: &str, args_off: usize, escape: char) -> Result<(Op, bool), Perr> {
     if args.is_empty() {
-        return Err(perr(args_off, "ONBUILD requires at least one argument: the instruction to run later"));
+        return Err(perr(
+            args_off,
+            "ONBUILD requires at least one argument: the instruction to run later",
+        ));
     }
-    let trigger = args.split(words::is_blank).next().unwrap_or("").to_ascii_uppercase();
+    let trigger = args
+        .split(words::is_blank)
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
     match trigger.as_str() {
         "ONBUILD" => {
-            return Err(perr(args_off, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"))
+            return Err(perr(
+                args_off,
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ))
         }
         "FROM" | "MAINTAINER" => {
-            return Err(perr(args_off, format!("{trigger} isn't allowed as an ONBUILD trigger")))
+            return Err(perr(
+                args_off,
+                format!("{trigger} isn't allowed as an ONBUILD trigger"),
+            ))
         }
         _ => {}
     }
@@ -430,10 +493,17 @@ struct Flags(Vec<(&'static str, Vec<String>)>);
 
 impl Flags {
     fn one(&self, name: &str) -> Option<String> {
-        self.0.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.last().cloned())
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.last().cloned())
     }
     fn many(&self, name: &str) -> Vec<String> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default()
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     }
     fn bool(&self, name: &str) -> bool {
         self.one(name).as_deref() == Some("true")
@@ -463,7 +533,10 @@ impl Args<'_> {
                     let names: Vec<String> = spec.iter().map(|(n, _)| format!("--{n}")).collect();
                     format!("it takes {}", names.join(", "))
                 };
-                return Err(perr(w.off, format!("unknown flag --{name} for {} ({takes})", self.name)));
+                return Err(perr(
+                    w.off,
+                    format!("unknown flag --{name} for {} ({takes})", self.name),
+                ));
             };
             let value = match (kind, value) {
                 (Kind::Bool, None) => "true".to_string(),
@@ -478,7 +551,10 @@ impl Args<'_> {
                 },
                 (_, Some(v)) => v.to_string(),
                 (_, None) => {
-                    return Err(perr(w.off, format!("missing a value on flag --{name}: write --{name}=VALUE")))
+                    return Err(perr(
+                        w.off,
+                        format!("missing a value on flag --{name}: write --{name}=VALUE"),
+                    ))
                 }
             };
             match out.iter_mut().find(|(n, _)| *n == key) {
@@ -515,7 +591,12 @@ impl Args<'_> {
                 }
                 Some((lower, n.off))
             }
-            [_, bad, _] => return Err(perr(bad.off, format!("{usage}; expected AS, found {:?}", bad.text))),
+            [_, bad, _] => {
+                return Err(perr(
+                    bad.off,
+                    format!("{usage}; expected AS, found {:?}", bad.text),
+                ))
+            }
             [] => return Err(self.err(usage)),
             [_, second, ..] => return Err(perr(second.off, usage)),
         };
@@ -528,7 +609,11 @@ impl Args<'_> {
     }
 
     fn run(&self) -> Result<Op, Perr> {
-        let f = self.flags(&[("mount", Kind::Many), ("network", Kind::Str), ("security", Kind::Str)])?;
+        let f = self.flags(&[
+            ("mount", Kind::Many),
+            ("network", Kind::Str),
+            ("security", Kind::Str),
+        ])?;
         Ok(Op::Run {
             mounts: f.many("mount"),
             network: f.one("network"),
@@ -591,7 +676,13 @@ impl Args<'_> {
         let json = json_array(self.text, self.off)?;
         let is_json = json.is_some();
         let words: Vec<Word> = match json {
-            Some(v) => v.into_iter().map(|text| Word { text, off: self.off }).collect(),
+            Some(v) => v
+                .into_iter()
+                .map(|text| Word {
+                    text,
+                    off: self.off,
+                })
+                .collect(),
             None => split_ws(self.text, self.off),
         };
         let Some((dest, sources)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
@@ -600,8 +691,15 @@ impl Args<'_> {
                 self.name
             )));
         };
-        if !is_json && heredoc_marker(&dest.text).map_err(|m| perr(dest.off, m))?.is_some() {
-            return Err(perr(dest.off, format!("{} cannot accept a heredoc as a destination", self.name)));
+        if !is_json
+            && heredoc_marker(&dest.text)
+                .map_err(|m| perr(dest.off, m))?
+                .is_some()
+        {
+            return Err(perr(
+                dest.off,
+                format!("{} cannot accept a heredoc as a destination", self.name),
+            ));
         }
         let c = Copy {
             from: f.one("from"),
@@ -641,7 +739,10 @@ impl Args<'_> {
             let Some((k, v)) = w.text.split_once('=') else {
                 return Err(perr(
                     w.off,
-                    format!("Syntax error - can't find = in {:?}. Must be of the form: name=value", w.text),
+                    format!(
+                        "Syntax error - can't find = in {:?}. Must be of the form: name=value",
+                        w.text
+                    ),
                 ));
             };
             if k.is_empty() {
@@ -671,9 +772,16 @@ impl Args<'_> {
     /// EXPOSE (words) and VOLUME (a JSON array or words).
     fn list(&self, json: bool) -> Result<Vec<String>, Perr> {
         self.no_flags()?;
-        let v = match json.then(|| json_array(self.text, self.off)).transpose()?.flatten() {
+        let v = match json
+            .then(|| json_array(self.text, self.off))
+            .transpose()?
+            .flatten()
+        {
             Some(v) => v,
-            None => split_ws(self.text, self.off).into_iter().map(|w| w.text).collect(),
+            None => split_ws(self.text, self.off)
+                .into_iter()
+                .map(|w| w.text)
+                .collect(),
         };
         if v.is_empty() {
             return Err(self.err(format!("{} requires at least one argument", self.name)));
@@ -681,7 +789,11 @@ impl Args<'_> {
         if json && v.iter().any(|s| s.trim().is_empty()) {
             return Err(self.err("VOLUME specified can not be an empty string"));
         }
-        Ok(if json { v.iter().map(|s| s.trim().to_string()).collect() } else { v })
+        Ok(if json {
+            v.iter().map(|s| s.trim().to_string()).collect()
+        } else {
+            v
+        })
     }
 
     fn string(&self) -> Result<String, Perr> {
@@ -746,7 +858,10 @@ impl Args<'_> {
             None => None,
             Some(v) => match v.parse::<i32>() {
                 Ok(n) if n < 0 => {
-                    return Err(perr(flag_off("retries"), format!("--retries cannot be negative ({n})")))
+                    return Err(perr(
+                        flag_off("retries"),
+                        format!("--retries cannot be negative ({n})"),
+                    ))
                 }
                 Ok(n) => Some(n.unsigned_abs()),
                 Err(_) => {
@@ -772,17 +887,25 @@ impl Args<'_> {
 /// 1ms (BuildKit's `parseOptInterval`).
 fn interval(name: &str, v: &str) -> Result<Option<Duration>, String> {
     match words::go_duration(v) {
-        None => Err(format!("--{name}={v:?} is not a duration: write e.g. 30s, 1m30s or 500ms")),
+        None => Err(format!(
+            "--{name}={v:?} is not a duration: write e.g. 30s, 1m30s or 500ms"
+        )),
         Some(0) => Ok(None),
-        Some(n) if n < 1_000_000 => Err(format!("Interval {name:?} cannot be less than 1ms (got {v})")),
-        Some(n) => Ok(Some(Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX)))),
+        Some(n) if n < 1_000_000 => Err(format!(
+            "Interval {name:?} cannot be less than 1ms (got {v})"
+        )),
+        Some(n) => Ok(Some(Duration::from_nanos(
+            u64::try_from(n).unwrap_or(u64::MAX),
+        ))),
     }
 }
 
 fn valid_stage_name(n: &str) -> bool {
     let mut c = n.chars();
     c.next().is_some_and(|f| f.is_ascii_lowercase())
-        && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '-' | '_' | '.'))
+        && c.all(|ch| {
+            ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '-' | '_' | '.')
+        })
 }
 
 /// The JSON (exec) form: `Some` when the text is a JSON array. An array of
@@ -814,7 +937,9 @@ fn json_array(text: &str, off: usize) -> Result<Option<Vec<String>>, Perr> {
 /// exactly one word after quote removal).
 fn heredoc_marker(word: &str) -> Result<Option<(String, bool, bool)>, String> {
     let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
-    let Some(w) = w.strip_prefix("<<") else { return Ok(None) };
+    let Some(w) = w.strip_prefix("<<") else {
+        return Ok(None);
+    };
     let (chomp, w) = match w.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, w),
@@ -848,12 +973,20 @@ fn read_heredocs(
         let mut done = false;
         while let Some(l) = lines.get(*i) {
             *i += 1;
-            let candidate = if chomp { l.text.trim_start_matches('\t') } else { l.text };
+            let candidate = if chomp {
+                l.text.trim_start_matches('\t')
+            } else {
+                l.text
+            };
             if candidate == name {
                 done = true;
                 break;
             }
-            content.push_str(if chomp { l.raw.trim_start_matches('\t') } else { l.raw });
+            content.push_str(if chomp {
+                l.raw.trim_start_matches('\t')
+            } else {
+                l.raw
+            });
         }
         if !done {
             let (l, c) = logical.position(logical.joined.find(&w).unwrap_or(0));
@@ -863,7 +996,12 @@ fn read_heredocs(
                 format!("unterminated heredoc {w} started on line {l}: end it with a line holding only {name}"),
             ));
         }
-        docs.push(Heredoc { name, content, expand, chomp });
+        docs.push(Heredoc {
+            name,
+            content,
+            expand,
+            chomp,
+        });
     }
     Ok(docs)
 }
@@ -871,9 +1009,19 @@ fn read_heredocs(
 /// Puts heredoc bodies where the instruction uses them.
 fn attach_heredocs(op: Op, docs: Vec<Heredoc>) -> Result<Op, Perr> {
     Ok(match op {
-        Op::Run { mounts, network, security, cmd, .. } => {
-            Op::Run { mounts, network, security, cmd, heredocs: docs }
-        }
+        Op::Run {
+            mounts,
+            network,
+            security,
+            cmd,
+            ..
+        } => Op::Run {
+            mounts,
+            network,
+            security,
+            cmd,
+            heredocs: docs,
+        },
         Op::Copy(c) => Op::Copy(copy_heredocs(c, &docs)?),
         Op::Add(c) => Op::Add(copy_heredocs(c, &docs)?),
         Op::Onbuild(mut t) => {
@@ -893,8 +1041,16 @@ fn copy_heredocs(mut c: Copy, docs: &[Heredoc]) -> Result<Copy, Perr> {
     for s in std::mem::take(&mut c.sources) {
         match heredoc_marker(&s).map_err(|m| perr(0, m))? {
             Some((name, expand, chomp)) => {
-                let content = docs.iter().find(|d| d.name == name).map(|d| d.content.clone());
-                c.heredocs.push(Heredoc { name, content: content.unwrap_or_default(), expand, chomp });
+                let content = docs
+                    .iter()
+                    .find(|d| d.name == name)
+                    .map(|d| d.content.clone());
+                c.heredocs.push(Heredoc {
+                    name,
+                    content: content.unwrap_or_default(),
+                    expand,
+                    chomp,
+                });
             }
             None => sources.push(s),
         }

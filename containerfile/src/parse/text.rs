@@ -15,13 +15,19 @@ pub(super) fn split_lines(text: &str) -> Vec<Physical<'_>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text.split_inclusive('\n')
         .enumerate()
-        .map(|(i, raw)| Physical { no: i + 1, text: raw.trim_end_matches(['\r', '\n']), raw })
+        .map(|(i, raw)| Physical {
+            no: i + 1,
+            text: raw.trim_end_matches(['\r', '\n']),
+            raw,
+        })
         .collect()
 }
 
 /// The byte offset of `part` inside `whole` (a subslice of it).
 fn offset_in(whole: &str, part: &str) -> usize {
-    (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize).min(whole.len())
+    (part.as_ptr() as usize)
+        .saturating_sub(whole.as_ptr() as usize)
+        .min(whole.len())
 }
 
 fn column(line: &str, byte: usize) -> usize {
@@ -38,7 +44,9 @@ pub(super) fn directives(lines: &[Physical<'_>]) -> DirectiveResult {
     let mut syntax = None;
     let mut seen: Vec<String> = Vec::new();
     for (idx, l) in lines.iter().enumerate() {
-        let Some((key, value)) = directive(l.text) else { return Ok((escape, syntax, idx)) };
+        let Some((key, value)) = directive(l.text) else {
+            return Ok((escape, syntax, idx));
+        };
         let key = key.to_ascii_lowercase();
         if !matches!(key.as_str(), "syntax" | "escape" | "check") {
             return Ok((escape, syntax, idx));
@@ -141,7 +149,11 @@ pub(super) fn next_logical(lines: &[Physical<'_>], i: &mut usize, escape: char) 
             continue;
         }
         let mut joined = kept.to_string();
-        let mut segs = vec![(0, first.no, column(first.text, offset_in(first.text, t)) - 1)];
+        let mut segs = vec![(
+            0,
+            first.no,
+            column(first.text, offset_in(first.text, t)) - 1,
+        )];
         while !ended {
             let Some(l) = lines.get(*i) else { break };
             *i += 1;

@@ -17,10 +17,16 @@ pub(super) fn is_blank(c: char) -> bool {
 pub(super) fn split_ws(text: &str, off: usize) -> Vec<Word> {
     let mut out = Vec::new();
     let mut start = None;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
         match (is_blank(c), start) {
             (true, Some(s)) => {
-                out.push(Word { text: text[s..i].to_string(), off: off + s });
+                out.push(Word {
+                    text: text[s..i].to_string(),
+                    off: off + s,
+                });
                 start = None;
             }
             (false, None) => start = Some(i),
@@ -61,7 +67,10 @@ pub(super) fn parse_words(text: &str, off: usize, escape: char) -> Vec<Word> {
         match phase {
             Phase::InWord if ch.is_whitespace() => {
                 if blank_ok || !buf.is_empty() {
-                    out.push(Word { text: std::mem::take(&mut buf), off: off + start });
+                    out.push(Word {
+                        text: std::mem::take(&mut buf),
+                        off: off + start,
+                    });
                 }
                 blank_ok = false;
                 phase = Phase::Spaces;
@@ -73,7 +82,9 @@ pub(super) fn parse_words(text: &str, off: usize, escape: char) -> Vec<Word> {
                     phase = Phase::InQuote(ch);
                 }
                 if ch == escape {
-                    let Some(&(_, next)) = cs.get(k) else { continue };
+                    let Some(&(_, next)) = cs.get(k) else {
+                        continue;
+                    };
                     buf.push(ch);
                     buf.push(next);
                     k += 1;
@@ -99,7 +110,10 @@ pub(super) fn parse_words(text: &str, off: usize, escape: char) -> Vec<Word> {
         buf.push(ch);
     }
     if phase != Phase::Spaces && (blank_ok || !buf.is_empty()) {
-        out.push(Word { text: buf, off: off + start });
+        out.push(Word {
+            text: buf,
+            off: off + start,
+        });
     }
     out
 }
@@ -119,7 +133,10 @@ pub(super) fn extract_flags(line: &str, start: usize, escape: char) -> (Vec<Word
     let args = loop {
         let Some(&(pos, mut ch)) = cs.get(k) else {
             if phase != Phase::Spaces && buf != "--" && (blank_ok || !buf.is_empty()) {
-                words.push(Word { text: buf, off: start + word_off });
+                words.push(Word {
+                    text: buf,
+                    off: start + word_off,
+                });
             }
             break s.len();
         };
@@ -142,7 +159,10 @@ pub(super) fn extract_flags(line: &str, start: usize, escape: char) -> (Vec<Word
                         break pos;
                     }
                     if blank_ok || !buf.is_empty() {
-                        words.push(Word { text: std::mem::take(&mut buf), off: start + word_off });
+                        words.push(Word {
+                            text: std::mem::take(&mut buf),
+                            off: start + word_off,
+                        });
                     }
                     buf.clear();
                     blank_ok = false;
@@ -155,7 +175,9 @@ pub(super) fn extract_flags(line: &str, start: usize, escape: char) -> (Vec<Word
                     continue;
                 }
                 if ch == escape {
-                    let Some(&(_, next)) = cs.get(k) else { continue };
+                    let Some(&(_, next)) = cs.get(k) else {
+                        continue;
+                    };
                     k += 1;
                     ch = next;
                 }
@@ -213,7 +235,9 @@ pub(super) fn go_duration(s: &str) -> Option<i128> {
     }
     let mut total: i128 = 0;
     while !rest.is_empty() {
-        let int_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let (int, after) = rest.split_at(int_len);
         let (frac, after) = match after.strip_prefix('.') {
             Some(a) => {
@@ -225,7 +249,9 @@ pub(super) fn go_duration(s: &str) -> Option<i128> {
         if int.is_empty() && frac.is_empty() {
             return None;
         }
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         let scale: i128 = match unit {
             "ns" => 1,
@@ -245,7 +271,8 @@ pub(super) fn go_duration(s: &str) -> Option<i128> {
         let frac = &frac[..frac.len().min(20)];
         if !frac.is_empty() {
             let f: i128 = frac.parse().ok()?;
-            v = v.checked_add(f.checked_mul(scale)? / 10i128.pow(u32::try_from(frac.len()).ok()?))?;
+            v =
+                v.checked_add(f.checked_mul(scale)? / 10i128.pow(u32::try_from(frac.len()).ok()?))?;
         }
         total = total.checked_add(v)?;
         if total > i128::from(i64::MAX) {
