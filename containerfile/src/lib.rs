@@ -6,9 +6,15 @@
 //! store: the executor (`cairn build` in the CLI) does.
 
 pub mod context;
+pub mod expand;
 pub mod ignore;
+pub mod parse;
 
 pub use context::{
     checksum, tar_sources, Context, ContextError, Source, SourceKind, TarOptions, TarStats,
 };
+pub use expand::{expand, expand_words, ExpandError};
 pub use ignore::{Ignore, IgnoreError};
+pub use parse::{
+    parse, Cmd, Containerfile, Copy, Health, Heredoc, Instruction, Op, ParseError, Stage,
+};
