@@ -7,6 +7,7 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::cmd;
 use crate::cmd::archive::{LoadArgs, SaveArgs};
+use crate::cmd::build::{BuildArgs, BuildCopyArgs};
 /// Images made from containers and tarballs, and their history.
 use crate::cmd::commit as out;
 use crate::cmd::commit::{CommitArgs, ExportArgs, HistoryArgs, ImportArgs, TreeArgs};
@@ -178,6 +179,21 @@ pub enum Command {
     /// Internal: the container side of `cp`, chrooted into the container.
     #[command(name = "__cp", hide = true)]
     CpChild(CpChildArgs),
+    /// Build an image from a Containerfile.
+    Build(Box<BuildArgs>),
+    /// Docker's buildx: `buildx build` builds as `build`.
+    #[command(subcommand)]
+    Buildx(BuildxCommand),
+    /// Internal: the container side of a build's COPY, chrooted into the container.
+    #[command(name = "__build-copy", hide = true)]
+    BuildCopy(BuildCopyArgs),
+}
+
+/// `cairn buildx …`.
+#[derive(Debug, Subcommand)]
+pub enum BuildxCommand {
+    /// Build an image from a Containerfile.
+    Build(Box<BuildArgs>),
 }
 
 /// `cairn container …`.
@@ -266,6 +282,8 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Push an image to a registry.
     Push(PushArgs),
+    /// Build an image from a Containerfile.
+    Build(Box<BuildArgs>),
     /// List images.
     #[command(visible_alias = "ls")]
     List(ImagesArgs),
@@ -556,6 +574,10 @@ fn images_out(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>
         Command::Image(ImageCommand::Tree(a)) => out::tree(ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => cmd::archive::save(ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => cmd::archive::load(ctx, a),
+        Command::Build(a)
+        | Command::Buildx(BuildxCommand::Build(a))
+        | Command::Image(ImageCommand::Build(a)) => cmd::build::build(ctx, *a),
+        Command::BuildCopy(a) => cmd::build::copy_child_main(ctx, a),
         other => return ControlFlow::Continue(other),
     })
 }
@@ -577,9 +599,12 @@ fn needs_userns(command: &Command) -> bool {
         | Command::Restart(_)
         | Command::Rm(_)
         | Command::Commit(_)
+        | Command::Build(_)
+        | Command::Buildx(_)
         | Command::Export(_) => true,
         Command::Image(
             ImageCommand::Pull(_)
+            | ImageCommand::Build(_)
             | ImageCommand::Load(_)
             | ImageCommand::Rm(_)
             | ImageCommand::Prune(_),

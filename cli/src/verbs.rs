@@ -8,9 +8,6 @@
 /// why. A group's entry covers its sub-verbs.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("auto-update", "no image auto-update"),
-    ("build", "no image builds yet"),
-    ("buildx", "no image builds yet"),
-    ("image build", "no image builds yet"),
     ("image scp", "images cannot be copied to other hosts"),
     (
         "image diff",

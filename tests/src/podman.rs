@@ -140,6 +140,33 @@ impl Podman {
         c
     }
 
+    /// Debian's `buildah` on this podman's storage and configuration (images
+    /// it builds are this podman's), not started.
+    pub fn buildah<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let d = self.dir.path();
+        let mut c = Command::new("buildah");
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", d)
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
+            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
+            .env("TMPDIR", d.join("tmp"))
+            .arg("--root")
+            .arg(d.join("storage"))
+            .arg("--runroot")
+            .arg(self.runroot())
+            .arg("--storage-driver")
+            .arg("overlay")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Runs podman to completion.
     pub fn run<I, S>(&self, args: I) -> Run
     where

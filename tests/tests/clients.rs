@@ -312,6 +312,86 @@ fn devcontainer_up_exec_and_remove_as_a_normal_user() {
     devcontainer_lifecycle(&env, "dev");
 }
 
+/// `devcontainer up` of a workspace whose devcontainer.json names a
+/// Containerfile: the CLI calls the engine's `build` (and, for a non-root
+/// remote user, builds its own uid-updating image on top), then runs it.
+fn devcontainer_build(env: &Clients, remote_user: &str) {
+    let cli = clients::devcontainer_cli();
+    let dir = env.cairn().scratch().join("work");
+    let ws = dir.join("proj-build");
+    fs::create_dir_all(ws.join(".devcontainer")).unwrap();
+    fs::write(
+        ws.join(".devcontainer/Containerfile"),
+        format!(
+            "FROM {IMAGE}\nARG NOTE=default\nRUN echo \"built by the engine: $NOTE\" > /built\nENV FROM_BUILD=yes\n"
+        ),
+    )
+    .unwrap();
+    let config = serde_json::json!({
+        "build": {"dockerfile": "Containerfile", "args": {"NOTE": "from devcontainer.json"}},
+        "remoteUser": remote_user,
+    });
+    fs::write(
+        ws.join(".devcontainer/devcontainer.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    env.own(&dir).unwrap();
+    let ws_arg = ws.display().to_string();
+    let dc = |args: &[&str]| -> Run {
+        let mut all = vec![
+            args[0],
+            "--docker-path",
+            "cairn",
+            "--workspace-folder",
+            &ws_arg,
+        ];
+        all.extend_from_slice(&args[1..]);
+        env.run(STEP, &cli, &all)
+    };
+    let up = dc(&["up"]);
+    assert_eq!(up.code, 0, "{}", show("devcontainer up", &up));
+    assert_eq!(
+        up_result(&up)["outcome"],
+        "success",
+        "{}",
+        show("devcontainer up", &up)
+    );
+    let exec = dc(&["exec", "sh", "-c", "cat /built; echo $FROM_BUILD; id -un"]);
+    assert_eq!(exec.code, 0, "{}", show("devcontainer exec", &exec));
+    assert_eq!(
+        exec.stdout.lines().collect::<Vec<_>>(),
+        [
+            "built by the engine: from devcontainer.json",
+            "yes",
+            remote_user
+        ],
+        "{}",
+        show("devcontainer exec", &exec)
+    );
+    let label = format!("label=devcontainer.local_folder={ws_arg}");
+    let ids = env.engine_ok(["ps", "-aq", "--filter", &label]);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.split_whitespace());
+    env.engine_ok(rm);
+}
+
+#[test]
+fn devcontainer_builds_its_dockerfile_as_root() {
+    assert!(
+        cairn_tests::util::is_root(),
+        "this test runs as root (scripts/test runs the suite as root)"
+    );
+    let env = Clients::root().expect("clients environment");
+    devcontainer_build(&env, "root");
+}
+
+#[test]
+fn devcontainer_builds_its_dockerfile_as_a_normal_user() {
+    let env = Clients::rootless().expect("rootless clients environment");
+    devcontainer_build(&env, "dev");
+}
+
 #[test]
 fn toolbox_creates_runs_lists_and_removes_as_a_normal_user() {
     clients::require("toolbox");

@@ -132,7 +132,7 @@ pub struct TreeArgs {
 }
 
 /// `SOURCE_DATE_EPOCH` or `--timestamp`.
-fn timestamp(flag: Option<i64>) -> anyhow::Result<Option<i64>> {
+pub(crate) fn timestamp(flag: Option<i64>) -> anyhow::Result<Option<i64>> {
     if flag.is_some() {
         return Ok(flag);
     }
@@ -156,7 +156,7 @@ fn check_changes(changes: &[String]) -> anyhow::Result<()> {
 }
 
 /// A new image's name as podman qualifies it.
-fn image_name(name: Option<&str>) -> anyhow::Result<Option<Reference>> {
+pub(crate) fn image_name(name: Option<&str>) -> anyhow::Result<Option<Reference>> {
     let Some(n) = name else {
         return Ok(None);
     };
@@ -222,10 +222,12 @@ pub fn commit(ctx: &Context, a: CommitArgs) -> anyhow::Result<u8> {
         format,
         compression,
         timestamp,
+        intermediate: false,
     };
     let opts = CommitOptions {
         squash: a.squash,
         include_volumes: a.include_volumes,
+        config: None,
     };
     let _paused = if a.pause && c.live().status == Status::Running {
         Some(commit::Paused::pause(&c)?)
@@ -235,7 +237,9 @@ pub fn commit(ctx: &Context, a: CommitArgs) -> anyhow::Result<u8> {
     let made = commit::commit(&store, &c, &img, opts)?;
     drop(_paused);
     if !a.quiet {
-        eprintln!("Copying blob {}", made.layer.digest);
+        if let Some(l) = &made.layer {
+            eprintln!("Copying blob {}", l.digest);
+        }
         eprintln!("Copying config {}", made.id);
         eprintln!("Writing manifest to image destination");
     }
@@ -362,10 +366,13 @@ pub fn import(ctx: &Context, a: ImportArgs) -> anyhow::Result<u8> {
         // As podman's import and commit: `push` compresses.
         compression: Compression::None,
         timestamp: timestamp(None)?,
+        intermediate: false,
     };
     let made = commit::import(&store, tar, &img, &platform)?;
     if !a.quiet {
-        eprintln!("Copying blob {}", made.layer.digest);
+        if let Some(l) = &made.layer {
+            eprintln!("Copying blob {}", l.digest);
+        }
         eprintln!("Copying config {}", made.id);
         eprintln!("Writing manifest to image destination");
     }

@@ -171,6 +171,47 @@ fn attach_for(
     })
 }
 
+/// A build step's container: `argv` is what `cairn create` would be given
+/// after its verb (flags, IMAGE, command), parsed and checked the same way.
+pub(crate) fn create_for_build(ctx: &Context, argv: &[String]) -> anyhow::Result<Container> {
+    #[derive(clap::Parser)]
+    #[command(no_binary_name = true, disable_help_flag = true)]
+    struct Step {
+        #[command(flatten)]
+        create: CreateArgs,
+    }
+    let step = <Step as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| usage(format!("build step container {argv:?}: {e}")))?;
+    check_create_flags(&step.create)?;
+    create_container(ctx, &step.create)
+}
+
+/// Runs a build step's container attached (its output on ours, no stdin)
+/// and returns its exit code; the container stays (the caller commits and
+/// removes it).
+pub(crate) fn run_for_build(c: &mut Container) -> anyhow::Result<i32> {
+    let proxy = runtime::signal_proxy(true)?;
+    let started = runtime::start(
+        c,
+        Attach {
+            output: true,
+            ..Attach::default()
+        },
+    )?;
+    Ok(match started.monitor {
+        Some(m) => match runtime::wait_attached(c, m, started.reports, proxy)? {
+            runtime::Attached::Exited(code) => code,
+            runtime::Attached::Detached => runtime::wait_exit(c),
+        },
+        None => runtime::wait_exit(c),
+    })
+}
+
+/// Removes a build step's container, whatever its state.
+pub(crate) fn remove_for_build(ctx: &Context, c: &Container) -> anyhow::Result<()> {
+    remove(ctx, c, IfRunning::Stop, Duration::ZERO, true).map(|_| ())
+}
+
 /// `cairn run`.
 pub fn run(ctx: &Context, a: RunArgs) -> anyhow::Result<u8> {
     check_run_flags(&a)?;

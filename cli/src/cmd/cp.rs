@@ -297,7 +297,7 @@ fn join_userns(pid: i32) -> anyhow::Result<()> {
 
 /// A stopped container's root: its overlay, mounted in a mount namespace
 /// of our own (gone when we exit).
-fn mount_stopped(c: &Container) -> anyhow::Result<PathBuf> {
+pub(crate) fn mount_stopped(c: &Container) -> anyhow::Result<PathBuf> {
     use nix::mount::{mount, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .context("create a mount namespace to mount the container's root (cp of a stopped container needs root)")?;
@@ -456,7 +456,7 @@ fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Resul
 }
 
 /// Sets a directory's mtime, never through a symlink.
-fn set_dir_mtime(path: &Path, secs: u64) -> io::Result<()> {
+pub(crate) fn set_dir_mtime(path: &Path, secs: u64) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     fs::OpenOptions::new()
         .read(true)
@@ -466,7 +466,7 @@ fn set_dir_mtime(path: &Path, secs: u64) -> io::Result<()> {
 }
 
 /// uid and gid of `user[:group]` from the (chrooted) container's files.
-fn container_user(user: &str) -> (u32, u32) {
+pub(crate) fn container_user(user: &str) -> (u32, u32) {
     let (u, g) = user
         .split_once(':')
         .map_or((user, None), |(u, g)| (u, Some(g)));

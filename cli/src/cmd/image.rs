@@ -89,13 +89,18 @@ pub struct PullVerbArgs {
     pub all_tags: bool,
 }
 
+/// An untagged image a build made for one of its steps.
+fn is_intermediate(i: &Image) -> bool {
+    let notes = &i.manifest_descriptor.annotations;
+    notes.contains_key(cairn_engine::commit::INTERMEDIATE)
+}
+
 /// `images` flags.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
     /// Only images matching this reference (a name, optionally with tag).
     pub reference: Option<String>,
-    /// Show all images. cairn builds no intermediate images, so this is the
-    /// default listing (what podman's -a adds are intermediate images).
+    /// Show all images, the intermediate images of builds too.
     #[arg(short, long)]
     pub all: bool,
     /// Sort by created, id, repository, size or tag.
@@ -409,6 +414,8 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> anyhow::Result<u8> {
         .into_iter()
         .filter(|i| dangling.is_none_or(|d| d == i.names.is_empty()))
         .filter(|i| patterns.is_empty() || patterns.iter().any(|p| matches_reference(i, p)))
+        // A build's untagged step images only with --all, as podman's.
+        .filter(|i| a.all || !i.names.is_empty() || !is_intermediate(i))
         .collect();
 
     if a.quiet {

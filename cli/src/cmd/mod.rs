@@ -1,6 +1,7 @@
 //! One module per group of verbs.
 
 pub mod archive;
+pub mod build;
 pub mod commit;
 pub mod container;
 pub mod cp;

@@ -59,7 +59,14 @@ pub struct NewImage {
     /// `--timestamp` or `SOURCE_DATE_EPOCH`: the config's `created` and
     /// the latest mtime in the layer. `None`: now, and mtimes as they are.
     pub timestamp: Option<i64>,
+    /// A build step's image: recorded untagged with
+    /// [`INTERMEDIATE`], which `images` lists only with `--all` (podman's
+    /// intermediate images).
+    pub intermediate: bool,
 }
+
+/// The annotation of an intermediate build image's entry in `index.json`.
+pub const INTERMEDIATE: &str = "io.cairn.build.intermediate";
 
 impl Default for NewImage {
     /// Untagged, uncompressed (as podman keeps them), OCI, no changes, created now.
@@ -73,17 +80,23 @@ impl Default for NewImage {
             format: Format::Oci,
             compression: Compression::None,
             timestamp: None,
+            intermediate: false,
         }
     }
 }
 
 /// What `commit` reads of the container beyond [`NewImage`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CommitOptions {
     /// One layer of the whole merged root, on no parent.
     pub squash: bool,
     /// The container's volume destinations become the image's `Volumes`.
     pub include_volumes: bool,
+    /// The new image's config as the caller made it (a build step: its
+    /// `config`, `history` so far and `rootfs` of the parent), instead of
+    /// the parent's with what the container runs; the new layer's diff id
+    /// and history entry are appended to it.
+    pub config: Option<Value>,
 }
 
 /// A new image.
@@ -93,8 +106,8 @@ pub struct Made {
     pub id: Digest,
     /// Its manifest's digest.
     pub manifest: Digest,
-    /// The new layer.
-    pub layer: LayerBlob,
+    /// The new layer (none for [`with_config`]).
+    pub layer: Option<LayerBlob>,
 }
 
 /// The lower directories of `c`'s root and its upper directory, top first.
@@ -193,10 +206,14 @@ pub fn commit(store: &Store, c: &Container, img: &NewImage, o: CommitOptions) ->
     let layer = writer
         .finish()
         .map_err(|e| store_error(&format!("store the layer of {}", c.config.name), e))?;
-    let mut config = parent.as_ref().map_or_else(
-        || json!({"architecture": Platform::default().architecture, "os": "linux"}),
-        |p| p.config_raw.clone(),
-    );
+    let given = o.config.is_some();
+    let mut config = match o.config {
+        Some(c) => c,
+        None => parent.as_ref().map_or_else(
+            || json!({"architecture": Platform::default().architecture, "os": "linux"}),
+            |p| p.config_raw.clone(),
+        ),
+    };
     let host = cairn_store::media::host_platform();
     if config
         .get("architecture")
@@ -208,7 +225,9 @@ pub fn commit(store: &Store, c: &Container, img: &NewImage, o: CommitOptions) ->
         config["os"] = json!(host.os);
     }
     let runtime = runtime_object(&mut config)?;
-    from_container(runtime, c, o.include_volumes);
+    if !given {
+        from_container(runtime, c, o.include_volumes);
+    }
     let parent_layers = match (&parent, o.squash) {
         (Some(p), false) => p.manifest.layers.clone(),
         _ => Vec::new(),
@@ -217,7 +236,68 @@ pub fn commit(store: &Store, c: &Container, img: &NewImage, o: CommitOptions) ->
         config["rootfs"] = json!({"type": "layers", "diff_ids": []});
         config["history"] = json!([]);
     }
-    finish(store, &pin, config, parent_layers, layer, img)
+    finish(store, &pin, config, parent_layers, Some(layer), img)
+}
+
+/// A new image of `parent`'s layers (none: a first layer) and `config`,
+/// with one more layer read from `tar` (uncompressed); the layer's diff id
+/// and history entry are appended to `config`.
+pub fn with_layer(
+    store: &Store,
+    parent: Option<&Image>,
+    config: Value,
+    tar: impl Read,
+    img: &NewImage,
+) -> Result<Made> {
+    let _ = store.sweep_partials(false);
+    let pin = store.pin().map_err(|e| store_error("pin the image", e))?;
+    if let Some(p) = parent {
+        pin.add(p.blobs())
+            .map_err(|e| store_error("pin the image", e))?;
+    }
+    let mut writer = LayerWriter::new(store, img.compression, None)
+        .map_err(|e| store_error("start the new layer", e))?;
+    let mut tar = tar;
+    io::copy(&mut tar, &mut writer).map_err(|e| {
+        if is_disk_full(&e) {
+            Error::Refused(format!(
+                "no space left on device in {}: free some space (`cairn system prune`) and try again",
+                store.root().display()
+            ))
+        } else {
+            Error::Refused(format!("write the new layer: {e}"))
+        }
+    })?;
+    let layer = writer
+        .finish()
+        .map_err(|e| store_error("store the new layer", e))?;
+    let layers = parent
+        .map(|p| p.manifest.layers.clone())
+        .unwrap_or_default();
+    finish(store, &pin, config, layers, Some(layer), img)
+}
+
+/// A new image of `parent`'s layers and `config` (which the caller made
+/// from the parent's: a build step that changes only metadata). Its
+/// history entry is appended as an empty layer's.
+pub fn with_config(store: &Store, parent: &Image, config: Value, img: &NewImage) -> Result<Made> {
+    let pin = store.pin().map_err(|e| store_error("pin the image", e))?;
+    pin.add(parent.blobs())
+        .map_err(|e| store_error("pin the image", e))?;
+    if let Some(missing) = parent.blobs().into_iter().find(|d| !store.has_blob(d)) {
+        return Err(Error::Refused(format!(
+            "blob {missing} of image {} is no longer in the store: pull or build it again",
+            parent.manifest_descriptor.digest
+        )));
+    }
+    finish(
+        store,
+        &pin,
+        config,
+        parent.manifest.layers.clone(),
+        None,
+        img,
+    )
 }
 
 /// The container's image, pinned; `None` for a container of no image.
@@ -344,7 +424,7 @@ pub fn import(store: &Store, tar: impl Read, img: &NewImage, platform: &Platform
     if img.comment.is_none() {
         img.comment = Some("imported from tarball".into());
     }
-    finish(store, &pin, config, Vec::new(), layer, &img)
+    finish(store, &pin, config, Vec::new(), Some(layer), &img)
 }
 
 /// The config (`config` with `--change`s, the new diff id and history
@@ -354,17 +434,19 @@ fn finish(
     pin: &Pin,
     mut config: Value,
     parent_layers: Vec<Descriptor>,
-    layer: LayerBlob,
+    layer: Option<LayerBlob>,
     img: &NewImage,
 ) -> Result<Made> {
-    pin.add([&layer.digest])
-        .map_err(|e| store_error("pin the new layer", e))?;
-    if !store.has_blob(&layer.digest) {
-        // A collection ran between the rename and the pin.
-        return Err(Error::Refused(format!(
-            "the new layer {} was removed by a concurrent prune: commit again",
-            layer.digest
-        )));
+    if let Some(layer) = &layer {
+        pin.add([&layer.digest])
+            .map_err(|e| store_error("pin the new layer", e))?;
+        if !store.has_blob(&layer.digest) {
+            // A collection ran between the rename and the pin.
+            return Err(Error::Refused(format!(
+                "the new layer {} was removed by a concurrent prune: commit again",
+                layer.digest
+            )));
+        }
     }
     let rc = runtime_object(&mut config)?;
     for ch in &img.changes {
@@ -391,11 +473,19 @@ fn finish(
         .entry("rootfs")
         .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
     rootfs["type"] = json!("layers");
-    match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-        Some(ids) => ids.push(json!(layer.diff_id.to_string())),
-        None => rootfs["diff_ids"] = json!([layer.diff_id.to_string()]),
+    if rootfs.get("diff_ids").and_then(Value::as_array).is_none() {
+        rootfs["diff_ids"] = json!([]);
+    }
+    if let Some(layer) = &layer {
+        rootfs["diff_ids"]
+            .as_array_mut()
+            .expect("made an array")
+            .push(json!(layer.diff_id.to_string()));
     }
     let mut entry = json!({"created": created, "created_by": img.created_by});
+    if layer.is_none() {
+        entry["empty_layer"] = json!(true);
+    }
     if let Some(a) = &img.author {
         entry["author"] = json!(a);
     }
@@ -411,11 +501,13 @@ fn finish(
         Format::Docker => (types::DOCKER_CONFIG, types::DOCKER_MANIFEST),
     };
     let mut layers = parent_layers;
-    layers.push(Descriptor::new(
-        layer.media_type(),
-        layer.digest.clone(),
-        layer.size,
-    ));
+    if let Some(layer) = &layer {
+        layers.push(Descriptor::new(
+            layer.media_type(),
+            layer.digest.clone(),
+            layer.size,
+        ));
+    }
     if img.format == Format::Docker {
         for l in &mut layers {
             l.media_type = docker_layer_type(&l.media_type).ok_or_else(|| {
@@ -454,7 +546,7 @@ fn finish(
         manifest_digest.clone(),
         manifest_bytes.len() as u64,
     );
-    record(store, img.name.as_ref(), desc)?;
+    record(store, img.name.as_ref(), desc, img.intermediate)?;
     Ok(Made {
         id: config_digest,
         manifest: manifest_digest,
@@ -476,7 +568,12 @@ fn docker_layer_type(media_type: &str) -> Option<String> {
 }
 
 /// Names the new manifest `name`, or records it untagged.
-fn record(store: &Store, name: Option<&Reference>, desc: Descriptor) -> Result<()> {
+fn record(
+    store: &Store,
+    name: Option<&Reference>,
+    mut desc: Descriptor,
+    intermediate: bool,
+) -> Result<()> {
     if let Some(name) = name {
         return store
             .set_ref(name, &desc, None)
@@ -488,6 +585,10 @@ fn record(store: &Store, name: Option<&Reference>, desc: Descriptor) -> Result<(
     std::fs::File::open(&blobs)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::Refused(format!("fsync {}: {e}", blobs.display())))?;
+    if intermediate {
+        desc.annotations
+            .insert(INTERMEDIATE.to_owned(), "true".to_owned());
+    }
     store
         .update_index(|index| {
             if index.manifests.iter().any(|d| d.digest == desc.digest) {
