@@ -190,6 +190,8 @@ fn write_sources(b: &Build<'_>, src: &Sources, out: &mut dyn Write) -> anyhow::R
                 .map_or_else(now_secs, |t| u64::try_from(t).unwrap_or(0));
             for (name, text) in files {
                 let mut h = tar::Header::new_gnu();
+                h.set_uid(0);
+                h.set_gid(0);
                 h.set_size(text.len() as u64);
                 h.set_mode(0o644);
                 h.set_mtime(mtime);
@@ -374,6 +376,8 @@ fn prefix_tar(
     };
     for p in &parents {
         let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(0o755);
         h.set_mtime(mtime);
@@ -797,6 +801,8 @@ fn copy_out(paths: &[String]) -> anyhow::Result<u8> {
     let single = expanded.len() == 1 && fs::metadata(&expanded[0]).is_ok_and(|m| m.is_file());
     let kind = if single { "file" } else { "dir" };
     let mut h = tar::Header::new_gnu();
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_size(kind.len() as u64);
     h.set_mode(0o644);
     h.set_entry_type(tar::EntryType::Regular);
@@ -821,6 +827,8 @@ fn copy_out(paths: &[String]) -> anyhow::Result<u8> {
             let name = p.file_name().map(|n| n.to_owned()).unwrap_or_default();
             let mut f = fs::File::open(p)?;
             let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
             h.set_metadata(&meta);
             b.append_data(&mut h, name, &mut f)?;
         }
