@@ -685,3 +685,70 @@ fn add_recognizes_every_compression_gnu_tar_writes() {
         );
     }
 }
+
+/// An unreadable file is one line naming it and what to do; excluding it
+/// lets the build go on. As root nothing is unreadable, so the check runs
+/// in this test binary re-executed as `nobody` (setpriv).
+#[test]
+fn unreadable_file_is_one_clear_line() {
+    const CHILD: &str = "CAIRN_TEST_UNREADABLE_CTX";
+    if let Ok(dir) = std::env::var(CHILD) {
+        let dir = Path::new(&dir);
+        let ctx = Context::open(dir, Ignore::default()).unwrap();
+        let srcs = ctx.sources(&strings(&["."])).unwrap();
+        let err = checksum(&ctx, &srcs, &TarOptions::default()).unwrap_err();
+        println!("ERR:{err}");
+        let ctx = Context::open(dir, Ignore::parse("secret.txt").unwrap()).unwrap();
+        let srcs = ctx.sources(&strings(&["."])).unwrap();
+        checksum(&ctx, &srcs, &TarOptions::default()).unwrap();
+        println!("EXCLUDED-OK");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = t.path().join("ctx");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("ok.txt"), "ok").unwrap();
+    fs::write(dir.join("secret.txt"), "s").unwrap();
+    fs::set_permissions(dir.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if rustix::process::getuid().is_root() {
+        // A copy `nobody` can run wherever the build tree is.
+        let bin = t.path().join("test-bin");
+        fs::copy(&exe, &bin).unwrap();
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin);
+        c
+    } else {
+        std::process::Command::new(exe)
+    };
+    let out = cmd
+        .args([
+            "--exact",
+            "context::tests::unreadable_file_is_one_clear_line",
+            "--nocapture",
+        ])
+        .env(CHILD, &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ERR:"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no error line: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert_eq!(
+        line,
+        format!(
+            "opening secret.txt in the build context {}: Permission denied (os error 13); \
+             make it readable or exclude it in .containerignore",
+            dir.display()
+        )
+    );
+    assert!(stdout.contains("EXCLUDED-OK"), "{stdout}");
+}
