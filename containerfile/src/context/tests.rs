@@ -63,6 +63,7 @@ fn read_tar(bytes: &[u8]) -> Vec<Got> {
             tar::EntryType::Symlink => 'l',
             tar::EntryType::Link => 'h',
             tar::EntryType::Fifo => 'p',
+            tar::EntryType::Char => 'c',
             _ => '?',
         };
         out.push((
@@ -751,4 +752,37 @@ fn unreadable_file_is_one_clear_line() {
         )
     );
     assert!(stdout.contains("EXCLUDED-OK"), "{stdout}");
+}
+
+/// buildah 1.28 keeps a character device of the context in the layer
+/// (`crw-r--r-- 0/0 1,3 d/null`); so do we, with its numbers. Creating
+/// one needs root: unprivileged, the test checks that mknod is refused.
+#[test]
+fn char_devices_are_kept_like_buildah() {
+    let f = Fixture::new();
+    f.file("d/x", "x");
+    let made = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        f.ctx().join("d/null").as_path(),
+        FileType::CharacterDevice,
+        Mode::from_raw_mode(0o644),
+        rustix::fs::makedev(1, 3),
+    );
+    if !rustix::process::getuid().is_root() {
+        assert_eq!(made, Err(rustix::io::Errno::PERM));
+        return;
+    }
+    made.unwrap();
+    let ctx = f.open("");
+    let (bytes, _) = tar_of(&ctx, &["d"], &TarOptions::default());
+    let mut ar = tar::Archive::new(&bytes[..]);
+    let e = ar.entries().unwrap().next().unwrap().unwrap();
+    let h = e.header();
+    assert_eq!(e.path().unwrap().to_str(), Some("null"));
+    assert_eq!(h.entry_type(), tar::EntryType::Char);
+    assert_eq!(
+        (h.device_major().unwrap(), h.device_minor().unwrap()),
+        (Some(1), Some(3))
+    );
+    assert_eq!((h.mode().unwrap(), h.uid().unwrap()), (0o644, 0));
 }
