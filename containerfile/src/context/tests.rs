@@ -786,3 +786,34 @@ fn char_devices_are_kept_like_buildah() {
     );
     assert_eq!((h.mode().unwrap(), h.uid().unwrap()), (0o644, 0));
 }
+
+/// A source swapped for a symlink to the host between `sources` and
+/// `tar_sources`/`checksum` is refused, never followed.
+#[test]
+fn source_swapped_for_a_symlink_after_resolving_is_refused() {
+    let f = Fixture::new();
+    f.file("a.txt", "a");
+    f.file("d/b.txt", "b");
+    let ctx = f.open("");
+    let srcs = ctx.sources(&strings(&["a.txt", "d"])).unwrap();
+    let host = f.t.path().join("host");
+    fs::remove_file(f.ctx().join("a.txt")).unwrap();
+    symlink(host.join("secret"), f.ctx().join("a.txt")).unwrap();
+    let mut out = Vec::new();
+    let err = tar_sources(&ctx, &srcs, &TarOptions::default(), &mut out).unwrap_err();
+    assert!(
+        err.to_string().contains("a.txt") && err.to_string().contains("symlink"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out).contains(HOST_SECRET));
+    // The directory source swapped too.
+    fs::remove_file(f.ctx().join("a.txt")).unwrap();
+    f.file("a.txt", "a");
+    fs::rename(f.ctx().join("d"), f.ctx().join("d.old")).unwrap();
+    symlink(&host, f.ctx().join("d")).unwrap();
+    let err = checksum(&ctx, &srcs, &TarOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("opening d in the build context"),
+        "{err}"
+    );
+}
