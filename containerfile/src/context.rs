@@ -8,10 +8,19 @@
 //! `openat2(RESOLVE_IN_ROOT)` does), so no source can name a file outside
 //! the context.
 //!
-//! What a set of sources puts under a destination is described once (a
-//! list of [`tree::Entry`]s, sorted, relative to the destination) and then
-//! either written as a tar stream ([`tar_sources`]) or hashed
-//! ([`checksum`]), so the cache key covers exactly what the tar holds.
+//! What a set of sources puts under a destination is described once (one
+//! list of entries relative to the destination) and then either written as
+//! a tar stream ([`tar_sources`]) or hashed ([`checksum`]), so the cache key
+//! covers exactly what the tar holds.
+//!
+//! For the side that extracts the stream (chrooted in the container): every
+//! name and every hard link target is relative to the destination
+//! directory; a directory comes before its contents; sources come in the
+//! order given, so a later entry of the same name replaces an earlier one
+//! (as a later source overwrites an earlier one in BuildKit); owners are 0
+//! for context files (`--chown` is the extractor's) and the archive's own
+//! for extracted `ADD` archives; a single [`SourceKind::File`] source is one
+//! entry named [`Source::name`], which `COPY a.txt /dest/b.txt` renames.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -63,6 +63,7 @@ fn read_tar(bytes: &[u8]) -> Vec<Got> {
             tar::EntryType::Symlink => 'l',
             tar::EntryType::Link => 'h',
             tar::EntryType::Fifo => 'p',
+            tar::EntryType::Char => 'c',
             _ => '?',
         };
         out.push((
@@ -684,4 +685,135 @@ fn add_recognizes_every_compression_gnu_tar_writes() {
             "{name}"
         );
     }
+}
+
+/// An unreadable file is one line naming it and what to do; excluding it
+/// lets the build go on. As root nothing is unreadable, so the check runs
+/// in this test binary re-executed as `nobody` (setpriv).
+#[test]
+fn unreadable_file_is_one_clear_line() {
+    const CHILD: &str = "CAIRN_TEST_UNREADABLE_CTX";
+    if let Ok(dir) = std::env::var(CHILD) {
+        let dir = Path::new(&dir);
+        let ctx = Context::open(dir, Ignore::default()).unwrap();
+        let srcs = ctx.sources(&strings(&["."])).unwrap();
+        let err = checksum(&ctx, &srcs, &TarOptions::default()).unwrap_err();
+        println!("ERR:{err}");
+        let ctx = Context::open(dir, Ignore::parse("secret.txt").unwrap()).unwrap();
+        let srcs = ctx.sources(&strings(&["."])).unwrap();
+        checksum(&ctx, &srcs, &TarOptions::default()).unwrap();
+        println!("EXCLUDED-OK");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = t.path().join("ctx");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("ok.txt"), "ok").unwrap();
+    fs::write(dir.join("secret.txt"), "s").unwrap();
+    fs::set_permissions(dir.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if rustix::process::getuid().is_root() {
+        // A copy `nobody` can run wherever the build tree is.
+        let bin = t.path().join("test-bin");
+        fs::copy(&exe, &bin).unwrap();
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin);
+        c
+    } else {
+        std::process::Command::new(exe)
+    };
+    let out = cmd
+        .args([
+            "--exact",
+            "context::tests::unreadable_file_is_one_clear_line",
+            "--nocapture",
+        ])
+        .env(CHILD, &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ERR:"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no error line: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert_eq!(
+        line,
+        format!(
+            "opening secret.txt in the build context {}: Permission denied (os error 13); \
+             make it readable or exclude it in .containerignore",
+            dir.display()
+        )
+    );
+    assert!(stdout.contains("EXCLUDED-OK"), "{stdout}");
+}
+
+/// buildah 1.28 keeps a character device of the context in the layer
+/// (`crw-r--r-- 0/0 1,3 d/null`); so do we, with its numbers. Creating
+/// one needs root: unprivileged, the test checks that mknod is refused.
+#[test]
+fn char_devices_are_kept_like_buildah() {
+    let f = Fixture::new();
+    f.file("d/x", "x");
+    let made = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        f.ctx().join("d/null").as_path(),
+        FileType::CharacterDevice,
+        Mode::from_raw_mode(0o644),
+        rustix::fs::makedev(1, 3),
+    );
+    if !rustix::process::getuid().is_root() {
+        assert_eq!(made, Err(rustix::io::Errno::PERM));
+        return;
+    }
+    made.unwrap();
+    let ctx = f.open("");
+    let (bytes, _) = tar_of(&ctx, &["d"], &TarOptions::default());
+    let mut ar = tar::Archive::new(&bytes[..]);
+    let e = ar.entries().unwrap().next().unwrap().unwrap();
+    let h = e.header();
+    assert_eq!(e.path().unwrap().to_str(), Some("null"));
+    assert_eq!(h.entry_type(), tar::EntryType::Char);
+    assert_eq!(
+        (h.device_major().unwrap(), h.device_minor().unwrap()),
+        (Some(1), Some(3))
+    );
+    assert_eq!((h.mode().unwrap(), h.uid().unwrap()), (0o644, 0));
+}
+
+/// A source swapped for a symlink to the host between `sources` and
+/// `tar_sources`/`checksum` is refused, never followed.
+#[test]
+fn source_swapped_for_a_symlink_after_resolving_is_refused() {
+    let f = Fixture::new();
+    f.file("a.txt", "a");
+    f.file("d/b.txt", "b");
+    let ctx = f.open("");
+    let srcs = ctx.sources(&strings(&["a.txt", "d"])).unwrap();
+    let host = f.t.path().join("host");
+    fs::remove_file(f.ctx().join("a.txt")).unwrap();
+    symlink(host.join("secret"), f.ctx().join("a.txt")).unwrap();
+    let mut out = Vec::new();
+    let err = tar_sources(&ctx, &srcs, &TarOptions::default(), &mut out).unwrap_err();
+    assert!(
+        err.to_string().contains("a.txt") && err.to_string().contains("symlink"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out).contains(HOST_SECRET));
+    // The directory source swapped too.
+    fs::remove_file(f.ctx().join("a.txt")).unwrap();
+    f.file("a.txt", "a");
+    fs::rename(f.ctx().join("d"), f.ctx().join("d.old")).unwrap();
+    symlink(&host, f.ctx().join("d")).unwrap();
+    let err = checksum(&ctx, &srcs, &TarOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("opening d in the build context"),
+        "{err}"
+    );
 }

@@ -276,10 +276,16 @@ impl Walker<'_> {
             FileType::Symlink => {
                 e.kind = Kind::Symlink;
                 e.mode = 0o777;
-                let (parent, leaf) = match dir {
-                    Some(d) => (d, cpath.rsplit('/').next().unwrap_or(cpath)),
-                    None => return Ok(()), // sources follow symlinks: not reached
+                let Some(parent) = dir else {
+                    // A source was resolved to a non-symlink: it has been
+                    // replaced since. Following it now could leave the root.
+                    return Err(self.ctx.io(
+                        "reading",
+                        cpath,
+                        io::Error::other("it became a symlink after it was resolved"),
+                    ));
                 };
+                let leaf = cpath.rsplit('/').next().unwrap_or(cpath);
                 let t = rustix::fs::readlinkat(parent, leaf, Vec::new())
                     .map_err(|err| self.ctx.io("reading the symlink", cpath, err))?;
                 e.link = String::from_utf8(t.into_bytes()).map_err(|_| ContextError::NotUtf8 {
