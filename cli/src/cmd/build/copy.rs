@@ -154,9 +154,12 @@ pub(crate) fn source(
         });
     }
     let ctx = b.context();
-    let found = ctx
-        .sources(&c.sources)
-        .map_err(|e| step_error("", inst, &e.to_string()))?;
+    let found = if add {
+        ctx.sources_for_add(&c.sources)
+    } else {
+        ctx.sources(&c.sources)
+    }
+    .map_err(|e| step_error("", inst, &e.to_string()))?;
     let opts = TarOptions {
         chmod,
         extract_archives: add,
