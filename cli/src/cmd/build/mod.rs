@@ -453,14 +453,20 @@ fn inputs(a: &BuildArgs, scratch_root: &Path) -> anyhow::Result<Inputs> {
 }
 
 /// The stages the target needs: itself and every stage it names in
-/// `FROM`, `COPY --from` or `RUN --mount=from=`, transitively.
-fn needed_stages(cf: &Containerfile, target: usize) -> BTreeSet<usize> {
+/// `FROM`, `COPY --from` or `RUN --mount=from=`, transitively. Names are
+/// expanded with the global `ARG`s (`FROM $BASE`, as the Dev Containers
+/// CLI writes).
+fn needed_stages(
+    cf: &Containerfile,
+    target: usize,
+    expand: &dyn Fn(&str) -> String,
+) -> BTreeSet<usize> {
     let index_of = |name: &str| -> Option<usize> {
-        let lower = name.to_ascii_lowercase();
+        let lower = expand(name).to_ascii_lowercase();
         cf.stages
             .iter()
             .position(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| name.parse::<usize>().ok().filter(|&i| i < cf.stages.len()))
+            .or_else(|| lower.parse::<usize>().ok().filter(|&i| i < cf.stages.len()))
     };
     let mut need = BTreeSet::new();
     let mut todo = vec![target];
@@ -525,8 +531,8 @@ pub fn build(ctx: &Context, a: BuildArgs) -> anyhow::Result<u8> {
         }
         None => cf.stages.len() - 1,
     };
-    let need = needed_stages(&cf, target);
     let mut build = stage::Build::new(ctx, &store, &opts, &cf, &inputs.context, &a)?;
+    let need = needed_stages(&cf, target, &|w| build.expand_global(w));
     for i in 0..=target {
         if !need.contains(&i) {
             continue;

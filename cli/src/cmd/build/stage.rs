@@ -321,6 +321,12 @@ impl<'a> Build<'a> {
         Ok(self.store.find_image(&id, &[])?)
     }
 
+    /// `word` expanded with the global ARGs (unchanged if it cannot be).
+    pub(crate) fn expand_global(&self, word: &str) -> String {
+        cairn_containerfile::expand::expand(word, self.cf.escape, &|n| self.lookup_global(n))
+            .unwrap_or_else(|_| word.to_owned())
+    }
+
     fn lookup_global(&self, name: &str) -> Option<String> {
         self.global
             .get(name)
