@@ -963,7 +963,9 @@ fn read_heredocs(
     i: &mut usize,
 ) -> Result<Vec<Heredoc>, (usize, usize, String)> {
     let (line, col) = logical.position(0);
-    let words = crate::expand::raw_words(&logical.joined).map_err(|e| (line, col, e.0))?;
+    // A line the lexer cannot split (an unmatched quote) names no heredoc:
+    // BuildKit ignores that error here; the shell reports it when it runs.
+    let words = crate::expand::raw_words(&logical.joined).unwrap_or_default();
     let mut docs = Vec::new();
     for w in words {
         let Some((name, expand, chomp)) = heredoc_marker(&w).map_err(|m| (line, col, m))? else {
@@ -1041,8 +1043,10 @@ fn copy_heredocs(mut c: Copy, docs: &[Heredoc]) -> Result<Copy, Perr> {
     for s in std::mem::take(&mut c.sources) {
         match heredoc_marker(&s).map_err(|m| perr(0, m))? {
             Some((name, expand, chomp)) => {
+                // Two bodies of one name: the last wins (BuildKit keeps them in a map).
                 let content = docs
                     .iter()
+                    .rev()
                     .find(|d| d.name == name)
                     .map(|d| d.content.clone());
                 c.heredocs.push(Heredoc {

@@ -458,6 +458,18 @@ fn heredocs() {
     // Not for other instructions, nor for exec form, nor quoted `<<`.
     let cf = ok("FROM a\nENV a=<<EOF\nRUN [\"cat\", \"<<EOF\"]\nRUN echo '<<EOF'\n");
     assert_eq!(cf.stages[0].instructions.len(), 3);
+    // An unmatched quote on the line hides the heredocs (BuildKit ignores the
+    // lexer's error there): `EOF` is then an (unknown) instruction.
+    assert!(err("FROM a\nRUN echo \"x <<EOF\nEOF\n").contains("unknown instruction: EOF"));
+    // Two bodies of one name: COPY takes the last.
+    let cf = ok("FROM a\nCOPY <<E <<E /d\n1\nE\n2\nE\n");
+    let Op::Copy(c) = &cf.stages[0].instructions[0].op else {
+        panic!()
+    };
+    assert_eq!(
+        c.heredocs,
+        vec![doc("E", "2\n", true, false), doc("E", "2\n", true, false)]
+    );
     // ONBUILD of a RUN with a heredoc records the body in its text (as BuildKit).
     let cf = ok("FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\n");
     assert_eq!(
