@@ -282,6 +282,11 @@ fn errors_table() {
         ("FROM a\nRUN <<EOF\necho hi\n", "Containerfile:2:5: unterminated heredoc <<EOF started on line 2: end it with a line holding only EOF"),
         ("FROM a\nRUN <<A <<B\na\nA\nb\n", "Containerfile:2:9: unterminated heredoc <<B started on line 2: end it with a line holding only B"),
         ("FROM a\nCOPY a <<EOF\nx\nEOF\n", "Containerfile:2:8: COPY cannot accept a heredoc as a destination"),
+        // BuildKit checks the destination in JSON form too.
+        (
+            "FROM a\nCOPY [\"a\", \"<<EOF\"]\n",
+            "Containerfile:2:6: COPY cannot accept a heredoc as a destination",
+        ),
         // The position of an error on a continuation line is that line's.
         ("FROM a\nCOPY \\\n  --bad=1 a b\n", "Containerfile:3:3: unknown flag --bad for COPY (it takes --from, --chown, --chmod, --link, --parents, --exclude)"),
         ("FROM a\nENV a=1 \\\n # comment\n\n    b\n", "Containerfile:5:5: Syntax error - can't find = in \"b\". Must be of the form: name=value"),
