@@ -632,6 +632,13 @@ impl Op {
     /// `vars` as they were before it (`ENV a=1 b=$a` gives `b` the old `a`).
     /// `RUN`, `CMD`, `ENTRYPOINT`, `SHELL`, `HEALTHCHECK`, `ONBUILD`,
     /// `MAINTAINER` come back unchanged (the shell expands those at run time).
+    ///
+    /// Two differences from BuildKit to know: it refuses variables in
+    /// `--from` (buildah expands them; so does this); and an `ARG` default
+    /// there sees the ARGs before it on the same line (`ARG a=1 b=$a` gives
+    /// `b=1`), while here, as for ENV, it sees `vars`. An executor that
+    /// tracks ARG state (build-arg values replace defaults) should expand
+    /// each default with [`expand`] as it goes instead.
     pub fn expand(
         &self,
         escape: char,

@@ -256,6 +256,10 @@ pub fn parse(text: &str, file: &str) -> Result<Containerfile, ParseError> {
         stages: Vec::new(),
     };
     while let Some(logical) = text::next_logical(&lines, &mut i, escape) {
+        if logical.joined.trim().is_empty() {
+            // Only escapes and blanks: nothing to run.
+            continue;
+        }
         let at = |e: Perr| {
             let (l, c) = logical.position(e.off);
             err_at(l, c, e.msg)

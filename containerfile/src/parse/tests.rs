@@ -350,6 +350,9 @@ fn continuations_and_comments() {
     // A continuation at the end of the file just ends the instruction.
     let cf = ok("FROM a\nRUN a \\");
     assert_eq!(cf.stages[0].instructions[0].op, run(sh("a")));
+    // Lines of nothing but a continuation are no instruction.
+    let cf = ok("FROM a\n\\\n  \\\nRUN x\n\\");
+    assert_eq!(cf.stages[0].instructions.len(), 1);
     // CRLF line ends and a byte-order mark.
     let cf = ok("\u{feff}FROM a\r\nRUN a \\\r\n b\r\n");
     assert_eq!(cf.stages[0].instructions[0].op, run(sh("a  b")));
