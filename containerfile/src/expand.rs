@@ -632,6 +632,13 @@ impl Op {
     /// `vars` as they were before it (`ENV a=1 b=$a` gives `b` the old `a`).
     /// `RUN`, `CMD`, `ENTRYPOINT`, `SHELL`, `HEALTHCHECK`, `ONBUILD`,
     /// `MAINTAINER` come back unchanged (the shell expands those at run time).
+    ///
+    /// Two differences from BuildKit to know: it refuses variables in
+    /// `--from` (buildah expands them; so does this); and an `ARG` default
+    /// there sees the ARGs before it on the same line (`ARG a=1 b=$a` gives
+    /// `b=1`), while here, as for ENV, it sees `vars`. An executor that
+    /// tracks ARG state (build-arg values replace defaults) should expand
+    /// each default with [`expand`] as it goes instead.
     pub fn expand(
         &self,
         escape: char,
@@ -892,6 +899,61 @@ mod tests {
             expand_heredoc("\"$PWD\" '\\$X'\n", &env).unwrap(),
             "\"/home\" '$X'\n"
         );
+    }
+
+    /// The same Containerfile built by buildah 1.28 on this machine gave
+    /// Env a=1 b=old c="x y" d=old legacy="value with quotes 1", Labels
+    /// {"k k": "$a", x: "1 b"}, ExposedPorts 1/tcp 80/tcp, WorkingDir "/w 1".
+    #[test]
+    fn matches_buildah() {
+        let text = "FROM scratch\nENV a=old\nENV a=1 b=$a c=\"x y\" d=${a:-z}\nLABEL \"k k\"='$a' x=\"$a b\"\nENV legacy value \"with quotes\" $a\nEXPOSE 80 $a/tcp\nWORKDIR \"/w $a\"\n";
+        let cf = crate::parse(text, "Containerfile").unwrap();
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut labels = Vec::new();
+        let mut ports = Vec::new();
+        let mut workdir = String::new();
+        for ins in &cf.stages[0].instructions {
+            let snapshot = env.clone();
+            let lookup = |k: &str| {
+                snapshot
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            match ins.op.expand(cf.escape, &lookup).unwrap() {
+                Op::Env(pairs) => {
+                    for (k, v) in pairs {
+                        env.retain(|(n, _)| *n != k);
+                        env.push((k, v));
+                    }
+                }
+                Op::Label(pairs) => labels.extend(pairs),
+                Op::Expose(p) => ports.extend(p),
+                Op::Workdir(w) => workdir = w,
+                other => panic!("{other:?}"),
+            }
+        }
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            env,
+            s(&[
+                "a=1",
+                "b=old",
+                "c=x y",
+                "d=old",
+                "legacy=value with quotes 1"
+            ])
+        );
+        assert_eq!(
+            labels,
+            vec![
+                ("k k".to_string(), "$a".to_string()),
+                ("x".into(), "1 b".into())
+            ]
+        );
+        assert_eq!(ports, s(&["80", "1/tcp"]));
+        assert_eq!(workdir, "/w 1");
     }
 
     fn vars(name: &str) -> Option<String> {

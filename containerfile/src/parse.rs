@@ -256,6 +256,10 @@ pub fn parse(text: &str, file: &str) -> Result<Containerfile, ParseError> {
         stages: Vec::new(),
     };
     while let Some(logical) = text::next_logical(&lines, &mut i, escape) {
+        if logical.joined.trim().is_empty() {
+            // Only escapes and blanks: nothing to run.
+            continue;
+        }
         let at = |e: Perr| {
             let (l, c) = logical.position(e.off);
             err_at(l, c, e.msg)
@@ -292,7 +296,7 @@ pub fn parse(text: &str, file: &str) -> Result<Containerfile, ParseError> {
         if parsed.heredocs && logical.joined.contains("<<") {
             let docs =
                 read_heredocs(&logical, &lines, &mut i).map_err(|(l, c, m)| err_at(l, c, m))?;
-            op = attach_heredocs(op, docs).map_err(at)?;
+            op = attach_heredocs(op, docs);
         }
         let ins = Instruction {
             line: logical.line(),
@@ -691,11 +695,9 @@ impl Args<'_> {
                 self.name
             )));
         };
-        if !is_json
-            && heredoc_marker(&dest.text)
-                .map_err(|m| perr(dest.off, m))?
-                .is_some()
-        {
+        // (BuildKit checks this in JSON form too, and ignores a marker it
+        // cannot lex.)
+        if let Ok(Some(_)) = heredoc_marker(&dest.text) {
             return Err(perr(
                 dest.off,
                 format!("{} cannot accept a heredoc as a destination", self.name),
@@ -963,7 +965,9 @@ fn read_heredocs(
     i: &mut usize,
 ) -> Result<Vec<Heredoc>, (usize, usize, String)> {
     let (line, col) = logical.position(0);
-    let words = crate::expand::raw_words(&logical.joined).map_err(|e| (line, col, e.0))?;
+    // A line the lexer cannot split (an unmatched quote) names no heredoc:
+    // BuildKit ignores that error here; the shell reports it when it runs.
+    let words = crate::expand::raw_words(&logical.joined).unwrap_or_default();
     let mut docs = Vec::new();
     for w in words {
         let Some((name, expand, chomp)) = heredoc_marker(&w).map_err(|m| (line, col, m))? else {
@@ -1007,8 +1011,8 @@ fn read_heredocs(
 }
 
 /// Puts heredoc bodies where the instruction uses them.
-fn attach_heredocs(op: Op, docs: Vec<Heredoc>) -> Result<Op, Perr> {
-    Ok(match op {
+fn attach_heredocs(op: Op, docs: Vec<Heredoc>) -> Op {
+    match op {
         Op::Run {
             mounts,
             network,
@@ -1022,8 +1026,8 @@ fn attach_heredocs(op: Op, docs: Vec<Heredoc>) -> Result<Op, Perr> {
             cmd,
             heredocs: docs,
         },
-        Op::Copy(c) => Op::Copy(copy_heredocs(c, &docs)?),
-        Op::Add(c) => Op::Add(copy_heredocs(c, &docs)?),
+        Op::Copy(c) => Op::Copy(copy_heredocs(c, &docs)),
+        Op::Add(c) => Op::Add(copy_heredocs(c, &docs)),
         Op::Onbuild(mut t) => {
             for d in &docs {
                 t.push('\n');
@@ -1033,16 +1037,18 @@ fn attach_heredocs(op: Op, docs: Vec<Heredoc>) -> Result<Op, Perr> {
             Op::Onbuild(t)
         }
         other => other,
-    })
+    }
 }
 
-fn copy_heredocs(mut c: Copy, docs: &[Heredoc]) -> Result<Copy, Perr> {
+fn copy_heredocs(mut c: Copy, docs: &[Heredoc]) -> Copy {
     let mut sources = Vec::new();
     for s in std::mem::take(&mut c.sources) {
-        match heredoc_marker(&s).map_err(|m| perr(0, m))? {
+        match heredoc_marker(&s).ok().flatten() {
             Some((name, expand, chomp)) => {
+                // Two bodies of one name: the last wins (BuildKit keeps them in a map).
                 let content = docs
                     .iter()
+                    .rev()
                     .find(|d| d.name == name)
                     .map(|d| d.content.clone());
                 c.heredocs.push(Heredoc {
@@ -1056,7 +1062,7 @@ fn copy_heredocs(mut c: Copy, docs: &[Heredoc]) -> Result<Copy, Perr> {
         }
     }
     c.sources = sources;
-    Ok(c)
+    c
 }
 
 #[cfg(test)]

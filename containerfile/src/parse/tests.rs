@@ -282,6 +282,11 @@ fn errors_table() {
         ("FROM a\nRUN <<EOF\necho hi\n", "Containerfile:2:5: unterminated heredoc <<EOF started on line 2: end it with a line holding only EOF"),
         ("FROM a\nRUN <<A <<B\na\nA\nb\n", "Containerfile:2:9: unterminated heredoc <<B started on line 2: end it with a line holding only B"),
         ("FROM a\nCOPY a <<EOF\nx\nEOF\n", "Containerfile:2:8: COPY cannot accept a heredoc as a destination"),
+        // BuildKit checks the destination in JSON form too.
+        (
+            "FROM a\nCOPY [\"a\", \"<<EOF\"]\n",
+            "Containerfile:2:6: COPY cannot accept a heredoc as a destination",
+        ),
         // The position of an error on a continuation line is that line's.
         ("FROM a\nCOPY \\\n  --bad=1 a b\n", "Containerfile:3:3: unknown flag --bad for COPY (it takes --from, --chown, --chmod, --link, --parents, --exclude)"),
         ("FROM a\nENV a=1 \\\n # comment\n\n    b\n", "Containerfile:5:5: Syntax error - can't find = in \"b\". Must be of the form: name=value"),
@@ -345,6 +350,9 @@ fn continuations_and_comments() {
     // A continuation at the end of the file just ends the instruction.
     let cf = ok("FROM a\nRUN a \\");
     assert_eq!(cf.stages[0].instructions[0].op, run(sh("a")));
+    // Lines of nothing but a continuation are no instruction.
+    let cf = ok("FROM a\n\\\n  \\\nRUN x\n\\");
+    assert_eq!(cf.stages[0].instructions.len(), 1);
     // CRLF line ends and a byte-order mark.
     let cf = ok("\u{feff}FROM a\r\nRUN a \\\r\n b\r\n");
     assert_eq!(cf.stages[0].instructions[0].op, run(sh("a  b")));
@@ -458,6 +466,18 @@ fn heredocs() {
     // Not for other instructions, nor for exec form, nor quoted `<<`.
     let cf = ok("FROM a\nENV a=<<EOF\nRUN [\"cat\", \"<<EOF\"]\nRUN echo '<<EOF'\n");
     assert_eq!(cf.stages[0].instructions.len(), 3);
+    // An unmatched quote on the line hides the heredocs (BuildKit ignores the
+    // lexer's error there): `EOF` is then an (unknown) instruction.
+    assert!(err("FROM a\nRUN echo \"x <<EOF\nEOF\n").contains("unknown instruction: EOF"));
+    // Two bodies of one name: COPY takes the last.
+    let cf = ok("FROM a\nCOPY <<E <<E /d\n1\nE\n2\nE\n");
+    let Op::Copy(c) = &cf.stages[0].instructions[0].op else {
+        panic!()
+    };
+    assert_eq!(
+        c.heredocs,
+        vec![doc("E", "2\n", true, false), doc("E", "2\n", true, false)]
+    );
     // ONBUILD of a RUN with a heredoc records the body in its text (as BuildKit).
     let cf = ok("FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\n");
     assert_eq!(
