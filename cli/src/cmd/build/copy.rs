@@ -93,6 +93,7 @@ pub(crate) fn source(
     inst: &Instruction,
     c: &Copy,
     add: bool,
+    vars: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Sources> {
     let chmod = c.chmod.as_deref().map(parse_chmod).transpose()?;
     if c.parents {
@@ -106,11 +107,17 @@ pub(crate) fn source(
         ));
     }
     if !c.heredocs.is_empty() {
-        let files: Vec<(String, String)> = c
-            .heredocs
-            .iter()
-            .map(|h| (h.name.clone(), h.content.clone()))
-            .collect();
+        // Unquoted delimiters: the body is expanded (BuildKit's rule).
+        let mut files: Vec<(String, String)> = Vec::new();
+        for h in &c.heredocs {
+            let content = if h.expand {
+                cairn_containerfile::expand::expand_heredoc(&h.content, vars)
+                    .map_err(|e| step_error("", inst, &e.to_string()))?
+            } else {
+                h.content.clone()
+            };
+            files.push((h.name.clone(), content));
+        }
         let mut h = Sha256::new();
         for (n, t) in &files {
             h.update(n.as_bytes());

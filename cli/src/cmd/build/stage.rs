@@ -839,7 +839,9 @@ impl<'a> Build<'a> {
         }
         env.extend(arg_env.iter().cloned());
         let plan = copy::run_mounts(self, stage, inst, mounts)?;
-        st.chain(&["RUN", &inst.text, &arg_env.join("\n"), &plan.key]);
+        // The op too: heredoc bodies are not in the instruction's text.
+        let op = format!("{:?}", inst.op);
+        st.chain(&["RUN", &inst.text, &op, &arg_env.join("\n"), &plan.key]);
         let key_before = st.key.clone();
         if self.opts.layers && !self.squash {
             if let Some(hit) = self.cached(&key_before) {
@@ -904,7 +906,7 @@ impl<'a> Build<'a> {
         c: &cairn_containerfile::parse::Copy,
         add: bool,
     ) -> anyhow::Result<()> {
-        let source = copy::source(self, stage, inst, c, add)?;
+        let source = copy::source(self, stage, inst, c, add, &|n| st.lookup(n))?;
         st.chain(&[
             if add { "ADD" } else { "COPY" },
             &inst.text,
