@@ -223,6 +223,7 @@ pub fn commit(ctx: &Context, a: CommitArgs) -> anyhow::Result<u8> {
         compression,
         timestamp,
         intermediate: false,
+        ..NewImage::default()
     };
     let opts = CommitOptions {
         squash: a.squash,
@@ -367,6 +368,7 @@ pub fn import(ctx: &Context, a: ImportArgs) -> anyhow::Result<u8> {
         compression: Compression::None,
         timestamp: timestamp(None)?,
         intermediate: false,
+        ..NewImage::default()
     };
     let made = commit::import(&store, tar, &img, &platform)?;
     if !a.quiet {

@@ -186,15 +186,16 @@ pub(crate) fn create_for_build(ctx: &Context, argv: &[String]) -> anyhow::Result
     create_container(ctx, &step.create)
 }
 
-/// Runs a build step's container attached (its output on ours, no stdin)
-/// and returns its exit code; the container stays (the caller commits and
-/// removes it).
-pub(crate) fn run_for_build(c: &mut Container) -> anyhow::Result<i32> {
+/// Runs a build step's container attached (its output on ours, no stdin;
+/// `quiet`: its stdout dropped, as podman's `build -q`) and returns its
+/// exit code; the container stays (the caller commits and removes it).
+pub(crate) fn run_for_build(c: &mut Container, quiet: bool) -> anyhow::Result<i32> {
     let proxy = runtime::signal_proxy(true)?;
     let started = runtime::start(
         c,
         Attach {
             output: true,
+            no_stdout: quiet,
             ..Attach::default()
         },
     )?;

@@ -63,6 +63,10 @@ pub struct NewImage {
     /// [`INTERMEDIATE`], which `images` lists only with `--all` (podman's
     /// intermediate images).
     pub intermediate: bool,
+    /// The manifest's annotations.
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// No history in the config (`build --omit-history`).
+    pub omit_history: bool,
 }
 
 /// The annotation of an intermediate build image's entry in `index.json`.
@@ -81,6 +85,8 @@ impl Default for NewImage {
             compression: Compression::None,
             timestamp: None,
             intermediate: false,
+            annotations: Default::default(),
+            omit_history: false,
         }
     }
 }
@@ -492,9 +498,15 @@ fn finish(
     if let Some(m) = &img.comment {
         entry["comment"] = json!(m);
     }
-    match config.get_mut("history").and_then(Value::as_array_mut) {
-        Some(h) => h.push(entry),
-        None => config["history"] = json!([entry]),
+    if img.omit_history {
+        if let Some(o) = config.as_object_mut() {
+            o.remove("history");
+        }
+    } else {
+        match config.get_mut("history").and_then(Value::as_array_mut) {
+            Some(h) => h.push(entry),
+            None => config["history"] = json!([entry]),
+        }
     }
     let (config_type, manifest_type) = match img.format {
         Format::Oci => (types::OCI_CONFIG, types::OCI_MANIFEST),
@@ -533,7 +545,7 @@ fn finish(
             config_bytes.len() as u64,
         ),
         layers,
-        annotations: Default::default(),
+        annotations: img.annotations.clone().into_iter().collect(),
     };
     let manifest_bytes = serde_json::to_vec(&manifest).expect("JSON serializes");
     let (manifest_digest, _) = store

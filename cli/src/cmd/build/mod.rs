@@ -121,6 +121,78 @@ pub struct BuildArgs {
     /// Accepted for podman compatibility: stages run one after another.
     #[arg(long)]
     pub jobs: Option<u32>,
+    /// RUN steps: add a host name to /etc/hosts (HOST:IP, repeatable).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// RUN steps: add a capability (repeatable).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// RUN steps: drop a capability (repeatable).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// RUN steps: DNS server (repeatable).
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// RUN steps: DNS option (repeatable).
+    #[arg(long = "dns-option", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+    /// RUN steps: DNS search domain (repeatable).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// RUN steps: security options, as `run --security-opt` (repeatable).
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// RUN steps: size of /dev/shm.
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// RUN steps: resource limits, as `run --ulimit` (repeatable).
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// RUN steps: bind mounts, as `run -v` (repeatable; not in the image).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DEST[:OPTS]")]
+    pub volumes: Vec<String>,
+    /// RUN steps: host devices, as `run --device` (repeatable).
+    #[arg(long, value_name = "HOST[:CONTAINER][:PERMS]")]
+    pub device: Vec<String>,
+    /// RUN steps: do not write /etc/hosts.
+    #[arg(long)]
+    pub no_hosts: bool,
+    /// Remove an environment variable from the image (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub unsetenv: Vec<String>,
+    /// The image the first stage starts from, instead of its FROM.
+    #[arg(long, value_name = "IMAGE")]
+    pub from: Option<String>,
+    /// Leave the image's history empty.
+    #[arg(long)]
+    pub omit_history: bool,
+    /// Build only the stages the target needs (cairn always does; false builds all).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub skip_unused_stages: bool,
+    /// Layers are stored uncompressed (as podman's default); accepted.
+    #[arg(short = 'D', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub disable_compression: bool,
+    /// Registry credentials (USER[:PASSWORD]) for pulls of base images.
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    pub creds: Option<String>,
+    /// Certificates directory for pulls of base images.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Pull retries of base images.
+    #[arg(long)]
+    pub retry: Option<u32>,
+    /// Delay between pull retries of base images.
+    #[arg(long = "retry-delay")]
+    pub retry_delay: Option<String>,
+    /// Base images' OS (only this host's).
+    #[arg(long)]
+    pub os: Option<String>,
+    /// Base images' architecture (only this host's).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Base images' variant (only this host's).
+    #[arg(long)]
+    pub variant: Option<String>,
     /// Refused: cairn has no remote build cache.
     #[arg(long = "cache-from", hide = true)]
     pub cache_from: Vec<String>,
@@ -145,6 +217,17 @@ pub struct BuildArgs {
 #[derive(Debug)]
 pub(crate) struct Options {
     pub tags: Vec<Reference>,
+    /// `create` flags every RUN step's container gets.
+    pub run_flags: Vec<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub unsetenv: Vec<String>,
+    pub from: Option<String>,
+    pub omit_history: bool,
+    pub all_stages: bool,
+    pub creds: Option<String>,
+    pub cert_dir: Option<PathBuf>,
+    pub retry: Option<u32>,
+    pub retry_delay: Option<String>,
     pub build_args: BTreeMap<String, String>,
     pub no_cache: bool,
     pub pull: String,
@@ -190,6 +273,17 @@ fn refuse(a: &BuildArgs) -> anyhow::Result<()> {
     for (given, flag, why) in refused {
         if given {
             return Err(usage(format!("cairn does not support {flag} ({why})")));
+        }
+    }
+    let host = cairn_store::media::host_platform();
+    for (flag, given, want) in [
+        ("--os", &a.os, host.os.clone()),
+        ("--arch", &a.arch, host.architecture.clone()),
+    ] {
+        if let Some(g) = given.as_ref().filter(|g| **g != want) {
+            return Err(usage(format!(
+                "{flag} {g}: cairn builds for this host's platform ({want}) only"
+            )));
         }
     }
     if let Some(p) = &a.platform {
@@ -255,8 +349,50 @@ fn options(a: &BuildArgs) -> anyhow::Result<Options> {
             return Err(usage(format!("invalid --label {l:?}: use KEY=VALUE")));
         }
     }
+    let mut run_flags = Vec::new();
+    let pass: [(&str, &Vec<String>); 10] = [
+        ("--add-host", &a.add_host),
+        ("--cap-add", &a.cap_add),
+        ("--cap-drop", &a.cap_drop),
+        ("--dns", &a.dns),
+        ("--dns-option", &a.dns_option),
+        ("--dns-search", &a.dns_search),
+        ("--security-opt", &a.security_opt),
+        ("--ulimit", &a.ulimit),
+        ("--volume", &a.volumes),
+        ("--device", &a.device),
+    ];
+    for (flag, values) in pass {
+        for v in values {
+            run_flags.push(flag.to_owned());
+            run_flags.push(v.clone());
+        }
+    }
+    if let Some(s) = &a.shm_size {
+        run_flags.extend(["--shm-size".to_owned(), s.clone()]);
+    }
+    if a.no_hosts {
+        run_flags.push("--no-hosts".to_owned());
+    }
+    let mut annotations = BTreeMap::new();
+    for an in &a.annotations {
+        let (k, v) = an
+            .split_once('=')
+            .ok_or_else(|| usage(format!("invalid --annotation {an:?}: use KEY=VALUE")))?;
+        annotations.insert(k.to_owned(), v.to_owned());
+    }
     Ok(Options {
         tags,
+        run_flags,
+        annotations,
+        unsetenv: a.unsetenv.clone(),
+        from: a.from.clone(),
+        omit_history: a.omit_history,
+        all_stages: !a.skip_unused_stages,
+        creds: a.creds.clone(),
+        cert_dir: a.cert_dir.clone(),
+        retry: a.retry,
+        retry_delay: a.retry_delay.clone(),
         build_args,
         no_cache: a.no_cache || !a.layers,
         pull,
@@ -532,7 +668,11 @@ pub fn build(ctx: &Context, a: BuildArgs) -> anyhow::Result<u8> {
         None => cf.stages.len() - 1,
     };
     let mut build = stage::Build::new(ctx, &store, &opts, &cf, &inputs.context, &a)?;
-    let need = needed_stages(&cf, target, &|w| build.expand_global(w));
+    let need = if opts.all_stages {
+        (0..=target).collect()
+    } else {
+        needed_stages(&cf, target, &|w| build.expand_global(w))
+    };
     for i in 0..=target {
         if !need.contains(&i) {
             continue;

@@ -308,12 +308,12 @@ impl<'a> Build<'a> {
             os: None,
             variant: None,
             tls_verify: Some(self.opts.tls_verify),
-            creds: None,
+            creds: self.opts.creds.clone(),
             authfile: self.opts.authfile.clone(),
-            cert_dir: None,
+            cert_dir: self.opts.cert_dir.clone(),
             quiet: self.opts.quiet,
-            retry: None,
-            retry_delay: None,
+            retry: self.opts.retry,
+            retry_delay: self.opts.retry_delay.clone(),
             jobs: 6,
             unpack: true,
         };
@@ -347,9 +347,14 @@ impl<'a> Build<'a> {
         };
         let steps = stage.instructions.len() + 1;
         self.say(format!("{prefix}STEP 1/{steps}: {}", stage.text));
-        let base_spec =
-            cairn_containerfile::expand::expand(&stage.base, cf.escape, &|n| self.lookup_global(n))
-                .map_err(|e| usage(format!("{}:{}: FROM: {e}", self.file(), stage.line)))?;
+        let base_spec = match (&self.opts.from, i) {
+            // --from replaces the first stage's base.
+            (Some(f), 0) => f.clone(),
+            _ => cairn_containerfile::expand::expand(&stage.base, cf.escape, &|n| {
+                self.lookup_global(n)
+            })
+            .map_err(|e| usage(format!("{}:{}: FROM: {e}", self.file(), stage.line)))?,
+        };
         let mut st = self.start_state(stage, i, &base_spec)?;
         for (n, inst) in stage.instructions.iter().enumerate() {
             self.say(format!("{prefix}STEP {}/{steps}: {}", n + 2, inst.text));
@@ -718,6 +723,14 @@ impl<'a> Build<'a> {
             compression: cairn_store::compress::Compression::None,
             timestamp: self.opts.timestamp,
             intermediate: true,
+            // The target's last image only (its state has no cache key):
+            // cached step images stay free of this build's flags.
+            annotations: if st.key.is_empty() {
+                self.opts.annotations.clone()
+            } else {
+                Default::default()
+            },
+            omit_history: st.key.is_empty() && self.opts.omit_history,
         };
         let made = match (c, &st.image) {
             (Some(c), _) => commit::commit(
@@ -851,6 +864,7 @@ impl<'a> Build<'a> {
         }
         let mut args: Vec<String> =
             vec!["--pull".into(), "never".into(), "--no-healthcheck".into()];
+        args.extend(self.opts.run_flags.iter().cloned());
         let net = network
             .map(|n| match n {
                 "default" => None,
@@ -873,7 +887,7 @@ impl<'a> Build<'a> {
         args.push(serde_json::to_string(&argv).expect("JSON"));
         args.push("\0IMAGE".into());
         let mut c = self.step_container(st, args)?;
-        let code = run_for_build(&mut c);
+        let code = run_for_build(&mut c, self.opts.quiet);
         let code = match code {
             Ok(code) => code,
             Err(e) => {
@@ -1009,7 +1023,13 @@ impl<'a> Build<'a> {
     /// asked, named.
     pub(crate) fn finish(&mut self, target: usize, _a: &BuildArgs) -> anyhow::Result<Image> {
         let mut image = self.results[target].clone().expect("the target was built");
-        if !self.labels.is_empty() || !self.env.is_empty() {
+        let o = self.opts;
+        if !self.labels.is_empty()
+            || !self.env.is_empty()
+            || !o.unsetenv.is_empty()
+            || !o.annotations.is_empty()
+            || o.omit_history
+        {
             let mut st = State {
                 image: Some(image.clone()),
                 config: image.config_raw.clone(),
@@ -1036,7 +1056,17 @@ impl<'a> Build<'a> {
                 labels[k.clone()] = json!(v);
                 text.push(format!("LABEL {k}={v}"));
             }
-            st.pending.push(json!({"created_by": nop(&text.join(" "))}));
+            if !o.unsetenv.is_empty() {
+                let mut env = st.env();
+                env.retain(|e| {
+                    let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+                    !o.unsetenv.iter().any(|u| u == k)
+                });
+                st.runtime().insert("Env".into(), json!(env));
+                text.push(format!("UNSETENV {}", o.unsetenv.join(" ")));
+            }
+            st.pending
+                .push(json!({"created_by": nop(&text.join(" ")), "empty_layer": true}));
             image = self.commit_step(&mut st, None, String::new())?;
         }
         if self.squash_all {
