@@ -246,13 +246,13 @@ pub fn commit(store: &Store, c: &Container, img: &NewImage, o: CommitOptions) ->
 }
 
 /// A new image of `parent`'s layers (none: a first layer) and `config`,
-/// with one more layer read from `tar` (uncompressed); the layer's diff id
-/// and history entry are appended to `config`.
+/// with one more layer that `write` writes (an uncompressed tar); the
+/// layer's diff id and history entry are appended to `config`.
 pub fn with_layer(
     store: &Store,
     parent: Option<&Image>,
     config: Value,
-    tar: impl Read,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     img: &NewImage,
 ) -> Result<Made> {
     let _ = store.sweep_partials(false);
@@ -263,8 +263,7 @@ pub fn with_layer(
     }
     let mut writer = LayerWriter::new(store, img.compression, None)
         .map_err(|e| store_error("start the new layer", e))?;
-    let mut tar = tar;
-    io::copy(&mut tar, &mut writer).map_err(|e| {
+    write(&mut writer).map_err(|e| {
         if is_disk_full(&e) {
             Error::Refused(format!(
                 "no space left on device in {}: free some space (`cairn system prune`) and try again",

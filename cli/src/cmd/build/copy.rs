@@ -5,7 +5,7 @@
 //! FROM scratch stage's first files, `--squash-all`).
 
 use std::fs;
-use std::io::{self, Read, Seek as _, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -314,16 +314,23 @@ pub(crate) fn into_container(
     Ok(())
 }
 
-/// A FROM scratch stage's first COPY: the layer is the sources under
-/// `dest`, made without a container.
-pub(crate) fn scratch_layer(
-    b: &Build<'_>,
-    config: Value,
-    src: &Sources,
-    dest: &str,
-    copy: &Copy,
-    created_by: &str,
-) -> anyhow::Result<Made> {
+/// Where a COPY's files go in the image: the destination with symlinks
+/// resolved inside the image, the directories to make on the way, and the
+/// owner `--chown` names.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct DestPlan {
+    /// The destination, resolved, relative to `/` (empty: `/`).
+    pub rel: String,
+    /// The one source file becomes `rel` itself.
+    pub as_file: bool,
+    /// Directories the layer makes (relative, parents first), and whether
+    /// each takes the owner (the destination itself does).
+    pub missing: Vec<(String, bool)>,
+    pub owner: Option<(u64, u64)>,
+}
+
+/// A FROM scratch stage's destination: nothing exists, names are numbers.
+pub(crate) fn scratch_dest(dest: &str, src: &Sources, copy: &Copy) -> anyhow::Result<DestPlan> {
     let owner = match &copy.chown {
         None => None,
         Some(o) => Some(numeric_owner(o).ok_or_else(|| {
@@ -332,19 +339,125 @@ pub(crate) fn scratch_layer(
             ))
         })?),
     };
-    let chmod = src.chmod.as_deref().map(parse_chmod).transpose()?;
-    let mut inner = tempfile::tempfile_in(b.store().root().join("tmp"))
-        .context("make a temporary file for the layer")?;
-    let mut raw = tempfile::tempfile_in(b.store().root().join("tmp"))
-        .context("make a temporary file for the layer")?;
-    write_sources(b, src, &mut raw)?;
-    raw.seek(io::SeekFrom::Start(0))?;
+    let clean = super::stage::clean_path(dest);
+    let parts: Vec<&str> = clean.split('/').filter(|p| !p.is_empty()).collect();
+    let as_file = src.single_file && !dest.ends_with('/') && !parts.is_empty();
+    let upto = if as_file {
+        parts.len() - 1
+    } else {
+        parts.len()
+    };
+    let missing = (1..=upto)
+        .map(|i| (parts[..i].join("/"), !as_file && i == upto))
+        .collect();
+    Ok(DestPlan {
+        rel: parts.join("/"),
+        as_file,
+        missing,
+        owner,
+    })
+}
+
+/// What the `resolve` child answers.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Resolved {
+    /// The deepest existing ancestor of the destination, symlinks resolved.
+    real: String,
+    /// The components below it that do not exist.
+    rest: Vec<String>,
+    /// Whether `real` is a directory.
+    is_dir: bool,
+    /// The working directory's, the same way.
+    workdir_real: String,
+    workdir_rest: Vec<String>,
+    owner: Option<(u32, u32)>,
+}
+
+/// The destination in `image`, asked of a child chrooted into its root.
+pub(crate) fn resolve_dest(
+    b: &Build<'_>,
+    image: &Image,
+    dest: &str,
+    workdir: &str,
+    src: &Sources,
+    copy: &Copy,
+) -> anyhow::Result<DestPlan> {
+    let c = create_for_build(b.ctx(), &quiet_container_args(&image.digest().to_string()))?;
+    let out = (|| -> anyhow::Result<std::process::Output> {
+        let mut cmd = child(b.ctx(), "resolve", &c)?;
+        cmd.arg("--dest").arg(dest).arg("--workdir").arg(workdir);
+        if let Some(o) = &copy.chown {
+            cmd.arg("--chown").arg(o);
+        }
+        cmd.stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .context("run the resolve child")
+    })();
+    let _ = remove_for_build(b.ctx(), &c);
+    let out = out?;
+    if !out.status.success() {
+        return Err(usage(format!(
+            "finding {dest} in the image failed (see above)"
+        )));
+    }
+    let r: Resolved =
+        serde_json::from_slice(&out.stdout).context("read what the resolve child found")?;
+    let real = r.real.trim_matches('/').to_owned();
+    let join = |base: &str, rest: &[String]| -> String {
+        let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+        parts.extend(rest.iter().map(String::as_str));
+        parts.join("/")
+    };
+    if !r.rest.is_empty() && !r.is_dir {
+        return Err(usage(format!(
+            "COPY to {dest}: /{real} is not a directory in the image"
+        )));
+    }
+    let exists_dir = r.rest.is_empty() && r.is_dir;
+    let as_file = src.single_file && !dest.ends_with('/') && !exists_dir;
+    let mut missing = Vec::new();
+    // buildah makes the working directory when it copies.
+    for k in 1..=r.workdir_rest.len() {
+        missing.push((join(&r.workdir_real, &r.workdir_rest[..k]), false));
+    }
+    let upto = if as_file {
+        r.rest.len().saturating_sub(1)
+    } else {
+        r.rest.len()
+    };
+    for k in 1..=upto {
+        let p = join(&real, &r.rest[..k]);
+        if !missing.iter().any(|(m, _)| *m == p) {
+            missing.push((p, !as_file && k == upto));
+        }
+    }
+    Ok(DestPlan {
+        rel: join(&real, &r.rest),
+        as_file,
+        missing,
+        owner: r.owner.map(|(u, g)| (u64::from(u), u64::from(g))),
+    })
+}
+
+/// A COPY's layer, written straight into the store: the sources' tar
+/// (streamed from a thread) under the destination [`DestPlan`] says.
+pub(crate) fn direct_layer(
+    b: &Build<'_>,
+    parent: Option<&Image>,
+    config: Value,
+    src: &Sources,
+    plan: &DestPlan,
+    created_by: &str,
+) -> anyhow::Result<Made> {
+    let chmod = match (&src.from, &src.chmod) {
+        (From::Image(..) | From::Heredocs(_), Some(m)) => Some(parse_chmod(m)?),
+        _ => None,
+    };
     let mtime = b
         .opts()
         .timestamp
         .map_or_else(now_secs, |t| u64::try_from(t).unwrap_or(0));
-    prefix_tar(raw, &mut inner, dest, src, owner, chmod, mtime)?;
-    inner.seek(io::SeekFrom::Start(0))?;
     let img = NewImage {
         created_by: created_by.to_owned(),
         format: b.opts().format,
@@ -352,7 +465,27 @@ pub(crate) fn scratch_layer(
         intermediate: true,
         ..NewImage::default()
     };
-    Ok(commit::with_layer(b.store(), None, config, inner, &img)?)
+    let (reader, mut writer) = io::pipe().context("make a pipe")?;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let r = write_sources(b, src, &mut writer);
+            drop(writer);
+            r
+        });
+        let made = commit::with_layer(
+            b.store(),
+            parent,
+            config,
+            |out| {
+                prefix_tar(reader, out, plan, chmod, mtime)
+                    .map_err(|e| io::Error::other(format!("{e:#}")))
+            },
+            &img,
+        );
+        let produced = producer.join().expect("the source writer does not panic");
+        produced?;
+        Ok(made?)
+    })
 }
 
 fn numeric_owner(o: &str) -> Option<(u64, u64)> {
@@ -360,31 +493,20 @@ fn numeric_owner(o: &str) -> Option<(u64, u64)> {
     Some((u.parse().ok()?, g.parse().ok()?))
 }
 
-/// The entries of `input` (relative to the destination) under `dest`,
-/// with `dest`'s parents as directories.
+/// The entries of `input` (relative to the destination) under the
+/// destination `plan` names, after the directories it makes.
 fn prefix_tar(
     input: impl Read,
-    out: impl Write,
-    dest: &str,
-    src: &Sources,
-    owner: Option<(u64, u64)>,
+    out: &mut dyn Write,
+    plan: &DestPlan,
     chmod: Option<u32>,
     mtime: u64,
 ) -> anyhow::Result<()> {
-    let dest = super::stage::clean_path(dest);
-    let dest_rel = dest.trim_start_matches('/').to_owned();
-    let as_file = src.single_file && !dest.ends_with('/') && !dest_rel.is_empty();
+    let dest_rel = plan.rel.clone();
+    let as_file = plan.as_file;
+    let owner = plan.owner;
     let mut outb = tar::Builder::new(out);
-    let parents: Vec<String> = {
-        let parts: Vec<&str> = dest_rel.split('/').filter(|p| !p.is_empty()).collect();
-        let upto = if as_file {
-            parts.len().saturating_sub(1)
-        } else {
-            parts.len()
-        };
-        (1..=upto).map(|i| parts[..i].join("/")).collect()
-    };
-    for p in &parents {
+    for (p, owned) in &plan.missing {
         let mut h = tar::Header::new_gnu();
         h.set_uid(0);
         h.set_gid(0);
@@ -392,7 +514,7 @@ fn prefix_tar(
         h.set_mode(0o755);
         h.set_mtime(mtime);
         h.set_size(0);
-        if let Some((u, g)) = owner {
+        if let (Some((u, g)), true) = (owner, *owned) {
             h.set_uid(u);
             h.set_gid(g);
         }
@@ -409,6 +531,9 @@ fn prefix_tar(
             .trim_start_matches("./")
             .trim_end_matches('/')
             .to_owned();
+        if rel == "." {
+            continue;
+        }
         let name = if as_file {
             dest_rel.clone()
         } else if dest_rel.is_empty() {
@@ -703,6 +828,7 @@ pub fn child_main(ctx: &Context, a: BuildCopyArgs) -> anyhow::Result<u8> {
     match a.mode.as_str() {
         "in" => copy_in(&a),
         "out" => copy_out(&a.paths),
+        "resolve" => resolve_in_root(&a),
         m => Err(usage(format!("unknown build copy mode {m}"))),
     }
 }
@@ -798,6 +924,43 @@ fn copy_in(a: &BuildCopyArgs) -> anyhow::Result<u8> {
             let _ = crate::cmd::cp::set_dir_mtime(path, *t);
         }
     }
+    Ok(0)
+}
+
+/// `resolve`: where `--dest` and `--workdir` are in this (chrooted) root,
+/// and the ids `--chown` names, as JSON on stdout.
+fn resolve_in_root(a: &BuildCopyArgs) -> anyhow::Result<u8> {
+    fn split(p: &str) -> anyhow::Result<(String, Vec<String>, bool)> {
+        let comps: Vec<&str> = p
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        let mut k = comps.len();
+        while k > 0 && fs::metadata(format!("/{}", comps[..k].join("/"))).is_err() {
+            k -= 1;
+        }
+        let existing = format!("/{}", comps[..k].join("/"));
+        let real = fs::canonicalize(&existing)
+            .with_context(|| format!("resolve {existing} in the image"))?;
+        let is_dir = fs::metadata(&real).is_ok_and(|m| m.is_dir());
+        Ok((
+            real.to_string_lossy().into_owned(),
+            comps[k..].iter().map(|c| (*c).to_owned()).collect(),
+            is_dir,
+        ))
+    }
+    let (real, rest, is_dir) = split(a.dest.as_deref().unwrap_or("/"))?;
+    let (workdir_real, workdir_rest, _) = split(a.workdir.as_deref().unwrap_or("/"))?;
+    let owner = a.chown.as_deref().map(crate::cmd::cp::container_user);
+    let r = Resolved {
+        real,
+        rest,
+        is_dir,
+        workdir_real,
+        workdir_rest,
+        owner,
+    };
+    println!("{}", serde_json::to_string(&r).context("write JSON")?);
     Ok(0)
 }
 

@@ -945,20 +945,29 @@ impl<'a> Build<'a> {
             source.checksum.replace("sha256:", "file:"),
             c.dest
         ));
-        if st.image.is_none() && st.work.is_none() {
-            // FROM scratch: the layer is the copied files under dest.
+        let one_layer = !self.opts.layers || self.squash;
+        if st.work.is_none() && (st.image.is_none() || !one_layer) {
+            // The layer is the copied files under the destination, written
+            // straight into the store: where the destination is in the
+            // image (symlinks followed inside it, what exists) is asked of
+            // a child chrooted into it; FROM scratch has nothing to ask.
+            let plan = match &st.image {
+                None => copy::scratch_dest(&dest, &source, c)?,
+                Some(img) => copy::resolve_dest(self, img, &dest, &st.workdir(), &source, c)?,
+            };
             let mut config = st.config.clone();
             if let Some(h) = config["history"].as_array_mut() {
                 h.append(&mut st.pending);
             }
-            let made = copy::scratch_layer(self, config, &source, &dest, c, &created_by)?;
+            let made =
+                copy::direct_layer(self, st.image.as_ref(), config, &source, &plan, &created_by)?;
             let image = self
                 .store
                 .image_by_manifest(&made.manifest)?
                 .ok_or_else(|| usage("the new image vanished from the store"))?;
             self.remember(&key, &image);
             self.adopt(st, image, false);
-            if !self.opts.layers || self.squash {
+            if one_layer {
                 st.base = st.image.clone();
             }
             return Ok(());
