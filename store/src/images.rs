@@ -453,12 +453,28 @@ impl Store {
     ) -> Result<(Vec<Digest>, u64), Error> {
         let images = self.images()?;
         let mut removed = Vec::new();
-        for image in images {
+        // Without `all`, an untagged image another image was built on (a
+        // build's step image) is not dangling while that image stays, as
+        // in podman: children are looked at first.
+        let mut order: Vec<usize> = (0..images.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(history_len(&images[i])));
+        let mut gone = vec![false; images.len()];
+        for i in order {
+            let image = &images[i];
             if all || image.names.is_empty() {
-                let _use = self.lock_image_use(image.digest(), LockMode::Exclusive)?;
-                if keep(&image) {
+                let has_child = !all
+                    && images
+                        .iter()
+                        .enumerate()
+                        .any(|(j, other)| j != i && !gone[j] && is_parent(image, other));
+                if has_child {
                     continue;
                 }
+                let _use = self.lock_image_use(image.digest(), LockMode::Exclusive)?;
+                if keep(image) {
+                    continue;
+                }
+                gone[i] = true;
                 let digest = image.digest().clone();
                 let changed = self.update_index(|index| {
                     let before = index.manifests.len();
@@ -724,6 +740,24 @@ impl Store {
 }
 
 /// Lookup over a snapshot of the images.
+/// The number of history entries of an image's config.
+fn history_len(i: &Image) -> usize {
+    i.config_raw
+        .get("history")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len)
+}
+
+/// Whether `child` was built on `parent`: its layers start with the
+/// parent's and its history is longer (podman's parent rule).
+fn is_parent(parent: &Image, child: &Image) -> bool {
+    let (p, c) = (&parent.manifest.layers, &child.manifest.layers);
+    c.len() >= p.len()
+        && c.iter().zip(p).all(|(a, b)| a.digest == b.digest)
+        && history_len(child) > history_len(parent)
+        && !p.is_empty()
+}
+
 fn find_in(images: Vec<Image>, spec: &str, search: &[String]) -> Result<Image, ImageError> {
     let hex = spec.strip_prefix("sha256:").unwrap_or(spec);
     let is_hex = hex.len() >= 3

@@ -517,6 +517,16 @@ fn cached_rebuild_runs_no_step_and_a_changed_file_reruns_from_its_step() {
         all.lines().count() > listed.lines().count(),
         "{listed}\n--\n{all}"
     );
+    // image prune keeps the step images the tagged image was built on (they
+    // are its parents, as podman's), so the cache survives it...
+    c.ok(["image", "prune", "-f"]);
+    let again = c.ok(["build", "--network", "none", "-t", "cached", ctx_s]);
+    assert_eq!(cache_hits(&again), 5, "after prune:\n{again}");
+    // ...and removes them once nothing is built on them.
+    c.ok(["rmi", "cached"]);
+    c.ok(["image", "prune", "-f"]);
+    let left = c.ok(["images", "-a", "--format", "{{.Repository}}"]);
+    assert_eq!(left.trim(), "localhost/debian-min", "{left}");
 }
 
 #[test]
