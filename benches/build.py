@@ -167,6 +167,9 @@ def report(args, cairn, results, notes, fs_desc, load_start):
             ratio = "" if tool == "buildah" else f"{med(key) / med((phase, 'buildah')):.2f}x"
             lines.append(f"| {phase} | {tool} | {med(key):.3f} | {min(walls):.3f} | {max(walls):.3f} | "
                          f"{max(r for _, r in results[key]):.1f} | {ratio} |")
+    counts = {n.split(":")[0]: n.rsplit(" ", 2)[-2] for n in notes if "entries" in n}
+    if len(set(counts.values())) > 1:
+        sys.exit(f"the tools built different images: {counts}")
     lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     lines += ["", "Targets (issue 22):", "", "| target | measured | limit | met |", "|---|---|---|---|"]
     for phase, limit in (("cold", 0.5), ("cached", 0.1), ("changed", 0.3)):

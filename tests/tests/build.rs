@@ -205,6 +205,7 @@ RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd \
  && echo 'app:x:1000:' >> /etc/group && mkdir -p /home/app && chown app:app /home/app
 COPY --from=builder /out/greeting /greeting
 COPY --from=builder /out/ /from-builder/
+COPY --from=builder /out /from-builder-dir
 RUN rm -rf /usr/share/doc /etc/os-release && mkdir /gone && touch /gone/f
 RUN rm -rf /gone
 USER app
@@ -265,6 +266,10 @@ fn check_multi(tree: &BTreeMap<String, Node>, config: &serde_json::Value, heredo
     );
     assert_eq!(tree["from-builder/sub/n"].kind, "file");
     assert_eq!(tree["from-builder/link"].link, "greeting");
+    assert_eq!(
+        tree["from-builder-dir/sub/n"].kind, "file",
+        "a directory source, no /"
+    );
     assert!(!tree.contains_key("usr/share/doc"), "deleted in a step");
     assert!(!tree.contains_key("etc/os-release"));
     assert!(!tree.contains_key("gone"), "made and deleted across steps");
@@ -816,6 +821,21 @@ fn scratch_stages_layers_false_and_squash() {
     assert_eq!(layers("flat"), base + 1);
     let (ft, _) = cairn_image(&c, "localhost/flat:latest", "flat");
     assert!(ft.contains_key("two") && ft.contains_key("x") && !ft.contains_key("one"));
+    c.ok([
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "--squash",
+        "-t",
+        "squash",
+        ctx2.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        layers("squash"),
+        base + 1,
+        "--squash: the new layers as one"
+    );
     c.ok([
         "build",
         "-q",

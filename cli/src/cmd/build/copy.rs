@@ -503,7 +503,7 @@ fn prefix_tar(
     mtime: u64,
 ) -> anyhow::Result<()> {
     let dest_rel = plan.rel.clone();
-    let as_file = plan.as_file;
+    let mut as_file = plan.as_file;
     let owner = plan.owner;
     let mut outb = tar::Builder::new(out);
     for (p, owned) in &plan.missing {
@@ -525,6 +525,21 @@ fn prefix_tar(
         let mut entry = entry.context("read the copied files")?;
         let rel = entry.path()?.to_string_lossy().into_owned();
         if rel == MARKER {
+            // `out`'s first entry: a source that was a directory after all
+            // (`COPY --from=s /dir /new`) goes under `rel`, made here.
+            let mut kind = String::new();
+            entry.read_to_string(&mut kind)?;
+            if kind == "dir" && as_file {
+                as_file = false;
+                let mut h = tar::Header::new_gnu();
+                h.set_uid(owner.map_or(0, |o| o.0));
+                h.set_gid(owner.map_or(0, |o| o.1));
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_mtime(mtime);
+                h.set_size(0);
+                outb.append_data(&mut h, format!("{dest_rel}/"), io::empty())?;
+            }
             continue;
         }
         let rel = rel
