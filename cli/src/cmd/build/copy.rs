@@ -601,6 +601,15 @@ fn bind_mount(b: &Build<'_>, m: &MountSpec<'_>, plan: &mut MountPlan) -> anyhow:
         .map_err(|e| step_error("", m.inst, &e.to_string()))?;
     plan.key.push_str(&format!("bind:{target}:{sum}\n"));
     let host = b.context().root().join(&one.path);
+    // The bind goes to `create` as one comma-separated option list: a
+    // comma in the path would add options of the context's choosing (a
+    // directory named `d,source=..` binds the caller's parent directory).
+    if host.as_os_str().as_encoded_bytes().contains(&b',') {
+        return Err(m.error(&format!(
+            "{} holds a comma, which a bind source cannot: rename it",
+            host.display()
+        )));
+    }
     plan.flags.push("--mount".into());
     plan.flags.push(format!(
         "type=bind,source={},destination={target},ro",
