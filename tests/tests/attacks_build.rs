@@ -563,6 +563,28 @@ fn context_symlinks(rootless: bool) {
             "{inst}: {out}"
         );
     }
+    // The context's Containerfile and ignore file as links to host files: neither is read
+    // (their text would be shown in errors, kept in the history or used as patterns).
+    let ign = host.path.join("ign");
+    fs::write(&ign, format!("[{}\n", host.secret)).unwrap();
+    host.allow("ign");
+    let ign = ign.display().to_string();
+    for (name, files, links) in [
+        ("cf", vec![], vec![("Containerfile", secret.as_str())]),
+        (
+            "ign",
+            vec![("Containerfile", format!("FROM {IMAGE}\nCOPY . /c/\n"))],
+            vec![(".dockerignore", ign.as_str())],
+        ),
+    ] {
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
+        let dir = context(c, &format!("ctx-{name}"), &files, &links);
+        let (_, out) = build_in(c, "localhost/linked:latest", &dir, &cwd);
+        assert!(
+            !out.contains(&host.secret),
+            "{name}: a host file's text came out of the build: {out}"
+        );
+    }
     // Links in the context are copied as links, and a bind of the context shows them as links
     // resolved in the container.
     let dir = context(
