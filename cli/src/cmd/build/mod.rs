@@ -450,6 +450,20 @@ fn inputs(a: &BuildArgs, scratch_root: &Path) -> anyhow::Result<Inputs> {
                         context_dir.display()
                     ))
                 })?;
+            // The context's own Containerfile may be a symlink, but not
+            // out of the context: its text is shown in errors and kept in
+            // the image's history (`Containerfile -> /etc/shadow` printed
+            // root's hash). -f names an outside file on purpose.
+            let inside = std::fs::canonicalize(&found)
+                .ok()
+                .zip(std::fs::canonicalize(&context_dir).ok())
+                .is_some_and(|(f, root)| f.starts_with(root));
+            if !inside {
+                return Err(usage(format!(
+                    "{} leads out of the build context: give the file with -f if it is meant",
+                    found.display()
+                )));
+            }
             let t = read_file(&found, "the Containerfile")?;
             let name = found
                 .file_name()
