@@ -333,16 +333,28 @@ fn hostile_stage(rootless: bool) {
         "FROM {IMAGE} AS evil\n\
          RUN echo STAGE-SHADOW > /etc/shadow && mkdir -p /out {dir} && echo STAGE-PLANTED > {secret} \
          && echo STAGE-OWN > /out/own && ln -s /etc/shadow /out/secret \
-         && ln -s ../../../../../../etc /out/up && ln -s {secret} /out/planted\n\
+         && ln -s ../../../../../../etc /out/up && ln -s {secret} /out/planted \
+         && mkdir /fifo && mkfifo /fifo/f && ln -s /fifo/f /fifo/l\n\
          FROM {IMAGE}\n\
          COPY --from=evil /out/secret /x\n\
          COPY --from=evil /out/ /y/\n\
          COPY --from=evil /out/up/shadow /z\n\
-         COPY --from=evil /out/planted /p\n",
+         COPY --from=evil /out/planted /p\n\
+         COPY --from=evil /fifo/l /q\n\
+         COPY --from=evil /fifo/ /fifos/\n",
         dir = planted.path.display()
     );
     let dir = context(c, "ctx", &[("Containerfile", cf.as_bytes())], &[]);
-    let (code, out) = build(c, "localhost/built:latest", &dir);
+    // A FIFO source with no writer must not block the build: 60 s at most.
+    let mut cmd = c.command(["build", "-t", "localhost/built:latest"]);
+    cmd.arg(&dir);
+    let m = attack::run_measured(&cmd, Duration::from_secs(60), 4 << 30).unwrap();
+    assert!(
+        !m.timed_out,
+        "COPY --from of a FIFO hung the build: {}",
+        m.stderr
+    );
+    let (code, out) = (m.code, format!("{}{}", m.stdout, m.stderr));
     let shadow = host_shadow_needle();
     assert_host_untouched(c, &[&planted], &[&shadow], "COPY --from a hostile stage");
     assert_eq!(code, 0, "{out}");
