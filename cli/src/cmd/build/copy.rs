@@ -810,7 +810,7 @@ fn copy_out(paths: &[String]) -> anyhow::Result<u8> {
     for p in paths {
         expanded.extend(glob_in_root(p)?);
     }
-    let single = expanded.len() == 1 && fs::metadata(&expanded[0]).is_ok_and(|m| m.is_file());
+    let single = expanded.len() == 1 && fs::metadata(&expanded[0]).is_ok_and(|m| !m.is_dir());
     let kind = if single { "file" } else { "dir" };
     let mut h = tar::Header::new_gnu();
     h.set_uid(0);
@@ -829,12 +829,20 @@ fn copy_out(paths: &[String]) -> anyhow::Result<u8> {
             names.sort();
             for n in names {
                 let full = p.join(&n);
-                if fs::symlink_metadata(&full)?.is_dir() {
+                let m = fs::symlink_metadata(&full)?;
+                if m.is_dir() {
                     b.append_dir_all(&n, &full)?;
-                } else {
+                } else if m.is_file() || m.is_symlink() {
                     b.append_path_with_name(&full, &n)?;
+                } else {
+                    special(&mut b, Path::new(&n), &m)?;
                 }
             }
+        } else if !meta.is_file() {
+            // A FIFO (or a node) is copied as one, never opened: a FIFO
+            // with no writer would block the build forever.
+            let name = p.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            special(&mut b, Path::new(&name), &meta)?;
         } else {
             let name = p.file_name().map(|n| n.to_owned()).unwrap_or_default();
             let mut f = fs::File::open(p)?;
@@ -847,6 +855,18 @@ fn copy_out(paths: &[String]) -> anyhow::Result<u8> {
     }
     b.into_inner()?.flush()?;
     Ok(0)
+}
+
+/// A FIFO or device node's tar entry, from its metadata (nothing opened).
+fn special(b: &mut tar::Builder<impl Write>, name: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata(meta);
+    h.set_size(0);
+    let rdev = meta.rdev();
+    h.set_device_major((((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff)) as u32)?;
+    h.set_device_minor((((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff)) as u32)?;
+    b.append_data(&mut h, name, io::empty())
 }
 
 /// A source path in the (chrooted) root, with `*`, `?` and `[...]` in its
