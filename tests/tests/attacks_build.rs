@@ -252,7 +252,11 @@ fn hostile_base_symlinks(rootless: bool) {
                   COPY --chown=2:2 file /app/owned2\n\
                   COPY file /rel/\n\
                   WORKDIR /w\n\
-                  COPY wfile .\n",
+                  COPY wfile .\n\
+                  RUN --mount=type=cache,target=/app/cache --mount=type=tmpfs,target=/w/tmp \
+                      --mount=type=bind,source=dir,target=/usr/local/lib/x/bind \
+                      --mount=type=cache,id=rel,target=/rel/cache \
+                      sh -c 'echo MOUNTED > /app/cache/m; ls /usr/local/lib/x/bind > /bound'\n",
             ),
             ("file", b"CTX-FILE"),
             ("dir/f", b"CTX-DIR-F"),
@@ -293,7 +297,7 @@ fn hostile_base_symlinks(rootless: bool) {
         "localhost/built:latest",
         &format!(
             "cat {a}/file {a}/sub/f {a}/added.txt {l}/owned {w}/wfile {r}/file; echo; \
-             stat -c %u:%g {l}/owned {a}/owned2; readlink /app",
+             stat -c %u:%g {l}/owned {a}/owned2; readlink /app; cat /bound",
             a = p(&app),
             l = p(&lib),
             w = p(&wd),
@@ -303,7 +307,7 @@ fn hostile_base_symlinks(rootless: bool) {
     assert_eq!(
         got,
         format!(
-            "CTX-FILECTX-DIR-FADDED-TXTCTX-OWNEDCTX-WFILECTX-FILE\n1:1\n2:2\n{}\n",
+            "CTX-FILECTX-DIR-FADDED-TXTCTX-OWNEDCTX-WFILECTX-FILE\n1:1\n2:2\n{}\nf\n",
             p(&app)
         ),
         "{out}"
@@ -450,15 +454,23 @@ fn hostile_tars(rootless: bool) {
         );
         let t = format!("localhost/{name}:latest");
         let (code, out) = build(c, &t, &d);
+        eprintln!(
+            "ADD {name}.tar: exit {code}: {}",
+            out.lines().last().unwrap_or("")
+        );
         assert_dirs_untouched(c, &[&host], &format!("ADD {name}.tar"));
         if code == 0 {
             // Accepted: what it made is inside the image.
             let got = inspect(
                 c,
                 &t,
-                "ls -A /dest; cat /dest/a/through 2>/dev/null; cat /dest/hl 2>/dev/null; true",
+                "ls -A /dest; cat /dest/a/through 2>/dev/null; cat /dest/hl 2>/dev/null; \
+                 for f in /dest/*; do [ -b \"$f\" -o -c \"$f\" ] && echo DEVICE $f; done; true",
             );
-            assert!(!got.contains("root:"), "ADD {name}.tar: {got}");
+            assert!(
+                !got.contains("root:") && !got.contains("DEVICE"),
+                "ADD {name}.tar: {got}"
+            );
         } else {
             assert!(
                 !c.refs().iter().any(|r| r.contains(name)),
