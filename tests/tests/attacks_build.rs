@@ -609,6 +609,30 @@ fn context_symlinks(rootless: bool) {
             "{name}: a host file's text came out of the build: {out}"
         );
     }
+    // --iidfile where someone planted a link to a file of the caller's: the link is replaced,
+    // its target kept.
+    let iid = host.path.join("iid");
+    std::os::unix::fs::symlink(host.secret_file(), &iid).unwrap();
+    host.allow("iid");
+    let dir = context(
+        c,
+        "ctx-iid",
+        &[("Containerfile", format!("FROM {IMAGE}\n").as_bytes())],
+        &[],
+    );
+    let out = c
+        .command(["build", "-q", "--iidfile"])
+        .arg(&iid)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_dirs_untouched(c, &[&host], "--iidfile onto a link");
+    let written = fs::read_to_string(&iid).unwrap();
+    assert!(
+        written.starts_with("sha256:") && !fs::symlink_metadata(&iid).unwrap().is_symlink(),
+        "--iidfile: {written:?}"
+    );
     // Links in the context are copied as links, and a bind of the context shows them as links
     // resolved in the container.
     let dir = context(
