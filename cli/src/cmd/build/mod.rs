@@ -594,6 +594,22 @@ pub fn build(ctx: &Context, a: BuildArgs) -> anyhow::Result<u8> {
 }
 
 /// `--iidfile`: the id written under a temp name and renamed, as podman.
+/// The rename replaces a symlink planted at the path, never its target.
 fn write_iidfile(f: &Path, id: &str) -> anyhow::Result<()> {
-    std::fs::write(f, id).map_err(|e| usage(format!("write --iidfile {}: {e}", f.display())))
+    use std::os::unix::fs::PermissionsExt as _;
+    let fail = |e: std::io::Error| usage(format!("write --iidfile {}: {e}", f.display()));
+    let dir = f
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".iidfile-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(id.as_bytes()).map_err(fail)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(fail)?;
+    tmp.persist(f).map_err(|e| fail(e.error))?;
+    Ok(())
 }
