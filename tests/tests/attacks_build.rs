@@ -478,6 +478,35 @@ fn hostile_tars(rootless: bool) {
             );
         }
     }
+    // The same archives as the first layer of a FROM scratch stage: made without a container,
+    // written by the store's unpacker.
+    for (name, tar) in [
+        ("benign", &benign),
+        ("through", &through),
+        ("shadowlink", &shadow_link),
+    ] {
+        let d = context(
+            c,
+            &format!("ctx-scratch-{name}"),
+            &[
+                (
+                    "Containerfile",
+                    format!("FROM scratch\nADD {name}.tar /dest/\n").as_bytes(),
+                ),
+                (&format!("{name}.tar"), tar),
+            ],
+            &[],
+        );
+        let (code, out) = build(c, &format!("localhost/scratch-{name}:latest"), &d);
+        eprintln!(
+            "FROM scratch + ADD {name}.tar: exit {code}: {}",
+            out.lines().last().unwrap_or("")
+        );
+        assert_dirs_untouched(c, &[&host], &format!("FROM scratch + ADD {name}.tar"));
+        if name == "benign" {
+            assert_eq!(code, 0, "{out}");
+        }
+    }
     // Tar contexts on stdin.
     let cf = RawEntry::File(
         "Containerfile".into(),
