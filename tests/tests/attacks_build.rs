@@ -662,6 +662,34 @@ fn context_symlinks(rootless: bool) {
         written.starts_with("sha256:") && !fs::symlink_metadata(&iid).unwrap().is_symlink(),
         "--iidfile: {written:?}"
     );
+    // A file the context's .dockerignore excludes (an untracked .env) is not in a bind of the
+    // context either.
+    let ignored = attack::unique_tag("CAIRN-IGNORED");
+    let dir = context(
+        c,
+        "ctx-dockerignore",
+        &[
+            (
+                "Containerfile",
+                format!(
+                    "FROM {IMAGE}\nRUN --mount=type=bind,target=/m cat /m/.env /m/sub/.env > /leak 2>&1; true\n"
+                )
+                .as_bytes(),
+            ),
+            (".dockerignore", b"**/.env\n"),
+            (".env", ignored.as_bytes()),
+            ("sub/.env", ignored.as_bytes()),
+        ],
+        &[],
+    );
+    let (code, out) = build_in(c, "localhost/ignored:latest", &dir, &cwd);
+    assert_eq!(code, 0, "{out}");
+    assert_host_untouched(
+        c,
+        &[&host],
+        &[&ignored],
+        "a bind of a context with exclusions",
+    );
     // Links in the context are copied as links, and a bind of the context shows them as links
     // resolved in the container.
     let dir = context(
