@@ -496,6 +496,8 @@ pub(crate) fn carry_upper(prev: &Container, next: &Container) -> anyhow::Result<
 pub(crate) struct MountPlan {
     pub flags: Vec<String>,
     pub key: String,
+    /// Directories bound by the flags, removed when the plan is dropped.
+    pub scratch: Vec<tempfile::TempDir>,
 }
 
 pub(crate) fn run_mounts(
@@ -507,6 +509,7 @@ pub(crate) fn run_mounts(
     let mut plan = MountPlan {
         flags: Vec::new(),
         key: String::new(),
+        scratch: Vec::new(),
     };
     for spec in mounts {
         let mut kind = "bind".to_owned();
@@ -600,7 +603,31 @@ fn bind_mount(b: &Build<'_>, m: &MountSpec<'_>, plan: &mut MountPlan) -> anyhow:
     let sum = cairn_containerfile::context::checksum(b.context(), &found, &TarOptions::default())
         .map_err(|e| step_error("", m.inst, &e.to_string()))?;
     plan.key.push_str(&format!("bind:{target}:{sum}\n"));
-    let host = b.context().root().join(&one.path);
+    let mut host = b.context().root().join(&one.path);
+    if one.kind == SourceKind::Dir && !b.context().ignore().is_empty() {
+        // What the build sees of the directory, copied out: the host's
+        // would show the files .containerignore excludes (an untracked
+        // .env read into a layer).
+        let tmp = b.store().root().join("tmp");
+        let dir = tempfile::Builder::new()
+            .prefix("build-bind-")
+            .tempdir_in(&tmp)
+            .context("make a directory for a bind of the context")?;
+        let mut tar = tempfile::tempfile_in(&tmp).context("make a temporary file for a bind")?;
+        let opts = TarOptions::default();
+        cairn_containerfile::context::tar_sources(
+            b.context(),
+            std::slice::from_ref(one),
+            &opts,
+            &mut tar,
+        )
+        .map_err(|e| step_error("", m.inst, &e.to_string()))?;
+        tar.seek(io::SeekFrom::Start(0))?;
+        cairn_containerfile::context::Context::from_tar(tar, dir.path(), false)
+            .map_err(|e| step_error("", m.inst, &e.to_string()))?;
+        host = dir.path().to_owned();
+        plan.scratch.push(dir);
+    }
     // The bind goes to `create` as one comma-separated option list: a
     // comma in the path would add options of the context's choosing (a
     // directory named `d,source=..` binds the caller's parent directory).
