@@ -616,80 +616,7 @@ fn context_symlinks(rootless: bool) {
             "{inst}: {out}"
         );
     }
-    // The context's Containerfile and ignore file as links to host files: neither is read
-    // (their text would be shown in errors, kept in the history or used as patterns).
-    let ign = host.path.join("ign");
-    fs::write(&ign, format!("[{}\n", host.secret)).unwrap();
-    host.allow("ign");
-    let ign = ign.display().to_string();
-    for (name, files, links) in [
-        ("cf", vec![], vec![("Containerfile", secret.as_str())]),
-        (
-            "ign",
-            vec![("Containerfile", format!("FROM {IMAGE}\nCOPY . /c/\n"))],
-            vec![(".dockerignore", ign.as_str())],
-        ),
-    ] {
-        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
-        let dir = context(c, &format!("ctx-{name}"), &files, &links);
-        let (_, out) = build_in(c, "localhost/linked:latest", &dir, &cwd);
-        assert!(
-            !out.contains(&host.secret),
-            "{name}: a host file's text came out of the build: {out}"
-        );
-    }
-    // --iidfile where someone planted a link to a file of the caller's: the link is replaced,
-    // its target kept.
-    let iid = host.path.join("iid");
-    std::os::unix::fs::symlink(host.secret_file(), &iid).unwrap();
-    host.allow("iid");
-    let dir = context(
-        c,
-        "ctx-iid",
-        &[("Containerfile", format!("FROM {IMAGE}\n").as_bytes())],
-        &[],
-    );
-    let out = c
-        .command(["build", "-q", "--iidfile"])
-        .arg(&iid)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert_dirs_untouched(c, &[&host], "--iidfile onto a link");
-    let written = fs::read_to_string(&iid).unwrap();
-    assert!(
-        written.starts_with("sha256:") && !fs::symlink_metadata(&iid).unwrap().is_symlink(),
-        "--iidfile: {written:?}"
-    );
-    // A file the context's .dockerignore excludes (an untracked .env) is not in a bind of the
-    // context either.
-    let ignored = attack::unique_tag("CAIRN-IGNORED");
-    let dir = context(
-        c,
-        "ctx-dockerignore",
-        &[
-            (
-                "Containerfile",
-                format!(
-                    "FROM {IMAGE}\nRUN --mount=type=bind,target=/m cat /m/.env /m/sub/.env > /leak 2>&1; true\n"
-                )
-                .as_bytes(),
-            ),
-            (".dockerignore", b"**/.env\n"),
-            (".env", ignored.as_bytes()),
-            ("sub/.env", ignored.as_bytes()),
-        ],
-        &[],
-    );
-    let (code, out) = build_in(c, "localhost/ignored:latest", &dir, &cwd);
-    assert_eq!(code, 0, "{out}");
-    assert_host_untouched(
-        c,
-        &[&host],
-        &[&ignored],
-        "a bind of a context with exclusions",
-    );
+    context_files_outside(c, &mut host, &cwd);
     // Links in the context are copied as links, and a bind of the context shows them as links
     // resolved in the container.
     let dir = context(
@@ -750,6 +677,86 @@ fn context_symlinks(rootless: bool) {
     } else {
         assert!(out.contains("d,source=.."), "{out}");
     }
+}
+
+/// Attack 4, continued: the context's Containerfile and ignore file linked to host files,
+/// `--iidfile` onto a planted link, a bind of a context whose .dockerignore excludes files.
+fn context_files_outside(c: &Cairn, host: &mut HostDir, cwd: &Path) {
+    let secret = host.secret_file().display().to_string();
+    // The context's Containerfile and ignore file as links to host files: neither is read
+    // (their text would be shown in errors, kept in the history or used as patterns).
+    let ign = host.path.join("ign");
+    fs::write(&ign, format!("[{}\n", host.secret)).unwrap();
+    host.allow("ign");
+    let ign = ign.display().to_string();
+    for (name, files, links) in [
+        ("cf", vec![], vec![("Containerfile", secret.as_str())]),
+        (
+            "ign",
+            vec![("Containerfile", format!("FROM {IMAGE}\nCOPY . /c/\n"))],
+            vec![(".dockerignore", ign.as_str())],
+        ),
+    ] {
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
+        let dir = context(c, &format!("ctx-{name}"), &files, &links);
+        let (_, out) = build_in(c, "localhost/linked:latest", &dir, cwd);
+        assert!(
+            !out.contains(&host.secret),
+            "{name}: a host file's text came out of the build: {out}"
+        );
+    }
+    // --iidfile where someone planted a link to a file of the caller's: the link is replaced,
+    // its target kept.
+    let iid = host.path.join("iid");
+    std::os::unix::fs::symlink(host.secret_file(), &iid).unwrap();
+    host.allow("iid");
+    let dir = context(
+        c,
+        "ctx-iid",
+        &[("Containerfile", format!("FROM {IMAGE}\n").as_bytes())],
+        &[],
+    );
+    let out = c
+        .command(["build", "-q", "--iidfile"])
+        .arg(&iid)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_dirs_untouched(c, &[host], "--iidfile onto a link");
+    let written = fs::read_to_string(&iid).unwrap();
+    assert!(
+        written.starts_with("sha256:") && !fs::symlink_metadata(&iid).unwrap().is_symlink(),
+        "--iidfile: {written:?}"
+    );
+    // A file the context's .dockerignore excludes (an untracked .env) is not in a bind of the
+    // context either.
+    let ignored = attack::unique_tag("CAIRN-IGNORED");
+    let dir = context(
+        c,
+        "ctx-dockerignore",
+        &[
+            (
+                "Containerfile",
+                format!(
+                    "FROM {IMAGE}\nRUN --mount=type=bind,target=/m cat /m/.env /m/sub/.env > /leak 2>&1; true\n"
+                )
+                .as_bytes(),
+            ),
+            (".dockerignore", b"**/.env\n"),
+            (".env", ignored.as_bytes()),
+            ("sub/.env", ignored.as_bytes()),
+        ],
+        &[],
+    );
+    let (code, out) = build_in(c, "localhost/ignored:latest", &dir, cwd);
+    assert_eq!(code, 0, "{out}");
+    assert_host_untouched(
+        c,
+        &[host],
+        &[&ignored],
+        "a bind of a context with exclusions",
+    );
 }
 
 #[test]
