@@ -753,3 +753,213 @@ mod tests {
         assert_eq!((log.pids_seen, log.walks, log.escape_count), (36, 370, 12));
     }
 }
+
+/// A host directory an escape from `cairn build` would write into (`/tmp/cairn-hostdir-TAG`),
+/// holding one planted secret file; owned by the user the build runs as (so a rootless escape
+/// could write there too). Removed on drop.
+#[derive(Debug)]
+pub struct HostDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// The planted file's content: a string no image holds.
+    pub secret: String,
+    mtime: std::time::SystemTime,
+    allowed: Vec<String>,
+}
+
+impl HostDir {
+    /// Creates `/tmp/cairn-hostdir-<label>-<unique>` (0755) with `secret` (0644) in it.
+    pub fn new(label: &str, owner: Option<&crate::cairn::TestUser>) -> anyhow::Result<HostDir> {
+        let tag = unique_tag(label);
+        let path = PathBuf::from(format!("/tmp/cairn-hostdir-{tag}"));
+        fs::create_dir(&path).with_context(|| format!("create {}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        let secret = format!("CAIRN-HOST-SECRET-{tag}");
+        let file = path.join("secret");
+        write_file(&file, &secret)?;
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644))?;
+        if let Some(u) = owner {
+            run(Command::new("chown")
+                .arg("-R")
+                .arg(format!("{}:{}", u.uid, u.gid))
+                .arg(&path))?;
+        }
+        let mtime = fs::metadata(&file)?.modified()?;
+        Ok(HostDir {
+            path,
+            secret,
+            mtime,
+            allowed: vec!["secret".to_owned()],
+        })
+    }
+
+    /// Makes `name` in the directory part of what the test itself put there (not a finding).
+    pub fn allow(&mut self, name: &str) {
+        self.allowed.push(name.to_owned());
+    }
+
+    /// The planted file's path.
+    pub fn secret_file(&self) -> PathBuf {
+        self.path.join("secret")
+    }
+
+    /// What changed: a name other than `secret` in the directory, or the secret's content or
+    /// mtime. Empty: untouched.
+    pub fn findings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in crate::util::dir_names(&self.path) {
+            if !self.allowed.contains(&n) {
+                out.push(format!(
+                    "{} appeared on the host",
+                    self.path.join(n).display()
+                ));
+            }
+        }
+        match fs::read_to_string(self.secret_file()) {
+            Ok(t) if t == self.secret => {}
+            Ok(t) => out.push(format!("host secret rewritten: {t:?}")),
+            Err(e) => out.push(format!("host secret gone: {e}")),
+        }
+        if fs::metadata(self.secret_file())
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m != self.mtime)
+        {
+            out.push("host secret's mtime changed".to_owned());
+        }
+        out
+    }
+}
+
+impl Drop for HostDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Every file under the store root `c.root()` (layer directories: the unpacked image trees,
+/// containers' upper directories, build cache mounts, blobs: gzip and zstd ones decompressed)
+/// that holds one of `needles`, as findings. Searched with grep (this crate is built without
+/// optimizations).
+pub fn store_holding(c: &Cairn, needles: &[&str]) -> Vec<String> {
+    let needles: Vec<&str> = needles.iter().copied().filter(|n| !n.is_empty()).collect();
+    if needles.is_empty() {
+        return Vec::new();
+    }
+    let mut pattern = Command::new("grep");
+    pattern.args(["-F", "--binary-files=text"]);
+    for n in &needles {
+        pattern.arg("-e").arg(n);
+    }
+    let mut found = Vec::new();
+    let out = Command::new(pattern.get_program())
+        .args(pattern.get_args())
+        .arg("-rl")
+        .arg(c.root())
+        .output()
+        .expect("run grep");
+    found.extend(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| format!("{l} holds a host secret")),
+    );
+    for blob in crate::util::dir_names(&c.root().join("blobs/sha256")) {
+        // The test images' own blobs hold no secret of a test's.
+        if crate::fixtures::blob_path(&format!("sha256:{blob}")).exists() {
+            continue;
+        }
+        let path = c.root().join("blobs/sha256").join(&blob);
+        let mut head = [0u8; 4];
+        let n = fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        let cat = if n >= 2 && head[..2] == [0x1f, 0x8b] {
+            "zcat"
+        } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+            "zstdcat"
+        } else {
+            continue;
+        };
+        let script = format!(
+            "{cat} \"$1\" | {}",
+            std::iter::once(pattern.get_program())
+                .chain(pattern.get_args())
+                .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+                .collect::<Vec<_>>()
+                .join(" ")
+                + " -c"
+        );
+        let out = Command::new("sh")
+            .args(["-c", &script, "sh"])
+            .arg(&path)
+            .output()
+            .expect("run sh");
+        let count = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if count != "0" && !count.is_empty() {
+            found.push(format!(
+                "{} (decompressed) holds a host secret",
+                path.display()
+            ));
+        }
+    }
+    found
+}
+
+/// One entry of a hostile tar written byte by byte (names and link targets as given: `..`,
+/// absolute paths), which the `tar` crate's builder refuses to write.
+#[derive(Debug, Clone)]
+pub enum RawEntry {
+    /// A directory.
+    Dir(String),
+    /// A regular file (mode 0644) and its content.
+    File(String, Vec<u8>),
+    /// A symlink and its target.
+    Symlink(String, String),
+    /// A hard link and the name it links to.
+    Hardlink(String, String),
+    /// A character device `major:minor`.
+    Char(String, u32, u32),
+    /// A block device `major:minor`.
+    Block(String, u32, u32),
+}
+
+/// The tar (old-style headers, owner 0, mtime 0) of `entries`, in order.
+pub fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+    fn octal(field: &mut [u8], v: u64) {
+        let s = format!("{v:0w$o}", w = field.len() - 1);
+        field[..s.len()].copy_from_slice(s.as_bytes());
+        field[s.len()] = 0;
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let mut h = [0u8; 512];
+        let (name, kind, link, data, dev): (&str, u8, &str, &[u8], (u32, u32)) = match e {
+            RawEntry::Dir(n) => (n, b'5', "", &[], (0, 0)),
+            RawEntry::File(n, d) => (n, b'0', "", d, (0, 0)),
+            RawEntry::Symlink(n, t) => (n, b'2', t, &[], (0, 0)),
+            RawEntry::Hardlink(n, t) => (n, b'1', t, &[], (0, 0)),
+            RawEntry::Char(n, a, b) => (n, b'3', "", &[], (*a, *b)),
+            RawEntry::Block(n, a, b) => (n, b'4', "", &[], (*a, *b)),
+        };
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        octal(&mut h[100..108], if kind == b'5' { 0o755 } else { 0o644 });
+        octal(&mut h[108..116], 0);
+        octal(&mut h[116..124], 0);
+        octal(&mut h[124..136], data.len() as u64);
+        octal(&mut h[136..148], 0);
+        h[156] = kind;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        octal(&mut h[329..337], u64::from(dev.0));
+        octal(&mut h[337..345], u64::from(dev.1));
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        octal(&mut h[148..155], u64::from(sum));
+        h[155] = b' ';
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}

@@ -643,6 +643,8 @@ pub(crate) fn carry_upper(prev: &Container, next: &Container) -> anyhow::Result<
 pub(crate) struct MountPlan {
     pub flags: Vec<String>,
     pub key: String,
+    /// Directories bound by the flags, removed when the plan is dropped.
+    pub scratch: Vec<tempfile::TempDir>,
 }
 
 pub(crate) fn run_mounts(
@@ -654,6 +656,7 @@ pub(crate) fn run_mounts(
     let mut plan = MountPlan {
         flags: Vec::new(),
         key: String::new(),
+        scratch: Vec::new(),
     };
     for spec in mounts {
         let mut kind = "bind".to_owned();
@@ -747,7 +750,40 @@ fn bind_mount(b: &Build<'_>, m: &MountSpec<'_>, plan: &mut MountPlan) -> anyhow:
     let sum = cairn_containerfile::context::checksum(b.context(), &found, &TarOptions::default())
         .map_err(|e| step_error("", m.inst, &e.to_string()))?;
     plan.key.push_str(&format!("bind:{target}:{sum}\n"));
-    let host = b.context().root().join(&one.path);
+    let mut host = b.context().root().join(&one.path);
+    if one.kind == SourceKind::Dir && !b.context().ignore().is_empty() {
+        // What the build sees of the directory, copied out: the host's
+        // would show the files .containerignore excludes (an untracked
+        // .env read into a layer).
+        let tmp = b.store().root().join("tmp");
+        let dir = tempfile::Builder::new()
+            .prefix("build-bind-")
+            .tempdir_in(&tmp)
+            .context("make a directory for a bind of the context")?;
+        let mut tar = tempfile::tempfile_in(&tmp).context("make a temporary file for a bind")?;
+        let opts = TarOptions::default();
+        cairn_containerfile::context::tar_sources(
+            b.context(),
+            std::slice::from_ref(one),
+            &opts,
+            &mut tar,
+        )
+        .map_err(|e| step_error("", m.inst, &e.to_string()))?;
+        tar.seek(io::SeekFrom::Start(0))?;
+        cairn_containerfile::context::Context::from_tar(tar, dir.path(), false)
+            .map_err(|e| step_error("", m.inst, &e.to_string()))?;
+        host = dir.path().to_owned();
+        plan.scratch.push(dir);
+    }
+    // The bind goes to `create` as one comma-separated option list: a
+    // comma in the path would add options of the context's choosing (a
+    // directory named `d,source=..` binds the caller's parent directory).
+    if host.as_os_str().as_encoded_bytes().contains(&b',') {
+        return Err(m.error(&format!(
+            "{} holds a comma, which a bind source cannot: rename it",
+            host.display()
+        )));
+    }
     plan.flags.push("--mount".into());
     plan.flags.push(format!(
         "type=bind,source={},destination={target},ro",
@@ -986,7 +1022,7 @@ fn copy_out(paths: &[String]) -> anyhow::Result<u8> {
     for p in paths {
         expanded.extend(glob_in_root(p)?);
     }
-    let single = expanded.len() == 1 && fs::metadata(&expanded[0]).is_ok_and(|m| m.is_file());
+    let single = expanded.len() == 1 && fs::metadata(&expanded[0]).is_ok_and(|m| !m.is_dir());
     let kind = if single { "file" } else { "dir" };
     let mut h = tar::Header::new_gnu();
     h.set_uid(0);
@@ -1005,12 +1041,20 @@ fn copy_out(paths: &[String]) -> anyhow::Result<u8> {
             names.sort();
             for n in names {
                 let full = p.join(&n);
-                if fs::symlink_metadata(&full)?.is_dir() {
+                let m = fs::symlink_metadata(&full)?;
+                if m.is_dir() {
                     b.append_dir_all(&n, &full)?;
-                } else {
+                } else if m.is_file() || m.is_symlink() {
                     b.append_path_with_name(&full, &n)?;
+                } else {
+                    special(&mut b, Path::new(&n), &m)?;
                 }
             }
+        } else if !meta.is_file() {
+            // A FIFO (or a node) is copied as one, never opened: a FIFO
+            // with no writer would block the build forever.
+            let name = p.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            special(&mut b, Path::new(&name), &meta)?;
         } else {
             let name = p.file_name().map(|n| n.to_owned()).unwrap_or_default();
             let mut f = fs::File::open(p)?;
@@ -1023,6 +1067,18 @@ fn copy_out(paths: &[String]) -> anyhow::Result<u8> {
     }
     b.into_inner()?.flush()?;
     Ok(0)
+}
+
+/// A FIFO or device node's tar entry, from its metadata (nothing opened).
+fn special(b: &mut tar::Builder<impl Write>, name: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata(meta);
+    h.set_size(0);
+    let rdev = meta.rdev();
+    h.set_device_major((((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff)) as u32)?;
+    h.set_device_minor((((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff)) as u32)?;
+    b.append_data(&mut h, name, io::empty())
 }
 
 /// A source path in the (chrooted) root, with `*`, `?` and `[...]` in its

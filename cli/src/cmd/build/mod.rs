@@ -468,14 +468,35 @@ struct Inputs {
     _scratch: Option<tempfile::TempDir>,
 }
 
-fn read_stdin() -> anyhow::Result<Vec<u8>> {
+/// The largest Containerfile read (from a file or stdin): its text is
+/// held whole, so an endless input must stop somewhere.
+const MAX_CONTAINERFILE: u64 = 64 << 20;
+
+/// A Containerfile's text from `r` (`what` names it), at most
+/// [`MAX_CONTAINERFILE`] bytes.
+fn read_text(r: impl std::io::Read, what: &str) -> anyhow::Result<String> {
     let mut buf = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(1 << 34)
+    r.take(MAX_CONTAINERFILE + 1)
         .read_to_end(&mut buf)
-        .context("read the build input from stdin")?;
-    Ok(buf)
+        .with_context(|| format!("read {what}"))?;
+    if buf.len() as u64 > MAX_CONTAINERFILE {
+        return Err(usage(format!(
+            "{what} is larger than {} MiB: a Containerfile that size is not read; give a smaller one (a tar context goes on stdin as an archive)",
+            MAX_CONTAINERFILE >> 20
+        )));
+    }
+    String::from_utf8(buf).map_err(|_| usage(format!("{what} is not UTF-8 text")))
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    read_text(std::io::stdin().lock(), "the Containerfile on stdin")
+}
+
+/// A Containerfile's text from a file.
+fn read_file(path: &Path, what: &str) -> anyhow::Result<String> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| usage(format!("read {what} {}: {e}", path.display())))?;
+    read_text(f, &format!("{what} {}", path.display()))
 }
 
 /// Whether `head` starts a tar archive, plain or compressed.
@@ -498,13 +519,21 @@ fn inputs(a: &BuildArgs, scratch_root: &Path) -> anyhow::Result<Inputs> {
     let mut scratch = None;
     let mut stdin_text = None;
     let context_dir: PathBuf = if ctx_arg == "-" {
-        let input = read_stdin()?;
+        // Only the head is buffered: a tar context is unpacked as it
+        // streams in, a Containerfile's text is capped.
+        let mut stdin = std::io::stdin().lock();
+        let mut head = Vec::with_capacity(512);
+        (&mut stdin)
+            .take(512)
+            .read_to_end(&mut head)
+            .context("read the build input from stdin")?;
         let dir = tempfile::Builder::new()
             .prefix("build-context-")
             .tempdir_in(scratch_root)
             .with_context(|| format!("make a context directory in {}", scratch_root.display()))?;
-        if looks_like_archive(&input) {
-            let ctx = BuildContext::from_tar(&input[..], dir.path(), a.ignorefile.is_none())
+        if looks_like_archive(&head) {
+            let input = head.as_slice().chain(stdin);
+            let ctx = BuildContext::from_tar(input, dir.path(), a.ignorefile.is_none())
                 .map_err(|e| usage(format!("build context from stdin: {e}")))?;
             let path = ctx.root().to_owned();
             drop(ctx);
@@ -512,10 +541,10 @@ fn inputs(a: &BuildArgs, scratch_root: &Path) -> anyhow::Result<Inputs> {
             path
         } else {
             // A Containerfile alone: an empty context.
-            stdin_text = Some(
-                String::from_utf8(input)
-                    .map_err(|_| usage("the Containerfile on stdin is not UTF-8 text"))?,
-            );
+            stdin_text = Some(read_text(
+                head.as_slice().chain(stdin),
+                "the Containerfile on stdin",
+            )?);
             let path = dir.path().to_owned();
             scratch = Some(dir);
             path
@@ -534,10 +563,7 @@ fn inputs(a: &BuildArgs, scratch_root: &Path) -> anyhow::Result<Inputs> {
             if ctx_arg == "-" {
                 return Err(usage("-f - and a context on stdin cannot both read stdin"));
             }
-            let bytes = read_stdin()?;
-            let t = String::from_utf8(bytes)
-                .map_err(|_| usage("the Containerfile on stdin is not UTF-8 text"))?;
-            (t, "-".to_owned(), None)
+            (read_stdin()?, "-".to_owned(), None)
         }
         (None, Some(t)) => (t, "-".to_owned(), None),
         (Some(f), _) => {
@@ -546,8 +572,7 @@ fn inputs(a: &BuildArgs, scratch_root: &Path) -> anyhow::Result<Inputs> {
             if !path.exists() && path.is_relative() {
                 path = context_dir.join(f);
             }
-            let t = std::fs::read_to_string(&path)
-                .map_err(|e| usage(format!("read the Containerfile {}: {e}", path.display())))?;
+            let t = read_file(&path, "the Containerfile")?;
             (t, f.to_owned(), Some(path))
         }
         (None, None) => {
@@ -561,8 +586,21 @@ fn inputs(a: &BuildArgs, scratch_root: &Path) -> anyhow::Result<Inputs> {
                         context_dir.display()
                     ))
                 })?;
-            let t = std::fs::read_to_string(&found)
-                .map_err(|e| usage(format!("read {}: {e}", found.display())))?;
+            // The context's own Containerfile may be a symlink, but not
+            // out of the context: its text is shown in errors and kept in
+            // the image's history (`Containerfile -> /etc/shadow` printed
+            // root's hash). -f names an outside file on purpose.
+            let inside = std::fs::canonicalize(&found)
+                .ok()
+                .zip(std::fs::canonicalize(&context_dir).ok())
+                .is_some_and(|(f, root)| f.starts_with(root));
+            if !inside {
+                return Err(usage(format!(
+                    "{} leads out of the build context: give the file with -f if it is meant",
+                    found.display()
+                )));
+            }
+            let t = read_file(&found, "the Containerfile")?;
             let name = found
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -696,6 +734,22 @@ pub fn build(ctx: &Context, a: BuildArgs) -> anyhow::Result<u8> {
 }
 
 /// `--iidfile`: the id written under a temp name and renamed, as podman.
+/// The rename replaces a symlink planted at the path, never its target.
 fn write_iidfile(f: &Path, id: &str) -> anyhow::Result<()> {
-    std::fs::write(f, id).map_err(|e| usage(format!("write --iidfile {}: {e}", f.display())))
+    use std::os::unix::fs::PermissionsExt as _;
+    let fail = |e: std::io::Error| usage(format!("write --iidfile {}: {e}", f.display()));
+    let dir = f
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".iidfile-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(id.as_bytes()).map_err(fail)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(fail)?;
+    tmp.persist(f).map_err(|e| fail(e.error))?;
+    Ok(())
 }
