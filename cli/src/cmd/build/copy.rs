@@ -5,7 +5,7 @@
 //! FROM scratch stage's first files, `--squash-all`).
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek as _, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -520,6 +520,7 @@ fn prefix_tar(
         }
         outb.append_data(&mut h, format!("{p}/"), io::empty())?;
     }
+    let mut written = std::collections::HashSet::new();
     let mut ar = tar::Archive::new(input);
     for entry in ar.entries().context("read the copied files")? {
         let mut entry = entry.context("read the copied files")?;
@@ -575,11 +576,19 @@ fn prefix_tar(
                     .link_name()?
                     .map(|t| t.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                let target = target.trim_start_matches("./").trim_end_matches('/');
                 let target = if dest_rel.is_empty() {
-                    target
+                    target.to_owned()
                 } else {
                     format!("{dest_rel}/{target}")
                 };
+                // Only to a file this copy wrote: a link to anything else
+                // (`/etc/shadow` of the image or the host) is refused.
+                if !written.contains(&target) {
+                    return Err(usage(format!(
+                        "{name}: a hard link to {target}, which is not among the copied files"
+                    )));
+                }
                 outb.append_link(&mut h, &name, &target)?;
             }
             tar::EntryType::Symlink => {
@@ -593,6 +602,7 @@ fn prefix_tar(
                 outb.append_data(&mut h, &name, &mut entry)?;
             }
         }
+        written.insert(name);
     }
     outb.into_inner()?.flush()?;
     Ok(())
@@ -981,24 +991,70 @@ fn copy_in(a: &BuildCopyArgs) -> anyhow::Result<u8> {
 /// `resolve`: where `--dest` and `--workdir` are in this (chrooted) root,
 /// and the ids `--chown` names, as JSON on stdout.
 fn resolve_in_root(a: &BuildCopyArgs) -> anyhow::Result<u8> {
+    /// `p` resolved component by component in this root: symlinks
+    /// followed (a dangling one too, to where it points, as BuildKit
+    /// makes the directories a COPY names through it), up to the first
+    /// component that does not exist. Returns that existing path, the
+    /// components below it, and whether it is a directory.
     fn split(p: &str) -> anyhow::Result<(String, Vec<String>, bool)> {
-        let comps: Vec<&str> = p
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .collect();
-        let mut k = comps.len();
-        while k > 0 && fs::metadata(format!("/{}", comps[..k].join("/"))).is_err() {
-            k -= 1;
+        fn parts(s: &str) -> impl Iterator<Item = String> + '_ {
+            s.split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .map(str::to_owned)
         }
-        let existing = format!("/{}", comps[..k].join("/"));
-        let real = fs::canonicalize(&existing)
-            .with_context(|| format!("resolve {existing} in the image"))?;
+        let mut todo: std::collections::VecDeque<String> = parts(p).collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            let path = format!("/{}/{c}", cur.join("/"));
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > 40 {
+                        return Err(usage(format!(
+                            "{p}: too many levels of symbolic links in the image"
+                        )));
+                    }
+                    let target = fs::read_link(&path)
+                        .with_context(|| format!("read the link {path} in the image"))?;
+                    let t = target.to_string_lossy();
+                    if t.starts_with('/') {
+                        cur.clear();
+                    }
+                    let mut next: std::collections::VecDeque<String> = parts(&t).collect();
+                    next.extend(todo.drain(..));
+                    todo = next;
+                }
+                Ok(m) => {
+                    cur.push(c);
+                    if !m.is_dir() && !todo.is_empty() {
+                        // A file in the middle: the caller says so.
+                        return Ok((format!("/{}", cur.join("/")), todo.into(), false));
+                    }
+                }
+                Err(_) => {
+                    // Missing from here on: the rest, `..` applied.
+                    let mut rest = vec![c];
+                    for r in todo {
+                        if r == ".." {
+                            if rest.pop().is_none() {
+                                cur.pop();
+                            }
+                        } else {
+                            rest.push(r);
+                        }
+                    }
+                    return Ok((format!("/{}", cur.join("/")), rest, true));
+                }
+            }
+        }
+        let real = format!("/{}", cur.join("/"));
         let is_dir = fs::metadata(&real).is_ok_and(|m| m.is_dir());
-        Ok((
-            real.to_string_lossy().into_owned(),
-            comps[k..].iter().map(|c| (*c).to_owned()).collect(),
-            is_dir,
-        ))
+        Ok((real, Vec::new(), is_dir))
     }
     let (real, rest, is_dir) = split(a.dest.as_deref().unwrap_or("/"))?;
     let (workdir_real, workdir_rest, _) = split(a.workdir.as_deref().unwrap_or("/"))?;
