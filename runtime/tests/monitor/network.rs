@@ -295,9 +295,11 @@ fn monitor_pasta_publishes_a_port() {
             json!({"namespaces": ns_with_net(), "loopback": true,
                    "network": pasta(&d, "18721:8080")}),
         );
-        // A launcher that leaks a pipe (fd 9, not close-on-exec) to the
-        // monitor.
-        let leaky = ["bash", "-c", "exec 9< <(:); exec \"$0\" \"$@\"", MONITOR];
+        // A launcher that leaks a pipe (not close-on-exec) to the monitor,
+        // on a descriptor bash picks free (10 or above): a fixed 9 replaced
+        // the sync descriptor whenever that was 9, as it is when other
+        // tests hold descriptors, and the sync line never came.
+        let leaky = ["bash", "-c", "exec {leak}< <(:); exec \"$0\" \"$@\"", MONITOR];
         let mut m = Monitor::start_via(
             &leaky,
             &spec,
