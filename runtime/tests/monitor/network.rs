@@ -299,7 +299,12 @@ fn monitor_pasta_publishes_a_port() {
         // on a descriptor bash picks free (10 or above): a fixed 9 replaced
         // the sync descriptor whenever that was 9, as it is when other
         // tests hold descriptors, and the sync line never came.
-        let leaky = ["bash", "-c", "exec {leak}< <(:); exec \"$0\" \"$@\"", MONITOR];
+        let leaky = [
+            "bash",
+            "-c",
+            "exec {leak}< <(:); exec \"$0\" \"$@\"",
+            MONITOR,
+        ];
         let mut m = Monitor::start_via(
             &leaky,
             &spec,
