@@ -473,11 +473,11 @@ fn tokens_match(toks: &[Tok], path: &str) -> bool {
 /// A compiled single-element glob for COPY sources: Go `filepath.Match`
 /// on one path element (`*`, `?`, `[...]`, `\` escapes).
 #[derive(Debug, Clone)]
-pub(crate) struct ElementGlob(Vec<Tok>);
+pub struct ElementGlob(Vec<Tok>);
 
 impl ElementGlob {
     /// Compiles `elem`, or says why it is malformed.
-    pub(crate) fn new(elem: &str) -> Result<ElementGlob, &'static str> {
+    pub fn new(elem: &str) -> Result<ElementGlob, &'static str> {
         validate(elem)?;
         let mut toks = Vec::new();
         let mut it = elem.chars().peekable();
@@ -493,7 +493,8 @@ impl ElementGlob {
         Ok(ElementGlob(toks))
     }
 
-    pub(crate) fn matches(&self, name: &str) -> bool {
+    /// Whether `name` (one path element) matches.
+    pub fn matches(&self, name: &str) -> bool {
         tokens_match(&self.0, name)
     }
 }

@@ -433,16 +433,7 @@ fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Resul
             dirs.push((target.clone(), entry.header().mtime().ok()));
         }
         if let Some((uid, gid)) = owner {
-            nix::unistd::fchownat(
-                nix::fcntl::AT_FDCWD,
-                &target,
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .with_context(|| {
-                format!("chown {} to {uid}:{gid} in the container", target.display())
-            })?;
+            lchown(&target, uid, gid)?;
         }
     }
     // Directory mtimes last, deepest first: their contents changed them.
@@ -453,6 +444,19 @@ fn child_in(c: &Container, path: &str, name: &str, chown: bool) -> anyhow::Resul
         }
     }
     Ok(0)
+}
+
+/// Gives `path` (in the chrooted container) to `uid`:`gid`, never through
+/// a symlink.
+pub(crate) fn lchown(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .with_context(|| format!("chown {} to {uid}:{gid} in the container", path.display()))
 }
 
 /// Sets a directory's mtime, never through a symlink.

@@ -940,12 +940,7 @@ fn copy_in(a: &BuildCopyArgs) -> anyhow::Result<u8> {
                     .with_context(|| format!("create {} in the container", dest.display()))?;
                 if let Some((uid, gid)) = owner {
                     // The destination a COPY --chown makes is that user's too.
-                    nix::unistd::chown(
-                        dest,
-                        Some(nix::unistd::Uid::from_raw(uid)),
-                        Some(nix::unistd::Gid::from_raw(gid)),
-                    )
-                    .with_context(|| format!("chown {}", dest.display()))?;
+                    crate::cmd::cp::lchown(dest, uid, gid)?;
                 }
             }
             let clean: PathBuf = rel
@@ -970,19 +965,13 @@ fn copy_in(a: &BuildCopyArgs) -> anyhow::Result<u8> {
                 .with_context(|| format!("chmod {}", target.display()))?;
         }
         if let Some((uid, gid)) = owner {
-            nix::unistd::fchownat(
-                nix::fcntl::AT_FDCWD,
-                &target,
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .with_context(|| format!("chown {} to {uid}:{gid}", target.display()))?;
+            crate::cmd::cp::lchown(&target, uid, gid)?;
         }
     }
     for (path, mtime) in dirs.iter().rev() {
         if let Some(t) = mtime {
-            let _ = crate::cmd::cp::set_dir_mtime(path, *t);
+            crate::cmd::cp::set_dir_mtime(path, *t)
+                .with_context(|| format!("set the mtime of {} in the container", path.display()))?;
         }
     }
     Ok(0)
@@ -1154,14 +1143,13 @@ fn glob_in_root(p: &str) -> anyhow::Result<Vec<PathBuf>> {
         return Ok(vec![path]);
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
+    let glob = cairn_containerfile::ignore::ElementGlob::new(&last)
+        .map_err(|why| usage(format!("{p}: bad pattern {last:?}: {why}")))?;
     let mut out = Vec::new();
     for e in fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if cairn_containerfile::ignore::Ignore::parse(&last)
-            .map(|i| i.is_excluded(&name))
-            .unwrap_or(false)
-        {
+        if glob.matches(&name) {
             out.push(dir.join(name));
         }
     }
