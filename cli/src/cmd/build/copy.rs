@@ -97,11 +97,11 @@ pub(crate) fn source(
 ) -> anyhow::Result<Sources> {
     let chmod = c.chmod.as_deref().map(parse_chmod).transpose()?;
     if c.parents {
-        return Err(step_error("", inst, "--parents is not supported"));
+        return Err(step_error(b.file(), inst, "--parents is not supported"));
     }
     if c.checksum.is_some() || c.keep_git_dir {
         return Err(step_error(
-            "",
+            b.file(),
             inst,
             "ADD --checksum/--keep-git-dir apply to remote sources, which cairn does not fetch",
         ));
@@ -112,7 +112,7 @@ pub(crate) fn source(
         for h in &c.heredocs {
             let content = if h.expand {
                 cairn_containerfile::expand::expand_heredoc(&h.content, vars)
-                    .map_err(|e| step_error("", inst, &e.to_string()))?
+                    .map_err(|e| step_error(b.file(), inst, &e.to_string()))?
             } else {
                 h.content.clone()
             };
@@ -136,7 +136,7 @@ pub(crate) fn source(
     for s in &c.sources {
         if s.contains("://") || s.starts_with("git@") {
             return Err(step_error(
-                "",
+                b.file(),
                 inst,
                 &format!(
                     "{s}: remote sources are not fetched (this machine has no network for builds): download it into the context and COPY it"
@@ -166,14 +166,14 @@ pub(crate) fn source(
     } else {
         ctx.sources(&c.sources)
     }
-    .map_err(|e| step_error("", inst, &e.to_string()))?;
+    .map_err(|e| step_error(b.file(), inst, &e.to_string()))?;
     let opts = TarOptions {
         chmod,
         extract_archives: add,
         exclude: c.exclude.clone(),
     };
     let checksum = cairn_containerfile::context::checksum(ctx, &found, &opts)
-        .map_err(|e| step_error("", inst, &e.to_string()))?;
+        .map_err(|e| step_error(b.file(), inst, &e.to_string()))?;
     let single = found.len() == 1 && found[0].kind == SourceKind::File;
     Ok(Sources {
         checksum,
@@ -659,7 +659,6 @@ pub(crate) struct MountPlan {
 
 pub(crate) fn run_mounts(
     b: &Build<'_>,
-    _stage: usize,
     inst: &Instruction,
     mounts: &[String],
 ) -> anyhow::Result<MountPlan> {
@@ -679,7 +678,12 @@ pub(crate) fn run_mounts(
                 fields.push((k.to_owned(), v.to_owned()));
             }
         }
-        let m = MountSpec { spec, fields, inst };
+        let m = MountSpec {
+            spec,
+            fields,
+            inst,
+            file: b.file(),
+        };
         match kind.as_str() {
             "bind" => bind_mount(b, &m, &mut plan)?,
             "cache" => cache_mount(b, &m, &mut plan)?,
@@ -696,7 +700,7 @@ pub(crate) fn run_mounts(
             "secret" => secret_mount(b, &m, &mut plan)?,
             other => {
                 return Err(step_error(
-                    "",
+                    b.file(),
                     inst,
                     &format!("--mount={spec}: type={other} is not supported (bind, cache, tmpfs and secret are)"),
                 ))
@@ -711,6 +715,7 @@ struct MountSpec<'a> {
     spec: &'a str,
     fields: Vec<(String, String)>,
     inst: &'a Instruction,
+    file: &'a str,
 }
 
 impl MountSpec<'_> {
@@ -724,7 +729,7 @@ impl MountSpec<'_> {
     fn target(&self) -> anyhow::Result<String> {
         self.get(&["target", "dst", "destination"]).ok_or_else(|| {
             step_error(
-                "",
+                self.file,
                 self.inst,
                 &format!("--mount={}: target= is required", self.spec),
             )
@@ -732,7 +737,11 @@ impl MountSpec<'_> {
     }
 
     fn error(&self, msg: &str) -> anyhow::Error {
-        step_error("", self.inst, &format!("--mount={}: {msg}", self.spec))
+        step_error(
+            self.file,
+            self.inst,
+            &format!("--mount={}: {msg}", self.spec),
+        )
     }
 }
 
@@ -753,12 +762,12 @@ fn bind_mount(b: &Build<'_>, m: &MountSpec<'_>, plan: &mut MountPlan) -> anyhow:
     let found = b
         .context()
         .sources(std::slice::from_ref(&source))
-        .map_err(|e| step_error("", m.inst, &e.to_string()))?;
+        .map_err(|e| step_error(m.file, m.inst, &e.to_string()))?;
     let one = found
         .first()
         .ok_or_else(|| m.error(&format!("{source} is not in the context")))?;
     let sum = cairn_containerfile::context::checksum(b.context(), &found, &TarOptions::default())
-        .map_err(|e| step_error("", m.inst, &e.to_string()))?;
+        .map_err(|e| step_error(m.file, m.inst, &e.to_string()))?;
     plan.key.push_str(&format!("bind:{target}:{sum}\n"));
     let mut host = b.context().root().join(&one.path);
     if one.kind == SourceKind::Dir && !b.context().ignore().is_empty() {
@@ -778,10 +787,10 @@ fn bind_mount(b: &Build<'_>, m: &MountSpec<'_>, plan: &mut MountPlan) -> anyhow:
             &opts,
             &mut tar,
         )
-        .map_err(|e| step_error("", m.inst, &e.to_string()))?;
+        .map_err(|e| step_error(m.file, m.inst, &e.to_string()))?;
         tar.seek(io::SeekFrom::Start(0))?;
         cairn_containerfile::context::Context::from_tar(tar, dir.path(), false)
-            .map_err(|e| step_error("", m.inst, &e.to_string()))?;
+            .map_err(|e| step_error(m.file, m.inst, &e.to_string()))?;
         host = dir.path().to_owned();
         plan.scratch.push(dir);
     }
@@ -865,7 +874,7 @@ fn secret_mount(b: &Build<'_>, m: &MountSpec<'_>, plan: &mut MountPlan) -> anyho
         }
         None if required => {
             return Err(step_error(
-                "",
+                m.file,
                 m.inst,
                 &format!("secret {id} is required: give it with --secret id={id},src=FILE"),
             ))
@@ -1158,11 +1167,4 @@ fn glob_in_root(p: &str) -> anyhow::Result<Vec<PathBuf>> {
         return Err(usage(format!("{p}: no file matches in the source image")));
     }
     Ok(out)
-}
-
-/// `--secret env=`: not kept in a file of ours.
-pub(crate) fn secret_file(id: &str, _value: &[u8]) -> anyhow::Result<PathBuf> {
-    Err(usage(format!(
-        "--secret id={id},env=…: cairn does not support secrets from the environment yet: write it to a file and give src=FILE"
-    )))
 }

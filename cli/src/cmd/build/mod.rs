@@ -94,7 +94,7 @@ pub struct BuildArgs {
     /// Network of RUN steps: host, none, or the default (private, as `run`).
     #[arg(long)]
     pub network: Option<String>,
-    /// A secret for RUN --mount=type=secret: id=ID,src=PATH (or env=VAR).
+    /// A secret for RUN --mount=type=secret: id=ID,src=PATH (env= is refused).
     #[arg(long = "secret", value_name = "id=ID,src=PATH")]
     pub secrets: Vec<String>,
     /// Print only the image id.
@@ -410,8 +410,7 @@ fn options(a: &BuildArgs) -> anyhow::Result<Options> {
     })
 }
 
-/// `--secret id=ID,src=PATH` (or `type=file`, `env=VAR`, which is read
-/// into a private file now).
+/// `--secret id=ID,src=PATH` (`type=file` accepted; `env=VAR` refused).
 fn parse_secret(s: &str) -> anyhow::Result<(String, PathBuf)> {
     let mut id = None;
     let mut src = None;
@@ -422,11 +421,7 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, PathBuf)> {
             Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
             Some(("env", v)) => env = Some(v.to_owned()),
             Some(("type", "file" | "env")) => {}
-            _ => {
-                return Err(usage(format!(
-                    "invalid --secret {s:?}: use id=ID,src=PATH or id=ID,env=VARIABLE"
-                )))
-            }
+            _ => return Err(usage(format!("invalid --secret {s:?}: use id=ID,src=PATH"))),
         }
     }
     let id = id.ok_or_else(|| usage(format!("invalid --secret {s:?}: id=ID is missing")))?;
@@ -442,18 +437,13 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, PathBuf)> {
             std::fs::canonicalize(&p)
                 .map_err(|e| usage(format!("--secret {s:?}: {}: {e}", p.display())))?
         }
-        (None, Some(var)) => {
-            let v = std::env::var(&var).map_err(|_| {
-                usage(format!(
-                    "--secret {s:?}: the environment variable {var} is not set"
-                ))
-            })?;
-            copy::secret_file(&id, v.as_bytes())?
+        (None, Some(_)) => {
+            return Err(usage(format!(
+                "--secret {s:?}: cairn does not support secrets from the environment yet: write it to a file and give src=FILE"
+            )))
         }
         (None, None) => {
-            return Err(usage(format!(
-                "invalid --secret {s:?}: give src=PATH or env=VARIABLE"
-            )))
+            return Err(usage(format!("invalid --secret {s:?}: give src=PATH")))
         }
     };
     Ok((id, src))
@@ -705,7 +695,7 @@ pub fn build(ctx: &Context, a: BuildArgs) -> anyhow::Result<u8> {
         }
         None => cf.stages.len() - 1,
     };
-    let mut build = stage::Build::new(ctx, &store, &opts, &cf, &inputs.context, &a)?;
+    let mut build = stage::Build::new(ctx, &store, &opts, &cf, &inputs.file, &inputs.context, &a)?;
     let need = if opts.all_stages {
         (0..=target).collect()
     } else {
@@ -717,7 +707,7 @@ pub fn build(ctx: &Context, a: BuildArgs) -> anyhow::Result<u8> {
         }
         build.run_stage(i, need.len())?;
     }
-    let made = build.finish(target, &a)?;
+    let made = build.finish(target)?;
     build.warn_unused_args();
     if let Some(f) = &a.iidfile {
         write_iidfile(f, &made.id().to_string())?;

@@ -57,6 +57,8 @@ pub(crate) struct Build<'a> {
     store: &'a Store,
     opts: &'a Options,
     cf: &'a Containerfile,
+    /// The Containerfile's name (`-` for stdin).
+    file: &'a str,
     context: &'a BuildContext,
     /// Global `ARG`s with their values (a build argument, else the default).
     global: BTreeMap<String, Option<String>>,
@@ -202,6 +204,7 @@ impl<'a> Build<'a> {
         store: &'a Store,
         opts: &'a Options,
         cf: &'a Containerfile,
+        file: &'a str,
         context: &'a BuildContext,
         a: &BuildArgs,
     ) -> anyhow::Result<Build<'a>> {
@@ -225,9 +228,8 @@ impl<'a> Build<'a> {
                     }
                     None => match default {
                         Some(d) => Some(
-                            cairn_containerfile::expand::expand(d, cf.escape, &lookup).map_err(
-                                |e| step_error(&inputs_name(inst), inst, &e.to_string()),
-                            )?,
+                            cairn_containerfile::expand::expand(d, cf.escape, &lookup)
+                                .map_err(|e| step_error(file, inst, &e.to_string()))?,
                         ),
                         None => None,
                     },
@@ -250,6 +252,7 @@ impl<'a> Build<'a> {
             store,
             opts,
             cf,
+            file,
             context,
             global,
             used_args: used,
@@ -360,13 +363,14 @@ impl<'a> Build<'a> {
             self.say(format!("{prefix}STEP {}/{steps}: {}", n + 2, inst.text));
             self.instruction(i, &mut st, inst)?;
         }
-        let image = self.close_stage(&mut st, i == self.cf.stages.len() - 1)?;
+        let image = self.close_stage(&mut st)?;
         self.results[i] = Some(image);
         Ok(())
     }
 
-    fn file(&self) -> String {
-        self.context.root().display().to_string()
+    /// The Containerfile's name, as errors give it.
+    pub(crate) fn file(&self) -> &str {
+        self.file
     }
 
     fn start_state(&mut self, stage: &Stage, i: usize, base_spec: &str) -> anyhow::Result<State> {
@@ -436,7 +440,7 @@ impl<'a> Build<'a> {
     fn expand_op(&self, st: &State, inst: &Instruction) -> anyhow::Result<Op> {
         inst.op
             .expand(self.cf.escape, &|n| st.lookup(n))
-            .map_err(|e| step_error(&self.file(), inst, &e.to_string()))
+            .map_err(|e| step_error(self.file(), inst, &e.to_string()))
     }
 
     fn instruction(
@@ -477,20 +481,12 @@ impl<'a> Build<'a> {
             } => {
                 if let Some(s) = security.filter(|s| s != "sandbox") {
                     return Err(step_error(
-                        &self.file(),
+                        self.file(),
                         inst,
                         &format!("RUN --security={s} is not supported (steps run confined, as `run` does)"),
                     ));
                 }
-                self.run(
-                    stage,
-                    st,
-                    inst,
-                    &mounts,
-                    network.as_deref(),
-                    &cmd,
-                    &heredocs,
-                )
+                self.run(st, inst, &mounts, network.as_deref(), &cmd, &heredocs)
             }
             Op::Copy(c) => self.copy(stage, st, inst, &c, false),
             Op::Add(c) => self.copy(stage, st, inst, &c, true),
@@ -558,7 +554,7 @@ impl<'a> Build<'a> {
                 }
                 for v in vols {
                     if v.trim().is_empty() {
-                        return Err(step_error(&self.file(), inst, "VOLUME with an empty path"));
+                        return Err(step_error(self.file(), inst, "VOLUME with an empty path"));
                     }
                     e[v] = json!({});
                 }
@@ -814,7 +810,6 @@ impl<'a> Build<'a> {
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
-        stage: usize,
         st: &mut State,
         inst: &Instruction,
         mounts: &[String],
@@ -851,7 +846,7 @@ impl<'a> Build<'a> {
             }
         }
         env.extend(arg_env.iter().cloned());
-        let plan = copy::run_mounts(self, stage, inst, mounts)?;
+        let plan = copy::run_mounts(self, inst, mounts)?;
         // The op too: heredoc bodies are not in the instruction's text.
         let op = format!("{:?}", inst.op);
         st.chain(&["RUN", &inst.text, &op, &arg_env.join("\n"), &plan.key]);
@@ -992,7 +987,7 @@ impl<'a> Build<'a> {
 
     /// The stage's last image (its pending config changes, the one-layer
     /// mode's layer, and on the target the flags' labels and env).
-    fn close_stage(&mut self, st: &mut State, _last: bool) -> anyhow::Result<Image> {
+    fn close_stage(&mut self, st: &mut State) -> anyhow::Result<Image> {
         if let Some(w) = st.work.take() {
             let made = {
                 let created_by = match st.layer_entry.take() {
@@ -1030,7 +1025,7 @@ impl<'a> Build<'a> {
 
     /// The target's image with the flags' labels and env, squashed if
     /// asked, named.
-    pub(crate) fn finish(&mut self, target: usize, _a: &BuildArgs) -> anyhow::Result<Image> {
+    pub(crate) fn finish(&mut self, target: usize) -> anyhow::Result<Image> {
         let mut image = self.results[target].clone().expect("the target was built");
         let o = self.opts;
         if !self.labels.is_empty()
@@ -1149,15 +1144,10 @@ impl<'a> Build<'a> {
     }
 }
 
-fn inputs_name(inst: &Instruction) -> String {
-    format!("line {}", inst.line)
-}
-
-/// An instruction's failure: its line and text.
+/// An instruction's failure: the Containerfile, its line and instruction.
 pub(crate) fn step_error(file: &str, inst: &Instruction, msg: &str) -> anyhow::Error {
-    let _ = file;
     usage(format!(
-        "line {}: {}: {msg}",
+        "{file}:{}: {}: {msg}",
         inst.line,
         inst.text.split_whitespace().next().unwrap_or("")
     ))
