@@ -848,3 +848,50 @@ fn scratch_stages_layers_false_and_squash() {
     ]);
     assert_eq!(layers("squashed"), 1);
 }
+
+#[test]
+fn quiet_run_flags_annotations_and_unsetenv() {
+    let c = env();
+    let file = "FROM localhost/debian-min:latest\n\
+                ENV DROP_ME=1 KEEP=2\n\
+                RUN grep -q 'cairn-added 1.2.3.4' /etc/hosts \\\n\
+                    || (echo 'no --add-host entry' >&2; exit 3); echo to-stdout; echo to-stderr >&2\n";
+    let ctx = context(&c, "flags", &[("Containerfile", file)]);
+    let ctx_s = ctx.to_str().unwrap();
+    let r = c.run([
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "--add-host",
+        "cairn-added:1.2.3.4",
+        "--annotation",
+        "org.test.note=yes",
+        "--unsetenv",
+        "DROP_ME",
+        "-t",
+        "flagged",
+        ctx_s,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // podman's -q: the image id alone on stdout, the step's stderr kept.
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert_eq!(r.stdout.trim().len(), 64, "{}", r.stdout);
+    assert!(r.stderr.contains("to-stderr"), "{}", r.stderr);
+    let notes = c.ok([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Annotations}}",
+        "flagged",
+    ]);
+    assert!(notes.contains("\"org.test.note\":\"yes\""), "{notes}");
+    let env = c.ok([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        "flagged",
+    ]);
+    assert!(env.contains("KEEP=2") && !env.contains("DROP_ME"), "{env}");
+}
