@@ -118,25 +118,10 @@ impl Podman {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let d = self.dir.path();
-        let mut c = Command::new("podman");
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", d)
-            .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
-            .env("TMPDIR", d.join("tmp"))
-            .arg("--root")
-            .arg(d.join("storage"))
-            .arg("--runroot")
-            .arg(self.runroot())
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .arg("--storage-driver")
-            .arg("overlay")
-            .args(args)
-            .stdin(Stdio::null());
+        let mut c = self.configured("podman");
+        c.arg("--tmpdir")
+            .arg(self.dir.path().join("tmp"))
+            .args(args);
         c
     }
 
@@ -147,8 +132,16 @@ impl Podman {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let mut c = self.configured("buildah");
+        c.args(args);
+        c
+    }
+
+    /// `program` (podman or buildah) with this podman's environment, root,
+    /// run root and storage driver.
+    fn configured(&self, program: &str) -> Command {
         let d = self.dir.path();
-        let mut c = Command::new("buildah");
+        let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", d)
@@ -162,7 +155,6 @@ impl Podman {
             .arg(self.runroot())
             .arg("--storage-driver")
             .arg("overlay")
-            .args(args)
             .stdin(Stdio::null());
         c
     }

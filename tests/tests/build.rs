@@ -690,6 +690,25 @@ fn bad_containerfiles_and_sources_are_one_line_errors() {
     );
 }
 
+/// `cairn ARGS` with `input` on its stdin; it must succeed.
+fn build_with_stdin(c: &Cairn, args: &[&str], input: &[u8]) {
+    use std::io::Write as _;
+    let mut child = c
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "cairn {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn containerfile_and_tar_context_from_stdin() {
     let c = env();
@@ -707,22 +726,7 @@ fn containerfile_and_tar_context_from_stdin() {
         .output()
         .unwrap();
     assert!(tar.status.success());
-    let mut cmd = c.command(["build", "-q", "-t", "fromtar", "-"]);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(&tar.stdout).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_with_stdin(&c, &["build", "-q", "-t", "fromtar", "-"], &tar.stdout);
     assert_eq!(
         c.ok([
             "run",
@@ -736,31 +740,11 @@ fn containerfile_and_tar_context_from_stdin() {
         "from the tar context\n"
     );
     // -f - with a directory context.
-    let mut cmd = c.command([
-        "build",
-        "-q",
-        "-t",
-        "fromfile",
-        "-f",
-        "-",
-        ctx.to_str().unwrap(),
-    ]);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(b"FROM localhost/debian-min:latest\nCOPY data.txt /again.txt\n")
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let ctx_s = ctx.to_str().unwrap();
+    build_with_stdin(
+        &c,
+        &["build", "-q", "-t", "fromfile", "-f", "-", ctx_s],
+        b"FROM localhost/debian-min:latest\nCOPY data.txt /again.txt\n",
     );
     assert_eq!(
         c.ok([
