@@ -22,7 +22,6 @@ Run as root: benches/build.py [--runs 3] [--fs ext4|here]
 import argparse
 import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pull import FS_HELP, REPO, bench_fs, drop_caches, sh, timed  # noqa: E402
-from unpack import podman_reset, rm  # noqa: E402
+from unpack import rm  # noqa: E402
+from images_out import Podman  # noqa: E402
 
 BASE = "localhost/bench-base:latest"
 CONTAINERFILE = f"""FROM {BASE} AS gen
@@ -61,46 +61,23 @@ def make_context(work):
     return ctx
 
 
-class Peer:
-    """podman or buildah with a root, a run root and a containers.conf of its own (as
-    benches/images_out.py's)."""
+class Peer(Podman):
+    """images_out.py's isolated podman (its own root, run root and containers.conf), and Debian's
+    buildah on the same storage."""
 
-    def __init__(self, work, name):
-        self.d = work / f"peer-{name}"
-        self.root = self.d / "storage"
-        self.runroot = f"/run/cairn-bbench-{os.getpid()}-{name}"
-        self.setup()
-
-    def setup(self):
-        (self.d / "tmp").mkdir(parents=True, exist_ok=True)
-        (self.d / "containers.conf").write_text(
-            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n"
-            "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n"
-            f"events_logfile_path = \"{self.d}/events.log\"\nruntime = \"crun\"\n"
-            f"image_copy_tmp_dir = \"{self.d}/tmp\"\n")
-        (self.d / "registries.conf").write_text("")
-        self.env = dict(os.environ, TMPDIR=str(self.d / "tmp"),
-                        CONTAINERS_CONF=str(self.d / "containers.conf"),
-                        CONTAINERS_REGISTRIES_CONF=str(self.d / "registries.conf"))
-
-    def cmd(self, tool, *args):
-        extra = ["--tmpdir", str(self.d / "tmp")] if tool == "podman" else []
-        return [tool, "--root", str(self.root), "--runroot", self.runroot, *extra,
+    def tool(self, tool, *args):
+        if tool == "podman":
+            return self.cmd(*args)
+        return ["buildah", "--root", str(self.root), "--runroot", self.runroot,
                 "--storage-driver", "overlay", *args]
-
-    def reset(self):
-        podman_reset(self.root, self.runroot)
-        rm(self.d)
-        shutil.rmtree(self.runroot, ignore_errors=True)
-        self.setup()
 
 
 def build_cmd(tool, cairn, peer, ctx, tag):
     if tool == "cairn":
         return [cairn, "build", "-q", "--network", "none", "-t", tag, str(ctx)]
     if tool == "buildah":
-        return peer.cmd("buildah", "bud", "-q", "--layers", "--network", "none", "-t", tag, str(ctx))
-    return peer.cmd("podman", "build", "-q", "--layers", "--network", "none", "-t", tag, str(ctx))
+        return peer.tool("buildah", "bud", "-q", "--layers", "--network", "none", "-t", tag, str(ctx))
+    return peer.tool("podman", "build", "-q", "--layers", "--network", "none", "-t", tag, str(ctx))
 
 
 def bench(args, cairn, work, layout, results, notes):
@@ -119,9 +96,9 @@ def bench(args, cairn, work, layout, results, notes):
             else:
                 peer = Peer(work, tool)
                 env = peer.env
-                sh(*peer.cmd("podman", "pull", "-q", f"oci:{layout}:debian-min"), env=env)
-                pid = sh(*peer.cmd("podman", "images", "-q"), env=env).stdout.split()[0]
-                sh(*peer.cmd("podman", "tag", pid, BASE), env=env)
+                sh(*peer.tool("podman", "pull", "-q", f"oci:{layout}:debian-min"), env=env)
+                pid = sh(*peer.tool("podman", "images", "-q"), env=env).stdout.split()[0]
+                sh(*peer.tool("podman", "tag", pid, BASE), env=env)
             try:
                 cmd = build_cmd(tool, cairn, peer, ctx, "localhost/built:latest")
                 for phase in ("cold", "cached", "changed"):
@@ -131,7 +108,7 @@ def bench(args, cairn, work, layout, results, notes):
                     wall, rss = timed(cmd, env)
                     results.setdefault((phase, tool), []).append((wall, rss))
                 if run == 0:
-                    runner = [cairn] if tool == "cairn" else peer.cmd("podman")
+                    runner = [cairn] if tool == "cairn" else peer.tool("podman")
                     count = sh(*runner, "run", "--rm", "--network", "none", "localhost/built:latest",
                                env=env).stdout.strip()
                     notes.append(f"{tool}: the built image's /opt holds {count} entries")
