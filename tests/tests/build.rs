@@ -670,6 +670,10 @@ fn bad_containerfiles_and_sources_are_one_line_errors() {
             "FROM localhost/debian-min:latest\nCOPY evil/passwd /x\n",
             "evil/passwd",
         ),
+        (
+            "FROM localhost/debian-min:latest\nADD https://example.invalid/x /x\n",
+            "remote sources are not fetched",
+        ),
     ];
     for (i, (file, want)) in cases.iter().enumerate() {
         let ctx = context(&c, &format!("bad{i}"), &[("Containerfile", file)]);
@@ -853,6 +857,12 @@ fn quiet_run_flags_annotations_and_unsetenv() {
         "org.test.note=yes",
         "--unsetenv",
         "DROP_ME",
+        "--label",
+        "org.test.label=l",
+        "--env",
+        "ADDED=1",
+        "--format",
+        "docker",
         "-t",
         "flagged",
         ctx_s,
@@ -878,4 +888,26 @@ fn quiet_run_flags_annotations_and_unsetenv() {
         "flagged",
     ]);
     assert!(env.contains("KEEP=2") && !env.contains("DROP_ME"), "{env}");
+    assert!(env.contains("ADDED=1"), "{env}");
+    let labels = c.ok([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Labels}}",
+        "flagged",
+    ]);
+    assert!(labels.contains("\"org.test.label\":\"l\""), "{labels}");
+    let index = c.index();
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"] == "localhost/flagged:latest"
+        })
+        .expect("the tag in index.json");
+    assert_eq!(
+        desc["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "--format docker"
+    );
 }
