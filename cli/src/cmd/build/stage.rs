@@ -654,14 +654,22 @@ impl<'a> Build<'a> {
         if !self.opts.layers {
             return;
         }
+        // A step not remembered only runs again next time: a warning.
         let dir = self.cache_dir();
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = cairn_fsutil::write_atomic(
-            &dir.join(key),
-            image.digest().to_string().as_bytes(),
-            0o644,
-            cairn_fsutil::Durability::Volatile,
-        );
+        let written = std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("create {}: {e}", dir.display()))
+            .and_then(|()| {
+                cairn_fsutil::write_atomic(
+                    &dir.join(key),
+                    image.digest().to_string().as_bytes(),
+                    0o644,
+                    cairn_fsutil::Durability::Volatile,
+                )
+                .map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            tracing::warn!("the build cache did not record a step ({e}): it runs again next time");
+        }
     }
 
     fn adopt(&self, st: &mut State, image: Image, cached: bool) {
