@@ -45,6 +45,7 @@
 
 // Public: what the launcher (`cairn`) and the tests need.
 pub mod caps;
+pub mod cgroup;
 pub mod events;
 pub mod k8s_log;
 pub mod mountinfo;
