@@ -863,6 +863,306 @@ pub(crate) fn default_signals_on_exec(cmd: &mut std::process::Command, signals: 
     }
 }
 
+// ---- bpf (cgroup v2 device programs) ----
+//
+// The few `bpf(2)` commands a cgroup v2 device controller needs: load a
+// program, attach it to a cgroup, list and detach what is attached there.
+// libc has no eBPF definitions (its `BPF_*` are classic BPF), so the
+// constants below are the kernel's, from include/uapi/linux/bpf.h.
+
+/// `BPF_PROG_LOAD`, `BPF_PROG_ATTACH`, `BPF_PROG_DETACH`,
+/// `BPF_PROG_GET_FD_BY_ID`, `BPF_PROG_QUERY` (`enum bpf_cmd`, linux/bpf.h).
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
+
+/// `BPF_PROG_TYPE_CGROUP_DEVICE` (`enum bpf_prog_type`, linux/bpf.h).
+pub(crate) const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+/// `BPF_CGROUP_DEVICE` (`enum bpf_attach_type`, linux/bpf.h).
+pub(crate) const BPF_CGROUP_DEVICE: u32 = 6;
+/// `BPF_F_ALLOW_MULTI` (linux/bpf.h): other programs may be attached to
+/// the same cgroup (and its descendants may have their own).
+pub(crate) const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
+
+/// `struct bpf_insn` (linux/bpf.h): one eBPF instruction, 8 bytes. The two
+/// register numbers share a byte as C bitfields (`dst_reg:4, src_reg:4`),
+/// whose order follows the byte order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct BpfInsn {
+    /// Class, operation and source (`BPF_ALU | BPF_AND | BPF_K`).
+    pub(crate) code: u8,
+    regs: u8,
+    /// Jump offset in instructions from the next one, or memory offset.
+    pub(crate) off: i16,
+    /// Immediate operand.
+    pub(crate) imm: i32,
+}
+
+impl BpfInsn {
+    /// An instruction on registers `dst` and `src` (0..=10).
+    pub(crate) const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> BpfInsn {
+        #[cfg(target_endian = "little")]
+        let regs = (src << 4) | (dst & 0xf);
+        #[cfg(target_endian = "big")]
+        let regs = (dst << 4) | (src & 0xf);
+        BpfInsn {
+            code,
+            regs,
+            off,
+            imm,
+        }
+    }
+
+    /// The destination register.
+    #[cfg(test)]
+    pub(crate) const fn dst(&self) -> u8 {
+        #[cfg(target_endian = "little")]
+        return self.regs & 0xf;
+        #[cfg(target_endian = "big")]
+        return self.regs >> 4;
+    }
+
+    /// The source register.
+    #[cfg(test)]
+    pub(crate) const fn src(&self) -> u8 {
+        #[cfg(target_endian = "little")]
+        return self.regs >> 4;
+        #[cfg(target_endian = "big")]
+        return self.regs & 0xf;
+    }
+}
+
+/// The `BPF_PROG_LOAD` member of `union bpf_attr`, up to
+/// `expected_attach_type` (which only socket program types need); the
+/// kernel reads `size_of` bytes and takes the rest as zero. These attr
+/// structs have no implicit padding, so `Default` zeroes every byte the
+/// kernel reads.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// The `BPF_PROG_ATTACH` / `BPF_PROG_DETACH` member of `union bpf_attr`,
+/// up to `replace_bpf_fd`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// The `BPF_PROG_QUERY` member of `union bpf_attr`, up to `prog_cnt` (and
+/// the padding after it, so the size is a multiple of 8 as in C).
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+}
+
+/// The `BPF_*_GET_FD_BY_ID` member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfGetFdByIdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+/// `attr` must be the member of `union bpf_attr` that `cmd` reads, every
+/// pointer in it valid for the kernel to read (or write, where `cmd`
+/// writes through it) for the lengths given beside it.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: the caller vouches for the pointers inside `attr`; `attr`
+    // itself is valid for `size_of::<T>()` bytes of reads and writes.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            (attr as *mut T).cast::<libc::c_void>(),
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    })
+}
+
+/// Own the descriptor a `bpf(2)` command that makes one returned (the
+/// kernel makes them close-on-exec).
+///
+/// # Safety
+/// `ret` must be such a return value, not yet owned by anything.
+unsafe fn bpf_fd(ret: libc::c_long) -> OwnedFd {
+    // SAFETY: the caller vouches that `ret` is a new descriptor nothing
+    // else owns.
+    unsafe { OwnedFd::from_raw_fd(ret as RawFd) }
+}
+
+/// `BPF_PROG_LOAD`: load `insns` as a program of type `kind` (e.g.
+/// [`BPF_PROG_TYPE_CGROUP_DEVICE`]) under `license`, named `cairn_devices`
+/// (as `bpftool prog` shows it). When the kernel refuses it for another
+/// reason than a missing privilege, the load is tried again with a log
+/// buffer, and the verifier's log becomes part of the error.
+pub(crate) fn bpf_prog_load(
+    kind: u32,
+    insns: &[BpfInsn],
+    license: &std::ffi::CStr,
+) -> io::Result<OwnedFd> {
+    let insn_cnt =
+        u32::try_from(insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    let mut name = [0u8; 16];
+    name[..13].copy_from_slice(b"cairn_devices");
+    let attr = || BpfProgLoadAttr {
+        prog_type: kind,
+        insn_cnt,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        prog_name: name,
+        ..BpfProgLoadAttr::default()
+    };
+    // SAFETY: `insns` and `license` outlive the call and are only read;
+    // `insn_cnt` is the length of `insns`; no log buffer is given.
+    let first = match unsafe { bpf(BPF_PROG_LOAD, &mut attr()) } {
+        // SAFETY: BPF_PROG_LOAD returns a new program descriptor.
+        Ok(fd) => return Ok(unsafe { bpf_fd(fd) }),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => return Err(e),
+        Err(e) => e,
+    };
+    let mut log = vec![0u8; 1 << 20];
+    let mut with_log = BpfProgLoadAttr {
+        log_level: 1,
+        log_size: log.len() as u32,
+        log_buf: log.as_mut_ptr() as u64,
+        ..attr()
+    };
+    // SAFETY: as above, and `log_buf` points at `log_size` writable bytes
+    // that outlive the call.
+    match unsafe { bpf(BPF_PROG_LOAD, &mut with_log) } {
+        // SAFETY: BPF_PROG_LOAD returns a new program descriptor.
+        Ok(fd) => Ok(unsafe { bpf_fd(fd) }),
+        Err(again) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(first);
+            }
+            let errno = again
+                .raw_os_error()
+                .map_or(first, io::Error::from_raw_os_error);
+            Err(io::Error::new(
+                errno.kind(),
+                format!("{errno}; the verifier said: {text}"),
+            ))
+        }
+    }
+}
+
+/// `BPF_PROG_ATTACH`: attach the program `prog` to `target` (a cgroup
+/// directory) for `attach_type`, with `flags` (`BPF_F_ALLOW_MULTI`).
+pub(crate) fn bpf_prog_attach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<()> {
+    let mut attr = BpfProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+        ..BpfProgAttachAttr::default()
+    };
+    // SAFETY: the attach member holds descriptors and integers only; the
+    // descriptors are borrowed for the call, not closed.
+    unsafe { bpf(BPF_PROG_ATTACH, &mut attr) }.map(drop)
+}
+
+/// `BPF_PROG_DETACH` of the program `prog` from `target` for
+/// `attach_type` (the program's own descriptor names which one, as a
+/// cgroup attached with `BPF_F_ALLOW_MULTI` may hold several).
+pub(crate) fn bpf_prog_detach2(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<()> {
+    let mut attr = BpfProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        ..BpfProgAttachAttr::default()
+    };
+    // SAFETY: descriptors and integers only, borrowed for the call.
+    unsafe { bpf(BPF_PROG_DETACH, &mut attr) }.map(drop)
+}
+
+/// `BPF_PROG_QUERY`: the ids of the programs attached to `target` (a
+/// cgroup directory) for `attach_type`, in the order they run.
+pub(crate) fn bpf_prog_query(target: BorrowedFd<'_>, attach_type: u32) -> io::Result<Vec<u32>> {
+    // A cgroup holds at most 64 programs per attach type
+    // (BPF_CGROUP_MAX_PROGS); ENOSPC with the real count if that changes.
+    let mut ids = vec![0u32; 64];
+    loop {
+        let mut attr = BpfProgQueryAttr {
+            target_fd: target.as_raw_fd() as u32,
+            attach_type,
+            prog_ids: ids.as_mut_ptr() as u64,
+            prog_cnt: ids.len() as u32,
+            ..BpfProgQueryAttr::default()
+        };
+        // SAFETY: `prog_ids` points at `prog_cnt` writable u32s that
+        // outlive the call; the kernel writes at most that many.
+        match unsafe { bpf(BPF_PROG_QUERY, &mut attr) } {
+            Ok(_) => {
+                ids.truncate(attr.prog_cnt as usize);
+                return Ok(ids);
+            }
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOSPC) && attr.prog_cnt as usize > ids.len() =>
+            {
+                ids = vec![0; attr.prog_cnt as usize];
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `BPF_PROG_GET_FD_BY_ID`: a descriptor of the loaded program `id`.
+pub(crate) fn bpf_prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = BpfGetFdByIdAttr {
+        id,
+        ..BpfGetFdByIdAttr::default()
+    };
+    // SAFETY: integers only.
+    let fd = unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) }?;
+    // SAFETY: BPF_PROG_GET_FD_BY_ID returns a new program descriptor.
+    Ok(unsafe { bpf_fd(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+mod devices_bpf;
+
 /// Resource limits, podman's flags in kernel units. `None` leaves the
 /// kernel's default (or, for an update, the current value).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
