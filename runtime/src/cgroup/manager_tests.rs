@@ -119,12 +119,17 @@ fn spec(r: Resources) -> CgroupSpec {
     }
 }
 
-/// Each field of Resources: the file v1 and v2 write, and the value.
-fn cases() -> Vec<(
-    Resources,
-    &'static [(&'static str, &'static str)],
-    &'static [(&'static str, &'static str)],
-)> {
+/// The files written and their content.
+type Files = &'static [(&'static str, &'static str)];
+
+/// Each field of Resources: the files v1 and v2 write, and the values.
+fn cases() -> Vec<(Resources, Files, Files)> {
+    let mut c = memory_cases();
+    c.extend(other_cases());
+    c
+}
+
+fn memory_cases() -> Vec<(Resources, Files, Files)> {
     let r = Resources::default;
     vec![
         (
@@ -175,6 +180,12 @@ fn cases() -> Vec<(
             &[("memory/cairn/ctr/memory.soft_limit_in_bytes", "16777216")],
             &[("memory.low", "16777216")],
         ),
+    ]
+}
+
+fn other_cases() -> Vec<(Resources, Files, Files)> {
+    let r = Resources::default;
+    vec![
         (
             Resources {
                 cpu_shares: Some(1024),

@@ -295,7 +295,7 @@ fn monitor_on_cgroup_v2() {
     // namespace's root as well.)
     assert!(text.iter().any(|l| l == "0::/"), "{text:?}");
     assert!(text.iter().all(|l| l.ends_with(":/")), "{text:?}");
-    gone_everywhere(&[root.clone()], &leaf);
+    gone_everywhere(std::slice::from_ref(&root), &leaf);
 
     if h.controllers("/").iter().any(|c| c == "pids") {
         return;
