@@ -250,7 +250,9 @@ JSON spec (unknown fields are errors; "namespaces" empty or absent = all):
   {"target": 1234, "namespaces": ["user", "cgroup", "ipc", "uts", "net",
    "pid", "time", "mnt"], "tty": false, "stdin": false,
    "process": { ...as in cairn-pivot --help... },
-   "exit_event": {"log": PATH, "event": {...}}}
+   "exit_event": {"log": PATH, "event": {...}},
+   "cgroup": "/cairn/libpod-ID"}   (the process that joins moves itself
+                                    into that cgroup first, if it exists)
 
 Exit status: CMD's; 125 if cairn-enter failed, 126 if CMD cannot be
 executed, 127 if it is not found.
@@ -323,9 +325,16 @@ JSON spec (unknown fields are errors; "args" and "exit_file" required):
                                       appended as "start" (and "attach")
                                       once the command runs, as "died"
                                       with its exit code when it ends)
+    "cgroup": {"path": "/cairn/libpod-ID", "resources": {"memory": N,
+               "pids_limit": N, ...}, "devices": [{"allow": true,
+               "kind": "c", "major": 1, "minor": 3, "access": "rwm"}]}
+                                      (optional: created with its limits
+                                      before the clone, the child moved in
+                                      before it runs, removed with what is
+                                      left in it when the child ends)
   }
-exit_file: {"exit_code": N, "signal": S|null, "finished_ns": <unix ns>},
-exit_code 128+S when signal S killed the process.
+exit_file: {"exit_code": N, "signal": S|null, "finished_ns": <unix ns>,
+"oom_killed": B}, exit_code 128+S when signal S killed the process.
 
 Exit status: the container's (as in the exit file); 125 if it could not be
 started at all.

@@ -265,6 +265,9 @@ fn join_and_start(
     single: &SingleThreaded,
 ) -> Result<i32> {
     let p = &spec.process;
+    if let Some(path) = &spec.cgroup {
+        join_cgroup(path)?;
+    }
     // Pin the target before looking at it.
     let pidfd = crate::sys::pidfd_open(pid).ok();
     let proc_dir = nix::fcntl::open(
@@ -416,6 +419,23 @@ fn join_and_start(
             wait_forwarding(child, &masks.forwarded)
         }
     }
+}
+
+/// Moves this process (the joiner, whose child is the command) into the
+/// container's cgroup in every hierarchy, before it joins anything (in
+/// the container's user namespace the host's cgroup files are no longer
+/// ours to write). The caller's side stays outside: freezing or removing
+/// the container must not take the caller's terminal with it. A cgroup
+/// that does not exist is a container without one.
+fn join_cgroup(path: &str) -> Result<()> {
+    let Some(h) = crate::cgroup::Hierarchy::detect()? else {
+        return Ok(());
+    };
+    let cg = crate::cgroup::Cgroup::new(&h, path)?;
+    if !cg.exists() {
+        return Ok(());
+    }
+    cg.add_process(std::process::id() as i32)
 }
 
 /// Wait for `child`, passing on every forwarded signal; its exit code, or

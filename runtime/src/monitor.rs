@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use cairn_fsutil::{write_atomic, Durability};
 
+use crate::cgroup::{Cgroup, Hierarchy};
 use crate::error::{Context as _, Error, Result};
 use crate::fdio::{read_some, set_nonblocking, write_all_fd, write_pending, Drained, Read};
 use crate::k8s_log::{self, LineBuf, Stream};
@@ -197,6 +198,10 @@ struct ChildPlan {
     gate_w: Option<RawFd>,
     /// Become root of the new user namespace once the gate opens.
     userns: bool,
+    /// Make the cgroup namespace once the gate opens (the monitor has
+    /// moved us into the container's cgroup by then, so that it is the
+    /// namespace's root).
+    cgroupns: bool,
 }
 
 /// The child: descriptors, signals, loopback, limits, exec. Never returns.
@@ -256,19 +261,22 @@ fn wait_gate(plan: &ChildPlan) -> Result<()> {
             why.into_owned()
         }));
     }
-    if !plan.userns {
-        return Ok(());
+    if plan.userns {
+        let root = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root, root, root)
+            .ctx("become gid 0 in", "the container's user namespace")?;
+        let root = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(root, root, root)
+            .ctx("become uid 0 in", "the container's user namespace")?;
+        nix::unistd::setgroups(&[]).ctx(
+            "drop supplementary groups in",
+            "the container's user namespace",
+        )?;
     }
-    let root = nix::unistd::Gid::from_raw(0);
-    nix::unistd::setresgid(root, root, root)
-        .ctx("become gid 0 in", "the container's user namespace")?;
-    let root = nix::unistd::Uid::from_raw(0);
-    nix::unistd::setresuid(root, root, root)
-        .ctx("become uid 0 in", "the container's user namespace")?;
-    nix::unistd::setgroups(&[]).ctx(
-        "drop supplementary groups in",
-        "the container's user namespace",
-    )?;
+    if plan.cgroupns {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .ctx("create the cgroup namespace of", "the container process")?;
+    }
     Ok(())
 }
 
@@ -432,6 +440,8 @@ struct Monitor<'a> {
     net: Option<crate::network::Held>,
     /// slirp4netns's stderr, drained (and dropped) while it runs.
     net_stderr: Option<OwnedFd>,
+    /// The container's cgroup, removed when the child has ended.
+    cgroup: Option<Cgroup>,
 }
 
 /// Everything `cairn-monitor` does after parsing; returns the exit status
@@ -496,13 +506,25 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         gate_w: gate_w.as_ref().map(AsRawFd::as_raw_fd),
         gate: gate_r,
         userns: spec.namespaces.contains(&Namespace::User),
+        cgroupns: spec.cgroup.is_some() && spec.namespaces.contains(&Namespace::Cgroup),
     };
-    if let Some(path) = &spec.join_net {
-        join_net(path)?;
-    }
-    let child = clone_child(spec, &plan, single)?;
+    // Last before the clone: nothing after it but the clone can fail and
+    // leave it behind.
+    let cgroup = spec.cgroup.as_ref().map(create_cgroup).transpose()?;
+    let cloned = spec
+        .join_net
+        .as_deref()
+        .map_or(Ok(()), join_net)
+        .and_then(|()| clone_child(spec, &plan, single));
+    let child = match cloned {
+        Ok(child) => child,
+        Err(e) => {
+            remove_cgroup(cgroup.as_ref());
+            return Err(e);
+        }
+    };
     drop((out_w, err_w, error_w, stdin_src, plan.gate.take()));
-    let mut net = gate_w.and_then(|gate| prepare_and_open_gate(child, spec, gate));
+    let mut net = gate_w.and_then(|gate| prepare_and_open_gate(child, spec, cgroup.as_ref(), gate));
     let net_stderr = net.as_mut().and_then(|n| n.stderr.take());
     let console = console.map(|(ours, _theirs)| ours);
     for fd in [&out_r, &err_r, &error_r]
@@ -548,7 +570,44 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         ran: false,
         net,
         net_stderr,
+        cgroup,
     })
+}
+
+/// Creates the container's cgroup with its limits (before the clone: the
+/// child must never run without them).
+fn create_cgroup(spec: &crate::cgroup::CgroupSpec) -> Result<Cgroup> {
+    let fail = |why: String| {
+        Error::Usage(format!(
+            "create the container's cgroup {}: {why}",
+            spec.path
+        ))
+    };
+    let h = Hierarchy::detect()
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| {
+            fail("no cgroup filesystem is mounted: mount cgroup2 on /sys/fs/cgroup, or run the container without a cgroup (--cgroups disabled)".into())
+        })?;
+    let cg = Cgroup::new(&h, &spec.path)?;
+    cg.create(spec).map_err(|e| {
+        fail(format!(
+            "{e} (drop the limit, or run the container without a cgroup: --cgroups disabled)"
+        ))
+    })?;
+    Ok(cg)
+}
+
+/// Removes the container's cgroup (killing what is left in it); a failure
+/// is said on stderr.
+fn remove_cgroup(cgroup: Option<&Cgroup>) {
+    if let Some(cg) = cgroup {
+        if let Err(e) = cg.remove() {
+            eprintln!(
+                "cairn-monitor: remove the container's cgroup {}: {e}",
+                cg.path()
+            );
+        }
+    }
 }
 
 /// `--network ns:PATH`, `container:NAME`: the monitor itself joins the
@@ -668,7 +727,10 @@ impl Wiring {
             .ctx("open", "/dev/null")?;
             (null, None)
         };
-        let gate = if spec.namespaces.contains(&Namespace::User) || spec.network.is_some() {
+        let gate = if spec.namespaces.contains(&Namespace::User)
+            || spec.network.is_some()
+            || spec.cgroup.is_some()
+        {
             Some(pipe()?)
         } else {
             None
@@ -688,10 +750,14 @@ impl Wiring {
 /// `clone(2)` the container's first process into the spec's namespaces;
 /// the child runs [`child_main`] and never returns here.
 fn clone_child(spec: &MonitorSpec, plan: &ChildPlan, single: &SingleThreaded) -> Result<Pid> {
-    let flags = spec
+    let mut flags = spec
         .namespaces
         .iter()
         .fold(CloneFlags::empty(), |f, ns| f | clone_flag(*ns));
+    if plan.cgroupns {
+        // The child makes it once it is in its cgroup (wait_gate).
+        flags.remove(CloneFlags::CLONE_NEWCGROUP);
+    }
     match crate::sys::clone_fork(single, flags) {
         Ok(ForkResult::Child) => child_main(plan),
         Ok(ForkResult::Parent { child }) => Ok(child),
@@ -711,31 +777,47 @@ fn clone_child(spec: &MonitorSpec, plan: &ChildPlan, single: &SingleThreaded) ->
     }
 }
 
-/// Write the child's id maps and set up its network, then tell it through
-/// `gate` whether that worked: `m`, or `x` and the one line saying what
-/// failed, which the child reports on the error pipe (so the launcher gets
-/// it on the sync line, code 125) before it exits without running the
-/// command. A failed network setup is already torn down.
+/// Move the child into its cgroup, write its id maps and set up its
+/// network, then tell it through `gate` whether that worked: `m`, or `x`
+/// and the one line saying what failed, which the child reports on the
+/// error pipe (so the launcher gets it on the sync line, code 125) before
+/// it exits without running the command. A failed network setup is
+/// already torn down; a cgroup the child could not be moved into is
+/// removed.
 fn prepare_and_open_gate(
     child: Pid,
     spec: &MonitorSpec,
+    cgroup: Option<&Cgroup>,
     gate: OwnedFd,
 ) -> Option<crate::network::Held> {
     let mut held = None;
-    let ready = if spec.namespaces.contains(&Namespace::User) {
-        write_id_maps(child, spec)
-    } else {
-        Ok(())
-    }
-    .and_then(|()| {
-        if let Some(net) = &spec.network {
-            held = Some(
-                crate::network::setup(net, child)
-                    .map_err(|e| Error::Usage(format!("set up the container's network: {e}")))?,
-            );
-        }
-        Ok(())
-    });
+    let placed = match cgroup {
+        Some(cg) => cg.add_process(child.as_raw()).map_err(|e| {
+            remove_cgroup(Some(cg));
+            Error::Usage(format!(
+                "move the container process into its cgroup {}: {e}",
+                cg.path()
+            ))
+        }),
+        None => Ok(()),
+    };
+    let ready = placed
+        .and_then(|()| {
+            if spec.namespaces.contains(&Namespace::User) {
+                write_id_maps(child, spec)
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| {
+            if let Some(net) = &spec.network {
+                held =
+                    Some(crate::network::setup(net, child).map_err(|e| {
+                        Error::Usage(format!("set up the container's network: {e}"))
+                    })?);
+            }
+            Ok(())
+        });
     let word = match &ready {
         Ok(()) => b"m".to_vec(),
         Err(e) => {
@@ -1222,6 +1304,12 @@ impl Monitor<'_> {
         self.flush_held(Stream::Stderr);
         self.restore_terminal();
         self.teardown_network();
+        // The container's end: what the OOM killer did, then its cgroup
+        // goes, with whatever still runs in it (processes `exec` started,
+        // when there was no pid namespace to end them with the child).
+        let oom_killed = self.cgroup.as_ref().is_some_and(Cgroup::oom_killed);
+        remove_cgroup(self.cgroup.take().as_ref());
+        self.reap();
         let (code, signal) = exit_code(status).unwrap_or((crate::EXIT_FAILURE, None));
         let finished_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1230,6 +1318,7 @@ impl Monitor<'_> {
             exit_code: code,
             signal,
             finished_ns,
+            oom_killed,
         };
         if let Err(e) = write_atomic(
             &self.spec.exit_file,

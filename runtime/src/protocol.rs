@@ -98,10 +98,10 @@ impl SyncLine {
 /// What `cairn-monitor` leaves in its spec's `exit_file` when the
 /// container's first process has ended.
 ///
-/// Its form has not changed since the first monitor:
-/// `{"exit_code":137,"signal":9,"finished_ns":1700000000123456789}`, with
-/// `"signal":null` after a normal exit. A record without `signal` is read
-/// as one without a signal.
+/// Its form: `{"exit_code":137,"signal":9,"finished_ns":1700000000123456789,
+/// "oom_killed":true}`, with `"signal":null` after a normal exit. The first
+/// monitors wrote it without `oom_killed` (read as false), and some
+/// without `signal` (read as no signal).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitRecord {
     /// The exit status, or 128 + N when signal N killed the process
@@ -112,6 +112,10 @@ pub struct ExitRecord {
     pub signal: Option<i32>,
     /// When it was reaped, nanoseconds since the Unix epoch.
     pub finished_ns: u64,
+    /// The OOM killer killed a process of the container's cgroup
+    /// (podman's `.State.OOMKilled`).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl ExitRecord {
@@ -191,19 +195,21 @@ mod tests {
             exit_code: 137,
             signal: Some(9),
             finished_ns: 1,
+            oom_killed: true,
         };
         assert_eq!(
             killed.to_line(),
-            b"{\"exit_code\":137,\"signal\":9,\"finished_ns\":1}\n"
+            b"{\"exit_code\":137,\"signal\":9,\"finished_ns\":1,\"oom_killed\":true}\n"
         );
         let exited = ExitRecord {
             exit_code: 3,
             signal: None,
             finished_ns: 1,
+            oom_killed: false,
         };
         assert_eq!(
             exited.to_line(),
-            b"{\"exit_code\":3,\"signal\":null,\"finished_ns\":1}\n"
+            b"{\"exit_code\":3,\"signal\":null,\"finished_ns\":1,\"oom_killed\":false}\n"
         );
         for rec in [killed, exited] {
             assert_eq!(ExitRecord::parse(&rec.to_line()).unwrap(), rec);
@@ -225,6 +231,7 @@ mod tests {
                 exit_code: 143,
                 signal: Some(15),
                 finished_ns: 1_764_930_000_123_456_789,
+                oom_killed: false,
             }
         );
         let rec =

@@ -751,6 +751,13 @@ pub struct MonitorSpec {
     /// `namespaces`.
     #[serde(default)]
     pub join_net: Option<PathBuf>,
+    /// The container's cgroup: created (with its limits) before the clone,
+    /// the child moved in before it goes on (the monitor stays outside),
+    /// removed once the child has ended; `None` = the monitor's own. With
+    /// `"cgroup"` in `namespaces`, the child's cgroup namespace is made
+    /// once it is in it, so that it is the namespace's root.
+    #[serde(default)]
+    pub cgroup: Option<crate::cgroup::CgroupSpec>,
 }
 
 /// How the monitor gives a new network namespace its network. Every form
@@ -1077,6 +1084,9 @@ impl MonitorSpec {
                 )));
             }
         }
+        if let Some(c) = &self.cgroup {
+            crate::cgroup::validate_path(&c.path)?;
+        }
         self.validate_network()
     }
 
@@ -1190,6 +1200,13 @@ pub struct EnterSpec {
     /// when the command ends; `None` = none.
     #[serde(default)]
     pub exit_event: Option<crate::events::LogEvent>,
+    /// The container's cgroup path (from each hierarchy's root): the
+    /// process that joins the namespaces moves itself in first, so the
+    /// command counts against the container's limits and is frozen with
+    /// it. A cgroup that does not exist (a container without one) is
+    /// skipped.
+    #[serde(default)]
+    pub cgroup: Option<String>,
 }
 
 #[cfg(test)]

@@ -4,10 +4,32 @@
 //! The vocabulary shared by the launcher and the monitor is here: the
 //! [`Resources`] a container asks for, its [`DeviceRule`]s and the
 //! [`CgroupSpec`] the monitor realises.
+//!
+//! The manager: [`Hierarchy`] finds the cgroup filesystems (v2, or the v1
+//! controller mounts), [`Cgroup`] is one container's cgroup in all of them:
+//! created with its limits (podman's and runc's mapping of each flag onto
+//! the kernel's files), processes moved in, frozen, measured ([`Stats`]),
+//! killed and removed.
+//!
+//! ```text
+//! v2:  /sys/fs/cgroup/cairn/libpod-ID/{cgroup.procs, memory.max, pids.max, ...}
+//! v1:  /sys/fs/cgroup/memory/cairn/libpod-ID/memory.limit_in_bytes
+//!      /sys/fs/cgroup/pids/cairn/libpod-ID/pids.max   (one tree per mount)
+//! ```
 
 use serde::{Deserialize, Serialize};
 
+mod devices;
 mod devices_bpf;
+mod hierarchy;
+mod limits;
+mod manager;
+mod stats;
+
+pub use hierarchy::{Hierarchy, Version};
+pub(crate) use manager::validate_path;
+pub use manager::Cgroup;
+pub use stats::Stats;
 
 /// Resource limits, podman's flags in kernel units. `None` leaves the
 /// kernel's default (or, for an update, the current value).

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+mod cgroup;
 mod network;
 
 /// A monitor spec for container `c` running `cmd`, with `over` merged in.
