@@ -17,6 +17,7 @@ use crate::cmd::container::{
     LogsArgs, MountArgs, PortArgs, PsArgs, RenameArgs, RestartArgs, RmArgs, RunArgs, StartArgs,
     StopArgs, TopArgs, UnmountArgs, WaitArgs,
 };
+use crate::cmd::container::{PauseArgs, StatsArgs, UpdateArgs};
 use crate::cmd::cp::{CpArgs, CpChildArgs};
 use crate::cmd::events::EventsArgs;
 use crate::cmd::image::{
@@ -156,6 +157,14 @@ pub enum Command {
     Enter(EnterArgs),
     /// Show the processes of a container.
     Top(TopArgs),
+    /// Freeze every process of running containers.
+    Pause(PauseArgs),
+    /// Thaw paused containers.
+    Unpause(PauseArgs),
+    /// Show containers' resource usage (CPU, memory, network and block I/O, processes).
+    Stats(StatsArgs),
+    /// Change the resource limits of a container.
+    Update(UpdateArgs),
     /// Show system information.
     Info(InfoArgs),
     /// Generate shell completion scripts.
@@ -251,6 +260,14 @@ pub enum ContainerCommand {
     Exists(ContainerExistsArgs),
     /// Show the processes of a container.
     Top(TopArgs),
+    /// Freeze every process of running containers.
+    Pause(PauseArgs),
+    /// Thaw paused containers.
+    Unpause(PauseArgs),
+    /// Show containers' resource usage (CPU, memory, network and block I/O, processes).
+    Stats(StatsArgs),
+    /// Change the resource limits of a container.
+    Update(UpdateArgs),
     /// Create a new image from a container's changes.
     Commit(CommitArgs),
     /// Export a container's root file system as a tar archive.
@@ -439,6 +456,29 @@ fn apply_global(g: &crate::global::GlobalArgs) -> anyhow::Result<Option<u8>> {
     Ok(None)
 }
 
+/// The verbs over containers' cgroups (`pause`, `unpause`, `stats`,
+/// `update`, `top`); any other command is given back.
+fn cgroup_verbs(ctx: &Context, command: Command) -> ControlFlow<anyhow::Result<u8>, Command> {
+    ControlFlow::Break(match command {
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
+            cmd::container::top(ctx, a)
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            cmd::container::pause(ctx, a, true)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            cmd::container::pause(ctx, a, false)
+        }
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            cmd::container::stats(ctx, a)
+        }
+        Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
+            cmd::container::update(ctx, a)
+        }
+        other => return ControlFlow::Continue(other),
+    })
+}
+
 /// Parses the command line and runs the command; returns the exit code.
 pub fn run() -> anyhow::Result<u8> {
     let cli = match parse() {
@@ -457,6 +497,10 @@ pub fn run() -> anyhow::Result<u8> {
         return Ok(cairn_engine::userns::reenter(ctx.root())?);
     }
     let command = match images_out(&ctx, cli.command) {
+        ControlFlow::Break(code) => return code,
+        ControlFlow::Continue(other) => other,
+    };
+    let command = match cgroup_verbs(&ctx, command) {
         ControlFlow::Break(code) => return code,
         ControlFlow::Continue(other) => other,
     };
@@ -524,9 +568,6 @@ pub fn run() -> anyhow::Result<u8> {
         }
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => cmd::cp::cp(&ctx, a),
         Command::Enter(a) => cmd::container::enter(&ctx, a),
-        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
-            cmd::container::top(&ctx, a)
-        }
         Command::Info(a) => cmd::system::info(&ctx, a),
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
             cmd::events::events(&ctx, a)

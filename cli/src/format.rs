@@ -18,6 +18,7 @@ fn shape_of(name: &str) -> Shape {
     static IMAGES_ROW: Shape = Shape::Keys("images.imageReporter");
     static DF_ROW: Shape = Shape::Keys("*system.dfSummary");
     match name {
+        "stats" => Shape::Keys("containers.containerStats"),
         // Ranged (see `ranged`): the rows' list.
         "ps" => Shape::Slice(&PS_ROW),
         "images" => Shape::Slice(&IMAGES_ROW),

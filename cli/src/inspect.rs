@@ -288,7 +288,7 @@ fn labels(c: &Container) -> Value {
 pub fn inspect_json(c: &Container, live: &Live) -> Value {
     let cfg = &c.config;
     let dir = &c.dir;
-    let running = live.status == Status::Running || live.status == Status::Stopping;
+    let running = live.status.is_alive();
     let (path, args) = path_and_args(cfg);
     let caps = effective_caps(c);
     json!({
@@ -350,16 +350,20 @@ fn state_json(c: &Container, live: &Live, running: bool) -> Value {
         "OciVersion": "1.0.2-dev",
         "Status": live.status.as_str(),
         "Running": running,
-        "Paused": false,
+        "Paused": live.status == Status::Paused,
         "Restarting": false,
-        "OOMKilled": false,
+        "OOMKilled": live.status == Status::Exited && c.oom_killed(),
         "Dead": false,
         "Pid": if running { c.state.pid } else { 0 },
         // podman's JSON omits ConmonPid, CgroupPath and HostConfig.Init
         // when zero, but its templates see them (struct fields): cairn's
         // templates run over this JSON, so they are always here.
         "ConmonPid": if running { c.state.monitor_pid } else { 0 },
-        "CgroupPath": if running { cgroup_path(c.state.pid) } else { String::new() },
+        "CgroupPath": match (&c.state.cgroup, running) {
+            (_, false) => String::new(),
+            (Some(cg), true) => cg.clone(),
+            (None, true) => cgroup_path(c.state.pid),
+        },
         "ExitCode": live.exit_code,
         "Error": live.error.clone().unwrap_or_default(),
         "StartedAt": c.state.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
@@ -562,7 +566,7 @@ fn host_config_json(c: &Container, caps: &[String]) -> Value {
         "GroupAdd": cfg.group_add,
         "IpcMode": if ns.ipc.is_host() { "host" } else { "shareable" },
         "Cgroup": "",
-        "Cgroups": "default",
+        "Cgroups": if cfg.cgroups == "disabled" { "disabled" } else { "default" },
         "Links": null,
         "OomScoreAdj": 0,
         "PidMode": if ns.pid.is_host() { "host" } else { "private" },
@@ -583,6 +587,7 @@ fn host_config_json(c: &Container, caps: &[String]) -> Value {
     });
     let o = host.as_object_mut().expect("HostConfig is an object");
     add_unset_resource_limits(o);
+    resource_limits(o, cfg);
     o.insert(
         "Devices".into(),
         json!(cfg
@@ -668,6 +673,49 @@ fn ulimits_json(cfg: &Config) -> Vec<Value> {
         .collect()
 }
 
+/// The limits the container was given, over the zeros of
+/// [`add_unset_resource_limits`], as podman shows them.
+fn resource_limits(o: &mut Map<String, Value>, cfg: &Config) {
+    let r = &cfg.resources;
+    let mut set = |k: &str, v: Value| {
+        o.insert(k.to_owned(), v);
+    };
+    if let Some(m) = r.memory {
+        set("Memory", json!(m));
+    }
+    if let Some(s) = r.memory_swap {
+        set("MemorySwap", json!(s));
+    }
+    if let Some(m) = r.memory_reservation {
+        set("MemoryReservation", json!(m));
+    }
+    if let Some(s) = r.cpu_shares {
+        set("CpuShares", json!(s));
+    }
+    if let Some(q) = r.cpu_quota {
+        set("CpuQuota", json!(q));
+        if let (Some(p), true) = (r.cpu_period, q > 0) {
+            // podman: --cpus shows as NanoCpus too.
+            set("NanoCpus", json!(q as u64 * 1_000_000_000 / p.max(1)));
+        }
+    }
+    if let Some(p) = r.cpu_period {
+        set("CpuPeriod", json!(p));
+    }
+    if let Some(c) = &r.cpuset_cpus {
+        set("CpusetCpus", json!(c));
+    }
+    if let Some(m) = &r.cpuset_mems {
+        set("CpusetMems", json!(m));
+    }
+    if let Some(w) = r.blkio_weight {
+        set("BlkioWeight", json!(w));
+    }
+    if let Some(p) = &cfg.cgroup_parent {
+        set("CgroupParent", json!(p));
+    }
+}
+
 /// Resource limits cairn does not set, with the zero values podman shows
 /// for a container without limits, so templates reading them work.
 fn add_unset_resource_limits(host: &mut Map<String, Value>) {
@@ -744,13 +792,14 @@ pub fn status_text(c: &Container, live: &Live) -> String {
             None => format!("Exited ({})", live.exit_code),
         },
         Status::Created => "Created".into(),
+        Status::Paused => "Paused".into(),
     }
 }
 
 /// `ps --format json`: podman's ListContainer.
 pub fn ps_json(c: &Container, live: &Live) -> Value {
     let cfg = &c.config;
-    let running = matches!(live.status, Status::Running | Status::Stopping);
+    let running = live.status.is_alive();
     json!({
         "AutoRemove": cfg.auto_remove,
         // podman's ps shows the command without the entrypoint.

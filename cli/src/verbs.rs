@@ -25,39 +25,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("search", "no registry search"),
     ("image sign", "no image signing"),
     ("image trust", "no image trust policy"),
-    (
-        "pause",
-        "pausing needs the freezer cgroup, which cairn does not manage yet",
-    ),
-    (
-        "unpause",
-        "pausing needs the freezer cgroup, which cairn does not manage yet",
-    ),
-    (
-        "container pause",
-        "pausing needs the freezer cgroup, which cairn does not manage yet",
-    ),
-    (
-        "container unpause",
-        "pausing needs the freezer cgroup, which cairn does not manage yet",
-    ),
-    (
-        "stats",
-        "resource statistics need cgroups, which cairn does not manage yet",
-    ),
-    (
-        "container stats",
-        "resource statistics need cgroups, which cairn does not manage yet",
-    ),
     ("pod stats", "cairn has no pods"),
-    (
-        "update",
-        "resource limits need cgroups, which cairn does not manage yet",
-    ),
-    (
-        "container update",
-        "resource limits need cgroups, which cairn does not manage yet",
-    ),
     ("container checkpoint", "no checkpoint and restore (CRIU)"),
     ("container restore", "no checkpoint and restore (CRIU)"),
     (

@@ -63,7 +63,7 @@ pub struct ContainersTable {
     pub default_capabilities: Option<Vec<String>>,
     /// `TYPE=SOFT[:HARD]` limits, as `--ulimit` takes them.
     pub default_ulimits: Option<Vec<String>>,
-    /// Process limit (recorded, as `--pids-limit`).
+    /// Process limit (as `--pids-limit`; podman's 2048 when unset, 0 for none).
     pub pids_limit: Option<i64>,
     /// Size of `/dev/shm` (`65536k`, `1g`, bytes).
     pub shm_size: Option<String>,
@@ -380,7 +380,12 @@ impl ContainersConf {
         Ok(Defaults {
             capabilities,
             ulimits,
-            pids_limit: c.pids_limit.filter(|&p| p != 0),
+            // podman's default is 2048; 0 means none.
+            pids_limit: match c.pids_limit {
+                None => Some(crate::container::cgroups::DEFAULT_PIDS_LIMIT),
+                Some(0) => None,
+                p => p,
+            },
             shm_size,
             seccomp_profile: c
                 .seccomp_profile
@@ -794,7 +799,7 @@ cgroup_manager = "cgroupfs"
         let none = Defaults::default();
         assert_eq!(
             (none.shm_size, none.pids_limit, none.umask, none.no_hosts),
-            (DEFAULT_SHM_SIZE, None, None, false)
+            (DEFAULT_SHM_SIZE, Some(2048), None, false)
         );
     }
 

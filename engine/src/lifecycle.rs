@@ -95,7 +95,7 @@ pub fn remove(
             return Ok(None);
         }
         c.reload()?;
-        if !matches!(c.live().status, Status::Running | Status::Stopping) {
+        if !c.live().status.is_alive() {
             break (names, lock);
         }
         match if_running {
@@ -123,6 +123,12 @@ pub fn remove(
     if let Some(root) = events::root_of(&c) {
         if let Err(e) = crate::network::setup::release(&c, root) {
             tracing::warn!("{}", e.with_causes());
+        }
+    }
+    // Its cgroup, if a killed monitor could not remove it.
+    if let Ok(Some(cg)) = crate::container::cgroups::of(&c) {
+        if let Err(e) = cg.remove() {
+            tracing::warn!("{e}");
         }
     }
     // Disappear atomically, then delete at leisure.

@@ -217,6 +217,12 @@ Terminal:
   --tty                a new pty for CMD (podman exec -t)
   --stdin              copy our stdin to CMD (podman exec -i)
 
+Cgroup:
+  --join-cgroup PATH   the process that joins moves itself into this cgroup
+                       (its path in every hierarchy, /cairn/libpod-ID) first,
+                       if it exists: CMD counts against the container's
+                       limits and is frozen with it
+
 Events:
   --exit-event JSON    {"log": PATH, "event": {...}}: when CMD ends, append
                        the event to that event log as "exec_died" with
@@ -433,6 +439,7 @@ const ENTER_OPTS: &[Opt] = &[
     flag("tty", None),
     flag("stdin", None),
     val("exit-event", None),
+    val("join-cgroup", None),
 ];
 
 /// Parsed command line: options in order, then the command.
@@ -878,6 +885,12 @@ pub fn enter_args(argv: Vec<OsString>) -> Result<Action<EnterSpec>> {
                         "--exit-event: expected {{\"log\": PATH, \"event\": {{...}}}}: {e}"
                     ))
                 })?);
+                continue;
+            }
+            "join-cgroup" => {
+                crate::cgroup::validate_path(v)
+                    .map_err(|e| Error::Usage(format!("--join-cgroup {v:?}: {e}")))?;
+                s.cgroup = Some(v.to_owned());
                 continue;
             }
             "mount" => Namespace::Mnt,

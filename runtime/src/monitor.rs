@@ -453,7 +453,11 @@ pub(crate) fn run(spec: &MonitorSpec, sync: Option<OwnedFd>, single: &SingleThre
             m.run()
         }
         Err(e) => {
-            eprintln!("cairn-monitor: {e}");
+            // A launcher reading the sync descriptor reports it (once);
+            // without one, stderr is the only place.
+            if sync.is_none() {
+                eprintln!("cairn-monitor: {e}");
+            }
             fail_before_start(sync, &e);
             e.exit_code()
         }

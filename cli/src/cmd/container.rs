@@ -22,7 +22,7 @@ use cairn_engine::container::mount_options::{
 };
 use cairn_engine::container::runtime::ExecOptions;
 use cairn_engine::container::spec::Attach;
-use cairn_engine::container::{self, runtime, Container, Containers, Status};
+use cairn_engine::container::{self, cgroups, runtime, Container, Containers, Status};
 use cairn_engine::lifecycle::{self, IfRunning};
 use cairn_engine::network::{Attachment, NetworkMode};
 
@@ -32,6 +32,7 @@ mod flags;
 mod logs;
 mod manage;
 mod ps;
+mod resources;
 mod targets;
 mod top;
 mod verbs;
@@ -45,6 +46,7 @@ pub use args::{
 pub use logs::{logs, parse_time_since};
 pub use manage::{exists, init, inspect, kill, port, prune, rename, restart, rm, stop, wait};
 pub use ps::ps;
+pub use resources::{pause, stats, update, PauseArgs, StatsArgs, UpdateArgs};
 pub use top::top;
 pub use verbs::{attach, diff, generate_systemd, healthcheck_run, mount, unmount};
 
@@ -452,11 +454,6 @@ fn build_container(ctx: &Context, a: &CreateArgs) -> anyhow::Result<Container> {
         security,
         ..options
     };
-    if a.pids_limit.is_some_and(|n| n > 0) {
-        tracing::warn!(
-            "--pids-limit is recorded but not enforced: cairn does not manage cgroups on this host"
-        );
-    }
     let rc = image.config.config.clone().unwrap_or_default();
     let host_hostname = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
@@ -686,7 +683,44 @@ fn extra(a: &CreateArgs, namespaces: &Namespaces) -> anyhow::Result<create::Extr
         unsetenv: a.unsetenv.clone(),
         unsetenv_all: a.unsetenv_all,
         expose: a.expose.clone(),
+        resources: cgroups::resources(&a.resources.flags(), None)
+            .map_err(|e| usage(e.to_string()))?,
+        device_cgroup_rules: a
+            .device_cgroup_rule
+            .iter()
+            .map(|r| {
+                cgroups::parse_device_rule(r)
+                    .map(|_| r.clone())
+                    .map_err(|e| usage(e.to_string()))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        cgroup_parent: match &a.cgroup_parent {
+            Some(p) => Some(cgroup_parent(p)?),
+            None => None,
+        },
+        cgroups: a.cgroups.clone(),
     })
+}
+
+/// `--cgroup-parent`: an absolute path without `.` or `..` components
+/// (podman's cgroupfs manager takes a relative one from the root too).
+fn cgroup_parent(p: &str) -> anyhow::Result<String> {
+    let abs = if p.starts_with('/') {
+        p.to_owned()
+    } else {
+        format!("/{p}")
+    };
+    let bad = abs
+        .split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..")
+        && abs != "/";
+    if bad || abs.contains('\0') || abs.len() > 4096 {
+        return Err(usage(format!(
+            "invalid --cgroup-parent {p:?}: a cgroup path such as /machine or /ci/jobs, without . or .. components"
+        )));
+    }
+    Ok(abs)
 }
 
 /// The `--mount type=devpts` destinations (podman's only options here are
@@ -855,10 +889,15 @@ fn namespaces(a: &CreateArgs, network: NetworkMode) -> anyhow::Result<Namespaces
             &["host", "private", "shareable", "none"],
         )?,
         uts: ns_mode("uts", a.uts.as_deref(), "private", &["host", "private"])?,
+        // podman's default: private on cgroup v2, host on v1.
         cgroup: ns_mode(
             "cgroupns",
             a.cgroupns.as_deref(),
-            "host",
+            if cairn_engine::container::cgroups::unified() {
+                "private"
+            } else {
+                "host"
+            },
             &["host", "private"],
         )?,
     })

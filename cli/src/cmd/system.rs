@@ -71,7 +71,7 @@ struct Usage {
 }
 
 fn usage(ctx: &Context, store: &cairn_store::Store) -> anyhow::Result<Usage> {
-    use cairn_engine::container::{config::MountKind, Containers, Status};
+    use cairn_engine::container::{config::MountKind, Containers};
     let containers = Containers::new(ctx.root()).list()?;
     let in_use: std::collections::BTreeSet<_> = containers
         .iter()
@@ -111,7 +111,7 @@ fn usage(ctx: &Context, store: &cairn_store::Store) -> anyhow::Result<Usage> {
         .into_iter()
         .map(|c| {
             let size = du(&c.dir.join("upper"));
-            let running = matches!(c.live().status, Status::Running | Status::Stopping);
+            let running = c.live().status.is_alive();
             (c, size, running)
         })
         .collect();
@@ -324,7 +324,7 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
     let busy = cairn_engine::container::Containers::new(ctx.root())
         .list()?
         .into_iter()
-        .filter(|c| c.live().status == cairn_engine::container::Status::Running)
+        .filter(|c| c.live().status.is_alive())
         .flat_map(|c| c.config.image.lower_dirs())
         .collect();
     let derived = unpacker.check(&cairn_unpacker::CheckOptions {
@@ -344,6 +344,20 @@ pub fn check(ctx: &Context, a: CheckArgs) -> anyhow::Result<u8> {
         net.into_iter()
             .map(|p| format!("{p}{}", if a.repair { " (released)" } else { "" })),
     );
+    // Cgroups of containers that no longer run (a monitor killed -9).
+    let all = cairn_engine::container::Containers::new(ctx.root());
+    for p in cairn_engine::container::cgroups::strays(&all) {
+        let fixed = match a.repair {
+            false => String::new(),
+            true => match cairn_engine::container::cgroups::remove_path(&p) {
+                Ok(()) => " (removed)".into(),
+                Err(e) => format!(" (could not be removed: {e})"),
+            },
+        };
+        containers.problems.push(format!(
+            "stray cgroup {p}: no running container owns it{fixed}"
+        ));
+    }
     if report.is_clean() && derived.is_clean() && containers.problems.is_empty() {
         println!(
             "{root}: {} blobs ({}) and {} refs verified, {} objects ({}) in {} changesets, {} entries of {} image roots, {} containers: no problems found{}",
@@ -522,11 +536,7 @@ pub fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<u8> {
     let containers = cairn_engine::container::Containers::new(ctx.root());
     let mut stopped = Vec::new();
     for c in containers.list()? {
-        if !matches!(
-            c.live().status,
-            cairn_engine::container::Status::Running | cairn_engine::container::Status::Stopping
-        ) && super::container::remove_unless_running(ctx, &c)?
-        {
+        if !c.live().status.is_alive() && super::container::remove_unless_running(ctx, &c)? {
             stopped.push(c.config.id.to_string());
         }
     }

@@ -1,6 +1,8 @@
-//! `commit --pause` without a freezer cgroup (cairn manages none yet): the
-//! container's processes are stopped with SIGSTOP for the commit and
-//! continued with SIGCONT after, as `kill -STOP` would. The processes are
+//! `commit --pause`: the container's cgroup is frozen for the commit and
+//! thawed after (unless `pause` had frozen it already). A container
+//! without a cgroup (rootless on cgroup v1, `--cgroups disabled`) has its
+//! processes stopped with SIGSTOP and continued with SIGCONT after, as
+//! `kill -STOP` would. The processes are
 //! the container's PID 1 and its descendants (found through the `PPid` of
 //! every process in /proc, which anyone may read); orphans in the
 //! container's PID namespace are reparented to its PID 1, so that covers
@@ -20,6 +22,8 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct Paused {
     pids: Vec<i32>,
+    /// The cgroup frozen here, thawed on drop.
+    frozen: Option<cairn_runtime::cgroup::Cgroup>,
 }
 
 /// Every process's parent, from /proc/PID/stat (field 4).
@@ -66,8 +70,21 @@ fn descendants(root: i32) -> BTreeSet<i32> {
 impl Paused {
     /// Stops `c`'s processes (a container that is not running has none).
     pub fn pause(c: &Container) -> Result<Paused> {
-        let mut p = Paused { pids: Vec::new() };
+        let mut p = Paused {
+            pids: Vec::new(),
+            frozen: None,
+        };
         if c.live().status != Status::Running || c.state.pid <= 0 {
+            return Ok(p);
+        }
+        if let Some(cg) = crate::container::cgroups::of(c)? {
+            cg.set_frozen(true).map_err(|e| {
+                Error::Refused(format!(
+                    "commit --pause: freeze container {}: {e}: commit without --pause",
+                    c.config.name
+                ))
+            })?;
+            p.frozen = Some(cg);
             return Ok(p);
         }
         let mut stopped = BTreeSet::new();
@@ -96,6 +113,11 @@ impl Paused {
 
 impl Drop for Paused {
     fn drop(&mut self) {
+        if let Some(cg) = &self.frozen {
+            if let Err(e) = cg.set_frozen(false) {
+                tracing::warn!("commit --pause: {e}");
+            }
+        }
         for &pid in &self.pids {
             let _ = crate::userns::kill(Pid::from_raw(pid), Signal::SIGCONT);
         }

@@ -77,7 +77,8 @@ pub struct Config {
     pub dns_option: Vec<String>,
     /// `--add-host` entries `name:ip`.
     pub add_hosts: Vec<String>,
-    /// `--pids-limit` (recorded; applied when a cgroup is available).
+    /// `--pids-limit`, else containers.conf's (podman's 2048); -1 or 0:
+    /// none. Applied in the container's cgroup.
     pub pids_limit: Option<i64>,
     /// `--ulimit type=soft[:hard]`.
     pub ulimits: Vec<Ulimit>,
@@ -147,6 +148,27 @@ pub struct Config {
     /// `--pidfile`: written with PID 1's host pid at each start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pidfile: Option<PathBuf>,
+    /// `--memory`, `--cpus` and the other cgroup limits (not the pids
+    /// limit, which is `pids_limit`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub resources: cairn_runtime::cgroup::Resources,
+    /// `--pids-limit` was given (not containers.conf's default): a limit
+    /// the user asked for.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pids_limit_given: bool,
+    /// `--device-cgroup-rule`s as given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// `--cgroup-parent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    /// `--cgroups`: `enabled` (empty: not given), `disabled`, `no-conmon`
+    /// or `split`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cgroups: String,
+    /// `--cgroups` was given.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cgroups_given: bool,
     /// With the bridge mode: the networks by name, with this container's
     /// options on each.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -174,8 +196,8 @@ pub struct Device {
     pub host: PathBuf,
     /// Where the container sees it.
     pub container: String,
-    /// `rwm` letters as given (recorded; without cgroups, access is the
-    /// node's own permissions).
+    /// `rwm` letters as given: the container's access in its device
+    /// cgroup (all three when empty).
     pub permissions: String,
 }
 
@@ -601,6 +623,11 @@ pub struct Ulimit {
     pub soft: i64,
     /// Hard limit (-1 unlimited).
     pub hard: i64,
+}
+
+/// Whether `v` is its type's default (not written to `config.json`).
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ pub struct CreateOptions {
     pub dns_option: Vec<String>,
     /// Extra hosts entries, `name:ip`.
     pub add_hosts: Vec<String>,
-    /// Process limit (recorded).
+    /// `--pids-limit` (containers.conf's, else podman's 2048, when not given).
     pub pids_limit: Option<i64>,
     /// Resource limits.
     pub ulimits: Vec<Ulimit>,
@@ -151,6 +151,15 @@ pub struct Extra {
     pub unsetenv_all: bool,
     /// `--expose`d ports, `PORT[/PROTO]`.
     pub expose: Vec<String>,
+    /// `--memory`, `--cpus` and the other cgroup limits, checked
+    /// ([`cgroups::resources`](crate::container::cgroups::resources)).
+    pub resources: cairn_runtime::cgroup::Resources,
+    /// `--device-cgroup-rule`s, checked.
+    pub device_cgroup_rules: Vec<String>,
+    /// `--cgroup-parent`.
+    pub cgroup_parent: Option<String>,
+    /// `--cgroups` as given.
+    pub cgroups: Option<String>,
 }
 
 /// What create found out before deciding: the image, the host, the
@@ -293,6 +302,12 @@ pub fn config(
         no_resolv_conf: x.no_resolv_conf || image_resolv_conf,
         devices: x.devices,
         devpts: x.devpts,
+        resources: x.resources,
+        pids_limit_given: o.pids_limit.is_some(),
+        device_cgroup_rules: x.device_cgroup_rules,
+        cgroup_parent: x.cgroup_parent,
+        cgroups_given: x.cgroups.is_some(),
+        cgroups: x.cgroups.unwrap_or_default(),
         healthcheck: x.healthcheck,
         health_on_failure: x.health_on_failure,
         log_opts: x.log_opts,

@@ -167,7 +167,7 @@ pub fn stream(
         let live = Container::load(&c.dir).map(|c| c.live().status);
         let done = !matches!(
             live,
-            Ok(Status::Running | Status::Stopping | Status::Created)
+            Ok(Status::Running | Status::Stopping | Status::Paused | Status::Created)
         );
         let mut more = Vec::new();
         f.seek(std::io::SeekFrom::Start(pos))?;

@@ -29,6 +29,7 @@
 //! time and boot id (pid reuse and reboots cannot fool it), and `exit.json`
 //! wins over everything.
 
+pub mod cgroups;
 pub mod config;
 pub mod create;
 pub mod files;
@@ -115,6 +116,13 @@ pub struct State {
     /// How many times the container was started.
     #[serde(default)]
     pub starts: u32,
+    /// The cgroup of the last start (its path in every hierarchy), if it
+    /// got one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Frozen by `pause`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 /// The status an exit record means.
@@ -141,16 +149,25 @@ pub enum Status {
     Stopping,
     /// It ran and ended (or its start failed).
     Exited,
+    /// PID 1 is alive and frozen by `pause`.
+    Paused,
 }
 
 impl Status {
     /// podman's lower-case name (`.State.Status`).
+    /// PID 1 is alive: running, stopping or paused.
+    pub fn is_alive(self) -> bool {
+        matches!(self, Status::Running | Status::Stopping | Status::Paused)
+    }
+
+    /// podman's word.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Created => "created",
             Status::Running => "running",
             Status::Stopping => "stopping",
             Status::Exited => "exited",
+            Status::Paused => "paused",
         }
     }
 }
@@ -268,6 +285,10 @@ impl Containers {
             )));
         }
         self.sweep_temp();
+        // Cgroups that killed monitors left behind.
+        for (path, why) in cgroups::remove_strays(self) {
+            tracing::warn!("remove the stray cgroup {path}: {why}");
+        }
         let tmp = self.dir.join(format!(".tmp-{}", config.id));
         let _ = fs::remove_dir_all(&tmp);
         let build = || -> Result<()> {
@@ -443,6 +464,11 @@ impl Container {
         ExitRecord::parse(&bytes).ok()
     }
 
+    /// Whether the last run's cgroup saw an OOM kill (its exit record says).
+    pub fn oom_killed(&self) -> bool {
+        self.exit_record().is_some_and(|r| r.oom_killed)
+    }
+
     /// Whether the recorded PID 1 is alive (same start time, same boot).
     pub(crate) fn pid_alive(&self) -> bool {
         self.state.pid > 0
@@ -486,6 +512,8 @@ impl Container {
             return Live {
                 status: if s.stopping {
                     Status::Stopping
+                } else if s.paused {
+                    Status::Paused
                 } else {
                     Status::Running
                 },

@@ -21,7 +21,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::spec::{self, Attach, Helpers};
-use super::{now_rfc3339, proc_start_time, write_atomic, write_json, Container, Status};
+use super::{now_rfc3339, proc_start_time, write_atomic, write_json, Container};
 use crate::error::{bail, Context as _, Error, Result};
 use crate::events;
 use crate::network;
@@ -61,7 +61,7 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
         std::thread::sleep(Duration::from_millis(10));
         c.reload()?;
     }
-    if matches!(c.live().status, Status::Running | Status::Stopping) {
+    if c.live().status.is_alive() {
         if c.state.started_at.is_some() && c.state.pid > 0 {
             c.save_state()?;
         }
@@ -264,6 +264,20 @@ fn write_specs(
     monitor.events = events::monitor_events(c);
     monitor.network = net.spec.clone();
     monitor.join_net = net.join_net.clone();
+    let (cgroup, warning) = match super::cgroups::plan(&c.config, crate::userns::rootless()) {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = e.to_string();
+            record_failure(c, &msg, 125)?;
+            return Err(Error::Refused(msg));
+        }
+    };
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    c.state.cgroup = cgroup.as_ref().map(|g| g.path.clone());
+    c.state.paused = false;
+    monitor.cgroup = cgroup;
     write_json(&c.dir.join("monitor.json"), &monitor)
 }
 
@@ -313,6 +327,11 @@ pub fn exec_command(c: &Container, pid: i32, o: &ExecOptions<'_>) -> Result<(Com
     }
     if o.privileged || c.config.privileged {
         cmd.arg("--privileged");
+    }
+    // The exec'd command counts against the container's limits and is
+    // frozen with it, as podman's exec does.
+    if let Some(cg) = &c.state.cgroup {
+        cmd.arg("--join-cgroup").arg(cg);
     }
     if let Some(root) = events::root_of(c) {
         let exit_event = events::LogEvent {
@@ -551,7 +570,7 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
 pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
     let _lock = c.lock()?;
     c.reload()?;
-    if !matches!(c.live().status, Status::Running | Status::Stopping) {
+    if !c.live().status.is_alive() {
         return Ok(());
     }
     c.state.stopping = true;
@@ -562,6 +581,15 @@ pub fn stop(c: &mut Container, timeout: Duration) -> Result<()> {
         c.state.stopping = false;
         c.save_state()?;
         return Err(e);
+    }
+    // A paused container gets the signal when it is thawed.
+    if c.state.paused {
+        if let Some(cg) = super::cgroups::of(c)? {
+            cg.set_frozen(false)
+                .map_err(|e| Error::Refused(format!("stop {}: {e}", c.config.name)))?;
+        }
+        c.state.paused = false;
+        c.save_state()?;
     }
     if !wait_dead(c, timeout) {
         tracing::info!(
@@ -636,7 +664,7 @@ pub fn wait_exit(c: &Container) -> i32 {
     let mut nap = Duration::from_millis(1);
     loop {
         let live = c.live();
-        if !matches!(live.status, Status::Running | Status::Stopping) {
+        if !live.status.is_alive() {
             return live.exit_code;
         }
         std::thread::sleep(nap);

@@ -397,6 +397,8 @@ pub(crate) fn monitor_spec(
         // Set by start, which allocates the network (engine::network).
         network: None,
         join_net: None,
+        // Set by start, which decides where (engine::container::cgroups).
+        cgroup: None,
     })
 }
 

@@ -95,10 +95,7 @@ fn edit_networks(
             c.config.name, c.config.namespaces.network
         )));
     }
-    if matches!(
-        c.live().status,
-        crate::Status::Running | crate::Status::Stopping
-    ) {
+    if c.live().status.is_alive() {
         return Err(crate::Error::Refused(format!(
             "container {} is running: cairn sets a container's networks up at start, so {verb} it while it is stopped (`cairn stop {}`)",
             c.config.name, c.config.name

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::store::{Network, Networks};
 use super::{find_tool, NetworkMode, PortForward};
-use crate::container::{Config, Container, Containers, Status};
+use crate::container::{Config, Container, Containers};
 use crate::error::{Context as _, Error, Result};
 
 /// The recorded spec of the container's last start.
@@ -185,7 +185,7 @@ fn ports_free(c: &Container, root: &Path) -> Result<()> {
         for port in p.host_port..p.host_port.saturating_add(p.range) {
             let clash = others.iter().any(|o| {
                 o.config.id != c.config.id
-                    && matches!(o.live().status, Status::Running | Status::Stopping)
+                    && o.live().status.is_alive()
                     && o.config.ports.iter().any(|q| {
                         q.protocol == p.protocol
                             && (q.host_ip.is_empty()
@@ -421,7 +421,7 @@ pub fn slirp_args(opts: &[String]) -> Result<(Vec<String>, bool)> {
 /// namespace file when it has one, else its PID 1's.
 fn other_netns(root: &Path, id: &str) -> Result<PathBuf> {
     let other = Containers::new(root).find(id)?;
-    if !matches!(other.live().status, Status::Running | Status::Stopping) {
+    if !other.live().status.is_alive() {
         return Err(Error::Refused(format!(
             "cannot join the network namespace of container {}: it is not running",
             other.config.name
@@ -453,8 +453,7 @@ pub(crate) fn dir_holds_address(dir: &Path) -> bool {
         Ok(Some(_free)) => {}
         Err(_) => return true,
     }
-    Container::load(&dir)
-        .is_ok_and(|c| matches!(c.live().status, Status::Running | Status::Stopping))
+    Container::load(&dir).is_ok_and(|c| c.live().status.is_alive())
 }
 
 /// The host's default IPv4 gateway (`/proc/net/route`), which pasta
@@ -554,8 +553,7 @@ fn idle(c: &Container) -> Option<cairn_fsutil::LockGuard> {
     .flatten()?;
     let mut c = c.clone();
     c.reload().ok()?;
-    (!c.monitor_alive() && !matches!(c.live().status, Status::Running | Status::Stopping))
-        .then_some(lock)
+    (!c.monitor_alive() && !c.live().status.is_alive()).then_some(lock)
 }
 
 /// The network leftovers in the store at `root`, described (`system

@@ -110,16 +110,10 @@ pub(crate) fn v1_writes(rules: &[DeviceRule]) -> Vec<(&'static str, String)> {
     w
 }
 
-/// v2: the eBPF device program for `rules`, attached to `dir`.
-// The program itself is written separately (`devices_bpf`); until it is
-// wired in here, asking for device rules on v2 is an error, never a
-// silently unconfined container.
+/// v2: the eBPF device program for `rules` (see `devices_bpf`), attached
+/// to `dir`, replacing any earlier one.
 pub(crate) fn attach_v2_devices(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
-    let _ = rules;
-    Err(Error::Usage(format!(
-        "device rules for {}: eBPF device rules not yet available on cgroup v2",
-        dir.display()
-    )))
+    super::devices_bpf::attach(dir, rules)
 }
 
 #[cfg(test)]

@@ -199,8 +199,6 @@ fn attach_hint(e: &std::io::Error) -> &'static str {
 /// programs that were attached there for devices before, so an update
 /// replaces them. Between the two steps both are attached and an access
 /// needs both to allow it: never more than either allows.
-// Not called yet: the monitor will, when it realises a CgroupSpec on v2.
-#[allow(dead_code)]
 pub(crate) fn attach(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
     if let Some((rule, why)) = rules.iter().find_map(|r| invalid(r).map(|w| (r, w))) {
         let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());

@@ -120,9 +120,18 @@ pub struct CreateArgs {
     /// Add NAME:IP to /etc/hosts.
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
-    /// Limit the number of processes (recorded; needs a delegated cgroup to apply).
+    /// Limit the number of processes and threads (default 2048 from containers.conf; -1 or 0 for none).
     #[arg(long = "pids-limit", value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// Memory, CPU and block I/O limits.
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+    /// Add a rule to the device cgroup: TYPE MAJOR:MINOR ACCESS (c 1:3 rwm, b 8:* r).
+    #[arg(long = "device-cgroup-rule", value_name = "RULE")]
+    pub device_cgroup_rule: Vec<String>,
+    /// The cgroup under which the container's cgroup is created (default /cairn).
+    #[arg(long = "cgroup-parent", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
     /// Resource limits: TYPE=SOFT[:HARD] (nofile, nproc, core, …), or host (the host's, as cairn's own).
     #[arg(long, value_name = "TYPE=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
@@ -262,7 +271,7 @@ pub struct CreateArgs {
     /// Write PID 1's host pid to this file at each start.
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
-    /// Accepted for podman compatibility (enabled, disabled, no-conmon, split): cairn places containers in no cgroup (issue 23).
+    /// Cgroups: enabled (default; insists that asked limits apply), disabled (none), no-conmon (the monitor is never in one), split (below cairn's own cgroup).
     #[arg(long, value_name = "MODE")]
     pub cgroups: Option<String>,
     /// Only "ignore" (cairn passes no NOTIFY_SOCKET); container and conmon are refused.
@@ -831,4 +840,57 @@ pub struct GenerateSystemdArgs {
     /// Not supported: cairn has no pods.
     #[arg(long, hide = true, value_name = "PREFIX")]
     pub pod_prefix: Option<String>,
+}
+
+/// The cgroup limits `run`, `create` and `update` take (podman's units).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ResourceArgs {
+    /// Memory limit: a size such as 512m or 2g.
+    #[arg(short = 'm', long = "memory", value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (-1 unlimited; default twice --memory).
+    #[arg(long = "memory-swap", value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation", value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs (0.5: half a core), as a quota over a 100 ms period.
+    #[arg(long = "cpus", value_name = "N")]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares", value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds (-1 none).
+    #[arg(long = "cpu-quota", value_name = "US", allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long = "cpu-period", value_name = "US")]
+    pub cpu_period: Option<u64>,
+    /// CPUs the container may run on (0-3, 0,1).
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use.
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Block I/O weight (10 to 1000).
+    #[arg(long = "blkio-weight", value_name = "N")]
+    pub blkio_weight: Option<u16>,
+}
+
+impl ResourceArgs {
+    /// The engine's form of the flags.
+    pub fn flags(&self) -> cairn_engine::container::cgroups::ResourceFlags {
+        cairn_engine::container::cgroups::ResourceFlags {
+            memory: self.memory.clone(),
+            memory_swap: self.memory_swap.clone(),
+            memory_reservation: self.memory_reservation.clone(),
+            cpus: self.cpus.clone(),
+            cpu_shares: self.cpu_shares,
+            cpu_quota: self.cpu_quota,
+            cpu_period: self.cpu_period,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            blkio_weight: self.blkio_weight,
+        }
+    }
 }

@@ -27,7 +27,8 @@ impl Given for Option<bool> {
 }
 
 /// The reason behind refusing a resource flag.
-const CGROUPS: &str = "resource limits come with cgroup support, issue 23";
+const CGROUPS: &str =
+    "cairn sets memory, CPU, cpuset, pids and block I/O weight limits, not this one";
 /// The reason behind refusing a network flag.
 const NETWORK: &str = "cairn's bridge networks are IPv4 only";
 /// The reason behind refusing an id-mapping flag.
@@ -36,45 +37,18 @@ const IDMAP: &str = "custom id maps are not supported: use --userns keep-id, or 
 /// `run`/`create` flags cairn refuses by name (hidden from `--help`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RefusedCreate {
-    /// Refused: --blkio-weight.
-    #[arg(long = "blkio-weight", hide = true, value_name = "VALUE")]
-    pub blkio_weight: Vec<String>,
     /// Refused: --blkio-weight-device.
     #[arg(long = "blkio-weight-device", hide = true, value_name = "VALUE")]
     pub blkio_weight_device: Vec<String>,
     /// Refused: --cgroup-conf.
     #[arg(long = "cgroup-conf", hide = true, value_name = "VALUE")]
     pub cgroup_conf: Vec<String>,
-    /// Refused: --cgroup-parent.
-    #[arg(long = "cgroup-parent", hide = true, value_name = "VALUE")]
-    pub cgroup_parent: Vec<String>,
-    /// Refused: --cpu-period.
-    #[arg(long = "cpu-period", hide = true, value_name = "VALUE")]
-    pub cpu_period: Vec<String>,
-    /// Refused: --cpu-quota.
-    #[arg(long = "cpu-quota", hide = true, value_name = "VALUE")]
-    pub cpu_quota: Vec<String>,
     /// Refused: --cpu-rt-period.
     #[arg(long = "cpu-rt-period", hide = true, value_name = "VALUE")]
     pub cpu_rt_period: Vec<String>,
     /// Refused: --cpu-rt-runtime.
     #[arg(long = "cpu-rt-runtime", hide = true, value_name = "VALUE")]
     pub cpu_rt_runtime: Vec<String>,
-    /// Refused: --cpu-shares.
-    #[arg(long = "cpu-shares", short = 'c', hide = true, value_name = "VALUE")]
-    pub cpu_shares: Vec<String>,
-    /// Refused: --cpus.
-    #[arg(long = "cpus", hide = true, value_name = "VALUE")]
-    pub cpus: Vec<String>,
-    /// Refused: --cpuset-cpus.
-    #[arg(long = "cpuset-cpus", hide = true, value_name = "VALUE")]
-    pub cpuset_cpus: Vec<String>,
-    /// Refused: --cpuset-mems.
-    #[arg(long = "cpuset-mems", hide = true, value_name = "VALUE")]
-    pub cpuset_mems: Vec<String>,
-    /// Refused: --device-cgroup-rule.
-    #[arg(long = "device-cgroup-rule", hide = true, value_name = "VALUE")]
-    pub device_cgroup_rule: Vec<String>,
     /// Refused: --device-read-bps.
     #[arg(long = "device-read-bps", hide = true, value_name = "VALUE")]
     pub device_read_bps: Vec<String>,
@@ -87,15 +61,6 @@ pub struct RefusedCreate {
     /// Refused: --device-write-iops.
     #[arg(long = "device-write-iops", hide = true, value_name = "VALUE")]
     pub device_write_iops: Vec<String>,
-    /// Refused: --memory.
-    #[arg(long = "memory", short = 'm', hide = true, value_name = "VALUE")]
-    pub memory: Vec<String>,
-    /// Refused: --memory-reservation.
-    #[arg(long = "memory-reservation", hide = true, value_name = "VALUE")]
-    pub memory_reservation: Vec<String>,
-    /// Refused: --memory-swap.
-    #[arg(long = "memory-swap", hide = true, value_name = "VALUE")]
-    pub memory_swap: Vec<String>,
     /// Refused: --memory-swappiness.
     #[arg(long = "memory-swappiness", hide = true, value_name = "VALUE")]
     pub memory_swappiness: Vec<String>,
@@ -174,38 +139,18 @@ impl RefusedCreate {
     /// The first refused flag given, with why: `(flag, reason)`.
     pub fn first_given(&self) -> Option<(&'static str, &'static str)> {
         let table: &[(bool, &'static str, &'static str)] = &[
-            (self.blkio_weight.given(), "blkio-weight", CGROUPS),
             (
                 self.blkio_weight_device.given(),
                 "blkio-weight-device",
                 CGROUPS,
             ),
             (self.cgroup_conf.given(), "cgroup-conf", CGROUPS),
-            (self.cgroup_parent.given(), "cgroup-parent", CGROUPS),
-            (self.cpu_period.given(), "cpu-period", CGROUPS),
-            (self.cpu_quota.given(), "cpu-quota", CGROUPS),
             (self.cpu_rt_period.given(), "cpu-rt-period", CGROUPS),
             (self.cpu_rt_runtime.given(), "cpu-rt-runtime", CGROUPS),
-            (self.cpu_shares.given(), "cpu-shares", CGROUPS),
-            (self.cpus.given(), "cpus", CGROUPS),
-            (self.cpuset_cpus.given(), "cpuset-cpus", CGROUPS),
-            (self.cpuset_mems.given(), "cpuset-mems", CGROUPS),
-            (
-                self.device_cgroup_rule.given(),
-                "device-cgroup-rule",
-                CGROUPS,
-            ),
             (self.device_read_bps.given(), "device-read-bps", CGROUPS),
             (self.device_read_iops.given(), "device-read-iops", CGROUPS),
             (self.device_write_bps.given(), "device-write-bps", CGROUPS),
             (self.device_write_iops.given(), "device-write-iops", CGROUPS),
-            (self.memory.given(), "memory", CGROUPS),
-            (
-                self.memory_reservation.given(),
-                "memory-reservation",
-                CGROUPS,
-            ),
-            (self.memory_swap.given(), "memory-swap", CGROUPS),
             (self.memory_swappiness.given(), "memory-swappiness", CGROUPS),
             (self.oom_kill_disable.given(), "oom-kill-disable", CGROUPS),
             (

@@ -45,7 +45,7 @@ pub fn stop(ctx: &Context, a: StopArgs) -> anyhow::Result<u8> {
     let mut failed = false;
     let named = !a.containers.is_empty() || !a.cidfile.is_empty();
     for mut c in found {
-        if !named && !matches!(c.live().status, Status::Running | Status::Stopping) {
+        if !named && !c.live().status.is_alive() {
             continue;
         }
         let t = Duration::from_secs(a.time.unwrap_or(c.config.stop_timeout));
@@ -135,6 +135,9 @@ pub fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<u8> {
     {
         let _names = containers.lock_names()?;
         containers.sweep_temp();
+        for (path, why) in cairn_engine::container::cgroups::remove_strays(&containers) {
+            tracing::warn!("remove the stray cgroup {path}: {why}");
+        }
     }
     let Targets { found, missing } = Selection {
         names: &a.containers,
@@ -279,9 +282,10 @@ pub fn wait(ctx: &Context, a: WaitArgs) -> anyhow::Result<u8> {
                 "running" => Status::Running,
                 "created" | "configured" | "initialized" => Status::Created,
                 "stopping" => Status::Stopping,
+                "paused" => Status::Paused,
                 other => {
                     return Err(usage(format!(
-                        "invalid --condition {other:?}: use stopped, exited, running, created or stopping"
+                        "invalid --condition {other:?}: use stopped, exited, running, created, stopping or paused"
                     )))
                 }
             });
@@ -354,7 +358,7 @@ pub fn port(ctx: &Context, a: PortArgs) -> anyhow::Result<u8> {
     let mut any = false;
     for c in &targets {
         // podman: only running containers have their ports published.
-        if !matches!(c.live().status, Status::Running | Status::Stopping) {
+        if !c.live().status.is_alive() {
             continue;
         }
         any |= !c.config.ports.is_empty();

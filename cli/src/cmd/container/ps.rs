@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_engine::container::{self, Container, Containers, Live, Status};
+use cairn_engine::container::{self, Container, Containers, Live};
 use serde_json::{json, Value};
 
 use super::args::PsArgs;
@@ -138,7 +138,7 @@ pub fn ps(ctx: &Context, a: PsArgs) -> anyhow::Result<u8> {
                 .ok()
                 .and_then(|t| t.timestamp_nanos_opt())
                 .unwrap_or(0);
-            (all || matches!(r.live.status, Status::Running | Status::Stopping))
+            (all || r.live.status.is_alive())
                 && filters.matches(&r.c, &r.live)
                 && (before.is_empty() || before.iter().any(|b| created < b.as_str()))
                 && (since.is_empty() || since.iter().any(|s| created > s.as_str()))

@@ -431,8 +431,15 @@ fn tabwrite(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The container's processes (host pids, ascending container pid).
-fn processes(pid: i32) -> anyhow::Result<Vec<Proc>> {
+/// The container's processes (host pids, ascending container pid): those
+/// of its cgroup when it has one (exec'd commands and, with `--pid host`,
+/// every process it started), else those of PID 1's pid namespace.
+fn processes(pid: i32, cgroup: Option<&[i32]>) -> anyhow::Result<Vec<Proc>> {
+    if let Some(pids) = cgroup {
+        let mut procs: Vec<Proc> = pids.iter().filter_map(|&p| Proc::read(p)).collect();
+        procs.sort_by_key(Proc::pid);
+        return Ok(procs);
+    }
     let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
         .map_err(|e| usage(format!("read the pid namespace of {pid}: {e}")))?;
     let mut procs = Vec::new();
@@ -468,8 +475,8 @@ fn boot_ns() -> i64 {
 }
 
 /// The psgo table for `c` (PID 1 is `pid`).
-fn table(pid: i32, want: &[&(&str, &str, &str)]) -> anyhow::Result<String> {
-    let procs = processes(pid)?;
+fn table(pid: i32, cgroup: Option<&[i32]>, want: &[&(&str, &str, &str)]) -> anyhow::Result<String> {
+    let procs = processes(pid, cgroup)?;
     let env = Env {
         in_ns: procs.iter().map(|p| (p.host_pid, p.pid())).collect(),
         users: container_names(pid, "/etc/passwd"),
@@ -568,7 +575,12 @@ pub fn top(ctx: &Context, a: TopArgs) -> anyhow::Result<u8> {
     })?;
     match descriptors(rest) {
         Some(want) => {
-            print!("{}", table(pid, &want)?);
+            let in_cgroup = cairn_engine::container::cgroups::of(&c)
+                .ok()
+                .flatten()
+                .and_then(|cg| cg.procs().ok())
+                .filter(|p| !p.is_empty());
+            print!("{}", table(pid, in_cgroup.as_deref(), &want)?);
             Ok(0)
         }
         None => ps_in_container(&c, pid, rest),

@@ -183,7 +183,7 @@ fn is_mounted(path: &Path) -> bool {
 /// mount through /proc (its root lives in its mount namespace), else the
 /// overlay `mount` made at `merged/`.
 fn mount_point(c: &Container) -> Option<PathBuf> {
-    if matches!(c.live().status, Status::Running | Status::Stopping) {
+    if c.live().status.is_alive() {
         return Some(PathBuf::from(format!("/proc/{}/root", c.state.pid)));
     }
     let m = merged_dir(c);

@@ -375,6 +375,7 @@ pub fn info_doc(ctx: &Context) -> anyhow::Result<Value> {
     let containers = Containers::new(ctx.root()).list()?;
     let count = |s: Status| containers.iter().filter(|c| c.live().status == s).count();
     let running = count(Status::Running) + count(Status::Stopping);
+    let paused = count(Status::Paused);
     let uname = nix::sys::utsname::uname().ok();
     let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
         uname
@@ -443,9 +444,9 @@ pub fn info_doc(ctx: &Context) -> anyhow::Result<Value> {
         "store": {
             "containerStore": {
                 "number": containers.len(),
-                "paused": 0,
+                "paused": paused,
                 "running": running,
-                "stopped": containers.len() - running,
+                "stopped": containers.len() - running - paused,
             },
             "graphDriverName": "overlay",
             "graphRoot": root,
