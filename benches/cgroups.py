@@ -9,12 +9,11 @@ with the current release build:
   cairn, no cgroup        `cairn run --rm --cgroups disabled IMG true`
   cairn, default          `cairn run --rm IMG true` (podman's default pids limit, 2048; device rules)
   cairn, limits           `cairn run --rm --memory 256m --cpus 1 --pids-limit 100 IMG true`
-  podman, default         `podman run --rm --network host IMG true`
+  podman, default         `podman run --rm IMG true`
   podman, limits          the same limits
 
-cairn runs with its default network (the host's); podman gets `--network
-host` too, its cheapest (a netavark bridge would cost it ~100 ms more), as in
-benches/hardening.py. The
+Both run with `--network host` (the bridge both default to as root costs
+~100 ms of netavark, which is not what is measured here). The
 five alternate run by run (rotating order) after 3 warm-up runs each; warm
 caches. Targets (issue 23): a cgroup with limits adds at most 3 ms median
 (cairn limits - cairn no cgroup, and default - no cgroup), and `run` stays at
@@ -66,9 +65,9 @@ def main():
     cairn = lifecycle.Cairn(binary, work / "c")
     podman = lifecycle.Podman(work / "p")
     cases = {
-        "cairn, no cgroup": (cairn, ["run", "--rm", "--cgroups", "disabled", IMAGE, "true"]),
-        "cairn, default": (cairn, ["run", "--rm", IMAGE, "true"]),
-        "cairn, limits": (cairn, ["run", "--rm", *LIMITS, IMAGE, "true"]),
+        "cairn, no cgroup": (cairn, ["run", "--rm", "--network", "host", "--cgroups", "disabled", IMAGE, "true"]),
+        "cairn, default": (cairn, ["run", "--rm", "--network", "host", IMAGE, "true"]),
+        "cairn, limits": (cairn, ["run", "--rm", "--network", "host", *LIMITS, IMAGE, "true"]),
         "podman, default": (podman, ["run", "--rm", "--network", "host", IMAGE, "true"]),
         "podman, limits": (podman, ["run", "--rm", "--network", "host", *LIMITS, IMAGE, "true"]),
     }
@@ -107,7 +106,7 @@ def main():
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores "
         f"(1-minute load average {load_start:.1f} at the start, {load[0]:.1f} at the end), root; "
         f"cairn {commit} (release build); {lifecycle.run_ok(['podman', '--version']).strip()} with crun "
-        "and the cgroupfs manager. cgroup v1 controllers (the host's); stores in /tmp (ext4). "
+        "and the cgroupfs manager; both `--network host`. cgroup v1 controllers (the host's); stores in /tmp (ext4). "
         "Warm caches, the five cases rotating, 3 warm-up runs each. Limits: `" + " ".join(LIMITS) + "`.\n",
         f"Probe (cairn with the limits, its own /proc/self/cgroup): `{' '.join(probe.split())}`\n",
         "| case | median ms | min ms | p90 ms | runs |",

@@ -362,10 +362,12 @@ fn replace_label_file_and_inspect() {
 fn refused_flags_create_nothing() {
     let c = Cairn::new().expect("cairn environment");
     let cases: &[(&[&str], &str)] = &[
-        (&["run", "--memory", "1g"], "Error: cairn does not support --memory (resource limits come with cgroup support, issue 23)"),
-        (&["run", "-m", "1g"], "Error: cairn does not support --memory (resource limits come with cgroup support, issue 23)"),
-        (&["create", "--cpus=2"], "Error: cairn does not support --cpus (resource limits come with cgroup support, issue 23)"),
-        (&["run", "--oom-kill-disable"], "Error: cairn does not support --oom-kill-disable (resource limits come with cgroup support, issue 23)"),
+        (&["run", "--memory-swappiness", "10"], "Error: cairn does not support --memory-swappiness (cairn sets memory, CPU, cpuset, pids and block I/O weight limits, not this one)"),
+        (&["create", "--device-read-bps=/dev/sda:1mb"], "Error: cairn does not support --device-read-bps (cairn sets memory, CPU, cpuset, pids and block I/O weight limits, not this one)"),
+        (&["run", "--oom-kill-disable"], "Error: cairn does not support --oom-kill-disable (cairn sets memory, CPU, cpuset, pids and block I/O weight limits, not this one)"),
+        (&["run", "--memory", "12q"], "Error: invalid value \"12q\" for --memory: unknown unit (a size such as 512m or 2g)"),
+        (&["create", "--cpus=2", "--cpu-quota", "5000"], "Error: --cpus cannot be set with --cpu-quota or --cpu-period: give one or the other"),
+        (&["run", "--device-cgroup-rule", "c 1:3 rwx"], "Error: invalid --device-cgroup-rule \"c 1:3 rwx\": device cgroup rule \"c 1:3 rwx\": the access must be some of r, w and m, each once (expected TYPE MAJOR:MINOR ACCESS, as \"c 1:3 rwm\" or \"b *:* m\", or \"a\") (a rule such as 'c 1:3 rwm' or 'b 8:* r')"),
         (&["run", "--secret", "s"], "Error: cairn does not support --secret (secrets are not supported yet: bind a file with -v SRC:DST:ro)"),
         (&["run", "--gpus", "all"], "Error: cairn does not support --gpus (GPU passthrough is not supported; --device binds a node)"),
         (&["run", "--restart", "always"], "Error: cairn does not support --restart (cairn has no restart manager yet: only no; restart with `cairn start`)"),

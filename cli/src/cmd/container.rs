@@ -98,6 +98,14 @@ fn check_create_flags(a: &CreateArgs) -> anyhow::Result<()> {
         "cairn does not create the image's VOLUMEs: only ignore",
     )?;
     flags::restart(a.restart.as_deref().unwrap_or(""), a.rm)?;
+    // The limits' values, before anything is pulled or created.
+    cgroups::resources(&a.resources.flags(), None).map_err(|e| usage(e.to_string()))?;
+    for r in &a.device_cgroup_rule {
+        cgroups::parse_device_rule(r).map_err(|e| usage(e.to_string()))?;
+    }
+    if let Some(p) = &a.cgroup_parent {
+        cgroup_parent(p)?;
+    }
     for o in &a.log_opt {
         if !o.starts_with("tag=") {
             return Err(flags::refuse(

@@ -581,9 +581,9 @@ pub fn strays(containers: &Containers) -> Vec<String> {
                 )
                 .map_or(true, |g| g.is_none());
                 let mut c = c.clone();
-                busy || (c.reload().is_ok()
-                    && c.state.cgroup.as_deref() == Some(path.as_str())
-                    && (c.pid_alive() || c.monitor_alive()))
+                // Its own cgroup while it runs, even when a start killed
+                // before it saved its state did not record the path.
+                busy || (c.reload().is_ok() && (c.pid_alive() || c.monitor_alive()))
             });
             if !live {
                 out.push(path);

@@ -63,6 +63,15 @@ pub fn start(c: &mut Container, attach: Attach) -> Result<Started> {
     }
     if c.live().status.is_alive() {
         if c.state.started_at.is_some() && c.state.pid > 0 {
+            // Adopted from a start killed before it saved its state: the
+            // cgroup is the one its monitor was given.
+            if c.state.cgroup.is_none() {
+                c.state.cgroup = super::read_json::<cairn_runtime::protocol::MonitorSpec>(
+                    &c.dir.join("monitor.json"),
+                )
+                .ok()
+                .and_then(|m| m.cgroup.map(|g| g.path));
+            }
             c.save_state()?;
         }
         return Ok(Started {

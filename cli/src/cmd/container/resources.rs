@@ -31,12 +31,15 @@ pub struct PauseArgs {
     /// Act on the latest container created.
     #[arg(short, long)]
     pub latest: bool,
+    /// Only the containers matching these filters (as `ps --filter`).
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
 }
 
 /// `cairn pause` (`unpause` when `!freeze`).
 pub fn pause(ctx: &Context, a: PauseArgs, freeze: bool) -> anyhow::Result<u8> {
     let verb = if freeze { "pause" } else { "unpause" };
-    if a.containers.is_empty() && a.cidfile.is_empty() && !a.all && !a.latest {
+    if a.containers.is_empty() && a.cidfile.is_empty() && !a.all && !a.latest && a.filters.is_empty() {
         return Err(usage(format!(
             "you must provide at least one container name or ID (or --all, --latest) to {verb}"
         )));
@@ -46,7 +49,8 @@ pub fn pause(ctx: &Context, a: PauseArgs, freeze: bool) -> anyhow::Result<u8> {
         names: &a.containers,
         cidfiles: &a.cidfile,
         latest: a.latest,
-        all: a.all,
+        all: a.all || (a.containers.is_empty() && !a.filters.is_empty()),
+        filters: &a.filters,
         ..Selection::default()
     }
     .resolve(&containers)?;
@@ -61,7 +65,7 @@ pub fn pause(ctx: &Context, a: PauseArgs, freeze: bool) -> anyhow::Result<u8> {
         } else {
             Status::Paused
         };
-        if a.all && status != want {
+        if (a.all || a.containers.is_empty()) && status != want {
             continue;
         }
         let r = if status != want {
@@ -488,10 +492,67 @@ pub struct UpdateArgs {
     /// Act on the latest container created.
     #[arg(short, long)]
     pub latest: bool,
+    /// podman's update flags cairn refuses by name.
+    #[command(flatten)]
+    pub refused: RefusedUpdate,
+}
+
+/// The reason behind refusing an update flag.
+const NOT_SET: &str =
+    "cairn sets memory, CPU, cpuset, pids and block I/O weight limits, not this one";
+
+/// `update` flags cairn refuses by name (hidden from `--help`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RefusedUpdate {
+    /// Refused: --blkio-weight-device.
+    #[arg(long = "blkio-weight-device", hide = true, value_name = "VALUE")]
+    pub blkio_weight_device: Vec<String>,
+    /// Refused: --cpu-rt-period.
+    #[arg(long = "cpu-rt-period", hide = true, value_name = "VALUE")]
+    pub cpu_rt_period: Vec<String>,
+    /// Refused: --cpu-rt-runtime.
+    #[arg(long = "cpu-rt-runtime", hide = true, value_name = "VALUE")]
+    pub cpu_rt_runtime: Vec<String>,
+    /// Refused: --device-read-bps.
+    #[arg(long = "device-read-bps", hide = true, value_name = "VALUE")]
+    pub device_read_bps: Vec<String>,
+    /// Refused: --device-read-iops.
+    #[arg(long = "device-read-iops", hide = true, value_name = "VALUE")]
+    pub device_read_iops: Vec<String>,
+    /// Refused: --device-write-bps.
+    #[arg(long = "device-write-bps", hide = true, value_name = "VALUE")]
+    pub device_write_bps: Vec<String>,
+    /// Refused: --device-write-iops.
+    #[arg(long = "device-write-iops", hide = true, value_name = "VALUE")]
+    pub device_write_iops: Vec<String>,
+    /// Refused: --memory-swappiness.
+    #[arg(long = "memory-swappiness", hide = true, value_name = "VALUE")]
+    pub memory_swappiness: Vec<String>,
+}
+
+impl RefusedUpdate {
+    /// The first refused flag given.
+    fn first_given(&self) -> Option<&'static str> {
+        [
+            (&self.blkio_weight_device, "blkio-weight-device"),
+            (&self.cpu_rt_period, "cpu-rt-period"),
+            (&self.cpu_rt_runtime, "cpu-rt-runtime"),
+            (&self.device_read_bps, "device-read-bps"),
+            (&self.device_read_iops, "device-read-iops"),
+            (&self.device_write_bps, "device-write-bps"),
+            (&self.device_write_iops, "device-write-iops"),
+            (&self.memory_swappiness, "memory-swappiness"),
+        ]
+        .into_iter()
+        .find_map(|(v, name)| (!v.is_empty()).then_some(name))
+    }
 }
 
 /// `cairn update`: new limits, recorded and (while it runs) applied.
 pub fn update(ctx: &Context, a: UpdateArgs) -> anyhow::Result<u8> {
+    if let Some(flag) = a.refused.first_given() {
+        return Err(super::flags::refuse(flag, NOT_SET));
+    }
     let containers = Containers::new(ctx.root());
     let names: Vec<String> = a.container.iter().cloned().collect();
     if names.is_empty() && !a.latest {
