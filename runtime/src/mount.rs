@@ -443,7 +443,10 @@ fn standard_ops(spec: &MountSpec) -> Vec<Op> {
         DevMode::Minimal => {
             // nodev: the nodes below are binds of the host's (mounts of
             // their own, which keep their flags) and devpts; a node the
-            // container's root makes here with mknod opens nothing.
+            // container's root makes here with mknod opens nothing. The
+            // binds are read-only: a device node on a read-only mount still
+            // opens for writing, but its inode (the host's own /dev/null)
+            // cannot be chowned or chmodded from the container.
             ops.push(Op::Fs {
                 fstype: "tmpfs",
                 target: p("/dev"),
@@ -452,10 +455,7 @@ fn standard_ops(spec: &MountSpec) -> Vec<Op> {
                 fallback: Fallback::None,
             });
             for n in DEV_NODES {
-                ops.push(bind_plain(
-                    BindSource::Host(Path::new("/dev").join(n)),
-                    p("/dev").join(n),
-                ));
+                ops.push(bind_host_node(Path::new("/dev").join(n), p("/dev").join(n)));
             }
             for (name, to) in DEV_LINKS {
                 ops.push(Op::Symlink {
@@ -554,6 +554,22 @@ fn bind_plain(source: BindSource, target: InRoot) -> Op {
     }
 }
 
+/// A bind of the host's device node `source`, read-only: the node opens
+/// for reading and writing as before (a read-only mount does not stop
+/// writes to a device), but chown, chmod, utimes and xattrs of its inode,
+/// the host's, fail with EROFS. Without it the container's root (CAP_CHOWN
+/// and CAP_FOWNER are in the default set) could `chmod 000 /dev/null` of
+/// the host, or give a host device to every host user.
+fn bind_host_node(source: PathBuf, target: InRoot) -> Op {
+    Op::Bind {
+        source: BindSource::Host(source),
+        target,
+        recursive: false,
+        flags: MsFlags::MS_RDONLY,
+        propagation: Propagation::Rprivate,
+    }
+}
+
 fn bind_rec(source: BindSource, target: InRoot) -> Op {
     Op::Bind {
         source,
@@ -647,7 +663,7 @@ fn apply_one(op: &Op, sys: &mut dyn Syscall) -> Result<()> {
         }
         Op::Mask(path) => match sys.kind(path)? {
             None => Ok(()),
-            Some(Kind::File) => apply_one(&bind_plain(BindSource::Host("/dev/null".into()), path.clone()), sys),
+            Some(Kind::File) => apply_one(&bind_host_node("/dev/null".into(), path.clone()), sys),
             Some(Kind::Dir) => sys.mount(
                 Source::Fs("tmpfs"),
                 path,
@@ -879,7 +895,9 @@ mod tests {
                 "mount tmpfs /dev tmpfs nosuid,nodev,strictatime mode=755,size=65536k",
                 "create file /dev/null",
                 "mount host:/dev/null /dev/null - bind -",
+                "remount /dev/null ro,remount,bind",
                 "mount host:/dev/tty /dev/tty - bind -",
+                "remount /dev/tty ro,remount,bind",
                 "symlink /dev/fd -> /proc/self/fd",
                 "symlink /dev/stderr -> /proc/self/fd/2",
                 "symlink /dev/ptmx -> pts/ptmx",
@@ -890,6 +908,7 @@ mod tests {
                 // masks: file → /dev/null, dir → empty ro tmpfs, missing → nothing
                 "mount tmpfs /proc/acpi tmpfs ro,nosuid,nodev,noexec size=0k,nr_inodes=1,mode=555",
                 "mount host:/dev/null /proc/kcore - bind -",
+                "remount /proc/kcore ro,remount,bind",
                 "mount tmpfs /sys/firmware tmpfs ro,nosuid,nodev,noexec size=0k,nr_inodes=1,mode=555",
                 // read-only paths: bound onto themselves, then really read-only
                 "mount root:/proc/sys /proc/sys - bind,rec -",

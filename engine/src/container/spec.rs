@@ -195,6 +195,10 @@ fn flag_mounts(c: &Config, dir: &Path) -> Result<Vec<Mount>> {
         let mut b = BindMount::new(d.host.clone(), InRoot::new(&d.container)?);
         b.recursive = false;
         b.nosuid = true;
+        // The host's own node: read-only, so the container's root cannot
+        // chown or chmod it (it still opens for writing, as the device
+        // cgroup allows).
+        b.readonly = true;
         mounts.push(Mount::Bind(b));
     }
     for d in &c.devpts {
