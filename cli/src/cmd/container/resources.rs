@@ -39,7 +39,12 @@ pub struct PauseArgs {
 /// `cairn pause` (`unpause` when `!freeze`).
 pub fn pause(ctx: &Context, a: PauseArgs, freeze: bool) -> anyhow::Result<u8> {
     let verb = if freeze { "pause" } else { "unpause" };
-    if a.containers.is_empty() && a.cidfile.is_empty() && !a.all && !a.latest && a.filters.is_empty() {
+    if a.containers.is_empty()
+        && a.cidfile.is_empty()
+        && !a.all
+        && !a.latest
+        && a.filters.is_empty()
+    {
         return Err(usage(format!(
             "you must provide at least one container name or ID (or --all, --latest) to {verb}"
         )));
