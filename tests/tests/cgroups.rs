@@ -982,3 +982,146 @@ fn cgroup_v2_placement_freezer_devices_stats() {
         assert!(r.stderr.contains("memory controller"), "{}", r.stderr);
     }
 }
+
+/// A cgroup v2 subtree delegated to the rootless test user, as systemd
+/// delegates `user@UID.service`: the directory and its `cgroup.procs`,
+/// `cgroup.subtree_control` and `cgroup.threads` are the user's, with a
+/// `session` child (the user's own processes) the same. Removed on drop.
+struct Delegated {
+    dir: PathBuf,
+}
+
+impl Delegated {
+    fn new(unified: &Path, uid: u32, gid: u32) -> Delegated {
+        let dir = unified.join(format!("cairn-test-deleg-{}", std::process::id()));
+        for d in [dir.clone(), dir.join("session")] {
+            fs::create_dir(&d).unwrap();
+            for f in [
+                "",
+                "cgroup.procs",
+                "cgroup.subtree_control",
+                "cgroup.threads",
+            ] {
+                std::os::unix::fs::chown(d.join(f), Some(uid), Some(gid)).unwrap();
+            }
+        }
+        Delegated { dir }
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        // Children first (the containers' cgroups, if any were left).
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut stack = vec![self.dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+            dirs.push(d);
+        }
+        for d in dirs.iter().rev() {
+            for p in fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+            {
+                let _ = Command::new("kill").args(["-9", p]).status();
+            }
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// Rootless cairn on cgroup v2 where the user has a delegated subtree: its
+/// command runs in a private mount namespace with the unified hierarchy on
+/// `/sys/fs/cgroup`, moved into the delegated `session` cgroup, then as the
+/// user.
+fn v2_rootless(c: &Cairn, deleg: &Path, args: &[&str]) -> cairn_tests::cairn::Run {
+    let inner = c.command(args);
+    let rel = deleg.strip_prefix("/sys/fs/cgroup/unified").unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t cgroup2 cgroup2 /sys/fs/cgroup && echo $$ > /sys/fs/cgroup/{}/session/cgroup.procs && exec \"$0\" \"$@\"",
+            rel.display()
+        ))
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env_clear()
+        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    let out = cmd.output().unwrap();
+    cairn_tests::cairn::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Rootless on cgroup v2 with a delegated subtree: the container gets a
+/// cgroup below the user's own, `pause` freezes it, a limit whose
+/// controller is not delegated is dropped with a warning naming it, and
+/// the cgroup is gone after `rm`.
+#[test]
+fn rootless_on_v2_with_a_delegated_subtree() {
+    if !is_root() {
+        eprintln!("skipped: the delegation is set up by root");
+        return;
+    }
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if !unified.join("cgroup.controllers").exists() {
+        eprintln!("skipped: no cgroup2 hierarchy on this host");
+        return;
+    }
+    let c = rootless_env();
+    let user = c.user().unwrap();
+    let deleg = Delegated::new(unified, user.uid, user.gid);
+    let ok = |args: &[&str]| {
+        let r = v2_rootless(&c, &deleg.dir, args);
+        assert_eq!(
+            r.code, 0,
+            "rootless cairn {args:?} on v2: {}{}",
+            r.stdout, r.stderr
+        );
+        r
+    };
+    ok(&["run", "-d", "--name", "rl2", IMAGE, "sleep", "1000"]);
+    let id = ok(&["inspect", "--format", "{{.Id}}", "rl2"])
+        .stdout
+        .trim()
+        .to_owned();
+    let dir = deleg.dir.join("session").join(format!("libpod-{id}"));
+    assert!(dir.is_dir(), "no cgroup {}", dir.display());
+    let pid = ok(&["inspect", "--format", "{{.State.Pid}}", "rl2"])
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(read(&dir.join("cgroup.procs")).lines().any(|p| p == pid));
+    ok(&["pause", "rl2"]);
+    assert!(read(&dir.join("cgroup.events")).contains("frozen 1"));
+    assert_eq!(
+        ok(&["inspect", "--format", "{{.State.Status}}", "rl2"])
+            .stdout
+            .trim(),
+        "paused"
+    );
+    ok(&["unpause", "rl2"]);
+    assert!(read(&dir.join("cgroup.events")).contains("frozen 0"));
+    ok(&["rm", "-f", "-t", "0", "rl2"]);
+    assert!(!dir.exists(), "{} left", dir.display());
+    // No memory controller is delegated here (it is bound to v1 on this
+    // host): the limit is dropped, and said so.
+    let has_memory = read(&deleg.dir.join("cgroup.controllers"))
+        .split_whitespace()
+        .any(|c| c == "memory");
+    if !has_memory {
+        let r = ok(&["run", "--rm", "--memory", "64m", IMAGE, "echo", "ran"]);
+        assert_eq!(r.stdout.trim(), "ran");
+        assert!(
+            r.stderr.contains("memory controller is not delegated"),
+            "{}",
+            r.stderr
+        );
+    }
+}
