@@ -336,8 +336,8 @@ fn a_paused_container_hangs_no_verb() {
 /// The device nodes an attacker wants, made with `mknod` (CAP_MKNOD
 /// added) on a tmpfs mounted `dev`, each opened for reading and for
 /// writing (dd with count=0 opens and moves nothing: a tty never blocks):
-/// all refused by the device cgroup. `/dev/console` (5:1) is allowed by
-/// podman's and crun's default rules and is left out.
+/// all refused by the device cgroup, the host's console (5:1) included
+/// (a container's `/dev/console` is its own pty).
 fn device_script(other: &LoopDevice) -> String {
     let (dmaj, dmin) = root_disk();
     let nodes = [
@@ -352,6 +352,7 @@ fn device_script(other: &LoopDevice) -> String {
         ("c", 10, 232), // /dev/kvm
         ("c", 7, 0),    // /dev/vcs
         ("c", 13, 63),  // /dev/input/mice
+        ("c", 5, 1),    // /dev/console
     ];
     let mut s = String::new();
     let mut all: Vec<(String, u64, u64)> = nodes

@@ -232,10 +232,11 @@ fn check_list(flag: &str, v: &str) -> Result<()> {
     }
 }
 
-/// The devices every container may use (podman's and crun's defaults):
-/// creating any node (opening it is what counts), `/dev/null`, `zero`,
-/// `full`, `random`, `urandom`, `tty`, `console`, `ptmx`, the ptys of
-/// devpts and `/dev/net/tun`.
+/// The devices every container may use (podman's defaults): creating any
+/// node (opening it is what counts), `/dev/null`, `zero`, `full`,
+/// `random`, `urandom`, `tty`, `ptmx`, the ptys of devpts and
+/// `/dev/net/tun`. Not the host's console (5:1): a container's
+/// `/dev/console` is its own pty.
 pub const DEFAULT_DEVICE_RULES: &[&str] = &[
     "c *:* m",
     "b *:* m",
@@ -245,7 +246,6 @@ pub const DEFAULT_DEVICE_RULES: &[&str] = &[
     "c 1:8 rwm",
     "c 1:9 rwm",
     "c 5:0 rwm",
-    "c 5:1 rwm",
     "c 5:2 rwm",
     "c 136:* rwm",
     "c 10:200 rwm",
