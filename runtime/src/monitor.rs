@@ -519,16 +519,17 @@ fn start<'a>(spec: &'a MonitorSpec, single: &SingleThreaded) -> Result<Monitor<'
         .join_net
         .as_deref()
         .map_or(Ok(()), join_net)
-        .and_then(|()| clone_child(spec, &plan, single));
-    let child = match cloned {
-        Ok(child) => child,
+        .and_then(|()| clone_child(spec, &plan, cgroup.as_ref(), single));
+    let (child, placed) = match cloned {
+        Ok(cloned) => cloned,
         Err(e) => {
             remove_cgroup(cgroup.as_ref());
             return Err(e);
         }
     };
     drop((out_w, err_w, error_w, stdin_src, plan.gate.take()));
-    let mut net = gate_w.and_then(|gate| prepare_and_open_gate(child, spec, cgroup.as_ref(), gate));
+    let to_place = cgroup.as_ref().filter(|_| !placed);
+    let mut net = gate_w.and_then(|gate| prepare_and_open_gate(child, spec, to_place, gate));
     let net_stderr = net.as_mut().and_then(|n| n.stderr.take());
     let console = console.map(|(ours, _theirs)| ours);
     for fd in [&out_r, &err_r, &error_r]
@@ -753,7 +754,15 @@ impl Wiring {
 
 /// `clone(2)` the container's first process into the spec's namespaces;
 /// the child runs [`child_main`] and never returns here.
-fn clone_child(spec: &MonitorSpec, plan: &ChildPlan, single: &SingleThreaded) -> Result<Pid> {
+/// On cgroup v2 the child is born in `cgroup` (clone3 with
+/// `CLONE_INTO_CGROUP`); the `bool` says so. Otherwise (v1, or a kernel
+/// without it) the gate moves it there.
+fn clone_child(
+    spec: &MonitorSpec,
+    plan: &ChildPlan,
+    cgroup: Option<&Cgroup>,
+    single: &SingleThreaded,
+) -> Result<(Pid, bool)> {
     let mut flags = spec
         .namespaces
         .iter()
@@ -762,9 +771,40 @@ fn clone_child(spec: &MonitorSpec, plan: &ChildPlan, single: &SingleThreaded) ->
         // The child makes it once it is in its cgroup (wait_gate).
         flags.remove(CloneFlags::CLONE_NEWCGROUP);
     }
+    let v2_dir = cgroup.and_then(Cgroup::v2_dir).and_then(|d| {
+        nix::fcntl::open(
+            &d,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()
+    });
+    if let Some(dir) = &v2_dir {
+        match crate::sys::clone_into_cgroup(single, flags, dir.as_fd()) {
+            Ok(ForkResult::Child) => child_main(plan),
+            Ok(ForkResult::Parent { child }) => return Ok((child, true)),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+                ) => {}
+            Err(e) => {
+                return Err(Error::sys(
+                    format!(
+                        "clone the first process of container {} into its cgroup {} in",
+                        spec.id,
+                        cgroup.map(Cgroup::path).unwrap_or_default()
+                    ),
+                    "cairn-monitor",
+                    e,
+                )
+                .hint("needs write access to the cgroup's cgroup.procs and to its parent's"))
+            }
+        }
+    }
     match crate::sys::clone_fork(single, flags) {
         Ok(ForkResult::Child) => child_main(plan),
-        Ok(ForkResult::Parent { child }) => Ok(child),
+        Ok(ForkResult::Parent { child }) => Ok((child, false)),
         Err(e) => Err(Error::sys(
             format!(
                 "clone the first process of container {} (namespaces {:?}) in",

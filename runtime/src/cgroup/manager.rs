@@ -108,6 +108,14 @@ impl Cgroup {
             .collect()
     }
 
+    /// Its directory on cgroup v2 (the one hierarchy); `None` on v1.
+    pub(crate) fn v2_dir(&self) -> Option<PathBuf> {
+        match self.h.version() {
+            super::Version::V2 => self.dirs().into_iter().next(),
+            super::Version::V1 => None,
+        }
+    }
+
     /// Its directory in the hierarchy of `controller`.
     fn dir_of(&self, controller: &str) -> Option<PathBuf> {
         self.h.base_of(controller).map(|b| under(b, &self.path))
