@@ -86,7 +86,7 @@ pub struct Run {
 
 impl Run {
     /// The run `out` records: its exit code (-1 when a signal ended it) and its output as text.
-    pub(crate) fn from(out: Output) -> Run {
+    pub fn from(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -29,6 +29,7 @@
 pub mod attack;
 pub mod cairn;
 mod certs;
+pub mod cgroups;
 pub mod clients;
 pub mod faultproxy;
 pub mod fixtures;

@@ -24,105 +24,17 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use cairn_tests::attack::{self, LoopDevice};
-use cairn_tests::cairn::Run;
-use cairn_tests::fixtures::refs;
-use cairn_tests::util::is_root;
+use cairn_tests::cgroups::{
+    cgroups_of, env, has_v2, id_of, inspect, read, root_disk, rootless_env, v1_dir, v2, wait_until,
+    IMAGE,
+};
 use cairn_tests::Cairn;
-
-const IMAGE: &str = "localhost/debian-min:latest";
-
-/// A store with [`IMAGE`]; its containers are removed on drop.
-struct Env {
-    cairn: Cairn,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.cairn.run(["unpause", "--all"]);
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-    }
-}
-
-fn env() -> Option<Env> {
-    if !is_root() {
-        eprintln!("skipped: needs root (cgroups are created under /sys/fs/cgroup)");
-        return None;
-    }
-    let cairn = Cairn::new().expect("cairn environment");
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    Some(Env { cairn })
-}
-
-fn rootless_env() -> Env {
-    let cairn = Cairn::rootless().expect("rootless environment (tests/support/test-user.sh)");
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    Env { cairn }
-}
-
-fn inspect(c: &Cairn, name: &str, template: &str) -> String {
-    c.ok(["inspect", "--format", template, name])
-        .trim_end()
-        .to_owned()
-}
-
-fn id_of(c: &Cairn, name: &str) -> String {
-    inspect(c, name, "{{.Id}}")
-}
-
-/// The v1 controllers this host mounts, and the named systemd hierarchy.
-const V1: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
-    "systemd",
-];
-
-fn v1_dir(controller: &str, id: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join("cairn")
-        .join(format!("libpod-{id}"))
-}
-
-/// Every cgroup directory of container `id` left in any hierarchy.
-fn cgroups_of(id: &str) -> Vec<PathBuf> {
-    let mut left: Vec<PathBuf> = V1
-        .iter()
-        .map(|c| v1_dir(c, id))
-        .filter(|d| d.exists())
-        .collect();
-    let v2 = Path::new("/sys/fs/cgroup/unified/cairn").join(format!("libpod-{id}"));
-    if v2.exists() {
-        left.push(v2);
-    }
-    left
-}
-
-fn read(p: &Path) -> String {
-    fs::read_to_string(p)
-        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-        .trim()
-        .to_owned()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(Duration::from_millis(20));
-    }
-}
 
 /// Host pids whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<i32> {
@@ -152,26 +64,6 @@ fn kill_all_with(marker: &str) {
         }
         sleep(Duration::from_millis(10));
     }
-}
-
-/// cairn in a private mount namespace whose `/sys/fs/cgroup` is a fresh
-/// cgroup2 mount (as tests/tests/cgroups.rs runs its v2 tests).
-fn v2(c: &Cairn, args: &[&str]) -> Run {
-    let mut cmd = c.tool("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$0\" \"$@\"")
-        .arg(cairn_tests::cairn::binary())
-        .args(args);
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn has_v2() -> bool {
-    Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists()
 }
 
 /// Root in the container, with no capability or with one a user might
@@ -376,15 +268,6 @@ fn device_script(other: &LoopDevice) -> String {
          echo done",
     );
     s
-}
-
-/// The host's root disk (major, minor).
-fn root_disk() -> (u64, u64) {
-    let dev = fs::metadata("/").unwrap().dev();
-    (
-        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
-        (dev & 0xff) | ((dev >> 12) & !0xff),
-    )
 }
 
 /// The device attack on v1 (the `devices` controller) and on v2 (the eBPF

@@ -18,102 +18,15 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use cairn_tests::attack::LoopDevice;
+use cairn_tests::cgroups::{
+    cgroups_of as any_cgroup_of, env, id_of, inspect, read, root_disk, rootless_env, v1_dir, v2,
+    wait_until, IMAGE,
+};
 use cairn_tests::fixtures::refs;
 use cairn_tests::podman::Podman;
 use cairn_tests::util::is_root;
 use cairn_tests::Cairn;
-
-const IMAGE: &str = "localhost/debian-min:latest";
-
-/// A store with [`IMAGE`]; its containers are removed on drop.
-struct Env {
-    cairn: Cairn,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.cairn.run(["unpause", "--all"]);
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-    }
-}
-
-fn env() -> Option<Env> {
-    if !is_root() {
-        eprintln!("skipped: needs root (cgroups are created under /sys/fs/cgroup)");
-        return None;
-    }
-    let cairn = Cairn::new().expect("cairn environment");
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    Some(Env { cairn })
-}
-
-fn rootless_env() -> Env {
-    let cairn = Cairn::rootless().expect("rootless environment (tests/support/test-user.sh)");
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    Env { cairn }
-}
-
-fn id_of(c: &Cairn, name: &str) -> String {
-    c.ok(["inspect", "--format", "{{.Id}}", name])
-        .trim()
-        .to_owned()
-}
-
-fn inspect(c: &Cairn, name: &str, template: &str) -> String {
-    c.ok(["inspect", "--format", template, name])
-        .trim_end()
-        .to_owned()
-}
-
-/// The v1 directory of container `id`'s cgroup in `controller`.
-fn v1_dir(controller: &str, id: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join("cairn")
-        .join(format!("libpod-{id}"))
-}
-
-fn read(p: &Path) -> String {
-    fs::read_to_string(p)
-        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-        .trim()
-        .to_owned()
-}
-
-/// The v1 controllers this host mounts (each in its own hierarchy here).
-const V1: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
-];
-
-/// Whether any hierarchy still has a cgroup of `id`.
-fn any_cgroup_of(id: &str) -> Vec<PathBuf> {
-    let mut left: Vec<PathBuf> = V1
-        .iter()
-        .chain(&["systemd"])
-        .map(|c| v1_dir(c, id))
-        .filter(|d| d.exists())
-        .collect();
-    let v2 = Path::new("/sys/fs/cgroup/unified/cairn").join(format!("libpod-{id}"));
-    if v2.exists() {
-        left.push(v2);
-    }
-    left
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(Duration::from_millis(20));
-    }
-}
 
 /// The container's PID 1 (host pid).
 fn pid_of(c: &Cairn, name: &str) -> i32 {
@@ -345,60 +258,6 @@ fn cpus_limit_half_a_core_and_update() {
     );
 }
 
-/// glibc's `major(3)` and `minor(3)` of a `dev_t`.
-fn major_minor(dev: u64) -> (u64, u64) {
-    (
-        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
-        (dev & 0xff) | ((dev >> 12) & !0xff),
-    )
-}
-
-/// A loop device of our own, detached on drop.
-struct Loop {
-    dev: String,
-    _file: tempfile::NamedTempFile,
-}
-
-impl Loop {
-    fn new() -> Loop {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        fs::write(file.path(), vec![0x5a; 1 << 20]).unwrap();
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(file.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Loop {
-            dev: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            _file: file,
-        }
-    }
-
-    fn numbers(&self) -> (u64, u64) {
-        use std::os::unix::fs::MetadataExt as _;
-        let rdev = fs::metadata(&self.dev).unwrap().rdev();
-        major_minor(rdev)
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-    }
-}
-
-/// The host's root disk: the device under `/` (what an attacker wants).
-fn root_disk() -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt as _;
-    let dev = fs::metadata("/").unwrap().dev();
-    major_minor(dev)
-}
-
 /// The attack: root in the container, with CAP_MKNOD added (not in
 /// podman's default set), makes a node of the host's root disk, and of another loop device,
 /// on a tmpfs mounted with `dev` (so `nodev` does not save the host: only
@@ -407,9 +266,12 @@ fn root_disk() -> (u64, u64) {
 #[test]
 fn device_cgroup_allows_the_given_device_only() {
     let Some(c) = env() else { return };
-    let (given, other) = (Loop::new(), Loop::new());
-    let (gmaj, gmin) = given.numbers();
-    let (omaj, omin) = other.numbers();
+    let given = LoopDevice::new("given").expect("loop device");
+    let other = LoopDevice::new("other").expect("loop device");
+    let (gmaj, gmin) = (given.major, given.minor);
+    let (omaj, omin) = (other.major, other.minor);
+    // What `head -c 4 | od -c` prints of each device's first bytes.
+    let (given4, other4) = (&given.pattern[..4], &other.pattern[..4]);
     let (dmaj, dmin) = root_disk();
     let script = format!(
         "head -c 4 /dev/given | od -An -c | tr -d ' \\n'; echo; \
@@ -428,7 +290,7 @@ fn device_cgroup_allows_the_given_device_only() {
         "--tmpfs",
         "/t:dev,exec",
         "--device",
-        &format!("{}:/dev/given", given.dev),
+        &format!("{}:/dev/given", given.device.display()),
         IMAGE,
         "sh",
         "-c",
@@ -438,7 +300,7 @@ fn device_cgroup_allows_the_given_device_only() {
     assert_eq!(
         lines,
         [
-            "ZZZZ",
+            given4,
             "made-disk",
             "disk-denied",
             "made-other",
@@ -463,7 +325,7 @@ fn device_cgroup_allows_the_given_device_only() {
     ]);
     assert_eq!(
         out.trim(),
-        "ZZZZ",
+        other4,
         "the attack itself does not work here: {out}"
     );
     // --device-cgroup-rule adds access by number.
@@ -481,7 +343,7 @@ fn device_cgroup_allows_the_given_device_only() {
         "-c",
         &format!("mknod /t/other b {omaj} {omin} && head -c 4 /t/other | od -An -c | tr -d ' \\n'"),
     ]);
-    assert_eq!(out.trim(), "ZZZZ", "{out}");
+    assert_eq!(out.trim(), other4, "{out}");
 }
 
 /// `pause` freezes a counter, `unpause` resumes it; while paused, ps and
@@ -873,22 +735,6 @@ fn rootless_on_v1_warns_and_runs() {
     assert!(r.stderr.contains("no cgroup"), "{}", r.stderr);
 }
 
-/// cairn in a private mount namespace whose `/sys/fs/cgroup` is the
-/// unified (v2) hierarchy: what every cairn command of a v2 test runs as.
-fn v2(c: &Cairn, args: &[&str]) -> cairn_tests::cairn::Run {
-    let mut cmd = c.tool("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$0\" \"$@\"")
-        .arg(cairn_tests::cairn::binary())
-        .args(args);
-    let out = cmd.output().unwrap();
-    cairn_tests::cairn::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn v2_ok(c: &Cairn, args: &[&str]) -> String {
     let r = v2(c, args);
     assert_eq!(r.code, 0, "cairn {args:?} on v2: {}{}", r.stdout, r.stderr);
@@ -1051,12 +897,7 @@ fn v2_rootless(c: &Cairn, deleg: &Path, args: &[&str]) -> cairn_tests::cairn::Ru
         .args(inner.get_args())
         .env_clear()
         .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
-    let out = cmd.output().unwrap();
-    cairn_tests::cairn::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cairn_tests::cairn::Run::from(cmd.output().unwrap())
 }
 
 /// Rootless on cgroup v2 with a delegated subtree: the container gets a

@@ -27,7 +27,7 @@ impl Given for Option<bool> {
 }
 
 /// The reason behind refusing a resource flag.
-const CGROUPS: &str =
+pub(super) const CGROUPS: &str =
     "cairn sets memory, CPU, cpuset, pids and block I/O weight limits, not this one";
 /// The reason behind refusing a network flag.
 const NETWORK: &str = "cairn's bridge networks are IPv4 only";

@@ -502,10 +502,6 @@ pub struct UpdateArgs {
     pub refused: RefusedUpdate,
 }
 
-/// The reason behind refusing an update flag.
-const NOT_SET: &str =
-    "cairn sets memory, CPU, cpuset, pids and block I/O weight limits, not this one";
-
 /// `update` flags cairn refuses by name (hidden from `--help`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct RefusedUpdate {
@@ -556,7 +552,7 @@ impl RefusedUpdate {
 /// `cairn update`: new limits, recorded and (while it runs) applied.
 pub fn update(ctx: &Context, a: UpdateArgs) -> anyhow::Result<u8> {
     if let Some(flag) = a.refused.first_given() {
-        return Err(super::flags::refuse(flag, NOT_SET));
+        return Err(super::flags::refuse(flag, super::flags::CGROUPS));
     }
     let containers = Containers::new(ctx.root());
     let names: Vec<String> = a.container.iter().cloned().collect();
