@@ -50,9 +50,12 @@ fn fork_bomb_stops_at_the_pids_limit() {
         IMAGE,
         "bash",
         "-c",
-        // A fork bomb (every call forks two more), then forks forever:
-        // bash survives a failed fork, so the cgroup stays at its limit.
-        "b() { b | b & }; b; while :; do sleep 1000 & done",
+        // A fork bomb (every call forks two more), then forks forever,
+        // in the background: a bash whose fork fails may give up and
+        // exit, so the container's own process is a `sleep` that never
+        // forks, and the `sleep 1000`s the loop started hold the cgroup
+        // at its limit whatever becomes of the bombs.
+        "b() { b | b & }; (b; while :; do sleep 1000 & done) & exec sleep 100000",
     ]);
     let id = id_of(&c, "bomb");
     let pids = v1_dir("pids", &id);
