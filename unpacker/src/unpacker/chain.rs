@@ -76,8 +76,15 @@ impl Unpacker {
 /// Builds the missing layer directories of an image root, lowest first,
 /// each from its layer's plan diffed with the plan below it, and holds
 /// every chain's lock (shared) until dropped.
-pub(super) struct ChainBuilder<'u> {
-    u: &'u Unpacker,
+///
+/// Planning is done in order, in the caller's thread; writing a layer's
+/// directory (the diff materialized, its plan saved) runs in a thread of
+/// `scope`, so it overlaps with the decoding of the layers above it and
+/// with the other layers' directories. [`ChainBuilder::finish`] waits for
+/// them all.
+pub(super) struct ChainBuilder<'s, 'e> {
+    u: &'e Unpacker,
+    scope: &'s std::thread::Scope<'s, 'e>,
     /// The first `applied` layers (more than `k + 1` when planned ahead:
     /// then a lower chain that must be built after all is planned apart).
     applied: usize,
@@ -86,170 +93,242 @@ pub(super) struct ChainBuilder<'u> {
     spare: Option<Plan>,
     /// The lowest layers, planned from a saved plan: no changesets.
     saved: usize,
-    guards: Vec<LockGuard>,
-    skipped: Vec<String>,
-    stats: Stats,
+    /// Every layer's directory, lowest first: there already, or being
+    /// written.
+    chains: Vec<Chain<'s>>,
 }
 
-impl<'u> ChainBuilder<'u> {
+/// A layer directory of [`ChainBuilder`]: its lock and what its writer
+/// found (the devices it skipped, what it wrote when it wrote it).
+type Built = (LockGuard, Vec<String>, Option<Stats>);
+
+enum Chain<'s> {
+    There(Built),
+    Building(std::thread::ScopedJoinHandle<'s, Result<Built, Error>>),
+}
+
+impl<'s, 'e> ChainBuilder<'s, 'e> {
     pub(super) fn new(
-        u: &'u Unpacker,
+        u: &'e Unpacker,
+        scope: &'s std::thread::Scope<'s, 'e>,
         start: Option<(usize, Plan, Option<Plan>)>,
         saved: usize,
-    ) -> ChainBuilder<'u> {
+    ) -> ChainBuilder<'s, 'e> {
         let (applied, plan, spare) = start.unwrap_or((0, Plan::new(), None));
         ChainBuilder {
             u,
+            scope,
             applied,
             plan,
             spare,
             saved,
-            guards: Vec::new(),
-            skipped: Vec::new(),
-            stats: Stats::default(),
+            chains: Vec::new(),
         }
     }
 
-    /// Layer `k` (the last of `layers`): its directory `name` is there
-    /// when this returns, and locked.
+    /// Layer `k` (the last of `layers`): its directory `name` is there,
+    /// or being written, when this returns; there and locked after
+    /// [`ChainBuilder::finish`].
     pub(super) fn add(&mut self, k: usize, layers: &[Changeset], name: &str) -> Result<(), Error> {
-        let chains_dir = self.u.chains_dir();
-        let path = chains_dir.join(name);
+        let path = self.u.chains_dir().join(name);
+        let present = path.exists();
         let mut below = None;
         if self.applied == k {
             // The copy made ahead is of the plan as it is now only here.
             // Kept only for a directory to build: while a copy is held,
             // applying the layer copies every directory it changes.
             let spare = self.spare.take();
-            if !path.exists() {
+            if !present {
                 below = Some(spare.unwrap_or_else(|| self.plan.clone()));
             }
             self.plan.apply(&layers[k])?;
             self.applied += 1;
         }
-        let lock = format!("chain-{name}");
-        let guard = loop {
-            let shared = self.u.lock_in(&lock, LockMode::Shared)?;
+        if present {
+            let shared = self.u.lock_in(&chain_lock(name), LockMode::Shared)?;
             if path.exists() {
-                break shared;
+                let skipped = skipped_devices(&path);
+                self.chains.push(Chain::There((shared, skipped, None)));
+                return Ok(());
             }
-            drop(shared);
-            let _building = self.u.lock(&lock)?;
-            if path.exists() {
-                continue;
-            }
-            // Temps of this chain are a killed builder's (or a killed
-            // collection's): our lock excludes live ones.
-            sweep_temps(&chains_dir, &format!("{name}.tmp-"));
-            // This layer's plan (with those below) and its diff. Planning
-            // it apart needs the changesets below, which a saved plan
-            // replaced: the root builder saw every directory under the new
-            // layers there and locked them, so only a hand removed this one.
-            let removed = || Error::Corrupt {
-                layer: name.to_owned(),
-                detail: "its layer directory was removed while the image root was built; pull \
-                         again"
-                    .into(),
-            };
-            let (apart, diff) = if self.applied == k + 1 {
-                let below = match below.take() {
-                    Some(b) => b,
-                    // Deleted since we looked (a collection): plan again.
-                    None if self.saved == 0 => Plan::from_layers(&layers[..k])?,
-                    None => return Err(removed()),
-                };
-                (None, self.plan.diff(&below))
-            } else if self.saved > 0 {
-                return Err(removed());
-            } else {
-                let plan = Plan::from_layers(&layers[..=k])?;
-                let diff = plan.diff(&Plan::from_layers(&layers[..k])?);
-                (Some(plan), diff)
-            };
-            let tmp = chains_dir.join(format!("{name}.tmp-{}", std::process::id()));
-            let started = std::time::Instant::now();
-            let built = (|| -> Result<Stats, Error> {
-                let target = tmp.join("diff");
-                fs::create_dir_all(&target).io_context("create", &target)?;
-                let st = materialize(
-                    &diff,
-                    &self.u.objects,
-                    &target,
-                    MaterializeOptions {
-                        mode: Mode::Hardlink,
-                        ownership: self.u.opts.ownership,
-                        devices: Devices::Skip,
-                    },
-                )?;
-                let info = ChainInfo {
-                    skipped_devices: st.skipped_devices.clone(),
-                };
-                let info_path = tmp.join("info.json");
-                fs::write(&info_path, serde_json::to_vec(&info).expect("serializes"))
-                    .io_context("write", &info_path)?;
-                let materialized = started.elapsed();
-                save_plan(&tmp.join("plan"), apart.as_ref().unwrap_or(&self.plan))?;
-                fs::rename(&tmp, &path).io_context("rename layer directory into place", &path)?;
-                tracing::debug!(
-                    "layer directory {name} (layer {k}): {} linked, {} directories in {:?}, \
-                     its plan saved after {:?}",
-                    st.linked,
-                    st.dirs,
-                    materialized,
-                    started.elapsed()
-                );
-                Ok(st)
-            })();
-            match built {
-                Ok(st) => {
-                    let s = &mut self.stats;
-                    s.dirs += st.dirs;
-                    s.linked += st.linked;
-                    s.copied += st.copied;
-                    s.symlinks += st.symlinks;
-                    s.specials += st.specials;
-                    s.whiteouts += st.whiteouts;
-                }
-                Err(e) => {
-                    let _ = remove_tree(&tmp);
-                    return Err(e);
-                }
-            }
+            // Removed since we looked (a collection): built below.
+        }
+        // This layer's plan (with those below) and its diff. Planning it
+        // apart needs the changesets below, which a saved plan replaced:
+        // the root builder saw every directory under the new layers there
+        // and locked them, so only a hand removed this one.
+        let removed = || Error::Corrupt {
+            layer: name.to_owned(),
+            detail: "its layer directory was removed while the image root was built; pull again"
+                .into(),
         };
-        let info_path = path.join("info.json");
-        let info: ChainInfo = fs::read(&info_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        self.skipped.extend(info.skipped_devices);
-        self.guards.push(guard);
+        let (plan, diff) = if self.applied == k + 1 {
+            let below = match below.take() {
+                Some(b) => b,
+                None if self.saved == 0 => Plan::from_layers(&layers[..k])?,
+                None => return Err(removed()),
+            };
+            (plan_bytes(&self.plan), self.plan.diff(&below))
+        } else if self.saved > 0 {
+            return Err(removed());
+        } else {
+            let plan = Plan::from_layers(&layers[..=k])?;
+            let diff = plan.diff(&Plan::from_layers(&layers[..k])?);
+            (plan_bytes(&plan), diff)
+        };
+        let (u, name) = (self.u, name.to_owned());
+        let writer = std::thread::Builder::new()
+            .name("cairn-chain".into())
+            .spawn_scoped(self.scope, move || write_chain(u, k, &name, &diff, &plan))
+            .io_context("start a thread to write layer directory", &path)?;
+        self.chains.push(Chain::Building(writer));
         Ok(())
     }
 
-    /// The root's info, the chains' locks and what was written.
-    pub(super) fn finish(mut self, chains: &[String]) -> (RootInfo, Vec<LockGuard>, Stats) {
-        self.skipped.sort();
-        self.skipped.dedup();
+    /// Waits for every layer directory: the root's info, the chains' locks
+    /// and what was written.
+    pub(super) fn finish(
+        self,
+        chains: &[String],
+    ) -> Result<(RootInfo, Vec<LockGuard>, Stats), Error> {
+        let mut guards = Vec::with_capacity(self.chains.len());
+        let mut skipped = Vec::new();
+        let mut stats = Stats::default();
+        let mut failed = None;
+        for c in self.chains {
+            let built = match c {
+                Chain::There(b) => Ok(b),
+                Chain::Building(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            };
+            match built {
+                Ok((guard, s, st)) => {
+                    guards.push(guard);
+                    skipped.extend(s);
+                    if let Some(st) = st {
+                        stats.dirs += st.dirs;
+                        stats.linked += st.linked;
+                        stats.copied += st.copied;
+                        stats.symlinks += st.symlinks;
+                        stats.specials += st.specials;
+                        stats.whiteouts += st.whiteouts;
+                    }
+                }
+                // The first (lowest) failure is reported; every writer is
+                // waited for first.
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        skipped.sort();
+        skipped.dedup();
         let info = RootInfo {
             format: ROOT_FORMAT,
             size: self.plan.content_bytes(),
-            skipped_devices: self.skipped,
+            skipped_devices: skipped,
             chains: chains.to_vec(),
         };
-        (info, self.guards, self.stats)
+        Ok((info, guards, stats))
     }
 }
 
-/// Writes a chain's plan (into its temp directory, renamed with it).
-fn save_plan(path: &Path, plan: &Plan) -> Result<(), Error> {
+fn chain_lock(name: &str) -> String {
+    format!("chain-{name}")
+}
+
+/// The devices a layer directory's writer skipped (its `info.json`).
+fn skipped_devices(path: &Path) -> Vec<String> {
+    fs::read(path.join("info.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ChainInfo>(&b).ok())
+        .unwrap_or_default()
+        .skipped_devices
+}
+
+/// Writes layer `k`'s directory `name` (its `diff` materialized, `plan`
+/// saved beside it) in a temp directory renamed into place, unless another
+/// writer did; returns it locked (shared). Written again if it is removed
+/// (a collection) before it is locked.
+fn write_chain(
+    u: &Unpacker,
+    k: usize,
+    name: &str,
+    diff: &Plan,
+    plan: &[u8],
+) -> Result<Built, Error> {
+    let chains_dir = u.chains_dir();
+    let path = chains_dir.join(name);
+    let lock = chain_lock(name);
+    let mut wrote = None;
+    loop {
+        let shared = u.lock_in(&lock, LockMode::Shared)?;
+        if path.exists() {
+            return Ok((shared, skipped_devices(&path), wrote));
+        }
+        drop(shared);
+        let _building = u.lock(&lock)?;
+        if path.exists() {
+            continue;
+        }
+        // Temps of this chain are a killed builder's (or a killed
+        // collection's): our lock excludes live ones.
+        sweep_temps(&chains_dir, &format!("{name}.tmp-"));
+        let tmp = chains_dir.join(format!("{name}.tmp-{}", std::process::id()));
+        let started = std::time::Instant::now();
+        let built = (|| -> Result<Stats, Error> {
+            let target = tmp.join("diff");
+            fs::create_dir_all(&target).io_context("create", &target)?;
+            let st = materialize(
+                diff,
+                &u.objects,
+                &target,
+                MaterializeOptions {
+                    mode: Mode::Hardlink,
+                    ownership: u.opts.ownership,
+                    devices: Devices::Skip,
+                },
+            )?;
+            let info = ChainInfo {
+                skipped_devices: st.skipped_devices.clone(),
+            };
+            let info_path = tmp.join("info.json");
+            fs::write(&info_path, serde_json::to_vec(&info).expect("serializes"))
+                .io_context("write", &info_path)?;
+            let materialized = started.elapsed();
+            let plan_path = tmp.join("plan");
+            fs::write(&plan_path, plan).io_context("write", &plan_path)?;
+            fs::rename(&tmp, &path).io_context("rename layer directory into place", &path)?;
+            tracing::debug!(
+                "layer directory {name} (layer {k}): {} linked, {} directories in {:?}, its \
+                 plan saved after {:?}",
+                st.linked,
+                st.dirs,
+                materialized,
+                started.elapsed()
+            );
+            Ok(st)
+        })();
+        match built {
+            Ok(st) => wrote = Some(st),
+            Err(e) => {
+                let _ = remove_tree(&tmp);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// A chain's plan as saved: magic, the body's BLAKE3, the body (postcard).
+fn plan_bytes(plan: &Plan) -> Vec<u8> {
     let body = postcard::to_stdvec(plan).expect("plans serialize");
     let mut bytes = Vec::with_capacity(PLAN_MAGIC.len() + 32 + body.len());
     bytes.extend_from_slice(PLAN_MAGIC);
     bytes.extend_from_slice(blake3::hash(&body).as_bytes());
     bytes.extend_from_slice(&body);
-    fs::write(path, bytes)
-        .io_context("write", path)
-        .map_err(Error::from)
+    bytes
 }
 
 /// A chain's saved plan, if it is whole (it is written without fsync: a

@@ -212,13 +212,15 @@ impl Unpacker {
             fs::create_dir_all(tmp).io_context("create", tmp)?;
             let (info, guards, stats) = if stacked {
                 // Each layer's directory as soon as it and those below it
-                // are decoded.
-                let mut chain_builder = ChainBuilder::new(self, start, saved);
-                self.layers_in_order(image, verify, known, |k, layers| {
-                    chain_builder.add(k, layers, &chains[k])
-                })?;
-                decoded = started.elapsed();
-                chain_builder.finish(&chains)
+                // are decoded, written while the layers above decode.
+                std::thread::scope(|scope| {
+                    let mut chain_builder = ChainBuilder::new(self, scope, start, saved);
+                    self.layers_in_order(image, verify, known, |k, layers| {
+                        chain_builder.add(k, layers, &chains[k])
+                    })?;
+                    decoded = started.elapsed();
+                    chain_builder.finish(&chains)
+                })?
             } else {
                 let layers = self.layers_from(image, verify, known)?;
                 decoded = started.elapsed();
