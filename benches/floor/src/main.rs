@@ -2,7 +2,10 @@
 //!
 //! `pull-floor decompress BLOB...` decompresses every blob (gzip or zstd, by
 //! magic bytes) to a sink, the blobs split over the cores (largest first,
-//! greedy), and prints `decompress <wall seconds>`.
+//! greedy), and prints `decompress <wall seconds> cpu=<CPU seconds>`.
+//! `pull-floor verify BLOB...` does the same and computes the SHA-256 of
+//! each blob and of its decompressed stream (the blob digest and the diff
+//! id a puller checks): `verify <wall seconds> cpu=<CPU seconds>`.
 //!
 //! `pull-floor create OUTDIR BLOB...` (layers lowest first) decodes every
 //! layer into memory and computes the image's final tree (later entries
@@ -12,9 +15,10 @@
 //! first; the regular files split over the cores (create exclusive, write,
 //! owner when root, mode, mtime); symlinks; hard links; then directory
 //! owner, mode and mtime, deepest first. It prints
-//! `create <secs> files=N dirs=N symlinks=N bytes=N hardlinks=N`.
+//! `create <secs> files=N dirs=N symlinks=N bytes=N hardlinks=N cpu=<CPU secs>`.
 //! Device nodes and FIFOs are skipped, as cairn skips them in image roots.
 
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
 use std::io::{self, BufReader, Read, Write};
@@ -29,12 +33,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-const USAGE: &str = "usage: pull-floor decompress BLOB...\n       pull-floor create OUTDIR BLOB...";
+const USAGE: &str =
+    "usage: pull-floor decompress BLOB...\n       pull-floor verify BLOB...\n       \
+                     pull-floor create OUTDIR BLOB...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let res = match args.split_first() {
-        Some((cmd, blobs)) if cmd == "decompress" && !blobs.is_empty() => decompress(blobs),
+        Some((cmd, blobs)) if cmd == "decompress" && !blobs.is_empty() => decompress(blobs, false),
+        Some((cmd, blobs)) if cmd == "verify" && !blobs.is_empty() => decompress(blobs, true),
         Some((cmd, rest)) if cmd == "create" && rest.len() >= 2 => {
             create(Path::new(&rest[0]), &rest[1..])
         }
@@ -49,16 +56,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// CPU seconds (user + system) this process has used so far, all its
+/// threads (`/proc/self/stat`, in clock ticks of 10 ms).
+fn cpu_secs() -> Result<f64> {
+    let stat = fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = &stat[stat.rfind(')').ok_or("/proc/self/stat: no command name")? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
+    Ok(ticks as f64 / 100.0)
+}
+
+/// A reader that feeds what it reads to a SHA-256.
+struct Hashing<R> {
+    inner: R,
+    sha: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 fn cores() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// A decoder for `blob`, chosen by its magic bytes.
-fn open_decoder(blob: &str) -> Result<Box<dyn Read>> {
-    let mut file = BufReader::with_capacity(
-        1 << 20,
-        File::open(blob).map_err(|e| format!("{blob}: {e}"))?,
-    );
+/// A decoder for `blob`, chosen by its magic bytes; with `verify`, the
+/// compressed bytes go through a SHA-256 too (the blob's digest).
+fn open_decoder(blob: &str, verify: bool) -> Result<Box<dyn Read>> {
+    let file: Box<dyn Read> = Box::new(File::open(blob).map_err(|e| format!("{blob}: {e}"))?);
+    let file: Box<dyn Read> = if verify {
+        Box::new(Hashing {
+            inner: file,
+            sha: Sha256::new(),
+        })
+    } else {
+        file
+    };
+    let mut file = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; 4];
     let head = {
         let buf = io::BufRead::fill_buf(&mut file)?;
@@ -94,7 +133,10 @@ fn greedy<T>(mut items: Vec<(u64, T)>, n: usize) -> Vec<Vec<T>> {
         .collect()
 }
 
-fn decompress(blobs: &[String]) -> Result<()> {
+/// Every layer decompressed to a sink, the layers split over the cores;
+/// with `verify` also the SHA-256 of each blob and of its decompressed
+/// stream (its diff id), the two digests OCI asks a puller to check.
+fn decompress(blobs: &[String], verify: bool) -> Result<()> {
     let mut items = Vec::new();
     for b in blobs {
         items.push((
@@ -103,7 +145,7 @@ fn decompress(blobs: &[String]) -> Result<()> {
         ));
     }
     let bins = greedy(items, cores());
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_secs()?);
     thread::scope(|s| {
         let handles: Vec<_> = bins
             .into_iter()
@@ -111,11 +153,16 @@ fn decompress(blobs: &[String]) -> Result<()> {
                 s.spawn(move || -> Result<()> {
                     let mut buf = vec![0u8; 1 << 20];
                     for blob in bin {
-                        let mut dec = open_decoder(blob)?;
+                        let mut dec = open_decoder(blob, verify)?;
+                        let mut diff_id = verify.then(Sha256::new);
                         loop {
                             match dec.read(&mut buf) {
                                 Ok(0) => break,
-                                Ok(_) => {}
+                                Ok(n) => {
+                                    if let Some(h) = diff_id.as_mut() {
+                                        h.update(&buf[..n]);
+                                    }
+                                }
                                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                                 Err(e) => return Err(format!("{blob}: {e}").into()),
                             }
@@ -129,7 +176,12 @@ fn decompress(blobs: &[String]) -> Result<()> {
             .into_iter()
             .try_for_each(|h| h.join().map_err(|_| "a decoder panicked")?)
     })?;
-    println!("decompress {:.6}", start.elapsed().as_secs_f64());
+    println!(
+        "{} {:.6} cpu={:.2}",
+        if verify { "verify" } else { "decompress" },
+        start.elapsed().as_secs_f64(),
+        cpu_secs()? - cpu
+    );
     Ok(())
 }
 
@@ -184,7 +236,7 @@ fn clean(p: &Path) -> Result<Option<PathBuf>> {
 }
 
 fn decode_layer(blob: &str) -> Result<Vec<Item>> {
-    let mut ar = tar::Archive::new(open_decoder(blob)?);
+    let mut ar = tar::Archive::new(open_decoder(blob, false)?);
     let mut items = Vec::new();
     for entry in ar.entries()? {
         let mut entry = entry?;
@@ -475,12 +527,13 @@ fn create(out: &Path, blobs: &[String]) -> Result<()> {
     }
     let root = is_root()?;
     let p = plan(out, &tree);
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_secs()?);
     materialize(&p, root)?;
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs()? - cpu;
     let bytes: usize = p.files.iter().map(|(_, d, _)| d.len()).sum();
     println!(
-        "create {secs:.6} files={} dirs={} symlinks={} bytes={bytes} hardlinks={}",
+        "create {secs:.6} files={} dirs={} symlinks={} bytes={bytes} hardlinks={} cpu={cpu:.2}",
         p.files.len(),
         p.dirs.len(),
         p.symlinks.len(),
