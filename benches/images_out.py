@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pull import FS_HELP, REGISTRY_HELP, REPO, Registry, bench_fs, drop_caches, sh, timed  # noqa: E402
+from pull import (FS_HELP, REGISTRY_HELP, REPO, Registry, add_build_args, bench_fs, drop_caches,  # noqa: E402
+                  release_binaries, require_root, sh, timed)
 from unpack import podman_reset, rm  # noqa: E402
 
 IMAGE = "localhost/bench-four:latest"
@@ -279,20 +280,10 @@ def main():
     ap.add_argument("--out", default=str(REPO / "benches/results/images_out.md"))
     ap.add_argument("--fs", default="ext4", choices=["ext4", "here"], help=FS_HELP)
     ap.add_argument("--registry-storage", default="ram", choices=["ram", "fs"], help=REGISTRY_HELP)
-    ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--cairn", help="the cairn binary to time (default: a release build of this "
-                    "tree, in $CARGO_TARGET_DIR or target/)")
+    add_build_args(ap)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root: the page cache is dropped before every timed run")
-    if args.cairn:
-        cairn = str(Path(args.cairn).resolve())
-    else:
-        if not args.no_build:
-            subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cairn-cli", "-p", "cairn-runtime"],
-                           cwd=REPO, check=True)
-        target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-        cairn = str(target / "release/cairn")
+    require_root()
+    cairn, _ = release_binaries(args, [] if args.cairn else ["cairn-runtime"])
     cache = sh(str(REPO / "tests/support/build-images.sh"), "--bench").stdout.strip().splitlines()[-1]
     load_start = os.getloadavg()
     results, notes = {}, []

@@ -107,6 +107,30 @@ def timed(cmd, env=None):
     return wall, rss_kib / 1024
 
 
+def add_build_args(ap):
+    """--no-build and --cairn, as every bench timing a release cairn takes them."""
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--cairn", help="the cairn binary to time (default: a release build of this "
+                    "tree, in $CARGO_TARGET_DIR or target/)")
+
+
+def require_root():
+    if os.geteuid() != 0:
+        sys.exit("run as root: the page cache is dropped before every timed run")
+
+
+def release_binaries(args, packages=(), names=()):
+    """The cairn binary (--cairn, else this tree's release build) and the release binaries
+    `names`, building `packages` (and cairn-cli unless --cairn) first unless --no-build."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    pkgs = [*packages] + ([] if args.cairn else ["cairn-cli"])
+    if not args.no_build and pkgs:
+        subprocess.run(["cargo", "build", "--release", "--quiet", *(a for p in pkgs for a in ("-p", p))],
+                       cwd=REPO, check=True)
+    cairn = str(Path(args.cairn).resolve()) if args.cairn else str(target / "release/cairn")
+    return cairn, [str(target / "release" / n) for n in names]
+
+
 REGISTRY_HELP = ("where the registry keeps its blobs: 'ram' (default) a directory in /dev/shm, as a "
                  "remote registry whose disk is not the client's; 'fs' the work directory, so the "
                  "registry's cold reads and the client's writes share one disk")

@@ -54,7 +54,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pull import FS_HELP, REGISTRY_HELP, REPO, Registry, bench_fs, drop_caches, sh, timed  # noqa: E402
+from pull import (FS_HELP, REGISTRY_HELP, REPO, Registry, add_build_args, bench_fs, drop_caches,  # noqa: E402
+                  release_binaries, require_root, sh, timed)
 from rootless import User, cairn_env, podman_env  # noqa: E402
 from unpack import podman_reset, rm  # noqa: E402
 
@@ -169,16 +170,6 @@ def pull_once(tool, user, ref, cairn, work, runroot, tag):
     return wall, rss
 
 
-def build(args):
-    """(cairn, pull-floor) binaries."""
-    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-    pkgs = ["-p", "cairn-bench-floor"] + ([] if args.cairn else ["-p", "cairn-cli"])
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--quiet", *pkgs], cwd=REPO, check=True)
-    cairn = str(Path(args.cairn).resolve()) if args.cairn else str(target / "release/cairn")
-    return cairn, str(target / "release/pull-floor")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -188,13 +179,10 @@ def main():
     ap.add_argument("--users", type=comma_list(["root", "rootless"]), default=["root", "rootless"])
     ap.add_argument("--compressions", type=comma_list(["gz", "zst"]), default=["gz", "zst"])
     ap.add_argument("--out", default=str(REPO / "benches/results/pull-matrix.md"))
-    ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--cairn", help="the cairn binary to time (default: a release build of this "
-                    "tree, in $CARGO_TARGET_DIR or target/)")
+    add_build_args(ap)
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root: the page cache is dropped before every timed run")
-    cairn, floor = build(args)
+    require_root()
+    cairn, (floor,) = release_binaries(args, ["cairn-bench-floor"], ["pull-floor"])
     layout = sh(str(REPO / "tests/support/build-images.sh"), "--bench").stdout.strip().splitlines()[-1]
     user = None
     if "rootless" in args.users:
