@@ -103,8 +103,18 @@ pub(super) struct ChainBuilder<'s, 'e> {
 type Built = (LockGuard, Vec<String>, Option<Stats>);
 
 enum Chain<'s> {
-    There(Built),
+    Done(Result<Built, Error>),
     Building(std::thread::ScopedJoinHandle<'s, Result<Built, Error>>),
+}
+
+impl Chain<'_> {
+    /// Waits for its writer, if it has one still running.
+    fn join(self) -> Result<Built, Error> {
+        match self {
+            Chain::Done(r) => r,
+            Chain::Building(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        }
+    }
 }
 
 impl<'s, 'e> ChainBuilder<'s, 'e> {
@@ -148,7 +158,7 @@ impl<'s, 'e> ChainBuilder<'s, 'e> {
             let shared = self.u.lock_in(&chain_lock(name), LockMode::Shared)?;
             if path.exists() {
                 let skipped = skipped_devices(&path);
-                self.chains.push(Chain::There((shared, skipped, None)));
+                self.chains.push(Chain::Done(Ok((shared, skipped, None))));
                 return Ok(());
             }
             // Removed since we looked (a collection): built below.
@@ -176,6 +186,19 @@ impl<'s, 'e> ChainBuilder<'s, 'e> {
             let diff = plan.diff(&Plan::from_layers(&layers[..k])?);
             (plan_bytes(&plan), diff)
         };
+        // At most as many writers as cores at once (an image root built
+        // again from cached changesets plans every layer at once): the
+        // oldest is waited for first.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        loop {
+            let mut running =
+                (0..self.chains.len()).filter(|&i| matches!(self.chains[i], Chain::Building(_)));
+            let (Some(oldest), true) = (running.next(), running.count() + 1 >= cores) else {
+                break;
+            };
+            let done = self.chains.remove(oldest).join();
+            self.chains.insert(oldest, Chain::Done(done));
+        }
         let (u, name) = (self.u, name.to_owned());
         let writer = std::thread::Builder::new()
             .name("cairn-chain".into())
@@ -196,11 +219,7 @@ impl<'s, 'e> ChainBuilder<'s, 'e> {
         let mut stats = Stats::default();
         let mut failed = None;
         for c in self.chains {
-            let built = match c {
-                Chain::There(b) => Ok(b),
-                Chain::Building(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            };
-            match built {
+            match c.join() {
                 Ok((guard, s, st)) => {
                     guards.push(guard);
                     skipped.extend(s);
