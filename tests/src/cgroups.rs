@@ -11,49 +11,27 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::cairn::{Cairn, Run};
-use crate::fixtures::refs;
+use crate::fixtures::FixtureStore;
 use crate::util::is_root;
 
 /// The name the fixture image gets in every store of these suites.
 pub const IMAGE: &str = "localhost/debian-min:latest";
 
-/// A store with [`IMAGE`]; its containers are unpaused and removed on drop.
-#[derive(Debug)]
-pub struct Env {
-    cairn: Cairn,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.cairn.run(["unpause", "--all"]);
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-    }
-}
-
-/// A root store, or `None` (said on stderr) when not root: cgroups are
-/// created under /sys/fs/cgroup.
-pub fn env() -> Option<Env> {
+/// A root store with [`IMAGE`] (its containers unpaused and removed on
+/// drop), or `None` (said on stderr) when not root: cgroups are created
+/// under /sys/fs/cgroup.
+pub fn env() -> Option<FixtureStore> {
     if !is_root() {
         eprintln!("skipped: needs root (cgroups are created under /sys/fs/cgroup)");
         return None;
     }
-    let cairn = Cairn::new().expect("cairn environment");
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    Some(Env { cairn })
+    Some(FixtureStore::linked(IMAGE).unpausing())
 }
 
-/// A store of the rootless test user.
-pub fn rootless_env() -> Env {
+/// A store of the rootless test user with [`IMAGE`].
+pub fn rootless_env() -> FixtureStore {
     let cairn = Cairn::rootless().expect("rootless environment (tests/support/test-user.sh)");
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    Env { cairn }
+    FixtureStore::pulled(cairn, IMAGE).unpausing()
 }
 
 /// `inspect --format TEMPLATE NAME`, trailing newline cut.

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Refs in the fixture layout.
 pub mod refs {
@@ -83,4 +83,115 @@ pub fn manifest_and_layers(name: &str) -> (String, Vec<String>) {
         .map(|l| l["digest"].as_str().expect("a layer digest").to_owned())
         .collect();
     (digest, layers)
+}
+
+/// A store holding the fixture `debian-min` under one name, for one test;
+/// its containers are removed (SIGKILL at once) when it is dropped: nothing
+/// of a failed test's containers matters, but none may outlive it.
+#[derive(Debug)]
+pub struct FixtureStore {
+    cairn: crate::Cairn,
+    unpause: bool,
+    _template: Option<Arc<tempfile::TempDir>>,
+}
+
+impl std::ops::Deref for FixtureStore {
+    type Target = crate::Cairn;
+    fn deref(&self) -> &crate::Cairn {
+        &self.cairn
+    }
+}
+
+impl std::ops::DerefMut for FixtureStore {
+    fn deref_mut(&mut self) -> &mut crate::Cairn {
+        &mut self.cairn
+    }
+}
+
+impl Drop for FixtureStore {
+    fn drop(&mut self) {
+        if self.unpause {
+            let _ = self.cairn.run(["unpause", "--all"]);
+        }
+        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
+    }
+}
+
+impl FixtureStore {
+    /// `debian-min` pulled into `cairn`'s own store (a rootless user's,
+    /// say) and named `name` alone.
+    pub fn pulled(cairn: crate::Cairn, name: &str) -> FixtureStore {
+        cairn.pull_fixture_as(refs::DEBIAN_MIN, name);
+        FixtureStore {
+            cairn,
+            unpause: false,
+            _template: None,
+        }
+    }
+
+    /// A root store with `debian-min` named `name`: a hard-linked copy of
+    /// one import shared by the tests of this process running at the same
+    /// time. Importing unpacks 120 MB, which is slow on this VM's disk
+    /// (seconds, see DESIGN.md); blobs, objects and image roots are never
+    /// written in place (new files are renamed in, overlay lower
+    /// directories are read-only), so they are linked, and the small
+    /// mutable files are copied.
+    pub fn linked(name: &str) -> FixtureStore {
+        let template = template(name);
+        let cairn = crate::Cairn::new().expect("cairn environment");
+        let from = template.path().join("store");
+        let to = cairn.root();
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap().flatten() {
+            let entry_name = entry.file_name();
+            if ["blobs", "objects", "images", "layers"].contains(&entry_name.to_str().unwrap()) {
+                let st = Command::new("cp")
+                    .arg("-al")
+                    .arg(entry.path())
+                    .arg(to.join(&entry_name))
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "cp -al {}", entry.path().display());
+            } else if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), to.join(&entry_name)).unwrap();
+            } else {
+                // locks/, tmp/, containers/, events/: fresh and empty.
+                std::fs::create_dir(to.join(&entry_name)).unwrap();
+            }
+        }
+        FixtureStore {
+            cairn,
+            unpause: false,
+            _template: Some(template),
+        }
+    }
+
+    /// Unpauses every container before they are removed on drop (a frozen
+    /// container's processes would wait for the thaw).
+    pub fn unpausing(mut self) -> FixtureStore {
+        self.unpause = true;
+        self
+    }
+}
+
+/// The import [`FixtureStore::linked`] copies for `name`, made on first use
+/// and kept while a store linked from it lives.
+fn template(name: &str) -> Arc<tempfile::TempDir> {
+    static TEMPLATES: Mutex<Vec<(String, Weak<tempfile::TempDir>)>> = Mutex::new(Vec::new());
+    let mut guard = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(t) = guard
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, t)| t.upgrade())
+    {
+        return t;
+    }
+    let dir = crate::util::temp_dir("fixture-store").expect("temp dir");
+    let mut cairn = crate::Cairn::new().expect("cairn environment");
+    cairn.set_root(&dir.path().join("store"));
+    cairn.pull_fixture_as(refs::DEBIAN_MIN, name);
+    let t = Arc::new(dir);
+    guard.retain(|(n, _)| n != name);
+    guard.push((name.to_owned(), Arc::downgrade(&t)));
+    t
 }

@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::process::Stdio;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cairn_tests::fixtures::refs;
+use cairn_tests::fixtures::{refs, FixtureStore};
 use cairn_tests::podman::Podman;
 use cairn_tests::Cairn;
 use serde_json::Value;
@@ -22,71 +22,10 @@ use serde_json::Value;
 /// The fixture image's name in every store (its only name).
 const IMAGE: &str = "localhost/debian-min:latest";
 
-/// A store with the fixture image; every container is removed on drop.
-struct Env {
-    cairn: Cairn,
-    _template: Arc<tempfile::TempDir>,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-    }
-}
-
-/// One import of the fixture, shared by the tests running at once; each
-/// test gets a hard-linked copy (as tests/lifecycle.rs does), with an empty
-/// event log.
-fn template() -> Arc<tempfile::TempDir> {
-    static TEMPLATE: Mutex<Weak<tempfile::TempDir>> = Mutex::new(Weak::new());
-    let mut guard = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(t) = guard.upgrade() {
-        return t;
-    }
-    let dir = cairn_tests::util::temp_dir("events-image").expect("temp dir");
-    let mut cairn = Cairn::new().expect("cairn environment");
-    cairn.set_root(&dir.path().join("store"));
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    let t = Arc::new(dir);
-    *guard = Arc::downgrade(&t);
-    t
-}
-
-fn env() -> Env {
-    let template = template();
-    let cairn = Cairn::new().expect("cairn environment");
-    let from = template.path().join("store");
-    let to = cairn.root();
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(&from).unwrap().flatten() {
-        let name = entry.file_name();
-        let name_s = name.to_str().unwrap();
-        if ["blobs", "objects", "images", "layers"].contains(&name_s) {
-            let st = Command::new("cp")
-                .arg("-al")
-                .arg(entry.path())
-                .arg(to.join(&name))
-                .status()
-                .unwrap();
-            assert!(st.success(), "cp -al {}", entry.path().display());
-        } else if entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), to.join(&name)).unwrap();
-        } else {
-            // locks/, tmp/, containers/, events/: fresh and empty.
-            fs::create_dir(to.join(&name)).unwrap();
-        }
-    }
-    Env {
-        cairn,
-        _template: template,
-    }
+/// A store with the fixture image (an empty event log); its containers
+/// are removed on drop.
+fn env() -> FixtureStore {
+    FixtureStore::linked(IMAGE)
 }
 
 /// Every event of the log, as podman's JSON (`--stream=false --format json`),

@@ -2,95 +2,25 @@
 //! exec, ps, inspect, logs, wait, rename, cp, rmi of an image in use) through
 //! the real `cairn` binary and its helpers, with the real Debian test image,
 //! real namespaces and a real pty. Every test has its own store and removes
-//! its containers (also when it fails: [`Env`]'s drop).
+//! its containers (also when it fails: [`FixtureStore`]'s drop).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, Weak};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use cairn_tests::fixtures::refs;
+use cairn_tests::fixtures::{refs, FixtureStore};
 use cairn_tests::{Cairn, Registry, RegistryOptions};
 
 /// The name the fixture image gets in every store (its only name).
 const IMAGE: &str = "localhost/debian-min:latest";
 
-/// A store with the fixture image under [`IMAGE`]; every container is
-/// removed on drop.
-struct Env {
-    cairn: Cairn,
-    /// Keeps the imported image this store's files are linked from.
-    _template: Arc<tempfile::TempDir>,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // SIGKILL at once: nothing of a failed test's containers matters,
-        // but no container process may outlive it.
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-    }
-}
-
-/// A store of `debian-min` imported from the fixture layout (no registry)
-/// and named [`IMAGE`], shared by the tests running at the same time.
-/// Importing unpacks 120 MB, which is slow on this VM's disk (seconds, see
-/// DESIGN.md), so each test gets a hard-linked copy of this one instead:
-/// blobs, objects and image roots are never written in place (new files are
-/// renamed in, overlay lower dirs are read-only), and the small mutable
-/// files are copied.
-fn template() -> Arc<tempfile::TempDir> {
-    static TEMPLATE: Mutex<Weak<tempfile::TempDir>> = Mutex::new(Weak::new());
-    let mut guard = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(t) = guard.upgrade() {
-        return t;
-    }
-    let dir = cairn_tests::util::temp_dir("lifecycle-image").expect("temp dir");
-    let mut cairn = Cairn::new().expect("cairn environment");
-    cairn.set_root(&dir.path().join("store"));
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    let t = Arc::new(dir);
-    *guard = Arc::downgrade(&t);
-    t
-}
-
-fn env() -> Env {
-    let template = template();
-    let cairn = Cairn::new().expect("cairn environment");
-    let from = template.path().join("store");
-    let to = cairn.root();
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(&from).unwrap().flatten() {
-        let name = entry.file_name();
-        let linked = ["blobs", "objects", "images", "layers"].contains(&name.to_str().unwrap());
-        if linked {
-            let st = Command::new("cp")
-                .arg("-al")
-                .arg(entry.path())
-                .arg(to.join(&name))
-                .status()
-                .unwrap();
-            assert!(st.success(), "cp -al {}", entry.path().display());
-        } else if entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), to.join(&name)).unwrap();
-        } else {
-            // locks/, tmp/, containers/: fresh and empty.
-            fs::create_dir(to.join(&name)).unwrap();
-        }
-    }
-    let c = Env {
-        cairn,
-        _template: template,
-    };
+/// A store with the fixture image named [`IMAGE`] alone; its containers
+/// are removed on drop.
+fn env() -> FixtureStore {
+    let c = FixtureStore::linked(IMAGE);
     assert_eq!(
         c.ok(["images", "--format", "{{.Repository}}:{{.Tag}}"]),
         format!("{IMAGE}\n")
@@ -319,7 +249,7 @@ fn users_and_groups_come_from_the_containers_files() {
 #[test]
 fn environment_is_image_env_then_flags_and_workdir_applies() {
     let mut c = env();
-    c.cairn.env("FROM_CALLER", "caller-value");
+    c.env("FROM_CALLER", "caller-value");
     let env_file = c.scratch().join("vars.env");
     fs::write(
         &env_file,
@@ -1162,7 +1092,7 @@ fn tmpfs_starts_with_the_images_files() {
 #[test]
 fn the_callers_environment_never_reaches_the_container() {
     let mut c = env();
-    c.cairn.env("CAIRN_TEST_HOST_SECRET", "host-secret-5f3a");
+    c.env("CAIRN_TEST_HOST_SECRET", "host-secret-5f3a");
     for init in [false, true] {
         let name = format!("envleak-{init}");
         let mut args = vec!["run", "-d", "--name", &name, "-e", "MINE=1"];

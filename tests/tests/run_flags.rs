@@ -10,79 +10,19 @@
 use std::fs;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use cairn_tests::fixtures::refs;
+use cairn_tests::fixtures::{refs, FixtureStore};
 use cairn_tests::podman::Podman;
 use cairn_tests::Cairn;
 
 /// The name the fixture image gets in every store.
 const IMAGE: &str = "localhost/debian-min:latest";
 
-/// A store holding [`IMAGE`]; its containers are removed on drop.
-struct Env {
-    cairn: Cairn,
-    _template: Arc<tempfile::TempDir>,
-}
-
-impl std::ops::Deref for Env {
-    type Target = Cairn;
-    fn deref(&self) -> &Cairn {
-        &self.cairn
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.cairn.run(["rm", "-a", "-f", "-t", "0"]);
-    }
-}
-
-/// One imported store shared by the tests running at the same time; each
-/// test gets a hard-linked copy (as the lifecycle tests do).
-fn template() -> Arc<tempfile::TempDir> {
-    static TEMPLATE: Mutex<Weak<tempfile::TempDir>> = Mutex::new(Weak::new());
-    let mut guard = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(t) = guard.upgrade() {
-        return t;
-    }
-    let dir = cairn_tests::util::temp_dir("runflags-image").expect("temp dir");
-    let mut cairn = Cairn::new().expect("cairn environment");
-    cairn.set_root(&dir.path().join("store"));
-    cairn.pull_fixture_as(refs::DEBIAN_MIN, IMAGE);
-    let t = Arc::new(dir);
-    *guard = Arc::downgrade(&t);
-    t
-}
-
-fn env() -> Env {
-    let template = template();
-    let cairn = Cairn::new().expect("cairn environment");
-    let from = template.path().join("store");
-    let to = cairn.root();
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(&from).unwrap().flatten() {
-        let name = entry.file_name();
-        if ["blobs", "objects", "images", "layers"].contains(&name.to_str().unwrap()) {
-            let st = Command::new("cp")
-                .arg("-al")
-                .arg(entry.path())
-                .arg(to.join(&name))
-                .status()
-                .unwrap();
-            assert!(st.success());
-        } else if entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), to.join(&name)).unwrap();
-        } else {
-            fs::create_dir(to.join(&name)).unwrap();
-        }
-    }
-    Env {
-        cairn,
-        _template: template,
-    }
+/// A store with the fixture image; its containers are removed on drop.
+fn env() -> FixtureStore {
+    FixtureStore::linked(IMAGE)
 }
 
 fn inspect(c: &Cairn, name: &str, template: &str) -> String {
